@@ -1,0 +1,383 @@
+//! [`Config`]: everything the engine is told, with defaults that are safe, checked once by
+//! [`LatchkeyBuilder::build`](crate::LatchkeyBuilder::build).
+
+use std::time::Duration;
+
+use url::Url;
+
+use crate::Error;
+
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// The engine's configuration. Start from [`Config::new`] and change what you need;
+/// secrets (pepper, encryption keys) are given to the builder, not kept here.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Config {
+    /// The public origin of the application (`https://app.example.com`): links are built
+    /// from it (never from a request's `Host`) and WebAuthn checks it. `http` is accepted
+    /// only for `localhost`, `127.0.0.1` and `[::1]`.
+    pub public_origin: String,
+    /// The `iss` of issued tokens. Defaults to the public origin.
+    pub issuer: String,
+    /// The `aud` of issued access tokens. Defaults to the public origin.
+    pub audience: String,
+    /// The WebAuthn relying-party id: the origin's host or a registrable suffix of it.
+    /// `None` uses the origin's host.
+    pub rp_id: Option<String>,
+    /// The relying party's name, shown by authenticators.
+    pub rp_name: String,
+    /// How long things live.
+    pub ttl: Ttl,
+    /// One-time code shape.
+    pub codes: CodePolicy,
+    /// Rate limits and attempt budgets.
+    pub limits: Limits,
+}
+
+impl Config {
+    /// A configuration for an app served at `public_origin`, with default lifetimes and
+    /// limits.
+    pub fn new(public_origin: impl Into<String>) -> Self {
+        let public_origin = public_origin.into();
+        Config {
+            issuer: public_origin.clone(),
+            audience: public_origin.clone(),
+            public_origin,
+            rp_id: None,
+            rp_name: "latchkey".into(),
+            ttl: Ttl::default(),
+            codes: CodePolicy::default(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Checks every field and resolves the derived ones.
+    pub(crate) fn validate(self) -> Result<ValidConfig, Error> {
+        let bad = |msg: String| Err(Error::Config(msg));
+        let origin = parse_origin(&self.public_origin)?;
+        let host = origin.host_str().unwrap_or_default().to_owned();
+        let rp_id = self.rp_id.clone().unwrap_or_else(|| host.clone());
+        if !(host == rp_id || host.ends_with(&format!(".{rp_id}"))) || rp_id.is_empty() {
+            return bad(format!(
+                "rp_id {rp_id:?} must be the origin's host {host:?} or a parent domain of it"
+            ));
+        }
+        if self.issuer.trim().is_empty() || self.audience.trim().is_empty() {
+            return bad("issuer and audience must not be empty".into());
+        }
+        if self.rp_name.trim().is_empty() {
+            return bad("rp_name must not be empty".into());
+        }
+        self.ttl.validate()?;
+        self.codes.validate()?;
+        self.limits.validate()?;
+        Ok(ValidConfig {
+            origin,
+            rp_id,
+            config: self,
+        })
+    }
+}
+
+fn parse_origin(text: &str) -> Result<Url, Error> {
+    let bad = |why: &str| Err(Error::Config(format!("public_origin {text:?} {why}")));
+    let Ok(url) = Url::parse(text) else {
+        return bad("is not a URL");
+    };
+    let Some(host) = url.host_str() else {
+        return bad("has no host");
+    };
+    let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => return bad("must use https (http is allowed only for localhost)"),
+        _ => return bad("must be an https origin"),
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return bad("must be an origin only, without path, query or fragment");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return bad("must not contain credentials");
+    }
+    Ok(url)
+}
+
+/// A [`Config`] that passed validation, with its derived values.
+#[derive(Debug, Clone)]
+pub(crate) struct ValidConfig {
+    pub(crate) config: Config,
+    pub(crate) origin: Url,
+    pub(crate) rp_id: String,
+}
+
+/// Lifetimes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Ttl {
+    /// Access tokens (JWT). Default 15 minutes; at most 24 hours.
+    pub access_token: Duration,
+    /// A session and its refresh tokens, from sign-in (absolute). Default 30 days.
+    pub session: Duration,
+    /// Magic links. Default 15 minutes; at most 24 hours.
+    pub magic_link: Duration,
+    /// Email and SMS one-time codes. Default 10 minutes; at most 1 hour.
+    pub one_time_code: Duration,
+    /// Authorization codes. Default 60 seconds; at most 10 minutes (RFC 6749 §4.1.2).
+    pub auth_code: Duration,
+    /// The MFA step after a first factor. Default 5 minutes; at most 30 minutes.
+    pub mfa_token: Duration,
+    /// A WebAuthn ceremony. Default 5 minutes; at most 30 minutes.
+    pub webauthn_ceremony: Duration,
+}
+
+impl Default for Ttl {
+    fn default() -> Self {
+        Ttl {
+            access_token: 15 * MINUTE,
+            session: 30 * DAY,
+            magic_link: 15 * MINUTE,
+            one_time_code: 10 * MINUTE,
+            auth_code: MINUTE,
+            mfa_token: 5 * MINUTE,
+            webauthn_ceremony: 5 * MINUTE,
+        }
+    }
+}
+
+impl Ttl {
+    fn validate(&self) -> Result<(), Error> {
+        let checks = [
+            ("access_token", self.access_token, DAY),
+            ("session", self.session, 400 * DAY),
+            ("magic_link", self.magic_link, DAY),
+            ("one_time_code", self.one_time_code, HOUR),
+            ("auth_code", self.auth_code, 10 * MINUTE),
+            ("mfa_token", self.mfa_token, 30 * MINUTE),
+            ("webauthn_ceremony", self.webauthn_ceremony, 30 * MINUTE),
+        ];
+        for (name, value, max) in checks {
+            if value < Duration::from_secs(1) || value > max {
+                return Err(Error::Config(format!(
+                    "ttl.{name} must be between 1 s and {} s",
+                    max.as_secs()
+                )));
+            }
+        }
+        if self.access_token > self.session {
+            return Err(Error::Config(
+                "ttl.access_token must not outlive ttl.session".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The shape of one-time codes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CodePolicy {
+    /// Digits per code: 6 (default) to 8.
+    pub digits: u8,
+    /// Wrong tries a code request allows before it dies: 1 to 5 (default 5). Resends do not
+    /// refill it.
+    pub max_attempts: u32,
+}
+
+impl Default for CodePolicy {
+    fn default() -> Self {
+        CodePolicy {
+            digits: 6,
+            max_attempts: 5,
+        }
+    }
+}
+
+impl CodePolicy {
+    fn validate(&self) -> Result<(), Error> {
+        if !(6..=8).contains(&self.digits) {
+            return Err(Error::Config("codes.digits must be 6 to 8".into()));
+        }
+        if !(1..=5).contains(&self.max_attempts) {
+            return Err(Error::Config("codes.max_attempts must be 1 to 5".into()));
+        }
+        Ok(())
+    }
+}
+
+/// How a [`RateLimit`] counts time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// Counts from the first hit for one window, then starts again. Cheapest; allows up to
+    /// twice the limit across a window boundary.
+    Fixed,
+    /// Weighs the previous window by how much of it still overlaps the last `window`
+    /// (two counters per key). Smooth; no boundary burst.
+    Sliding,
+}
+
+/// At most `max` events per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Events allowed per window.
+    pub max: u32,
+    /// The window's length.
+    pub window: Duration,
+    /// How the window moves.
+    pub kind: Window,
+}
+
+impl RateLimit {
+    /// `max` per `window`, sliding.
+    pub const fn sliding(max: u32, window: Duration) -> Self {
+        RateLimit {
+            max,
+            window,
+            kind: Window::Sliding,
+        }
+    }
+
+    /// `max` per `window`, fixed.
+    pub const fn fixed(max: u32, window: Duration) -> Self {
+        RateLimit {
+            max,
+            window,
+            kind: Window::Fixed,
+        }
+    }
+
+    fn validate(&self, name: &str, most: u32) -> Result<(), Error> {
+        if self.max == 0 || self.max > most {
+            return Err(Error::Config(format!(
+                "limits.{name}.max must be 1 to {most}"
+            )));
+        }
+        if self.window < Duration::from_secs(1) || self.window > 30 * DAY {
+            return Err(Error::Config(format!(
+                "limits.{name}.window must be between 1 s and 30 days"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Rate limits and attempt budgets applied by every flow (through
+/// [`RateLimiter`](crate::protect::RateLimiter); nothing else counts attempts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Failed sign-ins per account, any method. NIST SP 800-63B caps it at 100; default
+    /// 10 per 15 minutes, after which even the right credentials are refused until the
+    /// window passes.
+    pub failures_per_account: RateLimit,
+    /// Failed sign-ins per client IP, all accounts together. Default 100 per 15 minutes.
+    pub failures_per_ip: RateLimit,
+    /// Emails or texts sent to one address or number. Default 5 per hour.
+    pub sends_per_recipient: RateLimit,
+    /// Emails or texts requested from one client IP. Default 30 per hour.
+    pub sends_per_ip: RateLimit,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            failures_per_account: RateLimit::sliding(10, 15 * MINUTE),
+            failures_per_ip: RateLimit::sliding(100, 15 * MINUTE),
+            sends_per_recipient: RateLimit::sliding(5, HOUR),
+            sends_per_ip: RateLimit::sliding(30, HOUR),
+        }
+    }
+}
+
+impl Limits {
+    fn validate(&self) -> Result<(), Error> {
+        self.failures_per_account
+            .validate("failures_per_account", 100)?;
+        self.failures_per_ip.validate("failures_per_ip", 100_000)?;
+        self.sends_per_recipient
+            .validate("sends_per_recipient", 1000)?;
+        self.sends_per_ip.validate("sends_per_ip", 100_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(config: Config) -> Result<ValidConfig, Error> {
+        config.validate()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_derive_rp_id_from_origin() {
+        let valid = check(Config::new("https://app.example.com")).unwrap();
+        assert_eq!(valid.rp_id, "app.example.com");
+        assert_eq!(valid.config.issuer, "https://app.example.com");
+        assert_eq!(valid.config.ttl.auth_code, Duration::from_secs(60));
+        assert_eq!(valid.config.codes.max_attempts, 5);
+    }
+
+    #[test]
+    fn origins_must_be_https_origins() {
+        assert!(check(Config::new("http://localhost:8080")).is_ok());
+        assert!(check(Config::new("http://127.0.0.1:8080")).is_ok());
+        for bad in [
+            "app.example.com",
+            "http://app.example.com",
+            "ftp://app.example.com",
+            "https://app.example.com/login",
+            "https://app.example.com/?x=1",
+            "https://user:pw@app.example.com",
+            "",
+        ] {
+            let err = check(Config::new(bad)).unwrap_err();
+            assert_eq!(err.code(), "config", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn rp_id_must_cover_the_origin() {
+        let mut config = Config::new("https://login.example.com");
+        config.rp_id = Some("example.com".into());
+        assert!(check(config.clone()).is_ok());
+        config.rp_id = Some("ample.com".into());
+        assert!(check(config.clone()).is_err());
+        config.rp_id = Some("other.com".into());
+        assert!(check(config).is_err());
+    }
+
+    #[test]
+    fn out_of_range_policies_are_rejected() {
+        let mut config = Config::new("https://a.example.com");
+        config.limits.failures_per_account.max = 101;
+        assert!(check(config).is_err(), "NIST caps failures at 100");
+
+        let mut config = Config::new("https://a.example.com");
+        config.codes.digits = 5;
+        assert!(check(config).is_err());
+
+        let mut config = Config::new("https://a.example.com");
+        config.codes.max_attempts = 6;
+        assert!(check(config).is_err());
+
+        let mut config = Config::new("https://a.example.com");
+        config.ttl.auth_code = Duration::from_secs(3600);
+        assert!(check(config).is_err());
+
+        let mut config = Config::new("https://a.example.com");
+        config.ttl.one_time_code = Duration::ZERO;
+        assert!(check(config).is_err());
+
+        let mut config = Config::new("https://a.example.com");
+        config.ttl.access_token = Duration::from_secs(7200);
+        config.ttl.session = Duration::from_secs(3600);
+        assert!(check(config).is_err());
+
+        let mut config = Config::new("https://a.example.com");
+        config.limits.sends_per_ip.window = Duration::ZERO;
+        assert!(check(config).is_err());
+    }
+}

@@ -1,0 +1,76 @@
+//! [`RequestContext`]: who is calling, from where, for which organization.
+
+use std::net::IpAddr;
+
+use crate::model::{ClientId, OrgId};
+
+/// Facts about the request a person made, taken by every call they trigger: for rate
+/// limits, login logs and choosing the organization whose settings apply.
+///
+/// The application fills it from its HTTP layer. It must take the IP from the socket or
+/// from a trusted proxy's header only: the engine believes what it is given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    /// The client's address.
+    pub ip: Option<IpAddr>,
+    /// The client's user agent (cut to 512 bytes).
+    pub user_agent: Option<String>,
+    /// The organization the request runs in; `None` means the default organization.
+    pub org_id: Option<OrgId>,
+    /// The app that made the request.
+    pub client_id: Option<ClientId>,
+}
+
+impl RequestContext {
+    /// The longest user agent kept.
+    pub const MAX_USER_AGENT: usize = 512;
+
+    /// A context with nothing known (a background job, a CLI).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the client address.
+    pub fn with_ip(mut self, ip: IpAddr) -> Self {
+        self.ip = Some(ip);
+        self
+    }
+
+    /// Sets the user agent, cut to [`MAX_USER_AGENT`](Self::MAX_USER_AGENT) bytes on a
+    /// character boundary.
+    pub fn with_user_agent(mut self, user_agent: &str) -> Self {
+        let mut end = user_agent.len().min(Self::MAX_USER_AGENT);
+        while !user_agent.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.user_agent = Some(user_agent[..end].to_owned());
+        self
+    }
+
+    /// Sets the organization.
+    pub fn with_org(mut self, org: OrgId) -> Self {
+        self.org_id = Some(org);
+        self
+    }
+
+    /// Sets the calling app.
+    pub fn with_client(mut self, client_id: ClientId) -> Self {
+        self.client_id = Some(client_id);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_user_agents_are_cut_on_a_char_boundary() {
+        let ua = "é".repeat(400); // 800 bytes
+        let ctx = RequestContext::new().with_user_agent(&ua);
+        let kept = ctx.user_agent.unwrap();
+        assert!(kept.len() <= RequestContext::MAX_USER_AGENT);
+        assert!(kept.chars().all(|c| c == 'é'));
+        assert_eq!(kept.len(), 512);
+    }
+}

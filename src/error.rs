@@ -1,0 +1,238 @@
+//! [`Error`], the one error type of the engine, and the [`StoreError`] and
+//! [`DeliveryError`] that adapters return.
+
+use std::time::Duration;
+
+/// A boxed error from an adapter's backend (a database driver, an SMTP client…).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything a latchkey call can fail with.
+///
+/// Match on the variant, or on [`Error::code`], a stable snake_case string that HTTP layers
+/// map to statuses. No variant ever carries a secret: messages are fixed texts or say which
+/// field was wrong, never what it held.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The caller's input was malformed (an email without `@`, a phone that is not E.164…).
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// Which input was wrong.
+        field: &'static str,
+        /// Why, in words safe to show to the person who typed it.
+        reason: String,
+    },
+    /// The credentials did not prove who the person is. Deliberately says nothing about
+    /// whether the account exists or which part was wrong.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// A token or link is unknown, malformed, already used or was revoked.
+    #[error("invalid or unknown token")]
+    InvalidToken,
+    /// A token, code, link or ceremony was valid once but its time has passed.
+    #[error("expired")]
+    Expired,
+    /// The named thing does not exist (for management calls, never for sign-in).
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for: `"user"`, `"organization"`…
+        what: &'static str,
+    },
+    /// A unique value is taken (an email, a slug, a credential id) or a record changed
+    /// under the caller.
+    #[error("{what} conflicts with an existing record")]
+    Conflict {
+        /// What clashed: `"email"`, `"slug"`, `"revision"`…
+        what: &'static str,
+    },
+    /// The caller is known but not allowed to do this.
+    #[error("forbidden")]
+    Forbidden,
+    /// Too many attempts or requests: try again after `retry_after`.
+    #[error("rate limited; retry after {} s", retry_after.as_secs().max(1))]
+    RateLimited {
+        /// How long until the limit allows another attempt.
+        retry_after: Duration,
+    },
+    /// A first factor succeeded but a second one is required.
+    #[error("multi-factor authentication required")]
+    MfaRequired,
+    /// The engine was configured wrongly; reported by [`LatchkeyBuilder::build`](crate::LatchkeyBuilder::build).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Sealed data could not be opened: wrong key, tampered ciphertext or associated data.
+    #[error("decryption failed")]
+    Crypto,
+    /// A storage adapter failed.
+    #[error("storage failed")]
+    Store(#[source] StoreError),
+    /// A mailer or SMS sender failed.
+    #[error("delivery failed")]
+    Delivery(#[source] DeliveryError),
+}
+
+impl Error {
+    /// A stable, snake_case name for the variant, for HTTP mapping and client code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidInput { .. } => "invalid_input",
+            Error::InvalidCredentials => "invalid_credentials",
+            Error::InvalidToken => "invalid_token",
+            Error::Expired => "expired",
+            Error::NotFound { .. } => "not_found",
+            Error::Conflict { .. } => "conflict",
+            Error::Forbidden => "forbidden",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::MfaRequired => "mfa_required",
+            Error::Config(_) => "config",
+            Error::Crypto => "crypto",
+            Error::Store(_) => "store",
+            Error::Delivery(_) => "delivery",
+        }
+    }
+
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What a storage adapter reports. Adapters wrap their own errors in [`StoreError::Backend`]
+/// so the engine never needs to know the database.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A unique constraint refused the write (email, phone, slug, credential id…).
+    #[error("{what} already exists")]
+    Conflict {
+        /// Which unique value clashed.
+        what: &'static str,
+    },
+    /// A compare-and-swap update found a different revision than expected.
+    #[error("record changed concurrently")]
+    Stale,
+    /// The record a write refers to does not exist.
+    #[error("{what} not found")]
+    Missing {
+        /// What was missing.
+        what: &'static str,
+    },
+    /// A stored record could not be read. Adapters fail closed: an unreadable challenge is
+    /// never treated as valid.
+    #[error("stored {what} is corrupt or of an unknown version")]
+    Corrupt {
+        /// Which kind of record.
+        what: &'static str,
+    },
+    /// A paging cursor that this adapter did not issue (it comes from clients, so this is
+    /// bad input, not a failure).
+    #[error("invalid cursor")]
+    InvalidCursor,
+    /// The backend itself failed (I/O, connection, driver).
+    #[error("storage backend failed")]
+    Backend(#[source] BoxError),
+}
+
+impl StoreError {
+    /// Wraps a backend error.
+    pub fn backend(err: impl Into<BoxError>) -> Self {
+        StoreError::Backend(err.into())
+    }
+
+    /// A stable snake_case name for the variant.
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Conflict { .. } => "conflict",
+            StoreError::Stale => "stale",
+            StoreError::Missing { .. } => "missing",
+            StoreError::Corrupt { .. } => "corrupt",
+            StoreError::InvalidCursor => "invalid_cursor",
+            StoreError::Backend(_) => "backend",
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Conflict { what } => Error::Conflict { what },
+            StoreError::Stale => Error::Conflict { what: "revision" },
+            StoreError::Missing { what } => Error::NotFound { what },
+            StoreError::InvalidCursor => Error::invalid("cursor", "was not issued by this listing"),
+            other => Error::Store(other),
+        }
+    }
+}
+
+/// A mailer or SMS sender failed. The source is kept; the message is never included, since
+/// it carries the code or link being delivered.
+#[derive(Debug, thiserror::Error)]
+#[error("{channel} delivery failed")]
+pub struct DeliveryError {
+    channel: &'static str,
+    #[source]
+    source: BoxError,
+}
+
+impl DeliveryError {
+    /// A failure on `channel` (`"email"`, `"sms"`) caused by `source`.
+    pub fn new(channel: &'static str, source: impl Into<BoxError>) -> Self {
+        DeliveryError {
+            channel,
+            source: source.into(),
+        }
+    }
+
+    /// The channel that failed.
+    pub fn channel(&self) -> &'static str {
+        self.channel
+    }
+}
+
+impl From<DeliveryError> for Error {
+    fn from(err: DeliveryError) -> Self {
+        Error::Delivery(err)
+    }
+}
+
+/// The engine's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn store_sources_are_preserved() {
+        let io = std::io::Error::other("disk on fire");
+        let err = Error::from(StoreError::backend(io));
+        assert_eq!(err.code(), "store");
+        let store = err.source().unwrap();
+        assert!(store.source().unwrap().to_string().contains("disk on fire"));
+    }
+
+    #[test]
+    fn store_conflicts_become_engine_conflicts() {
+        let err = Error::from(StoreError::Conflict { what: "email" });
+        assert!(matches!(err, Error::Conflict { what: "email" }));
+        assert_eq!(Error::from(StoreError::Stale).code(), "conflict");
+    }
+
+    #[test]
+    fn delivery_error_names_channel_not_message() {
+        let err = Error::from(DeliveryError::new("sms", "gateway said 503"));
+        assert_eq!(err.to_string(), "delivery failed");
+        assert_eq!(err.source().unwrap().to_string(), "sms delivery failed");
+    }
+
+    #[test]
+    fn rate_limited_reports_at_least_one_second() {
+        let err = Error::RateLimited {
+            retry_after: Duration::from_millis(10),
+        };
+        assert_eq!(err.to_string(), "rate limited; retry after 1 s");
+    }
+}

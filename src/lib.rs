@@ -1,0 +1,92 @@
+//! # latchkey
+//!
+//! An authentication engine you link into your application: passkeys, magic links,
+//! one-time codes, passwords, TOTP and backup codes, JWT access tokens with rotating refresh
+//! tokens, sessions, organizations with roles and permissions, login logs and attack
+//! protection — as a library, over storage and delivery traits you choose.
+//!
+//! The engine owns the rules; your application owns HTTP, the database and email. They
+//! meet at five storage traits ([`store::UserStore`], [`store::OrgStore`],
+//! [`store::SessionStore`], [`store::ChallengeStore`], [`store::AuditLog`]) and two
+//! delivery traits ([`Mailer`], [`SmsSender`]).
+//!
+//! ## Embedding
+//!
+//! ```
+//! use std::time::Duration;
+//! use latchkey::crypto::{EncryptionKey, Keyring, Pepper};
+//! use latchkey::{Config, Error, Latchkey, RequestContext};
+//! use latchkey_memory::MemoryStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Error> {
+//! // Secrets come from your secret store; generated here for the example.
+//! let pepper = Pepper::generate()?;
+//! let keyring = Keyring::new(1, EncryptionKey::generate()?);
+//!
+//! let mut config = Config::new("https://app.example.com");
+//! config.rp_name = "Example".into();
+//! config.ttl.access_token = Duration::from_secs(10 * 60);
+//!
+//! let auth = Latchkey::builder(config)
+//!     .store(MemoryStore::new())   // any adapter implementing the five store traits
+//!     .pepper(pepper)
+//!     .keyring(keyring)
+//!     .build()?;                    // validates everything once
+//!
+//! // Every call a person triggers carries a RequestContext (ip, user agent, org).
+//! let ctx = RequestContext::new().with_ip([203, 0, 113, 7].into());
+//! let ip = ctx.ip.map(|ip| ip.to_string()).unwrap_or_default();
+//! let limit = auth.config().limits.sends_per_ip;
+//! for _ in 0..limit.max {
+//!     auth.limits().hit("send_ip", &ip, &limit).await?;
+//! }
+//! let refused = auth.limits().hit("send_ip", &ip, &limit).await;
+//! assert_eq!(refused.unwrap_err().code(), "rate_limited");
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Features
+//!
+//! - `testing`: capturing mailer and SMS sender, fixed test secrets, the [`testing::race`]
+//!   helper.
+//! - `conformance`: the storage conformance suite ([`store::conformance`]) that every
+//!   adapter runs.
+//!
+//! ## Security
+//!
+//! Secrets people receive are stored only as keyed hashes ([`crypto::SecretHasher`]);
+//! secrets the engine must read back are sealed with XChaCha20-Poly1305
+//! ([`crypto::Keyring`]); each kind of secret is its own type with a redacted `Debug`;
+//! every failure is a typed [`Error`], never a panic.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod audit;
+mod clock;
+mod config;
+mod context;
+pub mod crypto;
+mod delivery;
+mod engine;
+mod error;
+pub mod model;
+pub mod protect;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use audit::Audit;
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use config::{CodePolicy, Config, Limits, RateLimit, Ttl, Window};
+pub use context::RequestContext;
+pub use delivery::{EmailMessage, Mailer, SmsMessage, SmsSender};
+pub use engine::{Latchkey, LatchkeyBuilder};
+pub use error::{BoxError, DeliveryError, Error, Result, StoreError};
+pub use model::{Email, OrgId, Phone, SessionId, UserId};
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

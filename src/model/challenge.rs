@@ -1,0 +1,121 @@
+//! Ephemeral records (challenges) and counters, keyed by kind and id.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+use crate::crypto::SecretHash;
+
+/// What an ephemeral record is. Part of its key, so kinds never collide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ChallengeKind {
+    /// A magic link, keyed by its token's hash.
+    MagicLink,
+    /// A magic-link or code request, keyed by request id (status, resends).
+    Request,
+    /// An email or SMS one-time code.
+    OneTimeCode,
+    /// WebAuthn ceremony state.
+    Webauthn,
+    /// An authorization code.
+    AuthCode,
+    /// An MFA step token.
+    MfaToken,
+    /// A password-reset token.
+    PasswordReset,
+    /// A pending TOTP enrolment.
+    TotpEnrolment,
+}
+
+impl ChallengeKind {
+    /// A stable name, for text keys and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeKind::MagicLink => "magic_link",
+            ChallengeKind::Request => "request",
+            ChallengeKind::OneTimeCode => "one_time_code",
+            ChallengeKind::Webauthn => "webauthn",
+            ChallengeKind::AuthCode => "auth_code",
+            ChallengeKind::MfaToken => "mfa_token",
+            ChallengeKind::PasswordReset => "password_reset",
+            ChallengeKind::TotpEnrolment => "totp_enrolment",
+        }
+    }
+
+    /// Every kind, for adapters that keep one table or tree per kind.
+    pub const ALL: [ChallengeKind; 8] = [
+        ChallengeKind::MagicLink,
+        ChallengeKind::Request,
+        ChallengeKind::OneTimeCode,
+        ChallengeKind::Webauthn,
+        ChallengeKind::AuthCode,
+        ChallengeKind::MfaToken,
+        ChallengeKind::PasswordReset,
+        ChallengeKind::TotpEnrolment,
+    ];
+}
+
+/// The key of an ephemeral record: its kind and an id (a secret's hash in hex, or a
+/// request id).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ChallengeKey {
+    /// The record's kind.
+    pub kind: ChallengeKind,
+    /// Its id within the kind.
+    pub id: String,
+}
+
+impl ChallengeKey {
+    /// A key from a kind and an id.
+    pub fn new(kind: ChallengeKind, id: impl Into<String>) -> Self {
+        ChallengeKey {
+            kind,
+            id: id.into(),
+        }
+    }
+
+    /// The key of a record found by a secret: the secret's keyed hash.
+    pub fn hashed(kind: ChallengeKind, hash: &SecretHash) -> Self {
+        Self::new(kind, hash.to_hex())
+    }
+}
+
+impl fmt::Debug for ChallengeKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind.as_str(), self.id)
+    }
+}
+
+/// An ephemeral record as stored.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeRecord {
+    /// The payload, serialized by the flow that owns the kind. Opaque to stores.
+    pub value: Vec<u8>,
+    /// After this instant the record is invisible to every read.
+    pub expires_at: Timestamp,
+    /// Starts at 0 and is bumped by every [`update`](crate::store::ChallengeStore::update).
+    pub version: u64,
+}
+
+impl fmt::Debug for ChallengeRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Payloads may hold ceremony state; only their size is printed.
+        f.debug_struct("ChallengeRecord")
+            .field("value", &format_args!("{} bytes", self.value.len()))
+            .field("expires_at", &self.expires_at)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+/// A counter in a time window (rate limits, attempt budgets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counter {
+    /// Increments so far in this window.
+    pub count: u64,
+    /// When the window ends and the count starts again from zero.
+    pub expires_at: Timestamp,
+}

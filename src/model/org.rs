@@ -1,0 +1,209 @@
+//! Organizations (tenants), their applications, roles, permissions and memberships.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ClientId, OrgId, PermissionId, RoleId, UserId};
+use crate::crypto::SecretHash;
+use crate::{Error, Timestamp};
+
+/// An organization: a tenant with its own settings, apps, roles and members.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Organization {
+    /// The organization's id.
+    pub id: OrgId,
+    /// Display name.
+    pub name: String,
+    /// URL-safe name, unique across organizations.
+    pub slug: String,
+    /// Custom domains (lowercase), each unique across organizations.
+    pub domains: Vec<String>,
+    /// The organization's settings (sign-in methods, MFA policy, branding…), as JSON.
+    pub settings: serde_json::Value,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+    /// Bumped by the store on every update (compare-and-swap, as for users).
+    pub revision: u64,
+}
+
+/// An application of an organization: what a `client_id` names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct App {
+    /// Public identifier, unique across all organizations.
+    pub client_id: ClientId,
+    /// The organization it belongs to.
+    pub org_id: OrgId,
+    /// Display name.
+    pub name: String,
+    /// Keyed hash of the client secret, for confidential clients.
+    pub secret_hash: Option<SecretHash>,
+    /// Exact redirect URIs this app may use.
+    pub redirect_uris: Vec<String>,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// A permission name, `resource:action` (`invoices:write`).
+///
+/// Both parts are 1 to 64 characters of `a-z`, `0-9`, `_`, `-` and `.`; `*` is allowed as
+/// the whole action (`invoices:*`).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Permission(String);
+
+impl Permission {
+    /// Checks and wraps a permission name.
+    pub fn new(name: impl Into<String>) -> Result<Self, Error> {
+        let name = name.into();
+        let part_ok = |p: &str| {
+            !p.is_empty()
+                && p.len() <= 64
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b))
+        };
+        let valid = match name.split_once(':') {
+            Some((resource, action)) => part_ok(resource) && (action == "*" || part_ok(action)),
+            None => false,
+        };
+        if !valid {
+            return Err(Error::invalid(
+                "permission",
+                "must look like resource:action (lowercase letters, digits, _ - .)",
+            ));
+        }
+        Ok(Permission(name))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether holding `self` grants `wanted` (`invoices:*` grants `invoices:write`).
+    pub fn grants(&self, wanted: &Permission) -> bool {
+        if self == wanted {
+            return true;
+        }
+        match (self.0.split_once(':'), wanted.0.split_once(':')) {
+            (Some((resource, "*")), Some((wanted_resource, _))) => resource == wanted_resource,
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for Permission {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Permission::new(s)
+    }
+}
+
+impl TryFrom<String> for Permission {
+    type Error = Error;
+    fn try_from(value: String) -> Result<Self, Error> {
+        Permission::new(value)
+    }
+}
+
+impl From<Permission> for String {
+    fn from(p: Permission) -> String {
+        p.0
+    }
+}
+
+impl fmt::Debug for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Permission({})", self.0)
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A permission defined in an organization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PermissionDef {
+    /// The definition's id.
+    pub id: PermissionId,
+    /// The organization that defines it.
+    pub org_id: OrgId,
+    /// The permission, unique within the organization.
+    pub name: Permission,
+    /// What it allows, for people.
+    pub description: Option<String>,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+/// A named set of permissions in an organization.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Role {
+    /// The role's id.
+    pub id: RoleId,
+    /// The organization it belongs to.
+    pub org_id: OrgId,
+    /// Name, unique within the organization.
+    pub name: String,
+    /// What it is for, for people.
+    pub description: Option<String>,
+    /// The permissions it grants.
+    pub permissions: Vec<Permission>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+/// A user's membership in an organization and the roles it gives them there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Membership {
+    /// The member.
+    pub user_id: UserId,
+    /// The organization.
+    pub org_id: OrgId,
+    /// Roles held in this organization.
+    pub role_ids: Vec<RoleId>,
+    /// When the user joined.
+    pub created_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permissions_are_resource_action() {
+        for good in ["invoices:write", "billing.v2:read", "org_members:*", "a:b"] {
+            assert!(Permission::new(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "invoices",
+            ":write",
+            "invoices:",
+            "Invoices:write",
+            "a:b:c",
+            "*:read",
+            "a b:c",
+        ] {
+            assert!(Permission::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn wildcard_action_grants_within_its_resource_only() {
+        let all = Permission::new("invoices:*").unwrap();
+        assert!(all.grants(&Permission::new("invoices:write").unwrap()));
+        assert!(!all.grants(&Permission::new("payments:write").unwrap()));
+        let write = Permission::new("invoices:write").unwrap();
+        assert!(!write.grants(&Permission::new("invoices:read").unwrap()));
+        assert!(write.grants(&write));
+    }
+}

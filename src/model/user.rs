@@ -1,0 +1,166 @@
+//! Users and the credentials and factors they own.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::{CredentialId, Email, FactorId, Phone, UserId};
+use crate::Timestamp;
+use crate::crypto::Sealed;
+
+/// A person who can sign in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// The user's id.
+    pub id: UserId,
+    /// Email address, unique across users.
+    pub email: Option<Email>,
+    /// Whether the person proved they receive mail at `email`.
+    pub email_verified: bool,
+    /// Phone number, unique across users.
+    pub phone: Option<Phone>,
+    /// Whether the person proved they receive texts at `phone`.
+    pub phone_verified: bool,
+    /// Display name.
+    pub name: Option<String>,
+    /// Application data, returned as stored.
+    pub metadata: serde_json::Value,
+    /// The password's PHC string, when the user has a password.
+    pub password_hash: Option<PasswordHash>,
+    /// A blocked user cannot sign in and has no live sessions.
+    pub blocked: bool,
+    /// Sign-in is refused until this time (brute-force lockout).
+    pub locked_until: Option<Timestamp>,
+    /// When the user was created.
+    pub created_at: Timestamp,
+    /// When the record last changed.
+    pub updated_at: Timestamp,
+    /// Bumped by the store on every update; updates name the revision they read
+    /// (compare-and-swap), so concurrent edits cannot silently overwrite each other.
+    pub revision: u64,
+}
+
+impl User {
+    /// A new, active user with no contact details, created at `now`.
+    pub fn new(id: UserId, now: Timestamp) -> Self {
+        User {
+            id,
+            email: None,
+            email_verified: false,
+            phone: None,
+            phone_verified: false,
+            name: None,
+            metadata: serde_json::Value::Null,
+            password_hash: None,
+            blocked: false,
+            locked_until: None,
+            created_at: now,
+            updated_at: now,
+            revision: 0,
+        }
+    }
+}
+
+/// A password hash in PHC string format (`$argon2id$v=19$m=19456,t=2,p=1$…`).
+///
+/// Not the password, but still offline-attackable: kept out of `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    /// Wraps a PHC string.
+    pub fn new(phc: impl Into<String>) -> Self {
+        PasswordHash(phc.into())
+    }
+
+    /// The PHC string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The algorithm and parameters are not secret and help debugging rehash policy.
+        let params: String = self.0.split('$').take(4).collect::<Vec<_>>().join("$");
+        write!(f, "PasswordHash({params}$…)")
+    }
+}
+
+/// A WebAuthn credential (passkey) registered to a user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PasskeyCredential {
+    /// The credential id, unique across all users.
+    pub id: CredentialId,
+    /// The owner.
+    pub user_id: UserId,
+    /// A name the user chose ("MacBook Touch ID").
+    pub name: String,
+    /// The WebAuthn library's serialized credential (public key, algorithm, flags).
+    /// Opaque to stores.
+    pub passkey: Vec<u8>,
+    /// The authenticator's signature counter (0 when it keeps none).
+    pub counter: u32,
+    /// Whether the credential may be synced to other devices.
+    pub backup_eligible: bool,
+    /// Whether it is currently backed up (synced).
+    pub backup_state: bool,
+    /// When it was registered.
+    pub created_at: Timestamp,
+    /// When it last signed in.
+    pub last_used_at: Option<Timestamp>,
+}
+
+/// What a successful passkey sign-in changes on its credential.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PasskeyUse {
+    /// The counter the authenticator reported.
+    pub counter: u32,
+    /// The backup state it reported.
+    pub backup_state: bool,
+    /// The credential as the WebAuthn library updated it.
+    pub passkey: Vec<u8>,
+    /// When it was used.
+    pub at: Timestamp,
+}
+
+/// Whether a TOTP factor is usable yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FactorStatus {
+    /// Enrolled but not yet confirmed with a first code.
+    Pending,
+    /// Confirmed: required at sign-in.
+    Active,
+}
+
+/// A TOTP authenticator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TotpFactor {
+    /// The factor's id.
+    pub id: FactorId,
+    /// The owner.
+    pub user_id: UserId,
+    /// The shared secret, sealed with the engine's keyring; associated data binds it to
+    /// this user and factor.
+    pub secret: Sealed,
+    /// Pending until the first code confirms it.
+    pub status: FactorStatus,
+    /// The last accepted time step: a code for this step or an earlier one is a replay.
+    pub last_step: Option<u64>,
+    /// When it was enrolled.
+    pub created_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_hash_debug_shows_parameters_not_hash() {
+        let hash = PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g");
+        let printed = format!("{hash:?}");
+        assert_eq!(printed, "PasswordHash($argon2id$v=19$m=19456,t=2,p=1$…)");
+    }
+}

@@ -1,0 +1,50 @@
+//! `AuditLog`: events by id, and each user's events.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+
+use async_trait::async_trait;
+use latchkey::model::{AuthEvent, EventId, Page, PageRequest, UserId};
+use latchkey::store::{AuditLog, StoreResult};
+
+use crate::{MemoryStore, paginate, parse_cursor, read, write};
+
+#[derive(Debug, Default)]
+pub(crate) struct Tables {
+    events: BTreeMap<EventId, AuthEvent>,
+    by_user: HashMap<UserId, BTreeSet<EventId>>,
+}
+
+#[async_trait]
+impl AuditLog for MemoryStore {
+    async fn append(&self, event: &AuthEvent) -> StoreResult<()> {
+        let mut t = write(&self.audit);
+        if let Some(user) = event.user_id {
+            t.by_user.entry(user).or_default().insert(event.id);
+        }
+        t.events.insert(event.id, event.clone());
+        Ok(())
+    }
+
+    async fn list_user_events(
+        &self,
+        user: UserId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<AuthEvent>> {
+        let before: Option<EventId> = parse_cursor(page)?;
+        let t = read(&self.audit);
+        let Some(ids) = t.by_user.get(&user) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        };
+        let end = before.map_or(Bound::Unbounded, Bound::Excluded);
+        let newest_first = ids
+            .range((Bound::Unbounded, end))
+            .rev()
+            .filter_map(|id| t.events.get(id))
+            .cloned();
+        Ok(paginate(newest_first, page, |e| e.id))
+    }
+}

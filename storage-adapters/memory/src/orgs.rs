@@ -1,0 +1,338 @@
+//! `OrgStore`: organizations with slug, domain and client-id indexes; roles, permissions
+//! and memberships.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+
+use async_trait::async_trait;
+use latchkey::StoreError;
+use latchkey::model::{
+    App, ClientId, Membership, OrgId, Organization, Page, PageRequest, PermissionDef, PermissionId,
+    Role, RoleId, UserId,
+};
+use latchkey::store::{OrgStore, StoreResult};
+
+use crate::{MemoryStore, paginate, parse_cursor, read, write};
+
+#[derive(Debug, Default)]
+pub(crate) struct Tables {
+    orgs: BTreeMap<OrgId, Organization>,
+    by_slug: HashMap<String, OrgId>,
+    by_domain: HashMap<String, OrgId>,
+    apps: HashMap<ClientId, App>,
+    roles: BTreeMap<RoleId, Role>,
+    permissions: BTreeMap<PermissionId, PermissionDef>,
+    members: BTreeMap<(OrgId, UserId), Membership>,
+    /// `(user, org)` for every membership: a user's organizations without a scan.
+    by_user: BTreeSet<(UserId, OrgId)>,
+}
+
+impl Tables {
+    /// Refuses when the slug or a domain belongs to an organization other than `org`, or
+    /// the organization names one domain twice.
+    fn check_unique(&self, org: &Organization) -> StoreResult<()> {
+        if self.by_slug.get(&org.slug).is_some_and(|id| *id != org.id) {
+            return Err(StoreError::Conflict { what: "slug" });
+        }
+        let distinct: BTreeSet<&String> = org.domains.iter().collect();
+        let clash = org
+            .domains
+            .iter()
+            .any(|d| self.by_domain.get(d).is_some_and(|id| *id != org.id));
+        if clash || distinct.len() != org.domains.len() {
+            return Err(StoreError::Conflict { what: "domain" });
+        }
+        Ok(())
+    }
+
+    fn index(&mut self, org: &Organization) {
+        self.by_slug.insert(org.slug.clone(), org.id);
+        for domain in &org.domains {
+            self.by_domain.insert(domain.clone(), org.id);
+        }
+    }
+
+    fn unindex(&mut self, org: &Organization) {
+        self.by_slug.remove(&org.slug);
+        for domain in &org.domains {
+            self.by_domain.remove(domain);
+        }
+    }
+
+    fn require_org(&self, id: OrgId) -> StoreResult<()> {
+        if self.orgs.contains_key(&id) {
+            Ok(())
+        } else {
+            Err(StoreError::Missing {
+                what: "organization",
+            })
+        }
+    }
+
+    fn org_members(&self, org: OrgId) -> impl Iterator<Item = &Membership> {
+        // The nil UUID is the smallest id: the range starts at the organization's first member.
+        let from = (org, UserId::from_uuid(Default::default()));
+        self.members
+            .range(from..)
+            .take_while(move |((o, _), _)| *o == org)
+            .map(|(_, m)| m)
+    }
+}
+
+#[async_trait]
+impl OrgStore for MemoryStore {
+    async fn create_org(&self, org: &Organization) -> StoreResult<()> {
+        let mut t = write(&self.orgs);
+        if t.orgs.contains_key(&org.id) {
+            return Err(StoreError::Conflict {
+                what: "organization",
+            });
+        }
+        t.check_unique(org)?;
+        t.index(org);
+        t.orgs.insert(org.id, org.clone());
+        Ok(())
+    }
+
+    async fn get_org(&self, id: OrgId) -> StoreResult<Option<Organization>> {
+        Ok(read(&self.orgs).orgs.get(&id).cloned())
+    }
+
+    async fn get_org_by_slug(&self, slug: &str) -> StoreResult<Option<Organization>> {
+        let t = read(&self.orgs);
+        Ok(t.by_slug.get(slug).and_then(|id| t.orgs.get(id)).cloned())
+    }
+
+    async fn get_org_by_domain(&self, domain: &str) -> StoreResult<Option<Organization>> {
+        let t = read(&self.orgs);
+        Ok(t.by_domain
+            .get(domain)
+            .and_then(|id| t.orgs.get(id))
+            .cloned())
+    }
+
+    async fn update_org(&self, org: &Organization) -> StoreResult<u64> {
+        let mut t = write(&self.orgs);
+        let stored = t.orgs.get(&org.id).cloned().ok_or(StoreError::Missing {
+            what: "organization",
+        })?;
+        if stored.revision != org.revision {
+            return Err(StoreError::Stale);
+        }
+        t.check_unique(org)?;
+        t.unindex(&stored);
+        t.index(org);
+        let revision = org.revision.saturating_add(1);
+        let mut updated = org.clone();
+        updated.revision = revision;
+        t.orgs.insert(org.id, updated);
+        Ok(revision)
+    }
+
+    async fn delete_org(&self, id: OrgId) -> StoreResult<bool> {
+        let mut t = write(&self.orgs);
+        let Some(org) = t.orgs.remove(&id) else {
+            return Ok(false);
+        };
+        t.unindex(&org);
+        t.apps.retain(|_, app| app.org_id != id);
+        t.roles.retain(|_, role| role.org_id != id);
+        t.permissions.retain(|_, p| p.org_id != id);
+        let users: Vec<UserId> = t.org_members(id).map(|m| m.user_id).collect();
+        for user in users {
+            t.members.remove(&(id, user));
+            t.by_user.remove(&(user, id));
+        }
+        Ok(true)
+    }
+
+    async fn list_orgs(&self, page: &PageRequest) -> StoreResult<Page<Organization>> {
+        let after: Option<OrgId> = parse_cursor(page)?;
+        let t = read(&self.orgs);
+        let start = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let items = t
+            .orgs
+            .range((start, Bound::Unbounded))
+            .map(|(_, o)| o.clone());
+        Ok(paginate(items, page, |o| o.id))
+    }
+
+    async fn create_app(&self, app: &App) -> StoreResult<()> {
+        let mut t = write(&self.orgs);
+        t.require_org(app.org_id)?;
+        if t.apps.contains_key(&app.client_id) {
+            return Err(StoreError::Conflict { what: "client_id" });
+        }
+        t.apps.insert(app.client_id.clone(), app.clone());
+        Ok(())
+    }
+
+    async fn get_app(&self, client_id: &ClientId) -> StoreResult<Option<App>> {
+        Ok(read(&self.orgs).apps.get(client_id).cloned())
+    }
+
+    async fn list_apps(&self, org: OrgId) -> StoreResult<Vec<App>> {
+        let t = read(&self.orgs);
+        let mut apps: Vec<App> = t
+            .apps
+            .values()
+            .filter(|a| a.org_id == org)
+            .cloned()
+            .collect();
+        apps.sort_by(|a, b| (a.created_at, &a.client_id).cmp(&(b.created_at, &b.client_id)));
+        Ok(apps)
+    }
+
+    async fn delete_app(&self, client_id: &ClientId) -> StoreResult<bool> {
+        Ok(write(&self.orgs).apps.remove(client_id).is_some())
+    }
+
+    async fn put_permission(&self, permission: &PermissionDef) -> StoreResult<()> {
+        let mut t = write(&self.orgs);
+        t.require_org(permission.org_id)?;
+        let clash = t.permissions.values().any(|p| {
+            p.org_id == permission.org_id && p.name == permission.name && p.id != permission.id
+        });
+        let moved = t
+            .permissions
+            .get(&permission.id)
+            .is_some_and(|p| p.org_id != permission.org_id);
+        if clash || moved {
+            return Err(StoreError::Conflict { what: "permission" });
+        }
+        t.permissions.insert(permission.id, permission.clone());
+        Ok(())
+    }
+
+    async fn list_permissions(&self, org: OrgId) -> StoreResult<Vec<PermissionDef>> {
+        let t = read(&self.orgs);
+        Ok(t.permissions
+            .values()
+            .filter(|p| p.org_id == org)
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_permission(&self, org: OrgId, id: PermissionId) -> StoreResult<bool> {
+        let mut t = write(&self.orgs);
+        if t.permissions.get(&id).is_none_or(|p| p.org_id != org) {
+            return Ok(false);
+        }
+        let Some(removed) = t.permissions.remove(&id) else {
+            return Ok(false);
+        };
+        for role in t.roles.values_mut().filter(|r| r.org_id == org) {
+            role.permissions.retain(|p| *p != removed.name);
+        }
+        Ok(true)
+    }
+
+    async fn put_role(&self, role: &Role) -> StoreResult<()> {
+        let mut t = write(&self.orgs);
+        t.require_org(role.org_id)?;
+        let clash = t
+            .roles
+            .values()
+            .any(|r| r.org_id == role.org_id && r.name == role.name && r.id != role.id);
+        let moved = t
+            .roles
+            .get(&role.id)
+            .is_some_and(|r| r.org_id != role.org_id);
+        if clash || moved {
+            return Err(StoreError::Conflict { what: "role" });
+        }
+        t.roles.insert(role.id, role.clone());
+        Ok(())
+    }
+
+    async fn get_role(&self, org: OrgId, id: RoleId) -> StoreResult<Option<Role>> {
+        let t = read(&self.orgs);
+        Ok(t.roles.get(&id).filter(|r| r.org_id == org).cloned())
+    }
+
+    async fn list_roles(&self, org: OrgId) -> StoreResult<Vec<Role>> {
+        let t = read(&self.orgs);
+        Ok(t.roles
+            .values()
+            .filter(|r| r.org_id == org)
+            .cloned()
+            .collect())
+    }
+
+    async fn delete_role(&self, org: OrgId, id: RoleId) -> StoreResult<bool> {
+        let mut t = write(&self.orgs);
+        if t.roles.get(&id).is_none_or(|r| r.org_id != org) {
+            return Ok(false);
+        }
+        t.roles.remove(&id);
+        let keys: Vec<(OrgId, UserId)> =
+            t.org_members(org).map(|m| (m.org_id, m.user_id)).collect();
+        for key in keys {
+            if let Some(membership) = t.members.get_mut(&key) {
+                membership.role_ids.retain(|r| *r != id);
+            }
+        }
+        Ok(true)
+    }
+
+    async fn put_membership(&self, membership: &Membership) -> StoreResult<()> {
+        let mut t = write(&self.orgs);
+        t.require_org(membership.org_id)?;
+        let foreign_role = membership.role_ids.iter().any(|id| {
+            t.roles
+                .get(id)
+                .is_none_or(|r| r.org_id != membership.org_id)
+        });
+        if foreign_role {
+            return Err(StoreError::Missing { what: "role" });
+        }
+        let key = (membership.org_id, membership.user_id);
+        t.members.insert(key, membership.clone());
+        t.by_user.insert((membership.user_id, membership.org_id));
+        Ok(())
+    }
+
+    async fn get_membership(&self, user: UserId, org: OrgId) -> StoreResult<Option<Membership>> {
+        Ok(read(&self.orgs).members.get(&(org, user)).cloned())
+    }
+
+    async fn list_memberships(&self, user: UserId) -> StoreResult<Vec<Membership>> {
+        let t = read(&self.orgs);
+        Ok(t.by_user
+            .range((user, OrgId::from_uuid(Default::default()))..)
+            .take_while(|(u, _)| *u == user)
+            .filter_map(|(u, o)| t.members.get(&(*o, *u)).cloned())
+            .collect())
+    }
+
+    async fn list_members(&self, org: OrgId, page: &PageRequest) -> StoreResult<Page<Membership>> {
+        let after: Option<UserId> = parse_cursor(page)?;
+        let t = read(&self.orgs);
+        let items = t
+            .org_members(org)
+            .filter(|m| after.is_none_or(|a| m.user_id > a))
+            .cloned();
+        Ok(paginate(items, page, |m| m.user_id))
+    }
+
+    async fn delete_membership(&self, user: UserId, org: OrgId) -> StoreResult<bool> {
+        let mut t = write(&self.orgs);
+        t.by_user.remove(&(user, org));
+        Ok(t.members.remove(&(org, user)).is_some())
+    }
+
+    async fn delete_memberships_of_user(&self, user: UserId) -> StoreResult<u64> {
+        let mut t = write(&self.orgs);
+        let orgs: Vec<OrgId> = t
+            .by_user
+            .range((user, OrgId::from_uuid(Default::default()))..)
+            .take_while(|(u, _)| *u == user)
+            .map(|(_, o)| *o)
+            .collect();
+        for org in &orgs {
+            t.by_user.remove(&(user, *org));
+            t.members.remove(&(*org, user));
+        }
+        Ok(orgs.len() as u64)
+    }
+}
