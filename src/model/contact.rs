@@ -272,12 +272,20 @@ mod tests {
         assert!(Email::parse(&format!("{local}@example.com")).is_ok());
         assert!(Email::parse(&format!("a{local}@example.com")).is_err());
         // "b@" + 63.63.63.56 + ".com" = 254 bytes: the longest address allowed.
-        let labels = ["a".repeat(63), "a".repeat(63), "a".repeat(63), "a".repeat(56)];
+        let labels = [
+            "a".repeat(63),
+            "a".repeat(63),
+            "a".repeat(63),
+            "a".repeat(56),
+        ];
         let longest = format!("b@{}.com", labels.join("."));
         assert_eq!(longest.len(), 254);
         assert!(Email::parse(&longest).is_ok());
         assert!(Email::parse(&format!("bb{}", &longest[1..])).is_err());
-        assert!(Email::parse(&format!("b@{}.com", "a".repeat(64))).is_err(), "label > 63");
+        assert!(
+            Email::parse(&format!("b@{}.com", "a".repeat(64))).is_err(),
+            "label > 63"
+        );
     }
 
     #[test]

@@ -209,7 +209,8 @@ impl Level {
         }
     }
 
-    /// Admits when `count + extra <= max`; otherwise says how long until it would.
+    /// Admits when `count + extra <= max`; otherwise says how long until one more event
+    /// would fit, if nothing else arrives meanwhile.
     fn admit(&self, extra: u32, limit: &RateLimit) -> Result<(), Error> {
         let max = f64::from(limit.max);
         let extra = f64::from(extra);
@@ -217,7 +218,9 @@ impl Level {
         if self.count + extra <= max + 1e-9 {
             return Ok(());
         }
-        let target = max - extra;
+        // A retry adds one event to what is already counted (a refused hit included), so
+        // the window must drain to `max - 1` before the retry fits.
+        let target = max - 1.0;
         let wait_millis = match self.shape {
             Shape::Fixed { resets_in } => return Err(limited(resets_in)),
             Shape::Sliding {

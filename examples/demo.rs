@@ -1,0 +1,129 @@
+//! What the engine can do so far, on the in-memory adapter: run with
+//! `cargo run --example demo`.
+//!
+//! This grows into the full demo as ceremonies land; the axum example will replace it as
+//! the thing a newcomer runs first.
+
+use std::time::Duration;
+
+use latchkey::crypto::{EncryptionKey, Keyring, Pepper, SecretPurpose, random_token};
+use latchkey::model::{AuthEventKind, ChallengeKey, ChallengeKind, PageRequest, UserId};
+use latchkey::{Config, Email, Error, Latchkey, Phone, RateLimit, RequestContext};
+use latchkey_memory::MemoryStore;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    println!("latchkey demo — the foundation\n");
+
+    // 1. Configuration is checked once, at build().
+    let bad = Latchkey::builder(Config::new("http://app.example.com"))
+        .store(MemoryStore::new())
+        .pepper(Pepper::generate()?)
+        .keyring(Keyring::new(1, EncryptionKey::generate()?))
+        .build();
+    if let Err(err) = bad {
+        println!("1. a bad config is refused at build():\n   {err}\n");
+    }
+
+    let auth = Latchkey::builder(Config::new("http://localhost:8080"))
+        .store(MemoryStore::new())
+        .pepper(Pepper::generate()?)
+        .keyring(Keyring::new(1, EncryptionKey::generate()?))
+        .build()?;
+    println!(
+        "   a good one builds: origin {}, rp_id {}\n",
+        auth.public_origin(),
+        auth.rp_id()
+    );
+
+    // 2. Identifiers are normalized when they are made, and bad ones never get in.
+    let email = Email::parse("  Alice.Smith@Example.COM ")?;
+    let phone = Phone::parse("+1 (555) 010-9999")?;
+    println!("2. normalized: {email}, {phone}");
+    if let Err(refused) = Email::parse("alice@localhost") {
+        println!("   refused: {refused}\n");
+    }
+
+    // 3. A secret a person receives is stored only as a keyed hash, and is single-use.
+    let token = random_token()?;
+    let hash = auth
+        .hasher()
+        .hash(SecretPurpose::MagicLink, token.as_bytes());
+    let key = ChallengeKey::hashed(ChallengeKind::MagicLink, &hash);
+    let now = auth.now();
+    let store = auth.challenge_store();
+    store
+        .insert(&key, b"sign in alice", now + Duration::from_secs(900), now)
+        .await?;
+    println!(
+        "3. a link token ({} chars) is stored as {:?}",
+        token.len(),
+        hash
+    );
+    let first = store.take(&key, auth.now()).await?;
+    let second = store.take(&key, auth.now()).await?;
+    println!(
+        "   first redemption: {}, second: {}\n",
+        if first.is_some() {
+            "accepted"
+        } else {
+            "refused"
+        },
+        if second.is_some() {
+            "accepted"
+        } else {
+            "refused"
+        },
+    );
+
+    // 4. Rate limits: 3 sends per minute to one address.
+    let limit = RateLimit::sliding(3, Duration::from_secs(60));
+    println!("4. at most 3 sends a minute to {email}:");
+    for attempt in 1..=4 {
+        match auth
+            .limits()
+            .hit("send_recipient", email.as_str(), &limit)
+            .await
+        {
+            Ok(()) => println!("   send {attempt}: sent"),
+            Err(err) => println!("   send {attempt}: {} ({err})", err.code()),
+        }
+    }
+    println!();
+
+    // 5. Secrets that must be read back are sealed; the owner is bound in.
+    let user = UserId::generate();
+    let sealed = auth.keyring().seal(b"JBSWY3DPEHPK3PXP", user.as_bytes())?;
+    let opened = auth.keyring().open(&sealed, user.as_bytes())?;
+    let stolen = auth.keyring().open(&sealed, UserId::generate().as_bytes());
+    println!("5. sealed a TOTP secret: {sealed:?}");
+    println!(
+        "   opened by its owner: {}; by another record: {}\n",
+        String::from_utf8_lossy(&opened),
+        stolen.map_or_else(|e| e.code().to_owned(), |_| "opened?!".into()),
+    );
+
+    // 6. The login log.
+    let ctx = RequestContext::new()
+        .with_ip([203, 0, 113, 9].into())
+        .with_user_agent("demo/1.0");
+    let audit = auth.audit();
+    audit
+        .record(
+            audit
+                .event(AuthEventKind::SignIn, &ctx)
+                .with_user(user)
+                .with_method("otp"),
+        )
+        .await?;
+    let log = audit.login_log(user, &PageRequest::first(10)).await?;
+    for event in &log.items {
+        println!(
+            "6. login log: {} via {} from {}",
+            event.kind,
+            event.method.as_deref().unwrap_or("-"),
+            event.ip.map(|ip| ip.to_string()).unwrap_or_default()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! What the core's integration tests share: an engine on the memory adapter with a manual
+//! clock and capturing delivery.
+
+#![allow(dead_code)]
+
+use latchkey::testing::{CapturingMailer, CapturingSms, test_keyring, test_pepper};
+use latchkey::{Config, Latchkey, ManualClock};
+use latchkey_memory::MemoryStore;
+
+/// An engine and the handles a test needs to drive and observe it.
+pub struct Harness {
+    pub auth: Latchkey,
+    pub clock: ManualClock,
+    pub store: MemoryStore,
+    pub mailer: CapturingMailer,
+    pub sms: CapturingSms,
+}
+
+/// A harness with `config`, its clock stopped at 2026-01-01T00:00:00Z.
+pub fn harness_with(config: Config) -> Harness {
+    let clock = ManualClock::fixed();
+    let store = MemoryStore::new();
+    let mailer = CapturingMailer::new();
+    let sms = CapturingSms::new();
+    let auth = Latchkey::builder(config)
+        .store(store.clone())
+        .mailer(mailer.clone())
+        .sms(sms.clone())
+        .clock(clock.clone())
+        .pepper(test_pepper())
+        .keyring(test_keyring())
+        .build()
+        .expect("test engine builds");
+    Harness {
+        auth,
+        clock,
+        store,
+        mailer,
+        sms,
+    }
+}
+
+/// A harness with the default configuration for `https://app.example.com`.
+pub fn harness() -> Harness {
+    harness_with(Config::new("https://app.example.com"))
+}
