@@ -13,7 +13,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 macro_rules! secret_string {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq)]
+        #[derive(Clone)]
         pub struct $name(String);
 
         impl Zeroize for $name {
@@ -42,6 +42,11 @@ macro_rules! secret_string {
             /// Use it only to deliver it to its owner or to hash or verify it.
             pub fn secret(&self) -> &str {
                 &self.0
+            }
+
+            /// Compares with another secret of the same kind in constant time.
+            pub fn ct_eq(&self, other: &Self) -> bool {
+                super::ct_eq(self.0.as_bytes(), other.0.as_bytes())
             }
         }
 
@@ -120,6 +125,13 @@ mod tests {
         let printed = format!("{token:?} {:?}", Some(&token));
         assert!(!printed.contains("canary"));
         assert!(printed.contains("RefreshToken([redacted])"));
+    }
+
+    #[test]
+    fn equality_is_constant_time_only() {
+        let a = AuthCode::new("abc");
+        assert!(a.ct_eq(&AuthCode::new("abc")));
+        assert!(!a.ct_eq(&AuthCode::new("abd")));
     }
 
     #[test]

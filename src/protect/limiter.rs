@@ -79,7 +79,10 @@ impl<'a> RateLimiter<'a> {
             Window::Fixed => (key, now + limit.window),
             Window::Sliding => {
                 let (current, _) = self.sliding_keys(&key, limit, now);
-                (current, bucket_start(limit, now) + limit.window.saturating_mul(2))
+                (
+                    current,
+                    bucket_start(limit, now) + limit.window.saturating_mul(2),
+                )
             }
         };
         self.inner
