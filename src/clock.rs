@@ -129,7 +129,13 @@ impl ManualClock {
 
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
-        self.millis.fetch_add(millis_of(by), Ordering::SeqCst);
+        let by = millis_of(by);
+        // Saturates at the far future rather than wrapping into the past.
+        let _ = self
+            .millis
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                Some(t.saturating_add(by))
+            });
     }
 
     /// Sets the clock to `to` (forward or back).
@@ -163,6 +169,10 @@ mod tests {
         assert_eq!(far.unix_millis(), i64::MAX);
         assert_eq!(Timestamp::EPOCH.duration_since(far), Duration::ZERO);
         assert_eq!(Timestamp::from_unix_millis(-1).unix_secs(), -1);
+        let clock = ManualClock::fixed();
+        clock.advance(Duration::MAX);
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now().unix_millis(), i64::MAX);
     }
 
     #[test]

@@ -24,8 +24,9 @@ pub struct Config {
     pub issuer: String,
     /// The `aud` of issued access tokens. Defaults to the public origin.
     pub audience: String,
-    /// The WebAuthn relying-party id: the origin's host or a registrable suffix of it.
-    /// `None` uses the origin's host.
+    /// The WebAuthn relying-party id: the origin's host or a parent domain of it with at
+    /// least one dot (`example.com` for `login.example.com`; browsers also refuse public
+    /// suffixes such as `co.uk`). `None` uses the origin's host.
     pub rp_id: Option<String>,
     /// The relying party's name, shown by authenticators.
     pub rp_name: String,
@@ -60,7 +61,8 @@ impl Config {
         let origin = parse_origin(&self.public_origin)?;
         let host = origin.host_str().unwrap_or_default().to_owned();
         let rp_id = self.rp_id.clone().unwrap_or_else(|| host.clone());
-        if !(host == rp_id || host.ends_with(&format!(".{rp_id}"))) || rp_id.is_empty() {
+        let parent = host.ends_with(&format!(".{rp_id}")) && rp_id.contains('.');
+        if rp_id != host && !parent {
             return bad(format!(
                 "rp_id {rp_id:?} must be the origin's host {host:?} or a parent domain of it"
             ));
@@ -83,7 +85,8 @@ impl Config {
 }
 
 fn parse_origin(text: &str) -> Result<Url, Error> {
-    let bad = |why: &str| Err(Error::Config(format!("public_origin {text:?} {why}")));
+    // The value is not echoed: a mistyped origin may carry credentials.
+    let bad = |why: &str| Err(Error::Config(format!("public_origin {why}")));
     let Ok(url) = Url::parse(text) else {
         return bad("is not a URL");
     };
@@ -249,7 +252,7 @@ impl RateLimit {
         }
     }
 
-    fn validate(&self, name: &str, most: u32) -> Result<(), Error> {
+    pub(crate) fn validate(&self, name: &str, most: u32) -> Result<(), Error> {
         if self.max == 0 || self.max > most {
             return Err(Error::Config(format!(
                 "limits.{name}.max must be 1 to {most}"
@@ -335,6 +338,7 @@ mod tests {
         ] {
             let err = check(Config::new(bad)).unwrap_err();
             assert_eq!(err.code(), "config", "{bad:?}");
+            assert!(!err.to_string().contains("pw@"), "the value is not echoed");
         }
     }
 
@@ -346,7 +350,9 @@ mod tests {
         config.rp_id = Some("ample.com".into());
         assert!(check(config.clone()).is_err());
         config.rp_id = Some("other.com".into());
-        assert!(check(config).is_err());
+        assert!(check(config.clone()).is_err());
+        config.rp_id = Some("com".into());
+        assert!(check(config).is_err(), "a bare TLD is never an rp_id");
     }
 
     #[test]

@@ -53,7 +53,8 @@ impl fmt::Debug for SmsMessage {
 /// Sends email (SMTP, a provider's API, a queue…).
 ///
 /// Returning `Ok` means the message was accepted for delivery; the engine does not retry.
-/// Implementations MUST NOT log message bodies: they carry sign-in secrets.
+/// Implementations MUST NOT log message bodies or put them in their errors: they carry
+/// sign-in secrets.
 #[async_trait]
 pub trait Mailer: Send + Sync + fmt::Debug {
     /// Sends one message.

@@ -49,7 +49,7 @@ pub enum Error {
     #[error("forbidden")]
     Forbidden,
     /// Too many attempts or requests: try again after `retry_after`.
-    #[error("rate limited; retry after {} s", retry_after.as_secs().max(1))]
+    #[error("rate limited; retry after {} s", ceil_secs(*retry_after))]
     RateLimited {
         /// How long until the limit allows another attempt.
         retry_after: Duration,
@@ -69,6 +69,11 @@ pub enum Error {
     /// A mailer or SMS sender failed.
     #[error("delivery failed")]
     Delivery(#[source] DeliveryError),
+}
+
+/// Whole seconds, rounded up, at least 1: what a `Retry-After` header should say.
+pub(crate) fn ceil_secs(d: Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
 }
 
 impl Error {
@@ -166,8 +171,9 @@ impl From<StoreError> for Error {
     }
 }
 
-/// A mailer or SMS sender failed. The source is kept; the message is never included, since
-/// it carries the code or link being delivered.
+/// A mailer or SMS sender failed. The source is kept; latchkey never puts the message in it,
+/// since the message carries the code or link being delivered (and adapters must not
+/// either: see [`Mailer`](crate::Mailer)).
 #[derive(Debug, thiserror::Error)]
 #[error("{channel} delivery failed")]
 pub struct DeliveryError {
@@ -234,5 +240,13 @@ mod tests {
             retry_after: Duration::from_millis(10),
         };
         assert_eq!(err.to_string(), "rate limited; retry after 1 s");
+        let err = Error::RateLimited {
+            retry_after: Duration::from_millis(1900),
+        };
+        assert_eq!(
+            err.to_string(),
+            "rate limited; retry after 2 s",
+            "never tells a client to come back early"
+        );
     }
 }

@@ -179,6 +179,26 @@ async fn sliding_limit_admits_exactly_max_of_16_racing_requests() {
 }
 
 #[tokio::test]
+async fn unusable_limits_are_refused_not_silently_open() {
+    let h = support::harness();
+    let limits = h.auth.limits();
+    let never = RateLimit::fixed(0, MINUTE);
+    let instant = RateLimit::fixed(5, Duration::from_micros(10));
+    for limit in [never, instant] {
+        assert_eq!(
+            limits.hit("s", "x", &limit).await.unwrap_err().code(),
+            "config"
+        );
+        assert_eq!(
+            limits.check("s", "x", &limit).await.unwrap_err().code(),
+            "config"
+        );
+        let err = limits.record_failure("s", "x", &limit).await.unwrap_err();
+        assert_eq!(err.code(), "config");
+    }
+}
+
+#[tokio::test]
 async fn default_limits_are_what_the_docs_say() {
     let limits = Config::new("https://a.example.com").limits;
     assert_eq!(

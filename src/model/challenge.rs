@@ -94,7 +94,7 @@ impl fmt::Debug for ChallengeKey {
 pub struct ChallengeRecord {
     /// The payload, serialized by the flow that owns the kind. Opaque to stores.
     pub value: Vec<u8>,
-    /// After this instant the record is invisible to every read.
+    /// From this instant on the record is invisible to every read.
     pub expires_at: Timestamp,
     /// Starts at 0 and is bumped by every [`update`](crate::store::ChallengeStore::update).
     pub version: u64,

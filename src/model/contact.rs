@@ -28,18 +28,20 @@ impl Email {
     /// Checks and normalizes an email address.
     pub fn parse(input: &str) -> Result<Self, Error> {
         let bad = |reason: &str| Error::invalid("email", reason);
-        let trimmed = input.trim();
-        if trimmed.len() > 254 {
+        let (local, domain) = input
+            .trim()
+            .rsplit_once('@')
+            .ok_or_else(|| bad("has no @"))?;
+        // Lowercasing can lengthen a string ('İ' is 2 bytes, its lowercase 3), so the limits
+        // are checked on the normalized form: what is stored is what was checked.
+        let (local, domain) = (local.to_lowercase(), domain.to_ascii_lowercase());
+        check_local_part(&local).map_err(bad)?;
+        check_domain(&domain).map_err(bad)?;
+        let email = format!("{local}@{domain}");
+        if email.len() > 254 {
             return Err(bad("is longer than 254 bytes"));
         }
-        let (local, domain) = trimmed.rsplit_once('@').ok_or_else(|| bad("has no @"))?;
-        check_local_part(local).map_err(bad)?;
-        check_domain(domain).map_err(bad)?;
-        Ok(Email(format!(
-            "{}@{}",
-            local.to_lowercase(),
-            domain.to_ascii_lowercase()
-        )))
+        Ok(Email(email))
     }
 
     /// The normalized address.
@@ -286,6 +288,17 @@ mod tests {
             Email::parse(&format!("b@{}.com", "a".repeat(64))).is_err(),
             "label > 63"
         );
+    }
+
+    #[test]
+    fn limits_apply_to_the_normalized_form() {
+        // 'İ' (2 bytes) lowercases to "i̇" (3 bytes): 32 of them fit as typed, not as stored.
+        let typed = format!("{}@example.com", "İ".repeat(32));
+        assert!(Email::parse(&typed).is_err());
+        let fits = Email::parse(&format!("{}@example.com", "İ".repeat(21))).unwrap();
+        assert!(fits.local_part().len() <= 64);
+        let again: Email = serde_json::from_value(serde_json::json!(fits.as_str())).unwrap();
+        assert_eq!(again, fits, "a stored address always reads back");
     }
 
     #[test]

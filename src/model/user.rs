@@ -82,9 +82,9 @@ impl PasswordHash {
 
 impl fmt::Debug for PasswordHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The algorithm and parameters are not secret and help debugging rehash policy.
-        let params: String = self.0.split('$').take(4).collect::<Vec<_>>().join("$");
-        write!(f, "PasswordHash({params}$…)")
+        // Only the algorithm id: in some formats (bcrypt) everything after it is salt+hash.
+        let algorithm = self.0.split('$').nth(1).unwrap_or("?");
+        write!(f, "PasswordHash(${algorithm}$…)")
     }
 }
 
@@ -161,6 +161,9 @@ mod tests {
     fn password_hash_debug_shows_parameters_not_hash() {
         let hash = PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g");
         let printed = format!("{hash:?}");
-        assert_eq!(printed, "PasswordHash($argon2id$v=19$m=19456,t=2,p=1$…)");
+        assert_eq!(printed, "PasswordHash($argon2id$…)");
+        let bcrypt =
+            PasswordHash::new("$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW");
+        assert_eq!(format!("{bcrypt:?}"), "PasswordHash($2b$…)");
     }
 }

@@ -15,9 +15,12 @@ use crate::{Error, Timestamp};
 /// so counters reveal no addresses. Two ways to count:
 ///
 /// - [`hit`](Self::hit) counts a request and refuses it if it went over (sends, resends):
-///   the check and the count are one atomic increment, so N racing requests against a
-///   limit of M get exactly M successes. Refused hits count too, so hammering a limit keeps
-///   it shut.
+///   the check and the count are one atomic increment, so N racing requests get exactly as
+///   many successes as the window has room for (M on an empty window of limit M). Refused
+///   hits count too, so hammering a limit keeps it shut.
+///
+/// A limit passed in is checked like one in [`Limits`](crate::Limits): at least one event,
+/// a window of 1 second to 30 days; otherwise [`Error::Config`].
 /// - [`check`](Self::check) + [`record_failure`](Self::record_failure) for failure budgets
 ///   (wrong passwords, wrong codes): check before doing any expensive work, count only
 ///   failures, and [`reset`](Self::reset) on success.
@@ -33,30 +36,7 @@ impl<'a> RateLimiter<'a> {
 
     /// Counts one event and refuses it when the window now holds more than `limit.max`.
     pub async fn hit(&self, scope: &str, subject: &str, limit: &RateLimit) -> Result<(), Error> {
-        let now = self.inner.clock.now();
-        let key = self.key(scope, subject);
-        let level = match limit.kind {
-            Window::Fixed => {
-                let counter = self
-                    .inner
-                    .challenges
-                    .incr(&key, now + limit.window, now)
-                    .await?;
-                Level::fixed(counter.count, counter.expires_at, now)
-            }
-            Window::Sliding => {
-                let (current, previous) = self.sliding_keys(&key, limit, now);
-                let bucket_end = bucket_start(limit, now) + limit.window;
-                let cur = self
-                    .inner
-                    .challenges
-                    .incr(&current, bucket_end + limit.window, now)
-                    .await?;
-                let prev = self.count_of(&previous, now).await?;
-                Level::sliding(prev, cur.count, limit, now)
-            }
-        };
-        level.admit(0, limit)
+        self.count_one(scope, subject, limit).await?.admit(0, limit)
     }
 
     /// Refuses when the budget is already spent (the window holds `limit.max` events or
@@ -73,23 +53,7 @@ impl<'a> RateLimiter<'a> {
         subject: &str,
         limit: &RateLimit,
     ) -> Result<u32, Error> {
-        let now = self.inner.clock.now();
-        let key = self.key(scope, subject);
-        let (counted, expires_at) = match limit.kind {
-            Window::Fixed => (key, now + limit.window),
-            Window::Sliding => {
-                let (current, _) = self.sliding_keys(&key, limit, now);
-                (
-                    current,
-                    bucket_start(limit, now) + limit.window.saturating_mul(2),
-                )
-            }
-        };
-        self.inner
-            .challenges
-            .incr(&counted, expires_at, now)
-            .await?;
-        let level = self.level(scope, subject, limit).await?;
+        let level = self.count_one(scope, subject, limit).await?;
         let used = level.count.ceil().min(f64::from(u32::MAX)) as u32;
         Ok(limit.max.saturating_sub(used))
     }
@@ -111,7 +75,37 @@ impl<'a> RateLimiter<'a> {
         Ok(())
     }
 
+    /// Adds one to the subject's current counter and returns the level it reached. The
+    /// level comes from the increment itself, not from a later read, so racing callers each
+    /// see a distinct count and exactly `max` of them fit.
+    async fn count_one(
+        &self,
+        scope: &str,
+        subject: &str,
+        limit: &RateLimit,
+    ) -> Result<Level, Error> {
+        limit.validate(scope, u32::MAX)?;
+        let now = self.inner.clock.now();
+        let key = self.key(scope, subject);
+        let challenges = &self.inner.challenges;
+        Ok(match limit.kind {
+            Window::Fixed => {
+                let counter = challenges.incr(&key, now + limit.window, now).await?;
+                Level::fixed(counter.count, counter.expires_at, now)
+            }
+            Window::Sliding => {
+                let (current, previous) = self.sliding_keys(&key, limit, now);
+                // A bucket is read for two windows: as the current one, then as the previous.
+                let expires_at = bucket_start(limit, now) + limit.window.saturating_mul(2);
+                let cur = challenges.incr(&current, expires_at, now).await?;
+                let prev = self.count_of(&previous, now).await?;
+                Level::sliding(prev, cur.count, limit, now)
+            }
+        })
+    }
+
     async fn level(&self, scope: &str, subject: &str, limit: &RateLimit) -> Result<Level, Error> {
+        limit.validate(scope, u32::MAX)?;
         let now = self.inner.clock.now();
         let key = self.key(scope, subject);
         Ok(match limit.kind {

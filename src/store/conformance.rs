@@ -500,8 +500,15 @@ pub async fn user_listing_pages_are_stable<S: Storage + 'static>(store: Arc<S>) 
         let result = store.list_users(&UserQuery::all(), &page).await.unwrap();
         assert!(result.items.len() <= 10);
         seen.extend(result.items.iter().map(|u| u.id));
-        // Churn between pages: a new user (sorts last) and the deletion of one not yet seen.
+        // Churn between pages that breaks offset paging: the deletion of two users already
+        // seen (one of them the cursor's own), a user that sorts before the cursor, one that
+        // sorts last, and the deletion of one not yet seen.
         if round == 0 {
+            store.delete_user(ids[9]).await.unwrap();
+            store.delete_user(ids[3]).await.unwrap();
+            let mut early = user_with_email("early@example.com");
+            early.id = UserId::from_uuid(uuid::Uuid::from_u128(1));
+            store.create_user(&early).await.unwrap();
             store
                 .create_user(&user_with_email("late@example.com"))
                 .await
@@ -789,6 +796,23 @@ pub async fn totp_factors_are_owned<S: Storage + 'static>(store: Arc<S>) {
         vec![pending.clone(), later]
     );
 
+    // A put from a copy read before a code was accepted cannot make that code replayable.
+    assert!(
+        store
+            .advance_totp_step(alice.id, pending.id, 1000)
+            .await
+            .unwrap()
+    );
+    store.put_totp_factor(&pending).await.unwrap();
+    let listed = store.list_totp_factors(alice.id).await.unwrap();
+    assert_eq!(listed[0].last_step, Some(1000));
+    assert!(
+        !store
+            .advance_totp_step(alice.id, pending.id, 1000)
+            .await
+            .unwrap()
+    );
+
     let mut stolen = pending.clone();
     stolen.user_id = bob.id;
     conflict_on(store.put_totp_factor(&stolen).await, "factor");
@@ -977,6 +1001,12 @@ pub async fn org_listing_pages_are_stable<S: Storage + 'static>(store: Arc<S>) {
         ids.push(o.id);
     }
     let first = store.list_orgs(&PageRequest::first(5)).await.unwrap();
+    // Churn that breaks offset paging: the cursor's own organization goes, one that sorts
+    // first and one that sorts last arrive.
+    store.delete_org(ids[4]).await.unwrap();
+    let mut early = org("early");
+    early.id = OrgId::from_uuid(uuid::Uuid::from_u128(1));
+    store.create_org(&early).await.unwrap();
     store.create_org(&org("newcomer")).await.unwrap();
     let second = store
         .list_orgs(&PageRequest::after(5, first.next_cursor.clone().unwrap()))
@@ -991,8 +1021,13 @@ pub async fn org_listing_pages_are_stable<S: Storage + 'static>(store: Arc<S>) {
         .into_iter()
         .flat_map(|p| p.items.into_iter().map(|o| o.id))
         .collect();
-    assert_eq!(&seen[..12], &ids[..]);
+    assert_eq!(
+        &seen[..12],
+        &ids[..],
+        "none skipped, none twice, in id order"
+    );
     assert_eq!(seen.len(), 13, "the newcomer sorts last and is listed once");
+    assert!(!seen.contains(&early.id), "it sorts before the cursor");
 }
 
 /// Apps: a client id is unique across organizations; an app needs its organization.
@@ -1081,6 +1116,17 @@ pub async fn roles_and_permissions_cascade<S: Storage + 'static>(store: Arc<S>) 
     let granted = store.permissions_of(user, acme.id).await.unwrap();
     let names: Vec<&str> = granted.iter().map(|p| p.as_str()).collect();
     assert_eq!(names, vec!["invoices:read", "invoices:write"]);
+
+    // Renaming a permission renames it in the roles that grant it.
+    let mut view = read.clone();
+    view.name = Permission::new("invoices:view").unwrap();
+    store.put_permission(&view).await.unwrap();
+    let viewer_now = store.get_role(acme.id, viewer.id).await.unwrap().unwrap();
+    assert_eq!(viewer_now.permissions, vec![view.name.clone()]);
+    let granted = store.permissions_of(user, acme.id).await.unwrap();
+    let names: Vec<&str> = granted.iter().map(|p| p.as_str()).collect();
+    assert_eq!(names, vec!["invoices:view", "invoices:write"]);
+    store.put_permission(&read).await.unwrap();
 
     assert!(store.delete_permission(acme.id, write.id).await.unwrap());
     assert!(
@@ -1444,8 +1490,8 @@ pub async fn challenge_expiry_is_visible_at_once<S: Storage + 'static>(store: Ar
     assert!(store.get(&k, at(599)).await.unwrap().is_some());
     assert!(store.get(&k, at(600)).await.unwrap().is_none());
     assert!(store.take(&k, at(600)).await.unwrap().is_none());
-    assert!(!store.update(&k, 0, b"v2", at(9999), at(601)).await.unwrap());
-    assert!(!store.delete(&k, at(601)).await.unwrap());
+    assert!(!store.update(&k, 0, b"v2", at(9999), at(600)).await.unwrap());
+    assert!(!store.delete(&k, at(600)).await.unwrap());
 
     let k2 = key(ChallengeKind::OneTimeCode, "replaced");
     assert!(store.insert(&k2, b"old", at(10), t0()).await.unwrap());
@@ -1614,6 +1660,19 @@ pub async fn audit_log_newest_first_and_paged_stably<S: Storage + 'static>(store
         .await
         .unwrap();
     assert_eq!(fresh.items[0].at, at(100));
+    let mut rewrite = mine[0].clone();
+    rewrite.kind = AuthEventKind::SignInFailed;
+    rewrite.user_id = Some(other);
+    conflict_on(store.append(&rewrite).await, "event");
+    let all = store
+        .list_user_events(user, &PageRequest::first(100))
+        .await
+        .unwrap();
+    assert_eq!(
+        all.items.last(),
+        Some(&mine[0]),
+        "an appended event never changes"
+    );
     let nobody = store
         .list_user_events(UserId::generate(), &PageRequest::first(5))
         .await

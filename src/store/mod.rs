@@ -108,8 +108,9 @@ pub trait UserStore: Send + Sync + fmt::Debug {
     /// Records a sign-in with a passkey. Atomic and monotonic: applies only when
     /// `use_.counter` is greater than the stored counter, or both are 0 (an authenticator
     /// that keeps no counter). Returns whether it applied; `false` means a counter
-    /// regression (a possibly cloned authenticator) or no such credential. Of two racing
-    /// uses reporting the same counter, at most one applies.
+    /// regression (a possibly cloned authenticator) or no such credential. Of racing uses
+    /// reporting the same non-zero counter, exactly one applies; authenticators that keep no
+    /// counter (0 on both sides) cannot be told apart this way, and every such use applies.
     async fn record_passkey_use(&self, id: &CredentialId, use_: &PasskeyUse) -> StoreResult<bool>;
 
     /// Renames one of `user`'s passkeys. Returns whether it exists and belongs to `user`.
@@ -124,7 +125,10 @@ pub trait UserStore: Send + Sync + fmt::Debug {
     /// and belonged to `user`.
     async fn delete_passkey(&self, user: UserId, id: &CredentialId) -> StoreResult<bool>;
 
-    /// Inserts or replaces a TOTP factor (keyed by its id; the user must exist).
+    /// Inserts or replaces a TOTP factor (keyed by its id; the user must exist; an id owned
+    /// by another user is [`StoreError::Conflict`] `"factor"`). The stored `last_step` becomes
+    /// the larger of the stored and the given one, atomically: no put (say, activating a
+    /// pending factor from a copy read earlier) can make an accepted code replayable.
     async fn put_totp_factor(&self, factor: &TotpFactor) -> StoreResult<()>;
 
     /// A user's TOTP factors, oldest first.
@@ -201,6 +205,8 @@ pub trait OrgStore: Send + Sync + fmt::Debug {
 
     /// Inserts or replaces (by id) a permission definition. Its name is unique in the
     /// organization ([`StoreError::Conflict`] `"permission"`); the organization must exist.
+    /// Renaming one (same id, new name) renames it in every role of the organization in the
+    /// same atomic step, so no role keeps granting the old name.
     async fn put_permission(&self, permission: &PermissionDef) -> StoreResult<()>;
 
     /// An organization's permission definitions, in id order.
@@ -375,10 +381,14 @@ pub trait ChallengeStore: Send + Sync + fmt::Debug {
 /// The login log.
 #[async_trait]
 pub trait AuditLog: Send + Sync + fmt::Debug {
-    /// Appends an event. Events are never changed afterwards.
+    /// Appends an event. Events are never changed afterwards: an id already in the log is
+    /// refused ([`StoreError::Conflict`] `"event"`).
     async fn append(&self, event: &AuthEvent) -> StoreResult<()>;
 
     /// A user's events, newest first (by event id), paged; stable under appends.
+    ///
+    /// Event ids are UUIDv7s made as events are recorded, so this is the order in which they
+    /// were recorded; each event's `at` is the engine clock's time.
     async fn list_user_events(
         &self,
         user: UserId,

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
 use async_trait::async_trait;
+use latchkey::StoreError;
 use latchkey::model::{AuthEvent, EventId, Page, PageRequest, UserId};
 use latchkey::store::{AuditLog, StoreResult};
 
@@ -19,6 +20,9 @@ pub(crate) struct Tables {
 impl AuditLog for MemoryStore {
     async fn append(&self, event: &AuthEvent) -> StoreResult<()> {
         let mut t = write(&self.audit);
+        if t.events.contains_key(&event.id) {
+            return Err(StoreError::Conflict { what: "event" });
+        }
         if let Some(user) = event.user_id {
             t.by_user.entry(user).or_default().insert(event.id);
         }

@@ -200,7 +200,25 @@ impl OrgStore for MemoryStore {
         if clash || moved {
             return Err(StoreError::Conflict { what: "permission" });
         }
-        t.permissions.insert(permission.id, permission.clone());
+        let renamed_from = t
+            .permissions
+            .insert(permission.id, permission.clone())
+            .map(|old| old.name)
+            .filter(|old| *old != permission.name);
+        if let Some(old) = renamed_from {
+            let roles = t
+                .roles
+                .values_mut()
+                .filter(|r| r.org_id == permission.org_id);
+            for role in roles {
+                if role.permissions.contains(&permission.name) {
+                    role.permissions.retain(|p| *p != old);
+                }
+                for granted in role.permissions.iter_mut().filter(|p| **p == old) {
+                    *granted = permission.name.clone();
+                }
+            }
+        }
         Ok(())
     }
 

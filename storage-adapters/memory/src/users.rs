@@ -270,9 +270,12 @@ impl UserStore for MemoryStore {
         {
             return Err(StoreError::Conflict { what: "factor" });
         }
-        t.owned_mut(factor.user_id)?
-            .totp
-            .insert(factor.id, factor.clone());
+        let totp = &mut t.owned_mut(factor.user_id)?.totp;
+        let mut stored = factor.clone();
+        stored.last_step = stored
+            .last_step
+            .max(totp.get(&factor.id).and_then(|f| f.last_step));
+        totp.insert(factor.id, stored);
         t.totp_owner.insert(factor.id, factor.user_id);
         Ok(())
     }
