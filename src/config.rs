@@ -36,6 +36,8 @@ pub struct Config {
     pub codes: CodePolicy,
     /// Rate limits and attempt budgets.
     pub limits: Limits,
+    /// Access-token signing and verification.
+    pub tokens: TokenPolicy,
 }
 
 impl Config {
@@ -52,6 +54,7 @@ impl Config {
             ttl: Ttl::default(),
             codes: CodePolicy::default(),
             limits: Limits::default(),
+            tokens: TokenPolicy::default(),
         }
     }
 
@@ -76,6 +79,7 @@ impl Config {
         self.ttl.validate()?;
         self.codes.validate()?;
         self.limits.validate()?;
+        self.tokens.validate()?;
         Ok(ValidConfig {
             origin,
             rp_id,
@@ -125,6 +129,8 @@ pub struct Ttl {
     pub access_token: Duration,
     /// A session and its refresh tokens, from sign-in (absolute). Default 30 days.
     pub session: Duration,
+    /// A session not refreshed for this long ends. Default 7 days; at most `session`.
+    pub session_idle: Duration,
     /// Magic links. Default 15 minutes; at most 24 hours.
     pub magic_link: Duration,
     /// Email and SMS one-time codes. Default 10 minutes; at most 1 hour.
@@ -142,6 +148,7 @@ impl Default for Ttl {
         Ttl {
             access_token: 15 * MINUTE,
             session: 30 * DAY,
+            session_idle: 7 * DAY,
             magic_link: 15 * MINUTE,
             one_time_code: 10 * MINUTE,
             auth_code: MINUTE,
@@ -156,6 +163,7 @@ impl Ttl {
         let checks = [
             ("access_token", self.access_token, DAY),
             ("session", self.session, 400 * DAY),
+            ("session_idle", self.session_idle, 400 * DAY),
             ("magic_link", self.magic_link, DAY),
             ("one_time_code", self.one_time_code, HOUR),
             ("auth_code", self.auth_code, 10 * MINUTE),
@@ -173,6 +181,11 @@ impl Ttl {
         if self.access_token > self.session {
             return Err(Error::Config(
                 "ttl.access_token must not outlive ttl.session".into(),
+            ));
+        }
+        if self.session_idle > self.session {
+            return Err(Error::Config(
+                "ttl.session_idle must not exceed ttl.session".into(),
             ));
         }
         Ok(())
@@ -206,6 +219,66 @@ impl CodePolicy {
         }
         if !(1..=5).contains(&self.max_attempts) {
             return Err(Error::Config("codes.max_attempts must be 1 to 5".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The algorithm access tokens are signed with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SigningAlgorithm {
+    /// EdDSA over Ed25519 (RFC 8037): small, fast, deterministic. The default.
+    #[default]
+    EdDSA,
+    /// ECDSA over P-256 with SHA-256, for verifiers that cannot do EdDSA.
+    ES256,
+}
+
+impl SigningAlgorithm {
+    /// The JWS `alg` name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlgorithm::EdDSA => "EdDSA",
+            SigningAlgorithm::ES256 => "ES256",
+        }
+    }
+}
+
+/// How access tokens are signed and verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TokenPolicy {
+    /// The algorithm new signing keys use. Default EdDSA.
+    pub algorithm: SigningAlgorithm,
+    /// Clock skew tolerated on `exp` and `nbf`. Default 30 seconds; at most 5 minutes.
+    pub leeway: Duration,
+    /// How many verified tokens to remember, so a repeated token skips its signature
+    /// check. Default 10 000; 0 turns the cache off.
+    pub cache_capacity: usize,
+}
+
+impl Default for TokenPolicy {
+    fn default() -> Self {
+        TokenPolicy {
+            algorithm: SigningAlgorithm::EdDSA,
+            leeway: Duration::from_secs(30),
+            cache_capacity: 10_000,
+        }
+    }
+}
+
+impl TokenPolicy {
+    fn validate(&self) -> Result<(), Error> {
+        if self.leeway > 5 * MINUTE {
+            return Err(Error::Config(
+                "tokens.leeway must be at most 5 minutes".into(),
+            ));
+        }
+        if self.cache_capacity > 10_000_000 {
+            return Err(Error::Config(
+                "tokens.cache_capacity must be at most 10 000 000".into(),
+            ));
         }
         Ok(())
     }

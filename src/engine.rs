@@ -10,7 +10,9 @@ use crate::config::{Config, ValidConfig};
 use crate::crypto::{Keyring, Pepper, SecretHasher};
 use crate::delivery::{Mailer, SmsSender};
 use crate::protect::RateLimiter;
+use crate::sessions::Sessions;
 use crate::store::{AuditLog, ChallengeStore, OrgStore, SessionStore, Storage, UserStore};
+use crate::tokens::{KeySet, KeyState, SigningKey, Tokens, VerifiedCache};
 use crate::{Clock, Error, SystemClock, Timestamp};
 
 /// The authentication engine. Cheap to clone (one `Arc` inside), `Send + Sync`: build it
@@ -34,6 +36,8 @@ pub(crate) struct Inner {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) hasher: SecretHasher,
     pub(crate) keyring: Keyring,
+    pub(crate) keys: KeyState,
+    pub(crate) verified: VerifiedCache,
 }
 
 impl Latchkey {
@@ -51,7 +55,22 @@ impl Latchkey {
             clock: None,
             pepper: None,
             keyring: None,
+            signing_pems: Vec::new(),
         }
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// Access tokens, refresh tokens, authorization codes, signing keys.
+    pub fn tokens(&self) -> Tokens<'_> {
+        Tokens::new(&self.inner)
+    }
+
+    /// Users' sessions.
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions::new(&self.inner)
     }
 
     /// The configuration, as validated.
@@ -165,6 +184,7 @@ pub struct LatchkeyBuilder {
     clock: Option<Arc<dyn Clock>>,
     pepper: Option<Pepper>,
     keyring: Option<Keyring>,
+    signing_pems: Vec<String>,
 }
 
 impl LatchkeyBuilder {
@@ -244,6 +264,18 @@ impl LatchkeyBuilder {
         self
     }
 
+    /// Signs tokens with a key from PEM (PKCS#8 `PRIVATE KEY`, Ed25519 or P-256) instead
+    /// of keys kept in the store. Call it again to add older keys that still verify; the
+    /// last one given signs. Rotate such keys in configuration.
+    ///
+    /// Without it, keys live in the store (sealed with the keyring): created on first use,
+    /// kept across restarts, rotated with
+    /// [`rotate_signing_key`](crate::tokens::Tokens::rotate_signing_key).
+    pub fn signing_key_pem(mut self, pem: impl Into<String>) -> Self {
+        self.signing_pems.push(pem.into());
+        self
+    }
+
     /// Checks the configuration and assembles the engine.
     ///
     /// Fails with [`Error::Config`] naming the first problem: an invalid origin or policy, a
@@ -252,6 +284,22 @@ impl LatchkeyBuilder {
         let missing = |what: &str| Error::Config(format!("no {what} was given to the builder"));
         let config = self.config.validate()?;
         let pepper = self.pepper.ok_or_else(|| missing("pepper"))?;
+        ensure_jwt_crypto()?;
+        let fixed_keys = self
+            .signing_pems
+            .iter()
+            .enumerate()
+            .map(|(i, pem)| {
+                // Order of configuration is age: the last key given signs.
+                let created = Timestamp::from_unix_millis(i64::try_from(i).unwrap_or(i64::MAX));
+                SigningKey::from_pem(pem, created).map(|(key, _)| key)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let fixed_keys = match fixed_keys.is_empty() {
+            true => None,
+            false => Some(KeySet::new(fixed_keys)?),
+        };
+        let cache_capacity = config.config.tokens.cache_capacity;
         let inner = Inner {
             config,
             users: self.users.ok_or_else(|| missing("user store"))?,
@@ -264,11 +312,28 @@ impl LatchkeyBuilder {
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             hasher: SecretHasher::new(&pepper)?,
             keyring: self.keyring.ok_or_else(|| missing("keyring"))?,
+            keys: KeyState::new(fixed_keys),
+            verified: VerifiedCache::new(cache_capacity),
         };
         Ok(Latchkey {
             inner: Arc::new(inner),
         })
     }
+}
+
+/// jsonwebtoken signs and verifies through a process-wide crypto provider. It picks
+/// aws-lc-rs by itself unless another crate in the build also enabled its RustCrypto
+/// backend; then we install aws-lc-rs ourselves, and report (rather than panic) if that is
+/// impossible.
+fn ensure_jwt_crypto() -> Result<(), Error> {
+    use jsonwebtoken::crypto::CryptoProvider;
+    if CryptoProvider::try_get_default().is_some() {
+        return Ok(());
+    }
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+    CryptoProvider::try_get_default()
+        .map(|_| ())
+        .ok_or_else(|| Error::Config("jsonwebtoken has no crypto provider".into()))
 }
 
 impl fmt::Debug for LatchkeyBuilder {

@@ -54,6 +54,10 @@ pub enum Error {
         /// How long until the limit allows another attempt.
         retry_after: Duration,
     },
+    /// The token is valid but its session was revoked, ended or went idle (from
+    /// [`verify_live`](crate::tokens::Tokens::verify_live)).
+    #[error("session revoked")]
+    SessionRevoked,
     /// A first factor succeeded but a second one is required.
     #[error("multi-factor authentication required")]
     MfaRequired,
@@ -88,6 +92,7 @@ impl Error {
             Error::Conflict { .. } => "conflict",
             Error::Forbidden => "forbidden",
             Error::RateLimited { .. } => "rate_limited",
+            Error::SessionRevoked => "session_revoked",
             Error::MfaRequired => "mfa_required",
             Error::Config(_) => "config",
             Error::Crypto => "crypto",

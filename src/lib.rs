@@ -74,18 +74,25 @@ mod engine;
 mod error;
 pub mod model;
 pub mod protect;
+mod sessions;
+mod signin;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tokens;
 
 pub use audit::Audit;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use config::{CodePolicy, Config, Limits, RateLimit, Ttl, Window};
+pub use config::{
+    CodePolicy, Config, Limits, RateLimit, SigningAlgorithm, TokenPolicy, Ttl, Window,
+};
 pub use context::RequestContext;
 pub use delivery::{EmailMessage, Mailer, SmsMessage, SmsSender};
 pub use engine::{Latchkey, LatchkeyBuilder};
 pub use error::{BoxError, DeliveryError, Error, Result, StoreError};
 pub use model::{Email, OrgId, Phone, SessionId, UserId};
+pub use sessions::Sessions;
+pub use signin::{AuthMethod, MfaChallenge, MfaMethod, SignIn, TokenSet};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

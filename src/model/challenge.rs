@@ -28,6 +28,9 @@ pub enum ChallengeKind {
     PasswordReset,
     /// A pending TOTP enrolment.
     TotpEnrolment,
+    /// An authorization code already exchanged: remembers the session it opened, so a
+    /// second exchange can revoke it.
+    SpentAuthCode,
 }
 
 impl ChallengeKind {
@@ -42,11 +45,12 @@ impl ChallengeKind {
             ChallengeKind::MfaToken => "mfa_token",
             ChallengeKind::PasswordReset => "password_reset",
             ChallengeKind::TotpEnrolment => "totp_enrolment",
+            ChallengeKind::SpentAuthCode => "spent_auth_code",
         }
     }
 
     /// Every kind, for adapters that keep one table or tree per kind.
-    pub const ALL: [ChallengeKind; 8] = [
+    pub const ALL: [ChallengeKind; 9] = [
         ChallengeKind::MagicLink,
         ChallengeKind::Request,
         ChallengeKind::OneTimeCode,
@@ -55,6 +59,7 @@ impl ChallengeKind {
         ChallengeKind::MfaToken,
         ChallengeKind::PasswordReset,
         ChallengeKind::TotpEnrolment,
+        ChallengeKind::SpentAuthCode,
     ];
 }
 

@@ -18,5 +18,5 @@ pub use ids::{
 };
 pub use org::{App, Membership, Organization, Permission, PermissionDef, Role};
 pub use page::{Cursor, Page, PageRequest};
-pub use session::Session;
+pub use session::{Session, StoredSigningKey};
 pub use user::{FactorStatus, PasskeyCredential, PasskeyUse, PasswordHash, TotpFactor, User};

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{OrgId, SessionId, UserId};
 use crate::Timestamp;
-use crate::crypto::SecretHash;
+use crate::crypto::{Sealed, SecretHash};
 
 /// A signed-in session. Its refresh token rotates on every use; the session keeps the hash
 /// of the current one and its generation.
@@ -45,4 +45,19 @@ impl Session {
     pub fn is_active(&self, now: Timestamp) -> bool {
         self.revoked_at.is_none() && now < self.expires_at
     }
+}
+
+/// A token-signing key as stored: the private key sealed with the engine's keyring.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredSigningKey {
+    /// The key id (`kid` header of every token it signs), unique.
+    pub kid: String,
+    /// The JWS algorithm: `"EdDSA"` or `"ES256"`.
+    pub algorithm: String,
+    /// The private key (PKCS#8 DER), sealed; the associated data binds it to `kid`.
+    pub private_key: Sealed,
+    /// The public key (Ed25519: 32 bytes; P-256: the 65-byte uncompressed point).
+    pub public_key: Vec<u8>,
+    /// When it was made. The newest key signs; older ones only verify.
+    pub created_at: Timestamp,
 }

@@ -24,7 +24,7 @@ use crate::model::{
     App, AuthEvent, AuthEventKind, ChallengeKey, ChallengeKind, ClientId, CredentialId, Email,
     EventId, FactorId, FactorStatus, Membership, OrgId, Organization, PageRequest,
     PasskeyCredential, PasskeyUse, Permission, PermissionDef, PermissionId, Phone, Role, RoleId,
-    Session, SessionId, TotpFactor, User, UserId,
+    Session, SessionId, StoredSigningKey, TotpFactor, User, UserId,
 };
 use crate::store::{Storage, UserQuery};
 use crate::testing::race;
@@ -60,6 +60,7 @@ macro_rules! conformance_tests {
             session_rotate_has_one_winner_under_16_racing_refreshes,
             session_rotate_refuses_wrong_revoked_or_expired,
             session_revocation_listing_and_deletion,
+            signing_keys_unique_ordered_and_deletable,
             challenge_take_is_exactly_once_under_16_racing_takes,
             challenge_insert_if_absent_under_16_racing_inserts,
             challenge_expiry_is_visible_at_once,
@@ -1425,6 +1426,43 @@ pub async fn session_revocation_listing_and_deletion<S: Storage + 'static>(store
             .unwrap()
             .is_some()
     );
+}
+
+/// Signing keys: kids are unique (also under 16 racing adds), listed oldest first, and
+/// deleted one by one.
+pub async fn signing_keys_unique_ordered_and_deletable<S: Storage + 'static>(store: Arc<S>) {
+    let key = |kid: &str, secs: u64| StoredSigningKey {
+        kid: kid.into(),
+        algorithm: "EdDSA".into(),
+        private_key: Sealed::from_bytes(vec![9; 80]),
+        public_key: vec![7; 32],
+        created_at: at(secs),
+    };
+    let results = race(RACERS, |i| {
+        let store = store.clone();
+        let mut k = key("k-race", 5);
+        k.public_key = vec![i as u8; 32];
+        async move { store.add_signing_key(&k).await }
+    })
+    .await;
+    assert_eq!(count_ok(&results), 1);
+    for loser in results.into_iter().filter(|r| r.is_err()) {
+        conflict_on(loser, "kid");
+    }
+    store.add_signing_key(&key("k-new", 10)).await.unwrap();
+    store.add_signing_key(&key("k-old", 1)).await.unwrap();
+    let kids: Vec<String> = store
+        .list_signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(kids, vec!["k-old", "k-race", "k-new"]);
+    assert!(store.delete_signing_key("k-race").await.unwrap());
+    assert!(!store.delete_signing_key("k-race").await.unwrap());
+    let left = store.list_signing_keys().await.unwrap();
+    assert_eq!(left, vec![key("k-old", 1), key("k-new", 10)]);
 }
 
 /// Challenges: of 16 racing takes of one key exactly one gets the record.

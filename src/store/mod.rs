@@ -20,8 +20,8 @@ use crate::crypto::SecretHash;
 use crate::model::{
     App, AuthEvent, ChallengeKey, ChallengeRecord, ClientId, Counter, CredentialId, Email,
     FactorId, Membership, OrgId, Organization, Page, PageRequest, PasskeyCredential, PasskeyUse,
-    Permission, PermissionDef, PermissionId, Phone, Role, RoleId, Session, SessionId, TotpFactor,
-    User, UserId,
+    Permission, PermissionDef, PermissionId, Phone, Role, RoleId, Session, SessionId,
+    StoredSigningKey, TotpFactor, User, UserId,
 };
 
 #[cfg(feature = "conformance")]
@@ -317,6 +317,18 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
 
     /// Physically removes sessions that expired at or before `now`. Returns how many.
     async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64>;
+
+    /// Stores a token-signing key. Atomic with uniqueness of its kid
+    /// ([`StoreError::Conflict`] `"kid"`): two instances that start at once may both add a
+    /// key, never overwrite one.
+    async fn add_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()>;
+
+    /// Every stored signing key, oldest first (by `created_at`, then kid).
+    async fn list_signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>>;
+
+    /// Deletes a signing key (retirement: tokens it signed stop verifying). Returns whether
+    /// it existed.
+    async fn delete_signing_key(&self, kid: &str) -> StoreResult<bool>;
 }
 
 /// Ephemeral records with a time to live (links, codes, ceremony states, auth codes, MFA

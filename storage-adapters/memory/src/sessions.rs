@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use latchkey::crypto::SecretHash;
-use latchkey::model::{Session, SessionId, UserId};
+use latchkey::model::{Session, SessionId, StoredSigningKey, UserId};
 use latchkey::store::{SessionStore, StoreResult};
 use latchkey::{StoreError, Timestamp};
 
@@ -17,6 +17,7 @@ pub(crate) struct Tables {
     /// Every refresh hash of every stored session, current or rotated away.
     by_hash: HashMap<SecretHash, SessionId>,
     by_user: HashMap<UserId, HashSet<SessionId>>,
+    signing_keys: Vec<StoredSigningKey>,
 }
 
 #[derive(Debug)]
@@ -184,5 +185,27 @@ impl SessionStore for MemoryStore {
             t.remove(id);
         }
         Ok(expired.len() as u64)
+    }
+
+    async fn add_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()> {
+        let mut t = write(&self.sessions);
+        if t.signing_keys.iter().any(|k| k.kid == key.kid) {
+            return Err(StoreError::Conflict { what: "kid" });
+        }
+        t.signing_keys.push(key.clone());
+        Ok(())
+    }
+
+    async fn list_signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
+        let mut keys = read(&self.sessions).signing_keys.clone();
+        keys.sort_by(|a, b| (a.created_at, &a.kid).cmp(&(b.created_at, &b.kid)));
+        Ok(keys)
+    }
+
+    async fn delete_signing_key(&self, kid: &str) -> StoreResult<bool> {
+        let mut t = write(&self.sessions);
+        let before = t.signing_keys.len();
+        t.signing_keys.retain(|k| k.kid != kid);
+        Ok(t.signing_keys.len() < before)
     }
 }

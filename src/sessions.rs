@@ -1,0 +1,94 @@
+//! A user's sessions: list and revoke.
+
+use crate::engine::Inner;
+use crate::model::{AuthEvent, AuthEventKind, Session, SessionId, UserId};
+use crate::{Error, RequestContext};
+
+/// A user's sessions (devices). Revoking a session kills its refresh token at once; its
+/// access tokens fail [`verify_live`](crate::tokens::Tokens::verify_live) at once and
+/// [`verify`](crate::tokens::Tokens::verify) when they expire.
+#[derive(Clone, Copy)]
+pub struct Sessions<'a> {
+    inner: &'a Inner,
+}
+
+impl<'a> Sessions<'a> {
+    pub(crate) fn new(inner: &'a Inner) -> Self {
+        Sessions { inner }
+    }
+
+    /// The user's active sessions, newest first: device (user agent), ip, created, last
+    /// refreshed, methods.
+    pub async fn list(&self, user: UserId) -> Result<Vec<Session>, Error> {
+        let now = self.inner.clock.now();
+        Ok(self.inner.sessions.list_user_sessions(user, now).await?)
+    }
+
+    /// Revokes one of the user's sessions. Another user's session, or an unknown one, is
+    /// [`Error::NotFound`].
+    pub async fn revoke(
+        &self,
+        user: UserId,
+        session: SessionId,
+        ctx: &RequestContext,
+    ) -> Result<(), Error> {
+        let now = self.inner.clock.now();
+        let owned = self
+            .inner
+            .sessions
+            .get_session(session, now)
+            .await?
+            .is_some_and(|s| s.user_id == user && s.is_active(now));
+        if !owned {
+            return Err(Error::NotFound { what: "session" });
+        }
+        self.inner.sessions.revoke_session(session, now).await?;
+        self.record(user, ctx, "revoked").await
+    }
+
+    /// Revokes every session of the user but `keep` (sign out other devices). Returns how
+    /// many were revoked.
+    pub async fn revoke_others(
+        &self,
+        user: UserId,
+        keep: SessionId,
+        ctx: &RequestContext,
+    ) -> Result<u64, Error> {
+        let now = self.inner.clock.now();
+        let mut revoked = 0;
+        for session in self.list(user).await? {
+            if session.id != keep && self.inner.sessions.revoke_session(session.id, now).await? {
+                revoked += 1;
+            }
+        }
+        self.record(user, ctx, "others_revoked").await?;
+        Ok(revoked)
+    }
+
+    /// Revokes every session of the user at once (password change, block, deletion).
+    /// Returns how many were revoked.
+    pub async fn revoke_all(&self, user: UserId, ctx: &RequestContext) -> Result<u64, Error> {
+        let now = self.inner.clock.now();
+        let revoked = self.inner.sessions.revoke_user_sessions(user, now).await?;
+        self.record(user, ctx, "all_revoked").await?;
+        Ok(revoked)
+    }
+
+    async fn record(&self, user: UserId, ctx: &RequestContext, reason: &str) -> Result<(), Error> {
+        let event = AuthEvent::new(AuthEventKind::SessionRevoked, ctx, self.inner.clock.now())
+            .with_user(user)
+            .with_reason(reason);
+        Ok(self.inner.audit_log.append(&event).await?)
+    }
+
+    /// Signs out of one session: the bearer of `access_token` ends their own session.
+    pub async fn sign_out(&self, access_token: &str, ctx: &RequestContext) -> Result<(), Error> {
+        let claims = crate::tokens::Tokens::new(self.inner)
+            .verify(access_token)
+            .await?;
+        let now = self.inner.clock.now();
+        self.inner.sessions.revoke_session(claims.sid, now).await?;
+        let event = AuthEvent::new(AuthEventKind::SignOut, ctx, now).with_user(claims.sub);
+        Ok(self.inner.audit_log.append(&event).await?)
+    }
+}

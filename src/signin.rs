@@ -1,0 +1,339 @@
+//! The end of every first factor: [`SignIn`], and the one path that decides whether a
+//! second factor is needed and then opens a session.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{AccessToken, AuthCode, MfaToken, RefreshToken, SecretPurpose, random_token};
+use crate::engine::Inner;
+use crate::model::{
+    AuthEventKind, ChallengeKey, ChallengeKind, FactorStatus, OrgId, Session, SessionId, User,
+    UserId,
+};
+use crate::tokens::AuthCodeRequest;
+use crate::{Error, Latchkey, RequestContext};
+
+/// How a person proved who they are, for `amr` (RFC 8176) and the assurance level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// A password (`pwd`).
+    Password,
+    /// A magic link or code sent by email (`email`).
+    Email,
+    /// A code sent by SMS (`sms`).
+    Sms,
+    /// A passkey. `synced` (backup eligible) gives `swk`, otherwise `hwk`;
+    /// `user_verified` adds `user` and makes it two factors by itself.
+    Passkey {
+        /// The credential can be synced between devices.
+        synced: bool,
+        /// The authenticator verified the user (PIN, biometric).
+        user_verified: bool,
+    },
+    /// A TOTP code (`otp`).
+    Totp,
+    /// A backup code (`otp`).
+    BackupCode,
+}
+
+impl AuthMethod {
+    /// The `amr` values this method contributes.
+    pub fn amr(self) -> Vec<String> {
+        let values: &[&str] = match self {
+            AuthMethod::Password => &["pwd"],
+            AuthMethod::Email => &["email"],
+            AuthMethod::Sms => &["sms"],
+            AuthMethod::Passkey {
+                synced: true,
+                user_verified: true,
+            } => &["swk", "user"],
+            AuthMethod::Passkey {
+                synced: true,
+                user_verified: false,
+            } => &["swk"],
+            AuthMethod::Passkey {
+                synced: false,
+                user_verified: true,
+            } => &["hwk", "user"],
+            AuthMethod::Passkey {
+                synced: false,
+                user_verified: false,
+            } => &["hwk"],
+            AuthMethod::Totp | AuthMethod::BackupCode => &["otp"],
+        };
+        values.iter().map(|v| (*v).to_owned()).collect()
+    }
+
+    /// Whether this method alone is two factors (something you have, and something you
+    /// know or are): a passkey with user verification.
+    pub fn is_multi_factor(self) -> bool {
+        matches!(
+            self,
+            AuthMethod::Passkey {
+                user_verified: true,
+                ..
+            }
+        )
+    }
+
+    /// A short name for login logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::Password => "pwd",
+            AuthMethod::Email => "email",
+            AuthMethod::Sms => "sms",
+            AuthMethod::Passkey { .. } => "passkey",
+            AuthMethod::Totp => "totp",
+            AuthMethod::BackupCode => "backup_code",
+        }
+    }
+}
+
+/// The tokens of a new or refreshed session.
+#[derive(Debug, Clone)]
+pub struct TokenSet {
+    /// The access token (JWT).
+    pub access_token: AccessToken,
+    /// The refresh token: single use, rotates on every refresh.
+    pub refresh_token: RefreshToken,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// The access token's lifetime.
+    pub expires_in: Duration,
+    /// Who signed in.
+    pub user_id: UserId,
+    /// The session.
+    pub session_id: SessionId,
+}
+
+/// A second factor the user can complete the sign-in with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MfaMethod {
+    /// A code from an authenticator app.
+    Totp,
+    /// One of the user's backup codes.
+    BackupCode,
+}
+
+impl MfaMethod {
+    /// The method's name, as in the REST API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MfaMethod::Totp => "totp",
+            MfaMethod::BackupCode => "backup_code",
+        }
+    }
+}
+
+/// A first factor succeeded; a second one is required.
+#[derive(Debug, Clone)]
+pub struct MfaChallenge {
+    /// Carries the half-finished sign-in to the MFA step. Single use, short-lived.
+    pub mfa_token: MfaToken,
+    /// The second factors the user has.
+    pub methods: Vec<MfaMethod>,
+    /// How long the MFA step may take.
+    pub expires_in: Duration,
+}
+
+/// How a sign-in ended.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum SignIn {
+    /// Signed in: a new session and its tokens.
+    Complete(TokenSet),
+    /// A second factor is required first.
+    MfaRequired(MfaChallenge),
+    /// Signed in, ending with an authorization code for the client to exchange (the
+    /// ceremony was asked for one: a redirect flow).
+    Code(AuthCode),
+}
+
+/// A sign-in waiting for its second factor (the MFA token's record).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct PendingMfa {
+    pub(crate) user_id: UserId,
+    pub(crate) org_id: Option<OrgId>,
+    pub(crate) amr: Vec<String>,
+    pub(crate) code_request: Option<AuthCodeRequest>,
+}
+
+impl Latchkey {
+    /// Finishes a first factor that the caller has verified: decides whether a second
+    /// factor is needed and, if not, opens a session (or issues an authorization code when
+    /// `code_request` is given). Every built-in ceremony ends here.
+    ///
+    /// SECURITY: call this only after verifying the person's credential yourself (an
+    /// application's own first factor). It signs the user in.
+    ///
+    /// A blocked or locked user gets [`Error::InvalidCredentials`], the same as a wrong
+    /// credential, so the answer reveals nothing about the account.
+    pub async fn complete_first_factor(
+        &self,
+        user: UserId,
+        method: AuthMethod,
+        code_request: Option<&AuthCodeRequest>,
+        ctx: &RequestContext,
+    ) -> Result<SignIn, Error> {
+        complete_first_factor(self.inner(), user, method, code_request, ctx).await
+    }
+}
+
+pub(crate) async fn complete_first_factor(
+    inner: &Inner,
+    user_id: UserId,
+    method: AuthMethod,
+    code_request: Option<&AuthCodeRequest>,
+    ctx: &RequestContext,
+) -> Result<SignIn, Error> {
+    let now = inner.clock.now();
+    let user = inner
+        .users
+        .get_user(user_id)
+        .await?
+        .ok_or(Error::InvalidCredentials)?;
+    if user.blocked || user.locked_until.is_some_and(|until| now < until) {
+        return Err(Error::InvalidCredentials);
+    }
+    let amr = method.amr();
+    let second_factors = mfa_methods(inner, &user).await?;
+    if !method.is_multi_factor() && !second_factors.is_empty() {
+        return begin_mfa(inner, &user, amr, second_factors, code_request, ctx).await;
+    }
+    let aal = if method.is_multi_factor() { 2 } else { 1 };
+    finish(
+        inner,
+        &user,
+        amr,
+        aal,
+        ctx.org_id,
+        code_request,
+        ctx,
+        method.name(),
+    )
+    .await
+}
+
+/// Ends a sign-in whose factors are all done: a session and tokens, or a code.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn finish(
+    inner: &Inner,
+    user: &User,
+    amr: Vec<String>,
+    aal: u8,
+    org_id: Option<OrgId>,
+    code_request: Option<&AuthCodeRequest>,
+    ctx: &RequestContext,
+    method: &str,
+) -> Result<SignIn, Error> {
+    let signed_in = match code_request {
+        Some(request) => {
+            let code =
+                crate::tokens::auth_code::issue(inner, user.id, org_id, amr, aal, request).await?;
+            SignIn::Code(code)
+        }
+        None => SignIn::Complete(
+            open_session(inner, user, amr, aal, org_id, SessionId::generate(), ctx).await?,
+        ),
+    };
+    let event = crate::model::AuthEvent::new(AuthEventKind::SignIn, ctx, inner.clock.now())
+        .with_user(user.id)
+        .with_method(method);
+    inner.audit_log.append(&event).await?;
+    Ok(signed_in)
+}
+
+/// The second factors a user has enrolled.
+async fn mfa_methods(inner: &Inner, user: &User) -> Result<Vec<MfaMethod>, Error> {
+    let factors = inner.users.list_totp_factors(user.id).await?;
+    if !factors.iter().any(|f| f.status == FactorStatus::Active) {
+        return Ok(Vec::new());
+    }
+    let mut methods = vec![MfaMethod::Totp];
+    if inner.users.count_backup_codes(user.id).await? > 0 {
+        methods.push(MfaMethod::BackupCode);
+    }
+    Ok(methods)
+}
+
+async fn begin_mfa(
+    inner: &Inner,
+    user: &User,
+    amr: Vec<String>,
+    methods: Vec<MfaMethod>,
+    code_request: Option<&AuthCodeRequest>,
+    ctx: &RequestContext,
+) -> Result<SignIn, Error> {
+    let now = inner.clock.now();
+    let token = random_token()?;
+    let hash = inner.hasher.hash(SecretPurpose::MfaToken, token.as_bytes());
+    let pending = PendingMfa {
+        user_id: user.id,
+        org_id: ctx.org_id,
+        amr,
+        code_request: code_request.cloned(),
+    };
+    let value = serde_json::to_vec(&pending).map_err(|_| Error::Crypto)?;
+    let ttl = inner.config.config.ttl.mfa_token;
+    let key = ChallengeKey::hashed(ChallengeKind::MfaToken, &hash);
+    if !inner
+        .challenges
+        .insert(&key, &value, now + ttl, now)
+        .await?
+    {
+        return Err(Error::Conflict { what: "mfa_token" });
+    }
+    let event =
+        crate::model::AuthEvent::new(AuthEventKind::MfaChallenged, ctx, now).with_user(user.id);
+    inner.audit_log.append(&event).await?;
+    Ok(SignIn::MfaRequired(MfaChallenge {
+        mfa_token: MfaToken::new(token.as_str()),
+        methods,
+        expires_in: ttl,
+    }))
+}
+
+/// Opens a session with a fresh refresh token and signs its first access token.
+pub(crate) async fn open_session(
+    inner: &Inner,
+    user: &User,
+    amr: Vec<String>,
+    aal: u8,
+    org_id: Option<OrgId>,
+    id: SessionId,
+    ctx: &RequestContext,
+) -> Result<TokenSet, Error> {
+    let now = inner.clock.now();
+    let refresh = random_token()?;
+    let session = Session {
+        id,
+        user_id: user.id,
+        org_id,
+        refresh_hash: inner
+            .hasher
+            .hash(SecretPurpose::RefreshToken, refresh.as_bytes()),
+        generation: 0,
+        amr,
+        aal,
+        ip: ctx.ip,
+        user_agent: ctx.user_agent.clone(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + inner.config.config.ttl.session,
+        revoked_at: None,
+    };
+    inner.sessions.create_session(&session).await?;
+    let access_token = crate::tokens::mint(inner, &session).await?;
+    Ok(TokenSet {
+        access_token,
+        refresh_token: RefreshToken::new(refresh.as_str()),
+        token_type: "Bearer",
+        expires_in: inner.config.config.ttl.access_token,
+        user_id: user.id,
+        session_id: session.id,
+    })
+}

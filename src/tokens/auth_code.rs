@@ -1,0 +1,261 @@
+//! Authorization codes with PKCE (security invariant 5, RFC 7636, RFC 9700 §2.1.1).
+//!
+//! A ceremony can end with a code instead of tokens (a redirect flow). The code is single
+//! use, lives `ttl.auth_code` (60 s by default), and is bound to the client, the exact
+//! redirect URI and an S256 code challenge. An exchanged code leaves a tombstone behind, so
+//! a second exchange — a stolen code replayed — revokes the session the first one opened.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::crypto::{AuthCode, CodeVerifier, SecretPurpose, b64url, random_token};
+use crate::engine::Inner;
+use crate::model::{
+    AuthEvent, AuthEventKind, ChallengeKey, ChallengeKind, ClientId, OrgId, SessionId, UserId,
+};
+use crate::signin::TokenSet;
+use crate::{Error, RequestContext};
+
+/// What the client asked for when it started a redirect flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthCodeRequest {
+    /// The app the code is for.
+    pub client_id: ClientId,
+    /// Where the code is delivered; the exchange must name the same URI exactly.
+    pub redirect_uri: String,
+    /// `BASE64URL(SHA-256(code_verifier))`.
+    pub code_challenge: String,
+}
+
+impl AuthCodeRequest {
+    /// Checks a PKCE request. Only `S256` is accepted (`plain` offers no protection when
+    /// the request can be observed, RFC 9700 §2.1.1), and the challenge must be what S256
+    /// produces: 43 base64url characters.
+    pub fn new(
+        client_id: ClientId,
+        redirect_uri: impl Into<String>,
+        code_challenge: impl Into<String>,
+        code_challenge_method: &str,
+    ) -> Result<Self, Error> {
+        if code_challenge_method != "S256" {
+            return Err(Error::invalid("code_challenge_method", "must be S256"));
+        }
+        let code_challenge = code_challenge.into();
+        let base64url = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        if code_challenge.len() != 43 || !code_challenge.bytes().all(base64url) {
+            return Err(Error::invalid(
+                "code_challenge",
+                "must be the 43-character base64url SHA-256 of the verifier",
+            ));
+        }
+        let redirect_uri = redirect_uri.into();
+        if redirect_uri.is_empty() || redirect_uri.len() > 2048 {
+            return Err(Error::invalid(
+                "redirect_uri",
+                "must be 1 to 2048 characters",
+            ));
+        }
+        Ok(AuthCodeRequest {
+            client_id,
+            redirect_uri,
+            code_challenge,
+        })
+    }
+}
+
+/// A client's request to exchange a code for tokens.
+#[derive(Debug, Clone)]
+pub struct CodeExchange {
+    /// The code the client received.
+    pub code: AuthCode,
+    /// The PKCE verifier.
+    pub code_verifier: CodeVerifier,
+    /// The client exchanging it.
+    pub client_id: ClientId,
+    /// The redirect URI the code was issued for.
+    pub redirect_uri: String,
+}
+
+/// `BASE64URL(SHA-256(ASCII(verifier)))`: the S256 code challenge (RFC 7636 §4.2).
+pub fn pkce_s256(verifier: &str) -> String {
+    b64url(&Sha256::digest(verifier.as_bytes()))
+}
+
+/// RFC 7636 §4.1: 43 to 128 characters of `A-Z a-z 0-9 - . _ ~`.
+fn check_verifier(verifier: &str) -> Result<(), Error> {
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || b"-._~".contains(&b);
+    if !(43..=128).contains(&verifier.len()) || !verifier.bytes().all(unreserved) {
+        return Err(Error::invalid(
+            "code_verifier",
+            "must be 43 to 128 characters of A-Z a-z 0-9 - . _ ~",
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Serialize, Deserialize)]
+struct PendingCode {
+    user_id: UserId,
+    org_id: Option<OrgId>,
+    amr: Vec<String>,
+    aal: u8,
+    request: AuthCodeRequest,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SpentCode {
+    session_id: SessionId,
+}
+
+pub(crate) async fn issue(
+    inner: &Inner,
+    user_id: UserId,
+    org_id: Option<OrgId>,
+    amr: Vec<String>,
+    aal: u8,
+    request: &AuthCodeRequest,
+) -> Result<AuthCode, Error> {
+    let now = inner.clock.now();
+    let code = random_token()?;
+    let hash = inner.hasher.hash(SecretPurpose::AuthCode, code.as_bytes());
+    let pending = PendingCode {
+        user_id,
+        org_id,
+        amr,
+        aal,
+        request: request.clone(),
+    };
+    let value = serde_json::to_vec(&pending).map_err(|_| Error::Crypto)?;
+    let key = ChallengeKey::hashed(ChallengeKind::AuthCode, &hash);
+    let expires_at = now + inner.config.config.ttl.auth_code;
+    if !inner
+        .challenges
+        .insert(&key, &value, expires_at, now)
+        .await?
+    {
+        return Err(Error::Conflict { what: "auth_code" });
+    }
+    Ok(AuthCode::new(code.as_str()))
+}
+
+pub(crate) async fn exchange(
+    inner: &Inner,
+    exchange: &CodeExchange,
+    ctx: &RequestContext,
+) -> Result<TokenSet, Error> {
+    check_verifier(exchange.code_verifier.secret())?;
+    let now = inner.clock.now();
+    let hash = inner
+        .hasher
+        .hash(SecretPurpose::AuthCode, exchange.code.secret().as_bytes());
+    let Some(record) = inner
+        .challenges
+        .take(&ChallengeKey::hashed(ChallengeKind::AuthCode, &hash), now)
+        .await?
+    else {
+        return Err(replayed(inner, &hash, ctx).await);
+    };
+    // From here the code is spent, whatever the outcome: one attempt per code.
+    let pending: PendingCode =
+        serde_json::from_slice(&record.value).map_err(|_| Error::InvalidToken)?;
+    let challenge = pkce_s256(exchange.code_verifier.secret());
+    let bound = pending.request.client_id == exchange.client_id
+        && pending.request.redirect_uri == exchange.redirect_uri
+        && crate::crypto::ct_eq(
+            challenge.as_bytes(),
+            pending.request.code_challenge.as_bytes(),
+        );
+    if !bound {
+        return Err(Error::InvalidToken);
+    }
+    let user = inner
+        .users
+        .get_user(pending.user_id)
+        .await?
+        .filter(|u| !u.blocked)
+        .ok_or(Error::InvalidToken)?;
+    let session_id = SessionId::generate();
+    let spent = serde_json::to_vec(&SpentCode { session_id }).map_err(|_| Error::Crypto)?;
+    let tombstone = ChallengeKey::hashed(ChallengeKind::SpentAuthCode, &hash);
+    let remember_until = now + inner.config.config.ttl.session;
+    inner
+        .challenges
+        .insert(&tombstone, &spent, remember_until, now)
+        .await?;
+    crate::signin::open_session(
+        inner,
+        &user,
+        pending.amr,
+        pending.aal,
+        pending.org_id,
+        session_id,
+        ctx,
+    )
+    .await
+}
+
+/// A code that is not (or no longer) live. If it was exchanged before, someone is
+/// replaying it: the session it opened is revoked.
+async fn replayed(inner: &Inner, hash: &crate::crypto::SecretHash, ctx: &RequestContext) -> Error {
+    let now = inner.clock.now();
+    let tombstone = ChallengeKey::hashed(ChallengeKind::SpentAuthCode, hash);
+    let spent = match inner.challenges.get(&tombstone, now).await {
+        Ok(Some(record)) => serde_json::from_slice::<SpentCode>(&record.value).ok(),
+        Ok(None) => None,
+        Err(err) => return err.into(),
+    };
+    let Some(spent) = spent else {
+        return Error::InvalidToken;
+    };
+    let session = match inner.sessions.get_session(spent.session_id, now).await {
+        Ok(session) => session,
+        Err(err) => return err.into(),
+    };
+    if let Err(err) = inner.sessions.revoke_session(spent.session_id, now).await {
+        return err.into();
+    }
+    let mut event =
+        AuthEvent::new(AuthEventKind::SessionRevoked, ctx, now).with_reason("auth_code_reused");
+    event.user_id = session.map(|s| s.user_id);
+    if let Err(err) = inner.audit_log.append(&event).await {
+        return err.into();
+    }
+    Error::InvalidToken
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7636 Appendix B.
+    #[test]
+    fn s256_matches_rfc7636_appendix_b() {
+        assert_eq!(
+            pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    /// The negative vectors of SECURITY-CHECKLIST V-3 (Keycloak's PKCE tests).
+    #[test]
+    fn malformed_verifiers_and_challenges_are_refused() {
+        assert!(
+            check_verifier("ABCDEFGabcdefg1234567ABCDEFGabcdefg1234567").is_err(),
+            "42 chars"
+        );
+        assert!(check_verifier(&"a".repeat(129)).is_err(), "129 chars");
+        assert!(
+            check_verifier("123456789.123456789-123456789~1234$6789_123").is_err(),
+            "$"
+        );
+        assert!(check_verifier(&"a".repeat(43)).is_ok());
+        assert!(check_verifier(&"~".repeat(128)).is_ok());
+        let client = ClientId::new("app").unwrap();
+        let bad = "1234567890123456789=12345678901234567890123";
+        assert!(AuthCodeRequest::new(client.clone(), "https://a/cb", bad, "S256").is_err());
+        let good = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(AuthCodeRequest::new(client.clone(), "https://a/cb", good, "plain").is_err());
+        assert!(AuthCodeRequest::new(client.clone(), "https://a/cb", good, "s256").is_err());
+        assert!(AuthCodeRequest::new(client, "https://a/cb", good, "S256").is_ok());
+    }
+}

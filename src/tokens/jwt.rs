@@ -1,0 +1,202 @@
+//! Access tokens as JWTs (RFC 9068): the claims, signing, and a verifier that trusts
+//! nothing in a token until its signature checks out under a key we hold.
+
+use jsonwebtoken::{Algorithm, Header};
+use serde::{Deserialize, Serialize};
+
+use super::keys::{KeySet, SigningKey};
+use crate::crypto::b64url_decode;
+use crate::model::{OrgId, Permission, SessionId, UserId};
+use crate::{Error, Timestamp};
+
+/// The `typ` header of every access token (RFC 9068 §2.1).
+pub(crate) const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// Tokens longer than this are refused before any parsing.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// What a verified access token says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claims {
+    /// Issuer: the engine's configured issuer.
+    pub iss: String,
+    /// Subject: the user.
+    pub sub: UserId,
+    /// Audience.
+    pub aud: String,
+    /// Expiry, Unix seconds.
+    pub exp: i64,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Not before, Unix seconds.
+    pub nbf: i64,
+    /// Unique token id.
+    pub jti: String,
+    /// The session the token belongs to.
+    pub sid: SessionId,
+    /// The organization the session runs in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org: Option<OrgId>,
+    /// Role names held in that organization.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Permissions those roles grant.
+    #[serde(default)]
+    pub perms: Vec<Permission>,
+    /// Authentication methods used (RFC 8176: `pwd`, `otp`, `hwk`, `swk`, `user`, `mfa`,
+    /// and `email` / `sms` for one-time codes and links).
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// Assurance reached: `aal1` or `aal2` (NIST SP 800-63B).
+    pub acr: String,
+}
+
+impl Claims {
+    /// Whether the token's permissions grant `permission` (`invoices:write`; a held
+    /// `invoices:*` grants it too). No I/O; an unparsable name is never granted.
+    pub fn has_permission(&self, permission: &str) -> bool {
+        let Ok(wanted) = Permission::new(permission) else {
+            return false;
+        };
+        self.perms.iter().any(|held| held.grants(&wanted))
+    }
+
+    /// Whether the token carries role `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+
+    /// When the token expires.
+    pub fn expires_at(&self) -> Timestamp {
+        Timestamp::from_unix_secs(self.exp)
+    }
+}
+
+/// Signs `claims` with `key`.
+pub(crate) fn sign(key: &SigningKey, claims: &Claims) -> Result<String, Error> {
+    let mut header = Header::new(key.jws_algorithm());
+    header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|_| Error::Crypto)
+}
+
+/// What verification needs besides the keys.
+pub(crate) struct Expect<'a> {
+    pub(crate) issuer: &'a str,
+    pub(crate) audience: &'a str,
+}
+
+/// The outcome of checking a token's framing and header, before its signature.
+pub(crate) enum Parsed<'t> {
+    /// Signed by a key we hold: check the signature over `message`.
+    Known {
+        key: std::sync::Arc<SigningKey>,
+        algorithm: Algorithm,
+        message: &'t str,
+        payload: &'t str,
+        signature: &'t str,
+    },
+    /// Well formed, but names a key we do not hold (yet: it may be another instance's).
+    UnknownKid,
+}
+
+/// Checks size, framing and header. Everything that can be refused without a signature
+/// check is refused here: oversized tokens, `alg` other than the key set's (so `none` in
+/// any case, and HMAC algorithms that would take a public key as their secret), a missing
+/// or wrong `typ`, a missing `kid`, and any header that points at keys elsewhere (`jku`,
+/// `jwk`, `x5u`, `x5c`) or asks for extensions (`crit`): our tokens carry none of them.
+pub(crate) fn parse<'t>(token: &'t str, keys: &KeySet) -> Result<Parsed<'t>, Error> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(Error::InvalidToken);
+    }
+    let (message, signature) = token.rsplit_once('.').ok_or(Error::InvalidToken)?;
+    let (header_b64, payload) = message.split_once('.').ok_or(Error::InvalidToken)?;
+    if payload.contains('.') {
+        return Err(Error::InvalidToken);
+    }
+    let header_json = b64url_decode(header_b64).ok_or(Error::InvalidToken)?;
+    let header: RawHeader =
+        serde_json::from_slice(&header_json).map_err(|_| Error::InvalidToken)?;
+    let algorithm = match header.alg.as_str() {
+        "EdDSA" => Algorithm::EdDSA,
+        "ES256" => Algorithm::ES256,
+        _ => return Err(Error::InvalidToken),
+    };
+    let typ_ok = header.typ.as_deref().is_some_and(|t| {
+        t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+    });
+    let foreign = header.jku.is_some()
+        || header.jwk.is_some()
+        || header.x5u.is_some()
+        || header.x5c.is_some()
+        || header.crit.is_some();
+    if !typ_ok || foreign {
+        return Err(Error::InvalidToken);
+    }
+    let kid = header.kid.ok_or(Error::InvalidToken)?;
+    let Some(key) = keys.find(&kid) else {
+        return Ok(Parsed::UnknownKid);
+    };
+    if key.jws_algorithm() != algorithm {
+        return Err(Error::InvalidToken);
+    }
+    Ok(Parsed::Known {
+        key: key.clone(),
+        algorithm,
+        message,
+        payload,
+        signature,
+    })
+}
+
+/// Checks the signature, then decodes the claims and checks issuer and audience. Time is
+/// checked by the caller against the engine's clock.
+pub(crate) fn verify(parsed: Parsed<'_>, expect: &Expect<'_>) -> Result<Claims, Error> {
+    let Parsed::Known {
+        key,
+        algorithm,
+        message,
+        payload,
+        signature,
+    } = parsed
+    else {
+        return Err(Error::InvalidToken);
+    };
+    let valid =
+        jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key.decoding, algorithm)
+            .unwrap_or(false);
+    if !valid {
+        return Err(Error::InvalidToken);
+    }
+    let payload = b64url_decode(payload).ok_or(Error::InvalidToken)?;
+    let claims: Claims = serde_json::from_slice(&payload).map_err(|_| Error::InvalidToken)?;
+    if claims.iss != expect.issuer || claims.aud != expect.audience {
+        return Err(Error::InvalidToken);
+    }
+    Ok(claims)
+}
+
+/// Checks `exp` and `nbf` against the engine's clock with `leeway_secs` of tolerance.
+pub(crate) fn check_time(claims: &Claims, now: Timestamp, leeway_secs: i64) -> Result<(), Error> {
+    let now = now.unix_secs();
+    if now >= claims.exp.saturating_add(leeway_secs) {
+        return Err(Error::Expired);
+    }
+    if claims.nbf > now.saturating_add(leeway_secs) {
+        return Err(Error::InvalidToken);
+    }
+    Ok(())
+}
+
+/// The header members we read or refuse. Unknown members are ignored.
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: String,
+    typ: Option<String>,
+    kid: Option<String>,
+    jku: Option<serde_json::Value>,
+    jwk: Option<serde_json::Value>,
+    x5u: Option<serde_json::Value>,
+    x5c: Option<serde_json::Value>,
+    crit: Option<serde_json::Value>,
+}

@@ -1,0 +1,377 @@
+//! Tokens: signed access tokens (JWT, RFC 9068) and their keys, rotating refresh tokens,
+//! and authorization codes with PKCE.
+//!
+//! ## `verify` or `verify_live`
+//!
+//! [`Tokens::verify`] is stateless: signature, issuer, audience, expiry. It needs no I/O
+//! (a repeated token is answered from a cache in microseconds), so it suits every request
+//! — but a token stays valid until it expires even if its session was revoked a moment
+//! ago. Access tokens live 15 minutes by default, which bounds that window.
+//! [`Tokens::verify_live`] also reads the session from the store and refuses a revoked,
+//! idle or ended one with [`Error::SessionRevoked`]: one key lookup more, for the requests
+//! where a revocation must bite at once (payments, account changes, admin actions).
+
+pub(crate) mod auth_code;
+mod cache;
+mod jwt;
+mod keys;
+mod refresh;
+
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+pub use auth_code::{AuthCodeRequest, CodeExchange, pkce_s256};
+pub(crate) use cache::VerifiedCache;
+pub use jwt::{Claims, MAX_TOKEN_BYTES};
+pub use keys::{Jwk, Jwks};
+pub(crate) use keys::{KeySet, SigningKey};
+
+use crate::crypto::{AccessToken, RefreshToken, random_bytes};
+use crate::engine::Inner;
+use crate::model::{OrgId, Session, SessionId, UserId};
+use crate::signin::TokenSet;
+use crate::{Error, RequestContext, Timestamp};
+
+/// The engine's signing keys: fixed from PEM, or kept in the store (loaded on first use,
+/// created if there are none, reloaded when a token names a kid we do not know — another
+/// instance may have rotated).
+pub(crate) struct KeyState {
+    fixed: Option<Arc<KeySet>>,
+    /// The store's keys and when they were read.
+    loaded: RwLock<Option<(Arc<KeySet>, Timestamp)>>,
+    last_reload: Mutex<Option<Timestamp>>,
+}
+
+/// Keys read from the store are read again after this long, so a rotation or retirement
+/// on another instance reaches this one.
+const KEY_REFRESH: Duration = Duration::from_secs(5 * 60);
+
+/// Unknown kids trigger at most one reload per this interval, so forged kids cannot turn
+/// verification into a store flood.
+const RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+
+impl KeyState {
+    pub(crate) fn new(fixed: Option<KeySet>) -> Self {
+        KeyState {
+            fixed: fixed.map(Arc::new),
+            loaded: RwLock::new(None),
+            last_reload: Mutex::new(None),
+        }
+    }
+
+    fn cached(&self, now: Timestamp) -> Option<Arc<KeySet>> {
+        if let Some(fixed) = &self.fixed {
+            return Some(fixed.clone());
+        }
+        let loaded = self.loaded.read().unwrap_or_else(PoisonError::into_inner);
+        match &*loaded {
+            Some((keys, at)) if now < *at + KEY_REFRESH => Some(keys.clone()),
+            _ => None,
+        }
+    }
+
+    /// Installs freshly read keys; says whether a key known before is gone (retired).
+    fn set(&self, keys: Arc<KeySet>, now: Timestamp) -> bool {
+        let mut loaded = self.loaded.write().unwrap_or_else(PoisonError::into_inner);
+        let retired = loaded
+            .as_ref()
+            .is_some_and(|(old, _)| old.kids().any(|kid| keys.find(kid).is_none()));
+        *loaded = Some((keys, now));
+        retired
+    }
+
+    /// Claims the right to reload now, if the last reload is long enough ago.
+    fn may_reload(&self, now: Timestamp) -> bool {
+        let mut last = self
+            .last_reload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if last.is_some_and(|at| now < at + RELOAD_INTERVAL) {
+            return false;
+        }
+        *last = Some(now);
+        true
+    }
+}
+
+/// The keys in force, loading (or creating) them from the store on first use.
+async fn keyset(inner: &Inner) -> Result<Arc<KeySet>, Error> {
+    match inner.keys.cached(inner.clock.now()) {
+        Some(keys) => Ok(keys),
+        None => load_keys(inner).await,
+    }
+}
+
+async fn load_keys(inner: &Inner) -> Result<Arc<KeySet>, Error> {
+    let mut stored = inner.sessions.list_signing_keys().await?;
+    if stored.is_empty() {
+        let (key, pkcs8) =
+            SigningKey::generate(inner.config.config.tokens.algorithm, inner.clock.now())?;
+        match inner
+            .sessions
+            .add_signing_key(&key.to_stored(&pkcs8, &inner.keyring)?)
+            .await
+        {
+            Ok(()) | Err(crate::StoreError::Conflict { .. }) => {}
+            Err(other) => return Err(other.into()),
+        }
+        stored = inner.sessions.list_signing_keys().await?;
+    }
+    let keys = stored
+        .iter()
+        .map(|s| SigningKey::from_stored(s, &inner.keyring))
+        .collect::<Result<Vec<_>, _>>()?;
+    let keys = Arc::new(KeySet::new(keys)?);
+    if inner.keys.set(keys.clone(), inner.clock.now()) {
+        // Tokens a retired key signed must not be answered from the cache.
+        inner.verified.clear();
+    }
+    Ok(keys)
+}
+
+/// Signs an access token for `session`, with the roles and permissions its user holds in
+/// its organization now.
+pub(crate) async fn mint(inner: &Inner, session: &Session) -> Result<AccessToken, Error> {
+    let keys = keyset(inner).await?;
+    let key = keys
+        .current()
+        .ok_or(Error::Config("no signing key".into()))?;
+    let (roles, perms) = match session.org_id {
+        Some(org) => roles_and_permissions(inner, session.user_id, org).await?,
+        None => (Vec::new(), Vec::new()),
+    };
+    let config = &inner.config.config;
+    let now = inner.clock.now().unix_secs();
+    let jti = crate::crypto::b64url(random_bytes::<16>()?.as_ref());
+    let claims = Claims {
+        iss: config.issuer.clone(),
+        sub: session.user_id,
+        aud: config.audience.clone(),
+        exp: now
+            .saturating_add(i64::try_from(config.ttl.access_token.as_secs()).unwrap_or(i64::MAX)),
+        iat: now,
+        nbf: now,
+        jti,
+        sid: session.id,
+        org: session.org_id,
+        roles,
+        perms,
+        amr: session.amr.clone(),
+        acr: format!("aal{}", session.aal),
+    };
+    Ok(AccessToken::new(jwt::sign(key, &claims)?))
+}
+
+async fn roles_and_permissions(
+    inner: &Inner,
+    user: UserId,
+    org: OrgId,
+) -> Result<(Vec<String>, Vec<crate::model::Permission>), Error> {
+    let Some(membership) = inner.orgs.get_membership(user, org).await? else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let mut roles = Vec::new();
+    let mut perms = Vec::new();
+    for role in inner.orgs.list_roles(org).await? {
+        if membership.role_ids.contains(&role.id) {
+            roles.push(role.name);
+            perms.extend(role.permissions);
+        }
+    }
+    perms.sort();
+    perms.dedup();
+    Ok((roles, perms))
+}
+
+/// What `GET /auth/status` answers: the bearer's session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthStatus {
+    /// The signed-in user.
+    pub user_id: UserId,
+    /// Their session.
+    pub session_id: SessionId,
+    /// The organization it runs in.
+    pub org_id: Option<OrgId>,
+    /// Methods used to sign in.
+    pub amr: Vec<String>,
+    /// Assurance level (`aal1`, `aal2`).
+    pub acr: String,
+    /// When the access token expires.
+    pub expires_at: Timestamp,
+    /// When the session itself ends (absolute).
+    pub session_expires_at: Timestamp,
+}
+
+/// Access tokens, refresh tokens, authorization codes and signing keys.
+#[derive(Clone, Copy)]
+pub struct Tokens<'a> {
+    inner: &'a Inner,
+}
+
+impl<'a> Tokens<'a> {
+    pub(crate) fn new(inner: &'a Inner) -> Self {
+        Tokens { inner }
+    }
+
+    /// The public keys, for `/.well-known/jwks.json`. Newest (the signing key) first.
+    pub async fn jwks(&self) -> Result<Jwks, Error> {
+        Ok(keyset(self.inner).await?.jwks())
+    }
+
+    /// Verifies an access token without I/O: signature under one of our keys, `typ`,
+    /// issuer, audience, `exp` and `nbf` (with the configured leeway). See the module docs
+    /// for when to use [`verify_live`](Self::verify_live) instead.
+    ///
+    /// Failures: [`Error::Expired`] for an expired token, [`Error::InvalidToken`] for
+    /// anything else.
+    pub async fn verify(&self, token: &str) -> Result<Claims, Error> {
+        let inner = self.inner;
+        let now = inner.clock.now();
+        let leeway = i64::try_from(inner.config.config.tokens.leeway.as_secs()).unwrap_or(0);
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(Error::InvalidToken);
+        }
+        let cache_key = VerifiedCache::key(token);
+        if let Some(claims) = inner.verified.get(&cache_key) {
+            if let Err(expired) = jwt::check_time(&claims, now, leeway) {
+                inner.verified.remove(&cache_key);
+                return Err(expired);
+            }
+            return Ok((*claims).clone());
+        }
+        let claims = self.verify_signature(token).await?;
+        jwt::check_time(&claims, now, leeway)?;
+        inner.verified.insert(cache_key, Arc::new(claims.clone()));
+        Ok(claims)
+    }
+
+    async fn verify_signature(&self, token: &str) -> Result<Claims, Error> {
+        let inner = self.inner;
+        let config = &inner.config.config;
+        let expect = jwt::Expect {
+            issuer: &config.issuer,
+            audience: &config.audience,
+        };
+        let keys = keyset(inner).await?;
+        match jwt::parse(token, &keys)? {
+            jwt::Parsed::UnknownKid if inner.keys.fixed.is_none() => {
+                if !inner.keys.may_reload(inner.clock.now()) {
+                    return Err(Error::InvalidToken);
+                }
+                let keys = load_keys(inner).await?;
+                jwt::verify(jwt::parse(token, &keys)?, &expect)
+            }
+            parsed => jwt::verify(parsed, &expect),
+        }
+    }
+
+    /// Verifies an access token and checks its session in the store: a revoked, idle or
+    /// ended session fails with [`Error::SessionRevoked`].
+    pub async fn verify_live(&self, token: &str) -> Result<Claims, Error> {
+        let claims = self.verify(token).await?;
+        self.live_session(&claims).await?;
+        Ok(claims)
+    }
+
+    async fn live_session(&self, claims: &Claims) -> Result<Session, Error> {
+        let now = self.inner.clock.now();
+        let session = self
+            .inner
+            .sessions
+            .get_session(claims.sid, now)
+            .await?
+            .ok_or(Error::SessionRevoked)?;
+        let idle = now >= session.last_seen_at + self.inner.config.config.ttl.session_idle;
+        if !session.is_active(now) || idle || session.user_id != claims.sub {
+            return Err(Error::SessionRevoked);
+        }
+        Ok(session)
+    }
+
+    /// The bearer's session (SSOJet "GET Auth Status"): checked live.
+    pub async fn status(&self, token: &str) -> Result<AuthStatus, Error> {
+        let claims = self.verify(token).await?;
+        let session = self.live_session(&claims).await?;
+        Ok(AuthStatus {
+            user_id: claims.sub,
+            session_id: claims.sid,
+            org_id: claims.org,
+            amr: claims.amr.clone(),
+            acr: claims.acr.clone(),
+            expires_at: claims.expires_at(),
+            session_expires_at: session.expires_at,
+        })
+    }
+
+    /// Rotates a refresh token: a new refresh token and access token for the same session.
+    ///
+    /// A refresh token works once. Presenting one that was already rotated — by a thief or
+    /// by a client replaying an old response — revokes the whole session (RFC 9700 §4.14)
+    /// and is recorded in the login log; so does losing a race of concurrent refreshes with
+    /// the same token. A session idle for longer than `ttl.session_idle`, or past its
+    /// absolute end, cannot be refreshed.
+    pub async fn refresh(
+        &self,
+        token: &RefreshToken,
+        ctx: &RequestContext,
+    ) -> Result<TokenSet, Error> {
+        refresh::refresh(self.inner, token, ctx).await
+    }
+
+    /// Exchanges an authorization code for tokens (PKCE S256 required). A code works once;
+    /// a second exchange fails and revokes the session the first one opened.
+    pub async fn exchange_code(
+        &self,
+        exchange: &CodeExchange,
+        ctx: &RequestContext,
+    ) -> Result<TokenSet, Error> {
+        auth_code::exchange(self.inner, exchange, ctx).await
+    }
+
+    /// Makes a new signing key current; older keys keep verifying until retired. Returns
+    /// the new key's kid. Keys from PEM configuration are rotated in configuration instead.
+    pub async fn rotate_signing_key(&self) -> Result<String, Error> {
+        let inner = self.inner;
+        if inner.keys.fixed.is_some() {
+            return Err(Error::Config(
+                "signing keys come from PEM configuration".into(),
+            ));
+        }
+        let mut now = inner.clock.now();
+        if let Some(newest) = keyset(inner).await?.current() {
+            // The newest key signs: make sure the new one sorts after it.
+            now = now.max(newest.created_at + Duration::from_millis(1));
+        }
+        let (key, pkcs8) = SigningKey::generate(inner.config.config.tokens.algorithm, now)?;
+        inner
+            .sessions
+            .add_signing_key(&key.to_stored(&pkcs8, &inner.keyring)?)
+            .await?;
+        load_keys(inner).await?;
+        Ok(key.kid)
+    }
+
+    /// Retires a key: tokens it signed stop verifying at once. The current signing key
+    /// cannot be retired (rotate first).
+    pub async fn retire_key(&self, kid: &str) -> Result<(), Error> {
+        let inner = self.inner;
+        if inner.keys.fixed.is_some() {
+            return Err(Error::Config(
+                "signing keys come from PEM configuration".into(),
+            ));
+        }
+        let keys = keyset(inner).await?;
+        if keys.current().is_some_and(|k| k.kid == kid) {
+            return Err(Error::Conflict {
+                what: "current signing key",
+            });
+        }
+        if !inner.sessions.delete_signing_key(kid).await? {
+            return Err(Error::NotFound {
+                what: "signing key",
+            });
+        }
+        load_keys(inner).await?;
+        Ok(())
+    }
+}

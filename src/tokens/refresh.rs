@@ -1,0 +1,77 @@
+//! Refresh-token rotation with reuse detection (security invariant 4, RFC 9700 §4.14).
+
+use crate::crypto::{RefreshToken, SecretPurpose, random_token};
+use crate::engine::Inner;
+use crate::model::{AuthEvent, AuthEventKind, Session};
+use crate::signin::TokenSet;
+use crate::{Error, RequestContext};
+
+pub(crate) async fn refresh(
+    inner: &Inner,
+    token: &RefreshToken,
+    ctx: &RequestContext,
+) -> Result<TokenSet, Error> {
+    let now = inner.clock.now();
+    let presented = inner
+        .hasher
+        .hash(SecretPurpose::RefreshToken, token.secret().as_bytes());
+    let Some(session) = inner.sessions.find_by_refresh_hash(&presented, now).await? else {
+        return Err(Error::InvalidToken);
+    };
+    if session.revoked_at.is_some() {
+        return Err(Error::InvalidToken);
+    }
+    if !session.refresh_hash.ct_eq(&presented) {
+        // A token of this family that was already rotated: someone holds a copy.
+        return Err(reuse_detected(inner, &session, ctx).await);
+    }
+    if now >= session.last_seen_at + inner.config.config.ttl.session_idle {
+        inner.sessions.revoke_session(session.id, now).await?;
+        return Err(Error::Expired);
+    }
+    let user = inner.users.get_user(session.user_id).await?;
+    if user.is_none_or(|u| u.blocked) {
+        inner.sessions.revoke_session(session.id, now).await?;
+        return Err(Error::InvalidToken);
+    }
+    let next = random_token()?;
+    let next_hash = inner
+        .hasher
+        .hash(SecretPurpose::RefreshToken, next.as_bytes());
+    let Some(rotated) = inner
+        .sessions
+        .rotate_refresh(session.id, &presented, &next_hash, now)
+        .await?
+    else {
+        // Another refresh with this same token won the race: one token, two uses.
+        return Err(reuse_detected(inner, &session, ctx).await);
+    };
+    let access_token = crate::tokens::mint(inner, &rotated).await?;
+    let event = AuthEvent::new(AuthEventKind::TokenRefreshed, ctx, now).with_user(session.user_id);
+    inner.audit_log.append(&event).await?;
+    Ok(TokenSet {
+        access_token,
+        refresh_token: RefreshToken::new(next.as_str()),
+        token_type: "Bearer",
+        expires_in: inner.config.config.ttl.access_token,
+        user_id: rotated.user_id,
+        session_id: rotated.id,
+    })
+}
+
+/// Revokes the session and records why. Returns the error the caller answers with (store
+/// failures while revoking win: the caller must not believe the session is dead if it
+/// is not).
+async fn reuse_detected(inner: &Inner, session: &Session, ctx: &RequestContext) -> Error {
+    let now = inner.clock.now();
+    if let Err(err) = inner.sessions.revoke_session(session.id, now).await {
+        return err.into();
+    }
+    let event = AuthEvent::new(AuthEventKind::RefreshTokenReused, ctx, now)
+        .with_user(session.user_id)
+        .with_reason("refresh_token_reused");
+    if let Err(err) = inner.audit_log.append(&event).await {
+        return err.into();
+    }
+    Error::InvalidToken
+}
