@@ -288,6 +288,20 @@ impl<'a> Tokens<'a> {
         Ok(session)
     }
 
+    /// Signs a fresh access token for a live session, with the roles and permissions its
+    /// user holds now (after a role change, say). The refresh token is not touched.
+    pub async fn issue_for_session(&self, session: SessionId) -> Result<AccessToken, Error> {
+        let now = self.inner.clock.now();
+        let session = self
+            .inner
+            .sessions
+            .get_session(session, now)
+            .await?
+            .filter(|s| s.is_active(now))
+            .ok_or(Error::SessionRevoked)?;
+        mint(self.inner, &session).await
+    }
+
     /// The bearer's session (SSOJet "GET Auth Status"): checked live.
     pub async fn status(&self, token: &str) -> Result<AuthStatus, Error> {
         let claims = self.verify(token).await?;
