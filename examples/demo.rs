@@ -7,8 +7,11 @@
 use std::time::Duration;
 
 use latchkey::crypto::{EncryptionKey, Keyring, Pepper, SecretPurpose, random_token};
-use latchkey::model::{AuthEventKind, ChallengeKey, ChallengeKind, PageRequest, UserId};
-use latchkey::{Config, Email, Error, Latchkey, Phone, RateLimit, RequestContext};
+use latchkey::model::{AuthEventKind, ChallengeKey, ChallengeKind, PageRequest, User, UserId};
+use latchkey::store::UserStore;
+use latchkey::{
+    AuthMethod, Config, Email, Error, Latchkey, Phone, RateLimit, RequestContext, SignIn,
+};
 use latchkey_memory::MemoryStore;
 
 #[tokio::main(flavor = "current_thread")]
@@ -25,8 +28,9 @@ async fn main() -> Result<(), Error> {
         println!("1. a bad config is refused at build():\n   {err}\n");
     }
 
+    let store = MemoryStore::new();
     let auth = Latchkey::builder(Config::new("http://localhost:8080"))
-        .store(MemoryStore::new())
+        .store(store.clone())
         .pepper(Pepper::generate()?)
         .keyring(Keyring::new(1, EncryptionKey::generate()?))
         .build()?;
@@ -51,8 +55,8 @@ async fn main() -> Result<(), Error> {
         .hash(SecretPurpose::MagicLink, token.as_bytes());
     let key = ChallengeKey::hashed(ChallengeKind::MagicLink, &hash);
     let now = auth.now();
-    let store = auth.challenge_store();
-    store
+    let challenges = auth.challenge_store();
+    challenges
         .insert(&key, b"sign in alice", now + Duration::from_secs(900), now)
         .await?;
     println!(
@@ -60,8 +64,8 @@ async fn main() -> Result<(), Error> {
         token.len(),
         hash
     );
-    let first = store.take(&key, auth.now()).await?;
-    let second = store.take(&key, auth.now()).await?;
+    let first = challenges.take(&key, auth.now()).await?;
+    let second = challenges.take(&key, auth.now()).await?;
     println!(
         "   first redemption: {}, second: {}\n",
         if first.is_some() {
@@ -124,6 +128,49 @@ async fn main() -> Result<(), Error> {
             event.method.as_deref().unwrap_or("-"),
             event.ip.map(|ip| ip.to_string()).unwrap_or_default()
         );
+    }
+
+    // 7. Sessions and tokens: a first factor ends in a session with an access token (JWT,
+    //    EdDSA) and a refresh token that works once.
+    let mut alice = User::new(UserId::generate(), auth.now());
+    alice.email = Some(email.clone());
+    store.create_user(&alice).await?;
+    let SignIn::Complete(tokens) = auth
+        .complete_first_factor(alice.id, AuthMethod::Email, None, &ctx)
+        .await?
+    else {
+        return Ok(());
+    };
+    let claims = auth.tokens().verify(tokens.access_token.secret()).await?;
+    println!(
+        "\n7. signed in: session {}, access token of {} bytes, amr {:?}, {}",
+        tokens.session_id,
+        tokens.access_token.secret().len(),
+        claims.amr,
+        claims.acr
+    );
+    let jwks = auth.tokens().jwks().await?;
+    println!(
+        "   JWKS: kid {} ({} {})",
+        jwks.keys[0].kid, jwks.keys[0].kty, jwks.keys[0].crv
+    );
+    let rotated = auth.tokens().refresh(&tokens.refresh_token, &ctx).await?;
+    println!(
+        "   refreshed: a new refresh token, same session {}",
+        rotated.session_id
+    );
+    if let Err(err) = auth.tokens().refresh(&tokens.refresh_token, &ctx).await {
+        println!(
+            "   the old refresh token again: {} — and the session is revoked:",
+            err.code()
+        );
+    }
+    if let Err(err) = auth
+        .tokens()
+        .verify_live(rotated.access_token.secret())
+        .await
+    {
+        println!("   verify_live of the newest access token: {}", err.code());
     }
     Ok(())
 }

@@ -47,6 +47,15 @@
 //! # }
 //! ```
 //!
+//! ## Signing in
+//!
+//! Every ceremony ends in [`Latchkey::complete_first_factor`]: it decides whether a second
+//! factor is due ([`SignIn::MfaRequired`]) and otherwise opens a session
+//! ([`SignIn::Complete`] with a [`TokenSet`]) or issues an authorization code for a
+//! redirect flow ([`SignIn::Code`]). [`tokens::Tokens`] verifies access tokens, rotates
+//! refresh tokens, exchanges codes and manages signing keys; [`Sessions`] lists and revokes
+//! a user's sessions.
+//!
 //! ## Features
 //!
 //! - `testing`: capturing mailer and SMS sender, fixed test secrets, the [`testing::race`]
