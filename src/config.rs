@@ -129,7 +129,8 @@ pub struct Ttl {
     pub access_token: Duration,
     /// A session and its refresh tokens, from sign-in (absolute). Default 30 days.
     pub session: Duration,
-    /// A session not refreshed for this long ends. Default 7 days; at most `session`.
+    /// A session not refreshed for this long ends. Default 7 days; longer than
+    /// `access_token`, at most `session`.
     pub session_idle: Duration,
     /// Magic links. Default 15 minutes; at most 24 hours.
     pub magic_link: Duration,
@@ -183,9 +184,10 @@ impl Ttl {
                 "ttl.access_token must not outlive ttl.session".into(),
             ));
         }
-        if self.session_idle > self.session {
+        if self.session_idle > self.session || self.session_idle <= self.access_token {
             return Err(Error::Config(
-                "ttl.session_idle must not exceed ttl.session".into(),
+                "ttl.session_idle must be longer than ttl.access_token and at most ttl.session"
+                    .into(),
             ));
         }
         Ok(())

@@ -199,10 +199,11 @@ pub(crate) async fn complete_first_factor(
     if user.blocked || user.locked_until.is_some_and(|until| now < until) {
         return Err(Error::InvalidCredentials);
     }
+    let org = sign_in_org(inner, &user, code_request, ctx).await?;
     let amr = method.amr();
     let second_factors = mfa_methods(inner, &user).await?;
     if !method.is_multi_factor() && !second_factors.is_empty() {
-        return begin_mfa(inner, &user, amr, second_factors, code_request, ctx).await;
+        return begin_mfa(inner, &user, org, amr, second_factors, code_request, ctx).await;
     }
     let aal = if method.is_multi_factor() { 2 } else { 1 };
     finish(
@@ -210,12 +211,37 @@ pub(crate) async fn complete_first_factor(
         &user,
         amr,
         aal,
-        ctx.org_id,
+        org,
         code_request,
         ctx,
         method.name(),
     )
     .await
+}
+
+/// The organization a sign-in runs in: the one the request names, or the one the client
+/// app belongs to. The user must be a member ([`Error::Forbidden`] otherwise), so a token's
+/// `org` claim always names an organization its subject belongs to.
+async fn sign_in_org(
+    inner: &Inner,
+    user: &User,
+    code_request: Option<&AuthCodeRequest>,
+    ctx: &RequestContext,
+) -> Result<Option<OrgId>, Error> {
+    let mut org = ctx.org_id;
+    if let Some(request) = code_request {
+        org = Some(
+            crate::tokens::auth_code::registered_app(inner, request, org)
+                .await?
+                .org_id,
+        );
+    }
+    if let Some(org) = org
+        && inner.orgs.get_membership(user.id, org).await?.is_none()
+    {
+        return Err(Error::Forbidden);
+    }
+    Ok(org)
 }
 
 /// Ends a sign-in whose factors are all done: a session and tokens, or a code.
@@ -263,6 +289,7 @@ async fn mfa_methods(inner: &Inner, user: &User) -> Result<Vec<MfaMethod>, Error
 async fn begin_mfa(
     inner: &Inner,
     user: &User,
+    org: Option<OrgId>,
     amr: Vec<String>,
     methods: Vec<MfaMethod>,
     code_request: Option<&AuthCodeRequest>,
@@ -273,7 +300,7 @@ async fn begin_mfa(
     let hash = inner.hasher.hash(SecretPurpose::MfaToken, token.as_bytes());
     let pending = PendingMfa {
         user_id: user.id,
-        org_id: ctx.org_id,
+        org_id: org,
         amr,
         code_request: code_request.cloned(),
     };
@@ -326,8 +353,9 @@ pub(crate) async fn open_session(
         expires_at: now + inner.config.config.ttl.session,
         revoked_at: None,
     };
-    inner.sessions.create_session(&session).await?;
+    // Signed first: a failure leaves no session behind.
     let access_token = crate::tokens::mint(inner, &session).await?;
+    inner.sessions.create_session(&session).await?;
     Ok(TokenSet {
         access_token,
         refresh_token: RefreshToken::new(refresh.as_str()),

@@ -14,8 +14,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use latchkey::crypto::{AuthCode, CodeVerifier, RefreshToken};
 use latchkey::model::{
-    AuthEventKind, FactorId, FactorStatus, Membership, OrgId, Organization, PageRequest,
-    Permission, Role, RoleId, TotpFactor, User, UserId,
+    App, AuthEventKind, ClientId, FactorId, FactorStatus, Membership, OrgId, Organization,
+    PageRequest, Permission, Role, RoleId, TotpFactor, User, UserId,
 };
 use latchkey::store::{OrgStore, SessionStore, UserStore};
 use latchkey::testing::{race, test_keyring, test_pepper};
@@ -153,7 +153,7 @@ async fn tokens_verify_with_an_independent_implementation_from_the_jwks() {
         .unwrap();
 }
 
-/// JWT-01: `alg: none` in any spelling is refused.
+/// JWT-02: `alg: none` in any spelling is refused.
 #[tokio::test]
 async fn jwt_alg_none_is_rejected_in_any_case() {
     let h = support::harness();
@@ -170,7 +170,7 @@ async fn jwt_alg_none_is_rejected_in_any_case() {
     }
 }
 
-/// JWT-02: HS256 signed with the public key as the HMAC secret is refused.
+/// JWT-03: HS256 signed with the public key as the HMAC secret is refused.
 #[tokio::test]
 async fn jwt_hmac_signed_with_the_public_key_is_rejected() {
     let h = support::harness();
@@ -197,8 +197,10 @@ async fn jwt_hmac_signed_with_the_public_key_is_rejected() {
     }
 }
 
-/// JWT-03/04/06/09/14: wrong iss, aud or typ, an unknown kid, key-pointing headers, a
-/// tampered payload and oversized tokens are refused — even when signed with our key.
+/// JWT-01/04/05/07/08/09/11/12/13: a swapped payload, wrong iss, aud or typ, missing or
+/// hostile kids, key-pointing headers (`jku`, `jwk`, `x5u`, `x5c`), `crit`, duplicate
+/// header members, non-compact encodings and oversized tokens are refused — even when
+/// signed with our key.
 #[tokio::test]
 async fn jwt_wrong_contents_are_rejected_even_with_a_valid_signature() {
     let h = support::harness();
@@ -227,6 +229,10 @@ async fn jwt_wrong_contents_are_rejected_even_with_a_valid_signature() {
     with_jku.jku = Some("https://evil.example.com/jwks.json".into());
     let mut with_x5u = header(Some("at+jwt"), Some(&kid));
     with_x5u.x5u = Some("https://evil.example.com/cert.pem".into());
+    let mut with_x5c = header(Some("at+jwt"), Some(&kid));
+    with_x5c.x5c = Some(vec!["MIIB".into()]);
+    let mut with_crit = header(Some("at+jwt"), Some(&kid));
+    with_crit.crit = Some(vec!["x-unknown".into()]);
     let cases = [
         (
             "wrong iss",
@@ -245,6 +251,16 @@ async fn jwt_wrong_contents_are_rejected_even_with_a_valid_signature() {
         ),
         ("jku", sign(with_jku, &good)),
         ("x5u", sign(with_x5u, &good)),
+        ("x5c", sign(with_x5c, &good)),
+        ("crit", sign(with_crit, &good)),
+        (
+            "kid traversal",
+            sign(header(Some("at+jwt"), Some("../../dev/null")), &good),
+        ),
+        (
+            "kid injection",
+            sign(header(Some("at+jwt"), Some("' OR '1'='1")), &good),
+        ),
     ];
     for (name, token) in cases {
         assert_eq!(refused(&h, &token).await.code(), "invalid_token", "{name}");
@@ -257,6 +273,33 @@ async fn jwt_wrong_contents_are_rejected_even_with_a_valid_signature() {
     let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&admin).unwrap());
     let tampered = format!("{head}.{payload}.{signature}");
     assert_eq!(refused(&h, &tampered).await.code(), "invalid_token");
+    // Hand-built headers signed with our key: an embedded `jwk`, duplicate members.
+    let kid_json = serde_json::to_string(&kid).unwrap();
+    let raw_headers = [
+        format!(r#"{{"alg":"EdDSA","typ":"at+jwt","kid":{kid_json},"jwk":{{"kty":"OKP"}}}}"#),
+        format!(r#"{{"alg":"EdDSA","typ":"at+jwt","kid":{kid_json},"alg":"EdDSA"}}"#),
+        format!(r#"{{"alg":"EdDSA","typ":"JWT","typ":"at+jwt","kid":{kid_json}}}"#),
+    ];
+    let payload_b64 = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&good).unwrap());
+    for raw in raw_headers {
+        let message = format!("{}.{payload_b64}", URL_SAFE_NO_PAD.encode(raw.as_bytes()));
+        let signature =
+            jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::EdDSA).unwrap();
+        let token = format!("{message}.{signature}");
+        assert_eq!(refused(&h, &token).await.code(), "invalid_token", "{raw}");
+    }
+    // Non-compact encodings of the control: padding, whitespace.
+    for variant in [
+        format!("{control}="),
+        format!(" {control}"),
+        control.replace('.', ". "),
+    ] {
+        assert_eq!(
+            refused(&h, &variant).await.code(),
+            "invalid_token",
+            "{variant:?}"
+        );
+    }
     // Oversized: refused before parsing.
     let mut huge = good.clone();
     huge["pad"] = "x".repeat(9000).into();
@@ -277,7 +320,7 @@ async fn jwt_wrong_contents_are_rejected_even_with_a_valid_signature() {
     }
 }
 
-/// JWT-05: exp and nbf against the engine clock, with the configured leeway (30 s).
+/// JWT-06: exp and nbf against the engine clock, with the configured leeway (30 s).
 #[tokio::test]
 async fn jwt_expired_and_not_yet_valid_are_rejected() {
     let h = support::harness();
@@ -305,8 +348,8 @@ async fn jwt_expired_and_not_yet_valid_are_rejected() {
     h.auth.tokens().verify(&token).await.unwrap();
 }
 
-/// JWT-10: rotation keeps old tokens verifying until their key is retired; retiring takes
-/// effect at once, cache or not; the signing key cannot be retired.
+/// JWT-18: rotation keeps old tokens verifying until their key is retired; retiring takes
+/// effect at once on this engine, cache or not; the signing key cannot be retired.
 #[tokio::test]
 async fn jwt_kid_rotation_old_key_verifies_until_retired() {
     let h = support::harness();
@@ -359,8 +402,14 @@ async fn signing_keys_persist_through_the_store_across_restarts() {
     let fresh = sign_in(&h, alice.id).await.access_token;
     restarted.tokens().verify(fresh.secret()).await.unwrap();
     // Private keys are sealed at rest: the stored bytes do not contain the PKCS#8 key.
-    let stored = h.store.list_signing_keys().await.unwrap();
-    assert!(stored.iter().all(|k| k.private_key.key_id() == Some(1)));
+    for key in h.store.list_signing_keys().await.unwrap() {
+        let aad = [b"latchkey/signing-key/".as_slice(), key.kid.as_bytes()].concat();
+        let pkcs8 = test_keyring().open(&key.private_key, &aad).unwrap();
+        let private_scalar = &pkcs8[pkcs8.len() - 32..];
+        let sealed = key.private_key.as_bytes();
+        assert!(!sealed.windows(32).any(|w| w == private_scalar));
+        assert!(!sealed.windows(pkcs8.len()).any(|w| w == pkcs8.as_slice()));
+    }
 }
 
 fn engine_on(store: &MemoryStore, clock: &latchkey::ManualClock) -> Latchkey {
@@ -639,7 +688,44 @@ fn exchange(code: &AuthCode) -> CodeExchange {
         code_verifier: CodeVerifier::new(VERIFIER),
         client_id: latchkey::model::ClientId::new("web-app").unwrap(),
         redirect_uri: "https://app.example.com/callback".into(),
+        client_secret: None,
     }
+}
+
+/// An organization with a registered public client `web-app`, and `user` a member of it.
+async fn register_client(h: &Harness, user: UserId, secret: Option<&str>) -> OrgId {
+    let org = Organization {
+        id: OrgId::generate(),
+        name: "Acme".into(),
+        slug: format!("acme-{}", UserId::generate()),
+        domains: vec![],
+        settings: serde_json::Value::Null,
+        created_at: h.auth.now(),
+        updated_at: h.auth.now(),
+        revision: 0,
+    };
+    h.store.create_org(&org).await.unwrap();
+    let app = App {
+        client_id: ClientId::new("web-app").unwrap(),
+        org_id: org.id,
+        name: "Web".into(),
+        secret_hash: secret.map(|s| {
+            h.auth
+                .hasher()
+                .hash(latchkey::crypto::SecretPurpose::ClientSecret, s.as_bytes())
+        }),
+        redirect_uris: vec!["https://app.example.com/callback".into()],
+        created_at: h.auth.now(),
+    };
+    h.store.create_app(&app).await.unwrap();
+    let membership = Membership {
+        user_id: user,
+        org_id: org.id,
+        role_ids: vec![],
+        created_at: h.auth.now(),
+    };
+    h.store.put_membership(&membership).await.unwrap();
+    org.id
 }
 
 async fn code_for(h: &Harness, user: UserId) -> AuthCode {
@@ -660,6 +746,7 @@ async fn code_for(h: &Harness, user: UserId) -> AuthCode {
 async fn auth_code_exchanges_once_and_replay_revokes() {
     let h = support::harness();
     let alice = user(&h, "alice@example.com").await;
+    register_client(&h, alice.id, None).await;
     let code = code_for(&h, alice.id).await;
     let tokens = h
         .auth
@@ -711,6 +798,7 @@ async fn auth_code_exchanges_once_and_replay_revokes() {
 async fn auth_code_is_bound_to_pkce_client_and_redirect_uri() {
     let h = support::harness();
     let alice = user(&h, "alice@example.com").await;
+    register_client(&h, alice.id, None).await;
     let wrongs: [fn(&mut CodeExchange); 3] = [
         |e| e.code_verifier = CodeVerifier::new("A".repeat(43)),
         |e| e.client_id = latchkey::model::ClientId::new("other-app").unwrap(),
@@ -740,25 +828,36 @@ async fn auth_code_is_bound_to_pkce_client_and_redirect_uri() {
     let code = code_for(&h, alice.id).await;
     let mut malformed = exchange(&code);
     malformed.code_verifier = CodeVerifier::new("short");
-    assert_eq!(
-        h.auth
-            .tokens()
-            .exchange_code(&malformed, &ctx())
-            .await
-            .unwrap_err()
-            .code(),
-        "invalid_input"
-    );
-    h.clock.advance(Duration::from_secs(60));
-    assert_eq!(
-        h.auth
-            .tokens()
-            .exchange_code(&exchange(&code), &ctx())
-            .await
-            .unwrap_err()
-            .code(),
-        "invalid_token"
-    );
+    let err = h
+        .auth
+        .tokens()
+        .exchange_code(&malformed, &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_input");
+    h.auth
+        .tokens()
+        .exchange_code(&exchange(&code), &ctx())
+        .await
+        .expect("the code was not touched");
+
+    // OA-02: 60 s of life, measured on the engine clock.
+    let on_time = code_for(&h, alice.id).await;
+    let late = code_for(&h, alice.id).await;
+    h.clock.advance(Duration::from_secs(59));
+    h.auth
+        .tokens()
+        .exchange_code(&exchange(&on_time), &ctx())
+        .await
+        .unwrap();
+    h.clock.advance(Duration::from_secs(1));
+    let err = h
+        .auth
+        .tokens()
+        .exchange_code(&exchange(&late), &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_token");
 }
 
 /// CON-01: 16 concurrent exchanges of one code: exactly one gets tokens.
@@ -766,6 +865,7 @@ async fn auth_code_is_bound_to_pkce_client_and_redirect_uri() {
 async fn auth_code_is_single_use_under_16_concurrent_exchanges() {
     let h = support::harness();
     let alice = user(&h, "alice@example.com").await;
+    register_client(&h, alice.id, None).await;
     let code = code_for(&h, alice.id).await;
     let auth = Arc::new(h.auth.clone());
     let results = race(16, |_| {
@@ -989,6 +1089,265 @@ async fn sessions_list_revoke_one_others_and_all() {
         h.auth
             .tokens()
             .verify_live(theirs.access_token.secret())
+            .await
+            .unwrap_err()
+            .code(),
+        "session_revoked"
+    );
+}
+
+/// OA-14/OA-03: only registered clients, only their registered redirect URIs, exactly; and
+/// only for members of the client's organization.
+#[tokio::test]
+async fn auth_codes_need_a_registered_client_and_redirect_uri() {
+    let h = support::harness();
+    let alice = user(&h, "alice@example.com").await;
+    let outsider = user(&h, "outsider@example.com").await;
+    let attempt = |who: UserId, client: &'static str, uri: &'static str| {
+        let auth = h.auth.clone();
+        async move {
+            let request = AuthCodeRequest::new(
+                ClientId::new(client).unwrap(),
+                uri,
+                pkce_s256(VERIFIER),
+                "S256",
+            )
+            .unwrap();
+            auth.complete_first_factor(who, AuthMethod::Email, Some(&request), &ctx())
+                .await
+        }
+    };
+    let unknown = attempt(alice.id, "web-app", "https://app.example.com/callback")
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), "invalid_input", "no such client yet");
+    register_client(&h, alice.id, None).await;
+    for uri in [
+        "https://app.example.com/callback/",
+        "https://app.example.com/callback?x=1",
+        "https://app.example.com.evil.com/callback",
+        "https://evil.com/callback",
+        "//evil.com",
+    ] {
+        let err = attempt(alice.id, "web-app", uri).await.unwrap_err();
+        assert_eq!(err.code(), "invalid_input", "{uri}");
+    }
+    let err = attempt(outsider.id, "web-app", "https://app.example.com/callback")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        "forbidden",
+        "not a member of the client's organization"
+    );
+    assert!(matches!(
+        attempt(alice.id, "web-app", "https://app.example.com/callback")
+            .await
+            .unwrap(),
+        SignIn::Code(_)
+    ));
+}
+
+/// OA-18: a confidential client authenticates with its secret at the exchange.
+#[tokio::test]
+async fn confidential_clients_must_present_their_secret() {
+    let h = support::harness();
+    let alice = user(&h, "alice@example.com").await;
+    register_client(&h, alice.id, Some("s3cret-client-value")).await;
+    for wrong in [None, Some("wrong")] {
+        let code = code_for(&h, alice.id).await;
+        let mut ex = exchange(&code);
+        ex.client_secret = wrong.map(latchkey::crypto::ClientSecret::new);
+        let err = h
+            .auth
+            .tokens()
+            .exchange_code(&ex, &ctx())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "invalid_credentials");
+    }
+    let code = code_for(&h, alice.id).await;
+    let mut ex = exchange(&code);
+    ex.client_secret = Some(latchkey::crypto::ClientSecret::new("s3cret-client-value"));
+    h.auth.tokens().exchange_code(&ex, &ctx()).await.unwrap();
+}
+
+/// A code alone — found later in a history or a log — cannot revoke anyone's session: the
+/// replay must also hold the verifier.
+#[tokio::test]
+async fn a_leaked_code_without_its_verifier_revokes_nothing() {
+    let h = support::harness();
+    let alice = user(&h, "alice@example.com").await;
+    register_client(&h, alice.id, None).await;
+    let code = code_for(&h, alice.id).await;
+    let tokens = h
+        .auth
+        .tokens()
+        .exchange_code(&exchange(&code), &ctx())
+        .await
+        .unwrap();
+    let mut guess = exchange(&code);
+    guess.code_verifier = CodeVerifier::new("B".repeat(43));
+    assert_eq!(
+        h.auth
+            .tokens()
+            .exchange_code(&guess, &ctx())
+            .await
+            .unwrap_err()
+            .code(),
+        "invalid_token"
+    );
+    h.auth
+        .tokens()
+        .verify_live(tokens.access_token.secret())
+        .await
+        .expect("still signed in");
+}
+
+#[tokio::test]
+async fn signing_in_to_an_organization_needs_membership() {
+    let h = support::harness();
+    let alice = user(&h, "alice@example.com").await;
+    let org = register_client(&h, UserId::generate(), None).await;
+    let err = h
+        .auth
+        .complete_first_factor(alice.id, AuthMethod::Password, None, &ctx().with_org(org))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "forbidden");
+}
+
+/// JWT-14: ES256 signatures of zeros (r = s = 0, CVE-2022-21449) are refused.
+#[tokio::test]
+async fn jwt_es256_zero_signature_is_rejected() {
+    let mut config = Config::new("https://app.example.com");
+    config.tokens.algorithm = latchkey::SigningAlgorithm::ES256;
+    let h = support::harness_with(config);
+    let alice = user(&h, "alice@example.com").await;
+    let token = sign_in(&h, alice.id).await.access_token;
+    let (message, _) = token.secret().rsplit_once('.').unwrap();
+    let zeros = URL_SAFE_NO_PAD.encode([0u8; 64]);
+    assert_eq!(
+        refused(&h, &format!("{message}.{zeros}")).await.code(),
+        "invalid_token"
+    );
+}
+
+/// JWT-18 across instances: another engine on the same store stops accepting a retired
+/// key's tokens within KEY_REFRESH, even from its cache.
+#[tokio::test]
+async fn retirement_reaches_other_engines_within_the_key_refresh() {
+    let h = support::harness();
+    let alice = user(&h, "alice@example.com").await;
+    let other = engine_on(&h.store, &h.clock);
+    let old = sign_in(&h, alice.id).await.access_token;
+    other.tokens().verify(old.secret()).await.unwrap(); // cached on the other engine
+    let old_kid = segments(old.secret()).0["kid"].as_str().unwrap().to_owned();
+    h.auth.tokens().rotate_signing_key().await.unwrap();
+    h.auth.tokens().retire_key(&old_kid).await.unwrap();
+    assert_eq!(refused(&h, old.secret()).await.code(), "invalid_token");
+    h.clock.advance(latchkey::tokens::KEY_REFRESH);
+    let err = other.tokens().verify(old.secret()).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_token");
+}
+
+#[tokio::test]
+async fn several_pem_keys_the_last_signs_and_the_others_verify() {
+    let pem = || {
+        let pkcs8 = aws_lc_rs::signature::Ed25519KeyPair::generate_pkcs8(
+            &aws_lc_rs::rand::SystemRandom::new(),
+        )
+        .unwrap();
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+            base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref())
+        )
+    };
+    let (old, new) = (pem(), pem());
+    let store = MemoryStore::new();
+    let build = |pems: &[&String]| {
+        let mut builder = Latchkey::builder(Config::new("https://app.example.com"))
+            .store(store.clone())
+            .pepper(test_pepper())
+            .keyring(test_keyring());
+        for p in pems {
+            builder = builder.signing_key_pem((*p).clone());
+        }
+        builder.build().unwrap()
+    };
+    let before = build(&[&old]);
+    let mut alice = User::new(UserId::generate(), before.now());
+    alice.email = Some("alice@example.com".parse().unwrap());
+    store.create_user(&alice).await.unwrap();
+    let SignIn::Complete(old_token) = before
+        .complete_first_factor(alice.id, AuthMethod::Password, None, &ctx())
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let after = build(&[&old, &new]);
+    let SignIn::Complete(new_token) = after
+        .complete_first_factor(alice.id, AuthMethod::Password, None, &ctx())
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let jwks = after.tokens().jwks().await.unwrap();
+    assert_eq!(
+        segments(new_token.access_token.secret()).0["kid"],
+        jwks.keys[0].kid.as_str(),
+        "the last PEM signs"
+    );
+    after
+        .tokens()
+        .verify(old_token.access_token.secret())
+        .await
+        .expect("the older PEM still verifies");
+    assert!(
+        before
+            .tokens()
+            .verify(new_token.access_token.secret())
+            .await
+            .is_err()
+    );
+}
+
+/// SES-05: a session idle past `ttl.session_idle` fails `verify_live` even while an access
+/// token minted for it later is unexpired.
+#[tokio::test]
+async fn verify_live_refuses_an_idle_session() {
+    let mut config = Config::new("https://app.example.com");
+    config.ttl.access_token = Duration::from_secs(3600);
+    config.ttl.session_idle = Duration::from_secs(2 * 3600);
+    let h = support::harness_with(config);
+    let alice = user(&h, "alice@example.com").await;
+    let tokens = sign_in(&h, alice.id).await;
+    h.clock.advance(Duration::from_secs(90 * 60));
+    let late = h
+        .auth
+        .tokens()
+        .issue_for_session(tokens.session_id)
+        .await
+        .unwrap();
+    h.clock.advance(Duration::from_secs(40 * 60)); // 2 h 10 min since the last refresh
+    h.auth
+        .tokens()
+        .verify(late.secret())
+        .await
+        .expect("stateless verify only sees exp");
+    let err = h
+        .auth
+        .tokens()
+        .verify_live(late.secret())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "session_revoked");
+    assert_eq!(
+        h.auth
+            .tokens()
+            .issue_for_session(tokens.session_id)
             .await
             .unwrap_err()
             .code(),

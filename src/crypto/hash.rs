@@ -42,6 +42,8 @@ pub enum SecretPurpose {
     PasswordReset,
     /// The subject of a rate limit (an email, an IP): counters never hold it in clear.
     RateLimit,
+    /// A confidential client's secret.
+    ClientSecret,
 }
 
 impl SecretPurpose {
@@ -59,6 +61,7 @@ impl SecretPurpose {
             SecretPurpose::ApiKey => "api_key",
             SecretPurpose::PasswordReset => "password_reset",
             SecretPurpose::RateLimit => "rate_limit",
+            SecretPurpose::ClientSecret => "client_secret",
         }
     }
 }

@@ -114,6 +114,10 @@ secret_string!(
     /// A management API credential.
     ApiKey
 );
+secret_string!(
+    /// A confidential client's secret (OAuth `client_secret`).
+    ClientSecret
+);
 
 #[cfg(test)]
 mod tests {

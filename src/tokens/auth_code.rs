@@ -1,17 +1,21 @@
 //! Authorization codes with PKCE (security invariant 5, RFC 7636, RFC 9700 §2.1.1).
 //!
-//! A ceremony can end with a code instead of tokens (a redirect flow). The code is single
-//! use, lives `ttl.auth_code` (60 s by default), and is bound to the client, the exact
-//! redirect URI and an S256 code challenge. An exchanged code leaves a tombstone behind, so
-//! a second exchange — a stolen code replayed — revokes the session the first one opened.
+//! A ceremony can end with a code instead of tokens (a redirect flow). The client must be a
+//! registered [`App`](crate::model::App) and the redirect URI one of its registered URIs,
+//! exactly (RFC 9700 §4.1.3: no open redirects). The code is single use, lives
+//! `ttl.auth_code` (60 s by default), and is bound to the client, the redirect URI and an
+//! S256 code challenge; a confidential client also authenticates with its secret. An
+//! exchanged code leaves a tombstone for an hour: a second exchange by someone holding the
+//! code *and* its verifier — a stolen exchange replayed — revokes the session the first one
+//! opened. (A code alone, found later in a history or a log, revokes nothing.)
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::crypto::{AuthCode, CodeVerifier, SecretPurpose, b64url, random_token};
+use crate::crypto::{AuthCode, ClientSecret, CodeVerifier, SecretPurpose, b64url, random_token};
 use crate::engine::Inner;
 use crate::model::{
-    AuthEvent, AuthEventKind, ChallengeKey, ChallengeKind, ClientId, OrgId, SessionId, UserId,
+    App, AuthEvent, AuthEventKind, ChallengeKey, ChallengeKind, ClientId, OrgId, SessionId, UserId,
 };
 use crate::signin::TokenSet;
 use crate::{Error, RequestContext};
@@ -74,6 +78,8 @@ pub struct CodeExchange {
     pub client_id: ClientId,
     /// The redirect URI the code was issued for.
     pub redirect_uri: String,
+    /// The client's secret, required when the app has one (a confidential client).
+    pub client_secret: Option<ClientSecret>,
 }
 
 /// `BASE64URL(SHA-256(ASCII(verifier)))`: the S256 code challenge (RFC 7636 §4.2).
@@ -105,6 +111,38 @@ struct PendingCode {
 #[derive(Serialize, Deserialize)]
 struct SpentCode {
     session_id: SessionId,
+    code_challenge: String,
+}
+
+/// How long an exchanged code is remembered, to recognise a replayed exchange.
+const TOMBSTONE_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The registered app a code request names, if the request may use it: the redirect URI
+/// must be one the app registered, character for character, and the app must belong to
+/// the organization the request runs in (when one is named).
+pub(crate) async fn registered_app(
+    inner: &Inner,
+    request: &AuthCodeRequest,
+    org: Option<OrgId>,
+) -> Result<App, Error> {
+    let app = inner
+        .orgs
+        .get_app(&request.client_id)
+        .await?
+        .ok_or_else(|| Error::invalid("client_id", "is not a registered client"))?;
+    if !app.redirect_uris.contains(&request.redirect_uri) {
+        return Err(Error::invalid(
+            "redirect_uri",
+            "is not registered for this client",
+        ));
+    }
+    if org.is_some_and(|org| org != app.org_id) {
+        return Err(Error::invalid(
+            "client_id",
+            "belongs to another organization",
+        ));
+    }
+    Ok(app)
 }
 
 pub(crate) async fn issue(
@@ -115,6 +153,8 @@ pub(crate) async fn issue(
     aal: u8,
     request: &AuthCodeRequest,
 ) -> Result<AuthCode, Error> {
+    let app = registered_app(inner, request, org_id).await?;
+    let org_id = Some(app.org_id);
     let now = inner.clock.now();
     let code = random_token()?;
     let hash = inner.hasher.hash(SecretPurpose::AuthCode, code.as_bytes());
@@ -153,7 +193,7 @@ pub(crate) async fn exchange(
         .take(&ChallengeKey::hashed(ChallengeKind::AuthCode, &hash), now)
         .await?
     else {
-        return Err(replayed(inner, &hash, ctx).await);
+        return Err(replayed(inner, &hash, exchange, ctx).await);
     };
     // From here the code is spent, whatever the outcome: one attempt per code.
     let pending: PendingCode =
@@ -168,6 +208,7 @@ pub(crate) async fn exchange(
     if !bound {
         return Err(Error::InvalidToken);
     }
+    authenticate_client(inner, exchange).await?;
     let user = inner
         .users
         .get_user(pending.user_id)
@@ -175,9 +216,13 @@ pub(crate) async fn exchange(
         .filter(|u| !u.blocked)
         .ok_or(Error::InvalidToken)?;
     let session_id = SessionId::generate();
-    let spent = serde_json::to_vec(&SpentCode { session_id }).map_err(|_| Error::Crypto)?;
+    let spent = SpentCode {
+        session_id,
+        code_challenge: pending.request.code_challenge.clone(),
+    };
+    let spent = serde_json::to_vec(&spent).map_err(|_| Error::Crypto)?;
     let tombstone = ChallengeKey::hashed(ChallengeKind::SpentAuthCode, &hash);
-    let remember_until = now + inner.config.config.ttl.session;
+    let remember_until = now + TOMBSTONE_TTL;
     inner
         .challenges
         .insert(&tombstone, &spent, remember_until, now)
@@ -194,9 +239,39 @@ pub(crate) async fn exchange(
     .await
 }
 
-/// A code that is not (or no longer) live. If it was exchanged before, someone is
-/// replaying it: the session it opened is revoked.
-async fn replayed(inner: &Inner, hash: &crate::crypto::SecretHash, ctx: &RequestContext) -> Error {
+/// A confidential client (an app with a secret) must present it. Checked after the code
+/// is taken, like every other binding: one attempt per code.
+async fn authenticate_client(inner: &Inner, exchange: &CodeExchange) -> Result<(), Error> {
+    let app = inner
+        .orgs
+        .get_app(&exchange.client_id)
+        .await?
+        .ok_or(Error::InvalidToken)?;
+    let Some(expected) = app.secret_hash else {
+        return Ok(());
+    };
+    let presented = exchange
+        .client_secret
+        .as_ref()
+        .ok_or(Error::InvalidCredentials)?;
+    let hash = inner
+        .hasher
+        .hash(SecretPurpose::ClientSecret, presented.secret().as_bytes());
+    if !hash.ct_eq(&expected) {
+        return Err(Error::InvalidCredentials);
+    }
+    Ok(())
+}
+
+/// A code that is not (or no longer) live. If it was exchanged before and the replayer
+/// also holds its verifier, the exchange is being replayed: the session it opened is
+/// revoked.
+async fn replayed(
+    inner: &Inner,
+    hash: &crate::crypto::SecretHash,
+    exchange: &CodeExchange,
+    ctx: &RequestContext,
+) -> Error {
     let now = inner.clock.now();
     let tombstone = ChallengeKey::hashed(ChallengeKind::SpentAuthCode, hash);
     let spent = match inner.challenges.get(&tombstone, now).await {
@@ -204,7 +279,10 @@ async fn replayed(inner: &Inner, hash: &crate::crypto::SecretHash, ctx: &Request
         Ok(None) => None,
         Err(err) => return err.into(),
     };
-    let Some(spent) = spent else {
+    let challenge = pkce_s256(exchange.code_verifier.secret());
+    let Some(spent) =
+        spent.filter(|s| crate::crypto::ct_eq(s.code_challenge.as_bytes(), challenge.as_bytes()))
+    else {
         return Error::InvalidToken;
     };
     let session = match inner.sessions.get_session(spent.session_id, now).await {

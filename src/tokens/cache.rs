@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use sha2::{Digest, Sha256};
 
-use super::jwt::Claims;
+use super::jwt::Verified;
 
 const SHARDS: usize = 16;
 
@@ -23,7 +23,7 @@ pub(crate) struct VerifiedCache {
 
 #[derive(Default)]
 struct Shard {
-    entries: HashMap<Key, (Arc<Claims>, u64)>,
+    entries: HashMap<Key, (Arc<Verified>, u64)>,
     /// Last use → key; the first entry is the least recently used.
     recency: BTreeMap<u64, Key>,
     tick: u64,
@@ -51,7 +51,7 @@ impl VerifiedCache {
         Some(shard.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    pub(crate) fn get(&self, key: &Key) -> Option<Arc<Claims>> {
+    pub(crate) fn get(&self, key: &Key) -> Option<Arc<Verified>> {
         let mut shard = self.shard(key)?;
         shard.tick += 1;
         let tick = shard.tick;
@@ -63,7 +63,7 @@ impl VerifiedCache {
         Some(claims)
     }
 
-    pub(crate) fn insert(&self, key: Key, claims: Arc<Claims>) {
+    pub(crate) fn insert(&self, key: Key, claims: Arc<Verified>) {
         let per_shard = self.per_shard;
         let Some(mut shard) = self.shard(&key) else {
             return;
@@ -117,21 +117,24 @@ mod tests {
     use super::*;
     use crate::model::{SessionId, UserId};
 
-    fn claims(n: i64) -> Arc<Claims> {
-        Arc::new(Claims {
-            iss: "i".into(),
-            sub: UserId::generate(),
-            aud: "a".into(),
-            exp: n,
-            iat: 0,
-            nbf: 0,
-            jti: n.to_string(),
-            sid: SessionId::generate(),
-            org: None,
-            roles: vec![],
-            perms: vec![],
-            amr: vec![],
-            acr: "aal1".into(),
+    fn claims(n: i64) -> Arc<Verified> {
+        Arc::new(Verified {
+            kid: "k".into(),
+            claims: super::super::jwt::Claims {
+                iss: "i".into(),
+                sub: UserId::generate(),
+                aud: "a".into(),
+                exp: n,
+                iat: 0,
+                nbf: 0,
+                jti: n.to_string(),
+                sid: SessionId::generate(),
+                org: None,
+                roles: vec![],
+                perms: vec![],
+                amr: vec![],
+                acr: "aal1".into(),
+            },
         })
     }
 
@@ -144,7 +147,7 @@ mod tests {
         cache.insert(a, claims(1));
         cache.insert(b, claims(2));
         assert!(cache.get(&a).is_none(), "a was evicted");
-        assert_eq!(cache.get(&b).unwrap().exp, 2);
+        assert_eq!(cache.get(&b).unwrap().claims.exp, 2);
         for i in 0..200u8 {
             let mut k = [i; 32];
             k[31] = 7;

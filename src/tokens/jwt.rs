@@ -149,9 +149,16 @@ pub(crate) fn parse<'t>(token: &'t str, keys: &KeySet) -> Result<Parsed<'t>, Err
     })
 }
 
+/// A token whose signature, issuer and audience checked out, and the key that signed it.
+#[derive(Debug)]
+pub(crate) struct Verified {
+    pub(crate) claims: Claims,
+    pub(crate) kid: String,
+}
+
 /// Checks the signature, then decodes the claims and checks issuer and audience. Time is
 /// checked by the caller against the engine's clock.
-pub(crate) fn verify(parsed: Parsed<'_>, expect: &Expect<'_>) -> Result<Claims, Error> {
+pub(crate) fn verify(parsed: Parsed<'_>, expect: &Expect<'_>) -> Result<Verified, Error> {
     let Parsed::Known {
         key,
         algorithm,
@@ -173,7 +180,10 @@ pub(crate) fn verify(parsed: Parsed<'_>, expect: &Expect<'_>) -> Result<Claims, 
     if claims.iss != expect.issuer || claims.aud != expect.audience {
         return Err(Error::InvalidToken);
     }
-    Ok(claims)
+    Ok(Verified {
+        claims,
+        kid: key.kid.clone(),
+    })
 }
 
 /// Checks `exp` and `nbf` against the engine's clock with `leeway_secs` of tolerance.

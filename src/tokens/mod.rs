@@ -3,10 +3,15 @@
 //!
 //! ## `verify` or `verify_live`
 //!
-//! [`Tokens::verify`] is stateless: signature, issuer, audience, expiry. It needs no I/O
-//! (a repeated token is answered from a cache in microseconds), so it suits every request
+//! [`Tokens::verify`] is stateless: signature, issuer, audience, expiry. It reads no
+//! session (a repeated token is answered from a cache in microseconds; the store is read
+//! only to load signing keys, at start and about once a minute), so it suits every request
 //! — but a token stays valid until it expires even if its session was revoked a moment
 //! ago. Access tokens live 15 minutes by default, which bounds that window.
+//!
+//! Signing keys rotate and retire through the store: the instance that does it sees the
+//! change at once, other instances within a minute ([`KEY_REFRESH`]), or at once when
+//! they meet a token signed by a key they have not seen.
 //! [`Tokens::verify_live`] also reads the session from the store and refuses a revoked,
 //! idle or ended one with [`Error::SessionRevoked`]: one key lookup more, for the requests
 //! where a revocation must bite at once (payments, account changes, admin actions).
@@ -17,6 +22,7 @@ mod jwt;
 mod keys;
 mod refresh;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -33,18 +39,28 @@ use crate::signin::TokenSet;
 use crate::{Error, RequestContext, Timestamp};
 
 /// The engine's signing keys: fixed from PEM, or kept in the store (loaded on first use,
-/// created if there are none, reloaded when a token names a kid we do not know — another
-/// instance may have rotated).
+/// created if there are none, read again every [`KEY_REFRESH`] and when a token names a kid
+/// we do not know — another instance may have rotated or retired a key).
 pub(crate) struct KeyState {
     fixed: Option<Arc<KeySet>>,
-    /// The store's keys and when they were read.
-    loaded: RwLock<Option<(Arc<KeySet>, Timestamp)>>,
+    /// The store's keys, when they were read, and the ticket of the load that read them.
+    loaded: RwLock<Option<Loaded>>,
+    /// Hands out load tickets: a load that started earlier never replaces a later one.
+    tickets: AtomicU64,
+    /// One caller refreshes stale keys; the others keep using them meanwhile.
+    refreshing: AtomicBool,
     last_reload: Mutex<Option<Timestamp>>,
 }
 
-/// Keys read from the store are read again after this long, so a rotation or retirement
-/// on another instance reaches this one.
-const KEY_REFRESH: Duration = Duration::from_secs(5 * 60);
+struct Loaded {
+    keys: Arc<KeySet>,
+    at: Timestamp,
+    ticket: u64,
+}
+
+/// Signing keys read from the store are read again after this long, so a rotation or retirement
+/// on another instance reaches this one within it.
+pub const KEY_REFRESH: Duration = Duration::from_secs(60);
 
 /// Unknown kids trigger at most one reload per this interval, so forged kids cannot turn
 /// verification into a store flood.
@@ -55,29 +71,39 @@ impl KeyState {
         KeyState {
             fixed: fixed.map(Arc::new),
             loaded: RwLock::new(None),
+            tickets: AtomicU64::new(1),
+            refreshing: AtomicBool::new(false),
             last_reload: Mutex::new(None),
         }
     }
 
-    fn cached(&self, now: Timestamp) -> Option<Arc<KeySet>> {
+    /// The keys held now, and whether they are due to be read again.
+    fn cached(&self, now: Timestamp) -> Option<(Arc<KeySet>, bool)> {
         if let Some(fixed) = &self.fixed {
-            return Some(fixed.clone());
+            return Some((fixed.clone(), false));
         }
         let loaded = self.loaded.read().unwrap_or_else(PoisonError::into_inner);
-        match &*loaded {
-            Some((keys, at)) if now < *at + KEY_REFRESH => Some(keys.clone()),
-            _ => None,
-        }
+        loaded
+            .as_ref()
+            .map(|l| (l.keys.clone(), now >= l.at + KEY_REFRESH))
     }
 
-    /// Installs freshly read keys; says whether a key known before is gone (retired).
-    fn set(&self, keys: Arc<KeySet>, now: Timestamp) -> bool {
+    /// Installs keys read by load `ticket`, unless a later load already installed its own.
+    /// Returns the keys in force afterwards and whether a key known before is gone.
+    fn set(&self, keys: Arc<KeySet>, now: Timestamp, ticket: u64) -> (Arc<KeySet>, bool) {
         let mut loaded = self.loaded.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(newer) = loaded.as_ref().filter(|l| l.ticket > ticket) {
+            return (newer.keys.clone(), false);
+        }
         let retired = loaded
             .as_ref()
-            .is_some_and(|(old, _)| old.kids().any(|kid| keys.find(kid).is_none()));
-        *loaded = Some((keys, now));
-        retired
+            .is_some_and(|l| l.keys.kids().any(|kid| keys.find(kid).is_none()));
+        *loaded = Some(Loaded {
+            keys: keys.clone(),
+            at: now,
+            ticket,
+        });
+        (keys, retired)
     }
 
     /// Claims the right to reload now, if the last reload is long enough ago.
@@ -94,17 +120,39 @@ impl KeyState {
     }
 }
 
-/// The keys in force, loading (or creating) them from the store on first use.
+/// The keys in force, loading (or creating) them from the store on first use and reading
+/// them again when they are stale (one caller reads; the others use the stale keys
+/// meanwhile).
 async fn keyset(inner: &Inner) -> Result<Arc<KeySet>, Error> {
-    match inner.keys.cached(inner.clock.now()) {
-        Some(keys) => Ok(keys),
+    let state = &inner.keys;
+    match state.cached(inner.clock.now()) {
+        Some((keys, false)) => Ok(keys),
+        Some((keys, true)) => {
+            if state.refreshing.swap(true, Ordering::AcqRel) {
+                return Ok(keys);
+            }
+            // Reset even if this future is dropped mid-load.
+            let _refreshing = ResetOnDrop(&state.refreshing);
+            load_keys(inner).await
+        }
         None => load_keys(inner).await,
     }
 }
 
+struct ResetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ResetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
 async fn load_keys(inner: &Inner) -> Result<Arc<KeySet>, Error> {
+    let ticket = inner.keys.tickets.fetch_add(1, Ordering::AcqRel);
     let mut stored = inner.sessions.list_signing_keys().await?;
     if stored.is_empty() {
+        // Two instances starting at once may both add a key: both are kept, the newer
+        // signs, and each instance learns of the other's at its next read.
         let (key, pkcs8) =
             SigningKey::generate(inner.config.config.tokens.algorithm, inner.clock.now())?;
         match inner
@@ -121,8 +169,10 @@ async fn load_keys(inner: &Inner) -> Result<Arc<KeySet>, Error> {
         .iter()
         .map(|s| SigningKey::from_stored(s, &inner.keyring))
         .collect::<Result<Vec<_>, _>>()?;
-    let keys = Arc::new(KeySet::new(keys)?);
-    if inner.keys.set(keys.clone(), inner.clock.now()) {
+    let (keys, retired) = inner
+        .keys
+        .set(Arc::new(KeySet::new(keys)?), inner.clock.now(), ticket);
+    if retired {
         // Tokens a retired key signed must not be answered from the cache.
         inner.verified.clear();
     }
@@ -218,7 +268,7 @@ impl<'a> Tokens<'a> {
         Ok(keyset(self.inner).await?.jwks())
     }
 
-    /// Verifies an access token without I/O: signature under one of our keys, `typ`,
+    /// Verifies an access token statelessly: signature under one of our keys, `typ`,
     /// issuer, audience, `exp` and `nbf` (with the configured leeway). See the module docs
     /// for when to use [`verify_live`](Self::verify_live) instead.
     ///
@@ -232,20 +282,27 @@ impl<'a> Tokens<'a> {
             return Err(Error::InvalidToken);
         }
         let cache_key = VerifiedCache::key(token);
-        if let Some(claims) = inner.verified.get(&cache_key) {
-            if let Err(expired) = jwt::check_time(&claims, now, leeway) {
-                inner.verified.remove(&cache_key);
-                return Err(expired);
+        if let Some(hit) = inner.verified.get(&cache_key) {
+            // A hit still needs its key in force (a retired key's tokens are dead) and its
+            // time window.
+            let key_in_force = keyset(inner).await?.find(&hit.kid).is_some();
+            if key_in_force {
+                if let Err(expired) = jwt::check_time(&hit.claims, now, leeway) {
+                    inner.verified.remove(&cache_key);
+                    return Err(expired);
+                }
+                return Ok(hit.claims.clone());
             }
-            return Ok((*claims).clone());
+            inner.verified.remove(&cache_key);
         }
-        let claims = self.verify_signature(token).await?;
-        jwt::check_time(&claims, now, leeway)?;
-        inner.verified.insert(cache_key, Arc::new(claims.clone()));
+        let verified = self.verify_signature(token).await?;
+        jwt::check_time(&verified.claims, now, leeway)?;
+        let claims = verified.claims.clone();
+        inner.verified.insert(cache_key, Arc::new(verified));
         Ok(claims)
     }
 
-    async fn verify_signature(&self, token: &str) -> Result<Claims, Error> {
+    async fn verify_signature(&self, token: &str) -> Result<jwt::Verified, Error> {
         let inner = self.inner;
         let config = &inner.config.config;
         let expect = jwt::Expect {
@@ -274,15 +331,24 @@ impl<'a> Tokens<'a> {
     }
 
     async fn live_session(&self, claims: &Claims) -> Result<Session, Error> {
+        let session = self.live_session_by_id(claims.sid).await?;
+        if session.user_id != claims.sub {
+            return Err(Error::SessionRevoked);
+        }
+        Ok(session)
+    }
+
+    /// A session that is unrevoked, before its end and not idle.
+    async fn live_session_by_id(&self, id: SessionId) -> Result<Session, Error> {
         let now = self.inner.clock.now();
         let session = self
             .inner
             .sessions
-            .get_session(claims.sid, now)
+            .get_session(id, now)
             .await?
             .ok_or(Error::SessionRevoked)?;
         let idle = now >= session.last_seen_at + self.inner.config.config.ttl.session_idle;
-        if !session.is_active(now) || idle || session.user_id != claims.sub {
+        if !session.is_active(now) || idle {
             return Err(Error::SessionRevoked);
         }
         Ok(session)
@@ -291,14 +357,11 @@ impl<'a> Tokens<'a> {
     /// Signs a fresh access token for a live session, with the roles and permissions its
     /// user holds now (after a role change, say). The refresh token is not touched.
     pub async fn issue_for_session(&self, session: SessionId) -> Result<AccessToken, Error> {
-        let now = self.inner.clock.now();
-        let session = self
-            .inner
-            .sessions
-            .get_session(session, now)
-            .await?
-            .filter(|s| s.is_active(now))
-            .ok_or(Error::SessionRevoked)?;
+        let session = self.live_session_by_id(session).await?;
+        let blocked = self.inner.users.get_user(session.user_id).await?;
+        if blocked.is_none_or(|u| u.blocked) {
+            return Err(Error::SessionRevoked);
+        }
         mint(self.inner, &session).await
     }
 
@@ -342,8 +405,9 @@ impl<'a> Tokens<'a> {
         auth_code::exchange(self.inner, exchange, ctx).await
     }
 
-    /// Makes a new signing key current; older keys keep verifying until retired. Returns
-    /// the new key's kid. Keys from PEM configuration are rotated in configuration instead.
+    /// Adds a new signing key, which signs from now on (on other instances within
+    /// [`KEY_REFRESH`]); older keys keep verifying until retired. Returns the new key's kid.
+    /// Keys from PEM configuration are rotated in configuration instead.
     pub async fn rotate_signing_key(&self) -> Result<String, Error> {
         let inner = self.inner;
         if inner.keys.fixed.is_some() {
@@ -352,7 +416,8 @@ impl<'a> Tokens<'a> {
             ));
         }
         let mut now = inner.clock.now();
-        if let Some(newest) = keyset(inner).await?.current() {
+        // Read the store first: another instance may have rotated since our last read.
+        if let Some(newest) = load_keys(inner).await?.current() {
             // The newest key signs: make sure the new one sorts after it.
             now = now.max(newest.created_at + Duration::from_millis(1));
         }
@@ -365,8 +430,9 @@ impl<'a> Tokens<'a> {
         Ok(key.kid)
     }
 
-    /// Retires a key: tokens it signed stop verifying at once. The current signing key
-    /// cannot be retired (rotate first).
+    /// Retires a key: tokens it signed stop verifying at once on this instance (cached or
+    /// not), on others within [`KEY_REFRESH`]. The current signing key cannot be retired
+    /// (rotate first, and let other instances pick the new key up before retiring the old).
     pub async fn retire_key(&self, kid: &str) -> Result<(), Error> {
         let inner = self.inner;
         if inner.keys.fixed.is_some() {
@@ -374,7 +440,7 @@ impl<'a> Tokens<'a> {
                 "signing keys come from PEM configuration".into(),
             ));
         }
-        let keys = keyset(inner).await?;
+        let keys = load_keys(inner).await?;
         if keys.current().is_some_and(|k| k.kid == kid) {
             return Err(Error::Conflict {
                 what: "current signing key",

@@ -34,6 +34,9 @@ pub(crate) async fn refresh(
         inner.sessions.revoke_session(session.id, now).await?;
         return Err(Error::InvalidToken);
     }
+    // Everything that can fail is done before the rotation: once the stored hash moves on,
+    // the client must receive the new token, or its retry would look like reuse.
+    let access_token = crate::tokens::mint(inner, &session).await?;
     let next = random_token()?;
     let next_hash = inner
         .hasher
@@ -43,12 +46,11 @@ pub(crate) async fn refresh(
         .rotate_refresh(session.id, &presented, &next_hash, now)
         .await?
     else {
-        // Another refresh with this same token won the race: one token, two uses.
-        return Err(reuse_detected(inner, &session, ctx).await);
+        return Err(lost_rotation(inner, &session, ctx).await);
     };
-    let access_token = crate::tokens::mint(inner, &rotated).await?;
+    // The login-log entry is best effort: failing here would strand the new token.
     let event = AuthEvent::new(AuthEventKind::TokenRefreshed, ctx, now).with_user(session.user_id);
-    inner.audit_log.append(&event).await?;
+    let _ = inner.audit_log.append(&event).await;
     Ok(TokenSet {
         access_token,
         refresh_token: RefreshToken::new(next.as_str()),
@@ -57,6 +59,18 @@ pub(crate) async fn refresh(
         user_id: rotated.user_id,
         session_id: rotated.id,
     })
+}
+
+/// The compare-and-swap failed. If the session moved on to another token, a concurrent
+/// refresh used this same token: one token, two uses. If it was revoked or ended
+/// meanwhile, that is all.
+async fn lost_rotation(inner: &Inner, session: &Session, ctx: &RequestContext) -> Error {
+    let now = inner.clock.now();
+    match inner.sessions.get_session(session.id, now).await {
+        Ok(Some(current)) if current.is_active(now) => reuse_detected(inner, session, ctx).await,
+        Ok(_) => Error::InvalidToken,
+        Err(err) => err.into(),
+    }
 }
 
 /// Revokes the session and records why. Returns the error the caller answers with (store
