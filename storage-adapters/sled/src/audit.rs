@@ -1,0 +1,94 @@
+//! `AuditLog` over sled: events by id, and each user's event ids.
+
+use std::ops::Bound;
+
+use async_trait::async_trait;
+use latchkey::StoreError;
+use latchkey::model::{AuthEvent, Cursor, EventId, Page, PageRequest, UserId};
+use latchkey::store::{AuditLog, StoreResult};
+use sled::Transactional;
+
+use crate::codec::{cat, dec, enc};
+use crate::{Class, SledStore};
+
+#[async_trait]
+impl AuditLog for SledStore {
+    async fn append(&self, event: &AuthEvent) -> StoreResult<()> {
+        let inner = &self.inner;
+        // The log has no lock of its own: appends of distinct ids never conflict, and the
+        // transaction's serializability settles two appends of one id.
+        let t = &inner.t;
+        let value = enc(event)?;
+        let result = (&t.events, &t.user_events).transaction(|(events, user_events)| {
+            if events.get(event.id.as_bytes())?.is_some() {
+                return sled::transaction::abort(());
+            }
+            events.insert(event.id.as_bytes(), value.as_slice())?;
+            if let Some(user) = event.user_id {
+                user_events.insert(cat(user.as_bytes(), event.id.as_bytes()), &[] as &[u8])?;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => {}
+            Err(sled::transaction::TransactionError::Abort(())) => {
+                return Err(StoreError::Conflict { what: "event" });
+            }
+            Err(sled::transaction::TransactionError::Storage(err)) => {
+                return Err(crate::backend(err));
+            }
+        }
+        inner.durable(Class::Ordinary).await
+    }
+
+    async fn list_user_events(
+        &self,
+        user: UserId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<AuthEvent>> {
+        let before = page
+            .cursor
+            .as_ref()
+            .map(|c| {
+                c.as_str()
+                    .parse::<EventId>()
+                    .map_err(|_| StoreError::InvalidCursor)
+            })
+            .transpose()?;
+        let t = &self.inner.t;
+        let end = match before {
+            Some(id) => Bound::Excluded(cat(user.as_bytes(), id.as_bytes())),
+            None => Bound::Excluded(cat(user.as_bytes(), &[0xff; 17])),
+        };
+        let limit = page.effective_limit();
+        let mut items = Vec::new();
+        let mut more = false;
+        for key in t
+            .user_events
+            .range((Bound::Included(user.as_bytes().to_vec()), end))
+            .keys()
+            .rev()
+        {
+            let key = key.map_err(crate::backend)?;
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            let raw = t
+                .events
+                .get(key.get(16..).unwrap_or_default())
+                .map_err(crate::backend)?;
+            items.push(dec::<AuthEvent>(
+                &raw.ok_or(StoreError::Corrupt {
+                    what: "event index",
+                })?,
+                "event",
+            )?);
+        }
+        let next_cursor = items
+            .last()
+            .filter(|_| more)
+            .map(|e| Cursor::new(e.id.to_string()));
+        Ok(Page { items, next_cursor })
+    }
+}

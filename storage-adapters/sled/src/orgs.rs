@@ -1,0 +1,552 @@
+//! `OrgStore` over sled trees. Roles, permissions and members are keyed by organization
+//! first, so an organization's are one prefix scan.
+
+use std::collections::BTreeSet;
+use std::ops::Bound;
+
+use async_trait::async_trait;
+use latchkey::StoreError;
+use latchkey::model::{
+    App, ClientId, Cursor, Membership, OrgId, Organization, Page, PageRequest, PermissionDef,
+    PermissionId, Role, RoleId, UserId,
+};
+use latchkey::store::{OrgStore, StoreResult};
+use serde::de::DeserializeOwned;
+
+use crate::codec::{cat, dec, enc};
+use crate::tx::{Trees, WriteSet, keys_with_prefix};
+use crate::{Class, SledStore};
+
+fn org_of(t: &Trees, w: &WriteSet, id: OrgId) -> StoreResult<Option<Organization>> {
+    w.get(&t.orgs, id.as_bytes())?
+        .map(|raw| dec(&raw, "organization"))
+        .transpose()
+}
+
+fn require_org(t: &Trees, w: &WriteSet, id: OrgId) -> StoreResult<()> {
+    match org_of(t, w, id)? {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Missing {
+            what: "organization",
+        }),
+    }
+}
+
+fn check_unique(t: &Trees, w: &WriteSet, org: &Organization) -> StoreResult<()> {
+    let other = |raw: Vec<u8>| raw.as_slice() != org.id.as_bytes();
+    if w.get(&t.orgs_by_slug, org.slug.as_bytes())?
+        .is_some_and(other)
+    {
+        return Err(StoreError::Conflict { what: "slug" });
+    }
+    let distinct: BTreeSet<&String> = org.domains.iter().collect();
+    if distinct.len() != org.domains.len() {
+        return Err(StoreError::Conflict { what: "domain" });
+    }
+    for domain in &org.domains {
+        if w.get(&t.orgs_by_domain, domain.as_bytes())?
+            .is_some_and(other)
+        {
+            return Err(StoreError::Conflict { what: "domain" });
+        }
+    }
+    Ok(())
+}
+
+fn index(t: &Trees, w: &mut WriteSet, org: &Organization) {
+    w.put(
+        &t.orgs_by_slug,
+        org.slug.as_bytes(),
+        org.id.as_bytes().to_vec(),
+    );
+    for domain in &org.domains {
+        w.put(
+            &t.orgs_by_domain,
+            domain.as_bytes(),
+            org.id.as_bytes().to_vec(),
+        );
+    }
+}
+
+fn unindex(t: &Trees, w: &mut WriteSet, org: &Organization) {
+    w.del(&t.orgs_by_slug, org.slug.as_bytes());
+    for domain in &org.domains {
+        w.del(&t.orgs_by_domain, domain.as_bytes());
+    }
+}
+
+/// Every value under a prefix, decoded.
+fn values<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    prefix: &[u8],
+    what: &'static str,
+) -> StoreResult<Vec<T>> {
+    tree.scan_prefix(prefix)
+        .values()
+        .map(|raw| dec(&raw.map_err(crate::backend)?, what))
+        .collect()
+}
+
+impl SledStore {
+    fn org_by_index(&self, index: &sled::Tree, key: &[u8]) -> StoreResult<Option<Organization>> {
+        let Some(id) = index.get(key).map_err(crate::backend)? else {
+            return Ok(None);
+        };
+        let raw = self.inner.t.orgs.get(id).map_err(crate::backend)?;
+        let raw = raw.ok_or(StoreError::Corrupt {
+            what: "organization index",
+        })?;
+        Ok(Some(dec(&raw, "organization")?))
+    }
+}
+
+#[async_trait]
+impl OrgStore for SledStore {
+    async fn create_org(&self, org: &Organization) -> StoreResult<()> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Ordinary, |t, w| {
+                if org_of(t, w, org.id)?.is_some() {
+                    return Err(StoreError::Conflict {
+                        what: "organization",
+                    });
+                }
+                check_unique(t, w, org)?;
+                index(t, w, org);
+                w.put(&t.orgs, org.id.as_bytes().to_vec(), enc(org)?);
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_org(&self, id: OrgId) -> StoreResult<Option<Organization>> {
+        let raw = self
+            .inner
+            .t
+            .orgs
+            .get(id.as_bytes())
+            .map_err(crate::backend)?;
+        raw.map(|raw| dec(&raw, "organization")).transpose()
+    }
+
+    async fn get_org_by_slug(&self, slug: &str) -> StoreResult<Option<Organization>> {
+        self.org_by_index(&self.inner.t.orgs_by_slug, slug.as_bytes())
+    }
+
+    async fn get_org_by_domain(&self, domain: &str) -> StoreResult<Option<Organization>> {
+        self.org_by_index(&self.inner.t.orgs_by_domain, domain.as_bytes())
+    }
+
+    async fn update_org(&self, org: &Organization) -> StoreResult<u64> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Ordinary, |t, w| {
+                let stored = org_of(t, w, org.id)?.ok_or(StoreError::Missing {
+                    what: "organization",
+                })?;
+                if stored.revision != org.revision {
+                    return Err(StoreError::Stale);
+                }
+                check_unique(t, w, org)?;
+                unindex(t, w, &stored);
+                index(t, w, org);
+                let revision = org.revision.saturating_add(1);
+                let mut updated = org.clone();
+                updated.revision = revision;
+                w.put(&t.orgs, org.id.as_bytes().to_vec(), enc(&updated)?);
+                Ok(revision)
+            })
+            .await
+    }
+
+    async fn delete_org(&self, id: OrgId) -> StoreResult<bool> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
+                let Some(org) = org_of(t, w, id)? else {
+                    return Ok(false);
+                };
+                unindex(t, w, &org);
+                w.del(&t.orgs, id.as_bytes().to_vec());
+                for key in keys_with_prefix(&t.org_apps, id.as_bytes())? {
+                    w.del(&t.apps, key.get(16..).unwrap_or_default().to_vec());
+                    w.del(&t.org_apps, key.to_vec());
+                }
+                for tree in [&t.roles, &t.permissions] {
+                    for key in keys_with_prefix(tree, id.as_bytes())? {
+                        w.del(tree, key.to_vec());
+                    }
+                }
+                for key in keys_with_prefix(&t.members, id.as_bytes())? {
+                    let user = key.get(16..).unwrap_or_default();
+                    w.del(&t.member_orgs, cat(user, id.as_bytes()));
+                    w.del(&t.members, key.to_vec());
+                }
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn list_orgs(&self, page: &PageRequest) -> StoreResult<Page<Organization>> {
+        let after = page
+            .cursor
+            .as_ref()
+            .map(|c| {
+                c.as_str()
+                    .parse::<OrgId>()
+                    .map_err(|_| StoreError::InvalidCursor)
+            })
+            .transpose()?;
+        let start = after.map_or(Bound::Unbounded, |id| {
+            Bound::Excluded(id.as_bytes().to_vec())
+        });
+        let limit = page.effective_limit();
+        let mut items: Vec<Organization> = self
+            .inner
+            .t
+            .orgs
+            .range((start, Bound::Unbounded))
+            .values()
+            .take(limit + 1)
+            .map(|raw| dec(&raw.map_err(crate::backend)?, "organization"))
+            .collect::<StoreResult<_>>()?;
+        let more = items.len() > limit;
+        items.truncate(limit);
+        let next_cursor = items
+            .last()
+            .filter(|_| more)
+            .map(|o| Cursor::new(o.id.to_string()));
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn create_app(&self, app: &App) -> StoreResult<()> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
+                require_org(t, w, app.org_id)?;
+                if w.get(&t.apps, app.client_id.as_str().as_bytes())?.is_some() {
+                    return Err(StoreError::Conflict { what: "client_id" });
+                }
+                w.put(&t.apps, app.client_id.as_str().as_bytes(), enc(app)?);
+                w.put(
+                    &t.org_apps,
+                    cat(app.org_id.as_bytes(), app.client_id.as_str().as_bytes()),
+                    Vec::new(),
+                );
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_app(&self, client_id: &ClientId) -> StoreResult<Option<App>> {
+        let raw = self
+            .inner
+            .t
+            .apps
+            .get(client_id.as_str().as_bytes())
+            .map_err(crate::backend)?;
+        raw.map(|raw| dec(&raw, "app")).transpose()
+    }
+
+    async fn list_apps(&self, org: OrgId) -> StoreResult<Vec<App>> {
+        let mut apps = Vec::new();
+        for key in keys_with_prefix(&self.inner.t.org_apps, org.as_bytes())? {
+            let raw = self
+                .inner
+                .t
+                .apps
+                .get(key.get(16..).unwrap_or_default())
+                .map_err(crate::backend)?;
+            apps.push(dec::<App>(
+                &raw.ok_or(StoreError::Corrupt { what: "app index" })?,
+                "app",
+            )?);
+        }
+        apps.sort_by(|a, b| (a.created_at, &a.client_id).cmp(&(b.created_at, &b.client_id)));
+        Ok(apps)
+    }
+
+    async fn delete_app(&self, client_id: &ClientId) -> StoreResult<bool> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
+                let Some(raw) = w.get(&t.apps, client_id.as_str().as_bytes())? else {
+                    return Ok(false);
+                };
+                let app: App = dec(&raw, "app")?;
+                w.del(&t.apps, client_id.as_str().as_bytes());
+                w.del(
+                    &t.org_apps,
+                    cat(app.org_id.as_bytes(), client_id.as_str().as_bytes()),
+                );
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn put_permission(&self, permission: &PermissionDef) -> StoreResult<()> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Ordinary, |t, w| {
+                require_org(t, w, permission.org_id)?;
+                let org = permission.org_id.as_bytes();
+                let existing: Vec<PermissionDef> = values(&t.permissions, org, "permission")?;
+                if existing
+                    .iter()
+                    .any(|p| p.name == permission.name && p.id != permission.id)
+                {
+                    return Err(StoreError::Conflict { what: "permission" });
+                }
+                // An id is global: refuse to move a definition to another organization.
+                let mut elsewhere = t.permissions.iter().keys();
+                let moved = elsewhere.any(|k| {
+                    k.is_ok_and(|k| {
+                        k.get(16..) == Some(permission.id.as_bytes().as_slice())
+                            && k.get(..16) != Some(org.as_slice())
+                    })
+                });
+                if moved {
+                    return Err(StoreError::Conflict { what: "permission" });
+                }
+                let renamed_from = existing
+                    .iter()
+                    .find(|p| p.id == permission.id && p.name != permission.name)
+                    .map(|p| p.name.clone());
+                if let Some(old) = renamed_from {
+                    for mut role in values::<Role>(&t.roles, org, "role")? {
+                        if !role.permissions.contains(&old) {
+                            continue;
+                        }
+                        if role.permissions.contains(&permission.name) {
+                            role.permissions.retain(|p| *p != old);
+                        }
+                        for granted in role.permissions.iter_mut().filter(|p| **p == old) {
+                            *granted = permission.name.clone();
+                        }
+                        w.put(&t.roles, cat(org, role.id.as_bytes()), enc(&role)?);
+                    }
+                }
+                w.put(
+                    &t.permissions,
+                    cat(org, permission.id.as_bytes()),
+                    enc(permission)?,
+                );
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_permissions(&self, org: OrgId) -> StoreResult<Vec<PermissionDef>> {
+        values(&self.inner.t.permissions, org.as_bytes(), "permission")
+    }
+
+    async fn delete_permission(&self, org: OrgId, id: PermissionId) -> StoreResult<bool> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Ordinary, |t, w| {
+                let key = cat(org.as_bytes(), id.as_bytes());
+                let Some(raw) = w.get(&t.permissions, &key)? else {
+                    return Ok(false);
+                };
+                let removed: PermissionDef = dec(&raw, "permission")?;
+                w.del(&t.permissions, key);
+                for mut role in values::<Role>(&t.roles, org.as_bytes(), "role")? {
+                    if role.permissions.contains(&removed.name) {
+                        role.permissions.retain(|p| *p != removed.name);
+                        w.put(
+                            &t.roles,
+                            cat(org.as_bytes(), role.id.as_bytes()),
+                            enc(&role)?,
+                        );
+                    }
+                }
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn put_role(&self, role: &Role) -> StoreResult<()> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Ordinary, |t, w| {
+                require_org(t, w, role.org_id)?;
+                let org = role.org_id.as_bytes();
+                let existing: Vec<Role> = values(&t.roles, org, "role")?;
+                if existing
+                    .iter()
+                    .any(|r| r.name == role.name && r.id != role.id)
+                {
+                    return Err(StoreError::Conflict { what: "role" });
+                }
+                let mut all = t.roles.iter().keys();
+                let moved = all.any(|k| {
+                    k.is_ok_and(|k| {
+                        k.get(16..) == Some(role.id.as_bytes().as_slice())
+                            && k.get(..16) != Some(org.as_slice())
+                    })
+                });
+                if moved {
+                    return Err(StoreError::Conflict { what: "role" });
+                }
+                w.put(&t.roles, cat(org, role.id.as_bytes()), enc(role)?);
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_role(&self, org: OrgId, id: RoleId) -> StoreResult<Option<Role>> {
+        let raw = self
+            .inner
+            .t
+            .roles
+            .get(cat(org.as_bytes(), id.as_bytes()))
+            .map_err(crate::backend)?;
+        raw.map(|raw| dec(&raw, "role")).transpose()
+    }
+
+    async fn list_roles(&self, org: OrgId) -> StoreResult<Vec<Role>> {
+        values(&self.inner.t.roles, org.as_bytes(), "role")
+    }
+
+    async fn delete_role(&self, org: OrgId, id: RoleId) -> StoreResult<bool> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
+                let key = cat(org.as_bytes(), id.as_bytes());
+                if w.get(&t.roles, &key)?.is_none() {
+                    return Ok(false);
+                }
+                w.del(&t.roles, key);
+                for mut membership in
+                    values::<Membership>(&t.members, org.as_bytes(), "membership")?
+                {
+                    if membership.role_ids.contains(&id) {
+                        membership.role_ids.retain(|r| *r != id);
+                        let key = cat(org.as_bytes(), membership.user_id.as_bytes());
+                        w.put(&t.members, key, enc(&membership)?);
+                    }
+                }
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn put_membership(&self, membership: &Membership) -> StoreResult<()> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
+                require_org(t, w, membership.org_id)?;
+                let org = membership.org_id.as_bytes();
+                for role in &membership.role_ids {
+                    if w.get(&t.roles, &cat(org, role.as_bytes()))?.is_none() {
+                        return Err(StoreError::Missing { what: "role" });
+                    }
+                }
+                w.put(
+                    &t.members,
+                    cat(org, membership.user_id.as_bytes()),
+                    enc(membership)?,
+                );
+                w.put(
+                    &t.member_orgs,
+                    cat(membership.user_id.as_bytes(), org),
+                    Vec::new(),
+                );
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_membership(&self, user: UserId, org: OrgId) -> StoreResult<Option<Membership>> {
+        let raw = self
+            .inner
+            .t
+            .members
+            .get(cat(org.as_bytes(), user.as_bytes()))
+            .map_err(crate::backend)?;
+        raw.map(|raw| dec(&raw, "membership")).transpose()
+    }
+
+    async fn list_memberships(&self, user: UserId) -> StoreResult<Vec<Membership>> {
+        let mut memberships = Vec::new();
+        for key in keys_with_prefix(&self.inner.t.member_orgs, user.as_bytes())? {
+            let org = key.get(16..).unwrap_or_default();
+            let raw = self
+                .inner
+                .t
+                .members
+                .get(cat(org, user.as_bytes()))
+                .map_err(crate::backend)?;
+            memberships.push(dec(
+                &raw.ok_or(StoreError::Corrupt {
+                    what: "membership index",
+                })?,
+                "membership",
+            )?);
+        }
+        Ok(memberships)
+    }
+
+    async fn list_members(&self, org: OrgId, page: &PageRequest) -> StoreResult<Page<Membership>> {
+        let after = page
+            .cursor
+            .as_ref()
+            .map(|c| {
+                c.as_str()
+                    .parse::<UserId>()
+                    .map_err(|_| StoreError::InvalidCursor)
+            })
+            .transpose()?;
+        let start = match after {
+            Some(user) => Bound::Excluded(cat(org.as_bytes(), user.as_bytes())),
+            None => Bound::Included(org.as_bytes().to_vec()),
+        };
+        let limit = page.effective_limit();
+        let mut items = Vec::new();
+        let mut more = false;
+        for entry in self.inner.t.members.range((start, Bound::Unbounded)) {
+            let (key, raw) = entry.map_err(crate::backend)?;
+            if !key.starts_with(org.as_bytes()) {
+                break;
+            }
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(dec::<Membership>(&raw, "membership")?);
+        }
+        let next_cursor = items
+            .last()
+            .filter(|_| more)
+            .map(|m| Cursor::new(m.user_id.to_string()));
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn delete_membership(&self, user: UserId, org: OrgId) -> StoreResult<bool> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
+                let key = cat(org.as_bytes(), user.as_bytes());
+                let existed = w.get(&t.members, &key)?.is_some();
+                w.del(&t.members, key);
+                w.del(&t.member_orgs, cat(user.as_bytes(), org.as_bytes()));
+                Ok(existed)
+            })
+            .await
+    }
+
+    async fn delete_memberships_of_user(&self, user: UserId) -> StoreResult<u64> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
+                let keys = keys_with_prefix(&t.member_orgs, user.as_bytes())?;
+                for key in &keys {
+                    let org = key.get(16..).unwrap_or_default();
+                    w.del(&t.members, cat(org, user.as_bytes()));
+                    w.del(&t.member_orgs, key.to_vec());
+                }
+                Ok(keys.len() as u64)
+            })
+            .await
+    }
+}

@@ -1,0 +1,53 @@
+//! Removing expired records: at open, and on a background thread.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread;
+use std::time::Duration;
+
+use latchkey::{Clock, StoreError, Timestamp};
+
+use crate::Inner;
+
+/// Removes every expired challenge, counter and session.
+pub(crate) fn purge(inner: &Inner, now: Timestamp) -> Result<u64, StoreError> {
+    Ok(crate::challenges::purge(inner, now)? + crate::sessions::purge(inner, now)?)
+}
+
+pub(crate) struct Sweeper {
+    stop: Arc<AtomicBool>,
+    thread: thread::Thread,
+}
+
+impl Sweeper {
+    pub(crate) fn start(inner: Weak<Inner>, clock: Arc<dyn Clock>, every: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = thread::Builder::new()
+            .name("latchkey-sled-sweeper".into())
+            .spawn(move || {
+                loop {
+                    thread::park_timeout(every);
+                    if flag.load(Ordering::Acquire) {
+                        return;
+                    }
+                    // Holds the store only while sweeping, so dropping it is never blocked.
+                    let Some(inner) = inner.upgrade() else {
+                        return;
+                    };
+                    let _ = purge(&inner, clock.now());
+                }
+            });
+        let thread = match handle {
+            Ok(handle) => handle.thread().clone(),
+            // No thread: expired records stay invisible and go at the next open.
+            Err(_) => thread::current(),
+        };
+        Sweeper { stop, thread }
+    }
+
+    pub(crate) fn stop(self) {
+        self.stop.store(true, Ordering::Release);
+        self.thread.unpark();
+    }
+}

@@ -1,0 +1,442 @@
+//! `UserStore` over sled trees.
+
+use std::ops::Bound;
+
+use async_trait::async_trait;
+use latchkey::StoreError;
+use latchkey::crypto::SecretHash;
+use latchkey::model::CredentialId;
+use latchkey::model::{
+    Cursor, Email, FactorId, Page, PageRequest, PasskeyCredential, PasskeyUse, Phone, TotpFactor,
+    User, UserId,
+};
+use latchkey::store::{StoreResult, UserQuery, UserStore};
+
+use crate::codec::{cat, dec, enc};
+use crate::tx::{Trees, WriteSet, keys_with_prefix};
+use crate::{Class, SledStore};
+
+fn user_of(t: &Trees, w: &WriteSet, id: UserId) -> StoreResult<Option<User>> {
+    w.get(&t.users, id.as_bytes())?
+        .map(|raw| dec(&raw, "user"))
+        .transpose()
+}
+
+/// Refuses when `email` or `phone` belongs to a user other than `me`.
+fn check_unique(t: &Trees, w: &WriteSet, me: UserId, user: &User) -> StoreResult<()> {
+    let owner = |raw: Vec<u8>| raw.as_slice() != me.as_bytes();
+    if let Some(email) = &user.email
+        && w.get(&t.users_by_email, email.as_str().as_bytes())?
+            .is_some_and(owner)
+    {
+        return Err(StoreError::Conflict { what: "email" });
+    }
+    if let Some(phone) = &user.phone
+        && w.get(&t.users_by_phone, phone.as_str().as_bytes())?
+            .is_some_and(owner)
+    {
+        return Err(StoreError::Conflict { what: "phone" });
+    }
+    Ok(())
+}
+
+fn index_contacts(t: &Trees, w: &mut WriteSet, user: &User) {
+    if let Some(email) = &user.email {
+        w.put(
+            &t.users_by_email,
+            email.as_str().as_bytes(),
+            user.id.as_bytes().to_vec(),
+        );
+    }
+    if let Some(phone) = &user.phone {
+        w.put(
+            &t.users_by_phone,
+            phone.as_str().as_bytes(),
+            user.id.as_bytes().to_vec(),
+        );
+    }
+}
+
+fn unindex_contacts(t: &Trees, w: &mut WriteSet, user: &User) {
+    if let Some(email) = &user.email {
+        w.del(&t.users_by_email, email.as_str().as_bytes());
+    }
+    if let Some(phone) = &user.phone {
+        w.del(&t.users_by_phone, phone.as_str().as_bytes());
+    }
+}
+
+impl SledStore {
+    fn user_by_index(&self, index: &sled::Tree, key: &[u8]) -> StoreResult<Option<User>> {
+        let Some(id) = index.get(key).map_err(crate::backend)? else {
+            return Ok(None);
+        };
+        let Some(raw) = self.inner.t.users.get(id).map_err(crate::backend)? else {
+            // An index entry without its record: fail closed rather than pretend.
+            return Err(StoreError::Corrupt { what: "user index" });
+        };
+        Ok(Some(dec(&raw, "user")?))
+    }
+
+    fn passkey_of(&self, id: &CredentialId) -> StoreResult<Option<PasskeyCredential>> {
+        let raw = self
+            .inner
+            .t
+            .passkeys
+            .get(id.as_bytes())
+            .map_err(crate::backend)?;
+        raw.map(|raw| dec(&raw, "passkey")).transpose()
+    }
+}
+
+#[async_trait]
+impl UserStore for SledStore {
+    async fn create_user(&self, user: &User) -> StoreResult<()> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.users_lock, Class::Critical, |t, w| {
+                if w.get(&t.users, user.id.as_bytes())?.is_some() {
+                    return Err(StoreError::Conflict { what: "user" });
+                }
+                check_unique(t, w, user.id, user)?;
+                index_contacts(t, w, user);
+                w.put(&t.users, user.id.as_bytes().to_vec(), enc(user)?);
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_user(&self, id: UserId) -> StoreResult<Option<User>> {
+        let raw = self
+            .inner
+            .t
+            .users
+            .get(id.as_bytes())
+            .map_err(crate::backend)?;
+        raw.map(|raw| dec(&raw, "user")).transpose()
+    }
+
+    async fn get_user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
+        self.user_by_index(&self.inner.t.users_by_email, email.as_str().as_bytes())
+    }
+
+    async fn get_user_by_phone(&self, phone: &Phone) -> StoreResult<Option<User>> {
+        self.user_by_index(&self.inner.t.users_by_phone, phone.as_str().as_bytes())
+    }
+
+    async fn update_user(&self, user: &User) -> StoreResult<u64> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.users_lock, Class::Critical, |t, w| {
+                let stored = user_of(t, w, user.id)?.ok_or(StoreError::Missing { what: "user" })?;
+                if stored.revision != user.revision {
+                    return Err(StoreError::Stale);
+                }
+                check_unique(t, w, user.id, user)?;
+                unindex_contacts(t, w, &stored);
+                index_contacts(t, w, user);
+                let revision = user.revision.saturating_add(1);
+                let mut updated = user.clone();
+                updated.revision = revision;
+                w.put(&t.users, user.id.as_bytes().to_vec(), enc(&updated)?);
+                Ok(revision)
+            })
+            .await
+    }
+
+    async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.users_lock, Class::Critical, |t, w| {
+                let Some(user) = user_of(t, w, id)? else {
+                    return Ok(false);
+                };
+                unindex_contacts(t, w, &user);
+                w.del(&t.users, id.as_bytes().to_vec());
+                for key in keys_with_prefix(&t.user_passkeys, id.as_bytes())? {
+                    w.del(&t.passkeys, key.get(16..).unwrap_or_default().to_vec());
+                    w.del(&t.user_passkeys, key.to_vec());
+                }
+                for key in keys_with_prefix(&t.totp, id.as_bytes())? {
+                    w.del(&t.totp_owner, key.get(16..).unwrap_or_default().to_vec());
+                    w.del(&t.totp, key.to_vec());
+                }
+                w.del(&t.backup_codes, id.as_bytes().to_vec());
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn list_users(&self, query: &UserQuery, page: &PageRequest) -> StoreResult<Page<User>> {
+        let after = page
+            .cursor
+            .as_ref()
+            .map(|c| {
+                c.as_str()
+                    .parse::<UserId>()
+                    .map_err(|_| StoreError::InvalidCursor)
+            })
+            .transpose()?;
+        let start = after.map_or(Bound::Unbounded, |id| {
+            Bound::Excluded(id.as_bytes().to_vec())
+        });
+        let limit = page.effective_limit();
+        let mut items = Vec::new();
+        let mut more = false;
+        for entry in self.inner.t.users.range((start, Bound::Unbounded)) {
+            let (_, raw) = entry.map_err(crate::backend)?;
+            let user: User = dec(&raw, "user")?;
+            let email_ok = query.email_prefix.as_deref().is_none_or(|prefix| {
+                user.email
+                    .as_ref()
+                    .is_some_and(|e| e.as_str().starts_with(prefix))
+            });
+            if !email_ok || query.blocked.is_some_and(|b| user.blocked != b) {
+                continue;
+            }
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(user);
+        }
+        let next_cursor = match items.last() {
+            Some(last) if more => Some(Cursor::new(last.id.to_string())),
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn add_passkey(&self, credential: &PasskeyCredential) -> StoreResult<()> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.users_lock, Class::Critical, |t, w| {
+                if w.get(&t.passkeys, credential.id.as_bytes())?.is_some() {
+                    return Err(StoreError::Conflict { what: "credential" });
+                }
+                if user_of(t, w, credential.user_id)?.is_none() {
+                    return Err(StoreError::Missing { what: "user" });
+                }
+                w.put(
+                    &t.passkeys,
+                    credential.id.as_bytes().to_vec(),
+                    enc(credential)?,
+                );
+                let owned = cat(credential.user_id.as_bytes(), credential.id.as_bytes());
+                w.put(&t.user_passkeys, owned, Vec::new());
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_passkey(&self, id: &CredentialId) -> StoreResult<Option<PasskeyCredential>> {
+        self.passkey_of(id)
+    }
+
+    async fn list_passkeys(&self, user: UserId) -> StoreResult<Vec<PasskeyCredential>> {
+        let mut keys = Vec::new();
+        for key in keys_with_prefix(&self.inner.t.user_passkeys, user.as_bytes())? {
+            let id =
+                CredentialId::new(key.get(16..).unwrap_or_default().to_vec()).map_err(|_| {
+                    StoreError::Corrupt {
+                        what: "passkey index",
+                    }
+                })?;
+            keys.push(self.passkey_of(&id)?.ok_or(StoreError::Corrupt {
+                what: "passkey index",
+            })?);
+        }
+        keys.sort_by_key(|k| k.created_at);
+        Ok(keys)
+    }
+
+    async fn record_passkey_use(&self, id: &CredentialId, use_: &PasskeyUse) -> StoreResult<bool> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.users_lock, Class::Critical, |t, w| {
+                let Some(raw) = w.get(&t.passkeys, id.as_bytes())? else {
+                    return Ok(false);
+                };
+                let mut credential: PasskeyCredential = dec(&raw, "passkey")?;
+                let advances = use_.counter > credential.counter
+                    || (use_.counter == 0 && credential.counter == 0);
+                if !advances {
+                    return Ok(false);
+                }
+                credential.counter = use_.counter;
+                credential.backup_state = use_.backup_state;
+                credential.passkey = use_.passkey.clone();
+                credential.last_used_at = Some(use_.at);
+                w.put(&t.passkeys, id.as_bytes().to_vec(), enc(&credential)?);
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn rename_passkey(
+        &self,
+        user: UserId,
+        id: &CredentialId,
+        name: &str,
+    ) -> StoreResult<bool> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.users_lock, Class::Ordinary, |t, w| {
+                let Some(raw) = w.get(&t.passkeys, id.as_bytes())? else {
+                    return Ok(false);
+                };
+                let mut credential: PasskeyCredential = dec(&raw, "passkey")?;
+                if credential.user_id != user {
+                    return Ok(false);
+                }
+                credential.name = name.to_owned();
+                w.put(&t.passkeys, id.as_bytes().to_vec(), enc(&credential)?);
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn delete_passkey(&self, user: UserId, id: &CredentialId) -> StoreResult<bool> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.users_lock, Class::Critical, |t, w| {
+                let Some(raw) = w.get(&t.passkeys, id.as_bytes())? else {
+                    return Ok(false);
+                };
+                let credential: PasskeyCredential = dec(&raw, "passkey")?;
+                if credential.user_id != user {
+                    return Ok(false);
+                }
+                w.del(&t.passkeys, id.as_bytes().to_vec());
+                w.del(&t.user_passkeys, cat(user.as_bytes(), id.as_bytes()));
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn put_totp_factor(&self, factor: &TotpFactor) -> StoreResult<()> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.users_lock, Class::Critical, |t, w| {
+                if let Some(owner) = w.get(&t.totp_owner, factor.id.as_bytes())?
+                    && owner.as_slice() != factor.user_id.as_bytes()
+                {
+                    return Err(StoreError::Conflict { what: "factor" });
+                }
+                if user_of(t, w, factor.user_id)?.is_none() {
+                    return Err(StoreError::Missing { what: "user" });
+                }
+                let key = cat(factor.user_id.as_bytes(), factor.id.as_bytes());
+                let previous: Option<TotpFactor> = w
+                    .get(&t.totp, &key)?
+                    .map(|raw| dec(&raw, "totp factor"))
+                    .transpose()?;
+                let mut stored = factor.clone();
+                stored.last_step = stored.last_step.max(previous.and_then(|p| p.last_step));
+                w.put(&t.totp, key, enc(&stored)?);
+                w.put(
+                    &t.totp_owner,
+                    factor.id.as_bytes().to_vec(),
+                    factor.user_id.as_bytes().to_vec(),
+                );
+                Ok(())
+            })
+            .await
+    }
+
+    async fn list_totp_factors(&self, user: UserId) -> StoreResult<Vec<TotpFactor>> {
+        let mut factors: Vec<TotpFactor> = self
+            .inner
+            .t
+            .totp
+            .scan_prefix(user.as_bytes())
+            .values()
+            .map(|raw| dec(&raw.map_err(crate::backend)?, "totp factor"))
+            .collect::<StoreResult<_>>()?;
+        factors.sort_by_key(|f| f.created_at);
+        Ok(factors)
+    }
+
+    async fn advance_totp_step(
+        &self,
+        user: UserId,
+        factor: FactorId,
+        step: u64,
+    ) -> StoreResult<bool> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.users_lock, Class::Critical, |t, w| {
+                let key = cat(user.as_bytes(), factor.as_bytes());
+                let Some(raw) = w.get(&t.totp, &key)? else {
+                    return Ok(false);
+                };
+                let mut stored: TotpFactor = dec(&raw, "totp factor")?;
+                if stored.last_step.is_some_and(|last| step <= last) {
+                    return Ok(false);
+                }
+                stored.last_step = Some(step);
+                w.put(&t.totp, key, enc(&stored)?);
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn delete_totp_factor(&self, user: UserId, factor: FactorId) -> StoreResult<bool> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.users_lock, Class::Critical, |t, w| {
+                let key = cat(user.as_bytes(), factor.as_bytes());
+                if w.get(&t.totp, &key)?.is_none() {
+                    return Ok(false);
+                }
+                w.del(&t.totp, key);
+                w.del(&t.totp_owner, factor.as_bytes().to_vec());
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn replace_backup_codes(&self, user: UserId, codes: &[SecretHash]) -> StoreResult<()> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.users_lock, Class::Critical, |t, w| {
+                if user_of(t, w, user)?.is_none() {
+                    return Err(StoreError::Missing { what: "user" });
+                }
+                w.put(&t.backup_codes, user.as_bytes().to_vec(), enc(&codes)?);
+                Ok(())
+            })
+            .await
+    }
+
+    async fn consume_backup_code(&self, user: UserId, code: &SecretHash) -> StoreResult<bool> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.users_lock, Class::Critical, |t, w| {
+                let Some(raw) = w.get(&t.backup_codes, user.as_bytes())? else {
+                    return Ok(false);
+                };
+                let mut codes: Vec<SecretHash> = dec(&raw, "backup codes")?;
+                let Some(i) = codes.iter().position(|c| c == code) else {
+                    return Ok(false);
+                };
+                codes.swap_remove(i);
+                w.put(&t.backup_codes, user.as_bytes().to_vec(), enc(&codes)?);
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn count_backup_codes(&self, user: UserId) -> StoreResult<usize> {
+        let raw = self
+            .inner
+            .t
+            .backup_codes
+            .get(user.as_bytes())
+            .map_err(crate::backend)?;
+        Ok(raw
+            .map(|raw| dec::<Vec<SecretHash>>(&raw, "backup codes"))
+            .transpose()?
+            .map_or(0, |c| c.len()))
+    }
+}
