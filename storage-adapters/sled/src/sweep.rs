@@ -16,7 +16,7 @@ pub(crate) fn purge(inner: &Inner, now: Timestamp) -> Result<u64, StoreError> {
 
 pub(crate) struct Sweeper {
     stop: Arc<AtomicBool>,
-    thread: thread::Thread,
+    handle: Option<thread::JoinHandle<()>>,
 }
 
 impl Sweeper {
@@ -38,16 +38,24 @@ impl Sweeper {
                     let _ = purge(&inner, clock.now());
                 }
             });
-        let thread = match handle {
-            Ok(handle) => handle.thread().clone(),
-            // No thread: expired records stay invisible and go at the next open.
-            Err(_) => thread::current(),
-        };
-        Sweeper { stop, thread }
+        // Without a thread, expired records stay invisible and go at the next open.
+        Sweeper {
+            stop,
+            handle: handle.ok(),
+        }
     }
 
+    /// Stops the sweeper and waits for a sweep in progress, so the database is free to be
+    /// reopened once the store is dropped. (From the sweeper's own thread, when it held
+    /// the last handle, it only signals.)
     pub(crate) fn stop(self) {
         self.stop.store(true, Ordering::Release);
-        self.thread.unpark();
+        let Some(handle) = self.handle else {
+            return;
+        };
+        handle.thread().unpark();
+        if handle.thread().id() != thread::current().id() {
+            let _ = handle.join();
+        }
     }
 }

@@ -1,0 +1,231 @@
+//! Crash test: a child process writes (creating users, consuming codes, rotating refresh
+//! tokens) and reports every acknowledged write; the parent kills it with SIGKILL at
+//! random moments, reopens the store, and checks that nothing acknowledged was lost and
+//! nothing spent came back.
+
+// Failures are reported by panicking, like any test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use latchkey::crypto::SecretHash;
+use latchkey::model::{ChallengeKey, ChallengeKind, PageRequest, Session, SessionId, User, UserId};
+use latchkey::store::{ChallengeStore, SessionStore, UserQuery, UserStore};
+use latchkey::{Clock, Email, SystemClock};
+use latchkey_sled::{Durability, SledConfig, SledStore};
+
+const CHILD_ENV: &str = "LATCHKEY_SLED_CRASH_CHILD";
+const ROUNDS: usize = 24;
+
+/// Opens the store, retrying for up to two seconds: the previous holder (the parent) may
+/// still be releasing sled's file lock from its background thread.
+fn open(dir: &Path) -> SledStore {
+    let config = || {
+        SledConfig::new(dir)
+            .durability(Durability::SecurityCritical)
+            .sweep_every(None)
+    };
+    for _ in 0..200 {
+        if let Ok(store) = SledStore::with_config(config()) {
+            return store;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    SledStore::with_config(config()).unwrap()
+}
+
+fn hash(session: &SessionId, generation: u64) -> SecretHash {
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(session.as_bytes());
+    bytes[16..24].copy_from_slice(&generation.to_be_bytes());
+    SecretHash::from_bytes(bytes)
+}
+
+/// The child: writes until it is killed, printing each write once it is acknowledged.
+#[test]
+fn crash_child() {
+    let Ok(dir) = std::env::var(CHILD_ENV) else {
+        return; // only runs as the parent's child
+    };
+    let round: u64 = std::env::var("LATCHKEY_SLED_CRASH_ROUND")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let store = open(Path::new(&dir));
+        println!("\nopened"); // on a line of its own, after the harness's "test crash_child ... "
+        let now = SystemClock.now();
+        let session = Session {
+            id: SessionId::generate(),
+            user_id: UserId::generate(),
+            org_id: None,
+            refresh_hash: SecretHash::from_bytes([0; 32]),
+            generation: 0,
+            amr: vec!["pwd".into()],
+            aal: 1,
+            ip: None,
+            user_agent: None,
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + Duration::from_secs(86_400),
+            revoked_at: None,
+        };
+        let mut session = session;
+        session.refresh_hash = hash(&session.id, 0);
+        store.create_session(&session).await.unwrap();
+        println!("session {}", session.id);
+        for i in 0u64.. {
+            let mut user = User::new(UserId::generate(), SystemClock.now());
+            user.email = Some(Email::parse(&format!("r{round}-u{i}@crash.example.com")).unwrap());
+            store.create_user(&user).await.unwrap();
+            println!("user {} {}", user.id, user.email.as_ref().unwrap());
+
+            let key = ChallengeKey::new(ChallengeKind::OneTimeCode, format!("r{round}-c{i}"));
+            let now = SystemClock.now();
+            store
+                .insert(&key, b"code", now + Duration::from_secs(600), now)
+                .await
+                .unwrap();
+            store.take(&key, now).await.unwrap().unwrap();
+            println!("taken {}", key.id);
+
+            let rotated = store
+                .rotate_refresh(
+                    session.id,
+                    &hash(&session.id, i),
+                    &hash(&session.id, i + 1),
+                    SystemClock.now(),
+                )
+                .await
+                .unwrap();
+            assert!(rotated.is_some());
+            println!("rotated {}", i + 1);
+        }
+    });
+}
+
+fn random_below(n: u64) -> u64 {
+    RandomState::new().hash_one(0u8) % n
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_sigkill_and_spent_secrets_stay_spent() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut total_users = 0;
+    let mut opened = 0;
+    for round in 0..ROUNDS {
+        let mut child = Command::new(&exe)
+            .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, dir.path())
+            .env("LATCHKEY_SLED_CRASH_ROUND", round.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(40 + random_below(200))).await;
+        child.kill().unwrap(); // SIGKILL: no destructor, no clean-shutdown marker
+        child.wait().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let lines: Vec<String> = out.lines().map_while(Result::ok).collect();
+
+        let store = open(dir.path());
+        if lines.iter().any(|l| l == "opened") {
+            assert!(
+                store.recovered_from_crash(),
+                "round {round}: the crash was noticed"
+            );
+            opened += 1;
+        }
+        let now = SystemClock.now();
+        let mut session = None;
+        let mut last_rotation = 0;
+        for line in &lines {
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            match parts.as_slice() {
+                ["session", id] => session = Some(id.parse::<SessionId>().unwrap()),
+                ["user", id, email] => {
+                    let id: UserId = id.parse().unwrap();
+                    let user = store.get_user(id).await.unwrap();
+                    assert!(user.is_some(), "round {round}: acknowledged user {id} lost");
+                    let by_email = store
+                        .get_user_by_email(&Email::parse(email).unwrap())
+                        .await
+                        .unwrap();
+                    assert_eq!(
+                        by_email.map(|u| u.id),
+                        Some(id),
+                        "round {round}: email index lost"
+                    );
+                    total_users += 1;
+                }
+                ["taken", code] => {
+                    let key = ChallengeKey::new(ChallengeKind::OneTimeCode, *code);
+                    assert!(
+                        store.get(&key, now).await.unwrap().is_none(),
+                        "round {round}: {code} came back"
+                    );
+                    assert!(store.take(&key, now).await.unwrap().is_none());
+                }
+                ["rotated", generation] => last_rotation = generation.parse().unwrap(),
+                _ => {} // a line cut by the kill, or the test harness's own output
+            }
+        }
+        if let Some(id) = session {
+            let current = store
+                .get_session(id, now)
+                .await
+                .unwrap()
+                .expect("acknowledged session");
+            assert!(
+                current.generation >= last_rotation,
+                "round {round}: a rotation was lost"
+            );
+            for generation in 0..current.generation {
+                let old = store
+                    .find_by_refresh_hash(&hash(&id, generation), now)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert!(
+                    !old.refresh_hash.ct_eq(&hash(&id, generation)),
+                    "round {round}: rotated token is current again"
+                );
+            }
+        }
+        // Records and indexes agree: every stored user is found by its email.
+        let mut page = PageRequest::first(500);
+        loop {
+            let users = store.list_users(&UserQuery::all(), &page).await.unwrap();
+            for user in &users.items {
+                let email = user.email.as_ref().unwrap();
+                let found = store.get_user_by_email(email).await.unwrap();
+                assert_eq!(
+                    found.map(|u| u.id),
+                    Some(user.id),
+                    "round {round}: index and record disagree"
+                );
+            }
+            match users.next_cursor {
+                Some(cursor) => page = PageRequest::after(500, cursor),
+                None => break,
+            }
+        }
+        store.close().unwrap();
+    }
+    assert!(
+        opened > ROUNDS / 2,
+        "most children got to write ({opened} of {ROUNDS})"
+    );
+    assert!(total_users > 0, "the children wrote something");
+    println!("{ROUNDS} kills, {opened} mid-write, {total_users} acknowledged users checked");
+}
