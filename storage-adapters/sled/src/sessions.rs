@@ -1,39 +1,50 @@
-//! `SessionStore` over sled trees: sessions with the hashes of their whole refresh family,
-//! an index of every such hash, each user's sessions, and the signing keys.
+//! `SessionStore` over sled trees: sessions, an index of every refresh hash a family has
+//! had (hash → session, and session ‖ hash for removal), each user's sessions, and the
+//! signing keys. A rotation writes three small entries, however long the family.
 
 use async_trait::async_trait;
 use latchkey::crypto::SecretHash;
 use latchkey::model::{Session, SessionId, StoredSigningKey, UserId};
 use latchkey::store::{SessionStore, StoreResult};
 use latchkey::{StoreError, Timestamp};
-use serde::{Deserialize, Serialize};
 
 use crate::codec::{cat, dec, enc};
 use crate::tx::{Trees, WriteSet, keys_with_prefix};
 use crate::{Class, Inner, SledStore};
 
-#[derive(Serialize, Deserialize)]
-struct Stored {
-    session: Session,
-    /// The family's hashes, oldest first; the last is current.
-    hashes: Vec<SecretHash>,
-}
-
-fn stored(t: &Trees, w: &WriteSet, id: SessionId) -> StoreResult<Option<Stored>> {
-    w.get(&t.sessions, id.as_bytes())?
+fn stored(t: &Trees, w: &WriteSet, id: &[u8]) -> StoreResult<Option<Session>> {
+    w.get(&t.sessions, id)?
         .map(|raw| dec(&raw, "session"))
         .transpose()
 }
 
-fn remove(t: &Trees, w: &mut WriteSet, s: &Stored) {
-    for hash in &s.hashes {
-        w.del(&t.refresh_hashes, hash.as_bytes().to_vec());
+fn add_hash(t: &Trees, w: &mut WriteSet, id: SessionId, hash: &SecretHash) {
+    w.put(
+        &t.refresh_hashes,
+        hash.as_bytes().to_vec(),
+        id.as_bytes().to_vec(),
+    );
+    w.put(
+        &t.session_hashes,
+        cat(id.as_bytes(), hash.as_bytes()),
+        Vec::new(),
+    );
+}
+
+fn remove(t: &Trees, w: &mut WriteSet, session: &Session) -> StoreResult<()> {
+    for key in keys_with_prefix(&t.session_hashes, session.id.as_bytes())? {
+        w.del(
+            &t.refresh_hashes,
+            key.get(16..).unwrap_or_default().to_vec(),
+        );
+        w.del(&t.session_hashes, key.to_vec());
     }
     w.del(
         &t.user_sessions,
-        cat(s.session.user_id.as_bytes(), s.session.id.as_bytes()),
+        cat(session.user_id.as_bytes(), session.id.as_bytes()),
     );
-    w.del(&t.sessions, s.session.id.as_bytes().to_vec());
+    w.del(&t.sessions, session.id.as_bytes().to_vec());
+    Ok(())
 }
 
 impl SledStore {
@@ -41,8 +52,8 @@ impl SledStore {
         let Some(raw) = self.inner.t.sessions.get(id).map_err(crate::backend)? else {
             return Ok(None);
         };
-        let stored: Stored = dec(&raw, "session")?;
-        Ok(Some(stored.session).filter(|s| now < s.expires_at))
+        let session: Session = dec(&raw, "session")?;
+        Ok(Some(session).filter(|s| now < s.expires_at))
     }
 }
 
@@ -62,21 +73,10 @@ impl SessionStore for SledStore {
                         what: "refresh_token",
                     });
                 }
-                let record = Stored {
-                    session: session.clone(),
-                    hashes: vec![session.refresh_hash],
-                };
-                w.put(&t.sessions, session.id.as_bytes().to_vec(), enc(&record)?);
-                w.put(
-                    &t.refresh_hashes,
-                    session.refresh_hash.as_bytes().to_vec(),
-                    session.id.as_bytes().to_vec(),
-                );
-                w.put(
-                    &t.user_sessions,
-                    cat(session.user_id.as_bytes(), session.id.as_bytes()),
-                    Vec::new(),
-                );
+                w.put(&t.sessions, session.id.as_bytes().to_vec(), enc(session)?);
+                add_hash(t, w, session.id, &session.refresh_hash);
+                let owner = cat(session.user_id.as_bytes(), session.id.as_bytes());
+                w.put(&t.user_sessions, owner, Vec::new());
                 Ok(())
             })
             .await
@@ -91,13 +91,8 @@ impl SessionStore for SledStore {
         hash: &SecretHash,
         now: Timestamp,
     ) -> StoreResult<Option<Session>> {
-        let Some(id) = self
-            .inner
-            .t
-            .refresh_hashes
-            .get(hash.as_bytes())
-            .map_err(crate::backend)?
-        else {
+        let index = &self.inner.t.refresh_hashes;
+        let Some(id) = index.get(hash.as_bytes()).map_err(crate::backend)? else {
             return Ok(None);
         };
         self.session_at(&id, now)
@@ -113,10 +108,10 @@ impl SessionStore for SledStore {
         let inner = &self.inner;
         inner
             .write(&inner.sessions_lock, Class::Critical, |t, w| {
-                let Some(mut record) = stored(t, w, id)? else {
+                let Some(mut session) = stored(t, w, id.as_bytes())? else {
                     return Ok(None);
                 };
-                if !record.session.is_active(now) || !record.session.refresh_hash.ct_eq(expected) {
+                if !session.is_active(now) || !session.refresh_hash.ct_eq(expected) {
                     return Ok(None);
                 }
                 if w.get(&t.refresh_hashes, new.as_bytes())?.is_some() {
@@ -124,18 +119,12 @@ impl SessionStore for SledStore {
                         what: "refresh_token",
                     });
                 }
-                record.hashes.push(*new);
-                let session = &mut record.session;
                 session.refresh_hash = *new;
                 session.generation = session.generation.saturating_add(1);
                 session.last_seen_at = now;
-                w.put(
-                    &t.refresh_hashes,
-                    new.as_bytes().to_vec(),
-                    id.as_bytes().to_vec(),
-                );
-                w.put(&t.sessions, id.as_bytes().to_vec(), enc(&record)?);
-                Ok(Some(record.session))
+                add_hash(t, w, id, new);
+                w.put(&t.sessions, id.as_bytes().to_vec(), enc(&session)?);
+                Ok(Some(session))
             })
             .await
     }
@@ -144,14 +133,14 @@ impl SessionStore for SledStore {
         let inner = &self.inner;
         inner
             .write(&inner.sessions_lock, Class::Critical, |t, w| {
-                let Some(mut record) = stored(t, w, id)? else {
+                let Some(mut session) = stored(t, w, id.as_bytes())? else {
                     return Ok(false);
                 };
-                if !record.session.is_active(now) {
+                if !session.is_active(now) {
                     return Ok(false);
                 }
-                record.session.revoked_at = Some(now);
-                w.put(&t.sessions, id.as_bytes().to_vec(), enc(&record)?);
+                session.revoked_at = Some(now);
+                w.put(&t.sessions, id.as_bytes().to_vec(), enc(&session)?);
                 Ok(true)
             })
             .await
@@ -164,13 +153,12 @@ impl SessionStore for SledStore {
                 let mut revoked = 0;
                 for key in keys_with_prefix(&t.user_sessions, user.as_bytes())? {
                     let id = key.get(16..).unwrap_or_default();
-                    let Some(raw) = w.get(&t.sessions, id)? else {
+                    let Some(mut session) = stored(t, w, id)? else {
                         continue;
                     };
-                    let mut record: Stored = dec(&raw, "session")?;
-                    if record.session.is_active(now) {
-                        record.session.revoked_at = Some(now);
-                        w.put(&t.sessions, id.to_vec(), enc(&record)?);
+                    if session.is_active(now) {
+                        session.revoked_at = Some(now);
+                        w.put(&t.sessions, id.to_vec(), enc(&session)?);
                         revoked += 1;
                     }
                 }
@@ -198,8 +186,8 @@ impl SessionStore for SledStore {
             .write(&inner.sessions_lock, Class::Critical, |t, w| {
                 let mut removed = 0;
                 for key in keys_with_prefix(&t.user_sessions, user.as_bytes())? {
-                    if let Some(record) = stored_by_key(t, w, key.get(16..).unwrap_or_default())? {
-                        remove(t, w, &record);
+                    if let Some(session) = stored(t, w, key.get(16..).unwrap_or_default())? {
+                        remove(t, w, &session)?;
                         removed += 1;
                     }
                 }
@@ -250,12 +238,6 @@ impl SessionStore for SledStore {
     }
 }
 
-fn stored_by_key(t: &Trees, w: &WriteSet, id: &[u8]) -> StoreResult<Option<Stored>> {
-    w.get(&t.sessions, id)?
-        .map(|raw| dec(&raw, "session"))
-        .transpose()
-}
-
 /// Removes sessions that ended at or before `now`, with their hash history.
 pub(crate) fn purge(inner: &Inner, now: Timestamp) -> StoreResult<u64> {
     let _serialized = crate::lock(&inner.sessions_lock);
@@ -263,12 +245,12 @@ pub(crate) fn purge(inner: &Inner, now: Timestamp) -> StoreResult<u64> {
     let mut w = WriteSet::default();
     let mut removed = 0;
     for raw in t.sessions.iter().values() {
-        let record: Stored = match dec(&raw.map_err(crate::backend)?, "session") {
-            Ok(record) => record,
+        let session: Session = match dec(&raw.map_err(crate::backend)?, "session") {
+            Ok(session) => session,
             Err(_) => continue, // unreadable: left in place, failing closed on every read
         };
-        if record.session.expires_at <= now {
-            remove(t, &mut w, &record);
+        if session.expires_at <= now {
+            remove(t, &mut w, &session)?;
             removed += 1;
         }
     }

@@ -41,6 +41,7 @@ trees!(
     member_orgs,
     sessions,
     refresh_hashes,
+    session_hashes,
     user_sessions,
     signing_keys,
     events,
