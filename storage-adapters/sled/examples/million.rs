@@ -34,9 +34,8 @@ async fn main() {
         store.create_user(&user).await.unwrap();
     }
     let wrote = started.elapsed();
-    store.close().unwrap();
     let size = store.size_on_disk().unwrap();
-    drop(store);
+    store.close().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(500)); // sled releases its lock
 
     let started = Instant::now();

@@ -4,7 +4,7 @@
 //! sign-in): `0x01 ‖ expires_at (i64 BE) ‖ version or count (u64 BE) ‖ value`.
 
 use async_trait::async_trait;
-use latchkey::model::{ChallengeKey, ChallengeRecord, Counter};
+use latchkey::model::{ChallengeKey, ChallengeKind, ChallengeRecord, Counter};
 use latchkey::store::{ChallengeStore, StoreResult};
 use latchkey::{StoreError, Timestamp};
 use sled::{IVec, Tree};
@@ -116,6 +116,11 @@ impl ChallengeStore for SledStore {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let tree = &self.inner.t.challenges;
+        // A spent code's tombstone is what makes a replay revoke: it must not be lost.
+        let class = match k.kind {
+            ChallengeKind::SpentAuthCode => Class::Critical,
+            _ => Class::Ordinary,
+        };
         let k = key(k);
         let new = encode(expires_at, 0, value);
         loop {
@@ -127,7 +132,7 @@ impl ChallengeStore for SledStore {
                 }
             }
             if cas(tree, &k, old.as_ref(), Some(new.clone()))? {
-                self.inner.durable(Class::Ordinary).await?;
+                self.inner.durable(class).await?;
                 return Ok(true);
             }
         }
@@ -220,6 +225,7 @@ impl ChallengeStore for SledStore {
 
     async fn reset_counter(&self, k: &str, now: Timestamp) -> StoreResult<bool> {
         let removed = self.inner.t.counters.remove(k).map_err(crate::backend)?;
+        self.inner.durable(Class::Ordinary).await?;
         Ok(removed
             .and_then(|raw| counter(&raw).ok())
             .is_some_and(|c| now < c.expires_at))

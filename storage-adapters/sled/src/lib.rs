@@ -31,6 +31,8 @@
 //! store kind are serialized, so the reads they are computed from cannot go stale.
 //! Single-use records (`take`), compare-and-swap updates and counters use sled's lock-free
 //! `compare_and_swap` / `update_and_fetch`: the hot path of every sign-in takes no lock.
+//! Reads take no lock either; an index read and its record read may straddle a write, so
+//! a record is returned only if it still carries the key it was found by.
 //!
 //! ## Durability
 //!
@@ -40,7 +42,10 @@
 //! tokens and sessions, adding or removing credentials and factors, changing or blocking a
 //! user, signing keys — are flushed before they return. Concurrent durable writes share
 //! one flush (group commit): each waits for the next flush to finish instead of issuing
-//! its own.
+//! its own. Rate-limit counters are ordinary writes: a crash may return up to 500 ms of
+//! counted attempts (a few tries at most, against limits of tens per window). Dropping
+//! the last handle flushes synchronously: drop it outside async tasks, or call
+//! [`SledStore::close`] from `spawn_blocking`, if a millisecond of blocking matters.
 //!
 //! At open, an unclean shutdown (the marker a clean close removes is still there) voids
 //! every outstanding challenge — links, codes, ceremony states, MFA tokens — so nothing
@@ -212,8 +217,7 @@ impl SledStore {
             .get(META_STATE)?
             .is_some_and(|s| s.as_ref() == STATE_OPEN);
         if unclean {
-            // Whatever was spent before the crash may not be on disk as spent: void it all.
-            t.challenges.clear()?;
+            void_challenges(&t)?;
         }
         t.meta.insert(META_STATE, STATE_OPEN)?;
         db.flush()?;
@@ -246,10 +250,37 @@ impl SledStore {
         Ok(self.inner.db.size_on_disk()?)
     }
 
-    /// Flushes everything and marks the shutdown clean. Dropping the last handle does the
-    /// same; call this to see the error, if any.
-    pub fn close(&self) -> Result<(), SledError> {
-        self.inner.close()
+    /// Checks that user indexes and records agree both ways: every email and phone entry
+    /// points to a user carrying it, every user's email and phone are indexed, every
+    /// passkey entry has its credential. Reports the first disagreement. A full scan: for
+    /// operators and tests, not hot paths.
+    pub fn check_indexes(&self) -> Result<(), StoreError> {
+        users::check_indexes(&self.inner.t)
+    }
+
+    /// Counts the records in the main trees (a full scan: for monitoring, not hot paths).
+    pub fn stats(&self) -> SledStats {
+        let t = &self.inner.t;
+        SledStats {
+            users: t.users.len(),
+            sessions: t.sessions.len(),
+            challenges: t.challenges.len(),
+            counters: t.counters.len(),
+        }
+    }
+
+    /// Releases this handle: flushes everything and, if it is the last handle, marks the
+    /// shutdown clean and stops the sweeper (what dropping the last handle also does; call
+    /// this to see the error, if any). While other handles live, the store stays open and
+    /// a crash is still recognised as one.
+    pub fn close(self) -> Result<(), SledError> {
+        match Arc::try_unwrap(self.inner) {
+            Ok(inner) => inner.close(),
+            Err(shared) => {
+                shared.db.flush()?;
+                Ok(())
+            }
+        }
     }
 }
 
@@ -304,6 +335,37 @@ impl Drop for Inner {
         // only voids outstanding challenges.
         let _ = self.close();
     }
+}
+
+/// After a crash, whatever was spent just before it may not be on disk as spent: every
+/// outstanding challenge is voided. Spent-code tombstones are kept (they are what makes a
+/// replayed code revoke, and they are flushed when written).
+fn void_challenges(t: &Trees) -> Result<(), SledError> {
+    let keep = format!(
+        "{}:",
+        latchkey::model::ChallengeKind::SpentAuthCode.as_str()
+    );
+    for key in t.challenges.iter().keys() {
+        let key = key?;
+        if !key.starts_with(keep.as_bytes()) {
+            t.challenges.remove(key)?;
+        }
+    }
+    Ok(())
+}
+
+/// How many records a store holds, for monitoring (and for tests that watch the sweeper).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SledStats {
+    /// Users.
+    pub users: usize,
+    /// Sessions, live or not yet swept.
+    pub sessions: usize,
+    /// Challenges (links, codes, ceremony states…), live or not yet swept.
+    pub challenges: usize,
+    /// Rate-limit counters, live or not yet swept.
+    pub counters: usize,
 }
 
 impl std::fmt::Debug for SledStore {

@@ -88,16 +88,35 @@ fn values<T: DeserializeOwned>(
 }
 
 impl SledStore {
-    fn org_by_index(&self, index: &sled::Tree, key: &[u8]) -> StoreResult<Option<Organization>> {
+    /// The organization an index entry points to, if its record still carries the key
+    /// (reads take no lock: a delete or an update may land between the two reads).
+    fn org_by_index(
+        &self,
+        index: &sled::Tree,
+        key: &[u8],
+        carries: impl Fn(&Organization) -> bool,
+    ) -> StoreResult<Option<Organization>> {
         let Some(id) = index.get(key).map_err(crate::backend)? else {
             return Ok(None);
         };
-        let raw = self.inner.t.orgs.get(id).map_err(crate::backend)?;
-        let raw = raw.ok_or(StoreError::Corrupt {
-            what: "organization index",
-        })?;
-        Ok(Some(dec(&raw, "organization")?))
+        let Some(raw) = self.inner.t.orgs.get(id).map_err(crate::backend)? else {
+            return Ok(None);
+        };
+        let org: Organization = dec(&raw, "organization")?;
+        Ok(Some(org).filter(|o| carries(o)))
     }
+}
+
+/// Whether `id` (the last 16 bytes of a key) is stored under an organization other than
+/// `org`: ids are global, so a definition never moves between organizations.
+fn in_other_org(tree: &sled::Tree, org: &[u8], id: &[u8]) -> StoreResult<bool> {
+    for key in tree.iter().keys() {
+        let key = key.map_err(crate::backend)?;
+        if key.get(16..) == Some(id) && key.get(..16) != Some(org) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 #[async_trait]
@@ -130,17 +149,21 @@ impl OrgStore for SledStore {
     }
 
     async fn get_org_by_slug(&self, slug: &str) -> StoreResult<Option<Organization>> {
-        self.org_by_index(&self.inner.t.orgs_by_slug, slug.as_bytes())
+        self.org_by_index(&self.inner.t.orgs_by_slug, slug.as_bytes(), |o| {
+            o.slug == slug
+        })
     }
 
     async fn get_org_by_domain(&self, domain: &str) -> StoreResult<Option<Organization>> {
-        self.org_by_index(&self.inner.t.orgs_by_domain, domain.as_bytes())
+        self.org_by_index(&self.inner.t.orgs_by_domain, domain.as_bytes(), |o| {
+            o.domains.iter().any(|d| d == domain)
+        })
     }
 
     async fn update_org(&self, org: &Organization) -> StoreResult<u64> {
         let inner = &self.inner;
         inner
-            .write(&inner.orgs_lock, Class::Ordinary, |t, w| {
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
                 let stored = org_of(t, w, org.id)?.ok_or(StoreError::Missing {
                     what: "organization",
                 })?;
@@ -257,10 +280,10 @@ impl OrgStore for SledStore {
                 .apps
                 .get(key.get(16..).unwrap_or_default())
                 .map_err(crate::backend)?;
-            apps.push(dec::<App>(
-                &raw.ok_or(StoreError::Corrupt { what: "app index" })?,
-                "app",
-            )?);
+            // Deleted between the two reads: gone.
+            if let Some(raw) = raw {
+                apps.push(dec::<App>(&raw, "app")?);
+            }
         }
         apps.sort_by(|a, b| (a.created_at, &a.client_id).cmp(&(b.created_at, &b.client_id)));
         Ok(apps)
@@ -287,7 +310,7 @@ impl OrgStore for SledStore {
     async fn put_permission(&self, permission: &PermissionDef) -> StoreResult<()> {
         let inner = &self.inner;
         inner
-            .write(&inner.orgs_lock, Class::Ordinary, |t, w| {
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
                 require_org(t, w, permission.org_id)?;
                 let org = permission.org_id.as_bytes();
                 let existing: Vec<PermissionDef> = values(&t.permissions, org, "permission")?;
@@ -298,14 +321,7 @@ impl OrgStore for SledStore {
                     return Err(StoreError::Conflict { what: "permission" });
                 }
                 // An id is global: refuse to move a definition to another organization.
-                let mut elsewhere = t.permissions.iter().keys();
-                let moved = elsewhere.any(|k| {
-                    k.is_ok_and(|k| {
-                        k.get(16..) == Some(permission.id.as_bytes().as_slice())
-                            && k.get(..16) != Some(org.as_slice())
-                    })
-                });
-                if moved {
+                if in_other_org(&t.permissions, org, permission.id.as_bytes())? {
                     return Err(StoreError::Conflict { what: "permission" });
                 }
                 let renamed_from = existing
@@ -343,7 +359,7 @@ impl OrgStore for SledStore {
     async fn delete_permission(&self, org: OrgId, id: PermissionId) -> StoreResult<bool> {
         let inner = &self.inner;
         inner
-            .write(&inner.orgs_lock, Class::Ordinary, |t, w| {
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
                 let key = cat(org.as_bytes(), id.as_bytes());
                 let Some(raw) = w.get(&t.permissions, &key)? else {
                     return Ok(false);
@@ -368,7 +384,7 @@ impl OrgStore for SledStore {
     async fn put_role(&self, role: &Role) -> StoreResult<()> {
         let inner = &self.inner;
         inner
-            .write(&inner.orgs_lock, Class::Ordinary, |t, w| {
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
                 require_org(t, w, role.org_id)?;
                 let org = role.org_id.as_bytes();
                 let existing: Vec<Role> = values(&t.roles, org, "role")?;
@@ -378,14 +394,7 @@ impl OrgStore for SledStore {
                 {
                     return Err(StoreError::Conflict { what: "role" });
                 }
-                let mut all = t.roles.iter().keys();
-                let moved = all.any(|k| {
-                    k.is_ok_and(|k| {
-                        k.get(16..) == Some(role.id.as_bytes().as_slice())
-                            && k.get(..16) != Some(org.as_slice())
-                    })
-                });
-                if moved {
+                if in_other_org(&t.roles, org, role.id.as_bytes())? {
                     return Err(StoreError::Conflict { what: "role" });
                 }
                 w.put(&t.roles, cat(org, role.id.as_bytes()), enc(role)?);
@@ -477,12 +486,10 @@ impl OrgStore for SledStore {
                 .members
                 .get(cat(org, user.as_bytes()))
                 .map_err(crate::backend)?;
-            memberships.push(dec(
-                &raw.ok_or(StoreError::Corrupt {
-                    what: "membership index",
-                })?,
-                "membership",
-            )?);
+            // Deleted between the two reads: gone.
+            if let Some(raw) = raw {
+                memberships.push(dec(&raw, "membership")?);
+            }
         }
         Ok(memberships)
     }

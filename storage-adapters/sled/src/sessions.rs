@@ -238,22 +238,30 @@ impl SessionStore for SledStore {
     }
 }
 
-/// Removes sessions that ended at or before `now`, with their hash history.
+/// Removes sessions that ended at or before `now`, with their hash history. The scan
+/// takes no lock; each batch of removals takes it briefly and checks again, so rotations
+/// and revocations are never held up behind a full scan.
 pub(crate) fn purge(inner: &Inner, now: Timestamp) -> StoreResult<u64> {
-    let _serialized = crate::lock(&inner.sessions_lock);
     let t = &inner.t;
-    let mut w = WriteSet::default();
-    let mut removed = 0;
-    for raw in t.sessions.iter().values() {
-        let session: Session = match dec(&raw.map_err(crate::backend)?, "session") {
-            Ok(session) => session,
-            Err(_) => continue, // unreadable: left in place, failing closed on every read
-        };
-        if session.expires_at <= now {
-            remove(t, &mut w, &session)?;
-            removed += 1;
+    let mut ended = Vec::new();
+    for entry in t.sessions.iter() {
+        let (id, raw) = entry.map_err(crate::backend)?;
+        // Unreadable sessions stay in place, failing closed on every read.
+        if dec::<Session>(&raw, "session").is_ok_and(|s| s.expires_at <= now) {
+            ended.push(id);
         }
     }
-    w.commit()?;
+    let mut removed = 0;
+    for batch in ended.chunks(128) {
+        let _serialized = crate::lock(&inner.sessions_lock);
+        let mut w = WriteSet::default();
+        for id in batch {
+            if let Some(session) = stored(t, &w, id)?.filter(|s| s.expires_at <= now) {
+                remove(t, &mut w, &session)?;
+                removed += 1;
+            }
+        }
+        w.commit()?;
+    }
     Ok(removed)
 }

@@ -67,15 +67,22 @@ fn unindex_contacts(t: &Trees, w: &mut WriteSet, user: &User) {
 }
 
 impl SledStore {
-    fn user_by_index(&self, index: &sled::Tree, key: &[u8]) -> StoreResult<Option<User>> {
+    /// The user an index entry points to, if the record still carries that key: reads
+    /// take no lock, so a delete or an email change may land between the two reads.
+    fn user_by_index(
+        &self,
+        index: &sled::Tree,
+        key: &[u8],
+        carries: impl Fn(&User) -> bool,
+    ) -> StoreResult<Option<User>> {
         let Some(id) = index.get(key).map_err(crate::backend)? else {
             return Ok(None);
         };
         let Some(raw) = self.inner.t.users.get(id).map_err(crate::backend)? else {
-            // An index entry without its record: fail closed rather than pretend.
-            return Err(StoreError::Corrupt { what: "user index" });
+            return Ok(None);
         };
-        Ok(Some(dec(&raw, "user")?))
+        let user: User = dec(&raw, "user")?;
+        Ok(Some(user).filter(|u| carries(u)))
     }
 
     fn passkey_of(&self, id: &CredentialId) -> StoreResult<Option<PasskeyCredential>> {
@@ -117,11 +124,19 @@ impl UserStore for SledStore {
     }
 
     async fn get_user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
-        self.user_by_index(&self.inner.t.users_by_email, email.as_str().as_bytes())
+        self.user_by_index(
+            &self.inner.t.users_by_email,
+            email.as_str().as_bytes(),
+            |u| u.email.as_ref() == Some(email),
+        )
     }
 
     async fn get_user_by_phone(&self, phone: &Phone) -> StoreResult<Option<User>> {
-        self.user_by_index(&self.inner.t.users_by_phone, phone.as_str().as_bytes())
+        self.user_by_index(
+            &self.inner.t.users_by_phone,
+            phone.as_str().as_bytes(),
+            |u| u.phone.as_ref() == Some(phone),
+        )
     }
 
     async fn update_user(&self, user: &User) -> StoreResult<u64> {
@@ -242,9 +257,10 @@ impl UserStore for SledStore {
                         what: "passkey index",
                     }
                 })?;
-            keys.push(self.passkey_of(&id)?.ok_or(StoreError::Corrupt {
-                what: "passkey index",
-            })?);
+            // Deleted between the two reads: gone.
+            if let Some(passkey) = self.passkey_of(&id)?.filter(|p| p.user_id == user) {
+                keys.push(passkey);
+            }
         }
         keys.sort_by_key(|k| k.created_at);
         Ok(keys)
@@ -439,4 +455,67 @@ impl UserStore for SledStore {
             .transpose()?
             .map_or(0, |c| c.len()))
     }
+}
+
+/// See [`SledStore::check_indexes`].
+pub(crate) fn check_indexes(t: &Trees) -> StoreResult<()> {
+    let broken = |what: &'static str| StoreError::Corrupt { what };
+    for (index, what) in [
+        (&t.users_by_email, "email index"),
+        (&t.users_by_phone, "phone index"),
+    ] {
+        for entry in index.iter() {
+            let (key, id) = entry.map_err(crate::backend)?;
+            let raw = t
+                .users
+                .get(&id)
+                .map_err(crate::backend)?
+                .ok_or(broken(what))?;
+            let user: User = dec(&raw, "user")?;
+            let carried = match what {
+                "email index" => user.email.map(|e| e.as_str().as_bytes() == key.as_ref()),
+                _ => user.phone.map(|p| p.as_str().as_bytes() == key.as_ref()),
+            };
+            if carried != Some(true) {
+                return Err(broken(what));
+            }
+        }
+    }
+    for raw in t.users.iter().values() {
+        let user: User = dec(&raw.map_err(crate::backend)?, "user")?;
+        let email_ok = match &user.email {
+            Some(email) => {
+                t.users_by_email
+                    .get(email.as_str())
+                    .map_err(crate::backend)?
+                    .as_deref()
+                    == Some(user.id.as_bytes().as_slice())
+            }
+            None => true,
+        };
+        let phone_ok = match &user.phone {
+            Some(phone) => {
+                t.users_by_phone
+                    .get(phone.as_str())
+                    .map_err(crate::backend)?
+                    .as_deref()
+                    == Some(user.id.as_bytes().as_slice())
+            }
+            None => true,
+        };
+        if !email_ok || !phone_ok {
+            return Err(broken("user without its index entry"));
+        }
+    }
+    for key in t.user_passkeys.iter().keys() {
+        let key = key.map_err(crate::backend)?;
+        if t.passkeys
+            .get(key.get(16..).unwrap_or_default())
+            .map_err(crate::backend)?
+            .is_none()
+        {
+            return Err(broken("passkey index"));
+        }
+    }
+    Ok(())
 }

@@ -22,21 +22,25 @@ use latchkey_sled::{Durability, SledConfig, SledStore};
 const CHILD_ENV: &str = "LATCHKEY_SLED_CRASH_CHILD";
 const ROUNDS: usize = 24;
 
-/// Opens the store, retrying for up to two seconds: the previous holder (the parent) may
-/// still be releasing sled's file lock from its background thread.
-fn open(dir: &Path) -> SledStore {
-    let config = || {
-        SledConfig::new(dir)
-            .durability(Durability::SecurityCritical)
-            .sweep_every(None)
-    };
+/// Retries for up to two seconds: the previous holder of the files may still be releasing
+/// sled's lock from its background thread.
+fn retry<T, E: std::fmt::Debug>(mut attempt: impl FnMut() -> Result<T, E>) -> T {
     for _ in 0..200 {
-        if let Ok(store) = SledStore::with_config(config()) {
-            return store;
+        if let Ok(value) = attempt() {
+            return value;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    SledStore::with_config(config()).unwrap()
+    attempt().unwrap()
+}
+
+fn open(dir: &Path) -> SledStore {
+    retry(|| {
+        let config = SledConfig::new(dir)
+            .durability(Durability::SecurityCritical)
+            .sweep_every(None);
+        SledStore::with_config(config)
+    })
 }
 
 fn hash(session: &SessionId, generation: u64) -> SecretHash {
@@ -83,6 +87,14 @@ fn crash_child() {
         session.refresh_hash = hash(&session.id, 0);
         store.create_session(&session).await.unwrap();
         println!("session {}", session.id);
+        // Backup codes are durable records (challenges are voided by a crash anyway): their
+        // consumption is what shows that a spent secret stays spent.
+        let mut holder = User::new(UserId::generate(), SystemClock.now());
+        holder.email = Some(Email::parse(&format!("r{round}-codes@crash.example.com")).unwrap());
+        store.create_user(&holder).await.unwrap();
+        let codes: Vec<SecretHash> = (0..500).map(|j| hash(&session.id, 1_000_000 + j)).collect();
+        store.replace_backup_codes(holder.id, &codes).await.unwrap();
+        println!("codes {} {}", holder.id, session.id);
         for i in 0u64.. {
             let mut user = User::new(UserId::generate(), SystemClock.now());
             user.email = Some(Email::parse(&format!("r{round}-u{i}@crash.example.com")).unwrap());
@@ -97,6 +109,11 @@ fn crash_child() {
                 .unwrap();
             store.take(&key, now).await.unwrap().unwrap();
             println!("taken {}", key.id);
+
+            if let Some(code) = codes.get(i as usize) {
+                assert!(store.consume_backup_code(holder.id, code).await.unwrap());
+                println!("consumed {i}");
+            }
 
             let rotated = store
                 .rotate_refresh(
@@ -123,20 +140,33 @@ async fn acknowledged_writes_survive_sigkill_and_spent_secrets_stay_spent() {
     let exe = std::env::current_exe().unwrap();
     let mut total_users = 0;
     let mut opened = 0;
+    let mut consumed_total = 0;
     for round in 0..ROUNDS {
         let mut child = Command::new(&exe)
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, dir.path())
             .env("LATCHKEY_SLED_CRASH_ROUND", round.to_string())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(40 + random_below(200))).await;
+        tokio::time::sleep(Duration::from_millis(150 + random_below(350))).await;
         child.kill().unwrap(); // SIGKILL: no destructor, no clean-shutdown marker
-        child.wait().unwrap();
+        let status = child.wait().unwrap();
         let out = BufReader::new(child.stdout.take().unwrap());
         let lines: Vec<String> = out.lines().map_while(Result::ok).collect();
+        let mut errors = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut errors).unwrap();
+        // The child must have died of the kill, not of a failure of its own.
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "round {round}: {errors}"
+        );
+        assert!(
+            !errors.contains("panicked"),
+            "round {round}: the child failed: {errors}"
+        );
 
         let store = open(dir.path());
         if lines.iter().any(|l| l == "opened") {
@@ -149,6 +179,8 @@ async fn acknowledged_writes_survive_sigkill_and_spent_secrets_stay_spent() {
         let now = SystemClock.now();
         let mut session = None;
         let mut last_rotation = 0;
+        let mut holder = None;
+        let mut consumed = Vec::new();
         for line in &lines {
             let parts: Vec<&str> = line.split_whitespace().collect();
             match parts.as_slice() {
@@ -177,6 +209,13 @@ async fn acknowledged_writes_survive_sigkill_and_spent_secrets_stay_spent() {
                     assert!(store.take(&key, now).await.unwrap().is_none());
                 }
                 ["rotated", generation] => last_rotation = generation.parse().unwrap(),
+                ["codes", user, sid] => {
+                    holder = Some((
+                        user.parse::<UserId>().unwrap(),
+                        sid.parse::<SessionId>().unwrap(),
+                    ));
+                }
+                ["consumed", j] => consumed.push(j.parse::<u64>().unwrap()),
                 _ => {} // a line cut by the kill, or the test harness's own output
             }
         }
@@ -191,16 +230,37 @@ async fn acknowledged_writes_survive_sigkill_and_spent_secrets_stay_spent() {
                 "round {round}: a rotation was lost"
             );
             for generation in 0..current.generation {
-                let old = store
-                    .find_by_refresh_hash(&hash(&id, generation), now)
+                let replay = store
+                    .rotate_refresh(
+                        id,
+                        &hash(&id, generation),
+                        &hash(&id, u64::MAX - generation),
+                        now,
+                    )
                     .await
-                    .unwrap()
                     .unwrap();
                 assert!(
-                    !old.refresh_hash.ct_eq(&hash(&id, generation)),
-                    "round {round}: rotated token is current again"
+                    replay.is_none(),
+                    "round {round}: rotated token {generation} works again"
                 );
             }
+        }
+        if let Some((user, sid)) = holder {
+            for j in &consumed {
+                let code = hash(&sid, 1_000_000 + j);
+                let again = store.consume_backup_code(user, &code).await.unwrap();
+                assert!(
+                    !again,
+                    "round {round}: consumed backup code {j} is valid again"
+                );
+            }
+            let left = store.count_backup_codes(user).await.unwrap();
+            assert!(
+                left <= 500 - consumed.len(),
+                "round {round}: consumed codes came back ({left} left, {} consumed)",
+                consumed.len()
+            );
+            consumed_total += consumed.len();
         }
         // Records and indexes agree: every stored user is found by its email.
         let mut page = PageRequest::first(500);
@@ -220,6 +280,10 @@ async fn acknowledged_writes_survive_sigkill_and_spent_secrets_stay_spent() {
                 None => break,
             }
         }
+        // And the other way: no index entry without its record.
+        store
+            .check_indexes()
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
         store.close().unwrap();
     }
     assert!(
@@ -227,5 +291,8 @@ async fn acknowledged_writes_survive_sigkill_and_spent_secrets_stay_spent() {
         "most children got to write ({opened} of {ROUNDS})"
     );
     assert!(total_users > 0, "the children wrote something");
-    println!("{ROUNDS} kills, {opened} mid-write, {total_users} acknowledged users checked");
+    assert!(consumed_total > 0, "codes were consumed before kills");
+    println!(
+        "{ROUNDS} kills, {opened} mid-write, {total_users} acknowledged users and {consumed_total} consumed codes checked"
+    );
 }
