@@ -112,6 +112,23 @@ pub struct PasskeyCredential {
     pub last_used_at: Option<Timestamp>,
 }
 
+impl PasskeyCredential {
+    /// Records a sign-in if it may be recorded: the signature counter must grow, unless the
+    /// authenticator keeps none (0 on both sides). Returns whether it applied; `false` is a
+    /// counter regression, a possibly cloned authenticator. The rule every
+    /// [`UserStore::record_passkey_use`](crate::store::UserStore::record_passkey_use) applies.
+    pub fn record_use(&mut self, use_: &PasskeyUse) -> bool {
+        let advances = use_.counter > self.counter || (use_.counter == 0 && self.counter == 0);
+        if advances {
+            self.counter = use_.counter;
+            self.backup_state = use_.backup_state;
+            self.passkey = use_.passkey.clone();
+            self.last_used_at = Some(use_.at);
+        }
+        advances
+    }
+}
+
 /// What a successful passkey sign-in changes on its credential.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PasskeyUse {
@@ -151,6 +168,27 @@ pub struct TotpFactor {
     pub last_step: Option<u64>,
     /// When it was enrolled.
     pub created_at: Timestamp,
+}
+
+impl TotpFactor {
+    /// Accepts a time step if it is later than the last accepted one (a code for an earlier
+    /// or equal step is a replay). Returns whether it did. The rule every
+    /// [`UserStore::advance_totp_step`](crate::store::UserStore::advance_totp_step) applies.
+    pub fn advance_step(&mut self, step: u64) -> bool {
+        if self.last_step.is_some_and(|last| step <= last) {
+            return false;
+        }
+        self.last_step = Some(step);
+        true
+    }
+
+    /// This factor as it should be stored over `previous`: the last accepted step never
+    /// moves back, so no write can make an accepted code replayable.
+    pub fn merged_over(&self, previous: Option<&TotpFactor>) -> TotpFactor {
+        let mut merged = self.clone();
+        merged.last_step = merged.last_step.max(previous.and_then(|p| p.last_step));
+        merged
+    }
 }
 
 #[cfg(test)]

@@ -223,16 +223,7 @@ impl UserStore for MemoryStore {
         let Some(credential) = t.passkey_mut(owner, id) else {
             return Ok(false);
         };
-        let advances =
-            use_.counter > credential.counter || (use_.counter == 0 && credential.counter == 0);
-        if !advances {
-            return Ok(false);
-        }
-        credential.counter = use_.counter;
-        credential.backup_state = use_.backup_state;
-        credential.passkey = use_.passkey.clone();
-        credential.last_used_at = Some(use_.at);
-        Ok(true)
+        Ok(credential.record_use(use_))
     }
 
     async fn rename_passkey(
@@ -271,10 +262,7 @@ impl UserStore for MemoryStore {
             return Err(StoreError::Conflict { what: "factor" });
         }
         let totp = &mut t.owned_mut(factor.user_id)?.totp;
-        let mut stored = factor.clone();
-        stored.last_step = stored
-            .last_step
-            .max(totp.get(&factor.id).and_then(|f| f.last_step));
+        let stored = factor.merged_over(totp.get(&factor.id));
         totp.insert(factor.id, stored);
         t.totp_owner.insert(factor.id, factor.user_id);
         Ok(())
@@ -301,11 +289,7 @@ impl UserStore for MemoryStore {
         let Some(stored) = t.owned.get_mut(&user).and_then(|o| o.totp.get_mut(&factor)) else {
             return Ok(false);
         };
-        if stored.last_step.is_some_and(|last| step <= last) {
-            return Ok(false);
-        }
-        stored.last_step = Some(step);
-        Ok(true)
+        Ok(stored.advance_step(step))
     }
 
     async fn delete_totp_factor(&self, user: UserId, factor: FactorId) -> StoreResult<bool> {

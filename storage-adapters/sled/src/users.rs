@@ -274,15 +274,9 @@ impl UserStore for SledStore {
                     return Ok(false);
                 };
                 let mut credential: PasskeyCredential = dec(&raw, "passkey")?;
-                let advances = use_.counter > credential.counter
-                    || (use_.counter == 0 && credential.counter == 0);
-                if !advances {
+                if !credential.record_use(use_) {
                     return Ok(false);
                 }
-                credential.counter = use_.counter;
-                credential.backup_state = use_.backup_state;
-                credential.passkey = use_.passkey.clone();
-                credential.last_used_at = Some(use_.at);
                 w.put(&t.passkeys, id.as_bytes().to_vec(), enc(&credential)?);
                 Ok(true)
             })
@@ -347,8 +341,7 @@ impl UserStore for SledStore {
                     .get(&t.totp, &key)?
                     .map(|raw| dec(&raw, "totp factor"))
                     .transpose()?;
-                let mut stored = factor.clone();
-                stored.last_step = stored.last_step.max(previous.and_then(|p| p.last_step));
+                let stored = factor.merged_over(previous.as_ref());
                 w.put(&t.totp, key, enc(&stored)?);
                 w.put(
                     &t.totp_owner,
@@ -387,10 +380,9 @@ impl UserStore for SledStore {
                     return Ok(false);
                 };
                 let mut stored: TotpFactor = dec(&raw, "totp factor")?;
-                if stored.last_step.is_some_and(|last| step <= last) {
+                if !stored.advance_step(step) {
                     return Ok(false);
                 }
-                stored.last_step = Some(step);
                 w.put(&t.totp, key, enc(&stored)?);
                 Ok(true)
             })
