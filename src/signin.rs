@@ -256,7 +256,13 @@ pub(crate) async fn finish(
     ctx: &RequestContext,
     method: &str,
 ) -> Result<SignIn, Error> {
-    let signed_in = match code_request {
+    // Logged first: a failure to log leaves nothing issued, so no session or code ever
+    // exists without its line in the login log.
+    let event = crate::model::AuthEvent::new(AuthEventKind::SignIn, ctx, inner.clock.now())
+        .with_user(user.id)
+        .with_method(method);
+    inner.audit_log.append(&event).await?;
+    Ok(match code_request {
         Some(request) => {
             let code =
                 crate::tokens::auth_code::issue(inner, user.id, org_id, amr, aal, request).await?;
@@ -265,12 +271,7 @@ pub(crate) async fn finish(
         None => SignIn::Complete(
             open_session(inner, user, amr, aal, org_id, SessionId::generate(), ctx).await?,
         ),
-    };
-    let event = crate::model::AuthEvent::new(AuthEventKind::SignIn, ctx, inner.clock.now())
-        .with_user(user.id)
-        .with_method(method);
-    inner.audit_log.append(&event).await?;
-    Ok(signed_in)
+    })
 }
 
 /// The second factors a user has enrolled.

@@ -15,7 +15,9 @@ use latchkey_sled::{Durability, SledConfig, SledStore};
 async fn main() {
     let mut args = std::env::args().skip(1);
     let rounds: u64 = args.next().map_or(10, |n| n.parse().expect("rounds"));
-    let per_round: u64 = args.next().map_or(100_000, |n| n.parse().expect("codes per round"));
+    let per_round: u64 = args
+        .next()
+        .map_or(100_000, |n| n.parse().expect("codes per round"));
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::fixed();
     let config = SledConfig::new(dir.path())
@@ -27,7 +29,10 @@ async fn main() {
         let now = clock.now();
         for i in 0..per_round {
             let key = ChallengeKey::new(ChallengeKind::OneTimeCode, format!("r{round}-c{i}"));
-            store.insert(&key, &[7u8; 96], now + Duration::from_secs(600), now).await.unwrap();
+            store
+                .insert(&key, &[7u8; 96], now + Duration::from_secs(600), now)
+                .await
+                .unwrap();
         }
         clock.advance(Duration::from_secs(600));
         let swept = store.purge_expired(clock.now()).await.unwrap();
