@@ -692,8 +692,8 @@ fn exchange(code: &AuthCode) -> CodeExchange {
     }
 }
 
-/// An organization with a registered public client `web-app`, and `user` a member of it.
-async fn register_client(h: &Harness, user: UserId, secret: Option<&str>) -> OrgId {
+/// A new, stored organization.
+async fn new_org(h: &Harness) -> Organization {
     let org = Organization {
         id: OrgId::generate(),
         name: "Acme".into(),
@@ -705,6 +705,12 @@ async fn register_client(h: &Harness, user: UserId, secret: Option<&str>) -> Org
         revision: 0,
     };
     h.store.create_org(&org).await.unwrap();
+    org
+}
+
+/// An organization with a registered public client `web-app`, and `user` a member of it.
+async fn register_client(h: &Harness, user: UserId, secret: Option<&str>) -> OrgId {
+    let org = new_org(h).await;
     let app = App {
         client_id: ClientId::new("web-app").unwrap(),
         org_id: org.id,
@@ -946,17 +952,7 @@ async fn enrolled_second_factor_makes_sign_in_an_mfa_step() {
 async fn roles_and_permissions_of_the_org_are_in_the_token() {
     let h = support::harness();
     let alice = user(&h, "alice@example.com").await;
-    let org = Organization {
-        id: OrgId::generate(),
-        name: "Acme".into(),
-        slug: "acme".into(),
-        domains: vec![],
-        settings: serde_json::Value::Null,
-        created_at: h.auth.now(),
-        updated_at: h.auth.now(),
-        revision: 0,
-    };
-    h.store.create_org(&org).await.unwrap();
+    let org = new_org(&h).await;
     let role = Role {
         id: RoleId::generate(),
         org_id: org.id,

@@ -17,22 +17,13 @@ use latchkey::crypto::SecretHash;
 use latchkey::model::{ChallengeKey, ChallengeKind, PageRequest, Session, SessionId, User, UserId};
 use latchkey::store::{ChallengeStore, SessionStore, UserQuery, UserStore};
 use latchkey::{Clock, Email, SystemClock};
+mod support;
+
 use latchkey_sled::{Durability, SledConfig, SledStore};
+use support::retry;
 
 const CHILD_ENV: &str = "LATCHKEY_SLED_CRASH_CHILD";
 const ROUNDS: usize = 24;
-
-/// Retries for up to two seconds: the previous holder of the files may still be releasing
-/// sled's lock from its background thread.
-fn retry<T, E: std::fmt::Debug>(mut attempt: impl FnMut() -> Result<T, E>) -> T {
-    for _ in 0..200 {
-        if let Ok(value) = attempt() {
-            return value;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    attempt().unwrap()
-}
 
 fn open(dir: &Path) -> SledStore {
     retry(|| {

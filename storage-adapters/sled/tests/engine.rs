@@ -5,27 +5,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
-use std::time::Duration;
 
 use latchkey::model::{User, UserId};
 use latchkey::store::UserStore;
 use latchkey::testing::{test_keyring, test_pepper};
 use latchkey::{AuthMethod, Config, Latchkey, ManualClock, RequestContext, SignIn};
+mod support;
+
 use latchkey_sled::{SledConfig, SledStore};
+use support::retry;
 
 fn engine(dir: &Path, clock: &ManualClock) -> (Latchkey, SledStore) {
-    let mut store = None;
-    for _ in 0..200 {
-        match SledStore::with_config(SledConfig::new(dir).clock(clock.clone())) {
-            Ok(opened) => {
-                store = Some(opened);
-                break;
-            }
-            // sled releases its lock from a background thread after the last handle drops.
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
-    let store = store.expect("sled opens");
+    let store = retry(|| SledStore::with_config(SledConfig::new(dir).clock(clock.clone())));
     let auth = Latchkey::builder(Config::new("https://app.example.com"))
         .store(store.clone())
         .clock(clock.clone())

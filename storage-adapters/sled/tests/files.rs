@@ -9,19 +9,10 @@ use std::time::Duration;
 use latchkey::model::{ChallengeKey, ChallengeKind, User, UserId};
 use latchkey::store::{ChallengeStore, UserStore};
 use latchkey::{Clock, ManualClock, StoreError};
-use latchkey_sled::{Durability, SledConfig, SledStore};
+mod support;
 
-/// sled releases its file lock from a background thread shortly after the last handle
-/// drops: a reopen in the same process retries for up to two seconds.
-fn retry<T, E: std::fmt::Debug>(mut attempt: impl FnMut() -> Result<T, E>) -> T {
-    for _ in 0..200 {
-        if let Ok(value) = attempt() {
-            return value;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    attempt().unwrap()
-}
+use latchkey_sled::{Durability, SledConfig, SledStore};
+use support::retry;
 
 fn open(dir: &Path, clock: &ManualClock) -> SledStore {
     retry(|| SledStore::with_config(SledConfig::new(dir).clock(clock.clone()).sweep_every(None)))
