@@ -82,6 +82,18 @@ fn forge(header: &serde_json::Value, claims: &serde_json::Value, signature: &str
     format!("{}.{}.{signature}", enc(header), enc(claims))
 }
 
+/// The error code a refresh with `token` is refused with.
+async fn refresh_refused(h: &Harness, token: &RefreshToken) -> &'static str {
+    let err = h.auth.tokens().refresh(token, &ctx()).await;
+    err.expect_err("the refresh must be refused").code()
+}
+
+/// The error code an exchange is refused with.
+async fn exchange_refused(h: &Harness, exchange: &CodeExchange) -> &'static str {
+    let err = h.auth.tokens().exchange_code(exchange, &ctx()).await;
+    err.expect_err("the exchange must be refused").code()
+}
+
 async fn refused(h: &Harness, token: &str) -> Error {
     h.auth
         .tokens()
@@ -507,20 +519,14 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_session() {
         .unwrap();
 
     // The old token again: the thief and the owner both lose the session.
-    let err = h
-        .auth
-        .tokens()
-        .refresh(&first.refresh_token, &ctx())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "invalid_token");
-    let err = h
-        .auth
-        .tokens()
-        .refresh(&second.refresh_token, &ctx())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "invalid_token");
+    assert_eq!(
+        refresh_refused(&h, &first.refresh_token).await,
+        "invalid_token"
+    );
+    assert_eq!(
+        refresh_refused(&h, &second.refresh_token).await,
+        "invalid_token"
+    );
     let live = h
         .auth
         .tokens()
@@ -546,15 +552,7 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_session() {
             .any(|e| e.kind == AuthEventKind::RefreshTokenReused)
     );
     let unknown = RefreshToken::new("never-issued");
-    assert_eq!(
-        h.auth
-            .tokens()
-            .refresh(&unknown, &ctx())
-            .await
-            .unwrap_err()
-            .code(),
-        "invalid_token"
-    );
+    assert_eq!(refresh_refused(&h, &unknown).await, "invalid_token");
 }
 
 /// OA-08/CON-01: 16 concurrent refreshes with one token: one succeeds, the rest fail, and
@@ -580,13 +578,11 @@ async fn refresh_is_single_use_under_16_concurrent_refreshes() {
             .filter(|r| r.is_err())
             .all(|r| r.as_ref().unwrap_err().code() == "invalid_token")
     );
-    let err = h
-        .auth
-        .tokens()
-        .refresh(&winners[0].refresh_token, &ctx())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "invalid_token", "the session was revoked");
+    assert_eq!(
+        refresh_refused(&h, &winners[0].refresh_token).await,
+        "invalid_token",
+        "the session was revoked"
+    );
     let session = h
         .store
         .get_session(first.session_id, h.auth.now())
@@ -602,15 +598,7 @@ async fn sessions_end_when_idle_or_at_their_absolute_lifetime() {
     let alice = user(&h, "alice@example.com").await;
     let idle = sign_in(&h, alice.id).await;
     h.clock.advance(Duration::from_secs(7 * 86_400));
-    assert_eq!(
-        h.auth
-            .tokens()
-            .refresh(&idle.refresh_token, &ctx())
-            .await
-            .unwrap_err()
-            .code(),
-        "expired"
-    );
+    assert_eq!(refresh_refused(&h, &idle.refresh_token).await, "expired");
 
     let mut tokens = sign_in(&h, alice.id).await;
     for _ in 0..4 {
@@ -624,12 +612,7 @@ async fn sessions_end_when_idle_or_at_their_absolute_lifetime() {
     }
     h.clock.advance(Duration::from_secs(6 * 86_400)); // 30 days after sign-in
     assert_eq!(
-        h.auth
-            .tokens()
-            .refresh(&tokens.refresh_token, &ctx())
-            .await
-            .unwrap_err()
-            .code(),
+        refresh_refused(&h, &tokens.refresh_token).await,
         "invalid_token"
     );
 }
@@ -659,12 +642,7 @@ async fn blocked_users_cannot_sign_in_or_refresh() {
         "blocked and unknown look the same"
     );
     assert_eq!(
-        h.auth
-            .tokens()
-            .refresh(&tokens.refresh_token, &ctx())
-            .await
-            .unwrap_err()
-            .code(),
+        refresh_refused(&h, &tokens.refresh_token).await,
         "invalid_token"
     );
 }
@@ -769,13 +747,10 @@ async fn auth_code_exchanges_once_and_replay_revokes() {
     assert_eq!(claims.sub, alice.id);
     assert_eq!(claims.amr, vec!["email"]);
 
-    let replay = h
-        .auth
-        .tokens()
-        .exchange_code(&exchange(&code), &ctx())
-        .await
-        .unwrap_err();
-    assert_eq!(replay.code(), "invalid_token");
+    assert_eq!(
+        exchange_refused(&h, &exchange(&code)).await,
+        "invalid_token"
+    );
     let live = h
         .auth
         .tokens()
@@ -788,12 +763,7 @@ async fn auth_code_exchanges_once_and_replay_revokes() {
         "what the first exchange issued is revoked"
     );
     assert_eq!(
-        h.auth
-            .tokens()
-            .refresh(&tokens.refresh_token, &ctx())
-            .await
-            .unwrap_err()
-            .code(),
+        refresh_refused(&h, &tokens.refresh_token).await,
         "invalid_token"
     );
 }
@@ -814,33 +784,17 @@ async fn auth_code_is_bound_to_pkce_client_and_redirect_uri() {
         let code = code_for(&h, alice.id).await;
         let mut bad = exchange(&code);
         wrong(&mut bad);
+        assert_eq!(exchange_refused(&h, &bad).await, "invalid_token");
         assert_eq!(
-            h.auth
-                .tokens()
-                .exchange_code(&bad, &ctx())
-                .await
-                .unwrap_err()
-                .code(),
-            "invalid_token"
+            exchange_refused(&h, &exchange(&code)).await,
+            "invalid_token",
+            "one attempt per code"
         );
-        let err = h
-            .auth
-            .tokens()
-            .exchange_code(&exchange(&code), &ctx())
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), "invalid_token", "one attempt per code");
     }
     let code = code_for(&h, alice.id).await;
     let mut malformed = exchange(&code);
     malformed.code_verifier = CodeVerifier::new("short");
-    let err = h
-        .auth
-        .tokens()
-        .exchange_code(&malformed, &ctx())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "invalid_input");
+    assert_eq!(exchange_refused(&h, &malformed).await, "invalid_input");
     h.auth
         .tokens()
         .exchange_code(&exchange(&code), &ctx())
@@ -857,13 +811,10 @@ async fn auth_code_is_bound_to_pkce_client_and_redirect_uri() {
         .await
         .unwrap();
     h.clock.advance(Duration::from_secs(1));
-    let err = h
-        .auth
-        .tokens()
-        .exchange_code(&exchange(&late), &ctx())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "invalid_token");
+    assert_eq!(
+        exchange_refused(&h, &exchange(&late)).await,
+        "invalid_token"
+    );
 }
 
 /// CON-01: 16 concurrent exchanges of one code: exactly one gets tokens.
@@ -1154,13 +1105,7 @@ async fn confidential_clients_must_present_their_secret() {
         let code = code_for(&h, alice.id).await;
         let mut ex = exchange(&code);
         ex.client_secret = wrong.map(latchkey::crypto::ClientSecret::new);
-        let err = h
-            .auth
-            .tokens()
-            .exchange_code(&ex, &ctx())
-            .await
-            .unwrap_err();
-        assert_eq!(err.code(), "invalid_credentials");
+        assert_eq!(exchange_refused(&h, &ex).await, "invalid_credentials");
     }
     let code = code_for(&h, alice.id).await;
     let mut ex = exchange(&code);
@@ -1184,15 +1129,7 @@ async fn a_leaked_code_without_its_verifier_revokes_nothing() {
         .unwrap();
     let mut guess = exchange(&code);
     guess.code_verifier = CodeVerifier::new("B".repeat(43));
-    assert_eq!(
-        h.auth
-            .tokens()
-            .exchange_code(&guess, &ctx())
-            .await
-            .unwrap_err()
-            .code(),
-        "invalid_token"
-    );
+    assert_eq!(exchange_refused(&h, &guess).await, "invalid_token");
     h.auth
         .tokens()
         .verify_live(tokens.access_token.secret())
