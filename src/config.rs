@@ -7,6 +7,7 @@ use url::Url;
 
 use crate::Error;
 
+const SECOND: Duration = Duration::from_secs(1);
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
@@ -38,6 +39,10 @@ pub struct Config {
     pub limits: Limits,
     /// Access-token signing and verification.
     pub tokens: TokenPolicy,
+    /// Magic links and one-time codes.
+    pub passwordless: Passwordless,
+    /// The SMS pumping guard.
+    pub sms: SmsPolicy,
 }
 
 impl Config {
@@ -55,6 +60,8 @@ impl Config {
             codes: CodePolicy::default(),
             limits: Limits::default(),
             tokens: TokenPolicy::default(),
+            passwordless: Passwordless::default(),
+            sms: SmsPolicy::default(),
         }
     }
 
@@ -80,7 +87,13 @@ impl Config {
         self.codes.validate()?;
         self.limits.validate()?;
         self.tokens.validate()?;
+        self.passwordless.validate()?;
+        self.sms.validate()?;
+        let link_base = origin
+            .join(&self.passwordless.link_path)
+            .map_err(|_| Error::Config("passwordless.link_path is not a path".into()))?;
         Ok(ValidConfig {
+            link_base,
             origin,
             rp_id,
             config: self,
@@ -119,6 +132,8 @@ pub(crate) struct ValidConfig {
     pub(crate) config: Config,
     pub(crate) origin: Url,
     pub(crate) rp_id: String,
+    /// The magic-link landing page: the origin joined with `passwordless.link_path`.
+    pub(crate) link_base: Url,
 }
 
 /// Lifetimes.
@@ -132,9 +147,10 @@ pub struct Ttl {
     /// A session not refreshed for this long ends. Default 7 days; longer than
     /// `access_token`, at most `session`.
     pub session_idle: Duration,
-    /// Magic links. Default 15 minutes; at most 24 hours.
+    /// Magic links. Default 10 minutes (NIST SP 800-63B §3.1.3.2); at most 1 hour.
     pub magic_link: Duration,
-    /// Email and SMS one-time codes. Default 10 minutes; at most 1 hour.
+    /// Email and SMS one-time codes. Default 10 minutes, which is also the most (NIST SP
+    /// 800-63B §3.1.3.2).
     pub one_time_code: Duration,
     /// Authorization codes. Default 60 seconds; at most 10 minutes (RFC 6749 §4.1.2).
     pub auth_code: Duration,
@@ -150,7 +166,7 @@ impl Default for Ttl {
             access_token: 15 * MINUTE,
             session: 30 * DAY,
             session_idle: 7 * DAY,
-            magic_link: 15 * MINUTE,
+            magic_link: 10 * MINUTE,
             one_time_code: 10 * MINUTE,
             auth_code: MINUTE,
             mfa_token: 5 * MINUTE,
@@ -165,8 +181,8 @@ impl Ttl {
             ("access_token", self.access_token, DAY),
             ("session", self.session, 400 * DAY),
             ("session_idle", self.session_idle, 400 * DAY),
-            ("magic_link", self.magic_link, DAY),
-            ("one_time_code", self.one_time_code, HOUR),
+            ("magic_link", self.magic_link, HOUR),
+            ("one_time_code", self.one_time_code, 10 * MINUTE),
             ("auth_code", self.auth_code, 10 * MINUTE),
             ("mfa_token", self.mfa_token, 30 * MINUTE),
             ("webauthn_ceremony", self.webauthn_ceremony, 30 * MINUTE),
@@ -357,6 +373,9 @@ pub struct Limits {
     pub sends_per_recipient: RateLimit,
     /// Emails or texts requested from one client IP. Default 30 per hour.
     pub sends_per_ip: RateLimit,
+    /// The least time between two sends to one address or number (a resend included).
+    /// Default 30 seconds; at most 10 minutes.
+    pub send_cooldown: Duration,
 }
 
 impl Default for Limits {
@@ -366,6 +385,7 @@ impl Default for Limits {
             failures_per_ip: RateLimit::sliding(100, 15 * MINUTE),
             sends_per_recipient: RateLimit::sliding(5, HOUR),
             sends_per_ip: RateLimit::sliding(30, HOUR),
+            send_cooldown: 30 * SECOND,
         }
     }
 }
@@ -377,7 +397,130 @@ impl Limits {
         self.failures_per_ip.validate("failures_per_ip", 100_000)?;
         self.sends_per_recipient
             .validate("sends_per_recipient", 1000)?;
-        self.sends_per_ip.validate("sends_per_ip", 100_000)
+        self.sends_per_ip.validate("sends_per_ip", 100_000)?;
+        if self.send_cooldown < SECOND || self.send_cooldown > 10 * MINUTE {
+            return Err(Error::Config(
+                "limits.send_cooldown must be between 1 s and 10 minutes".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// How magic links and one-time codes behave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Passwordless {
+    /// Whether a verified link or code for an address no account has creates the account
+    /// (sign-up). Default on. Off, such addresses receive nothing, and the response is the
+    /// same as for a known address.
+    pub sign_up: bool,
+    /// Same-device binding for magic links (default on): a link opened in another browser
+    /// than the one that asked also needs the short code shown in the asking tab. Without
+    /// it, anyone who opens the link signs in the asking tab, which a phishing page can
+    /// exploit by asking for a link to its victim's address.
+    pub bind_device: bool,
+    /// The path of the page that magic links open, on the public origin. Default
+    /// `/magic-link`; the link is `{origin}{link_path}?token=…`.
+    pub link_path: String,
+    /// When messages are handed to the mailer or SMS sender. Default
+    /// [`Delivery::Background`].
+    pub delivery: Delivery,
+}
+
+impl Default for Passwordless {
+    fn default() -> Self {
+        Passwordless {
+            sign_up: true,
+            bind_device: true,
+            link_path: "/magic-link".into(),
+            delivery: Delivery::Background,
+        }
+    }
+}
+
+impl Passwordless {
+    fn validate(&self) -> Result<(), Error> {
+        let path = &self.link_path;
+        let plain = |b: u8| b.is_ascii_alphanumeric() || b"/-._~".contains(&b);
+        if !path.starts_with('/') || path.starts_with("//") || !path.bytes().all(plain) {
+            return Err(Error::Config(
+                "passwordless.link_path must be an absolute path of A-Z a-z 0-9 / - . _ ~".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// When a message is handed to the [`Mailer`](crate::Mailer) or
+/// [`SmsSender`](crate::SmsSender).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Delivery {
+    /// On a task of its own (on the current Tokio runtime; inline when there is none): a
+    /// "send me a link" call answers before the message goes out, so its latency says
+    /// nothing about whether the address has an account (an unknown one gets no message
+    /// when sign-up is off). Failures are logged (`tracing`), not returned.
+    /// [`Latchkey::flush_deliveries`](crate::Latchkey::flush_deliveries) waits for the
+    /// messages under way, e.g. before shutting down.
+    Background,
+    /// Within the call: delivery errors are returned as [`Error::Delivery`], and the
+    /// call's latency includes the mailer's.
+    Inline,
+}
+
+/// The SMS pumping guard (toll fraud): every budget is spent before the SMS sender is
+/// called, so a refusal costs nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SmsPolicy {
+    /// Calling-code prefixes that may receive texts, without `+` (`"1"`, `"44"`,
+    /// `"4670"`): a number must start with one of them. Empty (the default) allows all.
+    pub allowed_prefixes: Vec<String>,
+    /// Texts to one number. Default 5 per 24 hours.
+    pub per_number: RateLimit,
+    /// Texts requested from one client IP. Default 10 per hour.
+    pub per_ip: RateLimit,
+    /// Texts in all, per engine and store. Default 1 000 per hour: past it SMS is off
+    /// until the window drains, and the refusal is logged as an alert.
+    pub global: RateLimit,
+}
+
+impl Default for SmsPolicy {
+    fn default() -> Self {
+        SmsPolicy {
+            allowed_prefixes: Vec::new(),
+            per_number: RateLimit::sliding(5, DAY),
+            per_ip: RateLimit::sliding(10, HOUR),
+            global: RateLimit::sliding(1000, HOUR),
+        }
+    }
+}
+
+impl SmsPolicy {
+    fn validate(&self) -> Result<(), Error> {
+        for prefix in &self.allowed_prefixes {
+            let digits = prefix.bytes().all(|b| b.is_ascii_digit());
+            if !(1..=6).contains(&prefix.len()) || !digits || prefix.starts_with('0') {
+                return Err(Error::Config(
+                    "sms.allowed_prefixes holds 1 to 6 digits each, without + or a leading 0"
+                        .into(),
+                ));
+            }
+        }
+        self.per_number.validate("sms.per_number", 1000)?;
+        self.per_ip.validate("sms.per_ip", 100_000)?;
+        self.global.validate("sms.global", 10_000_000)
+    }
+
+    /// Whether texts may go to `phone` (E.164).
+    pub(crate) fn allows(&self, phone: &str) -> bool {
+        let digits = phone.trim_start_matches('+');
+        self.allowed_prefixes.is_empty()
+            || self
+                .allowed_prefixes
+                .iter()
+                .any(|p| digits.starts_with(p.as_str()))
     }
 }
 

@@ -19,6 +19,8 @@ pub struct RequestContext {
     pub org_id: Option<OrgId>,
     /// The app that made the request.
     pub client_id: Option<ClientId>,
+    /// The person's language (a BCP 47 tag such as `de` or `pt-BR`), for messages.
+    pub locale: Option<String>,
 }
 
 impl RequestContext {
@@ -58,6 +60,19 @@ impl RequestContext {
         self.client_id = Some(client_id);
         self
     }
+
+    /// Sets the language from a BCP 47 tag (`de`, `pt-BR`; an `Accept-Language` header's
+    /// first entry). A value that is not such a tag is ignored, so header junk never
+    /// reaches a template lookup.
+    pub fn with_locale(mut self, tag: &str) -> Self {
+        let tag = tag.trim();
+        let valid = (2..=35).contains(&tag.len())
+            && tag.split('-').all(|part| {
+                (1..=8).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_alphanumeric())
+            });
+        self.locale = valid.then(|| tag.to_owned());
+        self
+    }
 }
 
 #[cfg(test)]
@@ -72,5 +87,20 @@ mod tests {
         assert!(kept.len() <= RequestContext::MAX_USER_AGENT);
         assert!(kept.chars().all(|c| c == 'é'));
         assert_eq!(kept.len(), 512);
+    }
+
+    #[test]
+    fn only_language_tags_become_locales() {
+        assert_eq!(
+            RequestContext::new().with_locale("pt-BR").locale.as_deref(),
+            Some("pt-BR")
+        );
+        for junk in ["", "x", "de;q=0.9", "../../etc", "en_US", "a-toolongpart1"] {
+            assert_eq!(
+                RequestContext::new().with_locale(junk).locale,
+                None,
+                "{junk:?}"
+            );
+        }
     }
 }

@@ -8,10 +8,13 @@ use url::Url;
 use crate::audit::Audit;
 use crate::config::{Config, ValidConfig};
 use crate::crypto::{Keyring, Pepper, SecretHasher};
-use crate::delivery::{Mailer, SmsSender};
+use crate::delivery::{Dispatcher, Mailer, SmsSender};
+use crate::flows::codes::Codes;
+use crate::flows::magic_link::MagicLinks;
 use crate::protect::RateLimiter;
 use crate::sessions::Sessions;
 use crate::store::{AuditLog, ChallengeStore, OrgStore, SessionStore, Storage, UserStore};
+use crate::templates::Templates;
 use crate::tokens::{KeySet, KeyState, SigningKey, Tokens, VerifiedCache};
 use crate::{Clock, Error, SystemClock, Timestamp};
 
@@ -38,6 +41,8 @@ pub(crate) struct Inner {
     pub(crate) keyring: Keyring,
     pub(crate) keys: KeyState,
     pub(crate) verified: VerifiedCache,
+    pub(crate) templates: Templates,
+    pub(crate) dispatcher: Dispatcher,
 }
 
 impl Latchkey {
@@ -56,6 +61,7 @@ impl Latchkey {
             pepper: None,
             keyring: None,
             signing_pems: Vec::new(),
+            templates: Templates::new(),
         }
     }
 
@@ -71,6 +77,28 @@ impl Latchkey {
     /// Users' sessions.
     pub fn sessions(&self) -> Sessions<'_> {
         Sessions::new(&self.inner)
+    }
+
+    /// Magic links: send, resend, peek, verify, and the asking tab's status.
+    pub fn magic_links(&self) -> MagicLinks<'_> {
+        MagicLinks::new(&self.inner)
+    }
+
+    /// One-time codes by email and SMS.
+    pub fn codes(&self) -> Codes<'_> {
+        Codes::new(&self.inner)
+    }
+
+    /// Waits until every message handed to the mailer or SMS sender in the background
+    /// ([`Delivery::Background`](crate::Delivery::Background)) has been sent or has
+    /// failed. Call it before shutting down, so no code or link is lost in flight.
+    pub async fn flush_deliveries(&self) {
+        self.inner.dispatcher.flush().await;
+    }
+
+    /// The templates messages are rendered with.
+    pub fn templates(&self) -> &Templates {
+        &self.inner.templates
     }
 
     /// The configuration, as validated.
@@ -185,6 +213,7 @@ pub struct LatchkeyBuilder {
     pepper: Option<Pepper>,
     keyring: Option<Keyring>,
     signing_pems: Vec<String>,
+    templates: Templates,
 }
 
 impl LatchkeyBuilder {
@@ -276,6 +305,13 @@ impl LatchkeyBuilder {
         self
     }
 
+    /// The templates messages are rendered with (the built-in ones by default), with
+    /// overrides per organization and language.
+    pub fn templates(mut self, templates: Templates) -> Self {
+        self.templates = templates;
+        self
+    }
+
     /// Checks the configuration and assembles the engine.
     ///
     /// Fails with [`Error::Config`] naming the first problem: an invalid origin or policy, a
@@ -314,6 +350,8 @@ impl LatchkeyBuilder {
             keyring: self.keyring.ok_or_else(|| missing("keyring"))?,
             keys: KeyState::new(fixed_keys),
             verified: VerifiedCache::new(cache_capacity),
+            templates: self.templates,
+            dispatcher: Dispatcher::default(),
         };
         Ok(Latchkey {
             inner: Arc::new(inner),

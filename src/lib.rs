@@ -81,11 +81,13 @@ pub mod crypto;
 mod delivery;
 mod engine;
 mod error;
+pub mod flows;
 pub mod model;
 pub mod protect;
 mod sessions;
 mod signin;
 pub mod store;
+mod templates;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tokens;
@@ -93,15 +95,23 @@ pub mod tokens;
 pub use audit::Audit;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{
-    CodePolicy, Config, Limits, RateLimit, SigningAlgorithm, TokenPolicy, Ttl, Window,
+    CodePolicy, Config, Delivery, Limits, Passwordless, RateLimit, SigningAlgorithm, SmsPolicy,
+    TokenPolicy, Ttl, Window,
 };
 pub use context::RequestContext;
-pub use delivery::{EmailMessage, Mailer, SmsMessage, SmsSender};
+pub use delivery::{
+    ConsoleMailer, ConsoleSms, EmailMessage, Mailer, Message, MessageKind, Recipient, SecretLink,
+    SmsMessage, SmsSender,
+};
 pub use engine::{Latchkey, LatchkeyBuilder};
 pub use error::{BoxError, DeliveryError, Error, Result, StoreError};
+pub use flows::codes::{CodeChannel, Codes};
+pub use flows::magic_link::{DeviceProof, LinkOptions, LinkPeek, LinkSent, LinkStatus, MagicLinks};
+pub use flows::{Purpose, Requester, Sent};
 pub use model::{Email, OrgId, Phone, SessionId, UserId};
 pub use sessions::Sessions;
 pub use signin::{AuthMethod, MfaChallenge, MfaMethod, SignIn, TokenSet};
+pub use templates::{Template, Templates};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -1,5 +1,6 @@
 //! Test support shared by the core, the adapters and the examples (feature `testing`):
-//! capturing delivery sinks, fixed secrets and the [`race`] helper.
+//! capturing delivery sinks, a capturing log subscriber, fixed secrets and the [`race`]
+//! helper.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -124,4 +125,87 @@ where
         }
     }
     results
+}
+
+/// A `tracing` subscriber that keeps every event and span field at every level, TRACE
+/// included, as text: for canary tests that prove no secret reaches the logs.
+///
+/// Install it for the current thread with `tracing::subscriber::set_default(capture.clone())`
+/// and run the code under test on a current-thread runtime, so tasks it spawns log here too.
+#[derive(Debug, Clone, Default)]
+pub struct LogCapture {
+    lines: Arc<Mutex<Vec<String>>>,
+    next_span: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl LogCapture {
+    /// An empty capture.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Everything logged so far, one line per event or span.
+    pub fn text(&self) -> String {
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .join("\n")
+    }
+
+    fn push(&self, line: String) {
+        self.lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(line);
+    }
+}
+
+/// Formats every field of a span or event.
+#[derive(Default)]
+struct Fields(String);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        use std::fmt::Write;
+        let _ = write!(self.0, " {}={:?}", field.name(), value);
+    }
+}
+
+impl tracing::Subscriber for LogCapture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::TRACE)
+    }
+
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let mut fields = Fields::default();
+        span.record(&mut fields);
+        self.push(format!("span {}{}", span.metadata().name(), fields.0));
+        let id = self
+            .next_span
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::span::Id::from_u64(id + 1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        let mut fields = Fields::default();
+        values.record(&mut fields);
+        self.push(format!("record{}", fields.0));
+    }
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let meta = event.metadata();
+        self.push(format!("{} {}{}", meta.level(), meta.target(), fields.0));
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
 }

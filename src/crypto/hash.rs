@@ -44,6 +44,8 @@ pub enum SecretPurpose {
     RateLimit,
     /// A confidential client's secret.
     ClientSecret,
+    /// The short code that binds a magic link to the browser that asked for it.
+    DeviceCode,
 }
 
 impl SecretPurpose {
@@ -62,6 +64,7 @@ impl SecretPurpose {
             SecretPurpose::PasswordReset => "password_reset",
             SecretPurpose::RateLimit => "rate_limit",
             SecretPurpose::ClientSecret => "client_secret",
+            SecretPurpose::DeviceCode => "device_code",
         }
     }
 }

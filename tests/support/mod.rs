@@ -44,3 +44,44 @@ pub fn harness_with(config: Config) -> Harness {
 pub fn harness() -> Harness {
     harness_with(Config::new("https://app.example.com"))
 }
+
+impl Harness {
+    /// Every email sent so far, once background deliveries are done.
+    pub async fn mails(&self) -> Vec<latchkey::EmailMessage> {
+        self.auth.flush_deliveries().await;
+        self.mailer.sent()
+    }
+
+    /// The newest email, once background deliveries are done.
+    pub async fn last_mail(&self) -> latchkey::EmailMessage {
+        self.mails().await.pop().expect("an email was sent")
+    }
+
+    /// Every text sent so far, once background deliveries are done.
+    pub async fn texts(&self) -> Vec<latchkey::SmsMessage> {
+        self.auth.flush_deliveries().await;
+        self.sms.sent()
+    }
+}
+
+/// The token in a magic-link email.
+pub fn link_token(mail: &latchkey::EmailMessage) -> latchkey::crypto::MagicLinkToken {
+    let link = mail
+        .message
+        .link
+        .as_ref()
+        .expect("the email carries a link");
+    let url = url::Url::parse(link.secret()).expect("the link is a URL");
+    let token = url
+        .query_pairs()
+        .find(|(k, _)| k == "token")
+        .expect("the link has a token")
+        .1
+        .into_owned();
+    latchkey::crypto::MagicLinkToken::new(token)
+}
+
+/// The code in a one-time-code email or text.
+pub fn code_of(message: &latchkey::Message) -> latchkey::crypto::OneTimeCode {
+    message.code.clone().expect("the message carries a code")
+}

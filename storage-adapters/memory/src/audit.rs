@@ -16,6 +16,13 @@ pub(crate) struct Tables {
     by_user: HashMap<UserId, BTreeSet<EventId>>,
 }
 
+impl Tables {
+    /// Every event, for [`MemoryStore::dump`].
+    pub(crate) fn dump_into(&self, out: &mut Vec<u8>) {
+        self.events.values().for_each(|v| crate::dump_json(out, v));
+    }
+}
+
 #[async_trait]
 impl AuditLog for MemoryStore {
     async fn append(&self, event: &AuthEvent) -> StoreResult<()> {

@@ -26,6 +26,20 @@ impl Expiring for Counter {
     }
 }
 
+impl Tables {
+    /// Every key and raw value, for [`MemoryStore::dump`].
+    pub(crate) fn dump_into(&self, out: &mut Vec<u8>) {
+        self.records.for_each(|key, record| {
+            out.extend_from_slice(format!("{key:?} ").as_bytes());
+            out.extend_from_slice(&record.value);
+            out.push(b'\n');
+        });
+        self.counters.for_each(|key, counter| {
+            out.extend_from_slice(format!("{key} {}\n", counter.count).as_bytes());
+        });
+    }
+}
+
 #[async_trait]
 impl ChallengeStore for MemoryStore {
     async fn insert(

@@ -56,6 +56,29 @@ impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Every byte the store holds, as text: users, organizations, sessions and login
+    /// events as JSON, challenge records with their raw payloads, counters. For tests
+    /// that look for leaked secrets ("no plaintext code is ever stored") and for
+    /// debugging; it holds hashes and sealed data, so treat it as confidential.
+    pub fn dump(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        read(&self.users).dump_into(&mut out);
+        read(&self.orgs).dump_into(&mut out);
+        read(&self.sessions).dump_into(&mut out);
+        read(&self.audit).dump_into(&mut out);
+        self.challenges.dump_into(&mut out);
+        out
+    }
+}
+
+/// Appends one record as a line of JSON, for [`MemoryStore::dump`].
+fn dump_json(out: &mut Vec<u8>, value: &impl serde::Serialize) {
+    match serde_json::to_vec(value) {
+        Ok(json) => out.extend_from_slice(&json),
+        Err(err) => out.extend_from_slice(format!("<unserializable: {err}>").as_bytes()),
+    }
+    out.push(b'\n');
 }
 
 // Every critical section leaves its tables consistent before anything can panic, so a

@@ -28,6 +28,20 @@ pub(crate) struct Tables {
 }
 
 impl Tables {
+    /// Every organization, app, role, permission and membership, for
+    /// [`MemoryStore::dump`].
+    pub(crate) fn dump_into(&self, out: &mut Vec<u8>) {
+        self.orgs.values().for_each(|v| crate::dump_json(out, v));
+        self.apps.values().for_each(|v| crate::dump_json(out, v));
+        self.roles.values().for_each(|v| crate::dump_json(out, v));
+        self.permissions
+            .values()
+            .for_each(|v| crate::dump_json(out, v));
+        self.members.values().for_each(|v| crate::dump_json(out, v));
+    }
+}
+
+impl Tables {
     /// Refuses when the slug or a domain belongs to an organization other than `org`, or
     /// the organization names one domain twice.
     fn check_unique(&self, org: &Organization) -> StoreResult<()> {

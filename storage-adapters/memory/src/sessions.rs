@@ -28,6 +28,20 @@ struct Stored {
 }
 
 impl Tables {
+    /// Every session with its refresh-hash history, and the signing keys, for
+    /// [`MemoryStore::dump`].
+    pub(crate) fn dump_into(&self, out: &mut Vec<u8>) {
+        for stored in self.sessions.values() {
+            crate::dump_json(out, &stored.session);
+            crate::dump_json(out, &stored.hashes);
+        }
+        for key in &self.signing_keys {
+            crate::dump_json(out, key);
+        }
+    }
+}
+
+impl Tables {
     fn live(&self, id: &SessionId, now: Timestamp) -> Option<&Session> {
         self.sessions
             .get(id)

@@ -76,6 +76,15 @@ impl<K: Eq + Hash, V: Expiring> Shards<K, V> {
     pub(crate) fn purge(&self, now: Timestamp) -> u64 {
         self.shards.iter().map(|s| lock(s).purge(now)).sum()
     }
+
+    /// Calls `f` with every entry, expired or not, one shard at a time.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&K, &V)) {
+        for shard in &self.shards {
+            for (k, v) in &lock(shard).map {
+                f(k, v);
+            }
+        }
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -35,6 +35,26 @@ struct Owned {
 }
 
 impl Tables {
+    /// Every user and what they own, for [`MemoryStore::dump`].
+    pub(crate) fn dump_into(&self, out: &mut Vec<u8>) {
+        for user in self.users.values() {
+            crate::dump_json(out, user);
+        }
+        for owned in self.owned.values() {
+            for passkey in owned.passkeys.values() {
+                crate::dump_json(out, passkey);
+            }
+            for factor in owned.totp.values() {
+                crate::dump_json(out, factor);
+            }
+            for code in &owned.backup_codes {
+                crate::dump_json(out, code);
+            }
+        }
+    }
+}
+
+impl Tables {
     /// Refuses when `email` or `phone` belongs to a user other than `me`.
     fn check_unique(
         &self,

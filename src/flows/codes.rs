@@ -1,0 +1,319 @@
+//! One-time codes by email and SMS: send, resend, verify (security invariant 3).
+//!
+//! A code is 6 to 8 digits from the OS RNG ([`CodePolicy`](crate::CodePolicy)), lives 10
+//! minutes by default, and is stored only as a keyed hash over the request id, the address,
+//! the purpose and the code: a code verifies only for the request, address and purpose it
+//! was sent for. A request allows `codes.max_attempts` wrong codes (5 by default) over its
+//! whole life: a resend replaces the code (the old one dies) but keeps the count, and every
+//! wrong code also counts against the address's and the client's failure budgets.
+
+use super::{
+    Channel, Claimed, Judgement, Purpose, RequestState, Requester, Sent, Stage, account_at_send,
+    account_for, check_failures, claim, clear_failures, deliver, load, record_failure,
+    spend_send_budget,
+};
+use crate::crypto::{OneTimeCode, SecretHash, SecretPurpose, numeric_code};
+use crate::delivery::Recipient;
+use crate::engine::Inner;
+use crate::model::{Email, Phone, RequestId, UserId};
+use crate::signin::{AuthMethod, SignIn, complete_first_factor};
+use crate::{Error, RequestContext};
+
+/// One-time codes: [`email`](Self::email) and [`sms`](Self::sms).
+#[derive(Clone, Copy)]
+pub struct Codes<'a> {
+    inner: &'a Inner,
+}
+
+impl<'a> Codes<'a> {
+    pub(crate) fn new(inner: &'a Inner) -> Self {
+        Codes { inner }
+    }
+
+    /// Codes sent by email, through the [`Mailer`](crate::Mailer).
+    pub fn email(&self) -> CodeChannel<'a> {
+        CodeChannel {
+            inner: self.inner,
+            channel: Channel::EmailCode,
+        }
+    }
+
+    /// Codes sent by text message, through the [`SmsSender`](crate::SmsSender), behind the
+    /// SMS pumping guard ([`SmsPolicy`](crate::SmsPolicy)).
+    pub fn sms(&self) -> CodeChannel<'a> {
+        CodeChannel {
+            inner: self.inner,
+            channel: Channel::SmsCode,
+        }
+    }
+}
+
+/// Email or SMS codes (from [`Codes`]).
+#[derive(Clone, Copy)]
+pub struct CodeChannel<'a> {
+    inner: &'a Inner,
+    channel: Channel,
+}
+
+impl CodeChannel<'_> {
+    /// Sends a sign-in code to an email address or (for SMS) an E.164 number.
+    ///
+    /// Answers the same whether or not an account has the address. Without one, the code
+    /// signs the person up when [`Passwordless::sign_up`](crate::Passwordless::sign_up) is
+    /// on; otherwise nothing is sent. Refused with [`Error::RateLimited`] when the address
+    /// or client sent too much, and for SMS by the pumping guard, before anything is sent.
+    pub async fn send(&self, to: &str, ctx: &RequestContext) -> Result<Sent, Error> {
+        let recipient = self.recipient(to)?;
+        spend_send_budget(self.inner, self.channel, recipient.as_str(), ctx).await?;
+        let (_, deliverable) = account_at_send(self.inner, &recipient).await?;
+        self.start(recipient, Purpose::SignIn, None, deliverable, ctx)
+            .await
+    }
+
+    /// Sends a code that proves `user` receives mail (or texts) at the address on their
+    /// account; [`confirm`](Self::confirm) marks it verified. A sign-in code cannot
+    /// confirm, nor this code sign in.
+    pub async fn send_verification(
+        &self,
+        user: UserId,
+        ctx: &RequestContext,
+    ) -> Result<Sent, Error> {
+        let account = self
+            .inner
+            .users
+            .get_user(user)
+            .await?
+            .ok_or(Error::NotFound { what: "user" })?;
+        let recipient = match self.channel {
+            Channel::SmsCode => account.phone.clone().map(Recipient::Phone),
+            _ => account.email.clone().map(Recipient::Email),
+        }
+        .ok_or_else(|| Error::invalid("user", "has no address for this channel"))?;
+        spend_send_budget(self.inner, self.channel, recipient.as_str(), ctx).await?;
+        self.start(
+            recipient,
+            Purpose::Verify,
+            Some(user),
+            !account.blocked,
+            ctx,
+        )
+        .await
+    }
+
+    async fn start(
+        &self,
+        recipient: Recipient,
+        purpose: Purpose,
+        user_id: Option<UserId>,
+        deliverable: bool,
+        ctx: &RequestContext,
+    ) -> Result<Sent, Error> {
+        let inner = self.inner;
+        let now = inner.clock.now();
+        let id = RequestId::generate();
+        let code = OneTimeCode::new(numeric_code(inner.config.config.codes.digits)?.as_str());
+        let identifier = recipient.as_str().to_owned();
+        let state = RequestState {
+            channel: self.channel,
+            purpose,
+            secret: self.hash(id, &identifier, purpose, &code),
+            identifier,
+            user_id,
+            deliverable,
+            org_id: ctx.org_id,
+            locale: ctx.locale.clone(),
+            code_request: None,
+            attempts: 0,
+            sends: 1,
+            poll: None,
+            device_code: None,
+            requester: Requester {
+                ip: ctx.ip,
+                user_agent: ctx.user_agent.clone(),
+                at: now,
+            },
+            stage: Stage::Pending,
+        };
+        let ttl = self.channel.ttl(inner);
+        super::insert(inner, id, &state, now + ttl).await?;
+        tracing::debug!(request_id = %id, channel = ?self.channel, "code request started");
+        deliver(inner, id, &state, None, Some(code)).await?;
+        Ok(Sent {
+            request_id: id,
+            expires_in: ttl,
+        })
+    }
+
+    /// Sends a new code for the same request: the old code stops working, the request's
+    /// wrong-attempt count carries over, and the same send limits apply as to
+    /// [`send`](Self::send). A request that is unknown, used up or expired gives
+    /// [`Error::Expired`]: start again with `send`.
+    pub async fn resend(&self, request_id: RequestId, ctx: &RequestContext) -> Result<Sent, Error> {
+        let inner = self.inner;
+        let first = load(inner, request_id).await?.ok_or(Error::Expired)?;
+        if first.state.channel != self.channel || first.state.stage != Stage::Pending {
+            return Err(Error::Expired);
+        }
+        spend_send_budget(inner, self.channel, &first.state.identifier, ctx).await?;
+        let ttl = self.channel.ttl(inner);
+        loop {
+            let loaded = load(inner, request_id).await?.ok_or(Error::Expired)?;
+            if loaded.state.stage != Stage::Pending {
+                return Err(Error::Expired);
+            }
+            let code = OneTimeCode::new(numeric_code(inner.config.config.codes.digits)?.as_str());
+            let mut state = loaded.state.clone();
+            state.secret = self.hash(request_id, &state.identifier, state.purpose, &code);
+            state.sends += 1;
+            if super::replace(inner, &loaded, &state, inner.clock.now() + ttl).await? {
+                tracing::debug!(%request_id, "code resent");
+                deliver(inner, request_id, &state, None, Some(code)).await?;
+                return Ok(Sent {
+                    request_id,
+                    expires_in: ttl,
+                });
+            }
+        }
+    }
+
+    /// Signs in (or up) with a sign-in code. Every failure — wrong code, unknown or used
+    /// request, a code for another purpose — is [`Error::InvalidCredentials`], the same
+    /// whether or not the address has an account; [`Error::RateLimited`] once the address
+    /// or the client failed too often. Of concurrent verifies of one code exactly one
+    /// succeeds.
+    pub async fn verify(
+        &self,
+        request_id: RequestId,
+        code: &OneTimeCode,
+        ctx: &RequestContext,
+    ) -> Result<SignIn, Error> {
+        let (state, ctx) = self.redeem(request_id, code, Purpose::SignIn, ctx).await?;
+        let recipient = state.recipient()?;
+        let user = account_for(self.inner, &recipient, &ctx)
+            .await?
+            .ok_or(Error::InvalidCredentials)?;
+        let method = match self.channel {
+            Channel::SmsCode => AuthMethod::Sms,
+            _ => AuthMethod::Email,
+        };
+        complete_first_factor(self.inner, user, method, None, &ctx).await
+    }
+
+    /// Confirms a code from [`send_verification`](Self::send_verification): marks the
+    /// address verified on the user's account and returns the user. The same errors as
+    /// [`verify`](Self::verify); also [`Error::InvalidCredentials`] when the address is no
+    /// longer the user's.
+    pub async fn confirm(
+        &self,
+        request_id: RequestId,
+        code: &OneTimeCode,
+        ctx: &RequestContext,
+    ) -> Result<UserId, Error> {
+        let (state, ctx) = self.redeem(request_id, code, Purpose::Verify, ctx).await?;
+        let user = state.user_id.ok_or(Error::InvalidCredentials)?;
+        let account = self
+            .inner
+            .users
+            .get_user(user)
+            .await?
+            .ok_or(Error::InvalidCredentials)?;
+        let recipient = state.recipient()?;
+        for _ in 0..8 {
+            match super::mark_verified(self.inner, account.clone(), &recipient, &ctx).await {
+                Err(Error::Store(crate::StoreError::Stale)) => continue,
+                other => return other,
+            }
+        }
+        Err(Error::Conflict { what: "user" })
+    }
+
+    /// Checks the budgets, then claims the request with the code: exactly once.
+    async fn redeem(
+        &self,
+        request_id: RequestId,
+        code: &OneTimeCode,
+        purpose: Purpose,
+        ctx: &RequestContext,
+    ) -> Result<(RequestState, RequestContext), Error> {
+        let inner = self.inner;
+        let code = normalize(code)?;
+        let first = load(inner, request_id)
+            .await?
+            .ok_or(Error::InvalidCredentials)?;
+        let identifier = first.state.identifier.clone();
+        check_failures(inner, &identifier, ctx).await?;
+        let judge = |state: &RequestState| {
+            if state.channel != self.channel || state.purpose != purpose {
+                return Judgement::Refuse(Error::InvalidCredentials);
+            }
+            let presented = self.hash(request_id, &state.identifier, state.purpose, &code);
+            match presented.ct_eq(&state.secret) {
+                true => Judgement::Accept,
+                false => Judgement::Wrong,
+            }
+        };
+        match claim(inner, request_id, || Error::InvalidCredentials, judge).await? {
+            Claimed::Won(loaded) => {
+                super::remove(inner, request_id).await?;
+                clear_failures(inner, &identifier).await?;
+                let mut ctx = ctx.clone();
+                ctx.org_id = loaded.state.org_id;
+                Ok((loaded.state, ctx))
+            }
+            Claimed::Wrong(state) => {
+                let method = match self.channel {
+                    Channel::SmsCode => "sms",
+                    _ => "email",
+                };
+                record_failure(inner, &identifier, state.user_id, ctx, method).await?;
+                Err(Error::InvalidCredentials)
+            }
+        }
+    }
+
+    fn recipient(&self, to: &str) -> Result<Recipient, Error> {
+        Ok(match self.channel {
+            Channel::SmsCode => Recipient::Phone(Phone::parse(to)?),
+            _ => Recipient::Email(Email::parse(to)?),
+        })
+    }
+
+    /// The stored form of a code: bound to its request, address and purpose.
+    fn hash(
+        &self,
+        id: RequestId,
+        identifier: &str,
+        purpose: Purpose,
+        code: &OneTimeCode,
+    ) -> SecretHash {
+        let secret_purpose = match self.channel {
+            Channel::SmsCode => SecretPurpose::SmsCode,
+            _ => SecretPurpose::EmailCode,
+        };
+        self.inner.hasher.hash_parts(
+            secret_purpose,
+            &[
+                id.as_bytes(),
+                identifier.as_bytes(),
+                purpose.as_str().as_bytes(),
+                code.secret().as_bytes(),
+            ],
+        )
+    }
+}
+
+/// A code as typed, without the spaces or hyphens people put in it. Anything else than 4
+/// to 10 digits is malformed input, refused without spending an attempt.
+fn normalize(code: &OneTimeCode) -> Result<OneTimeCode, Error> {
+    let digits: String = code
+        .secret()
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect();
+    let digits = OneTimeCode::new(digits);
+    let text = digits.secret();
+    if !(4..=10).contains(&text.len()) || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::invalid("code", "must be the digits of the code"));
+    }
+    Ok(digits)
+}

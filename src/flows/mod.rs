@@ -1,0 +1,597 @@
+//! The ceremonies. Passwordless ones share the machinery here: a *request* record that
+//! holds one secret at a time (a link or a code) with its attempt budget, the send guard,
+//! and the account a verified address signs in or signs up.
+//!
+//! A request lives in the challenge store under its [`RequestId`]. Every change to it is a
+//! compare-and-swap on the record's version, so of racing verifies exactly one claims it,
+//! a resend never resets its wrong-attempt count, and a wrong attempt is never lost.
+
+pub mod codes;
+pub mod magic_link;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::RateLimit;
+use crate::crypto::SecretHash;
+use crate::delivery::{Message, MessageKind, Outgoing, Recipient};
+use crate::engine::Inner;
+use crate::model::{
+    AuthEvent, AuthEventKind, ChallengeKey, ChallengeKind, Email, Membership, OrgId, Phone,
+    RequestId, User, UserId,
+};
+use crate::store::StoreResult;
+use crate::tokens::AuthCodeRequest;
+use crate::{Error, RequestContext, StoreError, Timestamp};
+
+/// A message request that was accepted. The same shape whether or not the address has
+/// an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// Names the request in later calls (resend, verify).
+    pub request_id: RequestId,
+    /// How long the code or link stays valid.
+    pub expires_in: Duration,
+}
+
+/// What a verified code or link proves, and so what it may be used for. Part of the
+/// code's hash: a code sent for one purpose never verifies for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Purpose {
+    /// Signing in (or up) with the address.
+    SignIn,
+    /// Proving that a signed-in user receives mail or texts at their address.
+    Verify,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::SignIn => "sign_in",
+            Purpose::Verify => "verify",
+        }
+    }
+}
+
+/// Where a request's secret goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Channel {
+    MagicLink,
+    EmailCode,
+    SmsCode,
+}
+
+impl Channel {
+    fn kind(self) -> MessageKind {
+        match self {
+            Channel::MagicLink => MessageKind::MagicLink,
+            Channel::EmailCode => MessageKind::EmailCode,
+            Channel::SmsCode => MessageKind::SmsCode,
+        }
+    }
+
+    fn ttl(self, inner: &Inner) -> Duration {
+        match self {
+            Channel::MagicLink => inner.config.config.ttl.magic_link,
+            Channel::EmailCode | Channel::SmsCode => inner.config.config.ttl.one_time_code,
+        }
+    }
+}
+
+/// Where a request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Stage {
+    /// Waiting for its secret.
+    Pending,
+    /// A verify won the request and is signing the person in.
+    Claimed,
+    /// Verified: the asking tab may collect a sign-in (magic links).
+    Verified { user_id: UserId },
+}
+
+/// Who asked, for the confirm page ("requested from Firefox at 203.0.113.9").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requester {
+    /// The asking client's address.
+    pub ip: Option<IpAddr>,
+    /// The asking client's user agent.
+    pub user_agent: Option<String>,
+    /// When it asked.
+    pub at: Timestamp,
+}
+
+/// A request as stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct RequestState {
+    pub(crate) channel: Channel,
+    pub(crate) purpose: Purpose,
+    /// The normalized email or E.164 number.
+    pub(crate) identifier: String,
+    /// For [`Purpose::Verify`]: the user proving the address.
+    pub(crate) user_id: Option<UserId>,
+    /// Whether messages go out: `false` for an address with no account when sign-up is
+    /// off (and for blocked accounts). Such requests behave like the others, minus mail.
+    pub(crate) deliverable: bool,
+    pub(crate) org_id: Option<OrgId>,
+    pub(crate) locale: Option<String>,
+    pub(crate) code_request: Option<AuthCodeRequest>,
+    /// The keyed hash of the current link token or code.
+    pub(crate) secret: SecretHash,
+    /// Wrong secrets (codes, device codes) so far: never reset by a resend.
+    pub(crate) attempts: u32,
+    pub(crate) sends: u32,
+    pub(crate) poll: Option<SecretHash>,
+    pub(crate) device_code: Option<SecretHash>,
+    pub(crate) requester: Requester,
+    pub(crate) stage: Stage,
+}
+
+impl RequestState {
+    pub(crate) fn recipient(&self) -> Result<Recipient, Error> {
+        Ok(match self.channel {
+            Channel::MagicLink | Channel::EmailCode => {
+                Recipient::Email(Email::parse(&self.identifier)?)
+            }
+            Channel::SmsCode => Recipient::Phone(Phone::parse(&self.identifier)?),
+        })
+    }
+}
+
+fn request_key(id: RequestId) -> ChallengeKey {
+    ChallengeKey::new(ChallengeKind::Request, id.to_string())
+}
+
+fn corrupt(_: serde_json::Error) -> Error {
+    Error::Store(StoreError::Corrupt { what: "request" })
+}
+
+/// A request read back with the version its next update must name.
+pub(crate) struct Loaded {
+    pub(crate) id: RequestId,
+    pub(crate) version: u64,
+    pub(crate) expires_at: Timestamp,
+    pub(crate) state: RequestState,
+}
+
+pub(crate) async fn load(inner: &Inner, id: RequestId) -> Result<Option<Loaded>, Error> {
+    let now = inner.clock.now();
+    let Some(record) = inner.challenges.get(&request_key(id), now).await? else {
+        return Ok(None);
+    };
+    let state = serde_json::from_slice(&record.value).map_err(corrupt)?;
+    Ok(Some(Loaded {
+        id,
+        version: record.version,
+        expires_at: record.expires_at,
+        state,
+    }))
+}
+
+pub(crate) async fn insert(
+    inner: &Inner,
+    id: RequestId,
+    state: &RequestState,
+    expires_at: Timestamp,
+) -> Result<(), Error> {
+    let value = serde_json::to_vec(state).map_err(corrupt)?;
+    let now = inner.clock.now();
+    if !inner
+        .challenges
+        .insert(&request_key(id), &value, expires_at, now)
+        .await?
+    {
+        return Err(Error::Conflict { what: "request" });
+    }
+    Ok(())
+}
+
+/// Writes `state` over the version `loaded` was read at. `false`: it changed meanwhile.
+pub(crate) async fn replace(
+    inner: &Inner,
+    loaded: &Loaded,
+    state: &RequestState,
+    expires_at: Timestamp,
+) -> StoreResult<bool> {
+    let value = serde_json::to_vec(state).map_err(|_| StoreError::Corrupt { what: "request" })?;
+    let now = inner.clock.now();
+    inner
+        .challenges
+        .update(
+            &request_key(loaded.id),
+            loaded.version,
+            &value,
+            expires_at,
+            now,
+        )
+        .await
+}
+
+pub(crate) async fn remove(inner: &Inner, id: RequestId) -> Result<(), Error> {
+    let now = inner.clock.now();
+    inner.challenges.delete(&request_key(id), now).await?;
+    Ok(())
+}
+
+/// How a presented secret compares with a request.
+pub(crate) enum Judgement {
+    /// Right: claim the request.
+    Accept,
+    /// Wrong: count an attempt.
+    Wrong,
+    /// Unusable whatever was presented (used, of another kind, out of attempts).
+    Refuse(Error),
+}
+
+/// How a claim ended, when the request was usable.
+pub(crate) enum Claimed {
+    /// This call won the request (now [`Stage::Claimed`]).
+    Won(Loaded),
+    /// The secret was wrong; the attempt is counted.
+    Wrong(RequestState),
+}
+
+/// Claims a request for the presented secret, exactly once. `judge` decides from each
+/// fresh read; a wrong secret is counted with a compare-and-swap (retried, never lost),
+/// and the attempt that spends the budget kills the request. Racing claims: one wins, the
+/// others see it claimed.
+pub(crate) async fn claim(
+    inner: &Inner,
+    id: RequestId,
+    missing: fn() -> Error,
+    judge: impl Fn(&RequestState) -> Judgement,
+) -> Result<Claimed, Error> {
+    let max = inner.config.config.codes.max_attempts;
+    loop {
+        let mut loaded = load(inner, id).await?.ok_or_else(missing)?;
+        if loaded.state.stage != Stage::Pending || loaded.state.attempts >= max {
+            return Err(missing());
+        }
+        match judge(&loaded.state) {
+            Judgement::Refuse(err) => return Err(err),
+            Judgement::Accept => {
+                let mut state = loaded.state.clone();
+                state.stage = Stage::Claimed;
+                if replace(inner, &loaded, &state, loaded.expires_at).await? {
+                    loaded.version += 1;
+                    loaded.state = state;
+                    return Ok(Claimed::Won(loaded));
+                }
+            }
+            Judgement::Wrong => {
+                let mut state = loaded.state.clone();
+                state.attempts += 1;
+                if replace(inner, &loaded, &state, loaded.expires_at).await? {
+                    if state.attempts >= max {
+                        // The budget is spent: the request is dead for everyone.
+                        remove(inner, id).await?;
+                    }
+                    return Ok(Claimed::Wrong(state));
+                }
+            }
+        }
+    }
+}
+
+/// The budgets a send spends, in order, before anything is generated or sent. Refused
+/// sends count too, so hammering keeps the door shut.
+async fn spend_send_budget(
+    inner: &Inner,
+    channel: Channel,
+    identifier: &str,
+    ctx: &RequestContext,
+) -> Result<(), Error> {
+    let config = &inner.config.config;
+    let limits = crate::protect::RateLimiter::new(inner);
+    let sms = channel == Channel::SmsCode;
+    if sms && !config.sms.allows(identifier) {
+        tracing::info!("text refused: number outside the allowed calling codes");
+        return Err(Error::invalid(
+            "phone",
+            "texts cannot be sent to this country",
+        ));
+    }
+    let cooldown = RateLimit::fixed(1, config.limits.send_cooldown);
+    let (per_recipient, per_ip) = match sms {
+        true => (&config.sms.per_number, &config.sms.per_ip),
+        false => (
+            &config.limits.sends_per_recipient,
+            &config.limits.sends_per_ip,
+        ),
+    };
+    let ip = ctx.ip.map(|ip| ip.to_string());
+    let mut budgets = vec![
+        ("send_cooldown", identifier, &cooldown),
+        ("send_recipient", identifier, per_recipient),
+    ];
+    if let Some(ip) = &ip {
+        budgets.push((if sms { "sms_ip" } else { "send_ip" }, ip, per_ip));
+    }
+    if sms {
+        budgets.push(("sms_global", "all", &config.sms.global));
+    }
+    for (scope, subject, limit) in budgets {
+        limits.hit(scope, subject, limit).await.inspect_err(|_| {
+            if scope == "sms_global" {
+                tracing::error!("ALERT: the global SMS budget is spent; texts are off");
+            } else {
+                tracing::info!(scope, "send refused by a rate limit");
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// Renders and hands over the message for a request's new secret.
+async fn deliver(
+    inner: &Inner,
+    id: RequestId,
+    state: &RequestState,
+    link: Option<crate::delivery::SecretLink>,
+    code: Option<crate::crypto::OneTimeCode>,
+) -> Result<(), Error> {
+    if !state.deliverable {
+        tracing::debug!(request_id = %id, "nothing sent: no account for the address");
+        return Ok(());
+    }
+    let channel = state.channel;
+    let message = Message {
+        kind: channel.kind(),
+        to: state.recipient()?,
+        link,
+        code,
+        expires_in: channel.ttl(inner),
+        locale: state.locale.clone(),
+        org_id: state.org_id,
+        request_id: id,
+    };
+    let rendered = inner
+        .templates
+        .render(&message, &inner.config.config.rp_name);
+    let outgoing = match &message.to {
+        Recipient::Email(email) => {
+            let mailer = inner
+                .mailer
+                .clone()
+                .ok_or_else(|| Error::Config("no mailer configured".into()))?;
+            Outgoing::Email(
+                mailer,
+                crate::delivery::EmailMessage {
+                    to: email.clone(),
+                    subject: rendered.subject,
+                    text: rendered.text,
+                    html: rendered.html,
+                    message,
+                },
+            )
+        }
+        Recipient::Phone(phone) => {
+            let sender = inner
+                .sms
+                .clone()
+                .ok_or_else(|| Error::Config("no SMS sender configured".into()))?;
+            Outgoing::Sms(
+                sender,
+                crate::delivery::SmsMessage {
+                    to: phone.clone(),
+                    body: rendered.text,
+                    message,
+                },
+            )
+        }
+    };
+    inner
+        .dispatcher
+        .dispatch(inner.config.config.passwordless.delivery, outgoing)
+        .await
+}
+
+/// The account an address belongs to, before anything is sent: `(user, deliverable)`.
+/// Blocked accounts, and unknown addresses when sign-up is off, get no message.
+async fn account_at_send(
+    inner: &Inner,
+    recipient: &Recipient,
+) -> Result<(Option<User>, bool), Error> {
+    let user = find_user(inner, recipient).await?;
+    let deliverable = match &user {
+        Some(user) => !user.blocked,
+        None => inner.config.config.passwordless.sign_up,
+    };
+    Ok((user, deliverable))
+}
+
+async fn find_user(inner: &Inner, recipient: &Recipient) -> Result<Option<User>, Error> {
+    Ok(match recipient {
+        Recipient::Email(email) => inner.users.get_user_by_email(email).await?,
+        Recipient::Phone(phone) => inner.users.get_user_by_phone(phone).await?,
+    })
+}
+
+/// The account a verified address signs in to: the one that has it (now marked verified),
+/// or a new one when sign-up is on. `None`: no account and no sign-up.
+///
+/// Marking an email verified on an account that also has a password clears that password
+/// and ends the account's sessions: the password was set by someone who never proved the
+/// address (a pre-account takeover), and the person who just did owns the account.
+pub(crate) async fn account_for(
+    inner: &Inner,
+    recipient: &Recipient,
+    ctx: &RequestContext,
+) -> Result<Option<UserId>, Error> {
+    for _ in 0..8 {
+        let now = inner.clock.now();
+        match find_user(inner, recipient).await? {
+            Some(user) => match mark_verified(inner, user, recipient, ctx).await {
+                Err(Error::Store(StoreError::Stale)) => continue,
+                other => return other.map(Some),
+            },
+            None if inner.config.config.passwordless.sign_up => {
+                let mut user = User::new(UserId::generate(), now);
+                match recipient {
+                    Recipient::Email(email) => {
+                        user.email = Some(email.clone());
+                        user.email_verified = true;
+                    }
+                    Recipient::Phone(phone) => {
+                        user.phone = Some(phone.clone());
+                        user.phone_verified = true;
+                    }
+                }
+                match inner.users.create_user(&user).await {
+                    // Someone signed up with the address meanwhile: sign in to theirs.
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(err) => return Err(err.into()),
+                    Ok(()) => {}
+                }
+                join_org(inner, user.id, ctx.org_id, now).await?;
+                let event = AuthEvent::new(AuthEventKind::SignUp, ctx, now)
+                    .with_user(user.id)
+                    .with_method(match recipient {
+                        Recipient::Email(_) => "email",
+                        Recipient::Phone(_) => "sms",
+                    });
+                inner.audit_log.append(&event).await?;
+                tracing::debug!(user_id = %user.id, "signed up by a verified address");
+                return Ok(Some(user.id));
+            }
+            None => return Ok(None),
+        }
+    }
+    Err(Error::Conflict { what: "user" })
+}
+
+/// A new account made inside an organization joins it, with no roles.
+async fn join_org(
+    inner: &Inner,
+    user: UserId,
+    org: Option<OrgId>,
+    now: Timestamp,
+) -> Result<(), Error> {
+    if let Some(org_id) = org {
+        let membership = Membership {
+            user_id: user,
+            org_id,
+            role_ids: Vec::new(),
+            created_at: now,
+        };
+        inner.orgs.put_membership(&membership).await?;
+    }
+    Ok(())
+}
+
+/// Records that `user` proved `recipient` (which must still be theirs). Returns the id.
+async fn mark_verified(
+    inner: &Inner,
+    mut user: User,
+    recipient: &Recipient,
+    ctx: &RequestContext,
+) -> Result<UserId, Error> {
+    let now = inner.clock.now();
+    let mut took_over = false;
+    match recipient {
+        Recipient::Email(email) if user.email.as_ref() == Some(email) => {
+            if user.email_verified {
+                return Ok(user.id);
+            }
+            user.email_verified = true;
+            took_over = user.password_hash.take().is_some();
+        }
+        Recipient::Phone(phone) if user.phone.as_ref() == Some(phone) => {
+            if user.phone_verified {
+                return Ok(user.id);
+            }
+            user.phone_verified = true;
+        }
+        // The address moved to another account after the code was sent.
+        _ => return Err(Error::InvalidCredentials),
+    }
+    user.updated_at = now;
+    match inner.users.update_user(&user).await {
+        Err(StoreError::Stale) => return Err(Error::Store(StoreError::Stale)),
+        other => {
+            other?;
+        }
+    }
+    if took_over {
+        inner.sessions.revoke_user_sessions(user.id, now).await?;
+        let event = AuthEvent::new(AuthEventKind::PasswordChanged, ctx, now)
+            .with_user(user.id)
+            .with_reason("unverified_password_cleared");
+        inner.audit_log.append(&event).await?;
+        tracing::info!(user_id = %user.id, "cleared a password set before the email was proven");
+    }
+    Ok(user.id)
+}
+
+/// Counts a wrong secret against the account's and the client's failure budgets.
+async fn record_failure(
+    inner: &Inner,
+    identifier: &str,
+    user: Option<UserId>,
+    ctx: &RequestContext,
+    method: &str,
+) -> Result<(), Error> {
+    let limits = crate::protect::RateLimiter::new(inner);
+    let config = &inner.config.config.limits;
+    limits
+        .record_failure(
+            "signin_fail_account",
+            identifier,
+            &config.failures_per_account,
+        )
+        .await?;
+    if let Some(ip) = ctx.ip {
+        limits
+            .record_failure("signin_fail_ip", &ip.to_string(), &config.failures_per_ip)
+            .await?;
+    }
+    let mut event = AuthEvent::new(AuthEventKind::SignInFailed, ctx, inner.clock.now())
+        .with_method(method)
+        .with_reason("invalid_credentials");
+    if let Some(user) = user {
+        event = event.with_user(user);
+    }
+    inner.audit_log.append(&event).await?;
+    Ok(())
+}
+
+/// Refuses before any work when the account's or the client's failure budget is spent.
+async fn check_failures(
+    inner: &Inner,
+    identifier: &str,
+    ctx: &RequestContext,
+) -> Result<(), Error> {
+    let limits = crate::protect::RateLimiter::new(inner);
+    let config = &inner.config.config.limits;
+    limits
+        .check(
+            "signin_fail_account",
+            identifier,
+            &config.failures_per_account,
+        )
+        .await?;
+    if let Some(ip) = ctx.ip {
+        limits
+            .check("signin_fail_ip", &ip.to_string(), &config.failures_per_ip)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A success clears the account's failures.
+async fn clear_failures(inner: &Inner, identifier: &str) -> Result<(), Error> {
+    let limits = crate::protect::RateLimiter::new(inner);
+    let config = &inner.config.config.limits;
+    limits
+        .reset(
+            "signin_fail_account",
+            identifier,
+            &config.failures_per_account,
+        )
+        .await
+}

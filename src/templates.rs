@@ -1,0 +1,358 @@
+//! [`Templates`]: how a [`Message`] becomes an email or a text, with built-in English
+//! templates for every kind and overrides per organization and language.
+//!
+//! A template is text with `{{placeholders}}`:
+//!
+//! | placeholder | value |
+//! |---|---|
+//! | `{{app_name}}` | [`Config::rp_name`](crate::Config::rp_name) |
+//! | `{{link}}` | the sign-in link (magic links; required there) |
+//! | `{{code}}` | the one-time code (code kinds; required there) |
+//! | `{{minutes}}` | how many minutes the link or code stays valid |
+//! | `{{recipient}}` | the address or number the message goes to |
+//!
+//! Values are HTML-escaped in HTML bodies. An override with an unknown placeholder, or
+//! without the link or code its kind must carry, is refused when it is set.
+
+use std::collections::HashMap;
+
+use crate::Error;
+use crate::delivery::{Message, MessageKind};
+use crate::model::OrgId;
+
+/// One template: a subject and bodies. For text messages only `text` is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// The subject line (email only).
+    pub subject: String,
+    /// The plain-text body; for text messages, the message.
+    pub text: String,
+    /// The HTML body (email only; `None` sends plain text alone).
+    pub html: Option<String>,
+}
+
+impl Template {
+    /// A template from its parts.
+    pub fn new(subject: impl Into<String>, text: impl Into<String>, html: Option<String>) -> Self {
+        Template {
+            subject: subject.into(),
+            text: text.into(),
+            html,
+        }
+    }
+
+    /// The built-in template of a kind.
+    pub fn builtin(kind: MessageKind) -> Template {
+        match kind {
+            MessageKind::MagicLink => Template::new(
+                "Your sign-in link for {{app_name}}",
+                "Open this link to sign in to {{app_name}}:\n\n{{link}}\n\n\
+                 It works once and expires in {{minutes}} minutes. If you did not ask for \
+                 it, ignore this email: nobody can sign in without opening the link.",
+                Some(html_page(
+                    "<p>Sign in to {{app_name}}:</p>\
+                     <p><a href=\"{{link}}\" style=\"display:inline-block;padding:10px 18px;\
+                     background:#1f4fd1;color:#fff;border-radius:6px;text-decoration:none\">\
+                     Sign in</a></p>\
+                     <p>The link works once and expires in {{minutes}} minutes. If you did not \
+                     ask for it, ignore this email.</p>",
+                )),
+            ),
+            MessageKind::EmailCode => Template::new(
+                "{{code}} is your {{app_name}} code",
+                "Your {{app_name}} sign-in code is {{code}}.\n\nIt expires in {{minutes}} \
+                 minutes. Never share it: {{app_name}} will never ask you for it.",
+                Some(html_page(
+                    "<p>Your {{app_name}} sign-in code:</p>\
+                     <p style=\"font-size:28px;letter-spacing:4px;font-weight:bold\">{{code}}</p>\
+                     <p>It expires in {{minutes}} minutes. Never share it.</p>",
+                )),
+            ),
+            MessageKind::SmsCode => Template::new(
+                "",
+                "{{code}} is your {{app_name}} code. It expires in {{minutes}} min. \
+                 Do not share it.",
+                None,
+            ),
+        }
+    }
+
+    fn validate(&self, kind: MessageKind) -> Result<(), Error> {
+        let bodies = [Some(&self.subject), Some(&self.text), self.html.as_ref()];
+        for body in bodies.into_iter().flatten() {
+            for name in placeholders(body) {
+                if !PLACEHOLDERS.contains(&name) {
+                    return Err(Error::invalid(
+                        "template",
+                        format!("unknown placeholder {{{{{name}}}}}"),
+                    ));
+                }
+            }
+        }
+        let required = match kind {
+            MessageKind::MagicLink => "link",
+            MessageKind::EmailCode | MessageKind::SmsCode => "code",
+        };
+        let missing = |body: &str| !placeholders(body).any(|name| name == required);
+        if missing(&self.text) || self.html.as_deref().is_some_and(missing) {
+            return Err(Error::invalid(
+                "template",
+                format!(
+                    "every body of a {} template needs {{{{{required}}}}}",
+                    kind.as_str()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+const PLACEHOLDERS: [&str; 5] = ["app_name", "link", "code", "minutes", "recipient"];
+
+fn html_page(body: &str) -> String {
+    format!(
+        "<!doctype html><html><body style=\"font-family:system-ui,sans-serif;color:#1b1f24\">\
+         {body}</body></html>"
+    )
+}
+
+/// The names of the `{{placeholders}}` in a text.
+fn placeholders(text: &str) -> impl Iterator<Item = &str> {
+    text.split("{{")
+        .skip(1)
+        .filter_map(|rest| rest.split_once("}}").map(|(name, _)| name.trim()))
+}
+
+/// The rendering of a message.
+#[derive(Debug)]
+pub(crate) struct Rendered {
+    pub(crate) subject: String,
+    pub(crate) text: String,
+    pub(crate) html: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    kind: MessageKind,
+    org: Option<OrgId>,
+    locale: Option<String>,
+}
+
+/// The templates messages are rendered with: the built-in ones, and overrides for an
+/// organization, a language, or both.
+///
+/// The most specific override wins: organization and language, then organization, then
+/// language, then the engine-wide override, then the built-in template. A language matches
+/// exactly (`pt-BR`) or by its primary tag (`pt`).
+#[derive(Debug, Clone, Default)]
+pub struct Templates {
+    custom: HashMap<Key, Template>,
+}
+
+impl Templates {
+    /// The built-in templates only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Overrides the template of `kind` for `org` (`None`: every organization) and `locale`
+    /// (`None`: every language). Refuses a template with an unknown placeholder or without
+    /// the link or code its kind carries.
+    pub fn set(
+        &mut self,
+        kind: MessageKind,
+        org: Option<OrgId>,
+        locale: Option<&str>,
+        template: Template,
+    ) -> Result<(), Error> {
+        template.validate(kind)?;
+        let locale = locale.map(str::to_owned);
+        self.custom.insert(Key { kind, org, locale }, template);
+        Ok(())
+    }
+
+    /// The template a message would be rendered with.
+    pub fn resolve(&self, kind: MessageKind, org: Option<OrgId>, locale: Option<&str>) -> Template {
+        let primary = locale.and_then(|l| l.split('-').next());
+        let mut locales = vec![locale, primary];
+        locales.dedup();
+        let mut candidates = Vec::with_capacity(6);
+        for org in [org, None] {
+            for locale in locales.iter().copied().chain([None]) {
+                candidates.push(Key {
+                    kind,
+                    org,
+                    locale: locale.map(str::to_owned),
+                });
+            }
+            if org.is_none() {
+                break;
+            }
+        }
+        candidates
+            .iter()
+            .find_map(|key| self.custom.get(key))
+            .cloned()
+            .unwrap_or_else(|| Template::builtin(kind))
+    }
+
+    pub(crate) fn render(&self, message: &Message, app_name: &str) -> Rendered {
+        let template = self.resolve(message.kind, message.org_id, message.locale.as_deref());
+        let minutes = message.expires_in.as_secs().div_ceil(60).to_string();
+        let value = |name: &str| -> &str {
+            match name {
+                "app_name" => app_name,
+                "link" => message.link.as_ref().map_or("", |l| l.secret()),
+                "code" => message.code.as_ref().map_or("", |c| c.secret()),
+                "minutes" => &minutes,
+                "recipient" => message.to.as_str(),
+                _ => "",
+            }
+        };
+        Rendered {
+            subject: fill(&template.subject, &value, false),
+            text: fill(&template.text, &value, false),
+            html: template
+                .html
+                .as_deref()
+                .map(|html| fill(html, &value, true)),
+        }
+    }
+}
+
+/// Replaces each `{{name}}` with its value (HTML-escaped when `html`).
+fn fill<'v>(template: &str, value: &impl Fn(&str) -> &'v str, html: bool) -> String {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let text = value(rest[start + 2..start + len].trim());
+        if html {
+            escape_html(text, &mut out);
+        } else {
+            out.push_str(text);
+        }
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn escape_html(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::crypto::OneTimeCode;
+    use crate::delivery::{Recipient, SecretLink};
+    use crate::model::{Email, RequestId};
+
+    fn message(kind: MessageKind, org: Option<OrgId>, locale: Option<&str>) -> Message {
+        Message {
+            kind,
+            to: Recipient::Email(Email::parse("ana@example.com").unwrap()),
+            link: Some(SecretLink::new("https://a.example/m?token=t&x=<y>".into())),
+            code: Some(OneTimeCode::new("042917")),
+            expires_in: Duration::from_secs(590),
+            locale: locale.map(str::to_owned),
+            org_id: org,
+            request_id: RequestId::generate(),
+        }
+    }
+
+    #[test]
+    fn builtins_render_every_kind_with_escaping() {
+        let templates = Templates::new();
+        let link = templates.render(&message(MessageKind::MagicLink, None, None), "Acme & Co");
+        assert_eq!(link.subject, "Your sign-in link for Acme & Co");
+        assert!(link.text.contains("https://a.example/m?token=t&x=<y>"));
+        assert!(
+            link.text.contains("expires in 10 minutes"),
+            "590 s rounds up"
+        );
+        let html = link.html.unwrap();
+        assert!(html.contains("href=\"https://a.example/m?token=t&amp;x=&lt;y&gt;\""));
+        assert!(html.contains("Acme &amp; Co"));
+        let code = templates.render(&message(MessageKind::EmailCode, None, None), "Acme");
+        assert_eq!(code.subject, "042917 is your Acme code");
+        let sms = templates.render(&message(MessageKind::SmsCode, None, None), "Acme");
+        assert!(sms.text.starts_with("042917 is your Acme code"));
+        assert!(sms.html.is_none());
+    }
+
+    #[test]
+    fn the_most_specific_override_wins() {
+        let org = OrgId::generate();
+        let mut t = Templates::new();
+        let with = |s: &str| Template::new(s, "{{code}}", None);
+        t.set(MessageKind::EmailCode, None, None, with("global"))
+            .unwrap();
+        t.set(MessageKind::EmailCode, None, Some("de"), with("de"))
+            .unwrap();
+        t.set(MessageKind::EmailCode, Some(org), None, with("org"))
+            .unwrap();
+        t.set(
+            MessageKind::EmailCode,
+            Some(org),
+            Some("pt-BR"),
+            with("org pt-BR"),
+        )
+        .unwrap();
+        let subject = |o, l| t.resolve(MessageKind::EmailCode, o, l).subject;
+        assert_eq!(subject(Some(org), Some("pt-BR")), "org pt-BR");
+        assert_eq!(
+            subject(Some(org), Some("de-AT")),
+            "org",
+            "the org beats a language"
+        );
+        assert_eq!(subject(None, Some("de-AT")), "de", "primary tag");
+        assert_eq!(subject(None, Some("fr")), "global");
+        assert_eq!(subject(Some(OrgId::generate()), None), "global");
+        assert_eq!(
+            t.resolve(MessageKind::MagicLink, Some(org), None),
+            Template::builtin(MessageKind::MagicLink)
+        );
+    }
+
+    #[test]
+    fn overrides_are_checked_when_set() {
+        let mut t = Templates::new();
+        let err = t
+            .set(
+                MessageKind::MagicLink,
+                None,
+                None,
+                Template::new("s", "no link", None),
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("{{link}}"), "{err}");
+        let html_without = Template::new("s", "{{link}}", Some("<p>click</p>".into()));
+        assert!(
+            t.set(MessageKind::MagicLink, None, None, html_without)
+                .is_err()
+        );
+        let unknown = Template::new("{{password}}", "{{code}}", None);
+        assert!(t.set(MessageKind::SmsCode, None, None, unknown).is_err());
+        let fine = Template::new("Hi {{ recipient }}", "{{ code }}", None);
+        t.set(MessageKind::SmsCode, None, None, fine).unwrap();
+        let sms = t.render(&message(MessageKind::SmsCode, None, None), "A");
+        assert_eq!(sms.text, "042917");
+        assert_eq!(sms.subject, "Hi ana@example.com");
+    }
+}
