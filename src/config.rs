@@ -603,5 +603,39 @@ mod tests {
         let mut config = Config::new("https://a.example.com");
         config.limits.sends_per_ip.window = Duration::ZERO;
         assert!(check(config).is_err());
+
+        let mut config = Config::new("https://a.example.com");
+        config.limits.send_cooldown = Duration::from_secs(3600);
+        assert!(check(config).is_err());
+    }
+
+    #[test]
+    fn passwordless_settings_are_checked() {
+        let valid = check(Config::new("https://a.example.com")).unwrap();
+        assert_eq!(valid.link_base.as_str(), "https://a.example.com/magic-link");
+        assert_eq!(valid.config.ttl.magic_link, Duration::from_secs(600));
+        for bad in ["", "magic", "//evil.com/x", "/a?b", "/a#b", "/a b", "/é"] {
+            let mut config = Config::new("https://a.example.com");
+            config.passwordless.link_path = bad.into();
+            assert!(check(config).is_err(), "{bad:?}");
+        }
+        let mut config = Config::new("https://a.example.com");
+        config.ttl.magic_link = Duration::from_secs(7200);
+        assert!(check(config).is_err());
+        for bad in ["+1", "", "0", "1234567", "4a"] {
+            let mut config = Config::new("https://a.example.com");
+            config.sms.allowed_prefixes = vec![bad.into()];
+            assert!(check(config).is_err(), "{bad:?}");
+        }
+        let mut config = Config::new("https://a.example.com");
+        config.sms.allowed_prefixes = vec!["1".into(), "4670".into()];
+        let sms = check(config).unwrap().config.sms;
+        assert!(sms.allows("+15550109999"));
+        assert!(sms.allows("+46701234567"));
+        assert!(!sms.allows("+46812345678"));
+        assert!(
+            SmsPolicy::default().allows("+44123456789"),
+            "empty allows all"
+        );
     }
 }

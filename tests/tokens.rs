@@ -1053,13 +1053,13 @@ async fn auth_codes_need_a_registered_client_and_redirect_uri() {
     let attempt = |who: UserId, client: &'static str, uri: &'static str| {
         let auth = h.auth.clone();
         async move {
+            // A malformed URI is refused already here; the rest by the registration.
             let request = AuthCodeRequest::new(
                 ClientId::new(client).unwrap(),
                 uri,
                 pkce_s256(VERIFIER),
                 "S256",
-            )
-            .unwrap();
+            )?;
             auth.complete_first_factor(who, AuthMethod::Email, Some(&request), &ctx())
                 .await
         }

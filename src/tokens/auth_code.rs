@@ -53,18 +53,40 @@ impl AuthCodeRequest {
             ));
         }
         let redirect_uri = redirect_uri.into();
-        if redirect_uri.is_empty() || redirect_uri.len() > 2048 {
-            return Err(Error::invalid(
-                "redirect_uri",
-                "must be 1 to 2048 characters",
-            ));
-        }
+        check_redirect_uri(&redirect_uri)?;
         Ok(AuthCodeRequest {
             client_id,
             redirect_uri,
             code_challenge,
         })
     }
+}
+
+/// A redirect URI must be absolute and written the way a URL parser writes it back (so
+/// `https:evil.com`, `//evil.com` and `/\evil.com` are refused before any comparison), with
+/// no fragment (RFC 6749 §3.1.2), no credentials and no script scheme. Which URIs a client
+/// may use is decided by exact match with its registered ones, afterwards.
+pub fn check_redirect_uri(uri: &str) -> Result<(), Error> {
+    let bad = |reason: &str| Err(Error::invalid("redirect_uri", reason));
+    if uri.is_empty() || uri.len() > 2048 {
+        return bad("must be 1 to 2048 characters");
+    }
+    let Ok(url) = url::Url::parse(uri) else {
+        return bad("must be an absolute URL");
+    };
+    if url.as_str() != uri {
+        return bad("must be written in canonical form");
+    }
+    if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return bad("must not have a fragment or credentials");
+    }
+    if matches!(
+        url.scheme(),
+        "javascript" | "data" | "vbscript" | "file" | "blob" | "about"
+    ) {
+        return bad("must not use a script or local scheme");
+    }
+    Ok(())
 }
 
 /// A client's request to exchange a code for tokens.
@@ -312,6 +334,35 @@ mod tests {
             pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
+    }
+
+    #[test]
+    fn redirect_uris_must_be_canonical_absolute_urls() {
+        for good in [
+            "https://app.example.com/callback",
+            "http://localhost:3000/cb",
+            "com.example.app:/oauth2redirect",
+            "https://app.example.com/cb?tenant=a",
+        ] {
+            assert!(check_redirect_uri(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "//evil.com",
+            "https:evil.com",
+            "/\\evil.com",
+            "/callback",
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "https://app.example.com",
+            "https://APP.example.com/cb",
+            "https://app.example.com/a/../b",
+            "https://app.example.com/cb#frag",
+            "https://user:pw@app.example.com/cb",
+            " https://app.example.com/cb",
+        ] {
+            assert!(check_redirect_uri(bad).is_err(), "{bad}");
+        }
     }
 
     /// The negative vectors of SECURITY-CHECKLIST V-3 (Keycloak's PKCE tests).

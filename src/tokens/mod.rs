@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
-pub use auth_code::{AuthCodeRequest, CodeExchange, pkce_s256};
+pub use auth_code::{AuthCodeRequest, CodeExchange, check_redirect_uri, pkce_s256};
 pub(crate) use cache::VerifiedCache;
 pub use jwt::{Claims, MAX_TOKEN_BYTES};
 pub use keys::{Jwk, Jwks};
