@@ -86,6 +86,8 @@ pub mod model;
 pub mod protect;
 mod sessions;
 mod signin;
+#[cfg(feature = "smtp")]
+pub mod smtp;
 pub mod store;
 mod templates;
 #[cfg(feature = "testing")]
