@@ -1,0 +1,154 @@
+//! An email code's whole round trip — send, then verify into a signed-in session — on the
+//! memory adapter, beside the primitives it is made of: a keyed hash, a 256-bit random
+//! token, and an EdDSA signature of the access token. A magic link's round trip too.
+//!
+//! `cargo bench --bench passwordless`
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::hint::black_box;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use criterion::{Criterion, criterion_group, criterion_main};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use latchkey::crypto::{MagicLinkToken, OneTimeCode, SecretPurpose, random_token};
+use latchkey::model::{User, UserId};
+use latchkey::store::{SessionStore, UserStore};
+use latchkey::testing::{test_keyring, test_pepper};
+use latchkey::tokens::Claims;
+use latchkey::{
+    Config, DeliveryError, Delivery, DeviceProof, EmailMessage, Latchkey, LinkOptions, Mailer,
+    ManualClock, RequestContext, SignIn,
+};
+use latchkey_memory::MemoryStore;
+use tokio::runtime::Runtime;
+
+/// Keeps only the newest message's code or link, so the bench can answer it.
+#[derive(Debug, Clone, Default)]
+struct LastSecret {
+    code: Arc<Mutex<Option<OneTimeCode>>>,
+    link: Arc<Mutex<Option<MagicLinkToken>>>,
+}
+
+#[async_trait]
+impl Mailer for LastSecret {
+    async fn send(&self, message: &EmailMessage) -> Result<(), DeliveryError> {
+        if let Some(code) = &message.message.code {
+            *self.code.lock().unwrap() = Some(code.clone());
+        }
+        if let Some(link) = &message.message.link {
+            let token = link.secret().rsplit("token=").next().unwrap_or_default();
+            *self.link.lock().unwrap() = Some(MagicLinkToken::new(token));
+        }
+        Ok(())
+    }
+}
+
+const USERS: usize = 2000;
+
+fn passwordless(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let store = MemoryStore::new();
+    let clock = ManualClock::fixed();
+    let mailer = LastSecret::default();
+    let mut config = Config::new("https://app.example.com");
+    // Inline, so the code is in hand when `send` returns; the bench's mailer costs nothing.
+    config.passwordless.delivery = Delivery::Inline;
+    let auth = Latchkey::builder(config)
+        .store(store.clone())
+        .mailer(mailer.clone())
+        .clock(clock.clone())
+        .pepper(test_pepper())
+        .keyring(test_keyring())
+        .build()
+        .unwrap();
+    let ctx = RequestContext::new();
+    let emails: Vec<String> = (0..USERS).map(|i| format!("user{i}@example.com")).collect();
+    rt.block_on(async {
+        for email in &emails {
+            let mut user = User::new(UserId::generate(), auth.now());
+            user.email = Some(email.parse().unwrap());
+            user.email_verified = true;
+            store.create_user(&user).await.unwrap();
+        }
+    });
+    // Each address comes round again only after its cooldown and hourly budget allow it:
+    // the clock moves 2 s per round trip, USERS addresses take turns.
+    let mut next = 0usize;
+    let mut turn = || {
+        clock.advance(Duration::from_secs(2));
+        next = (next + 1) % USERS;
+        emails[next].as_str()
+    };
+
+    // The primitives: the same key, claims and algorithm as the engine's.
+    let (encoding, header, claims) = rt.block_on(async {
+        let sent = auth.codes().email().send(&emails[0], &ctx).await.unwrap();
+        let code = mailer.code.lock().unwrap().take().unwrap();
+        let SignIn::Complete(set) = auth
+            .codes()
+            .email()
+            .verify(sent.request_id, &code, &ctx)
+            .await
+            .unwrap()
+        else {
+            panic!("no MFA")
+        };
+        let claims: Claims = auth.tokens().verify(set.access_token.secret()).await.unwrap();
+        let stored = store.list_signing_keys().await.unwrap();
+        let aad = [b"latchkey/signing-key/".as_slice(), stored[0].kid.as_bytes()].concat();
+        let pkcs8 = test_keyring().open(&stored[0].private_key, &aad).unwrap();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(stored[0].kid.clone());
+        (EncodingKey::from_ed_der(&pkcs8), header, claims)
+    });
+
+    let mut g = c.benchmark_group("passwordless");
+    g.bench_function("primitive: HMAC-SHA256 keyed hash", |b| {
+        b.iter(|| {
+            auth.hasher()
+                .hash(SecretPurpose::EmailCode, black_box(b"user0@example.com 123456"))
+        })
+    });
+    g.bench_function("primitive: 256-bit random token", |b| {
+        b.iter(|| random_token().unwrap())
+    });
+    g.bench_function("primitive: JWT sign (EdDSA, raw jsonwebtoken)", |b| {
+        b.iter(|| jsonwebtoken::encode(&header, black_box(&claims), &encoding).unwrap())
+    });
+    g.bench_function("email code: send + verify to a session (memory)", |b| {
+        b.iter(|| {
+            let email = turn();
+            rt.block_on(async {
+                let sent = auth.codes().email().send(email, &ctx).await.unwrap();
+                let code = mailer.code.lock().unwrap().take().unwrap();
+                let signed_in = auth
+                    .codes()
+                    .email()
+                    .verify(sent.request_id, &code, &ctx)
+                    .await
+                    .unwrap();
+                assert!(matches!(signed_in, SignIn::Complete(_)));
+            })
+        })
+    });
+    g.bench_function("magic link: send + verify to a session (memory)", |b| {
+        b.iter(|| {
+            let email = turn();
+            rt.block_on(async {
+                let links = auth.magic_links();
+                let sent = links.send(email, &LinkOptions::new(), &ctx).await.unwrap();
+                let token = mailer.link.lock().unwrap().take().unwrap();
+                let proof = DeviceProof::none().with_poll_token(sent.poll_token);
+                links.verify(&token, &proof, &ctx).await.unwrap();
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, passwordless);
+criterion_main!(benches);
