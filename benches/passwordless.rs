@@ -19,7 +19,7 @@ use latchkey::store::{SessionStore, UserStore};
 use latchkey::testing::{test_keyring, test_pepper};
 use latchkey::tokens::Claims;
 use latchkey::{
-    Config, DeliveryError, Delivery, DeviceProof, EmailMessage, Latchkey, LinkOptions, Mailer,
+    Config, Delivery, DeliveryError, DeviceProof, EmailMessage, Latchkey, LinkOptions, Mailer,
     ManualClock, RequestContext, SignIn,
 };
 use latchkey_memory::MemoryStore;
@@ -96,9 +96,17 @@ fn passwordless(c: &mut Criterion) {
         else {
             panic!("no MFA")
         };
-        let claims: Claims = auth.tokens().verify(set.access_token.secret()).await.unwrap();
+        let claims: Claims = auth
+            .tokens()
+            .verify(set.access_token.secret())
+            .await
+            .unwrap();
         let stored = store.list_signing_keys().await.unwrap();
-        let aad = [b"latchkey/signing-key/".as_slice(), stored[0].kid.as_bytes()].concat();
+        let aad = [
+            b"latchkey/signing-key/".as_slice(),
+            stored[0].kid.as_bytes(),
+        ]
+        .concat();
         let pkcs8 = test_keyring().open(&stored[0].private_key, &aad).unwrap();
         let mut header = Header::new(Algorithm::EdDSA);
         header.typ = Some("at+jwt".into());
@@ -109,8 +117,10 @@ fn passwordless(c: &mut Criterion) {
     let mut g = c.benchmark_group("passwordless");
     g.bench_function("primitive: HMAC-SHA256 keyed hash", |b| {
         b.iter(|| {
-            auth.hasher()
-                .hash(SecretPurpose::EmailCode, black_box(b"user0@example.com 123456"))
+            auth.hasher().hash(
+                SecretPurpose::EmailCode,
+                black_box(b"user0@example.com 123456"),
+            )
         })
     });
     g.bench_function("primitive: 256-bit random token", |b| {

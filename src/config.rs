@@ -465,7 +465,10 @@ pub enum Delivery {
     /// messages under way, e.g. before shutting down.
     Background,
     /// Within the call: delivery errors are returned as [`Error::Delivery`], and the
-    /// call's latency includes the mailer's.
+    /// call's latency includes the mailer's. Both differ between addresses that get a
+    /// message and those that do not (no account with sign-up off, blocked accounts), so
+    /// this reveals which addresses have accounts: use it for tests, benchmarks and
+    /// applications with sign-up on and no blocked users.
     Inline,
 }
 
@@ -479,7 +482,8 @@ pub struct SmsPolicy {
     pub allowed_prefixes: Vec<String>,
     /// Texts to one number. Default 5 per 24 hours.
     pub per_number: RateLimit,
-    /// Texts requested from one client IP. Default 10 per hour.
+    /// Texts requested from one client IP. Default 10 per hour. Calls whose
+    /// [`RequestContext`](crate::RequestContext) has no IP share one such budget.
     pub per_ip: RateLimit,
     /// Texts in all, per engine and store. Default 1 000 per hour: past it SMS is off
     /// until the window drains, and the refusal is logged as an alert.

@@ -116,19 +116,53 @@ fn html_page(body: &str) -> String {
     )
 }
 
-/// The names of the `{{placeholders}}` in a text.
-fn placeholders(text: &str) -> impl Iterator<Item = &str> {
-    text.split("{{")
-        .skip(1)
-        .filter_map(|rest| rest.split_once("}}").map(|(name, _)| name.trim()))
+/// A piece of a template: literal text, or a placeholder's name.
+#[derive(Debug, PartialEq, Eq)]
+enum Piece<'a> {
+    Text(&'a str),
+    Placeholder(&'a str),
 }
 
-/// The rendering of a message.
-#[derive(Debug)]
+/// Splits a template into its pieces: the one reading that validation and rendering share.
+/// A `{{` without a closing `}}` is literal text.
+fn pieces(template: &str) -> Vec<Piece<'_>> {
+    let mut out = Vec::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start + 2..].find("}}") else {
+            break;
+        };
+        out.push(Piece::Text(&rest[..start]));
+        out.push(Piece::Placeholder(rest[start + 2..start + 2 + len].trim()));
+        rest = &rest[start + 2 + len + 2..];
+    }
+    out.push(Piece::Text(rest));
+    out
+}
+
+/// The names of the `{{placeholders}}` in a text.
+fn placeholders(text: &str) -> impl Iterator<Item = &str> {
+    pieces(text).into_iter().filter_map(|piece| match piece {
+        Piece::Placeholder(name) => Some(name),
+        Piece::Text(_) => None,
+    })
+}
+
+/// The rendering of a message. `Debug` shows sizes only: the bodies carry the secret.
 pub(crate) struct Rendered {
     pub(crate) subject: String,
     pub(crate) text: String,
     pub(crate) html: Option<String>,
+}
+
+impl std::fmt::Debug for Rendered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rendered")
+            .field("subject", &self.subject.len())
+            .field("text", &self.text.len())
+            .field("html", &self.html.as_ref().map(String::len))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -223,21 +257,13 @@ impl Templates {
 /// Replaces each `{{name}}` with its value (HTML-escaped when `html`).
 fn fill<'v>(template: &str, value: &impl Fn(&str) -> &'v str, html: bool) -> String {
     let mut out = String::with_capacity(template.len() + 64);
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        let Some(len) = rest[start..].find("}}") else {
-            break;
-        };
-        out.push_str(&rest[..start]);
-        let text = value(rest[start + 2..start + len].trim());
-        if html {
-            escape_html(text, &mut out);
-        } else {
-            out.push_str(text);
+    for piece in pieces(template) {
+        match piece {
+            Piece::Text(text) => out.push_str(text),
+            Piece::Placeholder(name) if html => escape_html(value(name), &mut out),
+            Piece::Placeholder(name) => out.push_str(value(name)),
         }
-        rest = &rest[start + len + 2..];
     }
-    out.push_str(rest);
     out
 }
 
@@ -349,6 +375,12 @@ mod tests {
         );
         let unknown = Template::new("{{password}}", "{{code}}", None);
         assert!(t.set(MessageKind::SmsCode, None, None, unknown).is_err());
+        let nested = Template::new("s", "{{a{{code}}", None);
+        assert!(t.set(MessageKind::SmsCode, None, None, nested).is_err());
+        let unclosed = Template::new("s", "{{code}} and {{ left open", None);
+        t.set(MessageKind::SmsCode, None, None, unclosed).unwrap();
+        let sms = t.render(&message(MessageKind::SmsCode, None, None), "A");
+        assert_eq!(sms.text, "042917 and {{ left open");
         let fine = Template::new("Hi {{ recipient }}", "{{ code }}", None);
         t.set(MessageKind::SmsCode, None, None, fine).unwrap();
         let sms = t.render(&message(MessageKind::SmsCode, None, None), "A");

@@ -330,14 +330,46 @@ async fn enum04_failures_read_the_same_for_known_and_unknown_addresses() {
 }
 
 #[tokio::test]
-async fn malformed_codes_are_bad_input_and_cost_no_attempt() {
+async fn rl05_empty_and_malformed_codes_count_as_wrong() {
     let h = harness();
     let (sent, code) = send_email(&h, "ana@example.com").await;
-    for bad in ["", "12", "abcdef", "12345678901", "１２３４５６"] {
+    for bad in ["", "abcdef", "１２３４５６", "12"] {
         let err = verify(&h, &sent, &OneTimeCode::new(bad)).await.unwrap_err();
-        assert_eq!(err.code(), "invalid_input", "{bad:?}");
+        assert!(matches!(err, Error::InvalidCredentials), "{bad:?}: {err:?}");
     }
+    let err = verify(&h, &sent, &OneTimeCode::new("1".repeat(100)))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_input", "too long to be a code at all");
+    // Four spent; one left.
     verify(&h, &sent, &code).await.unwrap();
+}
+
+#[tokio::test]
+async fn confirming_an_address_leaves_the_owners_password_and_sessions_alone() {
+    let h = harness();
+    let mut user = User::new(UserId::generate(), h.auth.now());
+    user.email = Some("ana@example.com".parse().unwrap());
+    user.password_hash = Some(latchkey::model::PasswordHash::new("$argon2id$v=19$x"));
+    h.store.create_user(&user).await.unwrap();
+    let session = tokens(
+        h.auth
+            .complete_first_factor(user.id, latchkey::AuthMethod::Password, None, &ctx())
+            .await
+            .unwrap(),
+    );
+    let email = h.auth.codes().email();
+    let sent = email.send_verification(user.id, &ctx()).await.unwrap();
+    let code = code_of(&h.last_mail().await.message);
+    email.confirm(sent.request_id, &code, &ctx()).await.unwrap();
+    let after = h.store.get_user(user.id).await.unwrap().unwrap();
+    assert!(after.email_verified);
+    assert!(after.password_hash.is_some());
+    h.auth
+        .tokens()
+        .verify_live(session.access_token.secret())
+        .await
+        .unwrap();
 }
 
 fn sms_config() -> Config {

@@ -161,6 +161,72 @@ async fn enum03_known_and_unknown_addresses_get_the_same_answer() {
     }
 }
 
+/// A mailer that holds every message until released: a send that waited for it would
+/// never return.
+#[derive(Debug, Clone)]
+struct Held {
+    release: std::sync::Arc<tokio::sync::Semaphore>,
+    sent: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl latchkey::Mailer for Held {
+    async fn send(&self, _: &latchkey::EmailMessage) -> Result<(), latchkey::DeliveryError> {
+        self.release.acquire().await.unwrap().forget();
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn enum03_sending_does_not_wait_for_the_mailer() {
+    let mut config = Config::new("https://app.example.com");
+    config.passwordless.sign_up = false;
+    let store = latchkey_memory::MemoryStore::new();
+    let held = Held {
+        release: std::sync::Arc::new(tokio::sync::Semaphore::new(0)),
+        sent: Default::default(),
+    };
+    let auth = latchkey::Latchkey::builder(config)
+        .store(store.clone())
+        .mailer(held.clone())
+        .pepper(latchkey::testing::test_pepper())
+        .keyring(latchkey::testing::test_keyring())
+        .build()
+        .unwrap();
+    let mut known = User::new(UserId::generate(), auth.now());
+    known.email = Some("known@example.com".parse().unwrap());
+    store.create_user(&known).await.unwrap();
+    let mut blocked = User::new(UserId::generate(), auth.now());
+    blocked.email = Some("blocked@example.com".parse().unwrap());
+    blocked.blocked = true;
+    store.create_user(&blocked).await.unwrap();
+
+    for email in [
+        "known@example.com",
+        "unknown@example.com",
+        "blocked@example.com",
+    ] {
+        // Returns although the known address's message is stuck in the mailer.
+        let sent = tokio::time::timeout(
+            Duration::from_secs(5),
+            auth.magic_links().send(email, &LinkOptions::new(), &ctx()),
+        )
+        .await
+        .expect("send returned without waiting for the mailer")
+        .unwrap();
+        assert_eq!(sent.expires_in, Duration::from_secs(600));
+    }
+    assert_eq!(held.sent.load(std::sync::atomic::Ordering::SeqCst), 0);
+    held.release.add_permits(10);
+    auth.flush_deliveries().await;
+    assert_eq!(
+        held.sent.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "only the known, unblocked account got mail"
+    );
+}
+
 #[tokio::test]
 async fn ml10_peek_consumes_nothing_and_verify_consumes_once() {
     let h = harness();
@@ -489,6 +555,133 @@ async fn a_blocked_account_receives_nothing_and_gets_the_same_answer() {
         .await
         .unwrap();
     assert!(h.mails().await.is_empty());
+}
+
+#[tokio::test]
+async fn signing_in_claims_an_unproven_account_from_whoever_set_it_up() {
+    let h = harness();
+    // A squatter registered ana's address with a passkey, a TOTP factor and backup codes.
+    let user = existing_user(&h, "ana@example.com").await;
+    let now = h.auth.now();
+    let passkey = latchkey::model::PasskeyCredential {
+        id: latchkey::model::CredentialId::new(vec![7u8; 16]).unwrap(),
+        user_id: user.id,
+        name: "squatter's key".into(),
+        passkey: vec![1, 2, 3],
+        counter: 0,
+        backup_eligible: false,
+        backup_state: false,
+        created_at: now,
+        last_used_at: None,
+    };
+    h.store.add_passkey(&passkey).await.unwrap();
+    let factor = latchkey::model::TotpFactor {
+        id: latchkey::model::FactorId::generate(),
+        user_id: user.id,
+        secret: h
+            .auth
+            .keyring()
+            .seal(b"0123456789abcdefghij", b"aad")
+            .unwrap(),
+        status: latchkey::model::FactorStatus::Active,
+        last_step: None,
+        created_at: now,
+    };
+    h.store.put_totp_factor(&factor).await.unwrap();
+    let backup = h
+        .auth
+        .hasher()
+        .hash(latchkey::crypto::SecretPurpose::BackupCode, b"code");
+    h.store
+        .replace_backup_codes(user.id, &[backup])
+        .await
+        .unwrap();
+
+    let (sent, token) = send(&h, "ana@example.com").await;
+    let sign_in = h
+        .auth
+        .magic_links()
+        .verify(&token, &same_browser(&sent), &ctx())
+        .await
+        .unwrap();
+    // The squatter's TOTP would have demanded a second factor; it is gone, so no MFA step.
+    let set = tokens(sign_in);
+    assert_eq!(set.user_id, user.id);
+    assert!(h.store.list_passkeys(user.id).await.unwrap().is_empty());
+    assert!(h.store.list_totp_factors(user.id).await.unwrap().is_empty());
+    assert_eq!(h.store.count_backup_codes(user.id).await.unwrap(), 0);
+    assert!(
+        h.store
+            .get_user(user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .email_verified
+    );
+}
+
+#[tokio::test]
+async fn an_unproven_email_cannot_sign_in_to_an_account_owned_by_its_verified_phone() {
+    let h = harness();
+    let mut user = existing_user(&h, "typo@example.com").await;
+    user.phone = Some("+15550109999".parse().unwrap());
+    user.phone_verified = true;
+    user.password_hash = Some(PasswordHash::new(
+        "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA",
+    ));
+    h.store.update_user(&user).await.unwrap();
+
+    let (sent, token) = send(&h, "typo@example.com").await;
+    let links = h.auth.magic_links();
+    let err = links
+        .verify(&token, &same_browser(&sent), &ctx())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidCredentials), "{err:?}");
+    let kept = h.store.get_user(user.id).await.unwrap().unwrap();
+    assert!(kept.password_hash.is_some(), "the owner's password stays");
+    assert!(!kept.email_verified);
+    // The link is used up, and the asking tab hears so.
+    let status = links
+        .status(sent.request_id, &sent.poll_token, &ctx())
+        .await
+        .unwrap();
+    assert!(matches!(status, LinkStatus::Expired), "{status:?}");
+}
+
+#[tokio::test]
+async fn a_spent_account_budget_refuses_even_a_right_link() {
+    let h = harness();
+    let (sent, token) = send(&h, "ana@example.com").await;
+    for _ in 0..10 {
+        h.auth
+            .limits()
+            .record_failure(
+                "signin_fail_account",
+                "ana@example.com",
+                &h.auth.config().limits.failures_per_account,
+            )
+            .await
+            .unwrap();
+    }
+    let err = h
+        .auth
+        .magic_links()
+        .verify(&token, &same_browser(&sent), &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "rate_limited");
+    h.clock.advance(Duration::from_secs(30 * 60));
+    let err = h
+        .auth
+        .magic_links()
+        .verify(&token, &same_browser(&sent), &ctx())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidToken),
+        "the link expired meanwhile"
+    );
 }
 
 #[tokio::test]

@@ -24,6 +24,8 @@ async fn no_secret_reaches_the_store_or_the_logs() {
     let h = harness_with(config);
     let ctx = RequestContext::new().with_ip("203.0.113.9".parse().unwrap());
     let mut secrets: Vec<String> = Vec::new();
+    // Everything the calls returned and the sinks saw, as `Debug` prints it.
+    let mut printed = String::new();
     // What the store holds at every step, records that are gone by the end included.
     let mut dumps = String::new();
     let snapshot = |dumps: &mut String| {
@@ -37,6 +39,7 @@ async fn no_secret_reaches_the_store_or_the_logs() {
         .await
         .unwrap();
     secrets.push(link_token(&h.last_mail().await).secret().to_owned());
+    printed.push_str(&format!("{sent:?} {:?}", h.mails().await));
     h.clock.advance(Duration::from_secs(30));
     snapshot(&mut dumps);
     links.resend(sent.request_id, &ctx).await.unwrap();
@@ -48,15 +51,21 @@ async fn no_secret_reaches_the_store_or_the_logs() {
     secrets.push(sent.poll_token.secret().to_owned());
     let device_code = sent.device_code.clone().unwrap();
     secrets.push(device_code.secret().to_owned());
-    links.peek(&token, &DeviceProof::none()).await.unwrap();
+    let peek = links.peek(&token, &DeviceProof::none()).await.unwrap();
     let proof = DeviceProof::none().with_device_code(device_code);
-    links.verify(&token, &proof, &ctx).await.unwrap();
+    let wrong = DeviceProof::none().with_poll_token(latchkey::crypto::PollToken::new("x"));
+    let refused = links.verify(&token, &wrong, &ctx).await.unwrap_err();
+    let signed_in = links.verify(&token, &proof, &ctx).await.unwrap();
+    printed.push_str(&format!(
+        "{peek:?} {proof:?} {refused:?} {refused} {signed_in:?}"
+    ));
     snapshot(&mut dumps);
     let status = links
         .status(sent.request_id, &sent.poll_token, &ctx)
         .await
         .unwrap();
     assert!(matches!(status, LinkStatus::Verified(_)));
+    printed.push_str(&format!("{status:?}"));
 
     // Email and SMS codes: a wrong try, a resend, the right code.
     for sms in [false, true] {
@@ -88,7 +97,8 @@ async fn no_secret_reaches_the_store_or_the_logs() {
         for code in &codes {
             secrets.push(code.secret().to_owned());
         }
-        let _ = channel.verify(sent.request_id, &codes[1], &ctx).await;
+        let wrong = channel.verify(sent.request_id, &codes[1], &ctx).await;
+        printed.push_str(&format!("{sent:?} {wrong:?} {messages:?}"));
         snapshot(&mut dumps);
         channel
             .verify(sent.request_id, &codes[0], &ctx)
@@ -111,9 +121,14 @@ async fn no_secret_reaches_the_store_or_the_logs() {
         "the flows log at TRACE level: {logs}"
     );
     assert!(logs.contains("message delivered"), "{logs}");
+    assert!(printed.contains("InvalidInput"), "{printed}");
     for secret in &secrets {
         assert!(!dump.contains(secret.as_str()), "a secret is in the store");
         assert!(!logs.contains(secret.as_str()), "a secret is in the logs");
+        assert!(
+            !printed.contains(secret.as_str()),
+            "a secret is in a Debug output"
+        );
     }
     assert_eq!(secrets.len(), 9);
 }

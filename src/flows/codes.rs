@@ -8,9 +8,9 @@
 //! wrong code also counts against the address's and the client's failure budgets.
 
 use super::{
-    Channel, Claimed, Judgement, Purpose, RequestState, Requester, Sent, Stage, account_at_send,
-    account_for, check_failures, claim, clear_failures, deliver, load, record_failure,
-    spend_send_budget,
+    Channel, Claimed, Judgement, Proof, Purpose, RequestState, Requester, Sent, Stage,
+    account_at_send, account_for, check_failures, claim, clear_failures, deliver, load,
+    record_failure, spend_send_budget,
 };
 use crate::crypto::{OneTimeCode, SecretHash, SecretPurpose, numeric_code};
 use crate::delivery::Recipient;
@@ -60,8 +60,12 @@ impl CodeChannel<'_> {
     ///
     /// Answers the same whether or not an account has the address. Without one, the code
     /// signs the person up when [`Passwordless::sign_up`](crate::Passwordless::sign_up) is
-    /// on; otherwise nothing is sent. Refused with [`Error::RateLimited`] when the address
-    /// or client sent too much, and for SMS by the pumping guard, before anything is sent.
+    /// on; otherwise nothing is sent. Refusals come before anything is sent:
+    /// [`Error::InvalidInput`] for a malformed address, or (SMS) a number outside
+    /// [`SmsPolicy::allowed_prefixes`](crate::SmsPolicy::allowed_prefixes);
+    /// [`Error::RateLimited`] when the client, the address or (SMS) all texts together
+    /// used their budget — a spent global SMS budget is also logged at `error` level, so
+    /// the application can offer another method; [`Error::Config`] without a sender.
     pub async fn send(&self, to: &str, ctx: &RequestContext) -> Result<Sent, Error> {
         let recipient = self.recipient(to)?;
         spend_send_budget(self.inner, self.channel, recipient.as_str(), ctx).await?;
@@ -151,14 +155,14 @@ impl CodeChannel<'_> {
     pub async fn resend(&self, request_id: RequestId, ctx: &RequestContext) -> Result<Sent, Error> {
         let inner = self.inner;
         let first = load(inner, request_id).await?.ok_or(Error::Expired)?;
-        if first.state.channel != self.channel || first.state.stage != Stage::Pending {
+        if first.state.channel != self.channel || !super::usable(inner, &first.state) {
             return Err(Error::Expired);
         }
         spend_send_budget(inner, self.channel, &first.state.identifier, ctx).await?;
         let ttl = self.channel.ttl(inner);
         loop {
             let loaded = load(inner, request_id).await?.ok_or(Error::Expired)?;
-            if loaded.state.stage != Stage::Pending {
+            if !super::usable(inner, &loaded.state) {
                 return Err(Error::Expired);
             }
             let code = OneTimeCode::new(numeric_code(inner.config.config.codes.digits)?.as_str());
@@ -211,15 +215,15 @@ impl CodeChannel<'_> {
     ) -> Result<UserId, Error> {
         let (state, ctx) = self.redeem(request_id, code, Purpose::Verify, ctx).await?;
         let user = state.user_id.ok_or(Error::InvalidCredentials)?;
-        let account = self
-            .inner
-            .users
-            .get_user(user)
-            .await?
-            .ok_or(Error::InvalidCredentials)?;
         let recipient = state.recipient()?;
         for _ in 0..8 {
-            match super::mark_verified(self.inner, account.clone(), &recipient, &ctx).await {
+            let account = self
+                .inner
+                .users
+                .get_user(user)
+                .await?
+                .ok_or(Error::InvalidCredentials)?;
+            match super::mark_verified(self.inner, account, &recipient, Proof::Owner, &ctx).await {
                 Err(Error::Store(crate::StoreError::Stale)) => continue,
                 other => return other,
             }
@@ -278,7 +282,6 @@ impl CodeChannel<'_> {
         })
     }
 
-    /// The stored form of a code: bound to its request, address and purpose.
     fn hash(
         &self,
         id: RequestId,
@@ -286,34 +289,96 @@ impl CodeChannel<'_> {
         purpose: Purpose,
         code: &OneTimeCode,
     ) -> SecretHash {
-        let secret_purpose = match self.channel {
-            Channel::SmsCode => SecretPurpose::SmsCode,
-            _ => SecretPurpose::EmailCode,
-        };
-        self.inner.hasher.hash_parts(
-            secret_purpose,
-            &[
-                id.as_bytes(),
-                identifier.as_bytes(),
-                purpose.as_str().as_bytes(),
-                code.secret().as_bytes(),
-            ],
+        code_hash(
+            &self.inner.hasher,
+            self.channel,
+            id,
+            identifier,
+            purpose,
+            code,
         )
     }
 }
 
-/// A code as typed, without the spaces or hyphens people put in it. Anything else than 4
-/// to 10 digits is malformed input, refused without spending an attempt.
-fn normalize(code: &OneTimeCode) -> Result<OneTimeCode, Error> {
-    let digits: String = code
-        .secret()
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .collect();
-    let digits = OneTimeCode::new(digits);
-    let text = digits.secret();
-    if !(4..=10).contains(&text.len()) || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Error::invalid("code", "must be the digits of the code"));
+/// The stored form of a code: bound to its channel, request, address and purpose.
+fn code_hash(
+    hasher: &crate::crypto::SecretHasher,
+    channel: Channel,
+    id: RequestId,
+    identifier: &str,
+    purpose: Purpose,
+    code: &OneTimeCode,
+) -> SecretHash {
+    let secret_purpose = match channel {
+        Channel::SmsCode => SecretPurpose::SmsCode,
+        _ => SecretPurpose::EmailCode,
+    };
+    hasher.hash_parts(
+        secret_purpose,
+        &[
+            id.as_bytes(),
+            identifier.as_bytes(),
+            purpose.as_str().as_bytes(),
+            code.secret().as_bytes(),
+        ],
+    )
+}
+
+/// A code as typed, without the spaces or hyphens people put in it. Anything else that is
+/// not the code (letters, an empty string) is simply a wrong code and counts as one
+/// (checklist RL-05: a missing credential is a failure); only input too long to be a code
+/// at all is refused as malformed, unhashed.
+pub(crate) fn normalize(code: &OneTimeCode) -> Result<OneTimeCode, Error> {
+    if code.secret().len() > 64 {
+        return Err(Error::invalid("code", "is too long"));
     }
-    Ok(digits)
+    Ok(OneTimeCode::new(
+        code.secret()
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .collect::<String>(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{Pepper, SecretHasher};
+
+    /// OOB-04: the same code hashes differently for another request, address, purpose or
+    /// channel, so it verifies only where it was sent.
+    #[test]
+    fn a_code_hash_binds_request_address_purpose_and_channel() {
+        let hasher = SecretHasher::new(&Pepper::from_bytes([3u8; 32]).unwrap()).unwrap();
+        let id = RequestId::generate();
+        let code = OneTimeCode::new("123456");
+        let base =
+            |channel, id, who: &str, purpose| code_hash(&hasher, channel, id, who, purpose, &code);
+        let a = base(Channel::EmailCode, id, "a@example.com", Purpose::SignIn);
+        assert_eq!(
+            a,
+            base(Channel::EmailCode, id, "a@example.com", Purpose::SignIn)
+        );
+        for other in [
+            base(
+                Channel::EmailCode,
+                RequestId::generate(),
+                "a@example.com",
+                Purpose::SignIn,
+            ),
+            base(Channel::EmailCode, id, "b@example.com", Purpose::SignIn),
+            base(Channel::EmailCode, id, "a@example.com", Purpose::Verify),
+            base(Channel::SmsCode, id, "a@example.com", Purpose::SignIn),
+        ] {
+            assert_ne!(a, other);
+        }
+    }
+
+    #[test]
+    fn typed_codes_lose_their_spacing_and_overlong_input_is_refused() {
+        let code = normalize(&OneTimeCode::new(" 123-456 ")).unwrap();
+        assert_eq!(code.secret(), "123456");
+        assert_eq!(normalize(&OneTimeCode::new("")).unwrap().secret(), "");
+        assert!(normalize(&OneTimeCode::new("1".repeat(65))).is_err());
+    }
 }

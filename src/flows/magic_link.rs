@@ -33,7 +33,8 @@ use std::time::Duration;
 
 use super::{
     Channel, Claimed, Judgement, Purpose, RequestState, Requester, Sent, Stage, account_at_send,
-    account_for, claim, deliver, load, record_failure, spend_send_budget,
+    account_for, check_failures, claim, clear_failures, deliver, load, record_failure,
+    spend_send_budget,
 };
 use crate::crypto::{
     MagicLinkToken, OneTimeCode, PollToken, SecretHash, SecretPurpose, numeric_code, random_token,
@@ -225,14 +226,14 @@ impl<'a> MagicLinks<'a> {
     pub async fn resend(&self, request_id: RequestId, ctx: &RequestContext) -> Result<Sent, Error> {
         let inner = self.inner;
         let first = load(inner, request_id).await?.ok_or(Error::Expired)?;
-        if first.state.channel != Channel::MagicLink || first.state.stage != Stage::Pending {
+        if first.state.channel != Channel::MagicLink || !super::usable(inner, &first.state) {
             return Err(Error::Expired);
         }
         spend_send_budget(inner, Channel::MagicLink, &first.state.identifier, ctx).await?;
         let ttl = inner.config.config.ttl.magic_link;
         loop {
             let loaded = load(inner, request_id).await?.ok_or(Error::Expired)?;
-            if loaded.state.stage != Stage::Pending {
+            if !super::usable(inner, &loaded.state) {
                 return Err(Error::Expired);
             }
             let token = MagicLinkToken::new(random_token()?.as_str());
@@ -290,6 +291,12 @@ impl<'a> MagicLinks<'a> {
         let inner = self.inner;
         let (first, link) = self.find(token).await?;
         let request_id = first.id;
+        let identifier = first.state.identifier.clone();
+        check_failures(inner, &identifier, ctx).await?;
+        let device_code = match &proof.device_code {
+            Some(code) => Some(super::codes::normalize(code)?),
+            None => None,
+        };
         let judge = |state: &RequestState| {
             if state.channel != Channel::MagicLink || !link.ct_eq(&state.secret) {
                 return Judgement::Refuse(Error::InvalidToken);
@@ -297,7 +304,7 @@ impl<'a> MagicLinks<'a> {
             if !self.needs_device_code(request_id, state, proof) {
                 return Judgement::Accept;
             }
-            let (Some(code), Some(expected)) = (&proof.device_code, &state.device_code) else {
+            let (Some(code), Some(expected)) = (&device_code, &state.device_code) else {
                 return Judgement::Refuse(Error::invalid(
                     "device_code",
                     "this link was asked for in another browser: enter the code shown there",
@@ -310,24 +317,21 @@ impl<'a> MagicLinks<'a> {
         };
         let loaded = match claim(inner, request_id, || Error::InvalidToken, judge).await? {
             Claimed::Won(loaded) => loaded,
-            Claimed::Wrong(state) => {
-                record_failure(inner, &state.identifier, None, ctx, "email").await?;
+            Claimed::Wrong(_) => {
+                record_failure(inner, &identifier, None, ctx, "email").await?;
                 return Err(Error::InvalidCredentials);
             }
         };
-        let now = inner.clock.now();
-        let key = ChallengeKey::hashed(ChallengeKind::MagicLink, &link);
-        inner.challenges.delete(&key, now).await?;
         let mut ctx = ctx.clone();
         ctx.org_id = loaded.state.org_id;
-        let user = account_for(inner, &loaded.state.recipient()?, &ctx)
-            .await?
-            .ok_or(Error::InvalidToken)?;
-        // The asking tab may now collect a sign-in of its own.
-        let mut verified = loaded.state.clone();
-        verified.stage = Stage::Verified { user_id: user };
-        let expires_at = now + inner.config.config.ttl.magic_link;
-        super::replace(inner, &loaded, &verified, expires_at).await?;
+        let user = match self.settle(&loaded, &link, &identifier, &ctx).await {
+            Ok(user) => user,
+            Err(err) => {
+                // The link is used up either way; the asking tab learns it is over.
+                super::remove(inner, request_id).await?;
+                return Err(err);
+            }
+        };
         tracing::debug!(%request_id, "magic link verified");
         complete_first_factor(
             inner,
@@ -339,8 +343,38 @@ impl<'a> MagicLinks<'a> {
         .await
     }
 
+    /// After a won claim: the link's index goes, the account is found (or made), and the
+    /// request is marked verified for the asking tab to collect.
+    async fn settle(
+        &self,
+        loaded: &super::Loaded,
+        link: &SecretHash,
+        identifier: &str,
+        ctx: &RequestContext,
+    ) -> Result<crate::UserId, Error> {
+        let inner = self.inner;
+        let now = inner.clock.now();
+        let key = ChallengeKey::hashed(ChallengeKind::MagicLink, link);
+        inner.challenges.delete(&key, now).await?;
+        clear_failures(inner, identifier).await?;
+        let user = account_for(inner, &loaded.state.recipient()?, ctx)
+            .await?
+            .ok_or(Error::InvalidToken)?;
+        let mut verified = loaded.state.clone();
+        verified.stage = Stage::Verified { user_id: user };
+        let expires_at = now + inner.config.config.ttl.magic_link;
+        // Only this call writes a claimed request, so the swap cannot lose; if the store
+        // says otherwise, the asking tab must not be signed in from a state we did not write.
+        if !super::replace(inner, loaded, &verified, expires_at).await? {
+            return Err(Error::Conflict { what: "request" });
+        }
+        Ok(user)
+    }
+
     /// The asking tab's poll. [`LinkStatus::Verified`] carries the tab's own sign-in,
-    /// once. A wrong poll token is [`Error::InvalidToken`], whatever the request's state.
+    /// once. An unknown, expired or used-up request is [`LinkStatus::Expired`], whatever
+    /// token comes with it; a live link request with a wrong poll token is
+    /// [`Error::InvalidToken`].
     pub async fn status(
         &self,
         request_id: RequestId,
@@ -352,14 +386,20 @@ impl<'a> MagicLinks<'a> {
             return Ok(LinkStatus::Expired);
         };
         let state = &loaded.state;
-        let expected = state.poll.as_ref().ok_or(Error::InvalidToken)?;
-        if state.channel != Channel::MagicLink
-            || !self.poll_hash(request_id, poll_token).ct_eq(expected)
-        {
+        let Some(expected) = state.poll.as_ref() else {
+            // A code request: it has no status to poll.
+            return Ok(LinkStatus::Expired);
+        };
+        if !self.poll_hash(request_id, poll_token).ct_eq(expected) {
             return Err(Error::InvalidToken);
         }
         if !matches!(state.stage, Stage::Verified { .. }) {
-            return Ok(LinkStatus::Pending);
+            return Ok(
+                match super::usable(inner, state) || state.stage == Stage::Claimed {
+                    true => LinkStatus::Pending,
+                    false => LinkStatus::Expired,
+                },
+            );
         }
         // Verified is final, so whoever takes the record collects the sign-in.
         let key = ChallengeKey::new(ChallengeKind::Request, request_id.to_string());
@@ -406,7 +446,7 @@ impl<'a> MagicLinks<'a> {
             .and_then(|text| text.parse().ok())
             .ok_or(Error::InvalidToken)?;
         let loaded = load(inner, id).await?.ok_or(Error::InvalidToken)?;
-        let usable = loaded.state.stage == Stage::Pending
+        let usable = super::usable(inner, &loaded.state)
             && loaded.state.channel == Channel::MagicLink
             && hash.ct_eq(&loaded.state.secret);
         match usable {

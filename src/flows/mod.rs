@@ -218,6 +218,11 @@ pub(crate) async fn remove(inner: &Inner, id: RequestId) -> Result<(), Error> {
     Ok(())
 }
 
+/// Whether a request can still be answered: pending, with attempts left.
+pub(crate) fn usable(inner: &Inner, state: &RequestState) -> bool {
+    state.stage == Stage::Pending && state.attempts < inner.config.config.codes.max_attempts
+}
+
 /// How a presented secret compares with a request.
 pub(crate) enum Judgement {
     /// Right: claim the request.
@@ -249,7 +254,7 @@ pub(crate) async fn claim(
     let max = inner.config.config.codes.max_attempts;
     loop {
         let mut loaded = load(inner, id).await?.ok_or_else(missing)?;
-        if loaded.state.stage != Stage::Pending || loaded.state.attempts >= max {
+        if !usable(inner, &loaded.state) {
             return Err(missing());
         }
         match judge(&loaded.state) {
@@ -279,7 +284,8 @@ pub(crate) async fn claim(
 }
 
 /// The budgets a send spends, in order, before anything is generated or sent. Refused
-/// sends count too, so hammering keeps the door shut.
+/// sends count too, so hammering keeps the door shut. The client's own budget comes first:
+/// a client past it cannot also spend a victim's per-address budget and lock them out.
 async fn spend_send_budget(
     inner: &Inner,
     channel: Channel,
@@ -287,8 +293,22 @@ async fn spend_send_budget(
     ctx: &RequestContext,
 ) -> Result<(), Error> {
     let config = &inner.config.config;
-    let limits = crate::protect::RateLimiter::new(inner);
     let sms = channel == Channel::SmsCode;
+    // Checked before anything else, so a missing sender is an error for every address
+    // alike, not only for those that have accounts.
+    let configured = match sms {
+        true => inner.sms.is_some(),
+        false => inner.mailer.is_some(),
+    };
+    if !configured {
+        return Err(Error::Config(
+            match sms {
+                true => "no SMS sender configured",
+                false => "no mailer configured",
+            }
+            .into(),
+        ));
+    }
     if sms && !config.sms.allows(identifier) {
         tracing::info!("text refused: number outside the allowed calling codes");
         return Err(Error::invalid(
@@ -296,6 +316,7 @@ async fn spend_send_budget(
             "texts cannot be sent to this country",
         ));
     }
+    let limits = crate::protect::RateLimiter::new(inner);
     let cooldown = RateLimit::fixed(1, config.limits.send_cooldown);
     let (per_recipient, per_ip) = match sms {
         true => (&config.sms.per_number, &config.sms.per_ip),
@@ -304,14 +325,19 @@ async fn spend_send_budget(
             &config.limits.sends_per_ip,
         ),
     };
-    let ip = ctx.ip.map(|ip| ip.to_string());
-    let mut budgets = vec![
-        ("send_cooldown", identifier, &cooldown),
-        ("send_recipient", identifier, per_recipient),
-    ];
+    // Texts cost money: a caller that gives no client address shares one budget with every
+    // other such caller, rather than having none.
+    let ip = match (ctx.ip, sms) {
+        (Some(ip), _) => Some(ip.to_string()),
+        (None, true) => Some("unknown".to_owned()),
+        (None, false) => None,
+    };
+    let mut budgets = Vec::with_capacity(4);
     if let Some(ip) = &ip {
-        budgets.push((if sms { "sms_ip" } else { "send_ip" }, ip, per_ip));
+        budgets.push((if sms { "sms_ip" } else { "send_ip" }, ip.as_str(), per_ip));
     }
+    budgets.push(("send_cooldown", identifier, &cooldown));
+    budgets.push(("send_recipient", identifier, per_recipient));
     if sms {
         budgets.push(("sms_global", "all", &config.sms.global));
     }
@@ -415,9 +441,13 @@ async fn find_user(inner: &Inner, recipient: &Recipient) -> Result<Option<User>,
 /// The account a verified address signs in to: the one that has it (now marked verified),
 /// or a new one when sign-up is on. `None`: no account and no sign-up.
 ///
-/// Marking an email verified on an account that also has a password clears that password
-/// and ends the account's sessions: the password was set by someone who never proved the
-/// address (a pre-account takeover), and the person who just did owns the account.
+/// An account whose address was never proven may have been made by someone else (a
+/// pre-account takeover: register the victim's address with your own password, wait). So
+/// when the person who just proved the address signs in to such an account, it becomes
+/// theirs alone: its password, passkeys, TOTP factors and backup codes are removed and its
+/// sessions end. If the account already has another proven identifier (a verified phone
+/// when this is the email, or the other way round), that identifier's owner holds it, and
+/// the unproven address cannot sign in to it ([`Error::InvalidCredentials`]).
 pub(crate) async fn account_for(
     inner: &Inner,
     recipient: &Recipient,
@@ -426,7 +456,7 @@ pub(crate) async fn account_for(
     for _ in 0..8 {
         let now = inner.clock.now();
         match find_user(inner, recipient).await? {
-            Some(user) => match mark_verified(inner, user, recipient, ctx).await {
+            Some(user) => match mark_verified(inner, user, recipient, Proof::SignIn, ctx).await {
                 Err(Error::Store(StoreError::Stale)) => continue,
                 other => return other.map(Some),
             },
@@ -484,48 +514,88 @@ async fn join_org(
     Ok(())
 }
 
-/// Records that `user` proved `recipient` (which must still be theirs). Returns the id.
-async fn mark_verified(
+/// Who is proving an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Proof {
+    /// Someone signing in with it: may take over an account nobody proved.
+    SignIn,
+    /// The signed-in owner of the account confirming it: nothing else changes.
+    Owner,
+}
+
+/// Records that `recipient` (which must still be the user's) was proven. Returns the id.
+/// See [`account_for`] for what a sign-in to an unproven account does. Every step is safe
+/// to repeat, and the account is marked verified last, so a failure part-way leaves it to
+/// the next attempt.
+pub(crate) async fn mark_verified(
     inner: &Inner,
     mut user: User,
     recipient: &Recipient,
+    proof: Proof,
     ctx: &RequestContext,
 ) -> Result<UserId, Error> {
     let now = inner.clock.now();
-    let mut took_over = false;
-    match recipient {
-        Recipient::Email(email) if user.email.as_ref() == Some(email) => {
-            if user.email_verified {
-                return Ok(user.id);
-            }
-            user.email_verified = true;
-            took_over = user.password_hash.take().is_some();
-        }
-        Recipient::Phone(phone) if user.phone.as_ref() == Some(phone) => {
-            if user.phone_verified {
-                return Ok(user.id);
-            }
-            user.phone_verified = true;
-        }
+    let (already, other_proven) = match recipient {
+        Recipient::Email(email) if user.email.as_ref() == Some(email) => (
+            user.email_verified,
+            user.phone.is_some() && user.phone_verified,
+        ),
+        Recipient::Phone(phone) if user.phone.as_ref() == Some(phone) => (
+            user.phone_verified,
+            user.email.is_some() && user.email_verified,
+        ),
         // The address moved to another account after the code was sent.
         _ => return Err(Error::InvalidCredentials),
+    };
+    if already {
+        return Ok(user.id);
+    }
+    if proof == Proof::SignIn {
+        if other_proven {
+            return Err(Error::InvalidCredentials);
+        }
+        take_over(inner, &mut user, ctx).await?;
+    }
+    match recipient {
+        Recipient::Email(_) => user.email_verified = true,
+        Recipient::Phone(_) => user.phone_verified = true,
     }
     user.updated_at = now;
-    match inner.users.update_user(&user).await {
-        Err(StoreError::Stale) => return Err(Error::Store(StoreError::Stale)),
-        other => {
-            other?;
-        }
-    }
-    if took_over {
-        inner.sessions.revoke_user_sessions(user.id, now).await?;
-        let event = AuthEvent::new(AuthEventKind::PasswordChanged, ctx, now)
-            .with_user(user.id)
-            .with_reason("unverified_password_cleared");
-        inner.audit_log.append(&event).await?;
-        tracing::info!(user_id = %user.id, "cleared a password set before the email was proven");
-    }
+    inner.users.update_user(&user).await.map_err(Error::Store)?;
     Ok(user.id)
+}
+
+/// Ends everything a person who never proved the account's address may have set up on it:
+/// sessions, password, passkeys, TOTP factors, backup codes. The caller then marks the
+/// address verified.
+async fn take_over(inner: &Inner, user: &mut User, ctx: &RequestContext) -> Result<(), Error> {
+    let now = inner.clock.now();
+    let id = user.id;
+    let users = &inner.users;
+    let revoked = inner.sessions.revoke_user_sessions(id, now).await?;
+    let mut removed = 0usize;
+    for passkey in users.list_passkeys(id).await? {
+        removed += usize::from(users.delete_passkey(id, &passkey.id).await?);
+    }
+    for factor in users.list_totp_factors(id).await? {
+        removed += usize::from(users.delete_totp_factor(id, factor.id).await?);
+    }
+    users.replace_backup_codes(id, &[]).await?;
+    let had_password = user.password_hash.take().is_some();
+    if had_password || removed > 0 || revoked > 0 {
+        let event = AuthEvent::new(AuthEventKind::FactorRemoved, ctx, now)
+            .with_user(id)
+            .with_reason("unproven_account_claimed");
+        inner.audit_log.append(&event).await?;
+        tracing::info!(
+            user_id = %id,
+            had_password,
+            removed,
+            revoked,
+            "an unproven account was claimed by its address's owner"
+        );
+    }
+    Ok(())
 }
 
 /// Counts a wrong secret against the account's and the client's failure budgets.
