@@ -8,7 +8,7 @@ use std::path::Path;
 
 use latchkey::model::{User, UserId};
 use latchkey::store::UserStore;
-use latchkey::testing::{test_keyring, test_pepper};
+use latchkey::testing::{CapturingMailer, race, test_keyring, test_pepper};
 use latchkey::{AuthMethod, Config, Latchkey, ManualClock, RequestContext, SignIn};
 mod support;
 
@@ -16,9 +16,14 @@ use latchkey_sled::{SledConfig, SledStore};
 use support::retry;
 
 fn engine(dir: &Path, clock: &ManualClock) -> (Latchkey, SledStore) {
+    engine_with(dir, clock, &CapturingMailer::new())
+}
+
+fn engine_with(dir: &Path, clock: &ManualClock, mailer: &CapturingMailer) -> (Latchkey, SledStore) {
     let store = retry(|| SledStore::with_config(SledConfig::new(dir).clock(clock.clone())));
     let auth = Latchkey::builder(Config::new("https://app.example.com"))
         .store(store.clone())
+        .mailer(mailer.clone())
         .clock(clock.clone())
         .pepper(test_pepper())
         .keyring(test_keyring())
@@ -80,5 +85,71 @@ async fn sessions_and_signing_keys_survive_a_restart() {
         err.code(),
         "invalid_token",
         "and its reuse revoked the session"
+    );
+}
+
+/// Invariant 2 on real files: a pending code survives a restart, and 16 concurrent
+/// verifies of it, or of a magic link, open exactly one session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn passwordless_secrets_are_single_use_on_sled_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::fixed();
+    let mailer = CapturingMailer::new();
+    let ctx = RequestContext::new();
+    let (auth, store) = engine_with(dir.path(), &clock, &mailer);
+    let sent = auth
+        .codes()
+        .email()
+        .send("ana@example.com", &ctx)
+        .await
+        .unwrap();
+    auth.flush_deliveries().await;
+    let code = mailer.last().unwrap().message.code.unwrap();
+    drop((auth, store));
+
+    let (auth, _store) = engine_with(dir.path(), &clock, &mailer);
+    let results = race(16, |_| {
+        let auth = auth.clone();
+        let code = code.clone();
+        async move {
+            auth.codes()
+                .email()
+                .verify(sent.request_id, &code, &RequestContext::new())
+                .await
+        }
+    })
+    .await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+
+    clock.advance(std::time::Duration::from_secs(60));
+    let sent = auth
+        .magic_links()
+        .send("ana@example.com", &latchkey::LinkOptions::new(), &ctx)
+        .await
+        .unwrap();
+    auth.flush_deliveries().await;
+    let link = mailer.last().unwrap().message.link.unwrap();
+    let token =
+        latchkey::crypto::MagicLinkToken::new(link.secret().rsplit("token=").next().unwrap());
+    let proof = latchkey::DeviceProof::none().with_poll_token(sent.poll_token.clone());
+    let results = race(16, |_| {
+        let auth = auth.clone();
+        let token = token.clone();
+        let proof = proof.clone();
+        async move {
+            auth.magic_links()
+                .verify(&token, &proof, &RequestContext::new())
+                .await
+        }
+    })
+    .await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
     );
 }
