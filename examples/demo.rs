@@ -1,22 +1,46 @@
 //! What the engine can do so far, on the in-memory adapter: run with
-//! `cargo run --example demo`.
+//! `cargo run --example demo`. Emails are printed to the console.
 //!
 //! This grows into the full demo as ceremonies land; the axum example will replace it as
 //! the thing a newcomer runs first.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use async_trait::async_trait;
 
 use latchkey::crypto::{EncryptionKey, Keyring, Pepper, SecretPurpose, random_token};
 use latchkey::model::{AuthEventKind, ChallengeKey, ChallengeKind, PageRequest, User, UserId};
 use latchkey::store::UserStore;
 use latchkey::{
-    AuthMethod, Config, Email, Error, Latchkey, Phone, RateLimit, RequestContext, SignIn,
+    AuthMethod, Config, ConsoleMailer, DeliveryError, DeviceProof, Email, EmailMessage, Error,
+    Latchkey, LinkOptions, LinkStatus, Mailer, Phone, RateLimit, RequestContext, SignIn,
 };
+
+/// Prints every email, like `ConsoleMailer`, and keeps the last one so the demo can
+/// "click" it.
+#[derive(Debug, Clone, Default)]
+struct Outbox(Arc<Mutex<Option<EmailMessage>>>);
+
+#[async_trait]
+impl Mailer for Outbox {
+    async fn send(&self, message: &EmailMessage) -> Result<(), DeliveryError> {
+        ConsoleMailer.send(message).await?;
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.clone());
+        Ok(())
+    }
+}
+
+impl Outbox {
+    fn last(&self) -> Option<EmailMessage> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
 use latchkey_memory::MemoryStore;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    println!("latchkey demo — the foundation\n");
+    println!("latchkey demo\n");
 
     // 1. Configuration is checked once, at build().
     let bad = Latchkey::builder(Config::new("http://app.example.com"))
@@ -29,8 +53,10 @@ async fn main() -> Result<(), Error> {
     }
 
     let store = MemoryStore::new();
+    let outbox = Outbox::default();
     let auth = Latchkey::builder(Config::new("http://localhost:8080"))
         .store(store.clone())
+        .mailer(outbox.clone())
         .pepper(Pepper::generate()?)
         .keyring(Keyring::new(1, EncryptionKey::generate()?))
         .build()?;
@@ -172,5 +198,80 @@ async fn main() -> Result<(), Error> {
     {
         println!("   verify_live of the newest access token: {}", err.code());
     }
+
+    // 8. Passwordless: an email code, then a magic link opened on "another device".
+    println!("\n8. an email code for bob@example.com (no account yet: it signs him up):");
+    let sent = auth.codes().email().send("bob@example.com", &ctx).await?;
+    auth.flush_deliveries().await;
+    let Some(code) = outbox.last().and_then(|m| m.message.code) else {
+        return Ok(());
+    };
+    let wrong = latchkey::crypto::OneTimeCode::new("not-it");
+    let refused = auth
+        .codes()
+        .email()
+        .verify(sent.request_id, &wrong, &ctx)
+        .await;
+    println!(
+        "   a wrong code: {}",
+        refused.map_or_else(|e| e.code().to_owned(), |_| "accepted?!".into())
+    );
+    if let SignIn::Complete(bob) = auth
+        .codes()
+        .email()
+        .verify(sent.request_id, &code, &ctx)
+        .await?
+    {
+        println!("   the right one: signed in as {}", bob.user_id);
+    }
+
+    println!("\n   a magic link for bob, asked for in this tab:");
+    let links = auth.magic_links();
+    let sent = links
+        .send("bob@example.com", &LinkOptions::new(), &ctx)
+        .await?;
+    auth.flush_deliveries().await;
+    let Some(link) = outbox.last().and_then(|m| m.message.link) else {
+        return Ok(());
+    };
+    let token =
+        latchkey::crypto::MagicLinkToken::new(link.secret().rsplit("token=").next().unwrap_or(""));
+    let phone = RequestContext::new().with_user_agent("a phone");
+    let peek = links.peek(&token, &DeviceProof::none()).await?;
+    println!(
+        "   the phone opens it: valid {} s more, needs the tab's code: {}",
+        peek.expires_in.as_secs(),
+        peek.needs_device_code
+    );
+    let status = links
+        .status(sent.request_id, &sent.poll_token, &ctx)
+        .await?;
+    println!(
+        "   the tab polls: {}",
+        if matches!(status, LinkStatus::Pending) {
+            "pending"
+        } else {
+            "?"
+        }
+    );
+    if let Some(device_code) = sent.device_code.clone() {
+        let proof = DeviceProof::none().with_device_code(device_code);
+        links.verify(&token, &proof, &phone).await?;
+        println!("   the phone confirms with the code shown in the tab: signed in");
+    }
+    if let LinkStatus::Verified(SignIn::Complete(tab)) = links
+        .status(sent.request_id, &sent.poll_token, &ctx)
+        .await?
+    {
+        println!(
+            "   the tab polls again: verified, its own session {}",
+            tab.session_id
+        );
+    }
+    let again = links.verify(&token, &DeviceProof::none(), &phone).await;
+    println!(
+        "   the link a second time: {}",
+        again.map_or_else(|e| e.code().to_owned(), |_| "accepted?!".into())
+    );
     Ok(())
 }

@@ -373,8 +373,8 @@ pub struct Limits {
     pub sends_per_recipient: RateLimit,
     /// Emails or texts requested from one client IP. Default 30 per hour.
     pub sends_per_ip: RateLimit,
-    /// The least time between two sends to one address or number (a resend included).
-    /// Default 30 seconds; at most 10 minutes.
+    /// The least time between two sends of one kind (link, email code, text) to one
+    /// address or number, a resend included. Default 30 seconds; at most 10 minutes.
     pub send_cooldown: Duration,
 }
 

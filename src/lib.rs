@@ -56,10 +56,17 @@
 //! refresh tokens, exchanges codes and manages signing keys; [`Sessions`] lists and revokes
 //! a user's sessions.
 //!
+//! The passwordless ceremonies: [`MagicLinks`] (see [`flows::magic_link`] for the
+//! peek-then-verify landing page, cross-device status and same-device binding) and
+//! [`Codes`] for email and SMS one-time codes. Messages are rendered by [`Templates`] and
+//! handed to the [`Mailer`] or [`SmsSender`], in the background by default
+//! ([`Delivery`]).
+//!
 //! ## Features
 //!
-//! - `testing`: capturing mailer and SMS sender, fixed test secrets, the [`testing::race`]
-//!   helper.
+//! - `smtp`: `smtp::SmtpMailer`, email over SMTP (lettre on rustls).
+//! - `testing`: capturing mailer and SMS sender, a capturing log subscriber, fixed test
+//!   secrets, the [`testing::race`] helper.
 //! - `conformance`: the storage conformance suite ([`store::conformance`]) that every
 //!   adapter runs.
 //!

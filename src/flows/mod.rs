@@ -332,11 +332,14 @@ async fn spend_send_budget(
         (None, true) => Some("unknown".to_owned()),
         (None, false) => None,
     };
+    // The cooldown is per channel, so asking for a code after a link is not refused; the
+    // per-address budget counts every channel together.
+    let cooldown_subject = format!("{}:{identifier}", channel.kind().as_str());
     let mut budgets = Vec::with_capacity(4);
     if let Some(ip) = &ip {
         budgets.push((if sms { "sms_ip" } else { "send_ip" }, ip.as_str(), per_ip));
     }
-    budgets.push(("send_cooldown", identifier, &cooldown));
+    budgets.push(("send_cooldown", cooldown_subject.as_str(), &cooldown));
     budgets.push(("send_recipient", identifier, per_recipient));
     if sms {
         budgets.push(("sms_global", "all", &config.sms.global));
