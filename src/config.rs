@@ -457,10 +457,11 @@ impl Passwordless {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Delivery {
-    /// On a task of its own (on the current Tokio runtime; inline when there is none): a
-    /// "send me a link" call answers before the message goes out, so its latency says
-    /// nothing about whether the address has an account (an unknown one gets no message
-    /// when sign-up is off). Failures are logged (`tracing`), not returned.
+    /// On a task of its own, on the caller's Tokio runtime: a "send me a link" call
+    /// answers before the message goes out, so it does not wait for the mailer, whose
+    /// latency would tell which addresses get mail (an unknown one gets none when sign-up
+    /// is off). Failures are logged (`tracing`), not returned. Called outside a Tokio
+    /// runtime, the message goes out inline as with [`Delivery::Inline`], with a warning.
     /// [`Latchkey::flush_deliveries`](crate::Latchkey::flush_deliveries) waits for the
     /// messages under way, e.g. before shutting down.
     Background,
@@ -485,8 +486,9 @@ pub struct SmsPolicy {
     /// Texts requested from one client IP. Default 10 per hour. Calls whose
     /// [`RequestContext`](crate::RequestContext) has no IP share one such budget.
     pub per_ip: RateLimit,
-    /// Texts in all, per engine and store. Default 1 000 per hour: past it SMS is off
-    /// until the window drains, and the refusal is logged as an alert.
+    /// Texts in all, counted in the store (so shared by every engine on it). Default
+    /// 1 000 per hour: past it SMS is off until the window drains, and each refusal is
+    /// logged at `error` level as an alert.
     pub global: RateLimit,
 }
 

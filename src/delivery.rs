@@ -25,6 +25,10 @@ pub enum MessageKind {
     EmailCode,
     /// A text message with a one-time code.
     SmsCode,
+    /// An email with a code that confirms the address of a signed-in user.
+    EmailVerification,
+    /// A text message with a code that confirms the number of a signed-in user.
+    SmsVerification,
 }
 
 impl MessageKind {
@@ -34,14 +38,18 @@ impl MessageKind {
             MessageKind::MagicLink => "magic_link",
             MessageKind::EmailCode => "email_code",
             MessageKind::SmsCode => "sms_code",
+            MessageKind::EmailVerification => "email_verification",
+            MessageKind::SmsVerification => "sms_verification",
         }
     }
 
     /// Every kind.
-    pub const ALL: [MessageKind; 3] = [
+    pub const ALL: [MessageKind; 5] = [
         MessageKind::MagicLink,
         MessageKind::EmailCode,
         MessageKind::SmsCode,
+        MessageKind::EmailVerification,
+        MessageKind::SmsVerification,
     ];
 }
 
@@ -285,7 +293,12 @@ impl Dispatcher {
                 });
                 Ok(())
             }
-            _ => {
+            (mode, _) => {
+                if mode == Delivery::Background {
+                    tracing::warn!(
+                        "no Tokio runtime: delivering inline, so this call waits for the sender"
+                    );
+                }
                 let _ticket = Ticket::new(&self.in_flight);
                 outgoing.send().await.map_err(|err| {
                     tracing::warn!(%request_id, kind, error = %err, "message delivery failed");

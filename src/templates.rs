@@ -74,6 +74,23 @@ impl Template {
                  Do not share it.",
                 None,
             ),
+            MessageKind::EmailVerification => Template::new(
+                "Confirm your email address for {{app_name}}",
+                "Enter {{code}} in {{app_name}} to confirm that {{recipient}} is your \
+                 address.\n\nIt expires in {{minutes}} minutes. This code does not sign \
+                 anyone in. If you did not ask for it, ignore this email.",
+                Some(html_page(
+                    "<p>Confirm {{recipient}} for {{app_name}} with this code:</p>\
+                     <p style=\"font-size:28px;letter-spacing:4px;font-weight:bold\">{{code}}</p>\
+                     <p>It expires in {{minutes}} minutes and does not sign anyone in.</p>",
+                )),
+            ),
+            MessageKind::SmsVerification => Template::new(
+                "",
+                "{{code}} confirms this number for {{app_name}}. It expires in {{minutes}} \
+                 min. It does not sign anyone in.",
+                None,
+            ),
         }
     }
 
@@ -91,7 +108,7 @@ impl Template {
         }
         let required = match kind {
             MessageKind::MagicLink => "link",
-            MessageKind::EmailCode | MessageKind::SmsCode => "code",
+            _ => "code",
         };
         let missing = |body: &str| !placeholders(body).any(|name| name == required);
         if missing(&self.text) || self.html.as_deref().is_some_and(missing) {
@@ -177,7 +194,7 @@ struct Key {
 ///
 /// The most specific override wins: organization and language, then organization, then
 /// language, then the engine-wide override, then the built-in template. A language matches
-/// exactly (`pt-BR`) or by its primary tag (`pt`).
+/// exactly (`pt-BR`, in any case) or by its primary tag (`pt`).
 #[derive(Debug, Clone, Default)]
 pub struct Templates {
     custom: HashMap<Key, Template>,
@@ -200,13 +217,15 @@ impl Templates {
         template: Template,
     ) -> Result<(), Error> {
         template.validate(kind)?;
-        let locale = locale.map(str::to_owned);
+        let locale = locale.map(str::to_ascii_lowercase);
         self.custom.insert(Key { kind, org, locale }, template);
         Ok(())
     }
 
     /// The template a message would be rendered with.
     pub fn resolve(&self, kind: MessageKind, org: Option<OrgId>, locale: Option<&str>) -> Template {
+        let locale = locale.map(str::to_ascii_lowercase);
+        let locale = locale.as_deref();
         let primary = locale.and_then(|l| l.split('-').next());
         let mut locales = vec![locale, primary];
         locales.dedup();
@@ -342,6 +361,11 @@ mod tests {
         .unwrap();
         let subject = |o, l| t.resolve(MessageKind::EmailCode, o, l).subject;
         assert_eq!(subject(Some(org), Some("pt-BR")), "org pt-BR");
+        assert_eq!(
+            subject(Some(org), Some("pt-br")),
+            "org pt-BR",
+            "tags ignore case"
+        );
         assert_eq!(
             subject(Some(org), Some("de-AT")),
             "org",

@@ -519,3 +519,69 @@ async fn inline_delivery_reports_a_failing_mailer() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_client_over_its_budget_cannot_spend_a_victims() {
+    let mut config = Config::new("https://app.example.com");
+    config.limits.sends_per_ip = RateLimit::fixed(1, Duration::from_secs(3600));
+    let h = harness_with(config);
+    let email = h.auth.codes().email();
+    let attacker = RequestContext::new().with_ip("192.0.2.66".parse().unwrap());
+    email.send("someone@example.com", &attacker).await.unwrap();
+    for _ in 0..10 {
+        h.clock.advance(Duration::from_secs(31));
+        let err = email.send("ana@example.com", &attacker).await.unwrap_err();
+        assert_eq!(err.code(), "rate_limited");
+    }
+    // Ana's own address budget and cooldown were never touched.
+    email.send("ana@example.com", &ctx()).await.unwrap();
+    // IPv6 clients count by their /64.
+    let a = RequestContext::new().with_ip("2001:db8:1:2::1".parse().unwrap());
+    let b = RequestContext::new().with_ip("2001:db8:1:2::beef".parse().unwrap());
+    email.send("x@example.com", &a).await.unwrap();
+    let err = email.send("y@example.com", &b).await.unwrap_err();
+    assert_eq!(err.code(), "rate_limited");
+}
+
+#[tokio::test]
+async fn an_sms_code_gives_an_unproven_number_to_its_prover() {
+    let h = harness_with(sms_config());
+    let mut user = User::new(UserId::generate(), h.auth.now());
+    user.email = Some("owner@example.com".parse().unwrap());
+    user.email_verified = true;
+    user.phone = Some("+15550109999".parse().unwrap());
+    h.store.create_user(&user).await.unwrap();
+    let sms = h.auth.codes().sms();
+    let sent = sms.send("+15550109999", &ctx()).await.unwrap();
+    let code = code_of(&h.texts().await[0].message);
+    let set = tokens(sms.verify(sent.request_id, &code, &ctx()).await.unwrap());
+    assert_ne!(set.user_id, user.id);
+    let new = h.store.get_user(set.user_id).await.unwrap().unwrap();
+    assert!(new.phone_verified && new.email.is_none());
+    assert_eq!(
+        h.store.get_user(user.id).await.unwrap().unwrap().phone,
+        None
+    );
+}
+
+#[tokio::test]
+async fn verification_codes_use_their_own_templates() {
+    let h = harness();
+    let mut user = User::new(UserId::generate(), h.auth.now());
+    user.email = Some("ana@example.com".parse().unwrap());
+    h.store.create_user(&user).await.unwrap();
+    h.auth
+        .codes()
+        .email()
+        .send_verification(user.id, &ctx())
+        .await
+        .unwrap();
+    let mail = h.last_mail().await;
+    assert_eq!(mail.message.kind, latchkey::MessageKind::EmailVerification);
+    assert!(
+        mail.subject.starts_with("Confirm your email address"),
+        "{}",
+        mail.subject
+    );
+    assert!(mail.text.contains("does not sign anyone in"));
+}

@@ -160,7 +160,7 @@ impl CodeChannel<'_> {
         }
         spend_send_budget(inner, self.channel, &first.state.identifier, ctx).await?;
         let ttl = self.channel.ttl(inner);
-        loop {
+        for _ in 0..super::MAX_RETRIES {
             let loaded = load(inner, request_id).await?.ok_or(Error::Expired)?;
             if !super::usable(inner, &loaded.state) {
                 return Err(Error::Expired);
@@ -178,13 +178,18 @@ impl CodeChannel<'_> {
                 });
             }
         }
+        Err(Error::Conflict { what: "request" })
     }
 
     /// Signs in (or up) with a sign-in code. Every failure — wrong code, unknown or used
-    /// request, a code for another purpose — is [`Error::InvalidCredentials`], the same
-    /// whether or not the address has an account; [`Error::RateLimited`] once the address
-    /// or the client failed too often. Of concurrent verifies of one code exactly one
-    /// succeeds.
+    /// request, a code for another purpose, a blocked account — is
+    /// [`Error::InvalidCredentials`], the same whether or not the address has an account;
+    /// [`Error::RateLimited`] once the address or the client failed too often;
+    /// [`Error::InvalidInput`] for input too long to be a code; [`Error::Forbidden`] when
+    /// the request ran in an organization the account is not a member of. Of concurrent
+    /// verifies of one code exactly one succeeds. See
+    /// [`flows`](crate::flows) for what proving an address does to an account that was
+    /// never proven.
     pub async fn verify(
         &self,
         request_id: RequestId,
@@ -216,7 +221,7 @@ impl CodeChannel<'_> {
         let (state, ctx) = self.redeem(request_id, code, Purpose::Verify, ctx).await?;
         let user = state.user_id.ok_or(Error::InvalidCredentials)?;
         let recipient = state.recipient()?;
-        for _ in 0..8 {
+        for _ in 0..super::MAX_RETRIES {
             let account = self
                 .inner
                 .users
@@ -225,7 +230,10 @@ impl CodeChannel<'_> {
                 .ok_or(Error::InvalidCredentials)?;
             match super::mark_verified(self.inner, account, &recipient, Proof::Owner, &ctx).await {
                 Err(Error::Store(crate::StoreError::Stale)) => continue,
-                other => return other,
+                Ok(Some(user)) => return Ok(user),
+                // An owner's proof never takes the address away.
+                Ok(None) => return Err(Error::InvalidCredentials),
+                Err(err) => return Err(err),
             }
         }
         Err(Error::Conflict { what: "user" })
@@ -241,9 +249,15 @@ impl CodeChannel<'_> {
     ) -> Result<(RequestState, RequestContext), Error> {
         let inner = self.inner;
         let code = normalize(code)?;
-        let first = load(inner, request_id)
-            .await?
-            .ok_or(Error::InvalidCredentials)?;
+        let method = match self.channel {
+            Channel::SmsCode => "sms",
+            _ => "email",
+        };
+        let Some(first) = load(inner, request_id).await? else {
+            // Guessing at request ids costs the client like a wrong code.
+            record_failure(inner, None, None, ctx, method).await?;
+            return Err(Error::InvalidCredentials);
+        };
         let identifier = first.state.identifier.clone();
         check_failures(inner, &identifier, ctx).await?;
         let judge = |state: &RequestState| {
@@ -265,11 +279,7 @@ impl CodeChannel<'_> {
                 Ok((loaded.state, ctx))
             }
             Claimed::Wrong(state) => {
-                let method = match self.channel {
-                    Channel::SmsCode => "sms",
-                    _ => "email",
-                };
-                record_failure(inner, &identifier, state.user_id, ctx, method).await?;
+                record_failure(inner, Some(&identifier), state.user_id, ctx, method).await?;
                 Err(Error::InvalidCredentials)
             }
         }

@@ -22,10 +22,13 @@
 //!
 //! Because the asking tab is signed in by whoever opens the link, a phishing page could ask
 //! for a link to its victim's address and wait for the victim to click. Same-device binding
-//! (on by default) stops that: a link opened in a browser that cannot present the poll
+//! (on by default) raises the bar: a link opened in a browser that cannot present the poll
 //! token (the landing page reads it from the storage the asking tab wrote) must also be
-//! given the device code shown in the asking tab, which the victim never sees. Wrong device
-//! codes spend the request's attempts like wrong one-time codes.
+//! given the device code shown in the asking tab. A victim who merely clicks signs nobody
+//! in; the phishing page would have to persuade them to type its code, so the confirm
+//! page should show prominently who asked ([`LinkPeek::requested_by`]: address and
+//! browser) beside the code field. Wrong device codes spend the request's attempts like
+//! wrong one-time codes.
 //!
 //! [`Passwordless::bind_device`]: crate::Passwordless::bind_device
 
@@ -231,7 +234,7 @@ impl<'a> MagicLinks<'a> {
         }
         spend_send_budget(inner, Channel::MagicLink, &first.state.identifier, ctx).await?;
         let ttl = inner.config.config.ttl.magic_link;
-        loop {
+        for _ in 0..super::MAX_RETRIES {
             let loaded = load(inner, request_id).await?.ok_or(Error::Expired)?;
             if !super::usable(inner, &loaded.state) {
                 return Err(Error::Expired);
@@ -257,6 +260,7 @@ impl<'a> MagicLinks<'a> {
                 expires_in: ttl,
             });
         }
+        Err(Error::Conflict { what: "request" })
     }
 
     /// What the landing page needs to render a confirm step. Consumes nothing: a mail
@@ -280,8 +284,12 @@ impl<'a> MagicLinks<'a> {
     /// carried a redirect. Exactly once, also under concurrency.
     ///
     /// Errors: [`Error::InvalidToken`] for a link that is unknown, used, replaced or
-    /// expired; [`Error::InvalidInput`] (`device_code`) when binding requires the device
-    /// code and none was given; [`Error::InvalidCredentials`] for a wrong device code.
+    /// expired (also when the address has no account and sign-up is off);
+    /// [`Error::InvalidInput`] (`device_code`) when binding requires the device code and
+    /// none was given; [`Error::InvalidCredentials`] for a wrong device code or a blocked
+    /// account; [`Error::RateLimited`] while the address's or the client's failure budget
+    /// is spent (the link stays usable); [`Error::Forbidden`] when the request ran in an
+    /// organization the account is not a member of.
     pub async fn verify(
         &self,
         token: &MagicLinkToken,
@@ -318,7 +326,7 @@ impl<'a> MagicLinks<'a> {
         let loaded = match claim(inner, request_id, || Error::InvalidToken, judge).await? {
             Claimed::Won(loaded) => loaded,
             Claimed::Wrong(_) => {
-                record_failure(inner, &identifier, None, ctx, "email").await?;
+                record_failure(inner, Some(&identifier), None, ctx, "email").await?;
                 return Err(Error::InvalidCredentials);
             }
         };
@@ -328,7 +336,9 @@ impl<'a> MagicLinks<'a> {
             Ok(user) => user,
             Err(err) => {
                 // The link is used up either way; the asking tab learns it is over.
-                super::remove(inner, request_id).await?;
+                if let Err(undo) = super::remove(inner, request_id).await {
+                    tracing::warn!(%request_id, error = %undo, "could not end a failed link request");
+                }
                 return Err(err);
             }
         };

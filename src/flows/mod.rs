@@ -4,7 +4,18 @@
 //!
 //! A request lives in the challenge store under its [`RequestId`]. Every change to it is a
 //! compare-and-swap on the record's version, so of racing verifies exactly one claims it,
-//! a resend never resets its wrong-attempt count, and a wrong attempt is never lost.
+//! a resend never resets its wrong-attempt count, and no wrong attempt on a live request
+//! is lost.
+//!
+//! # Proving an address
+//!
+//! A verified sign-in code or link proves its address. On an account where the address
+//! was never proven, that decides who the account belongs to: see the rules on
+//! `account_for` below — in short, an account holding nothing proven (at most a password)
+//! becomes the prover's alone, with its password, backup codes and sessions gone; an
+//! account holding something proven (another verified identifier, a passkey, an active
+//! TOTP factor) keeps it, loses the unproven address, and the prover signs up with that
+//! address as a new account.
 
 pub mod codes;
 pub mod magic_link;
@@ -67,11 +78,13 @@ pub(crate) enum Channel {
 }
 
 impl Channel {
-    fn kind(self) -> MessageKind {
-        match self {
-            Channel::MagicLink => MessageKind::MagicLink,
-            Channel::EmailCode => MessageKind::EmailCode,
-            Channel::SmsCode => MessageKind::SmsCode,
+    fn kind(self, purpose: Purpose) -> MessageKind {
+        match (self, purpose) {
+            (Channel::MagicLink, _) => MessageKind::MagicLink,
+            (Channel::EmailCode, Purpose::SignIn) => MessageKind::EmailCode,
+            (Channel::EmailCode, Purpose::Verify) => MessageKind::EmailVerification,
+            (Channel::SmsCode, Purpose::SignIn) => MessageKind::SmsCode,
+            (Channel::SmsCode, Purpose::Verify) => MessageKind::SmsVerification,
         }
     }
 
@@ -252,7 +265,7 @@ pub(crate) async fn claim(
     judge: impl Fn(&RequestState) -> Judgement,
 ) -> Result<Claimed, Error> {
     let max = inner.config.config.codes.max_attempts;
-    loop {
+    for _ in 0..MAX_RETRIES {
         let mut loaded = load(inner, id).await?.ok_or_else(missing)?;
         if !usable(inner, &loaded.state) {
             return Err(missing());
@@ -281,6 +294,7 @@ pub(crate) async fn claim(
             }
         }
     }
+    Err(Error::Conflict { what: "request" })
 }
 
 /// The budgets a send spends, in order, before anything is generated or sent. Refused
@@ -328,13 +342,13 @@ async fn spend_send_budget(
     // Texts cost money: a caller that gives no client address shares one budget with every
     // other such caller, rather than having none.
     let ip = match (ctx.ip, sms) {
-        (Some(ip), _) => Some(ip.to_string()),
+        (Some(ip), _) => Some(crate::protect::ip_subject(ip)),
         (None, true) => Some("unknown".to_owned()),
         (None, false) => None,
     };
     // The cooldown is per channel, so asking for a code after a link is not refused; the
     // per-address budget counts every channel together.
-    let cooldown_subject = format!("{}:{identifier}", channel.kind().as_str());
+    let cooldown_subject = format!("{}:{identifier}", channel.kind(Purpose::SignIn).as_str());
     let mut budgets = Vec::with_capacity(4);
     if let Some(ip) = &ip {
         budgets.push((if sms { "sms_ip" } else { "send_ip" }, ip.as_str(), per_ip));
@@ -370,7 +384,7 @@ async fn deliver(
     }
     let channel = state.channel;
     let message = Message {
-        kind: channel.kind(),
+        kind: channel.kind(state.purpose),
         to: state.recipient()?,
         link,
         code,
@@ -444,58 +458,96 @@ async fn find_user(inner: &Inner, recipient: &Recipient) -> Result<Option<User>,
 /// The account a verified address signs in to: the one that has it (now marked verified),
 /// or a new one when sign-up is on. `None`: no account and no sign-up.
 ///
-/// An account whose address was never proven may have been made by someone else (a
-/// pre-account takeover: register the victim's address with your own password, wait). So
-/// when the person who just proved the address signs in to such an account, it becomes
-/// theirs alone: its password, passkeys, TOTP factors and backup codes are removed and its
-/// sessions end. If the account already has another proven identifier (a verified phone
-/// when this is the email, or the other way round), that identifier's owner holds it, and
-/// the unproven address cannot sign in to it ([`Error::InvalidCredentials`]).
+/// An account whose address was never proven may have been set up by someone else (a
+/// pre-account takeover: register the victim's address with your own password, wait), or
+/// the address may be a typo of its owner's. Proving the address decides, by what else the
+/// account holds:
+///
+/// - Nothing but, at most, a password (and unconfirmed factors): the account becomes the
+///   prover's alone. The password, backup codes, pending factors and the account's other
+///   unproven identifier are removed, and its sessions end.
+/// - Something proven or strong — another verified identifier, a passkey, an active TOTP
+///   factor: that belongs to whoever set it up, who keeps the account; the unproven address
+///   is taken off it, and the prover signs up with it as a new account (if sign-up is on).
+///
+/// A blocked account is refused ([`Error::InvalidCredentials`]) before anything changes.
 pub(crate) async fn account_for(
     inner: &Inner,
     recipient: &Recipient,
     ctx: &RequestContext,
 ) -> Result<Option<UserId>, Error> {
-    for _ in 0..8 {
+    for _ in 0..MAX_RETRIES {
         let now = inner.clock.now();
         match find_user(inner, recipient).await? {
+            Some(user) if user.blocked => return Err(Error::InvalidCredentials),
             Some(user) => match mark_verified(inner, user, recipient, Proof::SignIn, ctx).await {
-                Err(Error::Store(StoreError::Stale)) => continue,
-                other => return other.map(Some),
+                // Changed under us, or the address was just taken off an account: look again.
+                Err(Error::Store(StoreError::Stale)) | Ok(None) => continue,
+                Ok(Some(id)) => return Ok(Some(id)),
+                Err(err) => return Err(err),
             },
             None if inner.config.config.passwordless.sign_up => {
-                let mut user = User::new(UserId::generate(), now);
-                match recipient {
-                    Recipient::Email(email) => {
-                        user.email = Some(email.clone());
-                        user.email_verified = true;
-                    }
-                    Recipient::Phone(phone) => {
-                        user.phone = Some(phone.clone());
-                        user.phone_verified = true;
-                    }
-                }
-                match inner.users.create_user(&user).await {
+                match sign_up(inner, recipient, ctx, now).await? {
+                    Some(id) => return Ok(Some(id)),
                     // Someone signed up with the address meanwhile: sign in to theirs.
-                    Err(StoreError::Conflict { .. }) => continue,
-                    Err(err) => return Err(err.into()),
-                    Ok(()) => {}
+                    None => continue,
                 }
-                join_org(inner, user.id, ctx.org_id, now).await?;
-                let event = AuthEvent::new(AuthEventKind::SignUp, ctx, now)
-                    .with_user(user.id)
-                    .with_method(match recipient {
-                        Recipient::Email(_) => "email",
-                        Recipient::Phone(_) => "sms",
-                    });
-                inner.audit_log.append(&event).await?;
-                tracing::debug!(user_id = %user.id, "signed up by a verified address");
-                return Ok(Some(user.id));
             }
             None => return Ok(None),
         }
     }
     Err(Error::Conflict { what: "user" })
+}
+
+/// How often a compare-and-swap is retried before the engine gives up with
+/// [`Error::Conflict`] (only a misbehaving store, or a storm of writes to one record, gets
+/// there).
+pub(crate) const MAX_RETRIES: usize = 32;
+
+/// Creates the account of a proven address. `None`: the address was taken meanwhile.
+async fn sign_up(
+    inner: &Inner,
+    recipient: &Recipient,
+    ctx: &RequestContext,
+    now: Timestamp,
+) -> Result<Option<UserId>, Error> {
+    let mut user = User::new(UserId::generate(), now);
+    match recipient {
+        Recipient::Email(email) => {
+            user.email = Some(email.clone());
+            user.email_verified = true;
+        }
+        Recipient::Phone(phone) => {
+            user.phone = Some(phone.clone());
+            user.phone_verified = true;
+        }
+    }
+    match inner.users.create_user(&user).await {
+        Err(StoreError::Conflict { .. }) => return Ok(None),
+        Err(err) => return Err(err.into()),
+        Ok(()) => {}
+    }
+    let event = AuthEvent::new(AuthEventKind::SignUp, ctx, now)
+        .with_user(user.id)
+        .with_method(match recipient {
+            Recipient::Email(_) => "email",
+            Recipient::Phone(_) => "sms",
+        });
+    let joined = async {
+        join_org(inner, user.id, ctx.org_id, now).await?;
+        inner.audit_log.append(&event).await?;
+        Ok::<(), Error>(())
+    };
+    if let Err(err) = joined.await {
+        // Half an account would be refused in its organization forever: undo it, so the
+        // next attempt starts clean.
+        if let Err(undo) = inner.users.delete_user(user.id).await {
+            tracing::warn!(user_id = %user.id, error = %undo, "could not undo a failed sign-up");
+        }
+        return Err(err);
+    }
+    tracing::debug!(user_id = %user.id, "signed up by a verified address");
+    Ok(Some(user.id))
 }
 
 /// A new account made inside an organization joins it, with no roles.
@@ -520,23 +572,21 @@ async fn join_org(
 /// Who is proving an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Proof {
-    /// Someone signing in with it: may take over an account nobody proved.
+    /// Someone signing in with it: may claim an account nobody proved (see [`account_for`]).
     SignIn,
     /// The signed-in owner of the account confirming it: nothing else changes.
     Owner,
 }
 
-/// Records that `recipient` (which must still be the user's) was proven. Returns the id.
-/// See [`account_for`] for what a sign-in to an unproven account does. Every step is safe
-/// to repeat, and the account is marked verified last, so a failure part-way leaves it to
-/// the next attempt.
+/// Records that `recipient` (which must still be the user's) was proven. Returns the id,
+/// or `None` when the address was taken off the account instead (see [`account_for`]).
 pub(crate) async fn mark_verified(
     inner: &Inner,
     mut user: User,
     recipient: &Recipient,
     proof: Proof,
     ctx: &RequestContext,
-) -> Result<UserId, Error> {
+) -> Result<Option<UserId>, Error> {
     let now = inner.clock.now();
     let (already, other_proven) = match recipient {
         Recipient::Email(email) if user.email.as_ref() == Some(email) => (
@@ -551,13 +601,15 @@ pub(crate) async fn mark_verified(
         _ => return Err(Error::InvalidCredentials),
     };
     if already {
-        return Ok(user.id);
+        return Ok(Some(user.id));
     }
     if proof == Proof::SignIn {
-        if other_proven {
-            return Err(Error::InvalidCredentials);
+        let strong = other_proven || has_strong_factor(inner, user.id).await?;
+        if strong {
+            detach(inner, user, recipient, ctx).await?;
+            return Ok(None);
         }
-        take_over(inner, &mut user, ctx).await?;
+        claim_account(inner, &mut user, recipient, ctx).await?;
     }
     match recipient {
         Recipient::Email(_) => user.email_verified = true,
@@ -565,17 +617,64 @@ pub(crate) async fn mark_verified(
     }
     user.updated_at = now;
     inner.users.update_user(&user).await.map_err(Error::Store)?;
-    Ok(user.id)
+    Ok(Some(user.id))
 }
 
-/// Ends everything a person who never proved the account's address may have set up on it:
-/// sessions, password, passkeys, TOTP factors, backup codes. The caller then marks the
-/// address verified.
-async fn take_over(inner: &Inner, user: &mut User, ctx: &RequestContext) -> Result<(), Error> {
+/// A passkey or an active TOTP factor: a credential whose owner proved something.
+async fn has_strong_factor(inner: &Inner, user: UserId) -> Result<bool, Error> {
+    if !inner.users.list_passkeys(user).await?.is_empty() {
+        return Ok(true);
+    }
+    let factors = inner.users.list_totp_factors(user).await?;
+    Ok(factors
+        .iter()
+        .any(|f| f.status == crate::model::FactorStatus::Active))
+}
+
+/// Takes an unproven address off an account that someone else proved, so its prover can
+/// have it.
+async fn detach(
+    inner: &Inner,
+    mut user: User,
+    recipient: &Recipient,
+    ctx: &RequestContext,
+) -> Result<(), Error> {
+    let now = inner.clock.now();
+    match recipient {
+        Recipient::Email(_) => user.email = None,
+        Recipient::Phone(_) => user.phone = None,
+    }
+    user.updated_at = now;
+    inner.users.update_user(&user).await.map_err(Error::Store)?;
+    let event = AuthEvent::new(AuthEventKind::FactorRemoved, ctx, now)
+        .with_user(user.id)
+        .with_reason("unproven_address_proven_by_another");
+    inner.audit_log.append(&event).await?;
+    tracing::info!(user_id = %user.id, "an unproven address was taken off an account by its prover");
+    Ok(())
+}
+
+/// Makes an account nobody proved its prover's alone. The password and the other unproven
+/// identifier go first, in one compare-and-swap, so nothing signs in with them from then
+/// on; then factors set up meanwhile, backup codes and sessions. The caller marks the
+/// address verified last, so a failure part-way leaves it all to the next attempt.
+async fn claim_account(
+    inner: &Inner,
+    user: &mut User,
+    recipient: &Recipient,
+    ctx: &RequestContext,
+) -> Result<(), Error> {
     let now = inner.clock.now();
     let id = user.id;
+    let had_password = user.password_hash.take().is_some();
+    match recipient {
+        Recipient::Email(_) if !user.phone_verified => user.phone = None,
+        Recipient::Phone(_) if !user.email_verified => user.email = None,
+        _ => {}
+    }
+    user.updated_at = now;
+    user.revision = inner.users.update_user(user).await.map_err(Error::Store)?;
     let users = &inner.users;
-    let revoked = inner.sessions.revoke_user_sessions(id, now).await?;
     let mut removed = 0usize;
     for passkey in users.list_passkeys(id).await? {
         removed += usize::from(users.delete_passkey(id, &passkey.id).await?);
@@ -584,7 +683,12 @@ async fn take_over(inner: &Inner, user: &mut User, ctx: &RequestContext) -> Resu
         removed += usize::from(users.delete_totp_factor(id, factor.id).await?);
     }
     users.replace_backup_codes(id, &[]).await?;
-    let had_password = user.password_hash.take().is_some();
+    let revoked = inner.sessions.revoke_user_sessions(id, now).await?;
+    if !users.list_passkeys(id).await?.is_empty() || !users.list_totp_factors(id).await?.is_empty()
+    {
+        // A factor arrived while we cleaned: start over from a fresh read.
+        return Err(Error::Store(StoreError::Stale));
+    }
     if had_password || removed > 0 || revoked > 0 {
         let event = AuthEvent::new(AuthEventKind::FactorRemoved, ctx, now)
             .with_user(id)
@@ -595,32 +699,39 @@ async fn take_over(inner: &Inner, user: &mut User, ctx: &RequestContext) -> Resu
             had_password,
             removed,
             revoked,
-            "an unproven account was claimed by its address's owner"
+            "an unproven account was claimed by its address's prover"
         );
     }
     Ok(())
 }
 
-/// Counts a wrong secret against the account's and the client's failure budgets.
+/// Counts a wrong secret against the account's (when known) and the client's failure
+/// budgets.
 async fn record_failure(
     inner: &Inner,
-    identifier: &str,
+    identifier: Option<&str>,
     user: Option<UserId>,
     ctx: &RequestContext,
     method: &str,
 ) -> Result<(), Error> {
     let limits = crate::protect::RateLimiter::new(inner);
     let config = &inner.config.config.limits;
-    limits
-        .record_failure(
-            "signin_fail_account",
-            identifier,
-            &config.failures_per_account,
-        )
-        .await?;
+    if let Some(identifier) = identifier {
+        limits
+            .record_failure(
+                "signin_fail_account",
+                identifier,
+                &config.failures_per_account,
+            )
+            .await?;
+    }
     if let Some(ip) = ctx.ip {
         limits
-            .record_failure("signin_fail_ip", &ip.to_string(), &config.failures_per_ip)
+            .record_failure(
+                "signin_fail_ip",
+                &crate::protect::ip_subject(ip),
+                &config.failures_per_ip,
+            )
             .await?;
     }
     let mut event = AuthEvent::new(AuthEventKind::SignInFailed, ctx, inner.clock.now())
@@ -650,7 +761,11 @@ async fn check_failures(
         .await?;
     if let Some(ip) = ctx.ip {
         limits
-            .check("signin_fail_ip", &ip.to_string(), &config.failures_per_ip)
+            .check(
+                "signin_fail_ip",
+                &crate::protect::ip_subject(ip),
+                &config.failures_per_ip,
+            )
             .await?;
     }
     Ok(())
