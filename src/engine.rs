@@ -89,6 +89,11 @@ impl Latchkey {
         Codes::new(&self.inner)
     }
 
+    /// Multi-factor authentication: TOTP, backup codes, and the MFA step of a sign-in.
+    pub fn mfa(&self) -> crate::mfa::Mfa<'_> {
+        crate::mfa::Mfa::new(&self.inner)
+    }
+
     /// Waits until every message handed to the mailer or SMS sender in the background
     /// ([`Delivery::Background`](crate::Delivery::Background)) has been sent or has
     /// failed. Call it before shutting down, so no code or link is lost in flight.

@@ -1,0 +1,446 @@
+//! TOTP, backup codes and the MFA step: RFC 6238 and RFC 4226 vectors, enrolment with a
+//! QR code, replay refusal, single-use backup codes under racing, the failure budget, and
+//! sealed secrets that do not move between users.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::Duration;
+
+use latchkey::crypto::{BackupCode, MfaToken, OneTimeCode};
+use latchkey::mfa::totp::code_at;
+use latchkey::model::{FactorStatus, User, UserId};
+use latchkey::store::UserStore;
+use latchkey::testing::race;
+use latchkey::{AuthMethod, Error, MfaProof, RequestContext, SignIn, TokenSet};
+use support::{Harness, harness};
+
+fn ctx() -> RequestContext {
+    RequestContext::new().with_ip("198.51.100.8".parse().unwrap())
+}
+
+/// RFC 6238 Appendix B, all 18 rows (SECURITY-CHECKLIST V-1).
+#[test]
+fn rfc6238_appendix_b() {
+    let sha1 = b"12345678901234567890".as_slice();
+    let sha256 = b"12345678901234567890123456789012".as_slice();
+    let sha512 = b"1234567890123456789012345678901234567890123456789012345678901234".as_slice();
+    let rows: [(u64, [&str; 3]); 6] = [
+        (59, ["94287082", "46119246", "90693936"]),
+        (1111111109, ["07081804", "68084774", "25091201"]),
+        (1111111111, ["14050471", "67062674", "99943326"]),
+        (1234567890, ["89005924", "91819424", "93441116"]),
+        (2000000000, ["69279037", "90698825", "38618901"]),
+        (20000000000, ["65353130", "77737706", "47863826"]),
+    ];
+    for (time, [a, b, c]) in rows {
+        assert_eq!(code_at(sha1, time, "SHA1", 8).unwrap(), a, "SHA1 at {time}");
+        assert_eq!(
+            code_at(sha256, time, "SHA256", 8).unwrap(),
+            b,
+            "SHA256 at {time}"
+        );
+        assert_eq!(
+            code_at(sha512, time, "SHA512", 8).unwrap(),
+            c,
+            "SHA512 at {time}"
+        );
+    }
+}
+
+/// RFC 4226 Appendix D (SECURITY-CHECKLIST V-2): HOTP at count c is TOTP at c × 30 s.
+#[test]
+fn rfc4226_appendix_d() {
+    let expected = [
+        "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871",
+        "520489",
+    ];
+    for (count, want) in expected.into_iter().enumerate() {
+        let code = code_at(b"12345678901234567890", count as u64 * 30, "SHA1", 6).unwrap();
+        assert_eq!(code, want, "count {count}");
+    }
+}
+
+/// RFC 4648 base32, as the enrolment hands the secret out.
+fn base32_decode(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for c in text.bytes() {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'2'..=b'7' => c - b'2' + 26,
+            _ => panic!("not base32: {c}"),
+        };
+        buffer = (buffer << 5) | u32::from(value);
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    out
+}
+
+/// What an authenticator app shows at the engine's current time.
+fn app_code(h: &Harness, secret: &[u8]) -> OneTimeCode {
+    let now = h.auth.now().unix_secs() as u64;
+    OneTimeCode::new(code_at(secret, now, "SHA1", 6).unwrap())
+}
+
+/// A user with an active TOTP factor: returns the user, the app's secret and the
+/// backup codes.
+async fn enrolled(h: &Harness) -> (User, Vec<u8>, Vec<BackupCode>) {
+    let mut user = User::new(UserId::generate(), h.auth.now());
+    user.email = Some("ana@example.com".parse().unwrap());
+    user.email_verified = true;
+    h.store.create_user(&user).await.unwrap();
+    let enrollment = h.auth.mfa().totp().enroll(user.id, &ctx()).await.unwrap();
+    let secret = base32_decode(&enrollment.secret_base32);
+    let codes = h
+        .auth
+        .mfa()
+        .totp()
+        .confirm(user.id, &app_code(h, &secret), &ctx())
+        .await
+        .unwrap();
+    (user, secret, codes)
+}
+
+async fn first_factor(h: &Harness, user: UserId) -> MfaToken {
+    match h
+        .auth
+        .complete_first_factor(user, AuthMethod::Email, None, &ctx())
+        .await
+        .unwrap()
+    {
+        SignIn::MfaRequired(challenge) => challenge.mfa_token,
+        other => panic!("expected the MFA step, got {other:?}"),
+    }
+}
+
+fn tokens(sign_in: SignIn) -> TokenSet {
+    match sign_in {
+        SignIn::Complete(tokens) => tokens,
+        other => panic!("expected tokens, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn enrolment_gives_a_uri_a_qr_code_and_a_sealed_secret() {
+    let h = harness();
+    let mut user = User::new(UserId::generate(), h.auth.now());
+    user.email = Some("ana@example.com".parse().unwrap());
+    h.store.create_user(&user).await.unwrap();
+    let enrollment = h.auth.mfa().totp().enroll(user.id, &ctx()).await.unwrap();
+    assert_eq!(enrollment.secret_base32.len(), 32, "20 bytes in base32");
+    let uri = enrollment.otpauth_uri.as_str();
+    assert!(
+        uri.starts_with("otpauth://totp/latchkey:ana%40example.com?"),
+        "{uri}"
+    );
+    assert!(uri.contains(&format!("secret={}", enrollment.secret_base32.as_str())));
+    assert!(uri.contains("issuer=latchkey"));
+    assert_eq!(&enrollment.qr_png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(!format!("{enrollment:?}").contains(enrollment.secret_base32.as_str()));
+
+    let stored = h.store.list_totp_factors(user.id).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].status, FactorStatus::Pending);
+    let secret = base32_decode(&enrollment.secret_base32);
+    let dump = h.store.dump();
+    assert!(
+        !dump.windows(secret.len()).any(|w| w == secret.as_slice()),
+        "the secret is stored sealed"
+    );
+    assert!(!String::from_utf8_lossy(&dump).contains(enrollment.secret_base32.as_str()));
+
+    // Pending factors ask for nothing at sign-in.
+    assert!(matches!(
+        h.auth
+            .complete_first_factor(user.id, AuthMethod::Email, None, &ctx())
+            .await
+            .unwrap(),
+        SignIn::Complete(_)
+    ));
+    // A wrong first code does not confirm.
+    let wrong = OneTimeCode::new("000000");
+    let right = app_code(&h, &secret);
+    if wrong.secret() != right.secret() {
+        assert!(matches!(
+            h.auth.mfa().totp().confirm(user.id, &wrong, &ctx()).await,
+            Err(Error::InvalidCredentials)
+        ));
+    }
+    let codes = h
+        .auth
+        .mfa()
+        .totp()
+        .confirm(user.id, &right, &ctx())
+        .await
+        .unwrap();
+    assert_eq!(codes.len(), 10);
+    assert!(matches!(
+        h.auth.mfa().totp().enroll(user.id, &ctx()).await,
+        Err(Error::Conflict { what: "totp" })
+    ));
+}
+
+#[tokio::test]
+async fn the_mfa_step_signs_in_with_a_totp_code_once() {
+    let h = harness();
+    let (user, secret, _) = enrolled(&h).await;
+    h.clock.advance(Duration::from_secs(30));
+    let token = first_factor(&h, user.id).await;
+    let set = tokens(
+        h.auth
+            .mfa()
+            .verify(&token, &MfaProof::Totp(app_code(&h, &secret)), &ctx())
+            .await
+            .unwrap(),
+    );
+    let claims = h
+        .auth
+        .tokens()
+        .verify(set.access_token.secret())
+        .await
+        .unwrap();
+    assert_eq!(claims.amr, ["email", "otp", "mfa"]);
+    assert_eq!(claims.acr, "aal2");
+    // The MFA token is spent.
+    assert!(matches!(
+        h.auth
+            .mfa()
+            .verify(&token, &MfaProof::Totp(app_code(&h, &secret)), &ctx())
+            .await,
+        Err(Error::InvalidToken)
+    ));
+    // The same code in a new sign-in is a replay.
+    let again = first_factor(&h, user.id).await;
+    assert!(matches!(
+        h.auth
+            .mfa()
+            .verify(&again, &MfaProof::Totp(app_code(&h, &secret)), &ctx())
+            .await,
+        Err(Error::InvalidCredentials)
+    ));
+}
+
+#[tokio::test]
+async fn totp_accepts_one_step_of_drift_and_never_an_earlier_step() {
+    let h = harness();
+    let (user, secret, _) = enrolled(&h).await;
+    let at = |offset: i64| {
+        let now = h.auth.now().unix_secs() + offset;
+        OneTimeCode::new(code_at(&secret, now as u64, "SHA1", 6).unwrap())
+    };
+    h.clock.advance(Duration::from_secs(300));
+    let verify = |code: OneTimeCode| {
+        let h = &h;
+        async move {
+            let token = first_factor(h, user.id).await;
+            h.auth
+                .mfa()
+                .verify(&token, &MfaProof::Totp(code), &ctx())
+                .await
+        }
+    };
+    for (offset, accepted) in [
+        (-60, false),
+        (60, false),
+        (-30, true),
+        (0, true),
+        (30, true),
+    ] {
+        let code = at(offset);
+        // Each try needs a step not accepted yet; only the last succeeding step counts.
+        let result = verify(code).await;
+        assert_eq!(result.is_ok(), accepted, "offset {offset}: {result:?}");
+    }
+    // The step at +30 s was accepted: now and -30 s lie behind it.
+    assert!(verify(at(0)).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backup_code_works_once_under_16_racers() {
+    let h = harness();
+    let (user, _, codes) = enrolled(&h).await;
+    assert_eq!(codes[0].secret().len(), 19);
+    let auth = h.auth.clone();
+    let mut tokens_ = Vec::new();
+    for _ in 0..16 {
+        tokens_.push(first_factor(&h, user.id).await);
+    }
+    let code = codes[0].clone();
+    let results = race(16, |i| {
+        let auth = auth.clone();
+        let token = tokens_[i].clone();
+        let proof = MfaProof::BackupCode(code.clone());
+        async move { auth.mfa().verify(&token, &proof, &ctx()).await }
+    })
+    .await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert_eq!(
+        h.auth
+            .mfa()
+            .backup_codes()
+            .remaining(user.id)
+            .await
+            .unwrap(),
+        9
+    );
+    // The 15 losers presented a spent code: failures, so the account waits a while.
+    let after_race = first_factor(&h, user.id).await;
+    let proof = MfaProof::BackupCode(codes[1].clone());
+    let err = h
+        .auth
+        .mfa()
+        .verify(&after_race, &proof, &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "rate_limited");
+    h.clock.advance(Duration::from_secs(30 * 60));
+
+    // Typed sloppily, another code still works; regenerating kills the rest.
+    let sloppy = BackupCode::new(codes[1].secret().to_lowercase().replace('-', " "));
+    let token = first_factor(&h, user.id).await;
+    h.auth
+        .mfa()
+        .verify(&token, &MfaProof::BackupCode(sloppy), &ctx())
+        .await
+        .unwrap();
+    let fresh = h
+        .auth
+        .mfa()
+        .backup_codes()
+        .regenerate(user.id, &ctx())
+        .await
+        .unwrap();
+    let token = first_factor(&h, user.id).await;
+    assert!(
+        h.auth
+            .mfa()
+            .verify(&token, &MfaProof::BackupCode(codes[2].clone()), &ctx())
+            .await
+            .is_err()
+    );
+    h.auth
+        .mfa()
+        .verify(&token, &MfaProof::BackupCode(fresh[0].clone()), &ctx())
+        .await
+        .unwrap();
+    let dump = String::from_utf8_lossy(&h.store.dump()).into_owned();
+    for code in fresh.iter().chain(&codes) {
+        assert!(!dump.contains(code.secret()));
+        assert!(!dump.contains(&code.secret().replace('-', "")));
+    }
+}
+
+#[tokio::test]
+async fn wrong_second_factors_spend_the_account_budget() {
+    let h = harness();
+    let (user, secret, _) = enrolled(&h).await;
+    let token = first_factor(&h, user.id).await;
+    for _ in 0..10 {
+        let err = h
+            .auth
+            .mfa()
+            .verify(
+                &token,
+                &MfaProof::BackupCode(BackupCode::new("0000-0000-0000-0000")),
+                &ctx(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidCredentials), "{err:?}");
+    }
+    h.clock.advance(Duration::from_secs(30));
+    let err = h
+        .auth
+        .mfa()
+        .verify(&token, &MfaProof::Totp(app_code(&h, &secret)), &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "rate_limited", "even the right code waits");
+}
+
+#[tokio::test]
+async fn mfa_tokens_expire_and_unknown_ones_are_invalid() {
+    let h = harness();
+    let (user, secret, _) = enrolled(&h).await;
+    let token = first_factor(&h, user.id).await;
+    h.clock.advance(Duration::from_secs(5 * 60));
+    assert!(matches!(
+        h.auth
+            .mfa()
+            .verify(&token, &MfaProof::Totp(app_code(&h, &secret)), &ctx())
+            .await,
+        Err(Error::InvalidToken)
+    ));
+    for junk in ["", "x", &"a".repeat(1000)] {
+        assert!(matches!(
+            h.auth
+                .mfa()
+                .verify(
+                    &MfaToken::new(junk),
+                    &MfaProof::Totp(OneTimeCode::new("1")),
+                    &ctx()
+                )
+                .await,
+            Err(Error::InvalidToken)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_sealed_secret_moved_to_another_user_does_not_open() {
+    let h = harness();
+    let (ana, secret, _) = enrolled(&h).await;
+    let mut bo = User::new(UserId::generate(), h.auth.now());
+    bo.email = Some("bo@example.com".parse().unwrap());
+    h.store.create_user(&bo).await.unwrap();
+    let mut stolen = h.store.list_totp_factors(ana.id).await.unwrap().remove(0);
+    stolen.id = latchkey::model::FactorId::generate();
+    stolen.user_id = bo.id;
+    h.store.put_totp_factor(&stolen).await.unwrap();
+    let token = first_factor(&h, bo.id).await;
+    h.clock.advance(Duration::from_secs(30));
+    let err = h
+        .auth
+        .mfa()
+        .verify(&token, &MfaProof::Totp(app_code(&h, &secret)), &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "crypto");
+}
+
+#[tokio::test]
+async fn authenticators_list_what_a_user_has() {
+    let h = harness();
+    let (user, _, _) = enrolled(&h).await;
+    let list = h.auth.mfa().authenticators(user.id).await.unwrap();
+    assert_eq!(list.totp.len(), 1);
+    assert_eq!(list.totp[0].status, FactorStatus::Active);
+    assert_eq!(list.backup_codes_remaining, 10);
+    assert!(list.passkeys.is_empty());
+    assert_eq!(list.phone, None);
+    assert!(
+        h.auth
+            .mfa()
+            .totp()
+            .remove(user.id, list.totp[0].id, &ctx())
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        h.auth
+            .complete_first_factor(user.id, AuthMethod::Email, None, &ctx())
+            .await
+            .unwrap(),
+        SignIn::Complete(_)
+    ));
+}
