@@ -43,6 +43,8 @@ pub struct Config {
     pub passwordless: Passwordless,
     /// The SMS pumping guard.
     pub sms: SmsPolicy,
+    /// What a password must be.
+    pub passwords: PasswordPolicy,
 }
 
 impl Config {
@@ -62,6 +64,7 @@ impl Config {
             tokens: TokenPolicy::default(),
             passwordless: Passwordless::default(),
             sms: SmsPolicy::default(),
+            passwords: PasswordPolicy::default(),
         }
     }
 
@@ -89,6 +92,7 @@ impl Config {
         self.tokens.validate()?;
         self.passwordless.validate()?;
         self.sms.validate()?;
+        self.passwords.validate()?;
         let link_base = origin
             .join(&self.passwordless.link_path)
             .map_err(|_| Error::Config("passwordless.link_path is not a path".into()))?;
@@ -471,6 +475,48 @@ pub enum Delivery {
     /// this reveals which addresses have accounts: use it for tests, benchmarks and
     /// applications with sign-up on and no blocked users.
     Inline,
+}
+
+/// Password rules (NIST SP 800-63B rev. 4 §3.1.1.2). Lengths count code points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PasswordPolicy {
+    /// The shortest password for an account with no second factor. Default 15 (NIST's
+    /// minimum for a password used alone); at least `min_length_with_mfa`.
+    pub min_length: usize,
+    /// The shortest password for an account with a second factor. Default 8, the least
+    /// NIST allows.
+    pub min_length_with_mfa: usize,
+    /// The longest password. Default 128; 64 to 256. Longer input is refused before any
+    /// hashing.
+    pub max_length: usize,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        PasswordPolicy {
+            min_length: 15,
+            min_length_with_mfa: 8,
+            max_length: 128,
+        }
+    }
+}
+
+impl PasswordPolicy {
+    fn validate(&self) -> Result<(), Error> {
+        if self.min_length_with_mfa < 8 || self.min_length < self.min_length_with_mfa {
+            return Err(Error::Config(
+                "passwords.min_length_with_mfa must be at least 8, and min_length at least that"
+                    .into(),
+            ));
+        }
+        if !(64..=256).contains(&self.max_length) || self.max_length < self.min_length {
+            return Err(Error::Config(
+                "passwords.max_length must be 64 to 256 and at least min_length".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The SMS pumping guard (toll fraud): every budget is spent before the SMS sender is

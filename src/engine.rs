@@ -43,6 +43,8 @@ pub(crate) struct Inner {
     pub(crate) verified: VerifiedCache,
     pub(crate) templates: Templates,
     pub(crate) dispatcher: Dispatcher,
+    /// Bounds how many password hashes run at once.
+    pub(crate) password_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Latchkey {
@@ -87,6 +89,11 @@ impl Latchkey {
     /// One-time codes by email and SMS.
     pub fn codes(&self) -> Codes<'_> {
         Codes::new(&self.inner)
+    }
+
+    /// Passwords: sign-up, sign-in, change.
+    pub fn passwords(&self) -> crate::flows::password::Passwords<'_> {
+        crate::flows::password::Passwords::new(&self.inner)
     }
 
     /// Multi-factor authentication: TOTP, backup codes, and the MFA step of a sign-in.
@@ -357,6 +364,7 @@ impl LatchkeyBuilder {
             verified: VerifiedCache::new(cache_capacity),
             templates: self.templates,
             dispatcher: Dispatcher::default(),
+            password_slots: crate::flows::password::slots(),
         };
         Ok(Latchkey {
             inner: Arc::new(inner),

@@ -105,8 +105,8 @@ pub mod tokens;
 pub use audit::Audit;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{
-    CodePolicy, Config, Delivery, Limits, Passwordless, RateLimit, SigningAlgorithm, SmsPolicy,
-    TokenPolicy, Ttl, Window,
+    CodePolicy, Config, Delivery, Limits, PasswordPolicy, Passwordless, RateLimit,
+    SigningAlgorithm, SmsPolicy, TokenPolicy, Ttl, Window,
 };
 pub use context::RequestContext;
 pub use delivery::{
@@ -117,6 +117,7 @@ pub use engine::{Latchkey, LatchkeyBuilder};
 pub use error::{BoxError, DeliveryError, Error, Result, StoreError};
 pub use flows::codes::{CodeChannel, Codes};
 pub use flows::magic_link::{DeviceProof, LinkOptions, LinkPeek, LinkSent, LinkStatus, MagicLinks};
+pub use flows::password::Passwords;
 pub use flows::{Purpose, Requester, Sent};
 pub use mfa::{Authenticators, Mfa, MfaProof};
 pub use model::{Email, OrgId, Phone, SessionId, UserId};

@@ -14,7 +14,7 @@ use latchkey::model::{FactorStatus, User, UserId};
 use latchkey::store::UserStore;
 use latchkey::testing::race;
 use latchkey::{AuthMethod, Error, MfaProof, RequestContext, SignIn, TokenSet};
-use support::{Harness, harness};
+use support::{Harness, base32_decode, harness};
 
 fn ctx() -> RequestContext {
     RequestContext::new().with_ip("198.51.100.8".parse().unwrap())
@@ -60,26 +60,6 @@ fn rfc4226_appendix_d() {
         let code = code_at(b"12345678901234567890", count as u64 * 30, "SHA1", 6).unwrap();
         assert_eq!(code, want, "count {count}");
     }
-}
-
-/// RFC 4648 base32, as the enrolment hands the secret out.
-fn base32_decode(text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in text.bytes() {
-        let value = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => panic!("not base32: {c}"),
-        };
-        buffer = (buffer << 5) | u32::from(value);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    out
 }
 
 /// What an authenticator app shows at the engine's current time.

@@ -19,6 +19,7 @@
 
 pub mod codes;
 pub mod magic_link;
+pub mod password;
 
 use std::net::IpAddr;
 use std::time::Duration;

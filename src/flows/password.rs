@@ -1,0 +1,412 @@
+//! Passwords: sign-up, sign-in and change, hashed with Argon2id (security invariant 10).
+//!
+//! - **Hashing.** Argon2id, m = 19 456 KiB, t = 2, p = 1 (OWASP's first choice), stored as
+//!   PHC strings. A hash made with weaker parameters is replaced at the next successful
+//!   sign-in. Hashing runs on Tokio's blocking pool, at most one per core at a time (each
+//!   holds 19 MiB), so password traffic cannot stall the executor or exhaust memory.
+//! - **Policy** (NIST SP 800-63B rev. 4 §3.1.1.2): length counted in code points, at least
+//!   15 when the password is the only factor and 8 when the account has a second one,
+//!   at most `max_length` (refused before any hashing); no composition rules, no
+//!   truncation. Refused: passwords made of one repeated character or one run
+//!   (`aaaaaaaa…`, `123456789…`, `zyxwvu…`), and passwords that are or contain the
+//!   account's address, name or the application's name.
+//! - **Timing.** Signing in to an unknown account, or one without a password, verifies
+//!   against a dummy hash of the same cost: the answer and its time are the same as for a
+//!   wrong password.
+//! - **Budgets.** Wrong passwords count against the address's and the client's failure
+//!   budgets, checked before any hashing; while they are spent the answer is
+//!   [`Error::RateLimited`].
+
+use std::sync::{Arc, OnceLock};
+
+use argon2::{
+    Algorithm, Argon2, Params, PasswordHash as Phc, PasswordHasher, PasswordVerifier, Version,
+};
+use zeroize::Zeroizing;
+
+use crate::crypto::Password;
+use crate::engine::Inner;
+use crate::model::{AuthEvent, AuthEventKind, Email, FactorStatus, PasswordHash, User, UserId};
+use crate::signin::{AuthMethod, SignIn, complete_first_factor};
+use crate::{Error, RequestContext, StoreError};
+
+/// Argon2id memory cost, KiB.
+pub const M_COST: u32 = 19_456;
+/// Argon2id passes.
+pub const T_COST: u32 = 2;
+/// Argon2id lanes.
+pub const P_COST: u32 = 1;
+
+fn argon2() -> Result<Argon2<'static>, Error> {
+    let params = Params::new(M_COST, T_COST, P_COST, None).map_err(|_| Error::Crypto)?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+/// Whether a stored hash is Argon2id with at least the policy's parameters.
+fn up_to_policy(phc: &str) -> bool {
+    let Ok(parsed) = Phc::new(phc) else {
+        return false;
+    };
+    if parsed.algorithm.as_str() != "argon2id" {
+        return false;
+    }
+    match Params::try_from(&parsed) {
+        Ok(p) => p.m_cost() >= M_COST && p.t_cost() >= T_COST && p.p_cost() >= P_COST,
+        Err(_) => false,
+    }
+}
+
+/// Runs a hash on the blocking pool, behind the engine's bound on concurrent hashes.
+async fn off_executor<T: Send + 'static>(
+    inner: &Inner,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Error> {
+    let _permit = inner
+        .password_slots
+        .acquire()
+        .await
+        .map_err(|_| Error::Crypto)?;
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => runtime
+            .spawn_blocking(work)
+            .await
+            .map_err(|_| Error::Crypto),
+        Err(_) => Ok(work()),
+    }
+}
+
+async fn hash(inner: &Inner, password: &Password) -> Result<PasswordHash, Error> {
+    let secret = Zeroizing::new(password.secret().as_bytes().to_vec());
+    let phc = off_executor(inner, move || -> Result<String, Error> {
+        let hash = argon2()?
+            .hash_password(&secret)
+            .map_err(|_| Error::Crypto)?;
+        Ok(hash.to_string())
+    })
+    .await??;
+    Ok(PasswordHash::new(phc))
+}
+
+/// Verifies against a stored hash (or the dummy), at the same cost either way.
+async fn verify(
+    inner: &Inner,
+    password: &Password,
+    stored: Option<&PasswordHash>,
+) -> Result<bool, Error> {
+    let secret = Zeroizing::new(password.secret().as_bytes().to_vec());
+    let real = stored.is_some();
+    let phc = match stored {
+        Some(hash) => hash.as_str().to_owned(),
+        None => dummy_hash(inner).await?,
+    };
+    let matched = off_executor(inner, move || {
+        Phc::new(&phc).ok().is_some_and(|parsed| {
+            argon2().is_ok_and(|a| a.verify_password(&secret, &parsed).is_ok())
+        })
+    })
+    .await?;
+    Ok(matched && real)
+}
+
+/// A hash of a random password at the policy's cost, made once per process.
+async fn dummy_hash(inner: &Inner) -> Result<String, Error> {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    if let Some(hash) = DUMMY.get() {
+        return Ok(hash.clone());
+    }
+    let random = crate::crypto::random_token()?;
+    let made = hash(inner, &Password::new(random.as_str())).await?;
+    Ok(DUMMY.get_or_init(|| made.as_str().to_owned()).clone())
+}
+
+/// What a new password must not resemble.
+#[derive(Debug, Default)]
+struct Context<'a> {
+    email: Option<&'a Email>,
+    name: Option<&'a str>,
+    app: &'a str,
+}
+
+/// Passwords (`auth.passwords()`; see the [module docs](self)).
+#[derive(Clone, Copy)]
+pub struct Passwords<'a> {
+    inner: &'a Inner,
+}
+
+impl<'a> Passwords<'a> {
+    pub(crate) fn new(inner: &'a Inner) -> Self {
+        Passwords { inner }
+    }
+
+    /// Creates an account with an email address and a password and signs it in. The
+    /// address starts unverified (prove it with
+    /// [`send_verification`](crate::CodeChannel::send_verification)); until it is, signing
+    /// in by email code or link hands the account to whoever proves the address (see
+    /// [`flows`](crate::flows)).
+    ///
+    /// Errors: [`Error::InvalidInput`] for a bad address or a password the policy refuses
+    /// (the reason says which rule); [`Error::Conflict`] (`"email"`) when the address has
+    /// an account.
+    pub async fn sign_up(
+        &self,
+        email: &str,
+        password: &Password,
+        ctx: &RequestContext,
+    ) -> Result<SignIn, Error> {
+        let inner = self.inner;
+        let email = Email::parse(email)?;
+        let context = Context {
+            email: Some(&email),
+            name: None,
+            app: &inner.config.config.rp_name,
+        };
+        self.check(password, false, &context)?;
+        let now = inner.clock.now();
+        let mut user = User::new(UserId::generate(), now);
+        user.email = Some(email);
+        user.password_hash = Some(hash(inner, password).await?);
+        inner.users.create_user(&user).await.map_err(Error::from)?;
+        let event = AuthEvent::new(AuthEventKind::SignUp, ctx, now)
+            .with_user(user.id)
+            .with_method("pwd");
+        inner.audit_log.append(&event).await?;
+        if let Some(org_id) = ctx.org_id {
+            let membership = crate::model::Membership {
+                user_id: user.id,
+                org_id,
+                role_ids: Vec::new(),
+                created_at: now,
+            };
+            inner.orgs.put_membership(&membership).await?;
+        }
+        complete_first_factor(inner, user.id, AuthMethod::Password, None, ctx).await
+    }
+
+    /// Signs in with an email address and a password. Every failure — unknown address, no
+    /// password, wrong password, blocked account — is [`Error::InvalidCredentials`] after
+    /// the same Argon2id work; [`Error::RateLimited`] (before any hashing) once the address
+    /// or the client failed too often.
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: &Password,
+        ctx: &RequestContext,
+    ) -> Result<SignIn, Error> {
+        let inner = self.inner;
+        let Ok(email) = Email::parse(email) else {
+            return Err(Error::InvalidCredentials);
+        };
+        if password.secret().len() > inner.config.config.passwords.max_length * 4 {
+            return Err(Error::InvalidCredentials);
+        }
+        super::check_failures(inner, email.as_str(), ctx).await?;
+        let user = inner.users.get_user_by_email(&email).await?;
+        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+        if !verify(inner, password, stored.as_ref()).await? {
+            let user_id = user.as_ref().map(|u| u.id);
+            super::record_failure(inner, Some(email.as_str()), user_id, ctx, "pwd").await?;
+            return Err(Error::InvalidCredentials);
+        }
+        let Some(mut user) = user else {
+            return Err(Error::InvalidCredentials);
+        };
+        super::clear_failures(inner, email.as_str()).await?;
+        if stored.is_some_and(|h| !up_to_policy(h.as_str())) {
+            // A weaker (or imported) hash is replaced now that the password is in hand.
+            user.password_hash = Some(hash(inner, password).await?);
+            user.updated_at = inner.clock.now();
+            match inner.users.update_user(&user).await {
+                Ok(_) | Err(StoreError::Stale) => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        complete_first_factor(inner, user.id, AuthMethod::Password, None, ctx).await
+    }
+
+    /// Changes a signed-in user's password: the current one must be right (a wrong one
+    /// counts like a failed sign-in), the new one must pass the policy. Every other
+    /// session of the user ends; `keep` (the caller's own session) stays.
+    pub async fn change(
+        &self,
+        user: UserId,
+        current: &Password,
+        new: &Password,
+        keep: Option<crate::SessionId>,
+        ctx: &RequestContext,
+    ) -> Result<(), Error> {
+        let inner = self.inner;
+        let mut account = inner
+            .users
+            .get_user(user)
+            .await?
+            .ok_or(Error::NotFound { what: "user" })?;
+        let subject = account
+            .email
+            .as_ref()
+            .map_or_else(|| user.to_string(), |e| e.as_str().to_owned());
+        super::check_failures(inner, &subject, ctx).await?;
+        if !verify(inner, current, account.password_hash.as_ref()).await? {
+            super::record_failure(inner, Some(&subject), Some(user), ctx, "pwd").await?;
+            return Err(Error::InvalidCredentials);
+        }
+        let has_mfa = inner
+            .users
+            .list_totp_factors(user)
+            .await?
+            .iter()
+            .any(|f| f.status == FactorStatus::Active)
+            || !inner.users.list_passkeys(user).await?.is_empty();
+        let context = Context {
+            email: account.email.as_ref(),
+            name: account.name.as_deref(),
+            app: &inner.config.config.rp_name,
+        };
+        self.check(new, has_mfa, &context)?;
+        account.password_hash = Some(hash(inner, new).await?);
+        account.updated_at = inner.clock.now();
+        inner
+            .users
+            .update_user(&account)
+            .await
+            .map_err(Error::from)?;
+        let now = inner.clock.now();
+        for session in inner.sessions.list_user_sessions(user, now).await? {
+            if Some(session.id) != keep {
+                inner.sessions.revoke_session(session.id, now).await?;
+            }
+        }
+        let event = AuthEvent::new(AuthEventKind::PasswordChanged, ctx, now).with_user(user);
+        inner.audit_log.append(&event).await?;
+        Ok(())
+    }
+
+    /// Checks a candidate password against the policy for an account with (`has_mfa`) or
+    /// without a second factor, without hashing it. The reason names the rule.
+    pub fn check_policy(
+        &self,
+        password: &Password,
+        has_mfa: bool,
+        email: Option<&Email>,
+    ) -> Result<(), Error> {
+        let context = Context {
+            email,
+            name: None,
+            app: &self.inner.config.config.rp_name,
+        };
+        self.check(password, has_mfa, &context)
+    }
+
+    fn check(
+        &self,
+        password: &Password,
+        has_mfa: bool,
+        context: &Context<'_>,
+    ) -> Result<(), Error> {
+        let policy = &self.inner.config.config.passwords;
+        let text = password.secret();
+        let bad = |reason: String| Err(Error::invalid("password", reason));
+        if text.len() > policy.max_length * 4 {
+            return bad(format!("must be at most {} characters", policy.max_length));
+        }
+        let length = text.chars().count();
+        let min = if has_mfa {
+            policy.min_length_with_mfa
+        } else {
+            policy.min_length
+        };
+        if length < min {
+            return bad(format!("must be at least {min} characters"));
+        }
+        if length > policy.max_length {
+            return bad(format!("must be at most {} characters", policy.max_length));
+        }
+        if trivial(text) {
+            return bad("must not be one repeated character or a simple sequence".into());
+        }
+        let lower = text.to_lowercase();
+        let mut words: Vec<String> = vec![context.app.to_lowercase()];
+        if let Some(email) = context.email {
+            words.push(email.as_str().to_owned());
+            words.push(email.local_part().to_owned());
+        }
+        if let Some(name) = context.name {
+            words.push(name.to_lowercase());
+        }
+        if words
+            .iter()
+            .any(|w| w.chars().count() >= 4 && lower.contains(w.as_str()))
+        {
+            return bad(
+                "must not contain your address, your name or the application's name".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// One character repeated, or one steady run up or down (`abcdef…`, `987654…`).
+fn trivial(text: &str) -> bool {
+    let chars: Vec<u32> = text.chars().map(u32::from).collect();
+    let Some(first) = chars.first() else {
+        return true;
+    };
+    if chars.iter().all(|c| c == first) {
+        return true;
+    }
+    let steps: Vec<i64> = chars
+        .windows(2)
+        .map(|w| i64::from(w[1]) - i64::from(w[0]))
+        .collect();
+    steps.iter().all(|s| *s == 1) || steps.iter().all(|s| *s == -1)
+}
+
+/// How many hashes may run at once: one per core.
+pub(crate) fn slots() -> Arc<tokio::sync::Semaphore> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    Arc::new(tokio::sync::Semaphore::new(cores))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trivial_passwords_are_one_repeat_or_one_run() {
+        for trivial_one in [
+            "aaaaaaaaaaaaaaaa",
+            "abcdefghijklmnop",
+            "zyxwvutsrqponmlk",
+            "9876543210",
+        ] {
+            assert!(trivial(trivial_one), "{trivial_one}");
+        }
+        // A run that wraps (9 → 0) or changes direction is not one run.
+        for fine in [
+            "123456789012345",
+            "0123456789abcdef",
+            "correct horse battery staple",
+        ] {
+            assert!(!trivial(fine), "{fine}");
+        }
+    }
+
+    #[test]
+    fn policy_parameters_are_recognised() {
+        assert!(up_to_policy(
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+        ));
+        assert!(up_to_policy(
+            "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+        ));
+        assert!(!up_to_policy(
+            "$argon2id$v=19$m=4096,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+        ));
+        assert!(!up_to_policy(
+            "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"
+        ));
+        assert!(!up_to_policy(
+            "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW"
+        ));
+        assert!(!up_to_policy("garbage"));
+    }
+}

@@ -1,0 +1,339 @@
+//! Passwords: Argon2id (RFC 9106 vector), the NIST policy, sign-up, sign-in with the same
+//! answer for every failure, the failure budget, rehashing, and changing a password.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::Duration;
+
+use latchkey::crypto::Password;
+use latchkey::model::{PasswordHash, User, UserId};
+use latchkey::store::UserStore;
+use latchkey::{Error, RequestContext, SignIn, TokenSet};
+use support::{Harness, harness};
+
+const GOOD: &str = "correct horse battery staple";
+
+fn ctx() -> RequestContext {
+    RequestContext::new().with_ip("198.51.100.20".parse().unwrap())
+}
+
+fn tokens(sign_in: SignIn) -> TokenSet {
+    match sign_in {
+        SignIn::Complete(tokens) => tokens,
+        other => panic!("expected tokens, got {other:?}"),
+    }
+}
+
+async fn sign_up(h: &Harness, email: &str) -> TokenSet {
+    tokens(
+        h.auth
+            .passwords()
+            .sign_up(email, &Password::new(GOOD), &ctx())
+            .await
+            .unwrap(),
+    )
+}
+
+/// RFC 9106 §5.3 (SECURITY-CHECKLIST V-5): the Argon2id implementation underneath.
+#[test]
+fn rfc9106_argon2id_vector() {
+    use argon2::{Algorithm, Argon2, AssociatedData, ParamsBuilder, Version};
+    let params = ParamsBuilder::new()
+        .m_cost(32)
+        .t_cost(3)
+        .p_cost(4)
+        .data(AssociatedData::new(&[4u8; 12]).unwrap())
+        .output_len(32)
+        .build()
+        .unwrap();
+    let argon2 =
+        Argon2::new_with_secret(&[3u8; 8], Algorithm::Argon2id, Version::V0x13, params).unwrap();
+    let mut tag = [0u8; 32];
+    argon2
+        .hash_password_into(&[1u8; 32], &[2u8; 16], &mut tag)
+        .unwrap();
+    let hex: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        hex,
+        "0d640df58d78766c08c037a34a8b53c9d01ef0452d75b65eb52520e96b01e659"
+    );
+}
+
+#[tokio::test]
+async fn sign_up_stores_an_argon2id_hash_and_signs_in() {
+    let h = harness();
+    let set = sign_up(&h, "Ana@Example.com").await;
+    let user = h.store.get_user(set.user_id).await.unwrap().unwrap();
+    let hash = user.password_hash.unwrap();
+    assert!(
+        hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+        "{hash:?}"
+    );
+    assert!(
+        !user.email_verified,
+        "the address is not proven by a password"
+    );
+    assert!(!String::from_utf8_lossy(&h.store.dump()).contains(GOOD));
+
+    let again = h
+        .auth
+        .passwords()
+        .sign_in("ana@example.com", &Password::new(GOOD), &ctx())
+        .await
+        .unwrap();
+    let claims = h
+        .auth
+        .tokens()
+        .verify(tokens(again).access_token.secret())
+        .await
+        .unwrap();
+    assert_eq!(claims.amr, ["pwd"]);
+    let taken = h
+        .auth
+        .passwords()
+        .sign_up("ana@example.com", &Password::new(GOOD), &ctx())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(taken, Error::Conflict { what: "email" }),
+        "{taken:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_failed_sign_in_reads_the_same() {
+    let h = harness();
+    sign_up(&h, "ana@example.com").await;
+    let mut passwordless = User::new(UserId::generate(), h.auth.now());
+    passwordless.email = Some("bo@example.com".parse().unwrap());
+    h.store.create_user(&passwordless).await.unwrap();
+    let mut blocked = User::new(UserId::generate(), h.auth.now());
+    blocked.email = Some("cy@example.com".parse().unwrap());
+    blocked.password_hash = h
+        .store
+        .get_user_by_email(&"ana@example.com".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash;
+    blocked.blocked = true;
+    h.store.create_user(&blocked).await.unwrap();
+
+    let passwords = h.auth.passwords();
+    let attempts = [
+        ("ana@example.com", "wrong password entirely"),
+        ("nobody@example.com", GOOD),
+        ("bo@example.com", GOOD),
+        ("cy@example.com", GOOD),
+        ("not an email", GOOD),
+    ];
+    for (email, password) in attempts {
+        let err = passwords
+            .sign_in(email, &Password::new(password), &ctx())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidCredentials), "{email}: {err:?}");
+        assert_eq!(err.to_string(), "invalid credentials");
+    }
+}
+
+#[tokio::test]
+async fn wrong_passwords_spend_the_budget_before_any_hashing() {
+    let h = harness();
+    sign_up(&h, "ana@example.com").await;
+    let passwords = h.auth.passwords();
+    for _ in 0..10 {
+        assert!(
+            passwords
+                .sign_in(
+                    "ana@example.com",
+                    &Password::new("not the password"),
+                    &ctx()
+                )
+                .await
+                .is_err()
+        );
+    }
+    let err = passwords
+        .sign_in("ana@example.com", &Password::new(GOOD), &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "rate_limited", "even the right password waits");
+    h.clock.advance(Duration::from_secs(30 * 60));
+    passwords
+        .sign_in("ana@example.com", &Password::new(GOOD), &ctx())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_policy_counts_code_points_and_refuses_the_obvious() {
+    let h = harness();
+    let passwords = h.auth.passwords();
+    let email: latchkey::Email = "ana.lopez@example.com".parse().unwrap();
+    let check = |p: &str, mfa: bool| passwords.check_policy(&Password::new(p), mfa, Some(&email));
+    assert!(check("fourteen chars", false).is_err());
+    assert!(check("fifteen chars!!", false).is_ok());
+    assert!(check("eight ch", true).is_ok(), "8 with a second factor");
+    assert!(check("seven c", true).is_err());
+    assert!(
+        check(&"é".repeat(15).replace("éé", "éa"), false).is_ok(),
+        "15 code points"
+    );
+    assert!(check(&"x".repeat(128).replace("xx", "xy"), false).is_ok());
+    assert!(check(&"xy".repeat(65), false).is_err(), "over 128");
+    assert!(
+        check(&"xy".repeat(10_000), false).is_err(),
+        "refused before hashing"
+    );
+    for obvious in [
+        "aaaaaaaaaaaaaaaa",
+        "abcdefghijklmnopq",
+        "my ana.lopez password",
+        "ANA.LOPEZ@EXAMPLE.COM!",
+        "latchkey is my password",
+    ] {
+        let err = check(obvious, false).unwrap_err();
+        assert_eq!(err.code(), "invalid_input", "{obvious}");
+    }
+    // Composition is never required.
+    assert!(check("all lower case words here", false).is_ok());
+}
+
+#[tokio::test]
+async fn a_weaker_hash_is_replaced_at_sign_in() {
+    let h = harness();
+    // The same password under Argon2id with a quarter of the memory.
+    use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
+    let weak = Argon2::new(
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::new(4096, 2, 1, None).unwrap(),
+    )
+    .hash_password(GOOD.as_bytes())
+    .unwrap()
+    .to_string();
+    let mut user = User::new(UserId::generate(), h.auth.now());
+    user.email = Some("ana@example.com".parse().unwrap());
+    user.password_hash = Some(PasswordHash::new(weak.clone()));
+    h.store.create_user(&user).await.unwrap();
+    h.auth
+        .passwords()
+        .sign_in("ana@example.com", &Password::new(GOOD), &ctx())
+        .await
+        .unwrap();
+    let stored = h.store.get_user(user.id).await.unwrap().unwrap();
+    let stored = stored.password_hash.unwrap();
+    assert_ne!(stored.as_str(), weak);
+    assert!(
+        stored
+            .as_str()
+            .starts_with("$argon2id$v=19$m=19456,t=2,p=1$")
+    );
+    h.auth
+        .passwords()
+        .sign_in("ana@example.com", &Password::new(GOOD), &ctx())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn changing_a_password_ends_the_other_sessions() {
+    let h = harness();
+    let first = sign_up(&h, "ana@example.com").await;
+    let second = tokens(
+        h.auth
+            .passwords()
+            .sign_in("ana@example.com", &Password::new(GOOD), &ctx())
+            .await
+            .unwrap(),
+    );
+    let passwords = h.auth.passwords();
+    let new = Password::new("an entirely new passphrase");
+    let wrong = passwords
+        .change(
+            first.user_id,
+            &Password::new("not it at all!!"),
+            &new,
+            None,
+            &ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(wrong, Error::InvalidCredentials));
+    let weak = passwords
+        .change(
+            first.user_id,
+            &Password::new(GOOD),
+            &Password::new("short"),
+            None,
+            &ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(weak.code(), "invalid_input");
+    passwords
+        .change(
+            first.user_id,
+            &Password::new(GOOD),
+            &new,
+            Some(first.session_id),
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    let tokens_api = h.auth.tokens();
+    tokens_api
+        .verify_live(first.access_token.secret())
+        .await
+        .unwrap();
+    let ended = tokens_api
+        .verify_live(second.access_token.secret())
+        .await
+        .unwrap_err();
+    assert_eq!(ended.code(), "session_revoked");
+    assert!(
+        passwords
+            .sign_in("ana@example.com", &Password::new(GOOD), &ctx())
+            .await
+            .is_err()
+    );
+    passwords
+        .sign_in("ana@example.com", &new, &ctx())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn with_a_second_factor_a_password_leads_to_the_mfa_step() {
+    let h = harness();
+    let set = sign_up(&h, "ana@example.com").await;
+    let mfa = h.auth.mfa();
+    let enrollment = mfa.totp().enroll(set.user_id, &ctx()).await.unwrap();
+    let secret = support::base32_decode(&enrollment.secret_base32);
+    let now = h.auth.now().unix_secs() as u64;
+    let code = latchkey::mfa::totp::code_at(&secret, now, "SHA1", 6).unwrap();
+    mfa.totp()
+        .confirm(
+            set.user_id,
+            &latchkey::crypto::OneTimeCode::new(code),
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    let again = h
+        .auth
+        .passwords()
+        .sign_in("ana@example.com", &Password::new(GOOD), &ctx())
+        .await
+        .unwrap();
+    let SignIn::MfaRequired(challenge) = again else {
+        panic!("expected the MFA step, got {again:?}");
+    };
+    assert_eq!(
+        challenge.methods,
+        [latchkey::MfaMethod::Totp, latchkey::MfaMethod::BackupCode]
+    );
+}
