@@ -424,3 +424,66 @@ async fn authenticators_list_what_a_user_has() {
         SignIn::Complete(_)
     ));
 }
+
+#[tokio::test]
+async fn passwords_and_second_factors_fill_one_budget() {
+    let h = harness();
+    let (user, _, _) = enrolled(&h).await;
+    let good = latchkey::crypto::Password::new("correct horse battery staple");
+    let mut with_password = h.store.get_user(user.id).await.unwrap().unwrap();
+    with_password.password_hash = h
+        .store
+        .get_user(
+            match h
+                .auth
+                .passwords()
+                .sign_up("other@example.com", &good, &ctx())
+                .await
+                .unwrap()
+            {
+                SignIn::Complete(t) => t.user_id,
+                _ => unreachable!(),
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash;
+    h.store.update_user(&with_password).await.unwrap();
+
+    let wrong = latchkey::crypto::Password::new("not the right one");
+    for _ in 0..5 {
+        let err = h
+            .auth
+            .passwords()
+            .sign_in("ana@example.com", &wrong, &ctx())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidCredentials));
+    }
+    let token = match h
+        .auth
+        .passwords()
+        .sign_in("ana@example.com", &good, &ctx())
+        .await
+        .unwrap()
+    {
+        SignIn::MfaRequired(c) => c.mfa_token,
+        other => panic!("{other:?}"),
+    };
+    for _ in 0..5 {
+        let proof = MfaProof::BackupCode(BackupCode::new("0000-0000-0000-0000"));
+        assert!(h.auth.mfa().verify(&token, &proof, &ctx()).await.is_err());
+    }
+    let err = h
+        .auth
+        .passwords()
+        .sign_in("ana@example.com", &good, &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        "rate_limited",
+        "5 + 5 failures spent the one budget"
+    );
+}

@@ -9,8 +9,8 @@
 
 use super::{
     Channel, Claimed, Judgement, Proof, Purpose, RequestState, Requester, Sent, Stage,
-    account_at_send, account_for, check_failures, claim, clear_failures, deliver, load,
-    record_failure, spend_send_budget,
+    account_at_send, account_for, check_failures, claim, deliver, load, record_failure,
+    spend_send_budget,
 };
 use crate::crypto::{OneTimeCode, SecretHash, SecretPurpose, numeric_code};
 use crate::delivery::Recipient;
@@ -273,7 +273,6 @@ impl CodeChannel<'_> {
         match claim(inner, request_id, || Error::InvalidCredentials, judge).await? {
             Claimed::Won(loaded) => {
                 super::remove(inner, request_id).await?;
-                clear_failures(inner, &identifier).await?;
                 let mut ctx = ctx.clone();
                 ctx.org_id = loaded.state.org_id;
                 Ok((loaded.state, ctx))

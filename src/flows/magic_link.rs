@@ -36,8 +36,7 @@ use std::time::Duration;
 
 use super::{
     Channel, Claimed, Judgement, Purpose, RequestState, Requester, Sent, Stage, account_at_send,
-    account_for, check_failures, claim, clear_failures, deliver, load, record_failure,
-    spend_send_budget,
+    account_for, check_failures, claim, deliver, load, record_failure, spend_send_budget,
 };
 use crate::crypto::{
     MagicLinkToken, OneTimeCode, PollToken, SecretHash, SecretPurpose, numeric_code, random_token,
@@ -332,7 +331,7 @@ impl<'a> MagicLinks<'a> {
         };
         let mut ctx = ctx.clone();
         ctx.org_id = loaded.state.org_id;
-        let user = match self.settle(&loaded, &link, &identifier, &ctx).await {
+        let user = match self.settle(&loaded, &link, &ctx).await {
             Ok(user) => user,
             Err(err) => {
                 // The link is used up either way; the asking tab learns it is over.
@@ -359,14 +358,12 @@ impl<'a> MagicLinks<'a> {
         &self,
         loaded: &super::Loaded,
         link: &SecretHash,
-        identifier: &str,
         ctx: &RequestContext,
     ) -> Result<crate::UserId, Error> {
         let inner = self.inner;
         let now = inner.clock.now();
         let key = ChallengeKey::hashed(ChallengeKind::MagicLink, link);
         inner.challenges.delete(&key, now).await?;
-        clear_failures(inner, identifier).await?;
         let user = account_for(inner, &loaded.state.recipient()?, ctx)
             .await?
             .ok_or(Error::InvalidToken)?;

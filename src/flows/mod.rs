@@ -708,7 +708,7 @@ async fn claim_account(
 
 /// Counts a wrong secret against the account's (when known) and the client's failure
 /// budgets.
-async fn record_failure(
+pub(crate) async fn record_failure(
     inner: &Inner,
     identifier: Option<&str>,
     user: Option<UserId>,
@@ -746,7 +746,7 @@ async fn record_failure(
 }
 
 /// Refuses before any work when the account's or the client's failure budget is spent.
-async fn check_failures(
+pub(crate) async fn check_failures(
     inner: &Inner,
     identifier: &str,
     ctx: &RequestContext,
@@ -773,6 +773,21 @@ async fn check_failures(
 }
 
 /// A success clears the account's failures.
+/// A completed sign-in empties the account's failure budget (NIST SP 800-63B §3.2.2):
+/// called where every sign-in ends, never after a first factor that still needs a second
+/// (clearing then would let someone with the password reset the count between guesses at
+/// the second factor).
+pub(crate) async fn clear_account_failures(inner: &Inner, user: &User) -> Result<(), Error> {
+    let identifiers = [
+        user.email.as_ref().map(|e| e.as_str().to_owned()),
+        user.phone.as_ref().map(|p| p.as_str().to_owned()),
+    ];
+    for identifier in identifiers.into_iter().flatten() {
+        clear_failures(inner, &identifier).await?;
+    }
+    Ok(())
+}
+
 async fn clear_failures(inner: &Inner, identifier: &str) -> Result<(), Error> {
     let limits = crate::protect::RateLimiter::new(inner);
     let config = &inner.config.config.limits;

@@ -210,7 +210,6 @@ impl<'a> Passwords<'a> {
         let Some(mut user) = user else {
             return Err(Error::InvalidCredentials);
         };
-        super::clear_failures(inner, email.as_str()).await?;
         if stored.is_some_and(|h| !up_to_policy(h.as_str())) {
             // A weaker (or imported) hash is replaced now that the password is in hand.
             user.password_hash = Some(hash(inner, password).await?);

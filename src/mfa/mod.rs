@@ -195,7 +195,6 @@ impl<'a> Mfa<'a> {
         {
             return Err(Error::InvalidToken);
         }
-        clear_failures(inner, user_id).await?;
         let user = inner
             .users
             .get_user(user_id)
@@ -224,76 +223,38 @@ impl<'a> Mfa<'a> {
     }
 }
 
-/// The account's failure budget, shared by every second factor.
+/// The subject a user's failure budget is kept under: their email address (or phone,
+/// or id), the same subject the password and passwordless flows count under, so wrong
+/// passwords, codes and second factors all fill one per-account budget, and any
+/// successful sign-in empties it.
+async fn account_subject(inner: &Inner, user: UserId) -> Result<String, Error> {
+    let account = inner.users.get_user(user).await?;
+    Ok(account
+        .and_then(|u| {
+            u.email
+                .map(|e| e.as_str().to_owned())
+                .or_else(|| u.phone.map(|p| p.as_str().to_owned()))
+        })
+        .unwrap_or_else(|| user.to_string()))
+}
+
+/// Refuses while the user's or the client's failure budget is spent.
 pub(crate) async fn check_failures(
     inner: &Inner,
     user: UserId,
     ctx: &RequestContext,
 ) -> Result<(), Error> {
-    let limits = crate::protect::RateLimiter::new(inner);
-    let config = &inner.config.config.limits;
-    limits
-        .check(
-            "mfa_fail_account",
-            &user.to_string(),
-            &config.failures_per_account,
-        )
-        .await?;
-    if let Some(ip) = ctx.ip {
-        limits
-            .check(
-                "signin_fail_ip",
-                &crate::protect::ip_subject(ip),
-                &config.failures_per_ip,
-            )
-            .await?;
-    }
-    Ok(())
+    let subject = account_subject(inner, user).await?;
+    crate::flows::check_failures(inner, &subject, ctx).await
 }
 
+/// Counts a wrong second factor against the user's and the client's failure budgets.
 pub(crate) async fn record_failure(
     inner: &Inner,
     user: UserId,
     ctx: &RequestContext,
     method: &str,
 ) -> Result<(), Error> {
-    let limits = crate::protect::RateLimiter::new(inner);
-    let config = &inner.config.config.limits;
-    limits
-        .record_failure(
-            "mfa_fail_account",
-            &user.to_string(),
-            &config.failures_per_account,
-        )
-        .await?;
-    if let Some(ip) = ctx.ip {
-        limits
-            .record_failure(
-                "signin_fail_ip",
-                &crate::protect::ip_subject(ip),
-                &config.failures_per_ip,
-            )
-            .await?;
-    }
-    let event = crate::model::AuthEvent::new(
-        crate::model::AuthEventKind::SignInFailed,
-        ctx,
-        inner.clock.now(),
-    )
-    .with_user(user)
-    .with_method(method)
-    .with_reason("invalid_credentials");
-    inner.audit_log.append(&event).await?;
-    Ok(())
-}
-
-async fn clear_failures(inner: &Inner, user: UserId) -> Result<(), Error> {
-    let limits = crate::protect::RateLimiter::new(inner);
-    limits
-        .reset(
-            "mfa_fail_account",
-            &user.to_string(),
-            &inner.config.config.limits.failures_per_account,
-        )
-        .await
+    let subject = account_subject(inner, user).await?;
+    crate::flows::record_failure(inner, Some(&subject), Some(user), ctx, method).await
 }
