@@ -19,9 +19,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use argon2::{
-    Algorithm, Argon2, Params, PasswordHash as Phc, PasswordHasher, PasswordVerifier, Version,
-};
+use argon2::{Algorithm, Argon2, Params, PasswordHash as Phc, PasswordHasher, Version};
 use zeroize::Zeroizing;
 
 use crate::crypto::Password;
@@ -100,12 +98,67 @@ async fn verify(
         None => dummy_hash(inner).await?,
     };
     let matched = off_executor(inner, move || {
-        Phc::new(&phc).ok().is_some_and(|parsed| {
-            argon2().is_ok_and(|a| a.verify_password(&secret, &parsed).is_ok())
-        })
+        Phc::new(&phc)
+            .ok()
+            .is_some_and(|parsed| verify_phc(&secret, &parsed))
     })
     .await?;
     Ok(matched && real)
+}
+
+/// The most memory a stored hash may ask for (an imported or tampered hash must not make
+/// one sign-in allocate gigabytes): 256 MiB.
+const MAX_VERIFY_KIB: u32 = 256 * 1024;
+
+thread_local! {
+    /// Each hashing thread keeps its Argon2 working memory between hashes: allocating
+    /// (and faulting in) 19 MiB afresh for every sign-in costs nearly half as much again
+    /// as the hash itself.
+    static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Verifies an Argon2 PHC string, reusing this thread's working memory.
+fn verify_phc(password: &[u8], phc: &Phc) -> bool {
+    let algorithm = match phc.algorithm.as_str() {
+        "argon2id" => Algorithm::Argon2id,
+        "argon2i" => Algorithm::Argon2i,
+        "argon2d" => Algorithm::Argon2d,
+        _ => return false,
+    };
+    let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(phc) else {
+        return false;
+    };
+    if params.m_cost() > MAX_VERIFY_KIB {
+        return false;
+    }
+    let version = phc
+        .version
+        .and_then(|v| Version::try_from(v).ok())
+        .unwrap_or(Version::V0x13);
+    let blocks = params.block_count();
+    let argon2 = Argon2::new(algorithm, version, params);
+    let mut out = Zeroizing::new(vec![0u8; expected.len()]);
+    let hashed = BLOCKS.with(|cell| {
+        let Ok(mut memory) = cell.try_borrow_mut() else {
+            return false;
+        };
+        if memory.len() < blocks {
+            memory.resize(blocks, argon2::Block::new());
+        }
+        argon2
+            .hash_password_into_with_memory(
+                password,
+                salt.as_ref(),
+                &mut out,
+                &mut memory[..blocks],
+            )
+            .is_ok()
+    });
+    hashed && crate::crypto::ct_eq(&out, expected.as_bytes())
 }
 
 /// A hash of a random password at the policy's cost, made once per process.
