@@ -337,3 +337,94 @@ async fn with_a_second_factor_a_password_leads_to_the_mfa_step() {
         [latchkey::MfaMethod::Totp, latchkey::MfaMethod::BackupCode]
     );
 }
+
+/// Hashes made by other systems' own implementations (Python's hashlib and the `bcrypt`
+/// package), for the password "correct horse battery staple".
+const IMPORTED: [(&str, &str); 4] = [
+    (
+        "django",
+        "pbkdf2_sha256$10000$Zp5Qh3Kx9Lm2Nw7R$HhSqPupoK8q8WsRzgGzmqC+exVQOxcK3TmmEX7AtatY=",
+    ),
+    (
+        "better-auth",
+        "9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c:3fb62230312f975f5b6dd332411c08a82787b3826f8e716d7babdf67c02f93ae65416c0110fcb4fae28ca3e1667c1863385f04252bd14961f75cec31d060fd5d",
+    ),
+    (
+        "bcrypt 2b",
+        "$2b$04$BNMFsefkMixxzw6zg1pRAeZMrntGyGsRsnfDv20soFHYJ5MsK2wza",
+    ),
+    (
+        "bcrypt 2a",
+        "$2a$04$880lhPUm03zxszPnxHuOJeoT8j9/PTtmNdcuqS6d76IYV.qztRBCC",
+    ),
+];
+
+#[tokio::test]
+async fn imported_hashes_sign_in_and_are_rehashed_to_argon2id() {
+    let h = harness();
+    for (i, (format, imported)) in IMPORTED.into_iter().enumerate() {
+        let email = format!("user{i}@example.com");
+        let mut user = User::new(UserId::generate(), h.auth.now());
+        user.email = Some(email.parse().unwrap());
+        user.password_hash = Some(PasswordHash::new(imported));
+        h.store.create_user(&user).await.unwrap();
+        let passwords = h.auth.passwords();
+        let wrong = passwords
+            .sign_in(
+                &email,
+                &Password::new("correct horse battery stapler"),
+                &ctx(),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(wrong, Error::InvalidCredentials), "{format}");
+        passwords
+            .sign_in(&email, &Password::new(GOOD), &ctx())
+            .await
+            .unwrap_or_else(|e| panic!("{format}: {e:?}"));
+        let stored = h.store.get_user(user.id).await.unwrap().unwrap();
+        let stored = stored.password_hash.unwrap();
+        assert!(
+            stored
+                .as_str()
+                .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{format} was rehashed"
+        );
+        passwords
+            .sign_in(&email, &Password::new(GOOD), &ctx())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_stored_hashes_never_match() {
+    let h = harness();
+    for (i, stored) in [
+        "",
+        "plaintext: correct horse battery staple",
+        "correct horse battery staple",
+        "$2b$31$BNMFsefkMixxzw6zg1pRAeZMrntGyGsRsnfDv20soFHYJ5MsK2wza",
+        "pbkdf2_sha256$0$salt$HhSqPupoK8q8WsRzgGzmqC+exVQOxcK3TmmEX7AtatY=",
+        "pbkdf2_sha256$99999999999$salt$AAAA",
+        "9f2c4e6a8b0d1f3e5a7c9b1d3f5e7a9c:zz",
+        "$argon2id$v=19$m=1048576,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+        "$md5$whatever",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let email = format!("odd{i}@example.com");
+        let mut user = User::new(UserId::generate(), h.auth.now());
+        user.email = Some(email.parse().unwrap());
+        user.password_hash = Some(PasswordHash::new(stored));
+        h.store.create_user(&user).await.unwrap();
+        let err = h
+            .auth
+            .passwords()
+            .sign_in(&email, &Password::new(GOOD), &ctx())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidCredentials), "{stored:?}");
+    }
+}

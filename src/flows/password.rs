@@ -10,6 +10,10 @@
 //!   truncation. Refused: passwords made of one repeated character or one run
 //!   (`aaaaaaaa…`, `123456789…`, `zyxwvu…`), and passwords that are or contain the
 //!   account's address, name or the application's name.
+//! - **Imports.** With feature `legacy-hashes`, hashes brought from other systems verify
+//!   too — bcrypt (`$2a$`/`$2b$`/`$2y$`), Django's `pbkdf2_sha256$…`, better-auth's scrypt
+//!   `salt:key` — and are replaced with Argon2id at the first successful sign-in. Store
+//!   them as they are in [`User::password_hash`](crate::model::User::password_hash).
 //! - **Timing.** Signing in to an unknown account, or one without a password, verifies
 //!   against a dummy hash of the same cost: the answer and its time are the same as for a
 //!   wrong password.
@@ -97,13 +101,26 @@ async fn verify(
         Some(hash) => hash.as_str().to_owned(),
         None => dummy_hash(inner).await?,
     };
-    let matched = off_executor(inner, move || {
-        Phc::new(&phc)
-            .ok()
-            .is_some_and(|parsed| verify_phc(&secret, &parsed))
-    })
-    .await?;
+    let matched = off_executor(inner, move || verify_stored(&secret, &phc)).await?;
     Ok(matched && real)
+}
+
+/// Verifies a password against a stored hash of any format we read: Argon2 PHC strings,
+/// and with feature `legacy-hashes` the imported ones.
+fn verify_stored(password: &[u8], stored: &str) -> bool {
+    if stored.starts_with("$argon2") {
+        return Phc::new(stored)
+            .ok()
+            .is_some_and(|parsed| verify_phc(password, &parsed));
+    }
+    #[cfg(feature = "legacy-hashes")]
+    {
+        legacy::verify(password, stored)
+    }
+    #[cfg(not(feature = "legacy-hashes"))]
+    {
+        false
+    }
 }
 
 /// The most memory a stored hash may ask for (an imported or tampered hash must not make
@@ -170,6 +187,96 @@ async fn dummy_hash(inner: &Inner) -> Result<String, Error> {
     let random = crate::crypto::random_token()?;
     let made = hash(inner, &Password::new(random.as_str())).await?;
     Ok(DUMMY.get_or_init(|| made.as_str().to_owned()).clone())
+}
+
+/// Hashes imported from other systems (feature `legacy-hashes`). Each verifies once at
+/// sign-in, and the password is then rehashed with Argon2id.
+#[cfg(feature = "legacy-hashes")]
+mod legacy {
+    use base64::Engine;
+
+    /// Per-hash work caps, so an imported hash cannot make a sign-in arbitrarily slow.
+    const MAX_BCRYPT_COST: u32 = 16;
+    const MAX_PBKDF2_ROUNDS: u32 = 5_000_000;
+
+    pub(super) fn verify(password: &[u8], stored: &str) -> bool {
+        if ["$2a$", "$2b$", "$2y$"]
+            .iter()
+            .any(|p| stored.starts_with(p))
+        {
+            return bcrypt(password, stored);
+        }
+        if let Some(rest) = stored.strip_prefix("pbkdf2_sha256$") {
+            return django_pbkdf2(password, rest);
+        }
+        better_auth_scrypt(password, stored)
+    }
+
+    /// `$2b$<cost>$<salt+hash>` (also `$2a$`, `$2y$`). Like every bcrypt, it reads only the
+    /// first 72 bytes of a password; the Argon2id rehash then covers all of it.
+    fn bcrypt(password: &[u8], stored: &str) -> bool {
+        let cost = stored.get(4..6).and_then(|c| c.parse::<u32>().ok());
+        if cost.is_none_or(|c| c > MAX_BCRYPT_COST) {
+            return false;
+        }
+        bcrypt::verify(password, stored).unwrap_or(false)
+    }
+
+    /// Django: `pbkdf2_sha256$<iterations>$<salt>$<base64 of the 32-byte key>`.
+    fn django_pbkdf2(password: &[u8], rest: &str) -> bool {
+        let mut parts = rest.splitn(3, '$');
+        let (Some(rounds), Some(salt), Some(hash)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        let Ok(rounds) = rounds.parse::<u32>() else {
+            return false;
+        };
+        let Ok(expected) = base64::engine::general_purpose::STANDARD.decode(hash) else {
+            return false;
+        };
+        if rounds == 0 || rounds > MAX_PBKDF2_ROUNDS || expected.is_empty() || expected.len() > 64 {
+            return false;
+        }
+        let mut out = zeroize::Zeroizing::new(vec![0u8; expected.len()]);
+        pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password, salt.as_bytes(), rounds, &mut out);
+        crate::crypto::ct_eq(&out, &expected)
+    }
+
+    /// better-auth: `<salt as 32 hex chars>:<128 hex chars of key>`, the key being
+    /// scrypt(password, salt text, N = 16384, r = 16, p = 1, 64 bytes). better-auth
+    /// NFKC-normalizes the password first; passwords that NFKC changes (rare outside
+    /// compatibility characters) do not verify here and need a reset.
+    fn better_auth_scrypt(password: &[u8], stored: &str) -> bool {
+        let Some((salt, key)) = stored.split_once(':') else {
+            return false;
+        };
+        let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+        if salt.len() != 32 || key.len() != 128 || !hex(salt) || !hex(key) {
+            return false;
+        }
+        let Some(expected) = decode_hex(key) else {
+            return false;
+        };
+        let Ok(params) = scrypt::Params::new(14, 16, 1) else {
+            return false;
+        };
+        let mut out = zeroize::Zeroizing::new(vec![0u8; 64]);
+        if scrypt::scrypt(password, salt.as_bytes(), &params, &mut out).is_err() {
+            return false;
+        }
+        crate::crypto::ct_eq(&out, &expected)
+    }
+
+    fn decode_hex(text: &str) -> Option<Vec<u8>> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| {
+                text.get(i..i + 2)
+                    .and_then(|b| u8::from_str_radix(b, 16).ok())
+            })
+            .collect()
+    }
 }
 
 /// What a new password must not resemble.
