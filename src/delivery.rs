@@ -29,6 +29,8 @@ pub enum MessageKind {
     EmailVerification,
     /// A text message with a code that confirms the number of a signed-in user.
     SmsVerification,
+    /// An email with a code that lets its recipient choose a new password.
+    PasswordReset,
 }
 
 impl MessageKind {
@@ -40,16 +42,18 @@ impl MessageKind {
             MessageKind::SmsCode => "sms_code",
             MessageKind::EmailVerification => "email_verification",
             MessageKind::SmsVerification => "sms_verification",
+            MessageKind::PasswordReset => "password_reset",
         }
     }
 
     /// Every kind.
-    pub const ALL: [MessageKind; 5] = [
+    pub const ALL: [MessageKind; 6] = [
         MessageKind::MagicLink,
         MessageKind::EmailCode,
         MessageKind::SmsCode,
         MessageKind::EmailVerification,
         MessageKind::SmsVerification,
+        MessageKind::PasswordReset,
     ];
 }
 

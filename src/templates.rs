@@ -85,6 +85,18 @@ impl Template {
                      <p>It expires in {{minutes}} minutes and does not sign anyone in.</p>",
                 )),
             ),
+            MessageKind::PasswordReset => Template::new(
+                "Reset your {{app_name}} password",
+                "Enter {{code}} in {{app_name}} to choose a new password.\n\nIt expires in \
+                 {{minutes}} minutes. If you did not ask for it, ignore this email: your \
+                 password stays as it is.",
+                Some(html_page(
+                    "<p>Your {{app_name}} password reset code:</p>\
+                     <p style=\"font-size:28px;letter-spacing:4px;font-weight:bold\">{{code}}</p>\
+                     <p>It expires in {{minutes}} minutes. If you did not ask for it, ignore \
+                     this email.</p>",
+                )),
+            ),
             MessageKind::SmsVerification => Template::new(
                 "",
                 "{{code}} confirms this number for {{app_name}}. It expires in {{minutes}} \

@@ -428,3 +428,149 @@ async fn unknown_and_malformed_stored_hashes_never_match() {
         assert!(matches!(err, Error::InvalidCredentials), "{stored:?}");
     }
 }
+
+#[tokio::test]
+async fn a_reset_sets_a_new_password_ends_sessions_and_keeps_the_code_for_a_refused_one() {
+    let h = harness();
+    let before = sign_up(&h, "ana@example.com").await;
+    let passwords = h.auth.passwords();
+    let sent = passwords
+        .send_reset("ana@example.com", &ctx())
+        .await
+        .unwrap();
+    let mail = h.last_mail().await;
+    assert_eq!(mail.message.kind, latchkey::MessageKind::PasswordReset);
+    assert!(mail.subject.starts_with("Reset your"), "{}", mail.subject);
+    let code = support::code_of(&mail.message);
+
+    // The code is for resets only.
+    let err = h
+        .auth
+        .codes()
+        .email()
+        .verify(sent.request_id, &code, &ctx())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidCredentials));
+    // A refused password uses nothing.
+    let weak = passwords
+        .reset(sent.request_id, &code, &Password::new("short"), &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(weak.code(), "invalid_input");
+    let new = Password::new("a brand new passphrase");
+    let set = tokens(
+        passwords
+            .reset(sent.request_id, &code, &new, &ctx())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(set.user_id, before.user_id);
+    let ended = h
+        .auth
+        .tokens()
+        .verify_live(before.access_token.secret())
+        .await
+        .unwrap_err();
+    assert_eq!(ended.code(), "session_revoked");
+    assert!(
+        passwords
+            .sign_in("ana@example.com", &Password::new(GOOD), &ctx())
+            .await
+            .is_err()
+    );
+    passwords
+        .sign_in("ana@example.com", &new, &ctx())
+        .await
+        .unwrap();
+    assert!(
+        h.store
+            .get_user(set.user_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .email_verified,
+        "the code proved the address"
+    );
+    // Used once.
+    assert!(
+        passwords
+            .reset(sent.request_id, &code, &new, &ctx())
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn pw19_a_reset_never_bypasses_the_second_factor() {
+    let h = harness();
+    let set = sign_up(&h, "ana@example.com").await;
+    let mfa = h.auth.mfa();
+    let enrollment = mfa.totp().enroll(set.user_id, &ctx()).await.unwrap();
+    let secret = support::base32_decode(&enrollment.secret_base32);
+    let now = h.auth.now().unix_secs() as u64;
+    let code = latchkey::mfa::totp::code_at(&secret, now, "SHA1", 6).unwrap();
+    mfa.totp()
+        .confirm(
+            set.user_id,
+            &latchkey::crypto::OneTimeCode::new(code),
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    let passwords = h.auth.passwords();
+    // While the address is unproven, it cannot reset an account that holds a proven
+    // factor: whoever holds the address might not be its owner.
+    let sent = passwords
+        .send_reset("ana@example.com", &ctx())
+        .await
+        .unwrap();
+    let code = support::code_of(&h.last_mail().await.message);
+    let refused = passwords
+        .reset(sent.request_id, &code, &Password::new("eight+ch"), &ctx())
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, Error::InvalidCredentials), "{refused:?}");
+    let mut proven = h.store.get_user(set.user_id).await.unwrap().unwrap();
+    proven.email_verified = true;
+    h.store.update_user(&proven).await.unwrap();
+
+    h.clock.advance(Duration::from_secs(30));
+    let sent = passwords
+        .send_reset("ana@example.com", &ctx())
+        .await
+        .unwrap();
+    let code = support::code_of(&h.last_mail().await.message);
+    let after = passwords
+        .reset(sent.request_id, &code, &Password::new("eight+ch"), &ctx())
+        .await
+        .unwrap();
+    assert!(matches!(after, SignIn::MfaRequired(_)), "{after:?}");
+}
+
+#[tokio::test]
+async fn a_reset_for_an_unknown_address_answers_the_same_and_sends_nothing() {
+    let h = harness();
+    sign_up(&h, "ana@example.com").await;
+    let passwords = h.auth.passwords();
+    let known = passwords
+        .send_reset("ana@example.com", &ctx())
+        .await
+        .unwrap();
+    let unknown = passwords
+        .send_reset("nobody@example.com", &ctx())
+        .await
+        .unwrap();
+    assert_eq!(known.expires_in, unknown.expires_in);
+    let mails = h.mails().await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to.as_str(), "ana@example.com");
+    assert!(
+        h.store
+            .get_user_by_email(&"nobody@example.com".parse().unwrap())
+            .await
+            .unwrap()
+            .is_none(),
+        "a reset creates no account"
+    );
+}

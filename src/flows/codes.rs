@@ -104,6 +104,18 @@ impl CodeChannel<'_> {
         .await
     }
 
+    /// Sends a password-reset code to an account's address. The same answer whether or
+    /// not an account has it; only an existing, unblocked account gets mail. No account is
+    /// created.
+    pub(crate) async fn send_reset(&self, to: &str, ctx: &RequestContext) -> Result<Sent, Error> {
+        let recipient = self.recipient(to)?;
+        spend_send_budget(self.inner, self.channel, recipient.as_str(), ctx).await?;
+        let (user, _) = account_at_send(self.inner, &recipient).await?;
+        let deliverable = user.is_some_and(|u| !u.blocked);
+        self.start(recipient, Purpose::PasswordReset, None, deliverable, ctx)
+            .await
+    }
+
     async fn start(
         &self,
         recipient: Recipient,
@@ -240,7 +252,7 @@ impl CodeChannel<'_> {
     }
 
     /// Checks the budgets, then claims the request with the code: exactly once.
-    async fn redeem(
+    pub(crate) async fn redeem(
         &self,
         request_id: RequestId,
         code: &OneTimeCode,

@@ -58,6 +58,8 @@ pub enum Purpose {
     SignIn,
     /// Proving that a signed-in user receives mail or texts at their address.
     Verify,
+    /// Resetting a forgotten password.
+    PasswordReset,
 }
 
 impl Purpose {
@@ -65,6 +67,7 @@ impl Purpose {
         match self {
             Purpose::SignIn => "sign_in",
             Purpose::Verify => "verify",
+            Purpose::PasswordReset => "password_reset",
         }
     }
 }
@@ -86,6 +89,7 @@ impl Channel {
             (Channel::EmailCode, Purpose::Verify) => MessageKind::EmailVerification,
             (Channel::SmsCode, Purpose::SignIn) => MessageKind::SmsCode,
             (Channel::SmsCode, Purpose::Verify) => MessageKind::SmsVerification,
+            (_, Purpose::PasswordReset) => MessageKind::PasswordReset,
         }
     }
 
@@ -577,6 +581,10 @@ pub(crate) enum Proof {
     SignIn,
     /// The signed-in owner of the account confirming it: nothing else changes.
     Owner,
+    /// A password reset: claims an account nobody proved, like a sign-in, but never takes
+    /// the address off an account that holds something proven (the reset is refused
+    /// instead: whoever holds the address must not lock that account's owner out).
+    Reset,
 }
 
 /// Records that `recipient` (which must still be the user's) was proven. Returns the id,
@@ -604,13 +612,16 @@ pub(crate) async fn mark_verified(
     if already {
         return Ok(Some(user.id));
     }
-    if proof == Proof::SignIn {
+    if proof != Proof::Owner {
         let strong = other_proven || has_strong_factor(inner, user.id).await?;
-        if strong {
-            detach(inner, user, recipient, ctx).await?;
-            return Ok(None);
+        match (strong, proof) {
+            (true, Proof::Reset) => return Err(Error::InvalidCredentials),
+            (true, _) => {
+                detach(inner, user, recipient, ctx).await?;
+                return Ok(None);
+            }
+            (false, _) => claim_account(inner, &mut user, recipient, ctx).await?,
         }
-        claim_account(inner, &mut user, recipient, ctx).await?;
     }
     match recipient {
         Recipient::Email(_) => user.email_verified = true,

@@ -408,13 +408,7 @@ impl<'a> Passwords<'a> {
             super::record_failure(inner, Some(&subject), Some(user), ctx, "pwd").await?;
             return Err(Error::InvalidCredentials);
         }
-        let has_mfa = inner
-            .users
-            .list_totp_factors(user)
-            .await?
-            .iter()
-            .any(|f| f.status == FactorStatus::Active)
-            || !inner.users.list_passkeys(user).await?.is_empty();
+        let has_mfa = self.has_second_factor(user).await?;
         let context = Context {
             email: account.email.as_ref(),
             name: account.name.as_deref(),
@@ -437,6 +431,115 @@ impl<'a> Passwords<'a> {
         let event = AuthEvent::new(AuthEventKind::PasswordChanged, ctx, now).with_user(user);
         inner.audit_log.append(&event).await?;
         Ok(())
+    }
+
+    /// Emails a password-reset code. Answers the same whether or not the address has an
+    /// account (only an existing, unblocked one gets mail), under the same send budgets as
+    /// sign-in codes. [`reset`](Self::reset) uses the code.
+    pub async fn send_reset(
+        &self,
+        email: &str,
+        ctx: &RequestContext,
+    ) -> Result<crate::Sent, Error> {
+        crate::flows::codes::Codes::new(self.inner)
+            .email()
+            .send_reset(email, ctx)
+            .await
+    }
+
+    /// Sets a new password with a reset code, then signs in — through the MFA step when
+    /// the account has a second factor: a reset never bypasses MFA. Every session of the
+    /// account ends. The new password is checked against the policy before the code is
+    /// used, so a refused password leaves the code valid. The code proves the address: an
+    /// account holding nothing else proven becomes the prover's as with a sign-in by code
+    /// (see [`flows`](crate::flows)); an account whose address was never proven but that
+    /// holds something proven (another verified identifier, a passkey, an active TOTP
+    /// factor) cannot be reset by that address ([`Error::InvalidCredentials`]).
+    ///
+    /// Errors: [`Error::InvalidInput`] for a password the policy refuses; otherwise those
+    /// of [`CodeChannel::verify`](crate::CodeChannel::verify).
+    pub async fn reset(
+        &self,
+        request_id: crate::model::RequestId,
+        code: &crate::crypto::OneTimeCode,
+        new: &Password,
+        ctx: &RequestContext,
+    ) -> Result<SignIn, Error> {
+        let inner = self.inner;
+        let pending = super::load(inner, request_id)
+            .await?
+            .ok_or(Error::InvalidCredentials)?;
+        let email = Email::parse(&pending.state.identifier)?;
+        let account = inner.users.get_user_by_email(&email).await?;
+        let has_mfa = match &account {
+            Some(user) => self.has_second_factor(user.id).await?,
+            None => false,
+        };
+        let context = Context {
+            email: Some(&email),
+            name: account.as_ref().and_then(|u| u.name.as_deref()),
+            app: &inner.config.config.rp_name,
+        };
+        self.check(new, has_mfa, &context)?;
+        let codes = crate::flows::codes::Codes::new(inner);
+        let (state, ctx) = codes
+            .email()
+            .redeem(request_id, code, super::Purpose::PasswordReset, ctx)
+            .await?;
+        let recipient = state.recipient()?;
+        let mut user = None;
+        for _ in 0..super::MAX_RETRIES {
+            let account = inner
+                .users
+                .get_user_by_email(&email)
+                .await?
+                .filter(|u| !u.blocked)
+                .ok_or(Error::InvalidCredentials)?;
+            match super::mark_verified(inner, account, &recipient, super::Proof::Reset, &ctx).await
+            {
+                Err(Error::Store(StoreError::Stale)) => continue,
+                Ok(found) => {
+                    user = found;
+                    break;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        let user = user.ok_or(Error::InvalidCredentials)?;
+        let hashed = hash(inner, new).await?;
+        for _ in 0..super::MAX_RETRIES {
+            let mut account = inner
+                .users
+                .get_user(user)
+                .await?
+                .ok_or(Error::InvalidCredentials)?;
+            account.password_hash = Some(hashed.clone());
+            account.updated_at = inner.clock.now();
+            match inner.users.update_user(&account).await {
+                Err(StoreError::Stale) => continue,
+                other => {
+                    other?;
+                    break;
+                }
+            }
+        }
+        let now = inner.clock.now();
+        inner.sessions.revoke_user_sessions(user, now).await?;
+        let event = AuthEvent::new(AuthEventKind::PasswordChanged, &ctx, now)
+            .with_user(user)
+            .with_reason("reset");
+        inner.audit_log.append(&event).await?;
+        complete_first_factor(inner, user, AuthMethod::Email, None, &ctx).await
+    }
+
+    async fn has_second_factor(&self, user: UserId) -> Result<bool, Error> {
+        let users = &self.inner.users;
+        Ok(users
+            .list_totp_factors(user)
+            .await?
+            .iter()
+            .any(|f| f.status == FactorStatus::Active)
+            || !users.list_passkeys(user).await?.is_empty())
     }
 
     /// Checks a candidate password against the policy for an account with (`has_mfa`) or
