@@ -20,25 +20,6 @@ use tokio::runtime::Runtime;
 
 const PASSWORD: &str = "correct horse battery staple";
 
-fn base32_decode(text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in text.bytes() {
-        let value = if c.is_ascii_uppercase() {
-            c - b'A'
-        } else {
-            c - b'2' + 26
-        };
-        buffer = (buffer << 5) | u32::from(value);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    out
-}
-
 fn passwords(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let store = MemoryStore::new();
@@ -79,7 +60,9 @@ fn passwords(c: &mut Criterion) {
             .unwrap()
             .unwrap();
         let enrollment = auth.mfa().totp().enroll(bo.id, &ctx).await.unwrap();
-        let secret = base32_decode(&enrollment.secret_base32);
+        let secret = latchkey::mfa::totp::decode_base32(&enrollment.secret_base32)
+            .unwrap()
+            .to_vec();
         let now = auth.now().unix_secs() as u64;
         let code = OneTimeCode::new(code_at(&secret, now, "SHA1", 6).unwrap());
         auth.mfa().totp().confirm(bo.id, &code, &ctx).await.unwrap();

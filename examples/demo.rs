@@ -273,5 +273,66 @@ async fn main() -> Result<(), Error> {
         "   the link a second time: {}",
         again.map_or_else(|e| e.code().to_owned(), |_| "accepted?!".into())
     );
+
+    // 9. A password, then TOTP: the next sign-in needs both.
+    println!("\n9. carol signs up with a password and adds an authenticator app:");
+    let password = latchkey::crypto::Password::new("correct horse battery staple");
+    let SignIn::Complete(carol) = auth
+        .passwords()
+        .sign_up("carol@example.com", &password, &ctx)
+        .await?
+    else {
+        return Ok(());
+    };
+    let enrollment = auth.mfa().totp().enroll(carol.user_id, &ctx).await?;
+    println!(
+        "   scan {} bytes of PNG QR code, or type the secret into the app",
+        enrollment.qr_png.len()
+    );
+    let app = |secret: &str| -> Result<latchkey::crypto::OneTimeCode, Error> {
+        // What the app computes: the secret's current code.
+        let bytes = latchkey::mfa::totp::decode_base32(secret)?;
+        let now = u64::try_from(auth.now().unix_secs()).unwrap_or(0);
+        let code = latchkey::mfa::totp::code_at(&bytes, now, "SHA1", 6)?;
+        Ok(latchkey::crypto::OneTimeCode::new(code))
+    };
+    let backup = auth
+        .mfa()
+        .totp()
+        .confirm(carol.user_id, &app(&enrollment.secret_base32)?, &ctx)
+        .await?;
+    println!(
+        "   confirmed; {} backup codes, e.g. {}",
+        backup.len(),
+        backup[0].secret()
+    );
+    let short = auth
+        .passwords()
+        .sign_in(
+            "carol@example.com",
+            &latchkey::crypto::Password::new("nope"),
+            &ctx,
+        )
+        .await;
+    println!(
+        "   a wrong password: {}",
+        short.map_or_else(|e| e.code().to_owned(), |_| "accepted?!".into())
+    );
+    if let SignIn::MfaRequired(step) = auth
+        .passwords()
+        .sign_in("carol@example.com", &password, &ctx)
+        .await?
+    {
+        let methods: Vec<_> = step.methods.iter().map(|m| m.as_str()).collect();
+        println!("   the right password: a second factor is due ({methods:?})");
+        let proof = latchkey::MfaProof::BackupCode(backup[0].clone());
+        if let SignIn::Complete(done) = auth.mfa().verify(&step.mfa_token, &proof, &ctx).await? {
+            let claims = auth.tokens().verify(done.access_token.secret()).await?;
+            println!(
+                "   with a backup code: signed in, amr {:?}, {}",
+                claims.amr, claims.acr
+            );
+        }
+    }
     Ok(())
 }

@@ -60,11 +60,14 @@
 //! peek-then-verify landing page, cross-device status and same-device binding) and
 //! [`Codes`] for email and SMS one-time codes. Messages are rendered by [`Templates`] and
 //! handed to the [`Mailer`] or [`SmsSender`], in the background by default
-//! ([`Delivery`]).
+//! ([`Delivery`]). [`Passwords`] signs up, in, changes and resets passwords; [`Mfa`]
+//! enrols TOTP authenticators, issues backup codes and finishes the MFA step.
 //!
 //! ## Features
 //!
 //! - `smtp`: `smtp::SmtpMailer`, email over SMTP (lettre on rustls).
+//! - `legacy-hashes`: sign-in with bcrypt, scrypt (better-auth) and PBKDF2-SHA256
+//!   (Django) hashes imported from other systems, rehashed to Argon2id.
 //! - `testing`: capturing mailer and SMS sender, a capturing log subscriber, fixed test
 //!   secrets, the [`testing::race`] helper.
 //! - `conformance`: the storage conformance suite ([`store::conformance`]) that every

@@ -86,22 +86,7 @@ pub fn code_of(message: &latchkey::Message) -> latchkey::crypto::OneTimeCode {
     message.code.clone().expect("the message carries a code")
 }
 
-/// RFC 4648 base32, as the enrolment hands the secret out.
+/// The raw secret of a TOTP enrolment.
 pub fn base32_decode(text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in text.bytes() {
-        let value = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'2'..=b'7' => c - b'2' + 26,
-            _ => panic!("not base32: {c}"),
-        };
-        buffer = (buffer << 5) | u32::from(value);
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    out
+    latchkey::mfa::totp::decode_base32(text).unwrap().to_vec()
 }
