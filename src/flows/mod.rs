@@ -527,32 +527,48 @@ async fn sign_up(
             user.phone_verified = true;
         }
     }
-    match inner.users.create_user(&user).await {
-        Err(StoreError::Conflict { .. }) => return Ok(None),
+    let method = match recipient {
+        Recipient::Email(_) => "email",
+        Recipient::Phone(_) => "sms",
+    };
+    if !create_account(inner, &user, method, ctx).await? {
+        return Ok(None);
+    }
+    tracing::debug!(user_id = %user.id, "signed up by a verified address");
+    Ok(Some(user.id))
+}
+
+/// Stores a new account, joins it to the request's organization (no roles) and logs the
+/// sign-up, all or nothing: a failure after the insert deletes the account again, since
+/// half an account would be refused in its organization forever. `false`: the email or
+/// phone is taken.
+pub(crate) async fn create_account(
+    inner: &Inner,
+    user: &User,
+    method: &str,
+    ctx: &RequestContext,
+) -> Result<bool, Error> {
+    match inner.users.create_user(user).await {
+        Err(StoreError::Conflict { .. }) => return Ok(false),
         Err(err) => return Err(err.into()),
         Ok(()) => {}
     }
+    let now = user.created_at;
     let event = AuthEvent::new(AuthEventKind::SignUp, ctx, now)
         .with_user(user.id)
-        .with_method(match recipient {
-            Recipient::Email(_) => "email",
-            Recipient::Phone(_) => "sms",
-        });
+        .with_method(method);
     let joined = async {
         join_org(inner, user.id, ctx.org_id, now).await?;
         inner.audit_log.append(&event).await?;
         Ok::<(), Error>(())
     };
     if let Err(err) = joined.await {
-        // Half an account would be refused in its organization forever: undo it, so the
-        // next attempt starts clean.
         if let Err(undo) = inner.users.delete_user(user.id).await {
             tracing::warn!(user_id = %user.id, error = %undo, "could not undo a failed sign-up");
         }
         return Err(err);
     }
-    tracing::debug!(user_id = %user.id, "signed up by a verified address");
-    Ok(Some(user.id))
+    Ok(true)
 }
 
 /// A new account made inside an organization joins it, with no roles.
@@ -717,8 +733,34 @@ async fn claim_account(
     Ok(())
 }
 
+/// The failure budgets a sign-in attempt answers to: the account's (when it is known by an
+/// identifier) and the client's.
+fn failure_budgets(
+    inner: &Inner,
+    identifier: Option<&str>,
+    ctx: &RequestContext,
+) -> Vec<(&'static str, String, RateLimit)> {
+    let config = &inner.config.config.limits;
+    let mut budgets = Vec::with_capacity(2);
+    if let Some(identifier) = identifier {
+        budgets.push((
+            "signin_fail_account",
+            identifier.to_owned(),
+            config.failures_per_account,
+        ));
+    }
+    if let Some(ip) = ctx.ip {
+        budgets.push((
+            "signin_fail_ip",
+            crate::protect::ip_subject(ip),
+            config.failures_per_ip,
+        ));
+    }
+    budgets
+}
+
 /// Counts a wrong secret against the account's (when known) and the client's failure
-/// budgets.
+/// budgets, and logs it.
 pub(crate) async fn record_failure(
     inner: &Inner,
     identifier: Option<&str>,
@@ -727,24 +769,8 @@ pub(crate) async fn record_failure(
     method: &str,
 ) -> Result<(), Error> {
     let limits = crate::protect::RateLimiter::new(inner);
-    let config = &inner.config.config.limits;
-    if let Some(identifier) = identifier {
-        limits
-            .record_failure(
-                "signin_fail_account",
-                identifier,
-                &config.failures_per_account,
-            )
-            .await?;
-    }
-    if let Some(ip) = ctx.ip {
-        limits
-            .record_failure(
-                "signin_fail_ip",
-                &crate::protect::ip_subject(ip),
-                &config.failures_per_ip,
-            )
-            .await?;
+    for (scope, subject, limit) in failure_budgets(inner, identifier, ctx) {
+        limits.record_failure(scope, &subject, &limit).await?;
     }
     let mut event = AuthEvent::new(AuthEventKind::SignInFailed, ctx, inner.clock.now())
         .with_method(method)
@@ -763,27 +789,12 @@ pub(crate) async fn check_failures(
     ctx: &RequestContext,
 ) -> Result<(), Error> {
     let limits = crate::protect::RateLimiter::new(inner);
-    let config = &inner.config.config.limits;
-    limits
-        .check(
-            "signin_fail_account",
-            identifier,
-            &config.failures_per_account,
-        )
-        .await?;
-    if let Some(ip) = ctx.ip {
-        limits
-            .check(
-                "signin_fail_ip",
-                &crate::protect::ip_subject(ip),
-                &config.failures_per_ip,
-            )
-            .await?;
+    for (scope, subject, limit) in failure_budgets(inner, Some(identifier), ctx) {
+        limits.check(scope, &subject, &limit).await?;
     }
     Ok(())
 }
 
-/// A success clears the account's failures.
 /// A completed sign-in empties the account's failure budget (NIST SP 800-63B §3.2.2):
 /// called where every sign-in ends, never after a first factor that still needs a second
 /// (clearing then would let someone with the password reset the count between guesses at

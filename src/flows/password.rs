@@ -325,19 +325,8 @@ impl<'a> Passwords<'a> {
         let mut user = User::new(UserId::generate(), now);
         user.email = Some(email);
         user.password_hash = Some(hash(inner, password).await?);
-        inner.users.create_user(&user).await.map_err(Error::from)?;
-        let event = AuthEvent::new(AuthEventKind::SignUp, ctx, now)
-            .with_user(user.id)
-            .with_method("pwd");
-        inner.audit_log.append(&event).await?;
-        if let Some(org_id) = ctx.org_id {
-            let membership = crate::model::Membership {
-                user_id: user.id,
-                org_id,
-                role_ids: Vec::new(),
-                created_at: now,
-            };
-            inner.orgs.put_membership(&membership).await?;
+        if !super::create_account(inner, &user, "pwd", ctx).await? {
+            return Err(Error::Conflict { what: "email" });
         }
         complete_first_factor(inner, user.id, AuthMethod::Password, None, ctx).await
     }
