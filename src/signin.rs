@@ -160,6 +160,18 @@ pub(crate) struct PendingMfa {
     pub(crate) org_id: Option<OrgId>,
     pub(crate) amr: Vec<String>,
     pub(crate) code_request: Option<AuthCodeRequest>,
+    #[serde(default)]
+    pub(crate) deferred: Deferred,
+}
+
+/// Changes a ceremony makes to the account only once the whole sign-in succeeds, after
+/// the MFA step when one is due: a password reset must not change anything for someone
+/// who holds the mailbox but not the second factor.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct Deferred {
+    /// A new password hash to set; every session of the account then ends.
+    #[serde(default)]
+    pub(crate) password_hash: Option<crate::model::PasswordHash>,
 }
 
 impl Latchkey {
@@ -190,33 +202,88 @@ pub(crate) async fn complete_first_factor(
     code_request: Option<&AuthCodeRequest>,
     ctx: &RequestContext,
 ) -> Result<SignIn, Error> {
-    let now = inner.clock.now();
+    complete_first_factor_then(
+        inner,
+        user_id,
+        method,
+        code_request,
+        ctx,
+        Deferred::default(),
+    )
+    .await
+}
+
+/// [`complete_first_factor`], with changes to make once the sign-in is complete.
+pub(crate) async fn complete_first_factor_then(
+    inner: &Inner,
+    user_id: UserId,
+    method: AuthMethod,
+    code_request: Option<&AuthCodeRequest>,
+    ctx: &RequestContext,
+    deferred: Deferred,
+) -> Result<SignIn, Error> {
     let user = inner
         .users
         .get_user(user_id)
         .await?
         .ok_or(Error::InvalidCredentials)?;
-    if user.blocked || user.locked_until.is_some_and(|until| now < until) {
-        return Err(Error::InvalidCredentials);
-    }
+    may_sign_in(inner, &user)?;
     let org = sign_in_org(inner, &user, code_request, ctx).await?;
     let amr = method.amr();
     let second_factors = mfa_methods(inner, &user).await?;
     if !method.is_multi_factor() && !second_factors.is_empty() {
-        return begin_mfa(inner, &user, org, amr, second_factors, code_request, ctx).await;
+        let pending = PendingMfa {
+            user_id: user.id,
+            org_id: org,
+            amr,
+            code_request: code_request.cloned(),
+            deferred,
+        };
+        return begin_mfa(inner, &user, pending, second_factors, ctx).await;
     }
     let aal = if method.is_multi_factor() { 2 } else { 1 };
-    finish(
-        inner,
-        &user,
+    let end = Ending {
         amr,
         aal,
-        org,
+        org_id: org,
         code_request,
-        ctx,
-        method.name(),
-    )
-    .await
+        method: method.name(),
+        deferred: &deferred,
+    };
+    finish(inner, &user, end, ctx).await
+}
+
+/// Refuses a blocked or locked account, with the answer a wrong credential gets.
+pub(crate) fn may_sign_in(inner: &Inner, user: &User) -> Result<(), Error> {
+    let now = inner.clock.now();
+    if user.blocked || user.locked_until.is_some_and(|until| now < until) {
+        return Err(Error::InvalidCredentials);
+    }
+    Ok(())
+}
+
+/// Whether the user is (still) a member of the organization a sign-in runs in.
+pub(crate) async fn still_member(
+    inner: &Inner,
+    user: &User,
+    org: Option<OrgId>,
+) -> Result<(), Error> {
+    if let Some(org) = org
+        && inner.orgs.get_membership(user.id, org).await?.is_none()
+    {
+        return Err(Error::Forbidden);
+    }
+    Ok(())
+}
+
+/// How a sign-in ends.
+pub(crate) struct Ending<'a> {
+    pub(crate) amr: Vec<String>,
+    pub(crate) aal: u8,
+    pub(crate) org_id: Option<OrgId>,
+    pub(crate) code_request: Option<&'a AuthCodeRequest>,
+    pub(crate) method: &'a str,
+    pub(crate) deferred: &'a Deferred,
 }
 
 /// The organization a sign-in runs in: the one the request names, or the one the client
@@ -236,26 +303,29 @@ async fn sign_in_org(
                 .org_id,
         );
     }
-    if let Some(org) = org
-        && inner.orgs.get_membership(user.id, org).await?.is_none()
-    {
-        return Err(Error::Forbidden);
-    }
+    still_member(inner, user, org).await?;
     Ok(org)
 }
 
-/// Ends a sign-in whose factors are all done: a session and tokens, or a code.
-#[allow(clippy::too_many_arguments)]
+/// Ends a sign-in whose factors are all done: deferred changes, then a session and
+/// tokens, or a code.
 pub(crate) async fn finish(
     inner: &Inner,
     user: &User,
-    amr: Vec<String>,
-    aal: u8,
-    org_id: Option<OrgId>,
-    code_request: Option<&AuthCodeRequest>,
+    end: Ending<'_>,
     ctx: &RequestContext,
-    method: &str,
 ) -> Result<SignIn, Error> {
+    let Ending {
+        amr,
+        aal,
+        org_id,
+        code_request,
+        method,
+        deferred,
+    } = end;
+    if let Some(hash) = &deferred.password_hash {
+        set_password(inner, user.id, hash, ctx).await?;
+    }
     // Logged first: a failure to log leaves nothing issued, so no session or code ever
     // exists without its line in the login log.
     let event = crate::model::AuthEvent::new(AuthEventKind::SignIn, ctx, inner.clock.now())
@@ -288,24 +358,48 @@ async fn mfa_methods(inner: &Inner, user: &User) -> Result<Vec<MfaMethod>, Error
     Ok(methods)
 }
 
+/// Sets a password (a reset completing) and ends every session of the account.
+async fn set_password(
+    inner: &Inner,
+    user: UserId,
+    hash: &crate::model::PasswordHash,
+    ctx: &RequestContext,
+) -> Result<(), Error> {
+    for _ in 0..crate::flows::MAX_RETRIES {
+        let mut account = inner
+            .users
+            .get_user(user)
+            .await?
+            .ok_or(Error::InvalidCredentials)?;
+        account.password_hash = Some(hash.clone());
+        account.updated_at = inner.clock.now();
+        match inner.users.update_user(&account).await {
+            Err(crate::StoreError::Stale) => continue,
+            Err(err) => return Err(err.into()),
+            Ok(_) => {
+                let now = inner.clock.now();
+                inner.sessions.revoke_user_sessions(user, now).await?;
+                let event = crate::model::AuthEvent::new(AuthEventKind::PasswordChanged, ctx, now)
+                    .with_user(user)
+                    .with_reason("reset");
+                inner.audit_log.append(&event).await?;
+                return Ok(());
+            }
+        }
+    }
+    Err(Error::Conflict { what: "user" })
+}
+
 async fn begin_mfa(
     inner: &Inner,
     user: &User,
-    org: Option<OrgId>,
-    amr: Vec<String>,
+    pending: PendingMfa,
     methods: Vec<MfaMethod>,
-    code_request: Option<&AuthCodeRequest>,
     ctx: &RequestContext,
 ) -> Result<SignIn, Error> {
     let now = inner.clock.now();
     let token = random_token()?;
     let hash = inner.hasher.hash(SecretPurpose::MfaToken, token.as_bytes());
-    let pending = PendingMfa {
-        user_id: user.id,
-        org_id: org,
-        amr,
-        code_request: code_request.cloned(),
-    };
     let value = serde_json::to_vec(&pending).map_err(|_| Error::Crypto)?;
     let ttl = inner.config.config.ttl.mfa_token;
     let key = ChallengeKey::hashed(ChallengeKind::MfaToken, &hash);

@@ -545,7 +545,50 @@ async fn pw19_a_reset_never_bypasses_the_second_factor() {
         .reset(sent.request_id, &code, &Password::new("eight+ch"), &ctx())
         .await
         .unwrap();
-    assert!(matches!(after, SignIn::MfaRequired(_)), "{after:?}");
+    let SignIn::MfaRequired(step) = after else {
+        panic!("expected the MFA step, got {after:?}");
+    };
+    // Nothing changed yet for someone holding only the mailbox: the old password and the
+    // owner's session stand until the second factor is given.
+    h.auth
+        .tokens()
+        .verify_live(set.access_token.secret())
+        .await
+        .unwrap();
+    passwords
+        .sign_in("ana@example.com", &Password::new(GOOD), &ctx())
+        .await
+        .unwrap();
+    h.clock.advance(Duration::from_secs(30));
+    let now = h.auth.now().unix_secs() as u64;
+    let totp = latchkey::mfa::totp::code_at(&secret, now, "SHA1", 6).unwrap();
+    let proof = latchkey::MfaProof::Totp(latchkey::crypto::OneTimeCode::new(totp));
+    tokens(
+        h.auth
+            .mfa()
+            .verify(&step.mfa_token, &proof, &ctx())
+            .await
+            .unwrap(),
+    );
+    let ended = h
+        .auth
+        .tokens()
+        .verify_live(set.access_token.secret())
+        .await
+        .unwrap_err();
+    assert_eq!(ended.code(), "session_revoked");
+    let old = passwords
+        .sign_in("ana@example.com", &Password::new(GOOD), &ctx())
+        .await
+        .unwrap_err();
+    assert!(matches!(old, Error::InvalidCredentials));
+    assert!(matches!(
+        passwords
+            .sign_in("ana@example.com", &Password::new("eight+ch"), &ctx())
+            .await
+            .unwrap(),
+        SignIn::MfaRequired(_)
+    ));
 }
 
 #[tokio::test]

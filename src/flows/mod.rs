@@ -759,6 +759,40 @@ fn failure_budgets(
     budgets
 }
 
+/// Counts an attempt against the account's and the client's failure budgets before the
+/// secret is judged, refusing once a budget is spent: one atomic increment per budget, so
+/// racing guesses cannot all slip past a check (checklist CON-02). A completed sign-in
+/// empties the account's budget again ([`clear_account_failures`]); a wrong secret is
+/// then only logged ([`log_failure`]).
+pub(crate) async fn count_attempt(
+    inner: &Inner,
+    identifier: &str,
+    ctx: &RequestContext,
+) -> Result<(), Error> {
+    let limits = crate::protect::RateLimiter::new(inner);
+    for (scope, subject, limit) in failure_budgets(inner, Some(identifier), ctx) {
+        limits.hit(scope, &subject, &limit).await?;
+    }
+    Ok(())
+}
+
+/// Logs a failed attempt that [`count_attempt`] already counted.
+pub(crate) async fn log_failure(
+    inner: &Inner,
+    user: Option<UserId>,
+    ctx: &RequestContext,
+    method: &str,
+) -> Result<(), Error> {
+    let mut event = AuthEvent::new(AuthEventKind::SignInFailed, ctx, inner.clock.now())
+        .with_method(method)
+        .with_reason("invalid_credentials");
+    if let Some(user) = user {
+        event = event.with_user(user);
+    }
+    inner.audit_log.append(&event).await?;
+    Ok(())
+}
+
 /// Counts a wrong secret against the account's (when known) and the client's failure
 /// budgets, and logs it.
 pub(crate) async fn record_failure(
@@ -772,14 +806,7 @@ pub(crate) async fn record_failure(
     for (scope, subject, limit) in failure_budgets(inner, identifier, ctx) {
         limits.record_failure(scope, &subject, &limit).await?;
     }
-    let mut event = AuthEvent::new(AuthEventKind::SignInFailed, ctx, inner.clock.now())
-        .with_method(method)
-        .with_reason("invalid_credentials");
-    if let Some(user) = user {
-        event = event.with_user(user);
-    }
-    inner.audit_log.append(&event).await?;
-    Ok(())
+    log_failure(inner, user, ctx, method).await
 }
 
 /// Refuses before any work when the account's or the client's failure budget is spent.
@@ -803,6 +830,7 @@ pub(crate) async fn clear_account_failures(inner: &Inner, user: &User) -> Result
     let identifiers = [
         user.email.as_ref().map(|e| e.as_str().to_owned()),
         user.phone.as_ref().map(|p| p.as_str().to_owned()),
+        Some(user.id.to_string()),
     ];
     for identifier in identifiers.into_iter().flatten() {
         clear_failures(inner, &identifier).await?;

@@ -3,7 +3,9 @@
 //! - **Hashing.** Argon2id, m = 19 456 KiB, t = 2, p = 1 (OWASP's first choice), stored as
 //!   PHC strings. A hash made with weaker parameters is replaced at the next successful
 //!   sign-in. Hashing runs on Tokio's blocking pool, at most one per core at a time (each
-//!   holds 19 MiB), so password traffic cannot stall the executor or exhaust memory.
+//!   holds 19 MiB, kept by its thread for the next hash), so password traffic does not
+//!   stall the executor; a caller that gives up keeps its slot until its hash is done.
+//!   Stored hashes asking for more than 256 MiB, 10 passes or 16 lanes never match.
 //! - **Policy** (NIST SP 800-63B rev. 4 §3.1.1.2): length counted in code points, at least
 //!   15 when the password is the only factor and 8 when the account has a second one,
 //!   at most `max_length` (refused before any hashing); no composition rules, no
@@ -15,11 +17,13 @@
 //!   `salt:key` — and are replaced with Argon2id at the first successful sign-in. Store
 //!   them as they are in [`User::password_hash`](crate::model::User::password_hash).
 //! - **Timing.** Signing in to an unknown account, or one without a password, verifies
-//!   against a dummy hash of the same cost: the answer and its time are the same as for a
-//!   wrong password.
-//! - **Budgets.** Wrong passwords count against the address's and the client's failure
-//!   budgets, checked before any hashing; while they are spent the answer is
-//!   [`Error::RateLimited`].
+//!   against a dummy hash of the policy's cost: the answer and its time are the same as
+//!   for a wrong password on an account hashed at the policy (an imported or weaker hash
+//!   costs what it costs, until its first sign-in replaces it).
+//! - **Budgets.** Every attempt is counted against the address's and the client's failure
+//!   budgets before any hashing, in one atomic increment each, so racing guesses cannot
+//!   slip past; while a budget is spent the answer is [`Error::RateLimited`]. A completed
+//!   sign-in empties the address's budget.
 
 use std::sync::{Arc, OnceLock};
 
@@ -63,17 +67,26 @@ async fn off_executor<T: Send + 'static>(
     inner: &Inner,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Error> {
-    let _permit = inner
+    let permit = inner
         .password_slots
-        .acquire()
+        .clone()
+        .acquire_owned()
         .await
         .map_err(|_| Error::Crypto)?;
     match tokio::runtime::Handle::try_current() {
+        // The permit travels with the work: a caller that gives up (a client gone, a
+        // timeout) frees its slot only when the hash it started has finished.
         Ok(runtime) => runtime
-            .spawn_blocking(work)
+            .spawn_blocking(move || {
+                let _permit = permit;
+                work()
+            })
             .await
             .map_err(|_| Error::Crypto),
-        Err(_) => Ok(work()),
+        Err(_) => {
+            let _permit = permit;
+            Ok(work())
+        }
     }
 }
 
@@ -123,9 +136,11 @@ fn verify_stored(password: &[u8], stored: &str) -> bool {
     }
 }
 
-/// The most memory a stored hash may ask for (an imported or tampered hash must not make
-/// one sign-in allocate gigabytes): 256 MiB.
+/// The most a stored hash may ask for (an imported or tampered hash must not make one
+/// sign-in allocate gigabytes or run for minutes): 256 MiB, 10 passes, 16 lanes.
 const MAX_VERIFY_KIB: u32 = 256 * 1024;
+const MAX_VERIFY_T: u32 = 10;
+const MAX_VERIFY_P: u32 = 16;
 
 thread_local! {
     /// Each hashing thread keeps its Argon2 working memory between hashes: allocating
@@ -149,7 +164,10 @@ fn verify_phc(password: &[u8], phc: &Phc) -> bool {
     let Ok(params) = Params::try_from(phc) else {
         return false;
     };
-    if params.m_cost() > MAX_VERIFY_KIB {
+    if params.m_cost() > MAX_VERIFY_KIB
+        || params.t_cost() > MAX_VERIFY_T
+        || params.p_cost() > MAX_VERIFY_P
+    {
         return false;
     }
     let version = phc
@@ -159,22 +177,31 @@ fn verify_phc(password: &[u8], phc: &Phc) -> bool {
     let blocks = params.block_count();
     let argon2 = Argon2::new(algorithm, version, params);
     let mut out = Zeroizing::new(vec![0u8; expected.len()]);
-    let hashed = BLOCKS.with(|cell| {
-        let Ok(mut memory) = cell.try_borrow_mut() else {
-            return false;
-        };
-        if memory.len() < blocks {
-            memory.resize(blocks, argon2::Block::new());
-        }
+    // Only memory of the policy's size is kept per thread; a larger imported hash works
+    // in memory of its own, released afterwards.
+    let kept = Params::new(M_COST, T_COST, P_COST, None).map_or(0, |p| p.block_count());
+    let hashed = if blocks <= kept {
+        BLOCKS.with(|cell| {
+            let Ok(mut memory) = cell.try_borrow_mut() else {
+                return false;
+            };
+            if memory.len() < blocks {
+                memory.resize(blocks, argon2::Block::new());
+            }
+            argon2
+                .hash_password_into_with_memory(
+                    password,
+                    salt.as_ref(),
+                    &mut out,
+                    &mut memory[..blocks],
+                )
+                .is_ok()
+        })
+    } else {
         argon2
-            .hash_password_into_with_memory(
-                password,
-                salt.as_ref(),
-                &mut out,
-                &mut memory[..blocks],
-            )
+            .hash_password_into(password, salt.as_ref(), &mut out)
             .is_ok()
-    });
+    };
     hashed && crate::crypto::ct_eq(&out, expected.as_bytes())
 }
 
@@ -196,8 +223,8 @@ mod legacy {
     use base64::Engine;
 
     /// Per-hash work caps, so an imported hash cannot make a sign-in arbitrarily slow.
-    const MAX_BCRYPT_COST: u32 = 16;
-    const MAX_PBKDF2_ROUNDS: u32 = 5_000_000;
+    const MAX_BCRYPT_COST: u32 = 14;
+    const MAX_PBKDF2_ROUNDS: u32 = 1_200_000;
 
     pub(super) fn verify(password: &[u8], stored: &str) -> bool {
         if ["$2a$", "$2b$", "$2y$"]
@@ -348,12 +375,12 @@ impl<'a> Passwords<'a> {
         if password.secret().len() > inner.config.config.passwords.max_length * 4 {
             return Err(Error::InvalidCredentials);
         }
-        super::check_failures(inner, email.as_str(), ctx).await?;
+        super::count_attempt(inner, email.as_str(), ctx).await?;
         let user = inner.users.get_user_by_email(&email).await?;
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
         if !verify(inner, password, stored.as_ref()).await? {
             let user_id = user.as_ref().map(|u| u.id);
-            super::record_failure(inner, Some(email.as_str()), user_id, ctx, "pwd").await?;
+            super::log_failure(inner, user_id, ctx, "pwd").await?;
             return Err(Error::InvalidCredentials);
         }
         let Some(mut user) = user else {
@@ -392,9 +419,9 @@ impl<'a> Passwords<'a> {
             .email
             .as_ref()
             .map_or_else(|| user.to_string(), |e| e.as_str().to_owned());
-        super::check_failures(inner, &subject, ctx).await?;
+        super::count_attempt(inner, &subject, ctx).await?;
         if !verify(inner, current, account.password_hash.as_ref()).await? {
-            super::record_failure(inner, Some(&subject), Some(user), ctx, "pwd").await?;
+            super::log_failure(inner, Some(user), ctx, "pwd").await?;
             return Err(Error::InvalidCredentials);
         }
         let has_mfa = self.has_second_factor(user).await?;
@@ -411,6 +438,7 @@ impl<'a> Passwords<'a> {
             .update_user(&account)
             .await
             .map_err(Error::from)?;
+        super::clear_account_failures(inner, &account).await?;
         let now = inner.clock.now();
         for session in inner.sessions.list_user_sessions(user, now).await? {
             if Some(session.id) != keep {
@@ -459,17 +487,14 @@ impl<'a> Passwords<'a> {
             .await?
             .ok_or(Error::InvalidCredentials)?;
         let email = Email::parse(&pending.state.identifier)?;
-        let account = inner.users.get_user_by_email(&email).await?;
-        let has_mfa = match &account {
-            Some(user) => self.has_second_factor(user.id).await?,
-            None => false,
-        };
-        let context = Context {
+        // Before the code is judged, only rules that come from the request itself: the
+        // account's rules (its second factors, its name) would tell a guesser about it.
+        let request_rules = Context {
             email: Some(&email),
-            name: account.as_ref().and_then(|u| u.name.as_deref()),
+            name: None,
             app: &inner.config.config.rp_name,
         };
-        self.check(new, has_mfa, &context)?;
+        self.check(new, true, &request_rules)?;
         let codes = crate::flows::codes::Codes::new(inner);
         let (state, ctx) = codes
             .email()
@@ -495,40 +520,46 @@ impl<'a> Passwords<'a> {
             }
         }
         let user = user.ok_or(Error::InvalidCredentials)?;
-        let hashed = hash(inner, new).await?;
-        for _ in 0..super::MAX_RETRIES {
-            let mut account = inner
-                .users
-                .get_user(user)
-                .await?
-                .ok_or(Error::InvalidCredentials)?;
-            account.password_hash = Some(hashed.clone());
-            account.updated_at = inner.clock.now();
-            match inner.users.update_user(&account).await {
-                Err(StoreError::Stale) => continue,
-                other => {
-                    other?;
-                    break;
-                }
-            }
-        }
-        let now = inner.clock.now();
-        inner.sessions.revoke_user_sessions(user, now).await?;
-        let event = AuthEvent::new(AuthEventKind::PasswordChanged, &ctx, now)
-            .with_user(user)
-            .with_reason("reset");
-        inner.audit_log.append(&event).await?;
-        complete_first_factor(inner, user, AuthMethod::Email, None, &ctx).await
+        // Now the account's own rules (a longer minimum without a second factor, its
+        // name); the code is used up either way.
+        let account = inner
+            .users
+            .get_user(user)
+            .await?
+            .ok_or(Error::InvalidCredentials)?;
+        let account_rules = Context {
+            email: Some(&email),
+            name: account.name.as_deref(),
+            app: &inner.config.config.rp_name,
+        };
+        self.check(new, self.has_second_factor(user).await?, &account_rules)?;
+        // The new password takes effect, and the sessions end, only when the sign-in
+        // completes: after the MFA step when the account has a second factor.
+        let deferred = crate::signin::Deferred {
+            password_hash: Some(hash(inner, new).await?),
+        };
+        crate::signin::complete_first_factor_then(
+            inner,
+            user,
+            AuthMethod::Email,
+            None,
+            &ctx,
+            deferred,
+        )
+        .await
     }
 
+    /// Whether sign-in asks this account for a second factor: the same rule as the MFA
+    /// step's (an active TOTP factor), so the shorter minimum never applies to a password
+    /// that signs in alone.
     async fn has_second_factor(&self, user: UserId) -> Result<bool, Error> {
-        let users = &self.inner.users;
-        Ok(users
+        Ok(self
+            .inner
+            .users
             .list_totp_factors(user)
             .await?
             .iter()
-            .any(|f| f.status == FactorStatus::Active)
-            || !users.list_passkeys(user).await?.is_empty())
+            .any(|f| f.status == FactorStatus::Active))
     }
 
     /// Checks a candidate password against the policy for an account with (`has_mfa`) or
@@ -639,6 +670,27 @@ mod tests {
         ] {
             assert!(!trivial(fine), "{fine}");
         }
+    }
+
+    #[test]
+    fn stored_hashes_asking_for_too_much_work_never_match() {
+        use argon2::PasswordHasher;
+        let make = |m: u32, t: u32, p: u32| {
+            let params = Params::new(m, t, p, None).unwrap();
+            let hash = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+                .hash_password(b"pw")
+                .unwrap()
+                .to_string();
+            Phc::new(&hash).unwrap().to_string()
+        };
+        let verifies = |phc: &str| verify_phc(b"pw", &Phc::new(phc).unwrap());
+        assert!(verifies(&make(64, 10, 1)), "at the caps");
+        assert!(verifies(&make(128, 2, 16)));
+        assert!(!verifies(&make(64, 11, 1)), "too many passes");
+        assert!(!verifies(&make(256, 1, 17)), "too many lanes");
+        // Above the kept size (a 32 MiB imported hash) it still verifies, in memory of its own.
+        assert!(verifies(&make(32 * 1024, 1, 1)));
+        assert!(!verify_phc(b"other", &Phc::new(&make(64, 1, 1)).unwrap()));
     }
 
     #[test]

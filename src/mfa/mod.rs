@@ -164,16 +164,26 @@ impl<'a> Mfa<'a> {
         let pending: PendingMfa = serde_json::from_slice(&record.value)
             .map_err(|_| Error::Store(StoreError::Corrupt { what: "mfa_token" }))?;
         let user_id = pending.user_id;
-        check_failures(inner, user_id, ctx).await?;
+        let subject = account_subject(inner, user_id).await?;
+        crate::flows::count_attempt(inner, &subject, ctx).await?;
 
         let (accepted, method) = match proof {
             MfaProof::Totp(code) => {
                 let factors = inner.users.list_totp_factors(user_id).await?;
                 let mut accepted = false;
                 for factor in factors.iter().filter(|f| f.status == FactorStatus::Active) {
-                    if Totp::new(inner).accept(factor, code).await? {
-                        accepted = true;
-                        break;
+                    match Totp::new(inner).accept(factor, code).await {
+                        Ok(true) => {
+                            accepted = true;
+                            break;
+                        }
+                        Ok(false) => {}
+                        // A factor whose secret does not open (tampered, or sealed under a
+                        // retired key) cannot be used; the others still can.
+                        Err(Error::Crypto) => {
+                            tracing::warn!(user_id = %user_id, factor_id = %factor.id, "a TOTP secret does not open");
+                        }
+                        Err(err) => return Err(err),
                     }
                 }
                 (accepted, "totp")
@@ -183,7 +193,7 @@ impl<'a> Mfa<'a> {
             }
         };
         if !accepted {
-            record_failure(inner, user_id, ctx, method).await?;
+            crate::flows::log_failure(inner, Some(user_id), ctx, method).await?;
             return Err(Error::InvalidCredentials);
         }
         // Single use: of two proofs racing on one token, one signs in.
@@ -195,12 +205,15 @@ impl<'a> Mfa<'a> {
         {
             return Err(Error::InvalidToken);
         }
+        // Checked again: the account may have been blocked, locked or removed from the
+        // organization since the first factor.
         let user = inner
             .users
             .get_user(user_id)
             .await?
-            .filter(|u| !u.blocked)
             .ok_or(Error::InvalidCredentials)?;
+        crate::signin::may_sign_in(inner, &user)?;
+        crate::signin::still_member(inner, &user, pending.org_id).await?;
         let mut amr = pending.amr.clone();
         for value in ["otp", "mfa"] {
             if !amr.iter().any(|a| a == value) {
@@ -209,17 +222,15 @@ impl<'a> Mfa<'a> {
         }
         let mut ctx = ctx.clone();
         ctx.org_id = pending.org_id;
-        finish(
-            inner,
-            &user,
+        let end = crate::signin::Ending {
             amr,
-            2,
-            pending.org_id,
-            pending.code_request.as_ref(),
-            &ctx,
+            aal: 2,
+            org_id: pending.org_id,
+            code_request: pending.code_request.as_ref(),
             method,
-        )
-        .await
+            deferred: &pending.deferred,
+        };
+        finish(inner, &user, end, &ctx).await
     }
 }
 

@@ -238,6 +238,9 @@ impl<'a> Totp<'a> {
         code: &OneTimeCode,
     ) -> Result<bool, Error> {
         let inner = self.inner;
+        if code.secret().len() > 32 {
+            return Ok(false);
+        }
         let secret = inner
             .keyring
             .open(&factor.secret, &aad(factor.user_id, factor.id))?;
