@@ -367,9 +367,13 @@ impl RateLimit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Limits {
-    /// Failed sign-ins per account, any method. NIST SP 800-63B caps it at 100; default
-    /// 10 per 15 minutes, after which even the right credentials are refused until the
-    /// window passes.
+    /// Failed sign-ins per account and client IP, any method (Auth0's default: 10), after
+    /// which that client is refused even the right credentials until the window passes.
+    /// Default 10 per 15 minutes. Other clients are not affected, so one client cannot
+    /// lock the owner out.
+    pub failures_per_account_ip: RateLimit,
+    /// Failed sign-ins per account from all clients together, any method. NIST SP 800-63B
+    /// caps it at 100; default 100 per 24 hours.
     pub failures_per_account: RateLimit,
     /// Failed sign-ins per client IP, all accounts together. Default 100 per 15 minutes.
     pub failures_per_ip: RateLimit,
@@ -385,7 +389,8 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            failures_per_account: RateLimit::sliding(10, 15 * MINUTE),
+            failures_per_account_ip: RateLimit::sliding(10, 15 * MINUTE),
+            failures_per_account: RateLimit::sliding(100, DAY),
             failures_per_ip: RateLimit::sliding(100, 15 * MINUTE),
             sends_per_recipient: RateLimit::sliding(5, HOUR),
             sends_per_ip: RateLimit::sliding(30, HOUR),
@@ -398,6 +403,8 @@ impl Limits {
     fn validate(&self) -> Result<(), Error> {
         self.failures_per_account
             .validate("failures_per_account", 100)?;
+        self.failures_per_account_ip
+            .validate("failures_per_account_ip", 100)?;
         self.failures_per_ip.validate("failures_per_ip", 100_000)?;
         self.sends_per_recipient
             .validate("sends_per_recipient", 1000)?;

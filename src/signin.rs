@@ -332,7 +332,7 @@ pub(crate) async fn finish(
         .with_user(user.id)
         .with_method(method);
     inner.audit_log.append(&event).await?;
-    crate::flows::clear_account_failures(inner, user).await?;
+    crate::flows::clear_account_failures(inner, user, ctx).await?;
     Ok(match code_request {
         Some(request) => {
             let code =

@@ -585,3 +585,32 @@ async fn verification_codes_use_their_own_templates() {
     );
     assert!(mail.text.contains("does not sign anyone in"));
 }
+
+#[tokio::test]
+async fn rl07_one_client_cannot_lock_the_owner_out_from_elsewhere() {
+    let h = harness();
+    let attacker = RequestContext::new().with_ip("192.0.2.66".parse().unwrap());
+    let email = h.auth.codes().email();
+    for _ in 0..2 {
+        h.clock.advance(Duration::from_secs(30));
+        let sent = email.send("ana@example.com", &attacker).await.unwrap();
+        let code = code_of(&h.last_mail().await.message);
+        for _ in 0..5 {
+            assert!(
+                email
+                    .verify(sent.request_id, &wrong(&code), &attacker)
+                    .await
+                    .is_err()
+            );
+        }
+    }
+    h.clock.advance(Duration::from_secs(30));
+    let (sent, code) = send_email(&h, "ana@example.com").await;
+    // The attacker's client is shut out; ana, from her own address, is not.
+    let theirs = email
+        .verify(sent.request_id, &code, &attacker)
+        .await
+        .unwrap_err();
+    assert_eq!(theirs.code(), "rate_limited");
+    verify(&h, &sent, &code).await.unwrap();
+}

@@ -202,8 +202,12 @@ async fn unusable_limits_are_refused_not_silently_open() {
 async fn default_limits_are_what_the_docs_say() {
     let limits = Config::new("https://a.example.com").limits;
     assert_eq!(
-        limits.failures_per_account,
+        limits.failures_per_account_ip,
         RateLimit::sliding(10, 15 * MINUTE)
+    );
+    assert_eq!(
+        limits.failures_per_account,
+        RateLimit::sliding(100, 24 * 60 * MINUTE)
     );
     assert!(
         limits.failures_per_account.max <= 100,

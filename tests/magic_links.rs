@@ -674,16 +674,24 @@ async fn a_spent_account_budget_refuses_even_a_right_link() {
     config.ttl.magic_link = Duration::from_secs(3600);
     let h = harness_with(config);
     let (sent, token) = send(&h, "ana@example.com").await;
-    for _ in 0..10 {
-        h.auth
-            .limits()
-            .record_failure(
-                "signin_fail_account",
-                "ana@example.com",
-                &h.auth.config().limits.failures_per_account,
-            )
-            .await
-            .unwrap();
+    // Ten wrong email codes from this client spend its budget for ana's account.
+    let email = h.auth.codes().email();
+    for _ in 0..2 {
+        h.clock.advance(Duration::from_secs(30));
+        let request = email.send("ana@example.com", &ctx()).await.unwrap();
+        let code = support::code_of(&h.last_mail().await.message);
+        let wrong = latchkey::crypto::OneTimeCode::new(format!(
+            "{:06}",
+            (code.secret().parse::<u32>().unwrap() + 1) % 1_000_000
+        ));
+        for _ in 0..5 {
+            assert!(
+                email
+                    .verify(request.request_id, &wrong, &ctx())
+                    .await
+                    .is_err()
+            );
+        }
     }
     let err = h
         .auth

@@ -741,8 +741,16 @@ fn failure_budgets(
     ctx: &RequestContext,
 ) -> Vec<(&'static str, String, RateLimit)> {
     let config = &inner.config.config.limits;
-    let mut budgets = Vec::with_capacity(2);
+    let mut budgets = Vec::with_capacity(3);
     if let Some(identifier) = identifier {
+        // The tight budget is per account and client, so one client cannot lock the
+        // owner out from everywhere (checklist RL-07); the loose one per account caps
+        // what many clients together can try (NIST: at most 100).
+        budgets.push((
+            "signin_fail_account_ip",
+            account_ip_subject(identifier, ctx),
+            config.failures_per_account_ip,
+        ));
         budgets.push((
             "signin_fail_account",
             identifier.to_owned(),
@@ -826,26 +834,41 @@ pub(crate) async fn check_failures(
 /// called where every sign-in ends, never after a first factor that still needs a second
 /// (clearing then would let someone with the password reset the count between guesses at
 /// the second factor).
-pub(crate) async fn clear_account_failures(inner: &Inner, user: &User) -> Result<(), Error> {
+pub(crate) async fn clear_account_failures(
+    inner: &Inner,
+    user: &User,
+    ctx: &RequestContext,
+) -> Result<(), Error> {
     let identifiers = [
         user.email.as_ref().map(|e| e.as_str().to_owned()),
         user.phone.as_ref().map(|p| p.as_str().to_owned()),
         Some(user.id.to_string()),
     ];
+    let limits = crate::protect::RateLimiter::new(inner);
+    let config = &inner.config.config.limits;
     for identifier in identifiers.into_iter().flatten() {
-        clear_failures(inner, &identifier).await?;
+        limits
+            .reset(
+                "signin_fail_account",
+                &identifier,
+                &config.failures_per_account,
+            )
+            .await?;
+        limits
+            .reset(
+                "signin_fail_account_ip",
+                &account_ip_subject(&identifier, ctx),
+                &config.failures_per_account_ip,
+            )
+            .await?;
     }
     Ok(())
 }
 
-async fn clear_failures(inner: &Inner, identifier: &str) -> Result<(), Error> {
-    let limits = crate::protect::RateLimiter::new(inner);
-    let config = &inner.config.config.limits;
-    limits
-        .reset(
-            "signin_fail_account",
-            identifier,
-            &config.failures_per_account,
-        )
-        .await
+/// An account together with the client's address (calls without one share one subject).
+fn account_ip_subject(identifier: &str, ctx: &RequestContext) -> String {
+    let ip = ctx
+        .ip
+        .map_or_else(|| "unknown".to_owned(), crate::protect::ip_subject);
+    format!("{identifier}|{ip}")
 }

@@ -438,7 +438,7 @@ impl<'a> Passwords<'a> {
             .update_user(&account)
             .await
             .map_err(Error::from)?;
-        super::clear_account_failures(inner, &account).await?;
+        super::clear_account_failures(inner, &account, ctx).await?;
         let now = inner.clock.now();
         for session in inner.sessions.list_user_sessions(user, now).await? {
             if Some(session.id) != keep {
