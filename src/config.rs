@@ -45,6 +45,8 @@ pub struct Config {
     pub sms: SmsPolicy,
     /// What a password must be.
     pub passwords: PasswordPolicy,
+    /// Which second factors the MFA step offers besides TOTP and backup codes.
+    pub mfa: MfaPolicy,
 }
 
 impl Config {
@@ -65,6 +67,7 @@ impl Config {
             passwordless: Passwordless::default(),
             sms: SmsPolicy::default(),
             passwords: PasswordPolicy::default(),
+            mfa: MfaPolicy::default(),
         }
     }
 
@@ -482,6 +485,29 @@ pub enum Delivery {
     /// this reveals which addresses have accounts: use it for tests, benchmarks and
     /// applications with sign-up on and no blocked users.
     Inline,
+}
+
+/// Which out-of-band second factors the MFA step offers, to users who have TOTP (which is
+/// what makes the step due) and a verified phone or address. Never the channel the first
+/// factor used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MfaPolicy {
+    /// A code by text message to the verified phone. Default on (NIST SP 800-63B
+    /// §3.1.3.3 calls it restricted; turn it off where that matters).
+    pub sms: bool,
+    /// A code by email to the verified address. Default off: NIST SP 800-63B §3.1.3.1
+    /// does not accept email as an authenticator (checklist OOB-08).
+    pub email: bool,
+}
+
+impl Default for MfaPolicy {
+    fn default() -> Self {
+        MfaPolicy {
+            sms: true,
+            email: false,
+        }
+    }
 }
 
 /// Password rules (NIST SP 800-63B rev. 4 §3.1.1.2). Lengths count code points.

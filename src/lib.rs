@@ -108,7 +108,7 @@ pub mod tokens;
 pub use audit::Audit;
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{
-    CodePolicy, Config, Delivery, Limits, PasswordPolicy, Passwordless, RateLimit,
+    CodePolicy, Config, Delivery, Limits, MfaPolicy, PasswordPolicy, Passwordless, RateLimit,
     SigningAlgorithm, SmsPolicy, TokenPolicy, Ttl, Window,
 };
 pub use context::RequestContext;

@@ -117,6 +117,11 @@ pub enum MfaMethod {
     Totp,
     /// One of the user's backup codes.
     BackupCode,
+    /// A code texted to the user's verified phone ([`Mfa::challenge`](crate::Mfa::challenge)
+    /// sends it).
+    Sms,
+    /// A code emailed to the user's verified address, when configuration allows it.
+    Email,
 }
 
 impl MfaMethod {
@@ -125,6 +130,8 @@ impl MfaMethod {
         match self {
             MfaMethod::Totp => "totp",
             MfaMethod::BackupCode => "backup_code",
+            MfaMethod::Sms => "sms",
+            MfaMethod::Email => "email",
         }
     }
 }
@@ -162,6 +169,9 @@ pub(crate) struct PendingMfa {
     pub(crate) code_request: Option<AuthCodeRequest>,
     #[serde(default)]
     pub(crate) deferred: Deferred,
+    /// The second factors offered, fixed when the step began.
+    #[serde(default)]
+    pub(crate) methods: Vec<MfaMethod>,
 }
 
 /// Changes a ceremony makes to the account only once the whole sign-in succeeds, after
@@ -230,7 +240,7 @@ pub(crate) async fn complete_first_factor_then(
     may_sign_in(inner, &user)?;
     let org = sign_in_org(inner, &user, code_request, ctx).await?;
     let amr = method.amr();
-    let second_factors = mfa_methods(inner, &user).await?;
+    let second_factors = mfa_methods(inner, &user, &amr).await?;
     if !method.is_multi_factor() && !second_factors.is_empty() {
         let pending = PendingMfa {
             user_id: user.id,
@@ -238,6 +248,7 @@ pub(crate) async fn complete_first_factor_then(
             amr,
             code_request: code_request.cloned(),
             deferred,
+            methods: second_factors.clone(),
         };
         return begin_mfa(inner, &user, pending, second_factors, ctx).await;
     }
@@ -346,7 +357,11 @@ pub(crate) async fn finish(
 }
 
 /// The second factors a user has enrolled.
-async fn mfa_methods(inner: &Inner, user: &User) -> Result<Vec<MfaMethod>, Error> {
+async fn mfa_methods(
+    inner: &Inner,
+    user: &User,
+    first_amr: &[String],
+) -> Result<Vec<MfaMethod>, Error> {
     let factors = inner.users.list_totp_factors(user.id).await?;
     if !factors.iter().any(|f| f.status == FactorStatus::Active) {
         return Ok(Vec::new());
@@ -354,6 +369,14 @@ async fn mfa_methods(inner: &Inner, user: &User) -> Result<Vec<MfaMethod>, Error
     let mut methods = vec![MfaMethod::Totp];
     if inner.users.count_backup_codes(user.id).await? > 0 {
         methods.push(MfaMethod::BackupCode);
+    }
+    let policy = &inner.config.config.mfa;
+    let used = |amr: &str| first_amr.iter().any(|a| a == amr);
+    if policy.sms && user.phone.is_some() && user.phone_verified && !used("sms") {
+        methods.push(MfaMethod::Sms);
+    }
+    if policy.email && user.email.is_some() && user.email_verified && !used("email") {
+        methods.push(MfaMethod::Email);
     }
     Ok(methods)
 }

@@ -519,3 +519,123 @@ async fn passwords_and_second_factors_fill_one_budget() {
         "5 + 5 failures spent the one budget"
     );
 }
+
+#[tokio::test]
+async fn a_texted_code_can_be_the_second_factor_but_never_after_an_sms_first_factor() {
+    let h = harness();
+    let (user, _, _) = enrolled(&h).await;
+    let mut with_phone = h.store.get_user(user.id).await.unwrap().unwrap();
+    with_phone.phone = Some("+15550109999".parse().unwrap());
+    with_phone.phone_verified = true;
+    h.store.update_user(&with_phone).await.unwrap();
+
+    let token = first_factor(&h, user.id).await;
+    let sent = h
+        .auth
+        .mfa()
+        .challenge(&token, latchkey::MfaMethod::Sms, &ctx())
+        .await
+        .unwrap()
+        .expect("a code was texted");
+    let code = support::code_of(&h.texts().await.pop().unwrap().message);
+    // The texted code answers only its own request and purpose.
+    let sign_in_code = h
+        .auth
+        .codes()
+        .sms()
+        .verify(sent.request_id, &code, &ctx())
+        .await
+        .unwrap_err();
+    assert!(matches!(sign_in_code, Error::InvalidCredentials));
+    let set = tokens(
+        h.auth
+            .mfa()
+            .verify(&token, &MfaProof::Sms(sent.request_id, code), &ctx())
+            .await
+            .unwrap(),
+    );
+    let claims = h
+        .auth
+        .tokens()
+        .verify(set.access_token.secret())
+        .await
+        .unwrap();
+    assert_eq!(claims.amr, ["email", "sms", "mfa"]);
+
+    // After an SMS first factor, SMS is not offered again; email is off by default.
+    let SignIn::MfaRequired(step) = h
+        .auth
+        .complete_first_factor(user.id, AuthMethod::Sms, None, &ctx())
+        .await
+        .unwrap()
+    else {
+        panic!("expected the MFA step");
+    };
+    assert_eq!(
+        step.methods,
+        [latchkey::MfaMethod::Totp, latchkey::MfaMethod::BackupCode]
+    );
+    for method in [latchkey::MfaMethod::Sms, latchkey::MfaMethod::Email] {
+        let err = h
+            .auth
+            .mfa()
+            .challenge(&step.mfa_token, method, &ctx())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "invalid_input", "{method:?}");
+    }
+    assert!(
+        h.auth
+            .mfa()
+            .challenge(&step.mfa_token, latchkey::MfaMethod::Totp, &ctx())
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing to send for TOTP"
+    );
+}
+
+#[tokio::test]
+async fn a_second_factor_code_sent_for_another_user_proves_nothing() {
+    let h = harness();
+    let (ana, _, _) = enrolled(&h).await;
+    let mut bo = User::new(UserId::generate(), h.auth.now());
+    bo.email = Some("bo@example.com".parse().unwrap());
+    bo.phone = Some("+15550108888".parse().unwrap());
+    bo.phone_verified = true;
+    h.store.create_user(&bo).await.unwrap();
+    let enrollment = h.auth.mfa().totp().enroll(bo.id, &ctx()).await.unwrap();
+    let secret = base32_decode(&enrollment.secret_base32);
+    h.auth
+        .mfa()
+        .totp()
+        .confirm(bo.id, &app_code(&h, &secret), &ctx())
+        .await
+        .unwrap();
+    let mut ana_phone = h.store.get_user(ana.id).await.unwrap().unwrap();
+    ana_phone.phone = Some("+15550109999".parse().unwrap());
+    ana_phone.phone_verified = true;
+    h.store.update_user(&ana_phone).await.unwrap();
+
+    let bo_token = first_factor(&h, bo.id).await;
+    let ana_token = first_factor(&h, ana.id).await;
+    let bo_sent = h
+        .auth
+        .mfa()
+        .challenge(&bo_token, latchkey::MfaMethod::Sms, &ctx())
+        .await
+        .unwrap()
+        .unwrap();
+    let bo_code = support::code_of(&h.texts().await.pop().unwrap().message);
+    let err = h
+        .auth
+        .mfa()
+        .verify(
+            &ana_token,
+            &MfaProof::Sms(bo_sent.request_id, bo_code),
+            &ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidCredentials), "{err:?}");
+}

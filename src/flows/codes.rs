@@ -116,6 +116,18 @@ impl CodeChannel<'_> {
             .await
     }
 
+    /// Sends the code of a second factor to `user`'s own address or number.
+    pub(crate) async fn send_second_factor(
+        &self,
+        user: UserId,
+        recipient: Recipient,
+        ctx: &RequestContext,
+    ) -> Result<Sent, Error> {
+        spend_send_budget(self.inner, self.channel, recipient.as_str(), ctx).await?;
+        self.start(recipient, Purpose::SecondFactor, Some(user), true, ctx)
+            .await
+    }
+
     async fn start(
         &self,
         recipient: Recipient,

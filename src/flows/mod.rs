@@ -60,6 +60,8 @@ pub enum Purpose {
     Verify,
     /// Resetting a forgotten password.
     PasswordReset,
+    /// The second factor of a sign-in under way.
+    SecondFactor,
 }
 
 impl Purpose {
@@ -68,6 +70,7 @@ impl Purpose {
             Purpose::SignIn => "sign_in",
             Purpose::Verify => "verify",
             Purpose::PasswordReset => "password_reset",
+            Purpose::SecondFactor => "second_factor",
         }
     }
 }
@@ -85,9 +88,9 @@ impl Channel {
     fn kind(self, purpose: Purpose) -> MessageKind {
         match (self, purpose) {
             (Channel::MagicLink, _) => MessageKind::MagicLink,
-            (Channel::EmailCode, Purpose::SignIn) => MessageKind::EmailCode,
+            (Channel::EmailCode, Purpose::SignIn | Purpose::SecondFactor) => MessageKind::EmailCode,
             (Channel::EmailCode, Purpose::Verify) => MessageKind::EmailVerification,
-            (Channel::SmsCode, Purpose::SignIn) => MessageKind::SmsCode,
+            (Channel::SmsCode, Purpose::SignIn | Purpose::SecondFactor) => MessageKind::SmsCode,
             (Channel::SmsCode, Purpose::Verify) => MessageKind::SmsVerification,
             (_, Purpose::PasswordReset) => MessageKind::PasswordReset,
         }

@@ -10,11 +10,13 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::crypto::{BackupCode, MfaToken, OneTimeCode, SecretPurpose};
+use crate::delivery::Recipient;
 use crate::engine::Inner;
+use crate::model::RequestId;
 use crate::model::{
     ChallengeKey, ChallengeKind, CredentialId, FactorId, FactorStatus, Phone, UserId,
 };
-use crate::signin::{PendingMfa, SignIn, finish};
+use crate::signin::{MfaMethod, PendingMfa, SignIn, finish};
 use crate::{Error, RequestContext, StoreError, Timestamp};
 
 pub use backup::BackupCodes;
@@ -34,14 +36,26 @@ pub enum MfaProof {
     Totp(OneTimeCode),
     /// One of the user's backup codes.
     BackupCode(BackupCode),
+    /// The code [`Mfa::challenge`] texted, with the request it answers.
+    Sms(RequestId, OneTimeCode),
+    /// The code [`Mfa::challenge`] emailed, with the request it answers.
+    Email(RequestId, OneTimeCode),
+}
+
+impl MfaProof {
+    fn method(&self) -> MfaMethod {
+        match self {
+            MfaProof::Totp(_) => MfaMethod::Totp,
+            MfaProof::BackupCode(_) => MfaMethod::BackupCode,
+            MfaProof::Sms(..) => MfaMethod::Sms,
+            MfaProof::Email(..) => MfaMethod::Email,
+        }
+    }
 }
 
 impl fmt::Debug for MfaProof {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            MfaProof::Totp(_) => "MfaProof::Totp([redacted])",
-            MfaProof::BackupCode(_) => "MfaProof::BackupCode([redacted])",
-        })
+        write!(f, "MfaProof::{:?}([redacted])", self.method())
     }
 }
 
@@ -133,6 +147,49 @@ impl<'a> Mfa<'a> {
         })
     }
 
+    /// Starts one of the second factors a sign-in offered: for [`MfaMethod::Sms`] and
+    /// [`MfaMethod::Email`] it sends a code to the user's verified number or address and
+    /// returns the request to answer with [`MfaProof::Sms`] / [`MfaProof::Email`]; for
+    /// TOTP and backup codes there is nothing to send (`None`). A method the step did not
+    /// offer is [`Error::InvalidInput`]; an unknown, used or expired MFA token
+    /// [`Error::InvalidToken`]. Sends are budgeted like every code.
+    pub async fn challenge(
+        &self,
+        mfa_token: &MfaToken,
+        method: MfaMethod,
+        ctx: &RequestContext,
+    ) -> Result<Option<crate::Sent>, Error> {
+        let inner = self.inner;
+        let (_, pending) = pending(inner, mfa_token).await?;
+        if !offered(&pending).contains(&method) {
+            return Err(Error::invalid("method", "is not offered for this sign-in"));
+        }
+        let user = inner
+            .users
+            .get_user(pending.user_id)
+            .await?
+            .ok_or(Error::InvalidToken)?;
+        let codes = crate::flows::codes::Codes::new(inner);
+        let sent = match method {
+            MfaMethod::Sms => {
+                let phone = user.phone.clone().ok_or(Error::InvalidToken)?;
+                codes
+                    .sms()
+                    .send_second_factor(user.id, Recipient::Phone(phone), ctx)
+                    .await?
+            }
+            MfaMethod::Email => {
+                let email = user.email.clone().ok_or(Error::InvalidToken)?;
+                codes
+                    .email()
+                    .send_second_factor(user.id, Recipient::Email(email), ctx)
+                    .await?
+            }
+            _ => return Ok(None),
+        };
+        Ok(Some(sent))
+    }
+
     /// Finishes a sign-in with its second factor: tokens (or the authorization code the
     /// first factor was asked for), with `amr` adding `otp` and `mfa`.
     ///
@@ -149,25 +206,35 @@ impl<'a> Mfa<'a> {
         ctx: &RequestContext,
     ) -> Result<SignIn, Error> {
         let inner = self.inner;
-        if mfa_token.secret().len() > 128 {
-            return Err(Error::InvalidToken);
+        let (key, pending) = pending(inner, mfa_token).await?;
+        if !offered(&pending).contains(&proof.method()) {
+            return Err(Error::invalid("method", "is not offered for this sign-in"));
         }
-        let hash = inner
-            .hasher
-            .hash(SecretPurpose::MfaToken, mfa_token.secret().as_bytes());
-        let key = ChallengeKey::hashed(ChallengeKind::MfaToken, &hash);
-        let record = inner
-            .challenges
-            .get(&key, inner.clock.now())
-            .await?
-            .ok_or(Error::InvalidToken)?;
-        let pending: PendingMfa = serde_json::from_slice(&record.value)
-            .map_err(|_| Error::Store(StoreError::Corrupt { what: "mfa_token" }))?;
         let user_id = pending.user_id;
-        let subject = account_subject(inner, user_id).await?;
-        crate::flows::count_attempt(inner, &subject, ctx).await?;
+        if matches!(proof, MfaProof::Totp(_) | MfaProof::BackupCode(_)) {
+            // Emailed and texted codes count through their own requests' budgets.
+            let subject = account_subject(inner, user_id).await?;
+            crate::flows::count_attempt(inner, &subject, ctx).await?;
+        }
 
         let (accepted, method) = match proof {
+            MfaProof::Sms(request, code) | MfaProof::Email(request, code) => {
+                let channel = match proof {
+                    MfaProof::Sms(..) => crate::flows::codes::Codes::new(inner).sms(),
+                    _ => crate::flows::codes::Codes::new(inner).email(),
+                };
+                let (state, _) = channel
+                    .redeem(*request, code, crate::flows::Purpose::SecondFactor, ctx)
+                    .await?;
+                // A code sent for someone else's sign-in proves nothing about this one.
+                let own = state.user_id == Some(user_id);
+                let name = if matches!(proof, MfaProof::Sms(..)) {
+                    "sms"
+                } else {
+                    "email"
+                };
+                (own, name)
+            }
             MfaProof::Totp(code) => {
                 let factors = inner.users.list_totp_factors(user_id).await?;
                 let mut accepted = false;
@@ -215,7 +282,12 @@ impl<'a> Mfa<'a> {
         crate::signin::may_sign_in(inner, &user)?;
         crate::signin::still_member(inner, &user, pending.org_id).await?;
         let mut amr = pending.amr.clone();
-        for value in ["otp", "mfa"] {
+        let factor_amr = match proof.method() {
+            MfaMethod::Sms => "sms",
+            MfaMethod::Email => "email",
+            _ => "otp",
+        };
+        for value in [factor_amr, "mfa"] {
             if !amr.iter().any(|a| a == value) {
                 amr.push(value.to_owned());
             }
@@ -231,6 +303,34 @@ impl<'a> Mfa<'a> {
             deferred: &pending.deferred,
         };
         finish(inner, &user, end, &ctx).await
+    }
+}
+
+/// The sign-in an MFA token carries, and the key it is stored under.
+async fn pending(inner: &Inner, mfa_token: &MfaToken) -> Result<(ChallengeKey, PendingMfa), Error> {
+    if mfa_token.secret().len() > 128 {
+        return Err(Error::InvalidToken);
+    }
+    let hash = inner
+        .hasher
+        .hash(SecretPurpose::MfaToken, mfa_token.secret().as_bytes());
+    let key = ChallengeKey::hashed(ChallengeKind::MfaToken, &hash);
+    let record = inner
+        .challenges
+        .get(&key, inner.clock.now())
+        .await?
+        .ok_or(Error::InvalidToken)?;
+    let pending: PendingMfa = serde_json::from_slice(&record.value)
+        .map_err(|_| Error::Store(StoreError::Corrupt { what: "mfa_token" }))?;
+    Ok((key, pending))
+}
+
+/// The methods a pending step offers (records from before the list was kept offer the
+/// app-based ones).
+fn offered(pending: &PendingMfa) -> Vec<MfaMethod> {
+    match pending.methods.is_empty() {
+        true => vec![MfaMethod::Totp, MfaMethod::BackupCode],
+        false => pending.methods.clone(),
     }
 }
 
