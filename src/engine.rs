@@ -45,6 +45,7 @@ pub(crate) struct Inner {
     pub(crate) dispatcher: Dispatcher,
     /// Bounds how many password hashes run at once.
     pub(crate) password_slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) breached: Option<Arc<dyn crate::BreachedPasswords>>,
 }
 
 impl Latchkey {
@@ -64,6 +65,7 @@ impl Latchkey {
             keyring: None,
             signing_pems: Vec::new(),
             templates: Templates::new(),
+            breached: None,
         }
     }
 
@@ -226,6 +228,7 @@ pub struct LatchkeyBuilder {
     keyring: Option<Keyring>,
     signing_pems: Vec<String>,
     templates: Templates,
+    breached: Option<Arc<dyn crate::BreachedPasswords>>,
 }
 
 impl LatchkeyBuilder {
@@ -324,6 +327,13 @@ impl LatchkeyBuilder {
         self
     }
 
+    /// Screens every new password against a list of common or breached ones (sign-up,
+    /// change, reset), e.g. a [`PasswordList`](crate::PasswordList).
+    pub fn breached_passwords(mut self, checker: impl crate::BreachedPasswords + 'static) -> Self {
+        self.breached = Some(Arc::new(checker));
+        self
+    }
+
     /// Checks the configuration and assembles the engine.
     ///
     /// Fails with [`Error::Config`] naming the first problem: an invalid origin or policy, a
@@ -365,6 +375,7 @@ impl LatchkeyBuilder {
             templates: self.templates,
             dispatcher: Dispatcher::default(),
             password_slots: crate::flows::password::slots(),
+            breached: self.breached,
         };
         Ok(Latchkey {
             inner: Arc::new(inner),

@@ -84,6 +84,7 @@
 #![warn(missing_docs)]
 
 mod audit;
+mod breached;
 mod clock;
 mod config;
 mod context;
@@ -106,6 +107,7 @@ pub mod testing;
 pub mod tokens;
 
 pub use audit::Audit;
+pub use breached::{BreachedPasswords, PasswordList};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{
     CodePolicy, Config, Delivery, Limits, MfaPolicy, PasswordPolicy, Passwordless, RateLimit,

@@ -617,3 +617,76 @@ async fn a_reset_for_an_unknown_address_answers_the_same_and_sends_nothing() {
         "a reset creates no account"
     );
 }
+
+#[tokio::test]
+async fn a_password_list_refuses_common_passwords_everywhere_a_password_is_set() {
+    let list = latchkey::PasswordList::from_lines(
+        "correct horse battery staple\ntrustno1trustno1\niloveyouiloveyou\n",
+    );
+    let store = latchkey_memory::MemoryStore::new();
+    let mailer = latchkey::testing::CapturingMailer::new();
+    let auth = latchkey::Latchkey::builder(latchkey::Config::new("https://app.example.com"))
+        .store(store.clone())
+        .mailer(mailer.clone())
+        .pepper(latchkey::testing::test_pepper())
+        .keyring(latchkey::testing::test_keyring())
+        .breached_passwords(list)
+        .build()
+        .unwrap();
+    let passwords = auth.passwords();
+    let refused = passwords
+        .sign_up(
+            "ana@example.com",
+            &Password::new("Correct Horse Battery Staple"),
+            &ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "invalid_input");
+    assert!(refused.to_string().contains("data breach"), "{refused}");
+    let fine = Password::new("an uncommon passphrase indeed");
+    let SignIn::Complete(set) = passwords
+        .sign_up("ana@example.com", &fine, &ctx())
+        .await
+        .unwrap()
+    else {
+        panic!("no MFA yet");
+    };
+    let change = passwords
+        .change(
+            set.user_id,
+            &fine,
+            &Password::new("TrustNo1TrustNo1"),
+            None,
+            &ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(change.code(), "invalid_input");
+    let sent = passwords
+        .send_reset("ana@example.com", &ctx())
+        .await
+        .unwrap();
+    auth.flush_deliveries().await;
+    let code = support::code_of(&mailer.last().unwrap().message);
+    let reset = passwords
+        .reset(
+            sent.request_id,
+            &code,
+            &Password::new("iloveyouiloveyou"),
+            &ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(reset.code(), "invalid_input");
+    // A refused password left the reset code usable.
+    passwords
+        .reset(
+            sent.request_id,
+            &code,
+            &Password::new("another fine passphrase"),
+            &ctx(),
+        )
+        .await
+        .unwrap();
+}

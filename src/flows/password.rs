@@ -348,6 +348,7 @@ impl<'a> Passwords<'a> {
             app: &inner.config.config.rp_name,
         };
         self.check(password, false, &context)?;
+        self.screen(password).await?;
         let now = inner.clock.now();
         let mut user = User::new(UserId::generate(), now);
         user.email = Some(email);
@@ -431,6 +432,7 @@ impl<'a> Passwords<'a> {
             app: &inner.config.config.rp_name,
         };
         self.check(new, has_mfa, &context)?;
+        self.screen(new).await?;
         account.password_hash = Some(hash(inner, new).await?);
         account.updated_at = inner.clock.now();
         inner
@@ -495,6 +497,7 @@ impl<'a> Passwords<'a> {
             app: &inner.config.config.rp_name,
         };
         self.check(new, true, &request_rules)?;
+        self.screen(new).await?;
         let codes = crate::flows::codes::Codes::new(inner);
         let (state, ctx) = codes
             .email()
@@ -547,6 +550,25 @@ impl<'a> Passwords<'a> {
             deferred,
         )
         .await
+    }
+
+    /// Refuses a password the configured checker knows to attackers. A checker that
+    /// cannot answer lets the password through, with a warning.
+    async fn screen(&self, password: &Password) -> Result<(), Error> {
+        let Some(checker) = &self.inner.breached else {
+            return Ok(());
+        };
+        match checker.is_breached(password).await {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(Error::invalid(
+                "password",
+                "is too common or appeared in a data breach; choose another",
+            )),
+            Err(err) => {
+                tracing::warn!(error = %err, "the breached-password check failed; let through");
+                Ok(())
+            }
+        }
     }
 
     /// Whether sign-in asks this account for a second factor: the same rule as the MFA
