@@ -490,24 +490,16 @@ pub enum Delivery {
 /// Which out-of-band second factors the MFA step offers, to users who have TOTP (which is
 /// what makes the step due) and a verified phone or address. Never the channel the first
 /// factor used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct MfaPolicy {
-    /// A code by text message to the verified phone. Default on (NIST SP 800-63B
-    /// §3.1.3.3 calls it restricted; turn it off where that matters).
+    /// A code by text message to the verified phone. Default off: offered beside TOTP it
+    /// would let a SIM swap stand in for the authenticator app (NIST SP 800-63B §3.1.3.3
+    /// calls SMS restricted). Turn it on for users who prefer texts.
     pub sms: bool,
     /// A code by email to the verified address. Default off: NIST SP 800-63B §3.1.3.1
     /// does not accept email as an authenticator (checklist OOB-08).
     pub email: bool,
-}
-
-impl Default for MfaPolicy {
-    fn default() -> Self {
-        MfaPolicy {
-            sms: true,
-            email: false,
-        }
-    }
 }
 
 /// Password rules (NIST SP 800-63B rev. 4 §3.1.1.2). Lengths count code points.

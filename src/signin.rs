@@ -172,6 +172,9 @@ pub(crate) struct PendingMfa {
     /// The second factors offered, fixed when the step began.
     #[serde(default)]
     pub(crate) methods: Vec<MfaMethod>,
+    /// The texted or emailed code this step sent, if any: the only one it accepts.
+    #[serde(default)]
+    pub(crate) challenge: Option<crate::model::RequestId>,
 }
 
 /// Changes a ceremony makes to the account only once the whole sign-in succeeds, after
@@ -249,6 +252,7 @@ pub(crate) async fn complete_first_factor_then(
             code_request: code_request.cloned(),
             deferred,
             methods: second_factors.clone(),
+            challenge: None,
         };
         return begin_mfa(inner, &user, pending, second_factors, ctx).await;
     }
@@ -394,6 +398,12 @@ async fn set_password(
             .get_user(user)
             .await?
             .ok_or(Error::InvalidCredentials)?;
+        // Sessions end first: should the write below fail, nothing is left half done in
+        // the unsafe direction (old sessions alive beside a new password).
+        inner
+            .sessions
+            .revoke_user_sessions(user, inner.clock.now())
+            .await?;
         account.password_hash = Some(hash.clone());
         account.updated_at = inner.clock.now();
         match inner.users.update_user(&account).await {
@@ -401,7 +411,6 @@ async fn set_password(
             Err(err) => return Err(err.into()),
             Ok(_) => {
                 let now = inner.clock.now();
-                inner.sessions.revoke_user_sessions(user, now).await?;
                 let event = crate::model::AuthEvent::new(AuthEventKind::PasswordChanged, ctx, now)
                     .with_user(user)
                     .with_reason("reset");

@@ -520,16 +520,62 @@ async fn passwords_and_second_factors_fill_one_budget() {
     );
 }
 
+fn sms_on() -> Harness {
+    let mut config = latchkey::Config::new("https://app.example.com");
+    config.mfa.sms = true;
+    support::harness_with(config)
+}
+
 #[tokio::test]
-async fn a_texted_code_can_be_the_second_factor_but_never_after_an_sms_first_factor() {
+async fn texted_second_factors_are_off_by_default() {
     let h = harness();
     let (user, _, _) = enrolled(&h).await;
     let mut with_phone = h.store.get_user(user.id).await.unwrap().unwrap();
     with_phone.phone = Some("+15550109999".parse().unwrap());
     with_phone.phone_verified = true;
     h.store.update_user(&with_phone).await.unwrap();
-
     let token = first_factor(&h, user.id).await;
+    let err = h
+        .auth
+        .mfa()
+        .challenge(&token, latchkey::MfaMethod::Sms, &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "invalid_input");
+}
+
+#[tokio::test]
+async fn a_texted_code_can_be_the_second_factor_but_never_after_an_sms_first_factor() {
+    let h = sms_on();
+    let (user, _, _) = enrolled(&h).await;
+    let mut with_phone = h.store.get_user(user.id).await.unwrap().unwrap();
+    with_phone.phone = Some("+15550109999".parse().unwrap());
+    with_phone.phone_verified = true;
+    h.store.update_user(&with_phone).await.unwrap();
+
+    // A code sent for another sign-in of the same user does not answer this one.
+    let other = first_factor(&h, user.id).await;
+    let other_sent = h
+        .auth
+        .mfa()
+        .challenge(&other, latchkey::MfaMethod::Sms, &ctx())
+        .await
+        .unwrap()
+        .unwrap();
+    let other_code = support::code_of(&h.texts().await.pop().unwrap().message);
+    let token = first_factor(&h, user.id).await;
+    let crossed = h
+        .auth
+        .mfa()
+        .verify(
+            &token,
+            &MfaProof::Sms(other_sent.request_id, other_code),
+            &ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(crossed, Error::InvalidCredentials), "{crossed:?}");
+    h.clock.advance(Duration::from_secs(30));
     let sent = h
         .auth
         .mfa()
@@ -597,7 +643,7 @@ async fn a_texted_code_can_be_the_second_factor_but_never_after_an_sms_first_fac
 
 #[tokio::test]
 async fn a_second_factor_code_sent_for_another_user_proves_nothing() {
-    let h = harness();
+    let h = sms_on();
     let (ana, _, _) = enrolled(&h).await;
     let mut bo = User::new(UserId::generate(), h.auth.now());
     bo.email = Some("bo@example.com".parse().unwrap());

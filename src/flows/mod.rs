@@ -782,13 +782,33 @@ pub(crate) async fn count_attempt(
 ) -> Result<(), Error> {
     let limits = crate::protect::RateLimiter::new(inner);
     for (scope, subject, limit) in failure_budgets(inner, Some(identifier), ctx) {
-        limits.hit(scope, &subject, &limit).await?;
+        // The client's budget counts failures only (a busy NAT signs many people in);
+        // the account's budgets count every attempt until a sign-in completes.
+        match scope {
+            "signin_fail_ip" => limits.check(scope, &subject, &limit).await?,
+            _ => limits.hit(scope, &subject, &limit).await?,
+        }
     }
     Ok(())
 }
 
-/// Logs a failed attempt that [`count_attempt`] already counted.
+/// Logs a failed attempt that [`count_attempt`] already counted against the account, and
+/// counts it against the client.
 pub(crate) async fn log_failure(
+    inner: &Inner,
+    user: Option<UserId>,
+    ctx: &RequestContext,
+    method: &str,
+) -> Result<(), Error> {
+    if let Some((scope, subject, limit)) = failure_budgets(inner, None, ctx).pop() {
+        crate::protect::RateLimiter::new(inner)
+            .record_failure(scope, &subject, &limit)
+            .await?;
+    }
+    audit_failure(inner, user, ctx, method).await
+}
+
+async fn audit_failure(
     inner: &Inner,
     user: Option<UserId>,
     ctx: &RequestContext,
@@ -817,7 +837,7 @@ pub(crate) async fn record_failure(
     for (scope, subject, limit) in failure_budgets(inner, identifier, ctx) {
         limits.record_failure(scope, &subject, &limit).await?;
     }
-    log_failure(inner, user, ctx, method).await
+    audit_failure(inner, user, ctx, method).await
 }
 
 /// Refuses before any work when the account's or the client's failure budget is spent.
@@ -866,6 +886,16 @@ pub(crate) async fn clear_account_failures(
             .await?;
     }
     Ok(())
+}
+
+/// The subject an account's failure budgets are kept under, whatever the method: its
+/// email address, else its phone, else its id.
+pub(crate) fn account_subject(user: &User) -> String {
+    user.email
+        .as_ref()
+        .map(|e| e.as_str().to_owned())
+        .or_else(|| user.phone.as_ref().map(|p| p.as_str().to_owned()))
+        .unwrap_or_else(|| user.id.to_string())
 }
 
 /// An account together with the client's address (calls without one share one subject).

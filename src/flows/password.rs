@@ -387,6 +387,7 @@ impl<'a> Passwords<'a> {
         let Some(mut user) = user else {
             return Err(Error::InvalidCredentials);
         };
+        crate::signin::may_sign_in(inner, &user)?;
         if stored.is_some_and(|h| !up_to_policy(h.as_str())) {
             // A weaker (or imported) hash is replaced now that the password is in hand.
             user.password_hash = Some(hash(inner, password).await?);
@@ -416,10 +417,7 @@ impl<'a> Passwords<'a> {
             .get_user(user)
             .await?
             .ok_or(Error::NotFound { what: "user" })?;
-        let subject = account
-            .email
-            .as_ref()
-            .map_or_else(|| user.to_string(), |e| e.as_str().to_owned());
+        let subject = super::account_subject(&account);
         super::count_attempt(inner, &subject, ctx).await?;
         if !verify(inner, current, account.password_hash.as_ref()).await? {
             super::log_failure(inner, Some(user), ctx, "pwd").await?;
@@ -468,8 +466,11 @@ impl<'a> Passwords<'a> {
 
     /// Sets a new password with a reset code, then signs in — through the MFA step when
     /// the account has a second factor: a reset never bypasses MFA. Every session of the
-    /// account ends. The new password is checked against the policy before the code is
-    /// used, so a refused password leaves the code valid. The code proves the address: an
+    /// account ends. The rules that depend only on the request (length, the address, the
+    /// application's name, the breach list) are checked before the code is used, so such
+    /// a refusal leaves the code valid; the account's own (the longer minimum without a
+    /// second factor, its name) after the code is judged but before anything changes, and
+    /// such a refusal uses the code up. The code proves the address: an
     /// account holding nothing else proven becomes the prover's as with a sign-in by code
     /// (see [`flows`](crate::flows)); an account whose address was never proven but that
     /// holds something proven (another verified identifier, a passkey, an active TOTP
@@ -504,6 +505,23 @@ impl<'a> Passwords<'a> {
             .redeem(request_id, code, super::Purpose::PasswordReset, ctx)
             .await?;
         let recipient = state.recipient()?;
+        // The account's own rules (a longer minimum without a second factor, its name)
+        // before anything about the account changes; the code is used up either way.
+        let account = inner
+            .users
+            .get_user_by_email(&email)
+            .await?
+            .ok_or(Error::InvalidCredentials)?;
+        let account_rules = Context {
+            email: Some(&email),
+            name: account.name.as_deref(),
+            app: &inner.config.config.rp_name,
+        };
+        self.check(
+            new,
+            self.has_second_factor(account.id).await?,
+            &account_rules,
+        )?;
         let mut user = None;
         for _ in 0..super::MAX_RETRIES {
             let account = inner
@@ -523,19 +541,6 @@ impl<'a> Passwords<'a> {
             }
         }
         let user = user.ok_or(Error::InvalidCredentials)?;
-        // Now the account's own rules (a longer minimum without a second factor, its
-        // name); the code is used up either way.
-        let account = inner
-            .users
-            .get_user(user)
-            .await?
-            .ok_or(Error::InvalidCredentials)?;
-        let account_rules = Context {
-            email: Some(&email),
-            name: account.name.as_deref(),
-            app: &inner.config.config.rp_name,
-        };
-        self.check(new, self.has_second_factor(user).await?, &account_rules)?;
         // The new password takes effect, and the sessions end, only when the sign-in
         // completes: after the MFA step when the account has a second factor.
         let deferred = crate::signin::Deferred {

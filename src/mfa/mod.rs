@@ -160,7 +160,7 @@ impl<'a> Mfa<'a> {
         ctx: &RequestContext,
     ) -> Result<Option<crate::Sent>, Error> {
         let inner = self.inner;
-        let (_, pending) = pending(inner, mfa_token).await?;
+        let (key, record, mut pending) = pending(inner, mfa_token).await?;
         if !offered(&pending).contains(&method) {
             return Err(Error::invalid("method", "is not offered for this sign-in"));
         }
@@ -169,17 +169,27 @@ impl<'a> Mfa<'a> {
             .get_user(pending.user_id)
             .await?
             .ok_or(Error::InvalidToken)?;
+        crate::signin::may_sign_in(inner, &user)?;
         let codes = crate::flows::codes::Codes::new(inner);
+        let unverified = || Error::invalid("method", "needs a verified phone or address");
         let sent = match method {
             MfaMethod::Sms => {
-                let phone = user.phone.clone().ok_or(Error::InvalidToken)?;
+                let phone = user
+                    .phone
+                    .clone()
+                    .filter(|_| user.phone_verified)
+                    .ok_or_else(unverified)?;
                 codes
                     .sms()
                     .send_second_factor(user.id, Recipient::Phone(phone), ctx)
                     .await?
             }
             MfaMethod::Email => {
-                let email = user.email.clone().ok_or(Error::InvalidToken)?;
+                let email = user
+                    .email
+                    .clone()
+                    .filter(|_| user.email_verified)
+                    .ok_or_else(unverified)?;
                 codes
                     .email()
                     .send_second_factor(user.id, Recipient::Email(email), ctx)
@@ -187,6 +197,18 @@ impl<'a> Mfa<'a> {
             }
             _ => return Ok(None),
         };
+        // This step accepts only the code it sent last: not one sent for another sign-in
+        // of the same user.
+        pending.challenge = Some(sent.request_id);
+        let value = serde_json::to_vec(&pending).map_err(|_| Error::Crypto)?;
+        let now = inner.clock.now();
+        if !inner
+            .challenges
+            .update(&key, record.version, &value, record.expires_at, now)
+            .await?
+        {
+            return Err(Error::Conflict { what: "mfa_token" });
+        }
         Ok(Some(sent))
     }
 
@@ -206,16 +228,13 @@ impl<'a> Mfa<'a> {
         ctx: &RequestContext,
     ) -> Result<SignIn, Error> {
         let inner = self.inner;
-        let (key, pending) = pending(inner, mfa_token).await?;
+        let (key, _, pending) = pending(inner, mfa_token).await?;
         if !offered(&pending).contains(&proof.method()) {
             return Err(Error::invalid("method", "is not offered for this sign-in"));
         }
         let user_id = pending.user_id;
-        if matches!(proof, MfaProof::Totp(_) | MfaProof::BackupCode(_)) {
-            // Emailed and texted codes count through their own requests' budgets.
-            let subject = account_subject(inner, user_id).await?;
-            crate::flows::count_attempt(inner, &subject, ctx).await?;
-        }
+        let subject = account_subject(inner, user_id).await?;
+        crate::flows::count_attempt(inner, &subject, ctx).await?;
 
         let (accepted, method) = match proof {
             MfaProof::Sms(request, code) | MfaProof::Email(request, code) => {
@@ -226,8 +245,8 @@ impl<'a> Mfa<'a> {
                 let (state, _) = channel
                     .redeem(*request, code, crate::flows::Purpose::SecondFactor, ctx)
                     .await?;
-                // A code sent for someone else's sign-in proves nothing about this one.
-                let own = state.user_id == Some(user_id);
+                // Only the code this step sent proves anything about it.
+                let own = state.user_id == Some(user_id) && pending.challenge == Some(*request);
                 let name = if matches!(proof, MfaProof::Sms(..)) {
                     "sms"
                 } else {
@@ -307,7 +326,10 @@ impl<'a> Mfa<'a> {
 }
 
 /// The sign-in an MFA token carries, and the key it is stored under.
-async fn pending(inner: &Inner, mfa_token: &MfaToken) -> Result<(ChallengeKey, PendingMfa), Error> {
+async fn pending(
+    inner: &Inner,
+    mfa_token: &MfaToken,
+) -> Result<(ChallengeKey, crate::model::ChallengeRecord, PendingMfa), Error> {
     if mfa_token.secret().len() > 128 {
         return Err(Error::InvalidToken);
     }
@@ -322,7 +344,7 @@ async fn pending(inner: &Inner, mfa_token: &MfaToken) -> Result<(ChallengeKey, P
         .ok_or(Error::InvalidToken)?;
     let pending: PendingMfa = serde_json::from_slice(&record.value)
         .map_err(|_| Error::Store(StoreError::Corrupt { what: "mfa_token" }))?;
-    Ok((key, pending))
+    Ok((key, record, pending))
 }
 
 /// The methods a pending step offers (records from before the list was kept offer the
@@ -340,13 +362,7 @@ fn offered(pending: &PendingMfa) -> Vec<MfaMethod> {
 /// successful sign-in empties it.
 async fn account_subject(inner: &Inner, user: UserId) -> Result<String, Error> {
     let account = inner.users.get_user(user).await?;
-    Ok(account
-        .and_then(|u| {
-            u.email
-                .map(|e| e.as_str().to_owned())
-                .or_else(|| u.phone.map(|p| p.as_str().to_owned()))
-        })
-        .unwrap_or_else(|| user.to_string()))
+    Ok(account.map_or_else(|| user.to_string(), |u| crate::flows::account_subject(&u)))
 }
 
 /// Refuses while the user's or the client's failure budget is spent.
