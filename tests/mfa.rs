@@ -520,6 +520,16 @@ async fn passwords_and_second_factors_fill_one_budget() {
     );
 }
 
+/// A user with TOTP and a verified phone.
+async fn enrolled_with_phone(h: &Harness) -> User {
+    let (user, _, _) = enrolled(h).await;
+    let mut with_phone = h.store.get_user(user.id).await.unwrap().unwrap();
+    with_phone.phone = Some("+15550109999".parse().unwrap());
+    with_phone.phone_verified = true;
+    h.store.update_user(&with_phone).await.unwrap();
+    with_phone
+}
+
 fn sms_on() -> Harness {
     let mut config = latchkey::Config::new("https://app.example.com");
     config.mfa.sms = true;
@@ -529,11 +539,7 @@ fn sms_on() -> Harness {
 #[tokio::test]
 async fn texted_second_factors_are_off_by_default() {
     let h = harness();
-    let (user, _, _) = enrolled(&h).await;
-    let mut with_phone = h.store.get_user(user.id).await.unwrap().unwrap();
-    with_phone.phone = Some("+15550109999".parse().unwrap());
-    with_phone.phone_verified = true;
-    h.store.update_user(&with_phone).await.unwrap();
+    let user = enrolled_with_phone(&h).await;
     let token = first_factor(&h, user.id).await;
     let err = h
         .auth
@@ -547,11 +553,7 @@ async fn texted_second_factors_are_off_by_default() {
 #[tokio::test]
 async fn a_texted_code_can_be_the_second_factor_but_never_after_an_sms_first_factor() {
     let h = sms_on();
-    let (user, _, _) = enrolled(&h).await;
-    let mut with_phone = h.store.get_user(user.id).await.unwrap().unwrap();
-    with_phone.phone = Some("+15550109999".parse().unwrap());
-    with_phone.phone_verified = true;
-    h.store.update_user(&with_phone).await.unwrap();
+    let user = enrolled_with_phone(&h).await;
 
     // A code sent for another sign-in of the same user does not answer this one.
     let other = first_factor(&h, user.id).await;
