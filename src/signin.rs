@@ -182,9 +182,30 @@ pub(crate) struct PendingMfa {
 /// who holds the mailbox but not the second factor.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Deferred {
-    /// A new password hash to set; every session of the account then ends.
+    /// A new password hash to set, sealed with the keyring (the challenge store holds no
+    /// offline-attackable hash in clear); every session of the account then ends.
     #[serde(default)]
-    pub(crate) password_hash: Option<crate::model::PasswordHash>,
+    password_hash: Option<crate::crypto::Sealed>,
+}
+
+impl Deferred {
+    /// Setting `hash` as `user`'s password once the sign-in completes.
+    pub(crate) fn new_password(
+        inner: &Inner,
+        user: UserId,
+        hash: &crate::model::PasswordHash,
+    ) -> Result<Self, Error> {
+        let sealed = inner
+            .keyring
+            .seal(hash.as_str().as_bytes(), &deferred_aad(user))?;
+        Ok(Deferred {
+            password_hash: Some(sealed),
+        })
+    }
+}
+
+fn deferred_aad(user: UserId) -> Vec<u8> {
+    [b"latchkey/deferred-password/".as_slice(), user.as_bytes()].concat()
 }
 
 impl Latchkey {
@@ -338,8 +359,10 @@ pub(crate) async fn finish(
         method,
         deferred,
     } = end;
-    if let Some(hash) = &deferred.password_hash {
-        set_password(inner, user.id, hash, ctx).await?;
+    if let Some(sealed) = &deferred.password_hash {
+        let opened = inner.keyring.open(sealed, &deferred_aad(user.id))?;
+        let phc = std::str::from_utf8(&opened).map_err(|_| Error::Crypto)?;
+        set_password(inner, user.id, &crate::model::PasswordHash::new(phc), ctx).await?;
     }
     // Logged first: a failure to log leaves nothing issued, so no session or code ever
     // exists without its line in the login log.

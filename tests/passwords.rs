@@ -548,6 +548,9 @@ async fn pw19_a_reset_never_bypasses_the_second_factor() {
     let SignIn::MfaRequired(step) = after else {
         panic!("expected the MFA step, got {after:?}");
     };
+    // The waiting new hash is sealed: the store holds one Argon2 hash, the current one.
+    let dump = String::from_utf8_lossy(&h.store.dump()).into_owned();
+    assert_eq!(dump.matches("$argon2id$").count(), 1);
     // Nothing changed yet for someone holding only the mailbox: the old password and the
     // owner's session stand until the second factor is given.
     h.auth

@@ -543,9 +543,8 @@ impl<'a> Passwords<'a> {
         let user = user.ok_or(Error::InvalidCredentials)?;
         // The new password takes effect, and the sessions end, only when the sign-in
         // completes: after the MFA step when the account has a second factor.
-        let deferred = crate::signin::Deferred {
-            password_hash: Some(hash(inner, new).await?),
-        };
+        let deferred =
+            crate::signin::Deferred::new_password(inner, user, &hash(inner, new).await?)?;
         crate::signin::complete_first_factor_then(
             inner,
             user,
