@@ -14,7 +14,7 @@ use latchkey::model::{FactorStatus, User, UserId};
 use latchkey::store::UserStore;
 use latchkey::testing::race;
 use latchkey::{AuthMethod, Error, MfaProof, RequestContext, SignIn, TokenSet};
-use support::{Harness, base32_decode, harness};
+use support::{Harness, app_code, base32_decode, enable_totp, harness};
 
 fn ctx() -> RequestContext {
     RequestContext::new().with_ip("198.51.100.8".parse().unwrap())
@@ -62,12 +62,6 @@ fn rfc4226_appendix_d() {
     }
 }
 
-/// What an authenticator app shows at the engine's current time.
-fn app_code(h: &Harness, secret: &[u8]) -> OneTimeCode {
-    let now = h.auth.now().unix_secs() as u64;
-    OneTimeCode::new(code_at(secret, now, "SHA1", 6).unwrap())
-}
-
 /// A user with an active TOTP factor: returns the user, the app's secret and the
 /// backup codes.
 async fn enrolled(h: &Harness) -> (User, Vec<u8>, Vec<BackupCode>) {
@@ -75,15 +69,7 @@ async fn enrolled(h: &Harness) -> (User, Vec<u8>, Vec<BackupCode>) {
     user.email = Some("ana@example.com".parse().unwrap());
     user.email_verified = true;
     h.store.create_user(&user).await.unwrap();
-    let enrollment = h.auth.mfa().totp().enroll(user.id, &ctx()).await.unwrap();
-    let secret = base32_decode(&enrollment.secret_base32);
-    let codes = h
-        .auth
-        .mfa()
-        .totp()
-        .confirm(user.id, &app_code(h, &secret), &ctx())
-        .await
-        .unwrap();
+    let (secret, codes) = enable_totp(h, user.id).await;
     (user, secret, codes)
 }
 

@@ -310,19 +310,7 @@ async fn changing_a_password_ends_the_other_sessions() {
 async fn with_a_second_factor_a_password_leads_to_the_mfa_step() {
     let h = harness();
     let set = sign_up(&h, "ana@example.com").await;
-    let mfa = h.auth.mfa();
-    let enrollment = mfa.totp().enroll(set.user_id, &ctx()).await.unwrap();
-    let secret = support::base32_decode(&enrollment.secret_base32);
-    let now = h.auth.now().unix_secs() as u64;
-    let code = latchkey::mfa::totp::code_at(&secret, now, "SHA1", 6).unwrap();
-    mfa.totp()
-        .confirm(
-            set.user_id,
-            &latchkey::crypto::OneTimeCode::new(code),
-            &ctx(),
-        )
-        .await
-        .unwrap();
+    support::enable_totp(&h, set.user_id).await;
     let again = h
         .auth
         .passwords()
@@ -505,19 +493,7 @@ async fn a_reset_sets_a_new_password_ends_sessions_and_keeps_the_code_for_a_refu
 async fn pw19_a_reset_never_bypasses_the_second_factor() {
     let h = harness();
     let set = sign_up(&h, "ana@example.com").await;
-    let mfa = h.auth.mfa();
-    let enrollment = mfa.totp().enroll(set.user_id, &ctx()).await.unwrap();
-    let secret = support::base32_decode(&enrollment.secret_base32);
-    let now = h.auth.now().unix_secs() as u64;
-    let code = latchkey::mfa::totp::code_at(&secret, now, "SHA1", 6).unwrap();
-    mfa.totp()
-        .confirm(
-            set.user_id,
-            &latchkey::crypto::OneTimeCode::new(code),
-            &ctx(),
-        )
-        .await
-        .unwrap();
+    let (secret, _) = support::enable_totp(&h, set.user_id).await;
     let passwords = h.auth.passwords();
     // While the address is unproven, it cannot reset an account that holds a proven
     // factor: whoever holds the address might not be its owner.
@@ -563,9 +539,7 @@ async fn pw19_a_reset_never_bypasses_the_second_factor() {
         .await
         .unwrap();
     h.clock.advance(Duration::from_secs(30));
-    let now = h.auth.now().unix_secs() as u64;
-    let totp = latchkey::mfa::totp::code_at(&secret, now, "SHA1", 6).unwrap();
-    let proof = latchkey::MfaProof::Totp(latchkey::crypto::OneTimeCode::new(totp));
+    let proof = latchkey::MfaProof::Totp(support::app_code(&h, &secret));
     tokens(
         h.auth
             .mfa()

@@ -233,7 +233,15 @@ impl<'a> Mfa<'a> {
             return Err(Error::invalid("method", "is not offered for this sign-in"));
         }
         let user_id = pending.user_id;
-        let subject = account_subject(inner, user_id).await?;
+        // Read once: for the budget's subject and, after the proof, to check again that
+        // the account was not blocked, locked or removed from the organization since the
+        // first factor.
+        let user = inner
+            .users
+            .get_user(user_id)
+            .await?
+            .ok_or(Error::InvalidCredentials)?;
+        let subject = crate::flows::account_subject(&user);
         crate::flows::count_attempt(inner, &subject, ctx).await?;
 
         let (accepted, method) = match proof {
@@ -291,13 +299,6 @@ impl<'a> Mfa<'a> {
         {
             return Err(Error::InvalidToken);
         }
-        // Checked again: the account may have been blocked, locked or removed from the
-        // organization since the first factor.
-        let user = inner
-            .users
-            .get_user(user_id)
-            .await?
-            .ok_or(Error::InvalidCredentials)?;
         crate::signin::may_sign_in(inner, &user)?;
         crate::signin::still_member(inner, &user, pending.org_id).await?;
         let mut amr = pending.amr.clone();

@@ -90,3 +90,27 @@ pub fn code_of(message: &latchkey::Message) -> latchkey::crypto::OneTimeCode {
 pub fn base32_decode(text: &str) -> Vec<u8> {
     latchkey::mfa::totp::decode_base32(text).unwrap().to_vec()
 }
+
+/// What an authenticator app holding `secret` shows at the engine's current time.
+pub fn app_code(h: &Harness, secret: &[u8]) -> latchkey::crypto::OneTimeCode {
+    let now = h.auth.now().unix_secs() as u64;
+    latchkey::crypto::OneTimeCode::new(
+        latchkey::mfa::totp::code_at(secret, now, "SHA1", 6).unwrap(),
+    )
+}
+
+/// Enrols and confirms TOTP for `user`: the app's secret and the backup codes.
+pub async fn enable_totp(
+    h: &Harness,
+    user: latchkey::UserId,
+) -> (Vec<u8>, Vec<latchkey::crypto::BackupCode>) {
+    let ctx = latchkey::RequestContext::new();
+    let totp = h.auth.mfa().totp();
+    let enrollment = totp.enroll(user, &ctx).await.unwrap();
+    let secret = base32_decode(&enrollment.secret_base32);
+    let codes = totp
+        .confirm(user, &app_code(h, &secret), &ctx)
+        .await
+        .unwrap();
+    (secret, codes)
+}
