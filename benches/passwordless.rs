@@ -12,18 +12,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use latchkey::crypto::{MagicLinkToken, OneTimeCode, SecretPurpose, random_token};
 use latchkey::model::{User, UserId};
-use latchkey::store::{SessionStore, UserStore};
+use latchkey::store::UserStore;
 use latchkey::testing::{test_keyring, test_pepper};
-use latchkey::tokens::Claims;
 use latchkey::{
     Config, Delivery, DeliveryError, DeviceProof, EmailMessage, Latchkey, LinkOptions, Mailer,
     ManualClock, RequestContext, SignIn,
 };
 use latchkey_memory::MemoryStore;
 use tokio::runtime::Runtime;
+
+mod common;
+use common::RawSigner;
 
 /// Keeps only the newest message's code or link, so the bench can answer it.
 #[derive(Debug, Clone, Default)]
@@ -84,7 +85,7 @@ fn passwordless(c: &mut Criterion) {
     };
 
     // The primitives: the same key, claims and algorithm as the engine's.
-    let (encoding, header, claims) = rt.block_on(async {
+    let raw = rt.block_on(async {
         let sent = auth.codes().email().send(&emails[0], &ctx).await.unwrap();
         let code = mailer.code.lock().unwrap().take().unwrap();
         let SignIn::Complete(set) = auth
@@ -96,22 +97,7 @@ fn passwordless(c: &mut Criterion) {
         else {
             panic!("no MFA")
         };
-        let claims: Claims = auth
-            .tokens()
-            .verify(set.access_token.secret())
-            .await
-            .unwrap();
-        let stored = store.list_signing_keys().await.unwrap();
-        let aad = [
-            b"latchkey/signing-key/".as_slice(),
-            stored[0].kid.as_bytes(),
-        ]
-        .concat();
-        let pkcs8 = test_keyring().open(&stored[0].private_key, &aad).unwrap();
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.typ = Some("at+jwt".into());
-        header.kid = Some(stored[0].kid.clone());
-        (EncodingKey::from_ed_der(&pkcs8), header, claims)
+        RawSigner::of(&store, &auth, &set.access_token).await
     });
 
     let mut g = c.benchmark_group("passwordless");
@@ -127,7 +113,7 @@ fn passwordless(c: &mut Criterion) {
         b.iter(|| random_token().unwrap())
     });
     g.bench_function("primitive: JWT sign (EdDSA, raw jsonwebtoken)", |b| {
-        b.iter(|| jsonwebtoken::encode(&header, black_box(&claims), &encoding).unwrap())
+        b.iter(|| jsonwebtoken::encode(&raw.header, black_box(&raw.claims), &raw.encoding).unwrap())
     });
     g.bench_function("email code: send + verify to a session (memory)", |b| {
         b.iter(|| {

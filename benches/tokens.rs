@@ -9,14 +9,17 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use latchkey::model::{User, UserId};
-use latchkey::store::{SessionStore, UserStore};
+use latchkey::store::UserStore;
 use latchkey::testing::{test_keyring, test_pepper};
 use latchkey::tokens::Claims;
 use latchkey::{AuthMethod, Config, Latchkey, RequestContext, SignIn};
 use latchkey_memory::MemoryStore;
 use tokio::runtime::Runtime;
+
+mod common;
+use common::RawSigner;
 
 fn engine(store: &MemoryStore, cache_capacity: usize) -> Latchkey {
     let mut config = Config::new("https://app.example.com");
@@ -50,26 +53,15 @@ fn tokens(c: &mut Criterion) {
     });
 
     // The same key and claims, through jsonwebtoken alone.
-    let stored = rt.block_on(store.list_signing_keys()).unwrap();
-    let aad = [
-        b"latchkey/signing-key/".as_slice(),
-        stored[0].kid.as_bytes(),
-    ]
-    .concat();
-    let pkcs8 = test_keyring().open(&stored[0].private_key, &aad).unwrap();
-    let encoding = EncodingKey::from_ed_der(&pkcs8);
-    let decoding = DecodingKey::from_ed_der(&stored[0].public_key);
-    let claims: Claims = rt.block_on(cached.tokens().verify(token.secret())).unwrap();
-    let mut header = Header::new(Algorithm::EdDSA);
-    header.typ = Some("at+jwt".into());
-    header.kid = Some(stored[0].kid.clone());
+    let raw = rt.block_on(RawSigner::of(&store, &cached, &token));
+    let decoding = DecodingKey::from_ed_der(&raw.public_key);
     let mut validation = Validation::new(Algorithm::EdDSA);
     validation.set_audience(&["https://app.example.com"]);
     validation.set_issuer(&["https://app.example.com"]);
 
     let mut g = c.benchmark_group("tokens");
     g.bench_function("raw jsonwebtoken::encode (EdDSA)", |b| {
-        b.iter(|| jsonwebtoken::encode(&header, black_box(&claims), &encoding).unwrap())
+        b.iter(|| jsonwebtoken::encode(&raw.header, black_box(&raw.claims), &raw.encoding).unwrap())
     });
     g.bench_function("auth.tokens().issue_for_session", |b| {
         b.to_async(&rt).iter(|| async {

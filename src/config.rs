@@ -47,6 +47,8 @@ pub struct Config {
     pub passwords: PasswordPolicy,
     /// Which second factors the MFA step offers besides TOTP and backup codes.
     pub mfa: MfaPolicy,
+    /// WebAuthn: accepted origins and what registrations ask authenticators for.
+    pub passkeys: PasskeyPolicy,
 }
 
 impl Config {
@@ -68,6 +70,7 @@ impl Config {
             sms: SmsPolicy::default(),
             passwords: PasswordPolicy::default(),
             mfa: MfaPolicy::default(),
+            passkeys: PasskeyPolicy::default(),
         }
     }
 
@@ -96,11 +99,13 @@ impl Config {
         self.passwordless.validate()?;
         self.sms.validate()?;
         self.passwords.validate()?;
+        let passkey_origins = self.passkeys.validate(&origin, &rp_id)?;
         let link_base = origin
             .join(&self.passwordless.link_path)
             .map_err(|_| Error::Config("passwordless.link_path is not a path".into()))?;
         Ok(ValidConfig {
             link_base,
+            passkey_origins,
             origin,
             rp_id,
             config: self,
@@ -141,6 +146,8 @@ pub(crate) struct ValidConfig {
     pub(crate) rp_id: String,
     /// The magic-link landing page: the origin joined with `passwordless.link_path`.
     pub(crate) link_base: Url,
+    /// The origins WebAuthn accepts: the public origin, then `passkeys.extra_origins`.
+    pub(crate) passkey_origins: Vec<Url>,
 }
 
 /// Lifetimes.
@@ -502,6 +509,128 @@ pub struct MfaPolicy {
     pub email: bool,
 }
 
+/// WebAuthn relying-party settings (the id and name are [`Config::rp_id`] and
+/// [`Config::rp_name`]; the ceremony lifetime is [`Ttl::webauthn_ceremony`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PasskeyPolicy {
+    /// Origins accepted besides [`Config::public_origin`], each matched exactly (scheme,
+    /// host and port): another site of yours under the RP id (`https`, or `http` for
+    /// loopback), or a native app's origin (`android:apk-key-hash:…`, taken as given).
+    /// Default none.
+    pub extra_origins: Vec<String>,
+    /// Accept any subdomain of an accepted origin (`https://eu.app.example.com` for
+    /// `https://app.example.com`). Default off.
+    pub allow_subdomains: bool,
+    /// Accept an accepted origin on any port. Default off.
+    pub allow_any_port: bool,
+    /// Whether authenticators must verify the user (PIN, biometric). Default
+    /// [`UserVerification::Required`]: a verified passkey is two factors by itself.
+    pub user_verification: UserVerification,
+    /// Which authenticators registration asks for. Default any. A hint to the browser:
+    /// the answer does not say which kind made it, so nothing is enforced.
+    pub attachment: Option<Attachment>,
+    /// Whether registration asks for a discoverable credential (one that can sign in with
+    /// no user name: autofill, "sign in with a passkey"). Default
+    /// [`ResidentKey::Preferred`].
+    pub resident_key: ResidentKey,
+    /// What registration asks about the authenticator's make. Default
+    /// [`Attestation::None`]: nothing (no trust decision is made on attestation).
+    pub attestation: Attestation,
+    /// How recent a signed-in user's sign-in must be to add a passkey (adding an
+    /// authenticator is binding a new way in: NIST SP 800-63B §4.1.2.1). Default 10
+    /// minutes; 1 second to 1 day.
+    pub fresh_sign_in: Duration,
+}
+
+impl Default for PasskeyPolicy {
+    fn default() -> Self {
+        PasskeyPolicy {
+            extra_origins: Vec::new(),
+            allow_subdomains: false,
+            allow_any_port: false,
+            user_verification: UserVerification::Required,
+            attachment: None,
+            resident_key: ResidentKey::Preferred,
+            attestation: Attestation::None,
+            fresh_sign_in: 10 * MINUTE,
+        }
+    }
+}
+
+impl PasskeyPolicy {
+    fn validate(&self, public_origin: &Url, rp_id: &str) -> Result<Vec<Url>, Error> {
+        if self.fresh_sign_in < SECOND || self.fresh_sign_in > DAY {
+            return Err(Error::Config(
+                "passkeys.fresh_sign_in must be between 1 s and 1 day".into(),
+            ));
+        }
+        let mut origins = vec![public_origin.clone()];
+        for text in &self.extra_origins {
+            let bad = |why: &str| Error::Config(format!("passkeys.extra_origins: {why}"));
+            let url = Url::parse(text).map_err(|_| bad("not a URL"))?;
+            if matches!(url.scheme(), "http" | "https") {
+                let checked = parse_origin(text).map_err(|_| {
+                    bad("web origins must be https (http only for loopback), origin only")
+                })?;
+                let host = checked.host_str().unwrap_or_default();
+                if host != rp_id && !host.ends_with(&format!(".{rp_id}")) {
+                    return Err(bad("a web origin must be the RP id or under it"));
+                }
+            }
+            origins.push(url);
+        }
+        Ok(origins)
+    }
+}
+
+/// Whether a WebAuthn authenticator must verify its user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UserVerification {
+    /// Refuse ceremonies without user verification.
+    Required,
+    /// Ask for it, accept without: such a sign-in is one factor (`hwk`/`swk` without
+    /// `user`), and the MFA step follows when the user has a second factor.
+    Preferred,
+}
+
+/// Which kind of authenticator registration asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Attachment {
+    /// Built into the device (Touch ID, Windows Hello, Android).
+    Platform,
+    /// Roaming: security keys, or a phone used from another device.
+    CrossPlatform,
+}
+
+/// Whether registration asks for a discoverable credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResidentKey {
+    /// Ask for one; accept a non-discoverable credential from authenticators without room.
+    Preferred,
+    /// Tell the browser a discoverable credential is required (it then refuses
+    /// authenticators that cannot store one; the answer does not prove which it made).
+    Required,
+    /// Ask for a server-side credential (security keys with little storage).
+    Discouraged,
+}
+
+/// What registration asks an authenticator to say about its make (attestation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Attestation {
+    /// Nothing: the usual choice for consumer passkeys.
+    None,
+    /// An attestation the client may anonymize.
+    Indirect,
+    /// The authenticator's own attestation. The statement's signature is checked and its
+    /// format recorded; no certificate chain is required to be trusted.
+    Direct,
+}
+
 /// Password rules (NIST SP 800-63B rev. 4 §3.1.1.2). Lengths count code points.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -648,6 +777,29 @@ mod tests {
         assert!(check(config.clone()).is_err());
         config.rp_id = Some("com".into());
         assert!(check(config).is_err(), "a bare TLD is never an rp_id");
+    }
+
+    #[test]
+    fn extra_passkey_origins_stay_under_the_rp_id() {
+        let mut config = Config::new("https://login.example.com");
+        config.rp_id = Some("example.com".into());
+        config.passkeys.extra_origins = vec![
+            "https://example.com".into(),
+            "https://eu.example.com:8443".into(),
+            "android:apk-key-hash:AbCd-Ef".into(),
+        ];
+        let valid = check(config.clone()).unwrap();
+        assert_eq!(valid.passkey_origins.len(), 4);
+        for bad in [
+            "https://evil.com",
+            "https://example.com.evil.com",
+            "http://eu.example.com",
+            "https://eu.example.com/path",
+            "not a url",
+        ] {
+            config.passkeys.extra_origins = vec![bad.into()];
+            assert_eq!(check(config.clone()).unwrap_err().code(), "config", "{bad}");
+        }
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub(crate) struct Inner {
     /// Bounds how many password hashes run at once.
     pub(crate) password_slots: Arc<tokio::sync::Semaphore>,
     pub(crate) breached: Option<Arc<dyn crate::BreachedPasswords>>,
+    /// The WebAuthn relying party, built once from the configuration.
+    pub(crate) webauthn: webauthn_rs_core::WebauthnCore,
 }
 
 impl Latchkey {
@@ -91,6 +93,11 @@ impl Latchkey {
     /// One-time codes by email and SMS.
     pub fn codes(&self) -> Codes<'_> {
         Codes::new(&self.inner)
+    }
+
+    /// Passkeys: WebAuthn registration and sign-in, and a user's passkeys.
+    pub fn passkeys(&self) -> crate::flows::passkey::Passkeys<'_> {
+        crate::flows::passkey::Passkeys::new(&self.inner)
     }
 
     /// Passwords: sign-up, sign-in, change.
@@ -358,7 +365,9 @@ impl LatchkeyBuilder {
             false => Some(KeySet::new(fixed_keys)?),
         };
         let cache_capacity = config.config.tokens.cache_capacity;
+        let webauthn = crate::flows::passkey::relying_party(&config);
         let inner = Inner {
+            webauthn,
             config,
             users: self.users.ok_or_else(|| missing("user store"))?,
             orgs: self.orgs.ok_or_else(|| missing("organization store"))?,

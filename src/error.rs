@@ -61,6 +61,9 @@ pub enum Error {
     /// A first factor succeeded but a second one is required.
     #[error("multi-factor authentication required")]
     MfaRequired,
+    /// The action needs a recent sign-in (adding a passkey, say): sign in again first.
+    #[error("a recent sign-in is required")]
+    ReauthRequired,
     /// The engine was configured wrongly; reported by [`LatchkeyBuilder::build`](crate::LatchkeyBuilder::build).
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -94,6 +97,7 @@ impl Error {
             Error::RateLimited { .. } => "rate_limited",
             Error::SessionRevoked => "session_revoked",
             Error::MfaRequired => "mfa_required",
+            Error::ReauthRequired => "reauth_required",
             Error::Config(_) => "config",
             Error::Crypto => "crypto",
             Error::Store(_) => "store",

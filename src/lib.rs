@@ -110,8 +110,9 @@ pub use audit::Audit;
 pub use breached::{BreachedPasswords, PasswordList};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{
-    CodePolicy, Config, Delivery, Limits, MfaPolicy, PasswordPolicy, Passwordless, RateLimit,
-    SigningAlgorithm, SmsPolicy, TokenPolicy, Ttl, Window,
+    Attachment, Attestation, CodePolicy, Config, Delivery, Limits, MfaPolicy, PasskeyPolicy,
+    PasswordPolicy, Passwordless, RateLimit, ResidentKey, SigningAlgorithm, SmsPolicy, TokenPolicy,
+    Ttl, UserVerification, Window,
 };
 pub use context::RequestContext;
 pub use delivery::{
@@ -122,6 +123,7 @@ pub use engine::{Latchkey, LatchkeyBuilder};
 pub use error::{BoxError, DeliveryError, Error, Result, StoreError};
 pub use flows::codes::{CodeChannel, Codes};
 pub use flows::magic_link::{DeviceProof, LinkOptions, LinkPeek, LinkSent, LinkStatus, MagicLinks};
+pub use flows::passkey::{CeremonyStatus, PasskeyInfo, PasskeyRegistered, Passkeys, Registrant};
 pub use flows::password::Passwords;
 pub use flows::{Purpose, Requester, Sent};
 pub use mfa::{Authenticators, Mfa, MfaProof};

@@ -46,6 +46,12 @@ pub enum SecretPurpose {
     ClientSecret,
     /// The short code that binds a magic link to the browser that asked for it.
     DeviceCode,
+    /// The handle naming a WebAuthn ceremony (registration or sign-in).
+    PasskeyCeremony,
+    /// Derives a user's WebAuthn user handle from their id: random-looking, no PII.
+    UserHandle,
+    /// Seeds the plausible credential ids shown for an unknown user name.
+    FakeCredentials,
 }
 
 impl SecretPurpose {
@@ -65,6 +71,9 @@ impl SecretPurpose {
             SecretPurpose::RateLimit => "rate_limit",
             SecretPurpose::ClientSecret => "client_secret",
             SecretPurpose::DeviceCode => "device_code",
+            SecretPurpose::PasskeyCeremony => "passkey_ceremony",
+            SecretPurpose::UserHandle => "user_handle",
+            SecretPurpose::FakeCredentials => "fake_credentials",
         }
     }
 }

@@ -12,8 +12,8 @@ pub use hash::{Pepper, SecretHash, SecretHasher, SecretPurpose};
 pub use keyring::{EncryptionKey, KeyId, Keyring, Sealed};
 pub use random::{numeric_code, random_bytes, random_token};
 pub use secret::{
-    AccessToken, ApiKey, AuthCode, BackupCode, ClientSecret, CodeVerifier, MagicLinkToken,
-    MfaToken, OneTimeCode, Password, PollToken, RefreshToken,
+    AccessToken, ApiKey, AuthCode, BackupCode, CeremonyToken, ClientSecret, CodeVerifier,
+    MagicLinkToken, MfaToken, OneTimeCode, Password, PollToken, RefreshToken,
 };
 
 use base64::Engine as _;

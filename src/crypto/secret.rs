@@ -144,3 +144,9 @@ mod tests {
         assert_eq!(pw.secret(), "correct horse");
     }
 }
+secret_string!(
+    /// Names one passkey ceremony between its start and its finish (SSOJet's `auth_code`).
+    /// Whoever holds it and the ceremony's challenge can finish it: keep it in the page
+    /// that started it.
+    CeremonyToken
+);

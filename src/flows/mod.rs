@@ -19,6 +19,7 @@
 
 pub mod codes;
 pub mod magic_link;
+pub mod passkey;
 pub mod password;
 
 use std::net::IpAddr;
@@ -805,7 +806,7 @@ pub(crate) async fn log_failure(
             .record_failure(scope, &subject, &limit)
             .await?;
     }
-    audit_failure(inner, user, ctx, method).await
+    audit_failure(inner, user, ctx, method, "invalid_credentials").await
 }
 
 async fn audit_failure(
@@ -813,10 +814,11 @@ async fn audit_failure(
     user: Option<UserId>,
     ctx: &RequestContext,
     method: &str,
+    reason: &str,
 ) -> Result<(), Error> {
     let mut event = AuthEvent::new(AuthEventKind::SignInFailed, ctx, inner.clock.now())
         .with_method(method)
-        .with_reason("invalid_credentials");
+        .with_reason(reason);
     if let Some(user) = user {
         event = event.with_user(user);
     }
@@ -833,11 +835,23 @@ pub(crate) async fn record_failure(
     ctx: &RequestContext,
     method: &str,
 ) -> Result<(), Error> {
+    record_failure_because(inner, identifier, user, ctx, method, "invalid_credentials").await
+}
+
+/// [`record_failure`], logged with `reason`.
+pub(crate) async fn record_failure_because(
+    inner: &Inner,
+    identifier: Option<&str>,
+    user: Option<UserId>,
+    ctx: &RequestContext,
+    method: &str,
+    reason: &str,
+) -> Result<(), Error> {
     let limits = crate::protect::RateLimiter::new(inner);
     for (scope, subject, limit) in failure_budgets(inner, identifier, ctx) {
         limits.record_failure(scope, &subject, &limit).await?;
     }
-    audit_failure(inner, user, ctx, method).await
+    audit_failure(inner, user, ctx, method, reason).await
 }
 
 /// Refuses before any work when the account's or the client's failure budget is spent.
@@ -849,6 +863,20 @@ pub(crate) async fn check_failures(
     let limits = crate::protect::RateLimiter::new(inner);
     for (scope, subject, limit) in failure_budgets(inner, Some(identifier), ctx) {
         limits.check(scope, &subject, &limit).await?;
+    }
+    Ok(())
+}
+
+/// Refuses before any work when the client's failure budget is spent (for ceremonies
+/// that name no account up front: passkeys).
+pub(crate) async fn check_client_failures(
+    inner: &Inner,
+    ctx: &RequestContext,
+) -> Result<(), Error> {
+    if let Some((scope, subject, limit)) = failure_budgets(inner, None, ctx).pop() {
+        crate::protect::RateLimiter::new(inner)
+            .check(scope, &subject, &limit)
+            .await?;
     }
     Ok(())
 }

@@ -12,10 +12,9 @@ use serde::Serialize;
 use crate::crypto::{BackupCode, MfaToken, OneTimeCode, SecretPurpose};
 use crate::delivery::Recipient;
 use crate::engine::Inner;
+use crate::flows::passkey::PasskeyInfo;
 use crate::model::RequestId;
-use crate::model::{
-    ChallengeKey, ChallengeKind, CredentialId, FactorId, FactorStatus, Phone, UserId,
-};
+use crate::model::{ChallengeKey, ChallengeKind, FactorId, FactorStatus, Phone, UserId};
 use crate::signin::{MfaMethod, PendingMfa, SignIn, finish};
 use crate::{Error, RequestContext, StoreError, Timestamp};
 
@@ -70,19 +69,6 @@ pub struct TotpInfo {
     pub created_at: Timestamp,
 }
 
-/// A passkey, as listed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PasskeyInfo {
-    /// The credential id.
-    pub id: CredentialId,
-    /// The name the user gave it.
-    pub name: String,
-    /// When it was registered.
-    pub created_at: Timestamp,
-    /// When it last signed in.
-    pub last_used_at: Option<Timestamp>,
-}
-
 /// Everything a user can prove themselves with beyond a first factor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Authenticators {
@@ -132,12 +118,7 @@ impl<'a> Mfa<'a> {
             .list_passkeys(user)
             .await?
             .into_iter()
-            .map(|p| PasskeyInfo {
-                id: p.id,
-                name: p.name,
-                created_at: p.created_at,
-                last_used_at: p.last_used_at,
-            })
+            .map(PasskeyInfo::from)
             .collect();
         Ok(Authenticators {
             totp,

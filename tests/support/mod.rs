@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod authenticator;
+
 use latchkey::testing::{CapturingMailer, CapturingSms, test_keyring, test_pepper};
 use latchkey::{Config, Latchkey, ManualClock};
 use latchkey_memory::MemoryStore;

@@ -153,3 +153,56 @@ async fn passwordless_secrets_are_single_use_on_sled_across_a_restart() {
         "{results:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn passkeys_register_and_sign_in_on_sled_across_a_restart() {
+    use webauthn_authenticator_rs::WebauthnAuthenticator;
+    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::fixed();
+    let ctx = RequestContext::new();
+    let origin = url::Url::parse("https://app.example.com").unwrap();
+    let mut soft = SoftPasskey::new(true);
+    let (auth, store) = engine(dir.path(), &clock);
+    let who = latchkey::Registrant::NewUser {
+        email: "ana@example.com".parse().unwrap(),
+        name: None,
+    };
+    let (token, options) = auth.passkeys().start_registration(who, &ctx).await.unwrap();
+    let answer = soft.do_registration(origin.clone(), options).unwrap();
+    let registered = auth
+        .passkeys()
+        .finish_registration(&token, &answer, None, &ctx)
+        .await
+        .unwrap();
+    // A sign-in ceremony started before the restart is finished after it, once.
+    let (token, options) = auth
+        .passkeys()
+        .start_login(Some("ana@example.com"), &ctx)
+        .await
+        .unwrap();
+    let assertion = soft.do_authentication(origin, options).unwrap();
+    drop((auth, store));
+
+    let (auth, store) = engine(dir.path(), &clock);
+    let stored = store.get_passkey(&registered.passkey.id).await.unwrap();
+    assert_eq!(stored.map(|p| p.counter), Some(0));
+    let results = race(16, |_| {
+        let auth = auth.clone();
+        let (token, assertion) = (token.clone(), assertion.clone());
+        async move {
+            auth.passkeys()
+                .finish_login(&token, &assertion, &RequestContext::new())
+                .await
+        }
+    })
+    .await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    let stored = store.get_passkey(&registered.passkey.id).await.unwrap();
+    assert!(stored.is_some_and(|p| p.counter > 0 && p.last_used_at.is_some()));
+}

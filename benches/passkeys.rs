@@ -1,0 +1,117 @@
+//! A passkey sign-in's finish — verify the assertion, advance the stored counter, open a
+//! session and sign its access token — on the memory adapter, beside what it is made of:
+//! webauthn-rs's own `finish_passkey_authentication` plus one JWT signature.
+//!
+//! Each iteration answers a fresh ceremony (started and signed outside the timing) with
+//! the tests' software authenticator (ES256).
+//!
+//! `cargo bench --bench passkeys`
+
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use latchkey::testing::{test_keyring, test_pepper};
+use latchkey::{Config, Latchkey, ManualClock, Registrant, RequestContext, SignIn};
+use latchkey_memory::MemoryStore;
+use tokio::runtime::Runtime;
+use webauthn_rs::prelude::{Url, Uuid, WebauthnBuilder};
+
+#[path = "../tests/support/authenticator.rs"]
+#[allow(dead_code)]
+mod authenticator;
+mod common;
+
+use authenticator::TestKey;
+use common::RawSigner;
+
+const ORIGIN: &str = "https://app.example.com";
+
+fn passkeys(c: &mut Criterion) {
+    let rt = Runtime::new().unwrap();
+    let store = MemoryStore::new();
+    let auth = Latchkey::builder(Config::new(ORIGIN))
+        .store(store.clone())
+        .clock(ManualClock::fixed())
+        .pepper(test_pepper())
+        .keyring(test_keyring())
+        .build()
+        .unwrap();
+    let ctx = RequestContext::new();
+    let mut key = TestKey::new(ORIGIN);
+    let raw_jwt = rt.block_on(async {
+        let who = Registrant::NewUser {
+            email: "ana@example.com".parse().unwrap(),
+            name: None,
+        };
+        let (token, options) = auth.passkeys().start_registration(who, &ctx).await.unwrap();
+        let registered = auth
+            .passkeys()
+            .finish_registration(&token, &key.register(&options), None, &ctx)
+            .await
+            .unwrap();
+        let Some(SignIn::Complete(set)) = registered.sign_in else {
+            panic!("a sign-up signs in")
+        };
+        RawSigner::of(&store, &auth, &set.access_token).await
+    });
+
+    // webauthn-rs on its own, with the same relying party and the same kind of key.
+    let origin = Url::parse(ORIGIN).unwrap();
+    let webauthn = WebauthnBuilder::new("app.example.com", &origin)
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut raw_key = TestKey::new(ORIGIN);
+    let (options, state) = webauthn
+        .start_passkey_registration(Uuid::new_v4(), "ana", "Ana", None)
+        .unwrap();
+    let passkey = std::cell::RefCell::new(
+        webauthn
+            .finish_passkey_registration(&raw_key.register(&options), &state)
+            .unwrap(),
+    );
+
+    let mut g = c.benchmark_group("passkeys");
+    g.bench_function(
+        "raw: webauthn-rs finish_passkey_authentication + JWT sign",
+        |b| {
+            b.iter_batched(
+                || {
+                    let (options, state) = webauthn
+                        .start_passkey_authentication(std::slice::from_ref(&*passkey.borrow()))
+                        .unwrap();
+                    (raw_key.sign(&options), state)
+                },
+                |(assertion, state)| {
+                    let result = webauthn
+                        .finish_passkey_authentication(&assertion, &state)
+                        .unwrap();
+                    passkey.borrow_mut().update_credential(&result);
+                    raw_jwt.sign()
+                },
+                BatchSize::SmallInput,
+            )
+        },
+    );
+    g.bench_function("auth.passkeys().finish_login to a session (memory)", |b| {
+        b.iter_batched(
+            || {
+                let (token, options) = rt
+                    .block_on(auth.passkeys().start_login(Some("ana@example.com"), &ctx))
+                    .unwrap();
+                (token, key.sign(&options))
+            },
+            |(token, assertion)| {
+                let signed_in = rt
+                    .block_on(auth.passkeys().finish_login(&token, &assertion, &ctx))
+                    .unwrap();
+                assert!(matches!(signed_in, SignIn::Complete(_)));
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, passkeys);
+criterion_main!(benches);
