@@ -334,5 +334,66 @@ async fn main() -> Result<(), Error> {
             );
         }
     }
+
+    // 10. A passkey: sign up with one, sign in with it, no second factor needed.
+    println!("\n10. dana signs up with a passkey (a software authenticator stands in):");
+    passkeys(&auth, &ctx).await
+}
+
+/// Section 10: a passkey sign-up and sign-in with webauthn-authenticator-rs's software
+/// authenticator playing the browser and the device.
+async fn passkeys(auth: &Latchkey, ctx: &RequestContext) -> Result<(), Error> {
+    use webauthn_authenticator_rs::WebauthnAuthenticator;
+    use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+
+    let origin = auth.public_origin().clone();
+    let mut device = SoftPasskey::new(true);
+    let who = latchkey::Registrant::NewUser {
+        email: "dana@example.com".parse()?,
+        name: Some("Dana".into()),
+    };
+    let (ceremony, options) = auth.passkeys().start_registration(who, ctx).await?;
+    println!(
+        "   creation options for the browser: {} bytes of WebAuthn JSON",
+        serde_json::to_string(&options).map_or(0, |json| json.len())
+    );
+    let Ok(answer) = device.do_registration(origin.clone(), options) else {
+        return Ok(());
+    };
+    let registered = auth
+        .passkeys()
+        .finish_registration(&ceremony, &answer, Some("Demo key"), ctx)
+        .await?;
+    println!(
+        "   registered {:?}; the ceremony is {:?}",
+        registered.passkey.name,
+        auth.passkeys().status(&ceremony).await?
+    );
+    let (ceremony, options) = auth
+        .passkeys()
+        .start_login(Some("dana@example.com"), ctx)
+        .await?;
+    let Ok(assertion) = device.do_authentication(origin, options) else {
+        return Ok(());
+    };
+    if let SignIn::Complete(done) = auth
+        .passkeys()
+        .finish_login(&ceremony, &assertion, ctx)
+        .await?
+    {
+        let claims = auth.tokens().verify(done.access_token.secret()).await?;
+        println!(
+            "   signed in with it: amr {:?}, {} (a verified passkey is two factors)",
+            claims.amr, claims.acr
+        );
+    }
+    let again = auth
+        .passkeys()
+        .finish_login(&ceremony, &assertion, ctx)
+        .await;
+    println!(
+        "   the same assertion again: {}",
+        again.map_or_else(|e| e.code().to_owned(), |_| "accepted?!".into())
+    );
     Ok(())
 }

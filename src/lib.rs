@@ -62,6 +62,8 @@
 //! handed to the [`Mailer`] or [`SmsSender`], in the background by default
 //! ([`Delivery`]). [`Passwords`] signs up, in, changes and resets passwords; [`Mfa`]
 //! enrols TOTP authenticators, issues backup codes and finishes the MFA step.
+//! [`Passkeys`] registers passkeys and signs in with them (see [`flows::passkey`]: what
+//! is checked, user handles, and answers for unknown names).
 //!
 //! ## Features
 //!

@@ -13,12 +13,14 @@ use std::time::Duration;
 
 use latchkey::crypto::CeremonyToken;
 use latchkey::flows::passkey::{CreationChallengeResponse, RequestChallengeResponse};
-use latchkey::model::{AuthEventKind, CredentialId, PageRequest, User, UserId};
-use latchkey::store::UserStore;
+use latchkey::model::{
+    AuthEventKind, CredentialId, OrgId, Organization, PageRequest, User, UserId,
+};
+use latchkey::store::{OrgStore, UserStore};
 use latchkey::testing::{race, test_keyring, test_pepper};
 use latchkey::{
-    CeremonyStatus, Config, Error, Latchkey, ManualClock, RequestContext, SignIn, TokenSet,
-    UserVerification,
+    CeremonyStatus, Config, Error, Latchkey, ManualClock, PasskeyRegistered, Registrant,
+    RequestContext, SignIn, TokenSet, UserVerification,
 };
 use latchkey_memory::MemoryStore;
 use support::authenticator::{BE, BS, TestKey, UP, UV};
@@ -44,24 +46,29 @@ fn tokens(sign_in: SignIn) -> TokenSet {
     }
 }
 
-fn new_user(email: &str) -> latchkey::Registrant {
-    latchkey::Registrant::NewUser {
+fn new_user(email: &str) -> Registrant {
+    Registrant::NewUser {
         email: email.parse().unwrap(),
         name: Some("Ana".into()),
     }
 }
 
-/// Signs up `email` with `key`: the new account's id and its sign-in.
-async fn sign_up(h: &Harness, email: &str, key: &mut TestKey) -> (UserId, SignIn) {
+/// Starts a registration for `who` and answers it with `key`.
+async fn register_with(
+    h: &Harness,
+    who: Registrant,
+    key: &mut TestKey,
+) -> Result<PasskeyRegistered, Error> {
     let passkeys = h.auth.passkeys();
-    let (token, options) = passkeys
-        .start_registration(new_user(email), &ctx())
-        .await
-        .unwrap();
-    let registered = passkeys
+    let (token, options) = passkeys.start_registration(who, &ctx()).await.unwrap();
+    passkeys
         .finish_registration(&token, &key.register(&options), None, &ctx())
         .await
-        .unwrap();
+}
+
+/// Signs up `email` with `key`: the new account's id and its sign-in.
+async fn sign_up(h: &Harness, email: &str, key: &mut TestKey) -> (UserId, SignIn) {
+    let registered = register_with(h, new_user(email), key).await.unwrap();
     let sign_in = registered.sign_in.expect("a sign-up signs in");
     let user = h
         .store
@@ -82,6 +89,24 @@ async fn start_login(
         .start_login(identifier, &ctx())
         .await
         .unwrap()
+}
+
+/// Starts a sign-in (by `name`, or discoverable with `None`) and answers it with `key`.
+async fn login_with(h: &Harness, name: Option<&str>, key: &mut TestKey) -> Result<SignIn, Error> {
+    let (token, options) = start_login(h, name).await;
+    h.auth
+        .passkeys()
+        .finish_login(&token, &key.sign(&options), &ctx())
+        .await
+}
+
+/// Refused as a wrong credential is: nothing told.
+#[track_caller]
+fn assert_refused<T: std::fmt::Debug>(result: Result<T, Error>) {
+    assert!(
+        matches!(result, Err(Error::InvalidCredentials)),
+        "{result:?}"
+    );
 }
 
 async fn claims_of(h: &Harness, sign_in: SignIn) -> latchkey::tokens::Claims {
@@ -177,10 +202,7 @@ async fn wa09_an_authenticator_that_does_not_verify_the_user_cannot_register() {
     let refused = passkeys
         .finish_registration(&token, &answer, None, &ctx())
         .await;
-    assert!(
-        matches!(refused, Err(Error::InvalidCredentials)),
-        "{refused:?}"
-    );
+    assert_refused(refused);
     assert_eq!(
         passkeys.status(&token).await.unwrap(),
         CeremonyStatus::Failed
@@ -197,14 +219,7 @@ async fn wa09_an_authenticator_that_does_not_verify_the_user_cannot_register() {
     let mut key = TestKey::new(ORIGIN);
     sign_up(&h, "bo@example.com", &mut key).await;
     key.flags = UP;
-    let (token, options) = start_login(&h, Some("bo@example.com")).await;
-    let refused = passkeys
-        .finish_login(&token, &key.sign(&options), &ctx())
-        .await;
-    assert!(
-        matches!(refused, Err(Error::InvalidCredentials)),
-        "{refused:?}"
-    );
+    assert_refused(login_with(&h, Some("bo@example.com"), &mut key).await);
 }
 
 #[tokio::test]
@@ -225,10 +240,7 @@ async fn wa02_one_assertion_signs_in_once_and_a_failed_ceremony_is_spent() {
     // Replayed into a new ceremony, its challenge is wrong (WA-04).
     let (other, _) = start_login(&h, Some("ana@example.com")).await;
     let replay = passkeys.finish_login(&other, &assertion, &ctx()).await;
-    assert!(
-        matches!(replay, Err(Error::InvalidCredentials)),
-        "{replay:?}"
-    );
+    assert_refused(replay);
 
     // A failed answer spends the ceremony: the right one afterwards finds nothing.
     let (token, options) = start_login(&h, Some("ana@example.com")).await;
@@ -236,10 +248,7 @@ async fn wa02_one_assertion_signs_in_once_and_a_failed_ceremony_is_spent() {
     tampered.response.signature[10] ^= 1;
     let fresh = key.sign(&options);
     let refused = passkeys.finish_login(&token, &tampered, &ctx()).await;
-    assert!(
-        matches!(refused, Err(Error::InvalidCredentials)),
-        "{refused:?}"
-    );
+    assert_refused(refused);
     assert_eq!(
         passkeys.status(&token).await.unwrap(),
         CeremonyStatus::Failed
@@ -275,7 +284,6 @@ async fn wa02_ceremonies_expire_with_their_timeout() {
 #[tokio::test]
 async fn wa05_origins_are_matched_exactly() {
     let h = harness();
-    let passkeys = h.auth.passkeys();
     let mut key = TestKey::new(ORIGIN);
     sign_up(&h, "ana@example.com", &mut key).await;
     for wrong in [
@@ -286,32 +294,21 @@ async fn wa05_origins_are_matched_exactly() {
         "https://app.example.com:8443",
     ] {
         key.origin = wrong.to_owned();
-        let (token, options) = start_login(&h, Some("ana@example.com")).await;
-        let refused = passkeys
-            .finish_login(&token, &key.sign(&options), &ctx())
-            .await;
+        let refused = login_with(&h, Some("ana@example.com"), &mut key).await;
         assert!(
             matches!(refused, Err(Error::InvalidCredentials)),
             "{wrong}: {refused:?}"
         );
 
         let mut other = TestKey::new(wrong);
-        let (token, options) = passkeys
-            .start_registration(new_user("eve@example.com"), &ctx())
-            .await
-            .unwrap();
-        let refused = passkeys
-            .finish_registration(&token, &other.register(&options), None, &ctx())
-            .await;
+        let refused = register_with(&h, new_user("eve@example.com"), &mut other).await;
         assert!(
             matches!(refused, Err(Error::InvalidCredentials)),
             "{wrong}: {refused:?}"
         );
     }
     key.origin = ORIGIN.to_owned();
-    let (token, options) = start_login(&h, Some("ana@example.com")).await;
-    passkeys
-        .finish_login(&token, &key.sign(&options), &ctx())
+    login_with(&h, Some("ana@example.com"), &mut key)
         .await
         .unwrap();
 
@@ -342,10 +339,7 @@ async fn wa03_wa07_wa08_wa10_malformed_assertions_are_refused() {
         let mut spoiled = key.clone_key();
         spoiled.counter = key.counter + 100;
         spoil(&mut spoiled);
-        let (token, options) = start_login(&h, Some("ana@example.com")).await;
-        let refused = passkeys
-            .finish_login(&token, &spoiled.sign(&options), &ctx())
-            .await;
+        let refused = login_with(&h, Some("ana@example.com"), &mut spoiled).await;
         assert!(
             matches!(refused, Err(Error::InvalidCredentials)),
             "{case}: {refused:?}"
@@ -359,35 +353,36 @@ async fn wa03_wa07_wa08_wa10_malformed_assertions_are_refused() {
     let refused = passkeys
         .finish_login(&token, &key.sign(&foreign), &ctx())
         .await;
-    assert!(
-        matches!(refused, Err(Error::InvalidCredentials)),
-        "{refused:?}"
-    );
+    assert_refused(refused);
     // Registration with the wrong client data type.
     let mut other = TestKey::new(ORIGIN);
     other.client_data_type = Some("webauthn.get".into());
-    let (token, options) = passkeys
-        .start_registration(new_user("bo@example.com"), &ctx())
-        .await
-        .unwrap();
-    let refused = passkeys
-        .finish_registration(&token, &other.register(&options), None, &ctx())
-        .await;
-    assert!(
-        matches!(refused, Err(Error::InvalidCredentials)),
-        "{refused:?}"
-    );
+    let refused = register_with(&h, new_user("bo@example.com"), &mut other).await;
+    assert_refused(refused);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wa13_a_credential_id_is_registered_once_under_16_racing_registrations() {
     let h = harness();
     let passkeys = h.auth.passkeys();
+    // In an organization, so a half-made account would also leave a membership behind.
+    let org = Organization {
+        id: OrgId::generate(),
+        name: "Acme".into(),
+        slug: "acme".into(),
+        domains: vec![],
+        settings: serde_json::Value::Null,
+        created_at: h.auth.now(),
+        updated_at: h.auth.now(),
+        revision: 0,
+    };
+    h.store.create_org(&org).await.unwrap();
+    let in_org = ctx().with_org(org.id);
     let shared_id = TestKey::new(ORIGIN).credential_id;
     let mut answers = Vec::new();
     for i in 0..16 {
         let (token, options) = passkeys
-            .start_registration(new_user(&format!("racer{i}@example.com")), &ctx())
+            .start_registration(new_user(&format!("racer{i}@example.com")), &in_org)
             .await
             .unwrap();
         let mut key = TestKey::new(ORIGIN);
@@ -424,6 +419,12 @@ async fn wa13_a_credential_id_is_registered_once_under_16_racing_registrations()
         accounts += h.store.get_user_by_email(&email).await.unwrap().is_some() as usize;
     }
     assert_eq!(accounts, 1);
+    let members = h
+        .store
+        .list_members(org.id, &PageRequest::first(50))
+        .await
+        .unwrap();
+    assert_eq!(members.items.len(), 1, "no membership outlives its account");
 
     // A signed-in user cannot take over someone's credential id either.
     let mut victim_key = TestKey::new(ORIGIN);
@@ -431,7 +432,7 @@ async fn wa13_a_credential_id_is_registered_once_under_16_racing_registrations()
     let (_, sign_in) = sign_up(&h, "mallory@example.com", &mut TestKey::new(ORIGIN)).await;
     let session = tokens(sign_in).session_id;
     let (token, options) = passkeys
-        .start_registration(latchkey::Registrant::Session(session), &ctx())
+        .start_registration(Registrant::Session(session), &ctx())
         .await
         .unwrap();
     let mut copy = TestKey::new(ORIGIN);
@@ -448,16 +449,9 @@ async fn wa13_a_credential_id_is_registered_once_under_16_racing_registrations()
 #[tokio::test]
 async fn wa14_a_credential_id_over_1023_bytes_is_refused() {
     let h = harness();
-    let passkeys = h.auth.passkeys();
     let mut key = TestKey::new(ORIGIN);
     key.credential_id = vec![7; 1024];
-    let (token, options) = passkeys
-        .start_registration(new_user("ana@example.com"), &ctx())
-        .await
-        .unwrap();
-    let refused = passkeys
-        .finish_registration(&token, &key.register(&options), None, &ctx())
-        .await;
+    let refused = register_with(&h, new_user("ana@example.com"), &mut key).await;
     assert!(refused.is_err(), "{refused:?}");
     assert!(
         h.store
@@ -475,21 +469,12 @@ async fn wa12_a_cloned_authenticator_is_refused_and_logged() {
     let mut key = TestKey::new(ORIGIN);
     let (user, _) = sign_up(&h, "ana@example.com", &mut key).await;
     let mut clone = key.clone_key();
-    let (token, options) = start_login(&h, Some("ana@example.com")).await;
-    passkeys
-        .finish_login(&token, &key.sign(&options), &ctx())
+    login_with(&h, Some("ana@example.com"), &mut key)
         .await
         .unwrap();
 
     // The clone reports the counter the original already used.
-    let (token, options) = start_login(&h, Some("ana@example.com")).await;
-    let refused = passkeys
-        .finish_login(&token, &clone.sign(&options), &ctx())
-        .await;
-    assert!(
-        matches!(refused, Err(Error::InvalidCredentials)),
-        "{refused:?}"
-    );
+    assert_refused(login_with(&h, Some("ana@example.com"), &mut clone).await);
     let log = h
         .auth
         .audit()
@@ -534,7 +519,7 @@ async fn wa12_a_cloned_authenticator_is_refused_and_logged() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_sign_ins_with_one_counter_value_succeed_once() {
     let h = harness();
     let mut key = TestKey::new(ORIGIN);
@@ -614,10 +599,7 @@ async fn discoverable_sign_in_needs_the_owners_user_handle() {
         let mut assertion = soft.do_authentication(origin(), client_view).unwrap();
         assertion.response.user_handle = bad;
         let refused = passkeys.finish_login(&token, &assertion, &ctx()).await;
-        assert!(
-            matches!(refused, Err(Error::InvalidCredentials)),
-            "{refused:?}"
-        );
+        assert_refused(refused);
     }
 }
 
@@ -644,23 +626,13 @@ async fn wa15_a_user_name_first_ceremony_accepts_only_that_users_passkeys() {
     sign_up(&h, "ana@example.com", &mut ana).await;
     let mut bo = TestKey::new(ORIGIN);
     sign_up(&h, "bo@example.com", &mut bo).await;
-    let (token, options) = start_login(&h, Some("ana@example.com")).await;
-    let refused = passkeys
-        .finish_login(&token, &bo.sign(&options), &ctx())
-        .await;
-    assert!(
-        matches!(refused, Err(Error::InvalidCredentials)),
-        "{refused:?}"
-    );
+    assert_refused(login_with(&h, Some("ana@example.com"), &mut bo).await);
     // Ana's credential with Bo's user handle.
     let (token, options) = start_login(&h, Some("ana@example.com")).await;
     let mut assertion = ana.sign(&options);
     assertion.response.user_handle = bo.user_handle.clone();
     let refused = passkeys.finish_login(&token, &assertion, &ctx()).await;
-    assert!(
-        matches!(refused, Err(Error::InvalidCredentials)),
-        "{refused:?}"
-    );
+    assert_refused(refused);
 }
 
 #[tokio::test]
@@ -754,12 +726,7 @@ async fn wa17_unknown_names_get_plausible_stable_options() {
         "blocked@example.com",
         "ana@example.com",
     ] {
-        let (token, options) = start_login(&h, Some(name)).await;
-        let answer = h
-            .auth
-            .passkeys()
-            .finish_login(&token, &mallory.sign(&options), &ctx())
-            .await;
+        let answer = login_with(&h, Some(name), &mut mallory).await;
         assert!(
             matches!(answer, Err(Error::InvalidCredentials)),
             "{name}: {answer:?}"
@@ -801,7 +768,7 @@ async fn wa21_adding_a_passkey_needs_a_recent_sign_in_and_excludes_existing_ones
     let session = tokens(sign_in).session_id;
 
     let (token, options) = passkeys
-        .start_registration(latchkey::Registrant::Session(session), &ctx())
+        .start_registration(Registrant::Session(session), &ctx())
         .await
         .unwrap();
     let excluded: Vec<Vec<u8>> = options_excluded(&options);
@@ -839,7 +806,7 @@ async fn wa21_adding_a_passkey_needs_a_recent_sign_in_and_excludes_existing_ones
     // Eleven minutes later the sign-in is too old to bind another.
     h.clock.advance(Duration::from_secs(11 * 60));
     let stale = passkeys
-        .start_registration(latchkey::Registrant::Session(session), &ctx())
+        .start_registration(Registrant::Session(session), &ctx())
         .await;
     assert!(matches!(stale, Err(Error::ReauthRequired)), "{stale:?}");
     // A revoked session cannot either.
@@ -847,7 +814,7 @@ async fn wa21_adding_a_passkey_needs_a_recent_sign_in_and_excludes_existing_ones
     let fresh = tokens(fresh).session_id;
     h.auth.sessions().revoke(user, fresh, &ctx()).await.unwrap();
     let revoked = passkeys
-        .start_registration(latchkey::Registrant::Session(fresh), &ctx())
+        .start_registration(Registrant::Session(fresh), &ctx())
         .await;
     assert!(matches!(revoked, Err(Error::SessionRevoked)), "{revoked:?}");
 }
@@ -914,21 +881,13 @@ async fn without_user_verification_a_passkey_is_one_factor() {
 
     // With TOTP on, the MFA step follows.
     enable_totp(&h, user).await;
-    let (token, options) = start_login(&h, Some("ana@example.com")).await;
-    let next = h
-        .auth
-        .passkeys()
-        .finish_login(&token, &key.sign(&options), &ctx())
+    let next = login_with(&h, Some("ana@example.com"), &mut key)
         .await
         .unwrap();
     assert!(matches!(next, SignIn::MfaRequired(_)), "{next:?}");
     // A verified passkey skips it.
     key.flags = UP | UV;
-    let (token, options) = start_login(&h, Some("ana@example.com")).await;
-    let next = h
-        .auth
-        .passkeys()
-        .finish_login(&token, &key.sign(&options), &ctx())
+    let next = login_with(&h, Some("ana@example.com"), &mut key)
         .await
         .unwrap();
     assert!(matches!(next, SignIn::Complete(_)), "{next:?}");
@@ -1000,7 +959,7 @@ async fn wa22_rename_and_delete_and_the_last_way_in_stays() {
         other => panic!("{other:?}"),
     };
     let (token, options) = passkeys
-        .start_registration(latchkey::Registrant::Session(session), &ctx())
+        .start_registration(Registrant::Session(session), &ctx())
         .await
         .unwrap();
     let mut spare = TestKey::new(ORIGIN);
@@ -1016,10 +975,7 @@ async fn wa22_rename_and_delete_and_the_last_way_in_stays() {
     let refused = passkeys
         .finish_login(&token, &key.sign(&options), &ctx())
         .await;
-    assert!(
-        matches!(refused, Err(Error::InvalidCredentials)),
-        "{refused:?}"
-    );
+    assert_refused(refused);
     let (token, options) = passkeys
         .start_login(Some("ana@example.com"), &ctx())
         .await
@@ -1039,14 +995,5 @@ async fn a_blocked_user_cannot_sign_in_with_a_passkey() {
     user.blocked = true;
     h.store.update_user(&user).await.unwrap();
     // Discoverable, since a user-name-first ceremony would not even offer the passkey.
-    let (token, options) = start_login(&h, None).await;
-    let refused = h
-        .auth
-        .passkeys()
-        .finish_login(&token, &key.sign(&options), &ctx())
-        .await;
-    assert!(
-        matches!(refused, Err(Error::InvalidCredentials)),
-        "{refused:?}"
-    );
+    assert_refused(login_with(&h, None, &mut key).await);
 }

@@ -1,6 +1,7 @@
 //! Canary tests (ML-04, ML-07, OOB-07, invariant 1 and 12): every link token, poll token,
-//! device code and one-time code handed out during full ceremonies is absent from
-//! everything the store holds and from every log line at TRACE level.
+//! device code, one-time code and passkey ceremony token handed out during full
+//! ceremonies is absent from everything the store holds and from every log line at TRACE
+//! level.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -107,6 +108,32 @@ async fn no_secret_reaches_the_store_or_the_logs() {
     }
     h.auth.flush_deliveries().await;
 
+    // A passkey: the ceremony tokens of a sign-up and a sign-in.
+    let mut key = support::authenticator::TestKey::new("https://app.example.com");
+    let who = latchkey::Registrant::NewUser {
+        email: "cy@example.com".parse().unwrap(),
+        name: None,
+    };
+    let passkeys = h.auth.passkeys();
+    let (ceremony, options) = passkeys.start_registration(who, &ctx).await.unwrap();
+    secrets.push(ceremony.secret().to_owned());
+    snapshot(&mut dumps);
+    let registered = passkeys
+        .finish_registration(&ceremony, &key.register(&options), None, &ctx)
+        .await
+        .unwrap();
+    let (ceremony, options) = passkeys
+        .start_login(Some("cy@example.com"), &ctx)
+        .await
+        .unwrap();
+    secrets.push(ceremony.secret().to_owned());
+    snapshot(&mut dumps);
+    let signed_in = passkeys
+        .finish_login(&ceremony, &key.sign(&options), &ctx)
+        .await
+        .unwrap();
+    printed.push_str(&format!("{ceremony:?} {registered:?} {signed_in:?}"));
+
     snapshot(&mut dumps);
     let dump = dumps;
     let logs = capture.text();
@@ -130,5 +157,5 @@ async fn no_secret_reaches_the_store_or_the_logs() {
             "a secret is in a Debug output"
         );
     }
-    assert_eq!(secrets.len(), 9);
+    assert_eq!(secrets.len(), 11);
 }

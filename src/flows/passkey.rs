@@ -713,6 +713,10 @@ async fn register(
     };
     let ctx = &ctx_in_org(ctx, ceremony.org_id);
     if let Some(new_user) = new_user {
+        // The usual clash is found before an account is made; a racing one is undone.
+        if inner.users.get_passkey(&stored.id).await?.is_some() {
+            return Err(Error::Conflict { what: "credential" });
+        }
         let mut user = User::new(user_id, now);
         user.email = Some(new_user.email);
         user.name = new_user.name;
@@ -720,9 +724,7 @@ async fn register(
             return Err(Error::Conflict { what: "email" });
         }
         if let Err(err) = add_passkey(inner, &stored, ctx).await {
-            if let Err(undo) = inner.users.delete_user(user_id).await {
-                tracing::warn!(%user_id, error = %undo, "could not undo a failed sign-up");
-            }
+            undo_sign_up(inner, user_id).await;
             return Err(err);
         }
         let sign_in = complete_first_factor(inner, user_id, method, None, ctx).await?;
@@ -744,6 +746,17 @@ async fn register(
         passkey: stored.into(),
         sign_in: None,
     })
+}
+
+/// Removes an account whose sign-up failed after it was made, with its membership.
+async fn undo_sign_up(inner: &Inner, user_id: UserId) {
+    let undone = async {
+        inner.orgs.delete_memberships_of_user(user_id).await?;
+        inner.users.delete_user(user_id).await
+    };
+    if let Err(err) = undone.await {
+        tracing::warn!(%user_id, error = %err, "could not undo a failed sign-up");
+    }
 }
 
 async fn add_passkey(
@@ -852,7 +865,11 @@ async fn verify_assertion(
     if !handle_ok {
         return refuse();
     }
+    // The stored counter and backup state are the record's own fields (the store advances
+    // them atomically); the library's blob keeps the key and is never rewritten.
     let mut credential: Credential = serde_json::from_slice(&stored.passkey).map_err(corrupt)?;
+    credential.counter = stored.counter;
+    credential.backup_state = stored.backup_state;
     let result = match inner
         .webauthn
         .authenticate_single_credential(response, &state, &credential)
@@ -866,12 +883,10 @@ async fn verify_assertion(
             return refuse();
         }
     };
-    credential.counter = result.counter();
-    credential.backup_state = result.backup_state();
     let use_ = PasskeyUse {
         counter: result.counter(),
         backup_state: result.backup_state(),
-        passkey: serde_json::to_vec(&credential).map_err(corrupt)?,
+        passkey: stored.passkey,
         at: inner.clock.now(),
     };
     // Atomic: of racing sign-ins reporting one counter, one advances it.

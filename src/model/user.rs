@@ -97,8 +97,8 @@ pub struct PasskeyCredential {
     pub user_id: UserId,
     /// A name the user chose ("MacBook Touch ID").
     pub name: String,
-    /// The WebAuthn library's serialized credential (public key, algorithm, flags).
-    /// Opaque to stores.
+    /// The WebAuthn library's serialized credential (public key, algorithm, flags), as
+    /// registered. Opaque to stores. The counter and backup state below are the live ones.
     pub passkey: Vec<u8>,
     /// The authenticator's signature counter (0 when it keeps none).
     pub counter: u32,
@@ -136,7 +136,7 @@ pub struct PasskeyUse {
     pub counter: u32,
     /// The backup state it reported.
     pub backup_state: bool,
-    /// The credential as the WebAuthn library updated it.
+    /// The credential blob to keep (the engine passes the registered one unchanged).
     pub passkey: Vec<u8>,
     /// When it was used.
     pub at: Timestamp,
