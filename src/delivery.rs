@@ -31,6 +31,9 @@ pub enum MessageKind {
     SmsVerification,
     /// An email with a code that lets its recipient choose a new password.
     PasswordReset,
+    /// A notice to an address or number that was taken off an account: it no longer
+    /// signs in to it. Carries no link and no code.
+    ContactChanged,
 }
 
 impl MessageKind {
@@ -43,17 +46,19 @@ impl MessageKind {
             MessageKind::EmailVerification => "email_verification",
             MessageKind::SmsVerification => "sms_verification",
             MessageKind::PasswordReset => "password_reset",
+            MessageKind::ContactChanged => "contact_changed",
         }
     }
 
     /// Every kind.
-    pub const ALL: [MessageKind; 6] = [
+    pub const ALL: [MessageKind; 7] = [
         MessageKind::MagicLink,
         MessageKind::EmailCode,
         MessageKind::SmsCode,
         MessageKind::EmailVerification,
         MessageKind::SmsVerification,
         MessageKind::PasswordReset,
+        MessageKind::ContactChanged,
     ];
 }
 

@@ -95,6 +95,21 @@ impl Latchkey {
         Codes::new(&self.inner)
     }
 
+    /// Users, as an administrator manages them.
+    pub fn users(&self) -> crate::directory::Users<'_> {
+        crate::directory::Users::new(&self.inner)
+    }
+
+    /// Organizations, their apps and settings.
+    pub fn orgs(&self) -> crate::directory::Orgs<'_> {
+        crate::directory::Orgs::new(&self.inner)
+    }
+
+    /// Roles, permissions and memberships per organization.
+    pub fn rbac(&self) -> crate::directory::Rbac<'_> {
+        crate::directory::Rbac::new(&self.inner)
+    }
+
     /// Passkeys: WebAuthn registration and sign-in, and a user's passkeys.
     pub fn passkeys(&self) -> crate::flows::passkey::Passkeys<'_> {
         crate::flows::passkey::Passkeys::new(&self.inner)

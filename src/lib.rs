@@ -92,6 +92,7 @@ mod config;
 mod context;
 pub mod crypto;
 mod delivery;
+pub mod directory;
 mod engine;
 mod error;
 pub mod flows;
@@ -121,6 +122,9 @@ pub use delivery::{
     ConsoleMailer, ConsoleSms, EmailMessage, Mailer, Message, MessageKind, Recipient, SecretLink,
     SmsMessage, SmsSender,
 };
+pub use directory::{
+    NewOrg, NewUser, OrgSettings, OrgUpdate, Orgs, Rbac, RoleSpec, UserStatus, UserUpdate, Users,
+};
 pub use engine::{Latchkey, LatchkeyBuilder};
 pub use error::{BoxError, DeliveryError, Error, Result, StoreError};
 pub use flows::codes::{CodeChannel, Codes};
@@ -131,7 +135,7 @@ pub use flows::{Purpose, Requester, Sent};
 pub use mfa::{Authenticators, Mfa, MfaProof};
 pub use model::{Email, OrgId, Phone, SessionId, UserId};
 pub use sessions::Sessions;
-pub use signin::{AuthMethod, MfaChallenge, MfaMethod, SignIn, TokenSet};
+pub use signin::{AuthMethod, MfaChallenge, MfaEnrollmentChallenge, MfaMethod, SignIn, TokenSet};
 pub use templates::{Template, Templates};
 
 #[doc = include_str!("../README.md")]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{AccessToken, AuthCode, MfaToken, RefreshToken, SecretPurpose, random_token};
+use crate::directory::MfaRequirement;
 use crate::engine::Inner;
 use crate::model::{
     AuthEventKind, ChallengeKey, ChallengeKind, FactorStatus, OrgId, Session, SessionId, User,
@@ -158,6 +159,20 @@ pub enum SignIn {
     /// Signed in, ending with an authorization code for the client to exchange (the
     /// ceremony was asked for one: a redirect flow).
     Code(AuthCode),
+    /// The organization requires a second factor and the user has none: the token only
+    /// lets them enrol one ([`Mfa::enroll_totp_for_sign_in`](crate::Mfa::enroll_totp_for_sign_in)),
+    /// which then finishes the sign-in.
+    MfaEnrollmentRequired(MfaEnrollmentChallenge),
+}
+
+/// A first factor succeeded in an organization that requires MFA, for a user with no
+/// second factor yet (SSOJet's "MFA access token").
+#[derive(Debug, Clone)]
+pub struct MfaEnrollmentChallenge {
+    /// Allows enrolling a second factor and nothing else. Single use, short-lived.
+    pub enrollment_token: MfaToken,
+    /// How long enrolment may take.
+    pub expires_in: Duration,
 }
 
 /// A sign-in waiting for its second factor (the MFA token's record).
@@ -175,6 +190,9 @@ pub(crate) struct PendingMfa {
     /// The texted or emailed code this step sent, if any: the only one it accepts.
     #[serde(default)]
     pub(crate) challenge: Option<crate::model::RequestId>,
+    /// An enrolment-only token: it enrols a first second factor and accepts no proof.
+    #[serde(default)]
+    pub(crate) enrollment: bool,
 }
 
 /// Changes a ceremony makes to the account only once the whole sign-in succeeds, after
@@ -264,14 +282,21 @@ pub(crate) async fn complete_first_factor_then(
     may_sign_in(inner, &user)?;
     let org = sign_in_org(inner, &user, code_request, ctx).await?;
     let amr = method.amr();
-    let second_factors = mfa_methods(inner, &user, &amr).await?;
-    if !method.is_multi_factor() && !second_factors.is_empty() {
+    let requirement = crate::directory::Orgs::new(inner).settings(org).await?.mfa;
+    let second_factors = match requirement {
+        MfaRequirement::Off => Vec::new(),
+        _ => mfa_methods(inner, &user, &amr).await?,
+    };
+    if !method.is_multi_factor()
+        && (!second_factors.is_empty() || requirement == MfaRequirement::Required)
+    {
         let pending = PendingMfa {
             user_id: user.id,
             org_id: org,
             amr,
             code_request: code_request.cloned(),
             deferred,
+            enrollment: second_factors.is_empty(),
             methods: second_factors.clone(),
             challenge: None,
         };
@@ -465,8 +490,16 @@ async fn begin_mfa(
     {
         return Err(Error::Conflict { what: "mfa_token" });
     }
-    let event =
+    let mut event =
         crate::model::AuthEvent::new(AuthEventKind::MfaChallenged, ctx, now).with_user(user.id);
+    if pending.enrollment {
+        event = event.with_reason("enrollment_required");
+        inner.audit_log.append(&event).await?;
+        return Ok(SignIn::MfaEnrollmentRequired(MfaEnrollmentChallenge {
+            enrollment_token: MfaToken::new(token.as_str()),
+            expires_in: ttl,
+        }));
+    }
     inner.audit_log.append(&event).await?;
     Ok(SignIn::MfaRequired(MfaChallenge {
         mfa_token: MfaToken::new(token.as_str()),

@@ -97,6 +97,12 @@ impl Template {
                      this email.</p>",
                 )),
             ),
+            MessageKind::ContactChanged => Template::new(
+                "Your {{app_name}} sign-in details changed",
+                "{{recipient}} was taken off your {{app_name}} account and no longer signs in \
+                 to it. If you did not make this change, contact {{app_name}} now.",
+                None,
+            ),
             MessageKind::SmsVerification => Template::new(
                 "",
                 "{{code}} confirms this number for {{app_name}}. It expires in {{minutes}} \
@@ -120,6 +126,8 @@ impl Template {
         }
         let required = match kind {
             MessageKind::MagicLink => "link",
+            // A notice carries no secret.
+            MessageKind::ContactChanged => return Ok(()),
             _ => "code",
         };
         let missing = |body: &str| !placeholders(body).any(|name| name == required);

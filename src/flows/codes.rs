@@ -14,6 +14,7 @@ use super::{
 };
 use crate::crypto::{OneTimeCode, SecretHash, SecretPurpose, numeric_code};
 use crate::delivery::Recipient;
+use crate::directory::orgs::{Method, allow};
 use crate::engine::Inner;
 use crate::model::{Email, Phone, RequestId, UserId};
 use crate::signin::{AuthMethod, SignIn, complete_first_factor};
@@ -67,6 +68,11 @@ impl CodeChannel<'_> {
     /// used their budget — a spent global SMS budget is also logged at `error` level, so
     /// the application can offer another method; [`Error::Config`] without a sender.
     pub async fn send(&self, to: &str, ctx: &RequestContext) -> Result<Sent, Error> {
+        let method = match self.channel {
+            Channel::SmsCode => Method::SmsCode,
+            _ => Method::EmailCode,
+        };
+        allow(self.inner, ctx.org_id, method).await?;
         let recipient = self.recipient(to)?;
         spend_send_budget(self.inner, self.channel, recipient.as_str(), ctx).await?;
         let (_, deliverable) = account_at_send(self.inner, &recipient).await?;

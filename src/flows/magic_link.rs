@@ -42,6 +42,7 @@ use crate::crypto::{
     MagicLinkToken, OneTimeCode, PollToken, SecretHash, SecretPurpose, numeric_code, random_token,
 };
 use crate::delivery::{Recipient, SecretLink};
+use crate::directory::orgs::{Method, allow};
 use crate::engine::Inner;
 use crate::model::{ChallengeKey, ChallengeKind, Email, RequestId};
 use crate::signin::{AuthMethod, SignIn, complete_first_factor};
@@ -174,6 +175,7 @@ impl<'a> MagicLinks<'a> {
             let app = crate::tokens::auth_code::registered_app(inner, request, org_id).await?;
             org_id = Some(app.org_id);
         }
+        allow(inner, org_id, Method::MagicLink).await?;
         spend_send_budget(inner, Channel::MagicLink, email.as_str(), ctx).await?;
         let recipient = Recipient::Email(email);
         let (_, deliverable) = account_at_send(inner, &recipient).await?;

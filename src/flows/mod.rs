@@ -402,6 +402,12 @@ async fn deliver(
         org_id: state.org_id,
         request_id: id,
     };
+    send_message(inner, message).await
+}
+
+/// Renders a message and hands it to the mailer or SMS sender, as
+/// [`Passwordless::delivery`](crate::Passwordless::delivery) says.
+pub(crate) async fn send_message(inner: &Inner, message: Message) -> Result<(), Error> {
     let rendered = inner
         .templates
         .render(&message, &inner.config.config.rp_name);

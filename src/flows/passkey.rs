@@ -68,6 +68,7 @@ pub use webauthn_rs_core::proto::{
 use super::{check_client_failures, create_account, record_failure, record_failure_because};
 use crate::config::{Attachment, Attestation, ResidentKey, UserVerification, ValidConfig};
 use crate::crypto::{CeremonyToken, SecretHash, SecretPurpose, random_token};
+use crate::directory::orgs::{Method, allow};
 use crate::engine::Inner;
 use crate::model::{
     AuthEvent, AuthEventKind, ChallengeKey, ChallengeKind, CredentialId, Email, OrgId,
@@ -234,6 +235,7 @@ impl<'a> Passkeys<'a> {
         ctx: &RequestContext,
     ) -> Result<(CeremonyToken, CreationChallengeResponse), Error> {
         let inner = self.inner;
+        allow(inner, ctx.org_id, Method::Passkey).await?;
         let (user_id, new_user, session, existing) = match who {
             Registrant::NewUser { email, name } => {
                 if !inner.config.config.passwordless.sign_up {
@@ -351,6 +353,7 @@ impl<'a> Passkeys<'a> {
         ctx: &RequestContext,
     ) -> Result<(CeremonyToken, RequestChallengeResponse), Error> {
         let inner = self.inner;
+        allow(inner, ctx.org_id, Method::Passkey).await?;
         let named = identifier.is_some();
         let (user_id, allowed) = match identifier {
             None => (None, Vec::new()),

@@ -31,6 +31,7 @@ use argon2::{Algorithm, Argon2, Params, PasswordHash as Phc, PasswordHasher, Ver
 use zeroize::Zeroizing;
 
 use crate::crypto::Password;
+use crate::directory::orgs::{Method, allow};
 use crate::engine::Inner;
 use crate::model::{AuthEvent, AuthEventKind, Email, FactorStatus, PasswordHash, User, UserId};
 use crate::signin::{AuthMethod, SignIn, complete_first_factor};
@@ -341,6 +342,7 @@ impl<'a> Passwords<'a> {
         ctx: &RequestContext,
     ) -> Result<SignIn, Error> {
         let inner = self.inner;
+        allow(inner, ctx.org_id, Method::Password).await?;
         let email = Email::parse(email)?;
         let context = Context {
             email: Some(&email),
@@ -370,6 +372,7 @@ impl<'a> Passwords<'a> {
         ctx: &RequestContext,
     ) -> Result<SignIn, Error> {
         let inner = self.inner;
+        allow(inner, ctx.org_id, Method::Password).await?;
         let Ok(email) = Email::parse(email) else {
             return Err(Error::InvalidCredentials);
         };
@@ -458,6 +461,7 @@ impl<'a> Passwords<'a> {
         email: &str,
         ctx: &RequestContext,
     ) -> Result<crate::Sent, Error> {
+        allow(self.inner, ctx.org_id, Method::Password).await?;
         crate::flows::codes::Codes::new(self.inner)
             .email()
             .send_reset(email, ctx)

@@ -141,7 +141,7 @@ impl<'a> Mfa<'a> {
         ctx: &RequestContext,
     ) -> Result<Option<crate::Sent>, Error> {
         let inner = self.inner;
-        let (key, record, mut pending) = pending(inner, mfa_token).await?;
+        let (key, record, mut pending) = pending(inner, mfa_token, false).await?;
         if !offered(&pending).contains(&method) {
             return Err(Error::invalid("method", "is not offered for this sign-in"));
         }
@@ -209,7 +209,7 @@ impl<'a> Mfa<'a> {
         ctx: &RequestContext,
     ) -> Result<SignIn, Error> {
         let inner = self.inner;
-        let (key, _, pending) = pending(inner, mfa_token).await?;
+        let (key, _, pending) = pending(inner, mfa_token, false).await?;
         if !offered(&pending).contains(&proof.method()) {
             return Err(Error::invalid("method", "is not offered for this sign-in"));
         }
@@ -280,37 +280,95 @@ impl<'a> Mfa<'a> {
         {
             return Err(Error::InvalidToken);
         }
-        crate::signin::may_sign_in(inner, &user)?;
-        crate::signin::still_member(inner, &user, pending.org_id).await?;
-        let mut amr = pending.amr.clone();
         let factor_amr = match proof.method() {
             MfaMethod::Sms => "sms",
             MfaMethod::Email => "email",
             _ => "otp",
         };
-        for value in [factor_amr, "mfa"] {
-            if !amr.iter().any(|a| a == value) {
-                amr.push(value.to_owned());
-            }
+        complete_step(inner, &user, &pending, method, factor_amr, ctx).await
+    }
+
+    /// Starts enrolling TOTP with an enrolment-only token
+    /// ([`SignIn::MfaEnrollmentRequired`]): the QR code and secret for the user's app. The
+    /// token stays valid for [`confirm_totp_for_sign_in`](Self::confirm_totp_for_sign_in).
+    pub async fn enroll_totp_for_sign_in(
+        &self,
+        enrollment_token: &MfaToken,
+        ctx: &RequestContext,
+    ) -> Result<TotpEnrollment, Error> {
+        let (_, _, pending) = pending(self.inner, enrollment_token, true).await?;
+        Totp::new(self.inner).enroll(pending.user_id, ctx).await
+    }
+
+    /// Confirms the TOTP enrolment with a first code and finishes the sign-in the token
+    /// carries, as the MFA step would (`amr` gains `otp` and `mfa`). Returns the new backup
+    /// codes (show them once) and the sign-in. The token is spent.
+    pub async fn confirm_totp_for_sign_in(
+        &self,
+        enrollment_token: &MfaToken,
+        code: &OneTimeCode,
+        ctx: &RequestContext,
+    ) -> Result<(Vec<BackupCode>, SignIn), Error> {
+        let inner = self.inner;
+        let (key, _, pending) = pending(inner, enrollment_token, true).await?;
+        let backup_codes = Totp::new(inner).confirm(pending.user_id, code, ctx).await?;
+        if inner
+            .challenges
+            .take(&key, inner.clock.now())
+            .await?
+            .is_none()
+        {
+            return Err(Error::InvalidToken);
         }
-        let mut ctx = ctx.clone();
-        ctx.org_id = pending.org_id;
-        let end = crate::signin::Ending {
-            amr,
-            aal: 2,
-            org_id: pending.org_id,
-            code_request: pending.code_request.as_ref(),
-            method,
-            deferred: &pending.deferred,
-        };
-        finish(inner, &user, end, &ctx).await
+        let user = inner
+            .users
+            .get_user(pending.user_id)
+            .await?
+            .ok_or(Error::InvalidCredentials)?;
+        let sign_in = complete_step(inner, &user, &pending, "totp", "otp", ctx).await?;
+        Ok((backup_codes, sign_in))
     }
 }
 
-/// The sign-in an MFA token carries, and the key it is stored under.
+/// Ends a sign-in whose second factor was just proven (or enrolled): the account must
+/// still be able to sign in, in the organization it started in; `amr` gains the factor's
+/// value and `mfa`.
+async fn complete_step(
+    inner: &Inner,
+    user: &crate::model::User,
+    pending: &PendingMfa,
+    method: &str,
+    factor_amr: &str,
+    ctx: &RequestContext,
+) -> Result<SignIn, Error> {
+    crate::signin::may_sign_in(inner, user)?;
+    crate::signin::still_member(inner, user, pending.org_id).await?;
+    let mut amr = pending.amr.clone();
+    for value in [factor_amr, "mfa"] {
+        if !amr.iter().any(|a| a == value) {
+            amr.push(value.to_owned());
+        }
+    }
+    let mut ctx = ctx.clone();
+    ctx.org_id = pending.org_id;
+    let end = crate::signin::Ending {
+        amr,
+        aal: 2,
+        org_id: pending.org_id,
+        code_request: pending.code_request.as_ref(),
+        method,
+        deferred: &pending.deferred,
+    };
+    finish(inner, user, end, &ctx).await
+}
+
+/// The sign-in an MFA token carries, and the key it is stored under. `enrollment` says
+/// which kind of token the caller takes: an enrolment-only token proves nothing, and an
+/// MFA step's token enrols nothing.
 async fn pending(
     inner: &Inner,
     mfa_token: &MfaToken,
+    enrollment: bool,
 ) -> Result<(ChallengeKey, crate::model::ChallengeRecord, PendingMfa), Error> {
     if mfa_token.secret().len() > 128 {
         return Err(Error::InvalidToken);
@@ -326,6 +384,9 @@ async fn pending(
         .ok_or(Error::InvalidToken)?;
     let pending: PendingMfa = serde_json::from_slice(&record.value)
         .map_err(|_| Error::Store(StoreError::Corrupt { what: "mfa_token" }))?;
+    if pending.enrollment != enrollment {
+        return Err(Error::InvalidToken);
+    }
     Ok((key, record, pending))
 }
 

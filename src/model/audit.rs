@@ -40,8 +40,12 @@ pub enum AuthEventKind {
     FactorRemoved,
     /// A password was set, changed or reset.
     PasswordChanged,
-    /// A user was blocked or unblocked.
+    /// A user was blocked.
     UserBlocked,
+    /// A block was lifted.
+    UserUnblocked,
+    /// An administrator changed a user.
+    UserUpdated,
     /// A user was deleted.
     UserDeleted,
 }
@@ -64,11 +68,13 @@ impl AuthEventKind {
             AuthEventKind::FactorRemoved => "factor_removed",
             AuthEventKind::PasswordChanged => "password_changed",
             AuthEventKind::UserBlocked => "user_blocked",
+            AuthEventKind::UserUnblocked => "user_unblocked",
+            AuthEventKind::UserUpdated => "user_updated",
             AuthEventKind::UserDeleted => "user_deleted",
         }
     }
 
-    const ALL: [AuthEventKind; 15] = [
+    const ALL: [AuthEventKind; 17] = [
         AuthEventKind::SignUp,
         AuthEventKind::SignIn,
         AuthEventKind::SignInFailed,
@@ -83,6 +89,8 @@ impl AuthEventKind {
         AuthEventKind::FactorRemoved,
         AuthEventKind::PasswordChanged,
         AuthEventKind::UserBlocked,
+        AuthEventKind::UserUnblocked,
+        AuthEventKind::UserUpdated,
         AuthEventKind::UserDeleted,
     ];
 }

@@ -69,6 +69,7 @@ macro_rules! conformance_tests {
             counter_windows_expire_and_reset,
             purge_removes_only_expired,
             audit_log_newest_first_and_paged_stably,
+            audit_log_forgets_a_users_personal_data_only,
         }
     };
 }
@@ -1716,4 +1717,51 @@ pub async fn audit_log_newest_first_and_paged_stably<S: Storage + 'static>(store
         .await
         .unwrap();
     assert!(nobody.items.is_empty() && nobody.next_cursor.is_none());
+}
+
+/// `forget_user` clears the IP address and user agent of that user's events only, once,
+/// and keeps the events.
+pub async fn audit_log_forgets_a_users_personal_data_only<S: Storage + 'static>(store: Arc<S>) {
+    let user = UserId::generate();
+    let other = UserId::generate();
+    let event = |who: UserId, secs: u64| AuthEvent {
+        id: EventId::generate(),
+        at: at(secs),
+        kind: AuthEventKind::SignIn,
+        user_id: Some(who),
+        org_id: None,
+        method: Some("pwd".into()),
+        reason: None,
+        ip: Some([192, 0, 2, 7].into()),
+        user_agent: Some("Firefox".into()),
+    };
+    for i in 0..3 {
+        store.append(&event(user, i)).await.unwrap();
+        store.append(&event(other, i)).await.unwrap();
+    }
+    assert_eq!(store.forget_user(user).await.unwrap(), 3);
+    assert_eq!(
+        store.forget_user(user).await.unwrap(),
+        0,
+        "nothing left to forget"
+    );
+    let mine = store
+        .list_user_events(user, &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(mine.items.len(), 3, "the events stay");
+    for e in &mine.items {
+        assert_eq!((e.ip, e.user_agent.as_deref()), (None, None));
+        assert_eq!((e.user_id, e.method.as_deref()), (Some(user), Some("pwd")));
+    }
+    let theirs = store
+        .list_user_events(other, &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert!(
+        theirs
+            .items
+            .iter()
+            .all(|e| e.ip.is_some() && e.user_agent.is_some())
+    );
 }

@@ -406,6 +406,11 @@ pub trait AuditLog: Send + Sync + fmt::Debug {
         user: UserId,
         page: &PageRequest,
     ) -> StoreResult<Page<AuthEvent>>;
+
+    /// Removes the personal data (IP address, user agent) from every event of a user, for
+    /// the user's deletion; the events stay, under the user id. Returns how many events it
+    /// changed. The one change ever made to a logged event.
+    async fn forget_user(&self, user: UserId) -> StoreResult<u64>;
 }
 
 /// An adapter that implements all five stores, so `builder.store(adapter)` takes one value.

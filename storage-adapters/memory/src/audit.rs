@@ -58,4 +58,26 @@ impl AuditLog for MemoryStore {
             .cloned();
         Ok(paginate(newest_first, page, |e| e.id))
     }
+
+    async fn forget_user(&self, user: UserId) -> StoreResult<u64> {
+        let mut t = write(&self.audit);
+        let ids: Vec<EventId> = t
+            .by_user
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect();
+        let mut changed = 0;
+        for id in ids {
+            if let Some(event) = t.events.get_mut(&id)
+                && (event.ip.is_some() || event.user_agent.is_some())
+            {
+                event.ip = None;
+                event.user_agent = None;
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
 }

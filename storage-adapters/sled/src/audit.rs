@@ -91,4 +91,36 @@ impl AuditLog for SledStore {
             .map(|e| Cursor::new(e.id.to_string()));
         Ok(Page { items, next_cursor })
     }
+
+    async fn forget_user(&self, user: UserId) -> StoreResult<u64> {
+        let inner = &self.inner;
+        let t = &inner.t;
+        let mut changed = 0;
+        for key in t.user_events.scan_prefix(user.as_bytes()).keys() {
+            let key = key.map_err(crate::backend)?;
+            let id = key.get(16..).unwrap_or_default();
+            // Each event on its own: a compare-and-swap against a concurrent rewrite.
+            loop {
+                let Some(raw) = t.events.get(id).map_err(crate::backend)? else {
+                    break;
+                };
+                let mut event: AuthEvent = dec(&raw, "event")?;
+                if event.ip.is_none() && event.user_agent.is_none() {
+                    break;
+                }
+                event.ip = None;
+                event.user_agent = None;
+                let swapped = t
+                    .events
+                    .compare_and_swap(id, Some(raw), Some(enc(&event)?))
+                    .map_err(crate::backend)?;
+                if swapped.is_ok() {
+                    changed += 1;
+                    break;
+                }
+            }
+        }
+        inner.durable(Class::Ordinary).await?;
+        Ok(changed)
+    }
 }

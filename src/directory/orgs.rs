@@ -1,0 +1,557 @@
+//! Organizations (tenants), their apps and settings (`auth.orgs()`).
+//!
+//! Every organization has a unique slug, any number of custom domains (each unique across
+//! organizations), apps (each a public `client_id`, with a secret for confidential
+//! clients) and [`OrgSettings`]. One organization, slug `default`, exists for
+//! single-tenant applications: a request that names no organization runs there, and
+//! [`Orgs::default_org`] makes it on first use.
+//!
+//! [`config_by_client_id`](Orgs::config_by_client_id) and
+//! [`config_by_domain`](Orgs::config_by_domain) answer what a login page may know about
+//! the organization it serves — [`PublicConfig`] — and nothing secret.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{ClientSecret, SecretPurpose, random_token};
+use crate::engine::Inner;
+use crate::flows::MAX_RETRIES;
+use crate::model::{App, ClientId, OrgId, Organization, Page, PageRequest};
+use crate::{Error, StoreError};
+
+/// The slug of the organization requests run in when they name none.
+pub const DEFAULT_ORG_SLUG: &str = "default";
+
+/// What an organization allows and how it looks. Stored with the organization as JSON;
+/// fields missing from stored JSON take their defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct OrgSettings {
+    /// The ways members may sign in.
+    pub sign_in_methods: SignInMethods,
+    /// Whether members must, may or cannot use a second factor.
+    pub mfa: MfaRequirement,
+    /// Shown on the login page.
+    pub branding: Branding,
+    /// Where its apps may send people back to after sign-in, besides each app's own
+    /// redirect URIs (exact match).
+    pub redirect_uris: Vec<String>,
+}
+
+impl Default for OrgSettings {
+    fn default() -> Self {
+        OrgSettings {
+            sign_in_methods: SignInMethods::default(),
+            mfa: MfaRequirement::Optional,
+            branding: Branding::default(),
+            redirect_uris: Vec::new(),
+        }
+    }
+}
+
+/// Which sign-in methods an organization allows. All on by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct SignInMethods {
+    /// Passkeys.
+    pub passkey: bool,
+    /// Magic links by email.
+    pub magic_link: bool,
+    /// One-time codes by email.
+    pub email_code: bool,
+    /// One-time codes by SMS.
+    pub sms_code: bool,
+    /// Passwords.
+    pub password: bool,
+}
+
+impl Default for SignInMethods {
+    fn default() -> Self {
+        SignInMethods {
+            passkey: true,
+            magic_link: true,
+            email_code: true,
+            sms_code: true,
+            password: true,
+        }
+    }
+}
+
+/// An organization's second-factor rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum MfaRequirement {
+    /// No MFA step, even for members with a second factor.
+    Off,
+    /// The MFA step for members who have a second factor (the default).
+    Optional,
+    /// Every member must complete a second factor; one without any can only enrol.
+    Required,
+}
+
+/// How an organization's login page looks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct Branding {
+    /// The name shown instead of the organization's.
+    pub display_name: Option<String>,
+    /// An `https` URL of its logo.
+    pub logo_url: Option<String>,
+    /// Its main color, `#rrggbb`.
+    pub primary_color: Option<String>,
+}
+
+impl OrgSettings {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<(), Error> {
+        let b = &self.branding;
+        if b.display_name
+            .as_ref()
+            .is_some_and(|n| n.trim().is_empty() || n.chars().count() > 100)
+        {
+            return Err(Error::invalid(
+                "branding.display_name",
+                "must be 1 to 100 characters",
+            ));
+        }
+        if let Some(url) = &b.logo_url
+            && !url::Url::parse(url).is_ok_and(|u| u.scheme() == "https")
+        {
+            return Err(Error::invalid("branding.logo_url", "must be an https URL"));
+        }
+        if let Some(color) = &b.primary_color {
+            let hex = color.strip_prefix('#').unwrap_or_default();
+            if hex.len() != 6 || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return Err(Error::invalid("branding.primary_color", "must be #rrggbb"));
+            }
+        }
+        for uri in &self.redirect_uris {
+            check_redirect_uri(uri)?;
+        }
+        Ok(())
+    }
+
+    fn of(org: &Organization) -> OrgSettings {
+        // Settings are written only through `validate`; unreadable ones (written by hand)
+        // fall back to the defaults field by field.
+        serde_json::from_value(org.settings.clone()).unwrap_or_default()
+    }
+}
+
+/// What a login page may know about the organization it serves. Nothing secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublicConfig {
+    /// The organization.
+    pub org_id: OrgId,
+    /// Its slug.
+    pub slug: String,
+    /// The name to show.
+    pub name: String,
+    /// The app asked for, when asked by client id.
+    pub client_id: Option<ClientId>,
+    /// The sign-in methods to offer.
+    pub sign_in_methods: SignInMethods,
+    /// Its second-factor rule.
+    pub mfa: MfaRequirement,
+    /// Logo and color.
+    pub branding: Branding,
+}
+
+/// An organization to create.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct NewOrg {
+    /// Display name.
+    pub name: String,
+    /// URL-safe name: 1 to 64 of `a-z`, `0-9`, `-`; unique.
+    pub slug: String,
+    /// Custom domains.
+    pub domains: Vec<String>,
+    /// Settings.
+    pub settings: OrgSettings,
+}
+
+impl NewOrg {
+    /// An organization called `name` with slug `slug`.
+    pub fn new(name: impl Into<String>, slug: impl Into<String>) -> Self {
+        NewOrg {
+            name: name.into(),
+            slug: slug.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Changes to an organization; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct OrgUpdate {
+    /// A new display name.
+    pub name: Option<String>,
+    /// A new slug.
+    pub slug: Option<String>,
+    /// The new list of custom domains.
+    pub domains: Option<Vec<String>>,
+    /// New settings (replace the old).
+    pub settings: Option<OrgSettings>,
+}
+
+/// An app to create in an organization.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct NewApp {
+    /// Display name.
+    pub name: String,
+    /// Its exact redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// A confidential client (a server): it gets a secret, shown once.
+    pub confidential: bool,
+}
+
+/// An app just created: its secret, for a confidential one, is shown only here.
+#[derive(Debug, Clone)]
+pub struct AppCreated {
+    /// The app.
+    pub app: App,
+    /// The client secret; store it now, it cannot be read back.
+    pub client_secret: Option<ClientSecret>,
+}
+
+/// Organizations (`auth.orgs()`; see the [module docs](self)).
+#[derive(Clone, Copy)]
+pub struct Orgs<'a> {
+    inner: &'a Inner,
+}
+
+impl<'a> Orgs<'a> {
+    pub(crate) fn new(inner: &'a Inner) -> Self {
+        Orgs { inner }
+    }
+
+    /// Creates an organization.
+    ///
+    /// Errors: [`Error::InvalidInput`] for a bad name, slug, domain or setting;
+    /// [`Error::Conflict`] (`"slug"`, `"domain"`) when taken.
+    pub async fn create(&self, new: NewOrg) -> Result<Organization, Error> {
+        new.settings.validate()?;
+        let now = self.inner.clock.now();
+        let org = Organization {
+            id: OrgId::generate(),
+            name: checked_name(&new.name)?,
+            slug: checked_slug(&new.slug)?,
+            domains: checked_domains(&new.domains)?,
+            settings: serde_json::to_value(&new.settings).map_err(|_| Error::Crypto)?,
+            created_at: now,
+            updated_at: now,
+            revision: 0,
+        };
+        write(self.inner.orgs.create_org(&org).await)?;
+        Ok(org)
+    }
+
+    /// The organization with this id. [`Error::NotFound`] (`"organization"`).
+    pub async fn get(&self, id: OrgId) -> Result<Organization, Error> {
+        self.inner.orgs.get_org(id).await?.ok_or(Error::NotFound {
+            what: "organization",
+        })
+    }
+
+    /// The organization with this slug.
+    pub async fn get_by_slug(&self, slug: &str) -> Result<Organization, Error> {
+        self.inner
+            .orgs
+            .get_org_by_slug(slug)
+            .await?
+            .ok_or(Error::NotFound {
+                what: "organization",
+            })
+    }
+
+    /// Organizations in creation order, a page at a time.
+    pub async fn list(&self, page: &PageRequest) -> Result<Page<Organization>, Error> {
+        Ok(self.inner.orgs.list_orgs(page).await?)
+    }
+
+    /// The default organization (slug `default`), made on first use. Requests that name
+    /// no organization run under its settings.
+    pub async fn default_org(&self) -> Result<Organization, Error> {
+        if let Some(org) = self.inner.orgs.get_org_by_slug(DEFAULT_ORG_SLUG).await? {
+            return Ok(org);
+        }
+        match self.create(NewOrg::new("Default", DEFAULT_ORG_SLUG)).await {
+            // Made by a racing call meanwhile.
+            Err(Error::Conflict { .. }) => self.get_by_slug(DEFAULT_ORG_SLUG).await,
+            other => other,
+        }
+    }
+
+    /// The settings of `org`, or of the default organization for `None`. The defaults
+    /// when there is no such organization.
+    pub async fn settings(&self, org: Option<OrgId>) -> Result<OrgSettings, Error> {
+        let found = match org {
+            Some(id) => self.inner.orgs.get_org(id).await?,
+            None => self.inner.orgs.get_org_by_slug(DEFAULT_ORG_SLUG).await?,
+        };
+        Ok(found.as_ref().map(OrgSettings::of).unwrap_or_default())
+    }
+
+    /// Changes an organization (compare-and-swap, retried on concurrent changes).
+    pub async fn update(&self, id: OrgId, update: &OrgUpdate) -> Result<Organization, Error> {
+        if let Some(settings) = &update.settings {
+            settings.validate()?;
+        }
+        let name = update.name.as_deref().map(checked_name).transpose()?;
+        let slug = update.slug.as_deref().map(checked_slug).transpose()?;
+        let domains = update.domains.as_deref().map(checked_domains).transpose()?;
+        for _ in 0..MAX_RETRIES {
+            let mut org = self.get(id).await?;
+            if org.slug == DEFAULT_ORG_SLUG && slug.as_ref().is_some_and(|s| s != DEFAULT_ORG_SLUG)
+            {
+                return Err(Error::invalid(
+                    "slug",
+                    "the default organization keeps its slug",
+                ));
+            }
+            if let Some(name) = &name {
+                org.name = name.clone();
+            }
+            if let Some(slug) = &slug {
+                org.slug = slug.clone();
+            }
+            if let Some(domains) = &domains {
+                org.domains = domains.clone();
+            }
+            if let Some(settings) = &update.settings {
+                org.settings = serde_json::to_value(settings).map_err(|_| Error::Crypto)?;
+            }
+            org.updated_at = self.inner.clock.now();
+            match self.inner.orgs.update_org(&org).await {
+                Err(StoreError::Stale) => continue,
+                Err(StoreError::Conflict { what }) => return Err(Error::Conflict { what }),
+                Err(err) => return Err(err.into()),
+                Ok(revision) => {
+                    org.revision = revision;
+                    return Ok(org);
+                }
+            }
+        }
+        Err(Error::Conflict { what: "revision" })
+    }
+
+    /// Deletes an organization with its apps, roles, permissions and memberships (its
+    /// members' accounts stay). The default organization cannot be deleted.
+    pub async fn delete(&self, id: OrgId) -> Result<(), Error> {
+        let org = self.get(id).await?;
+        if org.slug == DEFAULT_ORG_SLUG {
+            return Err(Error::Forbidden);
+        }
+        if !self.inner.orgs.delete_org(id).await? {
+            return Err(Error::NotFound {
+                what: "organization",
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds an app. A confidential one gets a 256-bit secret, returned once and stored
+    /// as a keyed hash.
+    pub async fn create_app(&self, org: OrgId, new: &NewApp) -> Result<AppCreated, Error> {
+        for uri in &new.redirect_uris {
+            check_redirect_uri(uri)?;
+        }
+        let token = random_token()?;
+        let short = token.as_str().get(..22).unwrap_or_default();
+        let client_id = ClientId::new(format!("app_{short}"))?;
+        let client_secret = match new.confidential {
+            true => Some(ClientSecret::new(random_token()?.as_str())),
+            false => None,
+        };
+        let secret_hash = client_secret.as_ref().map(|secret| {
+            self.inner
+                .hasher
+                .hash(SecretPurpose::ClientSecret, secret.secret().as_bytes())
+        });
+        let app = App {
+            client_id,
+            org_id: org,
+            name: checked_name(&new.name)?,
+            secret_hash,
+            redirect_uris: new.redirect_uris.clone(),
+            created_at: self.inner.clock.now(),
+        };
+        write(self.inner.orgs.create_app(&app).await)?;
+        Ok(AppCreated { app, client_secret })
+    }
+
+    /// An organization's apps.
+    pub async fn apps(&self, org: OrgId) -> Result<Vec<App>, Error> {
+        Ok(self.inner.orgs.list_apps(org).await?)
+    }
+
+    /// Deletes an app; its client id stops working at once.
+    pub async fn delete_app(&self, client_id: &ClientId) -> Result<(), Error> {
+        if !self.inner.orgs.delete_app(client_id).await? {
+            return Err(Error::NotFound { what: "app" });
+        }
+        Ok(())
+    }
+
+    /// What the login page of an app needs: the organization's public configuration.
+    /// [`Error::NotFound`] (`"app"`) for an unknown client id.
+    pub async fn config_by_client_id(&self, client_id: &str) -> Result<PublicConfig, Error> {
+        let client_id = ClientId::new(client_id)?;
+        let app = self
+            .inner
+            .orgs
+            .get_app(&client_id)
+            .await?
+            .ok_or(Error::NotFound { what: "app" })?;
+        let org = self.get(app.org_id).await?;
+        Ok(public_config(&org, Some(client_id)))
+    }
+
+    /// The public configuration of the organization that owns a custom domain.
+    pub async fn config_by_domain(&self, domain: &str) -> Result<PublicConfig, Error> {
+        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        let org = self
+            .inner
+            .orgs
+            .get_org_by_domain(&domain)
+            .await?
+            .ok_or(Error::NotFound {
+                what: "organization",
+            })?;
+        Ok(public_config(&org, None))
+    }
+}
+
+/// A way of signing in an organization may turn off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    Passkey,
+    MagicLink,
+    EmailCode,
+    SmsCode,
+    Password,
+}
+
+/// Refuses ([`Error::Forbidden`]) a sign-in method the organization turned off.
+pub(crate) async fn allow(inner: &Inner, org: Option<OrgId>, method: Method) -> Result<(), Error> {
+    let methods = Orgs::new(inner).settings(org).await?.sign_in_methods;
+    let allowed = match method {
+        Method::Passkey => methods.passkey,
+        Method::MagicLink => methods.magic_link,
+        Method::EmailCode => methods.email_code,
+        Method::SmsCode => methods.sms_code,
+        Method::Password => methods.password,
+    };
+    match allowed {
+        true => Ok(()),
+        false => Err(Error::Forbidden),
+    }
+}
+
+fn public_config(org: &Organization, client_id: Option<ClientId>) -> PublicConfig {
+    let settings = OrgSettings::of(org);
+    PublicConfig {
+        org_id: org.id,
+        slug: org.slug.clone(),
+        name: settings
+            .branding
+            .display_name
+            .clone()
+            .unwrap_or_else(|| org.name.clone()),
+        client_id,
+        sign_in_methods: settings.sign_in_methods,
+        mfa: settings.mfa,
+        branding: settings.branding,
+    }
+}
+
+/// Maps a store write: a clash is [`Error::Conflict`], something missing
+/// [`Error::NotFound`].
+fn write(result: Result<(), StoreError>) -> Result<(), Error> {
+    match result {
+        Err(StoreError::Conflict { what }) => Err(Error::Conflict { what }),
+        Err(StoreError::Missing { what }) => Err(Error::NotFound { what }),
+        Err(err) => Err(err.into()),
+        Ok(()) => Ok(()),
+    }
+}
+
+fn checked_name(name: &str) -> Result<String, Error> {
+    let name = name.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > 100 || name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "name",
+            "must be 1 to 100 characters, without control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn checked_slug(slug: &str) -> Result<String, Error> {
+    let ok = (1..=64).contains(&slug.len())
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-');
+    if !ok {
+        return Err(Error::invalid(
+            "slug",
+            "must be 1 to 64 of a-z, 0-9 and inner hyphens",
+        ));
+    }
+    Ok(slug.to_owned())
+}
+
+/// Lowercase host names with a dot, without repeats.
+fn checked_domains(domains: &[String]) -> Result<Vec<String>, Error> {
+    let mut out = Vec::with_capacity(domains.len());
+    for domain in domains {
+        let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
+        let host_ok = domain.contains('.')
+            && domain.len() <= 253
+            && domain.split('.').all(|label| {
+                (1..=63).contains(&label.len())
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+            });
+        if !host_ok {
+            return Err(Error::invalid(
+                "domains",
+                "each must be a host name like login.example.com",
+            ));
+        }
+        if !out.contains(&domain) {
+            out.push(domain);
+        }
+    }
+    Ok(out)
+}
+
+/// An absolute `https` URI without a fragment (`http` only for loopback), as OAuth
+/// requires of redirect URIs.
+fn check_redirect_uri(uri: &str) -> Result<(), Error> {
+    let bad = || {
+        Error::invalid(
+            "redirect_uris",
+            "each must be an https URL without a fragment",
+        )
+    };
+    let url = url::Url::parse(uri).map_err(|_| bad())?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
+    if !scheme_ok || url.fragment().is_some() || url.host_str().is_none() {
+        return Err(bad());
+    }
+    Ok(())
+}

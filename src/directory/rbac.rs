@@ -1,0 +1,306 @@
+//! Roles and permissions per organization, and who holds them (`auth.rbac()`).
+//!
+//! A permission is a `resource:action` name an organization defines (`invoices:write`). A
+//! role is a named set of them; a role may also hold a wildcard, `invoices:*`, which grants
+//! every action on that resource (one the organization has defined permissions for). A
+//! membership ties a user to an organization with some of its roles. Deleting a
+//! permission takes it out of every role, and deleting a role takes it out of every
+//! membership, in the same atomic step.
+//!
+//! An access token for a session in an organization carries the role names and the
+//! permissions they grant (`roles`, `perms`), so most checks need no I/O:
+//! [`Claims::has_permission`](crate::tokens::Claims::has_permission). [`Rbac::check`]
+//! reads the store, for decisions that must see a change at once.
+
+use crate::engine::Inner;
+use crate::model::{
+    AuthEvent, AuthEventKind, Membership, OrgId, Permission, PermissionDef, PermissionId, Role,
+    RoleId, UserId,
+};
+use crate::{Error, RequestContext, StoreError};
+
+/// A role to create, or a role's new contents.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct RoleSpec {
+    /// Unique within the organization; 1 to 64 characters.
+    pub name: String,
+    /// What it is for.
+    pub description: Option<String>,
+    /// Permission names it grants: defined in the organization, or `resource:*`.
+    pub permissions: Vec<String>,
+}
+
+impl RoleSpec {
+    /// A role called `name` granting `permissions`.
+    pub fn new(name: impl Into<String>, permissions: &[&str]) -> Self {
+        RoleSpec {
+            name: name.into(),
+            description: None,
+            permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
+        }
+    }
+
+    /// With a description.
+    pub fn describe(mut self, description: impl Into<String>) -> Self {
+        self.description = Some(description.into());
+        self
+    }
+}
+
+/// Roles, permissions and memberships (`auth.rbac()`; see the [module docs](self)).
+#[derive(Clone, Copy)]
+pub struct Rbac<'a> {
+    inner: &'a Inner,
+}
+
+impl<'a> Rbac<'a> {
+    pub(crate) fn new(inner: &'a Inner) -> Self {
+        Rbac { inner }
+    }
+
+    /// Defines a permission in an organization.
+    ///
+    /// Errors: [`Error::InvalidInput`] for a name that is not `resource:action` (or is a
+    /// wildcard); [`Error::Conflict`] (`"permission"`) when it is defined already;
+    /// [`Error::NotFound`] (`"organization"`).
+    pub async fn define_permission(
+        &self,
+        org: OrgId,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<PermissionDef, Error> {
+        let name = Permission::new(name)?;
+        if name.as_str().ends_with(":*") {
+            return Err(Error::invalid(
+                "permission",
+                "a wildcard is granted by roles, not defined",
+            ));
+        }
+        let def = PermissionDef {
+            id: PermissionId::generate(),
+            org_id: org,
+            name,
+            description: description.map(checked_description).transpose()?,
+            created_at: self.inner.clock.now(),
+        };
+        put(self.inner.orgs.put_permission(&def).await)?;
+        Ok(def)
+    }
+
+    /// Changes a permission's description (its name is what roles and tokens hold: define
+    /// a new one and delete the old instead of renaming).
+    pub async fn describe_permission(
+        &self,
+        org: OrgId,
+        id: PermissionId,
+        description: Option<&str>,
+    ) -> Result<PermissionDef, Error> {
+        let mut def = self
+            .permissions(org)
+            .await?
+            .into_iter()
+            .find(|p| p.id == id)
+            .ok_or(Error::NotFound { what: "permission" })?;
+        def.description = description.map(checked_description).transpose()?;
+        put(self.inner.orgs.put_permission(&def).await)?;
+        Ok(def)
+    }
+
+    /// An organization's permissions.
+    pub async fn permissions(&self, org: OrgId) -> Result<Vec<PermissionDef>, Error> {
+        Ok(self.inner.orgs.list_permissions(org).await?)
+    }
+
+    /// Deletes a permission; every role that granted it stops granting it, atomically.
+    pub async fn delete_permission(&self, org: OrgId, id: PermissionId) -> Result<(), Error> {
+        if !self.inner.orgs.delete_permission(org, id).await? {
+            return Err(Error::NotFound { what: "permission" });
+        }
+        Ok(())
+    }
+
+    /// Creates a role.
+    ///
+    /// Errors: [`Error::InvalidInput`] for a bad name or a permission the organization
+    /// does not define; [`Error::Conflict`] (`"role"`) for a name in use;
+    /// [`Error::NotFound`] (`"organization"`).
+    pub async fn create_role(&self, org: OrgId, spec: &RoleSpec) -> Result<Role, Error> {
+        let now = self.inner.clock.now();
+        let role = Role {
+            id: RoleId::generate(),
+            org_id: org,
+            name: checked_role_name(&spec.name)?,
+            description: spec
+                .description
+                .as_deref()
+                .map(checked_description)
+                .transpose()?,
+            permissions: self.granted(org, &spec.permissions).await?,
+            created_at: now,
+            updated_at: now,
+        };
+        put(self.inner.orgs.put_role(&role).await)?;
+        Ok(role)
+    }
+
+    /// Replaces a role's name, description and permissions. Tokens issued from now on
+    /// carry the change; [`check`](Self::check) sees it at once.
+    pub async fn update_role(
+        &self,
+        org: OrgId,
+        id: RoleId,
+        spec: &RoleSpec,
+    ) -> Result<Role, Error> {
+        let mut role = self.role(org, id).await?;
+        role.name = checked_role_name(&spec.name)?;
+        role.description = spec
+            .description
+            .as_deref()
+            .map(checked_description)
+            .transpose()?;
+        role.permissions = self.granted(org, &spec.permissions).await?;
+        role.updated_at = self.inner.clock.now();
+        put(self.inner.orgs.put_role(&role).await)?;
+        Ok(role)
+    }
+
+    /// One role. [`Error::NotFound`] (`"role"`).
+    pub async fn role(&self, org: OrgId, id: RoleId) -> Result<Role, Error> {
+        self.inner
+            .orgs
+            .get_role(org, id)
+            .await?
+            .ok_or(Error::NotFound { what: "role" })
+    }
+
+    /// An organization's roles.
+    pub async fn roles(&self, org: OrgId) -> Result<Vec<Role>, Error> {
+        Ok(self.inner.orgs.list_roles(org).await?)
+    }
+
+    /// Deletes a role; every member who held it loses it, atomically.
+    pub async fn delete_role(&self, org: OrgId, id: RoleId) -> Result<(), Error> {
+        if !self.inner.orgs.delete_role(org, id).await? {
+            return Err(Error::NotFound { what: "role" });
+        }
+        Ok(())
+    }
+
+    /// Sets the roles `user` holds in `org` (making them a member if they are not).
+    ///
+    /// Errors: [`Error::NotFound`] for an unknown user, organization or role.
+    pub async fn set_roles(
+        &self,
+        user: UserId,
+        org: OrgId,
+        roles: &[RoleId],
+        ctx: &RequestContext,
+    ) -> Result<Membership, Error> {
+        let inner = self.inner;
+        if inner.users.get_user(user).await?.is_none() {
+            return Err(Error::NotFound { what: "user" });
+        }
+        let mut role_ids = roles.to_vec();
+        role_ids.sort();
+        role_ids.dedup();
+        let created_at = match inner.orgs.get_membership(user, org).await? {
+            Some(existing) => existing.created_at,
+            None => inner.clock.now(),
+        };
+        let membership = Membership {
+            user_id: user,
+            org_id: org,
+            role_ids,
+            created_at,
+        };
+        put(inner.orgs.put_membership(&membership).await)?;
+        let event = AuthEvent::new(AuthEventKind::UserUpdated, ctx, inner.clock.now())
+            .with_user(user)
+            .with_reason("roles_set");
+        inner.audit_log.append(&event).await?;
+        Ok(membership)
+    }
+
+    /// Takes `user` out of `org` (and so out of its roles). Returns whether they were a
+    /// member.
+    pub async fn remove_member(&self, user: UserId, org: OrgId) -> Result<bool, Error> {
+        Ok(self.inner.orgs.delete_membership(user, org).await?)
+    }
+
+    /// Every organization `user` belongs to, with the roles held there.
+    pub async fn memberships(&self, user: UserId) -> Result<Vec<Membership>, Error> {
+        Ok(self.inner.orgs.list_memberships(user).await?)
+    }
+
+    /// Whether `user`'s roles in `org` grant `permission` (wildcards included), read from
+    /// the store now. An unparsable permission is never granted.
+    pub async fn check(&self, user: UserId, org: OrgId, permission: &str) -> Result<bool, Error> {
+        let Ok(wanted) = Permission::new(permission) else {
+            return Ok(false);
+        };
+        let Some(membership) = self.inner.orgs.get_membership(user, org).await? else {
+            return Ok(false);
+        };
+        let roles = self.inner.orgs.list_roles(org).await?;
+        Ok(roles
+            .iter()
+            .filter(|role| membership.role_ids.contains(&role.id))
+            .flat_map(|role| &role.permissions)
+            .any(|held| held.grants(&wanted)))
+    }
+
+    /// Checks that every permission a role is to grant is defined in `org`, or is a
+    /// wildcard over a resource with defined permissions. Sorted, without repeats.
+    async fn granted(&self, org: OrgId, names: &[String]) -> Result<Vec<Permission>, Error> {
+        let defined = self.permissions(org).await?;
+        let mut granted = Vec::with_capacity(names.len());
+        for name in names {
+            let permission = Permission::new(name.as_str())?;
+            let known = defined.iter().any(|d| permission.grants(&d.name));
+            if !known {
+                return Err(Error::invalid(
+                    "permissions",
+                    format!("{permission} is not defined in this organization"),
+                ));
+            }
+            granted.push(permission);
+        }
+        granted.sort();
+        granted.dedup();
+        Ok(granted)
+    }
+}
+
+/// Maps a store write: a clash is [`Error::Conflict`], something missing is
+/// [`Error::NotFound`].
+fn put(result: Result<(), StoreError>) -> Result<(), Error> {
+    match result {
+        Err(StoreError::Conflict { what }) => Err(Error::Conflict { what }),
+        Err(StoreError::Missing { what }) => Err(Error::NotFound { what }),
+        Err(err) => Err(err.into()),
+        Ok(()) => Ok(()),
+    }
+}
+
+fn checked_role_name(name: &str) -> Result<String, Error> {
+    let name = name.trim();
+    let chars = name.chars().count();
+    if chars == 0 || chars > 64 || name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "name",
+            "must be 1 to 64 characters, without control characters",
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+fn checked_description(text: &str) -> Result<String, Error> {
+    if text.chars().count() > 500 || text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(Error::invalid(
+            "description",
+            "must be at most 500 characters, without control characters",
+        ));
+    }
+    Ok(text.trim().to_owned())
+}

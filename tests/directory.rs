@@ -1,0 +1,862 @@
+//! The directory: users as an administrator manages them (create, look up, update with
+//! re-verification and a notice, list, status, block, delete with its cascade) and roles,
+//! permissions and memberships per organization.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use latchkey::model::{AuthEventKind, OrgId, Organization, PageRequest, UserId};
+use latchkey::store::{OrgStore, SessionStore, UserQuery, UserStore};
+use latchkey::testing::race;
+use latchkey::{
+    AuthMethod, Error, MessageKind, NewUser, RequestContext, RoleSpec, SignIn, TokenSet, UserUpdate,
+};
+use support::authenticator::TestKey;
+use support::{Harness, enable_totp, harness};
+
+fn ctx() -> RequestContext {
+    RequestContext::new()
+        .with_ip("203.0.113.20".parse().unwrap())
+        .with_user_agent("Admin console")
+}
+
+fn tokens(sign_in: SignIn) -> TokenSet {
+    match sign_in {
+        SignIn::Complete(tokens) => tokens,
+        other => panic!("expected tokens, got {other:?}"),
+    }
+}
+
+async fn org(h: &Harness, slug: &str) -> OrgId {
+    let org = Organization {
+        id: OrgId::generate(),
+        name: slug.into(),
+        slug: slug.into(),
+        domains: vec![],
+        settings: serde_json::Value::Null,
+        created_at: h.auth.now(),
+        updated_at: h.auth.now(),
+        revision: 0,
+    };
+    h.store.create_org(&org).await.unwrap();
+    org.id
+}
+
+async fn sign_in(h: &Harness, user: UserId, org: Option<OrgId>) -> TokenSet {
+    let mut ctx = ctx();
+    ctx.org_id = org;
+    tokens(
+        h.auth
+            .complete_first_factor(user, AuthMethod::Email, None, &ctx)
+            .await
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn users_are_created_looked_up_and_refused_when_malformed_or_taken() {
+    let h = harness();
+    let users = h.auth.users();
+    let mut new = NewUser::with_email("  Ana@Example.com ");
+    new.phone = Some("+1 415 555 0100".into());
+    new.name = Some("Ana".into());
+    new.metadata = serde_json::json!({"plan": "pro"});
+    new.email_verified = true;
+    let ana = users.create(new, &ctx()).await.unwrap();
+    assert_eq!(ana.email.as_ref().unwrap().as_str(), "ana@example.com");
+    assert!(ana.email_verified && !ana.phone_verified);
+    assert_eq!(users.get(ana.id).await.unwrap(), ana);
+    assert_eq!(
+        users.get_by_email("ANA@example.com").await.unwrap().id,
+        ana.id
+    );
+    assert_eq!(users.get_by_phone("+14155550100").await.unwrap().id, ana.id);
+    assert!(matches!(
+        users.get(UserId::generate()).await,
+        Err(Error::NotFound { what: "user" })
+    ));
+    assert!(matches!(
+        users.get_by_email("nobody@example.com").await,
+        Err(Error::NotFound { .. })
+    ));
+
+    for bad in [
+        NewUser::default(),
+        NewUser::with_email("not-an-email"),
+        NewUser::with_phone("555"),
+    ] {
+        let refused = users.create(bad, &ctx()).await;
+        assert!(
+            matches!(refused, Err(Error::InvalidInput { .. })),
+            "{refused:?}"
+        );
+    }
+    let mut control = NewUser::with_email("bo@example.com");
+    control.name = Some("Bo\u{0}".into());
+    assert!(matches!(
+        users.create(control, &ctx()).await,
+        Err(Error::InvalidInput { .. })
+    ));
+
+    // Sixteen administrators create one address at once: one account.
+    let auth = h.auth.clone();
+    let results = race(16, move |_| {
+        let auth = auth.clone();
+        async move {
+            auth.users()
+                .create(NewUser::with_email("cy@example.com"), &ctx())
+                .await
+        }
+    })
+    .await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(
+        results
+            .iter()
+            .all(|r| r.is_ok() || matches!(r, Err(Error::Conflict { what: "email" })))
+    );
+}
+
+#[tokio::test]
+async fn a_changed_address_starts_unverified_and_the_old_one_is_told() {
+    let h = harness();
+    let users = h.auth.users();
+    let mut new = NewUser::with_email("ana@example.com");
+    new.email_verified = true;
+    let ana = users.create(new, &ctx()).await.unwrap();
+    users
+        .create(NewUser::with_email("bo@example.com"), &ctx())
+        .await
+        .unwrap();
+
+    let mut update = UserUpdate::default();
+    update.email = Some(Some("ana@new.example".into()));
+    update.name = Some(Some("Ana N.".into()));
+    let changed = users.update(ana.id, &update, &ctx()).await.unwrap();
+    assert_eq!(changed.email.as_ref().unwrap().as_str(), "ana@new.example");
+    assert!(!changed.email_verified, "the new address is not proven");
+    assert_eq!(changed.name.as_deref(), Some("Ana N."));
+    let notice = h.last_mail().await;
+    assert_eq!(notice.to.as_str(), "ana@example.com");
+    assert_eq!(notice.message.kind, MessageKind::ContactChanged);
+    assert!(notice.message.code.is_none() && notice.message.link.is_none());
+    assert!(notice.text.contains("ana@example.com"), "{}", notice.text);
+    assert!(
+        !notice.text.contains("ana@new.example"),
+        "the new address is not disclosed"
+    );
+    // The old address no longer finds the account.
+    assert!(users.get_by_email("ana@example.com").await.is_err());
+
+    // The administrator can vouch for the new address.
+    let mut vouch = UserUpdate::default();
+    vouch.email_verified = Some(true);
+    assert!(
+        users
+            .update(ana.id, &vouch, &ctx())
+            .await
+            .unwrap()
+            .email_verified
+    );
+
+    let mut taken = UserUpdate::default();
+    taken.email = Some(Some("bo@example.com".into()));
+    let clash = users.update(ana.id, &taken, &ctx()).await;
+    assert!(
+        matches!(clash, Err(Error::Conflict { what: "email" })),
+        "{clash:?}"
+    );
+    let mut nothing_left = UserUpdate::default();
+    nothing_left.email = Some(None);
+    let refused = users.update(ana.id, &nothing_left, &ctx()).await;
+    assert!(
+        matches!(refused, Err(Error::InvalidInput { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        users.get(ana.id).await.unwrap().email.unwrap().as_str(),
+        "ana@new.example"
+    );
+    let mails = h.mails().await.len();
+    assert_eq!(mails, 1, "refused updates send nothing");
+}
+
+#[tokio::test]
+async fn blocking_ends_every_session_at_once() {
+    let h = harness();
+    let users = h.auth.users();
+    let ana = users
+        .create(NewUser::with_email("ana@example.com"), &ctx())
+        .await
+        .unwrap();
+    let first = sign_in(&h, ana.id, None).await;
+    let second = sign_in(&h, ana.id, None).await;
+    h.auth
+        .tokens()
+        .verify_live(first.access_token.secret())
+        .await
+        .unwrap();
+
+    users.block(ana.id, &ctx()).await.unwrap();
+    let status = users.status(ana.id).await.unwrap();
+    assert!(status.blocked);
+    for set in [&first, &second] {
+        let live = h.auth.tokens().verify_live(set.access_token.secret()).await;
+        assert!(matches!(live, Err(Error::SessionRevoked)), "{live:?}");
+        let refreshed = h.auth.tokens().refresh(&set.refresh_token, &ctx()).await;
+        assert!(refreshed.is_err(), "{refreshed:?}");
+    }
+    let refused = h
+        .auth
+        .complete_first_factor(ana.id, AuthMethod::Email, None, &ctx())
+        .await;
+    assert!(
+        matches!(refused, Err(Error::InvalidCredentials)),
+        "{refused:?}"
+    );
+
+    users.unblock(ana.id, &ctx()).await.unwrap();
+    sign_in(&h, ana.id, None).await;
+    let log = h
+        .auth
+        .audit()
+        .login_log(ana.id, &PageRequest::first(20))
+        .await
+        .unwrap();
+    let kinds: Vec<AuthEventKind> = log.items.iter().map(|e| e.kind).collect();
+    assert!(
+        kinds.contains(&AuthEventKind::UserBlocked)
+            && kinds.contains(&AuthEventKind::UserUnblocked)
+    );
+}
+
+#[tokio::test]
+async fn status_tells_what_an_account_signs_in_with() {
+    let h = harness();
+    let users = h.auth.users();
+    let ana = users
+        .create(NewUser::with_email("ana@example.com"), &ctx())
+        .await
+        .unwrap();
+    let status = users.status(ana.id).await.unwrap();
+    assert!(!status.totp && !status.password && status.passkeys == 0 && status.backup_codes == 0);
+    enable_totp(&h, ana.id).await;
+    let status = users.status(ana.id).await.unwrap();
+    assert!(status.totp);
+    assert_eq!(status.backup_codes, 10);
+}
+
+#[tokio::test]
+async fn deleting_a_user_takes_everything_theirs_and_keeps_an_anonymous_log() {
+    let h = harness();
+    let acme = org(&h, "acme").await;
+    // Ana signs up with a passkey in Acme, adds TOTP, signs in.
+    let passkeys = h.auth.passkeys();
+    let mut key = TestKey::new("https://app.example.com");
+    let who = latchkey::Registrant::NewUser {
+        email: "ana@example.com".parse().unwrap(),
+        name: None,
+    };
+    let in_acme = ctx().with_org(acme);
+    let (ceremony, options) = passkeys.start_registration(who, &in_acme).await.unwrap();
+    let registered = passkeys
+        .finish_registration(&ceremony, &key.register(&options), None, &in_acme)
+        .await
+        .unwrap();
+    let session = tokens(registered.sign_in.unwrap());
+    let ana = h
+        .auth
+        .tokens()
+        .verify(session.access_token.secret())
+        .await
+        .unwrap()
+        .sub;
+    enable_totp(&h, ana).await;
+    assert_eq!(h.auth.rbac().memberships(ana).await.unwrap().len(), 1);
+
+    h.auth.users().delete(ana, &ctx()).await.unwrap();
+    assert!(matches!(
+        h.auth.users().get(ana).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(
+        h.store
+            .get_passkey(&registered.passkey.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(h.store.list_totp_factors(ana).await.unwrap().is_empty());
+    assert_eq!(h.store.count_backup_codes(ana).await.unwrap(), 0);
+    assert!(
+        h.store
+            .list_user_sessions(ana, h.auth.now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(h.store.list_memberships(ana).await.unwrap().is_empty());
+    let members = h
+        .store
+        .list_members(acme, &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert!(members.items.is_empty());
+    let refreshed = h
+        .auth
+        .tokens()
+        .refresh(&session.refresh_token, &ctx())
+        .await;
+    assert!(refreshed.is_err());
+    // The passkey no longer signs in; the address is free again.
+    let (ceremony, options) = passkeys.start_login(None, &ctx()).await.unwrap();
+    let refused = passkeys
+        .finish_login(&ceremony, &key.sign(&options), &ctx())
+        .await;
+    assert!(
+        matches!(refused, Err(Error::InvalidCredentials)),
+        "{refused:?}"
+    );
+    h.auth
+        .users()
+        .create(NewUser::with_email("ana@example.com"), &ctx())
+        .await
+        .unwrap();
+
+    // The log keeps every event under the id, with none of her addresses or browsers
+    // left; the deletion itself is logged last, with the administrator's.
+    let log = h
+        .auth
+        .audit()
+        .login_log(ana, &PageRequest::first(50))
+        .await
+        .unwrap();
+    let (deletion, hers) = log.items.split_first().unwrap();
+    assert_eq!(deletion.kind, AuthEventKind::UserDeleted);
+    assert_eq!(deletion.user_agent.as_deref(), Some("Admin console"));
+    assert!(hers.len() >= 3, "{hers:?}");
+    assert!(
+        hers.iter()
+            .all(|e| e.ip.is_none() && e.user_agent.is_none())
+    );
+    assert!(matches!(
+        h.auth.users().delete(ana, &ctx()).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn listing_pages_stay_stable_while_users_are_added() {
+    let h = harness();
+    let users = h.auth.users();
+    for i in 0..25 {
+        users
+            .create(
+                NewUser::with_email(format!("early{i:02}@example.com")),
+                &ctx(),
+            )
+            .await
+            .unwrap();
+    }
+    let adder = {
+        let auth = h.auth.clone();
+        tokio::spawn(async move {
+            for i in 0..25 {
+                auth.users()
+                    .create(
+                        NewUser::with_email(format!("late{i:02}@example.com")),
+                        &ctx(),
+                    )
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    let mut page = users
+        .list(&UserQuery::all(), &PageRequest::first(7))
+        .await
+        .unwrap();
+    loop {
+        seen.extend(page.items.iter().map(|u| u.id));
+        let Some(cursor) = page.next_cursor.clone() else {
+            break;
+        };
+        page = users
+            .list(&UserQuery::all(), &PageRequest::after(7, cursor))
+            .await
+            .unwrap();
+    }
+    adder.await.unwrap();
+    let mut unique = seen.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "no user listed twice");
+    let early: Vec<UserId> = users
+        .list(&UserQuery::email_prefix("early"), &PageRequest::first(100))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(early.len(), 25);
+    assert!(
+        early.iter().all(|id| seen.contains(id)),
+        "every user there throughout is listed"
+    );
+}
+
+#[tokio::test]
+async fn roles_grant_permissions_with_wildcards_and_deletions_cascade() {
+    let h = harness();
+    let rbac = h.auth.rbac();
+    let acme = org(&h, "acme").await;
+    let other = org(&h, "other").await;
+    let write = rbac
+        .define_permission(acme, "invoices:write", Some("Create invoices"))
+        .await
+        .unwrap();
+    rbac.define_permission(acme, "invoices:read", None)
+        .await
+        .unwrap();
+    rbac.define_permission(acme, "payments:read", None)
+        .await
+        .unwrap();
+    for bad in ["invoices", "Invoices:read", "invoices:*"] {
+        let refused = rbac.define_permission(acme, bad, None).await;
+        assert!(
+            matches!(refused, Err(Error::InvalidInput { .. })),
+            "{bad}: {refused:?}"
+        );
+    }
+    let again = rbac.define_permission(acme, "invoices:read", None).await;
+    assert!(matches!(again, Err(Error::Conflict { .. })), "{again:?}");
+
+    let clerk = rbac
+        .create_role(acme, &RoleSpec::new("clerk", &["invoices:*"]))
+        .await
+        .unwrap();
+    let auditor = rbac
+        .create_role(acme, &RoleSpec::new("auditor", &["payments:read"]))
+        .await
+        .unwrap();
+    let undefined = rbac
+        .create_role(acme, &RoleSpec::new("x", &["refunds:*"]))
+        .await;
+    assert!(
+        matches!(undefined, Err(Error::InvalidInput { .. })),
+        "{undefined:?}"
+    );
+    let elsewhere = rbac
+        .create_role(other, &RoleSpec::new("clerk", &["invoices:read"]))
+        .await;
+    assert!(
+        matches!(elsewhere, Err(Error::InvalidInput { .. })),
+        "permissions are per organization"
+    );
+    let dup = rbac.create_role(acme, &RoleSpec::new("clerk", &[])).await;
+    assert!(
+        matches!(dup, Err(Error::Conflict { what: "role" })),
+        "{dup:?}"
+    );
+
+    let ana = h
+        .auth
+        .users()
+        .create(NewUser::with_email("ana@example.com"), &ctx())
+        .await
+        .unwrap();
+    let unknown_role = rbac
+        .set_roles(ana.id, acme, &[latchkey::model::RoleId::generate()], &ctx())
+        .await;
+    assert!(
+        matches!(unknown_role, Err(Error::NotFound { .. })),
+        "{unknown_role:?}"
+    );
+    rbac.set_roles(ana.id, acme, &[clerk.id, auditor.id], &ctx())
+        .await
+        .unwrap();
+    assert!(rbac.check(ana.id, acme, "invoices:write").await.unwrap());
+    assert!(
+        rbac.check(ana.id, acme, "invoices:void").await.unwrap(),
+        "the wildcard grants any action"
+    );
+    assert!(rbac.check(ana.id, acme, "payments:read").await.unwrap());
+    assert!(!rbac.check(ana.id, acme, "payments:write").await.unwrap());
+    assert!(
+        !rbac.check(ana.id, other, "invoices:read").await.unwrap(),
+        "not a member there"
+    );
+    assert!(!rbac.check(ana.id, acme, "not a permission").await.unwrap());
+
+    // A session in Acme carries the roles and permissions.
+    let set = sign_in(&h, ana.id, Some(acme)).await;
+    let claims = h
+        .auth
+        .tokens()
+        .verify(set.access_token.secret())
+        .await
+        .unwrap();
+    let mut roles = claims.roles.clone();
+    roles.sort();
+    assert_eq!(roles, ["auditor", "clerk"]);
+    assert!(claims.has_permission("invoices:write") && claims.has_permission("payments:read"));
+
+    // Deleting the permission takes it out of the auditor role; deleting the clerk role
+    // takes it out of Ana's membership.
+    let payments = rbac
+        .permissions(acme)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| p.name.as_str() == "payments:read")
+        .unwrap();
+    rbac.delete_permission(acme, payments.id).await.unwrap();
+    assert!(
+        rbac.role(acme, auditor.id)
+            .await
+            .unwrap()
+            .permissions
+            .is_empty()
+    );
+    assert!(!rbac.check(ana.id, acme, "payments:read").await.unwrap());
+    rbac.delete_role(acme, clerk.id).await.unwrap();
+    assert_eq!(
+        rbac.memberships(ana.id).await.unwrap()[0].role_ids,
+        [auditor.id]
+    );
+    assert!(!rbac.check(ana.id, acme, "invoices:write").await.unwrap());
+    assert!(matches!(
+        rbac.delete_role(acme, clerk.id).await,
+        Err(Error::NotFound { .. })
+    ));
+
+    // Renaming and re-describing.
+    let renamed = rbac
+        .update_role(
+            acme,
+            auditor.id,
+            &RoleSpec::new("reader", &["invoices:read"]).describe("Reads invoices"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (renamed.name.as_str(), renamed.description.as_deref()),
+        ("reader", Some("Reads invoices"))
+    );
+    let described = rbac
+        .describe_permission(acme, write.id, Some("Write invoices"))
+        .await
+        .unwrap();
+    assert_eq!(described.description.as_deref(), Some("Write invoices"));
+    assert!(rbac.remove_member(ana.id, acme).await.unwrap());
+    assert!(rbac.memberships(ana.id).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn organizations_have_unique_slugs_and_domains_and_public_configs() {
+    let h = harness();
+    let orgs = h.auth.orgs();
+    let mut new = latchkey::NewOrg::new("Acme Inc.", "acme");
+    new.domains = vec!["Login.Acme.example.".into()];
+    new.settings.branding.primary_color = Some("#1f4fd1".into());
+    new.settings.sign_in_methods.sms_code = false;
+    let acme = orgs.create(new).await.unwrap();
+    assert_eq!(acme.domains, ["login.acme.example"]);
+    assert_eq!(orgs.get_by_slug("acme").await.unwrap().id, acme.id);
+
+    for (slug, domain) in [("acme", "other.example"), ("acme-2", "login.acme.example")] {
+        let mut clash = latchkey::NewOrg::new("Clash", slug);
+        clash.domains = vec![domain.into()];
+        let refused = orgs.create(clash).await;
+        assert!(
+            matches!(refused, Err(Error::Conflict { .. })),
+            "{slug}: {refused:?}"
+        );
+    }
+    for bad in ["", "Acme", "-acme", "a b"] {
+        let refused = orgs.create(latchkey::NewOrg::new("Bad", bad)).await;
+        assert!(
+            matches!(refused, Err(Error::InvalidInput { .. })),
+            "{bad:?}: {refused:?}"
+        );
+    }
+    let mut bad_settings = latchkey::NewOrg::new("Bad", "bad");
+    bad_settings.settings.branding.logo_url = Some("http://insecure.example/logo.png".into());
+    assert!(matches!(
+        orgs.create(bad_settings).await,
+        Err(Error::InvalidInput { .. })
+    ));
+
+    // Sixteen creations of one slug: one organization.
+    let auth = h.auth.clone();
+    let results = race(16, move |_| {
+        let auth = auth.clone();
+        async move {
+            auth.orgs()
+                .create(latchkey::NewOrg::new("Race", "race"))
+                .await
+        }
+    })
+    .await;
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+
+    // Apps: a confidential one's secret is shown once and stored only hashed.
+    let mut web = latchkey::directory::NewApp::default();
+    web.name = "Web".into();
+    web.redirect_uris = vec!["https://acme.example/callback".into()];
+    web.confidential = true;
+    let created = orgs.create_app(acme.id, &web).await.unwrap();
+    let secret = created.client_secret.clone().unwrap();
+    let stored = format!(
+        "{:?}",
+        h.store.get_app(&created.app.client_id).await.unwrap()
+    );
+    assert!(
+        !stored.contains(secret.secret()),
+        "the secret is not stored"
+    );
+    let mut bad_app = web.clone();
+    bad_app.redirect_uris = vec!["https://acme.example/cb#frag".into()];
+    assert!(matches!(
+        orgs.create_app(acme.id, &bad_app).await,
+        Err(Error::InvalidInput { .. })
+    ));
+
+    // What a login page learns: methods and branding, nothing secret.
+    let config = orgs
+        .config_by_client_id(created.app.client_id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(config.org_id, acme.id);
+    assert!(!config.sign_in_methods.sms_code && config.sign_in_methods.passkey);
+    assert_eq!(config.branding.primary_color.as_deref(), Some("#1f4fd1"));
+    let json = serde_json::to_string(&config).unwrap();
+    assert!(
+        !json.contains(secret.secret()) && !json.contains("secret"),
+        "{json}"
+    );
+    let by_domain = orgs.config_by_domain("LOGIN.acme.example").await.unwrap();
+    assert_eq!(by_domain.org_id, acme.id);
+    assert!(matches!(
+        orgs.config_by_domain("nowhere.example").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        orgs.config_by_client_id("app_unknown").await,
+        Err(Error::NotFound { .. })
+    ));
+
+    // Updates: a new slug and settings; the old slug is free again.
+    let mut update = latchkey::OrgUpdate::default();
+    update.slug = Some("acme-corp".into());
+    let mut settings = latchkey::OrgSettings::default();
+    settings.mfa = latchkey::directory::MfaRequirement::Required;
+    update.settings = Some(settings);
+    let updated = orgs.update(acme.id, &update).await.unwrap();
+    assert_eq!(updated.slug, "acme-corp");
+    assert_eq!(
+        orgs.settings(Some(acme.id)).await.unwrap().mfa,
+        latchkey::directory::MfaRequirement::Required
+    );
+    orgs.create(latchkey::NewOrg::new("New Acme", "acme"))
+        .await
+        .unwrap();
+
+    // Deleting takes its apps along.
+    orgs.delete(acme.id).await.unwrap();
+    assert!(matches!(
+        orgs.get(acme.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(
+        h.store
+            .get_app(&created.app.client_id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn the_default_organization_is_made_once_and_stays() {
+    let h = harness();
+    let orgs = h.auth.orgs();
+    let auth = h.auth.clone();
+    let results = race(8, move |_| {
+        let auth = auth.clone();
+        async move { auth.orgs().default_org().await.map(|o| o.id) }
+    })
+    .await;
+    let first = results[0].as_ref().unwrap();
+    assert!(
+        results.iter().all(|r| r.as_ref().ok() == Some(first)),
+        "{results:?}"
+    );
+    let default = orgs.default_org().await.unwrap();
+    assert_eq!(default.slug, "default");
+    assert!(matches!(
+        orgs.delete(default.id).await,
+        Err(Error::Forbidden)
+    ));
+    let mut rename = latchkey::OrgUpdate::default();
+    rename.slug = Some("main".into());
+    assert!(matches!(
+        orgs.update(default.id, &rename).await,
+        Err(Error::InvalidInput { .. })
+    ));
+    // Requests naming no organization run under its settings.
+    assert_eq!(
+        orgs.settings(None).await.unwrap(),
+        latchkey::OrgSettings::default()
+    );
+}
+
+async fn org_with(h: &Harness, slug: &str, settings: latchkey::OrgSettings) -> OrgId {
+    let mut new = latchkey::NewOrg::new(slug, slug);
+    new.settings = settings;
+    h.auth.orgs().create(new).await.unwrap().id
+}
+
+async fn member(h: &Harness, email: &str, org: OrgId) -> UserId {
+    let ctx = ctx().with_org(org);
+    h.auth
+        .users()
+        .create(NewUser::with_email(email), &ctx)
+        .await
+        .unwrap()
+        .id
+}
+
+#[tokio::test]
+async fn an_organization_that_turns_a_method_off_refuses_it() {
+    let h = harness();
+    let mut settings = latchkey::OrgSettings::default();
+    settings.sign_in_methods.sms_code = false;
+    settings.sign_in_methods.password = false;
+    let acme = org_with(&h, "acme", settings).await;
+    let in_acme = ctx().with_org(acme);
+    let sms = h.auth.codes().sms().send("+14155550100", &in_acme).await;
+    assert!(matches!(sms, Err(Error::Forbidden)), "{sms:?}");
+    let pw = latchkey::crypto::Password::new("correct horse battery staple");
+    let password = h
+        .auth
+        .passwords()
+        .sign_in("ana@example.com", &pw, &in_acme)
+        .await;
+    assert!(matches!(password, Err(Error::Forbidden)), "{password:?}");
+    assert!(h.texts().await.is_empty(), "nothing was sent");
+    // Email codes are still on there, and SMS elsewhere.
+    h.auth
+        .codes()
+        .email()
+        .send("ana@example.com", &in_acme)
+        .await
+        .unwrap();
+    h.auth
+        .codes()
+        .sms()
+        .send("+14155550100", &ctx())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_organization_decides_whether_the_mfa_step_runs() {
+    let h = harness();
+    let mut off = latchkey::OrgSettings::default();
+    off.mfa = latchkey::directory::MfaRequirement::Off;
+    let relaxed = org_with(&h, "relaxed", off).await;
+    let ana = member(&h, "ana@example.com", relaxed).await;
+    enable_totp(&h, ana).await;
+    let in_relaxed = ctx().with_org(relaxed);
+    let signed_in = h
+        .auth
+        .complete_first_factor(ana, AuthMethod::Email, None, &in_relaxed)
+        .await
+        .unwrap();
+    assert!(
+        matches!(signed_in, SignIn::Complete(_)),
+        "MFA off: no step even with TOTP"
+    );
+    // Elsewhere (the default: optional) her TOTP is asked for.
+    let elsewhere = h
+        .auth
+        .complete_first_factor(ana, AuthMethod::Email, None, &ctx())
+        .await
+        .unwrap();
+    assert!(matches!(elsewhere, SignIn::MfaRequired(_)));
+}
+
+#[tokio::test]
+async fn an_organization_requiring_mfa_makes_a_member_without_one_enrol_first() {
+    let h = harness();
+    let mut required = latchkey::OrgSettings::default();
+    required.mfa = latchkey::directory::MfaRequirement::Required;
+    let strict = org_with(&h, "strict", required).await;
+    let bo = member(&h, "bo@example.com", strict).await;
+    let in_strict = ctx().with_org(strict);
+    let first = h
+        .auth
+        .complete_first_factor(bo, AuthMethod::Email, None, &in_strict)
+        .await
+        .unwrap();
+    let SignIn::MfaEnrollmentRequired(step) = first else {
+        panic!("expected enrolment, got {first:?}")
+    };
+    let mfa = h.auth.mfa();
+    // The enrolment token proves nothing by itself.
+    let proof = latchkey::MfaProof::Totp(latchkey::crypto::OneTimeCode::new("000000"));
+    let refused = mfa.verify(&step.enrollment_token, &proof, &in_strict).await;
+    assert!(matches!(refused, Err(Error::InvalidToken)), "{refused:?}");
+
+    let enrollment = mfa
+        .enroll_totp_for_sign_in(&step.enrollment_token, &in_strict)
+        .await
+        .unwrap();
+    let secret = support::base32_decode(&enrollment.secret_base32);
+    let wrong = mfa
+        .confirm_totp_for_sign_in(
+            &step.enrollment_token,
+            &latchkey::crypto::OneTimeCode::new("000000"),
+            &in_strict,
+        )
+        .await;
+    assert!(wrong.is_err(), "{wrong:?}");
+    let (backup, signed_in) = mfa
+        .confirm_totp_for_sign_in(
+            &step.enrollment_token,
+            &support::app_code(&h, &secret),
+            &in_strict,
+        )
+        .await
+        .unwrap();
+    assert_eq!(backup.len(), 10);
+    let claims = h
+        .auth
+        .tokens()
+        .verify(tokens(signed_in).access_token.secret())
+        .await
+        .unwrap();
+    assert_eq!(claims.amr, ["email", "otp", "mfa"]);
+    assert_eq!((claims.acr.as_str(), claims.org), ("aal2", Some(strict)));
+    // Spent; and the next sign-in takes the ordinary MFA step.
+    let again = mfa
+        .enroll_totp_for_sign_in(&step.enrollment_token, &in_strict)
+        .await;
+    assert!(matches!(again, Err(Error::InvalidToken)), "{again:?}");
+    let next = h
+        .auth
+        .complete_first_factor(bo, AuthMethod::Email, None, &in_strict)
+        .await
+        .unwrap();
+    let SignIn::MfaRequired(challenge) = next else {
+        panic!("{next:?}")
+    };
+    // An MFA step's token enrols nothing.
+    let refused = mfa
+        .enroll_totp_for_sign_in(&challenge.mfa_token, &in_strict)
+        .await;
+    assert!(matches!(refused, Err(Error::InvalidToken)), "{refused:?}");
+}
