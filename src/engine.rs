@@ -105,6 +105,11 @@ impl Latchkey {
         crate::directory::Orgs::new(&self.inner)
     }
 
+    /// Machine credentials for the management API.
+    pub fn api_keys(&self) -> crate::directory::ApiKeys<'_> {
+        crate::directory::ApiKeys::new(&self.inner)
+    }
+
     /// Roles, permissions and memberships per organization.
     pub fn rbac(&self) -> crate::directory::Rbac<'_> {
         crate::directory::Rbac::new(&self.inner)

@@ -282,11 +282,9 @@ pub(crate) async fn complete_first_factor_then(
     may_sign_in(inner, &user)?;
     let org = sign_in_org(inner, &user, code_request, ctx).await?;
     let amr = method.amr();
+    // The organization may demand a second factor; it never waives one the user has.
     let requirement = crate::directory::Orgs::new(inner).settings(org).await?.mfa;
-    let second_factors = match requirement {
-        MfaRequirement::Off => Vec::new(),
-        _ => mfa_methods(inner, &user, &amr).await?,
-    };
+    let second_factors = mfa_methods(inner, &user, &amr).await?;
     if !method.is_multi_factor()
         && (!second_factors.is_empty() || requirement == MfaRequirement::Required)
     {
@@ -540,6 +538,13 @@ pub(crate) async fn open_session(
     // Signed first: a failure leaves no session behind.
     let access_token = crate::tokens::mint(inner, &session).await?;
     inner.sessions.create_session(&session).await?;
+    // A block or deletion that landed while this sign-in ran revoked the sessions that
+    // existed then; this one must not outlive it.
+    let current = inner.users.get_user(user.id).await?;
+    if current.is_none_or(|u| u.blocked) {
+        inner.sessions.revoke_session(session.id, now).await?;
+        return Err(Error::InvalidCredentials);
+    }
     Ok(TokenSet {
         access_token,
         refresh_token: RefreshToken::new(refresh.as_str()),

@@ -763,30 +763,27 @@ async fn an_organization_that_turns_a_method_off_refuses_it() {
 }
 
 #[tokio::test]
-async fn an_organization_decides_whether_the_mfa_step_runs() {
+async fn an_organization_never_waives_a_members_own_second_factor() {
     let h = harness();
     let mut off = latchkey::OrgSettings::default();
     off.mfa = latchkey::directory::MfaRequirement::Off;
     let relaxed = org_with(&h, "relaxed", off).await;
     let ana = member(&h, "ana@example.com", relaxed).await;
-    enable_totp(&h, ana).await;
     let in_relaxed = ctx().with_org(relaxed);
-    let signed_in = h
+    let before = h
         .auth
         .complete_first_factor(ana, AuthMethod::Email, None, &in_relaxed)
         .await
         .unwrap();
-    assert!(
-        matches!(signed_in, SignIn::Complete(_)),
-        "MFA off: no step even with TOTP"
-    );
-    // Elsewhere (the default: optional) her TOTP is asked for.
-    let elsewhere = h
+    assert!(matches!(before, SignIn::Complete(_)), "{before:?}");
+    // Once she enrols TOTP it is asked for, whatever the organization says.
+    enable_totp(&h, ana).await;
+    let after = h
         .auth
-        .complete_first_factor(ana, AuthMethod::Email, None, &ctx())
+        .complete_first_factor(ana, AuthMethod::Email, None, &in_relaxed)
         .await
         .unwrap();
-    assert!(matches!(elsewhere, SignIn::MfaRequired(_)));
+    assert!(matches!(after, SignIn::MfaRequired(_)), "{after:?}");
 }
 
 #[tokio::test]
@@ -859,4 +856,149 @@ async fn an_organization_requiring_mfa_makes_a_member_without_one_enrol_first() 
         .enroll_totp_for_sign_in(&challenge.mfa_token, &in_strict)
         .await;
     assert!(matches!(refused, Err(Error::InvalidToken)), "{refused:?}");
+}
+
+#[tokio::test]
+async fn api_keys_are_shown_once_stored_hashed_and_die_when_revoked_or_expired() {
+    let h = harness();
+    let acme = org(&h, "acme").await;
+    let keys = h.auth.api_keys();
+    let mut new = latchkey::directory::NewApiKey::new("CI deploys", &["users:*", "orgs:read"]);
+    new.expires_in = Some(std::time::Duration::from_secs(3600));
+    let created = keys.create(acme, &new).await.unwrap();
+    let secret = created.secret.clone();
+    assert!(secret.secret().starts_with("lk_") && secret.secret().len() > 40);
+    assert!(
+        !String::from_utf8_lossy(&h.store.dump()).contains(secret.secret()),
+        "stored hashed"
+    );
+
+    let verified = keys.verify(&secret).await.unwrap();
+    assert_eq!((verified.id, verified.org_id), (created.info.id, acme));
+    assert!(verified.allows("users:delete") && verified.allows("orgs:read"));
+    assert!(!verified.allows("orgs:write"));
+    assert_eq!(
+        keys.list(acme).await.unwrap()[0].last_used_at,
+        Some(h.auth.now())
+    );
+
+    for wrong in ["", "lk_", "lk_nope", "not-a-key", &"lk_x".repeat(100)] {
+        let refused = keys.verify(&latchkey::crypto::ApiKey::new(wrong)).await;
+        assert!(
+            matches!(refused, Err(Error::InvalidCredentials)),
+            "{wrong:?}: {refused:?}"
+        );
+    }
+    let bad_scope = keys
+        .create(acme, &latchkey::directory::NewApiKey::new("x", &["users"]))
+        .await;
+    assert!(
+        matches!(bad_scope, Err(Error::InvalidInput { .. })),
+        "{bad_scope:?}"
+    );
+    let nowhere = keys.create(OrgId::generate(), &new).await;
+    assert!(
+        matches!(nowhere, Err(Error::NotFound { .. })),
+        "{nowhere:?}"
+    );
+
+    // Expiry, then revocation of another.
+    h.clock.advance(std::time::Duration::from_secs(3600));
+    assert!(matches!(
+        keys.verify(&secret).await,
+        Err(Error::InvalidCredentials)
+    ));
+    let other = keys
+        .create(
+            acme,
+            &latchkey::directory::NewApiKey::new("Ops", &["users:read"]),
+        )
+        .await
+        .unwrap();
+    keys.verify(&other.secret).await.unwrap();
+    keys.revoke(acme, other.info.id).await.unwrap();
+    assert!(matches!(
+        keys.verify(&other.secret).await,
+        Err(Error::InvalidCredentials)
+    ));
+    assert!(keys.list(acme).await.unwrap()[1].revoked_at.is_some());
+    assert!(matches!(
+        keys.revoke(OrgId::generate(), other.info.id).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn an_enrolment_token_dies_with_a_block() {
+    let h = harness();
+    let mut required = latchkey::OrgSettings::default();
+    required.mfa = latchkey::directory::MfaRequirement::Required;
+    let strict = org_with(&h, "strict", required).await;
+    let bo = member(&h, "bo@example.com", strict).await;
+    let in_strict = ctx().with_org(strict);
+    let SignIn::MfaEnrollmentRequired(step) = h
+        .auth
+        .complete_first_factor(bo, AuthMethod::Email, None, &in_strict)
+        .await
+        .unwrap()
+    else {
+        panic!("expected enrolment")
+    };
+    let enrollment = h
+        .auth
+        .mfa()
+        .enroll_totp_for_sign_in(&step.enrollment_token, &in_strict)
+        .await
+        .unwrap();
+    h.auth.users().block(bo, &ctx()).await.unwrap();
+    let secret = support::base32_decode(&enrollment.secret_base32);
+    let refused = h
+        .auth
+        .mfa()
+        .confirm_totp_for_sign_in(
+            &step.enrollment_token,
+            &support::app_code(&h, &secret),
+            &in_strict,
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(Error::InvalidCredentials)),
+        "{refused:?}"
+    );
+    assert!(
+        !h.auth.users().status(bo).await.unwrap().totp,
+        "nothing was enrolled"
+    );
+}
+
+#[tokio::test]
+async fn a_token_leaves_out_permissions_past_its_limit() {
+    let h = harness();
+    let rbac = h.auth.rbac();
+    let acme = org(&h, "acme").await;
+    let mut names = Vec::new();
+    for i in 0..=latchkey::tokens::MAX_TOKEN_PERMISSIONS {
+        let name = format!("resource{i}:read");
+        rbac.define_permission(acme, &name, None).await.unwrap();
+        names.push(name);
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let everything = rbac
+        .create_role(acme, &RoleSpec::new("everything", &refs))
+        .await
+        .unwrap();
+    let ana = member(&h, "ana@example.com", acme).await;
+    rbac.set_roles(ana, acme, &[everything.id], &ctx())
+        .await
+        .unwrap();
+    let set = sign_in(&h, ana, Some(acme)).await;
+    let claims = h
+        .auth
+        .tokens()
+        .verify(set.access_token.secret())
+        .await
+        .unwrap();
+    assert!(claims.perms_omitted && claims.perms.is_empty() && claims.roles.is_empty());
+    assert!(!claims.has_permission("resource7:read"));
+    assert!(rbac.check(ana, acme, "resource7:read").await.unwrap());
 }

@@ -1,10 +1,12 @@
-//! The directory: users and, per organization, roles, permissions and memberships, as an
-//! administrator manages them.
+//! The directory, as an administrator manages it: users, organizations with their apps
+//! and settings, roles, permissions and memberships, and API credentials.
 
+pub mod api_keys;
 pub mod orgs;
 pub mod rbac;
 pub mod users;
 
+pub use api_keys::{ApiKeyCreated, ApiKeyInfo, ApiKeys, NewApiKey};
 pub use orgs::{
     AppCreated, Branding, MfaRequirement, NewApp, NewOrg, OrgSettings, OrgUpdate, Orgs,
     PublicConfig, SignInMethods,

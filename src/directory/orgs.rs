@@ -33,9 +33,6 @@ pub struct OrgSettings {
     pub mfa: MfaRequirement,
     /// Shown on the login page.
     pub branding: Branding,
-    /// Where its apps may send people back to after sign-in, besides each app's own
-    /// redirect URIs (exact match).
-    pub redirect_uris: Vec<String>,
 }
 
 impl Default for OrgSettings {
@@ -44,7 +41,6 @@ impl Default for OrgSettings {
             sign_in_methods: SignInMethods::default(),
             mfa: MfaRequirement::Optional,
             branding: Branding::default(),
-            redirect_uris: Vec::new(),
         }
     }
 }
@@ -78,16 +74,20 @@ impl Default for SignInMethods {
     }
 }
 
-/// An organization's second-factor rule.
+/// An organization's second-factor rule. Whatever it says, a member who enrolled a
+/// second factor is always asked for it: an organization cannot lower the protection a
+/// person chose for their account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum MfaRequirement {
-    /// No MFA step, even for members with a second factor.
+    /// Not required, and not offered: the login page (through [`PublicConfig::mfa`])
+    /// hides enrolment.
     Off,
-    /// The MFA step for members who have a second factor (the default).
+    /// Not required; offered to members who want it (the default).
     Optional,
-    /// Every member must complete a second factor; one without any can only enrol.
+    /// Every member completes a second factor; one without any must enrol first
+    /// ([`SignIn::MfaEnrollmentRequired`](crate::SignIn::MfaEnrollmentRequired)).
     Required,
 }
 
@@ -108,17 +108,13 @@ impl OrgSettings {
     /// Checks every field.
     pub fn validate(&self) -> Result<(), Error> {
         let b = &self.branding;
-        if b.display_name
-            .as_ref()
-            .is_some_and(|n| n.trim().is_empty() || n.chars().count() > 100)
-        {
-            return Err(Error::invalid(
-                "branding.display_name",
-                "must be 1 to 100 characters",
-            ));
+        if let Some(name) = &b.display_name {
+            checked_name(name).map_err(|_| {
+                Error::invalid("branding.display_name", "must be 1 to 100 characters")
+            })?;
         }
         if let Some(url) = &b.logo_url
-            && !url::Url::parse(url).is_ok_and(|u| u.scheme() == "https")
+            && (url.len() > 2048 || !url::Url::parse(url).is_ok_and(|u| u.scheme() == "https"))
         {
             return Err(Error::invalid("branding.logo_url", "must be an https URL"));
         }
@@ -128,16 +124,21 @@ impl OrgSettings {
                 return Err(Error::invalid("branding.primary_color", "must be #rrggbb"));
             }
         }
-        for uri in &self.redirect_uris {
-            check_redirect_uri(uri)?;
-        }
         Ok(())
     }
 
-    fn of(org: &Organization) -> OrgSettings {
-        // Settings are written only through `validate`; unreadable ones (written by hand)
-        // fall back to the defaults field by field.
-        serde_json::from_value(org.settings.clone()).unwrap_or_default()
+    /// An organization's settings. Unreadable ones (written to the store by other means)
+    /// are an error, never the defaults: a broken setting must not turn a disabled method
+    /// or a required second factor back off.
+    fn of(org: &Organization) -> Result<OrgSettings, Error> {
+        if org.settings.is_null() {
+            return Ok(OrgSettings::default());
+        }
+        serde_json::from_value(org.settings.clone()).map_err(|_| {
+            Error::Store(StoreError::Corrupt {
+                what: "organization settings",
+            })
+        })
     }
 }
 
@@ -295,7 +296,10 @@ impl<'a> Orgs<'a> {
             Some(id) => self.inner.orgs.get_org(id).await?,
             None => self.inner.orgs.get_org_by_slug(DEFAULT_ORG_SLUG).await?,
         };
-        Ok(found.as_ref().map(OrgSettings::of).unwrap_or_default())
+        match found {
+            Some(org) => OrgSettings::of(&org),
+            None => Ok(OrgSettings::default()),
+        }
     }
 
     /// Changes an organization (compare-and-swap, retried on concurrent changes).
@@ -359,8 +363,11 @@ impl<'a> Orgs<'a> {
     /// Adds an app. A confidential one gets a 256-bit secret, returned once and stored
     /// as a keyed hash.
     pub async fn create_app(&self, org: OrgId, new: &NewApp) -> Result<AppCreated, Error> {
+        if new.redirect_uris.len() > MAX_LIST {
+            return Err(Error::invalid("redirect_uris", "at most 20"));
+        }
         for uri in &new.redirect_uris {
-            check_redirect_uri(uri)?;
+            crate::tokens::auth_code::check_redirect_uri(uri)?;
         }
         let token = random_token()?;
         let short = token.as_str().get(..22).unwrap_or_default();
@@ -410,7 +417,7 @@ impl<'a> Orgs<'a> {
             .await?
             .ok_or(Error::NotFound { what: "app" })?;
         let org = self.get(app.org_id).await?;
-        Ok(public_config(&org, Some(client_id)))
+        public_config(&org, Some(client_id))
     }
 
     /// The public configuration of the organization that owns a custom domain.
@@ -424,7 +431,7 @@ impl<'a> Orgs<'a> {
             .ok_or(Error::NotFound {
                 what: "organization",
             })?;
-        Ok(public_config(&org, None))
+        public_config(&org, None)
     }
 }
 
@@ -454,9 +461,9 @@ pub(crate) async fn allow(inner: &Inner, org: Option<OrgId>, method: Method) -> 
     }
 }
 
-fn public_config(org: &Organization, client_id: Option<ClientId>) -> PublicConfig {
-    let settings = OrgSettings::of(org);
-    PublicConfig {
+fn public_config(org: &Organization, client_id: Option<ClientId>) -> Result<PublicConfig, Error> {
+    let settings = OrgSettings::of(org)?;
+    Ok(PublicConfig {
         org_id: org.id,
         slug: org.slug.clone(),
         name: settings
@@ -468,7 +475,7 @@ fn public_config(org: &Organization, client_id: Option<ClientId>) -> PublicConfi
         sign_in_methods: settings.sign_in_methods,
         mfa: settings.mfa,
         branding: settings.branding,
-    }
+    })
 }
 
 /// Maps a store write: a clash is [`Error::Conflict`], something missing
@@ -510,8 +517,14 @@ fn checked_slug(slug: &str) -> Result<String, Error> {
     Ok(slug.to_owned())
 }
 
+/// The most domains an organization, or redirect URIs an app, may have.
+const MAX_LIST: usize = 20;
+
 /// Lowercase host names with a dot, without repeats.
 fn checked_domains(domains: &[String]) -> Result<Vec<String>, Error> {
+    if domains.len() > MAX_LIST {
+        return Err(Error::invalid("domains", "at most 20"));
+    }
     let mut out = Vec::with_capacity(domains.len());
     for domain in domains {
         let domain = domain.trim().trim_end_matches('.').to_ascii_lowercase();
@@ -536,22 +549,4 @@ fn checked_domains(domains: &[String]) -> Result<Vec<String>, Error> {
         }
     }
     Ok(out)
-}
-
-/// An absolute `https` URI without a fragment (`http` only for loopback), as OAuth
-/// requires of redirect URIs.
-fn check_redirect_uri(uri: &str) -> Result<(), Error> {
-    let bad = || {
-        Error::invalid(
-            "redirect_uris",
-            "each must be an https URL without a fragment",
-        )
-    };
-    let url = url::Url::parse(uri).map_err(|_| bad())?;
-    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
-    let scheme_ok = url.scheme() == "https" || (url.scheme() == "http" && loopback);
-    if !scheme_ok || url.fragment().is_some() || url.host_str().is_none() {
-        return Err(bad());
-    }
-    Ok(())
 }

@@ -122,7 +122,7 @@ impl<'a> Users<'a> {
         user.email_verified = new.email_verified && user.email.is_some();
         user.phone_verified = new.phone_verified && user.phone.is_some();
         user.name = new.name.as_deref().map(checked_name).transpose()?;
-        user.metadata = new.metadata;
+        user.metadata = checked_metadata(new.metadata)?;
         user.blocked = new.blocked;
         match inner.users.create_user(&user).await {
             Err(StoreError::Conflict { what }) => return Err(Error::Conflict { what }),
@@ -138,7 +138,10 @@ impl<'a> Users<'a> {
             };
             if let Err(err) = inner.orgs.put_membership(&membership).await {
                 inner.users.delete_user(user.id).await?;
-                return Err(err.into());
+                return Err(match err {
+                    StoreError::Missing { what } => Error::NotFound { what },
+                    err => err.into(),
+                });
             }
         }
         admin_event(inner, AuthEventKind::SignUp, user.id, ctx, "admin_created").await?;
@@ -226,7 +229,7 @@ impl<'a> Users<'a> {
                 user.name = name.clone();
             }
             if let Some(metadata) = &update.metadata {
-                user.metadata = metadata.clone();
+                user.metadata = checked_metadata(metadata.clone())?;
             }
             if let Some(verified) = update.email_verified {
                 user.email_verified = verified && user.email.is_some();
@@ -330,10 +333,12 @@ impl<'a> Users<'a> {
         inner.sessions.revoke_user_sessions(id, now).await?;
         inner.sessions.delete_user_sessions(id).await?;
         inner.orgs.delete_memberships_of_user(id).await?;
+        // Forgotten before the account goes: should this fail, a retry still finds the
+        // user and finishes the job.
+        inner.audit_log.forget_user(id).await?;
         if !inner.users.delete_user(id).await? {
             return Err(Error::NotFound { what: "user" });
         }
-        inner.audit_log.forget_user(id).await?;
         admin_event(inner, AuthEventKind::UserDeleted, id, ctx, "admin_deleted").await
     }
 }
@@ -348,6 +353,18 @@ fn parse_change<T>(
         Some(None) => Some(None),
         None => None,
     })
+}
+
+/// The most application data one user may carry, as JSON.
+const MAX_METADATA_BYTES: usize = 16 * 1024;
+
+/// Application data of at most 16 KiB as JSON.
+fn checked_metadata(metadata: serde_json::Value) -> Result<serde_json::Value, Error> {
+    let size = serde_json::to_vec(&metadata).map_or(usize::MAX, |json| json.len());
+    if size > MAX_METADATA_BYTES {
+        return Err(Error::invalid("metadata", "must be at most 16 KiB of JSON"));
+    }
+    Ok(metadata)
 }
 
 /// A trimmed display name of 1 to 200 characters without control characters.

@@ -296,13 +296,16 @@ impl<'a> Mfa<'a> {
         enrollment_token: &MfaToken,
         ctx: &RequestContext,
     ) -> Result<TotpEnrollment, Error> {
-        let (_, _, pending) = pending(self.inner, enrollment_token, true).await?;
-        Totp::new(self.inner).enroll(pending.user_id, ctx).await
+        let inner = self.inner;
+        let (_, _, pending) = pending(inner, enrollment_token, true).await?;
+        signed_in_user(inner, &pending).await?;
+        Totp::new(inner).enroll(pending.user_id, ctx).await
     }
 
     /// Confirms the TOTP enrolment with a first code and finishes the sign-in the token
     /// carries, as the MFA step would (`amr` gains `otp` and `mfa`). Returns the new backup
-    /// codes (show them once) and the sign-in. The token is spent.
+    /// codes (show them once) and the sign-in. The token is claimed before the factor is
+    /// activated, so of racing confirmations one proceeds; a wrong code gives it back.
     pub async fn confirm_totp_for_sign_in(
         &self,
         enrollment_token: &MfaToken,
@@ -310,24 +313,40 @@ impl<'a> Mfa<'a> {
         ctx: &RequestContext,
     ) -> Result<(Vec<BackupCode>, SignIn), Error> {
         let inner = self.inner;
-        let (key, _, pending) = pending(inner, enrollment_token, true).await?;
-        let backup_codes = Totp::new(inner).confirm(pending.user_id, code, ctx).await?;
-        if inner
-            .challenges
-            .take(&key, inner.clock.now())
-            .await?
-            .is_none()
-        {
+        let (key, record, pending) = pending(inner, enrollment_token, true).await?;
+        let user = signed_in_user(inner, &pending).await?;
+        let now = inner.clock.now();
+        if inner.challenges.take(&key, now).await?.is_none() {
             return Err(Error::InvalidToken);
         }
-        let user = inner
-            .users
-            .get_user(pending.user_id)
-            .await?
-            .ok_or(Error::InvalidCredentials)?;
+        let backup_codes = match Totp::new(inner).confirm(pending.user_id, code, ctx).await {
+            Ok(codes) => codes,
+            Err(err) => {
+                // Given back for another try, with the time it had left.
+                let now = inner.clock.now();
+                inner
+                    .challenges
+                    .insert(&key, &record.value, record.expires_at, now)
+                    .await?;
+                return Err(err);
+            }
+        };
         let sign_in = complete_step(inner, &user, &pending, "totp", "otp", ctx).await?;
         Ok((backup_codes, sign_in))
     }
+}
+
+/// The user an enrolment-only token belongs to, if they may still sign in, in the
+/// organization the sign-in started in: checked before anything is enrolled.
+async fn signed_in_user(inner: &Inner, pending: &PendingMfa) -> Result<crate::model::User, Error> {
+    let user = inner
+        .users
+        .get_user(pending.user_id)
+        .await?
+        .ok_or(Error::InvalidToken)?;
+    crate::signin::may_sign_in(inner, &user)?;
+    crate::signin::still_member(inner, &user, pending.org_id).await?;
+    Ok(user)
 }
 
 /// Ends a sign-in whose second factor was just proven (or enrolled): the account must

@@ -87,6 +87,10 @@ uuid_id!(
     FactorId, "factor_id"
 );
 uuid_id!(
+    /// Identifies a management API credential (its public client id).
+    ApiCredentialId, "api_credential_id"
+);
+uuid_id!(
     /// Identifies a recorded authentication event.
     EventId, "event_id"
 );

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ClientId, OrgId, PermissionId, RoleId, UserId};
+use super::{ApiCredentialId, ClientId, OrgId, PermissionId, RoleId, UserId};
 use crate::crypto::SecretHash;
 use crate::{Error, Timestamp};
 
@@ -159,6 +159,30 @@ pub struct Role {
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+}
+
+/// A machine credential for an organization's management API. The secret is shown once
+/// at creation; the store keeps only its keyed hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiCredential {
+    /// The credential's id: its public client id.
+    pub id: ApiCredentialId,
+    /// The organization it acts for.
+    pub org_id: OrgId,
+    /// What it is for, for people.
+    pub name: String,
+    /// Keyed hash of the secret, unique across credentials.
+    pub secret_hash: SecretHash,
+    /// The permissions it holds (`users:read`, `users:*`).
+    pub scopes: Vec<Permission>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// It stops working then, if set.
+    pub expires_at: Option<Timestamp>,
+    /// When it was last used (to the minute).
+    pub last_used_at: Option<Timestamp>,
+    /// When it was revoked; a revoked credential never works again.
+    pub revoked_at: Option<Timestamp>,
 }
 
 /// A user's membership in an organization and the roles it gives them there.

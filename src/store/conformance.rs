@@ -21,10 +21,11 @@ use std::time::Duration;
 
 use crate::crypto::{Sealed, SecretHash};
 use crate::model::{
-    App, AuthEvent, AuthEventKind, ChallengeKey, ChallengeKind, ClientId, CredentialId, Email,
-    EventId, FactorId, FactorStatus, Membership, OrgId, Organization, PageRequest,
-    PasskeyCredential, PasskeyUse, Permission, PermissionDef, PermissionId, Phone, Role, RoleId,
-    Session, SessionId, StoredSigningKey, TotpFactor, User, UserId,
+    ApiCredential, ApiCredentialId, App, AuthEvent, AuthEventKind, ChallengeKey, ChallengeKind,
+    ClientId, CredentialId, Email, EventId, FactorId, FactorStatus, Membership, OrgId,
+    Organization, PageRequest, PasskeyCredential, PasskeyUse, Permission, PermissionDef,
+    PermissionId, Phone, Role, RoleId, Session, SessionId, StoredSigningKey, TotpFactor, User,
+    UserId,
 };
 use crate::store::{Storage, UserQuery};
 use crate::testing::race;
@@ -70,6 +71,7 @@ macro_rules! conformance_tests {
             purge_removes_only_expired,
             audit_log_newest_first_and_paged_stably,
             audit_log_forgets_a_users_personal_data_only,
+            api_credentials_unique_listed_and_never_unrevoked,
         }
     };
 }
@@ -165,6 +167,20 @@ fn app(org: OrgId, client_id: &str) -> App {
         secret_hash: None,
         redirect_uris: vec!["https://app.example.com/callback".into()],
         created_at: t0(),
+    }
+}
+
+fn api_credential(org: OrgId, secret: u8) -> ApiCredential {
+    ApiCredential {
+        id: ApiCredentialId::generate(),
+        org_id: org,
+        name: format!("key {secret}"),
+        secret_hash: hash(secret),
+        scopes: vec![Permission::new("users:read").unwrap()],
+        created_at: t0(),
+        expires_at: None,
+        last_used_at: None,
+        revoked_at: None,
     }
 }
 
@@ -945,6 +961,12 @@ pub async fn org_delete_cascades<S: Storage + 'static>(store: Arc<S>) {
     store.create_org(&other).await.unwrap();
     store.create_app(&app(acme.id, "acme-web")).await.unwrap();
     store.create_app(&app(other.id, "other-web")).await.unwrap();
+    let key = api_credential(acme.id, 1);
+    store.create_api_credential(&key).await.unwrap();
+    store
+        .create_api_credential(&api_credential(other.id, 2))
+        .await
+        .unwrap();
     store
         .put_permission(&permission(acme.id, "invoices:read"))
         .await
@@ -987,6 +1009,21 @@ pub async fn org_delete_cascades<S: Storage + 'static>(store: Arc<S>) {
         vec![other.id]
     );
     assert_eq!(store.list_apps(other.id).await.unwrap().len(), 1);
+    assert!(
+        store
+            .list_api_credentials(acme.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .get_api_credential_by_hash(&key.secret_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(store.list_api_credentials(other.id).await.unwrap().len(), 1);
 
     let mut again = org("acme");
     again.domains = vec!["acme.example.com".into()];
@@ -1764,4 +1801,109 @@ pub async fn audit_log_forgets_a_users_personal_data_only<S: Storage + 'static>(
             .iter()
             .all(|e| e.ip.is_some() && e.user_agent.is_some())
     );
+}
+
+/// API credentials: the secret hash and id are unique, even under racing creations; a
+/// credential is found by its hash and listed oldest first in its organization only;
+/// updates keep the hash and scopes, never move `last_used_at` back and never clear
+/// `revoked_at`.
+pub async fn api_credentials_unique_listed_and_never_unrevoked<S: Storage + 'static>(
+    store: Arc<S>,
+) {
+    let acme = org("acme");
+    let other = org("other");
+    store.create_org(&acme).await.unwrap();
+    store.create_org(&other).await.unwrap();
+    let missing = api_credential(OrgId::generate(), 9);
+    assert!(matches!(
+        store.create_api_credential(&missing).await,
+        Err(StoreError::Missing { .. })
+    ));
+    let results = race(RACERS, {
+        let store = store.clone();
+        move |i| {
+            let store = store.clone();
+            async move {
+                let mut key = api_credential(acme.id, 1);
+                key.name = format!("racer {i}");
+                store.create_api_credential(&key).await
+            }
+        }
+    })
+    .await;
+    assert_eq!(count_ok(&results), 1, "one credential per secret hash");
+    for result in &results {
+        if let Err(err) = result {
+            assert!(
+                matches!(
+                    err,
+                    StoreError::Conflict {
+                        what: "api_credential"
+                    }
+                ),
+                "{err:?}"
+            );
+        }
+    }
+    let first = store
+        .get_api_credential_by_hash(&hash(1))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut second = api_credential(acme.id, 2);
+    second.created_at = at(5);
+    store.create_api_credential(&second).await.unwrap();
+    store
+        .create_api_credential(&api_credential(other.id, 3))
+        .await
+        .unwrap();
+    let listed: Vec<_> = store
+        .list_api_credentials(acme.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(listed, vec![first.id, second.id]);
+
+    let mut used = first.clone();
+    used.last_used_at = Some(at(10));
+    used.scopes = Vec::new();
+    used.secret_hash = hash(7);
+    assert!(store.update_api_credential(&used).await.unwrap());
+    let stored = store
+        .get_api_credential_by_hash(&hash(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.last_used_at, Some(at(10)));
+    assert_eq!(stored.scopes, first.scopes, "scopes stay");
+    assert!(
+        store
+            .get_api_credential_by_hash(&hash(7))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut revoked = stored.clone();
+    revoked.revoked_at = Some(at(11));
+    revoked.last_used_at = Some(at(3));
+    assert!(store.update_api_credential(&revoked).await.unwrap());
+    let mut unrevoke = revoked.clone();
+    unrevoke.revoked_at = None;
+    assert!(store.update_api_credential(&unrevoke).await.unwrap());
+    let stored = store
+        .get_api_credential_by_hash(&hash(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.revoked_at, Some(at(11)), "a revocation stays");
+    assert_eq!(
+        stored.last_used_at,
+        Some(at(10)),
+        "last use never moves back"
+    );
+    let mut elsewhere = stored.clone();
+    elsewhere.org_id = other.id;
+    assert!(!store.update_api_credential(&elsewhere).await.unwrap());
 }

@@ -18,9 +18,9 @@ use crate::StoreError;
 use crate::Timestamp;
 use crate::crypto::SecretHash;
 use crate::model::{
-    App, AuthEvent, ChallengeKey, ChallengeRecord, ClientId, Counter, CredentialId, Email,
-    FactorId, Membership, OrgId, Organization, Page, PageRequest, PasskeyCredential, PasskeyUse,
-    Permission, PermissionDef, PermissionId, Phone, Role, RoleId, Session, SessionId,
+    ApiCredential, App, AuthEvent, ChallengeKey, ChallengeRecord, ClientId, Counter, CredentialId,
+    Email, FactorId, Membership, OrgId, Organization, Page, PageRequest, PasskeyCredential,
+    PasskeyUse, Permission, PermissionDef, PermissionId, Phone, Role, RoleId, Session, SessionId,
     StoredSigningKey, TotpFactor, User, UserId,
 };
 
@@ -183,8 +183,8 @@ pub trait OrgStore: Send + Sync + fmt::Debug {
     /// [`UserStore::update_user`]; slug and domains re-indexed atomically and still unique.
     async fn update_org(&self, org: &Organization) -> StoreResult<u64>;
 
-    /// Deletes an organization and, atomically with it, its apps, roles, permissions and
-    /// memberships. Returns whether it existed.
+    /// Deletes an organization and, atomically with it, its apps, roles, permissions,
+    /// memberships and API credentials. Returns whether it existed.
     async fn delete_org(&self, id: OrgId) -> StoreResult<bool>;
 
     /// Organizations in id order, paged (cursor stable as for users).
@@ -245,6 +245,25 @@ pub trait OrgStore: Send + Sync + fmt::Debug {
 
     /// Removes a membership. Returns whether it existed.
     async fn delete_membership(&self, user: UserId, org: OrgId) -> StoreResult<bool>;
+
+    /// Inserts a management API credential. Atomic: its secret hash is unique across
+    /// credentials ([`StoreError::Conflict`] `"api_credential"`, as is a duplicate id);
+    /// the organization must exist ([`StoreError::Missing`]).
+    async fn create_api_credential(&self, credential: &ApiCredential) -> StoreResult<()>;
+
+    /// The credential whose secret has this keyed hash.
+    async fn get_api_credential_by_hash(
+        &self,
+        hash: &SecretHash,
+    ) -> StoreResult<Option<ApiCredential>>;
+
+    /// An organization's credentials, oldest first.
+    async fn list_api_credentials(&self, org: OrgId) -> StoreResult<Vec<ApiCredential>>;
+
+    /// Replaces a credential's state (`last_used_at`, `revoked_at`, `name`) by id, within
+    /// `credential.org_id`; its hash, organization and scopes stay as stored. Once
+    /// `revoked_at` is set it is never cleared. Returns whether the credential exists.
+    async fn update_api_credential(&self, credential: &ApiCredential) -> StoreResult<bool>;
 
     /// Removes a user from every organization (for user deletion). Returns how many.
     async fn delete_memberships_of_user(&self, user: UserId) -> StoreResult<u64>;

@@ -132,6 +132,7 @@ mod tests {
                 org: None,
                 roles: vec![],
                 perms: vec![],
+                perms_omitted: false,
                 amr: vec![],
                 acr: "aal1".into(),
             },

@@ -43,6 +43,12 @@ pub struct Claims {
     /// Permissions those roles grant.
     #[serde(default)]
     pub perms: Vec<Permission>,
+    /// The roles and permissions were too many for a token (more than
+    /// [`MAX_TOKEN_ROLES`](crate::tokens::MAX_TOKEN_ROLES) or
+    /// [`MAX_TOKEN_PERMISSIONS`](crate::tokens::MAX_TOKEN_PERMISSIONS)) and were left out:
+    /// ask [`Rbac::check`](crate::Rbac::check) instead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub perms_omitted: bool,
     /// Authentication methods used (RFC 8176: `pwd`, `otp`, `hwk`, `swk`, `user`, `mfa`,
     /// and `email` / `sms` for one-time codes and links).
     #[serde(default)]

@@ -6,9 +6,10 @@ use std::ops::Bound;
 
 use async_trait::async_trait;
 use latchkey::StoreError;
+use latchkey::crypto::SecretHash;
 use latchkey::model::{
-    App, ClientId, Membership, OrgId, Organization, Page, PageRequest, PermissionDef, PermissionId,
-    Role, RoleId, UserId,
+    ApiCredential, ApiCredentialId, App, ClientId, Membership, OrgId, Organization, Page,
+    PageRequest, PermissionDef, PermissionId, Role, RoleId, UserId,
 };
 use latchkey::store::{OrgStore, StoreResult};
 
@@ -25,6 +26,8 @@ pub(crate) struct Tables {
     members: BTreeMap<(OrgId, UserId), Membership>,
     /// `(user, org)` for every membership: a user's organizations without a scan.
     by_user: BTreeSet<(UserId, OrgId)>,
+    api_credentials: BTreeMap<ApiCredentialId, ApiCredential>,
+    api_by_hash: HashMap<SecretHash, ApiCredentialId>,
 }
 
 impl Tables {
@@ -38,6 +41,9 @@ impl Tables {
             .values()
             .for_each(|v| crate::dump_json(out, v));
         self.members.values().for_each(|v| crate::dump_json(out, v));
+        self.api_credentials
+            .values()
+            .for_each(|v| crate::dump_json(out, v));
     }
 }
 
@@ -157,6 +163,66 @@ impl OrgStore for MemoryStore {
             t.members.remove(&(id, user));
             t.by_user.remove(&(user, id));
         }
+        let credentials: Vec<ApiCredential> = t
+            .api_credentials
+            .values()
+            .filter(|c| c.org_id == id)
+            .cloned()
+            .collect();
+        for credential in credentials {
+            t.api_credentials.remove(&credential.id);
+            t.api_by_hash.remove(&credential.secret_hash);
+        }
+        Ok(true)
+    }
+
+    async fn create_api_credential(&self, credential: &ApiCredential) -> StoreResult<()> {
+        let mut t = write(&self.orgs);
+        t.require_org(credential.org_id)?;
+        if t.api_credentials.contains_key(&credential.id)
+            || t.api_by_hash.contains_key(&credential.secret_hash)
+        {
+            return Err(StoreError::Conflict {
+                what: "api_credential",
+            });
+        }
+        t.api_by_hash.insert(credential.secret_hash, credential.id);
+        t.api_credentials.insert(credential.id, credential.clone());
+        Ok(())
+    }
+
+    async fn get_api_credential_by_hash(
+        &self,
+        hash: &SecretHash,
+    ) -> StoreResult<Option<ApiCredential>> {
+        let t = read(&self.orgs);
+        Ok(t.api_by_hash
+            .get(hash)
+            .and_then(|id| t.api_credentials.get(id))
+            .cloned())
+    }
+
+    async fn list_api_credentials(&self, org: OrgId) -> StoreResult<Vec<ApiCredential>> {
+        let t = read(&self.orgs);
+        Ok(t.api_credentials
+            .values()
+            .filter(|c| c.org_id == org)
+            .cloned()
+            .collect())
+    }
+
+    async fn update_api_credential(&self, credential: &ApiCredential) -> StoreResult<bool> {
+        let mut t = write(&self.orgs);
+        let Some(stored) = t
+            .api_credentials
+            .get_mut(&credential.id)
+            .filter(|c| c.org_id == credential.org_id)
+        else {
+            return Ok(false);
+        };
+        stored.name = credential.name.clone();
+        stored.last_used_at = credential.last_used_at.max(stored.last_used_at);
+        stored.revoked_at = stored.revoked_at.or(credential.revoked_at);
         Ok(true)
     }
 

@@ -120,7 +120,7 @@ impl AuditLog for SledStore {
                 }
             }
         }
-        inner.durable(Class::Ordinary).await?;
+        inner.durable(Class::Critical).await?;
         Ok(changed)
     }
 }

@@ -6,9 +6,10 @@ use std::ops::Bound;
 
 use async_trait::async_trait;
 use latchkey::StoreError;
+use latchkey::crypto::SecretHash;
 use latchkey::model::{
-    App, ClientId, Cursor, Membership, OrgId, Organization, Page, PageRequest, PermissionDef,
-    PermissionId, Role, RoleId, UserId,
+    ApiCredential, App, ClientId, Cursor, Membership, OrgId, Organization, Page, PageRequest,
+    PermissionDef, PermissionId, Role, RoleId, UserId,
 };
 use latchkey::store::{OrgStore, StoreResult};
 use serde::de::DeserializeOwned;
@@ -205,6 +206,100 @@ impl OrgStore for SledStore {
                     w.del(&t.member_orgs, cat(user, id.as_bytes()));
                     w.del(&t.members, key.to_vec());
                 }
+                for key in keys_with_prefix(&t.org_api_credentials, id.as_bytes())? {
+                    let credential_id = key.get(16..).unwrap_or_default();
+                    if let Some(raw) = w.get(&t.api_credentials, credential_id)? {
+                        let credential: ApiCredential = dec(&raw, "api credential")?;
+                        w.del(
+                            &t.api_credential_hashes,
+                            credential.secret_hash.as_bytes().to_vec(),
+                        );
+                    }
+                    w.del(&t.api_credentials, credential_id.to_vec());
+                    w.del(&t.org_api_credentials, key.to_vec());
+                }
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn create_api_credential(&self, credential: &ApiCredential) -> StoreResult<()> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
+                require_org(t, w, credential.org_id)?;
+                let hash = credential.secret_hash.as_bytes();
+                if w.get(&t.api_credentials, credential.id.as_bytes())?
+                    .is_some()
+                    || w.get(&t.api_credential_hashes, hash)?.is_some()
+                {
+                    return Err(StoreError::Conflict {
+                        what: "api_credential",
+                    });
+                }
+                let id = credential.id.as_bytes();
+                w.put(&t.api_credentials, id.to_vec(), enc(credential)?);
+                w.put(&t.api_credential_hashes, hash.to_vec(), id.to_vec());
+                w.put(
+                    &t.org_api_credentials,
+                    cat(credential.org_id.as_bytes(), id),
+                    Vec::new(),
+                );
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_api_credential_by_hash(
+        &self,
+        hash: &SecretHash,
+    ) -> StoreResult<Option<ApiCredential>> {
+        let t = &self.inner.t;
+        let Some(id) = t
+            .api_credential_hashes
+            .get(hash.as_bytes())
+            .map_err(crate::backend)?
+        else {
+            return Ok(None);
+        };
+        let raw = t.api_credentials.get(id).map_err(crate::backend)?;
+        raw.map(|raw| dec(&raw, "api credential")).transpose()
+    }
+
+    async fn list_api_credentials(&self, org: OrgId) -> StoreResult<Vec<ApiCredential>> {
+        let t = &self.inner.t;
+        let mut credentials = Vec::new();
+        for key in keys_with_prefix(&t.org_api_credentials, org.as_bytes())? {
+            let raw = t
+                .api_credentials
+                .get(key.get(16..).unwrap_or_default())
+                .map_err(crate::backend)?;
+            if let Some(raw) = raw {
+                credentials.push(dec::<ApiCredential>(&raw, "api credential")?);
+            }
+        }
+        Ok(credentials)
+    }
+
+    async fn update_api_credential(&self, credential: &ApiCredential) -> StoreResult<bool> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
+                let Some(raw) = w.get(&t.api_credentials, credential.id.as_bytes())? else {
+                    return Ok(false);
+                };
+                let mut stored: ApiCredential = dec(&raw, "api credential")?;
+                if stored.org_id != credential.org_id {
+                    return Ok(false);
+                }
+                stored.name = credential.name.clone();
+                stored.last_used_at = credential.last_used_at.max(stored.last_used_at);
+                stored.revoked_at = stored.revoked_at.or(credential.revoked_at);
+                w.put(
+                    &t.api_credentials,
+                    credential.id.as_bytes().to_vec(),
+                    enc(&stored)?,
+                );
                 Ok(true)
             })
             .await
