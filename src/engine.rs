@@ -34,6 +34,8 @@ pub(crate) struct Inner {
     pub(crate) sessions: Arc<dyn SessionStore>,
     pub(crate) challenges: Arc<dyn ChallengeStore>,
     pub(crate) audit_log: Arc<dyn AuditLog>,
+    /// Links login-log events (shared with the chained log that writes them).
+    pub(crate) audit_chain: crate::audit::Chain,
     pub(crate) mailer: Option<Arc<dyn Mailer>>,
     pub(crate) sms: Option<Arc<dyn SmsSender>>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -386,6 +388,7 @@ impl LatchkeyBuilder {
         };
         let cache_capacity = config.config.tokens.cache_capacity;
         let webauthn = crate::flows::passkey::relying_party(&config);
+        let chain = crate::audit::Chain::new(SecretHasher::new(&pepper)?);
         let inner = Inner {
             webauthn,
             config,
@@ -393,7 +396,11 @@ impl LatchkeyBuilder {
             orgs: self.orgs.ok_or_else(|| missing("organization store"))?,
             sessions: self.sessions.ok_or_else(|| missing("session store"))?,
             challenges: self.challenges.ok_or_else(|| missing("challenge store"))?,
-            audit_log: self.audit_log.ok_or_else(|| missing("audit log"))?,
+            audit_log: Arc::new(crate::audit::ChainedLog::new(
+                self.audit_log.ok_or_else(|| missing("audit log"))?,
+                chain.clone(),
+            )),
+            audit_chain: chain,
             mailer: self.mailer,
             sms: self.sms,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),

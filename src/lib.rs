@@ -109,7 +109,7 @@ mod templates;
 pub mod testing;
 pub mod tokens;
 
-pub use audit::Audit;
+pub use audit::{Audit, ChainStatus};
 pub use breached::{BreachedPasswords, PasswordList};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{

@@ -1002,3 +1002,61 @@ async fn a_token_leaves_out_permissions_past_its_limit() {
     assert!(!claims.has_permission("resource7:read"));
     assert!(rbac.check(ana, acme, "resource7:read").await.unwrap());
 }
+
+#[tokio::test]
+async fn users_are_filtered_by_verification_creation_time_and_organization() {
+    let h = harness();
+    let users = h.auth.users();
+    let acme = org(&h, "acme").await;
+    let mut verified = NewUser::with_email("early@example.com");
+    verified.email_verified = true;
+    let early = users.create(verified, &ctx()).await.unwrap();
+    let start = h.auth.now();
+    h.clock.advance(std::time::Duration::from_secs(60));
+    let middle = users
+        .create(
+            NewUser::with_email("middle@example.com"),
+            &ctx().with_org(acme),
+        )
+        .await
+        .unwrap();
+    h.clock.advance(std::time::Duration::from_secs(60));
+    let late = users
+        .create(
+            NewUser::with_email("late@example.com"),
+            &ctx().with_org(acme),
+        )
+        .await
+        .unwrap();
+
+    let ids = |page: latchkey::model::Page<latchkey::model::User>| {
+        page.items.into_iter().map(|u| u.id).collect::<Vec<_>>()
+    };
+    let mut query = UserQuery::all();
+    query.email_verified = Some(true);
+    assert_eq!(
+        ids(users.list(&query, &PageRequest::first(10)).await.unwrap()),
+        [early.id]
+    );
+    let mut query = UserQuery::all();
+    query.created_from = Some(start + std::time::Duration::from_secs(30));
+    query.created_before = Some(late.created_at);
+    assert_eq!(
+        ids(users.list(&query, &PageRequest::first(10)).await.unwrap()),
+        [middle.id]
+    );
+    let in_acme = users
+        .list_in_org(acme, &UserQuery::all(), &PageRequest::first(10))
+        .await
+        .unwrap();
+    assert_eq!(ids(in_acme), [middle.id, late.id]);
+    let mut query = UserQuery::all();
+    query.email_prefix = Some("late".into());
+    assert_eq!(
+        ids(users
+            .list_in_org(acme, &query, &PageRequest::first(10))
+            .await
+            .unwrap()),
+        [late.id]
+    );
+}

@@ -52,6 +52,8 @@ pub enum SecretPurpose {
     UserHandle,
     /// Seeds the plausible credential ids shown for an unknown user name.
     FakeCredentials,
+    /// Links a login-log event to the one before it, and stands in for its personal data.
+    AuditChain,
 }
 
 impl SecretPurpose {
@@ -74,6 +76,7 @@ impl SecretPurpose {
             SecretPurpose::PasskeyCeremony => "passkey_ceremony",
             SecretPurpose::UserHandle => "user_handle",
             SecretPurpose::FakeCredentials => "fake_credentials",
+            SecretPurpose::AuditChain => "audit_chain",
         }
     }
 }

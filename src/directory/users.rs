@@ -8,8 +8,8 @@ use crate::delivery::{Message, MessageKind, Recipient};
 use crate::engine::Inner;
 use crate::flows::{MAX_RETRIES, send_message};
 use crate::model::{
-    AuthEvent, AuthEventKind, Email, FactorStatus, Membership, Page, PageRequest, Phone, RequestId,
-    User, UserId,
+    AuthEvent, AuthEventKind, Email, FactorStatus, Membership, OrgId, Page, PageRequest, Phone,
+    RequestId, User, UserId,
 };
 use crate::store::UserQuery;
 use crate::{Error, RequestContext, StoreError, Timestamp};
@@ -181,6 +181,31 @@ impl<'a> Users<'a> {
     /// users come and go.
     pub async fn list(&self, query: &UserQuery, page: &PageRequest) -> Result<Page<User>, Error> {
         Ok(self.inner.users.list_users(query, page).await?)
+    }
+
+    /// The members of `org` that pass `query`, in creation order, a page of members at a
+    /// time: a page can hold fewer users than asked for when some fail the filters, so go
+    /// on while there is a next cursor.
+    pub async fn list_in_org(
+        &self,
+        org: OrgId,
+        query: &UserQuery,
+        page: &PageRequest,
+    ) -> Result<Page<User>, Error> {
+        let members = self.inner.orgs.list_members(org, page).await?;
+        let mut items = Vec::with_capacity(members.items.len());
+        for member in &members.items {
+            // Deleted meanwhile: not listed.
+            if let Some(user) = self.inner.users.get_user(member.user_id).await?
+                && query.matches(&user)
+            {
+                items.push(user);
+            }
+        }
+        Ok(Page {
+            items,
+            next_cursor: members.next_cursor,
+        })
     }
 
     /// Changes a user. A changed address or number starts unverified (unless the update

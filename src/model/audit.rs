@@ -133,6 +133,18 @@ pub struct AuthEvent {
     pub ip: Option<IpAddr>,
     /// Client user agent.
     pub user_agent: Option<String>,
+    /// The event before this one in its user's log: each user's events form a chain.
+    /// `None` for a user's first event, and for events that name no user.
+    #[serde(default)]
+    pub prev: Option<EventId>,
+    /// The engine's keyed hash of that previous event (hex): an edited or removed event
+    /// breaks the chain ([`Audit::verify_chain`](crate::Audit::verify_chain)).
+    #[serde(default)]
+    pub prev_hash: Option<String>,
+    /// The engine's keyed hash of the personal data (address and user agent, hex): it
+    /// stands in for them in the chain, so they can be forgotten without breaking it.
+    #[serde(default)]
+    pub personal_digest: Option<String>,
 }
 
 #[cfg(test)]

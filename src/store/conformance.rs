@@ -72,6 +72,7 @@ macro_rules! conformance_tests {
             audit_log_newest_first_and_paged_stably,
             audit_log_forgets_a_users_personal_data_only,
             api_credentials_unique_listed_and_never_unrevoked,
+            audit_chain_head_moves_once_under_16_racing_appends,
         }
     };
 }
@@ -182,6 +183,15 @@ fn api_credential(org: OrgId, secret: u8) -> ApiCredential {
         last_used_at: None,
         revoked_at: None,
     }
+}
+
+/// Appends `event` at the head of its user's chain, as the engine does.
+async fn append_linked<S: Storage>(store: &S, mut event: AuthEvent) -> AuthEvent {
+    if let Some(user) = event.user_id {
+        event.prev = store.user_head(user).await.unwrap().map(|head| head.id);
+    }
+    store.append(&event).await.unwrap();
+    event
 }
 
 fn permission(org: OrgId, name: &str) -> PermissionDef {
@@ -1700,14 +1710,16 @@ pub async fn audit_log_newest_first_and_paged_stably<S: Storage + 'static>(store
         reason: None,
         ip: Some([192, 0, 2, 1].into()),
         user_agent: None,
+        prev: None,
+        prev_hash: None,
+        personal_digest: None,
     };
     let mut mine = Vec::new();
     for i in 0..12 {
-        let e = event(Some(user), i);
-        store.append(&e).await.unwrap();
+        let e = append_linked(&*store, event(Some(user), i)).await;
         mine.push(e);
-        store.append(&event(Some(other), i)).await.unwrap();
-        store.append(&event(None, i)).await.unwrap();
+        append_linked(&*store, event(Some(other), i)).await;
+        append_linked(&*store, event(None, i)).await;
     }
     let page1 = store
         .list_user_events(user, &PageRequest::first(5))
@@ -1718,7 +1730,7 @@ pub async fn audit_log_newest_first_and_paged_stably<S: Storage + 'static>(store
         mine.iter().rev().take(5).cloned().collect::<Vec<_>>()
     );
     // A new event arrives between pages: it is newer than the cursor, so it is not listed.
-    store.append(&event(Some(user), 100)).await.unwrap();
+    append_linked(&*store, event(Some(user), 100)).await;
     let mut rest = Vec::new();
     let mut cursor = page1.next_cursor;
     while let Some(c) = cursor {
@@ -1771,10 +1783,13 @@ pub async fn audit_log_forgets_a_users_personal_data_only<S: Storage + 'static>(
         reason: None,
         ip: Some([192, 0, 2, 7].into()),
         user_agent: Some("Firefox".into()),
+        prev: None,
+        prev_hash: None,
+        personal_digest: None,
     };
     for i in 0..3 {
-        store.append(&event(user, i)).await.unwrap();
-        store.append(&event(other, i)).await.unwrap();
+        append_linked(&*store, event(user, i)).await;
+        append_linked(&*store, event(other, i)).await;
     }
     assert_eq!(store.forget_user(user).await.unwrap(), 3);
     assert_eq!(
@@ -1906,4 +1921,57 @@ pub async fn api_credentials_unique_listed_and_never_unrevoked<S: Storage + 'sta
     let mut elsewhere = stored.clone();
     elsewhere.org_id = other.id;
     assert!(!store.update_api_credential(&elsewhere).await.unwrap());
+}
+
+/// Audit: appends for one user race for its head; exactly one of those naming one head
+/// succeeds, the others get `Conflict("chain")`, and the head is the winner. Events that
+/// name no user are not chained.
+pub async fn audit_chain_head_moves_once_under_16_racing_appends<S: Storage + 'static>(
+    store: Arc<S>,
+) {
+    let user = UserId::generate();
+    let event = |prev: Option<EventId>| AuthEvent {
+        id: EventId::generate(),
+        at: t0(),
+        kind: AuthEventKind::SignIn,
+        user_id: Some(user),
+        org_id: None,
+        method: None,
+        reason: None,
+        ip: None,
+        user_agent: None,
+        prev,
+        prev_hash: None,
+        personal_digest: None,
+    };
+    assert!(store.user_head(user).await.unwrap().is_none());
+    let first = event(None);
+    store.append(&first).await.unwrap();
+    let stale = event(None);
+    assert!(matches!(
+        store.append(&stale).await,
+        Err(StoreError::Conflict { what: "chain" })
+    ));
+    let results = race(RACERS, {
+        let store = store.clone();
+        move |_| {
+            let store = store.clone();
+            let racer = event(Some(first.id));
+            async move { store.append(&racer).await.map(|()| racer.id) }
+        }
+    })
+    .await;
+    assert_eq!(count_ok(&results), 1, "{results:?}");
+    let winner = results.iter().find_map(|r| r.as_ref().ok()).unwrap();
+    let head = store.user_head(user).await.unwrap().unwrap();
+    assert_eq!(head.id, *winner);
+    assert_eq!(head.prev, Some(first.id));
+    let listed = store
+        .list_user_events(user, &PageRequest::first(50))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 2, "losers left nothing behind");
+    let mut anonymous = event(Some(EventId::generate()));
+    anonymous.user_id = None;
+    store.append(&anonymous).await.unwrap();
 }

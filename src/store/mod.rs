@@ -38,9 +38,31 @@ pub struct UserQuery {
     pub email_prefix: Option<String>,
     /// Only blocked (`Some(true)`) or only unblocked (`Some(false)`) users.
     pub blocked: Option<bool>,
+    /// Only users with (`Some(true)`) or without (`Some(false)`) a verified address.
+    pub email_verified: Option<bool>,
+    /// Only users created at or after this time.
+    pub created_from: Option<Timestamp>,
+    /// Only users created before this time.
+    pub created_before: Option<Timestamp>,
 }
 
 impl UserQuery {
+    /// Whether `user` passes every filter: the one predicate all stores apply.
+    pub fn matches(&self, user: &User) -> bool {
+        let email_ok = self.email_prefix.as_deref().is_none_or(|prefix| {
+            user.email
+                .as_ref()
+                .is_some_and(|e| e.as_str().starts_with(prefix))
+        });
+        email_ok
+            && self.blocked.is_none_or(|b| user.blocked == b)
+            && self.email_verified.is_none_or(|v| user.email_verified == v)
+            && self.created_from.is_none_or(|from| user.created_at >= from)
+            && self
+                .created_before
+                .is_none_or(|before| user.created_at < before)
+    }
+
     /// Every user.
     pub fn all() -> Self {
         Self::default()
@@ -414,7 +436,15 @@ pub trait ChallengeStore: Send + Sync + fmt::Debug {
 pub trait AuditLog: Send + Sync + fmt::Debug {
     /// Appends an event. Events are never changed afterwards: an id already in the log is
     /// refused ([`StoreError::Conflict`] `"event"`).
+    ///
+    /// An event that names a user extends that user's chain, atomically: it is refused
+    /// ([`StoreError::Conflict`] `"chain"`) unless `event.prev` is the id of the user's
+    /// head (the event appended last for them; `None` when there is none), so of racing
+    /// appends naming one head exactly one succeeds and the chain never forks.
     async fn append(&self, event: &AuthEvent) -> StoreResult<()>;
+
+    /// The event appended last for a user: the head of their chain.
+    async fn user_head(&self, user: UserId) -> StoreResult<Option<AuthEvent>>;
 
     /// A user's events, newest first (by event id), paged; stable under appends.
     ///

@@ -14,6 +14,8 @@ use crate::{MemoryStore, paginate, parse_cursor, read, write};
 pub(crate) struct Tables {
     events: BTreeMap<EventId, AuthEvent>,
     by_user: HashMap<UserId, BTreeSet<EventId>>,
+    /// Each user's last appended event.
+    heads: HashMap<UserId, EventId>,
 }
 
 impl Tables {
@@ -31,6 +33,10 @@ impl AuditLog for MemoryStore {
             return Err(StoreError::Conflict { what: "event" });
         }
         if let Some(user) = event.user_id {
+            if t.heads.get(&user) != event.prev.as_ref() {
+                return Err(StoreError::Conflict { what: "chain" });
+            }
+            t.heads.insert(user, event.id);
             t.by_user.entry(user).or_default().insert(event.id);
         }
         t.events.insert(event.id, event.clone());
@@ -57,6 +63,11 @@ impl AuditLog for MemoryStore {
             .filter_map(|id| t.events.get(id))
             .cloned();
         Ok(paginate(newest_first, page, |e| e.id))
+    }
+
+    async fn user_head(&self, user: UserId) -> StoreResult<Option<AuthEvent>> {
+        let t = read(&self.audit);
+        Ok(t.heads.get(&user).and_then(|id| t.events.get(id)).cloned())
     }
 
     async fn forget_user(&self, user: UserId) -> StoreResult<u64> {

@@ -89,16 +89,6 @@ impl Tables {
     }
 }
 
-fn matches(query: &UserQuery, user: &User) -> bool {
-    let email_ok = query.email_prefix.as_deref().is_none_or(|prefix| {
-        user.email
-            .as_ref()
-            .is_some_and(|e| e.as_str().starts_with(prefix))
-    });
-    let blocked_ok = query.blocked.is_none_or(|b| user.blocked == b);
-    email_ok && blocked_ok
-}
-
 #[async_trait]
 impl UserStore for MemoryStore {
     async fn create_user(&self, user: &User) -> StoreResult<()> {
@@ -197,7 +187,7 @@ impl UserStore for MemoryStore {
             .users
             .range((start, Bound::Unbounded))
             .map(|(_, u)| u)
-            .filter(|u| matches(query, u))
+            .filter(|u| query.matches(u))
             .cloned();
         Ok(paginate(items, page, |u| u.id))
     }

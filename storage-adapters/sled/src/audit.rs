@@ -15,24 +15,32 @@ use crate::{Class, SledStore};
 impl AuditLog for SledStore {
     async fn append(&self, event: &AuthEvent) -> StoreResult<()> {
         let inner = &self.inner;
-        // The log has no lock of its own: appends of distinct ids never conflict, and the
-        // transaction's serializability settles two appends of one id.
+        // The log has no lock of its own: sled's serializable transaction settles two
+        // appends of one id, and two appends racing for one user's head.
         let t = &inner.t;
         let value = enc(event)?;
-        let result = (&t.events, &t.user_events).transaction(|(events, user_events)| {
-            if events.get(event.id.as_bytes())?.is_some() {
-                return sled::transaction::abort(());
-            }
-            events.insert(event.id.as_bytes(), value.as_slice())?;
-            if let Some(user) = event.user_id {
-                user_events.insert(cat(user.as_bytes(), event.id.as_bytes()), &[] as &[u8])?;
-            }
-            Ok(())
-        });
+        let result = (&t.events, &t.user_events, &t.user_heads).transaction(
+            |(events, user_events, heads)| {
+                if events.get(event.id.as_bytes())?.is_some() {
+                    return sled::transaction::abort("event");
+                }
+                if let Some(user) = event.user_id {
+                    let head = heads.get(user.as_bytes())?;
+                    let expected = event.prev.as_ref().map(|id| id.as_bytes().as_slice());
+                    if head.as_deref() != expected {
+                        return sled::transaction::abort("chain");
+                    }
+                    heads.insert(user.as_bytes(), event.id.as_bytes())?;
+                    user_events.insert(cat(user.as_bytes(), event.id.as_bytes()), &[] as &[u8])?;
+                }
+                events.insert(event.id.as_bytes(), value.as_slice())?;
+                Ok(())
+            },
+        );
         match result {
             Ok(()) => {}
-            Err(sled::transaction::TransactionError::Abort(())) => {
-                return Err(StoreError::Conflict { what: "event" });
+            Err(sled::transaction::TransactionError::Abort(what)) => {
+                return Err(StoreError::Conflict { what });
             }
             Err(sled::transaction::TransactionError::Storage(err)) => {
                 return Err(crate::backend(err));
@@ -90,6 +98,15 @@ impl AuditLog for SledStore {
             .filter(|_| more)
             .map(|e| Cursor::new(e.id.to_string()));
         Ok(Page { items, next_cursor })
+    }
+
+    async fn user_head(&self, user: UserId) -> StoreResult<Option<AuthEvent>> {
+        let t = &self.inner.t;
+        let Some(id) = t.user_heads.get(user.as_bytes()).map_err(crate::backend)? else {
+            return Ok(None);
+        };
+        let raw = t.events.get(id).map_err(crate::backend)?;
+        raw.map(|raw| dec(&raw, "event")).transpose()
     }
 
     async fn forget_user(&self, user: UserId) -> StoreResult<u64> {

@@ -49,6 +49,7 @@ trees!(
     signing_keys,
     events,
     user_events,
+    user_heads,
     challenges,
     counters,
     meta,

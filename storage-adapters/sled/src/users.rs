@@ -201,12 +201,7 @@ impl UserStore for SledStore {
         for entry in self.inner.t.users.range((start, Bound::Unbounded)) {
             let (_, raw) = entry.map_err(crate::backend)?;
             let user: User = dec(&raw, "user")?;
-            let email_ok = query.email_prefix.as_deref().is_none_or(|prefix| {
-                user.email
-                    .as_ref()
-                    .is_some_and(|e| e.as_str().starts_with(prefix))
-            });
-            if !email_ok || query.blocked.is_some_and(|b| user.blocked != b) {
+            if !query.matches(&user) {
                 continue;
             }
             if items.len() == limit {
