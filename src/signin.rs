@@ -506,6 +506,16 @@ async fn begin_mfa(
     }))
 }
 
+/// How long a new session in `org` lasts: the engine's lifetime, or the organization's
+/// when shorter.
+async fn session_lifetime(inner: &Inner, org: Option<OrgId>) -> Result<Duration, Error> {
+    let engine = inner.config.config.ttl.session;
+    let settings = crate::directory::Orgs::new(inner).settings(org).await?;
+    Ok(settings
+        .session_lifetime_secs
+        .map_or(engine, |secs| engine.min(Duration::from_secs(secs))))
+}
+
 /// Opens a session with a fresh refresh token and signs its first access token.
 pub(crate) async fn open_session(
     inner: &Inner,
@@ -532,7 +542,7 @@ pub(crate) async fn open_session(
         user_agent: ctx.user_agent.clone(),
         created_at: now,
         last_seen_at: now,
-        expires_at: now + inner.config.config.ttl.session,
+        expires_at: now + session_lifetime(inner, org_id).await?,
         revoked_at: None,
     };
     // Signed first: a failure leaves no session behind.

@@ -1060,3 +1060,80 @@ async fn users_are_filtered_by_verification_creation_time_and_organization() {
         [late.id]
     );
 }
+
+#[tokio::test]
+async fn an_organization_can_shorten_its_sessions() {
+    let h = harness();
+    let mut short = latchkey::OrgSettings::default();
+    short.session_lifetime_secs = Some(3600);
+    let acme = org_with(&h, "acme", short).await;
+    let ana = member(&h, "ana@example.com", acme).await;
+    let set = sign_in(&h, ana, Some(acme)).await;
+    let session = h
+        .store
+        .get_session(set.session_id, h.auth.now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        session.expires_at,
+        h.auth.now() + std::time::Duration::from_secs(3600)
+    );
+    h.clock.advance(std::time::Duration::from_secs(3601));
+    assert!(
+        h.auth
+            .tokens()
+            .refresh(&set.refresh_token, &ctx())
+            .await
+            .is_err()
+    );
+    // Not shorter than an access token.
+    let mut too_short = latchkey::OrgSettings::default();
+    too_short.session_lifetime_secs = Some(60);
+    let mut new = latchkey::NewOrg::new("Tiny", "tiny");
+    new.settings = too_short;
+    assert!(matches!(
+        h.auth.orgs().create(new).await,
+        Err(Error::InvalidInput { .. })
+    ));
+}
+
+#[tokio::test]
+async fn sending_a_link_or_code_to_an_account_is_logged() {
+    let h = harness();
+    let ana = h
+        .auth
+        .users()
+        .create(NewUser::with_email("ana@example.com"), &ctx())
+        .await
+        .unwrap();
+    h.auth
+        .codes()
+        .email()
+        .send("ana@example.com", &ctx())
+        .await
+        .unwrap();
+    h.clock.advance(std::time::Duration::from_secs(60));
+    h.auth
+        .magic_links()
+        .send("ana@example.com", &latchkey::LinkOptions::new(), &ctx())
+        .await
+        .unwrap();
+    let log = h
+        .auth
+        .audit()
+        .login_log(ana.id, &PageRequest::first(10))
+        .await
+        .unwrap();
+    let started: Vec<_> = log
+        .items
+        .iter()
+        .filter(|e| e.kind == AuthEventKind::CeremonyStarted)
+        .map(|e| e.method.as_deref())
+        .collect();
+    assert_eq!(started, [Some("email"), Some("email")]);
+    assert_eq!(
+        h.auth.audit().verify_chain(ana.id).await.unwrap(),
+        latchkey::ChainStatus::Intact { events: 3 }
+    );
+}

@@ -33,6 +33,9 @@ pub struct OrgSettings {
     pub mfa: MfaRequirement,
     /// Shown on the login page.
     pub branding: Branding,
+    /// How long its members' sessions last from sign-in, in seconds, when shorter than
+    /// [`Ttl::session`](crate::Ttl::session) (which bounds it). `None`: the engine's.
+    pub session_lifetime_secs: Option<u64>,
 }
 
 impl Default for OrgSettings {
@@ -41,6 +44,7 @@ impl Default for OrgSettings {
             sign_in_methods: SignInMethods::default(),
             mfa: MfaRequirement::Optional,
             branding: Branding::default(),
+            session_lifetime_secs: None,
         }
     }
 }
@@ -237,7 +241,7 @@ impl<'a> Orgs<'a> {
     /// Errors: [`Error::InvalidInput`] for a bad name, slug, domain or setting;
     /// [`Error::Conflict`] (`"slug"`, `"domain"`) when taken.
     pub async fn create(&self, new: NewOrg) -> Result<Organization, Error> {
-        new.settings.validate()?;
+        self.check(&new.settings)?;
         let now = self.inner.clock.now();
         let org = Organization {
             id: OrgId::generate(),
@@ -251,6 +255,23 @@ impl<'a> Orgs<'a> {
         };
         write(self.inner.orgs.create_org(&org).await)?;
         Ok(org)
+    }
+
+    /// Settings as this engine can apply them: valid, with sessions that outlive their
+    /// first access token.
+    fn check(&self, settings: &OrgSettings) -> Result<(), Error> {
+        settings.validate()?;
+        let access = self.inner.config.config.ttl.access_token.as_secs();
+        if settings
+            .session_lifetime_secs
+            .is_some_and(|secs| secs < access)
+        {
+            return Err(Error::invalid(
+                "session_lifetime_secs",
+                "must be at least the access-token lifetime",
+            ));
+        }
+        Ok(())
     }
 
     /// The organization with this id. [`Error::NotFound`] (`"organization"`).
@@ -305,7 +326,7 @@ impl<'a> Orgs<'a> {
     /// Changes an organization (compare-and-swap, retried on concurrent changes).
     pub async fn update(&self, id: OrgId, update: &OrgUpdate) -> Result<Organization, Error> {
         if let Some(settings) = &update.settings {
-            settings.validate()?;
+            self.check(settings)?;
         }
         let name = update.name.as_deref().map(checked_name).transpose()?;
         let slug = update.slug.as_deref().map(checked_slug).transpose()?;

@@ -75,9 +75,16 @@ impl CodeChannel<'_> {
         allow(self.inner, ctx.org_id, method).await?;
         let recipient = self.recipient(to)?;
         spend_send_budget(self.inner, self.channel, recipient.as_str(), ctx).await?;
-        let (_, deliverable) = account_at_send(self.inner, &recipient).await?;
-        self.start(recipient, Purpose::SignIn, None, deliverable, ctx)
-            .await
+        let (account, deliverable) = account_at_send(self.inner, &recipient).await?;
+        let sent = self
+            .start(recipient, Purpose::SignIn, None, deliverable, ctx)
+            .await?;
+        let method = match self.channel {
+            Channel::SmsCode => "sms",
+            _ => "email",
+        };
+        super::log_started(self.inner, account.as_ref(), method, ctx).await?;
+        Ok(sent)
     }
 
     /// Sends a code that proves `user` receives mail (or texts) at the address on their

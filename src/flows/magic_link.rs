@@ -178,7 +178,7 @@ impl<'a> MagicLinks<'a> {
         allow(inner, org_id, Method::MagicLink).await?;
         spend_send_budget(inner, Channel::MagicLink, email.as_str(), ctx).await?;
         let recipient = Recipient::Email(email);
-        let (_, deliverable) = account_at_send(inner, &recipient).await?;
+        let (account, deliverable) = account_at_send(inner, &recipient).await?;
 
         let now = inner.clock.now();
         let id = RequestId::generate();
@@ -216,6 +216,9 @@ impl<'a> MagicLinks<'a> {
         self.index_link(id, &state.secret, now + ttl).await?;
         tracing::debug!(request_id = %id, "magic link request started");
         deliver(inner, id, &state, Some(self.link(&token)), None).await?;
+        let mut logged = ctx.clone();
+        logged.org_id = org_id;
+        super::log_started(inner, account.as_ref(), "email", &logged).await?;
         Ok(LinkSent {
             request_id: id,
             poll_token,

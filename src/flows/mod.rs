@@ -873,6 +873,23 @@ pub(crate) async fn check_failures(
     Ok(())
 }
 
+/// Logs that a sign-in link or code went out to an account (sends to addresses with no
+/// account are not logged: they concern nobody, and their volume is the sender's).
+pub(crate) async fn log_started(
+    inner: &Inner,
+    account: Option<&User>,
+    method: &str,
+    ctx: &RequestContext,
+) -> Result<(), Error> {
+    if let Some(user) = account {
+        let event = AuthEvent::new(AuthEventKind::CeremonyStarted, ctx, inner.clock.now())
+            .with_user(user.id)
+            .with_method(method);
+        inner.audit_log.append(&event).await?;
+    }
+    Ok(())
+}
+
 /// Refuses before any work when the client's failure budget is spent (for ceremonies
 /// that name no account up front: passkeys).
 pub(crate) async fn check_client_failures(

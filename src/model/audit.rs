@@ -48,6 +48,8 @@ pub enum AuthEventKind {
     UserUpdated,
     /// A user was deleted.
     UserDeleted,
+    /// A sign-in ceremony began for the account: a link or code was sent.
+    CeremonyStarted,
 }
 
 impl AuthEventKind {
@@ -71,10 +73,11 @@ impl AuthEventKind {
             AuthEventKind::UserUnblocked => "user_unblocked",
             AuthEventKind::UserUpdated => "user_updated",
             AuthEventKind::UserDeleted => "user_deleted",
+            AuthEventKind::CeremonyStarted => "ceremony_started",
         }
     }
 
-    const ALL: [AuthEventKind; 17] = [
+    const ALL: [AuthEventKind; 18] = [
         AuthEventKind::SignUp,
         AuthEventKind::SignIn,
         AuthEventKind::SignInFailed,
@@ -92,6 +95,7 @@ impl AuthEventKind {
         AuthEventKind::UserUnblocked,
         AuthEventKind::UserUpdated,
         AuthEventKind::UserDeleted,
+        AuthEventKind::CeremonyStarted,
     ];
 }
 

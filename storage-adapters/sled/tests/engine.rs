@@ -206,3 +206,66 @@ async fn passkeys_register_and_sign_in_on_sled_across_a_restart() {
     let stored = store.get_passkey(&registered.passkey.id).await.unwrap();
     assert!(stored.is_some_and(|p| p.counter > 0 && p.last_used_at.is_some()));
 }
+
+#[tokio::test]
+async fn deleting_a_user_on_sled_leaves_no_orphan_and_an_intact_anonymous_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::fixed();
+    let ctx = RequestContext::new()
+        .with_ip("198.51.100.4".parse().unwrap())
+        .with_user_agent("Firefox");
+    let (auth, store) = engine(dir.path(), &clock);
+    let org = auth
+        .orgs()
+        .create(latchkey::NewOrg::new("Acme", "acme"))
+        .await
+        .unwrap();
+    let in_acme = ctx.clone().with_org(org.id);
+    let ana = auth
+        .users()
+        .create(latchkey::NewUser::with_email("ana@example.com"), &in_acme)
+        .await
+        .unwrap();
+    let SignIn::Complete(set) = auth
+        .complete_first_factor(ana.id, AuthMethod::Email, None, &in_acme)
+        .await
+        .unwrap()
+    else {
+        panic!("no MFA")
+    };
+    auth.users().delete(ana.id, &ctx).await.unwrap();
+    drop((auth, store));
+
+    let (auth, store) = engine(dir.path(), &clock);
+    use latchkey::store::{AuditLog, OrgStore, SessionStore};
+    assert!(store.get_user(ana.id).await.unwrap().is_none());
+    assert!(store.list_memberships(ana.id).await.unwrap().is_empty());
+    let now = latchkey::Clock::now(&clock);
+    assert!(
+        store
+            .list_user_sessions(ana.id, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        auth.tokens()
+            .refresh(&set.refresh_token, &ctx)
+            .await
+            .is_err()
+    );
+    let log = store
+        .list_user_events(ana.id, &latchkey::model::PageRequest::first(50))
+        .await
+        .unwrap();
+    assert!(
+        log.items
+            .iter()
+            .skip(1)
+            .all(|e| e.ip.is_none() && e.user_agent.is_none())
+    );
+    assert!(matches!(
+        auth.audit().verify_chain(ana.id).await.unwrap(),
+        latchkey::ChainStatus::Intact { .. }
+    ));
+}
