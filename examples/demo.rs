@@ -337,7 +337,61 @@ async fn main() -> Result<(), Error> {
 
     // 10. A passkey: sign up with one, sign in with it, no second factor needed.
     println!("\n10. dana signs up with a passkey (a software authenticator stands in):");
-    passkeys(&auth, &ctx).await
+    passkeys(&auth, &ctx).await?;
+
+    // 11. The directory: an organization, a role, an API credential, the login log.
+    println!("\n11. an organization with roles, an API credential, a verified log:");
+    directory(&auth, &ctx).await
+}
+
+/// Section 11: what an administrator manages.
+async fn directory(auth: &Latchkey, ctx: &RequestContext) -> Result<(), Error> {
+    let acme = auth
+        .orgs()
+        .create(latchkey::NewOrg::new("Acme", "acme"))
+        .await?;
+    let rbac = auth.rbac();
+    rbac.define_permission(acme.id, "invoices:write", Some("Create invoices"))
+        .await?;
+    let clerk = rbac
+        .create_role(acme.id, &latchkey::RoleSpec::new("clerk", &["invoices:*"]))
+        .await?;
+    let in_acme = ctx.clone().with_org(acme.id);
+    let erin = auth
+        .users()
+        .create(latchkey::NewUser::with_email("erin@example.com"), &in_acme)
+        .await?;
+    rbac.set_roles(erin.id, acme.id, &[clerk.id], ctx).await?;
+    if let SignIn::Complete(set) = auth
+        .complete_first_factor(erin.id, AuthMethod::Email, None, &in_acme)
+        .await?
+    {
+        let claims = auth.tokens().verify(set.access_token.secret()).await?;
+        println!(
+            "   erin in acme: roles {:?}, may write invoices: {}",
+            claims.roles,
+            claims.has_permission("invoices:write")
+        );
+    }
+    let key = auth
+        .api_keys()
+        .create(
+            acme.id,
+            &latchkey::directory::NewApiKey::new("CI", &["users:read"]),
+        )
+        .await?;
+    let caller = auth.api_keys().verify(&key.secret).await?;
+    println!(
+        "   an API credential ({}…) verifies for {:?}; may read users: {}",
+        key.secret.secret().get(..6).unwrap_or_default(),
+        caller.name,
+        caller.allows("users:read")
+    );
+    println!(
+        "   erin's login log: {:?}",
+        auth.audit().verify_chain(erin.id).await?
+    );
+    Ok(())
 }
 
 /// Section 10: a passkey sign-up and sign-in with webauthn-authenticator-rs's software

@@ -6,7 +6,7 @@
 //! [`Audit::verify_chain`] walks a user's log and reports the first event that was
 //! removed or edited.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -34,6 +34,7 @@ impl AuthEvent {
             prev: None,
             prev_hash: None,
             personal_digest: None,
+            seal: None,
         }
     }
 
@@ -87,54 +88,37 @@ impl<'a> Audit<'a> {
         Ok(self.inner.audit_log.list_user_events(user, page).await?)
     }
 
-    /// Checks a user's log: from the head the store names back to the first event, each
-    /// event must link to the one before it by a keyed hash only the engine can make, with
-    /// nothing left off the chain (events appended while it runs join it at the head).
-    /// A removed event leaves a link to nothing or events off the chain; an edited one no
-    /// longer matches its successor's link, or its address and user agent no longer match
-    /// their digest. The newest event's other fields are covered once a later event links
-    /// to it; removing the newest events together with the head pointer is the one edit
-    /// a log cannot show by itself (keep the head's id elsewhere to catch it).
+    /// Checks a user's log. Every event carries a seal — a keyed hash, which only the
+    /// engine can make, of all its fields but the personal data (a digest stands in for
+    /// those) — and the seal of the event before it. Walking from the head the store names
+    /// back to the first event, every seal must match its event and every link its
+    /// predecessor, no two events may follow one event, and no event may be left over.
+    /// So an edited, removed, inserted or re-linked event shows, as does one whose address
+    /// or user agent changed (until they are forgotten). Removing the newest events
+    /// together with the head pointer is the one change a log cannot show by itself: keep
+    /// the head's id elsewhere to catch it. Events appended while this runs are taken in.
     pub async fn verify_chain(&self, user: UserId) -> Result<ChainStatus, Error> {
         let log = &self.inner.audit_log;
-        let head = log.user_head(user).await?;
-        let mut events: HashMap<EventId, AuthEvent> = HashMap::new();
-        let mut page = log.list_user_events(user, &PageRequest::first(500)).await?;
-        loop {
-            events.extend(page.items.drain(..).map(|e| (e.id, e)));
-            let Some(cursor) = page.next_cursor.take() else {
-                break;
-            };
-            page = log
-                .list_user_events(user, &PageRequest::after(500, cursor))
-                .await?;
-        }
-        let chain = &self.inner.audit_chain;
-        let mut on_chain = HashSet::new();
-        if let Some(head) = head
-            && let Err(status) = chain.walk(&events, head.id, &mut on_chain, None)
-        {
-            return Ok(status);
-        }
-        // Events appended after the head was read must lead back to it.
-        let mut strays: Vec<EventId> = events
-            .keys()
-            .filter(|id| !on_chain.contains(*id))
-            .copied()
-            .collect();
-        strays.sort();
-        for stray in strays.into_iter().rev() {
-            if on_chain.contains(&stray) {
+        for _ in 0..crate::flows::MAX_RETRIES {
+            let head = log.user_head(user).await?;
+            let mut events: HashMap<EventId, AuthEvent> = HashMap::new();
+            let mut page = log.list_user_events(user, &PageRequest::first(500)).await?;
+            loop {
+                events.extend(page.items.drain(..).map(|e| (e.id, e)));
+                let Some(cursor) = page.next_cursor.take() else {
+                    break;
+                };
+                page = log
+                    .list_user_events(user, &PageRequest::after(500, cursor))
+                    .await?;
+            }
+            // Events appended meanwhile move the head: read again, over a settled log.
+            if log.user_head(user).await?.map(|h| h.id) != head.as_ref().map(|h| h.id) {
                 continue;
             }
-            let joined = on_chain.clone();
-            if let Err(status) = chain.walk(&events, stray, &mut on_chain, Some(&joined)) {
-                return Ok(status);
-            }
+            return Ok(self.inner.audit_chain.verify(&events, head.map(|h| h.id)));
         }
-        Ok(ChainStatus::Intact {
-            events: on_chain.len(),
-        })
+        Err(Error::Conflict { what: "audit_log" })
     }
 }
 
@@ -171,9 +155,9 @@ impl Chain {
         Chain { hasher }
     }
 
-    /// The keyed hash of an event, as its successor records it: every field but the
-    /// personal data, which its digest stands in for.
-    pub(crate) fn link(&self, event: &AuthEvent) -> String {
+    /// An event's seal: the keyed hash of every field but the personal data, which its
+    /// digest stands in for (so the data can be forgotten), and but the seal itself.
+    pub(crate) fn seal(&self, event: &AuthEvent) -> String {
         let fields = serde_json::json!([
             event.id,
             event.at,
@@ -191,42 +175,47 @@ impl Chain {
             .to_hex()
     }
 
-    /// Follows the links back from `from`, checking each, into `on_chain`. With `join`,
-    /// the walk must reach one of those events; without, it must reach a first event.
-    fn walk(
-        &self,
-        events: &HashMap<EventId, AuthEvent>,
-        from: EventId,
-        on_chain: &mut HashSet<EventId>,
-        join: Option<&HashSet<EventId>>,
-    ) -> Result<(), ChainStatus> {
-        let mut id = from;
-        loop {
-            let Some(event) = events.get(&id) else {
-                return Err(broken(id, "an event was removed"));
-            };
+    /// Verifies a user's events, `events`, as a chain ending at `head`.
+    fn verify(&self, events: &HashMap<EventId, AuthEvent>, head: Option<EventId>) -> ChainStatus {
+        let mut successor_of: HashMap<EventId, EventId> = HashMap::new();
+        for event in events.values() {
+            if event.seal.as_deref() != Some(self.seal(event).as_str()) {
+                return broken(event.id, "an event was edited or forged");
+            }
             if !self.personal_data_matches(event) {
-                return Err(broken(id, "an event was edited"));
+                return broken(event.id, "an event's personal data was changed");
             }
-            if !on_chain.insert(id) {
-                return Err(broken(id, "the chain loops"));
+            if let Some(prev) = event.prev
+                && successor_of.insert(prev, event.id).is_some()
+            {
+                return broken(prev, "two events follow one event");
             }
-            let Some(prev_id) = event.prev else {
-                return match join {
-                    None => Ok(()),
-                    Some(_) => Err(broken(id, "an event is off the chain")),
-                };
+        }
+        let mut walked = std::collections::HashSet::new();
+        let mut next = head;
+        while let Some(id) = next {
+            let Some(event) = events.get(&id) else {
+                return broken(id, "an event was removed");
             };
-            let Some(prev) = events.get(&prev_id) else {
-                return Err(broken(id, "the event before it was removed"));
+            if !walked.insert(id) {
+                return broken(id, "the chain loops");
+            }
+            next = match event.prev {
+                None => None,
+                Some(prev_id) => match events.get(&prev_id) {
+                    None => return broken(id, "the event before it was removed"),
+                    Some(prev) if event.prev_hash != prev.seal => {
+                        return broken(id, "its link does not match the event before it");
+                    }
+                    Some(_) => Some(prev_id),
+                },
             };
-            if event.prev_hash.as_deref() != Some(self.link(prev).as_str()) {
-                return Err(broken(prev_id, "an event was edited"));
-            }
-            if join.is_some_and(|joined| joined.contains(&prev_id)) {
-                return Ok(());
-            }
-            id = prev_id;
+        }
+        if let Some(stray) = events.keys().find(|id| !walked.contains(*id)) {
+            return broken(*stray, "an event is off the chain");
+        }
+        ChainStatus::Intact {
+            events: walked.len(),
         }
     }
 
@@ -262,6 +251,22 @@ impl ChainedLog {
     pub(crate) fn new(log: Arc<dyn AuditLog>, chain: Chain) -> Self {
         ChainedLog { log, chain }
     }
+
+    /// Appends at the head of the user's chain. Appends for one user race for its head;
+    /// the loser links to the winner.
+    async fn append_to_chain(&self, user: UserId, event: &mut AuthEvent) -> StoreResult<()> {
+        for _ in 0..crate::flows::MAX_RETRIES {
+            let head = self.log.user_head(user).await?;
+            event.prev = head.as_ref().map(|h| h.id);
+            event.prev_hash = head.and_then(|h| h.seal);
+            event.seal = Some(self.chain.seal(event));
+            match self.log.append(event).await {
+                Err(StoreError::Conflict { what: "chain" }) => continue,
+                other => return other,
+            }
+        }
+        Err(StoreError::Conflict { what: "chain" })
+    }
 }
 
 impl fmt::Debug for ChainedLog {
@@ -277,31 +282,26 @@ impl AuditLog for ChainedLog {
     async fn append(&self, event: &AuthEvent) -> StoreResult<()> {
         let mut event = event.clone();
         event.personal_digest = Some(self.chain.personal_digest(&event));
-        tracing::info!(
-            target: "latchkey::audit",
-            event_id = %event.id,
-            kind = %event.kind,
-            user_id = ?event.user_id,
-            org_id = ?event.org_id,
-            method = event.method.as_deref(),
-            reason = event.reason.as_deref(),
-            ip = ?event.ip,
-            "auth event"
-        );
-        let Some(user) = event.user_id else {
-            return self.log.append(&event).await;
-        };
-        // Appends for one user race for its head; the loser links to the winner.
-        for _ in 0..crate::flows::MAX_RETRIES {
-            let head = self.log.user_head(user).await?;
-            event.prev = head.as_ref().map(|h| h.id);
-            event.prev_hash = head.as_ref().map(|h| self.chain.link(h));
-            match self.log.append(&event).await {
-                Err(StoreError::Conflict { what: "chain" }) => continue,
-                other => return other,
+        let appended = match event.user_id {
+            None => {
+                event.seal = Some(self.chain.seal(&event));
+                self.log.append(&event).await
             }
+            Some(user) => self.append_to_chain(user, &mut event).await,
+        };
+        if appended.is_ok() {
+            tracing::info!(
+                target: "latchkey::audit",
+                event_id = %event.id,
+                kind = %event.kind,
+                user_id = ?event.user_id,
+                org_id = ?event.org_id,
+                method = event.method.as_deref(),
+                reason = event.reason.as_deref(),
+                "auth event"
+            );
         }
-        Err(StoreError::Conflict { what: "chain" })
+        appended
     }
 
     async fn user_head(&self, user: UserId) -> StoreResult<Option<AuthEvent>> {

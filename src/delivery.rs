@@ -319,6 +319,31 @@ impl Dispatcher {
         }
     }
 
+    /// Runs `work` (bookkeeping that goes with a delivery: its log line) the way a
+    /// message in `mode` is sent: on a task of its own in the background, or inline. It
+    /// counts as under way until done ([`flush`](Self::flush) waits for it); its failure
+    /// is logged, never returned.
+    pub(crate) async fn run_alongside(
+        &self,
+        mode: Delivery,
+        what: &'static str,
+        work: impl Future<Output = Result<(), Error>> + Send + 'static,
+    ) {
+        let ticket = Ticket::new(&self.in_flight);
+        let run = async move {
+            let _ticket = ticket;
+            if let Err(err) = work.await {
+                tracing::warn!(what, error = %err, "background work failed");
+            }
+        };
+        match (mode, tokio::runtime::Handle::try_current()) {
+            (Delivery::Background, Ok(runtime)) => {
+                runtime.spawn(run);
+            }
+            _ => run.await,
+        }
+    }
+
     /// Waits until no delivery is under way.
     pub(crate) async fn flush(&self) {
         loop {

@@ -196,3 +196,35 @@ async fn a_forged_event_cannot_be_linked_without_the_pepper() {
     let status = auth.audit().verify_chain(ana).await.unwrap();
     assert!(matches!(status, ChainStatus::Broken { .. }), "{status:?}");
 }
+
+#[tokio::test]
+async fn an_event_slipped_into_the_middle_breaks_the_chain() {
+    let log = EditableLog::default();
+    let (auth, ana, ids) = logged_user(&log).await;
+    // A copy of an event, linked where a real one is, with its personal data blanked.
+    log.edit(|events| {
+        let third = events.iter().find(|e| e.id == ids[3]).unwrap().clone();
+        let mut slipped = third.clone();
+        slipped.id = EventId::generate();
+        slipped.kind = latchkey::model::AuthEventKind::PasswordChanged;
+        slipped.ip = None;
+        slipped.user_agent = None;
+        events.push(slipped);
+    });
+    let status = auth.audit().verify_chain(ana).await.unwrap();
+    assert!(matches!(status, ChainStatus::Broken { .. }), "{status:?}");
+}
+
+#[tokio::test]
+async fn erasing_the_history_behind_the_head_breaks_the_chain() {
+    let log = EditableLog::default();
+    let (auth, ana, ids) = logged_user(&log).await;
+    log.edit(|events| {
+        events.retain(|e| !ids[..5].contains(&e.id));
+        let head = events.iter_mut().find(|e| e.id == ids[5]).unwrap();
+        head.prev = None;
+        head.prev_hash = None;
+    });
+    let status = auth.audit().verify_chain(ana).await.unwrap();
+    assert!(is_broken_at(&status, ids[5]), "{status:?}");
+}

@@ -9,11 +9,11 @@
 //!
 //! An access token for a session in an organization carries the role names and the
 //! permissions they grant (`roles`, `perms`), so most checks need no I/O:
-//! [`Claims::has_permission`](crate::tokens::Claims::has_permission). A token carries at
-//! most [`MAX_TOKEN_ROLES`](crate::tokens::MAX_TOKEN_ROLES) (50) roles and
-//! [`MAX_TOKEN_PERMISSIONS`](crate::tokens::MAX_TOKEN_PERMISSIONS) (200) permissions, a
-//! few KiB at most; past either it carries none of them and sets `perms_omitted`, so
-//! `has_permission` answers `false` and the application asks [`Rbac::check`]. A token
+//! [`Claims::has_permission`](crate::tokens::Claims::has_permission). A token's claims
+//! stay within [`MAX_CLAIMS_BYTES`](crate::tokens::MAX_CLAIMS_BYTES) (5 KiB, about 150
+//! permissions of 30 characters); past that it carries no roles or permissions and sets
+//! `perms_omitted`, so `has_permission` answers `false` and the application asks
+//! [`Rbac::check`]. A token
 //! reflects the roles of when it was signed (at most one access-token lifetime ago);
 //! [`Rbac::check`] reads the store, for decisions that must see a change at once.
 

@@ -83,7 +83,7 @@ impl CodeChannel<'_> {
             Channel::SmsCode => "sms",
             _ => "email",
         };
-        super::log_started(self.inner, account.as_ref(), method, ctx).await?;
+        super::log_started(self.inner, account.as_ref(), method, ctx).await;
         Ok(sent)
     }
 

@@ -218,7 +218,7 @@ impl<'a> MagicLinks<'a> {
         deliver(inner, id, &state, Some(self.link(&token)), None).await?;
         let mut logged = ctx.clone();
         logged.org_id = org_id;
-        super::log_started(inner, account.as_ref(), "email", &logged).await?;
+        super::log_started(inner, account.as_ref(), "email", &logged).await;
         Ok(LinkSent {
             request_id: id,
             poll_token,

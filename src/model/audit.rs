@@ -141,14 +141,18 @@ pub struct AuthEvent {
     /// `None` for a user's first event, and for events that name no user.
     #[serde(default)]
     pub prev: Option<EventId>,
-    /// The engine's keyed hash of that previous event (hex): an edited or removed event
-    /// breaks the chain ([`Audit::verify_chain`](crate::Audit::verify_chain)).
+    /// The previous event's seal (hex): an edited or removed event breaks the chain
+    /// ([`Audit::verify_chain`](crate::Audit::verify_chain)).
     #[serde(default)]
     pub prev_hash: Option<String>,
     /// The engine's keyed hash of the personal data (address and user agent, hex): it
     /// stands in for them in the chain, so they can be forgotten without breaking it.
     #[serde(default)]
     pub personal_digest: Option<String>,
+    /// The engine's keyed hash of this event (hex): every field but the personal data
+    /// (its digest stands in) and the seal itself.
+    #[serde(default)]
+    pub seal: Option<String>,
 }
 
 #[cfg(test)]

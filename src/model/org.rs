@@ -59,17 +59,7 @@ impl Permission {
     /// Checks and wraps a permission name.
     pub fn new(name: impl Into<String>) -> Result<Self, Error> {
         let name = name.into();
-        let part_ok = |p: &str| {
-            !p.is_empty()
-                && p.len() <= 64
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b))
-        };
-        let valid = match name.split_once(':') {
-            Some((resource, action)) => part_ok(resource) && (action == "*" || part_ok(action)),
-            None => false,
-        };
-        if !valid {
+        if !Self::is_valid(&name) {
             return Err(Error::invalid(
                 "permission",
                 "must look like resource:action (lowercase letters, digits, _ - .)",
@@ -83,14 +73,36 @@ impl Permission {
         &self.0
     }
 
+    /// Whether `name` is a permission name [`new`](Self::new) accepts. Allocates nothing.
+    pub fn is_valid(name: &str) -> bool {
+        let part_ok = |p: &str| {
+            !p.is_empty()
+                && p.len() <= 64
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b))
+        };
+        match name.split_once(':') {
+            Some((resource, action)) => part_ok(resource) && (action == "*" || part_ok(action)),
+            None => false,
+        }
+    }
+
     /// Whether holding `self` grants `wanted` (`invoices:*` grants `invoices:write`).
     pub fn grants(&self, wanted: &Permission) -> bool {
-        if self == wanted {
+        self.grants_name(&wanted.0)
+    }
+
+    /// [`grants`](Self::grants) for a name already known to be valid
+    /// ([`is_valid`](Self::is_valid)). Allocates nothing.
+    pub fn grants_name(&self, wanted: &str) -> bool {
+        if self.0 == wanted {
             return true;
         }
-        match (self.0.split_once(':'), wanted.0.split_once(':')) {
-            (Some((resource, "*")), Some((wanted_resource, _))) => resource == wanted_resource,
-            _ => false,
+        match self.0.strip_suffix(":*") {
+            Some(resource) => wanted
+                .split_once(':')
+                .is_some_and(|(wanted_resource, _)| wanted_resource == resource),
+            None => false,
         }
     }
 }

@@ -1713,6 +1713,7 @@ pub async fn audit_log_newest_first_and_paged_stably<S: Storage + 'static>(store
         prev: None,
         prev_hash: None,
         personal_digest: None,
+        seal: None,
     };
     let mut mine = Vec::new();
     for i in 0..12 {
@@ -1786,6 +1787,7 @@ pub async fn audit_log_forgets_a_users_personal_data_only<S: Storage + 'static>(
         prev: None,
         prev_hash: None,
         personal_digest: None,
+        seal: None,
     };
     for i in 0..3 {
         append_linked(&*store, event(user, i)).await;
@@ -1943,6 +1945,7 @@ pub async fn audit_chain_head_moves_once_under_16_racing_appends<S: Storage + 's
         prev,
         prev_hash: None,
         personal_digest: None,
+        seal: None,
     };
     assert!(store.user_head(user).await.unwrap().is_none());
     let first = event(None);

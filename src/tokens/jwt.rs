@@ -43,10 +43,9 @@ pub struct Claims {
     /// Permissions those roles grant.
     #[serde(default)]
     pub perms: Vec<Permission>,
-    /// The roles and permissions were too many for a token (more than
-    /// [`MAX_TOKEN_ROLES`](crate::tokens::MAX_TOKEN_ROLES) or
-    /// [`MAX_TOKEN_PERMISSIONS`](crate::tokens::MAX_TOKEN_PERMISSIONS)) and were left out:
-    /// ask [`Rbac::check`](crate::Rbac::check) instead.
+    /// The roles and permissions were too many for a token (the claims would pass
+    /// [`MAX_CLAIMS_BYTES`](crate::tokens::MAX_CLAIMS_BYTES)) and were left out: ask
+    /// [`Rbac::check`](crate::Rbac::check) instead.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub perms_omitted: bool,
     /// Authentication methods used (RFC 8176: `pwd`, `otp`, `hwk`, `swk`, `user`, `mfa`,
@@ -61,10 +60,8 @@ impl Claims {
     /// Whether the token's permissions grant `permission` (`invoices:write`; a held
     /// `invoices:*` grants it too). No I/O; an unparsable name is never granted.
     pub fn has_permission(&self, permission: &str) -> bool {
-        let Ok(wanted) = Permission::new(permission) else {
-            return false;
-        };
-        self.perms.iter().any(|held| held.grants(&wanted))
+        Permission::is_valid(permission)
+            && self.perms.iter().any(|held| held.grants_name(permission))
     }
 
     /// Whether the token carries role `role`.

@@ -105,8 +105,13 @@ impl AuditLog for SledStore {
         let Some(id) = t.user_heads.get(user.as_bytes()).map_err(crate::backend)? else {
             return Ok(None);
         };
-        let raw = t.events.get(id).map_err(crate::backend)?;
-        raw.map(|raw| dec(&raw, "event")).transpose()
+        // A head that names no event would refuse every later append: corrupt, not empty.
+        let raw = t
+            .events
+            .get(id)
+            .map_err(crate::backend)?
+            .ok_or(StoreError::Corrupt { what: "event head" })?;
+        dec(&raw, "event").map(Some)
     }
 
     async fn forget_user(&self, user: UserId) -> StoreResult<u64> {
