@@ -16,7 +16,8 @@ use crate::model::{Email, OrgId, Phone, RequestId};
 use crate::{DeliveryError, Error};
 
 /// What a message is for. Templates are chosen by it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum MessageKind {
     /// An email with a sign-in link.

@@ -112,7 +112,7 @@ impl Template {
         }
     }
 
-    fn validate(&self, kind: MessageKind) -> Result<(), Error> {
+    pub(crate) fn validate(&self, kind: MessageKind) -> Result<(), Error> {
         let bodies = [Some(&self.subject), Some(&self.text), self.html.as_ref()];
         for body in bodies.into_iter().flatten() {
             for name in placeholders(body) {
@@ -271,25 +271,30 @@ impl Templates {
 
     pub(crate) fn render(&self, message: &Message, app_name: &str) -> Rendered {
         let template = self.resolve(message.kind, message.org_id, message.locale.as_deref());
-        let minutes = message.expires_in.as_secs().div_ceil(60).to_string();
-        let value = |name: &str| -> &str {
-            match name {
-                "app_name" => app_name,
-                "link" => message.link.as_ref().map_or("", |l| l.secret()),
-                "code" => message.code.as_ref().map_or("", |c| c.secret()),
-                "minutes" => &minutes,
-                "recipient" => message.to.as_str(),
-                _ => "",
-            }
-        };
-        Rendered {
-            subject: fill(&template.subject, &value, false),
-            text: fill(&template.text, &value, false),
-            html: template
-                .html
-                .as_deref()
-                .map(|html| fill(html, &value, true)),
+        render_with(&template, message, app_name)
+    }
+}
+
+/// Renders `message` with `template`.
+pub(crate) fn render_with(template: &Template, message: &Message, app_name: &str) -> Rendered {
+    let minutes = message.expires_in.as_secs().div_ceil(60).to_string();
+    let value = |name: &str| -> &str {
+        match name {
+            "app_name" => app_name,
+            "link" => message.link.as_ref().map_or("", |l| l.secret()),
+            "code" => message.code.as_ref().map_or("", |c| c.secret()),
+            "minutes" => &minutes,
+            "recipient" => message.to.as_str(),
+            _ => "",
         }
+    };
+    Rendered {
+        subject: fill(&template.subject, &value, false),
+        text: fill(&template.text, &value, false),
+        html: template
+            .html
+            .as_deref()
+            .map(|html| fill(html, &value, true)),
     }
 }
 

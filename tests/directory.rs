@@ -1146,3 +1146,60 @@ async fn sending_a_link_or_code_to_an_account_is_logged() {
         latchkey::ChainStatus::Intact { events: 3 }
     );
 }
+
+#[tokio::test]
+async fn an_organizations_own_templates_and_name_reach_its_messages() {
+    let h = harness();
+    let mut settings = latchkey::OrgSettings::default();
+    settings.branding.display_name = Some("Acme Login".into());
+    settings.templates = vec![latchkey::directory::TemplateOverride::new(
+        MessageKind::EmailCode,
+        Some("de"),
+        latchkey::Template::new(
+            "{{code}} ist Ihr Code für {{app_name}}",
+            "Code: {{code}}",
+            None,
+        ),
+    )];
+    let acme = org_with(&h, "acme", settings).await;
+    let in_acme = ctx().with_org(acme).with_locale("de-AT");
+    h.auth
+        .codes()
+        .email()
+        .send("ana@example.com", &in_acme)
+        .await
+        .unwrap();
+    let mail = h.last_mail().await;
+    let code = mail.message.code.clone().unwrap();
+    assert_eq!(
+        mail.subject,
+        format!("{} ist Ihr Code für Acme Login", code.secret())
+    );
+    // Another language falls back to the built-in template, still with the org's name.
+    h.clock.advance(std::time::Duration::from_secs(60));
+    h.auth
+        .codes()
+        .email()
+        .send("bo@example.com", &ctx().with_org(acme))
+        .await
+        .unwrap();
+    assert!(
+        h.last_mail()
+            .await
+            .subject
+            .ends_with("is your Acme Login code")
+    );
+    // A template that lacks its code is refused with the settings.
+    let mut bad = latchkey::OrgSettings::default();
+    bad.templates = vec![latchkey::directory::TemplateOverride::new(
+        MessageKind::EmailCode,
+        None,
+        latchkey::Template::new("Hi", "no code here", None),
+    )];
+    let mut new = latchkey::NewOrg::new("Bad", "bad");
+    new.settings = bad;
+    assert!(matches!(
+        h.auth.orgs().create(new).await,
+        Err(Error::InvalidInput { .. })
+    ));
+}

@@ -9,7 +9,7 @@ pub mod users;
 pub use api_keys::{ApiKeyCreated, ApiKeyInfo, ApiKeys, NewApiKey};
 pub use orgs::{
     AppCreated, Branding, MfaRequirement, NewApp, NewOrg, OrgSettings, OrgUpdate, Orgs,
-    PublicConfig, SignInMethods,
+    PublicConfig, SignInMethods, TemplateOverride,
 };
 pub use rbac::{Rbac, RoleSpec};
 pub use users::{NewUser, UserStatus, UserUpdate, Users};

@@ -13,9 +13,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{ClientSecret, SecretPurpose, random_token};
+use crate::delivery::{Message, MessageKind};
 use crate::engine::Inner;
 use crate::flows::MAX_RETRIES;
 use crate::model::{App, ClientId, OrgId, Organization, Page, PageRequest};
+use crate::templates::{Rendered, Template};
 use crate::{Error, StoreError};
 
 /// The slug of the organization requests run in when they name none.
@@ -36,6 +38,44 @@ pub struct OrgSettings {
     /// How long its members' sessions last from sign-in, in seconds, when shorter than
     /// [`Ttl::session`](crate::Ttl::session) (which bounds it). `None`: the engine's.
     pub session_lifetime_secs: Option<u64>,
+    /// Its own message templates. For a message, the override of its kind for the
+    /// recipient's language wins, then for the primary language tag, then one with no
+    /// language; without one, [`Templates`](crate::Templates) decides. Messages name the
+    /// organization by its branding's display name.
+    pub templates: Vec<TemplateOverride>,
+}
+
+/// One of an organization's message templates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct TemplateOverride {
+    /// The message it is for.
+    pub kind: MessageKind,
+    /// The language it is in (BCP 47, `de`, `pt-BR`); `None` for any.
+    pub locale: Option<String>,
+    /// Subject (email).
+    pub subject: String,
+    /// Text body, or the text message.
+    pub text: String,
+    /// HTML body (email).
+    pub html: Option<String>,
+}
+
+impl TemplateOverride {
+    /// A template for `kind` in `locale` (or any language).
+    pub fn new(kind: MessageKind, locale: Option<&str>, template: Template) -> Self {
+        TemplateOverride {
+            kind,
+            locale: locale.map(str::to_ascii_lowercase),
+            subject: template.subject,
+            text: template.text,
+            html: template.html,
+        }
+    }
+
+    fn template(&self) -> Template {
+        Template::new(self.subject.clone(), self.text.clone(), self.html.clone())
+    }
 }
 
 impl Default for OrgSettings {
@@ -45,6 +85,7 @@ impl Default for OrgSettings {
             mfa: MfaRequirement::Optional,
             branding: Branding::default(),
             session_lifetime_secs: None,
+            templates: Vec::new(),
         }
     }
 }
@@ -121,6 +162,23 @@ impl OrgSettings {
             && (url.len() > 2048 || !url::Url::parse(url).is_ok_and(|u| u.scheme() == "https"))
         {
             return Err(Error::invalid("branding.logo_url", "must be an https URL"));
+        }
+        if self.templates.len() > 50 {
+            return Err(Error::invalid("templates", "at most 50"));
+        }
+        for t in &self.templates {
+            let locale_ok = t.locale.as_ref().is_none_or(|l| {
+                (1..=35).contains(&l.len())
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+            let size = t.subject.len() + t.text.len() + t.html.as_ref().map_or(0, String::len);
+            if !locale_ok || size > 64 * 1024 {
+                return Err(Error::invalid(
+                    "templates",
+                    "each needs a language tag like pt-BR and at most 64 KiB",
+                ));
+            }
+            t.template().validate(t.kind)?;
         }
         if let Some(color) = &b.primary_color {
             let hex = color.strip_prefix('#').unwrap_or_default();
@@ -454,6 +512,32 @@ impl<'a> Orgs<'a> {
             })?;
         public_config(&org, None)
     }
+}
+
+/// Renders a message as its organization wants it: with the organization's own template
+/// for the message's kind and language when it has one, and its display name.
+pub(crate) async fn render(inner: &Inner, message: &Message) -> Result<Rendered, Error> {
+    let settings = Orgs::new(inner).settings(message.org_id).await?;
+    let app_name = settings
+        .branding
+        .display_name
+        .as_deref()
+        .unwrap_or(&inner.config.config.rp_name);
+    let locale = message.locale.as_deref().map(str::to_ascii_lowercase);
+    let primary = locale
+        .as_deref()
+        .and_then(|l| l.split('-').next())
+        .map(str::to_owned);
+    let own = [locale, primary, None].into_iter().find_map(|wanted| {
+        settings
+            .templates
+            .iter()
+            .find(|t| t.kind == message.kind && t.locale == wanted)
+    });
+    Ok(match own {
+        Some(t) => crate::templates::render_with(&t.template(), message, app_name),
+        None => inner.templates.render(message, app_name),
+    })
 }
 
 /// A way of signing in an organization may turn off.

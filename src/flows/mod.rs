@@ -408,9 +408,7 @@ async fn deliver(
 /// Renders a message and hands it to the mailer or SMS sender, as
 /// [`Passwordless::delivery`](crate::Passwordless::delivery) says.
 pub(crate) async fn send_message(inner: &Inner, message: Message) -> Result<(), Error> {
-    let rendered = inner
-        .templates
-        .render(&message, &inner.config.config.rp_name);
+    let rendered = crate::directory::orgs::render(inner, &message).await?;
     let outgoing = match &message.to {
         Recipient::Email(email) => {
             let mailer = inner
