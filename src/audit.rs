@@ -144,6 +144,9 @@ pub enum ChainStatus {
     },
 }
 
+/// How often an append may lose the race for a user's head.
+const CHAIN_RETRIES: usize = 256;
+
 /// Makes and checks the links between a user's events.
 #[derive(Clone)]
 pub(crate) struct Chain {
@@ -255,7 +258,9 @@ impl ChainedLog {
     /// Appends at the head of the user's chain. Appends for one user race for its head;
     /// the loser links to the winner.
     async fn append_to_chain(&self, user: UserId, event: &mut AuthEvent) -> StoreResult<()> {
-        for _ in 0..crate::flows::MAX_RETRIES {
+        // Each round some racer wins, so this bounds the appenders one user can have at
+        // once, not the work.
+        for _ in 0..CHAIN_RETRIES {
             let head = self.log.user_head(user).await?;
             event.prev = head.as_ref().map(|h| h.id);
             event.prev_hash = head.and_then(|h| h.seal);

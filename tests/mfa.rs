@@ -290,16 +290,15 @@ async fn a_backup_code_works_once_under_16_racers() {
             .unwrap(),
         9
     );
-    // The 15 losers presented a spent code: failures, so the account waits a while.
-    let after_race = first_factor(&h, user.id).await;
-    let proof = MfaProof::BackupCode(codes[1].clone());
-    let err = h
-        .auth
-        .mfa()
-        .verify(&after_race, &proof, &ctx())
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "rate_limited");
+    // The 15 losers presented a spent code: failures (or refused once the budget was
+    // spent). Whether the budget is still spent now depends on whether the winner's
+    // sign-in, which empties it, finished before or after them; wait it out either way.
+    for loser in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(
+            matches!(loser.code(), "invalid_credentials" | "rate_limited"),
+            "{loser:?}"
+        );
+    }
     h.clock.advance(Duration::from_secs(30 * 60));
 
     // Typed sloppily, another code still works; regenerating kills the rest.

@@ -147,6 +147,7 @@ impl<'a> ApiKeys<'a> {
             Err(err) => return Err(err.into()),
             Ok(()) => {}
         }
+        super::log_admin(inner, org, "api_key_created").await?;
         Ok(ApiKeyCreated {
             info: credential.into(),
             secret,
@@ -173,7 +174,7 @@ impl<'a> ApiKeys<'a> {
         if !inner.orgs.update_api_credential(&credential).await? {
             return Err(Error::NotFound { what: "api_key" });
         }
-        Ok(())
+        super::log_admin(inner, org, "api_key_revoked").await
     }
 
     /// The credential a presented secret belongs to, if it is live (not revoked, not

@@ -12,4 +12,17 @@ pub use orgs::{
     PublicConfig, SignInMethods, TemplateOverride,
 };
 pub use rbac::{Rbac, RoleSpec};
+
+use crate::engine::Inner;
+use crate::model::{AuthEvent, AuthEventKind, OrgId};
+use crate::{Error, RequestContext};
+
+/// Logs an administrator's change to an organization (`action`: `org_created`…). The
+/// event names the organization; who acted is the management API's to log.
+pub(crate) async fn log_admin(inner: &Inner, org: OrgId, action: &str) -> Result<(), Error> {
+    let ctx = RequestContext::new().with_org(org);
+    let event =
+        AuthEvent::new(AuthEventKind::AdminAction, &ctx, inner.clock.now()).with_reason(action);
+    Ok(inner.audit_log.append(&event).await?)
+}
 pub use users::{NewUser, UserStatus, UserUpdate, Users};

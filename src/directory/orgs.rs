@@ -312,6 +312,7 @@ impl<'a> Orgs<'a> {
             revision: 0,
         };
         write(self.inner.orgs.create_org(&org).await)?;
+        super::log_admin(self.inner, org.id, "org_created").await?;
         Ok(org)
     }
 
@@ -417,6 +418,7 @@ impl<'a> Orgs<'a> {
                 Err(err) => return Err(err.into()),
                 Ok(revision) => {
                     org.revision = revision;
+                    super::log_admin(self.inner, id, "org_updated").await?;
                     return Ok(org);
                 }
             }
@@ -436,7 +438,7 @@ impl<'a> Orgs<'a> {
                 what: "organization",
             });
         }
-        Ok(())
+        super::log_admin(self.inner, id, "org_deleted").await
     }
 
     /// Adds an app. A confidential one gets a 256-bit secret, returned once and stored
@@ -469,6 +471,7 @@ impl<'a> Orgs<'a> {
             created_at: self.inner.clock.now(),
         };
         write(self.inner.orgs.create_app(&app).await)?;
+        super::log_admin(self.inner, org, "app_created").await?;
         Ok(AppCreated { app, client_secret })
     }
 
@@ -479,10 +482,16 @@ impl<'a> Orgs<'a> {
 
     /// Deletes an app; its client id stops working at once.
     pub async fn delete_app(&self, client_id: &ClientId) -> Result<(), Error> {
+        let app = self
+            .inner
+            .orgs
+            .get_app(client_id)
+            .await?
+            .ok_or(Error::NotFound { what: "app" })?;
         if !self.inner.orgs.delete_app(client_id).await? {
             return Err(Error::NotFound { what: "app" });
         }
-        Ok(())
+        super::log_admin(self.inner, app.org_id, "app_deleted").await
     }
 
     /// What the login page of an app needs: the organization's public configuration.

@@ -90,6 +90,7 @@ impl<'a> Rbac<'a> {
             created_at: self.inner.clock.now(),
         };
         put(self.inner.orgs.put_permission(&def).await)?;
+        super::log_admin(self.inner, org, "permission_defined").await?;
         Ok(def)
     }
 
@@ -109,6 +110,7 @@ impl<'a> Rbac<'a> {
             .ok_or(Error::NotFound { what: "permission" })?;
         def.description = description.map(checked_description).transpose()?;
         put(self.inner.orgs.put_permission(&def).await)?;
+        super::log_admin(self.inner, org, "permission_updated").await?;
         Ok(def)
     }
 
@@ -122,7 +124,7 @@ impl<'a> Rbac<'a> {
         if !self.inner.orgs.delete_permission(org, id).await? {
             return Err(Error::NotFound { what: "permission" });
         }
-        Ok(())
+        super::log_admin(self.inner, org, "permission_deleted").await
     }
 
     /// Creates a role.
@@ -146,6 +148,7 @@ impl<'a> Rbac<'a> {
             updated_at: now,
         };
         put(self.inner.orgs.put_role(&role).await)?;
+        super::log_admin(self.inner, org, "role_created").await?;
         Ok(role)
     }
 
@@ -167,6 +170,7 @@ impl<'a> Rbac<'a> {
         role.permissions = self.granted(org, &spec.permissions).await?;
         role.updated_at = self.inner.clock.now();
         put(self.inner.orgs.put_role(&role).await)?;
+        super::log_admin(self.inner, org, "role_updated").await?;
         Ok(role)
     }
 
@@ -189,7 +193,7 @@ impl<'a> Rbac<'a> {
         if !self.inner.orgs.delete_role(org, id).await? {
             return Err(Error::NotFound { what: "role" });
         }
-        Ok(())
+        super::log_admin(self.inner, org, "role_deleted").await
     }
 
     /// Sets the roles `user` holds in `org` (making them a member if they are not).

@@ -50,6 +50,9 @@ pub enum AuthEventKind {
     UserDeleted,
     /// A sign-in ceremony began for the account: a link or code was sent.
     CeremonyStarted,
+    /// An administrator changed an organization, its apps, roles, permissions or API
+    /// credentials (the reason names the action: `org_updated`, `role_deleted`…).
+    AdminAction,
 }
 
 impl AuthEventKind {
@@ -74,10 +77,11 @@ impl AuthEventKind {
             AuthEventKind::UserUpdated => "user_updated",
             AuthEventKind::UserDeleted => "user_deleted",
             AuthEventKind::CeremonyStarted => "ceremony_started",
+            AuthEventKind::AdminAction => "admin_action",
         }
     }
 
-    const ALL: [AuthEventKind; 18] = [
+    const ALL: [AuthEventKind; 19] = [
         AuthEventKind::SignUp,
         AuthEventKind::SignIn,
         AuthEventKind::SignInFailed,
@@ -96,6 +100,7 @@ impl AuthEventKind {
         AuthEventKind::UserUpdated,
         AuthEventKind::UserDeleted,
         AuthEventKind::CeremonyStarted,
+        AuthEventKind::AdminAction,
     ];
 }
 

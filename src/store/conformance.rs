@@ -73,6 +73,7 @@ macro_rules! conformance_tests {
             audit_log_forgets_a_users_personal_data_only,
             api_credentials_unique_listed_and_never_unrevoked,
             audit_chain_head_moves_once_under_16_racing_appends,
+            org_domain_and_client_id_unique_under_16_racers,
         }
     };
 }
@@ -1977,4 +1978,48 @@ pub async fn audit_chain_head_moves_once_under_16_racing_appends<S: Storage + 's
     let mut anonymous = event(Some(EventId::generate()));
     anonymous.user_id = None;
     store.append(&anonymous).await.unwrap();
+}
+
+/// Organizations: of 16 organizations racing for one custom domain exactly one gets it;
+/// of 16 apps racing for one client id (in different organizations) exactly one is made.
+pub async fn org_domain_and_client_id_unique_under_16_racers<S: Storage + 'static>(store: Arc<S>) {
+    let results = race(RACERS, |i| {
+        let store = store.clone();
+        async move {
+            let mut racer = org(&format!("racer-{i}"));
+            racer.domains = vec!["login.shared.example".into()];
+            store.create_org(&racer).await.map(|()| racer.id)
+        }
+    })
+    .await;
+    assert_eq!(count_ok(&results), 1, "{results:?}");
+    for loser in results.iter().filter(|r| r.is_err()) {
+        assert!(
+            matches!(loser, Err(StoreError::Conflict { what: "domain" })),
+            "{loser:?}"
+        );
+    }
+    let owner = store
+        .get_org_by_domain("login.shared.example")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(results.iter().any(|r| r.as_ref().ok() == Some(&owner.id)));
+
+    let mut orgs = Vec::new();
+    for i in 0..RACERS {
+        let o = org(&format!("apps-{i}"));
+        store.create_org(&o).await.unwrap();
+        orgs.push(o.id);
+    }
+    let orgs = Arc::new(orgs);
+    let results = race(RACERS, |i| {
+        let (store, orgs) = (store.clone(), orgs.clone());
+        async move { store.create_app(&app(orgs[i], "shared-client")).await }
+    })
+    .await;
+    assert_eq!(count_ok(&results), 1, "{results:?}");
+    for loser in results.into_iter().filter(|r| r.is_err()) {
+        conflict_on(loser, "client_id");
+    }
 }

@@ -56,6 +56,14 @@ pub struct Claims {
     pub acr: String,
 }
 
+/// Orders `held` against the name `{resource}:*`, without building it.
+fn cmp_wildcard(held: &str, resource: &str) -> std::cmp::Ordering {
+    let held = held.as_bytes();
+    let resource = resource.as_bytes();
+    let (head, tail) = held.split_at(held.len().min(resource.len()));
+    head.cmp(resource).then_with(|| tail.cmp(b":*".as_slice()))
+}
+
 impl Claims {
     /// Whether the token's permissions grant `permission` (`invoices:write`; a held
     /// `invoices:*` grants it too). No I/O, no allocation: two binary searches over the
@@ -72,9 +80,8 @@ impl Claims {
             .is_ok();
         exact || {
             let resource = permission.split_once(':').map_or("", |(r, _)| r);
-            let wildcard = resource.bytes().chain(*b":*");
             self.perms
-                .binary_search_by(|held| held.as_str().bytes().cmp(wildcard.clone()))
+                .binary_search_by(|held| cmp_wildcard(held.as_str(), resource))
                 .is_ok()
         }
     }
