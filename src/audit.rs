@@ -116,7 +116,8 @@ impl<'a> Audit<'a> {
             if log.user_head(user).await?.map(|h| h.id) != head.as_ref().map(|h| h.id) {
                 continue;
             }
-            return Ok(self.inner.audit_chain.verify(&events, head.map(|h| h.id)));
+            let head = head.map(|h| h.id);
+            return Ok(self.inner.audit_chain.verify(user, &events, head));
         }
         Err(Error::Conflict { what: "audit_log" })
     }
@@ -179,9 +180,17 @@ impl Chain {
     }
 
     /// Verifies a user's events, `events`, as a chain ending at `head`.
-    fn verify(&self, events: &HashMap<EventId, AuthEvent>, head: Option<EventId>) -> ChainStatus {
+    fn verify(
+        &self,
+        user: UserId,
+        events: &HashMap<EventId, AuthEvent>,
+        head: Option<EventId>,
+    ) -> ChainStatus {
         let mut successor_of: HashMap<EventId, EventId> = HashMap::new();
         for event in events.values() {
+            if event.user_id != Some(user) {
+                return broken(event.id, "an event of someone else is in the log");
+            }
             if event.seal.as_deref() != Some(self.seal(event).as_str()) {
                 return broken(event.id, "an event was edited or forged");
             }

