@@ -43,15 +43,18 @@ async fn org(h: &Harness, slug: &str) -> OrgId {
     org.id
 }
 
+/// An email first factor for `user`, as `ctx` asks.
+async fn first_factor(h: &Harness, user: UserId, ctx: &RequestContext) -> SignIn {
+    h.auth
+        .complete_first_factor(user, AuthMethod::Email, None, ctx)
+        .await
+        .unwrap()
+}
+
 async fn sign_in(h: &Harness, user: UserId, org: Option<OrgId>) -> TokenSet {
     let mut ctx = ctx();
     ctx.org_id = org;
-    tokens(
-        h.auth
-            .complete_first_factor(user, AuthMethod::Email, None, &ctx)
-            .await
-            .unwrap(),
-    )
+    tokens(first_factor(h, user, &ctx).await)
 }
 
 #[tokio::test]
@@ -719,6 +722,12 @@ async fn org_with(h: &Harness, slug: &str, settings: latchkey::OrgSettings) -> O
     h.auth.orgs().create(new).await.unwrap().id
 }
 
+async fn org_requiring(h: &Harness, slug: &str, mfa: latchkey::directory::MfaRequirement) -> OrgId {
+    let mut settings = latchkey::OrgSettings::default();
+    settings.mfa = mfa;
+    org_with(h, slug, settings).await
+}
+
 async fn member(h: &Harness, email: &str, org: OrgId) -> UserId {
     let ctx = ctx().with_org(org);
     h.auth
@@ -765,40 +774,24 @@ async fn an_organization_that_turns_a_method_off_refuses_it() {
 #[tokio::test]
 async fn an_organization_never_waives_a_members_own_second_factor() {
     let h = harness();
-    let mut off = latchkey::OrgSettings::default();
-    off.mfa = latchkey::directory::MfaRequirement::Off;
-    let relaxed = org_with(&h, "relaxed", off).await;
+    let relaxed = org_requiring(&h, "relaxed", latchkey::directory::MfaRequirement::Off).await;
     let ana = member(&h, "ana@example.com", relaxed).await;
     let in_relaxed = ctx().with_org(relaxed);
-    let before = h
-        .auth
-        .complete_first_factor(ana, AuthMethod::Email, None, &in_relaxed)
-        .await
-        .unwrap();
+    let before = first_factor(&h, ana, &in_relaxed).await;
     assert!(matches!(before, SignIn::Complete(_)), "{before:?}");
     // Once she enrols TOTP it is asked for, whatever the organization says.
     enable_totp(&h, ana).await;
-    let after = h
-        .auth
-        .complete_first_factor(ana, AuthMethod::Email, None, &in_relaxed)
-        .await
-        .unwrap();
+    let after = first_factor(&h, ana, &in_relaxed).await;
     assert!(matches!(after, SignIn::MfaRequired(_)), "{after:?}");
 }
 
 #[tokio::test]
 async fn an_organization_requiring_mfa_makes_a_member_without_one_enrol_first() {
     let h = harness();
-    let mut required = latchkey::OrgSettings::default();
-    required.mfa = latchkey::directory::MfaRequirement::Required;
-    let strict = org_with(&h, "strict", required).await;
+    let strict = org_requiring(&h, "strict", latchkey::directory::MfaRequirement::Required).await;
     let bo = member(&h, "bo@example.com", strict).await;
     let in_strict = ctx().with_org(strict);
-    let first = h
-        .auth
-        .complete_first_factor(bo, AuthMethod::Email, None, &in_strict)
-        .await
-        .unwrap();
+    let first = first_factor(&h, bo, &in_strict).await;
     let SignIn::MfaEnrollmentRequired(step) = first else {
         panic!("expected enrolment, got {first:?}")
     };
@@ -843,11 +836,7 @@ async fn an_organization_requiring_mfa_makes_a_member_without_one_enrol_first() 
         .enroll_totp_for_sign_in(&step.enrollment_token, &in_strict)
         .await;
     assert!(matches!(again, Err(Error::InvalidToken)), "{again:?}");
-    let next = h
-        .auth
-        .complete_first_factor(bo, AuthMethod::Email, None, &in_strict)
-        .await
-        .unwrap();
+    let next = first_factor(&h, bo, &in_strict).await;
     let SignIn::MfaRequired(challenge) = next else {
         panic!("{next:?}")
     };
@@ -931,17 +920,10 @@ async fn api_keys_are_shown_once_stored_hashed_and_die_when_revoked_or_expired()
 #[tokio::test]
 async fn an_enrolment_token_dies_with_a_block() {
     let h = harness();
-    let mut required = latchkey::OrgSettings::default();
-    required.mfa = latchkey::directory::MfaRequirement::Required;
-    let strict = org_with(&h, "strict", required).await;
+    let strict = org_requiring(&h, "strict", latchkey::directory::MfaRequirement::Required).await;
     let bo = member(&h, "bo@example.com", strict).await;
     let in_strict = ctx().with_org(strict);
-    let SignIn::MfaEnrollmentRequired(step) = h
-        .auth
-        .complete_first_factor(bo, AuthMethod::Email, None, &in_strict)
-        .await
-        .unwrap()
-    else {
+    let SignIn::MfaEnrollmentRequired(step) = first_factor(&h, bo, &in_strict).await else {
         panic!("expected enrolment")
     };
     let enrollment = h

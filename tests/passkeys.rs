@@ -80,6 +80,15 @@ async fn sign_up(h: &Harness, email: &str, key: &mut TestKey) -> (UserId, SignIn
     (user, sign_in)
 }
 
+/// Starts a passkey sign-up for `email`.
+async fn start_sign_up(h: &Harness, email: &str) -> (CeremonyToken, CreationChallengeResponse) {
+    h.auth
+        .passkeys()
+        .start_registration(new_user(email), &ctx())
+        .await
+        .unwrap()
+}
+
 async fn start_login(
     h: &Harness,
     identifier: Option<&str>,
@@ -124,10 +133,7 @@ async fn soft_passkey_signs_up_and_signs_in_and_its_counter_rises() {
     let passkeys = h.auth.passkeys();
     let mut soft = SoftPasskey::new(true);
 
-    let (token, options) = passkeys
-        .start_registration(new_user("ana@example.com"), &ctx())
-        .await
-        .unwrap();
+    let (token, options) = start_sign_up(&h, "ana@example.com").await;
     assert_eq!(
         passkeys.status(&token).await.unwrap(),
         CeremonyStatus::Pending
@@ -182,20 +188,14 @@ async fn wa09_an_authenticator_that_does_not_verify_the_user_cannot_register() {
     let h = harness();
     let passkeys = h.auth.passkeys();
     // The soft authenticator without user verification will not even answer.
-    let (_, options) = passkeys
-        .start_registration(new_user("ana@example.com"), &ctx())
-        .await
-        .unwrap();
+    let (_, options) = start_sign_up(&h, "ana@example.com").await;
     assert!(
         SoftPasskey::new(false)
             .do_registration(origin(), options)
             .is_err()
     );
     // One that answers without the UV flag is refused.
-    let (token, options) = passkeys
-        .start_registration(new_user("ana@example.com"), &ctx())
-        .await
-        .unwrap();
+    let (token, options) = start_sign_up(&h, "ana@example.com").await;
     let mut unverified = TestKey::new(ORIGIN);
     unverified.flags = UP;
     let answer = unverified.register(&options);
@@ -262,10 +262,7 @@ async fn wa02_ceremonies_expire_with_their_timeout() {
     let h = harness();
     let passkeys = h.auth.passkeys();
     let mut key = TestKey::new(ORIGIN);
-    let (token, options) = passkeys
-        .start_registration(new_user("ana@example.com"), &ctx())
-        .await
-        .unwrap();
+    let (token, options) = start_sign_up(&h, "ana@example.com").await;
     let options_json = serde_json::to_value(&options).unwrap();
     assert_eq!(options_json["publicKey"]["timeout"], 300_000);
     h.clock.advance(Duration::from_secs(5 * 60 + 1));
@@ -551,10 +548,7 @@ async fn discoverable_sign_in_needs_the_owners_user_handle() {
     let h = harness();
     let passkeys = h.auth.passkeys();
     let mut soft = SoftPasskey::new(true);
-    let (token, options) = passkeys
-        .start_registration(new_user("ana@example.com"), &ctx())
-        .await
-        .unwrap();
+    let (token, options) = start_sign_up(&h, "ana@example.com").await;
     let handle = serde_json::to_value(&options).unwrap()["publicKey"]["user"]["id"].clone();
     let handle = latchkey_b64(handle.as_str().unwrap());
     assert_eq!(handle.len(), 32, "WA-16: a 32-byte handle");
