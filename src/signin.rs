@@ -193,6 +193,9 @@ pub(crate) struct PendingMfa {
     /// An enrolment-only token: it enrols a first second factor and accepts no proof.
     #[serde(default)]
     pub(crate) enrollment: bool,
+    /// Wrong proofs presented with this token so far.
+    #[serde(default)]
+    pub(crate) attempts: u32,
 }
 
 /// Changes a ceremony makes to the account only once the whole sign-in succeeds, after
@@ -295,6 +298,7 @@ pub(crate) async fn complete_first_factor_then(
             code_request: code_request.cloned(),
             deferred,
             enrollment: second_factors.is_empty(),
+            attempts: 0,
             methods: second_factors.clone(),
             challenge: None,
         };

@@ -340,8 +340,12 @@ async fn a_backup_code_works_once_under_16_racers() {
 async fn wrong_second_factors_spend_the_account_budget() {
     let h = harness();
     let (user, secret, _) = enrolled(&h).await;
-    let token = first_factor(&h, user.id).await;
-    for _ in 0..10 {
+    // A token takes five wrong proofs; two sign-ins' worth fill the account's budget.
+    let mut token = first_factor(&h, user.id).await;
+    for i in 0..10 {
+        if i == 5 {
+            token = first_factor(&h, user.id).await;
+        }
         let err = h
             .auth
             .mfa()
@@ -355,6 +359,7 @@ async fn wrong_second_factors_spend_the_account_budget() {
         assert!(matches!(err, Error::InvalidCredentials), "{err:?}");
     }
     h.clock.advance(Duration::from_secs(30));
+    let token = first_factor(&h, user.id).await;
     let err = h
         .auth
         .mfa()
@@ -671,4 +676,31 @@ async fn a_second_factor_code_sent_for_another_user_proves_nothing() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidCredentials), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_mfa_token_dies_after_five_wrong_proofs() {
+    let h = harness();
+    let (user, secret, _) = enrolled(&h).await;
+    let token = first_factor(&h, user.id).await;
+    let mfa = h.auth.mfa();
+    for _ in 0..5 {
+        let wrong = MfaProof::Totp(OneTimeCode::new("000000"));
+        let refused = mfa.verify(&token, &wrong, &ctx()).await;
+        assert!(
+            matches!(refused, Err(Error::InvalidCredentials)),
+            "{refused:?}"
+        );
+    }
+    // The right code is too late for this token; a new sign-in works (the account's
+    // budget of 10 still has room).
+    let late = mfa
+        .verify(&token, &MfaProof::Totp(app_code(&h, &secret)), &ctx())
+        .await;
+    assert!(matches!(late, Err(Error::InvalidToken)), "{late:?}");
+    h.clock.advance(Duration::from_secs(30));
+    let fresh = first_factor(&h, user.id).await;
+    mfa.verify(&fresh, &MfaProof::Totp(app_code(&h, &secret)), &ctx())
+        .await
+        .unwrap();
 }

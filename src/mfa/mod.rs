@@ -196,9 +196,11 @@ impl<'a> Mfa<'a> {
     /// Finishes a sign-in with its second factor: tokens (or the authorization code the
     /// first factor was asked for), with `amr` adding `otp` and `mfa`.
     ///
-    /// The MFA token works once, on success, and for `ttl.mfa_token` (5 minutes); a wrong
-    /// code leaves it usable but counts against the account's failure budget, after which
-    /// [`Error::RateLimited`] answers until the window passes. A TOTP code is accepted once
+    /// The MFA token works once, on success, and for `ttl.mfa_token` (5 minutes). A wrong
+    /// code counts against the account's failure budget, after which
+    /// [`Error::RateLimited`] answers until the window passes, and against the token:
+    /// the fifth wrong one ([`CodePolicy::max_attempts`](crate::CodePolicy::max_attempts))
+    /// ends it, so the person signs in again. A TOTP code is accepted once
     /// (a replay is a wrong code); a backup code once, ever. Errors: [`Error::InvalidToken`]
     /// for an unknown, used or expired MFA token; [`Error::InvalidCredentials`] for a wrong
     /// code or a blocked user.
@@ -268,6 +270,7 @@ impl<'a> Mfa<'a> {
             }
         };
         if !accepted {
+            spend_attempt(inner, &key).await?;
             crate::flows::log_failure(inner, Some(user_id), ctx, method).await?;
             return Err(Error::InvalidCredentials);
         }
@@ -334,6 +337,36 @@ impl<'a> Mfa<'a> {
         let sign_in = complete_step(inner, &user, &pending, "totp", "otp", ctx).await?;
         Ok((backup_codes, sign_in))
     }
+}
+
+/// Counts a wrong proof against an MFA token; the token dies with the last one it is
+/// allowed ([`CodePolicy::max_attempts`](crate::CodePolicy::max_attempts), 5 by
+/// default), whatever the account's budget still allows. Compare-and-swap on the record,
+/// so racing wrong proofs are all counted.
+async fn spend_attempt(inner: &Inner, key: &ChallengeKey) -> Result<(), Error> {
+    let max = inner.config.config.codes.max_attempts;
+    for _ in 0..crate::flows::MAX_RETRIES {
+        let now = inner.clock.now();
+        let Some(record) = inner.challenges.get(key, now).await? else {
+            return Ok(());
+        };
+        let corrupt = |_| Error::Store(StoreError::Corrupt { what: "mfa_token" });
+        let mut pending: PendingMfa = serde_json::from_slice(&record.value).map_err(corrupt)?;
+        pending.attempts += 1;
+        if pending.attempts >= max {
+            inner.challenges.delete(key, now).await?;
+            return Ok(());
+        }
+        let value = serde_json::to_vec(&pending).map_err(corrupt)?;
+        if inner
+            .challenges
+            .update(key, record.version, &value, record.expires_at, now)
+            .await?
+        {
+            return Ok(());
+        }
+    }
+    Err(Error::Conflict { what: "mfa_token" })
 }
 
 /// The user an enrolment-only token belongs to, if they may still sign in, in the
