@@ -315,6 +315,11 @@ async fn wa05_origins_are_matched_exactly() {
     let h = harness_with(config);
     let mut key = TestKey::new("https://eu.app.example.com");
     sign_up(&h, "ana@example.com", &mut key).await;
+    login_with(&h, Some("ana@example.com"), &mut key)
+        .await
+        .unwrap();
+    key.origin = "https://us.app.example.com".into();
+    assert_refused(login_with(&h, Some("ana@example.com"), &mut key).await);
 }
 
 #[tokio::test]

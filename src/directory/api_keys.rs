@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use crate::crypto::{ApiKey, SecretPurpose, random_token};
 use crate::engine::Inner;
-use crate::model::{ApiCredential, ApiCredentialId, OrgId, Permission};
-use crate::{Error, StoreError, Timestamp};
+use crate::model::{ApiCredential, ApiCredentialId, OrgId, Permission, checked_label};
+use crate::{Error, Timestamp};
 
 /// The prefix of every API key secret: easy to spot in a leaked log or repository.
 pub const API_KEY_PREFIX: &str = "lk_";
@@ -118,10 +118,7 @@ impl<'a> ApiKeys<'a> {
     /// [`Error::NotFound`] (`"organization"`).
     pub async fn create(&self, org: OrgId, new: &NewApiKey) -> Result<ApiKeyCreated, Error> {
         let inner = self.inner;
-        let name = new.name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(Error::invalid("name", "must be 1 to 100 characters"));
-        }
+        let name = checked_label(&new.name, "name", 100)?;
         let mut scopes = new
             .scopes
             .iter()
@@ -134,7 +131,7 @@ impl<'a> ApiKeys<'a> {
         let credential = ApiCredential {
             id: ApiCredentialId::generate(),
             org_id: org,
-            name: name.to_owned(),
+            name,
             secret_hash: secret_hash(inner, &secret),
             scopes,
             created_at: now,
@@ -142,11 +139,7 @@ impl<'a> ApiKeys<'a> {
             last_used_at: None,
             revoked_at: None,
         };
-        match inner.orgs.create_api_credential(&credential).await {
-            Err(StoreError::Missing { what }) => return Err(Error::NotFound { what }),
-            Err(err) => return Err(err.into()),
-            Ok(()) => {}
-        }
+        inner.orgs.create_api_credential(&credential).await?;
         super::log_admin(inner, org, "api_key_created").await;
         Ok(ApiKeyCreated {
             info: credential.into(),

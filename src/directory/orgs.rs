@@ -16,7 +16,7 @@ use crate::crypto::{ClientSecret, SecretPurpose, random_token};
 use crate::delivery::{Message, MessageKind};
 use crate::engine::Inner;
 use crate::flows::MAX_RETRIES;
-use crate::model::{App, ClientId, OrgId, Organization, Page, PageRequest};
+use crate::model::{App, ClientId, OrgId, Organization, Page, PageRequest, checked_label};
 use crate::templates::{Rendered, Template};
 use crate::{Error, StoreError};
 
@@ -186,9 +186,7 @@ impl OrgSettings {
     pub fn validate(&self) -> Result<(), Error> {
         let b = &self.branding;
         if let Some(name) = &b.display_name {
-            checked_name(name).map_err(|_| {
-                Error::invalid("branding.display_name", "must be 1 to 100 characters")
-            })?;
+            checked_label(name, "branding.display_name", 100)?;
         }
         if let Some(url) = &b.logo_url
             && (url.len() > 2048 || !url::Url::parse(url).is_ok_and(|u| u.scheme() == "https"))
@@ -336,7 +334,7 @@ impl<'a> Orgs<'a> {
         let now = self.inner.clock.now();
         let org = Organization {
             id: OrgId::generate(),
-            name: checked_name(&new.name)?,
+            name: checked_label(&new.name, "name", 100)?,
             slug: checked_slug(&new.slug)?,
             domains: checked_domains(&new.domains)?,
             settings: serde_json::to_value(&new.settings).map_err(|_| Error::Crypto)?,
@@ -344,7 +342,7 @@ impl<'a> Orgs<'a> {
             updated_at: now,
             revision: 0,
         };
-        write(self.inner.orgs.create_org(&org).await)?;
+        self.inner.orgs.create_org(&org).await?;
         super::log_admin(self.inner, org.id, "org_created").await;
         Ok(org)
     }
@@ -420,7 +418,11 @@ impl<'a> Orgs<'a> {
         if let Some(settings) = &update.settings {
             self.check(settings)?;
         }
-        let name = update.name.as_deref().map(checked_name).transpose()?;
+        let name = update
+            .name
+            .as_deref()
+            .map(|n| checked_label(n, "name", 100))
+            .transpose()?;
         let slug = update.slug.as_deref().map(checked_slug).transpose()?;
         let domains = update.domains.as_deref().map(checked_domains).transpose()?;
         for _ in 0..MAX_RETRIES {
@@ -447,7 +449,6 @@ impl<'a> Orgs<'a> {
             org.updated_at = self.inner.clock.now();
             match self.inner.orgs.update_org(&org).await {
                 Err(StoreError::Stale) => continue,
-                Err(StoreError::Conflict { what }) => return Err(Error::Conflict { what }),
                 Err(err) => return Err(err.into()),
                 Ok(revision) => {
                     org.revision = revision;
@@ -521,12 +522,12 @@ impl<'a> Orgs<'a> {
         let app = App {
             client_id,
             org_id: org,
-            name: checked_name(&new.name)?,
+            name: checked_label(&new.name, "name", 100)?,
             secret_hash,
             redirect_uris: new.redirect_uris.clone(),
             created_at: self.inner.clock.now(),
         };
-        write(self.inner.orgs.create_app(&app).await)?;
+        self.inner.orgs.create_app(&app).await?;
         super::log_admin(self.inner, org, "app_created").await;
         Ok(AppCreated { app, client_secret })
     }
@@ -664,29 +665,6 @@ fn public_config(org: &Organization, client_id: Option<ClientId>) -> Result<Publ
         mfa: settings.mfa,
         branding: settings.branding,
     })
-}
-
-/// Maps a store write: a clash is [`Error::Conflict`], something missing
-/// [`Error::NotFound`].
-fn write(result: Result<(), StoreError>) -> Result<(), Error> {
-    match result {
-        Err(StoreError::Conflict { what }) => Err(Error::Conflict { what }),
-        Err(StoreError::Missing { what }) => Err(Error::NotFound { what }),
-        Err(err) => Err(err.into()),
-        Ok(()) => Ok(()),
-    }
-}
-
-fn checked_name(name: &str) -> Result<String, Error> {
-    let name = name.trim();
-    let chars = name.chars().count();
-    if chars == 0 || chars > 100 || name.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "name",
-            "must be 1 to 100 characters, without control characters",
-        ));
-    }
-    Ok(name.to_owned())
 }
 
 fn checked_slug(slug: &str) -> Result<String, Error> {

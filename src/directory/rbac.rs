@@ -20,9 +20,9 @@
 use crate::engine::Inner;
 use crate::model::{
     AuthEvent, AuthEventKind, Membership, OrgId, Permission, PermissionDef, PermissionId, Role,
-    RoleId, UserId,
+    RoleId, UserId, checked_label,
 };
-use crate::{Error, RequestContext, StoreError};
+use crate::{Error, RequestContext};
 
 /// A role to create, or a role's new contents.
 #[derive(Debug, Clone, Default)]
@@ -89,7 +89,7 @@ impl<'a> Rbac<'a> {
             description: description.map(checked_description).transpose()?,
             created_at: self.inner.clock.now(),
         };
-        put(self.inner.orgs.put_permission(&def).await)?;
+        self.inner.orgs.put_permission(&def).await?;
         super::log_admin(self.inner, org, "permission_defined").await;
         Ok(def)
     }
@@ -109,7 +109,7 @@ impl<'a> Rbac<'a> {
             .find(|p| p.id == id)
             .ok_or(Error::NotFound { what: "permission" })?;
         def.description = description.map(checked_description).transpose()?;
-        put(self.inner.orgs.put_permission(&def).await)?;
+        self.inner.orgs.put_permission(&def).await?;
         super::log_admin(self.inner, org, "permission_updated").await;
         Ok(def)
     }
@@ -138,7 +138,7 @@ impl<'a> Rbac<'a> {
         let role = Role {
             id: RoleId::generate(),
             org_id: org,
-            name: checked_role_name(&spec.name)?,
+            name: checked_label(&spec.name, "name", 64)?,
             description: spec
                 .description
                 .as_deref()
@@ -148,7 +148,7 @@ impl<'a> Rbac<'a> {
             created_at: now,
             updated_at: now,
         };
-        put(self.inner.orgs.put_role(&role).await)?;
+        self.inner.orgs.put_role(&role).await?;
         super::log_admin(self.inner, org, "role_created").await;
         Ok(role)
     }
@@ -162,7 +162,7 @@ impl<'a> Rbac<'a> {
         spec: &RoleSpec,
     ) -> Result<Role, Error> {
         let mut role = self.role(org, id).await?;
-        role.name = checked_role_name(&spec.name)?;
+        role.name = checked_label(&spec.name, "name", 64)?;
         role.description = spec
             .description
             .as_deref()
@@ -170,7 +170,7 @@ impl<'a> Rbac<'a> {
             .transpose()?;
         role.permissions = self.granted(org, &spec.permissions).await?;
         role.updated_at = self.inner.clock.now();
-        put(self.inner.orgs.put_role(&role).await)?;
+        self.inner.orgs.put_role(&role).await?;
         super::log_admin(self.inner, org, "role_updated").await;
         Ok(role)
     }
@@ -225,7 +225,7 @@ impl<'a> Rbac<'a> {
             role_ids,
             created_at,
         };
-        put(inner.orgs.put_membership(&membership).await)?;
+        inner.orgs.put_membership(&membership).await?;
         let event = AuthEvent::new(AuthEventKind::UserUpdated, ctx, inner.clock.now())
             .with_user(user)
             .with_reason("roles_set");
@@ -283,29 +283,6 @@ impl<'a> Rbac<'a> {
         granted.dedup();
         Ok(granted)
     }
-}
-
-/// Maps a store write: a clash is [`Error::Conflict`], something missing is
-/// [`Error::NotFound`].
-fn put(result: Result<(), StoreError>) -> Result<(), Error> {
-    match result {
-        Err(StoreError::Conflict { what }) => Err(Error::Conflict { what }),
-        Err(StoreError::Missing { what }) => Err(Error::NotFound { what }),
-        Err(err) => Err(err.into()),
-        Ok(()) => Ok(()),
-    }
-}
-
-fn checked_role_name(name: &str) -> Result<String, Error> {
-    let name = name.trim();
-    let chars = name.chars().count();
-    if chars == 0 || chars > 64 || name.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "name",
-            "must be 1 to 64 characters, without control characters",
-        ));
-    }
-    Ok(name.to_owned())
 }
 
 fn checked_description(text: &str) -> Result<String, Error> {

@@ -9,7 +9,7 @@ use crate::engine::Inner;
 use crate::flows::{MAX_RETRIES, send_message};
 use crate::model::{
     AuthEvent, AuthEventKind, Email, FactorStatus, Membership, OrgId, Page, PageRequest, Phone,
-    RequestId, User, UserId,
+    RequestId, User, UserId, checked_label,
 };
 use crate::store::UserQuery;
 use crate::{Error, RequestContext, StoreError, Timestamp};
@@ -121,14 +121,14 @@ impl<'a> Users<'a> {
         }
         user.email_verified = new.email_verified && user.email.is_some();
         user.phone_verified = new.phone_verified && user.phone.is_some();
-        user.name = new.name.as_deref().map(checked_name).transpose()?;
+        user.name = new
+            .name
+            .as_deref()
+            .map(|n| checked_label(n, "name", 200))
+            .transpose()?;
         user.metadata = checked_metadata(new.metadata)?;
         user.blocked = new.blocked;
-        match inner.users.create_user(&user).await {
-            Err(StoreError::Conflict { what }) => return Err(Error::Conflict { what }),
-            Err(err) => return Err(err.into()),
-            Ok(()) => {}
-        }
+        inner.users.create_user(&user).await?;
         if let Some(org) = ctx.org_id {
             let membership = Membership {
                 user_id: user.id,
@@ -138,10 +138,7 @@ impl<'a> Users<'a> {
             };
             if let Err(err) = inner.orgs.put_membership(&membership).await {
                 inner.users.delete_user(user.id).await?;
-                return Err(match err {
-                    StoreError::Missing { what } => Error::NotFound { what },
-                    err => err.into(),
-                });
+                return Err(err.into());
             }
         }
         admin_event(inner, AuthEventKind::SignUp, user.id, ctx, "admin_created").await?;
@@ -225,7 +222,7 @@ impl<'a> Users<'a> {
         let email = parse_change(update.email.as_ref(), Email::parse)?;
         let phone = parse_change(update.phone.as_ref(), Phone::parse)?;
         let name = match &update.name {
-            Some(Some(name)) => Some(Some(checked_name(name)?)),
+            Some(Some(name)) => Some(Some(checked_label(name, "name", 200)?)),
             Some(None) => Some(None),
             None => None,
         };
@@ -265,7 +262,6 @@ impl<'a> Users<'a> {
             user.updated_at = inner.clock.now();
             match inner.users.update_user(&user).await {
                 Err(StoreError::Stale) => continue,
-                Err(StoreError::Conflict { what }) => return Err(Error::Conflict { what }),
                 Err(err) => return Err(err.into()),
                 Ok(revision) => user.revision = revision,
             }
@@ -390,19 +386,6 @@ fn checked_metadata(metadata: serde_json::Value) -> Result<serde_json::Value, Er
         return Err(Error::invalid("metadata", "must be at most 16 KiB of JSON"));
     }
     Ok(metadata)
-}
-
-/// A trimmed display name of 1 to 200 characters without control characters.
-fn checked_name(name: &str) -> Result<String, Error> {
-    let name = name.trim();
-    let chars = name.chars().count();
-    if chars == 0 || chars > 200 || name.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "name",
-            "must be 1 to 200 characters, without control characters",
-        ));
-    }
-    Ok(name.to_owned())
 }
 
 /// Tells an address or number taken off an account that it no longer signs in to it.

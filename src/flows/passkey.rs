@@ -72,7 +72,7 @@ use crate::directory::orgs::{Method, allow};
 use crate::engine::Inner;
 use crate::model::{
     AuthEvent, AuthEventKind, ChallengeKey, ChallengeKind, CredentialId, Email, OrgId,
-    PasskeyCredential, PasskeyUse, Phone, SessionId, User, UserId,
+    PasskeyCredential, PasskeyUse, Phone, SessionId, User, UserId, checked_label,
 };
 use crate::signin::{AuthMethod, SignIn, complete_first_factor, may_sign_in};
 use crate::{Error, RequestContext, StoreError, Timestamp};
@@ -241,7 +241,9 @@ impl<'a> Passkeys<'a> {
                 if !inner.config.config.passwordless.sign_up {
                     return Err(Error::Forbidden);
                 }
-                let name = name.map(|n| checked_name(&n, "name")).transpose()?;
+                let name = name
+                    .map(|n| checked_label(&n, "name", MAX_NAME_CHARS))
+                    .transpose()?;
                 if inner.users.get_user_by_email(&email).await?.is_some() {
                     return Err(Error::Conflict { what: "email" });
                 }
@@ -333,7 +335,7 @@ impl<'a> Passkeys<'a> {
     ) -> Result<PasskeyRegistered, Error> {
         let inner = self.inner;
         let name = match name {
-            Some(name) => checked_name(name, "name")?,
+            Some(name) => checked_label(name, "name", MAX_NAME_CHARS)?,
             None => "Passkey".to_owned(),
         };
         let (key, ceremony) = take(inner, token).await?;
@@ -442,7 +444,7 @@ impl<'a> Passkeys<'a> {
     /// Renames one of `user`'s passkeys (1 to 64 characters, no control characters).
     /// [`Error::NotFound`] (`"passkey"`) when the user has no such passkey.
     pub async fn rename(&self, user: UserId, id: &CredentialId, name: &str) -> Result<(), Error> {
-        let name = checked_name(name, "name")?;
+        let name = checked_label(name, "name", MAX_NAME_CHARS)?;
         if !self.inner.users.rename_passkey(user, id, &name).await? {
             return Err(Error::NotFound { what: "passkey" });
         }
@@ -554,19 +556,6 @@ fn user_handle(inner: &Inner, user: UserId) -> SecretHash {
     inner
         .hasher
         .hash(SecretPurpose::UserHandle, user.as_bytes())
-}
-
-/// A trimmed name of 1 to 64 characters without control characters.
-fn checked_name(name: &str, field: &'static str) -> Result<String, Error> {
-    let name = name.trim();
-    let chars = name.chars().count();
-    if chars == 0 || chars > MAX_NAME_CHARS {
-        return Err(Error::invalid(field, "must be 1 to 64 characters"));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "must not contain control characters"));
-    }
-    Ok(name.to_owned())
 }
 
 /// The credential ids a user-name-first sign-in offers: the account's passkeys, or, for

@@ -20,3 +20,21 @@ pub use org::{ApiCredential, App, Membership, Organization, Permission, Permissi
 pub use page::{Cursor, Page, PageRequest};
 pub use session::{Session, StoredSigningKey};
 pub use user::{FactorStatus, PasskeyCredential, PasskeyUse, PasswordHash, TotpFactor, User};
+
+/// A trimmed name or label people give things (a user, an organization, a passkey, a
+/// role): 1 to `max_chars` characters, without control characters.
+pub(crate) fn checked_label(
+    text: &str,
+    field: &'static str,
+    max_chars: usize,
+) -> Result<String, crate::Error> {
+    let text = text.trim();
+    let chars = text.chars().count();
+    if chars == 0 || chars > max_chars || text.chars().any(char::is_control) {
+        return Err(crate::Error::invalid(
+            field,
+            format!("must be 1 to {max_chars} characters, without control characters"),
+        ));
+    }
+    Ok(text.to_owned())
+}
