@@ -146,17 +146,9 @@ impl<'a> Totp<'a> {
         }
         let secret = random_bytes::<SECRET_BYTES>()?;
         let factor_id = FactorId::generate();
-        let label = account
-            .email
-            .as_ref()
-            .map(|e| e.as_str().to_owned())
-            .or_else(|| account.phone.as_ref().map(|p| p.as_str().to_owned()))
-            .unwrap_or_else(|| user.to_string());
-        let totp = engine(secret.as_ref(), &label, &inner.config.config.rp_name)?;
+        let totp = self.labelled(&account, secret.as_ref())?;
         let otpauth_uri = Zeroizing::new(totp.to_url().map_err(|_| Error::Crypto)?);
-        let qr_png = totp
-            .to_qr_png()
-            .map_err(|_| Error::invalid("rp_name", "too long for a QR code"))?;
+        let qr_png = qr_png(&totp)?;
         let now = inner.clock.now();
         let factor = TotpFactor {
             id: factor_id,
@@ -174,6 +166,47 @@ impl<'a> Totp<'a> {
             otpauth_uri,
             qr_png,
         })
+    }
+
+    /// The QR code (PNG) of `user`'s pending enrolment, for showing it again (another
+    /// device, a reloaded page) without starting over. [`Error::NotFound`] when no
+    /// enrolment is pending.
+    pub async fn pending_qr(&self, user: UserId) -> Result<Vec<u8>, Error> {
+        let inner = self.inner;
+        let account = inner
+            .users
+            .get_user(user)
+            .await?
+            .ok_or(Error::NotFound { what: "user" })?;
+        let pending = inner
+            .users
+            .list_totp_factors(user)
+            .await?
+            .into_iter()
+            .find(|f| f.status == FactorStatus::Pending)
+            .ok_or(Error::NotFound {
+                what: "totp enrolment",
+            })?;
+        let secret = inner
+            .keyring
+            .open(&pending.secret, &aad(user, pending.id))?;
+        qr_png(&self.labelled(&account, &secret)?)
+    }
+
+    /// The generator for `secret`, labelled with the account's email (or phone, or id)
+    /// and the relying party's name as issuer: what the otpauth URI and QR code carry.
+    fn labelled(
+        &self,
+        account: &crate::model::User,
+        secret: &[u8],
+    ) -> Result<totp_rs::Totp, Error> {
+        let label = account
+            .email
+            .as_ref()
+            .map(|e| e.as_str().to_owned())
+            .or_else(|| account.phone.as_ref().map(|p| p.as_str().to_owned()))
+            .unwrap_or_else(|| account.id.to_string());
+        engine(secret, &label, &self.inner.config.config.rp_name)
     }
 
     /// Confirms the pending enrolment with a first code from the app: the factor becomes
@@ -271,6 +304,11 @@ impl<'a> Totp<'a> {
             .advance_totp_step(factor.user_id, factor.id, step)
             .await?)
     }
+}
+
+fn qr_png(totp: &totp_rs::Totp) -> Result<Vec<u8>, Error> {
+    totp.to_qr_png()
+        .map_err(|_| Error::invalid("rp_name", "too long for a QR code"))
 }
 
 /// RFC 4648 base32 without padding, as authenticator apps expect secrets typed by hand.

@@ -1,0 +1,143 @@
+//! [`ApiError`]: every failure as `{"error": {"code", "message"}}` with its HTTP status.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// A failed request. Built from a [`latchkey::Error`] or from the HTTP layer's own
+/// refusals (a malformed body, a missing bearer).
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    retry_after: Option<u64>,
+    bearer_challenge: bool,
+}
+
+/// The error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable snake_case code (`latchkey::Error::code`).
+    #[schema(example = "invalid_input")]
+    pub code: String,
+    /// Text safe to show to the person.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with this status, code and message.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after: None,
+            bearer_challenge: false,
+        }
+    }
+
+    /// 400 `invalid_input`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_input", message)
+    }
+
+    /// 401 `invalid_token` with a `WWW-Authenticate: Bearer` challenge.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        let mut err = Self::new(StatusCode::UNAUTHORIZED, "invalid_token", message);
+        err.bearer_challenge = true;
+        err
+    }
+
+    /// 403 `forbidden`.
+    pub fn forbidden() -> Self {
+        latchkey::Error::Forbidden.into()
+    }
+
+    /// 404 `not_found` naming `what`.
+    pub fn not_found(what: &'static str) -> Self {
+        latchkey::Error::NotFound { what }.into()
+    }
+
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// Its code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl From<latchkey::Error> for ApiError {
+    fn from(err: latchkey::Error) -> Self {
+        use latchkey::Error as E;
+        let status = match &err {
+            E::InvalidInput { .. } => StatusCode::BAD_REQUEST,
+            E::InvalidCredentials
+            | E::InvalidToken
+            | E::Expired
+            | E::SessionRevoked
+            | E::MfaRequired
+            | E::ReauthRequired => StatusCode::UNAUTHORIZED,
+            E::Forbidden => StatusCode::FORBIDDEN,
+            E::NotFound { .. } => StatusCode::NOT_FOUND,
+            E::Conflict { .. } => StatusCode::CONFLICT,
+            E::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let message = if status.is_server_error() {
+            // The source chain may name hosts or paths: it goes to the log, not the client.
+            tracing::error!(code = err.code(), error = ?err, "request failed");
+            "the server could not complete the request".to_owned()
+        } else {
+            err.to_string()
+        };
+        let retry_after = match &err {
+            E::RateLimited { retry_after } => {
+                Some((retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1))
+            }
+            _ => None,
+        };
+        ApiError {
+            status,
+            code: err.code(),
+            message,
+            retry_after,
+            bearer_challenge: matches!(err, E::InvalidToken | E::Expired | E::SessionRevoked),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.bearer_challenge {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// A handler's result.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,695 @@
+//! Management routes: organizations, roles, permissions, users.
+//!
+//! Each needs an API credential (`lk_…`), the bootstrap key, or a user token holding the
+//! permission named in its description; see [`Caller::require`] for which organization
+//! a credential acts for.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use latchkey::model::{
+    Membership, OrgId, Organization, PermissionDef, PermissionId, Role, RoleId, UserId,
+};
+use latchkey::store::UserQuery;
+use latchkey::{NewOrg, NewUser, OrgSettings, OrgUpdate, RoleSpec, UserStatus, UserUpdate};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, Ctx, parse_id};
+use crate::views::{List, LoginEvent, PageQuery, UserView};
+
+type Created<T> = ApiResult<(StatusCode, Json<T>)>;
+
+/// `POST /organizations`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OrgRequest {
+    /// Display name.
+    pub name: String,
+    /// URL-safe unique name.
+    pub slug: String,
+    /// Custom domains (unique across organizations).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Sign-in methods, MFA rule, branding, session lifetime, templates.
+    #[schema(value_type = Object)]
+    pub settings: Option<OrgSettings>,
+}
+
+/// `PATCH /organizations/{id}`: only the fields given change.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct OrgPatch {
+    /// Display name.
+    pub name: Option<String>,
+    /// URL-safe unique name.
+    pub slug: Option<String>,
+    /// Custom domains (replaces the list).
+    pub domains: Option<Vec<String>>,
+    /// Settings (replaces them).
+    #[schema(value_type = Object)]
+    pub settings: Option<OrgSettings>,
+}
+
+fn org_id(text: &str) -> ApiResult<OrgId> {
+    parse_id(text)
+}
+
+/// Create an organization (`organizations:write`, default organization's credential).
+#[utoipa::path(post, path = "/organizations", tag = "organizations",
+    request_body = OrgRequest, responses((status = 201, body = serde_json::Value)),
+    security(("bearer" = [])))]
+pub async fn create_org(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<OrgRequest>,
+) -> Created<Organization> {
+    caller.require(&state, "organizations:write", None).await?;
+    let mut new = NewOrg::new(body.name, body.slug);
+    new.domains = body.domains;
+    new.settings = body.settings.unwrap_or_default();
+    Ok((
+        StatusCode::CREATED,
+        Json(state.auth.orgs().create(new).await?),
+    ))
+}
+
+/// Page through organizations (`organizations:read`).
+#[utoipa::path(get, path = "/organizations", tag = "organizations",
+    params(PageQuery), responses((status = 200, body = serde_json::Value)),
+    security(("bearer" = [])))]
+pub async fn list_orgs(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> ApiResult<Json<List<serde_json::Value>>> {
+    caller.require(&state, "organizations:read", None).await?;
+    let page = state.auth.orgs().list(&query.page()?).await?;
+    Ok(Json(List::page(page, |org| {
+        serde_json::to_value(org).unwrap_or_default()
+    })))
+}
+
+/// One organization (`organizations:read`).
+#[utoipa::path(get, path = "/organizations/{id}", tag = "organizations",
+    params(("id" = String, Path)), responses((status = 200, body = serde_json::Value)),
+    security(("bearer" = [])))]
+pub async fn get_org(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Organization>> {
+    let id = org_id(&id)?;
+    caller
+        .require(&state, "organizations:read", Some(id))
+        .await?;
+    Ok(Json(state.auth.orgs().get(id).await?))
+}
+
+/// Change an organization (`organizations:write`).
+#[utoipa::path(patch, path = "/organizations/{id}", tag = "organizations",
+    params(("id" = String, Path)), request_body = OrgPatch,
+    responses((status = 200, body = serde_json::Value)), security(("bearer" = [])))]
+pub async fn update_org(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<OrgPatch>,
+) -> ApiResult<Json<Organization>> {
+    let id = org_id(&id)?;
+    caller
+        .require(&state, "organizations:write", Some(id))
+        .await?;
+    let mut update = OrgUpdate::default();
+    update.name = body.name;
+    update.slug = body.slug;
+    update.domains = body.domains;
+    update.settings = body.settings;
+    Ok(Json(state.auth.orgs().update(id, &update).await?))
+}
+
+/// Delete an organization, its roles, memberships and sessions (`organizations:write`,
+/// default organization's credential).
+#[utoipa::path(delete, path = "/organizations/{id}", tag = "organizations",
+    params(("id" = String, Path)), responses((status = 204)), security(("bearer" = [])))]
+pub async fn delete_org(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    let id = org_id(&id)?;
+    caller.require(&state, "organizations:write", None).await?;
+    state.auth.orgs().delete(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The public configuration of an organization's app: sign-in methods and branding.
+#[utoipa::path(get, path = "/organizations/by-client-id/{client_id}/config", tag = "organizations",
+    params(("client_id" = String, Path)), responses((status = 200, body = serde_json::Value)))]
+pub async fn config_by_client_id(
+    State(state): State<AppState>,
+    ApiPath(client_id): ApiPath<String>,
+) -> ApiResult<Json<latchkey::directory::PublicConfig>> {
+    Ok(Json(
+        state.auth.orgs().config_by_client_id(&client_id).await?,
+    ))
+}
+
+/// The public configuration of the organization on a custom domain.
+#[utoipa::path(get, path = "/organizations/by-domain/{domain}/config", tag = "organizations",
+    params(("domain" = String, Path)), responses((status = 200, body = serde_json::Value)))]
+pub async fn config_by_domain(
+    State(state): State<AppState>,
+    ApiPath(domain): ApiPath<String>,
+) -> ApiResult<Json<latchkey::directory::PublicConfig>> {
+    Ok(Json(state.auth.orgs().config_by_domain(&domain).await?))
+}
+
+/// `POST /organizations/{id}/roles`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RoleRequest {
+    /// Unique in the organization.
+    pub name: String,
+    /// What it is for.
+    pub description: Option<String>,
+    /// Permission names (`invoices:read`, or `invoices:*`).
+    #[serde(default)]
+    pub permissions: Vec<String>,
+}
+
+/// `PATCH /organizations/{id}/roles/{role_id}`: only the fields given change.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RolePatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New permission names (replaces them).
+    pub permissions: Option<Vec<String>>,
+}
+
+fn spec(name: String, description: Option<String>, permissions: &[String]) -> RoleSpec {
+    let names: Vec<&str> = permissions.iter().map(String::as_str).collect();
+    let spec = RoleSpec::new(name, &names);
+    match description {
+        Some(d) => spec.describe(d),
+        None => spec,
+    }
+}
+
+/// The organization's roles (`roles:read`).
+#[utoipa::path(get, path = "/organizations/{id}/roles", tag = "roles",
+    params(("id" = String, Path)), responses((status = 200, body = serde_json::Value)),
+    security(("bearer" = [])))]
+pub async fn list_roles(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<List<serde_json::Value>>> {
+    let org = org_id(&id)?;
+    caller.require(&state, "roles:read", Some(org)).await?;
+    let roles = state.auth.rbac().roles(org).await?;
+    Ok(Json(List::all(
+        roles
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap_or_default())
+            .collect(),
+    )))
+}
+
+/// Create a role (`roles:write`).
+#[utoipa::path(post, path = "/organizations/{id}/roles", tag = "roles",
+    params(("id" = String, Path)), request_body = RoleRequest,
+    responses((status = 201, body = serde_json::Value)), security(("bearer" = [])))]
+pub async fn create_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<RoleRequest>,
+) -> Created<Role> {
+    let org = org_id(&id)?;
+    caller.require(&state, "roles:write", Some(org)).await?;
+    let spec = spec(body.name, body.description, &body.permissions);
+    Ok((
+        StatusCode::CREATED,
+        Json(state.auth.rbac().create_role(org, &spec).await?),
+    ))
+}
+
+/// Change a role (`roles:write`); its holders' next tokens carry the change.
+#[utoipa::path(patch, path = "/organizations/{id}/roles/{role_id}", tag = "roles",
+    params(("id" = String, Path), ("role_id" = String, Path)), request_body = RolePatch,
+    responses((status = 200, body = serde_json::Value)), security(("bearer" = [])))]
+pub async fn update_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, role_id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<RolePatch>,
+) -> ApiResult<Json<Role>> {
+    let org = org_id(&id)?;
+    caller.require(&state, "roles:write", Some(org)).await?;
+    let role_id: RoleId = parse_id(&role_id)?;
+    let role = state.auth.rbac().role(org, role_id).await?;
+    let permissions = match body.permissions {
+        Some(p) => p,
+        None => role
+            .permissions
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect(),
+    };
+    let spec = spec(
+        body.name.unwrap_or(role.name),
+        body.description.or(role.description),
+        &permissions,
+    );
+    Ok(Json(
+        state.auth.rbac().update_role(org, role_id, &spec).await?,
+    ))
+}
+
+/// Delete a role (`roles:write`).
+#[utoipa::path(delete, path = "/organizations/{id}/roles/{role_id}", tag = "roles",
+    params(("id" = String, Path), ("role_id" = String, Path)),
+    responses((status = 204)), security(("bearer" = [])))]
+pub async fn delete_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, role_id)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let org = org_id(&id)?;
+    caller.require(&state, "roles:write", Some(org)).await?;
+    state
+        .auth
+        .rbac()
+        .delete_role(org, parse_id(&role_id)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /organizations/{id}/permissions`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PermissionRequest {
+    /// `resource:action`.
+    pub name: String,
+    /// What it allows.
+    pub description: Option<String>,
+}
+
+/// `PATCH /organizations/{id}/permissions/{perm_id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PermissionPatch {
+    /// The new description (`null` clears it).
+    pub description: Option<String>,
+}
+
+/// The organization's permissions (`permissions:read`).
+#[utoipa::path(get, path = "/organizations/{id}/permissions", tag = "permissions",
+    params(("id" = String, Path)), responses((status = 200, body = serde_json::Value)),
+    security(("bearer" = [])))]
+pub async fn list_permissions(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<List<serde_json::Value>>> {
+    let org = org_id(&id)?;
+    caller
+        .require(&state, "permissions:read", Some(org))
+        .await?;
+    let defs = state.auth.rbac().permissions(org).await?;
+    Ok(Json(List::all(
+        defs.iter()
+            .map(|d| serde_json::to_value(d).unwrap_or_default())
+            .collect(),
+    )))
+}
+
+/// Define a permission (`permissions:write`).
+#[utoipa::path(post, path = "/organizations/{id}/permissions", tag = "permissions",
+    params(("id" = String, Path)), request_body = PermissionRequest,
+    responses((status = 201, body = serde_json::Value)), security(("bearer" = [])))]
+pub async fn create_permission(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<PermissionRequest>,
+) -> Created<PermissionDef> {
+    let org = org_id(&id)?;
+    caller
+        .require(&state, "permissions:write", Some(org))
+        .await?;
+    let def = state
+        .auth
+        .rbac()
+        .define_permission(org, &body.name, body.description.as_deref())
+        .await?;
+    Ok((StatusCode::CREATED, Json(def)))
+}
+
+/// Change a permission's description (`permissions:write`).
+#[utoipa::path(patch, path = "/organizations/{id}/permissions/{perm_id}", tag = "permissions",
+    params(("id" = String, Path), ("perm_id" = String, Path)), request_body = PermissionPatch,
+    responses((status = 200, body = serde_json::Value)), security(("bearer" = [])))]
+pub async fn update_permission(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, perm_id)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<PermissionPatch>,
+) -> ApiResult<Json<PermissionDef>> {
+    let org = org_id(&id)?;
+    caller
+        .require(&state, "permissions:write", Some(org))
+        .await?;
+    let perm: PermissionId = parse_id(&perm_id)?;
+    let def = state
+        .auth
+        .rbac()
+        .describe_permission(org, perm, body.description.as_deref())
+        .await?;
+    Ok(Json(def))
+}
+
+/// Delete a permission (`permissions:write`); roles that name it lose it.
+#[utoipa::path(delete, path = "/organizations/{id}/permissions/{perm_id}", tag = "permissions",
+    params(("id" = String, Path), ("perm_id" = String, Path)),
+    responses((status = 204)), security(("bearer" = [])))]
+pub async fn delete_permission(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((id, perm_id)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let org = org_id(&id)?;
+    caller
+        .require(&state, "permissions:write", Some(org))
+        .await?;
+    state
+        .auth
+        .rbac()
+        .delete_permission(org, parse_id(&perm_id)?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /users` filters and paging.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct UserListQuery {
+    /// Items per page (1 to 100; default 20).
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Only users whose email starts with this.
+    pub email: Option<String>,
+}
+
+/// Page through users (`users:read`).
+#[utoipa::path(get, path = "/users", tag = "users",
+    params(UserListQuery), responses((status = 200, body = List<UserView>)),
+    security(("bearer" = [])))]
+pub async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<UserListQuery>,
+) -> ApiResult<Json<List<UserView>>> {
+    caller.require(&state, "users:read", None).await?;
+    let page = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor,
+    }
+    .page()?;
+    let filter = match query.email {
+        Some(prefix) => UserQuery::email_prefix(prefix.trim().to_lowercase()),
+        None => UserQuery::all(),
+    };
+    let users = state.auth.users().list(&filter, &page).await?;
+    Ok(Json(List::page(users, |u| UserView::from(u))))
+}
+
+fn user_id(text: &str) -> ApiResult<UserId> {
+    parse_id(text)
+}
+
+/// One user (`users:read`).
+#[utoipa::path(get, path = "/users/{id}", tag = "users",
+    params(("id" = String, Path)), responses((status = 200, body = UserView)),
+    security(("bearer" = [])))]
+pub async fn get_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<UserView>> {
+    caller.require(&state, "users:read", None).await?;
+    Ok(Json(UserView::from(
+        &state.auth.users().get(user_id(&id)?).await?,
+    )))
+}
+
+/// One user by email (`users:read`).
+#[utoipa::path(get, path = "/users/by-email/{email}", tag = "users",
+    params(("email" = String, Path)), responses((status = 200, body = UserView)),
+    security(("bearer" = [])))]
+pub async fn get_user_by_email(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(email): ApiPath<String>,
+) -> ApiResult<Json<UserView>> {
+    caller.require(&state, "users:read", None).await?;
+    Ok(Json(UserView::from(
+        &state.auth.users().get_by_email(&email).await?,
+    )))
+}
+
+/// `POST /users`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UserRequest {
+    /// Email (unique).
+    pub email: Option<String>,
+    /// Phone, E.164 (unique).
+    pub phone: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Application data.
+    #[schema(value_type = Object)]
+    pub metadata: Option<serde_json::Value>,
+    /// Mark the email verified (you checked it yourself).
+    #[serde(default)]
+    pub email_verified: bool,
+    /// Mark the phone verified.
+    #[serde(default)]
+    pub phone_verified: bool,
+}
+
+/// Create a user (`users:write`).
+#[utoipa::path(post, path = "/users", tag = "users",
+    request_body = UserRequest, responses((status = 201, body = UserView)),
+    security(("bearer" = [])))]
+pub async fn create_user(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    caller: Caller,
+    ApiJson(body): ApiJson<UserRequest>,
+) -> Created<UserView> {
+    caller.require(&state, "users:write", None).await?;
+    let mut new = NewUser::default();
+    new.email = body.email;
+    new.phone = body.phone;
+    new.name = body.name;
+    new.metadata = body.metadata.unwrap_or(serde_json::Value::Null);
+    new.email_verified = body.email_verified;
+    new.phone_verified = body.phone_verified;
+    let user = state.auth.users().create(new, &ctx).await?;
+    Ok((StatusCode::CREATED, Json(UserView::from(&user))))
+}
+
+/// A field that may be absent (unchanged), `null` (cleared) or a value.
+fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `PATCH /users/{id}`: absent fields stay, `null` clears.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct UserPatch {
+    /// Email (`null` removes it).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub email: Option<Option<String>>,
+    /// Phone (`null` removes it).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub phone: Option<Option<String>>,
+    /// Display name (`null` removes it).
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>)]
+    pub name: Option<Option<String>>,
+    /// Application data (replaces it).
+    #[schema(value_type = Object)]
+    pub metadata: Option<serde_json::Value>,
+    /// Email verified.
+    pub email_verified: Option<bool>,
+    /// Phone verified.
+    pub phone_verified: Option<bool>,
+    /// Block (`true`: ends every session) or unblock.
+    pub blocked: Option<bool>,
+}
+
+/// Change a user (`users:write`).
+#[utoipa::path(patch, path = "/users/{id}", tag = "users",
+    params(("id" = String, Path)), request_body = UserPatch,
+    responses((status = 200, body = UserView)), security(("bearer" = [])))]
+pub async fn update_user(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<UserPatch>,
+) -> ApiResult<Json<UserView>> {
+    caller.require(&state, "users:write", None).await?;
+    let id = user_id(&id)?;
+    let users = state.auth.users();
+    let mut update = UserUpdate::default();
+    update.email = body.email;
+    update.phone = body.phone;
+    update.name = body.name;
+    update.metadata = body.metadata;
+    update.email_verified = body.email_verified;
+    update.phone_verified = body.phone_verified;
+    let changes_fields = update.email.is_some()
+        || update.phone.is_some()
+        || update.name.is_some()
+        || update.metadata.is_some()
+        || update.email_verified.is_some()
+        || update.phone_verified.is_some();
+    if changes_fields {
+        users.update(id, &update, &ctx).await?;
+    }
+    match body.blocked {
+        Some(true) => users.block(id, &ctx).await?,
+        Some(false) => users.unblock(id, &ctx).await?,
+        None => {}
+    }
+    Ok(Json(UserView::from(&users.get(id).await?)))
+}
+
+/// Delete a user and everything of theirs (`users:write`).
+#[utoipa::path(delete, path = "/users/{id}", tag = "users",
+    params(("id" = String, Path)), responses((status = 204)), security(("bearer" = [])))]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(&state, "users:write", None).await?;
+    state.auth.users().delete(user_id(&id)?, &ctx).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A user's verified, blocked and locked state, and their factors (`users:read`).
+#[utoipa::path(get, path = "/users/{id}/status", tag = "users",
+    params(("id" = String, Path)), responses((status = 200, body = serde_json::Value)),
+    security(("bearer" = [])))]
+pub async fn user_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<UserStatus>> {
+    caller.require(&state, "users:read", None).await?;
+    Ok(Json(state.auth.users().status(user_id(&id)?).await?))
+}
+
+/// `PUT /users/{id}/organizations/{org_id}/roles`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RolesRequest {
+    /// Role names in the organization (replaces the user's roles there).
+    pub roles: Vec<String>,
+}
+
+/// A user's membership of an organization.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MembershipView {
+    /// The organization.
+    pub org_id: String,
+    /// Its name.
+    pub org_name: Option<String>,
+    /// Role names.
+    pub roles: Vec<String>,
+    /// Joined (Unix ms).
+    pub created_at: i64,
+}
+
+async fn membership_view(state: &AppState, m: &Membership) -> ApiResult<MembershipView> {
+    let roles = state.auth.rbac().roles(m.org_id).await?;
+    let org = state.auth.orgs().get(m.org_id).await.ok();
+    Ok(MembershipView {
+        org_id: m.org_id.to_string(),
+        org_name: org.map(|o| o.name),
+        roles: roles
+            .into_iter()
+            .filter(|r| m.role_ids.contains(&r.id))
+            .map(|r| r.name)
+            .collect(),
+        created_at: m.created_at.unix_millis(),
+    })
+}
+
+/// Set a user's roles in an organization, by name (`roles:write`).
+#[utoipa::path(put, path = "/users/{id}/organizations/{org_id}/roles", tag = "users",
+    params(("id" = String, Path), ("org_id" = String, Path)), request_body = RolesRequest,
+    responses((status = 200, body = MembershipView)), security(("bearer" = [])))]
+pub async fn set_roles(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    caller: Caller,
+    ApiPath((id, org)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<RolesRequest>,
+) -> ApiResult<Json<MembershipView>> {
+    let (user, org) = (user_id(&id)?, org_id(&org)?);
+    caller.require(&state, "roles:write", Some(org)).await?;
+    let defined = state.auth.rbac().roles(org).await?;
+    let mut ids = Vec::with_capacity(body.roles.len());
+    for name in &body.roles {
+        let role = defined.iter().find(|r| &r.name == name).ok_or_else(|| {
+            ApiError::invalid(format!("no role named {name:?} in this organization"))
+        })?;
+        ids.push(role.id);
+    }
+    let membership = state.auth.rbac().set_roles(user, org, &ids, &ctx).await?;
+    Ok(Json(membership_view(&state, &membership).await?))
+}
+
+/// A user's organizations and roles (`users:read`).
+#[utoipa::path(get, path = "/users/{id}/organizations", tag = "users",
+    params(("id" = String, Path)), responses((status = 200, body = List<MembershipView>)),
+    security(("bearer" = [])))]
+pub async fn user_orgs(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<List<MembershipView>>> {
+    caller.require(&state, "users:read", None).await?;
+    let memberships = state.auth.rbac().memberships(user_id(&id)?).await?;
+    let mut items = Vec::with_capacity(memberships.len());
+    for m in &memberships {
+        items.push(membership_view(&state, m).await?);
+    }
+    Ok(Json(List::all(items)))
+}
+
+/// A user's login events, newest first (`users:read`, or the user themself).
+#[utoipa::path(get, path = "/users/{id}/login-logs", tag = "users",
+    params(("id" = String, Path), PageQuery), responses((status = 200, body = List<LoginEvent>)),
+    security(("bearer" = [])))]
+pub async fn login_logs(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> ApiResult<Json<List<LoginEvent>>> {
+    let id = user_id(&id)?;
+    if caller.user().is_none_or(|claims| claims.sub != id) {
+        caller.require(&state, "users:read", None).await?;
+    }
+    let page = state.auth.audit().login_log(id, &query.page()?).await?;
+    Ok(Json(List::page(page, |e| LoginEvent::from(e))))
+}

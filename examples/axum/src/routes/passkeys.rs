@@ -1,0 +1,279 @@
+//! Passkeys: registration and sign-in ceremonies, and the bearer's passkeys.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use base64::Engine as _;
+use latchkey::crypto::CeremonyToken;
+use latchkey::flows::passkey::{PublicKeyCredential, RegisterPublicKeyCredential};
+use latchkey::model::{CredentialId, Email};
+use latchkey::{CeremonyStatus, Registrant};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Bearer, Ctx};
+use crate::routes::passwordless::StatusBody;
+use crate::views::{List, PasskeyView, SignInBody};
+
+/// Who registers or signs in.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct BeginQuery {
+    /// An email (or, for sign-in, an E.164 phone). Registration: required without a
+    /// bearer (a new account). Sign-in: optional (without it, discoverable credentials).
+    pub identifier: Option<String>,
+    /// Display name of a new account.
+    pub name: Option<String>,
+}
+
+/// A ceremony begun.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CeremonyBody {
+    /// Names the ceremony: pass it back to finish it.
+    pub auth_code: String,
+    /// The WebAuthn options (`{"publicKey": {...}}`, binary fields base64url): give
+    /// `options.publicKey` to `PublicKeyCredential.parseCreationOptionsFromJSON` or
+    /// `parseRequestOptionsFromJSON`.
+    #[schema(value_type = Object)]
+    pub options: serde_json::Value,
+}
+
+fn ceremony_body(token: &CeremonyToken, options: &impl Serialize) -> ApiResult<Json<CeremonyBody>> {
+    let options = serde_json::to_value(options).map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "could not encode options",
+        )
+    })?;
+    Ok(Json(CeremonyBody {
+        auth_code: token.secret().to_owned(),
+        options,
+    }))
+}
+
+/// Begin registering a passkey: for a new account (`identifier`), or for the bearer.
+#[utoipa::path(get, path = "/auth/passwordless/passkey/register", tag = "passkeys",
+    params(BeginQuery), responses((status = 200, body = CeremonyBody)),
+    security((), ("bearer" = [])))]
+pub async fn register_begin(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    bearer: Option<Bearer>,
+    ApiQuery(query): ApiQuery<BeginQuery>,
+) -> ApiResult<Json<CeremonyBody>> {
+    let who = match (bearer, query.identifier) {
+        (Some(bearer), _) => Registrant::Session(bearer.claims.sid),
+        (None, Some(identifier)) => Registrant::NewUser {
+            email: Email::parse(&identifier)?,
+            name: query.name,
+        },
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "identifier (an email) is required without a bearer token",
+            ));
+        }
+    };
+    let (token, options) = state.auth.passkeys().start_registration(who, &ctx).await?;
+    ceremony_body(&token, &options)
+}
+
+/// Which ceremony.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct CeremonyQuery {
+    /// The `auth_code` the begin step returned.
+    pub auth_code: String,
+    /// Ignored (the ceremony remembers whom it is for); accepted for SSOJet clients.
+    pub identifier: Option<String>,
+}
+
+/// `POST /auth/passwordless/passkey/register`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    /// The browser's `credential.toJSON()`.
+    #[schema(value_type = Object)]
+    pub passkey: Box<RegisterPublicKeyCredential>,
+    /// A name for it ("MacBook", "YubiKey").
+    pub name: Option<String>,
+}
+
+/// A passkey registered, with the new account's sign-in on a sign-up.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegisteredBody {
+    /// The new passkey.
+    pub passkey: PasskeyView,
+    /// For a sign-up: the sign-in.
+    #[serde(flatten)]
+    pub sign_in: Option<SignInBody>,
+}
+
+/// Finish registering a passkey.
+#[utoipa::path(post, path = "/auth/passwordless/passkey/register", tag = "passkeys",
+    params(CeremonyQuery), request_body = RegisterRequest,
+    responses((status = 201, body = RegisteredBody)))]
+pub async fn register_finish(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiQuery(query): ApiQuery<CeremonyQuery>,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> ApiResult<(StatusCode, Json<RegisteredBody>)> {
+    let token = CeremonyToken::new(query.auth_code);
+    let done = state
+        .auth
+        .passkeys()
+        .finish_registration(&token, &body.passkey, body.name.as_deref(), &ctx)
+        .await?;
+    let sign_in = done
+        .sign_in
+        .as_ref()
+        .map(SignInBody::from_sign_in)
+        .transpose()?;
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisteredBody {
+            passkey: PasskeyView::new(&done.passkey),
+            sign_in,
+        }),
+    ))
+}
+
+/// Begin signing in with a passkey.
+#[utoipa::path(get, path = "/auth/passwordless/passkey/login", tag = "passkeys",
+    params(BeginQuery), responses((status = 200, body = CeremonyBody)))]
+pub async fn login_begin(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiQuery(query): ApiQuery<BeginQuery>,
+) -> ApiResult<Json<CeremonyBody>> {
+    let identifier = query.identifier.as_deref().filter(|i| !i.trim().is_empty());
+    let (token, options) = state.auth.passkeys().start_login(identifier, &ctx).await?;
+    ceremony_body(&token, &options)
+}
+
+/// `POST /auth/passwordless/passkey/login`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// The browser's `credential.toJSON()`.
+    #[schema(value_type = Object)]
+    pub passkey: Box<PublicKeyCredential>,
+}
+
+/// Finish signing in with a passkey: tokens or the MFA step.
+#[utoipa::path(post, path = "/auth/passwordless/passkey/login", tag = "passkeys",
+    params(CeremonyQuery), request_body = LoginRequest,
+    responses((status = 200, body = SignInBody)))]
+pub async fn login_finish(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiQuery(query): ApiQuery<CeremonyQuery>,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> ApiResult<Json<SignInBody>> {
+    let token = CeremonyToken::new(query.auth_code);
+    let sign_in = state
+        .auth
+        .passkeys()
+        .finish_login(&token, &body.passkey, &ctx)
+        .await?;
+    Ok(Json(SignInBody::from_sign_in(&sign_in)?))
+}
+
+/// Which ceremony.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct StatusQuery {
+    /// The ceremony's `auth_code`.
+    pub auth_code: String,
+}
+
+/// Where a passkey ceremony stands: `pending`, `completed`, `failed` or `expired`.
+#[utoipa::path(get, path = "/auth/passwordless/passkey/status", tag = "passkeys",
+    params(StatusQuery), responses((status = 200, body = StatusBody)))]
+pub async fn status(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<StatusQuery>,
+) -> ApiResult<Json<StatusBody>> {
+    let status = state
+        .auth
+        .passkeys()
+        .status(&CeremonyToken::new(query.auth_code))
+        .await?;
+    let status = match status {
+        CeremonyStatus::Pending => "pending",
+        CeremonyStatus::Completed => "completed",
+        CeremonyStatus::Failed => "failed",
+        _ => "expired",
+    };
+    Ok(Json(StatusBody {
+        status: status.to_owned(),
+        sign_in: None,
+    }))
+}
+
+/// The bearer's passkeys.
+#[utoipa::path(get, path = "/auth/passkeys", tag = "passkeys",
+    responses((status = 200, body = List<PasskeyView>)), security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    bearer: Bearer,
+) -> ApiResult<Json<List<PasskeyView>>> {
+    let passkeys = state.auth.passkeys().list(bearer.claims.sub).await?;
+    Ok(Json(List::all(
+        passkeys.iter().map(PasskeyView::new).collect(),
+    )))
+}
+
+/// `PATCH /auth/passkeys/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RenameRequest {
+    /// The new name.
+    pub name: String,
+}
+
+/// A credential id from the path (base64url, as the list shows it).
+pub fn credential_id(text: &str) -> ApiResult<CredentialId> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim_end_matches('='))
+        .map_err(|_| ApiError::invalid("id must be a base64url credential id"))?;
+    Ok(CredentialId::new(bytes)?)
+}
+
+/// Rename one of the bearer's passkeys.
+#[utoipa::path(patch, path = "/auth/passkeys/{id}", tag = "passkeys",
+    params(("id" = String, Path, description = "credential id (base64url)")),
+    request_body = RenameRequest, responses((status = 200, body = PasskeyView)),
+    security(("bearer" = [])))]
+pub async fn rename(
+    State(state): State<AppState>,
+    bearer: Bearer,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<RenameRequest>,
+) -> ApiResult<Json<PasskeyView>> {
+    let id = credential_id(&id)?;
+    let user = bearer.claims.sub;
+    state.auth.passkeys().rename(user, &id, &body.name).await?;
+    let passkeys = state.auth.passkeys().list(user).await?;
+    let renamed = passkeys
+        .iter()
+        .find(|p| p.id == id)
+        .ok_or_else(|| ApiError::not_found("passkey"))?;
+    Ok(Json(PasskeyView::new(renamed)))
+}
+
+/// Delete one of the bearer's passkeys.
+#[utoipa::path(delete, path = "/auth/passkeys/{id}", tag = "passkeys",
+    params(("id" = String, Path, description = "credential id (base64url)")),
+    responses((status = 204)), security(("bearer" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    bearer: Bearer,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    let id = credential_id(&id)?;
+    state
+        .auth
+        .passkeys()
+        .delete(bearer.claims.sub, &id, &ctx)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,92 @@
+//! Refresh tokens, authorization codes and the JWKS.
+
+use axum::Json;
+use axum::extract::State;
+use latchkey::crypto::{AuthCode, ClientSecret, CodeVerifier, RefreshToken};
+use latchkey::model::ClientId;
+use latchkey::tokens::CodeExchange;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Ctx};
+use crate::views::SignInBody;
+
+/// `POST /token/refresh`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    /// The current refresh token.
+    pub refresh_token: String,
+}
+
+/// Rotate: a new access and refresh token. Presenting an old refresh token again ends
+/// the session.
+#[utoipa::path(post, path = "/token/refresh", tag = "tokens",
+    request_body = RefreshRequest, responses((status = 200, body = SignInBody)))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> ApiResult<Json<SignInBody>> {
+    let set = state
+        .auth
+        .tokens()
+        .refresh(&RefreshToken::new(body.refresh_token), &ctx)
+        .await?;
+    Ok(Json(SignInBody::tokens(&set)))
+}
+
+/// `POST /token`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct TokenRequest {
+    /// `authorization_code` (or `refresh_token`, as `POST /token/refresh`).
+    pub grant_type: String,
+    /// The authorization code.
+    pub code: Option<String>,
+    /// The PKCE verifier.
+    pub code_verifier: Option<String>,
+    /// The app.
+    pub client_id: Option<String>,
+    /// The redirect URI the code was issued for.
+    pub redirect_uri: Option<String>,
+    /// A confidential app's secret.
+    pub client_secret: Option<String>,
+    /// With `grant_type=refresh_token`.
+    pub refresh_token: Option<String>,
+}
+
+/// Exchange an authorization code (PKCE S256) for tokens.
+#[utoipa::path(post, path = "/token", tag = "tokens",
+    request_body = TokenRequest, responses((status = 200, body = SignInBody)))]
+pub async fn token(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(body): ApiJson<TokenRequest>,
+) -> ApiResult<Json<SignInBody>> {
+    let need = |field: Option<String>, name: &str| {
+        field.ok_or_else(|| ApiError::invalid(format!("{name} is required")))
+    };
+    let set = match body.grant_type.as_str() {
+        "authorization_code" => {
+            let exchange = CodeExchange {
+                code: AuthCode::new(need(body.code, "code")?),
+                code_verifier: CodeVerifier::new(need(body.code_verifier, "code_verifier")?),
+                client_id: ClientId::new(need(body.client_id, "client_id")?)?,
+                redirect_uri: need(body.redirect_uri, "redirect_uri")?,
+                client_secret: body.client_secret.map(ClientSecret::new),
+            };
+            state.auth.tokens().exchange_code(&exchange, &ctx).await?
+        }
+        "refresh_token" => {
+            let token = RefreshToken::new(need(body.refresh_token, "refresh_token")?);
+            state.auth.tokens().refresh(&token, &ctx).await?
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "grant_type must be authorization_code or refresh_token",
+            ));
+        }
+    };
+    Ok(Json(SignInBody::tokens(&set)))
+}

@@ -1,0 +1,1174 @@
+/*
+ * Latchkey demo page: the browser side of examples/axum. Plain ES2020, no build step,
+ * no external assets; runs under a CSP without inline scripts or styles.
+ *
+ * Stable element ids (tests rely on them):
+ *   status                      message area (info / error / success)
+ *   view-loading view-signin view-magic-wait view-magic-confirm view-code view-mfa
+ *   view-mfa-enroll view-account                         the views (one shown at a time)
+ *   Sign-in:      email phone password btn-passkey-login btn-passkey-signup btn-magic-link
+ *                 btn-email-code btn-sms-code btn-password-login btn-password-signup
+ *   Magic link:   magic-email magic-wait-state btn-magic-resend btn-magic-cancel
+ *                 magic-confirm-text btn-magic-confirm btn-magic-confirm-cancel
+ *   Code:         code-target code btn-code-verify btn-code-resend btn-code-cancel
+ *   MFA step:     mfa-code mfa-use-backup btn-mfa-verify btn-mfa-cancel
+ *   MFA enrolment during sign-in: enroll-qr enroll-secret enroll-code btn-enroll-confirm
+ *                 btn-enroll-cancel
+ *   Account:      account-email account-amr account-acr account-session-expiry btn-logout
+ *                 backup-codes-panel backup-codes btn-backup-done
+ *                 passkey-list passkey-empty passkey-name btn-add-passkey
+ *                   (rows: li[data-id], buttons passkey-rename-<id>, passkey-delete-<id>)
+ *                 authenticator-list authenticator-empty btn-totp-enroll btn-backup-regenerate
+ *                   (rows: li[data-id], buttons authenticator-remove-<id>)
+ *                 totp-enroll-panel totp-qr totp-secret totp-code btn-totp-confirm btn-totp-cancel
+ *                 session-list (rows: li[data-id], li.current; buttons session-revoke-<id>)
+ *                 login-log (table; one tbody tr per entry) login-log-empty
+ *   <body data-passkey-autofill="pending"> while the conditional (autofill) passkey request
+ *   waits in navigator.credentials.get, "off" once it has ended.
+ */
+"use strict";
+
+(() => {
+  const API = "/api/v1";
+  const KEY_ACCESS = "latchkey.demo.access_token";
+  const KEY_REFRESH = "latchkey.demo.refresh_token";
+
+  const $ = (id) => document.getElementById(id);
+  const enc = encodeURIComponent;
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  // ---------------------------------------------------------------- state
+
+  const state = {
+    view: "loading",
+    me: null, // /auth/status answer
+    mfaToken: null,
+    mfaMethods: [],
+    code: null, // {kind: "email"|"sms", requestId, target}
+    magic: null, // {requestId, pollToken, email, timer, stopped}
+    magicLinkToken: null,
+  };
+
+  // ---------------------------------------------------------------- messages
+
+  function showStatus(message, kind = "info") {
+    const el = $("status");
+    el.textContent = message;
+    el.className = "status" + (kind === "info" ? "" : " " + kind);
+    el.setAttribute("aria-live", kind === "error" ? "assertive" : "polite");
+    el.setAttribute("role", kind === "error" ? "alert" : "status");
+    el.hidden = false;
+  }
+
+  function clearStatus() {
+    const el = $("status");
+    el.hidden = true;
+    el.textContent = "";
+  }
+
+  function errorMessage(err) {
+    if (err instanceof ApiError) return err.message;
+    if (err && err.name === "NotAllowedError") {
+      return "The passkey request was cancelled or timed out.";
+    }
+    if (err && err.name === "InvalidStateError") {
+      return "This authenticator already holds a passkey for this account.";
+    }
+    if (err && err.name === "NotSupportedError") {
+      return "This browser or device does not support passkeys here.";
+    }
+    if (err && err.name === "SecurityError") {
+      return "The browser refused the passkey request for this site.";
+    }
+    return (err && err.message) || String(err);
+  }
+
+  function showError(err) {
+    if (err && err.name === "AbortError") return;
+    if (err && err.silent) return;
+    showStatus(errorMessage(err), "error");
+  }
+
+  // ---------------------------------------------------------------- views
+
+  const VIEWS = ["loading", "signin", "magic-wait", "magic-confirm", "code", "mfa", "mfa-enroll", "account"];
+
+  function show(view, { focus = true } = {}) {
+    const previous = state.view;
+    state.view = view;
+    for (const v of VIEWS) $("view-" + v).hidden = v !== view;
+    document.querySelector("main.card").classList.toggle("wide", view === "account");
+    if (view !== "magic-wait") stopMagicPolling();
+    if (view === "signin") {
+      startConditional();
+    } else if (previous === "signin") {
+      abortConditional();
+    }
+    if (focus && previous !== view) {
+      const heading = $("view-" + view).querySelector("h2");
+      if (heading) heading.focus({ preventScroll: true });
+      const first = $("view-" + view).querySelector("input:not([type=checkbox])");
+      if (first && view !== "signin" && view !== "account") first.focus();
+    }
+  }
+
+  // ---------------------------------------------------------------- HTTP
+
+  class ApiError extends Error {
+    constructor(status, code, message, retryAfter) {
+      super(message);
+      this.name = "ApiError";
+      this.status = status;
+      this.code = code;
+      this.retryAfter = retryAfter;
+    }
+  }
+
+  async function request(method, path, { body, bearer, signal } = {}) {
+    const headers = { Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (bearer) headers.Authorization = "Bearer " + bearer;
+    let res;
+    try {
+      res = await fetch(API + path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: "same-origin",
+        cache: "no-store",
+        signal,
+      });
+    } catch (e) {
+      if (e && e.name === "AbortError") throw e;
+      throw new ApiError(0, "network", "Could not reach the server. Check your connection and try again.");
+    }
+    const text = res.status === 204 ? "" : await res.text();
+    let data = null;
+    if (text) {
+      try {
+        data = JSON.parse(text);
+      } catch (_) {
+        data = null;
+      }
+    }
+    if (!res.ok) {
+      const e = (data && data.error) || {};
+      const retryAfter = res.headers.get("Retry-After");
+      let message = e.message || `The server answered ${res.status} ${res.statusText}`.trim();
+      if (res.status === 429 && retryAfter && !/\d/.test(message)) {
+        message += ` (try again in ${retryAfter} s)`;
+      }
+      throw new ApiError(res.status, e.code || "http_" + res.status, message, retryAfter);
+    }
+    return data;
+  }
+
+  function saveTokens(answer) {
+    localStorage.setItem(KEY_ACCESS, answer.token);
+    if (answer.refresh_token) localStorage.setItem(KEY_REFRESH, answer.refresh_token);
+  }
+
+  function clearTokens() {
+    localStorage.removeItem(KEY_ACCESS);
+    localStorage.removeItem(KEY_REFRESH);
+  }
+
+  let refreshing = null;
+
+  function refreshTokens() {
+    if (!refreshing) {
+      refreshing = (async () => {
+        const refreshToken = localStorage.getItem(KEY_REFRESH);
+        if (!refreshToken) throw new ApiError(401, "invalid_token", "Please sign in again.");
+        const answer = await request("POST", "/token/refresh", { body: { refresh_token: refreshToken } });
+        if (!answer || !answer.token) throw new ApiError(401, "invalid_token", "Please sign in again.");
+        saveTokens(answer);
+      })().finally(() => {
+        refreshing = null;
+      });
+    }
+    return refreshing;
+  }
+
+  /** Drops the tokens and returns to the sign-in view with a message. */
+  function signedOut(message) {
+    clearTokens();
+    state.me = null;
+    show("signin");
+    if (message) showStatus(message, "info");
+  }
+
+  /** A call with the bearer token; on 401 invalid_token/expired refreshes once and retries. */
+  async function authed(method, path, body) {
+    const token = localStorage.getItem(KEY_ACCESS);
+    if (!token) {
+      signedOut("Please sign in.");
+      throw Object.assign(new ApiError(401, "invalid_token", "Please sign in."), { silent: true });
+    }
+    try {
+      return await request(method, path, { body, bearer: token });
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.status !== 401) throw err;
+      if (err.code === "invalid_token" || err.code === "expired") {
+        try {
+          await refreshTokens();
+        } catch (_) {
+          signedOut("Your session has ended. Please sign in again.");
+          err.silent = true;
+          throw err;
+        }
+        try {
+          return await request(method, path, { body, bearer: localStorage.getItem(KEY_ACCESS) });
+        } catch (again) {
+          if (again instanceof ApiError && again.status === 401 && again.code !== "reauth_required") {
+            signedOut(again.message);
+            again.silent = true;
+          }
+          throw again;
+        }
+      }
+      if (err.code === "session_revoked") {
+        signedOut(err.message || "This session was signed out.");
+        err.silent = true;
+      }
+      throw err;
+    }
+  }
+
+  // ---------------------------------------------------------------- busy buttons
+
+  /** Runs an action for a button: disables it meanwhile and reports errors. */
+  function action(button, fn) {
+    return async (event) => {
+      if (event) event.preventDefault();
+      if (button.disabled || button.getAttribute("aria-busy") === "true") return;
+      button.setAttribute("aria-busy", "true");
+      button.disabled = true;
+      try {
+        await fn(event, button);
+      } catch (err) {
+        showError(err);
+      } finally {
+        button.disabled = false;
+        button.removeAttribute("aria-busy");
+      }
+    };
+  }
+
+  /** Wires a button (and optionally a form's submit) to an action. */
+  function on(buttonId, fn, formId) {
+    const button = $(buttonId);
+    const run = action(button, fn);
+    button.addEventListener("click", run);
+    if (formId) $(formId).addEventListener("submit", run);
+  }
+
+  /** Destructive buttons ask for a second click instead of a modal dialog. */
+  function armed(button, label) {
+    if (button.dataset.armed === "1") {
+      delete button.dataset.armed;
+      button.classList.remove("armed");
+      button.textContent = button.dataset.label;
+      return true;
+    }
+    button.dataset.armed = "1";
+    button.dataset.label = button.textContent;
+    button.textContent = label || "Click again to confirm";
+    button.classList.add("armed");
+    setTimeout(() => {
+      if (button.dataset.armed === "1") {
+        delete button.dataset.armed;
+        button.classList.remove("armed");
+        button.textContent = button.dataset.label;
+      }
+    }, 4000);
+    return false;
+  }
+
+  // ---------------------------------------------------------------- WebAuthn JSON
+
+  function b64urlToBuffer(s) {
+    const b64 = s.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((s.length + 3) % 4);
+    const bin = atob(b64);
+    const bytes = new Uint8Array(bin.length);
+    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    return bytes.buffer;
+  }
+
+  function bufferToB64url(buf) {
+    const bytes = buf instanceof ArrayBuffer ? new Uint8Array(buf) : new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    let bin = "";
+    for (let i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+    return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  function mapCredentialIds(list) {
+    return Array.isArray(list) ? list.map((c) => Object.assign({}, c, { id: b64urlToBuffer(c.id) })) : list;
+  }
+
+  function requestOptions(json) {
+    if (typeof PublicKeyCredential.parseRequestOptionsFromJSON === "function") {
+      try {
+        return PublicKeyCredential.parseRequestOptionsFromJSON(json);
+      } catch (err) {
+        console.warn("parseRequestOptionsFromJSON failed, converting by hand", err);
+      }
+    }
+    const o = Object.assign({}, json, { challenge: b64urlToBuffer(json.challenge) });
+    if (json.allowCredentials) o.allowCredentials = mapCredentialIds(json.allowCredentials);
+    return o;
+  }
+
+  function creationOptions(json) {
+    if (typeof PublicKeyCredential.parseCreationOptionsFromJSON === "function") {
+      try {
+        return PublicKeyCredential.parseCreationOptionsFromJSON(json);
+      } catch (err) {
+        console.warn("parseCreationOptionsFromJSON failed, converting by hand", err);
+      }
+    }
+    const o = Object.assign({}, json, {
+      challenge: b64urlToBuffer(json.challenge),
+      user: Object.assign({}, json.user, { id: b64urlToBuffer(json.user.id) }),
+    });
+    if (json.excludeCredentials) o.excludeCredentials = mapCredentialIds(json.excludeCredentials);
+    return o;
+  }
+
+  /** The standard WebAuthn JSON the server expects, from toJSON() or by hand. */
+  function credentialJSON(cred) {
+    let json = null;
+    if (typeof cred.toJSON === "function") {
+      try {
+        json = cred.toJSON();
+      } catch (_) {
+        json = null;
+      }
+    }
+    const r = cred.response;
+    const isRegistration = typeof AuthenticatorAttestationResponse !== "undefined"
+      ? r instanceof AuthenticatorAttestationResponse
+      : "attestationObject" in r;
+    let extensions = {};
+    try {
+      extensions = (json && json.clientExtensionResults) || cred.getClientExtensionResults() || {};
+    } catch (_) {
+      extensions = {};
+    }
+    let response;
+    if (json && json.response) {
+      response = isRegistration
+        ? {
+            clientDataJSON: json.response.clientDataJSON,
+            attestationObject: json.response.attestationObject,
+            transports: json.response.transports,
+          }
+        : {
+            clientDataJSON: json.response.clientDataJSON,
+            authenticatorData: json.response.authenticatorData,
+            signature: json.response.signature,
+            userHandle: json.response.userHandle || null,
+          };
+    } else if (isRegistration) {
+      response = {
+        clientDataJSON: bufferToB64url(r.clientDataJSON),
+        attestationObject: bufferToB64url(r.attestationObject),
+        transports: typeof r.getTransports === "function" ? r.getTransports() : undefined,
+      };
+    } else {
+      response = {
+        clientDataJSON: bufferToB64url(r.clientDataJSON),
+        authenticatorData: bufferToB64url(r.authenticatorData),
+        signature: bufferToB64url(r.signature),
+        userHandle: r.userHandle ? bufferToB64url(r.userHandle) : null,
+      };
+    }
+    if (response.transports === undefined) delete response.transports;
+    return {
+      id: cred.id,
+      rawId: (json && json.rawId) || bufferToB64url(cred.rawId),
+      type: cred.type,
+      response,
+      extensions: JSON.parse(JSON.stringify(extensions)),
+    };
+  }
+
+  function requireWebAuthn() {
+    if (!window.PublicKeyCredential || !navigator.credentials) {
+      throw new Error("This browser does not support passkeys.");
+    }
+  }
+
+  // ---------------------------------------------------------------- conditional UI
+
+  // The pending conditional (autofill) request, if any: {controller, promise}.
+  let conditional = null;
+  // Set while a modal WebAuthn call runs, so that no conditional request starts meanwhile.
+  let modalBusy = false;
+  // The entry whose request <body data-passkey-autofill="pending"> announces (tests wait on it).
+  let autofillOwner = null;
+
+  function startConditional() {
+    if (conditional || modalBusy) return;
+    if (!window.PublicKeyCredential || typeof PublicKeyCredential.isConditionalMediationAvailable !== "function") return;
+    const controller = new AbortController();
+    const entry = { controller, promise: null };
+    conditional = entry;
+    const signal = controller.signal;
+    entry.promise = (async () => {
+      let available = false;
+      try {
+        available = await PublicKeyCredential.isConditionalMediationAvailable();
+      } catch (_) {
+        available = false;
+      }
+      if (!available || signal.aborted) return;
+      let ceremony;
+      try {
+        ceremony = await request("GET", "/auth/passwordless/passkey/login", { signal });
+      } catch (err) {
+        if (!signal.aborted) console.warn("conditional passkey request not started:", errorMessage(err));
+        return;
+      }
+      if (signal.aborted) return;
+      let cred;
+      autofillOwner = entry;
+      document.body.dataset.passkeyAutofill = "pending";
+      try {
+        cred = await navigator.credentials.get({
+          publicKey: requestOptions(ceremony.options.publicKey),
+          mediation: "conditional",
+          signal,
+        });
+      } catch (err) {
+        if (!signal.aborted && err.name !== "AbortError") console.warn("conditional passkey request ended:", err.name);
+        return;
+      }
+      if (!cred || signal.aborted) return;
+      // The person picked a passkey from the autofill list.
+      if (conditional === entry) conditional = null;
+      try {
+        const answer = await request("POST", `/auth/passwordless/passkey/login?auth_code=${enc(ceremony.auth_code)}`, {
+          body: { passkey: credentialJSON(cred) },
+        });
+        await handleSignIn(answer);
+      } catch (err) {
+        showError(err);
+        if (state.view === "signin") setTimeout(startConditional, 0);
+      }
+    })().finally(() => {
+      if (conditional === entry) conditional = null;
+      if (autofillOwner === entry) {
+        autofillOwner = null;
+        document.body.dataset.passkeyAutofill = "off";
+      }
+    });
+  }
+
+  /** Aborts the conditional request and waits (briefly) until it has settled. */
+  async function abortConditional() {
+    const entry = conditional;
+    conditional = null;
+    if (!entry) return;
+    entry.controller.abort();
+    await Promise.race([entry.promise.catch(() => {}), sleep(1500)]);
+  }
+
+  /** Runs a modal WebAuthn call with the conditional request out of the way. */
+  async function modal(fn) {
+    requireWebAuthn();
+    modalBusy = true;
+    try {
+      await abortConditional();
+      return await fn();
+    } finally {
+      modalBusy = false;
+      if (state.view === "signin") startConditional();
+    }
+  }
+
+  // ---------------------------------------------------------------- sign-in answers
+
+  async function handleSignIn(answer) {
+    if (!answer) throw new Error("The server sent an empty answer.");
+    if (answer.token) {
+      clearStatus();
+      saveTokens(answer);
+      state.mfaToken = null;
+      $("password").value = "";
+      await showAccount();
+      return;
+    }
+    if (answer.mfa_required) {
+      state.mfaToken = answer.mfa_token;
+      state.mfaMethods = answer.methods || ["totp"];
+      $("mfa-code").value = "";
+      $("mfa-use-backup").checked = false;
+      $("mfa-backup-toggle").hidden = !state.mfaMethods.includes("backup_code");
+      updateMfaLabel();
+      clearStatus();
+      show("mfa");
+      return;
+    }
+    if (answer.mfa_enrollment_required) {
+      state.mfaToken = answer.mfa_token;
+      clearStatus();
+      $("enroll-code").value = "";
+      $("enroll-secret").textContent = "";
+      $("enroll-qr").hidden = true;
+      show("mfa-enroll");
+      const e = await request("POST", "/mfa/totp/enroll", { body: { mfa_token: state.mfaToken } });
+      $("enroll-secret").textContent = e.secret || "";
+      if (e.qr_png_base64) {
+        $("enroll-qr").src = "data:image/png;base64," + e.qr_png_base64;
+        $("enroll-qr").hidden = false;
+      }
+      return;
+    }
+    throw new Error("The server's answer did not sign you in.");
+  }
+
+  function emailValue() {
+    const input = $("email");
+    const value = input.value.trim();
+    if (!value || !/^[^\s@]+@[^\s@]+$/.test(value)) {
+      input.focus();
+      throw new Error("Enter your email address first.");
+    }
+    return value;
+  }
+
+  // ---------------------------------------------------------------- passkeys (sign-in)
+
+  async function passkeyLogin() {
+    clearStatus();
+    await modal(async () => {
+      const ceremony = await request("GET", "/auth/passwordless/passkey/login");
+      const cred = await navigator.credentials.get({ publicKey: requestOptions(ceremony.options.publicKey) });
+      if (!cred) throw new Error("No passkey was chosen.");
+      const answer = await request("POST", `/auth/passwordless/passkey/login?auth_code=${enc(ceremony.auth_code)}`, {
+        body: { passkey: credentialJSON(cred) },
+      });
+      await handleSignIn(answer);
+    });
+  }
+
+  async function passkeySignup() {
+    clearStatus();
+    const email = emailValue();
+    await modal(async () => {
+      const ceremony = await request("GET", `/auth/passwordless/passkey/register?identifier=${enc(email)}`);
+      const cred = await navigator.credentials.create({ publicKey: creationOptions(ceremony.options.publicKey) });
+      if (!cred) throw new Error("No passkey was created.");
+      const answer = await request("POST", `/auth/passwordless/passkey/register?auth_code=${enc(ceremony.auth_code)}`, {
+        body: { passkey: credentialJSON(cred), name: defaultPasskeyName() },
+      });
+      if (answer && (answer.token || answer.mfa_required || answer.mfa_enrollment_required)) {
+        await handleSignIn(answer);
+      } else {
+        showStatus("Passkey saved. Sign in with it now.", "success");
+      }
+    });
+  }
+
+  function defaultPasskeyName() {
+    const ua = navigator.userAgent;
+    const browser = /Edg\//.test(ua) ? "Edge" : /Firefox\//.test(ua) ? "Firefox"
+      : /Chrom(e|ium)\//.test(ua) ? "Chrome" : /Safari\//.test(ua) ? "Safari" : "Browser";
+    const os = /Android/.test(ua) ? "Android" : /iPhone|iPad/.test(ua) ? "iOS" : /Mac OS X/.test(ua) ? "macOS"
+      : /Windows/.test(ua) ? "Windows" : /Linux/.test(ua) ? "Linux" : "";
+    return os ? `${browser} on ${os}` : browser;
+  }
+
+  // ---------------------------------------------------------------- magic link
+
+  async function magicLinkStart() {
+    clearStatus();
+    const email = emailValue();
+    const r = await request("POST", "/auth/passwordless/magic-link", { body: { email } });
+    state.magic = { requestId: r.request_id, pollToken: r.poll_token, email, timer: null, stopped: false };
+    $("magic-email").textContent = email;
+    $("magic-wait-state").textContent = "Waiting for the link to be opened…";
+    show("magic-wait");
+    scheduleMagicPoll(2000);
+  }
+
+  function scheduleMagicPoll(ms) {
+    const m = state.magic;
+    if (!m || m.stopped) return;
+    clearTimeout(m.timer);
+    m.timer = setTimeout(() => pollMagic(m), ms);
+  }
+
+  async function pollMagic(m) {
+    if (m.stopped || state.magic !== m) return;
+    let r;
+    try {
+      r = await request("GET",
+        `/auth/passwordless/magic-link/status?request_id=${enc(m.requestId)}&poll_token=${enc(m.pollToken)}`);
+    } catch (err) {
+      if (m.stopped || state.magic !== m) return;
+      if (err.status === 0 || err.status >= 500) return scheduleMagicPoll(4000);
+      if (err.status === 429) return scheduleMagicPoll(Math.max(2, Number(err.retryAfter) || 5) * 1000);
+      m.stopped = true;
+      $("magic-wait-state").textContent = "Stopped waiting.";
+      showError(err);
+      return;
+    }
+    if (m.stopped || state.magic !== m) return;
+    if (r.status === "pending") return scheduleMagicPoll(2000);
+    if (r.status === "expired") {
+      m.stopped = true;
+      $("magic-wait-state").textContent = "The link expired.";
+      showStatus("The link expired. Send a new one, or go back.", "error");
+      return;
+    }
+    if (r.status === "verified") {
+      m.stopped = true;
+      const answer = Object.assign({}, r);
+      delete answer.status;
+      try {
+        await handleSignIn(answer);
+      } catch (err) {
+        showError(err);
+      }
+      return;
+    }
+    scheduleMagicPoll(2000);
+  }
+
+  function stopMagicPolling() {
+    if (state.magic) {
+      state.magic.stopped = true;
+      clearTimeout(state.magic.timer);
+    }
+  }
+
+  async function magicLinkResend() {
+    const m = state.magic;
+    if (!m) return;
+    clearStatus();
+    const r = await request("POST", "/auth/passwordless/magic-link/resend", { body: { request_id: m.requestId } });
+    // The answer may name a new request; otherwise the old one goes on.
+    const next = {
+      requestId: (r && r.request_id) || m.requestId,
+      pollToken: (r && r.poll_token) || m.pollToken,
+      email: m.email,
+      timer: null,
+      stopped: false,
+    };
+    stopMagicPolling();
+    state.magic = next;
+    $("magic-wait-state").textContent = "Waiting for the link to be opened…";
+    showStatus("We sent a new link.", "success");
+    scheduleMagicPoll(2000);
+  }
+
+  function magicLinkCancel() {
+    stopMagicPolling();
+    state.magic = null;
+    clearStatus();
+    show("signin");
+  }
+
+  // The page opened from the email: peek first, sign in only on a click.
+  async function magicConfirmPage(token) {
+    state.magicLinkToken = token;
+    // Keep the token out of the address bar and history.
+    history.replaceState(null, "", "/magic-link");
+    show("magic-confirm");
+    $("btn-magic-confirm").disabled = true;
+    try {
+      const peek = await request("GET", `/auth/passwordless/magic-link/verify?token=${enc(token)}`);
+      if (peek && peek.valid === false) throw new Error("This sign-in link is no longer valid.");
+      if (peek && peek.expires_in) {
+        const minutes = Math.max(1, Math.round(peek.expires_in / 60));
+        $("magic-confirm-text").textContent =
+          `Someone asked to sign in with this email address. If it was you, confirm within about ${minutes} min.`;
+      }
+      $("btn-magic-confirm").disabled = false;
+    } catch (err) {
+      $("magic-confirm-text").textContent = "This sign-in link cannot be used. Request a new one from the sign-in page.";
+      showError(err);
+    }
+  }
+
+  async function magicConfirm() {
+    const token = state.magicLinkToken;
+    if (!token) return;
+    clearStatus();
+    const answer = await request("POST", "/auth/passwordless/magic-link/verify", { body: { token } });
+    state.magicLinkToken = null;
+    history.replaceState(null, "", "/");
+    await handleSignIn(answer);
+    if (answer && answer.token) showStatus("Signed in — you can close this tab.", "success");
+  }
+
+  function magicConfirmCancel() {
+    state.magicLinkToken = null;
+    history.replaceState(null, "", "/");
+    showStatus("Nothing was signed in. You can close this tab.", "info");
+    show("signin");
+  }
+
+  // ---------------------------------------------------------------- one-time codes
+
+  async function codeStart(kind) {
+    clearStatus();
+    let target;
+    let r;
+    if (kind === "email") {
+      target = emailValue();
+      r = await request("POST", "/auth/passwordless/email-code", { body: { email: target } });
+    } else {
+      target = $("phone").value.replace(/[\s()-]/g, "");
+      if (!/^\+[1-9]\d{6,14}$/.test(target)) {
+        $("phone").focus();
+        throw new Error("Enter the phone number in international format, like +15551234567.");
+      }
+      r = await request("POST", "/auth/passwordless/sms-code", { body: { phone: target } });
+    }
+    state.code = { kind, requestId: r.request_id, target };
+    $("code-target").textContent = target;
+    $("code").value = "";
+    show("code");
+  }
+
+  const codeBase = () => (state.code.kind === "email" ? "/auth/passwordless/email-code" : "/auth/passwordless/sms-code");
+
+  async function codeVerify() {
+    if (!state.code) return;
+    const code = $("code").value.replace(/\s/g, "");
+    if (!code) {
+      $("code").focus();
+      throw new Error("Enter the code you received.");
+    }
+    clearStatus();
+    const answer = await request("POST", codeBase() + "/verify", { body: { request_id: state.code.requestId, code } });
+    state.code = null;
+    await handleSignIn(answer);
+  }
+
+  async function codeResend() {
+    if (!state.code) return;
+    clearStatus();
+    const r = await request("POST", codeBase() + "/resend", { body: { request_id: state.code.requestId } });
+    if (r && r.request_id) state.code.requestId = r.request_id;
+    showStatus("We sent a new code.", "success");
+  }
+
+  // ---------------------------------------------------------------- passwords
+
+  async function passwordAuth(kind) {
+    clearStatus();
+    const email = emailValue();
+    const password = $("password").value;
+    if (!password) {
+      $("password").focus();
+      throw new Error("Enter a password.");
+    }
+    const answer = await request("POST", `/auth/password/${kind}`, { body: { email, password } });
+    await handleSignIn(answer);
+  }
+
+  // ---------------------------------------------------------------- MFA step
+
+  function updateMfaLabel() {
+    const backup = $("mfa-use-backup").checked;
+    $("mfa-code-label").textContent = backup ? "Backup code" : "Code from your authenticator app";
+    $("mfa-code").inputMode = backup ? "text" : "numeric";
+  }
+
+  async function mfaVerify() {
+    const value = $("mfa-code").value.trim();
+    if (!value) {
+      $("mfa-code").focus();
+      throw new Error("Enter the code.");
+    }
+    clearStatus();
+    const compact = value.replace(/\s/g, "");
+    const backup = $("mfa-use-backup").checked || !/^\d{6}$/.test(compact);
+    const body = backup ? { mfa_token: state.mfaToken, backup_code: value } : { mfa_token: state.mfaToken, code: compact };
+    const answer = await request("POST", "/mfa/verify", { body });
+    await handleSignIn(answer);
+  }
+
+  async function enrollConfirm() {
+    const code = $("enroll-code").value.replace(/\s/g, "");
+    if (!code) {
+      $("enroll-code").focus();
+      throw new Error("Enter the code from your app.");
+    }
+    clearStatus();
+    const answer = await request("POST", "/mfa/totp/confirm", { body: { mfa_token: state.mfaToken, code } });
+    if (!answer || !answer.token) throw new Error("The server's answer did not sign you in.");
+    saveTokens(answer);
+    state.mfaToken = null;
+    await showAccount();
+    showBackupCodes(answer.backup_codes);
+  }
+
+  function mfaCancel() {
+    state.mfaToken = null;
+    clearStatus();
+    show("signin");
+  }
+
+  // ---------------------------------------------------------------- account
+
+  const fmt = (ms) => (ms === null || ms === undefined || ms === "" ? "—" : new Date(Number(ms)).toLocaleString());
+  const dash = (v) => (v === null || v === undefined || v === "" ? "—" : String(v));
+
+  function el(tag, props, ...children) {
+    const node = document.createElement(tag);
+    if (props) {
+      for (const [k, v] of Object.entries(props)) {
+        if (v === undefined || v === null || v === false) continue;
+        if (k === "className") node.className = v;
+        else if (k === "text") node.textContent = v;
+        else if (k === "dataset") Object.assign(node.dataset, v);
+        else if (k === "onclick") node.addEventListener("click", v);
+        else node.setAttribute(k, v === true ? "" : v);
+      }
+    }
+    for (const c of children) {
+      if (c === null || c === undefined || c === false) continue;
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+
+  function button(id, label, fn, extraClass) {
+    const b = el("button", { id, type: "button", className: "btn small" + (extraClass ? " " + extraClass : "") }, label);
+    b.addEventListener("click", action(b, fn));
+    return b;
+  }
+
+  async function showAccount() {
+    const me = await authed("GET", "/auth/status");
+    state.me = me;
+    $("account-email").textContent = me.email || "(no email)";
+    $("account-amr").textContent = Array.isArray(me.amr) && me.amr.length ? me.amr.join(", ") : "—";
+    $("account-acr").textContent = dash(me.acr);
+    $("account-session-expiry").textContent = fmt(me.session_expires_at);
+    $("backup-codes-panel").hidden = true;
+    $("totp-enroll-panel").hidden = true;
+    show("account");
+    await refreshAccountLists();
+  }
+
+  async function refreshAccountLists() {
+    const results = await Promise.allSettled([loadPasskeys(), loadAuthenticators(), loadSessions(), loadLoginLog()]);
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed && state.view === "account") showError(failed.reason);
+  }
+
+  async function loadPasskeys() {
+    const r = await authed("GET", "/auth/passkeys");
+    const list = $("passkey-list");
+    const items = (r && r.items) || [];
+    list.replaceChildren(...items.map(passkeyRow));
+    $("passkey-empty").hidden = items.length > 0;
+  }
+
+  function passkeyRow(p) {
+    const name = el("div", { className: "name" }, p.name || "Passkey",
+      p.backup_state ? el("span", { className: "badge ok", title: "Synced by your passkey provider" }, "synced") : null);
+    const meta = el("div", { className: "meta" },
+      `Added ${fmt(p.created_at)} · last used ${p.last_used_at ? fmt(p.last_used_at) : "never"}`);
+    const info = el("div", { className: "info" }, name, meta);
+    const rename = button(`passkey-rename-${p.id}`, "Rename", async () => startRename(li, p));
+    const del = button(`passkey-delete-${p.id}`, "Delete", async (_ev, btn) => {
+      if (!armed(btn, "Delete?")) return;
+      clearStatus();
+      await authed("DELETE", `/auth/passkeys/${enc(p.id)}`);
+      showStatus("Passkey deleted.", "success");
+      await Promise.all([loadPasskeys(), loadAuthenticators()]);
+    }, "danger");
+    const li = el("li", { dataset: { id: p.id } }, info, el("div", { className: "actions" }, rename, del));
+    return li;
+  }
+
+  function startRename(li, p) {
+    const input = el("input", { type: "text", maxlength: "64", "aria-label": "New name", id: `passkey-name-${p.id}` });
+    input.value = p.name || "";
+    const form = el("form", { className: "row", novalidate: true }, input);
+    const save = el("button", { type: "submit", className: "btn small primary", id: `passkey-save-${p.id}` }, "Save");
+    const cancel = el("button", { type: "button", className: "btn small ghost" }, "Cancel");
+    form.append(save, cancel);
+    const run = action(save, async () => {
+      const name = input.value.trim();
+      if (!name) throw new Error("Enter a name.");
+      clearStatus();
+      await authed("PATCH", `/auth/passkeys/${enc(p.id)}`, { name });
+      await loadPasskeys();
+    });
+    form.addEventListener("submit", run);
+    cancel.addEventListener("click", () => loadPasskeys().catch(showError));
+    li.replaceChildren(form);
+    input.focus();
+    input.select();
+  }
+
+  async function addPasskey() {
+    clearStatus();
+    const name = $("passkey-name").value.trim();
+    await modal(async () => {
+      const ceremony = await authed("GET", "/auth/passwordless/passkey/register");
+      const cred = await navigator.credentials.create({ publicKey: creationOptions(ceremony.options.publicKey) });
+      if (!cred) throw new Error("No passkey was created.");
+      const body = { passkey: credentialJSON(cred), name: name || defaultPasskeyName() };
+      await authed("POST", `/auth/passwordless/passkey/register?auth_code=${enc(ceremony.auth_code)}`, body);
+    });
+    $("passkey-name").value = "";
+    showStatus("Passkey added.", "success");
+    await Promise.all([loadPasskeys(), loadAuthenticators()]);
+  }
+
+  const AUTH_LABELS = { totp: "Authenticator app", backup_codes: "Backup codes", passkey: "Passkey" };
+
+  async function loadAuthenticators() {
+    const r = await authed("GET", "/mfa/authenticators");
+    const items = (r && r.items) || [];
+    $("authenticator-list").replaceChildren(...items.map((a) => {
+      const title = a.name ? `${AUTH_LABELS[a.type] || a.type}: ${a.name}` : AUTH_LABELS[a.type] || a.type;
+      const bits = [];
+      if (a.created_at) bits.push(`added ${fmt(a.created_at)}`);
+      if (a.remaining !== undefined && a.remaining !== null) bits.push(`${a.remaining} left`);
+      const info = el("div", { className: "info" }, el("div", { className: "name" }, title),
+        bits.length ? el("div", { className: "meta" }, bits.join(" · ")) : null);
+      const remove = button(`authenticator-remove-${a.id}`, "Remove", async (_ev, btn) => {
+        if (!armed(btn, "Remove?")) return;
+        clearStatus();
+        await authed("DELETE", `/mfa/authenticators/${enc(a.id)}`);
+        showStatus("Removed.", "success");
+        await Promise.all([loadAuthenticators(), loadPasskeys()]);
+      }, "danger");
+      return el("li", { dataset: { id: a.id, type: a.type } }, info, el("div", { className: "actions" }, remove));
+    }));
+    $("authenticator-empty").hidden = items.length > 0;
+  }
+
+  async function totpEnroll() {
+    clearStatus();
+    const r = await authed("POST", "/mfa/totp/enroll", {});
+    $("totp-secret").textContent = r.secret || "";
+    if (r.qr_png_base64) {
+      $("totp-qr").src = "data:image/png;base64," + r.qr_png_base64;
+      $("totp-qr").hidden = false;
+    } else {
+      $("totp-qr").hidden = true;
+    }
+    $("totp-code").value = "";
+    $("totp-enroll-panel").hidden = false;
+    $("totp-code").focus();
+  }
+
+  async function totpConfirm() {
+    const code = $("totp-code").value.replace(/\s/g, "");
+    if (!code) {
+      $("totp-code").focus();
+      throw new Error("Enter the code from your app.");
+    }
+    clearStatus();
+    const r = await authed("POST", "/mfa/totp/confirm", { code });
+    $("totp-enroll-panel").hidden = true;
+    $("totp-qr").removeAttribute("src");
+    $("totp-secret").textContent = "";
+    showStatus("Authenticator app added.", "success");
+    showBackupCodes(r && r.backup_codes);
+    await loadAuthenticators();
+  }
+
+  function totpCancel() {
+    $("totp-enroll-panel").hidden = true;
+    $("totp-secret").textContent = "";
+    $("totp-qr").removeAttribute("src");
+  }
+
+  async function regenerateBackupCodes(_ev, btn) {
+    if (!armed(btn, "Replace old codes?")) return;
+    clearStatus();
+    const r = await authed("POST", "/mfa/backup-codes", {});
+    showBackupCodes(r && r.backup_codes);
+    await loadAuthenticators();
+  }
+
+  function showBackupCodes(codes) {
+    if (!Array.isArray(codes) || !codes.length) return;
+    $("backup-codes").replaceChildren(...codes.map((c) => el("li", null, c)));
+    $("backup-codes-panel").hidden = false;
+    $("backup-codes-panel").scrollIntoView({ block: "nearest" });
+  }
+
+  function hideBackupCodes() {
+    $("backup-codes").replaceChildren();
+    $("backup-codes-panel").hidden = true;
+  }
+
+  function shortAgent(ua) {
+    if (!ua) return "Unknown browser";
+    const m = ua.match(/(Edg|Firefox|Chrome|Chromium|Safari)\/([\d]+)/);
+    const os = /Android/.test(ua) ? "Android" : /iPhone|iPad/.test(ua) ? "iOS" : /Mac OS X/.test(ua) ? "macOS"
+      : /Windows/.test(ua) ? "Windows" : /Linux/.test(ua) ? "Linux" : "";
+    if (!m) return ua.length > 60 ? ua.slice(0, 57) + "…" : ua;
+    const name = m[1] === "Edg" ? "Edge" : m[1];
+    return `${name} ${m[2]}${os ? " on " + os : ""}`;
+  }
+
+  async function loadSessions() {
+    const r = await authed("GET", "/auth/sessions");
+    const items = (r && r.items) || [];
+    $("session-list").replaceChildren(...items.map((s) => {
+      const name = el("div", { className: "name", title: s.user_agent || "" }, shortAgent(s.user_agent),
+        s.current ? el("span", { className: "badge" }, "this session") : null);
+      const amr = Array.isArray(s.amr) && s.amr.length ? ` · ${s.amr.join(", ")}` : "";
+      const meta = el("div", { className: "meta" },
+        `${dash(s.ip)} · started ${fmt(s.created_at)} · last seen ${fmt(s.last_seen_at)}${amr}`);
+      const revoke = button(`session-revoke-${s.id}`, s.current ? "Sign out" : "Revoke", async (_ev, btn) => {
+        if (!s.current && !armed(btn, "Revoke?")) return;
+        clearStatus();
+        await authed("DELETE", `/auth/sessions/${enc(s.id)}`);
+        if (s.current) {
+          signedOut("Signed out.");
+          return;
+        }
+        showStatus("Session revoked.", "success");
+        await loadSessions();
+      }, s.current ? null : "danger");
+      return el("li", { dataset: { id: s.id }, className: s.current ? "current" : null,
+        "aria-current": s.current ? "true" : null }, el("div", { className: "info" }, name, meta),
+      el("div", { className: "actions" }, revoke));
+    }));
+  }
+
+  async function loadLoginLog() {
+    if (!state.me || !state.me.user_id) return;
+    const r = await authed("GET", `/users/${enc(state.me.user_id)}/login-logs?limit=20`);
+    const items = (r && r.items) || [];
+    const tbody = $("login-log").tBodies[0];
+    tbody.replaceChildren(...items.map((e) => {
+      const failed = /fail|denied|refused|error/i.test(e.kind || "");
+      return el("tr", { dataset: { id: e.id } },
+        el("td", { className: "when" }, fmt(e.at)),
+        el("td", { className: failed ? "fail" : null }, dash(e.kind)),
+        el("td", null, dash(e.method)),
+        el("td", null, dash(e.reason)),
+        el("td", null, dash(e.ip)),
+        el("td", { className: "ua", title: e.user_agent || "" }, e.user_agent ? shortAgent(e.user_agent) : "—"));
+    }));
+    $("login-log-empty").hidden = items.length > 0;
+  }
+
+  async function logout() {
+    clearStatus();
+    const call = () => request("POST", "/auth/logout", { bearer: localStorage.getItem(KEY_ACCESS) });
+    try {
+      if (localStorage.getItem(KEY_ACCESS)) {
+        try {
+          await call();
+        } catch (err) {
+          // An expired access token: refresh once so that the server ends the session too.
+          if (!(err instanceof ApiError) || err.status !== 401 || (err.code !== "invalid_token" && err.code !== "expired")) throw err;
+          await refreshTokens();
+          await call();
+        }
+      }
+    } catch (err) {
+      // The tokens go anyway; an expired token means the session is as good as over.
+      if (!(err instanceof ApiError) || err.status !== 401) console.warn("logout:", errorMessage(err));
+    }
+    hideBackupCodes();
+    totpCancel();
+    signedOut("Signed out.");
+  }
+
+  // ---------------------------------------------------------------- wiring
+
+  function enterClicks(inputId, buttonId) {
+    $(inputId).addEventListener("keydown", (ev) => {
+      if (ev.key !== "Enter" || ev.isComposing) return;
+      ev.preventDefault();
+      $(buttonId).click();
+    });
+  }
+
+  function wire() {
+    on("btn-passkey-login", passkeyLogin);
+    on("btn-passkey-signup", passkeySignup);
+    on("btn-magic-link", magicLinkStart);
+    on("btn-email-code", () => codeStart("email"));
+    on("btn-sms-code", () => codeStart("sms"), "form-sms");
+    on("btn-password-login", () => passwordAuth("login"));
+    on("btn-password-signup", () => passwordAuth("signup"));
+    // One form holds the email and the password (so password managers pair them) and has
+    // no submit button: Enter in the email asks for a code, Enter in the password signs in.
+    $("form-signin").addEventListener("submit", (ev) => ev.preventDefault());
+    enterClicks("email", "btn-email-code");
+    enterClicks("password", "btn-password-login");
+
+    on("btn-magic-resend", magicLinkResend);
+    on("btn-magic-cancel", async () => magicLinkCancel());
+    on("btn-magic-confirm", magicConfirm);
+    on("btn-magic-confirm-cancel", async () => magicConfirmCancel());
+
+    on("btn-code-verify", codeVerify, "form-code");
+    on("btn-code-resend", codeResend);
+    on("btn-code-cancel", async () => {
+      state.code = null;
+      clearStatus();
+      show("signin");
+    });
+
+    on("btn-mfa-verify", mfaVerify, "form-mfa");
+    on("btn-mfa-cancel", async () => mfaCancel());
+    $("mfa-use-backup").addEventListener("change", updateMfaLabel);
+    on("btn-enroll-confirm", enrollConfirm, "form-mfa-enroll");
+    on("btn-enroll-cancel", async () => mfaCancel());
+
+    on("btn-logout", logout);
+    on("btn-add-passkey", addPasskey, "form-add-passkey");
+    on("btn-totp-enroll", totpEnroll);
+    on("btn-totp-confirm", totpConfirm, "totp-enroll-panel");
+    on("btn-totp-cancel", async () => totpCancel());
+    on("btn-backup-regenerate", regenerateBackupCodes);
+    on("btn-backup-done", async () => hideBackupCodes());
+  }
+
+  async function start() {
+    wire();
+    const params = new URLSearchParams(location.search);
+    if (location.pathname.replace(/\/+$/, "") === "/magic-link") {
+      const token = params.get("token");
+      if (token) {
+        await magicConfirmPage(token);
+        return;
+      }
+      history.replaceState(null, "", "/");
+    }
+    if (localStorage.getItem(KEY_ACCESS) || localStorage.getItem(KEY_REFRESH)) {
+      try {
+        if (!localStorage.getItem(KEY_ACCESS)) await refreshTokens();
+        await showAccount();
+        return;
+      } catch (err) {
+        if (state.view === "signin") return; // signedOut() already said why
+        if (err instanceof ApiError && err.status === 401) {
+          signedOut("Please sign in again.");
+          return;
+        }
+        show("signin");
+        showError(err);
+        return;
+      }
+    }
+    show("signin", { focus: false });
+  }
+
+  window.addEventListener("pageshow", (ev) => {
+    // Back/forward cache: a restored sign-in page needs its autofill request again.
+    if (ev.persisted && state.view === "signin") startConditional();
+  });
+
+  start().catch(showError);
+})();

@@ -1,0 +1,153 @@
+//! The login page in a real browser: headless Chromium (Debian's package) driven by
+//! playwright-core (`e2e/login.mjs`) against the app served on a real socket. A virtual
+//! authenticator (CDP `WebAuthn.addVirtualAuthenticator`) registers a passkey through the
+//! page, the person signs out and in again with it, then signs in by email code.
+//!
+//! Needs `/usr/bin/chromium` (or `$CHROMIUM`), `node`, and `npm ci` run in `e2e/`
+//! (`.ci/run` does all three). Without them the test fails when `CI` is set and is
+//! skipped, loudly, otherwise.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+fn missing_prerequisite() -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Some(format!(
+            "no Chromium at {chromium} (apt-get install chromium)"
+        ));
+    }
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Some("no node on PATH".into());
+    }
+    if !e2e_dir().join("node_modules/playwright-core").exists() {
+        return Some("playwright-core is not installed (cd examples/axum/e2e && npm ci)".into());
+    }
+    None
+}
+
+fn e2e_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkey_and_email_code_sign_in_through_the_page() {
+    if let Some(why) = missing_prerequisite() {
+        if std::env::var_os("CI").is_some() {
+            panic!("the browser test cannot run under CI: {why}");
+        }
+        eprintln!("\n!!!!!! SKIPPED the browser end-to-end test: {why} !!!!!!\n");
+        return;
+    }
+    // The origin must be the one the browser sees: WebAuthn checks it, and `localhost`
+    // is a secure context over plain HTTP.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let origin = format!("http://localhost:{port}");
+    let test = common::TestApp::with_origin(&origin, |_| {});
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            test.app
+                .clone()
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .into_future(),
+    );
+
+    let artifacts = tempfile::tempdir().unwrap();
+    let mut child = Command::new("node")
+        .arg("login.mjs")
+        .arg(&origin)
+        .current_dir(e2e_dir())
+        .env("E2E_ARTIFACTS", artifacts.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut passed = false;
+    let run = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(email) = line.strip_prefix("NEED_EMAIL_CODE ") {
+                let code = test.last_email_code(email.trim());
+                stdin
+                    .write_all(format!("{code}\n").as_bytes())
+                    .await
+                    .unwrap();
+                stdin.flush().await.unwrap();
+            } else if line.trim() == "E2E OK" {
+                passed = true;
+            } else {
+                eprintln!("e2e stdout: {line}");
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(150), run)
+        .await
+        .expect("the browser run finished in time");
+    let status = child.wait().await.unwrap();
+    server.abort();
+    assert!(
+        passed && status.success(),
+        "the browser run failed ({status}); artifacts were in {}",
+        artifacts.keep().display()
+    );
+
+    // What the page did, as the engine saw it. The passkey made an account whose address
+    // was never proven; the mailbox's owner signing in by code takes the address for an
+    // account of their own (the engine's defence against pre-registered accounts), so
+    // there are two: one with the passkey, one signed in by email.
+    let users = test
+        .auth
+        .users()
+        .list(&latchkey::store::UserQuery::all(), &Default::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(users.len(), 2);
+    let mut methods = Vec::new();
+    for user in &users {
+        let passkeys = test.auth.passkeys().list(user.id).await.unwrap().len();
+        let log = test
+            .auth
+            .audit()
+            .login_log(user.id, &Default::default())
+            .await
+            .unwrap();
+        let signed_in: Vec<String> = log
+            .items
+            .iter()
+            .filter(|e| e.kind == latchkey::model::AuthEventKind::SignIn)
+            .filter_map(|e| e.method.clone())
+            .collect();
+        methods.push((user.email_verified, passkeys, signed_in));
+    }
+    methods.sort();
+    assert!(!methods[0].0);
+    assert_eq!(methods[0].1, 1, "{methods:?}");
+    assert_eq!(
+        methods[0].2.len(),
+        2,
+        "signed up and in with the passkey: {methods:?}"
+    );
+    assert!(methods[1].0);
+    assert_eq!(methods[1].1, 0, "{methods:?}");
+    assert_eq!(methods[1].2.len(), 1, "signed in by code: {methods:?}");
+}
