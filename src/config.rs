@@ -99,6 +99,11 @@ impl Config {
         self.passwordless.validate()?;
         self.sms.validate()?;
         self.passwords.validate()?;
+        if self.mfa.fresh_sign_in < SECOND || self.mfa.fresh_sign_in > DAY {
+            return Err(Error::Config(
+                "mfa.fresh_sign_in must be between 1 s and 1 day".into(),
+            ));
+        }
         let passkey_origins = self.passkeys.validate(&origin, &rp_id)?;
         let link_base = origin
             .join(&self.passwordless.link_path)
@@ -497,7 +502,7 @@ pub enum Delivery {
 /// Which out-of-band second factors the MFA step offers, to users who have TOTP (which is
 /// what makes the step due) and a verified phone or address. Never the channel the first
 /// factor used.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MfaPolicy {
     /// A code by text message to the verified phone. Default off: offered beside TOTP it
@@ -507,6 +512,20 @@ pub struct MfaPolicy {
     /// A code by email to the verified address. Default off: NIST SP 800-63B §3.1.3.1
     /// does not accept email as an authenticator (checklist OOB-08).
     pub email: bool,
+    /// How recent a sign-in must be to remove an authenticator
+    /// ([`Mfa::remove`](crate::Mfa::remove)): a stolen token alone must not strip an
+    /// account's second factor. Default 10 minutes.
+    pub fresh_sign_in: Duration,
+}
+
+impl Default for MfaPolicy {
+    fn default() -> Self {
+        MfaPolicy {
+            sms: false,
+            email: false,
+            fresh_sign_in: 10 * MINUTE,
+        }
+    }
 }
 
 /// WebAuthn relying-party settings (the id and name are [`Config::rp_id`] and

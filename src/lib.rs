@@ -132,7 +132,7 @@ pub use flows::magic_link::{DeviceProof, LinkOptions, LinkPeek, LinkSent, LinkSt
 pub use flows::passkey::{CeremonyStatus, PasskeyInfo, PasskeyRegistered, Passkeys, Registrant};
 pub use flows::password::Passwords;
 pub use flows::{Purpose, Requester, Sent};
-pub use mfa::{Authenticators, Mfa, MfaProof};
+pub use mfa::{AuthenticatorId, Authenticators, Mfa, MfaProof};
 pub use model::{Email, OrgId, Phone, SessionId, UserId};
 pub use sessions::Sessions;
 pub use signin::{AuthMethod, MfaChallenge, MfaEnrollmentChallenge, MfaMethod, SignIn, TokenSet};

@@ -24,6 +24,22 @@ impl<'a> Sessions<'a> {
         Ok(self.inner.sessions.list_user_sessions(user, now).await?)
     }
 
+    /// The live session `id`, if its sign-in is at most `within` old: the check before
+    /// changes to an account's authenticators (enrolling TOTP, new backup codes) that a
+    /// stolen access token alone must not make. [`MfaPolicy::fresh_sign_in`] is the usual
+    /// window. [`Error::ReauthRequired`] when the sign-in is older;
+    /// [`Error::SessionRevoked`] when the session ended or its user may not sign in.
+    ///
+    /// [`MfaPolicy::fresh_sign_in`]: crate::MfaPolicy::fresh_sign_in
+    pub async fn require_recent(
+        &self,
+        id: SessionId,
+        within: std::time::Duration,
+    ) -> Result<Session, Error> {
+        let (session, _) = crate::flows::passkey::fresh_session(self.inner, id, within).await?;
+        Ok(session)
+    }
+
     /// Revokes one of the user's sessions. Another user's session, or an unknown one, is
     /// [`Error::NotFound`].
     pub async fn revoke(

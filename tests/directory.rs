@@ -1255,3 +1255,92 @@ async fn leaving_or_losing_an_organization_ends_the_sessions_in_it() {
     assert!(!live(&in_globex).await, "Globex is gone");
     assert!(live(&outside).await, "her own session stays");
 }
+
+/// Signs `user` in with an email first factor and a TOTP code (a fresh time step each
+/// call).
+async fn sign_in_with_totp(
+    h: &Harness,
+    user: UserId,
+    secret: &[u8],
+    ctx: &RequestContext,
+) -> TokenSet {
+    let SignIn::MfaRequired(step) = first_factor(h, user, ctx).await else {
+        panic!("expected the MFA step")
+    };
+    h.clock.advance(std::time::Duration::from_secs(30));
+    let proof = latchkey::MfaProof::Totp(support::app_code(h, secret));
+    tokens(
+        h.auth
+            .mfa()
+            .verify(&step.mfa_token, &proof, ctx)
+            .await
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn removing_an_authenticator_needs_a_fresh_sign_in_and_keeps_the_one_an_organization_requires()
+ {
+    let h = harness();
+    let strict = org_requiring(&h, "strict", latchkey::directory::MfaRequirement::Required).await;
+    let bo = member(&h, "bo@example.com", strict).await;
+    let in_strict = ctx().with_org(strict);
+    let (secret, _) = enable_totp(&h, bo).await;
+    let factor = h.auth.mfa().authenticators(bo).await.unwrap().totp[0].id;
+    let which = latchkey::AuthenticatorId::Totp(factor);
+
+    // Her only second factor, in an organization that requires one: it stays.
+    let session = sign_in_with_totp(&h, bo, &secret, &in_strict).await;
+    let refused = h
+        .auth
+        .mfa()
+        .remove(session.session_id, &which, &in_strict)
+        .await;
+    assert!(matches!(refused, Err(Error::Forbidden)), "{refused:?}");
+
+    // Outside the organization the rule is hers, but a sign-in 11 minutes old is stale.
+    let own = sign_in_with_totp(&h, bo, &secret, &ctx()).await;
+    h.clock.advance(std::time::Duration::from_secs(11 * 60));
+    let stale = h.auth.mfa().remove(own.session_id, &which, &ctx()).await;
+    assert!(matches!(stale, Err(Error::ReauthRequired)), "{stale:?}");
+    assert_eq!(h.auth.mfa().authenticators(bo).await.unwrap().totp.len(), 1);
+    let window = h.auth.config().mfa.fresh_sign_in;
+    let recent = h
+        .auth
+        .sessions()
+        .require_recent(own.session_id, window)
+        .await;
+    assert!(matches!(recent, Err(Error::ReauthRequired)), "{recent:?}");
+    let longer = h
+        .auth
+        .sessions()
+        .require_recent(own.session_id, 2 * window)
+        .await;
+    assert_eq!(longer.unwrap().id, own.session_id);
+
+    // Fresh: it goes, once; a revoked session removes nothing.
+    let fresh = sign_in_with_totp(&h, bo, &secret, &ctx()).await;
+    h.auth
+        .mfa()
+        .remove(fresh.session_id, &which, &ctx())
+        .await
+        .unwrap();
+    assert!(
+        h.auth
+            .mfa()
+            .authenticators(bo)
+            .await
+            .unwrap()
+            .totp
+            .is_empty()
+    );
+    let again = h.auth.mfa().remove(fresh.session_id, &which, &ctx()).await;
+    assert!(matches!(again, Err(Error::NotFound { .. })), "{again:?}");
+    h.auth
+        .sessions()
+        .revoke(bo, fresh.session_id, &ctx())
+        .await
+        .unwrap();
+    let ended = h.auth.mfa().remove(fresh.session_id, &which, &ctx()).await;
+    assert!(matches!(ended, Err(Error::SessionRevoked)), "{ended:?}");
+}

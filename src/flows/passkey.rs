@@ -224,8 +224,7 @@ impl<'a> Passkeys<'a> {
     /// excluded, so an authenticator that already holds one says so instead of making a
     /// second.
     ///
-    /// Errors: [`Error::Conflict`] (`"email"`) when a sign-up's address has an account
-    /// (as for password sign-up); [`Error::Forbidden`] for a sign-up when
+    /// Errors: [`Error::Forbidden`] for a sign-up when
     /// [`Passwordless::sign_up`](crate::Passwordless::sign_up) is off;
     /// [`Error::SessionRevoked`] for a session that ended; [`Error::ReauthRequired`] when
     /// its sign-in is not recent enough.
@@ -244,9 +243,9 @@ impl<'a> Passkeys<'a> {
                 let name = name
                     .map(|n| checked_label(&n, "name", MAX_NAME_CHARS))
                     .transpose()?;
-                if inner.users.get_user_by_email(&email).await?.is_some() {
-                    return Err(Error::Conflict { what: "email" });
-                }
+                // A taken address is found only when the ceremony finishes: starting one
+                // answers the same for every address, so it tells nobody who has an
+                // account (finishing needs a real authenticator and a person's gesture).
                 let new_user = NewUser { email, name };
                 (UserId::generate(), Some(new_user), None, None)
             }
@@ -325,7 +324,8 @@ impl<'a> Passkeys<'a> {
     /// Errors: [`Error::Expired`] for an unknown, used or expired ceremony;
     /// [`Error::InvalidCredentials`] when the answer does not verify;
     /// [`Error::Conflict`] (`"credential"`) when the credential is registered already (to
-    /// anyone), or (`"email"`) when a sign-up's address was taken meanwhile.
+    /// anyone), or (`"email"`) when a sign-up's address has an account (as password
+    /// sign-up answers).
     pub async fn finish_registration(
         &self,
         token: &CeremonyToken,
@@ -496,6 +496,18 @@ fn other_way_in(inner: &Inner, user: &User) -> bool {
 
 /// The user of a live session whose sign-in is recent enough to bind a new passkey.
 async fn fresh_session_user(inner: &Inner, id: SessionId) -> Result<User, Error> {
+    let window = inner.config.config.passkeys.fresh_sign_in;
+    Ok(fresh_session(inner, id, window).await?.1)
+}
+
+/// A live session whose sign-in is at most `window` old, and its user (who may still sign
+/// in): what changes to an account's authenticators need. [`Error::SessionRevoked`] for a
+/// session that ended, [`Error::ReauthRequired`] for one signed in too long ago.
+pub(crate) async fn fresh_session(
+    inner: &Inner,
+    id: SessionId,
+    window: std::time::Duration,
+) -> Result<(crate::model::Session, User), Error> {
     let now = inner.clock.now();
     let session = inner
         .sessions
@@ -503,7 +515,6 @@ async fn fresh_session_user(inner: &Inner, id: SessionId) -> Result<User, Error>
         .await?
         .filter(|s| s.is_active(now))
         .ok_or(Error::SessionRevoked)?;
-    let window = inner.config.config.passkeys.fresh_sign_in;
     if now.duration_since(session.created_at) > window {
         return Err(Error::ReauthRequired);
     }
@@ -513,7 +524,7 @@ async fn fresh_session_user(inner: &Inner, id: SessionId) -> Result<User, Error>
         .await?
         .ok_or(Error::SessionRevoked)?;
     may_sign_in(inner, &user).map_err(|_| Error::SessionRevoked)?;
-    Ok(user)
+    Ok((session, user))
 }
 
 /// What authenticators show as the account's name.

@@ -21,6 +21,16 @@ use crate::{Error, RequestContext, StoreError, Timestamp};
 pub use backup::BackupCodes;
 pub use totp::{Totp, TotpEnrollment};
 
+/// One of a user's authenticators, named for [`Mfa::remove`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthenticatorId {
+    /// A TOTP authenticator (active or pending).
+    Totp(FactorId),
+    /// A passkey.
+    Passkey(crate::model::CredentialId),
+}
+
 /// Multi-factor authentication (`auth.mfa()`).
 #[derive(Clone, Copy)]
 pub struct Mfa<'a> {
@@ -126,6 +136,66 @@ impl<'a> Mfa<'a> {
             passkeys,
             phone: account.phone.filter(|_| account.phone_verified),
         })
+    }
+
+    /// Removes one of the signed-in user's authenticators, by the session of their
+    /// verified access token (`claims.sid`).
+    ///
+    /// The session's sign-in must be recent ([`MfaPolicy::fresh_sign_in`], 10 minutes by
+    /// default), or the answer is [`Error::ReauthRequired`]: a stolen access token alone
+    /// must not strip the account's second factor. When the session's organization
+    /// requires MFA, the user's last second factor (an active TOTP authenticator or a
+    /// passkey) cannot go: [`Error::Forbidden`]. A passkey that is the last way to sign in
+    /// at all is [`Error::Conflict`] (see [`Passkeys::delete`]); an unknown authenticator
+    /// [`Error::NotFound`]; an ended session [`Error::SessionRevoked`].
+    ///
+    /// [`MfaPolicy::fresh_sign_in`]: crate::MfaPolicy::fresh_sign_in
+    /// [`Passkeys::delete`]: crate::Passkeys::delete
+    pub async fn remove(
+        &self,
+        session: crate::SessionId,
+        which: &AuthenticatorId,
+        ctx: &RequestContext,
+    ) -> Result<(), Error> {
+        let inner = self.inner;
+        let window = inner.config.config.mfa.fresh_sign_in;
+        let (session, user) = crate::flows::passkey::fresh_session(inner, session, window).await?;
+        let rule = crate::directory::Orgs::new(inner)
+            .settings(session.org_id)
+            .await?
+            .mfa;
+        if rule == crate::directory::MfaRequirement::Required {
+            let factors = self.authenticators(user.id).await?;
+            let totp_left = factors
+                .totp
+                .iter()
+                .filter(|t| t.status == FactorStatus::Active)
+                .filter(|t| *which != AuthenticatorId::Totp(t.id))
+                .count();
+            let passkeys_left = factors
+                .passkeys
+                .iter()
+                .filter(|p| *which != AuthenticatorId::Passkey(p.id.clone()))
+                .count();
+            if totp_left + passkeys_left == 0 {
+                return Err(Error::Forbidden);
+            }
+        }
+        match which {
+            AuthenticatorId::Totp(id) => {
+                if !Totp::new(inner).remove(user.id, *id, ctx).await? {
+                    return Err(Error::NotFound {
+                        what: "authenticator",
+                    });
+                }
+                Ok(())
+            }
+            AuthenticatorId::Passkey(id) => {
+                crate::flows::passkey::Passkeys::new(inner)
+                    .delete(user.id, id, ctx)
+                    .await
+            }
+        }
     }
 
     /// Starts one of the second factors a sign-in offered: for [`MfaMethod::Sms`] and
