@@ -58,6 +58,48 @@ impl ApiError {
         err
     }
 
+    /// The same error with a `WWW-Authenticate: Bearer` challenge: for failures of the
+    /// request's own credential (the `Authorization` header), never for a code or token
+    /// in the body, so a client refreshes its access token only when that is the problem.
+    pub fn challenge(mut self) -> Self {
+        if self.status == StatusCode::UNAUTHORIZED {
+            self.bearer_challenge = true;
+        }
+        self
+    }
+
+    /// The router's own refusals by status (413, 415, 405, 404…) as JSON errors.
+    pub fn from_status(status: StatusCode) -> Self {
+        let (code, message) = match status {
+            StatusCode::NOT_FOUND => ("not_found", "no such route"),
+            StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "method not allowed here"),
+            StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+                "unsupported_media_type",
+                "send JSON with Content-Type: application/json",
+            ),
+            s if s.is_client_error() => ("invalid_input", "the request was not understood"),
+            _ => ("internal", "the server could not complete the request"),
+        };
+        Self::new(status, code, message)
+    }
+
+    /// 400 `invalid_input` from a parser's message (serde's), with any submitted value
+    /// it quotes taken out: a mistyped field must not echo a code or token back.
+    pub fn unparsable(message: &str) -> Self {
+        let mut text = message.to_owned();
+        for marker in ["invalid type: ", "invalid value: ", "invalid length "] {
+            if let Some(start) = text.find(marker) {
+                let from = start + marker.len();
+                let end = text[from..]
+                    .find(", expected")
+                    .map_or(text.len(), |i| from + i);
+                text.replace_range(from..end, "(value not shown)");
+            }
+        }
+        Self::invalid(text)
+    }
+
     /// 403 `forbidden`.
     pub fn forbidden() -> Self {
         latchkey::Error::Forbidden.into()
@@ -114,7 +156,7 @@ impl From<latchkey::Error> for ApiError {
             code: err.code(),
             message,
             retry_after,
-            bearer_challenge: matches!(err, E::InvalidToken | E::Expired | E::SessionRevoked),
+            bearer_challenge: false,
         }
     }
 }

@@ -88,7 +88,7 @@ fn client_ip(parts: &Parts, state: &AppState) -> Option<IpAddr> {
         .flat_map(|v| v.split(','))
         .collect();
     for hop in hops.iter().rev() {
-        let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+        let Some(ip) = hop_ip(hop) else {
             break;
         };
         client = ip;
@@ -97,6 +97,19 @@ fn client_ip(parts: &Parts, state: &AppState) -> Option<IpAddr> {
         }
     }
     Some(client)
+}
+
+/// The address in one `X-Forwarded-For` hop: `203.0.113.7`, `2001:db8::1`, or with a
+/// port as some proxies write it (`203.0.113.7:4711`, `[2001:db8::1]:4711`).
+fn hop_ip(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .or_else(|| {
+            let inner = hop.strip_prefix('[')?.split(']').next()?;
+            inner.parse().ok()
+        })
 }
 
 /// The `Authorization: Bearer` value, if any.
@@ -132,7 +145,12 @@ impl FromRequestParts<AppState> for Bearer {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> ApiResult<Self> {
         let token = bearer_token(parts)?.ok_or_else(|| ApiError::unauthorized("sign in first"))?;
-        let claims = state.auth.tokens().verify_live(token).await?;
+        let claims = state
+            .auth
+            .tokens()
+            .verify_live(token)
+            .await
+            .map_err(|e| ApiError::from(e).challenge())?;
         Ok(Bearer {
             claims,
             token: token.to_owned(),
@@ -180,10 +198,20 @@ impl FromRequestParts<AppState> for Caller {
             return Ok(Caller::Bootstrap);
         }
         if token.starts_with(latchkey::directory::api_keys::API_KEY_PREFIX) {
-            let info = state.auth.api_keys().verify(&ApiKey::new(token)).await?;
+            let info = state
+                .auth
+                .api_keys()
+                .verify(&ApiKey::new(token))
+                .await
+                .map_err(|e| ApiError::from(e).challenge())?;
             return Ok(Caller::Key(info));
         }
-        let claims = state.auth.tokens().verify_live(token).await?;
+        let claims = state
+            .auth
+            .tokens()
+            .verify_live(token)
+            .await
+            .map_err(|e| ApiError::from(e).challenge())?;
         Ok(Caller::User(Box::new(claims)))
     }
 }
@@ -201,23 +229,27 @@ impl Caller {
     ) -> ApiResult<()> {
         let (held_in, allowed) = match self {
             Caller::Bootstrap => return Ok(()),
-            Caller::Key(info) => (Some(info.org_id), info.allows(permission)),
-            Caller::User(claims) => {
-                let held = match claims.org {
-                    Some(org) if claims.perms_omitted => {
-                        state.auth.rbac().check(claims.sub, org, permission).await?
-                    }
-                    _ => claims.has_permission(permission),
-                };
-                (claims.org, held)
-            }
+            Caller::Key(info) => (info.org_id, info.allows(permission)),
+            // A token carries permissions only from a sign-in in an organization; one
+            // without an organization holds none, whatever it says.
+            Caller::User(claims) => match claims.org {
+                Some(in_org) if claims.perms_omitted => (
+                    in_org,
+                    state
+                        .auth
+                        .rbac()
+                        .check(claims.sub, in_org, permission)
+                        .await?,
+                ),
+                Some(in_org) => (in_org, claims.has_permission(permission)),
+                None => return Err(ApiError::forbidden()),
+            },
         };
         if !allowed {
             return Err(ApiError::forbidden());
         }
         let default = state.auth.orgs().default_org().await?.id;
-        let acts_for = held_in.unwrap_or(default);
-        if acts_for == default || Some(acts_for) == org {
+        if held_in == default || Some(held_in) == org {
             Ok(())
         } else {
             Err(ApiError::forbidden())
@@ -249,17 +281,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
     match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "the request body is too large",
-        ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send JSON with Content-Type: application/json",
-        ),
-        _ => ApiError::invalid(rejection.body_text()),
+        status @ (StatusCode::PAYLOAD_TOO_LARGE | StatusCode::UNSUPPORTED_MEDIA_TYPE) => {
+            ApiError::from_status(status)
+        }
+        _ => ApiError::unparsable(&rejection.body_text()),
     }
 }
 
@@ -273,7 +298,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(q)| ApiQuery(q))
-            .map_err(|rejection: QueryRejection| ApiError::invalid(rejection.body_text()))
+            .map_err(|rejection: QueryRejection| ApiError::unparsable(&rejection.body_text()))
     }
 }
 
@@ -287,7 +312,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(p)| ApiPath(p))
-            .map_err(|rejection: PathRejection| ApiError::invalid(rejection.body_text()))
+            .map_err(|rejection: PathRejection| ApiError::unparsable(&rejection.body_text()))
     }
 }
 

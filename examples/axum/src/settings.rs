@@ -18,7 +18,7 @@ pub enum StoreChoice {
 }
 
 /// Everything `main` reads from the environment.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     /// `LATCHKEY_ADDR`: where to listen (`127.0.0.1:8080`).
     pub addr: SocketAddr,
@@ -43,6 +43,25 @@ pub struct Settings {
     pub pepper: Option<String>,
     /// `LATCHKEY_ENCRYPTION_KEY`: base64 of 32 bytes; generated when unset.
     pub encryption_key: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| if v.is_some() { "[set]" } else { "[unset]" };
+        f.debug_struct("Settings")
+            .field("addr", &self.addr)
+            .field("public_url", &self.public_url)
+            .field("data_dir", &self.data_dir)
+            .field("store", &self.store)
+            .field("smtp_url", &set(&self.smtp_url))
+            .field("smtp_from", &self.smtp_from)
+            .field("sms_webhook", &set(&self.sms_webhook))
+            .field("admin_key", &set(&self.admin_key))
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("pepper", &set(&self.pepper))
+            .field("encryption_key", &set(&self.encryption_key))
+            .finish()
+    }
 }
 
 /// The shortest bootstrap key accepted.
@@ -299,6 +318,10 @@ mod tests {
         assert_eq!(s.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(s.public_url, "http://localhost:8080");
         assert_eq!(s.store, StoreChoice::Sled);
+        let secret =
+            Settings::from_lookup(|name| (name == "LATCHKEY_ADMIN_KEY").then(|| "k".repeat(40)))
+                .unwrap();
+        assert!(!format!("{secret:?}").contains("kkkk"), "{secret:?}");
         let with = |k: &'static str, v: &'static str| {
             Settings::from_lookup(move |name| (name == k).then(|| v.to_owned()))
         };

@@ -9,7 +9,7 @@ use crate::error::{ApiError, ApiResult};
 
 /// How a sign-in answers: tokens, the MFA step, MFA enrolment, or an authorization code.
 /// Only the fields of the case at hand are present.
-#[derive(Debug, Default, Serialize, ToSchema)]
+#[derive(Default, Serialize, ToSchema)]
 pub struct SignInBody {
     /// The access token (JWT).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -96,7 +96,7 @@ impl SignInBody {
 }
 
 /// A list, one page at a time.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct List<T: ToSchema> {
     /// The page's items.
     pub items: Vec<T>,
@@ -123,7 +123,7 @@ impl<T: ToSchema> List<T> {
 }
 
 /// Paging parameters.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 pub struct PageQuery {
     /// Items per page (1 to 100; default 20).
     pub limit: Option<u32>,
@@ -147,7 +147,7 @@ impl PageQuery {
 }
 
 /// A user, as management routes show it (no password hash).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct UserView {
     /// The user's id.
     pub id: String,
@@ -193,7 +193,7 @@ impl From<&User> for UserView {
 }
 
 /// A session, as its owner sees it (no refresh-token hash).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct SessionView {
     /// The session id (`sid` of its tokens).
     pub id: String,
@@ -230,7 +230,7 @@ impl SessionView {
 }
 
 /// A login-log entry.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct LoginEvent {
     /// The event id.
     pub id: String,
@@ -263,7 +263,7 @@ impl From<&AuthEvent> for LoginEvent {
 }
 
 /// A passkey (everything but its public key).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct PasskeyView {
     /// The credential id, base64url.
     pub id: String,
@@ -282,9 +282,8 @@ pub struct PasskeyView {
 impl PasskeyView {
     /// The view of `p`.
     pub fn new(p: &latchkey::PasskeyInfo) -> Self {
-        use base64::Engine as _;
         PasskeyView {
-            id: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(p.id.as_bytes()),
+            id: passkey_id(&p.id),
             name: p.name.clone(),
             backup_eligible: p.backup_eligible,
             backup_state: p.backup_state,
@@ -294,8 +293,14 @@ impl PasskeyView {
     }
 }
 
+/// A credential id as the API shows it (base64url, no padding).
+pub fn passkey_id(id: &latchkey::model::CredentialId) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
+}
+
 /// Backup codes, shown once.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct BackupCodesBody {
     /// Ten single-use codes.
     pub backup_codes: Vec<String>,

@@ -8,8 +8,10 @@
  *   view-mfa-enroll view-account                         the views (one shown at a time)
  *   Sign-in:      email phone password btn-passkey-login btn-passkey-signup btn-magic-link
  *                 btn-email-code btn-sms-code btn-password-login btn-password-signup
- *   Magic link:   magic-email magic-wait-state btn-magic-resend btn-magic-cancel
- *                 magic-confirm-text btn-magic-confirm btn-magic-confirm-cancel
+ *   Magic link:   magic-email magic-wait-state magic-device-code-shown btn-magic-resend
+ *                 btn-magic-cancel
+ *                 magic-confirm-text magic-device-code (shown only when the server asks for
+ *                 the device code) btn-magic-confirm btn-magic-confirm-cancel
  *   Code:         code-target code btn-code-verify btn-code-resend btn-code-cancel
  *   MFA step:     mfa-code mfa-use-backup btn-mfa-verify btn-mfa-cancel
  *   MFA enrolment during sign-in: enroll-qr enroll-secret enroll-code btn-enroll-confirm
@@ -32,6 +34,10 @@
   const API = "/api/v1";
   const KEY_ACCESS = "latchkey.demo.access_token";
   const KEY_REFRESH = "latchkey.demo.refresh_token";
+  // The pending magic link of this browser: {request_id, poll_token, expires_at (ms)}. The
+  // link, opened in another tab of this browser, sends the poll token to prove it is the
+  // same browser; elsewhere the person types the device code shown by the asking tab.
+  const KEY_MAGIC = "latchkey.magic";
 
   const $ = (id) => document.getElementById(id);
   const enc = encodeURIComponent;
@@ -45,8 +51,10 @@
     mfaToken: null,
     mfaMethods: [],
     code: null, // {kind: "email"|"sms", requestId, target}
-    magic: null, // {requestId, pollToken, email, timer, stopped}
-    magicLinkToken: null,
+    magic: null, // {requestId, pollToken, deviceCode, expiresAt, email, timer, stopped}
+    magicLinkToken: null, // on the link's page: the token, the stored poll token, and
+    magicPollToken: null, // whether the server asks for the device code
+    magicNeedsDeviceCode: false,
   };
 
   // ---------------------------------------------------------------- messages
@@ -115,12 +123,16 @@
   // ---------------------------------------------------------------- HTTP
 
   class ApiError extends Error {
-    constructor(status, code, message, retryAfter) {
+    constructor(status, code, message, retryAfter, challenge) {
       super(message);
       this.name = "ApiError";
       this.status = status;
       this.code = code;
       this.retryAfter = retryAfter;
+      // The server sends `WWW-Authenticate: Bearer` only when the request's own
+      // Authorization credential failed; a 401 about a code or token in the body or query
+      // (a used auth_code, a wrong code, reauth_required) has none.
+      this.bearerChallenge = status === 401 && /^\s*Bearer\b/i.test(challenge || "");
     }
   }
 
@@ -158,7 +170,8 @@
       if (res.status === 429 && retryAfter && !/\d/.test(message)) {
         message += ` (try again in ${retryAfter} s)`;
       }
-      throw new ApiError(res.status, e.code || "http_" + res.status, message, retryAfter);
+      throw new ApiError(res.status, e.code || "http_" + res.status, message, retryAfter,
+        res.headers.get("WWW-Authenticate"));
     }
     return data;
   }
@@ -198,7 +211,12 @@
     if (message) showStatus(message, "info");
   }
 
-  /** A call with the bearer token; on 401 invalid_token/expired refreshes once and retries. */
+  /**
+   * A call with the bearer token. Only a 401 with a `WWW-Authenticate: Bearer` challenge
+   * means the access token itself was refused: then it refreshes once and retries (and
+   * signs out when that fails). Any other error, a 401 about something in the body or
+   * query included, goes to the caller to show.
+   */
   async function authed(method, path, body) {
     const token = localStorage.getItem(KEY_ACCESS);
     if (!token) {
@@ -208,30 +226,28 @@
     try {
       return await request(method, path, { body, bearer: token });
     } catch (err) {
-      if (!(err instanceof ApiError) || err.status !== 401) throw err;
-      if (err.code === "invalid_token" || err.code === "expired") {
-        try {
-          await refreshTokens();
-        } catch (_) {
-          signedOut("Your session has ended. Please sign in again.");
-          err.silent = true;
-          throw err;
-        }
-        try {
-          return await request(method, path, { body, bearer: localStorage.getItem(KEY_ACCESS) });
-        } catch (again) {
-          if (again instanceof ApiError && again.status === 401 && again.code !== "reauth_required") {
-            signedOut(again.message);
-            again.silent = true;
-          }
-          throw again;
-        }
-      }
+      if (!(err instanceof ApiError) || !err.bearerChallenge) throw err;
       if (err.code === "session_revoked") {
         signedOut(err.message || "This session was signed out.");
         err.silent = true;
+        throw err;
       }
-      throw err;
+      try {
+        await refreshTokens();
+      } catch (_) {
+        signedOut("Your session has ended. Please sign in again.");
+        err.silent = true;
+        throw err;
+      }
+      try {
+        return await request(method, path, { body, bearer: localStorage.getItem(KEY_ACCESS) });
+      } catch (again) {
+        if (again instanceof ApiError && again.bearerChallenge) {
+          signedOut(again.message);
+          again.silent = true;
+        }
+        throw again;
+      }
     }
   }
 
@@ -582,13 +598,68 @@
 
   // ---------------------------------------------------------------- magic link
 
+  /** The pending magic link stored for the link's page in another tab, if still valid. */
+  function loadMagicEntry() {
+    let entry = null;
+    try {
+      entry = JSON.parse(localStorage.getItem(KEY_MAGIC) || "null");
+    } catch (_) {
+      entry = null;
+    }
+    if (!entry || typeof entry.poll_token !== "string" || !(Number(entry.expires_at) > Date.now())) {
+      if (entry) localStorage.removeItem(KEY_MAGIC);
+      return null;
+    }
+    return entry;
+  }
+
+  function storeMagicEntry(m) {
+    try {
+      localStorage.setItem(KEY_MAGIC, JSON.stringify({
+        request_id: m.requestId,
+        poll_token: m.pollToken,
+        expires_at: m.expiresAt,
+      }));
+    } catch (err) {
+      console.warn("could not keep the magic link's poll token:", err);
+    }
+  }
+
+  /** Forgets the stored entry of this request (not another tab's newer one). */
+  function forgetMagicEntry(m) {
+    let entry = null;
+    try {
+      entry = JSON.parse(localStorage.getItem(KEY_MAGIC) || "null");
+    } catch (_) {
+      entry = null;
+    }
+    if (!entry || !m || entry.request_id === m.requestId) localStorage.removeItem(KEY_MAGIC);
+  }
+
+  function showDeviceCode(code) {
+    $("magic-device-code-shown").textContent = code || "";
+    $("magic-device-code-box").hidden = !code;
+  }
+
   async function magicLinkStart() {
     clearStatus();
     const email = emailValue();
     const r = await request("POST", "/auth/passwordless/magic-link", { body: { email } });
-    state.magic = { requestId: r.request_id, pollToken: r.poll_token, email, timer: null, stopped: false };
+    const expiresIn = Number(r.expires_in) > 0 ? Number(r.expires_in) : 600;
+    stopMagicPolling();
+    state.magic = {
+      requestId: r.request_id,
+      pollToken: r.poll_token,
+      deviceCode: r.device_code || null,
+      expiresAt: Date.now() + expiresIn * 1000,
+      email,
+      timer: null,
+      stopped: false,
+    };
+    storeMagicEntry(state.magic);
     $("magic-email").textContent = email;
     $("magic-wait-state").textContent = "Waiting for the link to be opened…";
+    showDeviceCode(state.magic.deviceCode);
     show("magic-wait");
     scheduleMagicPoll(2000);
   }
@@ -598,6 +669,13 @@
     if (!m || m.stopped) return;
     clearTimeout(m.timer);
     m.timer = setTimeout(() => pollMagic(m), ms);
+  }
+
+  /** The poll has ended for good: stop it and forget the stored poll token. */
+  function endMagicPoll(m) {
+    m.stopped = true;
+    clearTimeout(m.timer);
+    forgetMagicEntry(m);
   }
 
   async function pollMagic(m) {
@@ -610,7 +688,7 @@
       if (m.stopped || state.magic !== m) return;
       if (err.status === 0 || err.status >= 500) return scheduleMagicPoll(4000);
       if (err.status === 429) return scheduleMagicPoll(Math.max(2, Number(err.retryAfter) || 5) * 1000);
-      m.stopped = true;
+      endMagicPoll(m);
       $("magic-wait-state").textContent = "Stopped waiting.";
       showError(err);
       return;
@@ -618,13 +696,14 @@
     if (m.stopped || state.magic !== m) return;
     if (r.status === "pending") return scheduleMagicPoll(2000);
     if (r.status === "expired") {
-      m.stopped = true;
+      endMagicPoll(m);
+      showDeviceCode(null);
       $("magic-wait-state").textContent = "The link expired.";
       showStatus("The link expired. Send a new one, or go back.", "error");
       return;
     }
     if (r.status === "verified") {
-      m.stopped = true;
+      endMagicPoll(m);
       const answer = Object.assign({}, r);
       delete answer.status;
       try {
@@ -637,11 +716,9 @@
     scheduleMagicPoll(2000);
   }
 
+  /** Leaving the waiting view (or cancelling): the poll ends. */
   function stopMagicPolling() {
-    if (state.magic) {
-      state.magic.stopped = true;
-      clearTimeout(state.magic.timer);
-    }
+    if (state.magic && !state.magic.stopped) endMagicPoll(state.magic);
   }
 
   async function magicLinkResend() {
@@ -650,15 +727,20 @@
     clearStatus();
     const r = await request("POST", "/auth/passwordless/magic-link/resend", { body: { request_id: m.requestId } });
     // The answer may name a new request; otherwise the old one goes on.
+    const expiresIn = Number(r && r.expires_in) > 0 ? Number(r.expires_in) : 0;
     const next = {
       requestId: (r && r.request_id) || m.requestId,
       pollToken: (r && r.poll_token) || m.pollToken,
+      deviceCode: (r && r.device_code) || m.deviceCode,
+      expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : m.expiresAt,
       email: m.email,
       timer: null,
       stopped: false,
     };
     stopMagicPolling();
     state.magic = next;
+    storeMagicEntry(next);
+    showDeviceCode(next.deviceCode);
     $("magic-wait-state").textContent = "Waiting for the link to be opened…";
     showStatus("We sent a new link.", "success");
     scheduleMagicPoll(2000);
@@ -671,20 +753,37 @@
     show("signin");
   }
 
-  // The page opened from the email: peek first, sign in only on a click.
+  // The page opened from the email: peek first, sign in only on a click. In the browser
+  // that asked for the link the stored poll token proves it; elsewhere the person types
+  // the device code shown there.
   async function magicConfirmPage(token) {
+    const entry = loadMagicEntry();
     state.magicLinkToken = token;
+    state.magicPollToken = entry ? entry.poll_token : null;
+    state.magicNeedsDeviceCode = false;
     // Keep the token out of the address bar and history.
     history.replaceState(null, "", "/magic-link");
+    $("magic-device-code-field").hidden = true;
+    $("magic-device-code").value = "";
     show("magic-confirm");
     $("btn-magic-confirm").disabled = true;
     try {
-      const peek = await request("GET", `/auth/passwordless/magic-link/verify?token=${enc(token)}`);
+      let path = `/auth/passwordless/magic-link/verify?token=${enc(token)}`;
+      if (state.magicPollToken) path += `&poll_token=${enc(state.magicPollToken)}`;
+      const peek = await request("GET", path);
       if (peek && peek.valid === false) throw new Error("This sign-in link is no longer valid.");
-      if (peek && peek.expires_in) {
-        const minutes = Math.max(1, Math.round(peek.expires_in / 60));
+      const minutes = peek && peek.expires_in ? Math.max(1, Math.round(peek.expires_in / 60)) : 0;
+      const within = minutes ? ` within about ${minutes} min` : "";
+      if (peek && peek.needs_device_code) {
+        state.magicNeedsDeviceCode = true;
         $("magic-confirm-text").textContent =
-          `Someone asked to sign in with this email address. If it was you, confirm within about ${minutes} min.`;
+          "This link was asked for in another browser or on another device. Enter the code shown " +
+          `there, then confirm${within}.`;
+        $("magic-device-code-field").hidden = false;
+        $("magic-device-code").focus();
+      } else {
+        $("magic-confirm-text").textContent =
+          `Someone asked to sign in with this email address. If it was you, confirm${within}.`;
       }
       $("btn-magic-confirm").disabled = false;
     } catch (err) {
@@ -696,9 +795,35 @@
   async function magicConfirm() {
     const token = state.magicLinkToken;
     if (!token) return;
+    const body = { token };
+    if (state.magicPollToken) body.poll_token = state.magicPollToken;
+    if (state.magicNeedsDeviceCode) {
+      const code = $("magic-device-code").value.replace(/\s/g, "");
+      if (!code) {
+        $("magic-device-code").focus();
+        throw new Error("Enter the code shown in the browser that asked for the link.");
+      }
+      body.device_code = code;
+    }
     clearStatus();
-    const answer = await request("POST", "/auth/passwordless/magic-link/verify", { body: { token } });
+    let answer;
+    try {
+      answer = await request("POST", "/auth/passwordless/magic-link/verify", { body });
+    } catch (err) {
+      // A wrong device code: the server's message says why (400), or only that the proof
+      // failed (401 invalid_credentials).
+      if (body.device_code && err instanceof ApiError && err.code === "invalid_credentials") {
+        err.message = "That code does not match. Enter the code shown in the browser that asked for the link.";
+      }
+      if (state.magicNeedsDeviceCode) {
+        $("magic-device-code").focus();
+        $("magic-device-code").select();
+      }
+      throw err;
+    }
     state.magicLinkToken = null;
+    state.magicPollToken = null;
+    state.magicNeedsDeviceCode = false;
     history.replaceState(null, "", "/");
     await handleSignIn(answer);
     if (answer && answer.token) showStatus("Signed in — you can close this tab.", "success");
@@ -706,6 +831,8 @@
 
   function magicConfirmCancel() {
     state.magicLinkToken = null;
+    state.magicPollToken = null;
+    state.magicNeedsDeviceCode = false;
     history.replaceState(null, "", "/");
     showStatus("Nothing was signed in. You can close this tab.", "info");
     show("signin");
@@ -937,14 +1064,17 @@
       if (a.remaining !== undefined && a.remaining !== null) bits.push(`${a.remaining} left`);
       const info = el("div", { className: "info" }, el("div", { className: "name" }, title),
         bits.length ? el("div", { className: "meta" }, bits.join(" · ")) : null);
-      const remove = button(`authenticator-remove-${a.id}`, "Remove", async (_ev, btn) => {
+      // Backup codes and a verified phone are not removed from here (regenerate codes below).
+      const removable = a.type === "totp" || a.type === "passkey";
+      const remove = !removable ? null : button(`authenticator-remove-${a.id}`, "Remove", async (_ev, btn) => {
         if (!armed(btn, "Remove?")) return;
         clearStatus();
         await authed("DELETE", `/mfa/authenticators/${enc(a.id)}`);
         showStatus("Removed.", "success");
         await Promise.all([loadAuthenticators(), loadPasskeys()]);
       }, "danger");
-      return el("li", { dataset: { id: a.id, type: a.type } }, info, el("div", { className: "actions" }, remove));
+      return el("li", { dataset: { id: a.id, type: a.type } }, info,
+        remove ? el("div", { className: "actions" }, remove) : null);
     }));
     $("authenticator-empty").hidden = items.length > 0;
   }
@@ -1069,7 +1199,7 @@
           await call();
         } catch (err) {
           // An expired access token: refresh once so that the server ends the session too.
-          if (!(err instanceof ApiError) || err.status !== 401 || (err.code !== "invalid_token" && err.code !== "expired")) throw err;
+          if (!(err instanceof ApiError) || !err.bearerChallenge || err.code === "session_revoked") throw err;
           await refreshTokens();
           await call();
         }
@@ -1109,7 +1239,7 @@
 
     on("btn-magic-resend", magicLinkResend);
     on("btn-magic-cancel", async () => magicLinkCancel());
-    on("btn-magic-confirm", magicConfirm);
+    on("btn-magic-confirm", magicConfirm, "form-magic-confirm");
     on("btn-magic-confirm-cancel", async () => magicConfirmCancel());
 
     on("btn-code-verify", codeVerify, "form-code");
@@ -1147,16 +1277,24 @@
       history.replaceState(null, "", "/");
     }
     if (localStorage.getItem(KEY_ACCESS) || localStorage.getItem(KEY_REFRESH)) {
+      if (!localStorage.getItem(KEY_ACCESS)) {
+        try {
+          await refreshTokens();
+        } catch (err) {
+          if (err instanceof ApiError && (err.status === 401 || err.status === 400)) {
+            signedOut("Please sign in again.");
+          } else {
+            show("signin");
+            showError(err);
+          }
+          return;
+        }
+      }
       try {
-        if (!localStorage.getItem(KEY_ACCESS)) await refreshTokens();
         await showAccount();
         return;
       } catch (err) {
         if (state.view === "signin") return; // signedOut() already said why
-        if (err instanceof ApiError && err.status === 401) {
-          signedOut("Please sign in again.");
-          return;
-        }
         show("signin");
         showError(err);
         return;

@@ -1,7 +1,10 @@
 //! The login page in a real browser: headless Chromium (Debian's package) driven by
 //! playwright-core (`e2e/login.mjs`) against the app served on a real socket. A virtual
 //! authenticator (CDP `WebAuthn.addVirtualAuthenticator`) registers a passkey through the
-//! page, the person signs out and in again with it, then signs in by email code.
+//! page, the person signs out and in again with it, then signs in by email code, enrols
+//! TOTP from the QR code's secret, keeps a backup code, signs out, and signs in by email
+//! code again through the MFA step with that backup code; then magic links, opened in a
+//! second tab of the same browser and in another browser (with the device code).
 //!
 //! Needs `/usr/bin/chromium` (or `$CHROMIUM`), `node`, and `npm ci` run in `e2e/`
 //! (`.ci/run` does all three). Without them the test fails when `CI` is set and is
@@ -57,7 +60,7 @@ async fn passkey_and_email_code_sign_in_through_the_page() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let origin = format!("http://localhost:{port}");
-    let test = common::TestApp::with_origin(&origin, |_| {});
+    let test = common::TestApp::for_browser(&origin);
     let server = tokio::spawn(
         axum::serve(
             listener,
@@ -92,6 +95,13 @@ async fn passkey_and_email_code_sign_in_through_the_page() {
                     .await
                     .unwrap();
                 stdin.flush().await.unwrap();
+            } else if let Some(email) = line.strip_prefix("NEED_MAGIC_LINK ") {
+                let link = test.last_link(email.trim());
+                stdin
+                    .write_all(format!("{link}\n").as_bytes())
+                    .await
+                    .unwrap();
+                stdin.flush().await.unwrap();
             } else if line.trim() == "E2E OK" {
                 passed = true;
             } else {
@@ -110,10 +120,11 @@ async fn passkey_and_email_code_sign_in_through_the_page() {
         artifacts.keep().display()
     );
 
-    // What the page did, as the engine saw it. The passkey made an account whose address
+    // What the page did, as the engine saw it. The passkey made account A, whose address
     // was never proven; the mailbox's owner signing in by code takes the address for an
-    // account of their own (the engine's defence against pre-registered accounts), so
-    // there are two: one with the passkey, one signed in by email.
+    // account of their own (B: the engine's defence against pre-registered accounts),
+    // then signs in again through the MFA step. C and D signed in by magic link, in the
+    // same browser and from another one.
     let users = test
         .auth
         .users()
@@ -121,8 +132,7 @@ async fn passkey_and_email_code_sign_in_through_the_page() {
         .await
         .unwrap()
         .items;
-    assert_eq!(users.len(), 2);
-    let mut methods = Vec::new();
+    let mut seen = Vec::new();
     for user in &users {
         let passkeys = test.auth.passkeys().list(user.id).await.unwrap().len();
         let log = test
@@ -131,23 +141,32 @@ async fn passkey_and_email_code_sign_in_through_the_page() {
             .login_log(user.id, &Default::default())
             .await
             .unwrap();
-        let signed_in: Vec<String> = log
+        let mut methods: Vec<String> = log
             .items
             .iter()
             .filter(|e| e.kind == latchkey::model::AuthEventKind::SignIn)
             .filter_map(|e| e.method.clone())
             .collect();
-        methods.push((user.email_verified, passkeys, signed_in));
+        methods.sort();
+        seen.push((passkeys, user.email_verified, methods));
     }
-    methods.sort();
-    assert!(!methods[0].0);
-    assert_eq!(methods[0].1, 1, "{methods:?}");
+    seen.sort();
+    let with_passkey = seen.pop().unwrap();
+    assert_eq!(with_passkey.0, 1, "{seen:?} {with_passkey:?}");
+    assert!(!with_passkey.1, "A's address was never proven");
     assert_eq!(
-        methods[0].2.len(),
+        with_passkey.2.len(),
         2,
-        "signed up and in with the passkey: {methods:?}"
+        "signed up and in with the passkey: {with_passkey:?}"
     );
-    assert!(methods[1].0);
-    assert_eq!(methods[1].1, 0, "{methods:?}");
-    assert_eq!(methods[1].2.len(), 1, "signed in by code: {methods:?}");
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert!(seen.iter().all(|s| s.0 == 0 && s.1), "{seen:?}");
+    // A magic link signs in both the tab that opened it and, through its poll, the tab
+    // that asked: two sessions each.
+    let by_link = seen.iter().filter(|s| s.2 == ["email", "email"]).count();
+    assert_eq!(by_link, 2, "C and D, by link: {seen:?}");
+    assert!(
+        seen.iter().any(|s| s.2 == ["backup_code", "email"]),
+        "B passed the MFA step with a backup code: {seen:?}"
+    );
 }

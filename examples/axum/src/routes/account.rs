@@ -16,7 +16,7 @@ use crate::routes::passwordless::{EmailCodeRequest, SentBody};
 use crate::views::{List, SessionView, SignInBody};
 
 /// `POST /auth/password/signup` and `/login`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct PasswordRequest {
     /// The account's email.
     pub email: String,
@@ -63,7 +63,7 @@ pub async fn login(
 }
 
 /// `POST /auth/password/change`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct ChangeRequest {
     /// The password now.
     #[schema(format = Password)]
@@ -114,7 +114,7 @@ pub async fn reset(
 }
 
 /// `POST /auth/password/reset/confirm`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct ResetConfirmRequest {
     /// The reset request.
     pub request_id: String,
@@ -146,7 +146,7 @@ pub async fn reset_confirm(
 }
 
 /// The bearer's session.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct AuthStatusBody {
     /// The user.
     pub user_id: String,

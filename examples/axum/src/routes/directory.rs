@@ -23,7 +23,7 @@ use crate::views::{List, LoginEvent, PageQuery, UserView};
 type Created<T> = ApiResult<(StatusCode, Json<T>)>;
 
 /// `POST /organizations`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct OrgRequest {
     /// Display name.
     pub name: String,
@@ -38,7 +38,7 @@ pub struct OrgRequest {
 }
 
 /// `PATCH /organizations/{id}`: only the fields given change.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct OrgPatch {
     /// Display name.
     pub name: Option<String>,
@@ -166,7 +166,7 @@ pub async fn config_by_domain(
 }
 
 /// `POST /organizations/{id}/roles`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct RoleRequest {
     /// Unique in the organization.
     pub name: String,
@@ -178,7 +178,7 @@ pub struct RoleRequest {
 }
 
 /// `PATCH /organizations/{id}/roles/{role_id}`: only the fields given change.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct RolePatch {
     /// New name.
     pub name: Option<String>,
@@ -288,7 +288,7 @@ pub async fn delete_role(
 }
 
 /// `POST /organizations/{id}/permissions`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct PermissionRequest {
     /// `resource:action`.
     pub name: String,
@@ -297,7 +297,7 @@ pub struct PermissionRequest {
 }
 
 /// `PATCH /organizations/{id}/permissions/{perm_id}`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct PermissionPatch {
     /// The new description (`null` clears it).
     pub description: Option<String>,
@@ -391,7 +391,7 @@ pub async fn delete_permission(
 }
 
 /// `GET /users` filters and paging.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 pub struct UserListQuery {
     /// Items per page (1 to 100; default 20).
     pub limit: Option<u32>,
@@ -459,7 +459,7 @@ pub async fn get_user_by_email(
 }
 
 /// `POST /users`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct UserRequest {
     /// Email (unique).
     pub email: Option<String>,
@@ -508,7 +508,7 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 /// `PATCH /users/{id}`: absent fields stay, `null` clears.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct UserPatch {
     /// Email (`null` removes it).
     #[serde(default, deserialize_with = "nullable")]
@@ -599,14 +599,14 @@ pub async fn user_status(
 }
 
 /// `PUT /users/{id}/organizations/{org_id}/roles`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct RolesRequest {
     /// Role names in the organization (replaces the user's roles there).
     pub roles: Vec<String>,
 }
 
 /// A user's membership of an organization.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct MembershipView {
     /// The organization.
     pub org_id: String,

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use latchkey::crypto::{BackupCode, MfaToken, OneTimeCode};
 use latchkey::mfa::TotpEnrollment;
 use latchkey::model::{FactorId, RequestId};
-use latchkey::{MfaMethod, MfaProof};
+use latchkey::{AuthenticatorId, MfaMethod, MfaProof};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -18,10 +18,10 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, Bearer, Ctx, parse_id};
 use crate::routes::passkeys::credential_id;
-use crate::views::{BackupCodesBody, List, SignInBody};
+use crate::views::{BackupCodesBody, List, SignInBody, passkey_id};
 
 /// One of the bearer's second factors.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct AuthenticatorView {
     /// Its id: a UUID (TOTP), a base64url credential id (passkey), `backup_codes`, `phone`.
     pub id: String,
@@ -66,7 +66,7 @@ pub async fn authenticators(
     }
     for passkey in &all.passkeys {
         items.push(AuthenticatorView {
-            id: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(passkey.id.as_bytes()),
+            id: passkey_id(&passkey.id),
             kind: "passkey".into(),
             name: Some(passkey.name.clone()),
             status: None,
@@ -97,25 +97,38 @@ pub async fn authenticators(
     Ok(Json(List::all(items)))
 }
 
+/// The bearer's user, if their sign-in is recent enough to change their authenticators
+/// (`mfa.fresh_sign_in`; 401 `reauth_required` otherwise): a stolen access token alone
+/// must not enrol a factor, read a pending secret or mint backup codes.
+async fn fresh_user(state: &AppState, bearer: &Bearer) -> ApiResult<latchkey::UserId> {
+    let window = state.auth.config().mfa.fresh_sign_in;
+    let session = state
+        .auth
+        .sessions()
+        .require_recent(bearer.claims.sid, window)
+        .await?;
+    Ok(session.user_id)
+}
+
 /// A body that may be empty (no `Content-Type` needed then).
 fn optional_json<T: DeserializeOwned + Default>(bytes: &Bytes) -> ApiResult<T> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
     serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::invalid(format!("malformed JSON body: {e}")))
+        .map_err(|e| ApiError::unparsable(&format!("malformed JSON body: {e}")))
 }
 
 /// `POST /mfa/totp/enroll`: empty with a bearer, or with the enrolment-only `mfa_token`
 /// of a sign-in that must enrol first.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+#[derive(Default, Deserialize, ToSchema)]
 pub struct EnrollRequest {
     /// The `mfa_token` of a sign-in that answered `mfa_enrollment_required`.
     pub mfa_token: Option<String>,
 }
 
 /// A pending TOTP enrolment. Shown once; confirm it with a first code.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct EnrollmentBody {
     /// The factor being enrolled.
     pub factor_id: String,
@@ -158,12 +171,8 @@ pub async fn totp_enroll(
                 .await?
         }
         (None, Some(bearer)) => {
-            state
-                .auth
-                .mfa()
-                .totp()
-                .enroll(bearer.claims.sub, &ctx)
-                .await?
+            let user = fresh_user(&state, &bearer).await?;
+            state.auth.mfa().totp().enroll(user, &ctx).await?
         }
         (None, None) => {
             return Err(ApiError::unauthorized(
@@ -178,17 +187,13 @@ pub async fn totp_enroll(
 #[utoipa::path(get, path = "/mfa/totp/qr.png", tag = "mfa",
     responses((status = 200, content_type = "image/png", body = Vec<u8>)), security(("bearer" = [])))]
 pub async fn totp_qr(State(state): State<AppState>, bearer: Bearer) -> ApiResult<Response> {
-    let png = state
-        .auth
-        .mfa()
-        .totp()
-        .pending_qr(bearer.claims.sub)
-        .await?;
+    let user = fresh_user(&state, &bearer).await?;
+    let png = state.auth.mfa().totp().pending_qr(user).await?;
     Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
 }
 
 /// `POST /mfa/totp/confirm`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct ConfirmRequest {
     /// The app's current code.
     pub code: String,
@@ -197,7 +202,7 @@ pub struct ConfirmRequest {
 }
 
 /// Backup codes, with the sign-in when the enrolment finished one.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct ConfirmedBody {
     /// Ten single-use backup codes: shown once.
     pub backup_codes: Vec<String>,
@@ -226,15 +231,13 @@ pub async fn totp_confirm(
                 .await?;
             (codes, Some(SignInBody::from_sign_in(&sign_in)?))
         }
-        (None, Some(bearer)) => (
-            state
-                .auth
-                .mfa()
-                .totp()
-                .confirm(bearer.claims.sub, &code, &ctx)
-                .await?,
-            None,
-        ),
+        (None, Some(bearer)) => {
+            let user = fresh_user(&state, &bearer).await?;
+            (
+                state.auth.mfa().totp().confirm(user, &code, &ctx).await?,
+                None,
+            )
+        }
         (None, None) => {
             return Err(ApiError::unauthorized(
                 "sign in, or send the enrolment mfa_token",
@@ -248,7 +251,7 @@ pub async fn totp_confirm(
 }
 
 /// `POST /mfa/challenge`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct ChallengeRequest {
     /// The sign-in's `mfa_token`.
     pub mfa_token: String,
@@ -258,7 +261,7 @@ pub struct ChallengeRequest {
 }
 
 /// What a challenge did.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct ChallengeBody {
     /// The method challenged.
     pub method: String,
@@ -306,7 +309,7 @@ pub async fn challenge(
 }
 
 /// `POST /mfa/verify`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct VerifyRequest {
     /// The sign-in's `mfa_token`.
     pub mfa_token: String,
@@ -335,7 +338,12 @@ pub async fn verify(
             let request: RequestId = parse_id(&request)?;
             match method(Some(body.method.as_deref().unwrap_or("sms")))? {
                 MfaMethod::Email => MfaProof::Email(request, OneTimeCode::new(code)),
-                _ => MfaProof::Sms(request, OneTimeCode::new(code)),
+                MfaMethod::Sms => MfaProof::Sms(request, OneTimeCode::new(code)),
+                _ => {
+                    return Err(ApiError::invalid(
+                        "a request_id goes with method sms or email",
+                    ));
+                }
             }
         }
         _ => {
@@ -360,17 +368,19 @@ pub async fn backup_codes(
     Ctx(ctx): Ctx,
     bearer: Bearer,
 ) -> ApiResult<Json<BackupCodesBody>> {
+    let user = fresh_user(&state, &bearer).await?;
     let codes = state
         .auth
         .mfa()
         .backup_codes()
-        .regenerate(bearer.claims.sub, &ctx)
+        .regenerate(user, &ctx)
         .await?;
     Ok(Json(BackupCodesBody::new(&codes)))
 }
 
 /// Remove one of the bearer's factors: a TOTP authenticator (its UUID) or a passkey (its
-/// credential id).
+/// credential id). Needs a recent sign-in (401 `reauth_required` otherwise); the last
+/// second factor in an organization that requires MFA cannot go (403).
 #[utoipa::path(delete, path = "/mfa/authenticators/{id}", tag = "mfa",
     params(("id" = String, Path, description = "factor id or passkey credential id")),
     responses((status = 204)), security(("bearer" = [])))]
@@ -380,17 +390,14 @@ pub async fn remove(
     bearer: Bearer,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    let user = bearer.claims.sub;
-    if let Ok(factor) = id.parse::<FactorId>() {
-        if !state.auth.mfa().totp().remove(user, factor, &ctx).await? {
-            return Err(ApiError::not_found("authenticator"));
-        }
-    } else {
-        state
-            .auth
-            .passkeys()
-            .delete(user, &credential_id(&id)?, &ctx)
-            .await?;
-    }
+    let which = match id.parse::<FactorId>() {
+        Ok(factor) => AuthenticatorId::Totp(factor),
+        Err(_) => AuthenticatorId::Passkey(credential_id(&id)?),
+    };
+    state
+        .auth
+        .mfa()
+        .remove(bearer.claims.sid, &which, &ctx)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

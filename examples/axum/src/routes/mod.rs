@@ -121,6 +121,19 @@ fn describe(doc: &mut OpenApi) {
         .into_iter()
         .flatten()
         {
+            for (status, response) in op.responses.responses.iter_mut() {
+                if let RefOr::T(response) = response
+                    && response.description.is_empty()
+                {
+                    response.description = match status.as_str() {
+                        "200" => "OK",
+                        "201" => "Created",
+                        "204" => "No Content",
+                        _ => "Answer",
+                    }
+                    .into();
+                }
+            }
             for status in ["4XX", "5XX"] {
                 op.responses
                     .responses

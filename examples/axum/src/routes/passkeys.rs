@@ -18,7 +18,7 @@ use crate::routes::passwordless::StatusBody;
 use crate::views::{List, PasskeyView, SignInBody};
 
 /// Who registers or signs in.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 pub struct BeginQuery {
     /// An email (or, for sign-in, an E.164 phone). Registration: required without a
     /// bearer (a new account). Sign-in: optional (without it, discoverable credentials).
@@ -28,7 +28,7 @@ pub struct BeginQuery {
 }
 
 /// A ceremony begun.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct CeremonyBody {
     /// Names the ceremony: pass it back to finish it.
     pub auth_code: String,
@@ -80,7 +80,7 @@ pub async fn register_begin(
 }
 
 /// Which ceremony.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 pub struct CeremonyQuery {
     /// The `auth_code` the begin step returned.
     pub auth_code: String,
@@ -89,7 +89,7 @@ pub struct CeremonyQuery {
 }
 
 /// `POST /auth/passwordless/passkey/register`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
     /// The browser's `credential.toJSON()`.
     #[schema(value_type = Object)]
@@ -99,7 +99,7 @@ pub struct RegisterRequest {
 }
 
 /// A passkey registered, with the new account's sign-in on a sign-up.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct RegisteredBody {
     /// The new passkey.
     pub passkey: PasskeyView,
@@ -152,7 +152,7 @@ pub async fn login_begin(
 }
 
 /// `POST /auth/passwordless/passkey/login`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct LoginRequest {
     /// The browser's `credential.toJSON()`.
     #[schema(value_type = Object)]
@@ -179,7 +179,7 @@ pub async fn login_finish(
 }
 
 /// Which ceremony.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 pub struct StatusQuery {
     /// The ceremony's `auth_code`.
     pub auth_code: String,
@@ -223,7 +223,7 @@ pub async fn list(
 }
 
 /// `PATCH /auth/passkeys/{id}`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct RenameRequest {
     /// The new name.
     pub name: String,
@@ -259,7 +259,8 @@ pub async fn rename(
     Ok(Json(PasskeyView::new(renamed)))
 }
 
-/// Delete one of the bearer's passkeys.
+/// Delete one of the bearer's passkeys. Needs a recent sign-in (401 `reauth_required`),
+/// as removing any authenticator does.
 #[utoipa::path(delete, path = "/auth/passkeys/{id}", tag = "passkeys",
     params(("id" = String, Path, description = "credential id (base64url)")),
     responses((status = 204)), security(("bearer" = [])))]
@@ -269,11 +270,11 @@ pub async fn delete(
     bearer: Bearer,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    let id = credential_id(&id)?;
+    let which = latchkey::AuthenticatorId::Passkey(credential_id(&id)?);
     state
         .auth
-        .passkeys()
-        .delete(bearer.claims.sub, &id, &ctx)
+        .mfa()
+        .remove(bearer.claims.sid, &which, &ctx)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -15,7 +15,7 @@ use crate::extract::{ApiJson, ApiQuery, Ctx, parse_id};
 use crate::views::SignInBody;
 
 /// `POST /auth/passwordless/magic-link`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct MagicLinkRequest {
     /// Where to send the link.
     pub email: String,
@@ -29,7 +29,7 @@ pub struct MagicLinkRequest {
 }
 
 /// A magic link on its way.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct MagicLinkSent {
     /// Names the request (resend, status).
     pub request_id: String,
@@ -44,14 +44,14 @@ pub struct MagicLinkSent {
 }
 
 /// A request that names an earlier one.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct ResendRequest {
     /// The request to send again.
     pub request_id: String,
 }
 
 /// A code or link request accepted.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct SentBody {
     /// Names the request.
     pub request_id: String,
@@ -121,14 +121,17 @@ pub async fn magic_link_resend(
 }
 
 /// The token of a magic link.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 pub struct TokenQuery {
     /// The link's token.
     pub token: String,
+    /// The asking tab's poll token, when the link opens in the same browser: then no
+    /// device code is needed.
+    pub poll_token: Option<String>,
 }
 
 /// What a peek says.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct PeekBody {
     /// Always `true` (an invalid link is an error).
     pub valid: bool,
@@ -146,11 +149,11 @@ pub async fn magic_link_peek(
     ApiQuery(query): ApiQuery<TokenQuery>,
 ) -> ApiResult<Json<PeekBody>> {
     let token = MagicLinkToken::new(query.token);
-    let peek = state
-        .auth
-        .magic_links()
-        .peek(&token, &DeviceProof::none())
-        .await?;
+    let mut proof = DeviceProof::none();
+    if let Some(poll) = query.poll_token {
+        proof = proof.with_poll_token(PollToken::new(poll));
+    }
+    let peek = state.auth.magic_links().peek(&token, &proof).await?;
     Ok(Json(PeekBody {
         valid: true,
         expires_in: peek.expires_in.as_secs(),
@@ -159,7 +162,7 @@ pub async fn magic_link_peek(
 }
 
 /// `POST /auth/passwordless/magic-link/verify`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct VerifyLinkRequest {
     /// The link's token.
     pub token: String,
@@ -194,7 +197,7 @@ pub async fn magic_link_verify(
 }
 
 /// `GET /auth/passwordless/magic-link/status`.
-#[derive(Debug, Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams)]
 pub struct StatusQuery {
     /// The request.
     pub request_id: String,
@@ -203,7 +206,7 @@ pub struct StatusQuery {
 }
 
 /// A status, with the sign-in when it is ready.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct StatusBody {
     /// `pending`, `verified`, `expired` (magic links); `pending`, `completed`, `failed`,
     /// `expired` (passkey ceremonies).
@@ -237,21 +240,21 @@ pub async fn magic_link_status(
 }
 
 /// `POST /auth/passwordless/email-code`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct EmailCodeRequest {
     /// Where to send the code.
     pub email: String,
 }
 
 /// `POST /auth/passwordless/sms-code`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct SmsCodeRequest {
     /// Where to text the code (E.164, e.g. `+15551234567`).
     pub phone: String,
 }
 
 /// `POST /auth/passwordless/{email,sms}-code/verify`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct VerifyCodeRequest {
     /// The request the code was sent for.
     pub request_id: String,

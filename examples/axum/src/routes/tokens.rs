@@ -14,7 +14,7 @@ use crate::extract::{ApiJson, Ctx};
 use crate::views::SignInBody;
 
 /// `POST /token/refresh`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct RefreshRequest {
     /// The current refresh token.
     pub refresh_token: String,
@@ -29,16 +29,21 @@ pub async fn refresh(
     Ctx(ctx): Ctx,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> ApiResult<Json<SignInBody>> {
-    let set = state
-        .auth
-        .tokens()
-        .refresh(&RefreshToken::new(body.refresh_token), &ctx)
-        .await?;
+    rotate(&state, body.refresh_token, &ctx).await
+}
+
+async fn rotate(
+    state: &AppState,
+    refresh_token: String,
+    ctx: &latchkey::RequestContext,
+) -> ApiResult<Json<SignInBody>> {
+    let token = RefreshToken::new(refresh_token);
+    let set = state.auth.tokens().refresh(&token, ctx).await?;
     Ok(Json(SignInBody::tokens(&set)))
 }
 
 /// `POST /token`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct TokenRequest {
     /// `authorization_code` (or `refresh_token`, as `POST /token/refresh`).
     pub grant_type: String,
@@ -79,8 +84,7 @@ pub async fn token(
             state.auth.tokens().exchange_code(&exchange, &ctx).await?
         }
         "refresh_token" => {
-            let token = RefreshToken::new(need(body.refresh_token, "refresh_token")?);
-            state.auth.tokens().refresh(&token, &ctx).await?
+            return rotate(&state, need(body.refresh_token, "refresh_token")?, &ctx).await;
         }
         _ => {
             return Err(ApiError::invalid(

@@ -3,17 +3,21 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use example_axum::{AppState, app};
 use http_body_util::BodyExt;
 use latchkey::testing::{CapturingMailer, CapturingSms, test_keyring, test_pepper};
 use latchkey::{Config, Latchkey, ManualClock};
-use serde_json::Value;
+use serde_json::{Value, json};
 use tower::ServiceExt;
+
+const HOUR: Duration = Duration::from_secs(3600);
 
 /// The bootstrap key the tests' app accepts.
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef0123456789";
@@ -60,7 +64,32 @@ impl TestApp {
         Self::with_origin("http://localhost:8080", change)
     }
 
+    /// Send limits loosened (1 s cooldown, 1000 sends per address), for tests that sign the
+    /// same person in many times and are not about the limits.
+    pub fn relaxed() -> Self {
+        Self::with_config(|config| {
+            config.limits.send_cooldown = Duration::from_secs(1);
+            config.limits.sends_per_recipient = latchkey::RateLimit::sliding(1000, HOUR);
+            config.sms.per_number = latchkey::RateLimit::sliding(1000, HOUR);
+            config.sms.per_ip = latchkey::RateLimit::sliding(1000, HOUR);
+        })
+    }
+
     pub fn with_origin(origin: &str, change: impl FnOnce(&mut Config)) -> Self {
+        Self::build(origin, change, false)
+    }
+
+    /// For a real browser at `origin`: the system clock (the page computes TOTP codes
+    /// from real time) and a 1 s send cooldown (the page asks for several codes).
+    pub fn for_browser(origin: &str) -> Self {
+        Self::build(
+            origin,
+            |config| config.limits.send_cooldown = Duration::from_secs(1),
+            true,
+        )
+    }
+
+    fn build(origin: &str, change: impl FnOnce(&mut Config), real_clock: bool) -> Self {
         let mail = CapturingMailer::new();
         let sms = CapturingSms::new();
         let clock = ManualClock::new(latchkey::Clock::now(&latchkey::SystemClock));
@@ -74,9 +103,14 @@ impl TestApp {
             .keyring(test_keyring())
             .mailer(mail.clone())
             .sms(sms.clone())
-            .clock(clock.clone())
-            .build()
-            .unwrap();
+            .clock(clock.clone());
+        let auth = if real_clock {
+            auth.clock(latchkey::SystemClock)
+        } else {
+            auth
+        }
+        .build()
+        .unwrap();
         let state = AppState::with(
             auth.clone(),
             vec![example_axum::Cidr::parse("10.0.0.0/8").unwrap()],
@@ -155,6 +189,18 @@ impl TestApp {
         mail.message.code.expect("a code").secret().to_owned()
     }
 
+    /// The last magic link emailed to `to`, whole.
+    pub fn last_link(&self, to: &str) -> String {
+        let mail = self
+            .mail
+            .sent()
+            .into_iter()
+            .rev()
+            .find(|m| m.to.as_str() == to && m.message.link.is_some())
+            .unwrap_or_else(|| panic!("no magic link to {to}"));
+        mail.message.link.expect("a link").secret().to_owned()
+    }
+
     /// The token of the last magic link to `to`.
     pub fn last_link_token(&self, to: &str) -> String {
         let mail = self
@@ -196,6 +242,105 @@ impl TestApp {
         let answer = self.sign_in_by_code(email).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
         answer.str("token")
+    }
+
+    /// A request with extra headers and, optionally, the socket's peer address (what
+    /// `into_make_service_with_connect_info` gives handlers).
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        bearer: Option<&str>,
+        headers: &[(&str, &str)],
+        peer: Option<SocketAddr>,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut request = match body {
+            Some(body) => request
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string())),
+            None => request.body(Body::empty()),
+        }
+        .unwrap();
+        if let Some(peer) = peer {
+            request.extensions_mut().insert(ConnectInfo(peer));
+        }
+        self.request(request).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value, bearer: Option<&str>) -> Answer {
+        self.call(Method::PUT, path, Some(body), bearer).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value, bearer: Option<&str>) -> Answer {
+        self.call(Method::PATCH, path, Some(body), bearer).await
+    }
+
+    /// The code in the last text to `to`.
+    pub fn last_sms_code(&self, to: &str) -> String {
+        let sms = self
+            .sms
+            .sent()
+            .into_iter()
+            .rev()
+            .find(|m| m.to.as_str() == to)
+            .unwrap_or_else(|| panic!("no text to {to}"));
+        sms.message.code.expect("a code").secret().to_owned()
+    }
+
+    /// Signs `email` in by email code, in the organization of `client_id` when given, after
+    /// moving the clock past the send cooldown (so it can be called again for one address).
+    pub async fn sign_in_via(&self, email: &str, client_id: Option<&str>) -> Answer {
+        self.advance(self.auth.config().limits.send_cooldown);
+        let query = client_id.map_or(String::new(), |c| format!("?client_id={c}"));
+        let sent = self
+            .post(
+                &format!("/api/v1/auth/passwordless/email-code{query}"),
+                json!({"email": email}),
+                None,
+            )
+            .await;
+        assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+        let code = self.last_email_code(email);
+        self.post(
+            &format!("/api/v1/auth/passwordless/email-code/verify{query}"),
+            json!({"request_id": sent.str("request_id"), "code": code}),
+            None,
+        )
+        .await
+    }
+
+    /// An access token for `email` (see [`sign_in_via`](Self::sign_in_via)).
+    pub async fn token_via(&self, email: &str, client_id: Option<&str>) -> String {
+        let answer = self.sign_in_via(email, client_id).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+        answer.str("token")
+    }
+
+    /// The bearer's `GET /auth/status`.
+    pub async fn status_of(&self, token: &str) -> Answer {
+        self.get("/api/v1/auth/status", Some(token)).await
+    }
+
+    /// A new public app in `org` redirecting to `redirect_uri`: its client id.
+    pub async fn app_in(&self, org: latchkey::OrgId, redirect_uri: &str) -> String {
+        let mut app = latchkey::directory::NewApp::default();
+        app.name = "Test app".into();
+        app.redirect_uris = vec![redirect_uri.to_owned()];
+        let created = self.auth.orgs().create_app(org, &app).await.unwrap();
+        created.app.client_id.as_str().to_owned()
+    }
+
+    /// The default organization's id.
+    pub async fn default_org(&self) -> latchkey::OrgId {
+        self.auth.orgs().default_org().await.unwrap().id
     }
 
     pub fn advance(&self, by: Duration) {
