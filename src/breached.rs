@@ -24,6 +24,80 @@ pub trait BreachedPasswords: Send + Sync + fmt::Debug {
     async fn is_breached(&self, password: &Password) -> Result<bool, Error>;
 }
 
+/// The bundled list: the 30,000 most common passwords of leaked corpora, as zxcvbn ranks
+/// them (`data/common-passwords.txt`, MIT; see `data/README.md`). It is compiled in as the
+/// sorted 64-bit hashes of each lowercase entry (240 KB, no text), so a lookup is a binary
+/// search with nothing to load, offline.
+///
+/// On by default ([`PasswordPolicy::refuse_common`](crate::PasswordPolicy::refuse_common)):
+/// every new password is screened against it before any configured checker.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CommonPasswords;
+
+static COMMON_HASHES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/common_passwords.bin"));
+
+impl CommonPasswords {
+    /// How many passwords the list holds.
+    pub fn len(&self) -> usize {
+        COMMON_HASHES.len() / 8
+    }
+
+    /// Never: the list is compiled in.
+    pub fn is_empty(&self) -> bool {
+        COMMON_HASHES.is_empty()
+    }
+
+    /// Whether `password`, ignoring case, is on the list, or is a listed password with
+    /// digits or symbols added at the end (`Monkey1234567890!`): the usual way a common
+    /// word is stretched to a length rule.
+    pub fn contains(&self, password: &Password) -> bool {
+        let lower = password.secret().to_lowercase();
+        if listed(&lower) {
+            return true;
+        }
+        let stem = lower.trim_end_matches(|c: char| !c.is_alphabetic());
+        stem.len() != lower.len() && stem.chars().count() >= 4 && listed(stem)
+    }
+}
+
+fn listed(lowercase: &str) -> bool {
+    let wanted = fnv1a(lowercase.as_bytes());
+    let count = COMMON_HASHES.len() / 8;
+    let (mut low, mut high) = (0, count);
+    while low < high {
+        let mid = low + (high - low) / 2;
+        let Some(chunk) = COMMON_HASHES.get(mid * 8..mid * 8 + 8) else {
+            return false;
+        };
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        let hash = u64::from_le_bytes(bytes);
+        match hash.cmp(&wanted) {
+            std::cmp::Ordering::Equal => return true,
+            std::cmp::Ordering::Less => low = mid + 1,
+            std::cmp::Ordering::Greater => high = mid,
+        }
+    }
+    false
+}
+
+/// FNV-1a, 64 bits: what `build.rs` applied to each listed password.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+#[async_trait]
+impl BreachedPasswords for CommonPasswords {
+    async fn is_breached(&self, password: &Password) -> Result<bool, Error> {
+        Ok(self.contains(password))
+    }
+}
+
 /// A list of passwords to refuse, held in memory as SHA-256 digests of their lowercase
 /// form (so `Password1` is refused when `password1` is listed).
 ///
@@ -81,6 +155,34 @@ impl BreachedPasswords for PasswordList {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bundled_list_refuses_common_passwords_and_their_stretched_forms() {
+        let common = CommonPasswords;
+        assert_eq!(common.len(), 30_000);
+        for listed in [
+            "123456",
+            "password",
+            "Password",
+            "QWERTYUIOP",
+            "iloveyou",
+            "trustno1",
+        ] {
+            assert!(common.contains(&Password::new(listed)), "{listed}");
+        }
+        // A common word stretched to a length rule with digits and symbols.
+        for stretched in ["monkey1234567890", "Sunshine2024!!!!", "dragon_________"] {
+            assert!(common.contains(&Password::new(stretched)), "{stretched}");
+        }
+        for fine in [
+            "correct horse battery staple",
+            "vq8-lamp-orbit-fjord",
+            "9f3k2m8q7c1x5v",
+            "xq1234567890123",
+        ] {
+            assert!(!common.contains(&Password::new(fine)), "{fine}");
+        }
+    }
 
     #[test]
     fn a_list_matches_whole_passwords_in_any_case() {

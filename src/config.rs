@@ -663,6 +663,12 @@ pub struct PasswordPolicy {
     /// The longest password. Default 128; 64 to 256. Longer input is refused before any
     /// hashing.
     pub max_length: usize,
+    /// Refuse the bundled list of the 30,000 most common passwords
+    /// ([`CommonPasswords`](crate::CommonPasswords)), also with digits or symbols added at
+    /// the end. Default on; works offline. A checker given to the builder
+    /// ([`LatchkeyBuilder::breached_passwords`](crate::LatchkeyBuilder::breached_passwords))
+    /// runs as well.
+    pub refuse_common: bool,
 }
 
 impl Default for PasswordPolicy {
@@ -671,6 +677,7 @@ impl Default for PasswordPolicy {
             min_length: 15,
             min_length_with_mfa: 8,
             max_length: 128,
+            refuse_common: true,
         }
     }
 }

@@ -76,6 +76,16 @@ pub enum Error {
     /// A mailer or SMS sender failed.
     #[error("delivery failed")]
     Delivery(#[source] DeliveryError),
+    /// An outside service the engine asked could not answer (the Pwned Passwords range
+    /// API, say).
+    #[error("{service} is unavailable")]
+    Unavailable {
+        /// Which service.
+        service: &'static str,
+        /// Why.
+        #[source]
+        source: BoxError,
+    },
 }
 
 /// Whole seconds, rounded up, at least 1: what a `Retry-After` header should say.
@@ -102,6 +112,7 @@ impl Error {
             Error::Crypto => "crypto",
             Error::Store(_) => "store",
             Error::Delivery(_) => "delivery",
+            Error::Unavailable { .. } => "unavailable",
         }
     }
 

@@ -68,6 +68,8 @@
 //! ## Features
 //!
 //! - `smtp`: `smtp::SmtpMailer`, email over SMTP (lettre on rustls).
+//! - `hibp`: [`hibp::PwnedPasswords`], refusing passwords seen in breaches by the Pwned
+//!   Passwords range API (k-anonymity: five hex characters of SHA-1 leave the process).
 //! - `legacy-hashes`: sign-in with bcrypt, scrypt (better-auth) and PBKDF2-SHA256
 //!   (Django) hashes imported from other systems, rehashed to Argon2id.
 //! - `testing`: capturing mailer and SMS sender, a capturing log subscriber, fixed test
@@ -96,6 +98,8 @@ pub mod directory;
 mod engine;
 mod error;
 pub mod flows;
+#[cfg(feature = "hibp")]
+pub mod hibp;
 pub mod mfa;
 pub mod model;
 pub mod protect;
@@ -110,7 +114,7 @@ pub mod testing;
 pub mod tokens;
 
 pub use audit::{Audit, ChainStatus};
-pub use breached::{BreachedPasswords, PasswordList};
+pub use breached::{BreachedPasswords, CommonPasswords, PasswordList};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{
     Attachment, Attestation, CodePolicy, Config, Delivery, Limits, MfaPolicy, PasskeyPolicy,

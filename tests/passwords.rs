@@ -668,3 +668,96 @@ async fn a_password_list_refuses_common_passwords_everywhere_a_password_is_set()
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn the_bundled_common_list_is_on_without_any_checker_and_can_be_turned_off() {
+    let build = |refuse_common: bool| {
+        let mut config = latchkey::Config::new("https://app.example.com");
+        config.passwords.refuse_common = refuse_common;
+        latchkey::Latchkey::builder(config)
+            .store(latchkey_memory::MemoryStore::new())
+            .pepper(latchkey::testing::test_pepper())
+            .keyring(latchkey::testing::test_keyring())
+            .build()
+            .unwrap()
+    };
+    // Fifteen characters, but a top-30,000 password with digits added.
+    let stretched = Password::new("Baseball1234567");
+    let auth = build(true);
+    let refused = auth
+        .passwords()
+        .sign_up("ana@example.com", &stretched, &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "invalid_input");
+    assert!(refused.to_string().contains("too common"), "{refused}");
+    let off = build(false);
+    let signed_up = off
+        .passwords()
+        .sign_up("ana@example.com", &stretched, &ctx())
+        .await;
+    assert!(
+        matches!(signed_up, Ok(SignIn::Complete(_))),
+        "{signed_up:?}"
+    );
+}
+
+#[tokio::test]
+async fn passwords_are_compared_in_nfkc_and_a_hash_of_the_raw_form_is_replaced() {
+    let h = harness();
+    // "ﬁ" (U+FB01, a ligature) and "é" as "e" + U+0301 are, in NFKC, "fi" and "é".
+    let typed_here = "the \u{FB01}ne caf\u{E9} on rue de rivoli";
+    let typed_there = "the fine cafe\u{301} on rue de rivoli";
+    let set = tokens(
+        h.auth
+            .passwords()
+            .sign_up("ana@example.com", &Password::new(typed_here), &ctx())
+            .await
+            .unwrap(),
+    );
+    let signed_in = h
+        .auth
+        .passwords()
+        .sign_in("ana@example.com", &Password::new(typed_there), &ctx())
+        .await;
+    assert!(
+        matches!(signed_in, Ok(SignIn::Complete(_))),
+        "{signed_in:?}"
+    );
+
+    // A hash made of the raw, unnormalized text (before normalization, or imported)
+    // still signs in, and is replaced by the normalized form's.
+    use argon2::PasswordHasher;
+    let raw = argon2::Argon2::default()
+        .hash_password(typed_here.as_bytes())
+        .unwrap()
+        .to_string();
+    let mut user = h.store.get_user(set.user_id).await.unwrap().unwrap();
+    user.password_hash = Some(PasswordHash::new(raw.clone()));
+    h.store.update_user(&user).await.unwrap();
+    h.auth
+        .passwords()
+        .sign_in("ana@example.com", &Password::new(typed_here), &ctx())
+        .await
+        .unwrap();
+    let replaced = h
+        .store
+        .get_user(set.user_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .password_hash
+        .unwrap();
+    assert_ne!(replaced.as_str(), raw);
+    h.auth
+        .passwords()
+        .sign_in("ana@example.com", &Password::new(typed_there), &ctx())
+        .await
+        .unwrap();
+    // The length rule counts the normalized form: five ligatures "ﬃ" are 15 characters.
+    let check = h
+        .auth
+        .passwords()
+        .check_policy(&Password::new("\u{FB03}".repeat(5)), false, None);
+    assert!(check.is_ok(), "{check:?}");
+}

@@ -91,8 +91,16 @@ async fn off_executor<T: Send + 'static>(
     }
 }
 
+/// The password in Unicode normalization form KC (NIST SP 800-63B: a password typed
+/// with a precomposed "é" on one keyboard and "e" + combining accent on another is the
+/// same password). What is hashed, and what lengths are counted on.
+fn normalized(password: &Password) -> Zeroizing<String> {
+    use unicode_normalization::UnicodeNormalization;
+    Zeroizing::new(password.secret().nfkc().collect())
+}
+
 async fn hash(inner: &Inner, password: &Password) -> Result<PasswordHash, Error> {
-    let secret = Zeroizing::new(password.secret().as_bytes().to_vec());
+    let secret = Zeroizing::new(normalized(password).as_bytes().to_vec());
     let phc = off_executor(inner, move || -> Result<String, Error> {
         let hash = argon2()?
             .hash_password(&secret)
@@ -103,20 +111,43 @@ async fn hash(inner: &Inner, password: &Password) -> Result<PasswordHash, Error>
     Ok(PasswordHash::new(phc))
 }
 
-/// Verifies against a stored hash (or the dummy), at the same cost either way.
+/// How a password met its stored hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// It did not.
+    Mismatch,
+    /// Its normalized form matched.
+    Match,
+    /// Only the password as typed matched: a hash made before normalization (or imported
+    /// from a system that hashed it raw), to be replaced.
+    MatchedRaw,
+}
+
+/// Verifies against a stored hash (or the dummy), at the same cost either way: the
+/// normalized password first and, when normalization changed it, the password as typed.
 async fn verify(
     inner: &Inner,
     password: &Password,
     stored: Option<&PasswordHash>,
-) -> Result<bool, Error> {
-    let secret = Zeroizing::new(password.secret().as_bytes().to_vec());
+) -> Result<Verdict, Error> {
+    let nfkc = Zeroizing::new(normalized(password).as_bytes().to_vec());
+    let raw = Zeroizing::new(password.secret().as_bytes().to_vec());
     let real = stored.is_some();
     let phc = match stored {
         Some(hash) => hash.as_str().to_owned(),
         None => dummy_hash(inner).await?,
     };
-    let matched = off_executor(inner, move || verify_stored(&secret, &phc)).await?;
-    Ok(matched && real)
+    let verdict = off_executor(inner, move || {
+        if verify_stored(&nfkc, &phc) {
+            Verdict::Match
+        } else if raw != nfkc && verify_stored(&raw, &phc) {
+            Verdict::MatchedRaw
+        } else {
+            Verdict::Mismatch
+        }
+    })
+    .await?;
+    Ok(if real { verdict } else { Verdict::Mismatch })
 }
 
 /// Verifies a password against a stored hash of any format we read: Argon2 PHC strings,
@@ -273,8 +304,7 @@ mod legacy {
 
     /// better-auth: `<salt as 32 hex chars>:<128 hex chars of key>`, the key being
     /// scrypt(password, salt text, N = 16384, r = 16, p = 1, 64 bytes). better-auth
-    /// NFKC-normalizes the password first; passwords that NFKC changes (rare outside
-    /// compatibility characters) do not verify here and need a reset.
+    /// NFKC-normalizes the password first, as this engine does before verifying.
     fn better_auth_scrypt(password: &[u8], stored: &str) -> bool {
         let Some((salt, key)) = stored.split_once(':') else {
             return false;
@@ -382,7 +412,8 @@ impl<'a> Passwords<'a> {
         super::count_attempt(inner, email.as_str(), ctx).await?;
         let user = inner.users.get_user_by_email(&email).await?;
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-        if !verify(inner, password, stored.as_ref()).await? {
+        let verdict = verify(inner, password, stored.as_ref()).await?;
+        if verdict == Verdict::Mismatch {
             let user_id = user.as_ref().map(|u| u.id);
             super::log_failure(inner, user_id, ctx, "pwd").await?;
             return Err(Error::InvalidCredentials);
@@ -391,7 +422,7 @@ impl<'a> Passwords<'a> {
             return Err(Error::InvalidCredentials);
         };
         crate::signin::may_sign_in(inner, &user)?;
-        if stored.is_some_and(|h| !up_to_policy(h.as_str())) {
+        if verdict == Verdict::MatchedRaw || stored.is_some_and(|h| !up_to_policy(h.as_str())) {
             // A weaker (or imported) hash is replaced now that the password is in hand.
             user.password_hash = Some(hash(inner, password).await?);
             user.updated_at = inner.clock.now();
@@ -422,7 +453,7 @@ impl<'a> Passwords<'a> {
             .ok_or(Error::NotFound { what: "user" })?;
         let subject = super::account_subject(&account);
         super::count_attempt(inner, &subject, ctx).await?;
-        if !verify(inner, current, account.password_hash.as_ref()).await? {
+        if verify(inner, current, account.password_hash.as_ref()).await? == Verdict::Mismatch {
             super::log_failure(inner, Some(user), ctx, "pwd").await?;
             return Err(Error::InvalidCredentials);
         }
@@ -560,18 +591,27 @@ impl<'a> Passwords<'a> {
         .await
     }
 
-    /// Refuses a password the configured checker knows to attackers. A checker that
-    /// cannot answer lets the password through, with a warning.
+    /// Refuses a password on the bundled list of common ones (unless configured off) or
+    /// that the configured checker knows to attackers. A checker that cannot answer lets
+    /// the password through, with a warning.
     async fn screen(&self, password: &Password) -> Result<(), Error> {
+        let refused = || {
+            Err(Error::invalid(
+                "password",
+                "is too common or appeared in a data breach; choose another",
+            ))
+        };
+        if self.inner.config.config.passwords.refuse_common
+            && crate::CommonPasswords.contains(password)
+        {
+            return refused();
+        }
         let Some(checker) = &self.inner.breached else {
             return Ok(());
         };
         match checker.is_breached(password).await {
             Ok(false) => Ok(()),
-            Ok(true) => Err(Error::invalid(
-                "password",
-                "is too common or appeared in a data breach; choose another",
-            )),
+            Ok(true) => refused(),
             Err(err) => {
                 tracing::warn!(error = %err, "the breached-password check failed; let through");
                 Ok(())
@@ -615,7 +655,8 @@ impl<'a> Passwords<'a> {
         context: &Context<'_>,
     ) -> Result<(), Error> {
         let policy = &self.inner.config.config.passwords;
-        let text = password.secret();
+        let normalized = normalized(password);
+        let text = normalized.as_str();
         let bad = |reason: String| Err(Error::invalid("password", reason));
         if text.len() > policy.max_length * 4 {
             return bad(format!("must be at most {} characters", policy.max_length));

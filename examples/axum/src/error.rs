@@ -136,6 +136,7 @@ impl From<latchkey::Error> for ApiError {
             E::NotFound { .. } => StatusCode::NOT_FOUND,
             E::Conflict { .. } => StatusCode::CONFLICT,
             E::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            E::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = if status.is_server_error() {
