@@ -47,16 +47,25 @@ impl CommonPasswords {
         COMMON_HASHES.is_empty()
     }
 
-    /// Whether `password`, ignoring case, is on the list, or is a listed password with
-    /// digits or symbols added at the end (`Monkey1234567890!`): the usual way a common
-    /// word is stretched to a length rule.
+    /// Whether `password`, ignoring case, is on the list, or is a listed password of 4+
+    /// letters stretched to a length rule the usual way: up to 8 digits or symbols added at
+    /// the end (`Sunshine2024!!!!`), or any number that run or repeat
+    /// (`Monkey1234567890`, `Dragon!!!!!!!!!!`). A listed word followed by many random digits is a different
+    /// matter and passes.
     pub fn contains(&self, password: &Password) -> bool {
         let lower = password.secret().to_lowercase();
         if listed(&lower) {
             return true;
         }
         let stem = lower.trim_end_matches(|c: char| !c.is_alphabetic());
-        stem.len() != lower.len() && stem.chars().count() >= 4 && listed(stem)
+        let Some(suffix) = lower.get(stem.len()..).filter(|s| !s.is_empty()) else {
+            return false;
+        };
+        // The digit row wraps: "1234567890" is a run to a person, if not to char codes.
+        let padding = suffix.chars().count() <= 8
+            || crate::flows::password::trivial(suffix)
+            || "12345678901234567890".contains(suffix);
+        padding && stem.chars().count() >= 4 && listed(stem)
     }
 }
 
@@ -176,6 +185,8 @@ mod tests {
         }
         for fine in [
             "correct horse battery staple",
+            "correct horse battery staple 42",
+            "dragon 7391 0462 8815 3307",
             "vq8-lamp-orbit-fjord",
             "9f3k2m8q7c1x5v",
             "xq1234567890123",

@@ -53,6 +53,8 @@ impl PwnedPasswords {
             .ok_or_else(|| Error::Config("hibp base URL must be http(s) and end in '/'".into()))?;
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
+            // The prefix goes where it was configured to go, and nowhere else.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config(format!("hibp client: {e}")))?;
@@ -79,27 +81,29 @@ impl PwnedPasswords {
             source,
         };
         let url = self.base.join(prefix).map_err(|e| unavailable(e.into()))?;
-        let response = self
+        // reqwest's errors carry the URL, which holds the prefix: never keep it.
+        let mut response = self
             .client
             .get(url)
             .header("Add-Padding", "true")
             .send()
             .await
-            .map_err(|e| unavailable(e.into()))?;
+            .map_err(|e| unavailable(e.without_url().into()))?;
         if !response.status().is_success() {
             return Err(unavailable(
                 format!("range API answered {}", response.status()).into(),
             ));
         }
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_BODY as u64)
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| unavailable(e.without_url().into()))?
         {
-            return Err(unavailable("range answer too large".into()));
-        }
-        let body = response.bytes().await.map_err(|e| unavailable(e.into()))?;
-        if body.len() > MAX_BODY {
-            return Err(unavailable("range answer too large".into()));
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(unavailable("range answer too large".into()));
+            }
+            body.extend_from_slice(&chunk);
         }
         let text = String::from_utf8_lossy(&body);
         for line in text.lines() {
@@ -107,7 +111,12 @@ impl PwnedPasswords {
                 continue;
             };
             if seen_suffix.eq_ignore_ascii_case(suffix) {
-                return Ok(count.trim().parse().unwrap_or(0));
+                // A sighting whose count cannot be read is an answer not understood, not
+                // a clean bill.
+                return count
+                    .trim()
+                    .parse()
+                    .map_err(|_| unavailable("unreadable count in range answer".into()));
             }
         }
         Ok(0)

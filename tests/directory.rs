@@ -1289,21 +1289,36 @@ async fn removing_an_authenticator_needs_a_fresh_sign_in_and_keeps_the_one_an_or
     let factor = h.auth.mfa().authenticators(bo).await.unwrap().totp[0].id;
     let which = latchkey::AuthenticatorId::Totp(factor);
 
-    // Her only second factor, in an organization that requires one: it stays.
-    let session = sign_in_with_totp(&h, bo, &secret, &in_strict).await;
-    let refused = h
-        .auth
-        .mfa()
-        .remove(session.session_id, &which, &in_strict)
-        .await;
-    assert!(matches!(refused, Err(Error::Forbidden)), "{refused:?}");
+    // Her only TOTP, and an organization of hers requires a second factor: it stays,
+    // whichever organization the session runs in.
+    for session_ctx in [&in_strict, &ctx()] {
+        let session = sign_in_with_totp(&h, bo, &secret, session_ctx).await;
+        let refused = h
+            .auth
+            .mfa()
+            .remove(session.session_id, &which, session_ctx)
+            .await;
+        assert!(matches!(refused, Err(Error::Forbidden)), "{refused:?}");
+    }
+    assert_eq!(h.auth.mfa().authenticators(bo).await.unwrap().totp.len(), 1);
 
-    // Outside the organization the rule is hers, but a sign-in 11 minutes old is stale.
-    let own = sign_in_with_totp(&h, bo, &secret, &ctx()).await;
+    // Someone in no such organization decides for themself, but a sign-in 11 minutes old
+    // is stale.
+    let cy = h
+        .auth
+        .users()
+        .create(NewUser::with_email("cy@example.com"), &ctx())
+        .await
+        .unwrap()
+        .id;
+    let (secret, _) = enable_totp(&h, cy).await;
+    let factor = h.auth.mfa().authenticators(cy).await.unwrap().totp[0].id;
+    let which = latchkey::AuthenticatorId::Totp(factor);
+    let own = sign_in_with_totp(&h, cy, &secret, &ctx()).await;
     h.clock.advance(std::time::Duration::from_secs(11 * 60));
     let stale = h.auth.mfa().remove(own.session_id, &which, &ctx()).await;
     assert!(matches!(stale, Err(Error::ReauthRequired)), "{stale:?}");
-    assert_eq!(h.auth.mfa().authenticators(bo).await.unwrap().totp.len(), 1);
+    assert_eq!(h.auth.mfa().authenticators(cy).await.unwrap().totp.len(), 1);
     let window = h.auth.config().mfa.fresh_sign_in;
     let recent = h
         .auth
@@ -1319,7 +1334,7 @@ async fn removing_an_authenticator_needs_a_fresh_sign_in_and_keeps_the_one_an_or
     assert_eq!(longer.unwrap().id, own.session_id);
 
     // Fresh: it goes, once; a revoked session removes nothing.
-    let fresh = sign_in_with_totp(&h, bo, &secret, &ctx()).await;
+    let fresh = sign_in_with_totp(&h, cy, &secret, &ctx()).await;
     h.auth
         .mfa()
         .remove(fresh.session_id, &which, &ctx())
@@ -1328,7 +1343,7 @@ async fn removing_an_authenticator_needs_a_fresh_sign_in_and_keeps_the_one_an_or
     assert!(
         h.auth
             .mfa()
-            .authenticators(bo)
+            .authenticators(cy)
             .await
             .unwrap()
             .totp
@@ -1338,7 +1353,7 @@ async fn removing_an_authenticator_needs_a_fresh_sign_in_and_keeps_the_one_an_or
     assert!(matches!(again, Err(Error::NotFound { .. })), "{again:?}");
     h.auth
         .sessions()
-        .revoke(bo, fresh.session_id, &ctx())
+        .revoke(cy, fresh.session_id, &ctx())
         .await
         .unwrap();
     let ended = h.auth.mfa().remove(fresh.session_id, &which, &ctx()).await;

@@ -13,8 +13,7 @@ use latchkey::{BreachedPasswords, RequestContext, SignIn};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-/// SHA-1("correct horse battery staple") = BF6A8E4B0F2E1F0E1F0C6B0F... computed below;
-/// the server knows hashes by their suffix under each prefix.
+/// The uppercase hex SHA-1 of `text`, as the range API writes hashes.
 fn sha1_hex(text: &str) -> String {
     use sha1::Digest;
     sha1::Sha1::digest(text.as_bytes())
@@ -30,7 +29,7 @@ struct RangeServer {
     requests: Arc<Mutex<Vec<String>>>,
 }
 
-async fn range_server(seen: Vec<(String, u64)>, down: bool) -> RangeServer {
+async fn range_server(seen: Vec<(String, &'static str)>, down: bool) -> RangeServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/range/", listener.local_addr().unwrap());
     let requests = Arc::new(Mutex::new(Vec::new()));
@@ -80,11 +79,13 @@ async fn only_a_five_character_prefix_leaves_and_counts_decide() {
     let breached = "P@ssw0rd-from-a-breach";
     let rare = "seen once in a breach";
     let padded = "padding";
+    let garbled = "an answer we cannot read";
     let server = range_server(
         vec![
-            (sha1_hex(breached), 4242),
-            (sha1_hex(rare), 1),
-            (sha1_hex(padded), 0),
+            (sha1_hex(breached), "4242"),
+            (sha1_hex(rare), "1"),
+            (sha1_hex(padded), "0"),
+            (sha1_hex(garbled), "many"),
         ],
         false,
     )
@@ -104,6 +105,12 @@ async fn only_a_five_character_prefix_leaves_and_counts_decide() {
             .await
             .unwrap()
     );
+    // A sighting with an unreadable count is no clean bill: the service is "unavailable".
+    let garbled_err = checker
+        .times_seen(&Password::new(garbled))
+        .await
+        .unwrap_err();
+    assert_eq!(garbled_err.code(), "unavailable");
     // A higher bar lets the rare one through.
     let strict = PwnedPasswords::with_base_url(&server.url)
         .unwrap()
@@ -112,7 +119,7 @@ async fn only_a_five_character_prefix_leaves_and_counts_decide() {
     assert!(strict.is_breached(&Password::new(breached)).await.unwrap());
 
     let requests = server.requests.lock().unwrap().clone();
-    assert_eq!(requests.len(), 7);
+    assert_eq!(requests.len(), 8);
     let hash = sha1_hex(breached);
     let first = &requests[0];
     assert!(
@@ -145,7 +152,7 @@ async fn the_engine_refuses_a_breached_password_and_lets_it_through_when_the_ser
             .build()
             .unwrap()
     };
-    let up = range_server(vec![(sha1_hex(breached), 77)], false).await;
+    let up = range_server(vec![(sha1_hex(breached), "77")], false).await;
     let auth = build(PwnedPasswords::with_base_url(&up.url).unwrap());
     let ctx = RequestContext::new();
     let refused = auth
@@ -156,7 +163,7 @@ async fn the_engine_refuses_a_breached_password_and_lets_it_through_when_the_ser
     assert_eq!(refused.code(), "invalid_input");
     assert!(refused.to_string().contains("data breach"), "{refused}");
 
-    let down = range_server(vec![(sha1_hex(breached), 77)], true).await;
+    let down = range_server(vec![(sha1_hex(breached), "77")], true).await;
     let checker = PwnedPasswords::with_base_url(&down.url).unwrap();
     let err = checker
         .times_seen(&Password::new(breached))

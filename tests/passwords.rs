@@ -754,10 +754,28 @@ async fn passwords_are_compared_in_nfkc_and_a_hash_of_the_raw_form_is_replaced()
         .sign_in("ana@example.com", &Password::new(typed_there), &ctx())
         .await
         .unwrap();
-    // The length rule counts the normalized form: five ligatures "ﬃ" are 15 characters.
-    let check = h
+    // Lengths count the stricter of the typed and normalized forms: five ligatures "ﬃ"
+    // (fifteen letters in NFKC) are five characters; fifteen of them pass.
+    let policy = |text: String| {
+        h.auth
+            .passwords()
+            .check_policy(&Password::new(text), false, None)
+    };
+    let short = policy("\u{FB03}".repeat(5));
+    assert!(short.is_err(), "{short:?}");
+    let long = policy("\u{FB03}".repeat(15));
+    assert!(long.is_ok(), "{long:?}");
+    // Screening sees the normalized form: full-width "ｐａｓｓｗｏｒｄ１２３４５６７８" is a
+    // common password stretched with a run.
+    let full_width: String = "password12345678"
+        .chars()
+        .map(|c| char::from_u32(u32::from(c) - 0x21 + 0xFF01).unwrap())
+        .collect();
+    let refused = h
         .auth
         .passwords()
-        .check_policy(&Password::new("\u{FB03}".repeat(5)), false, None);
-    assert!(check.is_ok(), "{check:?}");
+        .sign_up("bo@example.com", &Password::new(full_width), &ctx())
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("too common"), "{refused}");
 }

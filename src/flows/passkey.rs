@@ -455,6 +455,9 @@ impl<'a> Passkeys<'a> {
     /// [`Error::Conflict`] (`"last_sign_in_method"`) when it is the user's only way to sign
     /// in: no other passkey, no password, and no address or phone the engine can send a
     /// code to. [`Error::NotFound`] (`"passkey"`) when the user has no such passkey.
+    ///
+    /// No recent-sign-in check: for a user's own request use
+    /// [`Mfa::remove`](crate::Mfa::remove), which makes it.
     pub async fn delete(
         &self,
         user: UserId,

@@ -595,6 +595,9 @@ impl<'a> Passwords<'a> {
     /// that the configured checker knows to attackers. A checker that cannot answer lets
     /// the password through, with a warning.
     async fn screen(&self, password: &Password) -> Result<(), Error> {
+        // What is hashed is the normalized form: screen that (a full-width "ｐａｓｓｗｏｒｄ"
+        // is "password").
+        let password = &Password::new(normalized(password).as_str());
         let refused = || {
             Err(Error::invalid(
                 "password",
@@ -655,22 +658,25 @@ impl<'a> Passwords<'a> {
         context: &Context<'_>,
     ) -> Result<(), Error> {
         let policy = &self.inner.config.config.passwords;
-        let normalized = normalized(password);
-        let text = normalized.as_str();
         let bad = |reason: String| Err(Error::invalid("password", reason));
-        if text.len() > policy.max_length * 4 {
+        // The same byte cap as sign-in's, on the text as typed, before any work on it.
+        if password.secret().len() > policy.max_length * 4 {
             return bad(format!("must be at most {} characters", policy.max_length));
         }
-        let length = text.chars().count();
+        let normalized = normalized(password);
+        let text = normalized.as_str();
+        // Counted both as typed and normalized, the stricter count deciding: one
+        // character that NFKC expands to eighteen is still one.
+        let (typed, compared) = (password.secret().chars().count(), text.chars().count());
         let min = if has_mfa {
             policy.min_length_with_mfa
         } else {
             policy.min_length
         };
-        if length < min {
+        if typed.min(compared) < min {
             return bad(format!("must be at least {min} characters"));
         }
-        if length > policy.max_length {
+        if typed.max(compared) > policy.max_length {
             return bad(format!("must be at most {} characters", policy.max_length));
         }
         if trivial(text) {
@@ -698,7 +704,7 @@ impl<'a> Passwords<'a> {
 }
 
 /// One character repeated, or one steady run up or down (`abcdef…`, `987654…`).
-fn trivial(text: &str) -> bool {
+pub(crate) fn trivial(text: &str) -> bool {
     let chars: Vec<u32> = text.chars().map(u32::from).collect();
     let Some(first) = chars.first() else {
         return true;

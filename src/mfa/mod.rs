@@ -31,6 +31,32 @@ pub enum AuthenticatorId {
     Passkey(crate::model::CredentialId),
 }
 
+/// Whether an organization `user` may sign in to requires MFA: the default one, the
+/// session's, or any they are a member of.
+async fn mfa_required_anywhere(
+    inner: &Inner,
+    user: UserId,
+    session_org: Option<crate::OrgId>,
+) -> Result<bool, Error> {
+    use crate::directory::MfaRequirement;
+    let orgs = crate::directory::Orgs::new(inner);
+    let mut candidates = vec![None, session_org];
+    candidates.extend(
+        inner
+            .orgs
+            .list_memberships(user)
+            .await?
+            .into_iter()
+            .map(|m| Some(m.org_id)),
+    );
+    for org in candidates {
+        if orgs.settings(org).await?.mfa == MfaRequirement::Required {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Multi-factor authentication (`auth.mfa()`).
 #[derive(Clone, Copy)]
 pub struct Mfa<'a> {
@@ -143,11 +169,14 @@ impl<'a> Mfa<'a> {
     ///
     /// The session's sign-in must be recent ([`MfaPolicy::fresh_sign_in`], 10 minutes by
     /// default), or the answer is [`Error::ReauthRequired`]: a stolen access token alone
-    /// must not strip the account's second factor. When the session's organization
-    /// requires MFA, the user's last second factor (an active TOTP authenticator or a
-    /// passkey) cannot go: [`Error::Forbidden`]. A passkey that is the last way to sign in
-    /// at all is [`Error::Conflict`] (see [`Passkeys::delete`]); an unknown authenticator
-    /// [`Error::NotFound`]; an ended session [`Error::SessionRevoked`].
+    /// must not strip the account's second factor. When any organization the user may
+    /// sign in to requires MFA (the default organization, the session's, or one they are a
+    /// member of), their last active TOTP authenticator cannot go ([`Error::Forbidden`]):
+    /// it is what a password or emailed-code sign-in asks for, and without it the next
+    /// such sign-in would let whoever holds the first factor enrol their own. A passkey
+    /// that is the last way to sign in at all is [`Error::Conflict`] (see
+    /// [`Passkeys::delete`]); an unknown authenticator [`Error::NotFound`]; an ended
+    /// session [`Error::SessionRevoked`].
     ///
     /// [`MfaPolicy::fresh_sign_in`]: crate::MfaPolicy::fresh_sign_in
     /// [`Passkeys::delete`]: crate::Passkeys::delete
@@ -160,29 +189,17 @@ impl<'a> Mfa<'a> {
         let inner = self.inner;
         let window = inner.config.config.mfa.fresh_sign_in;
         let (session, user) = crate::flows::passkey::fresh_session(inner, session, window).await?;
-        let rule = crate::directory::Orgs::new(inner)
-            .settings(session.org_id)
-            .await?
-            .mfa;
-        if rule == crate::directory::MfaRequirement::Required {
-            let factors = self.authenticators(user.id).await?;
-            let totp_left = factors
-                .totp
-                .iter()
-                .filter(|t| t.status == FactorStatus::Active)
-                .filter(|t| *which != AuthenticatorId::Totp(t.id))
-                .count();
-            let passkeys_left = factors
-                .passkeys
-                .iter()
-                .filter(|p| *which != AuthenticatorId::Passkey(p.id.clone()))
-                .count();
-            if totp_left + passkeys_left == 0 {
-                return Err(Error::Forbidden);
-            }
-        }
         match which {
             AuthenticatorId::Totp(id) => {
+                let factors = inner.users.list_totp_factors(user.id).await?;
+                let active: Vec<_> = factors
+                    .iter()
+                    .filter(|f| f.status == FactorStatus::Active)
+                    .collect();
+                let last = matches!(active.as_slice(), [only] if only.id == *id);
+                if last && mfa_required_anywhere(inner, user.id, session.org_id).await? {
+                    return Err(Error::Forbidden);
+                }
                 if !Totp::new(inner).remove(user.id, *id, ctx).await? {
                     return Err(Error::NotFound {
                         what: "authenticator",

@@ -246,6 +246,9 @@ impl<'a> Totp<'a> {
     }
 
     /// Removes a TOTP factor. Returns whether it existed.
+    ///
+    /// Administrative: no recent-sign-in or organization check. For a user's own request
+    /// use [`Mfa::remove`](crate::Mfa::remove), which makes both.
     pub async fn remove(
         &self,
         user: UserId,

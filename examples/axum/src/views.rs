@@ -124,6 +124,7 @@ impl<T: ToSchema> List<T> {
 
 /// Paging parameters.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Items per page (1 to 100; default 20).
     pub limit: Option<u32>,

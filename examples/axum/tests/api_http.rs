@@ -112,8 +112,31 @@ async fn the_openapi_document_lists_every_route() {
         for method in ["get", "post", "put", "patch", "delete"] {
             if let Some(op) = item.get(method) {
                 found.insert(format!("{} {path}", method.to_uppercase()));
-                // Every operation documents the shared error body.
+                // Every operation documents the shared error body, and every response
+                // has a description (OpenAPI requires one).
                 assert!(op["responses"].get("4XX").is_some(), "{method} {path}");
+                for (status, response) in op["responses"].as_object().unwrap() {
+                    let text = response["description"].as_str().unwrap_or("");
+                    assert!(!text.is_empty(), "{method} {path} {status}");
+                }
+                // Path parameters are exactly the template's; the rest are in the query.
+                let in_template: BTreeSet<&str> = path
+                    .split('/')
+                    .filter_map(|part| part.strip_prefix('{')?.strip_suffix('}'))
+                    .collect();
+                let mut declared = BTreeSet::new();
+                for param in op["parameters"].as_array().into_iter().flatten() {
+                    let name = param["name"].as_str().unwrap();
+                    match param["in"].as_str().unwrap() {
+                        "path" => {
+                            declared.insert(name);
+                            assert_eq!(param["required"], true, "{method} {path} {name}");
+                        }
+                        "query" => assert!(!in_template.contains(name), "{method} {path} {name}"),
+                        other => panic!("{method} {path} {name} in {other}"),
+                    }
+                }
+                assert_eq!(declared, in_template, "{method} {path}");
             }
         }
     }

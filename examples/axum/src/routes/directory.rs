@@ -392,6 +392,7 @@ pub async fn delete_permission(
 
 /// `GET /users` filters and paging.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct UserListQuery {
     /// Items per page (1 to 100; default 20).
     pub limit: Option<u32>,

@@ -19,6 +19,7 @@ use crate::views::{List, PasskeyView, SignInBody};
 
 /// Who registers or signs in.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct BeginQuery {
     /// An email (or, for sign-in, an E.164 phone). Registration: required without a
     /// bearer (a new account). Sign-in: optional (without it, discoverable credentials).
@@ -81,6 +82,7 @@ pub async fn register_begin(
 
 /// Which ceremony.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CeremonyQuery {
     /// The `auth_code` the begin step returned.
     pub auth_code: String,
@@ -180,6 +182,7 @@ pub async fn login_finish(
 
 /// Which ceremony.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatusQuery {
     /// The ceremony's `auth_code`.
     pub auth_code: String,

@@ -122,6 +122,7 @@ pub async fn magic_link_resend(
 
 /// The token of a magic link.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TokenQuery {
     /// The link's token.
     pub token: String,
@@ -198,6 +199,7 @@ pub async fn magic_link_verify(
 
 /// `GET /auth/passwordless/magic-link/status`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StatusQuery {
     /// The request.
     pub request_id: String,
