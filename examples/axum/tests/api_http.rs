@@ -108,10 +108,16 @@ async fn the_openapi_document_lists_every_route() {
     assert_eq!(doc.body["info"]["title"], "latchkey example API");
 
     let mut found = BTreeSet::new();
+    let mut operation_ids = BTreeSet::new();
     for (path, item) in doc.body["paths"].as_object().unwrap() {
         for method in ["get", "post", "put", "patch", "delete"] {
             if let Some(op) = item.get(method) {
                 found.insert(format!("{} {path}", method.to_uppercase()));
+                let id = op["operationId"].as_str().unwrap().to_owned();
+                assert!(
+                    operation_ids.insert(id),
+                    "{method} {path}: operationId repeats"
+                );
                 // Every operation documents the shared error body, and every response
                 // has a description (OpenAPI requires one).
                 assert!(op["responses"].get("4XX").is_some(), "{method} {path}");

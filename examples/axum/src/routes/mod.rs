@@ -110,6 +110,38 @@ fn describe(doc: &mut OpenApi) {
                 .build(),
         )
         .build();
+    // Operation ids come from handler names, which repeat across modules (`status`,
+    // `delete`…): OpenAPI wants them unique, so a repeated one gets its tag in front.
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    for item in doc.paths.paths.values() {
+        for op in [&item.get, &item.post, &item.put, &item.patch, &item.delete]
+            .into_iter()
+            .flatten()
+        {
+            if let Some(id) = &op.operation_id {
+                *seen.entry(id.clone()).or_default() += 1;
+            }
+        }
+    }
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tag = op.tags.as_ref().and_then(|t| t.first()).cloned();
+            if let (Some(id), Some(tag)) = (&op.operation_id, tag)
+                && seen.get(id).is_some_and(|n| *n > 1)
+            {
+                op.operation_id = Some(format!("{tag}_{id}"));
+            }
+        }
+    }
     for item in doc.paths.paths.values_mut() {
         for op in [
             &mut item.get,
