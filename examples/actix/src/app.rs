@@ -64,6 +64,10 @@ fn json_error(err: JsonPayloadError) -> ApiError {
         JsonPayloadError::Deserialize(e) => {
             ApiError::unparsable("malformed JSON body", &e.to_string())
         }
+        // actix answers 400 for these; the API (as the axum example) 415.
+        JsonPayloadError::ContentType => {
+            ApiError::from_status(actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        }
         other => ApiError::from_status(other.status_code()),
     }
 }
@@ -83,11 +87,10 @@ async fn headers(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let api = req.path().starts_with("/api/");
-    let request = req.request().clone();
-    let mut res = match next.call(req).await {
-        Ok(res) => res.map_into_boxed_body(),
-        Err(err) => ServiceResponse::from_err(err, request),
-    };
+    // Handlers, extractors and the guard answer their errors as responses, so an `Err`
+    // here is actix's own and rare; it is answered by actix as usual. (The request cannot
+    // be kept to build a response from: routing needs it unshared.)
+    let mut res = next.call(req).await?.map_into_boxed_body();
     let status = res.status();
     let json = res
         .headers()
