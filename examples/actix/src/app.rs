@@ -11,6 +11,7 @@ use actix_web::{App, HttpResponse, ResponseError, web};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::Endpoint;
 
 /// The largest request body accepted (a WebAuthn answer is a few KiB): larger ones get 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -48,7 +49,7 @@ pub fn app(
         )
         .app_data(web::PayloadConfig::new(BODY_LIMIT))
         .configure(crate::routes::configure)
-        .route("/.well-known/jwks.json", web::get().to(jwks))
+        .service(Endpoint::at("/.well-known/jwks.json").get(jwks).done())
         .default_service(web::to(|| async {
             Err::<HttpResponse, _>(ApiError::no_route())
         }))

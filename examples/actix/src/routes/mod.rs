@@ -16,13 +16,13 @@ pub mod passwordless;
 pub mod tokens;
 
 /// A path with its methods; any other method answers 405 with `Allow`, as JSON.
-struct Endpoint {
+pub(crate) struct Endpoint {
     resource: Resource,
     methods: Vec<Method>,
 }
 
 impl Endpoint {
-    fn at(path: &str) -> Self {
+    pub(crate) fn at(path: &str) -> Self {
         Endpoint {
             resource: web::resource(path),
             methods: Vec::new(),
@@ -40,13 +40,15 @@ impl Endpoint {
         self
     }
 
-    fn get<F, Args>(self, handler: F) -> Self
+    /// GET, and HEAD with the same handler (actix sends no body for HEAD).
+    pub(crate) fn get<F, Args>(self, handler: F) -> Self
     where
         F: Handler<Args>,
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.on(Method::GET, handler)
+        self.on(Method::GET, handler.clone())
+            .on(Method::HEAD, handler)
     }
 
     fn post<F, Args>(self, handler: F) -> Self
@@ -58,7 +60,7 @@ impl Endpoint {
         self.on(Method::POST, handler)
     }
 
-    fn done(self) -> Resource {
+    pub(crate) fn done(self) -> Resource {
         let allow = allow_list(&self.methods);
         self.resource.default_service(web::to(move || {
             let allow = allow.clone();

@@ -184,12 +184,12 @@ async fn refusals_are_json_errors() {
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
     );
-    assert_eq!(wrong_method.header("allow"), Some("GET"));
+    assert_eq!(wrong_method.header("allow"), Some("GET, HEAD"));
     assert_eq!(wrong_method.header("cache-control"), Some("no-store"));
     let both = test
         .delete("/api/v1/auth/passwordless/magic-link/verify", None)
         .await;
-    assert_eq!(both.header("allow"), Some("GET, POST"));
+    assert_eq!(both.header("allow"), Some("GET, HEAD, POST"));
 
     let missing_query = test
         .get("/api/v1/auth/passwordless/magic-link/verify", None)

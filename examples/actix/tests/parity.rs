@@ -1,0 +1,416 @@
+//! Parity: the scenario of `examples/parity/cases.json`, run over real loopback sockets
+//! against the axum example and this one, each on its own in-memory engine with the same
+//! configuration. At every step both must answer the status the case names, the same
+//! JSON shape (key paths and value types), the same error code, and the same headers that
+//! clients act on. Values (tokens, ids, times) differ, and are not compared.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+
+use actix_web::HttpServer;
+use latchkey::testing::{CapturingMailer, CapturingSms, test_keyring, test_pepper};
+use latchkey::{Config, Latchkey, ManualClock};
+use serde::Deserialize;
+use serde_json::Value;
+
+const CASES: &str = include_str!("../../parity/cases.json");
+
+#[derive(Deserialize)]
+struct Cases {
+    steps: Vec<Step>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Step {
+    name: String,
+    method: String,
+    path: String,
+    #[serde(default)]
+    json: Option<Value>,
+    #[serde(default)]
+    raw: Option<String>,
+    #[serde(default)]
+    raw_repeat: Option<Repeat>,
+    #[serde(default)]
+    content_type: Option<String>,
+    #[serde(default)]
+    bearer: Option<String>,
+    #[serde(default)]
+    authorization: Option<String>,
+    status: u16,
+    #[serde(default)]
+    keys: Option<Vec<String>>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    message_excludes: Option<String>,
+    /// Expected header values: `"*"` present with any value, `null` absent.
+    #[serde(default)]
+    headers: BTreeMap<String, Option<String>>,
+    #[serde(default)]
+    capture: BTreeMap<String, String>,
+}
+
+/// A body of `head`, `fill` repeated `times`, and `tail` (an oversized body, written
+/// small).
+#[derive(Deserialize)]
+struct Repeat {
+    head: String,
+    fill: String,
+    times: usize,
+    tail: String,
+}
+
+/// One app under test: where it listens, what it delivered, what the scenario captured.
+struct Side {
+    name: &'static str,
+    base: String,
+    mail: CapturingMailer,
+    sms: CapturingSms,
+    captured: BTreeMap<String, String>,
+}
+
+/// What came back.
+struct Seen {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+/// The engine both apps get: the tests' origin, inline delivery, a frozen clock.
+fn engine() -> (Latchkey, CapturingMailer, CapturingSms) {
+    let mail = CapturingMailer::new();
+    let sms = CapturingSms::new();
+    let mut config = Config::new("http://localhost:8080");
+    config.rp_name = "latchkey parity".into();
+    config.passwordless.delivery = latchkey::Delivery::Inline;
+    let clock = ManualClock::new(latchkey::Clock::now(&latchkey::SystemClock));
+    let auth = Latchkey::builder(config)
+        .store(latchkey_memory::MemoryStore::new())
+        .pepper(test_pepper())
+        .keyring(test_keyring())
+        .mailer(mail.clone())
+        .sms(sms.clone())
+        .clock(clock)
+        .build()
+        .unwrap();
+    (auth, mail, sms)
+}
+
+fn loopback() -> TcpListener {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    listener
+}
+
+impl Side {
+    fn code(&self, from_mail: bool, to: &str) -> String {
+        let code = if from_mail {
+            let sent = self.mail.sent();
+            let mail = sent.iter().rev().find(|m| m.to.as_str() == to);
+            mail.and_then(|m| m.message.code.clone())
+        } else {
+            let sent = self.sms.sent();
+            let text = sent.iter().rev().find(|m| m.to.as_str() == to);
+            text.and_then(|m| m.message.code.clone())
+        };
+        let code = code.unwrap_or_else(|| panic!("{}: no code to {to}", self.name));
+        code.secret().to_owned()
+    }
+
+    fn link_token(&self, to: &str) -> String {
+        let sent = self.mail.sent();
+        let link = sent
+            .iter()
+            .rev()
+            .find(|m| m.to.as_str() == to)
+            .and_then(|m| m.message.link.clone())
+            .unwrap_or_else(|| panic!("{}: no link to {to}", self.name));
+        let url = reqwest::Url::parse(link.secret()).unwrap();
+        let token = url.query_pairs().find(|(k, _)| k == "token").unwrap().1;
+        token.into_owned()
+    }
+
+    /// `text` with its `{..}` placeholders filled from this side.
+    fn fill(&self, text: &str) -> String {
+        let mut out = String::new();
+        let mut rest = text;
+        while let Some(open) = rest.find('{') {
+            let Some(close) = rest[open..].find('}').map(|i| open + i) else {
+                break;
+            };
+            out.push_str(&rest[..open]);
+            let name = &rest[open + 1..close];
+            let wrong =
+                |code: String| if code == "000000" { "111111" } else { "000000" }.to_owned();
+            let value = match name.split_once(':') {
+                Some(("mail_code", to)) => self.code(true, to),
+                Some(("wrong_mail_code", to)) => wrong(self.code(true, to)),
+                Some(("sms_code", to)) => self.code(false, to),
+                Some(("wrong_sms_code", to)) => wrong(self.code(false, to)),
+                Some(("link_token", to)) => self.link_token(to),
+                _ => self
+                    .captured
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("{}: nothing captured as {name}", self.name)),
+            };
+            out.push_str(&value);
+            rest = &rest[close + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn fill_json(&self, value: &Value) -> Value {
+        match value {
+            Value::String(s) => Value::String(self.fill(s)),
+            Value::Array(items) => Value::Array(items.iter().map(|v| self.fill_json(v)).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), self.fill_json(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+
+    async fn run(&mut self, client: &reqwest::Client, step: &Step) -> Seen {
+        let method = reqwest::Method::from_bytes(step.method.as_bytes()).unwrap();
+        let url = format!("{}{}", self.base, self.fill(&step.path));
+        let mut request = client.request(method, url);
+        if let Some(bearer) = &step.bearer {
+            request = request.bearer_auth(self.fill(bearer));
+        }
+        if let Some(value) = &step.authorization {
+            request = request.header("authorization", value);
+        }
+        if let Some(json) = &step.json {
+            request = request.json(&self.fill_json(json));
+        }
+        if let Some(raw) = &step.raw {
+            request = request.body(raw.clone());
+        }
+        if let Some(r) = &step.raw_repeat {
+            request = request.body(format!("{}{}{}", r.head, r.fill.repeat(r.times), r.tail));
+        }
+        if let Some(content_type) = &step.content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {}: {e}", self.name, step.name));
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.unwrap();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        for (name, field) in &step.capture {
+            let value = body[field.as_str()]
+                .as_str()
+                .unwrap_or_else(|| panic!("{}: {}: no {field} in {body}", self.name, step.name));
+            self.captured.insert(name.clone(), value.to_owned());
+        }
+        Seen {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+/// Every key path of `value` with the type found there (`items[].id: string`).
+fn shape(value: &Value, at: &str, out: &mut BTreeSet<String>) {
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    out.insert(format!("{at}: {kind}"));
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                shape(inner, &format!("{at}.{key}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for inner in items {
+                shape(inner, &format!("{at}[]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The headers a client acts on, normalized: media type without parameters, `Allow` as a
+/// set, `Retry-After` present or not.
+fn client_headers(seen: &Seen) -> BTreeMap<&'static str, String> {
+    let get = |name: &str| {
+        seen.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let mut out = BTreeMap::new();
+    let media = get("content-type").map(|t| t.split(';').next().unwrap_or("").trim().to_owned());
+    let allow = get("allow").map(|list| {
+        let set: BTreeSet<String> = list.split(',').map(|m| m.trim().to_owned()).collect();
+        set.into_iter().collect::<Vec<_>>().join(",")
+    });
+    let fields = [
+        ("content-type", media),
+        ("allow", allow),
+        ("cache-control", get("cache-control")),
+        ("www-authenticate", get("www-authenticate")),
+        ("retry-after", get("retry-after").map(|_| "*".to_owned())),
+        ("referrer-policy", get("referrer-policy")),
+        ("x-content-type-options", get("x-content-type-options")),
+    ];
+    for (name, value) in fields {
+        out.insert(name, value.unwrap_or_else(|| "(absent)".to_owned()));
+    }
+    out
+}
+
+#[actix_web::test]
+async fn the_axum_and_actix_examples_answer_alike() {
+    let cases: Cases = serde_json::from_str(CASES).unwrap();
+
+    let (axum_auth, axum_mail, axum_sms) = engine();
+    let listener = tokio::net::TcpListener::from_std(loopback()).unwrap();
+    let axum_addr = listener.local_addr().unwrap();
+    let axum_app = example_axum::app(example_axum::AppState::new(axum_auth));
+    let axum_server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            axum_app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+
+    let (actix_auth, actix_mail, actix_sms) = engine();
+    let listener = loopback();
+    let actix_addr = listener.local_addr().unwrap();
+    let state = example_actix::AppState::new(actix_auth);
+    let actix_server = HttpServer::new(move || example_actix::app(state.clone()))
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+    let actix_handle = actix_server.handle();
+    actix_web::rt::spawn(actix_server);
+
+    let mut sides = [
+        Side {
+            name: "axum",
+            base: format!("http://{axum_addr}"),
+            mail: axum_mail,
+            sms: axum_sms,
+            captured: BTreeMap::new(),
+        },
+        Side {
+            name: "actix",
+            base: format!("http://{actix_addr}"),
+            mail: actix_mail,
+            sms: actix_sms,
+            captured: BTreeMap::new(),
+        },
+    ];
+    let client = reqwest::Client::new();
+    let mut failures = Vec::new();
+    for step in &cases.steps {
+        let mut seen = Vec::new();
+        for side in &mut sides {
+            seen.push(side.run(&client, step).await);
+        }
+        let mut fail = |what: String| failures.push(format!("{}: {what}", step.name));
+        for (side, answer) in sides.iter().zip(&seen) {
+            if answer.status != step.status {
+                fail(format!(
+                    "{} answered {} (expected {}): {}",
+                    side.name, answer.status, step.status, answer.body
+                ));
+            }
+            if let Some(code) = &step.error {
+                let found = answer.body["error"]["code"].as_str().unwrap_or("(none)");
+                if found != code {
+                    fail(format!("{} error code {found}, expected {code}", side.name));
+                }
+            }
+            if let Some(keys) = &step.keys {
+                let expected: BTreeSet<&str> = keys.iter().map(String::as_str).collect();
+                let found: BTreeSet<&str> = answer
+                    .body
+                    .as_object()
+                    .map(|o| o.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
+                if found != expected {
+                    fail(format!(
+                        "{} keys {found:?}, expected {expected:?}",
+                        side.name
+                    ));
+                }
+            }
+            if let Some(secret) = &step.message_excludes
+                && answer.body.to_string().contains(secret.as_str())
+            {
+                fail(format!("{} echoed {secret}: {}", side.name, answer.body));
+            }
+            let headers = client_headers(answer);
+            for (name, expected) in &step.headers {
+                let found = answer
+                    .headers
+                    .get(name.as_str())
+                    .and_then(|v| v.to_str().ok());
+                let ok = match (expected.as_deref(), found) {
+                    (None, None) => true,
+                    (Some("*"), Some(_)) => true,
+                    (Some(want), Some(_)) => headers
+                        .get(name.as_str())
+                        .is_some_and(|have| have == want || found == Some(want)),
+                    _ => false,
+                };
+                if !ok {
+                    fail(format!(
+                        "{} header {name}: {found:?}, expected {expected:?}",
+                        side.name
+                    ));
+                }
+            }
+        }
+        let (axum, actix) = (&seen[0], &seen[1]);
+        let (mut axum_shape, mut actix_shape) = (BTreeSet::new(), BTreeSet::new());
+        shape(&axum.body, "", &mut axum_shape);
+        shape(&actix.body, "", &mut actix_shape);
+        if axum_shape != actix_shape {
+            let only_axum: Vec<_> = axum_shape.difference(&actix_shape).collect();
+            let only_actix: Vec<_> = actix_shape.difference(&axum_shape).collect();
+            fail(format!(
+                "shapes differ: only axum {only_axum:?}, only actix {only_actix:?}"
+            ));
+        }
+        let (axum_headers, actix_headers) = (client_headers(axum), client_headers(actix));
+        if axum_headers != actix_headers {
+            fail(format!(
+                "headers differ: axum {axum_headers:?}, actix {actix_headers:?}"
+            ));
+        }
+    }
+    actix_handle.stop(true).await;
+    axum_server.abort();
+    assert!(
+        failures.is_empty(),
+        "{} of {} steps differ:\n{}",
+        failures.len(),
+        cases.steps.len(),
+        failures.join("\n")
+    );
+    assert!(cases.steps.len() >= 50);
+}
