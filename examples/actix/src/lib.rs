@@ -10,7 +10,7 @@
 //!   (`.wrap(RequirePermission("invoices:read"))`);
 //! - [`ApiError`]: [`latchkey::Error`] as actix responses, `{"error": {"code", "message"}}`
 //!   with the statuses of the axum example;
-//! - [`app`]: the authentication routes of `API.md` under `/api/v1`, the JWKS, and a
+//! - [`app()`]: the authentication routes of `API.md` under `/api/v1`, the JWKS, and a
 //!   protected demo resource, `GET /api/v1/demo/invoices`.
 //!
 //! ```rust,ignore
