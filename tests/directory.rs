@@ -1332,6 +1332,28 @@ async fn removing_an_authenticator_needs_a_fresh_sign_in_and_keeps_the_one_an_or
         .require_recent(own.session_id, 2 * window)
         .await;
     assert_eq!(longer.unwrap().id, own.session_id);
+    // A lockout (a stranger's wrong guesses) stops sign-ins, not her live session;
+    // blocking her ends it.
+    let mut account = h.store.get_user(cy).await.unwrap().unwrap();
+    account.locked_until = Some(h.auth.now() + std::time::Duration::from_secs(3600));
+    h.store.update_user(&account).await.unwrap();
+    let locked = h
+        .auth
+        .sessions()
+        .require_recent(own.session_id, 2 * window)
+        .await;
+    assert!(locked.is_ok(), "{locked:?}");
+    h.auth.users().block(cy, &ctx()).await.unwrap();
+    let blocked = h
+        .auth
+        .sessions()
+        .require_recent(own.session_id, 2 * window)
+        .await;
+    assert!(matches!(blocked, Err(Error::SessionRevoked)), "{blocked:?}");
+    h.auth.users().unblock(cy, &ctx()).await.unwrap();
+    let mut account = h.store.get_user(cy).await.unwrap().unwrap();
+    account.locked_until = None;
+    h.store.update_user(&account).await.unwrap();
 
     // Fresh: it goes, once; a revoked session removes nothing.
     let fresh = sign_in_with_totp(&h, cy, &secret, &ctx()).await;

@@ -526,7 +526,11 @@ pub(crate) async fn fresh_session(
         .get_user(session.user_id)
         .await?
         .ok_or(Error::SessionRevoked)?;
-    may_sign_in(inner, &user).map_err(|_| Error::SessionRevoked)?;
+    // A blocked user's sessions are over. A lockout is not: it stops guesses at a sign-in,
+    // and a stranger's wrong passwords must not stop the signed-in owner.
+    if user.blocked {
+        return Err(Error::SessionRevoked);
+    }
     Ok((session, user))
 }
 

@@ -87,11 +87,21 @@ async fn headers(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let api = req.path().starts_with("/api/");
+    // Actix routes on the percent-decoded path ("/%61pi/v1/…" reaches the API), so the
+    // decoded path decides too.
+    let api = req.path().starts_with("/api/") || req.match_info().as_str().starts_with("/api/");
     // Handlers, extractors and the guard answer their errors as responses, so an `Err`
     // here is actix's own and rare; it is answered by actix as usual. (The request cannot
     // be kept to build a response from: routing needs it unshared.)
-    let mut res = next.call(req).await?.map_into_boxed_body();
+    // JSON is `application/json` or `application/…+json`, as axum requires; actix's own
+    // check takes any `…/json` (`text/json`), so such a body is refused here.
+    let mut res = if json_of_another_type(&req) {
+        let unsupported = actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        let refused = ApiError::from_status(unsupported).error_response();
+        req.into_response(refused).map_into_boxed_body()
+    } else {
+        next.call(req).await?.map_into_boxed_body()
+    };
     let status = res.status();
     let json = res
         .headers()
@@ -122,4 +132,17 @@ async fn headers(
         h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     }
     Ok(res)
+}
+
+/// A body labelled JSON (`…/json`, `…/…+json`) whose type is not `application`.
+fn json_of_another_type(req: &ServiceRequest) -> bool {
+    use actix_web::mime;
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.parse::<mime::Mime>().ok())
+        .is_some_and(|m| {
+            (m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON))
+                && m.type_() != mime::APPLICATION
+        })
 }

@@ -51,6 +51,24 @@ impl Endpoint {
             .on(Method::HEAD, handler)
     }
 
+    /// GET and HEAD behind `RequirePermission(permission)`. The guard sits on those
+    /// routes, not the resource, so another method still answers 405 first.
+    fn get_guarded<F, Args>(mut self, handler: F, permission: &'static str) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        for method in [Method::GET, Method::HEAD] {
+            let route = web::method(method.clone())
+                .to(handler.clone())
+                .wrap(RequirePermission(permission));
+            self.resource = self.resource.route(route);
+            self.methods.push(method);
+        }
+        self
+    }
+
     fn post<F, Args>(self, handler: F) -> Self
     where
         F: Handler<Args>,
@@ -124,6 +142,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     for endpoint in endpoints {
         scope = scope.service(endpoint.done());
     }
-    let invoices = Endpoint::at("/demo/invoices").get(demo::invoices).done();
-    cfg.service(scope.service(invoices.wrap(RequirePermission("invoices:read"))));
+    let invoices = Endpoint::at("/demo/invoices")
+        .get_guarded(demo::invoices, "invoices:read")
+        .done();
+    cfg.service(scope.service(invoices));
 }

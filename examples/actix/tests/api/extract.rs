@@ -237,9 +237,11 @@ async fn the_invoices_need_invoices_read_in_the_token() {
         .await;
     assert_eq!(out.status, StatusCode::NO_CONTENT);
     assert_challenged(&test.get(INVOICES, Some(&fresh)).await, "session_revoked");
-    // Another method on the guarded path is refused before anything else.
+    // Another method on the guarded path is 405, as on every route: the guard covers
+    // the GET it protects.
     let post = test.post(INVOICES, json!({}), None).await;
-    assert_eq!(post.status, StatusCode::UNAUTHORIZED, "{}", post.body);
+    assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED, "{}", post.body);
+    assert_eq!(post.header("allow"), Some("GET, HEAD"));
 }
 
 #[actix_web::test]

@@ -243,6 +243,44 @@ async fn security_headers_on_every_answer() {
     assert_eq!(answers[3].status, StatusCode::FORBIDDEN);
     assert_eq!(answers[4].status, StatusCode::NO_CONTENT);
     assert!(answers[4].bytes.is_empty());
+
+    // Actix routes on the decoded path: "/%61pi/…" reaches the API, and its answer (tokens
+    // here) must not be cacheable either.
+    let again = test.token_for("ida@example.com").await;
+    let encoded = test.get("/%61pi/v1/auth/status", Some(&again)).await;
+    assert_eq!(encoded.status, StatusCode::OK, "{}", encoded.body);
+    assert_eq!(encoded.header("cache-control"), Some("no-store"));
+    assert_eq!(encoded.header("pragma"), Some("no-cache"));
+}
+
+#[actix_web::test]
+async fn json_bodies_must_be_application_json() {
+    let test = TestApp::new();
+    let path = "/api/v1/auth/passwordless/email-code";
+    let body = "{\"email\":\"a@example.com\"}";
+    for refused in ["text/json", "text/plain", "application/xml"] {
+        let answer = test.request(raw(path, Some(refused), body)).await;
+        assert_error(
+            &answer,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        );
+    }
+    let accepted = [
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/vnd.api+json",
+    ];
+    for (i, content_type) in accepted.into_iter().enumerate() {
+        let body = format!("{{\"email\":\"ok{i}@example.com\"}}");
+        let answer = test.request(raw(path, Some(content_type), body)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "{content_type}: {}",
+            answer.body
+        );
+    }
 }
 
 #[actix_web::test]
