@@ -10,6 +10,7 @@ fn main() {
     let list = "data/common-passwords.txt";
     println!("cargo::rerun-if-changed={list}");
     println!("cargo::rerun-if-changed=build.rs");
+    println!("cargo::rerun-if-changed=src/fnv.rs");
     let text = std::fs::read_to_string(list).unwrap_or_else(|e| panic!("reading {list}: {e}"));
     let mut hashes: Vec<u64> = text
         .lines()
@@ -25,12 +26,4 @@ fn main() {
         .unwrap_or_else(|e| panic!("writing the hashes: {e}"));
 }
 
-/// FNV-1a, 64 bits: the same function `src/breached.rs` applies to a candidate.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
+include!("src/fnv.rs");

@@ -90,15 +90,7 @@ fn listed(lowercase: &str) -> bool {
     false
 }
 
-/// FNV-1a, 64 bits: what `build.rs` applied to each listed password.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
+include!("fnv.rs");
 
 #[async_trait]
 impl BreachedPasswords for CommonPasswords {

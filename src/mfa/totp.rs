@@ -178,15 +178,7 @@ impl<'a> Totp<'a> {
             .get_user(user)
             .await?
             .ok_or(Error::NotFound { what: "user" })?;
-        let pending = inner
-            .users
-            .list_totp_factors(user)
-            .await?
-            .into_iter()
-            .find(|f| f.status == FactorStatus::Pending)
-            .ok_or(Error::NotFound {
-                what: "totp enrolment",
-            })?;
+        let pending = pending_factor(inner, user).await?;
         let secret = inner
             .keyring
             .open(&pending.secret, &aad(user, pending.id))?;
@@ -221,15 +213,7 @@ impl<'a> Totp<'a> {
     ) -> Result<Vec<crate::crypto::BackupCode>, Error> {
         let inner = self.inner;
         super::check_failures(inner, user, ctx).await?;
-        let pending = inner
-            .users
-            .list_totp_factors(user)
-            .await?
-            .into_iter()
-            .find(|f| f.status == FactorStatus::Pending)
-            .ok_or(Error::NotFound {
-                what: "totp enrolment",
-            })?;
+        let pending = pending_factor(inner, user).await?;
         if !self.accept(&pending, code).await? {
             super::record_failure(inner, user, ctx, "totp").await?;
             return Err(Error::InvalidCredentials);
@@ -307,6 +291,19 @@ impl<'a> Totp<'a> {
             .advance_totp_step(factor.user_id, factor.id, step)
             .await?)
     }
+}
+
+/// `user`'s enrolment awaiting its first code; [`Error::NotFound`] when there is none.
+async fn pending_factor(inner: &Inner, user: UserId) -> Result<TotpFactor, Error> {
+    inner
+        .users
+        .list_totp_factors(user)
+        .await?
+        .into_iter()
+        .find(|f| f.status == FactorStatus::Pending)
+        .ok_or(Error::NotFound {
+            what: "totp enrolment",
+        })
 }
 
 fn qr_png(totp: &totp_rs::Totp) -> Result<Vec<u8>, Error> {

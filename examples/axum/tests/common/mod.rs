@@ -203,15 +203,7 @@ impl TestApp {
 
     /// The token of the last magic link to `to`.
     pub fn last_link_token(&self, to: &str) -> String {
-        let mail = self
-            .mail
-            .sent()
-            .into_iter()
-            .rev()
-            .find(|m| m.to.as_str() == to)
-            .unwrap_or_else(|| panic!("no email to {to}"));
-        let link = mail.message.link.expect("a link");
-        let url = url::Url::parse(link.secret()).unwrap();
+        let url = url::Url::parse(&self.last_link(to)).unwrap();
         url.query_pairs()
             .find(|(k, _)| k == "token")
             .map(|(_, v)| v.into_owned())
