@@ -125,8 +125,9 @@ impl PwnedPasswords {
 
 impl std::fmt::Debug for PwnedPasswords {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The base URL may carry credentials for a private mirror: only its host.
         f.debug_struct("PwnedPasswords")
-            .field("base", &self.base.as_str())
+            .field("host", &self.base.host_str().unwrap_or("?"))
             .field("min_count", &self.min_count)
             .finish()
     }

@@ -28,7 +28,8 @@ impl<'a> Sessions<'a> {
     /// changes to an account's authenticators (enrolling TOTP, new backup codes) that a
     /// stolen access token alone must not make. [`MfaPolicy::fresh_sign_in`] is the usual
     /// window. [`Error::ReauthRequired`] when the sign-in is older;
-    /// [`Error::SessionRevoked`] when the session ended or its user may not sign in.
+    /// [`Error::SessionRevoked`] when the session ended or its user is blocked (a lockout
+    /// after wrong guesses does not stop a live session).
     ///
     /// [`MfaPolicy::fresh_sign_in`]: crate::MfaPolicy::fresh_sign_in
     pub async fn require_recent(

@@ -162,6 +162,9 @@ async fn the_engine_refuses_a_breached_password_and_lets_it_through_when_the_ser
         .unwrap_err();
     assert_eq!(refused.code(), "invalid_input");
     assert!(refused.to_string().contains("data breach"), "{refused}");
+    // It was the range API that refused it (the bundled list does not know it).
+    assert_eq!(up.requests.lock().unwrap().len(), 1);
+    assert!(!latchkey::CommonPasswords.contains(&Password::new(breached)));
 
     let down = range_server(vec![(sha1_hex(breached), "77")], true).await;
     let checker = PwnedPasswords::with_base_url(&down.url).unwrap();

@@ -503,9 +503,9 @@ async fn fresh_session_user(inner: &Inner, id: SessionId) -> Result<User, Error>
     Ok(fresh_session(inner, id, window).await?.1)
 }
 
-/// A live session whose sign-in is at most `window` old, and its user (who may still sign
-/// in): what changes to an account's authenticators need. [`Error::SessionRevoked`] for a
-/// session that ended, [`Error::ReauthRequired`] for one signed in too long ago.
+/// A live session whose sign-in is at most `window` old, and its user (not blocked): what
+/// changes to an account's authenticators need. [`Error::SessionRevoked`] for a session
+/// that ended or a blocked user, [`Error::ReauthRequired`] for one signed in too long ago.
 pub(crate) async fn fresh_session(
     inner: &Inner,
     id: SessionId,

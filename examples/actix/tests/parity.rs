@@ -281,13 +281,15 @@ const VOLATILE: &[&str] = &[
     "x",
 ];
 
-/// `value` with every volatile key's value replaced by its type.
+/// `value` with every volatile key's value replaced by its type (an error's `code` is
+/// not volatile: it is compared).
 fn stable(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(key, inner)| {
-                    let kept = if VOLATILE.contains(&key.as_str()) {
+                    let error_code = key == "code" && map.contains_key("message");
+                    let kept = if VOLATILE.contains(&key.as_str()) && !error_code {
                         let mut kind = BTreeSet::new();
                         shape(inner, "", &mut kind);
                         Value::String(kind.into_iter().next().unwrap_or_default())

@@ -188,19 +188,33 @@
 
   let refreshing = null;
 
+  /**
+   * Rotates the refresh token. Refresh tokens are single-use and a second use ends the
+   * session, so tabs sharing this storage take turns (Web Locks): a tab that waited finds
+   * the token already rotated by another and simply uses the new access token.
+   */
   function refreshTokens() {
     if (!refreshing) {
-      refreshing = (async () => {
+      const seen = localStorage.getItem(KEY_REFRESH);
+      const rotate = async () => {
         const refreshToken = localStorage.getItem(KEY_REFRESH);
         if (!refreshToken) throw new ApiError(401, "invalid_token", "Please sign in again.");
+        if (refreshToken !== seen) return; // another tab rotated it meanwhile
         const answer = await request("POST", "/token/refresh", { body: { refresh_token: refreshToken } });
         if (!answer || !answer.token) throw new ApiError(401, "invalid_token", "Please sign in again.");
         saveTokens(answer);
-      })().finally(() => {
+      };
+      const locked = navigator.locks ? navigator.locks.request("latchkey-refresh", rotate) : rotate();
+      refreshing = locked.finally(() => {
         refreshing = null;
       });
     }
     return refreshing;
+  }
+
+  /** Whether a failed refresh means the session is over (not a network or server hiccup). */
+  function refreshRefused(err) {
+    return err instanceof ApiError && (err.status === 400 || err.status === 401);
   }
 
   /** Drops the tokens and returns to the sign-in view with a message. */
@@ -234,7 +248,9 @@
       }
       try {
         await refreshTokens();
-      } catch (_) {
+      } catch (refreshErr) {
+        // Offline, a 5xx or a 429 leaves the tokens alone: they may still be good.
+        if (!refreshRefused(refreshErr)) throw refreshErr;
         signedOut("Your session has ended. Please sign in again.");
         err.silent = true;
         throw err;
@@ -824,6 +840,15 @@
     state.magicLinkToken = null;
     state.magicPollToken = null;
     state.magicNeedsDeviceCode = false;
+    // The stored poll token served its purpose here; the asking tab keeps its own copy.
+    if (body.poll_token) {
+      try {
+        const entry = JSON.parse(localStorage.getItem(KEY_MAGIC) || "null");
+        if (entry && entry.poll_token === body.poll_token) localStorage.removeItem(KEY_MAGIC);
+      } catch (_) {
+        localStorage.removeItem(KEY_MAGIC);
+      }
+    }
     history.replaceState(null, "", "/");
     await handleSignIn(answer);
     if (answer && answer.token) showStatus("Signed in — you can close this tab.", "success");
