@@ -232,12 +232,7 @@ impl<'a> Mfa<'a> {
         if !offered(&pending).contains(&method) {
             return Err(Error::invalid("method", "is not offered for this sign-in"));
         }
-        let user = inner
-            .users
-            .get_user(pending.user_id)
-            .await?
-            .ok_or(Error::InvalidToken)?;
-        crate::signin::may_sign_in(inner, &user)?;
+        let user = signed_in_user(inner, &pending).await?;
         let codes = crate::flows::codes::Codes::new(inner);
         let unverified = || Error::invalid("method", "needs a verified phone or address");
         let sent = match method {
@@ -456,8 +451,8 @@ async fn spend_attempt(inner: &Inner, key: &ChallengeKey) -> Result<(), Error> {
     Err(Error::Conflict { what: "mfa_token" })
 }
 
-/// The user an enrolment-only token belongs to, if they may still sign in, in the
-/// organization the sign-in started in: checked before anything is enrolled.
+/// The user an MFA or enrolment-only token belongs to, if they may still sign in, in the
+/// organization the sign-in started in: checked before anything is sent or enrolled.
 async fn signed_in_user(inner: &Inner, pending: &PendingMfa) -> Result<crate::model::User, Error> {
     let user = inner
         .users

@@ -132,11 +132,7 @@ impl<'a> Totp<'a> {
         _ctx: &RequestContext,
     ) -> Result<TotpEnrollment, Error> {
         let inner = self.inner;
-        let account = inner
-            .users
-            .get_user(user)
-            .await?
-            .ok_or(Error::NotFound { what: "user" })?;
+        let account = account(inner, user).await?;
         let existing = inner.users.list_totp_factors(user).await?;
         if existing.iter().any(|f| f.status == FactorStatus::Active) {
             return Err(Error::Conflict { what: "totp" });
@@ -173,11 +169,7 @@ impl<'a> Totp<'a> {
     /// enrolment is pending.
     pub async fn pending_qr(&self, user: UserId) -> Result<Vec<u8>, Error> {
         let inner = self.inner;
-        let account = inner
-            .users
-            .get_user(user)
-            .await?
-            .ok_or(Error::NotFound { what: "user" })?;
+        let account = account(inner, user).await?;
         let pending = pending_factor(inner, user).await?;
         let secret = inner
             .keyring
@@ -291,6 +283,15 @@ impl<'a> Totp<'a> {
             .advance_totp_step(factor.user_id, factor.id, step)
             .await?)
     }
+}
+
+/// `user`, or [`Error::NotFound`].
+async fn account(inner: &Inner, user: UserId) -> Result<crate::model::User, Error> {
+    inner
+        .users
+        .get_user(user)
+        .await?
+        .ok_or(Error::NotFound { what: "user" })
 }
 
 /// `user`'s enrolment awaiting its first code; [`Error::NotFound`] when there is none.

@@ -109,16 +109,6 @@ impl ApiError {
     pub fn not_found(what: &'static str) -> Self {
         latchkey::Error::NotFound { what }.into()
     }
-
-    /// The status this error answers with.
-    pub fn status(&self) -> StatusCode {
-        self.status
-    }
-
-    /// Its code.
-    pub fn code(&self) -> &'static str {
-        self.code
-    }
 }
 
 impl From<latchkey::Error> for ApiError {

@@ -113,37 +113,46 @@ fn describe(doc: &mut OpenApi) {
     // Operation ids come from handler names, which repeat across modules (`status`,
     // `delete`…): OpenAPI wants them unique, so a repeated one gets its tag in front.
     let mut seen = std::collections::BTreeMap::<String, usize>::new();
-    for item in doc.paths.paths.values() {
-        for op in [&item.get, &item.post, &item.put, &item.patch, &item.delete]
-            .into_iter()
-            .flatten()
-        {
-            if let Some(id) = &op.operation_id {
-                *seen.entry(id.clone()).or_default() += 1;
-            }
+    for op in operations(&mut doc.paths) {
+        if let Some(id) = &op.operation_id {
+            *seen.entry(id.clone()).or_default() += 1;
         }
     }
-    for item in doc.paths.paths.values_mut() {
-        for op in [
-            &mut item.get,
-            &mut item.post,
-            &mut item.put,
-            &mut item.patch,
-            &mut item.delete,
-        ]
-        .into_iter()
-        .flatten()
+    for op in operations(&mut doc.paths) {
+        let tag = op.tags.as_ref().and_then(|t| t.first()).cloned();
+        if let (Some(id), Some(tag)) = (&op.operation_id, tag)
+            && seen.get(id).is_some_and(|n| *n > 1)
         {
-            let tag = op.tags.as_ref().and_then(|t| t.first()).cloned();
-            if let (Some(id), Some(tag)) = (&op.operation_id, tag)
-                && seen.get(id).is_some_and(|n| *n > 1)
+            op.operation_id = Some(format!("{tag}_{id}"));
+        }
+        for (status, response) in op.responses.responses.iter_mut() {
+            if let RefOr::T(response) = response
+                && response.description.is_empty()
             {
-                op.operation_id = Some(format!("{tag}_{id}"));
+                response.description = match status.as_str() {
+                    "200" => "OK",
+                    "201" => "Created",
+                    "204" => "No Content",
+                    _ => "Answer",
+                }
+                .into();
             }
         }
+        for status in ["4XX", "5XX"] {
+            op.responses
+                .responses
+                .entry(status.into())
+                .or_insert_with(|| RefOr::T(error.clone()));
+        }
     }
-    for item in doc.paths.paths.values_mut() {
-        for op in [
+}
+
+/// Every operation of the document.
+fn operations(
+    paths: &mut utoipa::openapi::Paths,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    paths.paths.values_mut().flat_map(|item| {
+        [
             &mut item.get,
             &mut item.post,
             &mut item.put,
@@ -152,26 +161,5 @@ fn describe(doc: &mut OpenApi) {
         ]
         .into_iter()
         .flatten()
-        {
-            for (status, response) in op.responses.responses.iter_mut() {
-                if let RefOr::T(response) = response
-                    && response.description.is_empty()
-                {
-                    response.description = match status.as_str() {
-                        "200" => "OK",
-                        "201" => "Created",
-                        "204" => "No Content",
-                        _ => "Answer",
-                    }
-                    .into();
-                }
-            }
-            for status in ["4XX", "5XX"] {
-                op.responses
-                    .responses
-                    .entry(status.into())
-                    .or_insert_with(|| RefOr::T(error.clone()));
-            }
-        }
-    }
+    })
 }
