@@ -79,7 +79,7 @@ fn directory(c: &mut Criterion) {
             .create(latchkey::NewUser::with_email("ana@example.com"), &in_acme)
             .await
             .unwrap();
-        rbac.set_roles(ana.id, org.id, &[clerk.id, viewer.id, admin.id], &ctx)
+        rbac.add_member(ana.id, org.id, &[clerk.id, viewer.id, admin.id], &ctx)
             .await
             .unwrap();
         let SignIn::Complete(set) = auth

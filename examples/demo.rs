@@ -361,7 +361,7 @@ async fn directory(auth: &Latchkey, ctx: &RequestContext) -> Result<(), Error> {
         .users()
         .create(latchkey::NewUser::with_email("erin@example.com"), &in_acme)
         .await?;
-    rbac.set_roles(erin.id, acme.id, &[clerk.id], ctx).await?;
+    rbac.add_member(erin.id, acme.id, &[clerk.id], ctx).await?;
     if let SignIn::Complete(set) = auth
         .complete_first_factor(erin.id, AuthMethod::Email, None, &in_acme)
         .await?

@@ -177,6 +177,8 @@ pub struct Ttl {
     pub mfa_token: Duration,
     /// A WebAuthn ceremony. Default 5 minutes; at most 30 minutes.
     pub webauthn_ceremony: Duration,
+    /// How long an invitation to join an organization can be accepted (7 days).
+    pub invitation: Duration,
 }
 
 impl Default for Ttl {
@@ -190,6 +192,7 @@ impl Default for Ttl {
             auth_code: MINUTE,
             mfa_token: 5 * MINUTE,
             webauthn_ceremony: 5 * MINUTE,
+            invitation: 7 * DAY,
         }
     }
 }
@@ -205,6 +208,7 @@ impl Ttl {
             ("auth_code", self.auth_code, 10 * MINUTE),
             ("mfa_token", self.mfa_token, 30 * MINUTE),
             ("webauthn_ceremony", self.webauthn_ceremony, 30 * MINUTE),
+            ("invitation", self.invitation, 30 * DAY),
         ];
         for (name, value, max) in checks {
             if value < Duration::from_secs(1) || value > max {

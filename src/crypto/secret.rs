@@ -145,6 +145,11 @@ mod tests {
     }
 }
 secret_string!(
+    /// Lets the person it was sent to join an organization (with the verified address it
+    /// names): single use, expiring.
+    InvitationToken
+);
+secret_string!(
     /// Names one passkey ceremony between its start and its finish (SSOJet's `auth_code`).
     /// Whoever holds it and the ceremony's challenge can finish it: keep it in the page
     /// that started it.

@@ -8,10 +8,10 @@ pub mod users;
 
 pub use api_keys::{ApiKeyCreated, ApiKeyInfo, ApiKeys, NewApiKey};
 pub use orgs::{
-    AppCreated, Branding, MfaRequirement, NewApp, NewOrg, OrgSettings, OrgUpdate, Orgs,
-    PublicConfig, SignInMethods, TemplateOverride,
+    AppCreated, Branding, MessageWording, MfaRequirement, NewApp, NewOrg, OrgSettings, OrgUpdate,
+    Orgs, PublicConfig, SignInMethods,
 };
-pub use rbac::{Rbac, RoleSpec};
+pub use rbac::{Invitation, Rbac, RoleSpec};
 
 use crate::engine::Inner;
 use crate::model::{AuthEvent, AuthEventKind, OrgId, UserId};

@@ -17,7 +17,7 @@ use crate::delivery::{Message, MessageKind};
 use crate::engine::Inner;
 use crate::flows::MAX_RETRIES;
 use crate::model::{App, ClientId, OrgId, Organization, Page, PageRequest, checked_label};
-use crate::templates::{Rendered, Template};
+use crate::templates::Rendered;
 use crate::{Error, StoreError};
 
 /// The slug of the organization requests run in when they name none.
@@ -38,75 +38,93 @@ pub struct OrgSettings {
     /// How long its members' sessions last from sign-in, in seconds, when shorter than
     /// [`Ttl::session`](crate::Ttl::session) (which bounds it). `None`: the engine's.
     pub session_lifetime_secs: Option<u64>,
-    /// Its own message templates. For a message, the override of its kind for the
-    /// recipient's language wins, then for the primary language tag, then one with no
-    /// language; without one, [`Templates`](crate::Templates) decides. Messages name the
-    /// organization by its branding's display name.
-    pub templates: Vec<TemplateOverride>,
+    /// Its own wording of messages (see [`MessageWording`]: words only; the engine lays
+    /// out the message and places the code and link). For a message, the wording of its
+    /// kind for the recipient's language wins, then for the primary language tag, then one
+    /// with no language; without one, [`Templates`](crate::Templates) decides. Messages
+    /// name the organization by its branding's display name.
+    pub templates: Vec<MessageWording>,
 }
 
-/// One of an organization's message templates.
+/// An organization's wording of one kind of message (checklist ADM-07; DESIGN invariant
+/// 14). An organization's administrators are not the engine's operator, so they choose
+/// words, not markup: the engine lays the message out, places the code or the sign-in
+/// link, and owns every URL in it. The wording is plain text (escaped in HTML bodies)
+/// that may name `{{app_name}}`, `{{minutes}}` and `{{recipient}}`, never the code or the
+/// link, and holds no URL; the organization's logo and colour come from its
+/// [`Branding`]. A field left out takes the engine's wording.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
-pub struct TemplateOverride {
+pub struct MessageWording {
     /// The message it is for.
     pub kind: MessageKind,
     /// The language it is in (BCP 47, `de`, `pt-BR`); `None` for any.
+    #[serde(default)]
     pub locale: Option<String>,
-    /// Subject (email).
-    pub subject: String,
-    /// Text body, or the text message.
-    pub text: String,
-    /// HTML body (email).
-    pub html: Option<String>,
+    /// The subject line (email).
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// The words before the code or the sign-in button.
+    #[serde(default)]
+    pub intro: Option<String>,
+    /// The words after it.
+    #[serde(default)]
+    pub outro: Option<String>,
+    /// The sign-in button's label (magic links).
+    #[serde(default)]
+    pub button: Option<String>,
 }
 
-impl TemplateOverride {
-    /// A template for `kind` in `locale` (or any language).
-    pub fn new(kind: MessageKind, locale: Option<&str>, template: Template) -> Self {
-        TemplateOverride {
+impl MessageWording {
+    /// The engine's wording for `kind` in `locale` (or any language); set the fields to
+    /// change.
+    pub fn new(kind: MessageKind, locale: Option<&str>) -> Self {
+        MessageWording {
             kind,
             locale: locale.map(str::to_ascii_lowercase),
-            subject: template.subject,
-            text: template.text,
-            html: template.html,
+            subject: None,
+            intro: None,
+            outro: None,
+            button: None,
         }
     }
 
-    /// An organization's administrators are not the engine's operator: their templates
-    /// must not hand a code or link to a third party. In HTML, `{{code}}` may stand only
-    /// in text and `{{link}}` only as a whole `href="…"` (no image or form can carry them
-    /// off); the subject has no control characters (no header injection).
-    fn check_secret_placement(&self) -> Result<(), Error> {
-        let bad = |why: &str| Err(Error::invalid("templates", why.to_owned()));
-        if self.subject.chars().any(char::is_control) {
-            return bad("a subject must not contain control characters");
+    /// Checks the wording can carry nothing off: bounded plain text, only the placeholders
+    /// that carry no secret, no URL, and no control characters in the subject (no header
+    /// injection).
+    fn validate(&self) -> Result<(), Error> {
+        let locale_ok = self.locale.as_ref().is_none_or(|l| {
+            (1..=35).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+        if !locale_ok {
+            return Err(Error::invalid(
+                "templates",
+                "each needs a language tag like pt-BR",
+            ));
         }
-        let Some(html) = &self.html else {
-            return Ok(());
-        };
-        let mut rest = html.as_str();
-        while let Some(open) = rest.find('<') {
-            let after = rest.get(open..).unwrap_or_default();
-            let close = after.find('>').unwrap_or(after.len());
-            let tag = after.get(..close).unwrap_or_default();
-            if tag.contains("{{code}}") {
-                return bad("{{code}} may only stand in text, not inside a tag");
-            }
-            let links = tag.matches("{{link}}").count();
-            if links > tag.matches("href=\"{{link}}\"").count() {
-                return bad("{{link}} may only stand as a whole href=\"{{link}}\"");
-            }
-            rest = after.get(close..).unwrap_or_default();
-            if close == after.len() {
-                break;
+        if self
+            .subject
+            .as_deref()
+            .is_some_and(|s| s.chars().any(char::is_control))
+        {
+            return Err(Error::invalid(
+                "templates",
+                "a subject must not contain control characters",
+            ));
+        }
+        let fields = [
+            (&self.subject, 200),
+            (&self.intro, 2000),
+            (&self.outro, 2000),
+            (&self.button, 40),
+        ];
+        for (field, max) in fields {
+            if let Some(text) = field {
+                crate::templates::check_wording(text, max)?;
             }
         }
         Ok(())
-    }
-
-    fn template(&self) -> Template {
-        Template::new(self.subject.clone(), self.text.clone(), self.html.clone())
     }
 }
 
@@ -196,20 +214,8 @@ impl OrgSettings {
         if self.templates.len() > 50 {
             return Err(Error::invalid("templates", "at most 50"));
         }
-        for t in &self.templates {
-            let locale_ok = t.locale.as_ref().is_none_or(|l| {
-                (1..=35).contains(&l.len())
-                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
-            let size = t.subject.len() + t.text.len() + t.html.as_ref().map_or(0, String::len);
-            if !locale_ok || size > 64 * 1024 {
-                return Err(Error::invalid(
-                    "templates",
-                    "each needs a language tag like pt-BR and at most 64 KiB",
-                ));
-            }
-            t.template().validate(t.kind)?;
-            t.check_secret_placement()?;
+        for wording in &self.templates {
+            wording.validate()?;
         }
         if let Some(color) = &b.primary_color {
             let hex = color.strip_prefix('#').unwrap_or_default();
@@ -619,7 +625,9 @@ pub(crate) fn render(inner: &Inner, settings: &OrgSettings, message: &Message) -
         })
     });
     match own {
-        Some(t) => crate::templates::render_with(&t.template(), message, app_name),
+        Some(wording) => {
+            crate::templates::render_wording(wording, &settings.branding, message, app_name)
+        }
         None => inner.templates.render(message, app_name),
     }
 }

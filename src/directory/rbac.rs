@@ -17,12 +17,39 @@
 //! reflects the roles of when it was signed (at most one access-token lifetime ago);
 //! [`Rbac::check`] reads the store, for decisions that must see a change at once.
 
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{InvitationToken, SecretPurpose, random_token};
 use crate::engine::Inner;
 use crate::model::{
-    AuthEvent, AuthEventKind, Membership, OrgId, Permission, PermissionDef, PermissionId, Role,
-    RoleId, UserId, checked_label,
+    AuthEvent, AuthEventKind, ChallengeKey, ChallengeKind, Email, Membership, OrgId, Permission,
+    PermissionDef, PermissionId, Role, RoleId, UserId, checked_label,
 };
 use crate::{Error, RequestContext};
+
+/// An invitation just made: give the token to the person invited (show it nowhere else).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Invitation {
+    /// The secret that lets the addressee join; stored only as a keyed hash.
+    pub token: InvitationToken,
+    /// The organization.
+    pub org_id: OrgId,
+    /// Whom it is for: only a user who proved this address can accept it.
+    pub email: Email,
+    /// How long it can be accepted.
+    pub expires_in: Duration,
+}
+
+/// An invitation as stored (under its token's hash).
+#[derive(Serialize, Deserialize)]
+struct InvitationRecord {
+    org_id: OrgId,
+    email: String,
+    role_ids: Vec<RoleId>,
+}
 
 /// A role to create, or a role's new contents.
 #[derive(Debug, Clone, Default)]
@@ -198,10 +225,38 @@ impl<'a> Rbac<'a> {
         Ok(())
     }
 
-    /// Sets the roles `user` holds in `org` (making them a member if they are not).
+    /// Sets the roles `user` holds in `org`, where they are already a member. Nobody is
+    /// made a member here: joining needs the person's consent
+    /// ([`invite`](Self::invite), then [`accept_invitation`](Self::accept_invitation)) or
+    /// an installation-level decision ([`add_member`](Self::add_member)).
+    ///
+    /// Errors: [`Error::NotFound`] (`"membership"`) when `user` is not a member of `org`,
+    /// (`"role"`) for a role that is not one of `org`'s.
+    pub async fn set_roles(
+        &self,
+        user: UserId,
+        org: OrgId,
+        roles: &[RoleId],
+        ctx: &RequestContext,
+    ) -> Result<Membership, Error> {
+        let existing = self
+            .inner
+            .orgs
+            .get_membership(user, org)
+            .await?
+            .ok_or(Error::NotFound { what: "membership" })?;
+        self.put_member(user, org, roles, existing.created_at, "roles_set", ctx)
+            .await
+    }
+
+    /// Makes `user` a member of `org` with `roles` (or sets their roles if they are one).
+    ///
+    /// SECURITY: this joins someone to an organization without asking them. Call it only
+    /// on the say-so of the installation's own administrators (DESIGN invariant 16), never
+    /// of an organization's: those [`invite`](Self::invite).
     ///
     /// Errors: [`Error::NotFound`] for an unknown user, organization or role.
-    pub async fn set_roles(
+    pub async fn add_member(
         &self,
         user: UserId,
         org: OrgId,
@@ -212,23 +267,164 @@ impl<'a> Rbac<'a> {
         if inner.users.get_user(user).await?.is_none() {
             return Err(Error::NotFound { what: "user" });
         }
-        let mut role_ids = roles.to_vec();
-        role_ids.sort();
-        role_ids.dedup();
+        if inner.orgs.get_org(org).await?.is_none() {
+            return Err(Error::NotFound {
+                what: "organization",
+            });
+        }
         let created_at = match inner.orgs.get_membership(user, org).await? {
             Some(existing) => existing.created_at,
             None => inner.clock.now(),
         };
+        self.put_member(user, org, roles, created_at, "member_added", ctx)
+            .await
+    }
+
+    /// Invites whoever proves `email` into `org` with `roles`. The token goes to the
+    /// person (the application delivers it); it is stored only as a keyed hash, and lets
+    /// only a signed-in user whose verified address is `email` join, once, within
+    /// [`Ttl::invitation`](crate::Ttl::invitation).
+    ///
+    /// Errors: [`Error::InvalidInput`] for a bad address; [`Error::NotFound`] for an
+    /// unknown organization or role.
+    pub async fn invite(
+        &self,
+        org: OrgId,
+        email: &str,
+        roles: &[RoleId],
+        ctx: &RequestContext,
+    ) -> Result<Invitation, Error> {
+        let inner = self.inner;
+        let email = Email::parse(email)?;
+        if inner.orgs.get_org(org).await?.is_none() {
+            return Err(Error::NotFound {
+                what: "organization",
+            });
+        }
+        let role_ids = self.checked_roles(org, roles).await?;
+        let token = random_token()?;
+        let hash = inner
+            .hasher
+            .hash(SecretPurpose::Invitation, token.as_bytes());
+        let record = InvitationRecord {
+            org_id: org,
+            email: email.as_str().to_owned(),
+            role_ids,
+        };
+        let value = serde_json::to_vec(&record).map_err(|_| Error::Crypto)?;
+        let now = inner.clock.now();
+        let ttl = inner.config.config.ttl.invitation;
+        let key = ChallengeKey::hashed(ChallengeKind::Invitation, &hash);
+        if !inner
+            .challenges
+            .insert(&key, &value, now + ttl, now)
+            .await?
+        {
+            return Err(Error::Conflict { what: "invitation" });
+        }
+        tracing::debug!(org_id = %org, ip = ?ctx.ip, "invitation made");
+        super::log_admin(inner, org, "member_invited").await;
+        Ok(Invitation {
+            token: InvitationToken::new(token.as_str()),
+            org_id: org,
+            email,
+            expires_in: ttl,
+        })
+    }
+
+    /// Joins `user` to the organization an invitation names, with its roles (added to any
+    /// they hold there), if their verified address is the one it was sent to: the
+    /// person's consent. The token works once.
+    ///
+    /// Errors: [`Error::InvalidToken`] for an unknown, used or expired invitation;
+    /// [`Error::Forbidden`] when the user has not proven the invited address (the
+    /// invitation stays usable by its addressee).
+    pub async fn accept_invitation(
+        &self,
+        user: UserId,
+        token: &InvitationToken,
+        ctx: &RequestContext,
+    ) -> Result<Membership, Error> {
+        let inner = self.inner;
+        if token.secret().len() > 128 {
+            return Err(Error::InvalidToken);
+        }
+        let hash = inner
+            .hasher
+            .hash(SecretPurpose::Invitation, token.secret().as_bytes());
+        let key = ChallengeKey::hashed(ChallengeKind::Invitation, &hash);
+        let now = inner.clock.now();
+        let record = inner
+            .challenges
+            .get(&key, now)
+            .await?
+            .ok_or(Error::InvalidToken)?;
+        let invitation: InvitationRecord = serde_json::from_slice(&record.value)
+            .map_err(|_| Error::Store(crate::StoreError::Corrupt { what: "invitation" }))?;
+        let account = inner
+            .users
+            .get_user(user)
+            .await?
+            .ok_or(Error::InvalidToken)?;
+        let addressee = account.email_verified
+            && account
+                .email
+                .as_ref()
+                .is_some_and(|e| e.as_str() == invitation.email);
+        if !addressee {
+            return Err(Error::Forbidden);
+        }
+        if inner.challenges.take(&key, now).await?.is_none() {
+            return Err(Error::InvalidToken);
+        }
+        let org = invitation.org_id;
+        let (mut roles, created_at) = match inner.orgs.get_membership(user, org).await? {
+            Some(existing) => (existing.role_ids, existing.created_at),
+            None => (Vec::new(), now),
+        };
+        roles.extend(invitation.role_ids);
+        self.put_member(user, org, &roles, created_at, "invitation_accepted", ctx)
+            .await
+    }
+
+    /// The roles given, each checked to be one of `org`'s, sorted without repeats.
+    async fn checked_roles(&self, org: OrgId, roles: &[RoleId]) -> Result<Vec<RoleId>, Error> {
+        let mut role_ids = roles.to_vec();
+        role_ids.sort();
+        role_ids.dedup();
+        if !role_ids.is_empty() {
+            let defined = self.inner.orgs.list_roles(org).await?;
+            if let Some(stranger) = role_ids
+                .iter()
+                .find(|id| !defined.iter().any(|r| r.id == **id))
+            {
+                tracing::debug!(role_id = %stranger, "not a role of the organization");
+                return Err(Error::NotFound { what: "role" });
+            }
+        }
+        Ok(role_ids)
+    }
+
+    async fn put_member(
+        &self,
+        user: UserId,
+        org: OrgId,
+        roles: &[RoleId],
+        created_at: crate::Timestamp,
+        reason: &str,
+        ctx: &RequestContext,
+    ) -> Result<Membership, Error> {
+        let inner = self.inner;
         let membership = Membership {
             user_id: user,
             org_id: org,
-            role_ids,
+            role_ids: self.checked_roles(org, roles).await?,
             created_at,
         };
         inner.orgs.put_membership(&membership).await?;
         let event = AuthEvent::new(AuthEventKind::UserUpdated, ctx, inner.clock.now())
             .with_user(user)
-            .with_reason("roles_set");
+            .with_reason(reason);
         inner.audit_log.append(&event).await?;
         Ok(membership)
     }

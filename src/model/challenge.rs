@@ -31,6 +31,8 @@ pub enum ChallengeKind {
     /// An authorization code already exchanged: remembers the session it opened, so a
     /// second exchange can revoke it.
     SpentAuthCode,
+    /// An invitation to join an organization, keyed by its token's hash.
+    Invitation,
 }
 
 impl ChallengeKind {
@@ -46,11 +48,12 @@ impl ChallengeKind {
             ChallengeKind::PasswordReset => "password_reset",
             ChallengeKind::TotpEnrolment => "totp_enrolment",
             ChallengeKind::SpentAuthCode => "spent_auth_code",
+            ChallengeKind::Invitation => "invitation",
         }
     }
 
     /// Every kind, for adapters that keep one table or tree per kind.
-    pub const ALL: [ChallengeKind; 9] = [
+    pub const ALL: [ChallengeKind; 10] = [
         ChallengeKind::MagicLink,
         ChallengeKind::Request,
         ChallengeKind::OneTimeCode,
@@ -60,6 +63,7 @@ impl ChallengeKind {
         ChallengeKind::PasswordReset,
         ChallengeKind::TotpEnrolment,
         ChallengeKind::SpentAuthCode,
+        ChallengeKind::Invitation,
     ];
 }
 

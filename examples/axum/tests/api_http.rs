@@ -93,6 +93,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/users/{id}"),
     ("get", "/users/{id}/status"),
     ("put", "/users/{id}/organizations/{org_id}/roles"),
+    ("post", "/organizations/{id}/invitations"),
+    ("post", "/invitations/accept"),
     ("get", "/users/{id}/organizations"),
     ("get", "/users/{id}/login-logs"),
 ];

@@ -199,7 +199,7 @@ async fn the_invoices_need_invoices_read_in_the_token() {
     let user: latchkey::UserId = test.status_of(&eve).await.str("user_id").parse().unwrap();
     test.auth
         .rbac()
-        .set_roles(user, org, &[reader], &ctx)
+        .add_member(user, org, &[reader], &ctx)
         .await
         .unwrap();
     let stale = test.get(INVOICES, Some(&eve)).await;
@@ -225,7 +225,7 @@ async fn the_invoices_need_invoices_read_in_the_token() {
     let fay_id = test.status_of(&fay).await.str("user_id").parse().unwrap();
     test.auth
         .rbac()
-        .set_roles(fay_id, org, &[accountant], &ctx)
+        .add_member(fay_id, org, &[accountant], &ctx)
         .await
         .unwrap();
     let fay = test.token_via("fay@example.com", Some(&client)).await;
@@ -256,7 +256,7 @@ async fn a_token_without_its_permissions_is_checked_against_the_roles() {
     assert!(!holds(&test.auth, &claims, "invoices:read").await.unwrap());
     test.auth
         .rbac()
-        .set_roles(claims.sub, org, &[reader], &RequestContext::new())
+        .add_member(claims.sub, org, &[reader], &RequestContext::new())
         .await
         .unwrap();
     assert!(holds(&test.auth, &claims, "invoices:read").await.unwrap());

@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, Ctx, parse_id};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Bearer, Caller, Ctx, parse_id};
 use crate::views::{List, LoginEvent, PageQuery, UserView};
 
 type Created<T> = ApiResult<(StatusCode, Json<T>)>;
@@ -647,15 +647,112 @@ pub async fn set_roles(
 ) -> ApiResult<Json<MembershipView>> {
     let (user, org) = (user_id(&id)?, org_id(&org)?);
     caller.require(&state, "roles:write", Some(org)).await?;
+    let ids = role_ids(&state, org, &body.roles).await?;
+    let rbac = state.auth.rbac();
+    let membership = match rbac.set_roles(user, org, &ids, &ctx).await {
+        // Joining someone to an organization without asking them is the installation's
+        // call alone; an organization's administrators invite.
+        Err(latchkey::Error::NotFound { what: "membership" }) => {
+            caller.require(&state, "users:write", None).await?;
+            rbac.add_member(user, org, &ids, &ctx).await?
+        }
+        other => other?,
+    };
+    Ok(Json(membership_view(&state, &membership).await?))
+}
+
+/// The ids of an organization's roles, by name.
+async fn role_ids(state: &AppState, org: OrgId, names: &[String]) -> ApiResult<Vec<RoleId>> {
     let defined = state.auth.rbac().roles(org).await?;
-    let mut ids = Vec::with_capacity(body.roles.len());
-    for name in &body.roles {
+    let mut ids = Vec::with_capacity(names.len());
+    for name in names {
         let role = defined.iter().find(|r| &r.name == name).ok_or_else(|| {
             ApiError::invalid(format!("no role named {name:?} in this organization"))
         })?;
         ids.push(role.id);
     }
-    let membership = state.auth.rbac().set_roles(user, org, &ids, &ctx).await?;
+    Ok(ids)
+}
+
+/// `POST /organizations/{id}/invitations`.
+#[derive(Deserialize, ToSchema)]
+pub struct InvitationRequest {
+    /// Whom to invite: only a user who proved this address can accept.
+    #[schema(format = "email")]
+    pub email: String,
+    /// Role names in the organization, given on joining.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// An invitation just made.
+#[derive(Serialize, ToSchema)]
+pub struct InvitationView {
+    /// Give it to the person invited; it is shown only here.
+    pub token: String,
+    /// The organization.
+    pub org_id: String,
+    /// The invited address.
+    pub email: String,
+    /// Seconds it can be accepted for.
+    pub expires_in: u64,
+}
+
+/// Invite someone into an organization (`roles:write`): they join by accepting it, signed
+/// in with the invited address proven.
+#[utoipa::path(post, path = "/organizations/{id}/invitations", tag = "organizations",
+    params(("id" = String, Path)), request_body = InvitationRequest,
+    responses((status = 201, body = InvitationView)), security(("bearer" = [])))]
+pub async fn invite(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<InvitationRequest>,
+) -> Created<InvitationView> {
+    let org = org_id(&id)?;
+    caller.require(&state, "roles:write", Some(org)).await?;
+    let ids = role_ids(&state, org, &body.roles).await?;
+    let made = state
+        .auth
+        .rbac()
+        .invite(org, &body.email, &ids, &ctx)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(InvitationView {
+            token: made.token.secret().to_owned(),
+            org_id: made.org_id.to_string(),
+            email: made.email.as_str().to_owned(),
+            expires_in: made.expires_in.as_secs(),
+        }),
+    ))
+}
+
+/// `POST /invitations/accept`.
+#[derive(Deserialize, ToSchema)]
+pub struct AcceptInvitation {
+    /// The invitation's token.
+    pub token: String,
+}
+
+/// Accept an invitation: the bearer joins its organization, if their verified address is
+/// the invited one (403 otherwise).
+#[utoipa::path(post, path = "/invitations/accept", tag = "organizations",
+    request_body = AcceptInvitation, responses((status = 200, body = MembershipView)),
+    security(("bearer" = [])))]
+pub async fn accept_invitation(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    bearer: Bearer,
+    ApiJson(body): ApiJson<AcceptInvitation>,
+) -> ApiResult<Json<MembershipView>> {
+    let token = latchkey::crypto::InvitationToken::new(&body.token);
+    let membership = state
+        .auth
+        .rbac()
+        .accept_invitation(bearer.claims.sub, &token, &ctx)
+        .await?;
     Ok(Json(membership_view(&state, &membership).await?))
 }
 

@@ -68,6 +68,8 @@ pub fn api() -> (axum::Router<AppState>, OpenApi) {
         .routes(routes!(d::get_user_by_email))
         .routes(routes!(d::user_status))
         .routes(routes!(d::set_roles))
+        .routes(routes!(d::invite))
+        .routes(routes!(d::accept_invitation))
         .routes(routes!(d::user_orgs))
         .routes(routes!(d::login_logs));
     let (router, mut doc) = OpenApiRouter::<AppState>::new()
