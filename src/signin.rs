@@ -196,6 +196,10 @@ pub(crate) struct PendingMfa {
     /// Wrong proofs presented with this token so far.
     #[serde(default)]
     pub(crate) attempts: u32,
+    /// The user's security stamp when the first factor was proven; the token dies when it
+    /// moves (a record without one is refused).
+    #[serde(default)]
+    pub(crate) stamp: Option<u64>,
 }
 
 /// Changes a ceremony makes to the account only once the whole sign-in succeeds, after
@@ -246,20 +250,47 @@ impl Latchkey {
         code_request: Option<&AuthCodeRequest>,
         ctx: &RequestContext,
     ) -> Result<SignIn, Error> {
-        complete_first_factor(self.inner(), user, method, code_request, ctx).await
+        let proven = Proven::current(user);
+        complete_first_factor(self.inner(), proven, method, code_request, ctx).await
+    }
+}
+
+/// Whose first factor was proven, and under which security stamp: the stamp of the
+/// account as read when the credential was checked. A sign-in whose account changed
+/// credentials meanwhile (the stamp moved) is refused, so a password read before a reset
+/// or an account claim cannot open a session after it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Proven {
+    pub(crate) user: UserId,
+    pub(crate) stamp: Option<u64>,
+}
+
+impl Proven {
+    /// A credential checked against `user` as read.
+    pub(crate) fn by(user: &User) -> Self {
+        Proven {
+            user: user.id,
+            stamp: Some(user.security_stamp),
+        }
+    }
+
+    /// A proof that stands whatever the account's stamp: an address just proven (the proof
+    /// itself may move the stamp), or an application's own first factor.
+    pub(crate) fn current(user: UserId) -> Self {
+        Proven { user, stamp: None }
     }
 }
 
 pub(crate) async fn complete_first_factor(
     inner: &Inner,
-    user_id: UserId,
+    proven: Proven,
     method: AuthMethod,
     code_request: Option<&AuthCodeRequest>,
     ctx: &RequestContext,
 ) -> Result<SignIn, Error> {
     complete_first_factor_then(
         inner,
-        user_id,
+        proven,
         method,
         code_request,
         ctx,
@@ -271,7 +302,7 @@ pub(crate) async fn complete_first_factor(
 /// [`complete_first_factor`], with changes to make once the sign-in is complete.
 pub(crate) async fn complete_first_factor_then(
     inner: &Inner,
-    user_id: UserId,
+    proven: Proven,
     method: AuthMethod,
     code_request: Option<&AuthCodeRequest>,
     ctx: &RequestContext,
@@ -279,9 +310,16 @@ pub(crate) async fn complete_first_factor_then(
 ) -> Result<SignIn, Error> {
     let user = inner
         .users
-        .get_user(user_id)
+        .get_user(proven.user)
         .await?
         .ok_or(Error::InvalidCredentials)?;
+    if proven
+        .stamp
+        .is_some_and(|stamp| stamp != user.security_stamp)
+    {
+        tracing::info!(user_id = %user.id, "a sign-in proven before a credential change was refused");
+        return Err(Error::InvalidCredentials);
+    }
     may_sign_in(inner, &user)?;
     let org = sign_in_org(inner, &user, code_request, ctx).await?;
     let amr = method.amr();
@@ -301,6 +339,7 @@ pub(crate) async fn complete_first_factor_then(
             attempts: 0,
             methods: second_factors.clone(),
             challenge: None,
+            stamp: Some(user.security_stamp),
         };
         return begin_mfa(inner, &user, pending, second_factors, ctx).await;
     }
@@ -386,11 +425,18 @@ pub(crate) async fn finish(
         method,
         deferred,
     } = end;
-    if let Some(sealed) = &deferred.password_hash {
-        let opened = inner.keyring.open(sealed, &deferred_aad(user.id))?;
-        let phc = std::str::from_utf8(&opened).map_err(|_| Error::Crypto)?;
-        set_password(inner, user.id, &crate::model::PasswordHash::new(phc), ctx).await?;
-    }
+    let changed;
+    let user = match &deferred.password_hash {
+        Some(sealed) => {
+            let opened = inner.keyring.open(sealed, &deferred_aad(user.id))?;
+            let phc = std::str::from_utf8(&opened).map_err(|_| Error::Crypto)?;
+            let hash = crate::model::PasswordHash::new(phc);
+            // The new password moves the stamp: this sign-in goes on under the new one.
+            changed = set_password(inner, user, &hash, ctx).await?;
+            &changed
+        }
+        None => user,
+    };
     // Logged first: a failure to log leaves nothing issued, so no session or code ever
     // exists without its line in the login log.
     let event = crate::model::AuthEvent::new(AuthEventKind::SignIn, ctx, inner.clock.now())
@@ -401,7 +447,7 @@ pub(crate) async fn finish(
     Ok(match code_request {
         Some(request) => {
             let code =
-                crate::tokens::auth_code::issue(inner, user.id, org_id, amr, aal, request).await?;
+                crate::tokens::auth_code::issue(inner, user, org_id, amr, aal, request).await?;
             SignIn::Code(code)
         }
         None => SignIn::Complete(
@@ -435,19 +481,25 @@ async fn mfa_methods(
     Ok(methods)
 }
 
-/// Sets a password (a reset completing) and ends every session of the account.
+/// Sets a password (a reset completing) and ends every session of the account. Returns the
+/// account as written, if its security stamp is still the one `signing_in` was proven
+/// under (otherwise the sign-in is void: [`Error::InvalidCredentials`]).
 async fn set_password(
     inner: &Inner,
-    user: UserId,
+    signing_in: &User,
     hash: &crate::model::PasswordHash,
     ctx: &RequestContext,
-) -> Result<(), Error> {
+) -> Result<User, Error> {
+    let user = signing_in.id;
     for _ in 0..crate::flows::MAX_RETRIES {
         let mut account = inner
             .users
             .get_user(user)
             .await?
             .ok_or(Error::InvalidCredentials)?;
+        if account.security_stamp != signing_in.security_stamp {
+            return Err(Error::InvalidCredentials);
+        }
         // Sessions end first: should the write below fail, nothing is left half done in
         // the unsafe direction (old sessions alive beside a new password).
         inner
@@ -455,17 +507,23 @@ async fn set_password(
             .revoke_user_sessions(user, inner.clock.now())
             .await?;
         account.password_hash = Some(hash.clone());
+        account.rotate_security_stamp();
         account.updated_at = inner.clock.now();
         match inner.users.update_user(&account).await {
             Err(crate::StoreError::Stale) => continue,
             Err(err) => return Err(err.into()),
-            Ok(_) => {
+            Ok(revision) => {
+                account.revision = revision;
                 let now = inner.clock.now();
+                // And again: a session opened between the first revocation and the write
+                // carried the old stamp, and open_session may have checked it just before
+                // the write.
+                inner.sessions.revoke_user_sessions(user, now).await?;
                 let event = crate::model::AuthEvent::new(AuthEventKind::PasswordChanged, ctx, now)
                     .with_user(user)
                     .with_reason("reset");
                 inner.audit_log.append(&event).await?;
-                return Ok(());
+                return Ok(account);
             }
         }
     }
@@ -552,10 +610,12 @@ pub(crate) async fn open_session(
     // Signed first: a failure leaves no session behind.
     let access_token = crate::tokens::mint(inner, &session).await?;
     inner.sessions.create_session(&session).await?;
-    // A block or deletion that landed while this sign-in ran revoked the sessions that
-    // existed then; this one must not outlive it.
+    // A block, deletion or credential change that landed while this sign-in ran revoked
+    // the sessions that existed then; this one must not outlive it. Every such change
+    // writes the user (moving the stamp) before it revokes, so either this read sees the
+    // change, or the change's revocation sees this session.
     let current = inner.users.get_user(user.id).await?;
-    if current.is_none_or(|u| u.blocked) {
+    if current.is_none_or(|u| u.blocked || u.security_stamp != user.security_stamp) {
         inner.sessions.revoke_session(session.id, now).await?;
         return Err(Error::InvalidCredentials);
     }
@@ -567,4 +627,23 @@ pub(crate) async fn open_session(
         user_id: user.id,
         session_id: session.id,
     })
+}
+
+/// Moves `user`'s security stamp (compare-and-swap, retried): what was made under the old
+/// stamp stops working. For changes that do not write the user record themselves (a factor
+/// removed); sessions already open stay (the caller decides).
+pub(crate) async fn rotate_stamp(inner: &Inner, user: UserId) -> Result<(), Error> {
+    for _ in 0..crate::flows::MAX_RETRIES {
+        let Some(mut account) = inner.users.get_user(user).await? else {
+            return Ok(());
+        };
+        account.rotate_security_stamp();
+        account.updated_at = inner.clock.now();
+        match inner.users.update_user(&account).await {
+            Err(crate::StoreError::Stale) => continue,
+            Err(err) => return Err(err.into()),
+            Ok(_) => return Ok(()),
+        }
+    }
+    Err(Error::Conflict { what: "user" })
 }

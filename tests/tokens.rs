@@ -707,6 +707,7 @@ async fn register_client(h: &Harness, user: UserId, secret: Option<&str>) -> Org
         org_id: org.id,
         role_ids: vec![],
         created_at: h.auth.now(),
+        self_joined: false,
     };
     h.store.put_membership(&membership).await.unwrap();
     org.id
@@ -919,6 +920,7 @@ async fn roles_and_permissions_of_the_org_are_in_the_token() {
         org_id: org.id,
         role_ids: vec![role.id],
         created_at: h.auth.now(),
+        self_joined: false,
     };
     h.store.put_membership(&membership).await.unwrap();
     let in_org = ctx().with_org(org.id);

@@ -420,6 +420,7 @@ impl<'a> Rbac<'a> {
             org_id: org,
             role_ids: self.checked_roles(org, roles).await?,
             created_at,
+            self_joined: false,
         };
         inner.orgs.put_membership(&membership).await?;
         let event = AuthEvent::new(AuthEventKind::UserUpdated, ctx, inner.clock.now())

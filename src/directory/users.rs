@@ -135,6 +135,7 @@ impl<'a> Users<'a> {
                 org_id: org,
                 role_ids: Vec::new(),
                 created_at: user.created_at,
+                self_joined: false,
             };
             if let Err(err) = inner.orgs.put_membership(&membership).await {
                 inner.users.delete_user(user.id).await?;
@@ -259,6 +260,10 @@ impl<'a> Users<'a> {
             if let Some(verified) = update.phone_verified {
                 user.phone_verified = verified && user.phone.is_some();
             }
+            if user.email != before.email || user.phone != before.phone {
+                // Whatever was under way for the old address or number stops here.
+                user.rotate_security_stamp();
+            }
             user.updated_at = inner.clock.now();
             match inner.users.update_user(&user).await {
                 Err(StoreError::Stale) => continue,
@@ -317,6 +322,9 @@ impl<'a> Users<'a> {
         for _ in 0..MAX_RETRIES {
             let mut user = self.get(id).await?;
             user.blocked = blocked;
+            if blocked {
+                user.rotate_security_stamp();
+            }
             user.updated_at = inner.clock.now();
             match inner.users.update_user(&user).await {
                 Err(StoreError::Stale) => continue,

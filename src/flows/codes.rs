@@ -9,7 +9,7 @@
 
 use super::{
     Channel, Claimed, Judgement, Proof, Purpose, RequestState, Requester, Sent, Stage,
-    account_at_send, account_for, check_failures, claim, deliver, load, record_failure,
+    account_at_send, account_for, claim, count_attempt, deliver, load, log_failure, record_failure,
     spend_send_budget,
 };
 use crate::crypto::{OneTimeCode, SecretHash, SecretPurpose, numeric_code};
@@ -17,7 +17,7 @@ use crate::delivery::Recipient;
 use crate::directory::orgs::{Method, allow};
 use crate::engine::Inner;
 use crate::model::{Email, Phone, RequestId, UserId};
-use crate::signin::{AuthMethod, SignIn, complete_first_factor};
+use crate::signin::{AuthMethod, Proven, SignIn, complete_first_factor};
 use crate::{Error, RequestContext};
 
 /// One-time codes: [`email`](Self::email) and [`sms`](Self::sms).
@@ -154,6 +154,7 @@ impl CodeChannel<'_> {
         let id = RequestId::generate();
         let code = OneTimeCode::new(numeric_code(inner.config.config.codes.digits)?.as_str());
         let identifier = recipient.as_str().to_owned();
+        let stamp = super::stamp_at_send(inner, user_id, &recipient).await?;
         let state = RequestState {
             channel: self.channel,
             purpose,
@@ -174,6 +175,7 @@ impl CodeChannel<'_> {
                 at: now,
             },
             stage: Stage::Pending,
+            stamp,
         };
         let ttl = self.channel.ttl(inner);
         super::insert(inner, id, &state, now + ttl).await?;
@@ -242,7 +244,7 @@ impl CodeChannel<'_> {
             Channel::SmsCode => AuthMethod::Sms,
             _ => AuthMethod::Email,
         };
-        complete_first_factor(self.inner, user, method, None, &ctx).await
+        complete_first_factor(self.inner, Proven::current(user), method, None, &ctx).await
     }
 
     /// Confirms a code from [`send_verification`](Self::send_verification): marks the
@@ -296,7 +298,9 @@ impl CodeChannel<'_> {
             return Err(Error::InvalidCredentials);
         };
         let identifier = first.state.identifier.clone();
-        check_failures(inner, &identifier, ctx).await?;
+        // Counted before the code is judged, in one atomic step, so a burst of guesses
+        // cannot all pass a check made before any was recorded (CON-02).
+        count_attempt(inner, &identifier, ctx).await?;
         let judge = |state: &RequestState| {
             if state.channel != self.channel || state.purpose != purpose {
                 return Judgement::Refuse(Error::InvalidCredentials);
@@ -310,12 +314,16 @@ impl CodeChannel<'_> {
         match claim(inner, request_id, || Error::InvalidCredentials, judge).await? {
             Claimed::Won(loaded) => {
                 super::remove(inner, request_id).await?;
+                if !super::stamp_holds(inner, &loaded.state).await? {
+                    tracing::info!(%request_id, "a code from before a credential change was refused");
+                    return Err(Error::InvalidCredentials);
+                }
                 let mut ctx = ctx.clone();
                 ctx.org_id = loaded.state.org_id;
                 Ok((loaded.state, ctx))
             }
             Claimed::Wrong(state) => {
-                record_failure(inner, Some(&identifier), state.user_id, ctx, method).await?;
+                log_failure(inner, state.user_id, ctx, method).await?;
                 Err(Error::InvalidCredentials)
             }
         }

@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use super::{
     Channel, Claimed, Judgement, Purpose, RequestState, Requester, Sent, Stage, account_at_send,
-    account_for, check_failures, claim, deliver, load, record_failure, spend_send_budget,
+    account_for, claim, count_attempt, deliver, load, log_failure, spend_send_budget,
 };
 use crate::crypto::{
     MagicLinkToken, OneTimeCode, PollToken, SecretHash, SecretPurpose, numeric_code, random_token,
@@ -45,7 +45,7 @@ use crate::delivery::{Recipient, SecretLink};
 use crate::directory::orgs::{Method, allow};
 use crate::engine::Inner;
 use crate::model::{ChallengeKey, ChallengeKind, Email, RequestId};
-use crate::signin::{AuthMethod, SignIn, complete_first_factor};
+use crate::signin::{AuthMethod, Proven, SignIn, complete_first_factor};
 use crate::tokens::AuthCodeRequest;
 use crate::{Error, RequestContext};
 
@@ -179,6 +179,7 @@ impl<'a> MagicLinks<'a> {
         spend_send_budget(inner, Channel::MagicLink, email.as_str(), ctx).await?;
         let recipient = Recipient::Email(email);
         let (account, deliverable) = account_at_send(inner, &recipient).await?;
+        let stamp = account.as_ref().map(|u| u.security_stamp);
 
         let now = inner.clock.now();
         let id = RequestId::generate();
@@ -210,6 +211,7 @@ impl<'a> MagicLinks<'a> {
                 at: now,
             },
             stage: Stage::Pending,
+            stamp,
         };
         let ttl = inner.config.config.ttl.magic_link;
         super::insert(inner, id, &state, now + ttl).await?;
@@ -304,7 +306,9 @@ impl<'a> MagicLinks<'a> {
         let (first, link) = self.find(token).await?;
         let request_id = first.id;
         let identifier = first.state.identifier.clone();
-        check_failures(inner, &identifier, ctx).await?;
+        // Counted before the device code is judged, in one atomic step, so a burst of
+        // guesses cannot all pass a check made before any was recorded (CON-02).
+        count_attempt(inner, &identifier, ctx).await?;
         let device_code = match &proof.device_code {
             Some(code) => Some(super::codes::normalize(code)?),
             None => None,
@@ -330,7 +334,7 @@ impl<'a> MagicLinks<'a> {
         let loaded = match claim(inner, request_id, || Error::InvalidToken, judge).await? {
             Claimed::Won(loaded) => loaded,
             Claimed::Wrong(_) => {
-                record_failure(inner, Some(&identifier), None, ctx, "email").await?;
+                log_failure(inner, None, ctx, "email").await?;
                 return Err(Error::InvalidCredentials);
             }
         };
@@ -349,7 +353,7 @@ impl<'a> MagicLinks<'a> {
         tracing::debug!(%request_id, "magic link verified");
         complete_first_factor(
             inner,
-            user,
+            Proven::current(user),
             AuthMethod::Email,
             loaded.state.code_request.as_ref(),
             &ctx,
@@ -369,6 +373,10 @@ impl<'a> MagicLinks<'a> {
         let now = inner.clock.now();
         let key = ChallengeKey::hashed(ChallengeKind::MagicLink, link);
         inner.challenges.delete(&key, now).await?;
+        if !super::stamp_holds(inner, &loaded.state).await? {
+            tracing::info!(request_id = %loaded.id, "a link from before a credential change was refused");
+            return Err(Error::InvalidToken);
+        }
         let user = account_for(inner, &loaded.state.recipient()?, ctx)
             .await?
             .ok_or(Error::InvalidToken)?;
@@ -431,7 +439,7 @@ impl<'a> MagicLinks<'a> {
         tracing::debug!(%request_id, "magic link sign-in collected by the asking tab");
         let sign_in = complete_first_factor(
             inner,
-            user_id,
+            Proven::current(user_id),
             AuthMethod::Email,
             state.code_request.as_ref(),
             &ctx,

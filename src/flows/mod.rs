@@ -152,6 +152,10 @@ pub(crate) struct RequestState {
     pub(crate) device_code: Option<SecretHash>,
     pub(crate) requester: Requester,
     pub(crate) stage: Stage,
+    /// The security stamp of the account the secret went to, when there was one: the
+    /// request dies when it moves (DESIGN invariant 13).
+    #[serde(default)]
+    pub(crate) stamp: Option<u64>,
 }
 
 impl RequestState {
@@ -238,6 +242,33 @@ pub(crate) async fn remove(inner: &Inner, id: RequestId) -> Result<(), Error> {
     let now = inner.clock.now();
     inner.challenges.delete(&request_key(id), now).await?;
     Ok(())
+}
+
+/// The security stamp of the account a request's secret goes to (its user's, or the
+/// address's account), if there is one.
+pub(crate) async fn stamp_at_send(
+    inner: &Inner,
+    user: Option<UserId>,
+    recipient: &Recipient,
+) -> Result<Option<u64>, Error> {
+    let account = match user {
+        Some(id) => inner.users.get_user(id).await?,
+        None => find_user(inner, recipient).await?,
+    };
+    Ok(account.map(|u| u.security_stamp))
+}
+
+/// Whether the account a claimed request was sent for still has the credentials it had
+/// then (DESIGN invariant 13): `false` once its security stamp moved.
+pub(crate) async fn stamp_holds(inner: &Inner, state: &RequestState) -> Result<bool, Error> {
+    let Some(stamp) = state.stamp else {
+        return Ok(true);
+    };
+    let account = match state.user_id {
+        Some(id) => inner.users.get_user(id).await?,
+        None => find_user(inner, &state.recipient()?).await?,
+    };
+    Ok(account.is_none_or(|u| u.security_stamp == stamp))
 }
 
 /// Whether a request can still be answered: pending, with attempts left.
@@ -607,6 +638,7 @@ async fn join_org(
             org_id,
             role_ids: Vec::new(),
             created_at: now,
+            self_joined: true,
         };
         inner.orgs.put_membership(&membership).await?;
     }
@@ -666,6 +698,9 @@ pub(crate) async fn mark_verified(
         Recipient::Email(_) => user.email_verified = true,
         Recipient::Phone(_) => user.phone_verified = true,
     }
+    // A first proof decides whose the account is: whatever was under way for it before
+    // (MFA and enrolment tokens, ceremonies, codes) stops here.
+    user.rotate_security_stamp();
     user.updated_at = now;
     inner.users.update_user(&user).await.map_err(Error::Store)?;
     Ok(Some(user.id))
@@ -695,6 +730,7 @@ async fn detach(
         Recipient::Email(_) => user.email = None,
         Recipient::Phone(_) => user.phone = None,
     }
+    user.rotate_security_stamp();
     user.updated_at = now;
     inner.users.update_user(&user).await.map_err(Error::Store)?;
     let event = AuthEvent::new(AuthEventKind::FactorRemoved, ctx, now)
@@ -706,9 +742,12 @@ async fn detach(
 }
 
 /// Makes an account nobody proved its prover's alone. The password and the other unproven
-/// identifier go first, in one compare-and-swap, so nothing signs in with them from then
-/// on; then factors set up meanwhile, backup codes and sessions. The caller marks the
-/// address verified last, so a failure part-way leaves it all to the next attempt.
+/// identifier go first, in one compare-and-swap that also moves the security stamp, so
+/// nothing signs in with them from then on and every token, ceremony and pending sign-in
+/// made for the account dies; then factors set up meanwhile, backup codes, sessions, and
+/// the memberships whoever set the account up chose (the organization the prover signs in
+/// to, if any, keeps them as a new sign-up there would). The caller marks the address
+/// verified last, so a failure part-way leaves it all to the next attempt.
 async fn claim_account(
     inner: &Inner,
     user: &mut User,
@@ -723,6 +762,7 @@ async fn claim_account(
         Recipient::Phone(_) if !user.email_verified => user.email = None,
         _ => {}
     }
+    user.rotate_security_stamp();
     user.updated_at = now;
     user.revision = inner.users.update_user(user).await.map_err(Error::Store)?;
     let users = &inner.users;
@@ -735,6 +775,11 @@ async fn claim_account(
     }
     users.replace_backup_codes(id, &[]).await?;
     let revoked = inner.sessions.revoke_user_sessions(id, now).await?;
+    for membership in inner.orgs.list_memberships(id).await? {
+        if membership.self_joined && Some(membership.org_id) != ctx.org_id {
+            removed += usize::from(inner.orgs.delete_membership(id, membership.org_id).await?);
+        }
+    }
     if !users.list_passkeys(id).await?.is_empty() || !users.list_totp_factors(id).await?.is_empty()
     {
         // A factor arrived while we cleaned: start over from a fresh read.

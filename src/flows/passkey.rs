@@ -74,7 +74,7 @@ use crate::model::{
     AuthEvent, AuthEventKind, ChallengeKey, ChallengeKind, CredentialId, Email, OrgId,
     PasskeyCredential, PasskeyUse, Phone, SessionId, User, UserId, checked_label,
 };
-use crate::signin::{AuthMethod, SignIn, complete_first_factor, may_sign_in};
+use crate::signin::{AuthMethod, Proven, SignIn, complete_first_factor, may_sign_in};
 use crate::{Error, RequestContext, StoreError, Timestamp};
 
 /// The longest passkey name, in characters.
@@ -482,6 +482,7 @@ impl<'a> Passkeys<'a> {
         if !inner.users.delete_passkey(user, id).await? {
             return Err(Error::NotFound { what: "passkey" });
         }
+        crate::signin::rotate_stamp(inner, user).await?;
         let event = AuthEvent::new(AuthEventKind::FactorRemoved, ctx, inner.clock.now())
             .with_user(user)
             .with_method("passkey");
@@ -737,7 +738,8 @@ async fn register(
             undo_sign_up(inner, user_id).await;
             return Err(err);
         }
-        let sign_in = complete_first_factor(inner, user_id, method, None, ctx).await?;
+        let sign_in =
+            complete_first_factor(inner, Proven::current(user_id), method, None, ctx).await?;
         return Ok(PasskeyRegistered {
             passkey: stored.into(),
             sign_in: Some(sign_in),
@@ -816,7 +818,9 @@ async fn sign_in(
 ) -> Result<SignIn, Error> {
     let ctx = &ctx_in_org(ctx, ceremony.org_id);
     match verify_assertion(inner, ceremony.step, response).await? {
-        Ok((user_id, method)) => complete_first_factor(inner, user_id, method, None, ctx).await,
+        Ok((user_id, method)) => {
+            complete_first_factor(inner, Proven::current(user_id), method, None, ctx).await
+        }
         Err(Refusal::Invalid(user)) => {
             record_failure(inner, None, user, ctx, "passkey").await?;
             Err(Error::InvalidCredentials)

@@ -34,7 +34,7 @@ use crate::crypto::Password;
 use crate::directory::orgs::{Method, allow};
 use crate::engine::Inner;
 use crate::model::{AuthEvent, AuthEventKind, Email, FactorStatus, PasswordHash, User, UserId};
-use crate::signin::{AuthMethod, SignIn, complete_first_factor};
+use crate::signin::{AuthMethod, Proven, SignIn, complete_first_factor};
 use crate::{Error, RequestContext, StoreError};
 
 /// Argon2id memory cost, KiB.
@@ -388,7 +388,7 @@ impl<'a> Passwords<'a> {
         if !super::create_account(inner, &user, "pwd", ctx).await? {
             return Err(Error::Conflict { what: "email" });
         }
-        complete_first_factor(inner, user.id, AuthMethod::Password, None, ctx).await
+        complete_first_factor(inner, Proven::by(&user), AuthMethod::Password, None, ctx).await
     }
 
     /// Signs in with an email address and a password. Every failure — unknown address, no
@@ -431,7 +431,9 @@ impl<'a> Passwords<'a> {
                 Err(err) => return Err(err.into()),
             }
         }
-        complete_first_factor(inner, user.id, AuthMethod::Password, None, ctx).await
+        // The password was checked against the account as read: if its credentials changed
+        // since (a reset, a claim by the address's owner), this sign-in is void.
+        complete_first_factor(inner, Proven::by(&user), AuthMethod::Password, None, ctx).await
     }
 
     /// Changes a signed-in user's password: the current one must be right (a wrong one
@@ -466,6 +468,7 @@ impl<'a> Passwords<'a> {
         self.check(new, has_mfa, &context)?;
         self.screen(new).await?;
         account.password_hash = Some(hash(inner, new).await?);
+        account.rotate_security_stamp();
         account.updated_at = inner.clock.now();
         inner
             .users
@@ -582,7 +585,7 @@ impl<'a> Passwords<'a> {
             crate::signin::Deferred::new_password(inner, user, &hash(inner, new).await?)?;
         crate::signin::complete_first_factor_then(
             inner,
-            user,
+            Proven::current(user),
             AuthMethod::Email,
             None,
             &ctx,

@@ -306,8 +306,14 @@ impl<'a> Mfa<'a> {
             .get_user(user_id)
             .await?
             .ok_or(Error::InvalidCredentials)?;
+        if pending.stamp != Some(user.security_stamp) {
+            return Err(Error::InvalidToken);
+        }
         let subject = crate::flows::account_subject(&user);
         crate::flows::count_attempt(inner, &subject, ctx).await?;
+        // Counted against the token before the proof is judged (CON-02): of a burst of
+        // proofs, only as many as the token allows are ever judged.
+        let attempt = spend_attempt(inner, &key).await?;
 
         let (accepted, method) = match proof {
             MfaProof::Sms(request, code) | MfaProof::Email(request, code) => {
@@ -352,7 +358,10 @@ impl<'a> Mfa<'a> {
             }
         };
         if !accepted {
-            spend_attempt(inner, &key).await?;
+            if attempt >= inner.config.config.codes.max_attempts {
+                // That was the token's last try: it dies now.
+                inner.challenges.delete(&key, inner.clock.now()).await?;
+            }
             crate::flows::log_failure(inner, Some(user_id), ctx, method).await?;
             return Err(Error::InvalidCredentials);
         }
@@ -421,38 +430,41 @@ impl<'a> Mfa<'a> {
     }
 }
 
-/// Counts a wrong proof against an MFA token; the token dies with the last one it is
-/// allowed ([`CodePolicy::max_attempts`](crate::CodePolicy::max_attempts), 5 by
-/// default), whatever the account's budget still allows. Compare-and-swap on the record,
-/// so racing wrong proofs are all counted.
-async fn spend_attempt(inner: &Inner, key: &ChallengeKey) -> Result<(), Error> {
+/// Counts a proof against an MFA token before it is judged and returns its number: the
+/// token allows [`CodePolicy::max_attempts`](crate::CodePolicy::max_attempts) (5 by
+/// default), whatever the account's budget still allows, and a proof past them is
+/// [`Error::InvalidToken`]. Compare-and-swap on the record, so racing proofs are each
+/// counted once and get distinct numbers.
+async fn spend_attempt(inner: &Inner, key: &ChallengeKey) -> Result<u32, Error> {
     let max = inner.config.config.codes.max_attempts;
     for _ in 0..crate::flows::MAX_RETRIES {
         let now = inner.clock.now();
         let Some(record) = inner.challenges.get(key, now).await? else {
-            return Ok(());
+            return Err(Error::InvalidToken);
         };
         let corrupt = |_| Error::Store(StoreError::Corrupt { what: "mfa_token" });
         let mut pending: PendingMfa = serde_json::from_slice(&record.value).map_err(corrupt)?;
-        pending.attempts += 1;
         if pending.attempts >= max {
             inner.challenges.delete(key, now).await?;
-            return Ok(());
+            return Err(Error::InvalidToken);
         }
+        pending.attempts += 1;
         let value = serde_json::to_vec(&pending).map_err(corrupt)?;
         if inner
             .challenges
             .update(key, record.version, &value, record.expires_at, now)
             .await?
         {
-            return Ok(());
+            return Ok(pending.attempts);
         }
     }
     Err(Error::Conflict { what: "mfa_token" })
 }
 
 /// The user an MFA or enrolment-only token belongs to, if they may still sign in, in the
-/// organization the sign-in started in: checked before anything is sent or enrolled.
+/// organization the sign-in started in, with the credentials the first factor was proven
+/// against (the security stamp has not moved): checked before anything is sent or
+/// enrolled.
 async fn signed_in_user(inner: &Inner, pending: &PendingMfa) -> Result<crate::model::User, Error> {
     let user = inner
         .users
@@ -460,6 +472,10 @@ async fn signed_in_user(inner: &Inner, pending: &PendingMfa) -> Result<crate::mo
         .await?
         .ok_or(Error::InvalidToken)?;
     crate::signin::may_sign_in(inner, &user)?;
+    if pending.stamp != Some(user.security_stamp) {
+        tracing::info!(user_id = %user.id, "an MFA token from before a credential change was refused");
+        return Err(Error::InvalidToken);
+    }
     crate::signin::still_member(inner, &user, pending.org_id).await?;
     Ok(user)
 }

@@ -234,6 +234,7 @@ impl<'a> Totp<'a> {
         let inner = self.inner;
         let removed = inner.users.delete_totp_factor(user, factor).await?;
         if removed {
+            crate::signin::rotate_stamp(inner, user).await?;
             let event = AuthEvent::new(AuthEventKind::FactorRemoved, ctx, inner.clock.now())
                 .with_user(user)
                 .with_method("totp");

@@ -208,6 +208,11 @@ pub struct Membership {
     pub role_ids: Vec<RoleId>,
     /// When the user joined.
     pub created_at: Timestamp,
+    /// Joined by signing up in the organization, rather than by an accepted invitation or
+    /// an administrator's decision. Such a membership was chosen by whoever set the
+    /// account up, so it goes when someone else proves the account's address.
+    #[serde(default)]
+    pub self_joined: bool,
 }
 
 #[cfg(test)]

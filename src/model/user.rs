@@ -38,6 +38,13 @@ pub struct User {
     /// Bumped by the store on every update; updates name the revision they read
     /// (compare-and-swap), so concurrent edits cannot silently overwrite each other.
     pub revision: u64,
+    /// The revision of the user's credentials and proofs (DESIGN invariant 13). Every
+    /// token, ceremony, MFA or enrolment token and pending sign-in carries the stamp it
+    /// was made under, and is refused once the stamp moved: proving an address, changing
+    /// or resetting the password, removing a factor, changing an identifier and blocking
+    /// all move it ([`rotate_security_stamp`](Self::rotate_security_stamp)).
+    #[serde(default)]
+    pub security_stamp: u64,
 }
 
 impl User {
@@ -57,7 +64,15 @@ impl User {
             created_at: now,
             updated_at: now,
             revision: 0,
+            security_stamp: 0,
         }
+    }
+
+    /// Moves the security stamp: everything made under the old one stops working. An
+    /// application that changes a credential in the store itself must call this in the
+    /// same update.
+    pub fn rotate_security_stamp(&mut self) {
+        self.security_stamp = self.security_stamp.wrapping_add(1);
     }
 }
 

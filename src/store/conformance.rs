@@ -226,6 +226,7 @@ fn membership(user: UserId, org: OrgId, roles: &[RoleId]) -> Membership {
         org_id: org,
         role_ids: roles.to_vec(),
         created_at: t0(),
+        self_joined: false,
     }
 }
 

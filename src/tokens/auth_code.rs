@@ -124,6 +124,9 @@ fn check_verifier(verifier: &str) -> Result<(), Error> {
 #[derive(Serialize, Deserialize)]
 struct PendingCode {
     user_id: UserId,
+    /// The user's security stamp at issue: the code dies when it moves.
+    #[serde(default)]
+    stamp: Option<u64>,
     org_id: Option<OrgId>,
     amr: Vec<String>,
     aal: u8,
@@ -169,7 +172,7 @@ pub(crate) async fn registered_app(
 
 pub(crate) async fn issue(
     inner: &Inner,
-    user_id: UserId,
+    user: &crate::model::User,
     org_id: Option<OrgId>,
     amr: Vec<String>,
     aal: u8,
@@ -181,7 +184,8 @@ pub(crate) async fn issue(
     let code = random_token()?;
     let hash = inner.hasher.hash(SecretPurpose::AuthCode, code.as_bytes());
     let pending = PendingCode {
-        user_id,
+        user_id: user.id,
+        stamp: Some(user.security_stamp),
         org_id,
         amr,
         aal,
@@ -235,7 +239,7 @@ pub(crate) async fn exchange(
         .users
         .get_user(pending.user_id)
         .await?
-        .filter(|u| !u.blocked)
+        .filter(|u| !u.blocked && pending.stamp == Some(u.security_stamp))
         .ok_or(Error::InvalidToken)?;
     let session_id = SessionId::generate();
     let spent = SpentCode {

@@ -9,19 +9,45 @@ use latchkey::testing::{CapturingMailer, CapturingSms, test_keyring, test_pepper
 use latchkey::{Config, Latchkey, ManualClock};
 use latchkey_memory::MemoryStore;
 
-/// An engine and the handles a test needs to drive and observe it.
-pub struct Harness {
+/// An engine and the handles a test needs to drive and observe it, on the memory adapter
+/// or (`Harness<SledStore>`) on a real sled directory.
+pub struct Harness<S = MemoryStore> {
     pub auth: Latchkey,
     pub clock: ManualClock,
-    pub store: MemoryStore,
+    pub store: S,
     pub mailer: CapturingMailer,
     pub sms: CapturingSms,
+    /// The sled directory, removed with the harness.
+    pub dir: Option<tempfile::TempDir>,
 }
 
 /// A harness with `config`, its clock stopped at 2026-01-01T00:00:00Z.
 pub fn harness_with(config: Config) -> Harness {
+    harness_on(MemoryStore::new(), ManualClock::fixed(), config, None)
+}
+
+/// A harness on a fresh sled directory, with the default configuration.
+pub fn sled_harness() -> Harness<latchkey_sled::SledStore> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let clock = ManualClock::fixed();
-    let store = MemoryStore::new();
+    let store = latchkey_sled::SledStore::with_config(
+        latchkey_sled::SledConfig::new(dir.path()).clock(clock.clone()),
+    )
+    .expect("sled opens");
+    harness_on(
+        store,
+        clock,
+        Config::new("https://app.example.com"),
+        Some(dir),
+    )
+}
+
+fn harness_on<S: latchkey::store::Storage + Clone + 'static>(
+    store: S,
+    clock: ManualClock,
+    config: Config,
+    dir: Option<tempfile::TempDir>,
+) -> Harness<S> {
     let mailer = CapturingMailer::new();
     let sms = CapturingSms::new();
     let auth = Latchkey::builder(config)
@@ -39,6 +65,7 @@ pub fn harness_with(config: Config) -> Harness {
         store,
         mailer,
         sms,
+        dir,
     }
 }
 
@@ -47,7 +74,7 @@ pub fn harness() -> Harness {
     harness_with(Config::new("https://app.example.com"))
 }
 
-impl Harness {
+impl<S> Harness<S> {
     /// Every email sent so far, once background deliveries are done.
     pub async fn mails(&self) -> Vec<latchkey::EmailMessage> {
         self.auth.flush_deliveries().await;
@@ -94,7 +121,7 @@ pub fn base32_decode(text: &str) -> Vec<u8> {
 }
 
 /// What an authenticator app holding `secret` shows at the engine's current time.
-pub fn app_code(h: &Harness, secret: &[u8]) -> latchkey::crypto::OneTimeCode {
+pub fn app_code<S>(h: &Harness<S>, secret: &[u8]) -> latchkey::crypto::OneTimeCode {
     let now = h.auth.now().unix_secs() as u64;
     latchkey::crypto::OneTimeCode::new(
         latchkey::mfa::totp::code_at(secret, now, "SHA1", 6).unwrap(),
@@ -102,8 +129,8 @@ pub fn app_code(h: &Harness, secret: &[u8]) -> latchkey::crypto::OneTimeCode {
 }
 
 /// Enrols and confirms TOTP for `user`: the app's secret and the backup codes.
-pub async fn enable_totp(
-    h: &Harness,
+pub async fn enable_totp<S>(
+    h: &Harness<S>,
     user: latchkey::UserId,
 ) -> (Vec<u8>, Vec<latchkey::crypto::BackupCode>) {
     let ctx = latchkey::RequestContext::new();

@@ -1,0 +1,285 @@
+//! The account takeovers of issue 16 and the weaknesses found beside them, each written as
+//! the attack, on the memory adapter and on a real sled directory.
+
+// Failures are reported by panicking, like any test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use latchkey::crypto::Password;
+use latchkey::directory::MfaRequirement;
+use latchkey::{Error, RequestContext, SignIn};
+use support::{Harness, app_code, base32_decode, code_of, harness, sled_harness};
+
+/// Runs an attack on both adapters: `name_on_memory` and `name_on_sled`.
+macro_rules! on_both_adapters {
+    ($($name:ident),* $(,)?) => {
+        mod on_memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() { super::$name(super::harness()).await })*
+        }
+        mod on_sled {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() { super::$name(super::sled_harness()).await })*
+        }
+    };
+}
+
+on_both_adapters!(
+    a_pre_registered_accounts_enrolment_token_dies_when_the_owner_proves_the_address,
+    password_sign_ins_racing_an_account_claim_leave_no_session,
+    a_burst_of_wrong_codes_is_counted_before_any_is_judged,
+    a_burst_of_wrong_proofs_spends_an_mfa_token_before_any_is_judged,
+);
+
+fn ctx() -> RequestContext {
+    RequestContext::new().with_ip([198, 51, 100, 7].into())
+}
+
+const ATTACKERS_PASSWORD: &str = "correct horse battery staple";
+
+/// The owner of `email` signs in by an emailed code (and so proves the address).
+async fn owner_proves<S>(h: &Harness<S>, email: &str) -> SignIn {
+    h.clock.advance(std::time::Duration::from_secs(61));
+    let sent = h.auth.codes().email().send(email, &ctx()).await.unwrap();
+    let mail = h.mails().await.pop().unwrap();
+    assert_eq!(mail.to.as_str(), email);
+    h.auth
+        .codes()
+        .email()
+        .verify(sent.request_id, &code_of(&mail.message), &ctx())
+        .await
+        .unwrap()
+}
+
+/// Checklist ACC-03, SES-11 (issue 16, item 2; DESIGN invariant 13): an attacker signs up
+/// the victim's address with a password in an organization that requires MFA and keeps the
+/// enrolment-only token; the owner then proves the address. The token must be dead: it
+/// would otherwise enrol the attacker's TOTP on the owner's verified account.
+async fn a_pre_registered_accounts_enrolment_token_dies_when_the_owner_proves_the_address<S>(
+    h: Harness<S>,
+) {
+    let mut new = latchkey::NewOrg::new("Acme", "acme");
+    new.settings.mfa = MfaRequirement::Required;
+    let acme = h.auth.orgs().create(new).await.unwrap().id;
+    let attacker = ctx().with_org(acme);
+    let signed_up = h
+        .auth
+        .passwords()
+        .sign_up(
+            "victim@example.com",
+            &Password::new(ATTACKERS_PASSWORD),
+            &attacker,
+        )
+        .await
+        .unwrap();
+    let SignIn::MfaEnrollmentRequired(enrolment) = signed_up else {
+        panic!("the organization requires MFA: {signed_up:?}")
+    };
+    let token = enrolment.enrollment_token;
+
+    let SignIn::Complete(owner) = owner_proves(&h, "victim@example.com").await else {
+        panic!("the owner signs in")
+    };
+    let victim = owner.user_id;
+
+    // The attacker tries to finish enrolling their own authenticator.
+    let attack = async {
+        let enrolled = h
+            .auth
+            .mfa()
+            .enroll_totp_for_sign_in(&token, &attacker)
+            .await?;
+        let secret = base32_decode(&enrolled.secret_base32);
+        h.auth
+            .mfa()
+            .confirm_totp_for_sign_in(&token, &app_code(&h, &secret), &attacker)
+            .await
+    };
+    let outcome = attack.await;
+    assert!(
+        matches!(outcome, Err(Error::InvalidToken)),
+        "the enrolment token outlived the owner's proof: {outcome:?}"
+    );
+    let authenticators = h.auth.mfa().authenticators(victim).await.unwrap();
+    assert!(
+        authenticators.totp.is_empty(),
+        "the attacker's TOTP is on the owner's account"
+    );
+    // The organization the attacker signed the address up to is not the owner's.
+    let memberships = h.auth.rbac().memberships(victim).await.unwrap();
+    assert!(
+        memberships.iter().all(|m| m.org_id != acme),
+        "the owner kept a membership the attacker chose"
+    );
+    // And the owner's own sign-in stands.
+    h.auth
+        .tokens()
+        .verify_live(owner.access_token.secret())
+        .await
+        .unwrap();
+}
+
+/// Checklist SES-11 (issue 16, item 3): password sign-ins that read the attacker's password
+/// before the owner claimed the account finish after the claim revoked every session; none
+/// of the sessions they open may live.
+async fn password_sign_ins_racing_an_account_claim_leave_no_session<S>(h: Harness<S>) {
+    h.auth
+        .passwords()
+        .sign_up(
+            "victim@example.com",
+            &Password::new(ATTACKERS_PASSWORD),
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    let sent = h
+        .auth
+        .codes()
+        .email()
+        .send("victim@example.com", &ctx())
+        .await
+        .unwrap();
+    let code = code_of(&h.mails().await.pop().unwrap().message);
+    let auth = h.auth.clone();
+    let outcomes = latchkey::testing::race(9, move |n| {
+        let auth = auth.clone();
+        let code = code.clone();
+        async move {
+            // Each racer from its own address, so no failure budget is shared.
+            let ctx = RequestContext::new().with_ip([198, 51, 100, n as u8 + 10].into());
+            match n {
+                0 => auth
+                    .codes()
+                    .email()
+                    .verify(sent.request_id, &code, &ctx)
+                    .await
+                    .map(|s| (true, s)),
+                _ => auth
+                    .passwords()
+                    .sign_in(
+                        "victim@example.com",
+                        &Password::new(ATTACKERS_PASSWORD),
+                        &ctx,
+                    )
+                    .await
+                    .map(|s| (false, s)),
+            }
+        }
+    })
+    .await;
+    let mut owner = None;
+    for outcome in outcomes {
+        match outcome {
+            Ok((true, SignIn::Complete(tokens))) => owner = Some(tokens),
+            Ok((false, SignIn::Complete(tokens))) => {
+                let live = h
+                    .auth
+                    .tokens()
+                    .verify_live(tokens.access_token.secret())
+                    .await;
+                assert!(
+                    live.is_err(),
+                    "a password sign-in outlived the claim that removed the password"
+                );
+            }
+            Ok((_, other)) => panic!("{other:?}"),
+            Err(err) => assert_eq!(err.code(), "invalid_credentials", "{err:?}"),
+        }
+    }
+    let owner = owner.expect("the owner signed in");
+    let sessions = h.auth.sessions().list(owner.user_id).await.unwrap();
+    let live: Vec<_> = sessions.iter().filter(|s| s.revoked_at.is_none()).collect();
+    assert_eq!(live.len(), 1, "only the owner's session lives: {live:?}");
+    assert_eq!(live[0].id, owner.session_id);
+}
+
+/// Checklist CON-02, OOB-05 (issue 16, item 7): a burst of wrong codes for one account from
+/// one client, spread over several requests so no request's own five tries stop it, is
+/// counted before any code is judged: no more are judged than the account-and-client
+/// budget (10 in 15 minutes) allows, and the right code after the burst is refused.
+async fn a_burst_of_wrong_codes_is_counted_before_any_is_judged<S>(h: Harness<S>) {
+    let email = "ana@example.com";
+    let mut requests = Vec::new();
+    for _ in 0..4 {
+        h.clock.advance(std::time::Duration::from_secs(61));
+        requests.push(h.auth.codes().email().send(email, &ctx()).await.unwrap());
+    }
+    h.clock.advance(std::time::Duration::from_secs(61));
+    let last = h.auth.codes().email().send(email, &ctx()).await.unwrap();
+    let right = code_of(&h.mails().await.pop().unwrap().message);
+    let auth = h.auth.clone();
+    let outcomes = latchkey::testing::race(20, move |n| {
+        let auth = auth.clone();
+        let request = requests[n % 4].request_id;
+        async move {
+            let wrong = latchkey::crypto::OneTimeCode::new("000000");
+            auth.codes().email().verify(request, &wrong, &ctx()).await
+        }
+    })
+    .await;
+    let judged = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(Error::InvalidCredentials)))
+        .count();
+    let limited = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(Error::RateLimited { .. })))
+        .count();
+    assert_eq!(judged + limited, 20, "{outcomes:?}");
+    assert!(
+        judged <= 10,
+        "{judged} wrong codes were judged past a budget of 10"
+    );
+    let after = h
+        .auth
+        .codes()
+        .email()
+        .verify(last.request_id, &right, &ctx())
+        .await;
+    assert!(
+        matches!(after, Err(Error::RateLimited { .. })),
+        "the right code inside the spent budget: {after:?}"
+    );
+}
+
+/// Checklist CON-02 (issue 16, item 7): one MFA token allows five proofs; a burst of wrong
+/// ones from many clients is counted against the token before any is judged, so no more
+/// than five are.
+async fn a_burst_of_wrong_proofs_spends_an_mfa_token_before_any_is_judged<S>(h: Harness<S>) {
+    let SignIn::Complete(signed_in) = owner_proves(&h, "ana@example.com").await else {
+        panic!("signed in")
+    };
+    support::enable_totp(&h, signed_in.user_id).await;
+    h.clock.advance(std::time::Duration::from_secs(61));
+    let SignIn::MfaRequired(step) = owner_proves(&h, "ana@example.com").await else {
+        panic!("the second factor is asked for")
+    };
+    let auth = h.auth.clone();
+    let token = step.mfa_token;
+    let outcomes = latchkey::testing::race(16, move |n| {
+        let auth = auth.clone();
+        let token = token.clone();
+        async move {
+            // Every racer from its own address: only the token's own count stops them.
+            let ctx = RequestContext::new().with_ip([203, 0, 113, n as u8 + 1].into());
+            let wrong = latchkey::MfaProof::Totp(latchkey::crypto::OneTimeCode::new("000000"));
+            auth.mfa().verify(&token, &wrong, &ctx).await
+        }
+    })
+    .await;
+    let judged = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(Error::InvalidCredentials)))
+        .count();
+    assert!(
+        judged <= 5,
+        "{judged} proofs were judged on one MFA token: {outcomes:?}"
+    );
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Err(Error::InvalidCredentials | Error::InvalidToken))),
+        "{outcomes:?}"
+    );
+}
