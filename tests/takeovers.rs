@@ -30,6 +30,7 @@ on_both_adapters!(
     password_sign_ins_racing_an_account_claim_leave_no_session,
     a_burst_of_wrong_codes_is_counted_before_any_is_judged,
     a_burst_of_wrong_proofs_spends_an_mfa_token_before_any_is_judged,
+    verify_live_refuses_permissions_taken_away_since_the_token_was_signed,
 );
 
 fn ctx() -> RequestContext {
@@ -282,4 +283,118 @@ async fn a_burst_of_wrong_proofs_spends_an_mfa_token_before_any_is_judged<S>(h: 
             .all(|o| matches!(o, Err(Error::InvalidCredentials | Error::InvalidToken))),
         "{outcomes:?}"
     );
+}
+
+/// Checklist SES-08, AUTHZ (issue 16, item 11): a role taken from a member, a role edited
+/// or a permission deleted leaves the permission in access tokens already signed; the
+/// live check refuses them at once, and refreshing signs one with the roles held now.
+async fn verify_live_refuses_permissions_taken_away_since_the_token_was_signed<S>(h: Harness<S>) {
+    let rbac = h.auth.rbac();
+    let acme = h
+        .auth
+        .orgs()
+        .create(latchkey::NewOrg::new("Acme", "acme"))
+        .await
+        .unwrap()
+        .id;
+    rbac.define_permission(acme, "invoices:write", None)
+        .await
+        .unwrap();
+    let refunds = rbac
+        .define_permission(acme, "refunds:write", None)
+        .await
+        .unwrap();
+    let clerk = rbac
+        .create_role(
+            acme,
+            &latchkey::RoleSpec::new("clerk", &["invoices:write", "refunds:write"]),
+        )
+        .await
+        .unwrap();
+    let SignIn::Complete(ana) = owner_proves(&h, "ana@example.com").await else {
+        panic!("signed in")
+    };
+    rbac.add_member(ana.user_id, acme, &[clerk.id], &ctx())
+        .await
+        .unwrap();
+    let in_acme = ctx().with_org(acme);
+    let sign_in = || async {
+        let signed = h
+            .auth
+            .complete_first_factor(ana.user_id, latchkey::AuthMethod::Email, None, &in_acme)
+            .await
+            .unwrap();
+        let SignIn::Complete(tokens) = signed else {
+            panic!("{signed:?}")
+        };
+        tokens
+    };
+    let live = |tokens: &latchkey::TokenSet| {
+        let token = tokens.access_token.secret().to_owned();
+        let auth = h.auth.clone();
+        async move { auth.tokens().verify_live(&token).await }
+    };
+
+    // The member's roles are set to none.
+    let tokens = sign_in().await;
+    assert!(
+        live(&tokens)
+            .await
+            .unwrap()
+            .has_permission("invoices:write")
+    );
+    rbac.set_roles(ana.user_id, acme, &[], &ctx())
+        .await
+        .unwrap();
+    let stale = live(&tokens).await;
+    assert!(matches!(stale, Err(Error::InvalidToken)), "{stale:?}");
+    let fresh = h
+        .auth
+        .tokens()
+        .refresh(&tokens.refresh_token, &ctx())
+        .await
+        .unwrap();
+    let claims = live(&fresh).await.unwrap();
+    assert!(!claims.has_permission("invoices:write"));
+
+    // The role itself loses a permission.
+    rbac.set_roles(ana.user_id, acme, &[clerk.id], &ctx())
+        .await
+        .unwrap();
+    let tokens = sign_in().await;
+    assert!(
+        live(&tokens)
+            .await
+            .unwrap()
+            .has_permission("invoices:write")
+    );
+    rbac.update_role(
+        acme,
+        clerk.id,
+        &latchkey::RoleSpec::new("clerk", &["refunds:write"]),
+    )
+    .await
+    .unwrap();
+    let stale = live(&tokens).await;
+    assert!(matches!(stale, Err(Error::InvalidToken)), "{stale:?}");
+
+    // A permission is deleted.
+    let tokens = sign_in().await;
+    assert!(live(&tokens).await.unwrap().has_permission("refunds:write"));
+    rbac.delete_permission(acme, refunds.id).await.unwrap();
+    let stale = live(&tokens).await;
+    assert!(matches!(stale, Err(Error::InvalidToken)), "{stale:?}");
+
+    // A role is deleted.
+    let tokens = sign_in().await;
+    live(&tokens).await.unwrap();
+    rbac.delete_role(acme, clerk.id).await.unwrap();
+    let stale = live(&tokens).await;
+    assert!(matches!(stale, Err(Error::InvalidToken)), "{stale:?}");
+    // The stateless check trusts the token until it expires: by design, and documented.
+    h.auth
+        .tokens()
+        .verify(tokens.access_token.secret())
+        .await
+        .unwrap();
 }

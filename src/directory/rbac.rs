@@ -151,6 +151,7 @@ impl<'a> Rbac<'a> {
         if !self.inner.orgs.delete_permission(org, id).await? {
             return Err(Error::NotFound { what: "permission" });
         }
+        crate::tokens::bump_roles_revision(self.inner, org, None).await?;
         super::log_admin(self.inner, org, "permission_deleted").await;
         Ok(())
     }
@@ -198,6 +199,7 @@ impl<'a> Rbac<'a> {
         role.permissions = self.granted(org, &spec.permissions).await?;
         role.updated_at = self.inner.clock.now();
         self.inner.orgs.put_role(&role).await?;
+        crate::tokens::bump_roles_revision(self.inner, org, None).await?;
         super::log_admin(self.inner, org, "role_updated").await;
         Ok(role)
     }
@@ -221,6 +223,7 @@ impl<'a> Rbac<'a> {
         if !self.inner.orgs.delete_role(org, id).await? {
             return Err(Error::NotFound { what: "role" });
         }
+        crate::tokens::bump_roles_revision(self.inner, org, None).await?;
         super::log_admin(self.inner, org, "role_deleted").await;
         Ok(())
     }
@@ -423,6 +426,7 @@ impl<'a> Rbac<'a> {
             self_joined: false,
         };
         inner.orgs.put_membership(&membership).await?;
+        crate::tokens::bump_roles_revision(inner, org, Some(user)).await?;
         let event = AuthEvent::new(AuthEventKind::UserUpdated, ctx, inner.clock.now())
             .with_user(user)
             .with_reason(reason);
@@ -434,6 +438,7 @@ impl<'a> Rbac<'a> {
     /// Returns whether they were a member.
     pub async fn remove_member(&self, user: UserId, org: OrgId) -> Result<bool, Error> {
         let was = self.inner.orgs.delete_membership(user, org).await?;
+        crate::tokens::bump_roles_revision(self.inner, org, Some(user)).await?;
         super::end_sessions_in(self.inner, user, org).await?;
         Ok(was)
     }

@@ -33,6 +33,9 @@ pub enum ChallengeKind {
     SpentAuthCode,
     /// An invitation to join an organization, keyed by its token's hash.
     Invitation,
+    /// The current revision of an organization's roles, or of one member's: access
+    /// tokens signed under another are stale.
+    RolesRevision,
 }
 
 impl ChallengeKind {
@@ -49,11 +52,12 @@ impl ChallengeKind {
             ChallengeKind::TotpEnrolment => "totp_enrolment",
             ChallengeKind::SpentAuthCode => "spent_auth_code",
             ChallengeKind::Invitation => "invitation",
+            ChallengeKind::RolesRevision => "roles_revision",
         }
     }
 
     /// Every kind, for adapters that keep one table or tree per kind.
-    pub const ALL: [ChallengeKind; 10] = [
+    pub const ALL: [ChallengeKind; 11] = [
         ChallengeKind::MagicLink,
         ChallengeKind::Request,
         ChallengeKind::OneTimeCode,
@@ -64,6 +68,7 @@ impl ChallengeKind {
         ChallengeKind::TotpEnrolment,
         ChallengeKind::SpentAuthCode,
         ChallengeKind::Invitation,
+        ChallengeKind::RolesRevision,
     ];
 }
 

@@ -135,6 +135,7 @@ mod tests {
                 perms_omitted: false,
                 amr: vec![],
                 acr: "aal1".into(),
+                rev: None,
             },
         })
     }

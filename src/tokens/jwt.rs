@@ -54,6 +54,12 @@ pub struct Claims {
     pub amr: Vec<String>,
     /// Assurance reached: `aal1` or `aal2` (NIST SP 800-63B).
     pub acr: String,
+    /// The revision of the organization's roles and of the subject's membership the
+    /// token's `roles` and `perms` were read at (absent while neither changed lately).
+    /// [`Tokens::verify_live`](crate::tokens::Tokens::verify_live) refuses a token whose
+    /// revision is no longer current; refreshing signs one with the roles held now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rev: Option<String>,
 }
 
 /// Orders `held` against the name `{resource}:*`, without building it.
@@ -259,6 +265,7 @@ mod tests {
             perms_omitted: false,
             amr: vec![],
             acr: "aal1".into(),
+            rev: None,
         }
     }
 

@@ -15,6 +15,16 @@
 //! [`Tokens::verify_live`] also reads the session from the store and refuses a revoked,
 //! idle or ended one with [`Error::SessionRevoked`]: one key lookup more, for the requests
 //! where a revocation must bite at once (payments, account changes, admin actions).
+//!
+//! The same split holds for roles. An access token carries the roles and permissions its
+//! subject held in its organization when it was signed. `verify` trusts them until the
+//! token expires; `verify_live` also refuses a token signed before the subject's roles
+//! there were set, a role of the organization was edited or deleted, or a permission was
+//! deleted ([`Error::InvalidToken`]: the client refreshes and gets the roles held now).
+//! Use `verify` where a permission granted a few minutes ago is acceptable (reads), and
+//! `verify_live` wherever a signed-out session, a revoked role or a blocked user must be
+//! refused at once; [`Rbac::check`](crate::Rbac::check) reads the roles from the store
+//! for a single decision.
 
 pub(crate) mod auth_code;
 mod cache;
@@ -34,7 +44,7 @@ pub(crate) use keys::{KeySet, SigningKey};
 
 use crate::crypto::{AccessToken, RefreshToken, random_bytes};
 use crate::engine::Inner;
-use crate::model::{OrgId, Session, SessionId, UserId};
+use crate::model::{ChallengeKey, ChallengeKind, OrgId, Session, SessionId, UserId};
 use crate::signin::TokenSet;
 use crate::{Error, RequestContext, Timestamp};
 
@@ -186,9 +196,15 @@ pub(crate) async fn mint(inner: &Inner, session: &Session) -> Result<AccessToken
     let key = keys
         .current()
         .ok_or(Error::Config("no signing key".into()))?;
-    let (roles, perms) = match session.org_id {
-        Some(org) => roles_and_permissions(inner, session.user_id, org).await?,
-        None => (Vec::new(), Vec::new()),
+    // The revision is read before the roles: a change landing between the two reads
+    // leaves a token that verify_live already refuses, never a stale one that passes.
+    let (rev, roles, perms) = match session.org_id {
+        Some(org) => {
+            let rev = roles_revision(inner, session.user_id, org).await?;
+            let (roles, perms) = roles_and_permissions(inner, session.user_id, org).await?;
+            (rev, roles, perms)
+        }
+        None => (None, Vec::new(), Vec::new()),
     };
     let config = &inner.config.config;
     let now = inner.clock.now().unix_secs();
@@ -209,6 +225,7 @@ pub(crate) async fn mint(inner: &Inner, session: &Session) -> Result<AccessToken
         perms_omitted: false,
         amr: session.amr.clone(),
         acr: format!("aal{}", session.aal),
+        rev,
     };
     let mut claims = claims;
     let size = serde_json::to_vec(&claims).map_or(usize::MAX, |json| json.len());
@@ -218,6 +235,75 @@ pub(crate) async fn mint(inner: &Inner, session: &Session) -> Result<AccessToken
         claims.perms_omitted = true;
     }
     Ok(AccessToken::new(jwt::sign(key, &claims)?))
+}
+
+/// Where the revision of an organization's roles (no `user`), or of one member's, is kept.
+fn revision_key(org: OrgId, user: Option<UserId>) -> ChallengeKey {
+    let id = match user {
+        Some(user) => format!("member:{org}:{user}"),
+        None => format!("org:{org}"),
+    };
+    ChallengeKey::new(ChallengeKind::RolesRevision, id)
+}
+
+/// The current revision of `user`'s roles in `org`: `None` while neither the
+/// organization's roles nor the membership changed within an access token's lifetime.
+pub(crate) async fn roles_revision(
+    inner: &Inner,
+    user: UserId,
+    org: OrgId,
+) -> Result<Option<String>, Error> {
+    let now = inner.clock.now();
+    let mut parts = Vec::with_capacity(2);
+    for key in [revision_key(org, None), revision_key(org, Some(user))] {
+        let record = inner.challenges.get(&key, now).await?;
+        parts.push(record.map(|r| String::from_utf8_lossy(&r.value).into_owned()));
+    }
+    Ok(match parts.as_slice() {
+        [None, None] => None,
+        [org, member] => Some(format!(
+            "{}.{}",
+            org.as_deref().unwrap_or("-"),
+            member.as_deref().unwrap_or("-")
+        )),
+        _ => None,
+    })
+}
+
+/// Makes every access token signed for `org` (or, with `user`, for that member in it)
+/// stale: a new random revision, kept as long as such a token can live. Random rather
+/// than counted, so a revision that expired and came back can never match an old token.
+pub(crate) async fn bump_roles_revision(
+    inner: &Inner,
+    org: OrgId,
+    user: Option<UserId>,
+) -> Result<(), Error> {
+    let key = revision_key(org, user);
+    let value = crate::crypto::b64url(random_bytes::<12>()?.as_ref());
+    for _ in 0..crate::flows::MAX_RETRIES {
+        let now = inner.clock.now();
+        // Past an access token's lifetime and verification's leeway, no token signed
+        // before the change is left to refuse.
+        let expires_at = now + inner.config.config.ttl.access_token + Duration::from_secs(120);
+        let written = match inner.challenges.get(&key, now).await? {
+            Some(record) => {
+                inner
+                    .challenges
+                    .update(&key, record.version, value.as_bytes(), expires_at, now)
+                    .await?
+            }
+            None => {
+                inner
+                    .challenges
+                    .insert(&key, value.as_bytes(), expires_at, now)
+                    .await?
+            }
+        };
+        if written {
+            return Ok(());
+        }
+    }
+    Err(Error::Conflict { what: "roles" })
 }
 
 /// The largest claims (as JSON) an access token carries: past it the token carries no
@@ -337,10 +423,19 @@ impl<'a> Tokens<'a> {
     }
 
     /// Verifies an access token and checks its session in the store: a revoked, idle or
-    /// ended session fails with [`Error::SessionRevoked`].
+    /// ended session (signed out, blocked, credentials changed) fails with
+    /// [`Error::SessionRevoked`]; a token of a session in an organization whose roles
+    /// changed since it was signed (the subject's roles set, a role edited or deleted, a
+    /// permission deleted) fails with [`Error::InvalidToken`]: refreshing signs one with
+    /// the roles held now.
     pub async fn verify_live(&self, token: &str) -> Result<Claims, Error> {
         let claims = self.verify(token).await?;
         self.live_session(&claims).await?;
+        if let Some(org) = claims.org
+            && roles_revision(self.inner, claims.sub, org).await? != claims.rev
+        {
+            return Err(Error::InvalidToken);
+        }
         Ok(claims)
     }
 
