@@ -1,5 +1,6 @@
 //! The engine on sled across a restart: signing keys, sessions and refresh rotation
-//! survive; a spent refresh token stays spent.
+//! survive; a spent refresh token stays spent. And the core's attack scenarios
+//! (`tests/support/scenarios.rs`), on a real sled directory.
 
 // Failures are reported by panicking, like any test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -10,6 +11,8 @@ use latchkey::model::{User, UserId};
 use latchkey::store::UserStore;
 use latchkey::testing::{CapturingMailer, race, test_keyring, test_pepper};
 use latchkey::{AuthMethod, Config, Latchkey, ManualClock, RequestContext, SignIn};
+#[path = "../../../tests/support/scenarios.rs"]
+mod scenarios;
 mod support;
 
 use latchkey_sled::{SledConfig, SledStore};
@@ -268,4 +271,20 @@ async fn deleting_a_user_on_sled_leaves_no_orphan_and_an_intact_anonymous_log() 
         auth.audit().verify_chain(ana.id).await.unwrap(),
         latchkey::ChainStatus::Intact { .. }
     ));
+}
+
+/// OA-01 on sled: any second presentation of a code revokes the first exchange's session.
+#[tokio::test]
+async fn oa01_a_replayed_code_revokes_the_first_exchange_on_sled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (auth, store) = engine(dir.path(), &ManualClock::fixed());
+    scenarios::auth_code_replay_revokes_the_first_exchange_verifier_or_not(&auth, &store).await;
+}
+
+/// OA-01/CON-01 on sled: 16 racing exchanges of one code leave no live session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oa01_a_code_raced_16_times_leaves_no_live_session_on_sled() {
+    let dir = tempfile::tempdir().unwrap();
+    let (auth, store) = engine(dir.path(), &ManualClock::fixed());
+    scenarios::auth_code_raced_16_times_leaves_no_live_session(&auth, &store).await;
 }
