@@ -2,12 +2,14 @@
 //! adapter, latchkey-sled's (`storage-adapters/sled/tests/engine.rs`, which includes this
 //! file) on a real sled directory. Each takes an engine and the store under it.
 
-use latchkey::crypto::{AuthCode, CodeVerifier};
+use latchkey::crypto::{AuthCode, CodeVerifier, OneTimeCode};
 use latchkey::model::{App, ClientId, Membership, OrgId, Organization, User, UserId};
 use latchkey::store::{OrgStore, UserStore};
 use latchkey::testing::race;
 use latchkey::tokens::{AuthCodeRequest, CodeExchange, pkce_s256};
-use latchkey::{AuthMethod, Latchkey, RequestContext, SignIn, TokenSet};
+use latchkey::{AuthMethod, Latchkey, Registrant, RequestContext, SignIn, TokenSet};
+
+use super::authenticator::{TestKey, UP, UV};
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CLIENT: &str = "web-app";
@@ -186,4 +188,115 @@ where
         .map(|s| s.id)
         .collect::<Vec<_>>();
     assert_eq!(sessions, [], "no exchange left a live session");
+}
+
+/// Signs up `email` with a passkey on `key`: the new account and its sign-in.
+async fn passkey_sign_up(auth: &Latchkey, email: &str, key: &mut TestKey) -> (UserId, SignIn) {
+    let who = Registrant::NewUser {
+        email: email.parse().unwrap(),
+        name: None,
+    };
+    let passkeys = auth.passkeys();
+    let (token, options) = passkeys.start_registration(who, &ctx()).await.unwrap();
+    let registered = passkeys
+        .finish_registration(&token, &key.register(&options), None, &ctx())
+        .await
+        .unwrap();
+    let sign_in = registered.sign_in.expect("a sign-up signs in");
+    let user = match &sign_in {
+        SignIn::Complete(tokens) => tokens.user_id,
+        other => panic!("expected tokens, got {other:?}"),
+    };
+    (user, sign_in)
+}
+
+async fn passkey_login(auth: &Latchkey, email: &str, key: &mut TestKey) -> SignIn {
+    let passkeys = auth.passkeys();
+    let (token, options) = passkeys.start_login(Some(email), &ctx()).await.unwrap();
+    passkeys
+        .finish_login(&token, &key.sign(&options), &ctx())
+        .await
+        .unwrap()
+}
+
+/// The `amr` and `acr` of a completed sign-in.
+async fn factors(auth: &Latchkey, sign_in: SignIn) -> (Vec<String>, String) {
+    let SignIn::Complete(tokens) = sign_in else {
+        panic!("expected tokens, got {sign_in:?}");
+    };
+    let claims = auth
+        .tokens()
+        .verify(tokens.access_token.secret())
+        .await
+        .unwrap();
+    (claims.amr, claims.acr)
+}
+
+/// Enrols and confirms TOTP for `user`.
+async fn enable_totp(auth: &Latchkey, user: UserId) {
+    let totp = auth.mfa().totp();
+    let enrollment = totp.enroll(user, &ctx()).await.unwrap();
+    let secret = latchkey::mfa::totp::decode_base32(&enrollment.secret_base32).unwrap();
+    let now = auth.now().unix_secs() as u64;
+    let code = latchkey::mfa::totp::code_at(&secret, now, "SHA1", 6).unwrap();
+    totp.confirm(user, &OneTimeCode::new(code), &ctx())
+        .await
+        .unwrap();
+}
+
+fn strings(values: &[&str]) -> Vec<String> {
+    values.iter().map(|v| (*v).to_owned()).collect()
+}
+
+/// WA-09, on an engine under `UserVerification::Preferred`: a passkey registered without
+/// user verification stays one factor when it later asserts it (an authenticator that
+/// skipped UV at registration proved nothing about who set it up), so a user with TOTP
+/// still gets the MFA step; one registered with UV is two factors.
+pub async fn a_passkey_registered_without_uv_stays_one_factor<S: UserStore>(
+    auth: &Latchkey,
+    store: &S,
+) {
+    let mut key = TestKey::new("https://app.example.com");
+    key.flags = UP;
+    let (ana, signed_up) = passkey_sign_up(auth, "ana@example.com", &mut key).await;
+    let one_factor = (strings(&["hwk"]), "aal1".to_owned());
+    assert_eq!(factors(auth, signed_up).await, one_factor);
+
+    key.flags = UP | UV;
+    let upgraded = passkey_login(auth, "ana@example.com", &mut key).await;
+    assert_eq!(
+        factors(auth, upgraded).await,
+        one_factor,
+        "asserting UV later does not make it two factors"
+    );
+    enable_totp(auth, ana).await;
+    let next = passkey_login(auth, "ana@example.com", &mut key).await;
+    assert!(
+        matches!(next, SignIn::MfaRequired(_)),
+        "the MFA step follows: {next:?}"
+    );
+
+    let mut verified = TestKey::new("https://app.example.com");
+    let (bo, signed_up) = passkey_sign_up(auth, "bo@example.com", &mut verified).await;
+    let two_factors = (strings(&["hwk", "user"]), "aal2".to_owned());
+    assert_eq!(factors(auth, signed_up).await, two_factors);
+    enable_totp(auth, bo).await;
+    let next = passkey_login(auth, "bo@example.com", &mut verified).await;
+    assert_eq!(factors(auth, next).await, two_factors, "no MFA step");
+
+    // What the store keeps, through sign-ins that advanced the counters.
+    let registered_with_uv = |passkeys: Vec<latchkey::model::PasskeyCredential>| {
+        passkeys
+            .iter()
+            .map(|p| p.registered_with_uv)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        registered_with_uv(store.list_passkeys(ana).await.unwrap()),
+        [false]
+    );
+    assert_eq!(
+        registered_with_uv(store.list_passkeys(bo).await.unwrap()),
+        [true]
+    );
 }
