@@ -614,7 +614,8 @@ pub enum UserVerification {
     /// Refuse ceremonies without user verification.
     Required,
     /// Ask for it, accept without: such a sign-in is one factor (`hwk`/`swk` without
-    /// `user`), and the MFA step follows when the user has a second factor.
+    /// `user`), and the MFA step follows when the user has a second factor. So is every
+    /// sign-in with a passkey registered without it, verified or not.
     Preferred,
 }
 

@@ -571,6 +571,7 @@ async fn proving_an_address_takes_it_off_an_account_with_strong_factors() {
         counter: 0,
         backup_eligible: false,
         backup_state: false,
+        registered_with_uv: true,
         created_at: now,
         last_used_at: None,
     };

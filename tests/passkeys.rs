@@ -891,12 +891,17 @@ async fn without_user_verification_a_passkey_is_one_factor() {
         .await
         .unwrap();
     assert!(matches!(next, SignIn::MfaRequired(_)), "{next:?}");
-    // A verified passkey skips it.
-    key.flags = UP | UV;
-    let next = login_with(&h, Some("ana@example.com"), &mut key)
-        .await
-        .unwrap();
-    assert!(matches!(next, SignIn::Complete(_)), "{next:?}");
+}
+
+/// WA-09: under `Preferred`, a passkey registered without user verification that later
+/// asserts it stays one factor (no aal2, and the MFA step for a user with TOTP); one
+/// registered with it is two factors.
+#[tokio::test]
+async fn wa09_a_passkey_registered_without_uv_stays_one_factor_when_it_asserts_uv() {
+    let mut config = Config::new(ORIGIN);
+    config.passkeys.user_verification = UserVerification::Preferred;
+    let h = harness_with(config);
+    support::scenarios::a_passkey_registered_without_uv_stays_one_factor(&h.auth, &h.store).await;
 }
 
 #[tokio::test]

@@ -818,21 +818,23 @@ async fn auth_code_is_bound_to_pkce_client_and_redirect_uri() {
     );
 }
 
-/// CON-01: 16 concurrent exchanges of one code: exactly one gets tokens.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn auth_code_is_single_use_under_16_concurrent_exchanges() {
+/// OA-01/OP-10: any second presentation of a code — verifier or not, from any client —
+/// is refused and revokes the session the first exchange opened.
+#[tokio::test]
+async fn oa01_a_replayed_code_revokes_the_first_exchange_verifier_or_not() {
     let h = support::harness();
-    let alice = user(&h, "alice@example.com").await;
-    register_client(&h, alice.id, None).await;
-    let code = code_for(&h, alice.id).await;
-    let auth = Arc::new(h.auth.clone());
-    let results = race(16, |_| {
-        let auth = auth.clone();
-        let ex = exchange(&code);
-        async move { auth.tokens().exchange_code(&ex, &ctx()).await }
-    })
+    support::scenarios::auth_code_replay_revokes_the_first_exchange_verifier_or_not(
+        &h.auth, &h.store,
+    )
     .await;
-    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+}
+
+/// CON-01/OA-01: 16 concurrent exchanges of one code: one spends it, the rest are replays
+/// that revoke what it opened, so no session is left live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oa01_a_code_raced_16_times_leaves_no_live_session() {
+    let h = support::harness();
+    support::scenarios::auth_code_raced_16_times_leaves_no_live_session(&h.auth, &h.store).await;
 }
 
 #[tokio::test]
@@ -1113,30 +1115,6 @@ async fn confidential_clients_must_present_their_secret() {
     let mut ex = exchange(&code);
     ex.client_secret = Some(latchkey::crypto::ClientSecret::new("s3cret-client-value"));
     h.auth.tokens().exchange_code(&ex, &ctx()).await.unwrap();
-}
-
-/// A code alone — found later in a history or a log — cannot revoke anyone's session: the
-/// replay must also hold the verifier.
-#[tokio::test]
-async fn a_leaked_code_without_its_verifier_revokes_nothing() {
-    let h = support::harness();
-    let alice = user(&h, "alice@example.com").await;
-    register_client(&h, alice.id, None).await;
-    let code = code_for(&h, alice.id).await;
-    let tokens = h
-        .auth
-        .tokens()
-        .exchange_code(&exchange(&code), &ctx())
-        .await
-        .unwrap();
-    let mut guess = exchange(&code);
-    guess.code_verifier = CodeVerifier::new("B".repeat(43));
-    assert_eq!(exchange_refused(&h, &guess).await, "invalid_token");
-    h.auth
-        .tokens()
-        .verify_live(tokens.access_token.secret())
-        .await
-        .expect("still signed in");
 }
 
 #[tokio::test]

@@ -41,7 +41,10 @@
 //! A passkey sign-in with user verification is two factors by itself (`amr` `hwk` or `swk`
 //! with `user`, `acr` 2): no MFA step follows. Without user verification (only possible
 //! under [`UserVerification::Preferred`]) it is one factor, and a user with TOTP goes on
-//! to the MFA step.
+//! to the MFA step. So is a sign-in that verifies the user with a passkey registered
+//! without verification (again only under `Preferred`): the registration proved nothing
+//! about who set it up, so it stays one factor until it is registered again
+//! ([`PasskeyCredential::registered_with_uv`]).
 //!
 //! [`ChallengeStore`]: crate::store::ChallengeStore
 //! [`Ttl::webauthn_ceremony`]: crate::Ttl::webauthn_ceremony
@@ -49,6 +52,7 @@
 //! [`PasskeyPolicy`]: crate::PasskeyPolicy
 //! [`PasskeyPolicy::extra_origins`]: crate::PasskeyPolicy::extra_origins
 //! [`UserVerification::Preferred`]: crate::UserVerification::Preferred
+//! [`PasskeyCredential::registered_with_uv`]: crate::model::PasskeyCredential::registered_with_uv
 
 use serde::{Deserialize, Serialize, Serializer};
 use webauthn_rs_core::WebauthnCore;
@@ -715,6 +719,7 @@ async fn register(
         counter: credential.counter,
         backup_eligible: credential.backup_eligible,
         backup_state: credential.backup_state,
+        registered_with_uv: credential.user_verified,
         created_at: now,
         last_used_at: None,
     };
@@ -911,9 +916,11 @@ async fn verify_assertion(
         }
         return Ok(Err(Refusal::Cloned(owner)));
     }
+    // WA-09: verification asserted now makes two factors only for a credential registered
+    // with it (under `Preferred` one may have been registered without).
     let method = AuthMethod::Passkey {
         synced: result.backup_eligible(),
-        user_verified: result.user_verified(),
+        user_verified: result.user_verified() && stored.registered_with_uv,
     };
     Ok(Ok((owner, method)))
 }

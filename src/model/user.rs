@@ -121,6 +121,13 @@ pub struct PasskeyCredential {
     pub backup_eligible: bool,
     /// Whether it is currently backed up (synced).
     pub backup_state: bool,
+    /// Whether the authenticator verified the user (PIN, biometric) when the credential
+    /// was registered. Only then can a verified sign-in with it count as two factors: an
+    /// authenticator that skipped verification at registration proved nothing about who
+    /// set it up, whatever it asserts later. Records written before this was kept read as
+    /// `false`, the safe side: such a passkey is one factor until it is registered again.
+    #[serde(default)]
+    pub registered_with_uv: bool,
     /// When it was registered.
     pub created_at: Timestamp,
     /// When it last signed in.
@@ -218,5 +225,30 @@ mod tests {
         let bcrypt =
             PasswordHash::new("$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW");
         assert_eq!(format!("{bcrypt:?}"), "PasswordHash($2b$…)");
+    }
+
+    /// WA-09: a passkey stored before `registered_with_uv` was kept reads as registered
+    /// without user verification (one factor), never with it.
+    #[test]
+    fn a_passkey_stored_without_registered_with_uv_reads_as_unverified() {
+        let passkey = PasskeyCredential {
+            id: CredentialId::new(vec![1u8; 16]).unwrap(),
+            user_id: UserId::generate(),
+            name: "old".into(),
+            passkey: vec![1],
+            counter: 3,
+            backup_eligible: false,
+            backup_state: false,
+            registered_with_uv: true,
+            created_at: Timestamp::EPOCH,
+            last_used_at: None,
+        };
+        let mut old = serde_json::to_value(&passkey).unwrap();
+        old.as_object_mut().unwrap().remove("registered_with_uv");
+        let read: PasskeyCredential = serde_json::from_value(old).unwrap();
+        assert!(!read.registered_with_uv);
+        let kept: PasskeyCredential =
+            serde_json::from_value(serde_json::to_value(&passkey).unwrap()).unwrap();
+        assert!(kept.registered_with_uv);
     }
 }

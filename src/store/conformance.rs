@@ -132,6 +132,7 @@ fn passkey(user: UserId, id: &[u8]) -> PasskeyCredential {
         counter: 1,
         backup_eligible: true,
         backup_state: false,
+        registered_with_uv: true,
         created_at: t0(),
         last_used_at: None,
     }
@@ -710,6 +711,10 @@ pub async fn passkey_use_is_monotonic_under_16_racing_sign_ins<S: Storage + 'sta
     assert!(stored.backup_state);
     assert_eq!(stored.passkey, b"{\"counter\":5}".to_vec());
     assert_eq!(stored.last_used_at, Some(at(1)));
+    assert!(
+        stored.registered_with_uv,
+        "a use keeps how it was registered"
+    );
 
     assert!(
         !store

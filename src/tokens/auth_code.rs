@@ -4,10 +4,19 @@
 //! registered [`App`](crate::model::App) and the redirect URI one of its registered URIs,
 //! exactly (RFC 9700 §4.1.3: no open redirects). The code is single use, lives
 //! `ttl.auth_code` (60 s by default), and is bound to the client, the redirect URI and an
-//! S256 code challenge; a confidential client also authenticates with its secret. An
-//! exchanged code leaves a tombstone for an hour: a second exchange by someone holding the
-//! code *and* its verifier — a stolen exchange replayed — revokes the session the first one
-//! opened. (A code alone, found later in a history or a log, revokes nothing.)
+//! S256 code challenge; a confidential client also authenticates with its secret.
+//!
+//! The first presentation of a code spends it by inserting its tombstone (insert if
+//! absent: of racing exchanges exactly one does), which names the session it is about to
+//! open, before anything is issued; the tombstone stays until an hour after the code
+//! would have expired. Any later presentation — with or without the right verifier, from
+//! any client — finds it, is refused, and revokes that session (RFC 6749 §4.1.2, RFC
+//! 9700 §4.5): a stolen code that was exchanged first loses what it got once the real
+//! client tries. A replay that lands while the first exchange is still in flight marks the
+//! tombstone, and the first exchange looks at it again after opening its session and
+//! revokes it too, so no ordering leaves that session live. A code found later in a
+//! history or a log can therefore end the session it opened (within that hour); it can
+//! never open one.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -18,7 +27,7 @@ use crate::model::{
     App, AuthEvent, AuthEventKind, ChallengeKey, ChallengeKind, ClientId, OrgId, SessionId, UserId,
 };
 use crate::signin::TokenSet;
-use crate::{Error, RequestContext};
+use crate::{Error, RequestContext, StoreError};
 
 /// What the client asked for when it started a redirect flow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,13 +142,22 @@ struct PendingCode {
     request: AuthCodeRequest,
 }
 
+/// A code's tombstone: written when the code is first presented, before the session is
+/// opened, and kept until an hour after the code would have expired.
 #[derive(Serialize, Deserialize)]
 struct SpentCode {
+    /// The session the first exchange opens (chosen before it exists).
     session_id: SessionId,
-    code_challenge: String,
+    /// Whose it is, for the log (absent from tombstones written before it was recorded).
+    #[serde(default)]
+    user_id: Option<UserId>,
+    /// Marked by the first replay (the record's version moves on with it).
+    #[serde(default)]
+    replayed: bool,
 }
 
-/// How long an exchanged code is remembered, to recognise a replayed exchange.
+/// How long a spent code is remembered after it would have expired, to recognise a
+/// replay.
 const TOMBSTONE_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// The registered app a code request names, if the request may use it: the redirect URI
@@ -209,21 +227,50 @@ pub(crate) async fn exchange(
     exchange: &CodeExchange,
     ctx: &RequestContext,
 ) -> Result<TokenSet, Error> {
-    check_verifier(exchange.code_verifier.secret())?;
     let now = inner.clock.now();
     let hash = inner
         .hasher
         .hash(SecretPurpose::AuthCode, exchange.code.secret().as_bytes());
-    let Some(record) = inner
-        .challenges
-        .take(&ChallengeKey::hashed(ChallengeKind::AuthCode, &hash), now)
-        .await?
-    else {
-        return Err(replayed(inner, &hash, exchange, ctx).await);
+    let code_key = ChallengeKey::hashed(ChallengeKind::AuthCode, &hash);
+    let Some(record) = inner.challenges.get(&code_key, now).await? else {
+        revoke_if_spent(inner, &hash, ctx).await?;
+        return Err(Error::InvalidToken);
     };
-    // From here the code is spent, whatever the outcome: one attempt per code.
+    if let Err(malformed) = check_verifier(exchange.code_verifier.secret()) {
+        // A fresh code is not burnt by a request that could never succeed; a spent one
+        // presented again is a replay, however it is presented.
+        if revoke_if_spent(inner, &hash, ctx).await? {
+            return Err(Error::InvalidToken);
+        }
+        return Err(malformed);
+    }
     let pending: PendingCode =
         serde_json::from_slice(&record.value).map_err(|_| Error::InvalidToken)?;
+    // The code is spent by writing its tombstone, before anything is issued: of racing
+    // exchanges exactly one inserts it, and every other presentation, now or later, finds
+    // it and revokes the session named in it. From here the code is spent, whatever the
+    // outcome: one attempt per code.
+    let session_id = SessionId::generate();
+    let spent = SpentCode {
+        session_id,
+        user_id: Some(pending.user_id),
+        replayed: false,
+    };
+    let spent = serde_json::to_vec(&spent).map_err(|_| Error::Crypto)?;
+    let tombstone = ChallengeKey::hashed(ChallengeKind::SpentAuthCode, &hash);
+    let remember_until = record.expires_at + TOMBSTONE_TTL;
+    if !inner
+        .challenges
+        .insert(&tombstone, &spent, remember_until, now)
+        .await?
+    {
+        revoke_if_spent(inner, &hash, ctx).await?;
+        return Err(Error::InvalidToken);
+    }
+    // Only the tombstone's writer gets here; the live code goes (or has just expired).
+    if inner.challenges.take(&code_key, now).await?.is_none() {
+        return Err(Error::InvalidToken);
+    }
     let challenge = pkce_s256(exchange.code_verifier.secret());
     let bound = pending.request.client_id == exchange.client_id
         && pending.request.redirect_uri == exchange.redirect_uri
@@ -241,19 +288,7 @@ pub(crate) async fn exchange(
         .await?
         .filter(|u| !u.blocked && pending.stamp == Some(u.security_stamp))
         .ok_or(Error::InvalidToken)?;
-    let session_id = SessionId::generate();
-    let spent = SpentCode {
-        session_id,
-        code_challenge: pending.request.code_challenge.clone(),
-    };
-    let spent = serde_json::to_vec(&spent).map_err(|_| Error::Crypto)?;
-    let tombstone = ChallengeKey::hashed(ChallengeKind::SpentAuthCode, &hash);
-    let remember_until = now + TOMBSTONE_TTL;
-    inner
-        .challenges
-        .insert(&tombstone, &spent, remember_until, now)
-        .await?;
-    crate::signin::open_session(
+    let tokens = crate::signin::open_session(
         inner,
         &user,
         pending.amr,
@@ -262,7 +297,20 @@ pub(crate) async fn exchange(
         session_id,
         ctx,
     )
-    .await
+    .await?;
+    // A replay that marked the tombstone before the session existed revoked nothing:
+    // look again now that it exists. One that marks it after this read revokes the
+    // session itself, so no ordering leaves it live.
+    let untouched = inner
+        .challenges
+        .get(&tombstone, inner.clock.now())
+        .await?
+        .is_some_and(|record| record.version == 0);
+    if !untouched {
+        revoke(inner, session_id, Some(user.id), ctx).await?;
+        return Err(Error::InvalidToken);
+    }
+    Ok(tokens)
 }
 
 /// A confidential client (an app with a secret) must present it. Checked after the code
@@ -289,42 +337,51 @@ async fn authenticate_client(inner: &Inner, exchange: &CodeExchange) -> Result<(
     Ok(())
 }
 
-/// A code that is not (or no longer) live. If it was exchanged before and the replayer
-/// also holds its verifier, the exchange is being replayed: the session it opened is
-/// revoked.
-async fn replayed(
+/// A presentation of a code that was already presented: if its tombstone is there, marks
+/// it replayed (for an exchange still in flight to see) and revokes the session the
+/// first exchange opened, or is about to open. Returns whether the code was spent.
+async fn revoke_if_spent(
     inner: &Inner,
     hash: &crate::crypto::SecretHash,
-    exchange: &CodeExchange,
     ctx: &RequestContext,
-) -> Error {
+) -> Result<bool, Error> {
     let now = inner.clock.now();
     let tombstone = ChallengeKey::hashed(ChallengeKind::SpentAuthCode, hash);
-    let spent = match inner.challenges.get(&tombstone, now).await {
-        Ok(Some(record)) => serde_json::from_slice::<SpentCode>(&record.value).ok(),
-        Ok(None) => None,
-        Err(err) => return err.into(),
+    let Some(record) = inner.challenges.get(&tombstone, now).await? else {
+        return Ok(false);
     };
-    let challenge = pkce_s256(exchange.code_verifier.secret());
-    let Some(spent) =
-        spent.filter(|s| crate::crypto::ct_eq(s.code_challenge.as_bytes(), challenge.as_bytes()))
-    else {
-        return Error::InvalidToken;
+    let Ok(mut spent) = serde_json::from_slice::<SpentCode>(&record.value) else {
+        return Err(StoreError::Corrupt { what: "auth_code" }.into());
     };
-    let session = match inner.sessions.get_session(spent.session_id, now).await {
-        Ok(session) => session,
-        Err(err) => return err.into(),
-    };
-    if let Err(err) = inner.sessions.revoke_session(spent.session_id, now).await {
-        return err.into();
+    if record.version == 0 {
+        // Any update moves the version on, and the first exchange checks for exactly
+        // that; if this one loses, another replay has marked it already.
+        spent.replayed = true;
+        let value = serde_json::to_vec(&spent).map_err(|_| Error::Crypto)?;
+        inner
+            .challenges
+            .update(&tombstone, 0, &value, record.expires_at, now)
+            .await?;
     }
+    revoke(inner, spent.session_id, spent.user_id, ctx).await?;
+    Ok(true)
+}
+
+/// Revokes the session a replayed code opened, and logs it.
+async fn revoke(
+    inner: &Inner,
+    session_id: SessionId,
+    user_id: Option<UserId>,
+    ctx: &RequestContext,
+) -> Result<(), Error> {
+    let now = inner.clock.now();
+    let revoked = inner.sessions.revoke_session(session_id, now).await?;
+    tracing::warn!(%session_id, revoked, "authorization code presented again");
     let mut event =
         AuthEvent::new(AuthEventKind::SessionRevoked, ctx, now).with_reason("auth_code_reused");
-    event.user_id = session.map(|s| s.user_id);
-    if let Err(err) = inner.audit_log.append(&event).await {
-        return err.into();
-    }
-    Error::InvalidToken
+    event.user_id = user_id;
+    inner.audit_log.append(&event).await?;
+    Ok(())
 }
 
 #[cfg(test)]

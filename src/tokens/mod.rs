@@ -504,8 +504,10 @@ impl<'a> Tokens<'a> {
         refresh::refresh(self.inner, token, ctx).await
     }
 
-    /// Exchanges an authorization code for tokens (PKCE S256 required). A code works once;
-    /// a second exchange fails and revokes the session the first one opened.
+    /// Exchanges an authorization code for tokens (PKCE S256 required). A code works once:
+    /// any second presentation, with or without the verifier, fails and revokes the
+    /// session the first one opened, also while that exchange is still running (then
+    /// neither gets tokens).
     pub async fn exchange_code(
         &self,
         exchange: &CodeExchange,

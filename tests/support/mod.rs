@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod authenticator;
+pub mod scenarios;
 
 use latchkey::testing::{CapturingMailer, CapturingSms, test_keyring, test_pepper};
 use latchkey::{Config, Latchkey, ManualClock};
