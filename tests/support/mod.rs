@@ -6,7 +6,7 @@
 pub mod authenticator;
 
 use latchkey::testing::{CapturingMailer, CapturingSms, test_keyring, test_pepper};
-use latchkey::{Config, Latchkey, ManualClock};
+use latchkey::{Config, Latchkey, LatchkeyBuilder, ManualClock};
 use latchkey_memory::MemoryStore;
 
 /// An engine and the handles a test needs to drive and observe it.
@@ -20,19 +20,27 @@ pub struct Harness {
 
 /// A harness with `config`, its clock stopped at 2026-01-01T00:00:00Z.
 pub fn harness_with(config: Config) -> Harness {
+    harness_built(config, |builder| builder)
+}
+
+/// A harness with `config` and whatever else `extra` sets on the builder (an optional
+/// policy such as a [`Locate`](latchkey::Locate)).
+pub fn harness_built(
+    config: Config,
+    extra: impl FnOnce(LatchkeyBuilder) -> LatchkeyBuilder,
+) -> Harness {
     let clock = ManualClock::fixed();
     let store = MemoryStore::new();
     let mailer = CapturingMailer::new();
     let sms = CapturingSms::new();
-    let auth = Latchkey::builder(config)
+    let builder = Latchkey::builder(config)
         .store(store.clone())
         .mailer(mailer.clone())
         .sms(sms.clone())
         .clock(clock.clone())
         .pepper(test_pepper())
-        .keyring(test_keyring())
-        .build()
-        .expect("test engine builds");
+        .keyring(test_keyring());
+    let auth = extra(builder).build().expect("test engine builds");
     Harness {
         auth,
         clock,
