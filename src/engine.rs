@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     /// Bounds how many password hashes run at once.
     pub(crate) password_slots: Arc<tokio::sync::Semaphore>,
     pub(crate) breached: Option<Arc<dyn crate::BreachedPasswords>>,
+    /// Names the place an address is at, for confirm pages (none by default).
+    pub(crate) locate: Option<Arc<dyn crate::Locate>>,
     /// The WebAuthn relying party, built once from the configuration.
     pub(crate) webauthn: webauthn_rs_core::WebauthnCore,
 }
@@ -70,6 +72,7 @@ impl Latchkey {
             signing_pems: Vec::new(),
             templates: Templates::new(),
             breached: None,
+            locate: None,
         }
     }
 
@@ -258,6 +261,7 @@ pub struct LatchkeyBuilder {
     signing_pems: Vec<String>,
     templates: Templates,
     breached: Option<Arc<dyn crate::BreachedPasswords>>,
+    locate: Option<Arc<dyn crate::Locate>>,
 }
 
 impl LatchkeyBuilder {
@@ -363,6 +367,15 @@ impl LatchkeyBuilder {
         self
     }
 
+    /// Names the approximate place of an address (from the application's own GeoIP data),
+    /// so a magic link's confirm page can say where the request came from
+    /// ([`LinkPeek::place`](crate::LinkPeek::place)). None by default: then pages show the
+    /// address only. See [`Locate`](crate::Locate) for what it must promise.
+    pub fn locate(mut self, locate: impl crate::Locate + 'static) -> Self {
+        self.locate = Some(Arc::new(locate));
+        self
+    }
+
     /// Checks the configuration and assembles the engine.
     ///
     /// Fails with [`Error::Config`] naming the first problem: an invalid origin or policy, a
@@ -412,6 +425,7 @@ impl LatchkeyBuilder {
             dispatcher: Dispatcher::default(),
             password_slots: crate::flows::password::slots(),
             breached: self.breached,
+            locate: self.locate,
         };
         Ok(Latchkey {
             inner: Arc::new(inner),

@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use latchkey::crypto::{CodeVerifier, MagicLinkToken, PollToken};
@@ -13,10 +14,10 @@ use latchkey::store::{OrgStore, SessionStore, UserStore};
 use latchkey::testing::race;
 use latchkey::tokens::{AuthCodeRequest, CodeExchange, pkce_s256};
 use latchkey::{
-    Config, DeviceProof, Error, LinkOptions, LinkSent, LinkStatus, OrgId, RequestContext, SignIn,
-    TokenSet, UserId,
+    Config, DeviceProof, Error, LinkOptions, LinkSent, LinkStatus, Locate, OrgId, RequestContext,
+    SignIn, TokenSet, UserId,
 };
-use support::{Harness, harness, harness_with, link_token};
+use support::{Harness, harness, harness_built, harness_with, link_token};
 
 fn ctx() -> RequestContext {
     RequestContext::new()
@@ -225,6 +226,109 @@ async fn enum03_sending_does_not_wait_for_the_mailer() {
         1,
         "only the known, unblocked account got mail"
     );
+}
+
+/// The application's answer to "where is this address?": here, one documentation network
+/// is a known town and everything else unknown.
+#[derive(Debug)]
+struct OneTown;
+
+impl Locate for OneTown {
+    fn place(&self, ip: IpAddr) -> Option<String> {
+        match ip {
+            IpAddr::V4(v4) if v4.octets()[..3] == [203, 0, 113] => {
+                Some("Springfield, Freedonia".to_owned())
+            }
+            _ => None,
+        }
+    }
+}
+
+// ML-11: a device code defends only if the person asked to type it can tell that someone
+// else asked, so the confirm step learns who asked: browser, place (from the application's
+// hook), address and time.
+#[tokio::test]
+async fn ml11_peek_tells_who_asked_browser_place_and_time() {
+    let h = harness_built(Config::new("https://app.example.com"), |b| {
+        b.locate(OneTown)
+    });
+    let asked_at = h.auth.now();
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like \
+                  Gecko) Chrome/138.0.0.0 Safari/537.36";
+    let links = h.auth.magic_links();
+    links
+        .send(
+            "ana@example.com",
+            &LinkOptions::new(),
+            &ctx().with_user_agent(chrome),
+        )
+        .await
+        .unwrap();
+    let token = link_token(&h.last_mail().await);
+    h.clock.advance(Duration::from_secs(90));
+    let peek = links.peek(&token, &DeviceProof::none()).await.unwrap();
+    assert_eq!(
+        peek.requested_by.browser().as_deref(),
+        Some("Chrome on Windows")
+    );
+    assert_eq!(peek.place.as_deref(), Some("Springfield, Freedonia"));
+    assert_eq!(peek.requested_by.ip, Some("203.0.113.7".parse().unwrap()));
+    assert_eq!(
+        peek.requested_by.at, asked_at,
+        "when it was asked, not when peeked"
+    );
+
+    // An address the hook does not know, and no hook at all: no place, the rest as before.
+    let elsewhere = RequestContext::new().with_ip("198.51.100.1".parse().unwrap());
+    links
+        .send("bo@example.com", &LinkOptions::new(), &elsewhere)
+        .await
+        .unwrap();
+    let token = link_token(&h.last_mail().await);
+    let peek = links.peek(&token, &DeviceProof::none()).await.unwrap();
+    assert_eq!(peek.place, None);
+    assert_eq!(peek.requested_by.browser(), None, "no user agent, no label");
+    let plain = harness();
+    let (_, token) = send(&plain, "cy@example.com").await;
+    let peek = plain
+        .auth
+        .magic_links()
+        .peek(&token, &DeviceProof::none())
+        .await
+        .unwrap();
+    assert_eq!(peek.place, None, "no hook: no place");
+}
+
+/// A hook's answer reaches a page: it is cut short and loses control characters.
+#[derive(Debug)]
+struct Rambling;
+
+impl Locate for Rambling {
+    fn place(&self, _: IpAddr) -> Option<String> {
+        Some(format!("Far\u{1b}[31m\naway{}", "x".repeat(10_000)))
+    }
+}
+
+#[tokio::test]
+async fn a_hooks_place_is_bounded_and_printable() {
+    let h = harness_built(Config::new("https://app.example.com"), |b| {
+        b.locate(Rambling)
+    });
+    let (_, token) = send(&h, "ana@example.com").await;
+    let peek = h
+        .auth
+        .magic_links()
+        .peek(&token, &DeviceProof::none())
+        .await
+        .unwrap();
+    let place = peek.place.unwrap();
+    assert!(place.starts_with("Far [31m away"), "{place:?}");
+    assert!(
+        place.chars().count() <= latchkey::LinkPeek::MAX_PLACE,
+        "{}",
+        place.len()
+    );
+    assert!(!place.chars().any(char::is_control), "{place:?}");
 }
 
 #[tokio::test]

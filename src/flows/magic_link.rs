@@ -26,8 +26,9 @@
 //! token (the landing page reads it from the storage the asking tab wrote) must also be
 //! given the device code shown in the asking tab. A victim who merely clicks signs nobody
 //! in; the phishing page would have to persuade them to type its code, so the confirm
-//! page should show prominently who asked ([`LinkPeek::requested_by`]: address and
-//! browser) beside the code field. Wrong device codes spend the request's attempts like
+//! page should show prominently who asked ([`LinkPeek::requested_by`]: address, browser
+//! and time, and [`LinkPeek::place`] where the application gave the builder a
+//! [`Locate`](crate::Locate)) beside the code field. Wrong device codes spend the request's attempts like
 //! wrong one-time codes.
 //!
 //! [`Passwordless::bind_device`]: crate::Passwordless::bind_device
@@ -126,14 +127,25 @@ impl DeviceProof {
 
 /// What the landing page may show before the person confirms. Reading it consumes nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LinkPeek {
     /// How long the link stays valid.
     pub expires_in: Duration,
     /// Whether [`verify`](MagicLinks::verify) will need the device code (another browser
     /// than the one that asked, with binding on).
     pub needs_device_code: bool,
-    /// Who asked for the link: show it, so a person who did not ask can tell.
+    /// Who asked for the link: show it, so a person who did not ask can tell (its
+    /// [`browser`](Requester::browser) label, not the raw user agent).
     pub requested_by: Requester,
+    /// Roughly where the asker was, from the builder's [`Locate`](crate::Locate): at most
+    /// [`MAX_PLACE`](Self::MAX_PLACE) printable characters. `None` without a hook, without
+    /// an address, or when the hook did not know it.
+    pub place: Option<String>,
+}
+
+impl LinkPeek {
+    /// The longest place shown, in characters.
+    pub const MAX_PLACE: usize = 64;
 }
 
 /// Where a link request stands, for the asking tab.
@@ -279,10 +291,16 @@ impl<'a> MagicLinks<'a> {
     ) -> Result<LinkPeek, Error> {
         let (loaded, _) = self.find(token).await?;
         let now = self.inner.clock.now();
+        let requester = &loaded.state.requester;
         Ok(LinkPeek {
             expires_in: loaded.expires_at.duration_since(now),
             needs_device_code: self.needs_device_code(loaded.id, &loaded.state, proof),
-            requested_by: loaded.state.requester.clone(),
+            place: super::place_of(
+                self.inner.locate.as_deref(),
+                requester.ip,
+                LinkPeek::MAX_PLACE,
+            ),
+            requested_by: requester.clone(),
         })
     }
 

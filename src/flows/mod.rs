@@ -21,8 +21,8 @@ pub mod codes;
 pub mod magic_link;
 pub mod passkey;
 pub mod password;
+mod requester;
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -38,6 +38,9 @@ use crate::model::{
 use crate::store::StoreResult;
 use crate::tokens::AuthCodeRequest;
 use crate::{Error, RequestContext, StoreError, Timestamp};
+
+pub(crate) use requester::place_of;
+pub use requester::{Locate, Requester};
 
 /// A message request that was accepted. The same shape whether or not the address has
 /// an account.
@@ -115,17 +118,6 @@ pub(crate) enum Stage {
     Claimed,
     /// Verified: the asking tab may collect a sign-in (magic links).
     Verified { user_id: UserId },
-}
-
-/// Who asked, for the confirm page ("requested from Firefox at 203.0.113.9").
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Requester {
-    /// The asking client's address.
-    pub ip: Option<IpAddr>,
-    /// The asking client's user agent.
-    pub user_agent: Option<String>,
-    /// When it asked.
-    pub at: Timestamp,
 }
 
 /// A request as stored.

@@ -7,7 +7,7 @@ pub mod authenticator;
 pub mod scenarios;
 
 use latchkey::testing::{CapturingMailer, CapturingSms, test_keyring, test_pepper};
-use latchkey::{Config, Latchkey, ManualClock};
+use latchkey::{Config, Latchkey, LatchkeyBuilder, ManualClock};
 use latchkey_memory::MemoryStore;
 
 /// An engine and the handles a test needs to drive and observe it, on the memory adapter
@@ -24,7 +24,16 @@ pub struct Harness<S = MemoryStore> {
 
 /// A harness with `config`, its clock stopped at 2026-01-01T00:00:00Z.
 pub fn harness_with(config: Config) -> Harness {
-    harness_on(MemoryStore::new(), ManualClock::fixed(), config, None)
+    harness_built(config, |builder| builder)
+}
+
+/// A harness with `config` and whatever else `extra` sets on the builder (an optional
+/// policy such as a [`Locate`](latchkey::Locate)).
+pub fn harness_built(
+    config: Config,
+    extra: impl FnOnce(LatchkeyBuilder) -> LatchkeyBuilder,
+) -> Harness {
+    harness_on(MemoryStore::new(), ManualClock::fixed(), config, None, extra)
 }
 
 /// A harness on a fresh sled directory, with the default configuration.
@@ -35,12 +44,8 @@ pub fn sled_harness() -> Harness<latchkey_sled::SledStore> {
         latchkey_sled::SledConfig::new(dir.path()).clock(clock.clone()),
     )
     .expect("sled opens");
-    harness_on(
-        store,
-        clock,
-        Config::new("https://app.example.com"),
-        Some(dir),
-    )
+    let config = Config::new("https://app.example.com");
+    harness_on(store, clock, config, Some(dir), |builder| builder)
 }
 
 fn harness_on<S: latchkey::store::Storage + Clone + 'static>(
@@ -48,18 +53,18 @@ fn harness_on<S: latchkey::store::Storage + Clone + 'static>(
     clock: ManualClock,
     config: Config,
     dir: Option<tempfile::TempDir>,
+    extra: impl FnOnce(LatchkeyBuilder) -> LatchkeyBuilder,
 ) -> Harness<S> {
     let mailer = CapturingMailer::new();
     let sms = CapturingSms::new();
-    let auth = Latchkey::builder(config)
+    let builder = Latchkey::builder(config)
         .store(store.clone())
         .mailer(mailer.clone())
         .sms(sms.clone())
         .clock(clock.clone())
         .pepper(test_pepper())
-        .keyring(test_keyring())
-        .build()
-        .expect("test engine builds");
+        .keyring(test_keyring());
+    let auth = extra(builder).build().expect("test engine builds");
     Harness {
         auth,
         clock,

@@ -52,6 +52,7 @@ async fn client_and_member<S: UserStore + OrgStore>(auth: &Latchkey, store: &S) 
         org_id: org.id,
         role_ids: vec![],
         created_at: now,
+        self_joined: false,
     };
     store.put_membership(&membership).await.unwrap();
     user.id

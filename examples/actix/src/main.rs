@@ -55,6 +55,9 @@ async fn run() -> Result<(), String> {
         settings.public_url
     );
     println!("  listening on {}", settings.addr);
+    if let Some(notice) = settings.secrets_notice() {
+        println!("  {notice}");
+    }
     if settings.smtp_url.is_none() {
         println!("  emails and texts are printed here (set LATCHKEY_SMTP_URL to send emails)");
     }

@@ -14,7 +14,8 @@
 // (account C), open it in a new tab of the same browser (shared localStorage: the stored
 // poll token proves the browser, so no device code is asked for), confirm; the asking
 // tab's poll signs it in. Sign out, ask for a link for another new address (account D),
-// open it in a new browser context (no shared storage): the page asks for the device code
+// open it in a new browser context (no shared storage): the page says who asked (browser,
+// place or address, time) and asks for the device code
 // shown in the asking tab; a wrong code is refused with a message, the right one signs in,
 // and the asking tab's poll signs it in too. So a run makes four accounts (A passkey,
 // B email code, C and D magic link).
@@ -31,6 +32,8 @@
 // cooldown (limits.send_cooldown, 30 s) by then: on a real clock the run waits once when
 // refused (Retry-After, up to 40 s); a caller on a stopped clock moves it on after answering.
 // The TOTP code is computed for the server's clock (a pending factor's created_at), not ours.
+//   stdout  SAW_REQUESTED_BY <text>   what the link's page in the other browser said about
+//                                    who asked, for the caller to check (no answer)
 //   stdout  E2E OK                    everything passed (exit 0)
 //   stdout  E2E FAILED: <message>     something failed (exit 1; details on stderr)
 // Progress goes to stderr, prefixed "e2e:". With $E2E_ARTIFACTS set, a failure leaves
@@ -404,6 +407,15 @@ async function main() {
   const other = await newPage(elsewhere, "elsewhere");
   await other.goto(linkD, { waitUntil: "load" });
   await magicConfirmReady(other);
+  // ML-11: before typing a code, the person sees who asked for the link.
+  const asker = other.locator("#magic-requested-by");
+  await asker.waitFor({ state: "visible", timeout: STEP_MS }).catch(() => {
+    throw new Error("the link's page in another browser does not say who asked (#magic-requested-by)");
+  });
+  const askedBy = (await asker.textContent()).trim();
+  if (!/^Requested from .+, at .+/.test(askedBy)) throw new Error(`#magic-requested-by says "${askedBy}"`);
+  out(`SAW_REQUESTED_BY ${askedBy}`);
+  log(`the link's page says: ${askedBy}`);
   await other.locator("#magic-device-code").waitFor({ state: "visible", timeout: STEP_MS }).catch(() => {
     throw new Error("the link's page in another browser does not ask for the device code (#magic-device-code)");
   });

@@ -54,6 +54,9 @@ async fn run() -> Result<(), String> {
         "  listening on {}; OpenAPI at {}/api/v1/openapi.json",
         settings.addr, settings.public_url
     );
+    if let Some(notice) = settings.secrets_notice() {
+        println!("  {notice}");
+    }
     if settings.smtp_url.is_none() {
         println!("  emails are printed here (set LATCHKEY_SMTP_URL to send them)");
     }

@@ -25,8 +25,14 @@ pub struct Settings {
     /// `LATCHKEY_PUBLIC_URL`: the origin people see, for links and WebAuthn
     /// (`http://localhost:8080`).
     pub public_url: String,
-    /// `LATCHKEY_DATA_DIR`: sled files and generated keys (`./latchkey-data`).
+    /// `LATCHKEY_DATA_DIR`: the sled files (`./latchkey-data`).
     pub data_dir: PathBuf,
+    /// `LATCHKEY_SECRETS_DIR`: the generated pepper and encryption key
+    /// (`./latchkey-secrets`), never the data directory nor inside it.
+    pub secrets_dir: PathBuf,
+    /// `LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR`: start even though a copy of the data
+    /// directory would carry the secrets (the layout before the secrets directory).
+    pub allow_secrets_in_data_dir: bool,
     /// `LATCHKEY_STORE`: `sled` or `memory`.
     pub store: StoreChoice,
     /// `LATCHKEY_SMTP_URL`: email over SMTP; unset prints emails to the console.
@@ -39,7 +45,7 @@ pub struct Settings {
     pub admin_key: Option<String>,
     /// `LATCHKEY_TRUSTED_PROXIES`: comma-separated CIDRs whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<Cidr>,
-    /// `LATCHKEY_PEPPER`: base64; generated into the data directory when unset.
+    /// `LATCHKEY_PEPPER`: base64; generated into the secrets directory when unset.
     pub pepper: Option<String>,
     /// `LATCHKEY_ENCRYPTION_KEY`: base64 of 32 bytes; generated when unset.
     pub encryption_key: Option<String>,
@@ -52,6 +58,8 @@ impl std::fmt::Debug for Settings {
             .field("addr", &self.addr)
             .field("public_url", &self.public_url)
             .field("data_dir", &self.data_dir)
+            .field("secrets_dir", &self.secrets_dir)
+            .field("allow_secrets_in_data_dir", &self.allow_secrets_in_data_dir)
             .field("store", &self.store)
             .field("smtp_url", &set(&self.smtp_url))
             .field("smtp_from", &self.smtp_from)
@@ -105,6 +113,15 @@ impl Settings {
                 "LATCHKEY_ADMIN_KEY must be at least {MIN_ADMIN_KEY} characters"
             ));
         }
+        let allow_secrets_in_data_dir = match lookup(ALLOW_SECRETS_IN_DATA_DIR).as_deref() {
+            None | Some("0" | "false" | "no") => false,
+            Some("1" | "true" | "yes") => true,
+            Some(other) => {
+                return Err(format!(
+                    "{ALLOW_SECRETS_IN_DATA_DIR}={other:?}: expected 1 or 0"
+                ));
+            }
+        };
         Ok(Settings {
             addr,
             public_url: lookup("LATCHKEY_PUBLIC_URL")
@@ -112,6 +129,10 @@ impl Settings {
             data_dir: lookup("LATCHKEY_DATA_DIR")
                 .unwrap_or_else(|| "./latchkey-data".into())
                 .into(),
+            secrets_dir: lookup("LATCHKEY_SECRETS_DIR")
+                .unwrap_or_else(|| "./latchkey-secrets".into())
+                .into(),
+            allow_secrets_in_data_dir,
             store,
             smtp_url: lookup("LATCHKEY_SMTP_URL"),
             smtp_from: lookup("LATCHKEY_SMTP_FROM")
@@ -132,6 +153,7 @@ impl Settings {
         if persist {
             std::fs::create_dir_all(&self.data_dir)
                 .map_err(|e| format!("cannot create {}: {e}", self.data_dir.display()))?;
+            self.keep_secrets_apart()?;
         }
         let pepper = match &self.pepper {
             Some(text) => Pepper::from_base64(text).map_err(|e| format!("LATCHKEY_PEPPER: {e}"))?,
@@ -185,7 +207,88 @@ impl Settings {
         Ok((auth, sled))
     }
 
-    /// A secret kept in the data directory, made on first run (with a warning). Without
+    /// What `main` says at start about the secrets it keeps in files: where they are, and
+    /// that they must not travel with the data. `None` when there are no such files.
+    pub fn secrets_notice(&self) -> Option<String> {
+        if self.store != StoreChoice::Sled {
+            return None;
+        }
+        let files: Vec<String> = [
+            (&self.pepper, SECRET_FILES[0].0),
+            (&self.encryption_key, SECRET_FILES[1].0),
+        ]
+        .into_iter()
+        .filter(|(given, _)| given.is_none())
+        .map(|(_, name)| self.secret_path(name).display().to_string())
+        .collect();
+        if files.is_empty() {
+            return None;
+        }
+        let mut notice = format!(
+            "secrets kept in {}: back them up separately from {}, never together",
+            files.join(" and "),
+            self.data_dir.display()
+        );
+        if self.allow_secrets_in_data_dir {
+            notice.push_str(&format!(
+                " ({ALLOW_SECRETS_IN_DATA_DIR} is set: a copy of the data may carry them)"
+            ));
+        }
+        Some(notice)
+    }
+
+    /// Refuses to start where one copy of the data directory (a backup, a snapshot) would
+    /// also carry the pepper and key that open its hashes, TOTP seeds and signing keys.
+    fn keep_secrets_apart(&self) -> Result<(), String> {
+        if self.allow_secrets_in_data_dir {
+            return Ok(());
+        }
+        // Checked even when the variable is set now: a file left there is in every copy.
+        for (name, variable) in SECRET_FILES {
+            let path = self.data_dir.join(name);
+            let found = path
+                .try_exists()
+                .map_err(|e| format!("cannot look for {}: {e}", path.display()))?;
+            if found {
+                return Err(format!(
+                    "{} holds a secret inside the data directory, so every copy of that \
+                     directory opens it. Move the file to {} (mode 0600), or set {variable} \
+                     and delete it; or set {ALLOW_SECRETS_IN_DATA_DIR}=1 to start anyway",
+                    path.display(),
+                    self.secrets_dir.join(name).display()
+                ));
+            }
+        }
+        if self.pepper.is_some() && self.encryption_key.is_some() {
+            return Ok(());
+        }
+        let data = resolved(&self.data_dir)
+            .map_err(|e| format!("cannot resolve {}: {e}", self.data_dir.display()))?;
+        let secrets = resolved(&self.secrets_dir)
+            .map_err(|e| format!("cannot resolve {}: {e}", self.secrets_dir.display()))?;
+        if secrets.starts_with(&data) || data.starts_with(&secrets) {
+            return Err(format!(
+                "LATCHKEY_SECRETS_DIR ({}) and LATCHKEY_DATA_DIR ({}) overlap, so one copy \
+                 would carry both the data and its keys: choose directories apart, or set \
+                 {ALLOW_SECRETS_IN_DATA_DIR}=1 to start anyway",
+                self.secrets_dir.display(),
+                self.data_dir.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where a generated secret's file is: the secrets directory, or the data directory
+    /// when the operator kept the old layout on purpose.
+    fn secret_path(&self, name: &str) -> PathBuf {
+        let old = self.data_dir.join(name);
+        if self.allow_secrets_in_data_dir && old.exists() {
+            return old;
+        }
+        self.secrets_dir.join(name)
+    }
+
+    /// A secret kept in the secrets directory, made on first run (with a warning). Without
     /// persistence (the memory store) it is made fresh each run.
     fn secret_file(
         &self,
@@ -196,7 +299,7 @@ impl Settings {
         if !persist {
             return generate().map_err(|e| e.to_string());
         }
-        let path = self.data_dir.join(name);
+        let path = self.secret_path(name);
         match std::fs::read_to_string(&path) {
             Ok(text) => return Ok(text.trim().to_owned()),
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -205,14 +308,62 @@ impl Settings {
             Err(_) => {}
         }
         let text = generate().map_err(|e| e.to_string())?;
+        if let Some(dir) = path.parent() {
+            create_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
         write_private(&path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         eprintln!(
-            "warning: generated a new {name} in {}; set LATCHKEY_{} in production and keep it secret",
+            "warning: generated a new {name} in {}; in production set LATCHKEY_{} instead",
             path.display(),
             name.to_uppercase().replace('-', "_")
         );
         Ok(text)
     }
+}
+
+/// The secrets that are generated into files when their variable is unset.
+const SECRET_FILES: [(&str, &str); 2] = [
+    ("pepper", "LATCHKEY_PEPPER"),
+    ("encryption-key", "LATCHKEY_ENCRYPTION_KEY"),
+];
+
+/// The operator's word that the secrets may share the data directory.
+const ALLOW_SECRETS_IN_DATA_DIR: &str = "LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR";
+
+/// `path` made absolute, with links resolved as far as it exists, so that `data/./keys` or
+/// a link to the data directory is recognised before anything is created.
+fn resolved(path: &Path) -> std::io::Result<PathBuf> {
+    let path = std::path::absolute(path)?;
+    let mut missing = Vec::new();
+    let mut existing = path.as_path();
+    loop {
+        match existing.canonicalize() {
+            Ok(mut real) => {
+                real.extend(missing.iter().rev());
+                return Ok(real);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
+                    return Err(e);
+                };
+                missing.push(name);
+                existing = parent;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Creates `dir` (and its parents) so that only its owner can enter the new directories.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }
 
 /// Writes `text` to a new file only its owner can read.
@@ -312,12 +463,193 @@ mod tests {
         }
     }
 
+    /// Settings from `vars` alone, as if they were the whole environment.
+    fn settings(vars: &[(&str, String)]) -> Result<Settings, String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.clone()))
+            .collect();
+        Settings::from_lookup(move |name| {
+            vars.iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, value)| value.clone())
+        })
+    }
+
+    /// A data and a secrets directory side by side in `root`, neither made yet.
+    fn dirs(root: &Path) -> Vec<(&'static str, String)> {
+        vec![
+            ("LATCHKEY_DATA_DIR", root.join("data").display().to_string()),
+            (
+                "LATCHKEY_SECRETS_DIR",
+                root.join("secrets").display().to_string(),
+            ),
+        ]
+    }
+
+    /// Builds the engine as `main` does, then lets go of the store so a later start can
+    /// open it again.
+    fn start(vars: &[(&str, String)]) -> Result<(), String> {
+        let (auth, sled) = settings(vars)?.build()?;
+        drop(auth);
+        if let Some(store) = sled.and_then(|s| Arc::try_unwrap(s).ok()) {
+            store.close().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    // PW-16, CR-05, TOTP-08: a copy of the data directory (a backup, a snapshot) must not
+    // carry the pepper and the key that open its hashes, seeds and signing keys.
+    #[test]
+    fn generated_secrets_live_outside_the_data_dir_for_the_owner_only() {
+        let root = tempfile::tempdir().unwrap();
+        let vars = dirs(root.path());
+        start(&vars).unwrap();
+        let data = root.path().join("data");
+        assert_eq!(names_in(&data), ["db"], "only the store is in the data dir");
+        let secrets = root.path().join("secrets");
+        assert_eq!(names_in(&secrets), ["encryption-key", "pepper"]);
+        #[cfg(unix)]
+        {
+            assert_eq!(mode(&secrets), 0o700);
+            assert_eq!(mode(&secrets.join("pepper")), 0o600);
+            assert_eq!(mode(&secrets.join("encryption-key")), 0o600);
+        }
+        let notice = settings(&vars).unwrap().secrets_notice().unwrap();
+        assert!(notice.contains(&secrets.display().to_string()), "{notice}");
+        assert!(notice.contains("never together"), "{notice}");
+        // A restart reads them back rather than making new ones.
+        let pepper = std::fs::read_to_string(secrets.join("pepper")).unwrap();
+        start(&vars).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(secrets.join("pepper")).unwrap(),
+            pepper
+        );
+    }
+
+    // PW-16: the old layout (secrets generated into the data dir) refuses to start until
+    // the operator moves them, even where the variables now supply them.
+    #[test]
+    fn secrets_found_in_the_data_dir_refuse_to_start() {
+        let pepper = Pepper::generate().unwrap().to_base64().to_string();
+        let key = EncryptionKey::generate().unwrap().to_base64().to_string();
+        for (name, text) in [("pepper", &pepper), ("encryption-key", &key)] {
+            let root = tempfile::tempdir().unwrap();
+            let data = root.path().join("data");
+            std::fs::create_dir_all(&data).unwrap();
+            std::fs::write(data.join(name), text).unwrap();
+            let err = start(&dirs(root.path())).unwrap_err();
+            assert!(
+                err.contains(&data.join(name).display().to_string()),
+                "{err}"
+            );
+            assert!(err.contains("LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR"), "{err}");
+            let mut given = dirs(root.path());
+            given.push((
+                "LATCHKEY_PEPPER",
+                Pepper::generate().unwrap().to_base64().to_string(),
+            ));
+            given.push((
+                "LATCHKEY_ENCRYPTION_KEY",
+                EncryptionKey::generate().unwrap().to_base64().to_string(),
+            ));
+            assert!(
+                start(&given).is_err(),
+                "{name} is still in every copy of the data"
+            );
+        }
+    }
+
+    #[test]
+    fn the_override_keeps_secrets_in_the_data_dir_working() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let pepper = Pepper::generate().unwrap().to_base64().to_string();
+        let key = EncryptionKey::generate().unwrap().to_base64().to_string();
+        std::fs::write(data.join("pepper"), &pepper).unwrap();
+        std::fs::write(data.join("encryption-key"), &key).unwrap();
+        let mut vars = dirs(root.path());
+        vars.push(("LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR", "1".into()));
+        start(&vars).unwrap();
+        // The old files are the ones in use: nothing new was generated beside them.
+        assert!(!root.path().join("secrets").join("pepper").exists());
+        assert_eq!(
+            std::fs::read_to_string(data.join("pepper")).unwrap(),
+            pepper
+        );
+    }
+
+    #[test]
+    fn a_secrets_dir_at_or_inside_the_data_dir_is_refused() {
+        for inside in [".", "keys", "./keys"] {
+            let root = tempfile::tempdir().unwrap();
+            let data = root.path().join("data");
+            let inside = data.join(inside);
+            let vars = vec![
+                ("LATCHKEY_DATA_DIR", data.display().to_string()),
+                ("LATCHKEY_SECRETS_DIR", inside.display().to_string()),
+            ];
+            let err = start(&vars).unwrap_err();
+            assert!(err.contains("LATCHKEY_SECRETS_DIR"), "{err}");
+            let mut allowed = vars.clone();
+            allowed.push(("LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR", "1".into()));
+            start(&allowed).unwrap();
+        }
+        #[cfg(unix)]
+        {
+            let root = tempfile::tempdir().unwrap();
+            let keys = root.path().join("data").join("keys");
+            std::fs::create_dir_all(&keys).unwrap();
+            std::os::unix::fs::symlink(&keys, root.path().join("secrets")).unwrap();
+            let err = start(&dirs(root.path())).unwrap_err();
+            assert!(
+                err.contains("LATCHKEY_SECRETS_DIR"),
+                "a link into the data: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_given_by_variable_write_no_file() {
+        let root = tempfile::tempdir().unwrap();
+        let mut vars = dirs(root.path());
+        vars.push((
+            "LATCHKEY_PEPPER",
+            Pepper::generate().unwrap().to_base64().to_string(),
+        ));
+        vars.push((
+            "LATCHKEY_ENCRYPTION_KEY",
+            EncryptionKey::generate().unwrap().to_base64().to_string(),
+        ));
+        start(&vars).unwrap();
+        assert_eq!(names_in(&root.path().join("data")), ["db"]);
+        assert!(!root.path().join("secrets").exists());
+    }
+
     #[test]
     fn settings_default_and_refuse_bad_values() {
         let s = Settings::from_lookup(|_| None).unwrap();
         assert_eq!(s.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(s.public_url, "http://localhost:8080");
         assert_eq!(s.store, StoreChoice::Sled);
+        assert_eq!(s.secrets_dir, PathBuf::from("./latchkey-secrets"));
+        assert!(!s.allow_secrets_in_data_dir);
         let secret =
             Settings::from_lookup(|name| (name == "LATCHKEY_ADMIN_KEY").then(|| "k".repeat(40)))
                 .unwrap();
@@ -329,6 +661,12 @@ mod tests {
         assert!(with("LATCHKEY_STORE", "postgres://localhost/test").is_err());
         assert!(with("LATCHKEY_STORE", "mongo").is_err());
         assert!(with("LATCHKEY_ADMIN_KEY", "short").is_err());
+        assert!(with("LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR", "maybe").is_err());
+        assert!(
+            with("LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR", "1")
+                .unwrap()
+                .allow_secrets_in_data_dir
+        );
         assert!(with("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8, 1.2.3.4/99").is_err());
         assert_eq!(
             with("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8, ::1")

@@ -10,7 +10,8 @@
  *                 btn-email-code btn-sms-code btn-password-login btn-password-signup
  *   Magic link:   magic-email magic-wait-state magic-device-code-shown btn-magic-resend
  *                 btn-magic-cancel
- *                 magic-confirm-text magic-device-code (shown only when the server asks for
+ *                 magic-confirm-text magic-requested-by (who asked: browser, place or
+ *                 address, time) magic-device-code (shown only when the server asks for
  *                 the device code) btn-magic-confirm btn-magic-confirm-cancel
  *   Code:         code-target code btn-code-verify btn-code-resend btn-code-cancel
  *   MFA step:     mfa-code mfa-use-backup btn-mfa-verify btn-mfa-cancel
@@ -781,6 +782,8 @@
     history.replaceState(null, "", "/magic-link");
     $("magic-device-code-field").hidden = true;
     $("magic-device-code").value = "";
+    $("magic-requested-by").hidden = true;
+    $("magic-requested-by").textContent = "";
     show("magic-confirm");
     $("btn-magic-confirm").disabled = true;
     try {
@@ -790,6 +793,11 @@
       if (peek && peek.valid === false) throw new Error("This sign-in link is no longer valid.");
       const minutes = peek && peek.expires_in ? Math.max(1, Math.round(peek.expires_in / 60)) : 0;
       const within = minutes ? ` within about ${minutes} min` : "";
+      const askedBy = describeRequester(peek && peek.requested_by);
+      if (askedBy) {
+        $("magic-requested-by").textContent = askedBy;
+        $("magic-requested-by").hidden = false;
+      }
       if (peek && peek.needs_device_code) {
         state.magicNeedsDeviceCode = true;
         $("magic-confirm-text").textContent =
@@ -806,6 +814,24 @@
       $("magic-confirm-text").textContent = "This sign-in link cannot be used. Request a new one from the sign-in page.";
       showError(err);
     }
+  }
+
+  // "Requested from Firefox on Linux, Lyon, France (203.0.113.7), at 04/12/2026, 14:02:11":
+  // what lets a person who did not ask notice, before they type a code someone gave them.
+  // The server sends short labels; textContent keeps them text whatever they hold.
+  function describeRequester(asker) {
+    if (!asker || typeof asker !== "object") return "";
+    const clip = (v, n) => (typeof v === "string" && v.trim() ? v.trim().slice(0, n) : "");
+    const browserName = clip(asker.browser, 60) || "an unknown browser";
+    const ip = clip(asker.ip, 45);
+    const place = clip(asker.place, 64);
+    const where = place && ip ? `${place} (${ip})` : place || ip;
+    const at = Number(asker.at);
+    const when = Number.isFinite(at) && at > 0 ? new Date(at).toLocaleString() : "";
+    let text = `Requested from ${browserName}`;
+    if (where) text += `, ${where}`;
+    if (when) text += `, at ${when}`;
+    return text + ".";
   }
 
   async function magicConfirm() {

@@ -4,7 +4,8 @@
 //! page, the person signs out and in again with it, then signs in by email code, enrols
 //! TOTP from the QR code's secret, keeps a backup code, signs out, and signs in by email
 //! code again through the MFA step with that backup code; then magic links, opened in a
-//! second tab of the same browser and in another browser (with the device code).
+//! second tab of the same browser and in another browser (which says who asked, then takes
+//! the device code).
 //!
 //! Needs `/usr/bin/chromium` (or `$CHROMIUM`), `node`, and `npm ci` run in `e2e/`
 //! (`.ci/run` does all three). Without them the test fails when `CI` is set and is
@@ -46,6 +47,19 @@ fn e2e_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("e2e")
 }
 
+/// The place the page should name for the browser's address (the application's GeoIP
+/// hook, here knowing only loopback).
+const LOOPBACK_PLACE: &str = "Loopback Lane, Localhost";
+
+#[derive(Debug)]
+struct Loopback;
+
+impl latchkey::Locate for Loopback {
+    fn place(&self, ip: std::net::IpAddr) -> Option<String> {
+        ip.is_loopback().then(|| LOOPBACK_PLACE.to_owned())
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passkey_and_email_code_sign_in_through_the_page() {
     if let Some(why) = missing_prerequisite() {
@@ -60,7 +74,7 @@ async fn passkey_and_email_code_sign_in_through_the_page() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let origin = format!("http://localhost:{port}");
-    let test = common::TestApp::for_browser(&origin);
+    let test = common::TestApp::for_browser(&origin, |builder| builder.locate(Loopback));
     let server = tokio::spawn(
         axum::serve(
             listener,
@@ -86,6 +100,7 @@ async fn passkey_and_email_code_sign_in_through_the_page() {
     let mut stdin = child.stdin.take().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut passed = false;
+    let mut requested_by = None;
     let run = async {
         while let Some(line) = lines.next_line().await.unwrap() {
             if let Some(email) = line.strip_prefix("NEED_EMAIL_CODE ") {
@@ -102,6 +117,8 @@ async fn passkey_and_email_code_sign_in_through_the_page() {
                     .await
                     .unwrap();
                 stdin.flush().await.unwrap();
+            } else if let Some(text) = line.strip_prefix("SAW_REQUESTED_BY ") {
+                requested_by = Some(text.to_owned());
             } else if line.trim() == "E2E OK" {
                 passed = true;
             } else {
@@ -119,6 +136,12 @@ async fn passkey_and_email_code_sign_in_through_the_page() {
         "the browser run failed ({status}); artifacts were in {}",
         artifacts.keep().display()
     );
+    // ML-11: the other browser's confirm page named who asked: headless Chromium on this
+    // machine, the hook's place for its loopback address, and the time.
+    let requested_by = requested_by.expect("the page said who asked for the link");
+    for part in ["Chrome on Linux", LOOPBACK_PLACE, "127.0.0.1", ", at "] {
+        assert!(requested_by.contains(part), "{part:?} in {requested_by:?}");
+    }
 
     // What the page did, as the engine saw it. The passkey made account A, whose address
     // was never proven; the mailbox's owner signing in by code takes the address for an

@@ -129,6 +129,34 @@ pub struct PeekBody {
     pub expires_in: u64,
     /// Whether the device code must be typed.
     pub needs_device_code: bool,
+    /// Who asked for the link, to show beside the device code field.
+    pub requested_by: RequestedBy,
+}
+
+/// Who asked for a magic link, in words a page can show as they are.
+#[derive(Serialize)]
+pub struct RequestedBy {
+    /// The asking client's address.
+    pub ip: Option<String>,
+    /// Roughly where that address is, when the engine has a place lookup
+    /// (`LatchkeyBuilder::locate`; the example has none).
+    pub place: Option<String>,
+    /// The asking browser ("Firefox on Linux"), never the raw user agent.
+    pub browser: Option<String>,
+    /// When it asked, in milliseconds since the Unix epoch.
+    pub at: i64,
+}
+
+impl RequestedBy {
+    fn of(peek: &latchkey::LinkPeek) -> Self {
+        let asker = &peek.requested_by;
+        RequestedBy {
+            ip: asker.ip.map(|ip| ip.to_string()),
+            place: peek.place.clone(),
+            browser: asker.browser(),
+            at: asker.at.unix_millis(),
+        }
+    }
 }
 
 /// Looks at a link without spending it (a mail scanner's prefetch is harmless).
@@ -149,6 +177,7 @@ pub async fn magic_link_peek(
         valid: true,
         expires_in: peek.expires_in.as_secs(),
         needs_device_code: peek.needs_device_code,
+        requested_by: RequestedBy::of(&peek),
     }))
 }
 

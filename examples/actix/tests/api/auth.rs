@@ -4,11 +4,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
-use crate::common::{TestApp, assert_error, assert_tokens};
+use crate::common::{Answer, TestApp, assert_error, assert_tokens};
 
 const ML: &str = "/api/v1/auth/passwordless/magic-link";
 const EC: &str = "/api/v1/auth/passwordless/email-code";
@@ -22,6 +22,58 @@ fn keys(body: &Value) -> BTreeSet<&str> {
 
 fn other_than(code: &str) -> &'static str {
     if code == "000000" { "111111" } else { "000000" }
+}
+
+/// The application's GeoIP answer, here for one documentation network only.
+#[derive(Debug)]
+struct OneTown;
+
+impl latchkey::Locate for OneTown {
+    fn place(&self, ip: std::net::IpAddr) -> Option<String> {
+        (ip.to_string() == "203.0.113.7").then(|| "Springfield, Freedonia".to_owned())
+    }
+}
+
+const FIREFOX_LINUX: &str =
+    "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
+
+/// Asks for a link to `email` from 203.0.113.7 with `user_agent`; the link's peek.
+async fn peek_asked_by(test: &TestApp, email: &str, user_agent: &str) -> Answer {
+    test.call_with(
+        Method::POST,
+        ML,
+        Some(json!({"email": email})),
+        None,
+        &[("user-agent", user_agent)],
+        Some("203.0.113.7:40000".parse().unwrap()),
+    )
+    .await;
+    let token = test.last_link_token(email);
+    test.get(&format!("{ML}/verify?token={token}"), None).await
+}
+
+// ML-11: the device code only defends a person who can tell the request was not theirs,
+// so the peek says who asked: address, place (when the engine has a hook), browser, time.
+#[actix_web::test]
+async fn ml11_magic_link_peek_says_who_asked() {
+    let test = TestApp::new();
+    let asked_at = test.auth.now().unix_millis();
+    let peek = peek_asked_by(&test, "ana@example.com", FIREFOX_LINUX).await;
+    assert_eq!(peek.status, StatusCode::OK, "{}", peek.body);
+    assert_eq!(
+        peek.body["requested_by"],
+        json!({"ip": "203.0.113.7", "place": null, "browser": "Firefox on Linux", "at": asked_at})
+    );
+
+    let located = TestApp::with_builder(|builder| builder.locate(OneTown));
+    let peek = peek_asked_by(&located, "bo@example.com", FIREFOX_LINUX).await;
+    assert_eq!(peek.body["requested_by"]["place"], "Springfield, Freedonia");
+
+    // What the asker typed as its user agent never reaches the page.
+    let hostile = "<img src=x onerror=alert(1)> Gecko/20100101";
+    let peek = peek_asked_by(&test, "cy@example.com", hostile).await;
+    assert_eq!(peek.body["requested_by"]["browser"], Value::Null);
+    assert!(!String::from_utf8_lossy(&peek.bytes).contains("onerror"));
 }
 
 #[actix_web::test]

@@ -10,7 +10,7 @@ use actix_web::test::{self, TestRequest};
 use actix_web::{HttpResponse, web};
 use example_actix::{AppState, Authenticated, AuthenticatedLive, Cidr};
 use latchkey::testing::{CapturingMailer, CapturingSms, test_keyring, test_pepper};
-use latchkey::{Config, Latchkey, ManualClock};
+use latchkey::{Config, Latchkey, LatchkeyBuilder, ManualClock};
 use latchkey_memory::MemoryStore;
 use serde_json::{Value, json};
 
@@ -111,21 +111,32 @@ impl TestApp {
     }
 
     pub fn with_config(change: impl FnOnce(&mut Config)) -> Self {
+        Self::build(change, |builder| builder)
+    }
+
+    /// With an optional policy set on the engine's builder (a `Locate` hook).
+    pub fn with_builder(extra: impl FnOnce(LatchkeyBuilder) -> LatchkeyBuilder) -> Self {
+        Self::build(|_| {}, extra)
+    }
+
+    fn build(
+        change: impl FnOnce(&mut Config),
+        extra: impl FnOnce(LatchkeyBuilder) -> LatchkeyBuilder,
+    ) -> Self {
         let mail = CapturingMailer::new();
         let sms = CapturingSms::new();
         let clock = ManualClock::new(latchkey::Clock::now(&latchkey::SystemClock));
         let store = MemoryStore::new();
         let mut config = test_config();
         change(&mut config);
-        let auth = Latchkey::builder(config)
+        let builder = Latchkey::builder(config)
             .store(store.clone())
             .pepper(test_pepper())
             .keyring(test_keyring())
             .mailer(mail.clone())
             .sms(sms.clone())
-            .clock(clock.clone())
-            .build()
-            .unwrap();
+            .clock(clock.clone());
+        let auth = extra(builder).build().unwrap();
         let proxies = vec![Cidr::parse("10.0.0.0/8").unwrap()];
         TestApp {
             state: AppState::with_proxies(auth.clone(), proxies),

@@ -140,6 +140,37 @@ pub struct PeekBody {
     pub expires_in: u64,
     /// Whether the person must type the device code shown where the link was asked for.
     pub needs_device_code: bool,
+    /// Who asked for the link: show it beside the device code field, so a person who did
+    /// not ask can tell.
+    pub requested_by: RequestedBy,
+}
+
+/// Who asked for a magic link, in words a page can show as they are.
+#[derive(Serialize, ToSchema)]
+pub struct RequestedBy {
+    /// The asking client's address.
+    #[schema(example = "203.0.113.7")]
+    pub ip: Option<String>,
+    /// Roughly where that address is, when the engine was given a place lookup
+    /// (`LatchkeyBuilder::locate`; the demo has none): at most 64 characters.
+    pub place: Option<String>,
+    /// The asking browser, from a fixed list of names, never the raw user agent.
+    #[schema(example = "Firefox on Linux")]
+    pub browser: Option<String>,
+    /// When it asked, in milliseconds since the Unix epoch.
+    pub at: i64,
+}
+
+impl RequestedBy {
+    fn of(peek: &latchkey::LinkPeek) -> Self {
+        let asker = &peek.requested_by;
+        RequestedBy {
+            ip: asker.ip.map(|ip| ip.to_string()),
+            place: peek.place.clone(),
+            browser: asker.browser(),
+            at: asker.at.unix_millis(),
+        }
+    }
 }
 
 /// Look at a magic link without using it (safe for mail scanners' prefetch).
@@ -159,6 +190,7 @@ pub async fn magic_link_peek(
         valid: true,
         expires_in: peek.expires_in.as_secs(),
         needs_device_code: peek.needs_device_code,
+        requested_by: RequestedBy::of(&peek),
     }))
 }
 

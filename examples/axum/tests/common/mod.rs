@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use example_axum::{AppState, app};
 use http_body_util::BodyExt;
 use latchkey::testing::{CapturingMailer, CapturingSms, test_keyring, test_pepper};
-use latchkey::{Config, Latchkey, ManualClock};
+use latchkey::{Config, Latchkey, LatchkeyBuilder, ManualClock};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -76,20 +76,35 @@ impl TestApp {
     }
 
     pub fn with_origin(origin: &str, change: impl FnOnce(&mut Config)) -> Self {
-        Self::build(origin, change, false)
+        Self::build(origin, change, false, |builder| builder)
+    }
+
+    /// With an optional policy set on the engine's builder (a `Locate` hook).
+    pub fn with_builder(extra: impl FnOnce(LatchkeyBuilder) -> LatchkeyBuilder) -> Self {
+        Self::build("http://localhost:8080", |_| {}, false, extra)
     }
 
     /// For a real browser at `origin`: the system clock (the page computes TOTP codes
-    /// from real time) and a 1 s send cooldown (the page asks for several codes).
-    pub fn for_browser(origin: &str) -> Self {
+    /// from real time) and a 1 s send cooldown (the page asks for several codes), and
+    /// whatever `extra` sets on the builder.
+    pub fn for_browser(
+        origin: &str,
+        extra: impl FnOnce(LatchkeyBuilder) -> LatchkeyBuilder,
+    ) -> Self {
         Self::build(
             origin,
             |config| config.limits.send_cooldown = Duration::from_secs(1),
             true,
+            extra,
         )
     }
 
-    fn build(origin: &str, change: impl FnOnce(&mut Config), real_clock: bool) -> Self {
+    fn build(
+        origin: &str,
+        change: impl FnOnce(&mut Config),
+        real_clock: bool,
+        extra: impl FnOnce(LatchkeyBuilder) -> LatchkeyBuilder,
+    ) -> Self {
         let mail = CapturingMailer::new();
         let sms = CapturingSms::new();
         let clock = ManualClock::new(latchkey::Clock::now(&latchkey::SystemClock));
@@ -108,9 +123,8 @@ impl TestApp {
             auth.clock(latchkey::SystemClock)
         } else {
             auth
-        }
-        .build()
-        .unwrap();
+        };
+        let auth = extra(auth).build().unwrap();
         let state = AppState::with(
             auth.clone(),
             vec![example_axum::Cidr::parse("10.0.0.0/8").unwrap()],
