@@ -917,10 +917,13 @@ async fn verify_assertion(
         return Ok(Err(Refusal::Cloned(owner)));
     }
     // WA-09: verification asserted now makes two factors only for a credential registered
-    // with it (under `Preferred` one may have been registered without).
+    // with it (under `Preferred` one may have been registered without). The library's
+    // blob, never rewritten, holds the registration's answer too: records stored before
+    // the field existed keep their standing.
+    let registered_with_uv = stored.registered_with_uv || credential.user_verified;
     let method = AuthMethod::Passkey {
         synced: result.backup_eligible(),
-        user_verified: result.user_verified() && stored.registered_with_uv,
+        user_verified: result.user_verified() && registered_with_uv,
     };
     Ok(Ok((owner, method)))
 }

@@ -125,7 +125,8 @@ pub struct PasskeyCredential {
     /// was registered. Only then can a verified sign-in with it count as two factors: an
     /// authenticator that skipped verification at registration proved nothing about who
     /// set it up, whatever it asserts later. Records written before this was kept read as
-    /// `false`, the safe side: such a passkey is one factor until it is registered again.
+    /// `false` here; the engine then takes the registration's answer from the credential
+    /// itself (`passkey`, which it never rewrites).
     #[serde(default)]
     pub registered_with_uv: bool,
     /// When it was registered.
