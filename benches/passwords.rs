@@ -24,8 +24,10 @@ fn passwords(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let store = MemoryStore::new();
     let clock = ManualClock::fixed();
+    let mailer = latchkey::testing::CapturingMailer::new();
     let auth = Latchkey::builder(Config::new("https://app.example.com"))
         .store(store.clone())
+        .mailer(mailer.clone())
         .clock(clock.clone())
         .pepper(test_pepper())
         .keyring(test_keyring())
@@ -33,13 +35,25 @@ fn passwords(c: &mut Criterion) {
         .unwrap();
     let ctx = RequestContext::new();
     let password = Password::new(PASSWORD);
+    // A sign-up finishes with the code emailed for it.
+    let sign_up = |email: &'static str| {
+        let (auth, mailer, password) = (auth.clone(), mailer.clone(), password.clone());
+        async move {
+            let started = auth
+                .passwords()
+                .sign_up(email, &password, &RequestContext::new())
+                .await
+                .unwrap();
+            auth.flush_deliveries().await;
+            let code = mailer.last().unwrap().message.code.unwrap();
+            auth.sign_ups()
+                .confirm(started.request_id, &code, &RequestContext::new())
+                .await
+                .unwrap()
+        }
+    };
     let (phc, mfa_user_secret) = rt.block_on(async {
-        let SignIn::Complete(set) = auth
-            .passwords()
-            .sign_up("ana@example.com", &password, &ctx)
-            .await
-            .unwrap()
-        else {
+        let SignIn::Complete(set) = sign_up("ana@example.com").await else {
             panic!("no MFA")
         };
         let phc = store
@@ -50,10 +64,7 @@ fn passwords(c: &mut Criterion) {
             .password_hash
             .unwrap();
         // A second account with TOTP, for the MFA step.
-        auth.passwords()
-            .sign_up("bo@example.com", &password, &ctx)
-            .await
-            .unwrap();
+        sign_up("bo@example.com").await;
         let bo = store
             .get_user_by_email(&"bo@example.com".parse().unwrap())
             .await

@@ -277,9 +277,18 @@ async fn main() -> Result<(), Error> {
     // 9. A password, then TOTP: the next sign-in needs both.
     println!("\n9. carol signs up with a password and adds an authenticator app:");
     let password = latchkey::crypto::Password::new("correct horse battery staple");
-    let SignIn::Complete(carol) = auth
+    let started = auth
         .passwords()
         .sign_up("carol@example.com", &password, &ctx)
+        .await?;
+    auth.flush_deliveries().await;
+    let Some(code) = outbox.last().and_then(|m| m.message.code) else {
+        return Ok(());
+    };
+    println!("   no account until the code emailed to her comes back");
+    let SignIn::Complete(carol) = auth
+        .sign_ups()
+        .confirm(started.request_id, &code, &ctx)
         .await?
     else {
         return Ok(());

@@ -403,6 +403,12 @@ pub struct Limits {
     /// The least time between two sends of one kind (link, email code, text) to one
     /// address or number, a resend included. Default 30 seconds; at most 10 minutes.
     pub send_cooldown: Duration,
+    /// Sign-ups (password or passkey) started from one client IP, counted before any
+    /// password is hashed or screened. Default 20 per hour.
+    pub sign_ups_per_ip: RateLimit,
+    /// Sign-ups started by everyone together: a ceiling on the hashing an anonymous
+    /// crowd can ask for. Default 600 per minute.
+    pub sign_ups: RateLimit,
 }
 
 impl Default for Limits {
@@ -414,6 +420,8 @@ impl Default for Limits {
             sends_per_recipient: RateLimit::sliding(5, HOUR),
             sends_per_ip: RateLimit::sliding(30, HOUR),
             send_cooldown: 30 * SECOND,
+            sign_ups_per_ip: RateLimit::sliding(20, HOUR),
+            sign_ups: RateLimit::sliding(600, MINUTE),
         }
     }
 }
@@ -428,6 +436,8 @@ impl Limits {
         self.sends_per_recipient
             .validate("sends_per_recipient", 1000)?;
         self.sends_per_ip.validate("sends_per_ip", 100_000)?;
+        self.sign_ups_per_ip.validate("sign_ups_per_ip", 100_000)?;
+        self.sign_ups.validate("sign_ups", 1_000_000)?;
         if self.send_cooldown < SECOND || self.send_cooldown > 10 * MINUTE {
             return Err(Error::Config(
                 "limits.send_cooldown must be between 1 s and 10 minutes".into(),

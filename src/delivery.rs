@@ -35,6 +35,10 @@ pub enum MessageKind {
     /// A notice to an address or number that was taken off an account: it no longer
     /// signs in to it. Carries no link and no code.
     ContactChanged,
+    /// A notice to an account's address that someone tried to sign up with it (the
+    /// sign-up answered as for any address, so nobody learns the account exists).
+    /// Carries no link and no code.
+    SignUpAttempt,
 }
 
 impl MessageKind {
@@ -48,11 +52,12 @@ impl MessageKind {
             MessageKind::SmsVerification => "sms_verification",
             MessageKind::PasswordReset => "password_reset",
             MessageKind::ContactChanged => "contact_changed",
+            MessageKind::SignUpAttempt => "sign_up_attempt",
         }
     }
 
     /// Every kind.
-    pub const ALL: [MessageKind; 7] = [
+    pub const ALL: [MessageKind; 8] = [
         MessageKind::MagicLink,
         MessageKind::EmailCode,
         MessageKind::SmsCode,
@@ -60,6 +65,7 @@ impl MessageKind {
         MessageKind::SmsVerification,
         MessageKind::PasswordReset,
         MessageKind::ContactChanged,
+        MessageKind::SignUpAttempt,
     ];
 }
 

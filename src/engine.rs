@@ -125,6 +125,11 @@ impl Latchkey {
         crate::flows::passkey::Passkeys::new(&self.inner)
     }
 
+    /// Sign-ups waiting for the code emailed to their address.
+    pub fn sign_ups(&self) -> crate::flows::sign_up::SignUps<'_> {
+        crate::flows::sign_up::SignUps::new(&self.inner)
+    }
+
     /// Passwords: sign-up, sign-in, change.
     pub fn passwords(&self) -> crate::flows::password::Passwords<'_> {
         crate::flows::password::Passwords::new(&self.inner)

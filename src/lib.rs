@@ -135,6 +135,7 @@ pub use flows::codes::{CodeChannel, Codes};
 pub use flows::magic_link::{DeviceProof, LinkOptions, LinkPeek, LinkSent, LinkStatus, MagicLinks};
 pub use flows::passkey::{CeremonyStatus, PasskeyInfo, PasskeyRegistered, Passkeys, Registrant};
 pub use flows::password::Passwords;
+pub use flows::sign_up::SignUps;
 pub use flows::{Locate, Purpose, Requester, Sent};
 pub use mfa::{AuthenticatorId, Authenticators, Mfa, MfaProof};
 pub use model::{Email, OrgId, Phone, SessionId, UserId};

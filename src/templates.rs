@@ -103,6 +103,13 @@ impl Template {
                  to it. If you did not make this change, contact {{app_name}} now.",
                 None,
             ),
+            MessageKind::SignUpAttempt => Template::new(
+                "Someone tried to sign up to {{app_name}} as you",
+                "Someone tried to create a {{app_name}} account with {{recipient}}, which \
+                 already has one. If it was you, sign in instead, or reset your password if \
+                 you forgot it. If it was not you, ignore this email: nothing changed.",
+                None,
+            ),
             MessageKind::SmsVerification => Template::new(
                 "",
                 "{{code}} confirms this number for {{app_name}}. It expires in {{minutes}} \
@@ -127,7 +134,7 @@ impl Template {
         let required = match kind {
             MessageKind::MagicLink => "link",
             // A notice carries no secret.
-            MessageKind::ContactChanged => return Ok(()),
+            MessageKind::ContactChanged | MessageKind::SignUpAttempt => return Ok(()),
             _ => "code",
         };
         let missing = |body: &str| !placeholders(body).any(|name| name == required);
@@ -381,7 +388,11 @@ pub(crate) fn render_wording(
             .collect::<Vec<_>>()
             .join("\n\n"),
     };
-    if builtin.html.is_none() && kind != MessageKind::ContactChanged {
+    let notice = matches!(
+        kind,
+        MessageKind::ContactChanged | MessageKind::SignUpAttempt
+    );
+    if builtin.html.is_none() && !notice {
         return Rendered {
             subject,
             text,
@@ -458,6 +469,12 @@ fn default_wording(kind: MessageKind) -> (&'static str, &'static str) {
         MessageKind::ContactChanged => (
             "{{recipient}} was taken off your {{app_name}} account and no longer signs in to it.",
             "If you did not make this change, contact {{app_name}} now.",
+        ),
+        MessageKind::SignUpAttempt => (
+            "Someone tried to create a {{app_name}} account with {{recipient}}, which already \
+             has one.",
+            "If it was you, sign in instead, or reset your password if you forgot it. If it \
+             was not you, ignore this email: nothing changed.",
         ),
     }
 }

@@ -267,7 +267,12 @@ async fn deleting_a_user_takes_everything_theirs_and_keeps_an_anonymous_log() {
         .finish_registration(&ceremony, &key.register(&options), None, &in_acme)
         .await
         .unwrap();
-    let session = tokens(registered.sign_in.unwrap());
+    let pending = registered.pending.unwrap();
+    let session = tokens(
+        support::confirm_sign_up(&h, &pending, &in_acme)
+            .await
+            .unwrap(),
+    );
     let ana = h
         .auth
         .tokens()

@@ -456,10 +456,7 @@ async fn passwords_and_second_factors_fill_one_budget() {
     with_password.password_hash = h
         .store
         .get_user(
-            match h
-                .auth
-                .passwords()
-                .sign_up("other@example.com", &good, &ctx())
+            match support::password_sign_up(&h, "other@example.com", good.secret(), &ctx())
                 .await
                 .unwrap()
             {

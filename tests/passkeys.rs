@@ -19,10 +19,9 @@ use latchkey::model::{
 use latchkey::store::{OrgStore, UserStore};
 use latchkey::testing::{race, test_keyring, test_pepper};
 use latchkey::{
-    CeremonyStatus, Config, Error, Latchkey, ManualClock, PasskeyRegistered, Registrant,
-    RequestContext, SignIn, TokenSet, UserVerification,
+    CeremonyStatus, Config, Error, Latchkey, PasskeyRegistered, Registrant, RequestContext, SignIn,
+    TokenSet, UserVerification,
 };
-use latchkey_memory::MemoryStore;
 use support::authenticator::{BE, BS, TestKey, UP, UV};
 use support::{Harness, enable_totp, harness, harness_with};
 use url::Url;
@@ -69,7 +68,7 @@ async fn register_with(
 /// Signs up `email` with `key`: the new account's id and its sign-in.
 async fn sign_up(h: &Harness, email: &str, key: &mut TestKey) -> (UserId, SignIn) {
     let registered = register_with(h, new_user(email), key).await.unwrap();
-    let sign_in = registered.sign_in.expect("a sign-up signs in");
+    let sign_in = confirmed(h, &registered).await;
     let user = h
         .store
         .get_passkey(&registered.passkey.id)
@@ -78,6 +77,15 @@ async fn sign_up(h: &Harness, email: &str, key: &mut TestKey) -> (UserId, SignIn
         .unwrap()
         .user_id;
     (user, sign_in)
+}
+
+/// Finishes a passkey sign-up with the code emailed for it.
+async fn confirmed(h: &Harness, registered: &PasskeyRegistered) -> SignIn {
+    let pending = registered
+        .pending
+        .as_ref()
+        .expect("a sign-up waits for its code");
+    support::confirm_sign_up(h, pending, &ctx()).await.unwrap()
 }
 
 /// Starts a passkey sign-up for `email`.
@@ -148,11 +156,11 @@ async fn soft_passkey_signs_up_and_signs_in_and_its_counter_rises() {
         CeremonyStatus::Completed
     );
     assert_eq!(registered.passkey.name, "Soft key");
-    let claims = claims_of(&h, registered.sign_in.unwrap()).await;
+    let claims = claims_of(&h, confirmed(&h, &registered).await).await;
     assert!(claims.amr.contains(&"user".to_owned()), "{:?}", claims.amr);
     assert_eq!(claims.acr, "aal2");
     let user = h.store.get_user(claims.sub).await.unwrap().unwrap();
-    assert!(!user.email_verified, "a passkey does not prove the mailbox");
+    assert!(user.email_verified, "the emailed code proved the mailbox");
 
     let mut counters = Vec::new();
     for _ in 0..3 {
@@ -391,16 +399,32 @@ async fn wa13_a_credential_id_is_registered_once_under_16_racing_registrations()
         key.credential_id = shared_id.clone();
         answers.push((token, key.register(&options)));
     }
-    let answers = std::sync::Arc::new(answers);
+    // Each finish waits for its address's code; the credential is bound when it comes.
+    let mut confirms = Vec::new();
+    for (token, answer) in &answers {
+        let registered = passkeys
+            .finish_registration(token, answer, None, &in_org)
+            .await
+            .unwrap();
+        let pending = registered.pending.unwrap();
+        let mail = h
+            .mails()
+            .await
+            .into_iter()
+            .find(|m| m.message.request_id == pending.request_id)
+            .unwrap();
+        confirms.push((pending.request_id, support::code_of(&mail.message)));
+    }
+    let confirms = std::sync::Arc::new(confirms);
     let auth = h.auth.clone();
     let results = race(16, move |i| {
-        let (auth, answers) = (auth.clone(), answers.clone());
+        let (auth, confirms) = (auth.clone(), confirms.clone());
         async move {
-            let (token, answer) = &answers[i];
-            auth.passkeys()
-                .finish_registration(token, answer, None, &ctx())
+            let (request, code) = &confirms[i];
+            auth.sign_ups()
+                .confirm(*request, code, &ctx())
                 .await
-                .map(|r| r.passkey.id)
+                .map(|_| ())
         }
     })
     .await;
@@ -562,7 +586,7 @@ async fn discoverable_sign_in_needs_the_owners_user_handle() {
         .finish_registration(&token, &answer, None, &ctx())
         .await
         .unwrap();
-    let user = claims_of(&h, registered.sign_in.unwrap()).await.sub;
+    let user = claims_of(&h, confirmed(&h, &registered).await).await.sub;
     assert!(
         !handle.windows(16).any(|w| w == user.as_bytes()),
         "the handle is not the id"
@@ -840,10 +864,11 @@ fn options_excluded(options: &CreationChallengeResponse) -> Vec<Vec<u8>> {
 }
 
 #[tokio::test]
-async fn sign_up_refuses_a_taken_address_and_can_be_turned_off() {
+async fn sign_up_answers_a_taken_address_alike_and_can_be_turned_off() {
     let h = harness();
     sign_up(&h, "ana@example.com", &mut TestKey::new(ORIGIN)).await;
-    // Starting answers as for any address (no account oracle); finishing refuses.
+    // Starting and finishing answer as for any address (no account oracle, ENUM-03); the
+    // owner hears of it, and no code for the request makes an account.
     let (_, unknown) = start_sign_up(&h, "bo@example.com").await;
     let (_, known) = start_sign_up(&h, "ana@example.com").await;
     let shape = |o: &CreationChallengeResponse| {
@@ -854,10 +879,39 @@ async fn sign_up_refuses_a_taken_address_and_can_be_turned_off() {
         json
     };
     assert_eq!(shape(&unknown), shape(&known));
-    let taken = register_with(&h, new_user("ana@example.com"), &mut TestKey::new(ORIGIN)).await;
+    let taken = register_with(&h, new_user("ana@example.com"), &mut TestKey::new(ORIGIN))
+        .await
+        .unwrap();
+    let pending = taken.pending.expect("answered like a free address");
+    let notice = h.last_mail().await;
+    assert_eq!(notice.message.kind, latchkey::MessageKind::SignUpAttempt);
+    let refused = h
+        .auth
+        .sign_ups()
+        .confirm(
+            pending.request_id,
+            &latchkey::crypto::OneTimeCode::new("123456"),
+            &ctx(),
+        )
+        .await;
     assert!(
-        matches!(taken, Err(Error::Conflict { what: "email" })),
-        "{taken:?}"
+        matches!(refused, Err(Error::InvalidCredentials)),
+        "{refused:?}"
+    );
+    assert_eq!(
+        h.store
+            .list_passkeys(
+                h.store
+                    .get_user_by_email(&"ana@example.com".parse().unwrap())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .id
+            )
+            .await
+            .unwrap()
+            .len(),
+        1
     );
 
     let mut config = Config::new(ORIGIN);
@@ -901,38 +955,24 @@ async fn wa09_a_passkey_registered_without_uv_stays_one_factor_when_it_asserts_u
     let mut config = Config::new(ORIGIN);
     config.passkeys.user_verification = UserVerification::Preferred;
     let h = harness_with(config);
-    support::scenarios::a_passkey_registered_without_uv_stays_one_factor(&h.auth, &h.store).await;
+    support::scenarios::a_passkey_registered_without_uv_stays_one_factor(&h).await;
 }
 
 #[tokio::test]
 async fn wa22_rename_and_delete_and_the_last_way_in_stays() {
-    // An engine that cannot send mail or texts: a passkey may be the only way in.
-    let clock = ManualClock::fixed();
-    let store = MemoryStore::new();
+    let h = harness();
+    let mut key = TestKey::new(ORIGIN);
+    let (user, signed_up) = sign_up(&h, "ana@example.com", &mut key).await;
+    // An engine over the same store that sends no mail: the passkey is the only way in.
     let auth = Latchkey::builder(Config::new(ORIGIN))
-        .store(store.clone())
-        .clock(clock)
+        .store(h.store.clone())
+        .clock(h.clock.clone())
         .pepper(test_pepper())
         .keyring(test_keyring())
         .build()
         .unwrap();
     let passkeys = auth.passkeys();
-    let mut key = TestKey::new(ORIGIN);
-    let (token, options) = passkeys
-        .start_registration(new_user("ana@example.com"), &ctx())
-        .await
-        .unwrap();
-    let registered = passkeys
-        .finish_registration(&token, &key.register(&options), None, &ctx())
-        .await
-        .unwrap();
-    let user = store
-        .get_passkey(&registered.passkey.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .user_id;
-    let id = registered.passkey.id.clone();
+    let id = passkeys.list(user).await.unwrap()[0].id.clone();
 
     passkeys.rename(user, &id, "  Phone  ").await.unwrap();
     assert_eq!(passkeys.list(user).await.unwrap()[0].name, "Phone");
@@ -965,7 +1005,7 @@ async fn wa22_rename_and_delete_and_the_last_way_in_stays() {
     ));
 
     // With a second passkey the first can go, and it no longer signs in.
-    let session = match registered.sign_in.unwrap() {
+    let session = match signed_up {
         SignIn::Complete(t) => t.session_id,
         other => panic!("{other:?}"),
     };

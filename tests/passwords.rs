@@ -28,9 +28,7 @@ fn tokens(sign_in: SignIn) -> TokenSet {
 
 async fn sign_up(h: &Harness, email: &str) -> TokenSet {
     tokens(
-        h.auth
-            .passwords()
-            .sign_up(email, &Password::new(GOOD), &ctx())
+        support::password_sign_up(h, email, GOOD, &ctx())
             .await
             .unwrap(),
     )
@@ -62,7 +60,7 @@ fn rfc9106_argon2id_vector() {
 }
 
 #[tokio::test]
-async fn sign_up_stores_an_argon2id_hash_and_signs_in() {
+async fn sign_up_proves_the_address_stores_an_argon2id_hash_and_signs_in() {
     let h = harness();
     let set = sign_up(&h, "Ana@Example.com").await;
     let user = h.store.get_user(set.user_id).await.unwrap().unwrap();
@@ -71,10 +69,7 @@ async fn sign_up_stores_an_argon2id_hash_and_signs_in() {
         hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
         "{hash:?}"
     );
-    assert!(
-        !user.email_verified,
-        "the address is not proven by a password"
-    );
+    assert!(user.email_verified, "the emailed code proved the address");
     assert!(!String::from_utf8_lossy(&h.store.dump()).contains(GOOD));
 
     let again = h
@@ -90,16 +85,30 @@ async fn sign_up_stores_an_argon2id_hash_and_signs_in() {
         .await
         .unwrap();
     assert_eq!(claims.amr, ["pwd"]);
+    // A taken address answers like a free one; its owner hears of it, and no code for
+    // the request signs anyone up (ENUM-03).
+    h.clock.advance(std::time::Duration::from_secs(61));
     let taken = h
         .auth
         .passwords()
         .sign_up("ana@example.com", &Password::new(GOOD), &ctx())
         .await
+        .unwrap();
+    assert_eq!(taken.expires_in, h.auth.config().ttl.one_time_code);
+    let notice = h.last_mail().await;
+    assert_eq!(notice.message.kind, latchkey::MessageKind::SignUpAttempt);
+    assert!(notice.message.code.is_none());
+    let refused = h
+        .auth
+        .sign_ups()
+        .confirm(
+            taken.request_id,
+            &latchkey::crypto::OneTimeCode::new("123456"),
+            &ctx(),
+        )
+        .await
         .unwrap_err();
-    assert!(
-        matches!(taken, Error::Conflict { what: "email" }),
-        "{taken:?}"
-    );
+    assert!(matches!(refused, Error::InvalidCredentials), "{refused:?}");
 }
 
 #[tokio::test]
@@ -496,8 +505,12 @@ async fn pw19_a_reset_never_bypasses_the_second_factor() {
     let set = sign_up(&h, "ana@example.com").await;
     let (secret, _) = support::enable_totp(&h, set.user_id).await;
     let passwords = h.auth.passwords();
-    // While the address is unproven, it cannot reset an account that holds a proven
-    // factor: whoever holds the address might not be its owner.
+    // While the address is unproven (as an application's import may leave it), it cannot
+    // reset an account that holds a proven factor: whoever holds the address might not
+    // be its owner.
+    let mut unproven = h.store.get_user(set.user_id).await.unwrap().unwrap();
+    unproven.email_verified = false;
+    h.store.update_user(&unproven).await.unwrap();
     let sent = passwords
         .send_reset("ana@example.com", &ctx())
         .await
@@ -573,6 +586,7 @@ async fn pw19_a_reset_never_bypasses_the_second_factor() {
 async fn a_reset_for_an_unknown_address_answers_the_same_and_sends_nothing() {
     let h = harness();
     sign_up(&h, "ana@example.com").await;
+    let before = h.mails().await.len();
     let passwords = h.auth.passwords();
     let known = passwords
         .send_reset("ana@example.com", &ctx())
@@ -584,8 +598,8 @@ async fn a_reset_for_an_unknown_address_answers_the_same_and_sends_nothing() {
         .unwrap();
     assert_eq!(known.expires_in, unknown.expires_in);
     let mails = h.mails().await;
-    assert_eq!(mails.len(), 1);
-    assert_eq!(mails[0].to.as_str(), "ana@example.com");
+    assert_eq!(mails.len(), before + 1);
+    assert_eq!(mails[before].to.as_str(), "ana@example.com");
     assert!(
         h.store
             .get_user_by_email(&"nobody@example.com".parse().unwrap())
@@ -603,9 +617,11 @@ async fn a_password_list_refuses_common_passwords_everywhere_a_password_is_set()
     );
     let store = latchkey_memory::MemoryStore::new();
     let mailer = latchkey::testing::CapturingMailer::new();
+    let clock = latchkey::ManualClock::fixed();
     let auth = latchkey::Latchkey::builder(latchkey::Config::new("https://app.example.com"))
         .store(store.clone())
         .mailer(mailer.clone())
+        .clock(clock.clone())
         .pepper(latchkey::testing::test_pepper())
         .keyring(latchkey::testing::test_keyring())
         .breached_passwords(list)
@@ -623,8 +639,15 @@ async fn a_password_list_refuses_common_passwords_everywhere_a_password_is_set()
     assert_eq!(refused.code(), "invalid_input");
     assert!(refused.to_string().contains("data breach"), "{refused}");
     let fine = Password::new("an uncommon passphrase indeed");
-    let SignIn::Complete(set) = passwords
+    let sent = passwords
         .sign_up("ana@example.com", &fine, &ctx())
+        .await
+        .unwrap();
+    auth.flush_deliveries().await;
+    let code = support::code_of(&mailer.last().unwrap().message);
+    let SignIn::Complete(set) = auth
+        .sign_ups()
+        .confirm(sent.request_id, &code, &ctx())
         .await
         .unwrap()
     else {
@@ -641,6 +664,7 @@ async fn a_password_list_refuses_common_passwords_everywhere_a_password_is_set()
         .await
         .unwrap_err();
     assert_eq!(change.code(), "invalid_input");
+    clock.advance(std::time::Duration::from_secs(31));
     let sent = passwords
         .send_reset("ana@example.com", &ctx())
         .await
@@ -676,6 +700,7 @@ async fn the_bundled_common_list_is_on_without_any_checker_and_can_be_turned_off
         config.passwords.refuse_common = refuse_common;
         latchkey::Latchkey::builder(config)
             .store(latchkey_memory::MemoryStore::new())
+            .mailer(latchkey::testing::CapturingMailer::new())
             .pepper(latchkey::testing::test_pepper())
             .keyring(latchkey::testing::test_keyring())
             .build()
@@ -696,10 +721,7 @@ async fn the_bundled_common_list_is_on_without_any_checker_and_can_be_turned_off
         .passwords()
         .sign_up("ana@example.com", &stretched, &ctx())
         .await;
-    assert!(
-        matches!(signed_up, Ok(SignIn::Complete(_))),
-        "{signed_up:?}"
-    );
+    assert!(signed_up.is_ok(), "{signed_up:?}");
 }
 
 #[tokio::test]
@@ -709,9 +731,7 @@ async fn passwords_are_compared_in_nfkc_and_a_hash_of_the_raw_form_is_replaced()
     let typed_here = "the \u{FB01}ne caf\u{E9} on rue de rivoli";
     let typed_there = "the fine cafe\u{301} on rue de rivoli";
     let set = tokens(
-        h.auth
-            .passwords()
-            .sign_up("ana@example.com", &Password::new(typed_here), &ctx())
+        support::password_sign_up(&h, "ana@example.com", typed_here, &ctx())
             .await
             .unwrap(),
     );

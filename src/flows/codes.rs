@@ -77,7 +77,7 @@ impl CodeChannel<'_> {
         spend_send_budget(self.inner, self.channel, recipient.as_str(), ctx).await?;
         let (account, deliverable) = account_at_send(self.inner, &recipient).await?;
         let sent = self
-            .start(recipient, Purpose::SignIn, None, deliverable, ctx)
+            .start(recipient, Purpose::SignIn, None, deliverable, None, ctx)
             .await?;
         let method = match self.channel {
             Channel::SmsCode => "sms",
@@ -112,6 +112,7 @@ impl CodeChannel<'_> {
             Purpose::Verify,
             Some(user),
             !account.blocked,
+            None,
             ctx,
         )
         .await
@@ -125,8 +126,37 @@ impl CodeChannel<'_> {
         spend_send_budget(self.inner, self.channel, recipient.as_str(), ctx).await?;
         let (user, _) = account_at_send(self.inner, &recipient).await?;
         let deliverable = user.is_some_and(|u| !u.blocked);
-        self.start(recipient, Purpose::PasswordReset, None, deliverable, ctx)
-            .await
+        self.start(
+            recipient,
+            Purpose::PasswordReset,
+            None,
+            deliverable,
+            None,
+            ctx,
+        )
+        .await
+    }
+
+    /// Sends the code that proves the address of an account still to be made
+    /// ([`SignUps`](crate::SignUps)); `deliverable` is `false` for a taken address, whose
+    /// request then answers like any other and never verifies.
+    pub(crate) async fn send_sign_up(
+        &self,
+        recipient: Recipient,
+        deliverable: bool,
+        pending: crate::crypto::Sealed,
+        ctx: &RequestContext,
+    ) -> Result<Sent, Error> {
+        spend_send_budget(self.inner, self.channel, recipient.as_str(), ctx).await?;
+        self.start(
+            recipient,
+            Purpose::SignUp,
+            None,
+            deliverable,
+            Some(pending),
+            ctx,
+        )
+        .await
     }
 
     /// Sends the code of a second factor to `user`'s own address or number.
@@ -137,8 +167,15 @@ impl CodeChannel<'_> {
         ctx: &RequestContext,
     ) -> Result<Sent, Error> {
         spend_send_budget(self.inner, self.channel, recipient.as_str(), ctx).await?;
-        self.start(recipient, Purpose::SecondFactor, Some(user), true, ctx)
-            .await
+        self.start(
+            recipient,
+            Purpose::SecondFactor,
+            Some(user),
+            true,
+            None,
+            ctx,
+        )
+        .await
     }
 
     async fn start(
@@ -147,6 +184,7 @@ impl CodeChannel<'_> {
         purpose: Purpose,
         user_id: Option<UserId>,
         deliverable: bool,
+        pending: Option<crate::crypto::Sealed>,
         ctx: &RequestContext,
     ) -> Result<Sent, Error> {
         let inner = self.inner;
@@ -176,6 +214,7 @@ impl CodeChannel<'_> {
             },
             stage: Stage::Pending,
             stamp,
+            pending,
         };
         let ttl = self.channel.ttl(inner);
         super::insert(inner, id, &state, now + ttl).await?;

@@ -224,6 +224,7 @@ impl<'a> MagicLinks<'a> {
             },
             stage: Stage::Pending,
             stamp,
+            pending: None,
         };
         let ttl = inner.config.config.ttl.magic_link;
         super::insert(inner, id, &state, now + ttl).await?;

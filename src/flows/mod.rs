@@ -22,6 +22,7 @@ pub mod magic_link;
 pub mod passkey;
 pub mod password;
 mod requester;
+pub mod sign_up;
 
 use std::time::Duration;
 
@@ -66,6 +67,9 @@ pub enum Purpose {
     PasswordReset,
     /// The second factor of a sign-in under way.
     SecondFactor,
+    /// Proving the address of an account still to be made (a sign-up with a password or
+    /// a passkey): the account exists only once the code comes back.
+    SignUp,
 }
 
 impl Purpose {
@@ -75,6 +79,7 @@ impl Purpose {
             Purpose::Verify => "verify",
             Purpose::PasswordReset => "password_reset",
             Purpose::SecondFactor => "second_factor",
+            Purpose::SignUp => "sign_up",
         }
     }
 }
@@ -92,9 +97,13 @@ impl Channel {
     fn kind(self, purpose: Purpose) -> MessageKind {
         match (self, purpose) {
             (Channel::MagicLink, _) => MessageKind::MagicLink,
-            (Channel::EmailCode, Purpose::SignIn | Purpose::SecondFactor) => MessageKind::EmailCode,
+            (Channel::EmailCode, Purpose::SignIn | Purpose::SecondFactor | Purpose::SignUp) => {
+                MessageKind::EmailCode
+            }
             (Channel::EmailCode, Purpose::Verify) => MessageKind::EmailVerification,
-            (Channel::SmsCode, Purpose::SignIn | Purpose::SecondFactor) => MessageKind::SmsCode,
+            (Channel::SmsCode, Purpose::SignIn | Purpose::SecondFactor | Purpose::SignUp) => {
+                MessageKind::SmsCode
+            }
             (Channel::SmsCode, Purpose::Verify) => MessageKind::SmsVerification,
             (_, Purpose::PasswordReset) => MessageKind::PasswordReset,
         }
@@ -148,6 +157,10 @@ pub(crate) struct RequestState {
     /// request dies when it moves (DESIGN invariant 13).
     #[serde(default)]
     pub(crate) stamp: Option<u64>,
+    /// For [`Purpose::SignUp`]: the account to make once the address is proven, sealed
+    /// (it may hold a password hash).
+    #[serde(default)]
+    pub(crate) pending: Option<crate::crypto::Sealed>,
 }
 
 impl RequestState {

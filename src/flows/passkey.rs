@@ -69,7 +69,7 @@ pub use webauthn_rs_core::proto::{
     RequestChallengeResponse,
 };
 
-use super::{check_client_failures, create_account, record_failure, record_failure_because};
+use super::{check_client_failures, record_failure, record_failure_because};
 use crate::config::{Attachment, Attestation, ResidentKey, UserVerification, ValidConfig};
 use crate::crypto::{CeremonyToken, SecretHash, SecretPurpose, random_token};
 use crate::directory::orgs::{Method, allow};
@@ -157,11 +157,17 @@ fn b64url_id<S: Serializer>(id: &CredentialId, s: S) -> Result<S::Ok, S::Error> 
 
 /// A registration that succeeded.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PasskeyRegistered {
     /// The new passkey.
     pub passkey: PasskeyInfo,
-    /// For a sign-up ([`Registrant::NewUser`]): the new account's sign-in.
+    /// Not given today: a sign-up's sign-in comes from
+    /// [`SignUps::confirm`](crate::SignUps::confirm).
     pub sign_in: Option<SignIn>,
+    /// For a sign-up ([`Registrant::NewUser`]): the code emailed to the address, which
+    /// [`SignUps::confirm`](crate::SignUps::confirm) takes to make the account with this
+    /// passkey and sign it in. The same answer whether or not the address has an account.
+    pub pending: Option<crate::Sent>,
 }
 
 /// What a ceremony keeps between its halves.
@@ -705,6 +711,11 @@ async fn register(
     else {
         return Err(Error::Expired);
     };
+    let ctx = &ctx_in_org(ctx, ceremony.org_id);
+    if new_user.is_some() {
+        // Counted before the attestation is checked: the client's and everyone's budgets.
+        super::sign_up::spend_budget(inner, ctx).await?;
+    }
     let credential = inner
         .webauthn
         .register_credential(response, &state, None)
@@ -723,31 +734,23 @@ async fn register(
         created_at: now,
         last_used_at: None,
     };
-    let method = AuthMethod::Passkey {
-        synced: credential.backup_eligible,
-        user_verified: credential.user_verified,
-    };
-    let ctx = &ctx_in_org(ctx, ceremony.org_id);
     if let Some(new_user) = new_user {
-        // The usual clash is found before an account is made; a racing one is undone.
+        // A credential already registered is the authenticator's, not the address's: it
+        // tells nothing about who has an account.
         if inner.users.get_passkey(&stored.id).await?.is_some() {
             return Err(Error::Conflict { what: "credential" });
         }
-        let mut user = User::new(user_id, now);
-        user.email = Some(new_user.email);
-        user.name = new_user.name;
-        if !create_account(inner, &user, "passkey", ctx).await? {
-            return Err(Error::Conflict { what: "email" });
-        }
-        if let Err(err) = add_passkey(inner, &stored, ctx).await {
-            undo_sign_up(inner, user_id).await;
-            return Err(err);
-        }
-        let sign_in =
-            complete_first_factor(inner, Proven::current(user_id), method, None, ctx).await?;
+        let account = super::sign_up::PendingAccount {
+            user_id,
+            name: new_user.name,
+            password_hash: None,
+            passkey: Some(stored.clone()),
+        };
+        let pending = super::sign_up::start(inner, new_user.email, &account, ctx).await?;
         return Ok(PasskeyRegistered {
             passkey: stored.into(),
-            sign_in: Some(sign_in),
+            sign_in: None,
+            pending: Some(pending),
         });
     }
     // The session that asked must still be live when the passkey is bound.
@@ -762,11 +765,12 @@ async fn register(
     Ok(PasskeyRegistered {
         passkey: stored.into(),
         sign_in: None,
+        pending: None,
     })
 }
 
 /// Removes an account whose sign-up failed after it was made, with its membership.
-async fn undo_sign_up(inner: &Inner, user_id: UserId) {
+pub(crate) async fn undo_sign_up(inner: &Inner, user_id: UserId) {
     let undone = async {
         inner.orgs.delete_memberships_of_user(user_id).await?;
         inner.users.delete_user(user_id).await
@@ -776,7 +780,7 @@ async fn undo_sign_up(inner: &Inner, user_id: UserId) {
     }
 }
 
-async fn add_passkey(
+pub(crate) async fn add_passkey(
     inner: &Inner,
     passkey: &PasskeyCredential,
     ctx: &RequestContext,

@@ -33,7 +33,7 @@ use zeroize::Zeroizing;
 use crate::crypto::Password;
 use crate::directory::orgs::{Method, allow};
 use crate::engine::Inner;
-use crate::model::{AuthEvent, AuthEventKind, Email, FactorStatus, PasswordHash, User, UserId};
+use crate::model::{AuthEvent, AuthEventKind, Email, FactorStatus, PasswordHash, UserId};
 use crate::signin::{AuthMethod, Proven, SignIn, complete_first_factor};
 use crate::{Error, RequestContext, StoreError};
 
@@ -356,24 +356,27 @@ impl<'a> Passwords<'a> {
         Passwords { inner }
     }
 
-    /// Creates an account with an email address and a password and signs it in. The
-    /// address starts unverified (prove it with
-    /// [`send_verification`](crate::CodeChannel::send_verification)); until it is, signing
-    /// in by email code or link hands the account to whoever proves the address (see
-    /// [`flows`](crate::flows)).
+    /// Starts a sign-up with an email address and a password: emails a code to the
+    /// address, and [`SignUps::confirm`](crate::SignUps::confirm) with it makes the
+    /// account (the address proven) and signs it in. No account exists before that, so
+    /// nobody can hold one for an address they do not receive mail at. An address that
+    /// has an account answers exactly the same (its owner gets a notice instead of a code,
+    /// and the request never verifies): the answer tells nobody who has an account.
     ///
-    /// Errors: [`Error::InvalidInput`] for a bad address or a password the policy refuses
-    /// (the reason says which rule); [`Error::Conflict`] (`"email"`) when the address has
-    /// an account.
+    /// Sign-ups are counted per client and for everyone before the password is screened
+    /// or hashed ([`Error::RateLimited`]). Errors: [`Error::InvalidInput`] for a bad
+    /// address or a password the policy refuses (the reason says which rule, the same for
+    /// every address).
     pub async fn sign_up(
         &self,
         email: &str,
         password: &Password,
         ctx: &RequestContext,
-    ) -> Result<SignIn, Error> {
+    ) -> Result<crate::Sent, Error> {
         let inner = self.inner;
         allow(inner, ctx.org_id, Method::Password).await?;
         let email = Email::parse(email)?;
+        super::sign_up::spend_budget(inner, ctx).await?;
         let context = Context {
             email: Some(&email),
             name: None,
@@ -381,14 +384,13 @@ impl<'a> Passwords<'a> {
         };
         self.check(password, false, &context)?;
         self.screen(password).await?;
-        let now = inner.clock.now();
-        let mut user = User::new(UserId::generate(), now);
-        user.email = Some(email);
-        user.password_hash = Some(hash(inner, password).await?);
-        if !super::create_account(inner, &user, "pwd", ctx).await? {
-            return Err(Error::Conflict { what: "email" });
-        }
-        complete_first_factor(inner, Proven::by(&user), AuthMethod::Password, None, ctx).await
+        let account = super::sign_up::PendingAccount {
+            user_id: UserId::generate(),
+            name: None,
+            password_hash: Some(hash(inner, password).await?),
+            passkey: None,
+        };
+        super::sign_up::start(inner, email, &account, ctx).await
     }
 
     /// Signs in with an email address and a password. Every failure — unknown address, no

@@ -33,18 +33,28 @@ pub fn harness_built(
     config: Config,
     extra: impl FnOnce(LatchkeyBuilder) -> LatchkeyBuilder,
 ) -> Harness {
-    harness_on(MemoryStore::new(), ManualClock::fixed(), config, None, extra)
+    harness_on(
+        MemoryStore::new(),
+        ManualClock::fixed(),
+        config,
+        None,
+        extra,
+    )
 }
 
 /// A harness on a fresh sled directory, with the default configuration.
 pub fn sled_harness() -> Harness<latchkey_sled::SledStore> {
+    sled_harness_with(Config::new("https://app.example.com"))
+}
+
+/// A harness on a fresh sled directory, with `config`.
+pub fn sled_harness_with(config: Config) -> Harness<latchkey_sled::SledStore> {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let clock = ManualClock::fixed();
     let store = latchkey_sled::SledStore::with_config(
         latchkey_sled::SledConfig::new(dir.path()).clock(clock.clone()),
     )
     .expect("sled opens");
-    let config = Config::new("https://app.example.com");
     harness_on(store, clock, config, Some(dir), |builder| builder)
 }
 
@@ -148,4 +158,43 @@ pub async fn enable_totp<S>(
         .await
         .unwrap();
     (secret, codes)
+}
+
+/// Signs `email` up with `password` and finishes with the code emailed for it: the new
+/// account's sign-in.
+pub async fn password_sign_up<S>(
+    h: &Harness<S>,
+    email: &str,
+    password: &str,
+    ctx: &latchkey::RequestContext,
+) -> Result<latchkey::SignIn, latchkey::Error> {
+    let password = latchkey::crypto::Password::new(password);
+    let sent = h.auth.passwords().sign_up(email, &password, ctx).await?;
+    confirm_sign_up(h, &sent, ctx).await
+}
+
+/// Finishes the sign-up `sent` started (a password's, or a passkey's
+/// `PasskeyRegistered::pending`) with the code emailed for it.
+pub async fn confirm_sign_up<S>(
+    h: &Harness<S>,
+    sent: &latchkey::Sent,
+    ctx: &latchkey::RequestContext,
+) -> Result<latchkey::SignIn, latchkey::Error> {
+    let mail = h
+        .mails()
+        .await
+        .into_iter()
+        .rev()
+        .find(|m| m.message.request_id == sent.request_id)
+        .expect("a code was emailed for the sign-up");
+    let signed_in = h
+        .auth
+        .sign_ups()
+        .confirm(sent.request_id, &code_of(&mail.message), ctx)
+        .await;
+    // Past the send cooldown, so the test's next message to the address goes out.
+    let cooldown = h.auth.config().limits.send_cooldown;
+    h.clock
+        .advance(cooldown + std::time::Duration::from_secs(1));
+    signed_in
 }

@@ -1,6 +1,6 @@
-//! Attacks written once and run on every adapter: the core's tests run them on the memory
-//! adapter, latchkey-sled's (`storage-adapters/sled/tests/engine.rs`, which includes this
-//! file) on a real sled directory. Each takes an engine and the store under it.
+//! Attacks written once and run on every adapter: `tests/tokens.rs` and `tests/passkeys.rs`
+//! run them on the memory adapter, `tests/takeovers.rs` on a real sled directory. Each
+//! takes an engine and the store under it (or the whole harness).
 
 use latchkey::crypto::{AuthCode, CodeVerifier, OneTimeCode};
 use latchkey::model::{App, ClientId, Membership, OrgId, Organization, User, UserId};
@@ -9,6 +9,7 @@ use latchkey::testing::race;
 use latchkey::tokens::{AuthCodeRequest, CodeExchange, pkce_s256};
 use latchkey::{AuthMethod, Latchkey, Registrant, RequestContext, SignIn, TokenSet};
 
+use super::Harness;
 use super::authenticator::{TestKey, UP, UV};
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -191,19 +192,21 @@ where
     assert_eq!(sessions, [], "no exchange left a live session");
 }
 
-/// Signs up `email` with a passkey on `key`: the new account and its sign-in.
-async fn passkey_sign_up(auth: &Latchkey, email: &str, key: &mut TestKey) -> (UserId, SignIn) {
+/// Signs up `email` with a passkey on `key` (and the code emailed for it): the new account
+/// and its sign-in.
+async fn passkey_sign_up<S>(h: &Harness<S>, email: &str, key: &mut TestKey) -> (UserId, SignIn) {
     let who = Registrant::NewUser {
         email: email.parse().unwrap(),
         name: None,
     };
-    let passkeys = auth.passkeys();
+    let passkeys = h.auth.passkeys();
     let (token, options) = passkeys.start_registration(who, &ctx()).await.unwrap();
     let registered = passkeys
         .finish_registration(&token, &key.register(&options), None, &ctx())
         .await
         .unwrap();
-    let sign_in = registered.sign_in.expect("a sign-up signs in");
+    let pending = registered.pending.expect("a sign-up waits for its code");
+    let sign_in = super::confirm_sign_up(h, &pending, &ctx()).await.unwrap();
     let user = match &sign_in {
         SignIn::Complete(tokens) => tokens.user_id,
         other => panic!("expected tokens, got {other:?}"),
@@ -253,13 +256,11 @@ fn strings(values: &[&str]) -> Vec<String> {
 /// user verification stays one factor when it later asserts it (an authenticator that
 /// skipped UV at registration proved nothing about who set it up), so a user with TOTP
 /// still gets the MFA step; one registered with UV is two factors.
-pub async fn a_passkey_registered_without_uv_stays_one_factor<S: UserStore>(
-    auth: &Latchkey,
-    store: &S,
-) {
+pub async fn a_passkey_registered_without_uv_stays_one_factor<S: UserStore>(h: &Harness<S>) {
+    let (auth, store) = (&h.auth, &h.store);
     let mut key = TestKey::new("https://app.example.com");
     key.flags = UP;
-    let (ana, signed_up) = passkey_sign_up(auth, "ana@example.com", &mut key).await;
+    let (ana, signed_up) = passkey_sign_up(h, "ana@example.com", &mut key).await;
     let one_factor = (strings(&["hwk"]), "aal1".to_owned());
     assert_eq!(factors(auth, signed_up).await, one_factor);
 
@@ -278,7 +279,7 @@ pub async fn a_passkey_registered_without_uv_stays_one_factor<S: UserStore>(
     );
 
     let mut verified = TestKey::new("https://app.example.com");
-    let (bo, signed_up) = passkey_sign_up(auth, "bo@example.com", &mut verified).await;
+    let (bo, signed_up) = passkey_sign_up(h, "bo@example.com", &mut verified).await;
     let two_factors = (strings(&["hwk", "user"]), "aal2".to_owned());
     assert_eq!(factors(auth, signed_up).await, two_factors);
     enable_totp(auth, bo).await;

@@ -596,7 +596,9 @@
       const answer = await request("POST", `/auth/passwordless/passkey/register?auth_code=${enc(ceremony.auth_code)}`, {
         body: { passkey: credentialJSON(cred), name: defaultPasskeyName() },
       });
-      if (answer && (answer.token || answer.mfa_required || answer.mfa_enrollment_required)) {
+      if (answer && answer.request_id) {
+        signupCode(answer, email);
+      } else if (answer && (answer.token || answer.mfa_required || answer.mfa_enrollment_required)) {
         await handleSignIn(answer);
       } else {
         showStatus("Passkey saved. Sign in with it now.", "success");
@@ -912,7 +914,18 @@
     show("code");
   }
 
-  const codeBase = () => (state.code.kind === "email" ? "/auth/passwordless/email-code" : "/auth/passwordless/sms-code");
+  /** A sign-up waits for the code emailed to its address; the account is made with it. */
+  function signupCode(r, target) {
+    state.code = { kind: "signup", requestId: r.request_id, target };
+    $("code-target").textContent = target;
+    $("code").value = "";
+    show("code");
+    showStatus("We emailed you a code: enter it to finish creating your account.", "info");
+  }
+
+  // A sign-up's code is an emailed code: it is resent like one, and verified apart.
+  const codeBase = () => (state.code.kind === "sms" ? "/auth/passwordless/sms-code" : "/auth/passwordless/email-code");
+  const verifyPath = () => (state.code.kind === "signup" ? "/auth/signup/verify" : codeBase() + "/verify");
 
   async function codeVerify() {
     if (!state.code) return;
@@ -922,7 +935,7 @@
       throw new Error("Enter the code you received.");
     }
     clearStatus();
-    const answer = await request("POST", codeBase() + "/verify", { body: { request_id: state.code.requestId, code } });
+    const answer = await request("POST", verifyPath(), { body: { request_id: state.code.requestId, code } });
     state.code = null;
     await handleSignIn(answer);
   }
@@ -946,6 +959,10 @@
       throw new Error("Enter a password.");
     }
     const answer = await request("POST", `/auth/password/${kind}`, { body: { email, password } });
+    if (kind === "signup") {
+      signupCode(answer, email);
+      return;
+    }
     await handleSignIn(answer);
   }
 

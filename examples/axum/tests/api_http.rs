@@ -52,6 +52,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("patch", "/auth/passkeys/{id}"),
     ("delete", "/auth/passkeys/{id}"),
     ("post", "/auth/password/signup"),
+    ("post", "/auth/signup/verify"),
     ("post", "/auth/password/login"),
     ("post", "/auth/password/change"),
     ("post", "/auth/password/reset"),

@@ -51,19 +51,37 @@ async fn ceremony_status(test: &TestApp, auth_code: &str) -> Value {
     status.body["status"].clone()
 }
 
-/// Signs `email` up with a new passkey: the registration answer.
+/// Signs `email` up with a new passkey and the emailed code: the sign-up's answer, with the
+/// passkey the registration answered.
 async fn sign_up(test: &TestApp, email: &str, soft: &mut SoftPasskey) -> Answer {
     let begun = test
         .get(&format!("{PK}/register?identifier={email}&name=Ana"), None)
         .await;
     assert_eq!(begun.status, StatusCode::OK, "{}", begun.body);
     let passkey = register(soft, &begun.body["options"]);
-    test.post(
-        &format!("{PK}/register?auth_code={}", begun.str("auth_code")),
-        json!({"passkey": passkey, "name": "Laptop"}),
-        None,
-    )
-    .await
+    let registered = test
+        .post(
+            &format!("{PK}/register?auth_code={}", begun.str("auth_code")),
+            json!({"passkey": passkey, "name": "Laptop"}),
+            None,
+        )
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        registered.body
+    );
+    let code = test.last_email_code(email);
+    let mut verified = test
+        .post(
+            "/api/v1/auth/signup/verify",
+            json!({"request_id": registered.str("request_id"), "code": code}),
+            None,
+        )
+        .await;
+    verified.body["passkey"] = registered.body["passkey"].clone();
+    verified
 }
 
 #[tokio::test]
@@ -88,15 +106,34 @@ async fn passkey_sign_up_sign_in_and_management() {
     assert!(options["challenge"].as_str().is_some_and(|c| c.len() >= 22));
     assert_eq!(ceremony_status(&test, &auth_code).await, "pending");
 
-    // Finish: 201 with the passkey and the new account's sign-in.
+    // Finish: 202 with the passkey and the request its emailed code finishes; then the
+    // code makes the account and signs it in.
     let passkey = register(&mut soft, &begun.body["options"]);
     let path = format!("{PK}/register?auth_code={auth_code}&identifier=ana@example.com");
-    let done = test
+    let registered = test
         .post(&path, json!({"passkey": passkey, "name": "Laptop"}), None)
         .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        registered.body
+    );
+    assert_eq!(registered.body["passkey"]["name"], "Laptop");
+    assert_eq!(registered.body["expires_in"], 600);
+    let passkey_id = registered.body["passkey"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let code = test.last_email_code("ana@example.com");
+    let done = test
+        .post(
+            "/api/v1/auth/signup/verify",
+            json!({"request_id": registered.str("request_id"), "code": code}),
+            None,
+        )
+        .await;
     assert_eq!(done.status, StatusCode::CREATED, "{}", done.body);
-    assert_eq!(done.body["passkey"]["name"], "Laptop");
-    let passkey_id = done.body["passkey"]["id"].as_str().unwrap().to_owned();
     assert!(done.body["token"].as_str().is_some());
     assert_eq!(done.body["token_type"], "Bearer");
     let user_id = done.str("user_id");
@@ -118,8 +155,9 @@ async fn passkey_sign_up_sign_in_and_management() {
         .post(&path, json!({"passkey": passkey, "name": "Laptop"}), None)
         .await;
     assert_error(&replay, StatusCode::UNAUTHORIZED, "expired");
-    // A taken address starts a ceremony like any other (no account oracle); finishing
-    // it, with a real authenticator and gesture, is refused.
+    // A taken address starts and finishes a ceremony like any other (ENUM-03: no account
+    // oracle); its owner is told, and no code makes a second account.
+    test.advance(Duration::from_secs(31));
     let taken = test
         .get(&format!("{PK}/register?identifier=ana@example.com"), None)
         .await;
@@ -127,8 +165,28 @@ async fn passkey_sign_up_sign_in_and_management() {
     let mut other = SoftPasskey::new(true);
     let created = register(&mut other, &taken.body["options"]);
     let finish = format!("{PK}/register?auth_code={}", taken.str("auth_code"));
-    let refused = test.post(&finish, json!({"passkey": created}), None).await;
-    assert_error(&refused, StatusCode::CONFLICT, "conflict");
+    let alike = test
+        .post(&finish, json!({"passkey": created, "name": "Laptop"}), None)
+        .await;
+    assert_eq!(alike.status, registered.status, "{}", alike.body);
+    let keys = |body: &Value| {
+        body.as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&alike.body), keys(&registered.body));
+    let notice = test.mail.sent().pop().unwrap();
+    assert_eq!(notice.message.kind, latchkey::MessageKind::SignUpAttempt);
+    let refused = test
+        .post(
+            "/api/v1/auth/signup/verify",
+            json!({"request_id": alike.str("request_id"), "code": "123456"}),
+            None,
+        )
+        .await;
+    assert_error(&refused, StatusCode::UNAUTHORIZED, "invalid_credentials");
     let nobody = test.get(&format!("{PK}/register"), None).await;
     assert_error(&nobody, StatusCode::BAD_REQUEST, "invalid_input");
 

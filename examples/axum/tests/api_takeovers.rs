@@ -187,3 +187,69 @@ async fn an_org_admin_cannot_pull_an_outsider_into_its_organization() {
         .await;
     assert_eq!(added.status, StatusCode::OK, "{}", added.body);
 }
+
+/// The keys of a JSON answer, sorted: two answers alike in shape have the same.
+fn shape(answer: &common::Answer) -> Vec<String> {
+    let mut keys: Vec<String> = answer
+        .body
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    keys.sort();
+    keys
+}
+
+/// Checklist ENUM-03 (issue 16, item 4): a password sign-up answers a taken address as it
+/// answers a free one (the owner is told by email), and sign-ups are budgeted per client
+/// before any password is hashed.
+#[tokio::test]
+async fn a_password_sign_up_tells_nobody_who_has_an_account() {
+    let test = TestApp::new();
+    test.token_for("ana@example.com").await;
+    test.advance(std::time::Duration::from_secs(31));
+    // From one client address, as a socket would give it.
+    let peer: std::net::SocketAddr = "198.51.100.23:40000".parse().unwrap();
+    let sign_up = |email: &str| {
+        let body = json!({"email": email, "password": "a long and unusual passphrase"});
+        let path = "/api/v1/auth/password/signup";
+        test.call_with(
+            axum::http::Method::POST,
+            path,
+            Some(body),
+            None,
+            &[],
+            Some(peer),
+        )
+    };
+    let taken = sign_up("ana@example.com").await;
+    let free = sign_up("bo@example.com").await;
+    assert_eq!(taken.status, free.status, "{} / {}", taken.body, free.body);
+    assert_eq!(
+        shape(&taken),
+        shape(&free),
+        "{} / {}",
+        taken.body,
+        free.body
+    );
+    let notice = test
+        .mail
+        .sent()
+        .into_iter()
+        .rev()
+        .find(|m| m.to.as_str() == "ana@example.com");
+    assert_eq!(
+        notice.map(|m| m.message.kind),
+        Some(latchkey::MessageKind::SignUpAttempt),
+        "the owner hears that someone tried"
+    );
+    // Once the client's budget is spent, every sign-up is refused before any hashing.
+    let mut refused = None;
+    for n in 0..25 {
+        let answer = sign_up(&format!("user{n}@example.com")).await;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = Some(n);
+            break;
+        }
+    }
+    assert!(refused.is_some(), "sign-ups from one client are budgeted");
+}

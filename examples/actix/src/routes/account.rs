@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::error::ApiResult;
 use crate::extract::{AuthenticatedLive, Ctx, parse_id};
-use crate::routes::passwordless::{EmailRequest, SentBody};
+use crate::routes::passwordless::{CodeRequest, EmailRequest, SentBody};
 use crate::views::{List, SessionView, SignInBody};
 
 /// `POST /auth/password/signup` and `/login`. No `Debug`: it holds a password.
@@ -22,17 +22,34 @@ pub struct PasswordRequest {
     pub password: String,
 }
 
-/// Creates an account with a password: 201 with its sign-in.
+/// Starts a sign-up with a password: 202 with the request its emailed code finishes
+/// (`POST /auth/signup/verify`); the same answer whether or not the address has an account.
 pub async fn signup(
     state: Data<AppState>,
     Ctx(ctx): Ctx,
     Json(body): Json<PasswordRequest>,
 ) -> ApiResult<HttpResponse> {
     let password = Password::new(body.password);
-    let sign_in = state
+    let sent = state
         .auth
         .passwords()
         .sign_up(&body.email, &password, &ctx)
+        .await?;
+    Ok(HttpResponse::Accepted().json(SentBody::from(sent)))
+}
+
+/// Finishes a sign-up (password or passkey) with its emailed code: 201 with the new
+/// account's sign-in.
+pub async fn signup_verify(
+    state: Data<AppState>,
+    Ctx(ctx): Ctx,
+    Json(body): Json<CodeRequest>,
+) -> ApiResult<HttpResponse> {
+    let id: RequestId = parse_id(&body.request_id)?;
+    let sign_in = state
+        .auth
+        .sign_ups()
+        .confirm(id, &OneTimeCode::new(body.code), &ctx)
         .await?;
     Ok(HttpResponse::Created().json(SignInBody::new(&sign_in)?))
 }

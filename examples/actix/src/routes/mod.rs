@@ -119,6 +119,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .on(Method::PATCH, pk::rename)
             .on(Method::DELETE, pk::delete),
         Endpoint::at("/auth/password/signup").post(a::signup),
+        Endpoint::at("/auth/signup/verify").post(a::signup_verify),
         Endpoint::at("/auth/password/login").post(a::login),
         Endpoint::at("/auth/password/change").post(a::change),
         Endpoint::at("/auth/password/reset").post(a::reset),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{AuthenticatedLive, Ctx, MaybeAuthenticated};
-use crate::routes::passwordless::StatusBody;
+use crate::routes::passwordless::{SentBody, StatusBody};
 use crate::views::{List, PasskeyView, SignInBody, credential_from_text};
 
 /// Who registers or signs in.
@@ -94,14 +94,14 @@ pub struct RegisterRequest {
     pub name: Option<String>,
 }
 
-/// A passkey registered, with the new account's sign-in after a sign-up.
+/// A passkey registered; on a sign-up, the request its emailed code finishes.
 #[derive(Serialize)]
 pub struct RegisteredBody {
     /// The passkey.
     pub passkey: PasskeyView,
-    /// A sign-up's sign-in.
+    /// A sign-up's request (`request_id`, `expires_in`) for `POST /auth/signup/verify`.
     #[serde(flatten)]
-    pub sign_in: Option<SignInBody>,
+    pub pending: Option<SentBody>,
 }
 
 /// Finishes a registration: 201.
@@ -117,10 +117,14 @@ pub async fn register_finish(
         .passkeys()
         .finish_registration(&token, &body.passkey, body.name.as_deref(), &ctx)
         .await?;
-    let sign_in = done.sign_in.as_ref().map(SignInBody::new).transpose()?;
-    Ok(HttpResponse::Created().json(RegisteredBody {
+    // A sign-up is accepted and waits for its code; a signed-in user's passkey is made.
+    let mut answer = match done.pending {
+        Some(_) => HttpResponse::Accepted(),
+        None => HttpResponse::Created(),
+    };
+    Ok(answer.json(RegisteredBody {
         passkey: PasskeyView::new(&done.passkey),
-        sign_in,
+        pending: done.pending.map(SentBody::from),
     }))
 }
 

@@ -63,14 +63,32 @@ async fn passkey_sign_up_sign_in_and_management() {
 
     let passkey = register(&mut soft, &begun.body["options"]);
     let path = format!("{PK}/register?auth_code={auth_code}&identifier=ana@example.com");
-    let done = test
+    let registered = test
         .post(&path, json!({"passkey": passkey, "name": "Laptop"}), None)
         .await;
-    assert_eq!(done.status, StatusCode::CREATED, "{}", done.body);
-    assert_eq!(done.body["passkey"]["name"], "Laptop");
-    assert_eq!(done.body["token_type"], "Bearer");
-    let passkey_id = done.body["passkey"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        registered.status,
+        StatusCode::ACCEPTED,
+        "{}",
+        registered.body
+    );
+    assert_eq!(registered.body["passkey"]["name"], "Laptop");
+    let passkey_id = registered.body["passkey"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(ceremony(&test, &auth_code).await, "completed");
+    // The emailed code makes the account with the passkey and signs it in.
+    let done = test
+        .post(
+            "/api/v1/auth/signup/verify",
+            json!({"request_id": registered.str("request_id"),
+                "code": test.last_email_code("ana@example.com")}),
+            None,
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::CREATED, "{}", done.body);
+    assert_eq!(done.body["token_type"], "Bearer");
     let replay = test
         .post(&path, json!({"passkey": passkey, "name": "Laptop"}), None)
         .await;

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use crate::AppState;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, Bearer, Ctx, parse_id};
-use crate::routes::passwordless::{EmailCodeRequest, SentBody};
+use crate::routes::passwordless::{EmailCodeRequest, SentBody, VerifyCodeRequest};
 use crate::views::{List, SessionView, SignInBody};
 
 /// `POST /auth/password/signup` and `/login`.
@@ -25,19 +25,39 @@ pub struct PasswordRequest {
     pub password: String,
 }
 
-/// Create an account with a password.
+/// Start a sign-up with a password: a code goes to the address, and
+/// `POST /auth/signup/verify` with it makes the account. The same answer whether or not
+/// the address has an account (its owner is told someone tried).
 #[utoipa::path(post, path = "/auth/password/signup", tag = "password",
-    request_body = PasswordRequest, responses((status = 201, body = SignInBody)))]
+    request_body = PasswordRequest, responses((status = 202, body = SentBody)))]
 pub async fn signup(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     ApiJson(body): ApiJson<PasswordRequest>,
-) -> ApiResult<(StatusCode, Json<SignInBody>)> {
+) -> ApiResult<(StatusCode, Json<SentBody>)> {
     let password = Password::new(body.password);
-    let sign_in = state
+    let sent = state
         .auth
         .passwords()
         .sign_up(&body.email, &password, &ctx)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(sent.into())))
+}
+
+/// Finish a sign-up (password or passkey) with the code emailed for it: the account is
+/// made, its address proven, and signed in.
+#[utoipa::path(post, path = "/auth/signup/verify", tag = "password",
+    request_body = VerifyCodeRequest, responses((status = 201, body = SignInBody)))]
+pub async fn signup_verify(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(body): ApiJson<VerifyCodeRequest>,
+) -> ApiResult<(StatusCode, Json<SignInBody>)> {
+    let id: RequestId = parse_id(&body.request_id)?;
+    let sign_in = state
+        .auth
+        .sign_ups()
+        .confirm(id, &OneTimeCode::new(body.code), &ctx)
         .await?;
     Ok((
         StatusCode::CREATED,

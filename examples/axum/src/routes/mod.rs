@@ -37,6 +37,7 @@ pub fn api() -> (axum::Router<AppState>, OpenApi) {
         .routes(routes!(passkeys::list))
         .routes(routes!(passkeys::rename, passkeys::delete))
         .routes(routes!(account::signup))
+        .routes(routes!(account::signup_verify))
         .routes(routes!(account::login))
         .routes(routes!(account::change))
         .routes(routes!(account::reset))

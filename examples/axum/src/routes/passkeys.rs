@@ -14,7 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Bearer, Ctx};
-use crate::routes::passwordless::StatusBody;
+use crate::routes::passwordless::{SentBody, StatusBody};
 use crate::views::{List, PasskeyView, SignInBody};
 
 /// Who registers or signs in.
@@ -100,20 +100,21 @@ pub struct RegisterRequest {
     pub name: Option<String>,
 }
 
-/// A passkey registered, with the new account's sign-in on a sign-up.
+/// A passkey registered; on a sign-up, the code emailed to finish it with.
 #[derive(Serialize, ToSchema)]
 pub struct RegisteredBody {
     /// The new passkey.
     pub passkey: PasskeyView,
-    /// For a sign-up: the sign-in.
+    /// For a sign-up: the request `POST /auth/signup/verify` finishes with the emailed
+    /// code (`request_id`, `expires_in`).
     #[serde(flatten)]
-    pub sign_in: Option<SignInBody>,
+    pub pending: Option<SentBody>,
 }
 
 /// Finish registering a passkey.
 #[utoipa::path(post, path = "/auth/passwordless/passkey/register", tag = "passkeys",
     params(CeremonyQuery), request_body = RegisterRequest,
-    responses((status = 201, body = RegisteredBody)))]
+    responses((status = 201, body = RegisteredBody), (status = 202, body = RegisteredBody)))]
 pub async fn register_finish(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
@@ -126,16 +127,16 @@ pub async fn register_finish(
         .passkeys()
         .finish_registration(&token, &body.passkey, body.name.as_deref(), &ctx)
         .await?;
-    let sign_in = done
-        .sign_in
-        .as_ref()
-        .map(SignInBody::from_sign_in)
-        .transpose()?;
+    // A sign-up is accepted and waits for its code; a signed-in user's passkey is made.
+    let status = match done.pending {
+        Some(_) => StatusCode::ACCEPTED,
+        None => StatusCode::CREATED,
+    };
     Ok((
-        StatusCode::CREATED,
+        status,
         Json(RegisteredBody {
             passkey: PasskeyView::new(&done.passkey),
-            sign_in,
+            pending: done.pending.map(SentBody::from),
         }),
     ))
 }

@@ -243,6 +243,26 @@ impl TestApp {
         .await
     }
 
+    /// Signs `email` up with `password` and finishes with the emailed code: the answer of
+    /// `POST /auth/signup/verify`.
+    pub async fn password_signup(&self, email: &str, password: &str) -> Answer {
+        let started = self
+            .post(
+                "/api/v1/auth/password/signup",
+                serde_json::json!({"email": email, "password": password}),
+                None,
+            )
+            .await;
+        assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+        let code = self.last_email_code(email);
+        self.post(
+            "/api/v1/auth/signup/verify",
+            serde_json::json!({"request_id": started.str("request_id"), "code": code}),
+            None,
+        )
+        .await
+    }
+
     /// An access token for `email`, signed in by email code.
     pub async fn token_for(&self, email: &str) -> String {
         let answer = self.sign_in_by_code(email).await;
