@@ -396,8 +396,11 @@ pub struct Limits {
     pub failures_per_account: RateLimit,
     /// Failed sign-ins per client IP, all accounts together. Default 100 per 15 minutes.
     pub failures_per_ip: RateLimit,
-    /// Emails or texts sent to one address or number. Default 5 per hour.
+    /// Emails sent to one address at one client's request. Default 5 per hour.
     pub sends_per_recipient: RateLimit,
+    /// Emails sent to one address at the request of all clients together. Default 20 per
+    /// hour; once spent, a device the address's owner signed in from is still served.
+    pub sends_per_recipient_total: RateLimit,
     /// Emails or texts requested from one client IP. Default 30 per hour.
     pub sends_per_ip: RateLimit,
     /// The least time between two sends of one kind (link, email code, text) to one
@@ -418,6 +421,7 @@ impl Default for Limits {
             failures_per_account: RateLimit::sliding(100, DAY),
             failures_per_ip: RateLimit::sliding(100, 15 * MINUTE),
             sends_per_recipient: RateLimit::sliding(5, HOUR),
+            sends_per_recipient_total: RateLimit::sliding(20, HOUR),
             sends_per_ip: RateLimit::sliding(30, HOUR),
             send_cooldown: 30 * SECOND,
             sign_ups_per_ip: RateLimit::sliding(20, HOUR),
@@ -435,6 +439,8 @@ impl Limits {
         self.failures_per_ip.validate("failures_per_ip", 100_000)?;
         self.sends_per_recipient
             .validate("sends_per_recipient", 1000)?;
+        self.sends_per_recipient_total
+            .validate("sends_per_recipient_total", 10_000)?;
         self.sends_per_ip.validate("sends_per_ip", 100_000)?;
         self.sign_ups_per_ip.validate("sign_ups_per_ip", 100_000)?;
         self.sign_ups.validate("sign_ups", 1_000_000)?;
@@ -722,8 +728,11 @@ pub struct SmsPolicy {
     /// Calling-code prefixes that may receive texts, without `+` (`"1"`, `"44"`,
     /// `"4670"`): a number must start with one of them. Empty (the default) allows all.
     pub allowed_prefixes: Vec<String>,
-    /// Texts to one number. Default 5 per 24 hours.
+    /// Texts to one number at one client's request. Default 5 per 24 hours.
     pub per_number: RateLimit,
+    /// Texts to one number at the request of all clients together. Default 20 per 24
+    /// hours; once spent, a device the number's owner signed in from is still served.
+    pub per_number_total: RateLimit,
     /// Texts requested from one client IP. Default 10 per hour. Calls whose
     /// [`RequestContext`](crate::RequestContext) has no IP share one such budget.
     pub per_ip: RateLimit,
@@ -731,6 +740,11 @@ pub struct SmsPolicy {
     /// 1 000 per hour: past it SMS is off until the window drains, and each refusal is
     /// logged at `error` level as an alert.
     pub global: RateLimit,
+    /// The level of all texts past which sending degrades before [`global`](Self::global)
+    /// refuses: a text then goes to a device its number's owner never signed in from only
+    /// with a [`BotCheck`](crate::protect::BotCheck) passed (refused when none is
+    /// configured). Default 500 per hour.
+    pub global_soft: RateLimit,
 }
 
 impl Default for SmsPolicy {
@@ -738,8 +752,10 @@ impl Default for SmsPolicy {
         SmsPolicy {
             allowed_prefixes: Vec::new(),
             per_number: RateLimit::sliding(5, DAY),
+            per_number_total: RateLimit::sliding(20, DAY),
             per_ip: RateLimit::sliding(10, HOUR),
             global: RateLimit::sliding(1000, HOUR),
+            global_soft: RateLimit::sliding(500, HOUR),
         }
     }
 }
@@ -756,6 +772,9 @@ impl SmsPolicy {
             }
         }
         self.per_number.validate("sms.per_number", 1000)?;
+        self.per_number_total
+            .validate("sms.per_number_total", 10_000)?;
+        self.global_soft.validate("sms.global_soft", 10_000_000)?;
         self.per_ip.validate("sms.per_ip", 100_000)?;
         self.global.validate("sms.global", 10_000_000)
     }

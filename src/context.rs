@@ -21,6 +21,10 @@ pub struct RequestContext {
     pub client_id: Option<ClientId>,
     /// The person's language (a BCP 47 tag such as `de` or `pt-BR`), for messages.
     pub locale: Option<String>,
+    /// The client's answer to a bot check (a CAPTCHA token), when the page gave one: what
+    /// the configured [`BotCheck`](crate::protect::BotCheck) verifies once a budget asks
+    /// for it.
+    pub bot_proof: Option<String>,
 }
 
 impl RequestContext {
@@ -30,6 +34,16 @@ impl RequestContext {
     /// A context with nothing known (a background job, a CLI).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets the client's answer to a bot check (cut to 4 KiB).
+    pub fn with_bot_proof(mut self, proof: &str) -> Self {
+        let mut end = proof.len().min(4096);
+        while !proof.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.bot_proof = Some(proof[..end].to_owned());
+        self
     }
 
     /// Sets the client address.

@@ -50,6 +50,8 @@ pub(crate) struct Inner {
     pub(crate) breached: Option<Arc<dyn crate::BreachedPasswords>>,
     /// Names the place an address is at, for confirm pages (none by default).
     pub(crate) locate: Option<Arc<dyn crate::Locate>>,
+    /// Tells people from scripts where a shared budget runs low (none by default).
+    pub(crate) bot_check: Option<Arc<dyn crate::protect::BotCheck>>,
     /// The WebAuthn relying party, built once from the configuration.
     pub(crate) webauthn: webauthn_rs_core::WebauthnCore,
 }
@@ -73,6 +75,7 @@ impl Latchkey {
             templates: Templates::new(),
             breached: None,
             locate: None,
+            bot_check: None,
         }
     }
 
@@ -267,6 +270,7 @@ pub struct LatchkeyBuilder {
     templates: Templates,
     breached: Option<Arc<dyn crate::BreachedPasswords>>,
     locate: Option<Arc<dyn crate::Locate>>,
+    bot_check: Option<Arc<dyn crate::protect::BotCheck>>,
 }
 
 impl LatchkeyBuilder {
@@ -372,6 +376,13 @@ impl LatchkeyBuilder {
         self
     }
 
+    /// Verifies bot checks where a budget shared by everyone runs low (see
+    /// [`BotCheck`](crate::protect::BotCheck)). None by default.
+    pub fn bot_check(mut self, check: impl crate::protect::BotCheck + 'static) -> Self {
+        self.bot_check = Some(Arc::new(check));
+        self
+    }
+
     /// Names the approximate place of an address (from the application's own GeoIP data),
     /// so a magic link's confirm page can say where the request came from
     /// ([`LinkPeek::place`](crate::LinkPeek::place)). None by default: then pages show the
@@ -431,6 +442,7 @@ impl LatchkeyBuilder {
             password_slots: crate::flows::password::slots(),
             breached: self.breached,
             locate: self.locate,
+            bot_check: self.bot_check,
         };
         Ok(Latchkey {
             inner: Arc::new(inner),

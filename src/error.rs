@@ -48,6 +48,12 @@ pub enum Error {
     /// The caller is known but not allowed to do this.
     #[error("forbidden")]
     Forbidden,
+    /// Sending is throttled for everyone (the global text budget is running out): this
+    /// request goes ahead only with a bot check passed
+    /// ([`RequestContext::bot_proof`](crate::RequestContext::bot_proof)), or from a device
+    /// the recipient signed in from before.
+    #[error("a bot check is required")]
+    BotCheckRequired,
     /// Too many attempts or requests: try again after `retry_after`.
     #[error("rate limited; retry after {} s", ceil_secs(*retry_after))]
     RateLimited {
@@ -105,6 +111,7 @@ impl Error {
             Error::Conflict { .. } => "conflict",
             Error::Forbidden => "forbidden",
             Error::RateLimited { .. } => "rate_limited",
+            Error::BotCheckRequired => "bot_check_required",
             Error::SessionRevoked => "session_revoked",
             Error::MfaRequired => "mfa_required",
             Error::ReauthRequired => "reauth_required",

@@ -33,6 +33,8 @@ on_both_adapters!(
     a_burst_of_wrong_codes_is_counted_before_any_is_judged,
     a_burst_of_wrong_proofs_spends_an_mfa_token_before_any_is_judged,
     verify_live_refuses_permissions_taken_away_since_the_token_was_signed,
+    one_client_cannot_shut_a_number_out_for_its_owner,
+    the_owners_device_is_served_when_many_clients_spent_a_number,
 );
 
 /// The attacks of `support::scenarios` (authorization-code replay, OA-01; the passkey
@@ -463,4 +465,162 @@ async fn verify_live_refuses_permissions_taken_away_since_the_token_was_signed<S
         .verify(tokens.access_token.secret())
         .await
         .unwrap();
+}
+
+/// A client address of its own for racer or attacker `n`.
+fn client(n: u8) -> RequestContext {
+    RequestContext::new().with_ip([203, 0, 113, n].into())
+}
+
+const VICTIMS_NUMBER: &str = "+15550100001";
+
+/// The owner of `number` signs in by text from `ctx`: a session from that client.
+async fn owner_signs_in_by_text<S>(h: &Harness<S>, number: &str, ctx: &RequestContext) {
+    let sent = h.auth.codes().sms().send(number, ctx).await.unwrap();
+    let text = h.texts().await.pop().unwrap();
+    let signed_in = h
+        .auth
+        .codes()
+        .sms()
+        .verify(sent.request_id, &code_of(&text.message), ctx)
+        .await
+        .unwrap();
+    assert!(matches!(signed_in, SignIn::Complete(_)), "{signed_in:?}");
+}
+
+/// Checklist RL-07 (issue 16, item 9): five texts asked from one client used to spend a
+/// number's whole budget for a day. Now the tight budget and the cooldown count per number
+/// and client: the attacker is stopped, and the owner, from anywhere, still gets a code.
+async fn one_client_cannot_shut_a_number_out_for_its_owner<S>(h: Harness<S>) {
+    let attacker = client(66);
+    for _ in 0..5 {
+        h.auth
+            .codes()
+            .sms()
+            .send(VICTIMS_NUMBER, &attacker)
+            .await
+            .unwrap();
+        h.clock.advance(std::time::Duration::from_secs(31));
+    }
+    let stopped = h.auth.codes().sms().send(VICTIMS_NUMBER, &attacker).await;
+    assert!(
+        matches!(stopped, Err(Error::RateLimited { .. })),
+        "{stopped:?}"
+    );
+    let owner = h.auth.codes().sms().send(VICTIMS_NUMBER, &client(7)).await;
+    assert!(owner.is_ok(), "the owner is shut out: {owner:?}");
+}
+
+/// Checklist RL-07 (issue 16, item 9): many clients together can spend a number's budget
+/// of all clients (20 a day), but a device its owner signed in from is still served.
+async fn the_owners_device_is_served_when_many_clients_spent_a_number<S>(h: Harness<S>) {
+    let home = client(7);
+    owner_signs_in_by_text(&h, VICTIMS_NUMBER, &home).await;
+    h.clock.advance(std::time::Duration::from_secs(31));
+    for n in 100..125 {
+        let _ = h.auth.codes().sms().send(VICTIMS_NUMBER, &client(n)).await;
+    }
+    let stranger = h
+        .auth
+        .codes()
+        .sms()
+        .send(VICTIMS_NUMBER, &client(200))
+        .await;
+    assert!(
+        matches!(stranger, Err(Error::RateLimited { .. })),
+        "{stranger:?}"
+    );
+    let owner = h.auth.codes().sms().send(VICTIMS_NUMBER, &home).await;
+    assert!(
+        owner.is_ok(),
+        "the owner's own device is shut out: {owner:?}"
+    );
+}
+
+/// Accepts the proof "a person".
+#[derive(Debug)]
+struct PersonCheck;
+
+#[async_trait::async_trait]
+impl latchkey::protect::BotCheck for PersonCheck {
+    async fn verify(&self, proof: &str, _: &RequestContext) -> Result<bool, Error> {
+        Ok(proof == "a person")
+    }
+}
+
+fn soft_and_hard_sms_budget() -> latchkey::Config {
+    let mut config = latchkey::Config::new("https://app.example.com");
+    config.sms.global_soft = latchkey::RateLimit::sliding(3, std::time::Duration::from_secs(3600));
+    config.sms.global = latchkey::RateLimit::sliding(8, std::time::Duration::from_secs(3600));
+    config
+}
+
+/// Issue 16, item 9: about a hundred clients used to spend the global text budget, and
+/// then nobody got a text. Now the budget degrades first: past its soft level a text goes
+/// to an unknown device only with a bot check passed, the owner's own device is still
+/// served, and only past the hard level are texts off for everyone.
+async fn texts_past_the_soft_global_level_need_a_bot_check<S>(h: Harness<S>) {
+    let home = client(7);
+    owner_signs_in_by_text(&h, VICTIMS_NUMBER, &home).await; // text 1
+    h.clock.advance(std::time::Duration::from_secs(31));
+    for n in 1..=2u8 {
+        let number = format!("+1555020000{n}");
+        h.auth
+            .codes()
+            .sms()
+            .send(&number, &client(n))
+            .await
+            .unwrap(); // texts 2, 3
+    }
+    let bot = h.auth.codes().sms().send("+15550200009", &client(9)).await;
+    assert!(matches!(bot, Err(Error::BotCheckRequired)), "{bot:?}");
+    let wrong = client(10).with_bot_proof("a script");
+    let refused = h.auth.codes().sms().send("+15550200010", &wrong).await;
+    assert!(
+        matches!(refused, Err(Error::BotCheckRequired)),
+        "{refused:?}"
+    );
+    let person = client(11).with_bot_proof("a person");
+    h.auth
+        .codes()
+        .sms()
+        .send("+15550200011", &person)
+        .await
+        .unwrap();
+    h.auth
+        .codes()
+        .sms()
+        .send(VICTIMS_NUMBER, &home)
+        .await
+        .unwrap();
+    // Past the hard level, texts are off for everyone.
+    for n in 12..20u8 {
+        let ctx = client(n).with_bot_proof("a person");
+        let _ = h
+            .auth
+            .codes()
+            .sms()
+            .send(&format!("+155502000{n}"), &ctx)
+            .await;
+    }
+    h.clock.advance(std::time::Duration::from_secs(31));
+    let off = h.auth.codes().sms().send(VICTIMS_NUMBER, &home).await;
+    assert!(matches!(off, Err(Error::RateLimited { .. })), "{off:?}");
+}
+
+mod bot_check {
+    use super::*;
+
+    #[tokio::test]
+    async fn texts_past_the_soft_global_level_need_a_bot_check_on_memory() {
+        let h = support::harness_built(soft_and_hard_sms_budget(), |b| b.bot_check(PersonCheck));
+        super::texts_past_the_soft_global_level_need_a_bot_check(h).await;
+    }
+
+    #[tokio::test]
+    async fn texts_past_the_soft_global_level_need_a_bot_check_on_sled() {
+        let config = soft_and_hard_sms_budget();
+        let h = support::sled_harness_built(config, |b| b.bot_check(PersonCheck));
+        super::texts_past_the_soft_global_level_need_a_bot_check(h).await;
+    }
 }

@@ -74,7 +74,7 @@ impl CodeChannel<'_> {
         };
         allow(self.inner, ctx.org_id, method).await?;
         let recipient = self.recipient(to)?;
-        spend_send_budget(self.inner, self.channel, recipient.as_str(), ctx).await?;
+        spend_send_budget(self.inner, self.channel, recipient.as_str(), false, ctx).await?;
         let (account, deliverable) = account_at_send(self.inner, &recipient).await?;
         let sent = self
             .start(recipient, Purpose::SignIn, None, deliverable, None, ctx)
@@ -106,7 +106,7 @@ impl CodeChannel<'_> {
             _ => account.email.clone().map(Recipient::Email),
         }
         .ok_or_else(|| Error::invalid("user", "has no address for this channel"))?;
-        spend_send_budget(self.inner, self.channel, recipient.as_str(), ctx).await?;
+        spend_send_budget(self.inner, self.channel, recipient.as_str(), false, ctx).await?;
         self.start(
             recipient,
             Purpose::Verify,
@@ -123,7 +123,7 @@ impl CodeChannel<'_> {
     /// created.
     pub(crate) async fn send_reset(&self, to: &str, ctx: &RequestContext) -> Result<Sent, Error> {
         let recipient = self.recipient(to)?;
-        spend_send_budget(self.inner, self.channel, recipient.as_str(), ctx).await?;
+        spend_send_budget(self.inner, self.channel, recipient.as_str(), false, ctx).await?;
         let (user, _) = account_at_send(self.inner, &recipient).await?;
         let deliverable = user.is_some_and(|u| !u.blocked);
         self.start(
@@ -147,7 +147,7 @@ impl CodeChannel<'_> {
         pending: crate::crypto::Sealed,
         ctx: &RequestContext,
     ) -> Result<Sent, Error> {
-        spend_send_budget(self.inner, self.channel, recipient.as_str(), ctx).await?;
+        spend_send_budget(self.inner, self.channel, recipient.as_str(), false, ctx).await?;
         self.start(
             recipient,
             Purpose::SignUp,
@@ -166,7 +166,7 @@ impl CodeChannel<'_> {
         recipient: Recipient,
         ctx: &RequestContext,
     ) -> Result<Sent, Error> {
-        spend_send_budget(self.inner, self.channel, recipient.as_str(), ctx).await?;
+        spend_send_budget(self.inner, self.channel, recipient.as_str(), true, ctx).await?;
         self.start(
             recipient,
             Purpose::SecondFactor,
@@ -236,7 +236,8 @@ impl CodeChannel<'_> {
         if first.state.channel != self.channel || !super::usable(inner, &first.state) {
             return Err(Error::Expired);
         }
-        spend_send_budget(inner, self.channel, &first.state.identifier, ctx).await?;
+        let proven = first.state.purpose == Purpose::SecondFactor;
+        spend_send_budget(inner, self.channel, &first.state.identifier, proven, ctx).await?;
         let ttl = self.channel.ttl(inner);
         for _ in 0..super::MAX_RETRIES {
             let loaded = load(inner, request_id).await?.ok_or(Error::Expired)?;

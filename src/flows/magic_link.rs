@@ -188,7 +188,7 @@ impl<'a> MagicLinks<'a> {
             org_id = Some(app.org_id);
         }
         allow(inner, org_id, Method::MagicLink).await?;
-        spend_send_budget(inner, Channel::MagicLink, email.as_str(), ctx).await?;
+        spend_send_budget(inner, Channel::MagicLink, email.as_str(), false, ctx).await?;
         let recipient = Recipient::Email(email);
         let (account, deliverable) = account_at_send(inner, &recipient).await?;
         let stamp = account.as_ref().map(|u| u.security_stamp);
@@ -251,7 +251,14 @@ impl<'a> MagicLinks<'a> {
         if first.state.channel != Channel::MagicLink || !super::usable(inner, &first.state) {
             return Err(Error::Expired);
         }
-        spend_send_budget(inner, Channel::MagicLink, &first.state.identifier, ctx).await?;
+        spend_send_budget(
+            inner,
+            Channel::MagicLink,
+            &first.state.identifier,
+            false,
+            ctx,
+        )
+        .await?;
         let ttl = inner.config.config.ttl.magic_link;
         for _ in 0..super::MAX_RETRIES {
             let loaded = load(inner, request_id).await?.ok_or(Error::Expired)?;

@@ -3,8 +3,10 @@
 //!
 //! Every flow counts through [`RateLimiter`]; nothing else counts attempts.
 
+mod bot;
 mod limiter;
 
+pub use bot::BotCheck;
 pub use limiter::RateLimiter;
 
 use std::net::IpAddr;

@@ -49,13 +49,21 @@ pub fn sled_harness() -> Harness<latchkey_sled::SledStore> {
 
 /// A harness on a fresh sled directory, with `config`.
 pub fn sled_harness_with(config: Config) -> Harness<latchkey_sled::SledStore> {
+    sled_harness_built(config, |builder| builder)
+}
+
+/// A harness on a fresh sled directory, with `config` and whatever else `extra` sets.
+pub fn sled_harness_built(
+    config: Config,
+    extra: impl FnOnce(LatchkeyBuilder) -> LatchkeyBuilder,
+) -> Harness<latchkey_sled::SledStore> {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let clock = ManualClock::fixed();
     let store = latchkey_sled::SledStore::with_config(
         latchkey_sled::SledConfig::new(dir.path()).clock(clock.clone()),
     )
     .expect("sled opens");
-    harness_on(store, clock, config, Some(dir), |builder| builder)
+    harness_on(store, clock, config, Some(dir), extra)
 }
 
 fn harness_on<S: latchkey::store::Storage + Clone + 'static>(

@@ -126,6 +126,7 @@ impl From<latchkey::Error> for ApiError {
             E::NotFound { .. } => StatusCode::NOT_FOUND,
             E::Conflict { .. } => StatusCode::CONFLICT,
             E::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            E::BotCheckRequired => StatusCode::PRECONDITION_REQUIRED,
             E::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
