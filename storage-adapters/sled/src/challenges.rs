@@ -4,7 +4,7 @@
 //! sign-in): `0x01 ‖ expires_at (i64 BE) ‖ version or count (u64 BE) ‖ value`.
 
 use async_trait::async_trait;
-use latchkey::model::{ChallengeKey, ChallengeKind, ChallengeRecord, Counter};
+use latchkey::model::{ChallengeKey, ChallengeRecord, Counter};
 use latchkey::store::{ChallengeStore, StoreResult};
 use latchkey::{StoreError, Timestamp};
 use sled::{IVec, Tree};
@@ -116,10 +116,9 @@ impl ChallengeStore for SledStore {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let tree = &self.inner.t.challenges;
-        // A spent code's tombstone is what makes a replay revoke: it must not be lost.
-        let class = match k.kind {
-            ChallengeKind::SpentAuthCode => Class::Critical,
-            _ => Class::Ordinary,
+        let class = match crate::survives_crash(k.kind) {
+            true => Class::Critical,
+            false => Class::Ordinary,
         };
         let k = key(k);
         let new = encode(expires_at, 0, value);

@@ -337,17 +337,25 @@ impl Drop for Inner {
     }
 }
 
+/// The records whose loss would reopen a door, so they are flushed when written and kept
+/// through a crash: a spent code's tombstone (what makes a replay revoke) and a roles
+/// revision (what makes tokens signed before a role change stale).
+pub(crate) fn survives_crash(kind: latchkey::model::ChallengeKind) -> bool {
+    use latchkey::model::ChallengeKind as K;
+    matches!(kind, K::SpentAuthCode | K::RolesRevision)
+}
+
 /// After a crash, whatever was spent just before it may not be on disk as spent: every
-/// outstanding challenge is voided. Spent-code tombstones are kept (they are what makes a
-/// replayed code revoke, and they are flushed when written).
+/// outstanding challenge is voided, but for those that [`survives_crash`] keeps.
 fn void_challenges(t: &Trees) -> Result<(), SledError> {
-    let keep = format!(
-        "{}:",
-        latchkey::model::ChallengeKind::SpentAuthCode.as_str()
-    );
+    let keep: Vec<String> = latchkey::model::ChallengeKind::ALL
+        .into_iter()
+        .filter(|kind| survives_crash(*kind))
+        .map(|kind| format!("{}:", kind.as_str()))
+        .collect();
     for key in t.challenges.iter().keys() {
         let key = key?;
-        if !key.starts_with(keep.as_bytes()) {
+        if !keep.iter().any(|k| key.starts_with(k.as_bytes())) {
             t.challenges.remove(key)?;
         }
     }

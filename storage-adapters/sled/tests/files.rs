@@ -71,6 +71,13 @@ async fn an_unclean_shutdown_voids_outstanding_challenges_only() {
         .insert(&tombstone, b"s", now + Duration::from_secs(3600), now)
         .await
         .unwrap();
+    // A roles revision is what makes tokens signed before a role change stale: losing it
+    // would make them current again (issue 16, item 11).
+    let revision = ChallengeKey::new(ChallengeKind::RolesRevision, "org:acme");
+    store
+        .insert(&revision, b"r1", now + Duration::from_secs(3600), now)
+        .await
+        .unwrap();
     store
         .incr("rl:kept", now + Duration::from_secs(3600), now)
         .await
@@ -95,6 +102,12 @@ async fn an_unclean_shutdown_voids_outstanding_challenges_only() {
             .is_none(),
         "voided"
     );
+    for kept in [&tombstone, &revision] {
+        assert!(
+            store.get(kept, clock.now()).await.unwrap().is_some(),
+            "{kept:?} survives the crash"
+        );
+    }
     assert!(
         store.get_user(user).await.unwrap().is_some(),
         "durable data stays"
