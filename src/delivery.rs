@@ -35,6 +35,12 @@ pub enum MessageKind {
     /// A notice to an address or number that was taken off an account: it no longer
     /// signs in to it. Carries no link and no code.
     ContactChanged,
+    /// An email with a code that confirms a new address for an account: the change
+    /// applies only once the code comes back.
+    EmailChange,
+    /// A notice to the old address that an email change was confirmed, with the link
+    /// that undoes it (and ends every session of the account).
+    EmailChanged,
 }
 
 impl MessageKind {
@@ -48,11 +54,13 @@ impl MessageKind {
             MessageKind::SmsVerification => "sms_verification",
             MessageKind::PasswordReset => "password_reset",
             MessageKind::ContactChanged => "contact_changed",
+            MessageKind::EmailChange => "email_change",
+            MessageKind::EmailChanged => "email_changed",
         }
     }
 
     /// Every kind.
-    pub const ALL: [MessageKind; 7] = [
+    pub const ALL: [MessageKind; 9] = [
         MessageKind::MagicLink,
         MessageKind::EmailCode,
         MessageKind::SmsCode,
@@ -60,6 +68,8 @@ impl MessageKind {
         MessageKind::SmsVerification,
         MessageKind::PasswordReset,
         MessageKind::ContactChanged,
+        MessageKind::EmailChange,
+        MessageKind::EmailChanged,
     ];
 }
 
@@ -122,7 +132,8 @@ pub struct Message {
     pub kind: MessageKind,
     /// Where it goes.
     pub to: Recipient,
-    /// The sign-in link, for [`MessageKind::MagicLink`].
+    /// The sign-in link, for [`MessageKind::MagicLink`]; the revert link, for
+    /// [`MessageKind::EmailChanged`].
     pub link: Option<SecretLink>,
     /// The one-time code, for the code kinds.
     pub code: Option<OneTimeCode>,

@@ -18,6 +18,7 @@
 //! address as a new account.
 
 pub mod codes;
+pub(crate) mod email_change;
 pub mod magic_link;
 pub mod passkey;
 pub mod password;
@@ -66,6 +67,8 @@ pub enum Purpose {
     PasswordReset,
     /// The second factor of a sign-in under way.
     SecondFactor,
+    /// Confirming a new address for a user's account (the address the code went to).
+    EmailChange,
 }
 
 impl Purpose {
@@ -75,6 +78,7 @@ impl Purpose {
             Purpose::Verify => "verify",
             Purpose::PasswordReset => "password_reset",
             Purpose::SecondFactor => "second_factor",
+            Purpose::EmailChange => "email_change",
         }
     }
 }
@@ -97,6 +101,7 @@ impl Channel {
             (Channel::SmsCode, Purpose::SignIn | Purpose::SecondFactor) => MessageKind::SmsCode,
             (Channel::SmsCode, Purpose::Verify) => MessageKind::SmsVerification,
             (_, Purpose::PasswordReset) => MessageKind::PasswordReset,
+            (_, Purpose::EmailChange) => MessageKind::EmailChange,
         }
     }
 
@@ -127,7 +132,7 @@ pub(crate) struct RequestState {
     pub(crate) purpose: Purpose,
     /// The normalized email or E.164 number.
     pub(crate) identifier: String,
-    /// For [`Purpose::Verify`]: the user proving the address.
+    /// For [`Purpose::Verify`] and [`Purpose::EmailChange`]: the user proving the address.
     pub(crate) user_id: Option<UserId>,
     /// Whether messages go out: `false` for an address with no account when sign-up is
     /// off (and for blocked accounts). Such requests behave like the others, minus mail.

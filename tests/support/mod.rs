@@ -33,7 +33,13 @@ pub fn harness_built(
     config: Config,
     extra: impl FnOnce(LatchkeyBuilder) -> LatchkeyBuilder,
 ) -> Harness {
-    harness_on(MemoryStore::new(), ManualClock::fixed(), config, None, extra)
+    harness_on(
+        MemoryStore::new(),
+        ManualClock::fixed(),
+        config,
+        None,
+        extra,
+    )
 }
 
 /// A harness on a fresh sled directory, with the default configuration.
