@@ -108,8 +108,12 @@ impl Config {
         let link_base = origin
             .join(&self.passwordless.link_path)
             .map_err(|_| Error::Config("passwordless.link_path is not a path".into()))?;
+        let revert_base = origin
+            .join(&self.passwordless.revert_path)
+            .map_err(|_| Error::Config("passwordless.revert_path is not a path".into()))?;
         Ok(ValidConfig {
             link_base,
+            revert_base,
             passkey_origins,
             origin,
             rp_id,
@@ -151,6 +155,9 @@ pub(crate) struct ValidConfig {
     pub(crate) rp_id: String,
     /// The magic-link landing page: the origin joined with `passwordless.link_path`.
     pub(crate) link_base: Url,
+    /// The page that undoes an email change: the origin joined with
+    /// `passwordless.revert_path`.
+    pub(crate) revert_base: Url,
     /// The origins WebAuthn accepts: the public origin, then `passkeys.extra_origins`.
     pub(crate) passkey_origins: Vec<Url>,
 }
@@ -179,6 +186,9 @@ pub struct Ttl {
     pub webauthn_ceremony: Duration,
     /// How long an invitation to join an organization can be accepted (7 days).
     pub invitation: Duration,
+    /// How long the old address can undo a confirmed email change (checklist ACC-01).
+    /// Default 7 days; at most 30 days.
+    pub email_change_revert: Duration,
 }
 
 impl Default for Ttl {
@@ -193,6 +203,7 @@ impl Default for Ttl {
             mfa_token: 5 * MINUTE,
             webauthn_ceremony: 5 * MINUTE,
             invitation: 7 * DAY,
+            email_change_revert: 7 * DAY,
         }
     }
 }
@@ -209,6 +220,7 @@ impl Ttl {
             ("mfa_token", self.mfa_token, 30 * MINUTE),
             ("webauthn_ceremony", self.webauthn_ceremony, 30 * MINUTE),
             ("invitation", self.invitation, 30 * DAY),
+            ("email_change_revert", self.email_change_revert, 30 * DAY),
         ];
         for (name, value, max) in checks {
             if value < Duration::from_secs(1) || value > max {
@@ -469,6 +481,9 @@ pub struct Passwordless {
     /// The path of the page that magic links open, on the public origin. Default
     /// `/magic-link`; the link is `{origin}{link_path}?token=…`.
     pub link_path: String,
+    /// The path of the page the link in an email-change notice opens (it undoes the
+    /// change). Default `/email-revert`; the link is `{origin}{revert_path}?token=…`.
+    pub revert_path: String,
     /// When messages are handed to the mailer or SMS sender. Default
     /// [`Delivery::Background`].
     pub delivery: Delivery,
@@ -480,6 +495,7 @@ impl Default for Passwordless {
             sign_up: true,
             bind_device: true,
             link_path: "/magic-link".into(),
+            revert_path: "/email-revert".into(),
             delivery: Delivery::Background,
         }
     }
@@ -487,12 +503,16 @@ impl Default for Passwordless {
 
 impl Passwordless {
     fn validate(&self) -> Result<(), Error> {
-        let path = &self.link_path;
         let plain = |b: u8| b.is_ascii_alphanumeric() || b"/-._~".contains(&b);
-        if !path.starts_with('/') || path.starts_with("//") || !path.bytes().all(plain) {
-            return Err(Error::Config(
-                "passwordless.link_path must be an absolute path of A-Z a-z 0-9 / - . _ ~".into(),
-            ));
+        for (name, path) in [
+            ("link_path", &self.link_path),
+            ("revert_path", &self.revert_path),
+        ] {
+            if !path.starts_with('/') || path.starts_with("//") || !path.bytes().all(plain) {
+                return Err(Error::Config(format!(
+                    "passwordless.{name} must be an absolute path of A-Z a-z 0-9 / - . _ ~"
+                )));
+            }
         }
         Ok(())
     }

@@ -39,6 +39,12 @@ pub enum MessageKind {
     /// sign-up answered as for any address, so nobody learns the account exists).
     /// Carries no link and no code.
     SignUpAttempt,
+    /// An email with a code that confirms a new address for an account: the change
+    /// applies only once the code comes back.
+    EmailChange,
+    /// A notice to the old address that an email change was confirmed, with the link
+    /// that undoes it (and ends every session of the account).
+    EmailChanged,
 }
 
 impl MessageKind {
@@ -53,11 +59,13 @@ impl MessageKind {
             MessageKind::PasswordReset => "password_reset",
             MessageKind::ContactChanged => "contact_changed",
             MessageKind::SignUpAttempt => "sign_up_attempt",
+            MessageKind::EmailChange => "email_change",
+            MessageKind::EmailChanged => "email_changed",
         }
     }
 
     /// Every kind.
-    pub const ALL: [MessageKind; 8] = [
+    pub const ALL: [MessageKind; 10] = [
         MessageKind::MagicLink,
         MessageKind::EmailCode,
         MessageKind::SmsCode,
@@ -66,6 +74,8 @@ impl MessageKind {
         MessageKind::PasswordReset,
         MessageKind::ContactChanged,
         MessageKind::SignUpAttempt,
+        MessageKind::EmailChange,
+        MessageKind::EmailChanged,
     ];
 }
 
@@ -128,7 +138,8 @@ pub struct Message {
     pub kind: MessageKind,
     /// Where it goes.
     pub to: Recipient,
-    /// The sign-in link, for [`MessageKind::MagicLink`].
+    /// The sign-in link, for [`MessageKind::MagicLink`]; the revert link, for
+    /// [`MessageKind::EmailChanged`].
     pub link: Option<SecretLink>,
     /// The one-time code, for the code kinds.
     pub code: Option<OneTimeCode>,

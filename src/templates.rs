@@ -116,6 +116,33 @@ impl Template {
                  min. It does not sign anyone in.",
                 None,
             ),
+            MessageKind::EmailChange => Template::new(
+                "Confirm your new email address for {{app_name}}",
+                "Enter {{code}} in {{app_name}} to make {{recipient}} the address of your \
+                 account.\n\nIt expires in {{minutes}} minutes. Nothing changes until the \
+                 code is entered. If you did not ask for it, ignore this email.",
+                Some(html_page(
+                    "<p>Make {{recipient}} your {{app_name}} address with this code:</p>\
+                     <p style=\"font-size:28px;letter-spacing:4px;font-weight:bold\">{{code}}</p>\
+                     <p>It expires in {{minutes}} minutes. Nothing changes until it is \
+                     entered.</p>",
+                )),
+            ),
+            MessageKind::EmailChanged => Template::new(
+                "Your {{app_name}} email address was changed",
+                "{{recipient}} is no longer the address of your {{app_name}} account. If you \
+                 did not make this change, open this link to undo it and sign every device \
+                 out:\n\n{{link}}\n\nThe link works once, for a limited time.",
+                Some(html_page(
+                    "<p>{{recipient}} is no longer the address of your {{app_name}} account.</p>\
+                     <p>If you did not make this change, undo it (every device is signed \
+                     out):</p>\
+                     <p><a href=\"{{link}}\" style=\"display:inline-block;padding:10px 18px;\
+                     background:#1f4fd1;color:#fff;border-radius:6px;text-decoration:none\">\
+                     Undo the change</a></p>\
+                     <p>The link works once, for a limited time.</p>",
+                )),
+            ),
         }
     }
 
@@ -132,7 +159,7 @@ impl Template {
             }
         }
         let required = match kind {
-            MessageKind::MagicLink => "link",
+            MessageKind::MagicLink | MessageKind::EmailChanged => "link",
             // A notice carries no secret.
             MessageKind::ContactChanged | MessageKind::SignUpAttempt => return Ok(()),
             _ => "code",
@@ -365,7 +392,10 @@ pub(crate) fn render_wording(
         |own: &Option<String>, default: &str| fill(own.as_deref().unwrap_or(default), &safe, false);
     let intro = words(&wording.intro, intro);
     let outro = words(&wording.outro, outro);
-    let button = words(&wording.button, "Sign in");
+    let button = match kind {
+        MessageKind::EmailChanged => words(&wording.button, "Undo the change"),
+        _ => words(&wording.button, "Sign in"),
+    };
     let subject = match &wording.subject {
         Some(subject) => fill(subject, &safe, false),
         // The engine's own subject may carry the code: the engine placed it.
@@ -475,6 +505,15 @@ fn default_wording(kind: MessageKind) -> (&'static str, &'static str) {
              has one.",
             "If it was you, sign in instead, or reset your password if you forgot it. If it \
              was not you, ignore this email: nothing changed.",
+        ),
+        MessageKind::EmailChange => (
+            "Make {{recipient}} your {{app_name}} address with this code:",
+            "It expires in {{minutes}} minutes. Nothing changes until it is entered.",
+        ),
+        MessageKind::EmailChanged => (
+            "{{recipient}} is no longer the address of your {{app_name}} account. If you did \
+             not make this change, undo it (every device is signed out):",
+            "The link works once, for a limited time.",
         ),
     }
 }

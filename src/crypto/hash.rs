@@ -56,6 +56,8 @@ pub enum SecretPurpose {
     AuditChain,
     /// An invitation to join an organization.
     Invitation,
+    /// The token that reverts a confirmed email change, sent to the old address.
+    EmailChangeRevert,
 }
 
 impl SecretPurpose {
@@ -80,6 +82,7 @@ impl SecretPurpose {
             SecretPurpose::FakeCredentials => "fake_credentials",
             SecretPurpose::AuditChain => "audit_chain",
             SecretPurpose::Invitation => "invitation",
+            SecretPurpose::EmailChangeRevert => "email_change_revert",
         }
     }
 }

@@ -13,7 +13,8 @@ pub use keyring::{EncryptionKey, KeyId, Keyring, Sealed};
 pub use random::{numeric_code, random_bytes, random_token};
 pub use secret::{
     AccessToken, ApiKey, AuthCode, BackupCode, CeremonyToken, ClientSecret, CodeVerifier,
-    InvitationToken, MagicLinkToken, MfaToken, OneTimeCode, Password, PollToken, RefreshToken,
+    EmailRevertToken, InvitationToken, MagicLinkToken, MfaToken, OneTimeCode, Password, PollToken,
+    RefreshToken,
 };
 
 use base64::Engine as _;

@@ -150,6 +150,12 @@ secret_string!(
     InvitationToken
 );
 secret_string!(
+    /// Sent to the old address when an email change is confirmed: whoever holds it can put
+    /// that address back on the account (once, for `ttl.email_change_revert`) and end
+    /// every session of the account.
+    EmailRevertToken
+);
+secret_string!(
     /// Names one passkey ceremony between its start and its finish (SSOJet's `auth_code`).
     /// Whoever holds it and the ceremony's challenge can finish it: keep it in the page
     /// that started it.

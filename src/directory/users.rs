@@ -3,16 +3,27 @@
 //! These calls trust their caller: they are the management API's, to be reached only with
 //! an API credential or a user token holding the matching permission. A person's own
 //! ceremonies (sign-up, proving an address) are in [`flows`](crate::flows).
+//!
+//! # Changing an email address
+//!
+//! No call here puts a new address on an account at once, whoever makes it (checklist
+//! ACC-01): [`Users::update`] refuses a new address, and
+//! [`request_email_change`](Users::request_email_change) sends a code to it instead, which
+//! [`confirm_email_change`](Users::confirm_email_change) redeems. The old address then
+//! receives a link that [`revert_email_change`](Users::revert_email_change) honours for
+//! `ttl.email_change_revert` (7 days by default): it puts the old address back and ends
+//! every session. Only creating a user ([`NewUser`]) sets an address directly.
 
+use crate::crypto::{EmailRevertToken, OneTimeCode};
 use crate::delivery::{Message, MessageKind, Recipient};
 use crate::engine::Inner;
 use crate::flows::{MAX_RETRIES, send_message};
 use crate::model::{
     AuthEvent, AuthEventKind, Email, FactorStatus, Membership, OrgId, Page, PageRequest, Phone,
-    RequestId, User, UserId, checked_label,
+    RequestId, SessionId, User, UserId, checked_label,
 };
 use crate::store::UserQuery;
-use crate::{Error, RequestContext, StoreError, Timestamp};
+use crate::{Error, RequestContext, Sent, StoreError, Timestamp};
 
 /// What a new user starts with.
 #[derive(Debug, Clone, Default)]
@@ -56,8 +67,10 @@ impl NewUser {
 #[derive(Debug, Clone, Default)]
 #[non_exhaustive]
 pub struct UserUpdate {
-    /// A new address (`Some(None)` removes it). A new address starts unverified unless
-    /// `email_verified` says otherwise; the old one is told it was taken off.
+    /// `Some(None)` removes the address (the old one is told it was taken off);
+    /// `Some(Some(address))` may only repeat the current address: a new one is refused
+    /// ([`Error::InvalidInput`]), since it must be confirmed by its owner first — use
+    /// [`Users::request_email_change`].
     pub email: Option<Option<String>>,
     /// A new number (`Some(None)` removes it), as for `email`.
     pub phone: Option<Option<String>>,
@@ -65,7 +78,8 @@ pub struct UserUpdate {
     pub name: Option<Option<String>>,
     /// New application data (replaces the old).
     pub metadata: Option<serde_json::Value>,
-    /// Sets whether the address is verified (the administrator vouches for it).
+    /// Sets whether the account's current address is verified (the administrator vouches
+    /// for it, or takes the proof back).
     pub email_verified: Option<bool>,
     /// Sets whether the number is verified.
     pub phone_verified: Option<bool>,
@@ -206,13 +220,16 @@ impl<'a> Users<'a> {
         })
     }
 
-    /// Changes a user. A changed address or number starts unverified (unless the update
-    /// says it is verified) and the old one receives a notice that it no longer signs in.
-    /// Retried on concurrent changes; the update applies whole or not at all.
+    /// Changes a user. A removed address, or a changed or removed number, receives a
+    /// notice that it no longer signs in; a new number starts unverified (unless the
+    /// update says it is verified). A new email address is not set here: see
+    /// [`request_email_change`](Self::request_email_change) and the
+    /// [module docs](self). Retried on concurrent changes; the update applies whole or not
+    /// at all.
     ///
-    /// Errors: [`Error::NotFound`]; [`Error::InvalidInput`] for a bad value or an update
-    /// that would leave neither address nor number; [`Error::Conflict`] when the new
-    /// address or number belongs to another user.
+    /// Errors: [`Error::NotFound`]; [`Error::InvalidInput`] for a bad value, a new email
+    /// address, or an update that would leave neither address nor number;
+    /// [`Error::Conflict`] when the new number belongs to another user.
     pub async fn update(
         &self,
         id: UserId,
@@ -230,11 +247,19 @@ impl<'a> Users<'a> {
         for _ in 0..MAX_RETRIES {
             let before = self.get(id).await?;
             let mut user = before.clone();
-            if let Some(email) = &email
-                && user.email != *email
-            {
-                user.email = email.clone();
-                user.email_verified = false;
+            match &email {
+                Some(Some(email)) if user.email.as_ref() != Some(email) => {
+                    return Err(Error::invalid(
+                        "email",
+                        "a new address is set only once its owner confirms it: \
+                         request an email change",
+                    ));
+                }
+                Some(None) => {
+                    user.email = None;
+                    user.email_verified = false;
+                }
+                _ => {}
             }
             if let Some(phone) = &phone
                 && user.phone != *phone
@@ -275,6 +300,68 @@ impl<'a> Users<'a> {
             return Ok(user);
         }
         Err(Error::Conflict { what: "revision" })
+    }
+
+    /// Starts changing `user`'s email address to `new_email`, for the user (from their
+    /// session) or for an administrator: sends a code to the new address and changes
+    /// nothing yet. [`confirm_email_change`](Self::confirm_email_change) applies the change
+    /// with that code, within `ttl.one_time_code`, for this user and this address only.
+    ///
+    /// Answers the same whether or not another account has the address (checklist
+    /// ENUM-03): then the code is never sent and the change cannot be confirmed. A blocked
+    /// account's code is not sent either. The send budgets of sign-in codes apply (per
+    /// client, per address, the cooldown).
+    ///
+    /// Errors: [`Error::NotFound`] (`"user"`); [`Error::InvalidInput`] for a malformed
+    /// address or the account's own; [`Error::RateLimited`]; [`Error::Config`] without a
+    /// mailer.
+    pub async fn request_email_change(
+        &self,
+        user: UserId,
+        new_email: &str,
+        ctx: &RequestContext,
+    ) -> Result<Sent, Error> {
+        crate::flows::email_change::request(self.inner, user, new_email, ctx).await
+    }
+
+    /// Applies a pending email change with the code sent to the new address: the address
+    /// becomes the account's, verified; the security stamp moves (every token, ceremony,
+    /// code and MFA step made for the account dies), and every session of the user but
+    /// `keep` (the caller's own, when the user confirms from a session) ends. The old
+    /// address receives a notice with a link that undoes the change
+    /// ([`revert_email_change`](Self::revert_email_change)) for `ttl.email_change_revert`.
+    ///
+    /// Every failure — a wrong code, an unknown, used or expired request, a request of
+    /// another user or purpose, a new address another account holds, a change of the
+    /// account's credentials since the request, a blocked account — is
+    /// [`Error::InvalidCredentials`]; [`Error::RateLimited`] once the account or the client
+    /// failed too often. A request allows `codes.max_attempts` wrong codes.
+    pub async fn confirm_email_change(
+        &self,
+        user: UserId,
+        request_id: RequestId,
+        code: &OneTimeCode,
+        keep: Option<SessionId>,
+        ctx: &RequestContext,
+    ) -> Result<User, Error> {
+        crate::flows::email_change::confirm(self.inner, user, request_id, code, keep, ctx).await
+    }
+
+    /// Undoes a confirmed email change with the token mailed to the old address (no
+    /// sign-in needed: the old mailbox is the proof). The old address comes back, verified;
+    /// the security stamp moves and every session of the account ends, so whoever made
+    /// the change is signed out; the address taken off is told. The token works once.
+    ///
+    /// Errors: [`Error::InvalidCredentials`] for an unknown, used or expired token (or a
+    /// deleted account); [`Error::Conflict`] (`"email"`) while another account holds the
+    /// old address (the token stays usable until it expires); [`Error::RateLimited`] when
+    /// the client failed too often.
+    pub async fn revert_email_change(
+        &self,
+        token: &EmailRevertToken,
+        ctx: &RequestContext,
+    ) -> Result<UserId, Error> {
+        crate::flows::email_change::revert(self.inner, token, ctx).await
     }
 
     /// Where the account stands: verification, block, lockout, and what it signs in with.
@@ -398,7 +485,12 @@ fn checked_metadata(metadata: serde_json::Value) -> Result<serde_json::Value, Er
 
 /// Tells an address or number taken off an account that it no longer signs in to it.
 /// Best effort: the change stands even when the notice cannot be sent.
-async fn notify_replaced(inner: &Inner, before: &User, after: &User, ctx: &RequestContext) {
+pub(crate) async fn notify_replaced(
+    inner: &Inner,
+    before: &User,
+    after: &User,
+    ctx: &RequestContext,
+) {
     let mut gone = Vec::new();
     if let Some(email) = before
         .email

@@ -395,7 +395,7 @@ impl CodeChannel<'_> {
 }
 
 /// The stored form of a code: bound to its channel, request, address and purpose.
-fn code_hash(
+pub(crate) fn code_hash(
     hasher: &crate::crypto::SecretHasher,
     channel: Channel,
     id: RequestId,

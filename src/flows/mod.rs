@@ -18,6 +18,7 @@
 //! address as a new account.
 
 pub mod codes;
+pub(crate) mod email_change;
 pub mod magic_link;
 pub mod passkey;
 pub mod password;
@@ -70,6 +71,8 @@ pub enum Purpose {
     /// Proving the address of an account still to be made (a sign-up with a password or
     /// a passkey): the account exists only once the code comes back.
     SignUp,
+    /// Confirming a new address for a user's account (the address the code went to).
+    EmailChange,
 }
 
 impl Purpose {
@@ -80,6 +83,7 @@ impl Purpose {
             Purpose::PasswordReset => "password_reset",
             Purpose::SecondFactor => "second_factor",
             Purpose::SignUp => "sign_up",
+            Purpose::EmailChange => "email_change",
         }
     }
 }
@@ -106,6 +110,7 @@ impl Channel {
             }
             (Channel::SmsCode, Purpose::Verify) => MessageKind::SmsVerification,
             (_, Purpose::PasswordReset) => MessageKind::PasswordReset,
+            (_, Purpose::EmailChange) => MessageKind::EmailChange,
         }
     }
 
@@ -136,7 +141,7 @@ pub(crate) struct RequestState {
     pub(crate) purpose: Purpose,
     /// The normalized email or E.164 number.
     pub(crate) identifier: String,
-    /// For [`Purpose::Verify`]: the user proving the address.
+    /// For [`Purpose::Verify`] and [`Purpose::EmailChange`]: the user proving the address.
     pub(crate) user_id: Option<UserId>,
     /// Whether messages go out: `false` for an address with no account when sign-up is
     /// off (and for blocked accounts). Such requests behave like the others, minus mail.

@@ -36,6 +36,9 @@ pub enum ChallengeKind {
     /// The current revision of an organization's roles, or of one member's: access
     /// tokens signed under another are stale.
     RolesRevision,
+    /// The way back from a confirmed email change, keyed by the revert token's hash: the
+    /// account and the address it had.
+    EmailChangeRevert,
 }
 
 impl ChallengeKind {
@@ -53,11 +56,12 @@ impl ChallengeKind {
             ChallengeKind::SpentAuthCode => "spent_auth_code",
             ChallengeKind::Invitation => "invitation",
             ChallengeKind::RolesRevision => "roles_revision",
+            ChallengeKind::EmailChangeRevert => "email_change_revert",
         }
     }
 
     /// Every kind, for adapters that keep one table or tree per kind.
-    pub const ALL: [ChallengeKind; 11] = [
+    pub const ALL: [ChallengeKind; 12] = [
         ChallengeKind::MagicLink,
         ChallengeKind::Request,
         ChallengeKind::OneTimeCode,
@@ -69,6 +73,7 @@ impl ChallengeKind {
         ChallengeKind::SpentAuthCode,
         ChallengeKind::Invitation,
         ChallengeKind::RolesRevision,
+        ChallengeKind::EmailChangeRevert,
     ];
 }
 

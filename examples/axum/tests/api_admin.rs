@@ -716,3 +716,171 @@ async fn login_logs_for_admins_and_the_user_themself() {
     let anonymous = test.get(&path, None).await;
     assert_error(&anonymous, StatusCode::UNAUTHORIZED, "invalid_token");
 }
+
+/// The revert token in the last email-change notice to `to`.
+fn revert_token(test: &TestApp, to: &str) -> String {
+    let mail = test
+        .mail
+        .sent()
+        .into_iter()
+        .rev()
+        .find(|m| m.to.as_str() == to && m.message.kind == latchkey::MessageKind::EmailChanged)
+        .unwrap_or_else(|| panic!("no email-change notice to {to}"));
+    let url = url::Url::parse(mail.message.link.as_ref().unwrap().secret()).unwrap();
+    assert_eq!(url.path(), "/email-revert");
+    url.query_pairs()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+        .unwrap()
+}
+
+/// Checklist ACC-01 over HTTP: an administrator's `PATCH` with a new address changes
+/// nothing until the new address confirms (before: it changed at once); a user's own
+/// change is confirmed the same way; the old address undoes either, ending every session.
+#[tokio::test]
+async fn acc01_email_changes_wait_for_the_new_address_and_the_old_one_can_undo_them() {
+    let test = TestApp::relaxed();
+    let pause = || test.advance(std::time::Duration::from_secs(2));
+    pause();
+    let owner = test.token_for("ivy@example.com").await;
+    let id = test.status_of(&owner).await.str("user_id");
+
+    // The administrator's PATCH (or a stolen users:write credential's).
+    pause();
+    let patched = test
+        .patch(
+            &format!("/api/v1/users/{id}"),
+            json!({"email": "mallory@evil.example", "email_verified": true, "name": "Ivy"}),
+            Some(ADMIN_KEY),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::ACCEPTED, "{}", patched.body);
+    assert_eq!(
+        patched.body["user"]["email"], "ivy@example.com",
+        "still the old address"
+    );
+    assert_eq!(
+        patched.body["user"]["name"], "Ivy",
+        "the other changes are made"
+    );
+    let request_id = patched.body["email_change"]["request_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let got = test
+        .get(&format!("/api/v1/users/{id}"), Some(ADMIN_KEY))
+        .await;
+    assert_eq!(got.body["email"], "ivy@example.com");
+    let wrong = test
+        .post(
+            &format!("/api/v1/users/{id}/email/confirm"),
+            json!({"request_id": request_id, "code": "not-it"}),
+            Some(ADMIN_KEY),
+        )
+        .await;
+    assert_error(&wrong, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let code = test.last_email_code("mallory@evil.example");
+    let confirmed = test
+        .post(
+            &format!("/api/v1/users/{id}/email/confirm"),
+            json!({"request_id": request_id, "code": code}),
+            Some(ADMIN_KEY),
+        )
+        .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+    assert_eq!(confirmed.body["email"], "mallory@evil.example");
+    assert_eq!(
+        test.status_of(&owner).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The old address undoes it, without signing in; the token works once.
+    pause();
+    let mallory = test.token_for("mallory@evil.example").await;
+    let token = revert_token(&test, "ivy@example.com");
+    let reverted = test
+        .post(
+            "/api/v1/auth/email/change/revert",
+            json!({"token": token}),
+            None,
+        )
+        .await;
+    assert_eq!(reverted.status, StatusCode::OK, "{}", reverted.body);
+    assert_eq!(reverted.body["email"], "ivy@example.com");
+    assert_eq!(
+        test.status_of(&mallory).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let again = test
+        .post(
+            "/api/v1/auth/email/change/revert",
+            json!({"token": token}),
+            None,
+        )
+        .await;
+    assert_error(&again, StatusCode::UNAUTHORIZED, "invalid_credentials");
+
+    // The user's own change: from a session, confirmed by the new mailbox; the session
+    // that confirms stays, the others end.
+    pause();
+    let phone = test.token_for("ivy@example.com").await;
+    pause();
+    let laptop = test.token_for("ivy@example.com").await;
+    let no_bearer = test
+        .post(
+            "/api/v1/auth/email/change",
+            json!({"email": "ivy@new.example"}),
+            None,
+        )
+        .await;
+    assert_error(&no_bearer, StatusCode::UNAUTHORIZED, "invalid_token");
+    pause();
+    let sent = test
+        .post(
+            "/api/v1/auth/email/change",
+            json!({"email": "ivy@new.example"}),
+            Some(&laptop),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    assert!(sent.body["expires_in"].as_u64().unwrap() > 0);
+    // An address another account holds answers the same, and gets no code.
+    pause();
+    test.token_for("taken@example.com").await;
+    let mails = test.mail.sent().len();
+    pause();
+    let taken = test
+        .post(
+            "/api/v1/auth/email/change",
+            json!({"email": "taken@example.com"}),
+            Some(&laptop),
+        )
+        .await;
+    assert_eq!(taken.status, StatusCode::OK, "{}", taken.body);
+    assert_eq!(
+        taken.body.as_object().unwrap().len(),
+        sent.body.as_object().unwrap().len()
+    );
+    assert_eq!(test.mail.sent().len(), mails, "no code to a taken address");
+
+    let code = test.last_email_code("ivy@new.example");
+    let confirmed = test
+        .post(
+            "/api/v1/auth/email/change/confirm",
+            json!({"request_id": sent.str("request_id"), "code": code}),
+            Some(&laptop),
+        )
+        .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+    assert_eq!(confirmed.body["email"], "ivy@new.example");
+    assert_eq!(test.status_of(&laptop).await.status, StatusCode::OK);
+    assert_eq!(
+        test.status_of(&phone).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let got = test
+        .get(&format!("/api/v1/users/{id}"), Some(ADMIN_KEY))
+        .await;
+    assert_eq!(got.body["email"], "ivy@new.example");
+    assert_eq!(got.body["email_verified"], true);
+}

@@ -32,6 +32,10 @@ fn assert_error(answer: &Answer, status: StatusCode, code: &str) {
 /// (`/auth/password/reset`, `/reset/confirm`), which the code has and `API.md` does not
 /// list.
 const ROUTES: &[(&str, &str)] = &[
+    ("post", "/auth/email/change"),
+    ("post", "/auth/email/change/confirm"),
+    ("post", "/auth/email/change/revert"),
+    ("post", "/users/{id}/email/confirm"),
     ("post", "/auth/passwordless/magic-link"),
     ("post", "/auth/passwordless/magic-link/resend"),
     ("get", "/auth/passwordless/magic-link/verify"),

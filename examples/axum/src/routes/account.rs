@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use latchkey::SessionId;
-use latchkey::crypto::{OneTimeCode, Password};
+use latchkey::crypto::{EmailRevertToken, OneTimeCode, Password};
 use latchkey::model::RequestId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -256,4 +256,106 @@ pub async fn revoke_session(
         .revoke(bearer.claims.sub, id, &ctx)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /auth/email/change`.
+#[derive(Deserialize, ToSchema)]
+pub struct EmailChangeRequest {
+    /// The new address.
+    pub email: String,
+}
+
+/// Ask to change the bearer's email address: a code goes to the new address, and nothing
+/// changes until it comes back (checklist ACC-01). The same answer whether or not another
+/// account has the address (it then gets no code, and confirming fails).
+#[utoipa::path(post, path = "/auth/email/change", tag = "account",
+    request_body = EmailChangeRequest, responses((status = 200, body = SentBody)),
+    security(("bearer" = [])))]
+pub async fn email_change(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    bearer: Bearer,
+    ApiJson(body): ApiJson<EmailChangeRequest>,
+) -> ApiResult<Json<SentBody>> {
+    let sent = state
+        .auth
+        .users()
+        .request_email_change(bearer.claims.sub, &body.email, &ctx)
+        .await?;
+    Ok(Json(sent.into()))
+}
+
+/// `POST /auth/email/change/confirm`.
+#[derive(Deserialize, ToSchema)]
+pub struct EmailChangeConfirm {
+    /// From `POST /auth/email/change`.
+    pub request_id: String,
+    /// The code the new address received.
+    pub code: String,
+}
+
+/// The account's address after a confirmed or reverted change.
+#[derive(Serialize, ToSchema)]
+pub struct EmailChanged {
+    /// The new address (verified).
+    pub email: Option<String>,
+}
+
+/// Confirm an email change with the code the new address received: the address becomes
+/// the bearer's, verified; every other session of the account ends; the old address gets
+/// a link that undoes the change. Every failure is `401 invalid_credentials`.
+#[utoipa::path(post, path = "/auth/email/change/confirm", tag = "account",
+    request_body = EmailChangeConfirm, responses((status = 200, body = EmailChanged)),
+    security(("bearer" = [])))]
+pub async fn email_change_confirm(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    bearer: Bearer,
+    ApiJson(body): ApiJson<EmailChangeConfirm>,
+) -> ApiResult<Json<EmailChanged>> {
+    let request_id: RequestId = parse_id(&body.request_id)?;
+    let claims = &bearer.claims;
+    let user = state
+        .auth
+        .users()
+        .confirm_email_change(
+            claims.sub,
+            request_id,
+            &OneTimeCode::new(body.code),
+            Some(claims.sid),
+            &ctx,
+        )
+        .await?;
+    Ok(Json(EmailChanged {
+        email: user.email.map(|e| e.as_str().to_owned()),
+    }))
+}
+
+/// `POST /auth/email/change/revert`.
+#[derive(Deserialize, ToSchema)]
+pub struct EmailRevertRequest {
+    /// The token from the link mailed to the old address.
+    pub token: String,
+}
+
+/// Undo an email change with the token mailed to the old address (no bearer: the old
+/// mailbox is the proof). The old address comes back and every session of the account
+/// ends. The answer names the address restored. An unknown, used or expired token: `401
+/// invalid_credentials`; the old address taken by another account meanwhile: `409
+/// conflict`.
+#[utoipa::path(post, path = "/auth/email/change/revert", tag = "account",
+    request_body = EmailRevertRequest, responses((status = 200, body = EmailChanged)))]
+pub async fn email_change_revert(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(body): ApiJson<EmailRevertRequest>,
+) -> ApiResult<Json<EmailChanged>> {
+    let users = state.auth.users();
+    let id = users
+        .revert_email_change(&EmailRevertToken::new(body.token), &ctx)
+        .await?;
+    let user = users.get(id).await?;
+    Ok(Json(EmailChanged {
+        email: user.email.map(|e| e.as_str().to_owned()),
+    }))
 }

@@ -7,8 +7,10 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use latchkey::crypto::OneTimeCode;
 use latchkey::model::{
-    Membership, OrgId, Organization, PermissionDef, PermissionId, Role, RoleId, UserId,
+    Membership, OrgId, Organization, PermissionDef, PermissionId, RequestId, Role, RoleId, UserId,
 };
 use latchkey::store::UserQuery;
 use latchkey::{NewOrg, NewUser, OrgSettings, OrgUpdate, RoleSpec, UserStatus, UserUpdate};
@@ -18,6 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, Bearer, Caller, Ctx, parse_id};
+use crate::routes::passwordless::SentBody;
 use crate::views::{List, LoginEvent, PageQuery, UserView};
 
 type Created<T> = ApiResult<(StatusCode, Json<T>)>;
@@ -511,7 +514,8 @@ fn nullable<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 /// `PATCH /users/{id}`: absent fields stay, `null` clears.
 #[derive(Deserialize, ToSchema)]
 pub struct UserPatch {
-    /// Email (`null` removes it).
+    /// Email (`null` removes it). A new address is not set at once: it receives a code,
+    /// and the change waits for it (`202`, see [`update_user`]).
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>)]
     pub email: Option<Option<String>>,
@@ -526,7 +530,7 @@ pub struct UserPatch {
     /// Application data (replaces it).
     #[schema(value_type = Object)]
     pub metadata: Option<serde_json::Value>,
-    /// Email verified.
+    /// Whether the current address is verified.
     pub email_verified: Option<bool>,
     /// Phone verified.
     pub phone_verified: Option<bool>,
@@ -534,22 +538,48 @@ pub struct UserPatch {
     pub blocked: Option<bool>,
 }
 
-/// Change a user (`users:write`).
+/// A `PATCH /users/{id}` that asked for a new email address: the other changes are made,
+/// the address is pending.
+#[derive(Serialize, ToSchema)]
+pub struct UserPatched {
+    /// The user, still with the old address.
+    pub user: UserView,
+    /// The pending change: confirm it with `POST /users/{id}/email/confirm` and the code
+    /// the new address received.
+    pub email_change: SentBody,
+}
+
+/// Change a user (`users:write`). A new email address is not set at once (checklist
+/// ACC-01): a code goes to it, the other changes are made, and the answer is `202` with
+/// the pending request; `POST /users/{id}/email/confirm` with that code applies it, and the
+/// old address then gets a link that undoes it. Otherwise `200` with the user.
 #[utoipa::path(patch, path = "/users/{id}", tag = "users",
     params(("id" = String, Path)), request_body = UserPatch,
-    responses((status = 200, body = UserView)), security(("bearer" = [])))]
+    responses((status = 200, body = UserView), (status = 202, body = UserPatched)),
+    security(("bearer" = [])))]
 pub async fn update_user(
     State(state): State<AppState>,
     Ctx(ctx): Ctx,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UserPatch>,
-) -> ApiResult<Json<UserView>> {
+) -> ApiResult<Response> {
     caller.require(&state, "users:write", None).await?;
     let id = user_id(&id)?;
     let users = state.auth.users();
+    let current = users.get(id).await?;
+    // A new address waits for its owner; the same address again is no change.
+    let new_email = match &body.email {
+        Some(Some(text)) => {
+            let email = latchkey::Email::parse(text)?;
+            (current.email.as_ref() != Some(&email)).then_some(email)
+        }
+        _ => None,
+    };
     let mut update = UserUpdate::default();
-    update.email = body.email;
+    if new_email.is_none() {
+        update.email = body.email;
+    }
     update.phone = body.phone;
     update.name = body.name;
     update.metadata = body.metadata;
@@ -569,7 +599,56 @@ pub async fn update_user(
         Some(false) => users.unblock(id, &ctx).await?,
         None => {}
     }
-    Ok(Json(UserView::from(&users.get(id).await?)))
+    let pending = match new_email {
+        Some(email) => Some(users.request_email_change(id, email.as_str(), &ctx).await?),
+        None => None,
+    };
+    let user = UserView::from(&users.get(id).await?);
+    Ok(match pending {
+        Some(sent) => (
+            StatusCode::ACCEPTED,
+            Json(UserPatched {
+                user,
+                email_change: sent.into(),
+            }),
+        )
+            .into_response(),
+        None => Json(user).into_response(),
+    })
+}
+
+/// `POST /users/{id}/email/confirm`.
+#[derive(Deserialize, ToSchema)]
+pub struct EmailConfirmRequest {
+    /// From the `202` of `PATCH /users/{id}`.
+    pub request_id: String,
+    /// The code the new address received.
+    pub code: String,
+}
+
+/// Apply a pending email change with the code the new address received (`users:write`):
+/// the address becomes the user's, verified; every session of the user ends; the old
+/// address gets a link that undoes the change. A wrong code, an unknown or used request,
+/// or an address another account holds: `401 invalid_credentials`.
+#[utoipa::path(post, path = "/users/{id}/email/confirm", tag = "users",
+    params(("id" = String, Path)), request_body = EmailConfirmRequest,
+    responses((status = 200, body = UserView)), security(("bearer" = [])))]
+pub async fn confirm_user_email(
+    State(state): State<AppState>,
+    Ctx(ctx): Ctx,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<EmailConfirmRequest>,
+) -> ApiResult<Json<UserView>> {
+    caller.require(&state, "users:write", None).await?;
+    let id = user_id(&id)?;
+    let request_id: RequestId = parse_id(&body.request_id)?;
+    let user = state
+        .auth
+        .users()
+        .confirm_email_change(id, request_id, &OneTimeCode::new(body.code), None, &ctx)
+        .await?;
+    Ok(Json(UserView::from(&user)))
 }
 
 /// Delete a user and everything of theirs (`users:write`).

@@ -46,6 +46,9 @@ pub fn api() -> (axum::Router<AppState>, OpenApi) {
         .routes(routes!(account::logout))
         .routes(routes!(account::sessions))
         .routes(routes!(account::revoke_session))
+        .routes(routes!(account::email_change))
+        .routes(routes!(account::email_change_confirm))
+        .routes(routes!(account::email_change_revert))
         .routes(routes!(tokens::refresh))
         .routes(routes!(tokens::token))
         .routes(routes!(mfa::authenticators))
@@ -68,6 +71,7 @@ pub fn api() -> (axum::Router<AppState>, OpenApi) {
         .routes(routes!(d::get_user, d::update_user, d::delete_user))
         .routes(routes!(d::get_user_by_email))
         .routes(routes!(d::user_status))
+        .routes(routes!(d::confirm_user_email))
         .routes(routes!(d::set_roles))
         .routes(routes!(d::invite))
         .routes(routes!(d::accept_invitation))
@@ -135,6 +139,7 @@ fn describe(doc: &mut OpenApi) {
                 response.description = match status.as_str() {
                     "200" => "OK",
                     "201" => "Created",
+                    "202" => "Accepted",
                     "204" => "No Content",
                     _ => "Answer",
                 }
