@@ -38,6 +38,7 @@ on_both_adapters!(
     acc01_an_address_another_account_holds_answers_like_a_free_one,
     acc01_a_revert_is_refused_while_another_account_holds_the_old_address,
     acc01_a_pending_change_dies_with_a_credential_change_and_has_five_tries,
+    acc01_a_revert_voids_the_later_changes_and_what_was_added_since,
 );
 
 fn ctx() -> RequestContext {
@@ -500,4 +501,83 @@ async fn acc01_a_pending_change_dies_with_a_credential_change_and_has_five_tries
         .confirm_email_change(victim, request_id, &code, None, &ctx())
         .await;
     assert!(matches!(late, Err(Error::InvalidCredentials)), "{late:?}");
+}
+
+/// Moves `user`'s address to `to` with the code `to` received, from the attacker's session.
+async fn change<S>(h: &Harness<S>, user: UserId, to: &str, keep: &TokenSet) {
+    let (request_id, code) = request(h, user, to).await;
+    h.auth
+        .users()
+        .confirm_email_change(user, request_id, &code, Some(keep.session_id), &attacker())
+        .await
+        .unwrap();
+}
+
+/// ACC-01 (issue 16, item 12; found in review): with a stolen session the attacker moves
+/// the address twice (victim to B to C, both theirs), so the revert link of the second
+/// change goes to a mailbox they read, and sets up a password and an authenticator app
+/// meanwhile. The owner's revert must void the later link and take off what was added
+/// since the change.
+async fn acc01_a_revert_voids_the_later_changes_and_what_was_added_since<S>(h: Harness<S>) {
+    let (victim, _, _) = victim(&h).await;
+    let stolen = sign_in(&h, VICTIM).await;
+    change(&h, victim, ATTACKER, &stolen).await;
+    let first = revert_token(&last_of(&h, MessageKind::EmailChanged).await);
+    // A password of the attacker's choosing, and an authenticator app.
+    h.clock.advance(Duration::from_secs(61));
+    let reset = h
+        .auth
+        .passwords()
+        .send_reset(ATTACKER, &attacker())
+        .await
+        .unwrap();
+    let code = code_of(&last_of(&h, MessageKind::PasswordReset).await.message);
+    let password = latchkey::crypto::Password::new("a fresh and quite unusual passphrase");
+    let SignIn::Complete(after_reset) = h
+        .auth
+        .passwords()
+        .reset(reset.request_id, &code, &password, &attacker())
+        .await
+        .unwrap()
+    else {
+        panic!("no MFA yet")
+    };
+    support::enable_totp(&h, victim).await;
+    change(&h, victim, "second@evil.example", &after_reset).await;
+    let second = revert_token(&last_of(&h, MessageKind::EmailChanged).await);
+
+    // The owner undoes the first change.
+    h.auth
+        .users()
+        .revert_email_change(&first, &ctx())
+        .await
+        .unwrap();
+    let user = h.auth.users().get(victim).await.unwrap();
+    assert_eq!(user.email.as_ref().unwrap().as_str(), VICTIM);
+    assert!(
+        user.password_hash.is_none(),
+        "the attacker's password is gone"
+    );
+    let status = h.auth.users().status(victim).await.unwrap();
+    assert!(!status.totp, "the attacker's authenticator app is gone");
+    let signed_in = h
+        .auth
+        .passwords()
+        .sign_in(VICTIM, &password, &attacker())
+        .await;
+    assert!(
+        matches!(signed_in, Err(Error::InvalidCredentials)),
+        "{signed_in:?}"
+    );
+    // The revert link of the later change, in the attacker's mailbox, is void.
+    let back = h
+        .auth
+        .users()
+        .revert_email_change(&second, &attacker())
+        .await;
+    assert!(
+        back.is_err(),
+        "the later change's link took the account back: {back:?}"
+    );
+    assert_eq!(email_of(&h, victim).await, VICTIM);
 }

@@ -37,6 +37,8 @@ on_both_adapters!(
     the_owners_device_is_served_when_many_clients_spent_a_number,
     an_org_admin_can_neither_word_a_code_away_nor_pull_an_outsider_in,
     a_sign_up_answers_a_taken_address_as_a_free_one,
+    a_verified_link_collected_after_a_credential_change_opens_nothing,
+    a_membership_its_pre_registrant_chose_goes_even_with_roles_given_since,
 );
 
 /// The attacks of `support::scenarios` (authorization-code replay, OA-01; the passkey
@@ -582,6 +584,15 @@ async fn texts_past_the_soft_global_level_need_a_bot_check<S>(h: Harness<S>) {
         matches!(refused, Err(Error::BotCheckRequired)),
         "{refused:?}"
     );
+    // Bots turned away by the check do not spend the hard budget (found in review).
+    for n in 30..50u8 {
+        let number = format!("+155503000{n}");
+        let turned_away = h.auth.codes().sms().send(&number, &client(n)).await;
+        assert!(
+            matches!(turned_away, Err(Error::BotCheckRequired)),
+            "{turned_away:?}"
+        );
+    }
     let person = client(11).with_bot_proof("a person");
     h.auth
         .codes()
@@ -732,5 +743,79 @@ async fn a_sign_up_answers_a_taken_address_as_a_free_one<S>(h: Harness<S>) {
     assert!(
         matches!(refused, Err(Error::InvalidCredentials)),
         "{refused:?}"
+    );
+}
+
+/// DESIGN invariant 13 (issue 16, items 2 and 3; found in review): a magic link verified
+/// in one browser leaves a sign-in for the asking tab to collect; if the account's
+/// credentials change before it does (here the application moves the stamp itself, as a
+/// password change or a claim would), the collection opens no session.
+async fn a_verified_link_collected_after_a_credential_change_opens_nothing<
+    S: UserStore + OrgStore,
+>(
+    h: Harness<S>,
+) {
+    let SignIn::Complete(ana) = owner_proves(&h, "ana@example.com").await else {
+        panic!("signed in")
+    };
+    h.clock.advance(std::time::Duration::from_secs(61));
+    let options = latchkey::LinkOptions::new();
+    let sent = h
+        .auth
+        .magic_links()
+        .send("ana@example.com", &options, &ctx())
+        .await
+        .unwrap();
+    let link = support::link_token(&h.mails().await.pop().unwrap());
+    let proof = latchkey::DeviceProof::none().with_poll_token(sent.poll_token.clone());
+    let opened = h
+        .auth
+        .magic_links()
+        .verify(&link, &proof, &ctx())
+        .await
+        .unwrap();
+    assert!(matches!(opened, SignIn::Complete(_)), "{opened:?}");
+    let mut user = h.store.get_user(ana.user_id).await.unwrap().unwrap();
+    user.rotate_security_stamp();
+    h.store.update_user(&user).await.unwrap();
+    let collected = h
+        .auth
+        .magic_links()
+        .status(sent.request_id, &sent.poll_token, &ctx())
+        .await;
+    assert!(
+        !matches!(collected, Ok(latchkey::LinkStatus::Verified(_))),
+        "the asking tab got a session after the credential change: {collected:?}"
+    );
+}
+
+/// Issue 16, item 2 (found in review): an organization giving roles to a member who signed
+/// up there does not make the membership the address owner's choice: it still goes when
+/// the owner proves the address.
+async fn a_membership_its_pre_registrant_chose_goes_even_with_roles_given_since<
+    S: UserStore + OrgStore,
+>(
+    h: Harness<S>,
+) {
+    let acme = h
+        .auth
+        .orgs()
+        .create(latchkey::NewOrg::new("Acme", "acme"))
+        .await
+        .unwrap()
+        .id;
+    let squatted = unproven_account(&h, "victim@example.com", Some(acme)).await;
+    h.auth
+        .rbac()
+        .set_roles(squatted, acme, &[], &ctx())
+        .await
+        .unwrap();
+    let SignIn::Complete(owner) = owner_proves(&h, "victim@example.com").await else {
+        panic!("the owner signs in")
+    };
+    let memberships = h.auth.rbac().memberships(owner.user_id).await.unwrap();
+    assert!(
+        memberships.iter().all(|m| m.org_id != acme),
+        "{memberships:?}"
     );
 }

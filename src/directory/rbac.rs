@@ -248,7 +248,10 @@ impl<'a> Rbac<'a> {
             .get_membership(user, org)
             .await?
             .ok_or(Error::NotFound { what: "membership" })?;
-        self.put_member(user, org, roles, existing.created_at, "roles_set", ctx)
+        // A member who joined by signing up stays one: roles an organization gives do not
+        // make the membership the account owner's choice.
+        let joined = (existing.created_at, existing.self_joined);
+        self.put_member(user, org, roles, joined, "roles_set", ctx)
             .await
     }
 
@@ -279,7 +282,7 @@ impl<'a> Rbac<'a> {
             Some(existing) => existing.created_at,
             None => inner.clock.now(),
         };
-        self.put_member(user, org, roles, created_at, "member_added", ctx)
+        self.put_member(user, org, roles, (created_at, false), "member_added", ctx)
             .await
     }
 
@@ -386,8 +389,15 @@ impl<'a> Rbac<'a> {
             None => (Vec::new(), now),
         };
         roles.extend(invitation.role_ids);
-        self.put_member(user, org, &roles, created_at, "invitation_accepted", ctx)
-            .await
+        self.put_member(
+            user,
+            org,
+            &roles,
+            (created_at, false),
+            "invitation_accepted",
+            ctx,
+        )
+        .await
     }
 
     /// The roles given, each checked to be one of `org`'s, sorted without repeats.
@@ -413,7 +423,7 @@ impl<'a> Rbac<'a> {
         user: UserId,
         org: OrgId,
         roles: &[RoleId],
-        created_at: crate::Timestamp,
+        (created_at, self_joined): (crate::Timestamp, bool),
         reason: &str,
         ctx: &RequestContext,
     ) -> Result<Membership, Error> {
@@ -423,7 +433,7 @@ impl<'a> Rbac<'a> {
             org_id: org,
             role_ids: self.checked_roles(org, roles).await?,
             created_at,
-            self_joined: false,
+            self_joined,
         };
         inner.orgs.put_membership(&membership).await?;
         crate::tokens::bump_roles_revision(inner, org, Some(user)).await?;

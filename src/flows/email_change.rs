@@ -40,6 +40,28 @@ struct Revert {
     user_id: UserId,
     /// The address to put back.
     email: String,
+    /// When the change was confirmed: factors added since go with the revert, and a
+    /// revert of an earlier change voids this one.
+    changed_at: crate::Timestamp,
+    /// A keyed hash of the password's hash at the change, if any: a password set since
+    /// (a reset through the new address) goes with the revert.
+    password: Option<String>,
+}
+
+/// Where the earliest change a revert undid is remembered, per user: the revert links of
+/// later changes (a chain an attacker made, A to B to C) are void from then on.
+fn reverted_key(user: UserId) -> ChallengeKey {
+    ChallengeKey::new(ChallengeKind::EmailChangeRevert, format!("reverted:{user}"))
+}
+
+/// A keyed fingerprint of a password hash, to tell later whether it changed.
+fn password_mark(inner: &Inner, user: &User) -> Option<String> {
+    user.password_hash.as_ref().map(|phc| {
+        inner
+            .hasher
+            .hash(SecretPurpose::EmailChangeRevert, phc.as_str().as_bytes())
+            .to_hex()
+    })
 }
 
 /// The method named in the login log for failed confirmations and reverts.
@@ -172,7 +194,7 @@ pub(crate) async fn confirm(
     }
     log(inner, user, ctx, "email_change_confirmed").await?;
     if let Some(old) = before.email.clone() {
-        offer_revert(inner, user, old, ctx).await?;
+        offer_revert(inner, &after, old, ctx).await?;
     }
     Ok(after)
 }
@@ -216,14 +238,17 @@ async fn apply(
 /// notice cannot be sent (it is logged).
 async fn offer_revert(
     inner: &Inner,
-    user: UserId,
+    changed: &User,
     old: Email,
     ctx: &RequestContext,
 ) -> Result<(), Error> {
+    let user = changed.id;
     let token = EmailRevertToken::new(random_token()?.as_str());
     let record = Revert {
         user_id: user,
         email: old.as_str().to_owned(),
+        changed_at: changed.updated_at,
+        password: password_mark(inner, changed),
     };
     let value = serde_json::to_vec(&record)
         .map_err(|_| Error::Store(StoreError::Corrupt { what: "revert" }))?;
@@ -287,6 +312,14 @@ pub(crate) async fn revert(
         // Used by a racing revert.
         return Err(Error::InvalidCredentials);
     }
+    // An earlier change was undone already: this link came from a change after it.
+    if let Some(earliest) = reverted_at(inner, user).await?
+        && earliest <= revert.changed_at
+    {
+        tracing::info!(%user, "a revert link of a change after an undone one was refused");
+        return Err(Error::InvalidCredentials);
+    }
+    remember_reverted(inner, user, revert.changed_at).await?;
     for _ in 0..super::MAX_RETRIES {
         let before = inner
             .users
@@ -296,6 +329,11 @@ pub(crate) async fn revert(
         let mut after = before.clone();
         after.email = Some(email.clone());
         after.email_verified = true;
+        // A password set since the change (a reset through the address it moved to) is
+        // whoever moved it's: the owner resets theirs through the address they got back.
+        if password_mark(inner, &before) != revert.password {
+            after.password_hash = None;
+        }
         after.rotate_security_stamp();
         after.updated_at = inner.clock.now();
         match inner.users.update_user(&after).await {
@@ -304,6 +342,7 @@ pub(crate) async fn revert(
             Err(err) => return Err(err.into()),
             Ok(_) => {}
         }
+        remove_factors_since(inner, user, revert.changed_at).await?;
         // Every session: whoever moved the address may hold one.
         inner
             .sessions
@@ -314,6 +353,84 @@ pub(crate) async fn revert(
         return Ok(user);
     }
     Err(Error::Conflict { what: "user" })
+}
+
+/// The confirmation time of the earliest change a revert undid, while remembered.
+async fn reverted_at(inner: &Inner, user: UserId) -> Result<Option<crate::Timestamp>, Error> {
+    let now = inner.clock.now();
+    let Some(record) = inner.challenges.get(&reverted_key(user), now).await? else {
+        return Ok(None);
+    };
+    let millis: i64 = std::str::from_utf8(&record.value)
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .ok_or(Error::Store(StoreError::Corrupt { what: "revert" }))?;
+    Ok(Some(crate::Timestamp::from_unix_millis(millis)))
+}
+
+/// Remembers `changed_at` as undone (keeping the earliest), for as long as a revert link
+/// of a later change could be used.
+async fn remember_reverted(
+    inner: &Inner,
+    user: UserId,
+    changed_at: crate::Timestamp,
+) -> Result<(), Error> {
+    let key = reverted_key(user);
+    for _ in 0..super::MAX_RETRIES {
+        let now = inner.clock.now();
+        let expires_at = now + inner.config.config.ttl.email_change_revert;
+        let value = changed_at.unix_millis().to_string();
+        let written = match inner.challenges.get(&key, now).await? {
+            Some(record) => {
+                let earlier = std::str::from_utf8(&record.value)
+                    .ok()
+                    .and_then(|text| text.parse::<i64>().ok())
+                    .is_some_and(|kept| kept <= changed_at.unix_millis());
+                if earlier {
+                    return Ok(());
+                }
+                inner
+                    .challenges
+                    .update(&key, record.version, value.as_bytes(), expires_at, now)
+                    .await?
+            }
+            None => {
+                inner
+                    .challenges
+                    .insert(&key, value.as_bytes(), expires_at, now)
+                    .await?
+            }
+        };
+        if written {
+            return Ok(());
+        }
+    }
+    Err(Error::Conflict { what: "revert" })
+}
+
+/// Takes off the passkeys and authenticator apps added since `since`: whoever moved the
+/// address may have added them, and the owner adds their own again.
+async fn remove_factors_since(
+    inner: &Inner,
+    user: UserId,
+    since: crate::Timestamp,
+) -> Result<(), Error> {
+    let users = &inner.users;
+    for passkey in users.list_passkeys(user).await? {
+        if passkey.created_at >= since {
+            users.delete_passkey(user, &passkey.id).await?;
+        }
+    }
+    let mut removed_totp = false;
+    for factor in users.list_totp_factors(user).await? {
+        if factor.created_at >= since {
+            removed_totp |= users.delete_totp_factor(user, factor.id).await?;
+        }
+    }
+    if removed_totp {
+        users.replace_backup_codes(user, &[]).await?;
+    }
+    Ok(())
 }
 
 async fn taken_by_another(inner: &Inner, email: &Email, user: UserId) -> Result<bool, Error> {

@@ -407,7 +407,13 @@ impl<'a> MagicLinks<'a> {
             .await?
             .ok_or(Error::InvalidToken)?;
         let mut verified = loaded.state.clone();
-        verified.stage = Stage::Verified { user_id: user };
+        // The stamp after the proof: a reset, block or claim before the asking tab
+        // collects its sign-in voids it.
+        let stamp = inner.users.get_user(user).await?.map(|u| u.security_stamp);
+        verified.stage = Stage::Verified {
+            user_id: user,
+            stamp,
+        };
         let expires_at = now + inner.config.config.ttl.magic_link;
         // Only this call writes a claimed request, so the swap cannot lose; if the store
         // says otherwise, the asking tab must not be signed in from a state we did not write.
@@ -457,7 +463,7 @@ impl<'a> MagicLinks<'a> {
         {
             return Ok(LinkStatus::Expired);
         }
-        let Stage::Verified { user_id } = state.stage else {
+        let Stage::Verified { user_id, stamp } = state.stage else {
             return Ok(LinkStatus::Expired);
         };
         let mut ctx = ctx.clone();
@@ -465,7 +471,10 @@ impl<'a> MagicLinks<'a> {
         tracing::debug!(%request_id, "magic link sign-in collected by the asking tab");
         let sign_in = complete_first_factor(
             inner,
-            Proven::current(user_id),
+            Proven {
+                user: user_id,
+                stamp,
+            },
             AuthMethod::Email,
             state.code_request.as_ref(),
             &ctx,

@@ -130,8 +130,13 @@ pub(crate) enum Stage {
     Pending,
     /// A verify won the request and is signing the person in.
     Claimed,
-    /// Verified: the asking tab may collect a sign-in (magic links).
-    Verified { user_id: UserId },
+    /// Verified: the asking tab may collect a sign-in (magic links), while the account
+    /// keeps the security stamp it had then.
+    Verified {
+        user_id: UserId,
+        #[serde(default)]
+        stamp: Option<u64>,
+    },
 }
 
 /// A request as stored.
@@ -440,12 +445,8 @@ async fn spend_send_budget(
         return Err(err);
     }
     if sms {
-        limits
-            .hit("sms_global", "all", &config.sms.global)
-            .await
-            .inspect_err(|_| {
-                tracing::error!("ALERT: the global SMS budget is spent; texts are off")
-            })?;
+        // The soft level first, so the sends it turns away do not spend the hard budget:
+        // bots past it cannot turn texts off for everyone.
         let soft = limits
             .hit("sms_global_soft", "all", &config.sms.global_soft)
             .await;
@@ -453,8 +454,14 @@ async fn spend_send_budget(
             && !known_device(inner, channel, identifier, proven, ctx, &mut known).await?
         {
             tracing::warn!("texts to unknown devices need a bot check: the global budget runs low");
-            return pass_bot_check(inner, ctx, err).await;
+            pass_bot_check(inner, ctx, err).await?;
         }
+        limits
+            .hit("sms_global", "all", &config.sms.global)
+            .await
+            .inspect_err(|_| {
+                tracing::error!("ALERT: the global SMS budget is spent; texts are off")
+            })?;
     }
     Ok(())
 }

@@ -267,7 +267,8 @@ pub struct EmailChangeRequest {
 
 /// Ask to change the bearer's email address: a code goes to the new address, and nothing
 /// changes until it comes back (checklist ACC-01). The same answer whether or not another
-/// account has the address (it then gets no code, and confirming fails).
+/// account has the address (it then gets no code, and confirming fails). Needs a recent
+/// sign-in (401 `reauth_required`): a stolen access token alone cannot move the account.
 #[utoipa::path(post, path = "/auth/email/change", tag = "account",
     request_body = EmailChangeRequest, responses((status = 200, body = SentBody)),
     security(("bearer" = [])))]
@@ -277,10 +278,11 @@ pub async fn email_change(
     bearer: Bearer,
     ApiJson(body): ApiJson<EmailChangeRequest>,
 ) -> ApiResult<Json<SentBody>> {
+    let user = crate::routes::mfa::fresh_user(&state, &bearer).await?;
     let sent = state
         .auth
         .users()
-        .request_email_change(bearer.claims.sub, &body.email, &ctx)
+        .request_email_change(user, &body.email, &ctx)
         .await?;
     Ok(Json(sent.into()))
 }

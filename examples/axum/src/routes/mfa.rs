@@ -100,7 +100,7 @@ pub async fn authenticators(
 /// The bearer's user, if their sign-in is recent enough to change their authenticators
 /// (`mfa.fresh_sign_in`; 401 `reauth_required` otherwise): a stolen access token alone
 /// must not enrol a factor, read a pending secret or mint backup codes.
-async fn fresh_user(state: &AppState, bearer: &Bearer) -> ApiResult<latchkey::UserId> {
+pub(crate) async fn fresh_user(state: &AppState, bearer: &Bearer) -> ApiResult<latchkey::UserId> {
     let window = state.auth.config().mfa.fresh_sign_in;
     let session = state
         .auth
