@@ -56,6 +56,36 @@ pub struct CodeChannel<'a> {
     channel: Channel,
 }
 
+/// A request to start, beside its recipient.
+pub(crate) struct NewRequest {
+    pub(crate) purpose: Purpose,
+    /// The user proving the address (for purposes that name one).
+    pub(crate) user_id: Option<UserId>,
+    /// The security stamp of the account the secret goes to, when there is one.
+    pub(crate) stamp: Option<u64>,
+    /// Whether the code goes out (see [`RequestState::deliverable`]).
+    pub(crate) deliverable: bool,
+    /// For a sign-up: the account to make, sealed.
+    pub(crate) pending: Option<crate::crypto::Sealed>,
+}
+
+impl NewRequest {
+    /// A deliverable request for `purpose`, carrying `account`'s stamp.
+    pub(crate) fn new(
+        purpose: Purpose,
+        user_id: Option<UserId>,
+        account: Option<&crate::model::User>,
+    ) -> Self {
+        NewRequest {
+            purpose,
+            user_id,
+            stamp: account.map(|u| u.security_stamp),
+            deliverable: true,
+            pending: None,
+        }
+    }
+}
+
 impl CodeChannel<'_> {
     /// Sends a sign-in code to an email address or (for SMS) an E.164 number.
     ///
@@ -76,9 +106,11 @@ impl CodeChannel<'_> {
         let recipient = self.recipient(to)?;
         spend_send_budget(self.inner, self.channel, recipient.as_str(), false, ctx).await?;
         let (account, deliverable) = account_at_send(self.inner, &recipient).await?;
-        let sent = self
-            .start(recipient, Purpose::SignIn, None, deliverable, None, ctx)
-            .await?;
+        let request = NewRequest {
+            deliverable,
+            ..NewRequest::new(Purpose::SignIn, None, account.as_ref())
+        };
+        let sent = self.start(recipient, request, ctx).await?;
         let method = match self.channel {
             Channel::SmsCode => "sms",
             _ => "email",
@@ -107,15 +139,11 @@ impl CodeChannel<'_> {
         }
         .ok_or_else(|| Error::invalid("user", "has no address for this channel"))?;
         spend_send_budget(self.inner, self.channel, recipient.as_str(), false, ctx).await?;
-        self.start(
-            recipient,
-            Purpose::Verify,
-            Some(user),
-            !account.blocked,
-            None,
-            ctx,
-        )
-        .await
+        let request = NewRequest {
+            deliverable: !account.blocked,
+            ..NewRequest::new(Purpose::Verify, Some(user), Some(&account))
+        };
+        self.start(recipient, request, ctx).await
     }
 
     /// Sends a password-reset code to an account's address. The same answer whether or
@@ -125,16 +153,11 @@ impl CodeChannel<'_> {
         let recipient = self.recipient(to)?;
         spend_send_budget(self.inner, self.channel, recipient.as_str(), false, ctx).await?;
         let (user, _) = account_at_send(self.inner, &recipient).await?;
-        let deliverable = user.is_some_and(|u| !u.blocked);
-        self.start(
-            recipient,
-            Purpose::PasswordReset,
-            None,
-            deliverable,
-            None,
-            ctx,
-        )
-        .await
+        let request = NewRequest {
+            deliverable: user.as_ref().is_some_and(|u| !u.blocked),
+            ..NewRequest::new(Purpose::PasswordReset, None, user.as_ref())
+        };
+        self.start(recipient, request, ctx).await
     }
 
     /// Sends the code that proves the address of an account still to be made
@@ -148,43 +171,32 @@ impl CodeChannel<'_> {
         ctx: &RequestContext,
     ) -> Result<Sent, Error> {
         spend_send_budget(self.inner, self.channel, recipient.as_str(), false, ctx).await?;
-        self.start(
-            recipient,
-            Purpose::SignUp,
-            None,
+        // No account yet (or not the sender's): nothing to carry a stamp of.
+        let request = NewRequest {
             deliverable,
-            Some(pending),
-            ctx,
-        )
-        .await
+            pending: Some(pending),
+            ..NewRequest::new(Purpose::SignUp, None, None)
+        };
+        self.start(recipient, request, ctx).await
     }
 
     /// Sends the code of a second factor to `user`'s own address or number.
     pub(crate) async fn send_second_factor(
         &self,
-        user: UserId,
+        user: &crate::model::User,
         recipient: Recipient,
         ctx: &RequestContext,
     ) -> Result<Sent, Error> {
         spend_send_budget(self.inner, self.channel, recipient.as_str(), true, ctx).await?;
-        self.start(
-            recipient,
-            Purpose::SecondFactor,
-            Some(user),
-            true,
-            None,
-            ctx,
-        )
-        .await
+        let request = NewRequest::new(Purpose::SecondFactor, Some(user.id), Some(user));
+        self.start(recipient, request, ctx).await
     }
 
-    async fn start(
+    /// Stores a new request and sends its first code (the budgets are the caller's).
+    pub(crate) async fn start(
         &self,
         recipient: Recipient,
-        purpose: Purpose,
-        user_id: Option<UserId>,
-        deliverable: bool,
-        pending: Option<crate::crypto::Sealed>,
+        request: NewRequest,
         ctx: &RequestContext,
     ) -> Result<Sent, Error> {
         let inner = self.inner;
@@ -192,7 +204,13 @@ impl CodeChannel<'_> {
         let id = RequestId::generate();
         let code = OneTimeCode::new(numeric_code(inner.config.config.codes.digits)?.as_str());
         let identifier = recipient.as_str().to_owned();
-        let stamp = super::stamp_at_send(inner, user_id, &recipient).await?;
+        let NewRequest {
+            purpose,
+            user_id,
+            stamp,
+            deliverable,
+            pending,
+        } = request;
         let state = RequestState {
             channel: self.channel,
             purpose,

@@ -20,12 +20,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::codes::{code_hash, normalize};
+use super::codes::{Codes, NewRequest, code_hash, normalize};
 use super::{
-    Channel, Claimed, Judgement, Purpose, RequestState, Requester, Sent, Stage, claim,
-    count_attempt, deliver, load, log_failure, record_failure, spend_send_budget,
+    Channel, Claimed, Judgement, Purpose, RequestState, Sent, claim, count_attempt, load,
+    log_failure, record_failure, spend_send_budget,
 };
-use crate::crypto::{EmailRevertToken, OneTimeCode, SecretPurpose, numeric_code, random_token};
+use crate::crypto::{EmailRevertToken, OneTimeCode, SecretPurpose, random_token};
 use crate::delivery::{Message, MessageKind, Recipient, SecretLink};
 use crate::engine::Inner;
 use crate::model::{
@@ -88,49 +88,17 @@ pub(crate) async fn request(
     // Read for every request: a taken address must not answer faster or otherwise.
     let holder = inner.users.get_user_by_email(&email).await?;
     let deliverable = holder.is_none() && !account.blocked;
-    let now = inner.clock.now();
-    let id = RequestId::generate();
-    let code = OneTimeCode::new(numeric_code(inner.config.config.codes.digits)?.as_str());
-    let identifier = email.as_str().to_owned();
-    let state = RequestState {
-        channel: Channel::EmailCode,
-        purpose: Purpose::EmailChange,
-        secret: code_hash(
-            &inner.hasher,
-            Channel::EmailCode,
-            id,
-            &identifier,
-            Purpose::EmailChange,
-            &code,
-        ),
-        identifier,
-        user_id: Some(user),
+    // A password change, a block, another confirmed change… kills the request (stamp).
+    let request = NewRequest {
         deliverable,
-        org_id: ctx.org_id,
-        locale: ctx.locale.clone(),
-        code_request: None,
-        attempts: 0,
-        sends: 1,
-        poll: None,
-        device_code: None,
-        requester: Requester {
-            ip: ctx.ip,
-            user_agent: ctx.user_agent.clone(),
-            at: now,
-        },
-        stage: Stage::Pending,
-        // A password change, a block, another confirmed change… kills the request.
-        stamp: Some(account.security_stamp),
-        pending: None,
+        ..NewRequest::new(Purpose::EmailChange, Some(user), Some(&account))
     };
-    let ttl = Channel::EmailCode.ttl(inner);
-    super::insert(inner, id, &state, now + ttl).await?;
-    deliver(inner, id, &state, None, Some(code)).await?;
+    let sent = Codes::new(inner)
+        .email()
+        .start(Recipient::Email(email), request, ctx)
+        .await?;
     log(inner, user, ctx, "email_change_requested").await?;
-    Ok(Sent {
-        request_id: id,
-        expires_in: ttl,
-    })
+    Ok(sent)
 }
 
 /// Applies a pending change with its code: see the [module docs](self). Every session of

@@ -259,20 +259,6 @@ pub(crate) async fn remove(inner: &Inner, id: RequestId) -> Result<(), Error> {
     Ok(())
 }
 
-/// The security stamp of the account a request's secret goes to (its user's, or the
-/// address's account), if there is one.
-pub(crate) async fn stamp_at_send(
-    inner: &Inner,
-    user: Option<UserId>,
-    recipient: &Recipient,
-) -> Result<Option<u64>, Error> {
-    let account = match user {
-        Some(id) => inner.users.get_user(id).await?,
-        None => find_user(inner, recipient).await?,
-    };
-    Ok(account.map(|u| u.security_stamp))
-}
-
 /// Whether the account a claimed request was sent for still has the credentials it had
 /// then (DESIGN invariant 13): `false` once its security stamp moved.
 pub(crate) async fn stamp_holds(inner: &Inner, state: &RequestState) -> Result<bool, Error> {

@@ -244,7 +244,7 @@ impl<'a> Mfa<'a> {
                     .ok_or_else(unverified)?;
                 codes
                     .sms()
-                    .send_second_factor(user.id, Recipient::Phone(phone), ctx)
+                    .send_second_factor(&user, Recipient::Phone(phone), ctx)
                     .await?
             }
             MfaMethod::Email => {
@@ -255,7 +255,7 @@ impl<'a> Mfa<'a> {
                     .ok_or_else(unverified)?;
                 codes
                     .email()
-                    .send_second_factor(user.id, Recipient::Email(email), ctx)
+                    .send_second_factor(&user, Recipient::Email(email), ctx)
                     .await?
             }
             _ => return Ok(None),
