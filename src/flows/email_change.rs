@@ -329,11 +329,14 @@ async fn reverted_at(inner: &Inner, user: UserId) -> Result<Option<crate::Timest
     let Some(record) = inner.challenges.get(&reverted_key(user), now).await? else {
         return Ok(None);
     };
-    let millis: i64 = std::str::from_utf8(&record.value)
-        .ok()
-        .and_then(|text| text.parse().ok())
-        .ok_or(Error::Store(StoreError::Corrupt { what: "revert" }))?;
+    let millis =
+        millis_in(&record.value).ok_or(Error::Store(StoreError::Corrupt { what: "revert" }))?;
     Ok(Some(crate::Timestamp::from_unix_millis(millis)))
+}
+
+/// The Unix milliseconds a remembered revert holds.
+fn millis_in(value: &[u8]) -> Option<i64> {
+    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 /// Remembers `changed_at` as undone (keeping the earliest), for as long as a revert link
@@ -343,37 +346,12 @@ async fn remember_reverted(
     user: UserId,
     changed_at: crate::Timestamp,
 ) -> Result<(), Error> {
-    let key = reverted_key(user);
-    for _ in 0..super::MAX_RETRIES {
-        let now = inner.clock.now();
-        let expires_at = now + inner.config.config.ttl.email_change_revert;
-        let value = changed_at.unix_millis().to_string();
-        let written = match inner.challenges.get(&key, now).await? {
-            Some(record) => {
-                let earlier = std::str::from_utf8(&record.value)
-                    .ok()
-                    .and_then(|text| text.parse::<i64>().ok())
-                    .is_some_and(|kept| kept <= changed_at.unix_millis());
-                if earlier {
-                    return Ok(());
-                }
-                inner
-                    .challenges
-                    .update(&key, record.version, value.as_bytes(), expires_at, now)
-                    .await?
-            }
-            None => {
-                inner
-                    .challenges
-                    .insert(&key, value.as_bytes(), expires_at, now)
-                    .await?
-            }
-        };
-        if written {
-            return Ok(());
-        }
-    }
-    Err(Error::Conflict { what: "revert" })
+    let ttl = inner.config.config.ttl.email_change_revert;
+    let value = changed_at.unix_millis().to_string();
+    // The earliest undone change is what voids the links of the later ones.
+    let earlier =
+        |kept: &[u8]| millis_in(kept).is_some_and(|kept| kept <= changed_at.unix_millis());
+    super::put_record(inner, &reverted_key(user), value.as_bytes(), ttl, earlier).await
 }
 
 /// Takes off the passkeys and authenticator apps added since `since`: whoever moved the

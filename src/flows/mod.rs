@@ -253,6 +253,34 @@ pub(crate) async fn replace(
         .await
 }
 
+/// Writes `value` at `key` for `ttl`: inserted when absent, otherwise swapped over the
+/// stored version (retried on a racing write), unless `keep` says the stored value stands.
+pub(crate) async fn put_record(
+    inner: &Inner,
+    key: &ChallengeKey,
+    value: &[u8],
+    ttl: Duration,
+    keep: impl Fn(&[u8]) -> bool,
+) -> Result<(), Error> {
+    let challenges = &inner.challenges;
+    for _ in 0..MAX_RETRIES {
+        let now = inner.clock.now();
+        let written = match challenges.get(key, now).await? {
+            Some(record) if keep(&record.value) => return Ok(()),
+            Some(record) => {
+                challenges
+                    .update(key, record.version, value, now + ttl, now)
+                    .await?
+            }
+            None => challenges.insert(key, value, now + ttl, now).await?,
+        };
+        if written {
+            return Ok(());
+        }
+    }
+    Err(Error::Conflict { what: "record" })
+}
+
 pub(crate) async fn remove(inner: &Inner, id: RequestId) -> Result<(), Error> {
     let now = inner.clock.now();
     inner.challenges.delete(&request_key(id), now).await?;

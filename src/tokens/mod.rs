@@ -278,32 +278,12 @@ pub(crate) async fn bump_roles_revision(
     org: OrgId,
     user: Option<UserId>,
 ) -> Result<(), Error> {
-    let key = revision_key(org, user);
     let value = crate::crypto::b64url(random_bytes::<12>()?.as_ref());
-    for _ in 0..crate::flows::MAX_RETRIES {
-        let now = inner.clock.now();
-        // Past an access token's lifetime and verification's leeway, no token signed
-        // before the change is left to refuse.
-        let expires_at = now + inner.config.config.ttl.access_token + Duration::from_secs(120);
-        let written = match inner.challenges.get(&key, now).await? {
-            Some(record) => {
-                inner
-                    .challenges
-                    .update(&key, record.version, value.as_bytes(), expires_at, now)
-                    .await?
-            }
-            None => {
-                inner
-                    .challenges
-                    .insert(&key, value.as_bytes(), expires_at, now)
-                    .await?
-            }
-        };
-        if written {
-            return Ok(());
-        }
-    }
-    Err(Error::Conflict { what: "roles" })
+    // Past an access token's lifetime and verification's leeway, no token signed before
+    // the change is left to refuse.
+    let ttl = inner.config.config.ttl.access_token + Duration::from_secs(120);
+    let key = revision_key(org, user);
+    crate::flows::put_record(inner, &key, value.as_bytes(), ttl, |_| false).await
 }
 
 /// The largest claims (as JSON) an access token carries: past it the token carries no
