@@ -24,7 +24,7 @@ pub struct RequestContext {
     /// The client's answer to a bot check (a CAPTCHA token), when the page gave one: what
     /// the configured [`BotCheck`](crate::protect::BotCheck) verifies once a budget asks
     /// for it.
-    pub bot_proof: Option<String>,
+    pub bot_proof: Option<crate::crypto::BotProof>,
 }
 
 impl RequestContext {
@@ -42,7 +42,7 @@ impl RequestContext {
         while !proof.is_char_boundary(end) {
             end -= 1;
         }
-        self.bot_proof = Some(proof[..end].to_owned());
+        self.bot_proof = Some(crate::crypto::BotProof::new(&proof[..end]));
         self
     }
 

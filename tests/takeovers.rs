@@ -547,8 +547,12 @@ struct PersonCheck;
 
 #[async_trait::async_trait]
 impl latchkey::protect::BotCheck for PersonCheck {
-    async fn verify(&self, proof: &str, _: &RequestContext) -> Result<bool, Error> {
-        Ok(proof == "a person")
+    async fn verify(
+        &self,
+        proof: &latchkey::crypto::BotProof,
+        _: &RequestContext,
+    ) -> Result<bool, Error> {
+        Ok(proof.secret() == "a person")
     }
 }
 
@@ -594,6 +598,10 @@ async fn texts_past_the_soft_global_level_need_a_bot_check<S>(h: Harness<S>) {
         );
     }
     let person = client(11).with_bot_proof("a person");
+    assert!(
+        !format!("{person:?}").contains("a person"),
+        "the proof is kept out of Debug"
+    );
     h.auth
         .codes()
         .sms()

@@ -12,7 +12,7 @@ pub use hash::{Pepper, SecretHash, SecretHasher, SecretPurpose};
 pub use keyring::{EncryptionKey, KeyId, Keyring, Sealed};
 pub use random::{numeric_code, random_bytes, random_token};
 pub use secret::{
-    AccessToken, ApiKey, AuthCode, BackupCode, CeremonyToken, ClientSecret, CodeVerifier,
+    AccessToken, ApiKey, AuthCode, BackupCode, BotProof, CeremonyToken, ClientSecret, CodeVerifier,
     EmailRevertToken, InvitationToken, MagicLinkToken, MfaToken, OneTimeCode, Password, PollToken,
     RefreshToken,
 };

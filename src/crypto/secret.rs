@@ -156,6 +156,20 @@ secret_string!(
     EmailRevertToken
 );
 secret_string!(
+    /// A client's answer to a bot check (a CAPTCHA token): single use at its provider, so
+    /// kept out of logs like the rest.
+    BotProof
+);
+
+impl PartialEq for BotProof {
+    fn eq(&self, other: &Self) -> bool {
+        self.ct_eq(other)
+    }
+}
+
+impl Eq for BotProof {}
+
+secret_string!(
     /// Names one passkey ceremony between its start and its finish (SSOJet's `auth_code`).
     /// Whoever holds it and the ceremony's challenge can finish it: keep it in the page
     /// that started it.

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use crate::crypto::BotProof;
 use crate::{Error, RequestContext};
 
 /// Verifies a client's answer to a bot check (a CAPTCHA or a proof-of-work token), which
@@ -17,5 +18,5 @@ use crate::{Error, RequestContext};
 pub trait BotCheck: Send + Sync + std::fmt::Debug {
     /// Whether `proof` shows a person is behind the request. An error (the checking
     /// service is down) refuses the request.
-    async fn verify(&self, proof: &str, ctx: &RequestContext) -> Result<bool, Error>;
+    async fn verify(&self, proof: &BotProof, ctx: &RequestContext) -> Result<bool, Error>;
 }
