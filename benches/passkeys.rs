@@ -29,8 +29,10 @@ const ORIGIN: &str = "https://app.example.com";
 fn passkeys(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let store = MemoryStore::new();
+    let mailer = latchkey::testing::CapturingMailer::new();
     let auth = Latchkey::builder(Config::new(ORIGIN))
         .store(store.clone())
+        .mailer(mailer.clone())
         .clock(ManualClock::fixed())
         .pepper(test_pepper())
         .keyring(test_keyring())
@@ -49,7 +51,13 @@ fn passkeys(c: &mut Criterion) {
             .finish_registration(&token, &key.register(&options), None, &ctx)
             .await
             .unwrap();
-        let Some(SignIn::Complete(set)) = registered.sign_in else {
+        // The account is made when the code emailed for the sign-up comes back.
+        let pending = registered.pending.unwrap();
+        auth.flush_deliveries().await;
+        let code = mailer.last().unwrap().message.code.unwrap();
+        let sign_ups = auth.sign_ups();
+        let confirmed = sign_ups.confirm(pending.request_id, &code, &ctx).await;
+        let SignIn::Complete(set) = confirmed.unwrap() else {
             panic!("a sign-up signs in")
         };
         RawSigner::of(&store, &auth, &set.access_token).await

@@ -802,7 +802,10 @@ async fn wa21_adding_a_passkey_needs_a_recent_sign_in_and_excludes_existing_ones
         .finish_registration(&token, &second.register(&options), Some("Laptop"), &ctx())
         .await
         .unwrap();
-    assert!(registered.sign_in.is_none());
+    assert!(
+        registered.pending.is_none(),
+        "a signed-in user's passkey is made at once"
+    );
     assert_eq!(second.user_handle, first.user_handle, "one handle per user");
     let names: Vec<String> = passkeys
         .list(user)

@@ -161,9 +161,6 @@ fn b64url_id<S: Serializer>(id: &CredentialId, s: S) -> Result<S::Ok, S::Error> 
 pub struct PasskeyRegistered {
     /// The new passkey.
     pub passkey: PasskeyInfo,
-    /// Not given today: a sign-up's sign-in comes from
-    /// [`SignUps::confirm`](crate::SignUps::confirm).
-    pub sign_in: Option<SignIn>,
     /// For a sign-up ([`Registrant::NewUser`]): the code emailed to the address, which
     /// [`SignUps::confirm`](crate::SignUps::confirm) takes to make the account with this
     /// passkey and sign it in. The same answer whether or not the address has an account.
@@ -749,7 +746,6 @@ async fn register(
         let pending = super::sign_up::start(inner, new_user.email, &account, ctx).await?;
         return Ok(PasskeyRegistered {
             passkey: stored.into(),
-            sign_in: None,
             pending: Some(pending),
         });
     }
@@ -764,7 +760,6 @@ async fn register(
     add_passkey(inner, &stored, ctx).await?;
     Ok(PasskeyRegistered {
         passkey: stored.into(),
-        sign_in: None,
         pending: None,
     })
 }
