@@ -5,6 +5,7 @@
 // Failures are reported by panicking, like any test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[macro_use]
 mod support;
 
 use std::time::Duration;
@@ -15,20 +16,6 @@ use latchkey::model::AuthEventKind;
 use latchkey::testing::race;
 use latchkey::{Error, MessageKind, NewUser, RequestContext, SignIn, TokenSet, UserId};
 use support::{Harness, code_of, harness, sled_harness};
-
-/// Runs a scenario on both adapters: `name_on_memory` and `name_on_sled`.
-macro_rules! on_both_adapters {
-    ($($name:ident),* $(,)?) => {
-        mod on_memory {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::$name(super::harness()).await })*
-        }
-        mod on_sled {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::$name(super::sled_harness()).await })*
-        }
-    };
-}
 
 on_both_adapters!(
     acc01_an_update_cannot_move_the_address_to_another_mailbox,
@@ -54,12 +41,17 @@ const ATTACKER: &str = "attacker@evil.example";
 
 /// The victim's account, signed in twice by its owner (their phone and laptop).
 async fn victim<S>(h: &Harness<S>) -> (UserId, TokenSet, TokenSet) {
-    let mut new = NewUser::with_email(VICTIM);
-    new.email_verified = true;
-    let user = h.auth.users().create(new, &ctx()).await.unwrap();
+    let user = verified_user(h, VICTIM).await;
     let first = sign_in(h, VICTIM).await;
     let second = sign_in(h, VICTIM).await;
     (user.id, first, second)
+}
+
+/// An account an administrator made, its address vouched for.
+async fn verified_user<S>(h: &Harness<S>, email: &str) -> latchkey::model::User {
+    let mut new = NewUser::with_email(email);
+    new.email_verified = true;
+    h.auth.users().create(new, &ctx()).await.unwrap()
 }
 
 /// Signs in by an emailed code.
@@ -305,9 +297,7 @@ async fn acc01_the_revert_token_works_once_and_expires<S>(h: Harness<S>) {
 /// same user (for the attacker's address), nor another purpose; and it works once.
 async fn acc01_a_code_confirms_only_its_own_user_and_address<S>(h: Harness<S>) {
     let (victim, _, _) = victim(&h).await;
-    let mut other = NewUser::with_email("other@example.com");
-    other.email_verified = true;
-    let other = h.auth.users().create(other, &ctx()).await.unwrap().id;
+    let other = verified_user(&h, "other@example.com").await.id;
 
     // The owner asks for a new address they hold; the attacker (with a session) asks for
     // theirs and tries the owner's code on their own request.
@@ -368,9 +358,7 @@ async fn acc01_a_code_confirms_only_its_own_user_and_address<S>(h: Harness<S>) {
 /// a free one; no code goes out, and confirming fails as a wrong code does.
 async fn acc01_an_address_another_account_holds_answers_like_a_free_one<S>(h: Harness<S>) {
     let (victim, _, _) = victim(&h).await;
-    let mut taken = NewUser::with_email("taken@example.com");
-    taken.email_verified = true;
-    let holder = h.auth.users().create(taken, &ctx()).await.unwrap().id;
+    let holder = verified_user(&h, "taken@example.com").await.id;
     let mails = h.mails().await.len();
 
     h.clock.advance(Duration::from_secs(61));

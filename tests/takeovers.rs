@@ -4,6 +4,7 @@
 // Failures are reported by panicking, like any test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[macro_use]
 mod support;
 
 use latchkey::crypto::Password;
@@ -12,20 +13,6 @@ use latchkey::model::{Membership, OrgId, User, UserId};
 use latchkey::store::{OrgStore, UserStore};
 use latchkey::{Error, RequestContext, SignIn};
 use support::{Harness, app_code, base32_decode, code_of, harness, sled_harness};
-
-/// Runs an attack on both adapters: `name_on_memory` and `name_on_sled`.
-macro_rules! on_both_adapters {
-    ($($name:ident),* $(,)?) => {
-        mod on_memory {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::$name(super::harness()).await })*
-        }
-        mod on_sled {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $name() { super::$name(super::sled_harness()).await })*
-        }
-    };
-}
 
 on_both_adapters!(
     a_pre_registered_accounts_enrolment_token_dies_when_the_owner_proves_the_address,
@@ -70,6 +57,12 @@ mod scenarios_on_sled {
 
 fn ctx() -> RequestContext {
     RequestContext::new().with_ip([198, 51, 100, 7].into())
+}
+
+/// An organization with default settings.
+async fn org<S>(h: &Harness<S>, name: &str, slug: &str) -> OrgId {
+    let new = latchkey::NewOrg::new(name, slug);
+    h.auth.orgs().create(new).await.unwrap().id
 }
 
 const ATTACKERS_PASSWORD: &str = "correct horse battery staple";
@@ -362,13 +355,7 @@ async fn a_burst_of_wrong_proofs_spends_an_mfa_token_before_any_is_judged<S>(h: 
 /// live check refuses them at once, and refreshing signs one with the roles held now.
 async fn verify_live_refuses_permissions_taken_away_since_the_token_was_signed<S>(h: Harness<S>) {
     let rbac = h.auth.rbac();
-    let acme = h
-        .auth
-        .orgs()
-        .create(latchkey::NewOrg::new("Acme", "acme"))
-        .await
-        .unwrap()
-        .id;
+    let acme = org(&h, "Acme", "acme").await;
     rbac.define_permission(acme, "invoices:write", None)
         .await
         .unwrap();
@@ -651,13 +638,7 @@ mod bot_check {
 /// that held free-form HTML are refused; its administrators cannot make an outsider a
 /// member, and an invitation joins only the person who proved the invited address.
 async fn an_org_admin_can_neither_word_a_code_away_nor_pull_an_outsider_in<S>(h: Harness<S>) {
-    let evil = h
-        .auth
-        .orgs()
-        .create(latchkey::NewOrg::new("Evil", "evil"))
-        .await
-        .unwrap()
-        .id;
+    let evil = org(&h, "Evil", "evil").await;
     for text in ["{{ code }}", "{{link}}", "<img src=https://evil.example/p>"] {
         let mut wording =
             latchkey::directory::MessageWording::new(latchkey::MessageKind::EmailCode, None);
@@ -805,13 +786,7 @@ async fn a_membership_its_pre_registrant_chose_goes_even_with_roles_given_since<
 >(
     h: Harness<S>,
 ) {
-    let acme = h
-        .auth
-        .orgs()
-        .create(latchkey::NewOrg::new("Acme", "acme"))
-        .await
-        .unwrap()
-        .id;
+    let acme = org(&h, "Acme", "acme").await;
     let squatted = unproven_account(&h, "victim@example.com", Some(acme)).await;
     h.auth
         .rbac()

