@@ -822,9 +822,7 @@ async fn sign_in(
 ) -> Result<SignIn, Error> {
     let ctx = &ctx_in_org(ctx, ceremony.org_id);
     match verify_assertion(inner, ceremony.step, response).await? {
-        Ok((user_id, method)) => {
-            complete_first_factor(inner, Proven::current(user_id), method, None, ctx).await
-        }
+        Ok((proven, method)) => complete_first_factor(inner, proven, method, None, ctx).await,
         Err(Refusal::Invalid(user)) => {
             record_failure(inner, None, user, ctx, "passkey").await?;
             Err(Error::InvalidCredentials)
@@ -844,7 +842,7 @@ async fn verify_assertion(
     inner: &Inner,
     step: Step,
     response: &PublicKeyCredential,
-) -> Result<Result<(UserId, AuthMethod), Refusal>, Error> {
+) -> Result<Result<(Proven, AuthMethod), Refusal>, Error> {
     let Step::SignIn {
         named,
         user_id,
@@ -901,6 +899,13 @@ async fn verify_assertion(
             return refuse();
         }
     };
+    // The owner's stamp before the use is recorded: a deletion of this passkey either
+    // lands first (the use is refused below) or moves the stamp after this read (the
+    // sign-in is then refused where the session opens).
+    let Some(account) = inner.users.get_user(owner).await? else {
+        return refuse();
+    };
+    let proven = Proven::by(&account);
     let use_ = PasskeyUse {
         counter: result.counter(),
         backup_state: result.backup_state(),
@@ -924,5 +929,5 @@ async fn verify_assertion(
         synced: result.backup_eligible(),
         user_verified: result.user_verified() && registered_with_uv,
     };
-    Ok(Ok((owner, method)))
+    Ok(Ok((proven, method)))
 }
