@@ -9,13 +9,13 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use latchkey::model::{User, UserId};
-use latchkey::store::UserStore;
-use latchkey::testing::{test_keyring, test_pepper};
-use latchkey::{
-    AuthMethod, Config, Latchkey, ManualClock, NewOrg, RequestContext, RoleSpec, SignIn,
+use portcullis::model::{User, UserId};
+use portcullis::store::UserStore;
+use portcullis::testing::{test_keyring, test_pepper};
+use portcullis::{
+    AuthMethod, Config, ManualClock, NewOrg, Portcullis, RequestContext, RoleSpec, SignIn,
 };
-use latchkey_memory::MemoryStore;
+use portcullis_memory::MemoryStore;
 use tokio::runtime::Runtime;
 
 const USERS: usize = 1_000_000;
@@ -35,7 +35,7 @@ fn directory(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let store = MemoryStore::new();
     let clock = ManualClock::fixed();
-    let auth = Latchkey::builder(Config::new("https://app.example.com"))
+    let auth = Portcullis::builder(Config::new("https://app.example.com"))
         .store(store.clone())
         .clock(clock.clone())
         .pepper(test_pepper())
@@ -76,7 +76,7 @@ fn directory(c: &mut Criterion) {
         let in_acme = ctx.clone().with_org(org.id);
         let ana = auth
             .users()
-            .create(latchkey::NewUser::with_email("ana@example.com"), &in_acme)
+            .create(portcullis::NewUser::with_email("ana@example.com"), &in_acme)
             .await
             .unwrap();
         rbac.add_member(ana.id, org.id, &[clerk.id, viewer.id, admin.id], &ctx)

@@ -10,9 +10,9 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use latchkey::testing::{test_keyring, test_pepper};
-use latchkey::{Config, Latchkey, ManualClock, Registrant, RequestContext, SignIn};
-use latchkey_memory::MemoryStore;
+use portcullis::testing::{test_keyring, test_pepper};
+use portcullis::{Config, ManualClock, Portcullis, Registrant, RequestContext, SignIn};
+use portcullis_memory::MemoryStore;
 use tokio::runtime::Runtime;
 use webauthn_rs::prelude::{Url, Uuid, WebauthnBuilder};
 
@@ -29,8 +29,8 @@ const ORIGIN: &str = "https://app.example.com";
 fn passkeys(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let store = MemoryStore::new();
-    let mailer = latchkey::testing::CapturingMailer::new();
-    let auth = Latchkey::builder(Config::new(ORIGIN))
+    let mailer = portcullis::testing::CapturingMailer::new();
+    let auth = Portcullis::builder(Config::new(ORIGIN))
         .store(store.clone())
         .mailer(mailer.clone())
         .clock(ManualClock::fixed())

@@ -12,15 +12,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use criterion::{Criterion, criterion_group, criterion_main};
-use latchkey::crypto::{MagicLinkToken, OneTimeCode, SecretPurpose, random_token};
-use latchkey::model::{User, UserId};
-use latchkey::store::UserStore;
-use latchkey::testing::{test_keyring, test_pepper};
-use latchkey::{
-    Config, Delivery, DeliveryError, DeviceProof, EmailMessage, Latchkey, LinkOptions, Mailer,
-    ManualClock, RequestContext, SignIn,
+use portcullis::crypto::{MagicLinkToken, OneTimeCode, SecretPurpose, random_token};
+use portcullis::model::{User, UserId};
+use portcullis::store::UserStore;
+use portcullis::testing::{test_keyring, test_pepper};
+use portcullis::{
+    Config, Delivery, DeliveryError, DeviceProof, EmailMessage, LinkOptions, Mailer, ManualClock,
+    Portcullis, RequestContext, SignIn,
 };
-use latchkey_memory::MemoryStore;
+use portcullis_memory::MemoryStore;
 use tokio::runtime::Runtime;
 
 mod common;
@@ -57,7 +57,7 @@ fn passwordless(c: &mut Criterion) {
     let mut config = Config::new("https://app.example.com");
     // Inline, so the code is in hand when `send` returns; the bench's mailer costs nothing.
     config.passwordless.delivery = Delivery::Inline;
-    let auth = Latchkey::builder(config)
+    let auth = Portcullis::builder(config)
         .store(store.clone())
         .mailer(mailer.clone())
         .clock(clock.clone())

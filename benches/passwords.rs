@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordVerifier, Version};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use latchkey::crypto::{OneTimeCode, Password};
-use latchkey::mfa::totp::code_at;
-use latchkey::store::UserStore;
-use latchkey::testing::{test_keyring, test_pepper};
-use latchkey::{Config, Latchkey, ManualClock, MfaProof, RequestContext, SignIn};
-use latchkey_memory::MemoryStore;
+use portcullis::crypto::{OneTimeCode, Password};
+use portcullis::mfa::totp::code_at;
+use portcullis::store::UserStore;
+use portcullis::testing::{test_keyring, test_pepper};
+use portcullis::{Config, ManualClock, MfaProof, Portcullis, RequestContext, SignIn};
+use portcullis_memory::MemoryStore;
 use tokio::runtime::Runtime;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -24,8 +24,8 @@ fn passwords(c: &mut Criterion) {
     let rt = Runtime::new().unwrap();
     let store = MemoryStore::new();
     let clock = ManualClock::fixed();
-    let mailer = latchkey::testing::CapturingMailer::new();
-    let auth = Latchkey::builder(Config::new("https://app.example.com"))
+    let mailer = portcullis::testing::CapturingMailer::new();
+    let auth = Portcullis::builder(Config::new("https://app.example.com"))
         .store(store.clone())
         .mailer(mailer.clone())
         .clock(clock.clone())
@@ -71,7 +71,7 @@ fn passwords(c: &mut Criterion) {
             .unwrap()
             .unwrap();
         let enrollment = auth.mfa().totp().enroll(bo.id, &ctx).await.unwrap();
-        let secret = latchkey::mfa::totp::decode_base32(&enrollment.secret_base32)
+        let secret = portcullis::mfa::totp::decode_base32(&enrollment.secret_base32)
             .unwrap()
             .to_vec();
         let now = auth.now().unix_secs() as u64;
@@ -128,7 +128,7 @@ fn passwords(c: &mut Criterion) {
                         .unwrap()
                         .unwrap();
                     match auth
-                        .complete_first_factor(bo.id, latchkey::AuthMethod::Email, None, &ctx)
+                        .complete_first_factor(bo.id, portcullis::AuthMethod::Email, None, &ctx)
                         .await
                         .unwrap()
                     {

@@ -11,16 +11,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use latchkey::crypto::{SecretPurpose, numeric_code, random_token};
-use latchkey::model::{ChallengeKey, ChallengeKind, User, UserId};
-use latchkey::store::{ChallengeStore, UserStore};
-use latchkey::testing::{test_keyring, test_pepper};
-use latchkey::{Config, Email, Latchkey, RateLimit};
-use latchkey_memory::MemoryStore;
+use portcullis::crypto::{SecretPurpose, numeric_code, random_token};
+use portcullis::model::{ChallengeKey, ChallengeKind, User, UserId};
+use portcullis::store::{ChallengeStore, UserStore};
+use portcullis::testing::{test_keyring, test_pepper};
+use portcullis::{Config, Email, Portcullis, RateLimit};
+use portcullis_memory::MemoryStore;
 use tokio::runtime::Runtime;
 
-fn engine(store: MemoryStore) -> Latchkey {
-    Latchkey::builder(Config::new("https://app.example.com"))
+fn engine(store: MemoryStore) -> Portcullis {
+    Portcullis::builder(Config::new("https://app.example.com"))
         .store(store)
         .pepper(test_pepper())
         .keyring(test_keyring())

@@ -10,21 +10,21 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use latchkey::model::{User, UserId};
-use latchkey::store::UserStore;
-use latchkey::testing::{test_keyring, test_pepper};
-use latchkey::tokens::Claims;
-use latchkey::{AuthMethod, Config, Latchkey, RequestContext, SignIn};
-use latchkey_memory::MemoryStore;
+use portcullis::model::{User, UserId};
+use portcullis::store::UserStore;
+use portcullis::testing::{test_keyring, test_pepper};
+use portcullis::tokens::Claims;
+use portcullis::{AuthMethod, Config, Portcullis, RequestContext, SignIn};
+use portcullis_memory::MemoryStore;
 use tokio::runtime::Runtime;
 
 mod common;
 use common::RawSigner;
 
-fn engine(store: &MemoryStore, cache_capacity: usize) -> Latchkey {
+fn engine(store: &MemoryStore, cache_capacity: usize) -> Portcullis {
     let mut config = Config::new("https://app.example.com");
     config.tokens.cache_capacity = cache_capacity;
-    Latchkey::builder(config)
+    Portcullis::builder(config)
         .store(store.clone())
         .pepper(test_pepper())
         .keyring(test_keyring())

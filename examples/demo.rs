@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use latchkey::crypto::{EncryptionKey, Keyring, Pepper, SecretPurpose, random_token};
-use latchkey::model::{AuthEventKind, ChallengeKey, ChallengeKind, PageRequest, User, UserId};
-use latchkey::store::UserStore;
-use latchkey::{
+use portcullis::crypto::{EncryptionKey, Keyring, Pepper, SecretPurpose, random_token};
+use portcullis::model::{AuthEventKind, ChallengeKey, ChallengeKind, PageRequest, User, UserId};
+use portcullis::store::UserStore;
+use portcullis::{
     AuthMethod, Config, ConsoleMailer, DeliveryError, DeviceProof, Email, EmailMessage, Error,
-    Latchkey, LinkOptions, LinkStatus, Mailer, Phone, RateLimit, RequestContext, SignIn,
+    LinkOptions, LinkStatus, Mailer, Phone, Portcullis, RateLimit, RequestContext, SignIn,
 };
 
 /// Prints every email, like `ConsoleMailer`, and keeps the last one so the demo can
@@ -36,14 +36,14 @@ impl Outbox {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
-use latchkey_memory::MemoryStore;
+use portcullis_memory::MemoryStore;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    println!("latchkey demo\n");
+    println!("portcullis demo\n");
 
     // 1. Configuration is checked once, at build().
-    let bad = Latchkey::builder(Config::new("http://app.example.com"))
+    let bad = Portcullis::builder(Config::new("http://app.example.com"))
         .store(MemoryStore::new())
         .pepper(Pepper::generate()?)
         .keyring(Keyring::new(1, EncryptionKey::generate()?))
@@ -54,7 +54,7 @@ async fn main() -> Result<(), Error> {
 
     let store = MemoryStore::new();
     let outbox = Outbox::default();
-    let auth = Latchkey::builder(Config::new("http://localhost:8080"))
+    let auth = Portcullis::builder(Config::new("http://localhost:8080"))
         .store(store.clone())
         .mailer(outbox.clone())
         .pepper(Pepper::generate()?)
@@ -206,7 +206,7 @@ async fn main() -> Result<(), Error> {
     let Some(code) = outbox.last().and_then(|m| m.message.code) else {
         return Ok(());
     };
-    let wrong = latchkey::crypto::OneTimeCode::new("not-it");
+    let wrong = portcullis::crypto::OneTimeCode::new("not-it");
     let refused = auth
         .codes()
         .email()
@@ -234,8 +234,9 @@ async fn main() -> Result<(), Error> {
     let Some(link) = outbox.last().and_then(|m| m.message.link) else {
         return Ok(());
     };
-    let token =
-        latchkey::crypto::MagicLinkToken::new(link.secret().rsplit("token=").next().unwrap_or(""));
+    let token = portcullis::crypto::MagicLinkToken::new(
+        link.secret().rsplit("token=").next().unwrap_or(""),
+    );
     let phone = RequestContext::new().with_user_agent("a phone");
     let peek = links.peek(&token, &DeviceProof::none()).await?;
     println!(
@@ -276,7 +277,7 @@ async fn main() -> Result<(), Error> {
 
     // 9. A password, then TOTP: the next sign-in needs both.
     println!("\n9. carol signs up with a password and adds an authenticator app:");
-    let password = latchkey::crypto::Password::new("correct horse battery staple");
+    let password = portcullis::crypto::Password::new("correct horse battery staple");
     let started = auth
         .passwords()
         .sign_up("carol@example.com", &password, &ctx)
@@ -298,12 +299,12 @@ async fn main() -> Result<(), Error> {
         "   scan {} bytes of PNG QR code, or type the secret into the app",
         enrollment.qr_png.len()
     );
-    let app = |secret: &str| -> Result<latchkey::crypto::OneTimeCode, Error> {
+    let app = |secret: &str| -> Result<portcullis::crypto::OneTimeCode, Error> {
         // What the app computes: the secret's current code.
-        let bytes = latchkey::mfa::totp::decode_base32(secret)?;
+        let bytes = portcullis::mfa::totp::decode_base32(secret)?;
         let now = u64::try_from(auth.now().unix_secs()).unwrap_or(0);
-        let code = latchkey::mfa::totp::code_at(&bytes, now, "SHA1", 6)?;
-        Ok(latchkey::crypto::OneTimeCode::new(code))
+        let code = portcullis::mfa::totp::code_at(&bytes, now, "SHA1", 6)?;
+        Ok(portcullis::crypto::OneTimeCode::new(code))
     };
     let backup = auth
         .mfa()
@@ -319,7 +320,7 @@ async fn main() -> Result<(), Error> {
         .passwords()
         .sign_in(
             "carol@example.com",
-            &latchkey::crypto::Password::new("nope"),
+            &portcullis::crypto::Password::new("nope"),
             &ctx,
         )
         .await;
@@ -334,7 +335,7 @@ async fn main() -> Result<(), Error> {
     {
         let methods: Vec<_> = step.methods.iter().map(|m| m.as_str()).collect();
         println!("   the right password: a second factor is due ({methods:?})");
-        let proof = latchkey::MfaProof::BackupCode(backup[0].clone());
+        let proof = portcullis::MfaProof::BackupCode(backup[0].clone());
         if let SignIn::Complete(done) = auth.mfa().verify(&step.mfa_token, &proof, &ctx).await? {
             let claims = auth.tokens().verify(done.access_token.secret()).await?;
             println!(
@@ -354,21 +355,27 @@ async fn main() -> Result<(), Error> {
 }
 
 /// Section 11: what an administrator manages.
-async fn directory(auth: &Latchkey, ctx: &RequestContext) -> Result<(), Error> {
+async fn directory(auth: &Portcullis, ctx: &RequestContext) -> Result<(), Error> {
     let acme = auth
         .orgs()
-        .create(latchkey::NewOrg::new("Acme", "acme"))
+        .create(portcullis::NewOrg::new("Acme", "acme"))
         .await?;
     let rbac = auth.rbac();
     rbac.define_permission(acme.id, "invoices:write", Some("Create invoices"))
         .await?;
     let clerk = rbac
-        .create_role(acme.id, &latchkey::RoleSpec::new("clerk", &["invoices:*"]))
+        .create_role(
+            acme.id,
+            &portcullis::RoleSpec::new("clerk", &["invoices:*"]),
+        )
         .await?;
     let in_acme = ctx.clone().with_org(acme.id);
     let erin = auth
         .users()
-        .create(latchkey::NewUser::with_email("erin@example.com"), &in_acme)
+        .create(
+            portcullis::NewUser::with_email("erin@example.com"),
+            &in_acme,
+        )
         .await?;
     rbac.add_member(erin.id, acme.id, &[clerk.id], ctx).await?;
     if let SignIn::Complete(set) = auth
@@ -386,7 +393,7 @@ async fn directory(auth: &Latchkey, ctx: &RequestContext) -> Result<(), Error> {
         .api_keys()
         .create(
             acme.id,
-            &latchkey::directory::NewApiKey::new("CI", &["users:read"]),
+            &portcullis::directory::NewApiKey::new("CI", &["users:read"]),
         )
         .await?;
     let caller = auth.api_keys().verify(&key.secret).await?;
@@ -404,13 +411,13 @@ async fn directory(auth: &Latchkey, ctx: &RequestContext) -> Result<(), Error> {
 
 /// Section 10: a passkey sign-up and sign-in with webauthn-authenticator-rs's software
 /// authenticator playing the browser and the device.
-async fn passkeys(auth: &Latchkey, ctx: &RequestContext) -> Result<(), Error> {
+async fn passkeys(auth: &Portcullis, ctx: &RequestContext) -> Result<(), Error> {
     use webauthn_authenticator_rs::WebauthnAuthenticator;
     use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
     let origin = auth.public_origin().clone();
     let mut device = SoftPasskey::new(true);
-    let who = latchkey::Registrant::NewUser {
+    let who = portcullis::Registrant::NewUser {
         email: "dana@example.com".parse()?,
         name: Some("Dana".into()),
     };

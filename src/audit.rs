@@ -2,7 +2,7 @@
 //!
 //! Every event the engine records goes through [`ChainedLog`], which links it to the
 //! previous event of its user (a keyed hash of it, so only the engine can make a link)
-//! and emits it as a `tracing` event (target `latchkey::audit`, no secrets).
+//! and emits it as a `tracing` event (target `portcullis::audit`, no secrets).
 //! [`Audit::verify_chain`] walks a user's log and reports the first event that was
 //! removed or edited.
 
@@ -305,7 +305,7 @@ impl AuditLog for ChainedLog {
         };
         if appended.is_ok() {
             tracing::info!(
-                target: "latchkey::audit",
+                target: "portcullis::audit",
                 event_id = %event.id,
                 kind = %event.kind,
                 user_id = ?event.user_id,

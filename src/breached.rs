@@ -12,7 +12,7 @@ use crate::crypto::Password;
 
 /// Says whether a password is known to attackers: on a list of common passwords, or in a
 /// breach corpus. Given to the builder
-/// ([`LatchkeyBuilder::breached_passwords`](crate::LatchkeyBuilder::breached_passwords)),
+/// ([`PortcullisBuilder::breached_passwords`](crate::PortcullisBuilder::breached_passwords)),
 /// it screens every new password (sign-up, change, reset).
 ///
 /// An implementation that cannot answer (a remote service down) returns an error; the

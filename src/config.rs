@@ -1,5 +1,5 @@
 //! [`Config`]: everything the engine is told, with defaults that are safe, checked once by
-//! [`LatchkeyBuilder::build`](crate::LatchkeyBuilder::build).
+//! [`PortcullisBuilder::build`](crate::PortcullisBuilder::build).
 
 use std::time::Duration;
 
@@ -61,7 +61,7 @@ impl Config {
             audience: public_origin.clone(),
             public_origin,
             rp_id: None,
-            rp_name: "latchkey".into(),
+            rp_name: "portcullis".into(),
             ttl: Ttl::default(),
             codes: CodePolicy::default(),
             limits: Limits::default(),
@@ -528,7 +528,7 @@ pub enum Delivery {
     /// latency would tell which addresses get mail (an unknown one gets none when sign-up
     /// is off). Failures are logged (`tracing`), not returned. Called outside a Tokio
     /// runtime, the message goes out inline as with [`Delivery::Inline`], with a warning.
-    /// [`Latchkey::flush_deliveries`](crate::Latchkey::flush_deliveries) waits for the
+    /// [`Portcullis::flush_deliveries`](crate::Portcullis::flush_deliveries) waits for the
     /// messages under way, e.g. before shutting down.
     Background,
     /// Within the call: delivery errors are returned as [`Error::Delivery`], and the
@@ -707,7 +707,7 @@ pub struct PasswordPolicy {
     /// Refuse the bundled list of the 30,000 most common passwords
     /// ([`CommonPasswords`](crate::CommonPasswords)), also with digits or symbols added at
     /// the end. Default on; works offline. A checker given to the builder
-    /// ([`LatchkeyBuilder::breached_passwords`](crate::LatchkeyBuilder::breached_passwords))
+    /// ([`PortcullisBuilder::breached_passwords`](crate::PortcullisBuilder::breached_passwords))
     /// runs as well.
     pub refuse_common: bool,
 }

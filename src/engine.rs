@@ -1,4 +1,4 @@
-//! [`Latchkey`], the engine, and [`LatchkeyBuilder`], which checks everything once.
+//! [`Portcullis`], the engine, and [`PortcullisBuilder`], which checks everything once.
 
 use std::fmt;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use crate::{Clock, Error, SystemClock, Timestamp};
 ///
 /// Each capability is a light handle borrowed from it (`auth.limits()`, `auth.audit()`…).
 #[derive(Clone)]
-pub struct Latchkey {
+pub struct Portcullis {
     inner: Arc<Inner>,
 }
 
@@ -56,10 +56,10 @@ pub(crate) struct Inner {
     pub(crate) webauthn: webauthn_rs_core::WebauthnCore,
 }
 
-impl Latchkey {
+impl Portcullis {
     /// Starts building an engine from `config`.
-    pub fn builder(config: Config) -> LatchkeyBuilder {
-        LatchkeyBuilder {
+    pub fn builder(config: Config) -> PortcullisBuilder {
+        PortcullisBuilder {
             config,
             users: None,
             orgs: None,
@@ -241,9 +241,9 @@ impl Latchkey {
     }
 }
 
-impl fmt::Debug for Latchkey {
+impl fmt::Debug for Portcullis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Latchkey")
+        f.debug_struct("Portcullis")
             .field("origin", &self.inner.config.origin.as_str())
             .field("rp_id", &self.inner.config.rp_id)
             .field("clock", &self.inner.clock)
@@ -251,10 +251,10 @@ impl fmt::Debug for Latchkey {
     }
 }
 
-/// Builds a [`Latchkey`]. Nothing is checked until [`build`](Self::build), which checks
+/// Builds a [`Portcullis`]. Nothing is checked until [`build`](Self::build), which checks
 /// everything.
 #[must_use]
-pub struct LatchkeyBuilder {
+pub struct PortcullisBuilder {
     config: Config,
     users: Option<Arc<dyn UserStore>>,
     orgs: Option<Arc<dyn OrgStore>>,
@@ -273,7 +273,7 @@ pub struct LatchkeyBuilder {
     bot_check: Option<Arc<dyn crate::protect::BotCheck>>,
 }
 
-impl LatchkeyBuilder {
+impl PortcullisBuilder {
     /// One adapter for all five stores.
     pub fn store<S: Storage + 'static>(self, store: S) -> Self {
         self.shared_store(Arc::new(store))
@@ -396,7 +396,7 @@ impl LatchkeyBuilder {
     ///
     /// Fails with [`Error::Config`] naming the first problem: an invalid origin or policy, a
     /// missing store, pepper or keyring.
-    pub fn build(self) -> Result<Latchkey, Error> {
+    pub fn build(self) -> Result<Portcullis, Error> {
         let missing = |what: &str| Error::Config(format!("no {what} was given to the builder"));
         let config = self.config.validate()?;
         let pepper = self.pepper.ok_or_else(|| missing("pepper"))?;
@@ -444,7 +444,7 @@ impl LatchkeyBuilder {
             locate: self.locate,
             bot_check: self.bot_check,
         };
-        Ok(Latchkey {
+        Ok(Portcullis {
             inner: Arc::new(inner),
         })
     }
@@ -465,9 +465,9 @@ fn ensure_jwt_crypto() -> Result<(), Error> {
         .ok_or_else(|| Error::Config("jsonwebtoken has no crypto provider".into()))
 }
 
-impl fmt::Debug for LatchkeyBuilder {
+impl fmt::Debug for PortcullisBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LatchkeyBuilder")
+        f.debug_struct("PortcullisBuilder")
             .field("config", &self.config)
             .finish_non_exhaustive()
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 /// A boxed error from an adapter's backend (a database driver, an SMTP client…).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
-/// Everything a latchkey call can fail with.
+/// Everything a portcullis call can fail with.
 ///
 /// Match on the variant, or on [`Error::code`], a stable snake_case string that HTTP layers
 /// map to statuses. No variant ever carries a secret: messages are fixed texts or say which
@@ -70,7 +70,7 @@ pub enum Error {
     /// The action needs a recent sign-in (adding a passkey, say): sign in again first.
     #[error("a recent sign-in is required")]
     ReauthRequired,
-    /// The engine was configured wrongly; reported by [`LatchkeyBuilder::build`](crate::LatchkeyBuilder::build).
+    /// The engine was configured wrongly; reported by [`PortcullisBuilder::build`](crate::PortcullisBuilder::build).
     #[error("invalid configuration: {0}")]
     Config(String),
     /// Sealed data could not be opened: wrong key, tampered ciphertext or associated data.
@@ -198,7 +198,7 @@ impl From<StoreError> for Error {
     }
 }
 
-/// A mailer or SMS sender failed. The source is kept; latchkey never puts the message in it,
+/// A mailer or SMS sender failed. The source is kept; portcullis never puts the message in it,
 /// since the message carries the code or link being delivered (and adapters must not
 /// either: see [`Mailer`](crate::Mailer)).
 #[derive(Debug, thiserror::Error)]

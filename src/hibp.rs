@@ -26,10 +26,10 @@ const MAX_BODY: usize = 1024 * 1024;
 /// to let the password through with a warning: an outage never blocks sign-ups.
 ///
 /// ```no_run
-/// # fn build(config: latchkey::Config) -> Result<(), latchkey::Error> {
-/// let auth = latchkey::Latchkey::builder(config)
+/// # fn build(config: portcullis::Config) -> Result<(), portcullis::Error> {
+/// let auth = portcullis::Portcullis::builder(config)
 ///     // .store(…).pepper(…).keyring(…)
-///     .breached_passwords(latchkey::hibp::PwnedPasswords::new()?);
+///     .breached_passwords(portcullis::hibp::PwnedPasswords::new()?);
 /// # Ok(()) }
 /// ```
 pub struct PwnedPasswords {
@@ -55,7 +55,7 @@ impl PwnedPasswords {
             .timeout(Duration::from_secs(5))
             // The prefix goes where it was configured to go, and nowhere else.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("latchkey/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config(format!("hibp client: {e}")))?;
         Ok(PwnedPasswords {

@@ -1,4 +1,4 @@
-//! # latchkey
+//! # portcullis
 //!
 //! An authentication engine you link into your application: passkeys, magic links,
 //! one-time codes, passwords, TOTP and backup codes, JWT access tokens with rotating refresh
@@ -14,9 +14,9 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use latchkey::crypto::{EncryptionKey, Keyring, Pepper};
-//! use latchkey::{Config, Error, Latchkey, RequestContext};
-//! use latchkey_memory::MemoryStore;
+//! use portcullis::crypto::{EncryptionKey, Keyring, Pepper};
+//! use portcullis::{Config, Error, Portcullis, RequestContext};
+//! use portcullis_memory::MemoryStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Error> {
@@ -28,7 +28,7 @@
 //! config.rp_name = "Example".into();
 //! config.ttl.access_token = Duration::from_secs(10 * 60);
 //!
-//! let auth = Latchkey::builder(config)
+//! let auth = Portcullis::builder(config)
 //!     .store(MemoryStore::new())   // any adapter implementing the five store traits
 //!     .pepper(pepper)
 //!     .keyring(keyring)
@@ -49,7 +49,7 @@
 //!
 //! ## Signing in
 //!
-//! Every ceremony ends in [`Latchkey::complete_first_factor`]: it decides whether a second
+//! Every ceremony ends in [`Portcullis::complete_first_factor`]: it decides whether a second
 //! factor is due ([`SignIn::MfaRequired`]) and otherwise opens a session
 //! ([`SignIn::Complete`] with a [`TokenSet`]) or issues an authorization code for a
 //! redirect flow ([`SignIn::Code`]). [`tokens::Tokens`] verifies access tokens, rotates
@@ -129,7 +129,7 @@ pub use delivery::{
 pub use directory::{
     NewOrg, NewUser, OrgSettings, OrgUpdate, Orgs, Rbac, RoleSpec, UserStatus, UserUpdate, Users,
 };
-pub use engine::{Latchkey, LatchkeyBuilder};
+pub use engine::{Portcullis, PortcullisBuilder};
 pub use error::{BoxError, DeliveryError, Error, Result, StoreError};
 pub use flows::codes::{CodeChannel, Codes};
 pub use flows::magic_link::{DeviceProof, LinkOptions, LinkPeek, LinkSent, LinkStatus, MagicLinks};

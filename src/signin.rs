@@ -13,7 +13,7 @@ use crate::model::{
     UserId,
 };
 use crate::tokens::AuthCodeRequest;
-use crate::{Error, Latchkey, RequestContext};
+use crate::{Error, Portcullis, RequestContext};
 
 /// How a person proved who they are, for `amr` (RFC 8176) and the assurance level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,10 +230,10 @@ impl Deferred {
 }
 
 fn deferred_aad(user: UserId) -> Vec<u8> {
-    [b"latchkey/deferred-password/".as_slice(), user.as_bytes()].concat()
+    [b"portcullis/deferred-password/".as_slice(), user.as_bytes()].concat()
 }
 
-impl Latchkey {
+impl Portcullis {
     /// Finishes a first factor that the caller has verified: decides whether a second
     /// factor is needed and, if not, opens a session (or issues an authorization code when
     /// `code_request` is given). Every built-in ceremony ends here.

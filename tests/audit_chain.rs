@@ -8,13 +8,13 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use latchkey::model::{AuthEvent, EventId, Page, PageRequest, UserId};
-use latchkey::store::{AuditLog, StoreResult};
-use latchkey::testing::{test_keyring, test_pepper};
-use latchkey::{
-    AuthMethod, ChainStatus, Config, Latchkey, ManualClock, RequestContext, StoreError,
+use portcullis::model::{AuthEvent, EventId, Page, PageRequest, UserId};
+use portcullis::store::{AuditLog, StoreResult};
+use portcullis::testing::{test_keyring, test_pepper};
+use portcullis::{
+    AuthMethod, ChainStatus, Config, ManualClock, Portcullis, RequestContext, StoreError,
 };
-use latchkey_memory::MemoryStore;
+use portcullis_memory::MemoryStore;
 
 /// An audit log kept as a list, with the chain rule every store applies.
 #[derive(Debug, Clone, Default)]
@@ -86,9 +86,9 @@ impl AuditLog for EditableLog {
 }
 
 /// An engine writing to `log`, and a user with six events in it.
-async fn logged_user(log: &EditableLog) -> (Latchkey, UserId, Vec<EventId>) {
+async fn logged_user(log: &EditableLog) -> (Portcullis, UserId, Vec<EventId>) {
     let store = MemoryStore::new();
-    let auth = Latchkey::builder(Config::new("https://app.example.com"))
+    let auth = Portcullis::builder(Config::new("https://app.example.com"))
         .store(store)
         .audit_log(Arc::new(log.clone()))
         .clock(ManualClock::fixed())
@@ -101,7 +101,7 @@ async fn logged_user(log: &EditableLog) -> (Latchkey, UserId, Vec<EventId>) {
         .with_user_agent("Firefox");
     let ana = auth
         .users()
-        .create(latchkey::NewUser::with_email("ana@example.com"), &ctx)
+        .create(portcullis::NewUser::with_email("ana@example.com"), &ctx)
         .await
         .unwrap()
         .id;
@@ -144,7 +144,7 @@ async fn an_edited_event_breaks_the_chain() {
     let (auth, ana, ids) = logged_user(&log).await;
     log.edit(|events| {
         let e = events.iter_mut().find(|e| e.id == ids[2]).unwrap();
-        e.kind = latchkey::model::AuthEventKind::SignInFailed;
+        e.kind = portcullis::model::AuthEventKind::SignInFailed;
     });
     let status = auth.audit().verify_chain(ana).await.unwrap();
     assert!(is_broken_at(&status, ids[2]), "{status:?}");
@@ -206,7 +206,7 @@ async fn an_event_slipped_into_the_middle_breaks_the_chain() {
         let third = events.iter().find(|e| e.id == ids[3]).unwrap().clone();
         let mut slipped = third.clone();
         slipped.id = EventId::generate();
-        slipped.kind = latchkey::model::AuthEventKind::PasswordChanged;
+        slipped.kind = portcullis::model::AuthEventKind::PasswordChanged;
         slipped.ip = None;
         slipped.user_agent = None;
         events.push(slipped);

@@ -6,11 +6,11 @@ mod support;
 
 use std::time::Duration;
 
-use latchkey::crypto::OneTimeCode;
-use latchkey::model::{RequestId, User};
-use latchkey::store::UserStore;
-use latchkey::testing::race;
-use latchkey::{Config, Error, RateLimit, RequestContext, Sent, SignIn, TokenSet, UserId};
+use portcullis::crypto::OneTimeCode;
+use portcullis::model::{RequestId, User};
+use portcullis::store::UserStore;
+use portcullis::testing::race;
+use portcullis::{Config, Error, RateLimit, RequestContext, Sent, SignIn, TokenSet, UserId};
 use support::{Harness, code_of, harness, harness_with};
 
 fn ctx() -> RequestContext {
@@ -55,7 +55,7 @@ async fn oob01_an_email_code_signs_in_with_six_random_digits() {
     let mail = h.last_mail().await;
     assert_eq!(
         mail.subject,
-        format!("{} is your latchkey code", code.secret())
+        format!("{} is your portcullis code", code.secret())
     );
     assert!(mail.text.contains(code.secret()));
 
@@ -305,7 +305,7 @@ async fn oob02_codes_expire_after_ten_minutes() {
     ));
     let mut config = Config::new("https://app.example.com");
     config.ttl.one_time_code = Duration::from_secs(601);
-    let err = latchkey::Latchkey::builder(config).build().unwrap_err();
+    let err = portcullis::Portcullis::builder(config).build().unwrap_err();
     assert!(err.to_string().contains("one_time_code"), "{err}");
 }
 
@@ -353,11 +353,11 @@ async fn confirming_an_address_leaves_the_owners_password_and_sessions_alone() {
     let h = harness();
     let mut user = User::new(UserId::generate(), h.auth.now());
     user.email = Some("ana@example.com".parse().unwrap());
-    user.password_hash = Some(latchkey::model::PasswordHash::new("$argon2id$v=19$x"));
+    user.password_hash = Some(portcullis::model::PasswordHash::new("$argon2id$v=19$x"));
     h.store.create_user(&user).await.unwrap();
     let session = tokens(
         h.auth
-            .complete_first_factor(user.id, latchkey::AuthMethod::Password, None, &ctx())
+            .complete_first_factor(user.id, portcullis::AuthMethod::Password, None, &ctx())
             .await
             .unwrap(),
     );
@@ -496,22 +496,28 @@ async fn inline_delivery_reports_a_failing_mailer() {
     #[derive(Debug)]
     struct Down;
     #[async_trait::async_trait]
-    impl latchkey::Mailer for Down {
-        async fn send(&self, _: &latchkey::EmailMessage) -> Result<(), latchkey::DeliveryError> {
-            Err(latchkey::DeliveryError::new("email", "connection refused"))
+    impl portcullis::Mailer for Down {
+        async fn send(
+            &self,
+            _: &portcullis::EmailMessage,
+        ) -> Result<(), portcullis::DeliveryError> {
+            Err(portcullis::DeliveryError::new(
+                "email",
+                "connection refused",
+            ))
         }
     }
     for (mode, expect_error) in [
-        (latchkey::Delivery::Inline, true),
-        (latchkey::Delivery::Background, false),
+        (portcullis::Delivery::Inline, true),
+        (portcullis::Delivery::Background, false),
     ] {
         let mut config = Config::new("https://app.example.com");
         config.passwordless.delivery = mode;
-        let auth = latchkey::Latchkey::builder(config)
-            .store(latchkey_memory::MemoryStore::new())
+        let auth = portcullis::Portcullis::builder(config)
+            .store(portcullis_memory::MemoryStore::new())
             .mailer(Down)
-            .pepper(latchkey::testing::test_pepper())
-            .keyring(latchkey::testing::test_keyring())
+            .pepper(portcullis::testing::test_pepper())
+            .keyring(portcullis::testing::test_keyring())
             .build()
             .unwrap();
         let result = auth.codes().email().send("ana@example.com", &ctx()).await;
@@ -580,7 +586,10 @@ async fn verification_codes_use_their_own_templates() {
         .await
         .unwrap();
     let mail = h.last_mail().await;
-    assert_eq!(mail.message.kind, latchkey::MessageKind::EmailVerification);
+    assert_eq!(
+        mail.message.kind,
+        portcullis::MessageKind::EmailVerification
+    );
     assert!(
         mail.subject.starts_with("Confirm your email address"),
         "{}",

@@ -6,10 +6,10 @@
 
 mod support;
 
-use latchkey::model::{AuthEventKind, OrgId, Organization, PageRequest, UserId};
-use latchkey::store::{OrgStore, SessionStore, UserQuery, UserStore};
-use latchkey::testing::race;
-use latchkey::{
+use portcullis::model::{AuthEventKind, OrgId, Organization, PageRequest, UserId};
+use portcullis::store::{OrgStore, SessionStore, UserQuery, UserStore};
+use portcullis::testing::race;
+use portcullis::{
     AuthMethod, Error, MessageKind, NewUser, RequestContext, RoleSpec, SignIn, TokenSet, UserUpdate,
 };
 use support::authenticator::TestKey;
@@ -276,7 +276,7 @@ async fn deleting_a_user_takes_everything_theirs_and_keeps_an_anonymous_log() {
     // Ana signs up with a passkey in Acme, adds TOTP, signs in.
     let passkeys = h.auth.passkeys();
     let mut key = TestKey::new("https://app.example.com");
-    let who = latchkey::Registrant::NewUser {
+    let who = portcullis::Registrant::NewUser {
         email: "ana@example.com".parse().unwrap(),
         name: None,
     };
@@ -495,7 +495,12 @@ async fn roles_grant_permissions_with_wildcards_and_deletions_cascade() {
         .await
         .unwrap();
     let unknown_role = rbac
-        .set_roles(ana.id, acme, &[latchkey::model::RoleId::generate()], &ctx())
+        .set_roles(
+            ana.id,
+            acme,
+            &[portcullis::model::RoleId::generate()],
+            &ctx(),
+        )
         .await;
     assert!(
         matches!(unknown_role, Err(Error::NotFound { .. })),
@@ -585,7 +590,7 @@ async fn roles_grant_permissions_with_wildcards_and_deletions_cascade() {
 async fn organizations_have_unique_slugs_and_domains_and_public_configs() {
     let h = harness();
     let orgs = h.auth.orgs();
-    let mut new = latchkey::NewOrg::new("Acme Inc.", "acme");
+    let mut new = portcullis::NewOrg::new("Acme Inc.", "acme");
     new.domains = vec!["Login.Acme.example.".into()];
     new.settings.branding.primary_color = Some("#1f4fd1".into());
     new.settings.sign_in_methods.sms_code = false;
@@ -594,7 +599,7 @@ async fn organizations_have_unique_slugs_and_domains_and_public_configs() {
     assert_eq!(orgs.get_by_slug("acme").await.unwrap().id, acme.id);
 
     for (slug, domain) in [("acme", "other.example"), ("acme-2", "login.acme.example")] {
-        let mut clash = latchkey::NewOrg::new("Clash", slug);
+        let mut clash = portcullis::NewOrg::new("Clash", slug);
         clash.domains = vec![domain.into()];
         let refused = orgs.create(clash).await;
         assert!(
@@ -603,13 +608,13 @@ async fn organizations_have_unique_slugs_and_domains_and_public_configs() {
         );
     }
     for bad in ["", "Acme", "-acme", "a b"] {
-        let refused = orgs.create(latchkey::NewOrg::new("Bad", bad)).await;
+        let refused = orgs.create(portcullis::NewOrg::new("Bad", bad)).await;
         assert!(
             matches!(refused, Err(Error::InvalidInput { .. })),
             "{bad:?}: {refused:?}"
         );
     }
-    let mut bad_settings = latchkey::NewOrg::new("Bad", "bad");
+    let mut bad_settings = portcullis::NewOrg::new("Bad", "bad");
     bad_settings.settings.branding.logo_url = Some("http://insecure.example/logo.png".into());
     assert!(matches!(
         orgs.create(bad_settings).await,
@@ -622,7 +627,7 @@ async fn organizations_have_unique_slugs_and_domains_and_public_configs() {
         let auth = auth.clone();
         async move {
             auth.orgs()
-                .create(latchkey::NewOrg::new("Race", "race"))
+                .create(portcullis::NewOrg::new("Race", "race"))
                 .await
         }
     })
@@ -630,7 +635,7 @@ async fn organizations_have_unique_slugs_and_domains_and_public_configs() {
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
 
     // Apps: a confidential one's secret is shown once and stored only hashed.
-    let mut web = latchkey::directory::NewApp::default();
+    let mut web = portcullis::directory::NewApp::default();
     web.name = "Web".into();
     web.redirect_uris = vec!["https://acme.example/callback".into()];
     web.confidential = true;
@@ -676,18 +681,18 @@ async fn organizations_have_unique_slugs_and_domains_and_public_configs() {
     ));
 
     // Updates: a new slug and settings; the old slug is free again.
-    let mut update = latchkey::OrgUpdate::default();
+    let mut update = portcullis::OrgUpdate::default();
     update.slug = Some("acme-corp".into());
-    let mut settings = latchkey::OrgSettings::default();
-    settings.mfa = latchkey::directory::MfaRequirement::Required;
+    let mut settings = portcullis::OrgSettings::default();
+    settings.mfa = portcullis::directory::MfaRequirement::Required;
     update.settings = Some(settings);
     let updated = orgs.update(acme.id, &update).await.unwrap();
     assert_eq!(updated.slug, "acme-corp");
     assert_eq!(
         orgs.settings(Some(acme.id)).await.unwrap().mfa,
-        latchkey::directory::MfaRequirement::Required
+        portcullis::directory::MfaRequirement::Required
     );
-    orgs.create(latchkey::NewOrg::new("New Acme", "acme"))
+    orgs.create(portcullis::NewOrg::new("New Acme", "acme"))
         .await
         .unwrap();
 
@@ -727,7 +732,7 @@ async fn the_default_organization_is_made_once_and_stays() {
         orgs.delete(default.id).await,
         Err(Error::Forbidden)
     ));
-    let mut rename = latchkey::OrgUpdate::default();
+    let mut rename = portcullis::OrgUpdate::default();
     rename.slug = Some("main".into());
     assert!(matches!(
         orgs.update(default.id, &rename).await,
@@ -736,18 +741,22 @@ async fn the_default_organization_is_made_once_and_stays() {
     // Requests naming no organization run under its settings.
     assert_eq!(
         orgs.settings(None).await.unwrap(),
-        latchkey::OrgSettings::default()
+        portcullis::OrgSettings::default()
     );
 }
 
-async fn org_with(h: &Harness, slug: &str, settings: latchkey::OrgSettings) -> OrgId {
-    let mut new = latchkey::NewOrg::new(slug, slug);
+async fn org_with(h: &Harness, slug: &str, settings: portcullis::OrgSettings) -> OrgId {
+    let mut new = portcullis::NewOrg::new(slug, slug);
     new.settings = settings;
     h.auth.orgs().create(new).await.unwrap().id
 }
 
-async fn org_requiring(h: &Harness, slug: &str, mfa: latchkey::directory::MfaRequirement) -> OrgId {
-    let mut settings = latchkey::OrgSettings::default();
+async fn org_requiring(
+    h: &Harness,
+    slug: &str,
+    mfa: portcullis::directory::MfaRequirement,
+) -> OrgId {
+    let mut settings = portcullis::OrgSettings::default();
     settings.mfa = mfa;
     org_with(h, slug, settings).await
 }
@@ -765,14 +774,14 @@ async fn member(h: &Harness, email: &str, org: OrgId) -> UserId {
 #[tokio::test]
 async fn an_organization_that_turns_a_method_off_refuses_it() {
     let h = harness();
-    let mut settings = latchkey::OrgSettings::default();
+    let mut settings = portcullis::OrgSettings::default();
     settings.sign_in_methods.sms_code = false;
     settings.sign_in_methods.password = false;
     let acme = org_with(&h, "acme", settings).await;
     let in_acme = ctx().with_org(acme);
     let sms = h.auth.codes().sms().send("+14155550100", &in_acme).await;
     assert!(matches!(sms, Err(Error::Forbidden)), "{sms:?}");
-    let pw = latchkey::crypto::Password::new("correct horse battery staple");
+    let pw = portcullis::crypto::Password::new("correct horse battery staple");
     let password = h
         .auth
         .passwords()
@@ -798,7 +807,7 @@ async fn an_organization_that_turns_a_method_off_refuses_it() {
 #[tokio::test]
 async fn an_organization_never_waives_a_members_own_second_factor() {
     let h = harness();
-    let relaxed = org_requiring(&h, "relaxed", latchkey::directory::MfaRequirement::Off).await;
+    let relaxed = org_requiring(&h, "relaxed", portcullis::directory::MfaRequirement::Off).await;
     let ana = member(&h, "ana@example.com", relaxed).await;
     let in_relaxed = ctx().with_org(relaxed);
     let before = first_factor(&h, ana, &in_relaxed).await;
@@ -812,7 +821,12 @@ async fn an_organization_never_waives_a_members_own_second_factor() {
 #[tokio::test]
 async fn an_organization_requiring_mfa_makes_a_member_without_one_enrol_first() {
     let h = harness();
-    let strict = org_requiring(&h, "strict", latchkey::directory::MfaRequirement::Required).await;
+    let strict = org_requiring(
+        &h,
+        "strict",
+        portcullis::directory::MfaRequirement::Required,
+    )
+    .await;
     let bo = member(&h, "bo@example.com", strict).await;
     let in_strict = ctx().with_org(strict);
     let first = first_factor(&h, bo, &in_strict).await;
@@ -821,7 +835,7 @@ async fn an_organization_requiring_mfa_makes_a_member_without_one_enrol_first() 
     };
     let mfa = h.auth.mfa();
     // The enrolment token proves nothing by itself.
-    let proof = latchkey::MfaProof::Totp(latchkey::crypto::OneTimeCode::new("000000"));
+    let proof = portcullis::MfaProof::Totp(portcullis::crypto::OneTimeCode::new("000000"));
     let refused = mfa.verify(&step.enrollment_token, &proof, &in_strict).await;
     assert!(matches!(refused, Err(Error::InvalidToken)), "{refused:?}");
 
@@ -833,7 +847,7 @@ async fn an_organization_requiring_mfa_makes_a_member_without_one_enrol_first() 
     let wrong = mfa
         .confirm_totp_for_sign_in(
             &step.enrollment_token,
-            &latchkey::crypto::OneTimeCode::new("000000"),
+            &portcullis::crypto::OneTimeCode::new("000000"),
             &in_strict,
         )
         .await;
@@ -876,7 +890,7 @@ async fn api_keys_are_shown_once_stored_hashed_and_die_when_revoked_or_expired()
     let h = harness();
     let acme = org(&h, "acme").await;
     let keys = h.auth.api_keys();
-    let mut new = latchkey::directory::NewApiKey::new("CI deploys", &["users:*", "orgs:read"]);
+    let mut new = portcullis::directory::NewApiKey::new("CI deploys", &["users:*", "orgs:read"]);
     new.expires_in = Some(std::time::Duration::from_secs(3600));
     let created = keys.create(acme, &new).await.unwrap();
     let secret = created.secret.clone();
@@ -896,14 +910,17 @@ async fn api_keys_are_shown_once_stored_hashed_and_die_when_revoked_or_expired()
     );
 
     for wrong in ["", "lk_", "lk_nope", "not-a-key", &"lk_x".repeat(100)] {
-        let refused = keys.verify(&latchkey::crypto::ApiKey::new(wrong)).await;
+        let refused = keys.verify(&portcullis::crypto::ApiKey::new(wrong)).await;
         assert!(
             matches!(refused, Err(Error::InvalidCredentials)),
             "{wrong:?}: {refused:?}"
         );
     }
     let bad_scope = keys
-        .create(acme, &latchkey::directory::NewApiKey::new("x", &["users"]))
+        .create(
+            acme,
+            &portcullis::directory::NewApiKey::new("x", &["users"]),
+        )
         .await;
     assert!(
         matches!(bad_scope, Err(Error::InvalidInput { .. })),
@@ -924,7 +941,7 @@ async fn api_keys_are_shown_once_stored_hashed_and_die_when_revoked_or_expired()
     let other = keys
         .create(
             acme,
-            &latchkey::directory::NewApiKey::new("Ops", &["users:read"]),
+            &portcullis::directory::NewApiKey::new("Ops", &["users:read"]),
         )
         .await
         .unwrap();
@@ -944,7 +961,12 @@ async fn api_keys_are_shown_once_stored_hashed_and_die_when_revoked_or_expired()
 #[tokio::test]
 async fn an_enrolment_token_dies_with_a_block() {
     let h = harness();
-    let strict = org_requiring(&h, "strict", latchkey::directory::MfaRequirement::Required).await;
+    let strict = org_requiring(
+        &h,
+        "strict",
+        portcullis::directory::MfaRequirement::Required,
+    )
+    .await;
     let bo = member(&h, "bo@example.com", strict).await;
     let in_strict = ctx().with_org(strict);
     let SignIn::MfaEnrollmentRequired(step) = first_factor(&h, bo, &in_strict).await else {
@@ -1042,7 +1064,7 @@ async fn users_are_filtered_by_verification_creation_time_and_organization() {
         .await
         .unwrap();
 
-    let ids = |page: latchkey::model::Page<latchkey::model::User>| {
+    let ids = |page: portcullis::model::Page<portcullis::model::User>| {
         page.items.into_iter().map(|u| u.id).collect::<Vec<_>>()
     };
     let mut query = UserQuery::all();
@@ -1077,7 +1099,7 @@ async fn users_are_filtered_by_verification_creation_time_and_organization() {
 #[tokio::test]
 async fn an_organization_can_shorten_its_sessions() {
     let h = harness();
-    let mut short = latchkey::OrgSettings::default();
+    let mut short = portcullis::OrgSettings::default();
     short.session_lifetime_secs = Some(3600);
     let acme = org_with(&h, "acme", short).await;
     let ana = member(&h, "ana@example.com", acme).await;
@@ -1101,9 +1123,9 @@ async fn an_organization_can_shorten_its_sessions() {
             .is_err()
     );
     // Not shorter than an access token.
-    let mut too_short = latchkey::OrgSettings::default();
+    let mut too_short = portcullis::OrgSettings::default();
     too_short.session_lifetime_secs = Some(60);
-    let mut new = latchkey::NewOrg::new("Tiny", "tiny");
+    let mut new = portcullis::NewOrg::new("Tiny", "tiny");
     new.settings = too_short;
     assert!(matches!(
         h.auth.orgs().create(new).await,
@@ -1129,7 +1151,7 @@ async fn sending_a_link_or_code_to_an_account_is_logged() {
     h.clock.advance(std::time::Duration::from_secs(60));
     h.auth
         .magic_links()
-        .send("ana@example.com", &latchkey::LinkOptions::new(), &ctx())
+        .send("ana@example.com", &portcullis::LinkOptions::new(), &ctx())
         .await
         .unwrap();
     // Logged alongside the delivery, in the background.
@@ -1149,18 +1171,18 @@ async fn sending_a_link_or_code_to_an_account_is_logged() {
     assert_eq!(started, [Some("email"), Some("email")]);
     assert_eq!(
         h.auth.audit().verify_chain(ana.id).await.unwrap(),
-        latchkey::ChainStatus::Intact { events: 3 }
+        portcullis::ChainStatus::Intact { events: 3 }
     );
 }
 
 #[tokio::test]
 async fn an_organizations_own_wording_and_name_reach_its_messages() {
     let h = harness();
-    let mut settings = latchkey::OrgSettings::default();
+    let mut settings = portcullis::OrgSettings::default();
     settings.branding.display_name = Some("Acme Login".into());
     settings.branding.primary_color = Some("#112233".into());
     settings.branding.logo_url = Some("https://acme.example/logo.png".into());
-    let mut german = latchkey::directory::MessageWording::new(MessageKind::EmailCode, Some("de"));
+    let mut german = portcullis::directory::MessageWording::new(MessageKind::EmailCode, Some("de"));
     german.subject = Some("Ihr Code für {{app_name}}".into());
     german.intro = Some("Ihr Code <b>für</b> {{app_name}}:".into());
     settings.templates = vec![german];
@@ -1222,13 +1244,13 @@ async fn an_organizations_wording_cannot_carry_a_code_or_link_off() {
     for (n, text) in refused.into_iter().enumerate() {
         for field in 0..3 {
             let mut wording =
-                latchkey::directory::MessageWording::new(MessageKind::MagicLink, None);
+                portcullis::directory::MessageWording::new(MessageKind::MagicLink, None);
             match field {
                 0 => wording.subject = Some(text.into()),
                 1 => wording.intro = Some(text.into()),
                 _ => wording.outro = Some(text.into()),
             }
-            let mut new = latchkey::NewOrg::new("Bad", format!("bad-{n}-{field}"));
+            let mut new = portcullis::NewOrg::new("Bad", format!("bad-{n}-{field}"));
             new.settings.templates = vec![wording];
             let answer = h.auth.orgs().create(new).await;
             assert!(
@@ -1237,26 +1259,26 @@ async fn an_organizations_wording_cannot_carry_a_code_or_link_off() {
             );
         }
     }
-    let mut header = latchkey::directory::MessageWording::new(MessageKind::EmailCode, None);
+    let mut header = portcullis::directory::MessageWording::new(MessageKind::EmailCode, None);
     header.subject = Some("Hi\r\nBcc: evil@example.com".into());
-    let mut new = latchkey::NewOrg::new("Bad", "bad-header");
+    let mut new = portcullis::NewOrg::new("Bad", "bad-header");
     new.settings.templates = vec![header];
     assert!(matches!(
         h.auth.orgs().create(new).await,
         Err(Error::InvalidInput { .. })
     ));
     // Markup is words: escaped in the HTML body, and the link is the engine's.
-    let mut wording = latchkey::directory::MessageWording::new(MessageKind::MagicLink, None);
+    let mut wording = portcullis::directory::MessageWording::new(MessageKind::MagicLink, None);
     wording.intro = Some("<a href=x>{{recipient}}</a>".into());
     wording.button = Some("Go \"now\"".into());
-    let mut settings = latchkey::OrgSettings::default();
+    let mut settings = portcullis::OrgSettings::default();
     settings.templates = vec![wording];
     let org = org_with(&h, "words", settings).await;
     h.auth
         .magic_links()
         .send(
             "ana@example.com",
-            &latchkey::LinkOptions::new(),
+            &portcullis::LinkOptions::new(),
             &ctx().with_org(org),
         )
         .await
@@ -1276,7 +1298,7 @@ async fn an_organizations_wording_cannot_carry_a_code_or_link_off() {
     // ignored: the administrator learns the field is gone.
     let json = serde_json::json!({"templates": [{"kind": "email_code", "subject": "s",
         "text": "{{code}}", "html": "<img src=\"https://evil.example/?c={{code}}\">"}]});
-    assert!(serde_json::from_value::<latchkey::OrgSettings>(json).is_err());
+    assert!(serde_json::from_value::<portcullis::OrgSettings>(json).is_err());
 }
 
 #[tokio::test]
@@ -1320,7 +1342,7 @@ async fn sign_in_with_totp(
         panic!("expected the MFA step")
     };
     h.clock.advance(std::time::Duration::from_secs(30));
-    let proof = latchkey::MfaProof::Totp(support::app_code(h, secret));
+    let proof = portcullis::MfaProof::Totp(support::app_code(h, secret));
     tokens(
         h.auth
             .mfa()
@@ -1334,12 +1356,17 @@ async fn sign_in_with_totp(
 async fn removing_an_authenticator_needs_a_fresh_sign_in_and_keeps_the_one_an_organization_requires()
  {
     let h = harness();
-    let strict = org_requiring(&h, "strict", latchkey::directory::MfaRequirement::Required).await;
+    let strict = org_requiring(
+        &h,
+        "strict",
+        portcullis::directory::MfaRequirement::Required,
+    )
+    .await;
     let bo = member(&h, "bo@example.com", strict).await;
     let in_strict = ctx().with_org(strict);
     let (secret, _) = enable_totp(&h, bo).await;
     let factor = h.auth.mfa().authenticators(bo).await.unwrap().totp[0].id;
-    let which = latchkey::AuthenticatorId::Totp(factor);
+    let which = portcullis::AuthenticatorId::Totp(factor);
 
     // Her only TOTP, and an organization of hers requires a second factor: it stays,
     // whichever organization the session runs in.
@@ -1365,7 +1392,7 @@ async fn removing_an_authenticator_needs_a_fresh_sign_in_and_keeps_the_one_an_or
         .id;
     let (secret, _) = enable_totp(&h, cy).await;
     let factor = h.auth.mfa().authenticators(cy).await.unwrap().totp[0].id;
-    let which = latchkey::AuthenticatorId::Totp(factor);
+    let which = portcullis::AuthenticatorId::Totp(factor);
     let own = sign_in_with_totp(&h, cy, &secret, &ctx()).await;
     h.clock.advance(std::time::Duration::from_secs(11 * 60));
     let stale = h.auth.mfa().remove(own.session_id, &which, &ctx()).await;

@@ -10,11 +10,11 @@ mod support;
 
 use std::time::Duration;
 
-use latchkey::crypto::{EmailRevertToken, OneTimeCode};
-use latchkey::directory::UserUpdate;
-use latchkey::model::AuthEventKind;
-use latchkey::testing::race;
-use latchkey::{Error, MessageKind, NewUser, RequestContext, SignIn, TokenSet, UserId};
+use portcullis::crypto::{EmailRevertToken, OneTimeCode};
+use portcullis::directory::UserUpdate;
+use portcullis::model::AuthEventKind;
+use portcullis::testing::race;
+use portcullis::{Error, MessageKind, NewUser, RequestContext, SignIn, TokenSet, UserId};
 use support::{Harness, code_of, harness, sled_harness};
 
 on_both_adapters!(
@@ -48,7 +48,7 @@ async fn victim<S>(h: &Harness<S>) -> (UserId, TokenSet, TokenSet) {
 }
 
 /// An account an administrator made, its address vouched for.
-async fn verified_user<S>(h: &Harness<S>, email: &str) -> latchkey::model::User {
+async fn verified_user<S>(h: &Harness<S>, email: &str) -> portcullis::model::User {
     let mut new = NewUser::with_email(email);
     new.email_verified = true;
     h.auth.users().create(new, &ctx()).await.unwrap()
@@ -87,14 +87,14 @@ async fn email_of<S>(h: &Harness<S>, user: UserId) -> String {
 }
 
 /// The newest email of this kind (background deliveries may finish in any order).
-async fn last_of<S>(h: &Harness<S>, kind: MessageKind) -> latchkey::EmailMessage {
+async fn last_of<S>(h: &Harness<S>, kind: MessageKind) -> portcullis::EmailMessage {
     let mut mails = h.mails().await;
     mails.retain(|m| m.message.kind == kind);
     mails.pop().expect("an email of that kind")
 }
 
 /// The revert token in the notice to the old address.
-fn revert_token(mail: &latchkey::EmailMessage) -> EmailRevertToken {
+fn revert_token(mail: &portcullis::EmailMessage) -> EmailRevertToken {
     let link = mail.message.link.as_ref().expect("the notice has a link");
     let url = url::Url::parse(link.secret()).unwrap();
     assert_eq!(url.path(), "/email-revert");
@@ -108,7 +108,7 @@ async fn request<S>(
     h: &Harness<S>,
     user: UserId,
     to: &str,
-) -> (latchkey::model::RequestId, OneTimeCode) {
+) -> (portcullis::model::RequestId, OneTimeCode) {
     h.clock.advance(Duration::from_secs(61));
     let sent = h
         .auth
@@ -228,7 +228,7 @@ async fn acc01_a_change_waits_for_the_new_address_and_the_old_one_can_undo_it<S>
     let reasons: Vec<String> = h
         .auth
         .audit()
-        .login_log(victim, &latchkey::model::PageRequest::first(50))
+        .login_log(victim, &portcullis::model::PageRequest::first(50))
         .await
         .unwrap()
         .items
@@ -520,7 +520,7 @@ async fn acc01_a_revert_voids_the_later_changes_and_what_was_added_since<S>(h: H
         .await
         .unwrap();
     let code = code_of(&last_of(&h, MessageKind::PasswordReset).await.message);
-    let password = latchkey::crypto::Password::new("a fresh and quite unusual passphrase");
+    let password = portcullis::crypto::Password::new("a fresh and quite unusual passphrase");
     let SignIn::Complete(after_reset) = h
         .auth
         .passwords()

@@ -7,12 +7,12 @@ mod support;
 
 use std::time::Duration;
 
-use latchkey::model::{AuthEventKind, ChallengeKey, ChallengeKind, PageRequest, UserId};
-use latchkey::testing::{test_keyring, test_pepper};
-use latchkey::{Clock, Config, Error, Latchkey, RequestContext};
-use latchkey_memory::MemoryStore;
+use portcullis::model::{AuthEventKind, ChallengeKey, ChallengeKind, PageRequest, UserId};
+use portcullis::testing::{test_keyring, test_pepper};
+use portcullis::{Clock, Config, Error, Portcullis, RequestContext};
+use portcullis_memory::MemoryStore;
 
-fn config_error(result: Result<Latchkey, Error>) -> String {
+fn config_error(result: Result<Portcullis, Error>) -> String {
     match result {
         Err(Error::Config(message)) => message,
         other => panic!("expected a config error, got {other:?}"),
@@ -22,17 +22,17 @@ fn config_error(result: Result<Latchkey, Error>) -> String {
 #[test]
 fn build_requires_store_pepper_and_keyring() {
     let config = || Config::new("https://app.example.com");
-    let no_store = Latchkey::builder(config())
+    let no_store = Portcullis::builder(config())
         .pepper(test_pepper())
         .keyring(test_keyring())
         .build();
     assert!(config_error(no_store).contains("store"));
-    let no_pepper = Latchkey::builder(config())
+    let no_pepper = Portcullis::builder(config())
         .store(MemoryStore::new())
         .keyring(test_keyring())
         .build();
     assert!(config_error(no_pepper).contains("pepper"));
-    let no_keyring = Latchkey::builder(config())
+    let no_keyring = Portcullis::builder(config())
         .store(MemoryStore::new())
         .pepper(test_pepper())
         .build();
@@ -43,7 +43,7 @@ fn build_requires_store_pepper_and_keyring() {
 fn build_rejects_invalid_configuration_with_a_clear_message() {
     let mut config = Config::new("http://app.example.com");
     config.rp_name = "Example".into();
-    let err = Latchkey::builder(config)
+    let err = Portcullis::builder(config)
         .store(MemoryStore::new())
         .pepper(test_pepper())
         .keyring(test_keyring())
@@ -53,7 +53,7 @@ fn build_rejects_invalid_configuration_with_a_clear_message() {
 
     let mut config = Config::new("https://app.example.com");
     config.limits.failures_per_account.max = 1000;
-    let err = Latchkey::builder(config)
+    let err = Portcullis::builder(config)
         .store(MemoryStore::new())
         .pepper(test_pepper())
         .keyring(test_keyring())
@@ -74,7 +74,7 @@ fn built_engine_exposes_derived_configuration() {
 #[test]
 fn engine_is_send_sync_and_cheap_to_clone() {
     fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
-    assert_send_sync::<Latchkey>();
+    assert_send_sync::<Portcullis>();
 }
 
 #[tokio::test]
@@ -125,7 +125,7 @@ async fn login_log_records_context_newest_first() {
 #[tokio::test]
 async fn forged_cursor_is_invalid_input_not_a_failure() {
     let h = support::harness();
-    let page = PageRequest::after(10, latchkey::model::Cursor::new("garbage"));
+    let page = PageRequest::after(10, portcullis::model::Cursor::new("garbage"));
     let err = h
         .auth
         .audit()
@@ -158,7 +158,7 @@ async fn purge_reclaims_only_what_the_engine_clock_says_expired() {
 
 #[test]
 fn missing_delivery_is_a_config_error_at_use() {
-    let auth = Latchkey::builder(Config::new("https://app.example.com"))
+    let auth = Portcullis::builder(Config::new("https://app.example.com"))
         .store(MemoryStore::new())
         .pepper(test_pepper())
         .keyring(test_keyring())

@@ -7,9 +7,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use latchkey::crypto::Password;
-use latchkey::hibp::PwnedPasswords;
-use latchkey::{BreachedPasswords, RequestContext};
+use portcullis::crypto::Password;
+use portcullis::hibp::PwnedPasswords;
+use portcullis::{BreachedPasswords, RequestContext};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -144,11 +144,11 @@ async fn only_a_five_character_prefix_leaves_and_counts_decide() {
 async fn the_engine_refuses_a_breached_password_and_lets_it_through_when_the_service_is_down() {
     let breached = "a long but breached passphrase";
     let build = |checker: PwnedPasswords| {
-        latchkey::Latchkey::builder(latchkey::Config::new("https://app.example.com"))
-            .store(latchkey_memory::MemoryStore::new())
-            .mailer(latchkey::testing::CapturingMailer::new())
-            .pepper(latchkey::testing::test_pepper())
-            .keyring(latchkey::testing::test_keyring())
+        portcullis::Portcullis::builder(portcullis::Config::new("https://app.example.com"))
+            .store(portcullis_memory::MemoryStore::new())
+            .mailer(portcullis::testing::CapturingMailer::new())
+            .pepper(portcullis::testing::test_pepper())
+            .keyring(portcullis::testing::test_keyring())
             .breached_passwords(checker)
             .build()
             .unwrap()
@@ -165,7 +165,7 @@ async fn the_engine_refuses_a_breached_password_and_lets_it_through_when_the_ser
     assert!(refused.to_string().contains("data breach"), "{refused}");
     // It was the range API that refused it (the bundled list does not know it).
     assert_eq!(up.requests.lock().unwrap().len(), 1);
-    assert!(!latchkey::CommonPasswords.contains(&Password::new(breached)));
+    assert!(!portcullis::CommonPasswords.contains(&Password::new(breached)));
 
     let down = range_server(vec![(sha1_hex(breached), "77")], true).await;
     let checker = PwnedPasswords::with_base_url(&down.url).unwrap();

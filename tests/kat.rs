@@ -1,5 +1,5 @@
-//! Known-answer tests: the primitives latchkey builds on, checked against their standards'
-//! published vectors, and latchkey's own sealed format against an independent
+//! Known-answer tests: the primitives portcullis builds on, checked against their standards'
+//! published vectors, and portcullis's own sealed format against an independent
 //! implementation.
 
 // A failed known answer is reported by panicking, like any test.
@@ -8,7 +8,7 @@
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
-use latchkey::crypto::{EncryptionKey, Keyring, Sealed};
+use portcullis::crypto::{EncryptionKey, Keyring, Sealed};
 use sha2::Sha256;
 
 fn hex(text: &str) -> Vec<u8> {
@@ -58,7 +58,7 @@ fn xchacha20_poly1305_draft_a_3_1() {
 
 /// The Keyring's format is `0x01 ‖ key id (u32, big-endian) ‖ nonce (24) ‖ ciphertext ‖
 /// tag`, with `header ‖ associated data` as the AEAD's associated data. This value was
-/// sealed in that format by libsodium (through PyNaCl), not by latchkey.
+/// sealed in that format by libsodium (through PyNaCl), not by portcullis.
 #[test]
 fn keyring_opens_a_value_sealed_by_libsodium() {
     let key: [u8; 32] = core::array::from_fn(|i| 0x80 + i as u8);

@@ -8,8 +8,8 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use latchkey::testing::race;
-use latchkey::{Config, Error, RateLimit};
+use portcullis::testing::race;
+use portcullis::{Config, Error, RateLimit};
 
 fn retry_after(result: Result<(), Error>) -> Duration {
     match result {

@@ -8,12 +8,12 @@ mod support;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use latchkey::crypto::{CodeVerifier, MagicLinkToken, PollToken};
-use latchkey::model::{App, ClientId, Membership, Organization, PasswordHash, User};
-use latchkey::store::{OrgStore, SessionStore, UserStore};
-use latchkey::testing::race;
-use latchkey::tokens::{AuthCodeRequest, CodeExchange, pkce_s256};
-use latchkey::{
+use portcullis::crypto::{CodeVerifier, MagicLinkToken, PollToken};
+use portcullis::model::{App, ClientId, Membership, Organization, PasswordHash, User};
+use portcullis::store::{OrgStore, SessionStore, UserStore};
+use portcullis::testing::race;
+use portcullis::tokens::{AuthCodeRequest, CodeExchange, pkce_s256};
+use portcullis::{
     Config, DeviceProof, Error, LinkOptions, LinkSent, LinkStatus, Locate, OrgId, RequestContext,
     SignIn, TokenSet, UserId,
 };
@@ -171,8 +171,8 @@ struct Held {
 }
 
 #[async_trait::async_trait]
-impl latchkey::Mailer for Held {
-    async fn send(&self, _: &latchkey::EmailMessage) -> Result<(), latchkey::DeliveryError> {
+impl portcullis::Mailer for Held {
+    async fn send(&self, _: &portcullis::EmailMessage) -> Result<(), portcullis::DeliveryError> {
         self.release.acquire().await.unwrap().forget();
         self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(())
@@ -183,16 +183,16 @@ impl latchkey::Mailer for Held {
 async fn enum03_sending_does_not_wait_for_the_mailer() {
     let mut config = Config::new("https://app.example.com");
     config.passwordless.sign_up = false;
-    let store = latchkey_memory::MemoryStore::new();
+    let store = portcullis_memory::MemoryStore::new();
     let held = Held {
         release: std::sync::Arc::new(tokio::sync::Semaphore::new(0)),
         sent: Default::default(),
     };
-    let auth = latchkey::Latchkey::builder(config)
+    let auth = portcullis::Portcullis::builder(config)
         .store(store.clone())
         .mailer(held.clone())
-        .pepper(latchkey::testing::test_pepper())
-        .keyring(latchkey::testing::test_keyring())
+        .pepper(portcullis::testing::test_pepper())
+        .keyring(portcullis::testing::test_keyring())
         .build()
         .unwrap();
     let mut known = User::new(UserId::generate(), auth.now());
@@ -324,7 +324,7 @@ async fn a_hooks_place_is_bounded_and_printable() {
     let place = peek.place.unwrap();
     assert!(place.starts_with("Far [31m away"), "{place:?}");
     assert!(
-        place.chars().count() <= latchkey::LinkPeek::MAX_PLACE,
+        place.chars().count() <= portcullis::LinkPeek::MAX_PLACE,
         "{}",
         place.len()
     );
@@ -633,7 +633,7 @@ async fn malformed_and_unknown_tokens_are_invalid_tokens() {
     }
     let unknown = links
         .status(
-            latchkey::model::RequestId::generate(),
+            portcullis::model::RequestId::generate(),
             &PollToken::new("p"),
             &ctx(),
         )
@@ -667,8 +667,8 @@ async fn proving_an_address_takes_it_off_an_account_with_strong_factors() {
     // Someone set up an account on ana's address, never proven, with a passkey and TOTP.
     let user = existing_user(&h, "ana@example.com").await;
     let now = h.auth.now();
-    let passkey = latchkey::model::PasskeyCredential {
-        id: latchkey::model::CredentialId::new(vec![7u8; 16]).unwrap(),
+    let passkey = portcullis::model::PasskeyCredential {
+        id: portcullis::model::CredentialId::new(vec![7u8; 16]).unwrap(),
         user_id: user.id,
         name: "their key".into(),
         passkey: vec![1, 2, 3],
@@ -680,15 +680,15 @@ async fn proving_an_address_takes_it_off_an_account_with_strong_factors() {
         last_used_at: None,
     };
     h.store.add_passkey(&passkey).await.unwrap();
-    let factor = latchkey::model::TotpFactor {
-        id: latchkey::model::FactorId::generate(),
+    let factor = portcullis::model::TotpFactor {
+        id: portcullis::model::FactorId::generate(),
         user_id: user.id,
         secret: h
             .auth
             .keyring()
             .seal(b"0123456789abcdefghij", b"aad")
             .unwrap(),
-        status: latchkey::model::FactorStatus::Active,
+        status: portcullis::model::FactorStatus::Active,
         last_step: None,
         created_at: now,
     };
@@ -727,7 +727,7 @@ async fn an_unproven_email_on_an_account_with_a_verified_phone_goes_to_its_prove
     h.store.update_user(&user).await.unwrap();
     let owner = tokens(
         h.auth
-            .complete_first_factor(user.id, latchkey::AuthMethod::Sms, None, &ctx())
+            .complete_first_factor(user.id, portcullis::AuthMethod::Sms, None, &ctx())
             .await
             .unwrap(),
     );
@@ -785,7 +785,7 @@ async fn a_spent_account_budget_refuses_even_a_right_link() {
         h.clock.advance(Duration::from_secs(30));
         let request = email.send("ana@example.com", &ctx()).await.unwrap();
         let code = support::code_of(&h.last_mail().await.message);
-        let wrong = latchkey::crypto::OneTimeCode::new(format!(
+        let wrong = portcullis::crypto::OneTimeCode::new(format!(
             "{:06}",
             (code.secret().parse::<u32>().unwrap() + 1) % 1_000_000
         ));
@@ -825,7 +825,7 @@ async fn verifying_an_email_clears_a_password_set_before_it_was_proven() {
     h.store.update_user(&user).await.unwrap();
     let squatter = h
         .auth
-        .complete_first_factor(user.id, latchkey::AuthMethod::Password, None, &ctx())
+        .complete_first_factor(user.id, portcullis::AuthMethod::Password, None, &ctx())
         .await
         .unwrap();
     let squatter = tokens(squatter);
@@ -833,7 +833,7 @@ async fn verifying_an_email_clears_a_password_set_before_it_was_proven() {
     let backup = h
         .auth
         .hasher()
-        .hash(latchkey::crypto::SecretPurpose::BackupCode, b"theirs");
+        .hash(portcullis::crypto::SecretPurpose::BackupCode, b"theirs");
     h.store
         .replace_backup_codes(user.id, &[backup])
         .await

@@ -8,12 +8,12 @@ mod support;
 
 use std::time::Duration;
 
-use latchkey::crypto::{BackupCode, MfaToken, OneTimeCode};
-use latchkey::mfa::totp::code_at;
-use latchkey::model::{FactorStatus, User, UserId};
-use latchkey::store::UserStore;
-use latchkey::testing::race;
-use latchkey::{AuthMethod, Error, MfaProof, RequestContext, SignIn, TokenSet};
+use portcullis::crypto::{BackupCode, MfaToken, OneTimeCode};
+use portcullis::mfa::totp::code_at;
+use portcullis::model::{FactorStatus, User, UserId};
+use portcullis::store::UserStore;
+use portcullis::testing::race;
+use portcullis::{AuthMethod, Error, MfaProof, RequestContext, SignIn, TokenSet};
 use support::{Harness, app_code, base32_decode, enable_totp, harness};
 
 fn ctx() -> RequestContext {
@@ -102,11 +102,11 @@ async fn enrolment_gives_a_uri_a_qr_code_and_a_sealed_secret() {
     assert_eq!(enrollment.secret_base32.len(), 32, "20 bytes in base32");
     let uri = enrollment.otpauth_uri.as_str();
     assert!(
-        uri.starts_with("otpauth://totp/latchkey:ana%40example.com?"),
+        uri.starts_with("otpauth://totp/portcullis:ana%40example.com?"),
         "{uri}"
     );
     assert!(uri.contains(&format!("secret={}", enrollment.secret_base32.as_str())));
-    assert!(uri.contains("issuer=latchkey"));
+    assert!(uri.contains("issuer=portcullis"));
     assert_eq!(&enrollment.qr_png[..8], b"\x89PNG\r\n\x1a\n");
     assert!(!format!("{enrollment:?}").contains(enrollment.secret_base32.as_str()));
 
@@ -405,7 +405,7 @@ async fn a_sealed_secret_moved_to_another_user_does_not_open() {
     bo.email = Some("bo@example.com".parse().unwrap());
     h.store.create_user(&bo).await.unwrap();
     let mut stolen = h.store.list_totp_factors(ana.id).await.unwrap().remove(0);
-    stolen.id = latchkey::model::FactorId::generate();
+    stolen.id = portcullis::model::FactorId::generate();
     stolen.user_id = bo.id;
     h.store.put_totp_factor(&stolen).await.unwrap();
     let token = first_factor(&h, bo.id).await;
@@ -451,7 +451,7 @@ async fn authenticators_list_what_a_user_has() {
 async fn passwords_and_second_factors_fill_one_budget() {
     let h = harness();
     let (user, _, _) = enrolled(&h).await;
-    let good = latchkey::crypto::Password::new("correct horse battery staple");
+    let good = portcullis::crypto::Password::new("correct horse battery staple");
     let mut with_password = h.store.get_user(user.id).await.unwrap().unwrap();
     with_password.password_hash = h
         .store
@@ -470,7 +470,7 @@ async fn passwords_and_second_factors_fill_one_budget() {
         .password_hash;
     h.store.update_user(&with_password).await.unwrap();
 
-    let wrong = latchkey::crypto::Password::new("not the right one");
+    let wrong = portcullis::crypto::Password::new("not the right one");
     for _ in 0..5 {
         let err = h
             .auth
@@ -518,7 +518,7 @@ async fn enrolled_with_phone(h: &Harness) -> User {
 }
 
 fn sms_on() -> Harness {
-    let mut config = latchkey::Config::new("https://app.example.com");
+    let mut config = portcullis::Config::new("https://app.example.com");
     config.mfa.sms = true;
     support::harness_with(config)
 }
@@ -531,7 +531,7 @@ async fn texted_second_factors_are_off_by_default() {
     let err = h
         .auth
         .mfa()
-        .challenge(&token, latchkey::MfaMethod::Sms, &ctx())
+        .challenge(&token, portcullis::MfaMethod::Sms, &ctx())
         .await
         .unwrap_err();
     assert_eq!(err.code(), "invalid_input");
@@ -547,7 +547,7 @@ async fn a_texted_code_can_be_the_second_factor_but_never_after_an_sms_first_fac
     let other_sent = h
         .auth
         .mfa()
-        .challenge(&other, latchkey::MfaMethod::Sms, &ctx())
+        .challenge(&other, portcullis::MfaMethod::Sms, &ctx())
         .await
         .unwrap()
         .unwrap();
@@ -568,7 +568,7 @@ async fn a_texted_code_can_be_the_second_factor_but_never_after_an_sms_first_fac
     let sent = h
         .auth
         .mfa()
-        .challenge(&token, latchkey::MfaMethod::Sms, &ctx())
+        .challenge(&token, portcullis::MfaMethod::Sms, &ctx())
         .await
         .unwrap()
         .expect("a code was texted");
@@ -608,9 +608,12 @@ async fn a_texted_code_can_be_the_second_factor_but_never_after_an_sms_first_fac
     };
     assert_eq!(
         step.methods,
-        [latchkey::MfaMethod::Totp, latchkey::MfaMethod::BackupCode]
+        [
+            portcullis::MfaMethod::Totp,
+            portcullis::MfaMethod::BackupCode
+        ]
     );
-    for method in [latchkey::MfaMethod::Sms, latchkey::MfaMethod::Email] {
+    for method in [portcullis::MfaMethod::Sms, portcullis::MfaMethod::Email] {
         let err = h
             .auth
             .mfa()
@@ -622,7 +625,7 @@ async fn a_texted_code_can_be_the_second_factor_but_never_after_an_sms_first_fac
     assert!(
         h.auth
             .mfa()
-            .challenge(&step.mfa_token, latchkey::MfaMethod::Totp, &ctx())
+            .challenge(&step.mfa_token, portcullis::MfaMethod::Totp, &ctx())
             .await
             .unwrap()
             .is_none(),
@@ -657,7 +660,7 @@ async fn a_second_factor_code_sent_for_another_user_proves_nothing() {
     let bo_sent = h
         .auth
         .mfa()
-        .challenge(&bo_token, latchkey::MfaMethod::Sms, &ctx())
+        .challenge(&bo_token, portcullis::MfaMethod::Sms, &ctx())
         .await
         .unwrap()
         .unwrap();

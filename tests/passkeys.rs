@@ -11,16 +11,16 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use latchkey::crypto::CeremonyToken;
-use latchkey::flows::passkey::{CreationChallengeResponse, RequestChallengeResponse};
-use latchkey::model::{
+use portcullis::crypto::CeremonyToken;
+use portcullis::flows::passkey::{CreationChallengeResponse, RequestChallengeResponse};
+use portcullis::model::{
     AuthEventKind, CredentialId, OrgId, Organization, PageRequest, User, UserId,
 };
-use latchkey::store::{OrgStore, UserStore};
-use latchkey::testing::{race, test_keyring, test_pepper};
-use latchkey::{
-    CeremonyStatus, Config, Error, Latchkey, PasskeyRegistered, Registrant, RequestContext, SignIn,
-    TokenSet, UserVerification,
+use portcullis::store::{OrgStore, UserStore};
+use portcullis::testing::{race, test_keyring, test_pepper};
+use portcullis::{
+    CeremonyStatus, Config, Error, PasskeyRegistered, Portcullis, Registrant, RequestContext,
+    SignIn, TokenSet, UserVerification,
 };
 use support::authenticator::{BE, BS, TestKey, UP, UV};
 use support::{Harness, enable_totp, harness, harness_with};
@@ -126,7 +126,7 @@ fn assert_refused<T: std::fmt::Debug>(result: Result<T, Error>) {
     );
 }
 
-async fn claims_of(h: &Harness, sign_in: SignIn) -> latchkey::tokens::Claims {
+async fn claims_of(h: &Harness, sign_in: SignIn) -> portcullis::tokens::Claims {
     let set = tokens(sign_in);
     h.auth
         .tokens()
@@ -579,7 +579,7 @@ async fn discoverable_sign_in_needs_the_owners_user_handle() {
     let mut soft = SoftPasskey::new(true);
     let (token, options) = start_sign_up(&h, "ana@example.com").await;
     let handle = serde_json::to_value(&options).unwrap()["publicKey"]["user"]["id"].clone();
-    let handle = latchkey_b64(handle.as_str().unwrap());
+    let handle = portcullis_b64(handle.as_str().unwrap());
     assert_eq!(handle.len(), 32, "WA-16: a 32-byte handle");
     let answer = soft.do_registration(origin(), options).unwrap();
     let registered = passkeys
@@ -626,7 +626,7 @@ async fn discoverable_sign_in_needs_the_owners_user_handle() {
     }
 }
 
-fn latchkey_b64(text: &str) -> Vec<u8> {
+fn portcullis_b64(text: &str) -> Vec<u8> {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(text)
@@ -887,13 +887,13 @@ async fn sign_up_answers_a_taken_address_alike_and_can_be_turned_off() {
         .unwrap();
     let pending = taken.pending.expect("answered like a free address");
     let notice = h.last_mail().await;
-    assert_eq!(notice.message.kind, latchkey::MessageKind::SignUpAttempt);
+    assert_eq!(notice.message.kind, portcullis::MessageKind::SignUpAttempt);
     let refused = h
         .auth
         .sign_ups()
         .confirm(
             pending.request_id,
-            &latchkey::crypto::OneTimeCode::new("123456"),
+            &portcullis::crypto::OneTimeCode::new("123456"),
             &ctx(),
         )
         .await;
@@ -967,7 +967,7 @@ async fn wa22_rename_and_delete_and_the_last_way_in_stays() {
     let mut key = TestKey::new(ORIGIN);
     let (user, signed_up) = sign_up(&h, "ana@example.com", &mut key).await;
     // An engine over the same store that sends no mail: the passkey is the only way in.
-    let auth = Latchkey::builder(Config::new(ORIGIN))
+    let auth = Portcullis::builder(Config::new(ORIGIN))
         .store(h.store.clone())
         .clock(h.clock.clone())
         .pepper(test_pepper())

@@ -9,8 +9,8 @@ mod support;
 
 use std::time::Duration;
 
-use latchkey::testing::LogCapture;
-use latchkey::{Config, DeviceProof, LinkOptions, LinkStatus, RequestContext};
+use portcullis::testing::LogCapture;
+use portcullis::{Config, DeviceProof, LinkOptions, LinkStatus, RequestContext};
 use support::{code_of, harness_with, link_token};
 
 // A current-thread runtime: background deliveries run on this thread, under the capture.
@@ -54,7 +54,7 @@ async fn no_secret_reaches_the_store_or_the_logs() {
     secrets.push(device_code.secret().to_owned());
     let peek = links.peek(&token, &DeviceProof::none()).await.unwrap();
     let proof = DeviceProof::none().with_device_code(device_code);
-    let wrong = DeviceProof::none().with_poll_token(latchkey::crypto::PollToken::new("x"));
+    let wrong = DeviceProof::none().with_poll_token(portcullis::crypto::PollToken::new("x"));
     let refused = links.verify(&token, &wrong, &ctx).await.unwrap_err();
     let signed_in = links.verify(&token, &proof, &ctx).await.unwrap();
     printed.push_str(&format!(
@@ -110,7 +110,7 @@ async fn no_secret_reaches_the_store_or_the_logs() {
 
     // A passkey: the ceremony tokens of a sign-up and a sign-in.
     let mut key = support::authenticator::TestKey::new("https://app.example.com");
-    let who = latchkey::Registrant::NewUser {
+    let who = portcullis::Registrant::NewUser {
         email: "cy@example.com".parse().unwrap(),
         name: None,
     };

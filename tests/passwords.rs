@@ -7,10 +7,10 @@ mod support;
 
 use std::time::Duration;
 
-use latchkey::crypto::Password;
-use latchkey::model::{PasswordHash, User, UserId};
-use latchkey::store::UserStore;
-use latchkey::{Error, RequestContext, SignIn, TokenSet};
+use portcullis::crypto::Password;
+use portcullis::model::{PasswordHash, User, UserId};
+use portcullis::store::UserStore;
+use portcullis::{Error, RequestContext, SignIn, TokenSet};
 use support::{Harness, harness};
 
 const GOOD: &str = "correct horse battery staple";
@@ -96,14 +96,14 @@ async fn sign_up_proves_the_address_stores_an_argon2id_hash_and_signs_in() {
         .unwrap();
     assert_eq!(taken.expires_in, h.auth.config().ttl.one_time_code);
     let notice = h.last_mail().await;
-    assert_eq!(notice.message.kind, latchkey::MessageKind::SignUpAttempt);
+    assert_eq!(notice.message.kind, portcullis::MessageKind::SignUpAttempt);
     assert!(notice.message.code.is_none());
     let refused = h
         .auth
         .sign_ups()
         .confirm(
             taken.request_id,
-            &latchkey::crypto::OneTimeCode::new("123456"),
+            &portcullis::crypto::OneTimeCode::new("123456"),
             &ctx(),
         )
         .await
@@ -181,7 +181,7 @@ async fn wrong_passwords_spend_the_budget_before_any_hashing() {
 async fn the_policy_counts_code_points_and_refuses_the_obvious() {
     let h = harness();
     let passwords = h.auth.passwords();
-    let email: latchkey::Email = "ana.lopez@example.com".parse().unwrap();
+    let email: portcullis::Email = "ana.lopez@example.com".parse().unwrap();
     let check = |p: &str, mfa: bool| passwords.check_policy(&Password::new(p), mfa, Some(&email));
     assert!(check("fourteen chars", false).is_err());
     assert!(check("fifteen chars!!", false).is_ok());
@@ -202,7 +202,7 @@ async fn the_policy_counts_code_points_and_refuses_the_obvious() {
         "abcdefghijklmnopq",
         "my ana.lopez password",
         "ANA.LOPEZ@EXAMPLE.COM!",
-        "latchkey is my password",
+        "portcullis is my password",
     ] {
         let err = check(obvious, false).unwrap_err();
         assert_eq!(err.code(), "invalid_input", "{obvious}");
@@ -331,7 +331,10 @@ async fn with_a_second_factor_a_password_leads_to_the_mfa_step() {
     };
     assert_eq!(
         challenge.methods,
-        [latchkey::MfaMethod::Totp, latchkey::MfaMethod::BackupCode]
+        [
+            portcullis::MfaMethod::Totp,
+            portcullis::MfaMethod::BackupCode
+        ]
     );
 }
 
@@ -437,7 +440,7 @@ async fn a_reset_sets_a_new_password_ends_sessions_and_keeps_the_code_for_a_refu
         .await
         .unwrap();
     let mail = h.last_mail().await;
-    assert_eq!(mail.message.kind, latchkey::MessageKind::PasswordReset);
+    assert_eq!(mail.message.kind, portcullis::MessageKind::PasswordReset);
     assert!(mail.subject.starts_with("Reset your"), "{}", mail.subject);
     let code = support::code_of(&mail.message);
 
@@ -553,7 +556,7 @@ async fn pw19_a_reset_never_bypasses_the_second_factor() {
         .await
         .unwrap();
     h.clock.advance(Duration::from_secs(30));
-    let proof = latchkey::MfaProof::Totp(support::app_code(&h, &secret));
+    let proof = portcullis::MfaProof::Totp(support::app_code(&h, &secret));
     tokens(
         h.auth
             .mfa()
@@ -612,18 +615,18 @@ async fn a_reset_for_an_unknown_address_answers_the_same_and_sends_nothing() {
 
 #[tokio::test]
 async fn a_password_list_refuses_common_passwords_everywhere_a_password_is_set() {
-    let list = latchkey::PasswordList::from_lines(
+    let list = portcullis::PasswordList::from_lines(
         "correct horse battery staple\ntrustno1trustno1\niloveyouiloveyou\n",
     );
-    let store = latchkey_memory::MemoryStore::new();
-    let mailer = latchkey::testing::CapturingMailer::new();
-    let clock = latchkey::ManualClock::fixed();
-    let auth = latchkey::Latchkey::builder(latchkey::Config::new("https://app.example.com"))
+    let store = portcullis_memory::MemoryStore::new();
+    let mailer = portcullis::testing::CapturingMailer::new();
+    let clock = portcullis::ManualClock::fixed();
+    let auth = portcullis::Portcullis::builder(portcullis::Config::new("https://app.example.com"))
         .store(store.clone())
         .mailer(mailer.clone())
         .clock(clock.clone())
-        .pepper(latchkey::testing::test_pepper())
-        .keyring(latchkey::testing::test_keyring())
+        .pepper(portcullis::testing::test_pepper())
+        .keyring(portcullis::testing::test_keyring())
         .breached_passwords(list)
         .build()
         .unwrap();
@@ -696,13 +699,13 @@ async fn a_password_list_refuses_common_passwords_everywhere_a_password_is_set()
 #[tokio::test]
 async fn the_bundled_common_list_is_on_without_any_checker_and_can_be_turned_off() {
     let build = |refuse_common: bool| {
-        let mut config = latchkey::Config::new("https://app.example.com");
+        let mut config = portcullis::Config::new("https://app.example.com");
         config.passwords.refuse_common = refuse_common;
-        latchkey::Latchkey::builder(config)
-            .store(latchkey_memory::MemoryStore::new())
-            .mailer(latchkey::testing::CapturingMailer::new())
-            .pepper(latchkey::testing::test_pepper())
-            .keyring(latchkey::testing::test_keyring())
+        portcullis::Portcullis::builder(config)
+            .store(portcullis_memory::MemoryStore::new())
+            .mailer(portcullis::testing::CapturingMailer::new())
+            .pepper(portcullis::testing::test_pepper())
+            .keyring(portcullis::testing::test_keyring())
             .build()
             .unwrap()
     };

@@ -6,12 +6,12 @@
 use std::net::{IpAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 
-use latchkey::crypto::{MagicLinkToken, OneTimeCode};
-use latchkey::smtp::SmtpMailer;
-use latchkey::testing::{test_keyring, test_pepper};
-use latchkey::{Config, DeviceProof, Latchkey, LinkOptions, RequestContext, SignIn};
-use latchkey_memory::MemoryStore;
 use mailin_embedded::{Handler, Response, Server, SslConfig, response};
+use portcullis::crypto::{MagicLinkToken, OneTimeCode};
+use portcullis::smtp::SmtpMailer;
+use portcullis::testing::{test_keyring, test_pepper};
+use portcullis::{Config, DeviceProof, LinkOptions, Portcullis, RequestContext, SignIn};
+use portcullis_memory::MemoryStore;
 
 /// One message as the server received it.
 #[derive(Debug, Clone, Default)]
@@ -93,13 +93,13 @@ fn unquote(text: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
-fn engine(port: u16) -> Latchkey {
+fn engine(port: u16) -> Portcullis {
     let mailer = SmtpMailer::from_url(
         &format!("smtp://127.0.0.1:{port}"),
         "Acme Login <login@acme.example>",
     )
     .unwrap();
-    Latchkey::builder(Config::new("https://app.example.com"))
+    Portcullis::builder(Config::new("https://app.example.com"))
         .store(MemoryStore::new())
         .mailer(mailer)
         .pepper(test_pepper())
@@ -141,8 +141,8 @@ async fn codes_and_links_arrive_over_smtp_and_sign_in() {
         .find_map(|l| l.strip_prefix("Subject: "))
         .expect("a subject");
     let code = subject.split(' ').next().unwrap();
-    assert_eq!(subject, format!("{code} is your latchkey code"));
-    assert!(data.contains(&format!("Your latchkey sign-in code is {code}.")));
+    assert_eq!(subject, format!("{code} is your portcullis code"));
+    assert!(data.contains(&format!("Your portcullis sign-in code is {code}.")));
     let signed_in = auth
         .codes()
         .email()
@@ -184,8 +184,8 @@ async fn an_unreachable_server_is_a_delivery_error_inline() {
     // test can grab it meanwhile.
     let port = 1;
     let mut config = Config::new("https://app.example.com");
-    config.passwordless.delivery = latchkey::Delivery::Inline;
-    let auth = Latchkey::builder(config)
+    config.passwordless.delivery = portcullis::Delivery::Inline;
+    let auth = Portcullis::builder(config)
         .store(MemoryStore::new())
         .mailer(
             SmtpMailer::from_url(&format!("smtp://127.0.0.1:{port}"), "a@acme.example").unwrap(),

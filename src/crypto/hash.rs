@@ -199,7 +199,7 @@ impl SecretHasher {
     /// be shifted into one another (`["ab", "c"]` and `["a", "bc"]` differ).
     pub fn hash_parts(&self, purpose: SecretPurpose, parts: &[&[u8]]) -> SecretHash {
         let mut mac = self.keyed.clone();
-        mac.update(b"latchkey/v1/");
+        mac.update(b"portcullis/v1/");
         mac.update(purpose.label().as_bytes());
         for part in parts {
             mac.update(&(part.len() as u64).to_be_bytes());
@@ -243,12 +243,12 @@ mod tests {
 
     #[test]
     fn matches_an_independent_hmac_sha256() {
-        // HMAC-SHA256(key = 32 x 0x07, "latchkey/v1/" "magic_link" u64be(5) "token"),
+        // HMAC-SHA256(key = 32 x 0x07, "portcullis/v1/" "magic_link" u64be(5) "token"),
         // computed with Python's hmac module.
         let h = hasher().hash(SecretPurpose::MagicLink, b"token");
         assert_eq!(
             h.to_hex(),
-            "676187e2a28d512a230122062a55305de1d3a0748adb3d62a72c02fc8b23210a"
+            "b2e0c079107367a999ccf4094ca1be33f2e8a3bc4503e6664eb0be1e8fa478d8"
         );
     }
 

@@ -28,7 +28,7 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
-/// Base64url without padding, the encoding of every token latchkey issues.
+/// Base64url without padding, the encoding of every token portcullis issues.
 pub(crate) fn b64url(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }

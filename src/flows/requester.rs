@@ -42,7 +42,7 @@ impl Requester {
 
 /// Names the approximate place an address is at ("Lyon, France"), for the page that asks
 /// a person to confirm a sign-in someone requested. Given to the builder
-/// ([`LatchkeyBuilder::locate`](crate::LatchkeyBuilder::locate)); without one there is no
+/// ([`PortcullisBuilder::locate`](crate::PortcullisBuilder::locate)); without one there is no
 /// place, only the address.
 ///
 /// The engine ships no database: an application that has one (a GeoIP file it licenses

@@ -108,7 +108,7 @@ impl<'a> SignUps<'a> {
 
 /// The associated data a pending account is sealed under: its address.
 fn aad(email: &Email) -> Vec<u8> {
-    [b"latchkey/sign-up/".as_slice(), email.as_str().as_bytes()].concat()
+    [b"portcullis/sign-up/".as_slice(), email.as_str().as_bytes()].concat()
 }
 
 /// Counts a sign-up against the client's and everyone's budgets, before any work.

@@ -89,7 +89,7 @@ pub fn code_at(
 /// The associated data a factor's secret is sealed with.
 fn aad(user: UserId, factor: FactorId) -> Vec<u8> {
     [
-        b"latchkey/totp/".as_slice(),
+        b"portcullis/totp/".as_slice(),
         user.as_bytes(),
         factor.as_bytes(),
     ]

@@ -4,7 +4,7 @@
 //! an async factory that returns a fresh, empty store:
 //!
 //! ```text
-//! latchkey::conformance_tests!(|| async { latchkey_memory::MemoryStore::new() });
+//! portcullis::conformance_tests!(|| async { portcullis_memory::MemoryStore::new() });
 //! ```
 //!
 //! The macro expands to one `#[tokio::test]` per promise on a multi-threaded runtime, so

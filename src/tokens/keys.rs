@@ -215,7 +215,7 @@ impl SigningKey {
 }
 
 fn sealing_context(kid: &str) -> Vec<u8> {
-    [b"latchkey/signing-key/".as_slice(), kid.as_bytes()].concat()
+    [b"portcullis/signing-key/".as_slice(), kid.as_bytes()].concat()
 }
 
 /// A public key in JWK form (RFC 7517), as published in the JWKS.

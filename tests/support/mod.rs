@@ -22,14 +22,14 @@ macro_rules! on_both_adapters {
 pub mod authenticator;
 pub mod scenarios;
 
-use latchkey::testing::{CapturingMailer, CapturingSms, test_keyring, test_pepper};
-use latchkey::{Config, Latchkey, LatchkeyBuilder, ManualClock};
-use latchkey_memory::MemoryStore;
+use portcullis::testing::{CapturingMailer, CapturingSms, test_keyring, test_pepper};
+use portcullis::{Config, ManualClock, Portcullis, PortcullisBuilder};
+use portcullis_memory::MemoryStore;
 
 /// An engine and the handles a test needs to drive and observe it, on the memory adapter
 /// or (`Harness<SledStore>`) on a real sled directory.
 pub struct Harness<S = MemoryStore> {
-    pub auth: Latchkey,
+    pub auth: Portcullis,
     pub clock: ManualClock,
     pub store: S,
     pub mailer: CapturingMailer,
@@ -44,10 +44,10 @@ pub fn harness_with(config: Config) -> Harness {
 }
 
 /// A harness with `config` and whatever else `extra` sets on the builder (an optional
-/// policy such as a [`Locate`](latchkey::Locate)).
+/// policy such as a [`Locate`](portcullis::Locate)).
 pub fn harness_built(
     config: Config,
-    extra: impl FnOnce(LatchkeyBuilder) -> LatchkeyBuilder,
+    extra: impl FnOnce(PortcullisBuilder) -> PortcullisBuilder,
 ) -> Harness {
     harness_on(
         MemoryStore::new(),
@@ -59,39 +59,39 @@ pub fn harness_built(
 }
 
 /// A harness on a fresh sled directory, with the default configuration.
-pub fn sled_harness() -> Harness<latchkey_sled::SledStore> {
+pub fn sled_harness() -> Harness<portcullis_sled::SledStore> {
     sled_harness_with(Config::new("https://app.example.com"))
 }
 
 /// A harness on a fresh sled directory, with `config`.
-pub fn sled_harness_with(config: Config) -> Harness<latchkey_sled::SledStore> {
+pub fn sled_harness_with(config: Config) -> Harness<portcullis_sled::SledStore> {
     sled_harness_built(config, |builder| builder)
 }
 
 /// A harness on a fresh sled directory, with `config` and whatever else `extra` sets.
 pub fn sled_harness_built(
     config: Config,
-    extra: impl FnOnce(LatchkeyBuilder) -> LatchkeyBuilder,
-) -> Harness<latchkey_sled::SledStore> {
+    extra: impl FnOnce(PortcullisBuilder) -> PortcullisBuilder,
+) -> Harness<portcullis_sled::SledStore> {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let clock = ManualClock::fixed();
-    let store = latchkey_sled::SledStore::with_config(
-        latchkey_sled::SledConfig::new(dir.path()).clock(clock.clone()),
+    let store = portcullis_sled::SledStore::with_config(
+        portcullis_sled::SledConfig::new(dir.path()).clock(clock.clone()),
     )
     .expect("sled opens");
     harness_on(store, clock, config, Some(dir), extra)
 }
 
-fn harness_on<S: latchkey::store::Storage + Clone + 'static>(
+fn harness_on<S: portcullis::store::Storage + Clone + 'static>(
     store: S,
     clock: ManualClock,
     config: Config,
     dir: Option<tempfile::TempDir>,
-    extra: impl FnOnce(LatchkeyBuilder) -> LatchkeyBuilder,
+    extra: impl FnOnce(PortcullisBuilder) -> PortcullisBuilder,
 ) -> Harness<S> {
     let mailer = CapturingMailer::new();
     let sms = CapturingSms::new();
-    let builder = Latchkey::builder(config)
+    let builder = Portcullis::builder(config)
         .store(store.clone())
         .mailer(mailer.clone())
         .sms(sms.clone())
@@ -116,25 +116,25 @@ pub fn harness() -> Harness {
 
 impl<S> Harness<S> {
     /// Every email sent so far, once background deliveries are done.
-    pub async fn mails(&self) -> Vec<latchkey::EmailMessage> {
+    pub async fn mails(&self) -> Vec<portcullis::EmailMessage> {
         self.auth.flush_deliveries().await;
         self.mailer.sent()
     }
 
     /// The newest email, once background deliveries are done.
-    pub async fn last_mail(&self) -> latchkey::EmailMessage {
+    pub async fn last_mail(&self) -> portcullis::EmailMessage {
         self.mails().await.pop().expect("an email was sent")
     }
 
     /// Every text sent so far, once background deliveries are done.
-    pub async fn texts(&self) -> Vec<latchkey::SmsMessage> {
+    pub async fn texts(&self) -> Vec<portcullis::SmsMessage> {
         self.auth.flush_deliveries().await;
         self.sms.sent()
     }
 }
 
 /// The token in a magic-link email.
-pub fn link_token(mail: &latchkey::EmailMessage) -> latchkey::crypto::MagicLinkToken {
+pub fn link_token(mail: &portcullis::EmailMessage) -> portcullis::crypto::MagicLinkToken {
     let link = mail
         .message
         .link
@@ -147,33 +147,33 @@ pub fn link_token(mail: &latchkey::EmailMessage) -> latchkey::crypto::MagicLinkT
         .expect("the link has a token")
         .1
         .into_owned();
-    latchkey::crypto::MagicLinkToken::new(token)
+    portcullis::crypto::MagicLinkToken::new(token)
 }
 
 /// The code in a one-time-code email or text.
-pub fn code_of(message: &latchkey::Message) -> latchkey::crypto::OneTimeCode {
+pub fn code_of(message: &portcullis::Message) -> portcullis::crypto::OneTimeCode {
     message.code.clone().expect("the message carries a code")
 }
 
 /// The raw secret of a TOTP enrolment.
 pub fn base32_decode(text: &str) -> Vec<u8> {
-    latchkey::mfa::totp::decode_base32(text).unwrap().to_vec()
+    portcullis::mfa::totp::decode_base32(text).unwrap().to_vec()
 }
 
 /// What an authenticator app holding `secret` shows at the engine's current time.
-pub fn app_code<S>(h: &Harness<S>, secret: &[u8]) -> latchkey::crypto::OneTimeCode {
+pub fn app_code<S>(h: &Harness<S>, secret: &[u8]) -> portcullis::crypto::OneTimeCode {
     let now = h.auth.now().unix_secs() as u64;
-    latchkey::crypto::OneTimeCode::new(
-        latchkey::mfa::totp::code_at(secret, now, "SHA1", 6).unwrap(),
+    portcullis::crypto::OneTimeCode::new(
+        portcullis::mfa::totp::code_at(secret, now, "SHA1", 6).unwrap(),
     )
 }
 
 /// Enrols and confirms TOTP for `user`: the app's secret and the backup codes.
 pub async fn enable_totp<S>(
     h: &Harness<S>,
-    user: latchkey::UserId,
-) -> (Vec<u8>, Vec<latchkey::crypto::BackupCode>) {
-    let ctx = latchkey::RequestContext::new();
+    user: portcullis::UserId,
+) -> (Vec<u8>, Vec<portcullis::crypto::BackupCode>) {
+    let ctx = portcullis::RequestContext::new();
     let totp = h.auth.mfa().totp();
     let enrollment = totp.enroll(user, &ctx).await.unwrap();
     let secret = base32_decode(&enrollment.secret_base32);
@@ -190,9 +190,9 @@ pub async fn password_sign_up<S>(
     h: &Harness<S>,
     email: &str,
     password: &str,
-    ctx: &latchkey::RequestContext,
-) -> Result<latchkey::SignIn, latchkey::Error> {
-    let password = latchkey::crypto::Password::new(password);
+    ctx: &portcullis::RequestContext,
+) -> Result<portcullis::SignIn, portcullis::Error> {
+    let password = portcullis::crypto::Password::new(password);
     let sent = h.auth.passwords().sign_up(email, &password, ctx).await?;
     confirm_sign_up(h, &sent, ctx).await
 }
@@ -201,9 +201,9 @@ pub async fn password_sign_up<S>(
 /// `PasskeyRegistered::pending`) with the code emailed for it.
 pub async fn confirm_sign_up<S>(
     h: &Harness<S>,
-    sent: &latchkey::Sent,
-    ctx: &latchkey::RequestContext,
-) -> Result<latchkey::SignIn, latchkey::Error> {
+    sent: &portcullis::Sent,
+    ctx: &portcullis::RequestContext,
+) -> Result<portcullis::SignIn, portcullis::Error> {
     let mail = h
         .mails()
         .await

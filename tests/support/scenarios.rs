@@ -2,12 +2,12 @@
 //! run them on the memory adapter, `tests/takeovers.rs` on a real sled directory. Each
 //! takes an engine and the store under it (or the whole harness).
 
-use latchkey::crypto::{AuthCode, CodeVerifier, OneTimeCode};
-use latchkey::model::{App, ClientId, Membership, OrgId, Organization, User, UserId};
-use latchkey::store::{OrgStore, UserStore};
-use latchkey::testing::race;
-use latchkey::tokens::{AuthCodeRequest, CodeExchange, pkce_s256};
-use latchkey::{AuthMethod, Latchkey, Registrant, RequestContext, SignIn, TokenSet};
+use portcullis::crypto::{AuthCode, CodeVerifier, OneTimeCode};
+use portcullis::model::{App, ClientId, Membership, OrgId, Organization, User, UserId};
+use portcullis::store::{OrgStore, UserStore};
+use portcullis::testing::race;
+use portcullis::tokens::{AuthCodeRequest, CodeExchange, pkce_s256};
+use portcullis::{AuthMethod, Portcullis, Registrant, RequestContext, SignIn, TokenSet};
 
 use super::Harness;
 use super::authenticator::{TestKey, UP, UV};
@@ -23,7 +23,7 @@ fn ctx() -> RequestContext {
 }
 
 /// A user who is a member of an organization with the public client `web-app`.
-async fn client_and_member<S: UserStore + OrgStore>(auth: &Latchkey, store: &S) -> UserId {
+async fn client_and_member<S: UserStore + OrgStore>(auth: &Portcullis, store: &S) -> UserId {
     let now = auth.now();
     let mut user = User::new(UserId::generate(), now);
     user.email = Some("replayed@example.com".parse().unwrap());
@@ -59,7 +59,7 @@ async fn client_and_member<S: UserStore + OrgStore>(auth: &Latchkey, store: &S) 
     user.id
 }
 
-async fn code_for(auth: &Latchkey, user: UserId) -> AuthCode {
+async fn code_for(auth: &Portcullis, user: UserId) -> AuthCode {
     let request = AuthCodeRequest::new(
         ClientId::new(CLIENT).unwrap(),
         REDIRECT,
@@ -89,7 +89,7 @@ fn exchange(code: &AuthCode) -> CodeExchange {
 
 /// Nothing `tokens` carries works any more: the session is revoked for `verify_live`, and
 /// the refresh token is refused.
-async fn assert_dead(auth: &Latchkey, tokens: &TokenSet, what: &str) {
+async fn assert_dead(auth: &Portcullis, tokens: &TokenSet, what: &str) {
     let live = auth
         .tokens()
         .verify_live(tokens.access_token.secret())
@@ -114,7 +114,7 @@ type Replay = (&'static str, fn(&mut CodeExchange));
 /// as another client, or with the right one — gets `invalid_token`, and the session the
 /// first exchange opened is revoked.
 pub async fn auth_code_replay_revokes_the_first_exchange_verifier_or_not<S>(
-    auth: &Latchkey,
+    auth: &Portcullis,
     store: &S,
 ) where
     S: UserStore + OrgStore,
@@ -159,7 +159,7 @@ pub async fn auth_code_replay_revokes_the_first_exchange_verifier_or_not<S>(
 /// OA-01/CON-01: 16 barrier-started exchanges of one code. One of them spends it; the
 /// other 15 are replays, so whatever the first one opened ends revoked: at most one gets
 /// tokens (none, if a replay lands while it is still in flight), and those are dead.
-pub async fn auth_code_raced_16_times_leaves_no_live_session<S>(auth: &Latchkey, store: &S)
+pub async fn auth_code_raced_16_times_leaves_no_live_session<S>(auth: &Portcullis, store: &S)
 where
     S: UserStore + OrgStore,
 {
@@ -214,7 +214,7 @@ async fn passkey_sign_up<S>(h: &Harness<S>, email: &str, key: &mut TestKey) -> (
     (user, sign_in)
 }
 
-async fn passkey_login(auth: &Latchkey, email: &str, key: &mut TestKey) -> SignIn {
+async fn passkey_login(auth: &Portcullis, email: &str, key: &mut TestKey) -> SignIn {
     let passkeys = auth.passkeys();
     let (token, options) = passkeys.start_login(Some(email), &ctx()).await.unwrap();
     passkeys
@@ -224,7 +224,7 @@ async fn passkey_login(auth: &Latchkey, email: &str, key: &mut TestKey) -> SignI
 }
 
 /// The `amr` and `acr` of a completed sign-in.
-async fn factors(auth: &Latchkey, sign_in: SignIn) -> (Vec<String>, String) {
+async fn factors(auth: &Portcullis, sign_in: SignIn) -> (Vec<String>, String) {
     let SignIn::Complete(tokens) = sign_in else {
         panic!("expected tokens, got {sign_in:?}");
     };
@@ -237,12 +237,12 @@ async fn factors(auth: &Latchkey, sign_in: SignIn) -> (Vec<String>, String) {
 }
 
 /// Enrols and confirms TOTP for `user`.
-async fn enable_totp(auth: &Latchkey, user: UserId) {
+async fn enable_totp(auth: &Portcullis, user: UserId) {
     let totp = auth.mfa().totp();
     let enrollment = totp.enroll(user, &ctx()).await.unwrap();
-    let secret = latchkey::mfa::totp::decode_base32(&enrollment.secret_base32).unwrap();
+    let secret = portcullis::mfa::totp::decode_base32(&enrollment.secret_base32).unwrap();
     let now = auth.now().unix_secs() as u64;
-    let code = latchkey::mfa::totp::code_at(&secret, now, "SHA1", 6).unwrap();
+    let code = portcullis::mfa::totp::code_at(&secret, now, "SHA1", 6).unwrap();
     totp.confirm(user, &OneTimeCode::new(code), &ctx())
         .await
         .unwrap();
@@ -287,7 +287,7 @@ pub async fn a_passkey_registered_without_uv_stays_one_factor<S: UserStore>(h: &
     assert_eq!(factors(auth, next).await, two_factors, "no MFA step");
 
     // What the store keeps, through sign-ins that advanced the counters.
-    let registered_with_uv = |passkeys: Vec<latchkey::model::PasskeyCredential>| {
+    let registered_with_uv = |passkeys: Vec<portcullis::model::PasskeyCredential>| {
         passkeys
             .iter()
             .map(|p| p.registered_with_uv)

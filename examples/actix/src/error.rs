@@ -8,7 +8,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
-/// A refused request: from a [`latchkey::Error`], or from the HTTP layer itself (a body
+/// A refused request: from a [`portcullis::Error`], or from the HTTP layer itself (a body
 /// that does not parse, a missing bearer, an unknown route).
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -30,7 +30,7 @@ pub struct ErrorBody<'a> {
 /// The inside of [`ErrorBody`].
 #[derive(Debug, Serialize)]
 pub struct ErrorDetail<'a> {
-    /// A stable snake_case code ([`latchkey::Error::code`] or the HTTP layer's own).
+    /// A stable snake_case code ([`portcullis::Error::code`] or the HTTP layer's own).
     pub code: &'a str,
     /// Text safe to show to the person.
     pub message: &'a str,
@@ -65,7 +65,7 @@ impl ApiError {
 
     /// 403 `forbidden`.
     pub fn forbidden() -> Self {
-        latchkey::Error::Forbidden.into()
+        portcullis::Error::Forbidden.into()
     }
 
     /// 404 for a path no route serves.
@@ -162,9 +162,9 @@ impl fmt::Display for ApiError {
     }
 }
 
-impl From<latchkey::Error> for ApiError {
-    fn from(err: latchkey::Error) -> Self {
-        use latchkey::Error as E;
+impl From<portcullis::Error> for ApiError {
+    fn from(err: portcullis::Error) -> Self {
+        use portcullis::Error as E;
         let status = match &err {
             E::InvalidInput { .. } => StatusCode::BAD_REQUEST,
             E::InvalidCredentials
@@ -261,7 +261,7 @@ mod tests {
 
     #[test]
     fn rate_limits_round_retry_after_up() {
-        let err: ApiError = latchkey::Error::RateLimited {
+        let err: ApiError = portcullis::Error::RateLimited {
             retry_after: std::time::Duration::from_millis(1500),
         }
         .into();

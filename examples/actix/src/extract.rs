@@ -8,9 +8,9 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
-use latchkey::model::ClientId;
-use latchkey::tokens::Claims;
-use latchkey::{Error, RequestContext};
+use portcullis::model::ClientId;
+use portcullis::tokens::Claims;
+use portcullis::{Error, RequestContext};
 use serde::Deserialize;
 
 use crate::AppState;

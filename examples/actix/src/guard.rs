@@ -7,8 +7,8 @@ use std::rc::Rc;
 use actix_web::ResponseError;
 use actix_web::body::EitherBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use latchkey::Latchkey;
-use latchkey::tokens::Claims;
+use portcullis::Portcullis;
+use portcullis::tokens::Claims;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Extracting, state, verify};
@@ -30,7 +30,7 @@ pub struct RequirePermission(pub &'static str);
 /// Whether `claims` grant `permission`: from the token, or from the store when the token
 /// had to leave its permissions out. Permissions exist only within an organization: a
 /// token without one holds none.
-pub async fn holds(auth: &Latchkey, claims: &Claims, permission: &str) -> ApiResult<bool> {
+pub async fn holds(auth: &Portcullis, claims: &Claims, permission: &str) -> ApiResult<bool> {
     match claims.org {
         Some(org) if claims.perms_omitted => {
             Ok(auth.rbac().check(claims.sub, org, permission).await?)

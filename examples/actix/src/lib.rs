@@ -1,14 +1,14 @@
 //! # example-actix
 //!
-//! latchkey behind actix-web 4: the same engine the axum example serves, wired in with the
+//! portcullis behind actix-web 4: the same engine the axum example serves, wired in with the
 //! pieces an actix application would copy into its own code.
 //!
 //! - [`Authenticated`] and [`AuthenticatedLive`]: extractors that turn
-//!   `Authorization: Bearer <access token>` into verified [`Claims`](latchkey::tokens::Claims)
+//!   `Authorization: Bearer <access token>` into verified [`Claims`](portcullis::tokens::Claims)
 //!   (the second also checks that the session is still live);
 //! - [`RequirePermission`]: middleware that lets a request through only with a permission
 //!   (`.wrap(RequirePermission("invoices:read"))`);
-//! - [`ApiError`]: [`latchkey::Error`] as actix responses, `{"error": {"code", "message"}}`
+//! - [`ApiError`]: [`portcullis::Error`] as actix responses, `{"error": {"code", "message"}}`
 //!   with the statuses of the axum example;
 //! - [`app()`]: the authentication routes of `API.md` under `/api/v1`, the JWKS, and a
 //!   protected demo resource, `GET /api/v1/demo/invoices`.
@@ -21,7 +21,7 @@
 //!     format!("invoices for {}", user.claims.sub)
 //! }
 //!
-//! let state = AppState::new(auth); // auth: latchkey::Latchkey
+//! let state = AppState::new(auth); // auth: portcullis::Portcullis
 //! HttpServer::new(move || {
 //!     example_actix::app(state.clone()).service(
 //!         web::resource("/invoices")
@@ -37,7 +37,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use latchkey::Latchkey;
+use portcullis::Portcullis;
 
 pub mod app;
 pub mod error;
@@ -58,18 +58,18 @@ pub use settings::{Cidr, Settings};
 #[derive(Clone)]
 pub struct AppState {
     /// The engine.
-    pub auth: Latchkey,
+    pub auth: Portcullis,
     trusted_proxies: Arc<[Cidr]>,
 }
 
 impl AppState {
     /// State around `auth`, trusting no proxy: the socket's address is the client's.
-    pub fn new(auth: Latchkey) -> Self {
+    pub fn new(auth: Portcullis) -> Self {
         Self::with_proxies(auth, Vec::new())
     }
 
     /// State around `auth`, believing `X-Forwarded-For` from `trusted_proxies`.
-    pub fn with_proxies(auth: Latchkey, trusted_proxies: Vec<Cidr>) -> Self {
+    pub fn with_proxies(auth: Portcullis, trusted_proxies: Vec<Cidr>) -> Self {
         AppState {
             auth,
             trusted_proxies: trusted_proxies.into(),

@@ -1,4 +1,4 @@
-//! `cargo run -p example-actix`: the actix example on sled in `./latchkey-actix-data`,
+//! `cargo run -p example-actix`: the actix example on sled in `./portcullis-actix-data`,
 //! listening on 127.0.0.1:8081. Configuration by environment: see the README's "The actix
 //! example" section.
 
@@ -51,7 +51,7 @@ async fn run() -> Result<(), String> {
         None => "memory (nothing is kept)".to_owned(),
     };
     println!(
-        "latchkey actix example on {} ({store})",
+        "portcullis actix example on {} ({store})",
         settings.public_url
     );
     println!("  listening on {}", settings.addr);
@@ -59,7 +59,7 @@ async fn run() -> Result<(), String> {
         println!("  {notice}");
     }
     if settings.smtp_url.is_none() {
-        println!("  emails and texts are printed here (set LATCHKEY_SMTP_URL to send emails)");
+        println!("  emails and texts are printed here (set PORTCULLIS_SMTP_URL to send emails)");
     }
     // Ctrl-C (SIGINT) or SIGTERM stops it gracefully.
     server.await.map_err(|e| format!("server failed: {e}"))?;

@@ -5,38 +5,38 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use latchkey::crypto::{EncryptionKey, Keyring, Pepper};
-use latchkey::{Config, ConsoleMailer, ConsoleSms, Latchkey};
-use latchkey_sled::SledStore;
+use portcullis::crypto::{EncryptionKey, Keyring, Pepper};
+use portcullis::{Config, ConsoleMailer, ConsoleSms, Portcullis};
+use portcullis_sled::SledStore;
 
 /// Everything `main` reads from the environment. Secrets print as `[set]` or `[unset]`.
 #[derive(Clone)]
 pub struct Settings {
-    /// `LATCHKEY_ACTIX_ADDR`: where to listen (`127.0.0.1:8081`).
+    /// `PORTCULLIS_ACTIX_ADDR`: where to listen (`127.0.0.1:8081`).
     pub addr: SocketAddr,
-    /// `LATCHKEY_PUBLIC_URL`: the origin people use, for links and WebAuthn
+    /// `PORTCULLIS_PUBLIC_URL`: the origin people use, for links and WebAuthn
     /// (`http://localhost:8081`).
     pub public_url: String,
-    /// `LATCHKEY_DATA_DIR`: the sled store (`./latchkey-actix-data`).
+    /// `PORTCULLIS_DATA_DIR`: the sled store (`./portcullis-actix-data`).
     pub data_dir: PathBuf,
-    /// `LATCHKEY_SECRETS_DIR`: the generated pepper and encryption key
-    /// (`./latchkey-actix-secrets`), never the data directory nor inside it.
+    /// `PORTCULLIS_SECRETS_DIR`: the generated pepper and encryption key
+    /// (`./portcullis-actix-secrets`), never the data directory nor inside it.
     pub secrets_dir: PathBuf,
-    /// `LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR`: start even though a copy of the data
+    /// `PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR`: start even though a copy of the data
     /// directory would carry the secrets (the layout before the secrets directory).
     pub allow_secrets_in_data_dir: bool,
-    /// `LATCHKEY_STORE`: `sled` (the default) or `memory`.
+    /// `PORTCULLIS_STORE`: `sled` (the default) or `memory`.
     pub persistent: bool,
-    /// `LATCHKEY_SMTP_URL`: email over SMTP; unset prints emails to the console.
+    /// `PORTCULLIS_SMTP_URL`: email over SMTP; unset prints emails to the console.
     pub smtp_url: Option<String>,
-    /// `LATCHKEY_SMTP_FROM`: the sender (`latchkey <no-reply@localhost>`).
+    /// `PORTCULLIS_SMTP_FROM`: the sender (`portcullis <no-reply@localhost>`).
     pub smtp_from: String,
-    /// `LATCHKEY_TRUSTED_PROXIES`: comma-separated networks whose `X-Forwarded-For` is
+    /// `PORTCULLIS_TRUSTED_PROXIES`: comma-separated networks whose `X-Forwarded-For` is
     /// believed.
     pub trusted_proxies: Vec<Cidr>,
-    /// `LATCHKEY_PEPPER` (base64); generated into the secrets directory when unset.
+    /// `PORTCULLIS_PEPPER` (base64); generated into the secrets directory when unset.
     pub pepper: Option<String>,
-    /// `LATCHKEY_ENCRYPTION_KEY` (base64 of 32 bytes); generated when unset.
+    /// `PORTCULLIS_ENCRYPTION_KEY` (base64 of 32 bytes); generated when unset.
     pub encryption_key: Option<String>,
 }
 
@@ -71,28 +71,30 @@ impl Settings {
 
     /// Reads settings through `var` (the environment, or a test's table).
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
-        let addr_text = var("LATCHKEY_ACTIX_ADDR").unwrap_or_else(|| "127.0.0.1:8081".into());
+        let addr_text = var("PORTCULLIS_ACTIX_ADDR").unwrap_or_else(|| "127.0.0.1:8081".into());
         let addr = addr_text.parse().map_err(|_| {
-            format!("LATCHKEY_ACTIX_ADDR={addr_text:?}: expected an address such as 127.0.0.1:8081")
+            format!(
+                "PORTCULLIS_ACTIX_ADDR={addr_text:?}: expected an address such as 127.0.0.1:8081"
+            )
         })?;
-        let persistent = match var("LATCHKEY_STORE").as_deref() {
+        let persistent = match var("PORTCULLIS_STORE").as_deref() {
             None | Some("sled") => true,
             Some("memory") => false,
             Some(other) => {
                 return Err(format!(
-                    "LATCHKEY_STORE={other:?}: the actix example runs on sled or memory"
+                    "PORTCULLIS_STORE={other:?}: the actix example runs on sled or memory"
                 ));
             }
         };
         let mut trusted_proxies = Vec::new();
-        for net in var("LATCHKEY_TRUSTED_PROXIES")
+        for net in var("PORTCULLIS_TRUSTED_PROXIES")
             .unwrap_or_default()
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
             trusted_proxies.push(Cidr::parse(net).ok_or_else(|| {
-                format!("LATCHKEY_TRUSTED_PROXIES: {net:?} is not a network such as 10.0.0.0/8")
+                format!("PORTCULLIS_TRUSTED_PROXIES: {net:?} is not a network such as 10.0.0.0/8")
             })?);
         }
         let allow_secrets_in_data_dir = match var(ALLOW_SECRETS_IN_DATA_DIR).as_deref() {
@@ -106,29 +108,29 @@ impl Settings {
         };
         Ok(Settings {
             addr,
-            public_url: var("LATCHKEY_PUBLIC_URL")
+            public_url: var("PORTCULLIS_PUBLIC_URL")
                 .unwrap_or_else(|| "http://localhost:8081".into()),
-            data_dir: var("LATCHKEY_DATA_DIR")
-                .unwrap_or_else(|| "./latchkey-actix-data".into())
+            data_dir: var("PORTCULLIS_DATA_DIR")
+                .unwrap_or_else(|| "./portcullis-actix-data".into())
                 .into(),
-            secrets_dir: var("LATCHKEY_SECRETS_DIR")
-                .unwrap_or_else(|| "./latchkey-actix-secrets".into())
+            secrets_dir: var("PORTCULLIS_SECRETS_DIR")
+                .unwrap_or_else(|| "./portcullis-actix-secrets".into())
                 .into(),
             allow_secrets_in_data_dir,
             persistent,
-            smtp_url: var("LATCHKEY_SMTP_URL"),
-            smtp_from: var("LATCHKEY_SMTP_FROM")
-                .unwrap_or_else(|| "latchkey <no-reply@localhost>".into()),
+            smtp_url: var("PORTCULLIS_SMTP_URL"),
+            smtp_from: var("PORTCULLIS_SMTP_FROM")
+                .unwrap_or_else(|| "portcullis <no-reply@localhost>".into()),
             trusted_proxies,
-            pepper: var("LATCHKEY_PEPPER"),
-            encryption_key: var("LATCHKEY_ENCRYPTION_KEY"),
+            pepper: var("PORTCULLIS_PEPPER"),
+            encryption_key: var("PORTCULLIS_ENCRYPTION_KEY"),
         })
     }
 
     /// The engine these settings describe, and the sled store (to close at shutdown).
-    pub fn build(&self) -> Result<(Latchkey, Option<Arc<SledStore>>), String> {
+    pub fn build(&self) -> Result<(Portcullis, Option<Arc<SledStore>>), String> {
         let mut config = Config::new(self.public_url.clone());
-        config.rp_name = "latchkey actix demo".into();
+        config.rp_name = "portcullis actix demo".into();
         if self.persistent {
             std::fs::create_dir_all(&self.data_dir)
                 .map_err(|e| format!("cannot create {}: {e}", self.data_dir.display()))?;
@@ -136,20 +138,20 @@ impl Settings {
         }
         let pepper_text = match &self.pepper {
             Some(text) => text.clone(),
-            None => self.generated("pepper", "LATCHKEY_PEPPER", || {
+            None => self.generated("pepper", "PORTCULLIS_PEPPER", || {
                 Pepper::generate().map(|p| p.to_base64().to_string())
             })?,
         };
         let pepper = Pepper::from_base64(&pepper_text).map_err(|e| format!("pepper: {e}"))?;
         let key_text = match &self.encryption_key {
             Some(text) => text.clone(),
-            None => self.generated("encryption-key", "LATCHKEY_ENCRYPTION_KEY", || {
+            None => self.generated("encryption-key", "PORTCULLIS_ENCRYPTION_KEY", || {
                 EncryptionKey::generate().map(|k| k.to_base64().to_string())
             })?,
         };
         let key =
             EncryptionKey::from_base64(&key_text).map_err(|e| format!("encryption key: {e}"))?;
-        let builder = Latchkey::builder(config)
+        let builder = Portcullis::builder(config)
             .pepper(pepper)
             .keyring(Keyring::new(1, key))
             .sms(ConsoleSms);
@@ -160,12 +162,12 @@ impl Settings {
             let store = Arc::new(store);
             (builder.shared_store(store.clone()), Some(store))
         } else {
-            (builder.store(latchkey_memory::MemoryStore::new()), None)
+            (builder.store(portcullis_memory::MemoryStore::new()), None)
         };
         let builder = match &self.smtp_url {
             Some(url) => builder.mailer(
-                latchkey::smtp::SmtpMailer::from_url(url, &self.smtp_from)
-                    .map_err(|e| format!("LATCHKEY_SMTP_URL: {e}"))?,
+                portcullis::smtp::SmtpMailer::from_url(url, &self.smtp_from)
+                    .map_err(|e| format!("PORTCULLIS_SMTP_URL: {e}"))?,
             ),
             None => builder.mailer(ConsoleMailer),
         };
@@ -234,7 +236,7 @@ impl Settings {
             .map_err(|e| format!("cannot resolve {}: {e}", self.secrets_dir.display()))?;
         if secrets.starts_with(&data) || data.starts_with(&secrets) {
             return Err(format!(
-                "LATCHKEY_SECRETS_DIR ({}) and LATCHKEY_DATA_DIR ({}) overlap, so one copy \
+                "PORTCULLIS_SECRETS_DIR ({}) and PORTCULLIS_DATA_DIR ({}) overlap, so one copy \
                  would carry both the data and its keys: choose directories apart, or set \
                  {ALLOW_SECRETS_IN_DATA_DIR}=1 to start anyway",
                 self.secrets_dir.display(),
@@ -260,7 +262,7 @@ impl Settings {
         &self,
         name: &str,
         variable: &str,
-        make: impl Fn() -> Result<String, latchkey::Error>,
+        make: impl Fn() -> Result<String, portcullis::Error>,
     ) -> Result<String, String> {
         if !self.persistent {
             return make().map_err(|e| e.to_string());
@@ -287,12 +289,12 @@ impl Settings {
 
 /// The secrets that are generated into files when their variable is unset.
 const SECRET_FILES: [(&str, &str); 2] = [
-    ("pepper", "LATCHKEY_PEPPER"),
-    ("encryption-key", "LATCHKEY_ENCRYPTION_KEY"),
+    ("pepper", "PORTCULLIS_PEPPER"),
+    ("encryption-key", "PORTCULLIS_ENCRYPTION_KEY"),
 ];
 
 /// The operator's word that the secrets may share the data directory.
-const ALLOW_SECRETS_IN_DATA_DIR: &str = "LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR";
+const ALLOW_SECRETS_IN_DATA_DIR: &str = "PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR";
 
 /// `path` made absolute, with links resolved as far as it exists, so that `data/./keys` or
 /// a link to the data directory is recognised before anything is created.
@@ -438,9 +440,12 @@ mod tests {
     /// A data and a secrets directory side by side in `root`, neither made yet.
     fn dirs(root: &Path) -> Vec<(&'static str, String)> {
         vec![
-            ("LATCHKEY_DATA_DIR", root.join("data").display().to_string()),
             (
-                "LATCHKEY_SECRETS_DIR",
+                "PORTCULLIS_DATA_DIR",
+                root.join("data").display().to_string(),
+            ),
+            (
+                "PORTCULLIS_SECRETS_DIR",
                 root.join("secrets").display().to_string(),
             ),
         ]
@@ -517,14 +522,17 @@ mod tests {
                 err.contains(&data.join(name).display().to_string()),
                 "{err}"
             );
-            assert!(err.contains("LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR"), "{err}");
+            assert!(
+                err.contains("PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR"),
+                "{err}"
+            );
             let mut given = dirs(root.path());
             given.push((
-                "LATCHKEY_PEPPER",
+                "PORTCULLIS_PEPPER",
                 Pepper::generate().unwrap().to_base64().to_string(),
             ));
             given.push((
-                "LATCHKEY_ENCRYPTION_KEY",
+                "PORTCULLIS_ENCRYPTION_KEY",
                 EncryptionKey::generate().unwrap().to_base64().to_string(),
             ));
             assert!(
@@ -544,7 +552,7 @@ mod tests {
         std::fs::write(data.join("pepper"), &pepper).unwrap();
         std::fs::write(data.join("encryption-key"), &key).unwrap();
         let mut vars = dirs(root.path());
-        vars.push(("LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR", "1".into()));
+        vars.push(("PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR", "1".into()));
         start(&vars).unwrap();
         // The old files are the ones in use: nothing new was generated beside them.
         assert!(!root.path().join("secrets").join("pepper").exists());
@@ -561,13 +569,13 @@ mod tests {
             let data = root.path().join("data");
             let inside = data.join(inside);
             let vars = vec![
-                ("LATCHKEY_DATA_DIR", data.display().to_string()),
-                ("LATCHKEY_SECRETS_DIR", inside.display().to_string()),
+                ("PORTCULLIS_DATA_DIR", data.display().to_string()),
+                ("PORTCULLIS_SECRETS_DIR", inside.display().to_string()),
             ];
             let err = start(&vars).unwrap_err();
-            assert!(err.contains("LATCHKEY_SECRETS_DIR"), "{err}");
+            assert!(err.contains("PORTCULLIS_SECRETS_DIR"), "{err}");
             let mut allowed = vars.clone();
-            allowed.push(("LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR", "1".into()));
+            allowed.push(("PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR", "1".into()));
             start(&allowed).unwrap();
         }
         #[cfg(unix)]
@@ -578,7 +586,7 @@ mod tests {
             std::os::unix::fs::symlink(&keys, root.path().join("secrets")).unwrap();
             let err = start(&dirs(root.path())).unwrap_err();
             assert!(
-                err.contains("LATCHKEY_SECRETS_DIR"),
+                err.contains("PORTCULLIS_SECRETS_DIR"),
                 "a link into the data: {err}"
             );
         }
@@ -589,11 +597,11 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let mut vars = dirs(root.path());
         vars.push((
-            "LATCHKEY_PEPPER",
+            "PORTCULLIS_PEPPER",
             Pepper::generate().unwrap().to_base64().to_string(),
         ));
         vars.push((
-            "LATCHKEY_ENCRYPTION_KEY",
+            "PORTCULLIS_ENCRYPTION_KEY",
             EncryptionKey::generate().unwrap().to_base64().to_string(),
         ));
         start(&vars).unwrap();
@@ -606,26 +614,26 @@ mod tests {
         let s = Settings::from_vars(|_| None).unwrap();
         assert_eq!(s.addr.to_string(), "127.0.0.1:8081");
         assert_eq!(s.public_url, "http://localhost:8081");
-        assert_eq!(s.data_dir, PathBuf::from("./latchkey-actix-data"));
+        assert_eq!(s.data_dir, PathBuf::from("./portcullis-actix-data"));
         assert!(s.persistent);
-        assert_eq!(s.secrets_dir, PathBuf::from("./latchkey-actix-secrets"));
+        assert_eq!(s.secrets_dir, PathBuf::from("./portcullis-actix-secrets"));
         assert!(!s.allow_secrets_in_data_dir);
         let with = |name: &'static str, value: &'static str| {
             Settings::from_vars(move |n| (n == name).then(|| value.to_owned()))
         };
-        let secret = with("LATCHKEY_SMTP_URL", "smtps://user:hunter2@mail").unwrap();
+        let secret = with("PORTCULLIS_SMTP_URL", "smtps://user:hunter2@mail").unwrap();
         assert!(!format!("{secret:?}").contains("hunter2"));
-        assert!(with("LATCHKEY_ACTIX_ADDR", "nowhere").is_err());
-        assert!(with("LATCHKEY_STORE", "mongo").is_err());
-        assert!(!with("LATCHKEY_STORE", "memory").unwrap().persistent);
-        assert!(with("LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR", "maybe").is_err());
+        assert!(with("PORTCULLIS_ACTIX_ADDR", "nowhere").is_err());
+        assert!(with("PORTCULLIS_STORE", "mongo").is_err());
+        assert!(!with("PORTCULLIS_STORE", "memory").unwrap().persistent);
+        assert!(with("PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR", "maybe").is_err());
         assert!(
-            with("LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR", "1")
+            with("PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR", "1")
                 .unwrap()
                 .allow_secrets_in_data_dir
         );
-        assert!(with("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8, 1.2.3.4/99").is_err());
-        let proxies = with("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8, ::1").unwrap();
+        assert!(with("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8, 1.2.3.4/99").is_err());
+        let proxies = with("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8, ::1").unwrap();
         assert_eq!(proxies.trusted_proxies.len(), 2);
     }
 }

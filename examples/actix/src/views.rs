@@ -1,8 +1,8 @@
 //! Response bodies: the JSON shapes of `API.md`, field for field those of the axum example.
 
 use actix_web::http::StatusCode;
-use latchkey::model::{CredentialId, Session};
-use latchkey::{PasskeyInfo, SessionId, SignIn, TokenSet};
+use portcullis::model::{CredentialId, Session};
+use portcullis::{PasskeyInfo, SessionId, SignIn, TokenSet};
 use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult};
@@ -199,7 +199,7 @@ pub struct BackupCodesBody {
 
 impl BackupCodesBody {
     /// The body for `codes`.
-    pub fn new(codes: &[latchkey::crypto::BackupCode]) -> Self {
+    pub fn new(codes: &[portcullis::crypto::BackupCode]) -> Self {
         BackupCodesBody {
             backup_codes: codes.iter().map(|c| c.secret().to_owned()).collect(),
         }

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 
 use actix_web::HttpServer;
-use latchkey::testing::{CapturingMailer, CapturingSms, test_keyring, test_pepper};
-use latchkey::{Config, Latchkey, ManualClock};
+use portcullis::testing::{CapturingMailer, CapturingSms, test_keyring, test_pepper};
+use portcullis::{Config, ManualClock, Portcullis};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -81,15 +81,15 @@ struct Seen {
 }
 
 /// The engine both apps get: the tests' origin, inline delivery, a frozen clock.
-fn engine() -> (Latchkey, CapturingMailer, CapturingSms) {
+fn engine() -> (Portcullis, CapturingMailer, CapturingSms) {
     let mail = CapturingMailer::new();
     let sms = CapturingSms::new();
     let mut config = Config::new("http://localhost:8080");
-    config.rp_name = "latchkey parity".into();
-    config.passwordless.delivery = latchkey::Delivery::Inline;
-    let clock = ManualClock::new(latchkey::Clock::now(&latchkey::SystemClock));
-    let auth = Latchkey::builder(config)
-        .store(latchkey_memory::MemoryStore::new())
+    config.rp_name = "portcullis parity".into();
+    config.passwordless.delivery = portcullis::Delivery::Inline;
+    let clock = ManualClock::new(portcullis::Clock::now(&portcullis::SystemClock));
+    let auth = Portcullis::builder(config)
+        .store(portcullis_memory::MemoryStore::new())
         .pepper(test_pepper())
         .keyring(test_keyring())
         .mailer(mail.clone())

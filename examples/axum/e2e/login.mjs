@@ -328,7 +328,7 @@ async function main() {
   // manual clock that only moves when the test moves it. The pending factor's created_at
   // is the server's "now" at enrolment (the server accepts one step either side).
   const serverNow = await page.evaluate(async () => {
-    const token = localStorage.getItem("latchkey.demo.access_token");
+    const token = localStorage.getItem("portcullis.demo.access_token");
     const res = await fetch("/api/v1/mfa/authenticators", { headers: { Authorization: "Bearer " + token } });
     if (!res.ok) return { error: `GET /api/v1/mfa/authenticators answered ${res.status}` };
     const { items } = await res.json();
@@ -445,7 +445,7 @@ async function main() {
   otherPages.delete("elsewhere");
 }
 
-const MAGIC_KEY = "latchkey.magic";
+const MAGIC_KEY = "portcullis.magic";
 
 /** A page with the run's logging; `name` (not the main page's "") names it in logs and artifacts. */
 async function newPage(context, name) {

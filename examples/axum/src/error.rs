@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-/// A failed request. Built from a [`latchkey::Error`] or from the HTTP layer's own
+/// A failed request. Built from a [`portcullis::Error`] or from the HTTP layer's own
 /// refusals (a malformed body, a missing bearer).
 #[derive(Debug)]
 pub struct ApiError {
@@ -27,7 +27,7 @@ pub struct ErrorBody {
 /// What went wrong.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// A stable snake_case code (`latchkey::Error::code`).
+    /// A stable snake_case code (`portcullis::Error::code`).
     #[schema(example = "invalid_input")]
     pub code: String,
     /// Text safe to show to the person.
@@ -102,18 +102,18 @@ impl ApiError {
 
     /// 403 `forbidden`.
     pub fn forbidden() -> Self {
-        latchkey::Error::Forbidden.into()
+        portcullis::Error::Forbidden.into()
     }
 
     /// 404 `not_found` naming `what`.
     pub fn not_found(what: &'static str) -> Self {
-        latchkey::Error::NotFound { what }.into()
+        portcullis::Error::NotFound { what }.into()
     }
 }
 
-impl From<latchkey::Error> for ApiError {
-    fn from(err: latchkey::Error) -> Self {
-        use latchkey::Error as E;
+impl From<portcullis::Error> for ApiError {
+    fn from(err: portcullis::Error) -> Self {
+        use portcullis::Error as E;
         let status = match &err {
             E::InvalidInput { .. } => StatusCode::BAD_REQUEST,
             E::InvalidCredentials

@@ -7,11 +7,11 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use latchkey::crypto::{ApiKey, ct_eq};
-use latchkey::directory::ApiKeyInfo;
-use latchkey::model::{ClientId, OrgId};
-use latchkey::tokens::Claims;
-use latchkey::{Error, RequestContext};
+use portcullis::crypto::{ApiKey, ct_eq};
+use portcullis::directory::ApiKeyInfo;
+use portcullis::model::{ClientId, OrgId};
+use portcullis::tokens::Claims;
+use portcullis::{Error, RequestContext};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -174,10 +174,10 @@ impl axum::extract::OptionalFromRequestParts<AppState> for Bearer {
     }
 }
 
-/// Who calls a management route: the bootstrap key (`LATCHKEY_ADMIN_KEY`), an API
+/// Who calls a management route: the bootstrap key (`PORTCULLIS_ADMIN_KEY`), an API
 /// credential (`lk_…`) or a signed-in user.
 pub enum Caller {
-    /// The key from `LATCHKEY_ADMIN_KEY`: everything.
+    /// The key from `PORTCULLIS_ADMIN_KEY`: everything.
     Bootstrap,
     /// An API credential of an organization.
     Key(ApiKeyInfo),
@@ -197,7 +197,7 @@ impl FromRequestParts<AppState> for Caller {
         {
             return Ok(Caller::Bootstrap);
         }
-        if token.starts_with(latchkey::directory::api_keys::API_KEY_PREFIX) {
+        if token.starts_with(portcullis::directory::api_keys::API_KEY_PREFIX) {
             let info = state
                 .auth
                 .api_keys()

@@ -1,6 +1,6 @@
 //! # example-axum
 //!
-//! latchkey behind axum: the REST API of `API.md` under `/api/v1`, its OpenAPI document
+//! portcullis behind axum: the REST API of `API.md` under `/api/v1`, its OpenAPI document
 //! (generated from the handlers), the JWKS, and a login page with an account page. `main.rs`
 //! reads the environment ([`settings`]) and serves [`app`]; tests build the same [`app`]
 //! around their own engine.
@@ -13,7 +13,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use axum::Router;
-use latchkey::Latchkey;
+use portcullis::Portcullis;
 
 pub mod error;
 pub mod extract;
@@ -32,16 +32,16 @@ pub struct AppState(Arc<Shared>);
 /// The inside of [`AppState`].
 pub struct Shared {
     /// The engine.
-    pub auth: Latchkey,
+    pub auth: Portcullis,
     /// Networks whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<Cidr>,
-    /// The bootstrap management key (`LATCHKEY_ADMIN_KEY`), if set.
+    /// The bootstrap management key (`PORTCULLIS_ADMIN_KEY`), if set.
     pub admin_key: Option<String>,
 }
 
 impl AppState {
     /// State around `auth`, trusting no proxy and with no bootstrap key.
-    pub fn new(auth: Latchkey) -> Self {
+    pub fn new(auth: Portcullis) -> Self {
         AppState(Arc::new(Shared {
             auth,
             trusted_proxies: Vec::new(),
@@ -50,7 +50,7 @@ impl AppState {
     }
 
     /// The same with proxies to trust and a bootstrap key.
-    pub fn with(auth: Latchkey, trusted_proxies: Vec<Cidr>, admin_key: Option<String>) -> Self {
+    pub fn with(auth: Portcullis, trusted_proxies: Vec<Cidr>, admin_key: Option<String>) -> Self {
         AppState(Arc::new(Shared {
             auth,
             trusted_proxies,

@@ -1,4 +1,4 @@
-//! `cargo run -p example-axum`: the latchkey demo server on sled in `./latchkey-data`.
+//! `cargo run -p example-axum`: the portcullis demo server on sled in `./portcullis-data`.
 //! Configuration by environment: see the README's "The axum example" section.
 
 #![forbid(unsafe_code)]
@@ -49,7 +49,7 @@ async fn run() -> Result<(), String> {
         Some(_) => format!("sled in {}", settings.data_dir.display()),
         None => "memory (nothing is kept)".to_owned(),
     };
-    println!("latchkey demo on {} ({store})", settings.public_url);
+    println!("portcullis demo on {} ({store})", settings.public_url);
     println!(
         "  listening on {}; OpenAPI at {}/api/v1/openapi.json",
         settings.addr, settings.public_url
@@ -58,7 +58,7 @@ async fn run() -> Result<(), String> {
         println!("  {notice}");
     }
     if settings.smtp_url.is_none() {
-        println!("  emails are printed here (set LATCHKEY_SMTP_URL to send them)");
+        println!("  emails are printed here (set PORTCULLIS_SMTP_URL to send them)");
     }
     axum::serve(
         listener,

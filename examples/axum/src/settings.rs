@@ -4,9 +4,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use latchkey::crypto::{EncryptionKey, Keyring, Pepper};
-use latchkey::{Config, ConsoleMailer, ConsoleSms, Latchkey};
-use latchkey_sled::SledStore;
+use portcullis::crypto::{EncryptionKey, Keyring, Pepper};
+use portcullis::{Config, ConsoleMailer, ConsoleSms, Portcullis};
+use portcullis_sled::SledStore;
 
 /// Where data lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,34 +20,34 @@ pub enum StoreChoice {
 /// Everything `main` reads from the environment.
 #[derive(Clone)]
 pub struct Settings {
-    /// `LATCHKEY_ADDR`: where to listen (`127.0.0.1:8080`).
+    /// `PORTCULLIS_ADDR`: where to listen (`127.0.0.1:8080`).
     pub addr: SocketAddr,
-    /// `LATCHKEY_PUBLIC_URL`: the origin people see, for links and WebAuthn
+    /// `PORTCULLIS_PUBLIC_URL`: the origin people see, for links and WebAuthn
     /// (`http://localhost:8080`).
     pub public_url: String,
-    /// `LATCHKEY_DATA_DIR`: the sled files (`./latchkey-data`).
+    /// `PORTCULLIS_DATA_DIR`: the sled files (`./portcullis-data`).
     pub data_dir: PathBuf,
-    /// `LATCHKEY_SECRETS_DIR`: the generated pepper and encryption key
-    /// (`./latchkey-secrets`), never the data directory nor inside it.
+    /// `PORTCULLIS_SECRETS_DIR`: the generated pepper and encryption key
+    /// (`./portcullis-secrets`), never the data directory nor inside it.
     pub secrets_dir: PathBuf,
-    /// `LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR`: start even though a copy of the data
+    /// `PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR`: start even though a copy of the data
     /// directory would carry the secrets (the layout before the secrets directory).
     pub allow_secrets_in_data_dir: bool,
-    /// `LATCHKEY_STORE`: `sled` or `memory`.
+    /// `PORTCULLIS_STORE`: `sled` or `memory`.
     pub store: StoreChoice,
-    /// `LATCHKEY_SMTP_URL`: email over SMTP; unset prints emails to the console.
+    /// `PORTCULLIS_SMTP_URL`: email over SMTP; unset prints emails to the console.
     pub smtp_url: Option<String>,
-    /// `LATCHKEY_SMTP_FROM`: the sender address (`latchkey <no-reply@localhost>`).
+    /// `PORTCULLIS_SMTP_FROM`: the sender address (`portcullis <no-reply@localhost>`).
     pub smtp_from: String,
-    /// `LATCHKEY_SMS_WEBHOOK`: texts are POSTed here as `{"to", "body"}`; unset prints them.
+    /// `PORTCULLIS_SMS_WEBHOOK`: texts are POSTed here as `{"to", "body"}`; unset prints them.
     pub sms_webhook: Option<String>,
-    /// `LATCHKEY_ADMIN_KEY`: a bootstrap management credential.
+    /// `PORTCULLIS_ADMIN_KEY`: a bootstrap management credential.
     pub admin_key: Option<String>,
-    /// `LATCHKEY_TRUSTED_PROXIES`: comma-separated CIDRs whose `X-Forwarded-For` is believed.
+    /// `PORTCULLIS_TRUSTED_PROXIES`: comma-separated CIDRs whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<Cidr>,
-    /// `LATCHKEY_PEPPER`: base64; generated into the secrets directory when unset.
+    /// `PORTCULLIS_PEPPER`: base64; generated into the secrets directory when unset.
     pub pepper: Option<String>,
-    /// `LATCHKEY_ENCRYPTION_KEY`: base64 of 32 bytes; generated when unset.
+    /// `PORTCULLIS_ENCRYPTION_KEY`: base64 of 32 bytes; generated when unset.
     pub encryption_key: Option<String>,
 }
 
@@ -83,21 +83,23 @@ impl Settings {
 
     /// Reads settings from `lookup` (the environment, or a test's map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
-        let addr = lookup("LATCHKEY_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
+        let addr = lookup("PORTCULLIS_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
         let addr = addr.parse().map_err(|_| {
-            format!("LATCHKEY_ADDR={addr:?} is not an address such as 127.0.0.1:8080")
+            format!("PORTCULLIS_ADDR={addr:?} is not an address such as 127.0.0.1:8080")
         })?;
-        let store = match lookup("LATCHKEY_STORE").as_deref() {
+        let store = match lookup("PORTCULLIS_STORE").as_deref() {
             None | Some("sled") => StoreChoice::Sled,
             Some("memory") => StoreChoice::Memory,
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                return Err("LATCHKEY_STORE: the Postgres adapter is not part of latchkey yet; use sled or memory".into());
+                return Err("PORTCULLIS_STORE: the Postgres adapter is not part of portcullis yet; use sled or memory".into());
             }
             Some(other) => {
-                return Err(format!("LATCHKEY_STORE={other:?}: expected sled or memory"));
+                return Err(format!(
+                    "PORTCULLIS_STORE={other:?}: expected sled or memory"
+                ));
             }
         };
-        let trusted_proxies = lookup("LATCHKEY_TRUSTED_PROXIES")
+        let trusted_proxies = lookup("PORTCULLIS_TRUSTED_PROXIES")
             .map(|list| {
                 list.split(',')
                     .map(str::trim)
@@ -107,10 +109,10 @@ impl Settings {
             })
             .transpose()?
             .unwrap_or_default();
-        let admin_key = lookup("LATCHKEY_ADMIN_KEY");
+        let admin_key = lookup("PORTCULLIS_ADMIN_KEY");
         if admin_key.as_ref().is_some_and(|k| k.len() < MIN_ADMIN_KEY) {
             return Err(format!(
-                "LATCHKEY_ADMIN_KEY must be at least {MIN_ADMIN_KEY} characters"
+                "PORTCULLIS_ADMIN_KEY must be at least {MIN_ADMIN_KEY} characters"
             ));
         }
         let allow_secrets_in_data_dir = match lookup(ALLOW_SECRETS_IN_DATA_DIR).as_deref() {
@@ -124,31 +126,31 @@ impl Settings {
         };
         Ok(Settings {
             addr,
-            public_url: lookup("LATCHKEY_PUBLIC_URL")
+            public_url: lookup("PORTCULLIS_PUBLIC_URL")
                 .unwrap_or_else(|| "http://localhost:8080".into()),
-            data_dir: lookup("LATCHKEY_DATA_DIR")
-                .unwrap_or_else(|| "./latchkey-data".into())
+            data_dir: lookup("PORTCULLIS_DATA_DIR")
+                .unwrap_or_else(|| "./portcullis-data".into())
                 .into(),
-            secrets_dir: lookup("LATCHKEY_SECRETS_DIR")
-                .unwrap_or_else(|| "./latchkey-secrets".into())
+            secrets_dir: lookup("PORTCULLIS_SECRETS_DIR")
+                .unwrap_or_else(|| "./portcullis-secrets".into())
                 .into(),
             allow_secrets_in_data_dir,
             store,
-            smtp_url: lookup("LATCHKEY_SMTP_URL"),
-            smtp_from: lookup("LATCHKEY_SMTP_FROM")
-                .unwrap_or_else(|| "latchkey <no-reply@localhost>".into()),
-            sms_webhook: lookup("LATCHKEY_SMS_WEBHOOK"),
+            smtp_url: lookup("PORTCULLIS_SMTP_URL"),
+            smtp_from: lookup("PORTCULLIS_SMTP_FROM")
+                .unwrap_or_else(|| "portcullis <no-reply@localhost>".into()),
+            sms_webhook: lookup("PORTCULLIS_SMS_WEBHOOK"),
             admin_key,
             trusted_proxies,
-            pepper: lookup("LATCHKEY_PEPPER"),
-            encryption_key: lookup("LATCHKEY_ENCRYPTION_KEY"),
+            pepper: lookup("PORTCULLIS_PEPPER"),
+            encryption_key: lookup("PORTCULLIS_ENCRYPTION_KEY"),
         })
     }
 
     /// The engine these settings describe, and the sled store to close at shutdown.
-    pub fn build(&self) -> Result<(Latchkey, Option<Arc<SledStore>>), String> {
+    pub fn build(&self) -> Result<(Portcullis, Option<Arc<SledStore>>), String> {
         let mut config = Config::new(self.public_url.clone());
-        config.rp_name = "latchkey demo".into();
+        config.rp_name = "portcullis demo".into();
         let persist = self.store == StoreChoice::Sled;
         if persist {
             std::fs::create_dir_all(&self.data_dir)
@@ -156,7 +158,9 @@ impl Settings {
             self.keep_secrets_apart()?;
         }
         let pepper = match &self.pepper {
-            Some(text) => Pepper::from_base64(text).map_err(|e| format!("LATCHKEY_PEPPER: {e}"))?,
+            Some(text) => {
+                Pepper::from_base64(text).map_err(|e| format!("PORTCULLIS_PEPPER: {e}"))?
+            }
             None => {
                 let text = self.secret_file("pepper", persist, || {
                     Pepper::generate().map(|p| p.to_base64().to_string())
@@ -166,7 +170,7 @@ impl Settings {
         };
         let key = match &self.encryption_key {
             Some(text) => EncryptionKey::from_base64(text)
-                .map_err(|e| format!("LATCHKEY_ENCRYPTION_KEY: {e}"))?,
+                .map_err(|e| format!("PORTCULLIS_ENCRYPTION_KEY: {e}"))?,
             None => {
                 let text = self.secret_file("encryption-key", persist, || {
                     EncryptionKey::generate().map(|k| k.to_base64().to_string())
@@ -175,7 +179,7 @@ impl Settings {
                     .map_err(|e| format!("encryption key file: {e}"))?
             }
         };
-        let mut builder = Latchkey::builder(config)
+        let mut builder = Portcullis::builder(config)
             .pepper(pepper)
             .keyring(Keyring::new(1, key));
         let mut sled = None;
@@ -190,12 +194,12 @@ impl Settings {
                 sled = Some(store.clone());
                 builder.shared_store(store)
             }
-            StoreChoice::Memory => builder.store(latchkey_memory::MemoryStore::new()),
+            StoreChoice::Memory => builder.store(portcullis_memory::MemoryStore::new()),
         };
         builder = match &self.smtp_url {
             Some(url) => builder.mailer(
-                latchkey::smtp::SmtpMailer::from_url(url, &self.smtp_from)
-                    .map_err(|e| format!("LATCHKEY_SMTP_URL: {e}"))?,
+                portcullis::smtp::SmtpMailer::from_url(url, &self.smtp_from)
+                    .map_err(|e| format!("PORTCULLIS_SMTP_URL: {e}"))?,
             ),
             None => builder.mailer(ConsoleMailer),
         };
@@ -268,7 +272,7 @@ impl Settings {
             .map_err(|e| format!("cannot resolve {}: {e}", self.secrets_dir.display()))?;
         if secrets.starts_with(&data) || data.starts_with(&secrets) {
             return Err(format!(
-                "LATCHKEY_SECRETS_DIR ({}) and LATCHKEY_DATA_DIR ({}) overlap, so one copy \
+                "PORTCULLIS_SECRETS_DIR ({}) and PORTCULLIS_DATA_DIR ({}) overlap, so one copy \
                  would carry both the data and its keys: choose directories apart, or set \
                  {ALLOW_SECRETS_IN_DATA_DIR}=1 to start anyway",
                 self.secrets_dir.display(),
@@ -294,7 +298,7 @@ impl Settings {
         &self,
         name: &str,
         persist: bool,
-        generate: impl Fn() -> Result<String, latchkey::Error>,
+        generate: impl Fn() -> Result<String, portcullis::Error>,
     ) -> Result<String, String> {
         if !persist {
             return generate().map_err(|e| e.to_string());
@@ -313,7 +317,7 @@ impl Settings {
         }
         write_private(&path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         eprintln!(
-            "warning: generated a new {name} in {}; in production set LATCHKEY_{} instead",
+            "warning: generated a new {name} in {}; in production set PORTCULLIS_{} instead",
             path.display(),
             name.to_uppercase().replace('-', "_")
         );
@@ -323,12 +327,12 @@ impl Settings {
 
 /// The secrets that are generated into files when their variable is unset.
 const SECRET_FILES: [(&str, &str); 2] = [
-    ("pepper", "LATCHKEY_PEPPER"),
-    ("encryption-key", "LATCHKEY_ENCRYPTION_KEY"),
+    ("pepper", "PORTCULLIS_PEPPER"),
+    ("encryption-key", "PORTCULLIS_ENCRYPTION_KEY"),
 ];
 
 /// The operator's word that the secrets may share the data directory.
-const ALLOW_SECRETS_IN_DATA_DIR: &str = "LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR";
+const ALLOW_SECRETS_IN_DATA_DIR: &str = "PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR";
 
 /// `path` made absolute, with links resolved as far as it exists, so that `data/./keys` or
 /// a link to the data directory is recognised before anything is created.
@@ -392,7 +396,8 @@ pub struct Cidr {
 impl Cidr {
     /// Parses `addr/prefix` or `addr`.
     pub fn parse(text: &str) -> Result<Cidr, String> {
-        let bad = || format!("LATCHKEY_TRUSTED_PROXIES: {text:?} is not a CIDR such as 10.0.0.0/8");
+        let bad =
+            || format!("PORTCULLIS_TRUSTED_PROXIES: {text:?} is not a CIDR such as 10.0.0.0/8");
         let (addr, prefix) = match text.split_once('/') {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (text, None),
@@ -479,9 +484,12 @@ mod tests {
     /// A data and a secrets directory side by side in `root`, neither made yet.
     fn dirs(root: &Path) -> Vec<(&'static str, String)> {
         vec![
-            ("LATCHKEY_DATA_DIR", root.join("data").display().to_string()),
             (
-                "LATCHKEY_SECRETS_DIR",
+                "PORTCULLIS_DATA_DIR",
+                root.join("data").display().to_string(),
+            ),
+            (
+                "PORTCULLIS_SECRETS_DIR",
                 root.join("secrets").display().to_string(),
             ),
         ]
@@ -558,14 +566,17 @@ mod tests {
                 err.contains(&data.join(name).display().to_string()),
                 "{err}"
             );
-            assert!(err.contains("LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR"), "{err}");
+            assert!(
+                err.contains("PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR"),
+                "{err}"
+            );
             let mut given = dirs(root.path());
             given.push((
-                "LATCHKEY_PEPPER",
+                "PORTCULLIS_PEPPER",
                 Pepper::generate().unwrap().to_base64().to_string(),
             ));
             given.push((
-                "LATCHKEY_ENCRYPTION_KEY",
+                "PORTCULLIS_ENCRYPTION_KEY",
                 EncryptionKey::generate().unwrap().to_base64().to_string(),
             ));
             assert!(
@@ -585,7 +596,7 @@ mod tests {
         std::fs::write(data.join("pepper"), &pepper).unwrap();
         std::fs::write(data.join("encryption-key"), &key).unwrap();
         let mut vars = dirs(root.path());
-        vars.push(("LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR", "1".into()));
+        vars.push(("PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR", "1".into()));
         start(&vars).unwrap();
         // The old files are the ones in use: nothing new was generated beside them.
         assert!(!root.path().join("secrets").join("pepper").exists());
@@ -602,13 +613,13 @@ mod tests {
             let data = root.path().join("data");
             let inside = data.join(inside);
             let vars = vec![
-                ("LATCHKEY_DATA_DIR", data.display().to_string()),
-                ("LATCHKEY_SECRETS_DIR", inside.display().to_string()),
+                ("PORTCULLIS_DATA_DIR", data.display().to_string()),
+                ("PORTCULLIS_SECRETS_DIR", inside.display().to_string()),
             ];
             let err = start(&vars).unwrap_err();
-            assert!(err.contains("LATCHKEY_SECRETS_DIR"), "{err}");
+            assert!(err.contains("PORTCULLIS_SECRETS_DIR"), "{err}");
             let mut allowed = vars.clone();
-            allowed.push(("LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR", "1".into()));
+            allowed.push(("PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR", "1".into()));
             start(&allowed).unwrap();
         }
         #[cfg(unix)]
@@ -619,7 +630,7 @@ mod tests {
             std::os::unix::fs::symlink(&keys, root.path().join("secrets")).unwrap();
             let err = start(&dirs(root.path())).unwrap_err();
             assert!(
-                err.contains("LATCHKEY_SECRETS_DIR"),
+                err.contains("PORTCULLIS_SECRETS_DIR"),
                 "a link into the data: {err}"
             );
         }
@@ -630,11 +641,11 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let mut vars = dirs(root.path());
         vars.push((
-            "LATCHKEY_PEPPER",
+            "PORTCULLIS_PEPPER",
             Pepper::generate().unwrap().to_base64().to_string(),
         ));
         vars.push((
-            "LATCHKEY_ENCRYPTION_KEY",
+            "PORTCULLIS_ENCRYPTION_KEY",
             EncryptionKey::generate().unwrap().to_base64().to_string(),
         ));
         start(&vars).unwrap();
@@ -648,35 +659,35 @@ mod tests {
         assert_eq!(s.addr.to_string(), "127.0.0.1:8080");
         assert_eq!(s.public_url, "http://localhost:8080");
         assert_eq!(s.store, StoreChoice::Sled);
-        assert_eq!(s.secrets_dir, PathBuf::from("./latchkey-secrets"));
+        assert_eq!(s.secrets_dir, PathBuf::from("./portcullis-secrets"));
         assert!(!s.allow_secrets_in_data_dir);
         let secret =
-            Settings::from_lookup(|name| (name == "LATCHKEY_ADMIN_KEY").then(|| "k".repeat(40)))
+            Settings::from_lookup(|name| (name == "PORTCULLIS_ADMIN_KEY").then(|| "k".repeat(40)))
                 .unwrap();
         assert!(!format!("{secret:?}").contains("kkkk"), "{secret:?}");
         let with = |k: &'static str, v: &'static str| {
             Settings::from_lookup(move |name| (name == k).then(|| v.to_owned()))
         };
-        assert!(with("LATCHKEY_ADDR", "nowhere").is_err());
-        assert!(with("LATCHKEY_STORE", "postgres://localhost/test").is_err());
-        assert!(with("LATCHKEY_STORE", "mongo").is_err());
-        assert!(with("LATCHKEY_ADMIN_KEY", "short").is_err());
-        assert!(with("LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR", "maybe").is_err());
+        assert!(with("PORTCULLIS_ADDR", "nowhere").is_err());
+        assert!(with("PORTCULLIS_STORE", "postgres://localhost/test").is_err());
+        assert!(with("PORTCULLIS_STORE", "mongo").is_err());
+        assert!(with("PORTCULLIS_ADMIN_KEY", "short").is_err());
+        assert!(with("PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR", "maybe").is_err());
         assert!(
-            with("LATCHKEY_ALLOW_SECRETS_IN_DATA_DIR", "1")
+            with("PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR", "1")
                 .unwrap()
                 .allow_secrets_in_data_dir
         );
-        assert!(with("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8, 1.2.3.4/99").is_err());
+        assert!(with("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8, 1.2.3.4/99").is_err());
         assert_eq!(
-            with("LATCHKEY_TRUSTED_PROXIES", "10.0.0.0/8, ::1")
+            with("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8, ::1")
                 .unwrap()
                 .trusted_proxies
                 .len(),
             2
         );
         assert_eq!(
-            with("LATCHKEY_STORE", "memory").unwrap().store,
+            with("PORTCULLIS_STORE", "memory").unwrap().store,
             StoreChoice::Memory
         );
     }

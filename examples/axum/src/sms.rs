@@ -1,10 +1,10 @@
-//! [`WebhookSms`]: texts POSTed as JSON to a URL (`LATCHKEY_SMS_WEBHOOK`), for a relay
+//! [`WebhookSms`]: texts POSTed as JSON to a URL (`PORTCULLIS_SMS_WEBHOOK`), for a relay
 //! to an SMS provider.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use latchkey::{DeliveryError, SmsMessage, SmsSender};
+use portcullis::{DeliveryError, SmsMessage, SmsSender};
 
 /// Sends each text as `POST {url}` with body `{"to": "+1…", "body": "…"}`; any status but
 /// 2xx is a delivery failure.
@@ -16,9 +16,9 @@ pub struct WebhookSms {
 impl WebhookSms {
     /// A sender posting to `url` (http or https).
     pub fn new(url: &str) -> Result<Self, String> {
-        let url = reqwest::Url::parse(url).map_err(|e| format!("LATCHKEY_SMS_WEBHOOK: {e}"))?;
+        let url = reqwest::Url::parse(url).map_err(|e| format!("PORTCULLIS_SMS_WEBHOOK: {e}"))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err("LATCHKEY_SMS_WEBHOOK must be an http or https URL".into());
+            return Err("PORTCULLIS_SMS_WEBHOOK must be an http or https URL".into());
         }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))

@@ -1,7 +1,7 @@
 //! Request and response bodies: the JSON shapes of `API.md`, with their OpenAPI schemas.
 
-use latchkey::model::{AuthEvent, Session, User};
-use latchkey::{SignIn, TokenSet};
+use portcullis::model::{AuthEvent, Session, User};
+use portcullis::{SignIn, TokenSet};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -106,7 +106,7 @@ pub struct List<T: ToSchema> {
 
 impl<T: ToSchema> List<T> {
     /// A page of the engine's, each item turned into its view.
-    pub fn page<U>(page: latchkey::model::Page<U>, view: impl Fn(&U) -> T) -> Self {
+    pub fn page<U>(page: portcullis::model::Page<U>, view: impl Fn(&U) -> T) -> Self {
         List {
             items: page.items.iter().map(view).collect(),
             next_cursor: page.next_cursor.map(|c| c.as_str().to_owned()),
@@ -134,12 +134,12 @@ pub struct PageQuery {
 
 impl PageQuery {
     /// The engine's page request.
-    pub fn page(&self) -> ApiResult<latchkey::model::PageRequest> {
+    pub fn page(&self) -> ApiResult<portcullis::model::PageRequest> {
         let limit = self.limit.unwrap_or(20);
         if !(1..=100).contains(&limit) {
             return Err(ApiError::invalid("limit must be between 1 and 100"));
         }
-        use latchkey::model::{Cursor, PageRequest};
+        use portcullis::model::{Cursor, PageRequest};
         Ok(match &self.cursor {
             Some(cursor) => PageRequest::after(limit, Cursor::new(cursor.clone())),
             None => PageRequest::first(limit),
@@ -216,7 +216,7 @@ pub struct SessionView {
 
 impl SessionView {
     /// The view of `s`, marked current when it is `current`.
-    pub fn new(s: &Session, current: latchkey::SessionId) -> Self {
+    pub fn new(s: &Session, current: portcullis::SessionId) -> Self {
         SessionView {
             id: s.id.to_string(),
             created_at: s.created_at.unix_millis(),
@@ -282,7 +282,7 @@ pub struct PasskeyView {
 
 impl PasskeyView {
     /// The view of `p`.
-    pub fn new(p: &latchkey::PasskeyInfo) -> Self {
+    pub fn new(p: &portcullis::PasskeyInfo) -> Self {
         PasskeyView {
             id: passkey_id(&p.id),
             name: p.name.clone(),
@@ -295,7 +295,7 @@ impl PasskeyView {
 }
 
 /// A credential id as the API shows it (base64url, no padding).
-pub fn passkey_id(id: &latchkey::model::CredentialId) -> String {
+pub fn passkey_id(id: &portcullis::model::CredentialId) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
 }
@@ -309,7 +309,7 @@ pub struct BackupCodesBody {
 
 impl BackupCodesBody {
     /// The body for `codes`.
-    pub fn new(codes: &[latchkey::crypto::BackupCode]) -> Self {
+    pub fn new(codes: &[portcullis::crypto::BackupCode]) -> Self {
         BackupCodesBody {
             backup_codes: codes.iter().map(|c| c.secret().to_owned()).collect(),
         }

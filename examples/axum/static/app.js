@@ -1,5 +1,5 @@
 /*
- * Latchkey demo page: the browser side of examples/axum. Plain ES2020, no build step,
+ * Portcullis demo page: the browser side of examples/axum. Plain ES2020, no build step,
  * no external assets; runs under a CSP without inline scripts or styles.
  *
  * Stable element ids (tests rely on them):
@@ -33,12 +33,12 @@
 
 (() => {
   const API = "/api/v1";
-  const KEY_ACCESS = "latchkey.demo.access_token";
-  const KEY_REFRESH = "latchkey.demo.refresh_token";
+  const KEY_ACCESS = "portcullis.demo.access_token";
+  const KEY_REFRESH = "portcullis.demo.refresh_token";
   // The pending magic link of this browser: {request_id, poll_token, expires_at (ms)}. The
   // link, opened in another tab of this browser, sends the poll token to prove it is the
   // same browser; elsewhere the person types the device code shown by the asking tab.
-  const KEY_MAGIC = "latchkey.magic";
+  const KEY_MAGIC = "portcullis.magic";
 
   const $ = (id) => document.getElementById(id);
   const enc = encodeURIComponent;
@@ -205,7 +205,7 @@
         if (!answer || !answer.token) throw new ApiError(401, "invalid_token", "Please sign in again.");
         saveTokens(answer);
       };
-      const locked = navigator.locks ? navigator.locks.request("latchkey-refresh", rotate) : rotate();
+      const locked = navigator.locks ? navigator.locks.request("portcullis-refresh", rotate) : rotate();
       refreshing = locked.finally(() => {
         refreshing = null;
       });

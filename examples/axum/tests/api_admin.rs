@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use axum::http::StatusCode;
 use common::{ADMIN_KEY, Answer, TestApp};
-use latchkey::directory::NewApiKey;
+use portcullis::directory::NewApiKey;
 use serde_json::{Value, json};
 
 #[track_caller]
@@ -724,7 +724,7 @@ fn revert_token(test: &TestApp, to: &str) -> String {
         .sent()
         .into_iter()
         .rev()
-        .find(|m| m.to.as_str() == to && m.message.kind == latchkey::MessageKind::EmailChanged)
+        .find(|m| m.to.as_str() == to && m.message.kind == portcullis::MessageKind::EmailChanged)
         .unwrap_or_else(|| panic!("no email-change notice to {to}"));
     let url = url::Url::parse(mail.message.link.as_ref().unwrap().secret()).unwrap();
     assert_eq!(url.path(), "/email-revert");

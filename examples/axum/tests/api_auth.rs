@@ -162,7 +162,7 @@ async fn magic_link_peek_verify_and_poll() {
 #[derive(Debug)]
 struct OneTown;
 
-impl latchkey::Locate for OneTown {
+impl portcullis::Locate for OneTown {
     fn place(&self, ip: std::net::IpAddr) -> Option<String> {
         (ip.to_string() == "203.0.113.7").then(|| "Springfield, Freedonia".to_owned())
     }
@@ -396,7 +396,7 @@ async fn email_code_sends_are_rate_limited_with_retry_after() {
     // Start just after an hour's boundary, so every send below falls in one bucket of the
     // hour-long sliding window and the wait it asks for does not depend on the time of day.
     let now = test.auth.now().unix_secs();
-    let next_hour = latchkey::Timestamp::from_unix_secs((now / 3600 + 1) * 3600 + 1);
+    let next_hour = portcullis::Timestamp::from_unix_secs((now / 3600 + 1) * 3600 + 1);
     test.clock.set(next_hour);
     let first = test
         .post(EC, json!({"email": "eve@example.com"}), None)

@@ -112,7 +112,7 @@ async fn the_openapi_document_lists_every_route() {
     assert_eq!(doc.header("content-type"), Some("application/json"));
     let version = doc.body["openapi"].as_str().unwrap();
     assert!(version.starts_with("3.1."), "{version}");
-    assert_eq!(doc.body["info"]["title"], "latchkey example API");
+    assert_eq!(doc.body["info"]["title"], "portcullis example API");
 
     let mut found = BTreeSet::new();
     let mut operation_ids = BTreeSet::new();

@@ -24,9 +24,9 @@ fn assert_error(answer: &Answer, status: StatusCode, code: &str) {
 
 /// What an authenticator app holding `secret` (base32) shows now.
 fn app_code(test: &TestApp, secret: &str) -> String {
-    let secret = latchkey::mfa::totp::decode_base32(secret).unwrap();
+    let secret = portcullis::mfa::totp::decode_base32(secret).unwrap();
     let now = u64::try_from(test.auth.now().unix_secs()).unwrap();
-    latchkey::mfa::totp::code_at(&secret, now, "SHA1", 6).unwrap()
+    portcullis::mfa::totp::code_at(&secret, now, "SHA1", 6).unwrap()
 }
 
 /// A six-digit code that is not `code`.
@@ -80,7 +80,7 @@ async fn totp_enrolment_the_mfa_step_and_backup_codes() {
     assert_eq!(enrolled.status, StatusCode::OK, "{}", enrolled.body);
     let secret = enrolled.str("secret");
     assert_eq!(
-        latchkey::mfa::totp::decode_base32(&secret).unwrap().len(),
+        portcullis::mfa::totp::decode_base32(&secret).unwrap().len(),
         20
     );
     let uri = enrolled.str("otpauth_uri");

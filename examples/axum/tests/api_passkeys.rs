@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use common::{Answer, TestApp};
-use latchkey::flows::passkey::{CreationChallengeResponse, RequestChallengeResponse};
+use portcullis::flows::passkey::{CreationChallengeResponse, RequestChallengeResponse};
 use serde_json::{Value, json};
 use url::Url;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
@@ -100,7 +100,7 @@ async fn passkey_sign_up_sign_in_and_management() {
     let auth_code = begun.str("auth_code");
     let options = &begun.body["options"]["publicKey"];
     assert_eq!(options["rp"]["id"], "localhost");
-    assert_eq!(options["rp"]["name"], "latchkey test");
+    assert_eq!(options["rp"]["name"], "portcullis test");
     assert_eq!(options["user"]["name"], "ana@example.com");
     assert_eq!(options["user"]["displayName"], "Ana");
     assert!(options["challenge"].as_str().is_some_and(|c| c.len() >= 22));
@@ -178,7 +178,7 @@ async fn passkey_sign_up_sign_in_and_management() {
     };
     assert_eq!(keys(&alike.body), keys(&registered.body));
     let notice = test.mail.sent().pop().unwrap();
-    assert_eq!(notice.message.kind, latchkey::MessageKind::SignUpAttempt);
+    assert_eq!(notice.message.kind, portcullis::MessageKind::SignUpAttempt);
     let refused = test
         .post(
             "/api/v1/auth/signup/verify",

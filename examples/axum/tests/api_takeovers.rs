@@ -8,7 +8,7 @@ mod common;
 
 use axum::http::StatusCode;
 use common::{ADMIN_KEY, TestApp};
-use latchkey::directory::NewApiKey;
+use portcullis::directory::NewApiKey;
 use serde_json::json;
 
 /// An organization run by the attacker, with an API credential of its own that may change
@@ -243,7 +243,7 @@ async fn a_password_sign_up_tells_nobody_who_has_an_account() {
         .find(|m| m.to.as_str() == "ana@example.com");
     assert_eq!(
         notice.map(|m| m.message.kind),
-        Some(latchkey::MessageKind::SignUpAttempt),
+        Some(portcullis::MessageKind::SignUpAttempt),
         "the owner hears that someone tried"
     );
     // Once the client's budget is spent, every sign-up is refused before any hashing.

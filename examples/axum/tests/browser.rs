@@ -54,7 +54,7 @@ const LOOPBACK_PLACE: &str = "Loopback Lane, Localhost";
 #[derive(Debug)]
 struct Loopback;
 
-impl latchkey::Locate for Loopback {
+impl portcullis::Locate for Loopback {
     fn place(&self, ip: std::net::IpAddr) -> Option<String> {
         ip.is_loopback().then(|| LOOPBACK_PLACE.to_owned())
     }
@@ -150,7 +150,7 @@ async fn passkey_and_email_code_sign_in_through_the_page() {
     let users = test
         .auth
         .users()
-        .list(&latchkey::store::UserQuery::all(), &Default::default())
+        .list(&portcullis::store::UserQuery::all(), &Default::default())
         .await
         .unwrap()
         .items;
@@ -166,7 +166,7 @@ async fn passkey_and_email_code_sign_in_through_the_page() {
         let mut methods: Vec<String> = log
             .items
             .iter()
-            .filter(|e| e.kind == latchkey::model::AuthEventKind::SignIn)
+            .filter(|e| e.kind == portcullis::model::AuthEventKind::SignIn)
             .filter_map(|e| e.method.clone())
             .collect();
         methods.sort();

@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
 use async_trait::async_trait;
-use latchkey::StoreError;
-use latchkey::model::{AuthEvent, EventId, Page, PageRequest, UserId};
-use latchkey::store::{AuditLog, StoreResult};
+use portcullis::StoreError;
+use portcullis::model::{AuthEvent, EventId, Page, PageRequest, UserId};
+use portcullis::store::{AuditLog, StoreResult};
 
 use crate::{MemoryStore, paginate, parse_cursor, read, write};
 

@@ -1,9 +1,9 @@
 //! `ChallengeStore`: sharded records and counters.
 
 use async_trait::async_trait;
-use latchkey::Timestamp;
-use latchkey::model::{ChallengeKey, ChallengeRecord, Counter};
-use latchkey::store::{ChallengeStore, StoreResult};
+use portcullis::Timestamp;
+use portcullis::model::{ChallengeKey, ChallengeRecord, Counter};
+use portcullis::store::{ChallengeStore, StoreResult};
 
 use crate::MemoryStore;
 use crate::shards::{Expiring, Shards};

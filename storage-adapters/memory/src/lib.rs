@@ -1,6 +1,6 @@
-//! # latchkey-memory
+//! # portcullis-memory
 //!
-//! The reference storage adapter for [latchkey]: everything in process memory, nothing on
+//! The reference storage adapter for [portcullis]: everything in process memory, nothing on
 //! disk. Fast, and exactly as strict as the durable adapters (the same conformance suite
 //! proves it), so tests and demos that pass on it mean something.
 //!
@@ -12,18 +12,18 @@
 //!   are swept from a shard when it has doubled in size since its last sweep, and by
 //!   `purge_expired`.
 //! - Everything is lost when the process exits. For data that must survive, use
-//!   `latchkey-sled` or `latchkey-postgres`.
+//!   `portcullis-sled` or `portcullis-postgres`.
 //!
 //! ```
-//! use latchkey_memory::MemoryStore;
-//! use latchkey::{Config, Latchkey, crypto::{Pepper, Keyring, EncryptionKey}};
+//! use portcullis_memory::MemoryStore;
+//! use portcullis::{Config, Portcullis, crypto::{Pepper, Keyring, EncryptionKey}};
 //!
-//! let auth = Latchkey::builder(Config::new("http://localhost:8080"))
+//! let auth = Portcullis::builder(Config::new("http://localhost:8080"))
 //!     .store(MemoryStore::new())
 //!     .pepper(Pepper::generate()?)
 //!     .keyring(Keyring::new(1, EncryptionKey::generate()?))
 //!     .build()?;
-//! # Ok::<(), latchkey::Error>(())
+//! # Ok::<(), portcullis::Error>(())
 //! ```
 
 #![forbid(unsafe_code)]
@@ -38,10 +38,10 @@ mod users;
 
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use latchkey::StoreError;
-use latchkey::model::{Cursor, Page, PageRequest};
+use portcullis::StoreError;
+use portcullis::model::{Cursor, Page, PageRequest};
 
-/// All five latchkey stores in memory. Clones share the same data.
+/// All five portcullis stores in memory. Clones share the same data.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     users: Arc<RwLock<users::Tables>>,

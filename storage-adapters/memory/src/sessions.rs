@@ -4,10 +4,10 @@
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use latchkey::crypto::SecretHash;
-use latchkey::model::{Session, SessionId, StoredSigningKey, UserId};
-use latchkey::store::{SessionStore, StoreResult};
-use latchkey::{StoreError, Timestamp};
+use portcullis::crypto::SecretHash;
+use portcullis::model::{Session, SessionId, StoredSigningKey, UserId};
+use portcullis::store::{SessionStore, StoreResult};
+use portcullis::{StoreError, Timestamp};
 
 use crate::{MemoryStore, read, write};
 

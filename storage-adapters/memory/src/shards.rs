@@ -6,7 +6,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hash};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use latchkey::Timestamp;
+use portcullis::Timestamp;
 
 const SHARDS: usize = 32;
 const MIN_SWEEP: usize = 1024;

@@ -4,13 +4,13 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 
 use async_trait::async_trait;
-use latchkey::StoreError;
-use latchkey::crypto::SecretHash;
-use latchkey::model::{
+use portcullis::StoreError;
+use portcullis::crypto::SecretHash;
+use portcullis::model::{
     CredentialId, Email, FactorId, Page, PageRequest, PasskeyCredential, PasskeyUse, Phone,
     TotpFactor, User, UserId,
 };
-use latchkey::store::{StoreResult, UserQuery, UserStore};
+use portcullis::store::{StoreResult, UserQuery, UserStore};
 
 use crate::{MemoryStore, paginate, parse_cursor, read, write};
 

@@ -1,3 +1,3 @@
 //! The shared storage conformance suite, run against the memory adapter.
 
-latchkey::conformance_tests!(|| async { latchkey_memory::MemoryStore::new() });
+portcullis::conformance_tests!(|| async { portcullis_memory::MemoryStore::new() });

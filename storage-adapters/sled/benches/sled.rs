@@ -1,7 +1,7 @@
 //! sled beside memory: challenge insert + take, refresh rotation, with and without a
 //! flush per security-critical write, and group commit under 8 concurrent writers.
 //!
-//! `cargo bench -p latchkey-sled`
+//! `cargo bench -p portcullis-sled`
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,17 +10,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use latchkey::crypto::SecretHash;
-use latchkey::model::{ChallengeKey, ChallengeKind, Session, SessionId, UserId};
-use latchkey::store::{ChallengeStore, Storage};
-use latchkey::{Clock, SystemClock};
-use latchkey_memory::MemoryStore;
-use latchkey_sled::{Durability, SledConfig, SledStore};
+use portcullis::crypto::SecretHash;
+use portcullis::model::{ChallengeKey, ChallengeKind, Session, SessionId, UserId};
+use portcullis::store::{ChallengeStore, Storage};
+use portcullis::{Clock, SystemClock};
+use portcullis_memory::MemoryStore;
+use portcullis_sled::{Durability, SledConfig, SledStore};
 use tokio::runtime::Runtime;
 
 fn sled(durability: Durability) -> SledStore {
     let dir = tempfile::Builder::new()
-        .prefix("latchkey-sled-bench")
+        .prefix("portcullis-sled-bench")
         .tempdir()
         .unwrap()
         .keep();

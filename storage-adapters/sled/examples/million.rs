@@ -1,15 +1,15 @@
 //! Size on disk and open time with many users:
-//! `cargo run --release -p latchkey-sled --example million -- [users] [dir]`
+//! `cargo run --release -p portcullis-sled --example million -- [users] [dir]`
 //! (default 1 000 000 users in a temporary directory).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Instant;
 
-use latchkey::model::{User, UserId};
-use latchkey::store::UserStore;
-use latchkey::{Clock, Email, SystemClock};
-use latchkey_sled::{Durability, SledConfig, SledStore};
+use portcullis::model::{User, UserId};
+use portcullis::store::UserStore;
+use portcullis::{Clock, Email, SystemClock};
+use portcullis_sled::{Durability, SledConfig, SledStore};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {

@@ -1,15 +1,15 @@
 //! Size on disk under a steady stream of one-time codes: each round issues and expires
 //! a batch, the sweep removes them, and the size must level off rather than grow.
-//! `cargo run --release -p latchkey-sled --example steady -- [rounds] [codes per round]`
+//! `cargo run --release -p portcullis-sled --example steady -- [rounds] [codes per round]`
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
-use latchkey::model::{ChallengeKey, ChallengeKind};
-use latchkey::store::ChallengeStore;
-use latchkey::{Clock, ManualClock};
-use latchkey_sled::{Durability, SledConfig, SledStore};
+use portcullis::model::{ChallengeKey, ChallengeKind};
+use portcullis::store::ChallengeStore;
+use portcullis::{Clock, ManualClock};
+use portcullis_sled::{Durability, SledConfig, SledStore};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {

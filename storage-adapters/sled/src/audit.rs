@@ -3,9 +3,9 @@
 use std::ops::Bound;
 
 use async_trait::async_trait;
-use latchkey::StoreError;
-use latchkey::model::{AuthEvent, Cursor, EventId, Page, PageRequest, UserId};
-use latchkey::store::{AuditLog, StoreResult};
+use portcullis::StoreError;
+use portcullis::model::{AuthEvent, Cursor, EventId, Page, PageRequest, UserId};
+use portcullis::store::{AuditLog, StoreResult};
 use sled::Transactional;
 
 use crate::codec::{cat, dec, enc};

@@ -4,9 +4,9 @@
 //! sign-in): `0x01 ‖ expires_at (i64 BE) ‖ version or count (u64 BE) ‖ value`.
 
 use async_trait::async_trait;
-use latchkey::model::{ChallengeKey, ChallengeRecord, Counter};
-use latchkey::store::{ChallengeStore, StoreResult};
-use latchkey::{StoreError, Timestamp};
+use portcullis::model::{ChallengeKey, ChallengeRecord, Counter};
+use portcullis::store::{ChallengeStore, StoreResult};
+use portcullis::{StoreError, Timestamp};
 use sled::{IVec, Tree};
 
 use crate::{Class, Inner, SledStore};

@@ -1,6 +1,6 @@
 //! Record encoding: a format-version byte, then JSON. Anything else fails closed.
 
-use latchkey::StoreError;
+use portcullis::StoreError;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

@@ -7,7 +7,7 @@
 
 use std::sync::Mutex;
 
-use latchkey::StoreError;
+use portcullis::StoreError;
 use tokio::sync::Notify;
 
 pub(crate) struct GroupCommit {

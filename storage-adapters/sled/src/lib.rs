@@ -1,15 +1,15 @@
-//! # latchkey-sled
+//! # portcullis-sled
 //!
-//! The embedded, durable storage adapter for [latchkey]: every store in one
+//! The embedded, durable storage adapter for [portcullis]: every store in one
 //! [sled](https://docs.rs/sled/0.34.7) database directory, nothing to install.
 //!
 //! ```no_run
-//! use latchkey::crypto::{EncryptionKey, Keyring, Pepper};
-//! use latchkey::{Config, Latchkey};
-//! use latchkey_sled::SledStore;
+//! use portcullis::crypto::{EncryptionKey, Keyring, Pepper};
+//! use portcullis::{Config, Portcullis};
+//! use portcullis_sled::SledStore;
 //!
-//! let auth = Latchkey::builder(Config::new("http://localhost:8080"))
-//!     .store(SledStore::open("./latchkey-data")?)
+//! let auth = Portcullis::builder(Config::new("http://localhost:8080"))
+//!     .store(SledStore::open("./portcullis-data")?)
 //!     .pepper(Pepper::generate()?)
 //!     .keyring(Keyring::new(1, EncryptionKey::generate()?))
 //!     .build()?;
@@ -21,7 +21,7 @@
 //! One tree per record kind and one per index (email → user, phone → user, credential id
 //! → user, slug / domain / client id → organization, refresh-token hash → session…). Every
 //! value starts with a format version byte, so the format can migrate; a value that does
-//! not decode fails closed with [`StoreError::Corrupt`](latchkey::StoreError) — a
+//! not decode fails closed with [`StoreError::Corrupt`](portcullis::StoreError) — a
 //! corrupted challenge is never "valid".
 //!
 //! ## Atomicity
@@ -69,7 +69,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use latchkey::{Clock, StoreError, SystemClock};
+use portcullis::{Clock, StoreError, SystemClock};
 
 use crate::commit::GroupCommit;
 use crate::sweep::Sweeper;
@@ -168,7 +168,7 @@ impl SledError {
     }
 }
 
-impl From<SledError> for latchkey::Error {
+impl From<SledError> for portcullis::Error {
     fn from(err: SledError) -> Self {
         match err {
             SledError::Store(store) => store.into(),
@@ -177,7 +177,7 @@ impl From<SledError> for latchkey::Error {
     }
 }
 
-/// All five latchkey stores in one sled database. Clones share it.
+/// All five portcullis stores in one sled database. Clones share it.
 #[derive(Clone)]
 pub struct SledStore {
     inner: Arc<Inner>,
@@ -340,15 +340,15 @@ impl Drop for Inner {
 /// The records whose loss would reopen a door, so they are flushed when written and kept
 /// through a crash: a spent code's tombstone (what makes a replay revoke) and a roles
 /// revision (what makes tokens signed before a role change stale).
-pub(crate) fn survives_crash(kind: latchkey::model::ChallengeKind) -> bool {
-    use latchkey::model::ChallengeKind as K;
+pub(crate) fn survives_crash(kind: portcullis::model::ChallengeKind) -> bool {
+    use portcullis::model::ChallengeKind as K;
     matches!(kind, K::SpentAuthCode | K::RolesRevision)
 }
 
 /// After a crash, whatever was spent just before it may not be on disk as spent: every
 /// outstanding challenge is voided, but for those that [`survives_crash`] keeps.
 fn void_challenges(t: &Trees) -> Result<(), SledError> {
-    let keep: Vec<String> = latchkey::model::ChallengeKind::ALL
+    let keep: Vec<String> = portcullis::model::ChallengeKind::ALL
         .into_iter()
         .filter(|kind| survives_crash(*kind))
         .map(|kind| format!("{}:", kind.as_str()))
@@ -388,6 +388,6 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-pub(crate) fn backend(err: impl Into<latchkey::BoxError>) -> StoreError {
+pub(crate) fn backend(err: impl Into<portcullis::BoxError>) -> StoreError {
     StoreError::backend(err)
 }

@@ -5,13 +5,13 @@ use std::collections::BTreeSet;
 use std::ops::Bound;
 
 use async_trait::async_trait;
-use latchkey::StoreError;
-use latchkey::crypto::SecretHash;
-use latchkey::model::{
+use portcullis::StoreError;
+use portcullis::crypto::SecretHash;
+use portcullis::model::{
     ApiCredential, App, ClientId, Cursor, Membership, OrgId, Organization, Page, PageRequest,
     PermissionDef, PermissionId, Role, RoleId, UserId,
 };
-use latchkey::store::{OrgStore, StoreResult};
+use portcullis::store::{OrgStore, StoreResult};
 use serde::de::DeserializeOwned;
 
 use crate::codec::{cat, dec, enc};

@@ -3,10 +3,10 @@
 //! signing keys. A rotation writes three small entries, however long the family.
 
 use async_trait::async_trait;
-use latchkey::crypto::SecretHash;
-use latchkey::model::{Session, SessionId, StoredSigningKey, UserId};
-use latchkey::store::{SessionStore, StoreResult};
-use latchkey::{StoreError, Timestamp};
+use portcullis::crypto::SecretHash;
+use portcullis::model::{Session, SessionId, StoredSigningKey, UserId};
+use portcullis::store::{SessionStore, StoreResult};
+use portcullis::{StoreError, Timestamp};
 
 use crate::codec::{cat, dec, enc};
 use crate::tx::{Trees, WriteSet, keys_with_prefix};

@@ -5,7 +5,7 @@ use std::sync::{Arc, Weak};
 use std::thread;
 use std::time::Duration;
 
-use latchkey::{Clock, StoreError, Timestamp};
+use portcullis::{Clock, StoreError, Timestamp};
 
 use crate::Inner;
 
@@ -24,7 +24,7 @@ impl Sweeper {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = thread::Builder::new()
-            .name("latchkey-sled-sweeper".into())
+            .name("portcullis-sled-sweeper".into())
             .spawn(move || {
                 loop {
                     thread::park_timeout(every);

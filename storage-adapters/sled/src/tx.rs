@@ -1,6 +1,6 @@
 //! The trees, and write sets applied in one sled transaction.
 
-use latchkey::StoreError;
+use portcullis::StoreError;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::{IVec, Transactional, Tree};
 

@@ -3,14 +3,14 @@
 use std::ops::Bound;
 
 use async_trait::async_trait;
-use latchkey::StoreError;
-use latchkey::crypto::SecretHash;
-use latchkey::model::CredentialId;
-use latchkey::model::{
+use portcullis::StoreError;
+use portcullis::crypto::SecretHash;
+use portcullis::model::CredentialId;
+use portcullis::model::{
     Cursor, Email, FactorId, Page, PageRequest, PasskeyCredential, PasskeyUse, Phone, TotpFactor,
     User, UserId,
 };
-use latchkey::store::{StoreResult, UserQuery, UserStore};
+use portcullis::store::{StoreResult, UserQuery, UserStore};
 
 use crate::codec::{cat, dec, enc};
 use crate::tx::{Trees, WriteSet, keys_with_prefix};

@@ -4,15 +4,15 @@
 // A failed set-up is reported by panicking, like any test.
 #![allow(clippy::expect_used)]
 
-use latchkey_sled::{SledConfig, SledStore};
+use portcullis_sled::{SledConfig, SledStore};
 
 fn fresh() -> SledStore {
     let dir = tempfile::Builder::new()
-        .prefix("latchkey-sled-conformance")
+        .prefix("portcullis-sled-conformance")
         .tempdir()
         .expect("temp dir")
         .keep();
     SledStore::with_config(SledConfig::new(dir).temporary(true)).expect("open sled")
 }
 
-latchkey::conformance_tests!(|| async { fresh() });
+portcullis::conformance_tests!(|| async { fresh() });

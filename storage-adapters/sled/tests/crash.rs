@@ -13,16 +13,18 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use latchkey::crypto::SecretHash;
-use latchkey::model::{ChallengeKey, ChallengeKind, PageRequest, Session, SessionId, User, UserId};
-use latchkey::store::{ChallengeStore, SessionStore, UserQuery, UserStore};
-use latchkey::{Clock, Email, SystemClock};
+use portcullis::crypto::SecretHash;
+use portcullis::model::{
+    ChallengeKey, ChallengeKind, PageRequest, Session, SessionId, User, UserId,
+};
+use portcullis::store::{ChallengeStore, SessionStore, UserQuery, UserStore};
+use portcullis::{Clock, Email, SystemClock};
 mod support;
 
-use latchkey_sled::{Durability, SledConfig, SledStore};
+use portcullis_sled::{Durability, SledConfig, SledStore};
 use support::retry;
 
-const CHILD_ENV: &str = "LATCHKEY_SLED_CRASH_CHILD";
+const CHILD_ENV: &str = "PORTCULLIS_SLED_CRASH_CHILD";
 const ROUNDS: usize = 24;
 
 fn open(dir: &Path) -> SledStore {
@@ -47,7 +49,7 @@ fn crash_child() {
     let Ok(dir) = std::env::var(CHILD_ENV) else {
         return; // only runs as the parent's child
     };
-    let round: u64 = std::env::var("LATCHKEY_SLED_CRASH_ROUND")
+    let round: u64 = std::env::var("PORTCULLIS_SLED_CRASH_ROUND")
         .unwrap()
         .parse()
         .unwrap();
@@ -136,7 +138,7 @@ async fn acknowledged_writes_survive_sigkill_and_spent_secrets_stay_spent() {
         let mut child = Command::new(&exe)
             .args(["--exact", "crash_child", "--nocapture", "--test-threads=1"])
             .env(CHILD_ENV, dir.path())
-            .env("LATCHKEY_SLED_CRASH_ROUND", round.to_string())
+            .env("PORTCULLIS_SLED_CRASH_ROUND", round.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

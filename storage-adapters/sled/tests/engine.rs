@@ -7,22 +7,26 @@
 
 use std::path::Path;
 
-use latchkey::model::{User, UserId};
-use latchkey::store::UserStore;
-use latchkey::testing::{CapturingMailer, race, test_keyring, test_pepper};
-use latchkey::{AuthMethod, Config, Latchkey, ManualClock, RequestContext, SignIn};
+use portcullis::model::{User, UserId};
+use portcullis::store::UserStore;
+use portcullis::testing::{CapturingMailer, race, test_keyring, test_pepper};
+use portcullis::{AuthMethod, Config, ManualClock, Portcullis, RequestContext, SignIn};
 mod support;
 
-use latchkey_sled::{SledConfig, SledStore};
+use portcullis_sled::{SledConfig, SledStore};
 use support::retry;
 
-fn engine(dir: &Path, clock: &ManualClock) -> (Latchkey, SledStore) {
+fn engine(dir: &Path, clock: &ManualClock) -> (Portcullis, SledStore) {
     engine_with(dir, clock, &CapturingMailer::new())
 }
 
-fn engine_with(dir: &Path, clock: &ManualClock, mailer: &CapturingMailer) -> (Latchkey, SledStore) {
+fn engine_with(
+    dir: &Path,
+    clock: &ManualClock,
+    mailer: &CapturingMailer,
+) -> (Portcullis, SledStore) {
     let store = retry(|| SledStore::with_config(SledConfig::new(dir).clock(clock.clone())));
-    let auth = Latchkey::builder(Config::new("https://app.example.com"))
+    let auth = Portcullis::builder(Config::new("https://app.example.com"))
         .store(store.clone())
         .mailer(mailer.clone())
         .clock(clock.clone())
@@ -39,7 +43,7 @@ async fn sessions_and_signing_keys_survive_a_restart() {
     let clock = ManualClock::fixed();
     let ctx = RequestContext::new();
     let (auth, store) = engine(dir.path(), &clock);
-    let mut alice = User::new(UserId::generate(), latchkey::Clock::now(&clock));
+    let mut alice = User::new(UserId::generate(), portcullis::Clock::now(&clock));
     alice.email = Some("alice@example.com".parse().unwrap());
     store.create_user(&alice).await.unwrap();
     let SignIn::Complete(first) = auth
@@ -129,14 +133,14 @@ async fn passwordless_secrets_are_single_use_on_sled_across_a_restart() {
     clock.advance(std::time::Duration::from_secs(60));
     let sent = auth
         .magic_links()
-        .send("ana@example.com", &latchkey::LinkOptions::new(), &ctx)
+        .send("ana@example.com", &portcullis::LinkOptions::new(), &ctx)
         .await
         .unwrap();
     auth.flush_deliveries().await;
     let link = mailer.last().unwrap().message.link.unwrap();
     let token =
-        latchkey::crypto::MagicLinkToken::new(link.secret().rsplit("token=").next().unwrap());
-    let proof = latchkey::DeviceProof::none().with_poll_token(sent.poll_token.clone());
+        portcullis::crypto::MagicLinkToken::new(link.secret().rsplit("token=").next().unwrap());
+    let proof = portcullis::DeviceProof::none().with_poll_token(sent.poll_token.clone());
     let results = race(16, |_| {
         let auth = auth.clone();
         let token = token.clone();
@@ -167,7 +171,7 @@ async fn passkeys_register_and_sign_in_on_sled_across_a_restart() {
     let mut soft = SoftPasskey::new(true);
     let mailer = CapturingMailer::new();
     let (auth, store) = engine_with(dir.path(), &clock, &mailer);
-    let who = latchkey::Registrant::NewUser {
+    let who = portcullis::Registrant::NewUser {
         email: "ana@example.com".parse().unwrap(),
         name: None,
     };
@@ -232,13 +236,13 @@ async fn deleting_a_user_on_sled_leaves_no_orphan_and_an_intact_anonymous_log() 
     let (auth, store) = engine(dir.path(), &clock);
     let org = auth
         .orgs()
-        .create(latchkey::NewOrg::new("Acme", "acme"))
+        .create(portcullis::NewOrg::new("Acme", "acme"))
         .await
         .unwrap();
     let in_acme = ctx.clone().with_org(org.id);
     let ana = auth
         .users()
-        .create(latchkey::NewUser::with_email("ana@example.com"), &in_acme)
+        .create(portcullis::NewUser::with_email("ana@example.com"), &in_acme)
         .await
         .unwrap();
     let SignIn::Complete(set) = auth
@@ -252,10 +256,10 @@ async fn deleting_a_user_on_sled_leaves_no_orphan_and_an_intact_anonymous_log() 
     drop((auth, store));
 
     let (auth, store) = engine(dir.path(), &clock);
-    use latchkey::store::{AuditLog, OrgStore, SessionStore};
+    use portcullis::store::{AuditLog, OrgStore, SessionStore};
     assert!(store.get_user(ana.id).await.unwrap().is_none());
     assert!(store.list_memberships(ana.id).await.unwrap().is_empty());
-    let now = latchkey::Clock::now(&clock);
+    let now = portcullis::Clock::now(&clock);
     assert!(
         store
             .list_user_sessions(ana.id, now)
@@ -270,7 +274,7 @@ async fn deleting_a_user_on_sled_leaves_no_orphan_and_an_intact_anonymous_log() 
             .is_err()
     );
     let log = store
-        .list_user_events(ana.id, &latchkey::model::PageRequest::first(50))
+        .list_user_events(ana.id, &portcullis::model::PageRequest::first(50))
         .await
         .unwrap();
     assert!(
@@ -281,6 +285,6 @@ async fn deleting_a_user_on_sled_leaves_no_orphan_and_an_intact_anonymous_log() 
     );
     assert!(matches!(
         auth.audit().verify_chain(ana.id).await.unwrap(),
-        latchkey::ChainStatus::Intact { .. }
+        portcullis::ChainStatus::Intact { .. }
     ));
 }

@@ -6,12 +6,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use latchkey::model::{ChallengeKey, ChallengeKind, User, UserId};
-use latchkey::store::{ChallengeStore, UserStore};
-use latchkey::{Clock, ManualClock, StoreError};
+use portcullis::model::{ChallengeKey, ChallengeKind, User, UserId};
+use portcullis::store::{ChallengeStore, UserStore};
+use portcullis::{Clock, ManualClock, StoreError};
 mod support;
 
-use latchkey_sled::{Durability, SledConfig, SledStore};
+use portcullis_sled::{Durability, SledConfig, SledStore};
 use support::retry;
 
 fn open(dir: &Path, clock: &ManualClock) -> SledStore {
@@ -180,7 +180,7 @@ async fn corrupt_records_fail_closed() {
         store.incr("rl:x", now + Duration::from_secs(60), now).await,
         Err(StoreError::Corrupt { .. })
     ));
-    let err = latchkey::Error::from(store.get(&code("live"), now).await.unwrap_err());
+    let err = portcullis::Error::from(store.get(&code("live"), now).await.unwrap_err());
     assert_eq!(err.code(), "store");
 }
 

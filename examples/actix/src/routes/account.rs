@@ -2,9 +2,9 @@
 
 use actix_web::HttpResponse;
 use actix_web::web::{Data, Json, Path};
-use latchkey::SessionId;
-use latchkey::crypto::{OneTimeCode, Password};
-use latchkey::model::RequestId;
+use portcullis::SessionId;
+use portcullis::crypto::{OneTimeCode, Password};
+use portcullis::model::RequestId;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;

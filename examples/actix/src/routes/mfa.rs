@@ -4,10 +4,10 @@ use actix_web::HttpResponse;
 use actix_web::http::header;
 use actix_web::web::{Bytes, Data, Json, Path};
 use base64::Engine as _;
-use latchkey::crypto::{BackupCode, MfaToken, OneTimeCode};
-use latchkey::mfa::TotpEnrollment;
-use latchkey::model::{FactorId, RequestId};
-use latchkey::{AuthenticatorId, MfaMethod, MfaProof, UserId};
+use portcullis::crypto::{BackupCode, MfaToken, OneTimeCode};
+use portcullis::mfa::TotpEnrollment;
+use portcullis::model::{FactorId, RequestId};
+use portcullis::{AuthenticatorId, MfaMethod, MfaProof, UserId};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;

@@ -3,10 +3,10 @@
 use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
 use actix_web::web::{Data, Json, Path, Query};
-use latchkey::crypto::CeremonyToken;
-use latchkey::flows::passkey::{PublicKeyCredential, RegisterPublicKeyCredential};
-use latchkey::model::Email;
-use latchkey::{AuthenticatorId, CeremonyStatus, Registrant};
+use portcullis::crypto::CeremonyToken;
+use portcullis::flows::passkey::{PublicKeyCredential, RegisterPublicKeyCredential};
+use portcullis::model::Email;
+use portcullis::{AuthenticatorId, CeremonyStatus, Registrant};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -221,7 +221,7 @@ pub async fn rename(
     let renamed = all
         .iter()
         .find(|p| p.id == id)
-        .ok_or(latchkey::Error::NotFound { what: "passkey" })?;
+        .ok_or(portcullis::Error::NotFound { what: "passkey" })?;
     Ok(Json(PasskeyView::new(renamed)))
 }
 

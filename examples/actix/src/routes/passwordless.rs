@@ -1,10 +1,10 @@
 //! Magic links, and one-time codes by email and SMS.
 
 use actix_web::web::{Data, Json, Query};
-use latchkey::crypto::{MagicLinkToken, OneTimeCode, PollToken};
-use latchkey::model::RequestId;
-use latchkey::tokens::AuthCodeRequest;
-use latchkey::{CodeChannel, DeviceProof, LinkOptions, LinkStatus, RequestContext, Sent};
+use portcullis::crypto::{MagicLinkToken, OneTimeCode, PollToken};
+use portcullis::model::RequestId;
+use portcullis::tokens::AuthCodeRequest;
+use portcullis::{CodeChannel, DeviceProof, LinkOptions, LinkStatus, RequestContext, Sent};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -139,7 +139,7 @@ pub struct RequestedBy {
     /// The asking client's address.
     pub ip: Option<String>,
     /// Roughly where that address is, when the engine has a place lookup
-    /// (`LatchkeyBuilder::locate`; the example has none).
+    /// (`PortcullisBuilder::locate`; the example has none).
     pub place: Option<String>,
     /// The asking browser ("Firefox on Linux"), never the raw user agent.
     pub browser: Option<String>,
@@ -148,7 +148,7 @@ pub struct RequestedBy {
 }
 
 impl RequestedBy {
-    fn of(peek: &latchkey::LinkPeek) -> Self {
+    fn of(peek: &portcullis::LinkPeek) -> Self {
         let asker = &peek.requested_by;
         RequestedBy {
             ip: asker.ip.map(|ip| ip.to_string()),

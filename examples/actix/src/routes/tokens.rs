@@ -1,10 +1,10 @@
 //! Refreshing tokens and exchanging authorization codes.
 
 use actix_web::web::{Data, Json};
-use latchkey::RequestContext;
-use latchkey::crypto::{AuthCode, ClientSecret, CodeVerifier, RefreshToken};
-use latchkey::model::ClientId;
-use latchkey::tokens::CodeExchange;
+use portcullis::RequestContext;
+use portcullis::crypto::{AuthCode, ClientSecret, CodeVerifier, RefreshToken};
+use portcullis::model::ClientId;
+use portcullis::tokens::CodeExchange;
 use serde::Deserialize;
 
 use crate::AppState;

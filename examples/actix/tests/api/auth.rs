@@ -28,7 +28,7 @@ fn other_than(code: &str) -> &'static str {
 #[derive(Debug)]
 struct OneTown;
 
-impl latchkey::Locate for OneTown {
+impl portcullis::Locate for OneTown {
     fn place(&self, ip: std::net::IpAddr) -> Option<String> {
         (ip.to_string() == "203.0.113.7").then(|| "Springfield, Freedonia".to_owned())
     }
@@ -486,7 +486,7 @@ async fn refresh_rotates_and_reuse_revokes() {
 
 #[actix_web::test]
 async fn authorization_code_with_pkce_through_a_magic_link() {
-    use latchkey::tokens::pkce_s256;
+    use portcullis::tokens::pkce_s256;
     let test = TestApp::new();
     let redirect = "https://app.example.com/callback";
     let client = test.app_in(test.default_org().await, redirect).await;

@@ -9,9 +9,9 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::test::{self, TestRequest};
 use actix_web::{HttpResponse, web};
 use example_actix::{AppState, Authenticated, AuthenticatedLive, Cidr};
-use latchkey::testing::{CapturingMailer, CapturingSms, test_keyring, test_pepper};
-use latchkey::{Config, Latchkey, LatchkeyBuilder, ManualClock};
-use latchkey_memory::MemoryStore;
+use portcullis::testing::{CapturingMailer, CapturingSms, test_keyring, test_pepper};
+use portcullis::{Config, ManualClock, Portcullis, PortcullisBuilder};
+use portcullis_memory::MemoryStore;
 use serde_json::{Value, json};
 
 /// The origin the tests' engine serves (and their software authenticator uses).
@@ -19,7 +19,7 @@ pub const ORIGIN: &str = "http://localhost:8080";
 
 pub struct TestApp {
     pub state: AppState,
-    pub auth: Latchkey,
+    pub auth: Portcullis,
     pub store: MemoryStore,
     pub mail: CapturingMailer,
     pub sms: CapturingSms,
@@ -106,7 +106,7 @@ impl TestApp {
     pub fn relaxed() -> Self {
         Self::with_config(|config| {
             config.limits.send_cooldown = Duration::from_secs(1);
-            config.limits.sends_per_recipient = latchkey::RateLimit::sliding(1000, HOUR);
+            config.limits.sends_per_recipient = portcullis::RateLimit::sliding(1000, HOUR);
         })
     }
 
@@ -115,21 +115,21 @@ impl TestApp {
     }
 
     /// With an optional policy set on the engine's builder (a `Locate` hook).
-    pub fn with_builder(extra: impl FnOnce(LatchkeyBuilder) -> LatchkeyBuilder) -> Self {
+    pub fn with_builder(extra: impl FnOnce(PortcullisBuilder) -> PortcullisBuilder) -> Self {
         Self::build(|_| {}, extra)
     }
 
     fn build(
         change: impl FnOnce(&mut Config),
-        extra: impl FnOnce(LatchkeyBuilder) -> LatchkeyBuilder,
+        extra: impl FnOnce(PortcullisBuilder) -> PortcullisBuilder,
     ) -> Self {
         let mail = CapturingMailer::new();
         let sms = CapturingSms::new();
-        let clock = ManualClock::new(latchkey::Clock::now(&latchkey::SystemClock));
+        let clock = ManualClock::new(portcullis::Clock::now(&portcullis::SystemClock));
         let store = MemoryStore::new();
         let mut config = test_config();
         change(&mut config);
-        let builder = Latchkey::builder(config)
+        let builder = Portcullis::builder(config)
             .store(store.clone())
             .pepper(test_pepper())
             .keyring(test_keyring())
@@ -150,10 +150,10 @@ impl TestApp {
 
     /// Another engine on the same store, keys and clock, with `change` made to its
     /// configuration: it signs with the same keys.
-    pub fn sibling(&self, change: impl FnOnce(&mut Config)) -> Latchkey {
+    pub fn sibling(&self, change: impl FnOnce(&mut Config)) -> Portcullis {
         let mut config = test_config();
         change(&mut config);
-        Latchkey::builder(config)
+        Portcullis::builder(config)
             .store(self.store.clone())
             .pepper(test_pepper())
             .keyring(test_keyring())
@@ -312,15 +312,15 @@ impl TestApp {
     }
 
     /// A new public app in `org` redirecting to `redirect_uri`: its client id.
-    pub async fn app_in(&self, org: latchkey::OrgId, redirect_uri: &str) -> String {
-        let mut app = latchkey::directory::NewApp::default();
+    pub async fn app_in(&self, org: portcullis::OrgId, redirect_uri: &str) -> String {
+        let mut app = portcullis::directory::NewApp::default();
         app.name = "Test app".into();
         app.redirect_uris = vec![redirect_uri.to_owned()];
         let created = self.auth.orgs().create_app(org, &app).await.unwrap();
         created.app.client_id.as_str().to_owned()
     }
 
-    pub async fn default_org(&self) -> latchkey::OrgId {
+    pub async fn default_org(&self) -> portcullis::OrgId {
         self.auth.orgs().default_org().await.unwrap().id
     }
 
@@ -333,7 +333,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 
 fn test_config() -> Config {
     let mut config = Config::new(ORIGIN);
-    config.rp_name = "latchkey test".into();
-    config.passwordless.delivery = latchkey::Delivery::Inline;
+    config.rp_name = "portcullis test".into();
+    config.passwordless.delivery = portcullis::Delivery::Inline;
     config
 }

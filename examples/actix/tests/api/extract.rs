@@ -6,8 +6,8 @@ use std::time::Duration;
 use actix_web::http::{Method, StatusCode};
 use base64::Engine as _;
 use example_actix::guard::holds;
-use latchkey::directory::{NewOrg, RoleSpec};
-use latchkey::{AuthMethod, RequestContext, SignIn};
+use portcullis::directory::{NewOrg, RoleSpec};
+use portcullis::{AuthMethod, RequestContext, SignIn};
 use serde_json::{Value, json};
 
 use crate::common::{Answer, TestApp, assert_error};
@@ -85,7 +85,7 @@ async fn an_expired_token_is_refused_as_expired() {
 async fn a_token_for_another_audience_is_refused() {
     let test = TestApp::new();
     let own = test.token_for("cat@example.com").await;
-    let user: latchkey::UserId = test.status_of(&own).await.str("user_id").parse().unwrap();
+    let user: portcullis::UserId = test.status_of(&own).await.str("user_id").parse().unwrap();
     // Another engine over the same store signs with the same keys, for another audience.
     let other = test.sibling(|config| config.audience = "https://api.other.example".into());
     let SignIn::Complete(set) = other
@@ -157,7 +157,7 @@ async fn a_revoked_session_is_refused_by_the_live_extractor_only() {
 
 /// An organization "acme" with an app, `invoices:read` and `invoices:write`, and roles
 /// granting them: its client id, its id and the roles' ids (reader, wildcard).
-async fn acme(test: &TestApp) -> (String, latchkey::OrgId, [latchkey::model::RoleId; 2]) {
+async fn acme(test: &TestApp) -> (String, portcullis::OrgId, [portcullis::model::RoleId; 2]) {
     let org = test
         .auth
         .orgs()
@@ -196,7 +196,7 @@ async fn the_invoices_need_invoices_read_in_the_token() {
     );
 
     // With the role, a sign-in in the organization carries the permission.
-    let user: latchkey::UserId = test.status_of(&eve).await.str("user_id").parse().unwrap();
+    let user: portcullis::UserId = test.status_of(&eve).await.str("user_id").parse().unwrap();
     test.auth
         .rbac()
         .add_member(user, org, &[reader], &ctx)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use actix_web::http::{Method, StatusCode};
 use base64::Engine as _;
-use latchkey::directory::{MfaRequirement, NewOrg};
+use portcullis::directory::{MfaRequirement, NewOrg};
 use serde_json::json;
 
 use crate::common::{TestApp, assert_error};
@@ -15,9 +15,9 @@ const PNG: &[u8] = b"\x89PNG\r\n\x1a\n";
 
 /// What an authenticator app holding `secret` shows now.
 fn app_code(test: &TestApp, secret: &str) -> String {
-    let secret = latchkey::mfa::totp::decode_base32(secret).unwrap();
+    let secret = portcullis::mfa::totp::decode_base32(secret).unwrap();
     let now = u64::try_from(test.auth.now().unix_secs()).unwrap();
-    latchkey::mfa::totp::code_at(&secret, now, "SHA1", 6).unwrap()
+    portcullis::mfa::totp::code_at(&secret, now, "SHA1", 6).unwrap()
 }
 
 fn other_than(code: &str) -> String {

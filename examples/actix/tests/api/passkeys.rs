@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use latchkey::flows::passkey::{CreationChallengeResponse, RequestChallengeResponse};
+use portcullis::flows::passkey::{CreationChallengeResponse, RequestChallengeResponse};
 use serde_json::{Value, json};
 use url::Url;
 use webauthn_authenticator_rs::WebauthnAuthenticator;

@@ -3,9 +3,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use latchkey::SessionId;
-use latchkey::crypto::{EmailRevertToken, OneTimeCode, Password};
-use latchkey::model::RequestId;
+use portcullis::SessionId;
+use portcullis::crypto::{EmailRevertToken, OneTimeCode, Password};
+use portcullis::model::RequestId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

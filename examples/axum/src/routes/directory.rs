@@ -8,12 +8,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use latchkey::crypto::OneTimeCode;
-use latchkey::model::{
+use portcullis::crypto::OneTimeCode;
+use portcullis::model::{
     Membership, OrgId, Organization, PermissionDef, PermissionId, RequestId, Role, RoleId, UserId,
 };
-use latchkey::store::UserQuery;
-use latchkey::{NewOrg, NewUser, OrgSettings, OrgUpdate, RoleSpec, UserStatus, UserUpdate};
+use portcullis::store::UserQuery;
+use portcullis::{NewOrg, NewUser, OrgSettings, OrgUpdate, RoleSpec, UserStatus, UserUpdate};
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -152,7 +152,7 @@ pub async fn delete_org(
 pub async fn config_by_client_id(
     State(state): State<AppState>,
     ApiPath(client_id): ApiPath<String>,
-) -> ApiResult<Json<latchkey::directory::PublicConfig>> {
+) -> ApiResult<Json<portcullis::directory::PublicConfig>> {
     Ok(Json(
         state.auth.orgs().config_by_client_id(&client_id).await?,
     ))
@@ -164,7 +164,7 @@ pub async fn config_by_client_id(
 pub async fn config_by_domain(
     State(state): State<AppState>,
     ApiPath(domain): ApiPath<String>,
-) -> ApiResult<Json<latchkey::directory::PublicConfig>> {
+) -> ApiResult<Json<portcullis::directory::PublicConfig>> {
     Ok(Json(state.auth.orgs().config_by_domain(&domain).await?))
 }
 
@@ -571,7 +571,7 @@ pub async fn update_user(
     // A new address waits for its owner; the same address again is no change.
     let new_email = match &body.email {
         Some(Some(text)) => {
-            let email = latchkey::Email::parse(text)?;
+            let email = portcullis::Email::parse(text)?;
             (current.email.as_ref() != Some(&email)).then_some(email)
         }
         _ => None,
@@ -731,7 +731,7 @@ pub async fn set_roles(
     let membership = match rbac.set_roles(user, org, &ids, &ctx).await {
         // Joining someone to an organization without asking them is the installation's
         // call alone; an organization's administrators invite.
-        Err(latchkey::Error::NotFound { what: "membership" }) => {
+        Err(portcullis::Error::NotFound { what: "membership" }) => {
             caller.require(&state, "users:write", None).await?;
             rbac.add_member(user, org, &ids, &ctx).await?
         }
@@ -826,7 +826,7 @@ pub async fn accept_invitation(
     bearer: Bearer,
     ApiJson(body): ApiJson<AcceptInvitation>,
 ) -> ApiResult<Json<MembershipView>> {
-    let token = latchkey::crypto::InvitationToken::new(&body.token);
+    let token = portcullis::crypto::InvitationToken::new(&body.token);
     let membership = state
         .auth
         .rbac()

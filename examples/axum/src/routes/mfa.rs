@@ -6,10 +6,10 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use latchkey::crypto::{BackupCode, MfaToken, OneTimeCode};
-use latchkey::mfa::TotpEnrollment;
-use latchkey::model::{FactorId, RequestId};
-use latchkey::{AuthenticatorId, MfaMethod, MfaProof};
+use portcullis::crypto::{BackupCode, MfaToken, OneTimeCode};
+use portcullis::mfa::TotpEnrollment;
+use portcullis::model::{FactorId, RequestId};
+use portcullis::{AuthenticatorId, MfaMethod, MfaProof};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -100,7 +100,7 @@ pub async fn authenticators(
 /// The bearer's user, if their sign-in is recent enough to change their authenticators
 /// (`mfa.fresh_sign_in`; 401 `reauth_required` otherwise): a stolen access token alone
 /// must not enrol a factor, read a pending secret or mint backup codes.
-pub(crate) async fn fresh_user(state: &AppState, bearer: &Bearer) -> ApiResult<latchkey::UserId> {
+pub(crate) async fn fresh_user(state: &AppState, bearer: &Bearer) -> ApiResult<portcullis::UserId> {
     let window = state.auth.config().mfa.fresh_sign_in;
     let session = state
         .auth

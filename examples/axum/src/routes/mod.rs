@@ -87,10 +87,10 @@ pub fn api() -> (axum::Router<AppState>, OpenApi) {
 /// The document's title, security scheme and the error responses every route shares.
 fn describe(doc: &mut OpenApi) {
     use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
-    doc.info.title = "latchkey example API".into();
+    doc.info.title = "portcullis example API".into();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc.info.description = Some(
-        "The REST surface of latchkey's axum example (SSOJet-shaped). Errors answer \
+        "The REST surface of portcullis's axum example (SSOJet-shaped). Errors answer \
          {\"error\": {\"code\", \"message\"}}; 429 carries Retry-After."
             .into(),
     );

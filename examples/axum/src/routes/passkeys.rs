@@ -4,10 +4,10 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use base64::Engine as _;
-use latchkey::crypto::CeremonyToken;
-use latchkey::flows::passkey::{PublicKeyCredential, RegisterPublicKeyCredential};
-use latchkey::model::{CredentialId, Email};
-use latchkey::{CeremonyStatus, Registrant};
+use portcullis::crypto::CeremonyToken;
+use portcullis::flows::passkey::{PublicKeyCredential, RegisterPublicKeyCredential};
+use portcullis::model::{CredentialId, Email};
+use portcullis::{CeremonyStatus, Registrant};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -274,7 +274,7 @@ pub async fn delete(
     bearer: Bearer,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    let which = latchkey::AuthenticatorId::Passkey(credential_id(&id)?);
+    let which = portcullis::AuthenticatorId::Passkey(credential_id(&id)?);
     state
         .auth
         .mfa()

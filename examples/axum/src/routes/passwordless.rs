@@ -2,10 +2,10 @@
 
 use axum::Json;
 use axum::extract::State;
-use latchkey::crypto::{MagicLinkToken, OneTimeCode, PollToken};
-use latchkey::model::RequestId;
-use latchkey::tokens::AuthCodeRequest;
-use latchkey::{CodeChannel, DeviceProof, LinkOptions, LinkStatus, Sent};
+use portcullis::crypto::{MagicLinkToken, OneTimeCode, PollToken};
+use portcullis::model::RequestId;
+use portcullis::tokens::AuthCodeRequest;
+use portcullis::{CodeChannel, DeviceProof, LinkOptions, LinkStatus, Sent};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -152,7 +152,7 @@ pub struct RequestedBy {
     #[schema(example = "203.0.113.7")]
     pub ip: Option<String>,
     /// Roughly where that address is, when the engine was given a place lookup
-    /// (`LatchkeyBuilder::locate`; the demo has none): at most 64 characters.
+    /// (`PortcullisBuilder::locate`; the demo has none): at most 64 characters.
     pub place: Option<String>,
     /// The asking browser, from a fixed list of names, never the raw user agent.
     #[schema(example = "Firefox on Linux")]
@@ -162,7 +162,7 @@ pub struct RequestedBy {
 }
 
 impl RequestedBy {
-    fn of(peek: &latchkey::LinkPeek) -> Self {
+    fn of(peek: &portcullis::LinkPeek) -> Self {
         let asker = &peek.requested_by;
         RequestedBy {
             ip: asker.ip.map(|ip| ip.to_string()),
@@ -299,7 +299,7 @@ pub struct VerifyCodeRequest {
 async fn send(
     channel: CodeChannel<'_>,
     to: &str,
-    ctx: &latchkey::RequestContext,
+    ctx: &portcullis::RequestContext,
 ) -> ApiResult<Json<SentBody>> {
     Ok(Json(channel.send(to, ctx).await?.into()))
 }
@@ -307,7 +307,7 @@ async fn send(
 async fn resend(
     channel: CodeChannel<'_>,
     body: ResendRequest,
-    ctx: &latchkey::RequestContext,
+    ctx: &portcullis::RequestContext,
 ) -> ApiResult<Json<SentBody>> {
     let id: RequestId = parse_id(&body.request_id)?;
     Ok(Json(channel.resend(id, ctx).await?.into()))
@@ -316,7 +316,7 @@ async fn resend(
 async fn verify(
     channel: CodeChannel<'_>,
     body: VerifyCodeRequest,
-    ctx: &latchkey::RequestContext,
+    ctx: &portcullis::RequestContext,
 ) -> ApiResult<Json<SignInBody>> {
     let id: RequestId = parse_id(&body.request_id)?;
     let sign_in = channel

@@ -2,9 +2,9 @@
 
 use axum::Json;
 use axum::extract::State;
-use latchkey::crypto::{AuthCode, ClientSecret, CodeVerifier, RefreshToken};
-use latchkey::model::ClientId;
-use latchkey::tokens::CodeExchange;
+use portcullis::crypto::{AuthCode, ClientSecret, CodeVerifier, RefreshToken};
+use portcullis::model::ClientId;
+use portcullis::tokens::CodeExchange;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -35,7 +35,7 @@ pub async fn refresh(
 async fn rotate(
     state: &AppState,
     refresh_token: String,
-    ctx: &latchkey::RequestContext,
+    ctx: &portcullis::RequestContext,
 ) -> ApiResult<Json<SignInBody>> {
     let token = RefreshToken::new(refresh_token);
     let set = state.auth.tokens().refresh(&token, ctx).await?;

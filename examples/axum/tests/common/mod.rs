@@ -12,8 +12,8 @@ use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use example_axum::{AppState, app};
 use http_body_util::BodyExt;
-use latchkey::testing::{CapturingMailer, CapturingSms, test_keyring, test_pepper};
-use latchkey::{Config, Latchkey, LatchkeyBuilder, ManualClock};
+use portcullis::testing::{CapturingMailer, CapturingSms, test_keyring, test_pepper};
+use portcullis::{Config, ManualClock, Portcullis, PortcullisBuilder};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -24,7 +24,7 @@ pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef0123456789";
 
 pub struct TestApp {
     pub app: Router,
-    pub auth: Latchkey,
+    pub auth: Portcullis,
     pub mail: CapturingMailer,
     pub sms: CapturingSms,
     pub clock: ManualClock,
@@ -69,9 +69,9 @@ impl TestApp {
     pub fn relaxed() -> Self {
         Self::with_config(|config| {
             config.limits.send_cooldown = Duration::from_secs(1);
-            config.limits.sends_per_recipient = latchkey::RateLimit::sliding(1000, HOUR);
-            config.sms.per_number = latchkey::RateLimit::sliding(1000, HOUR);
-            config.sms.per_ip = latchkey::RateLimit::sliding(1000, HOUR);
+            config.limits.sends_per_recipient = portcullis::RateLimit::sliding(1000, HOUR);
+            config.sms.per_number = portcullis::RateLimit::sliding(1000, HOUR);
+            config.sms.per_ip = portcullis::RateLimit::sliding(1000, HOUR);
         })
     }
 
@@ -80,7 +80,7 @@ impl TestApp {
     }
 
     /// With an optional policy set on the engine's builder (a `Locate` hook).
-    pub fn with_builder(extra: impl FnOnce(LatchkeyBuilder) -> LatchkeyBuilder) -> Self {
+    pub fn with_builder(extra: impl FnOnce(PortcullisBuilder) -> PortcullisBuilder) -> Self {
         Self::build("http://localhost:8080", |_| {}, false, extra)
     }
 
@@ -89,7 +89,7 @@ impl TestApp {
     /// whatever `extra` sets on the builder.
     pub fn for_browser(
         origin: &str,
-        extra: impl FnOnce(LatchkeyBuilder) -> LatchkeyBuilder,
+        extra: impl FnOnce(PortcullisBuilder) -> PortcullisBuilder,
     ) -> Self {
         Self::build(
             origin,
@@ -103,24 +103,24 @@ impl TestApp {
         origin: &str,
         change: impl FnOnce(&mut Config),
         real_clock: bool,
-        extra: impl FnOnce(LatchkeyBuilder) -> LatchkeyBuilder,
+        extra: impl FnOnce(PortcullisBuilder) -> PortcullisBuilder,
     ) -> Self {
         let mail = CapturingMailer::new();
         let sms = CapturingSms::new();
-        let clock = ManualClock::new(latchkey::Clock::now(&latchkey::SystemClock));
+        let clock = ManualClock::new(portcullis::Clock::now(&portcullis::SystemClock));
         let mut config = Config::new(origin);
-        config.rp_name = "latchkey test".into();
-        config.passwordless.delivery = latchkey::Delivery::Inline;
+        config.rp_name = "portcullis test".into();
+        config.passwordless.delivery = portcullis::Delivery::Inline;
         change(&mut config);
-        let auth = Latchkey::builder(config)
-            .store(latchkey_memory::MemoryStore::new())
+        let auth = Portcullis::builder(config)
+            .store(portcullis_memory::MemoryStore::new())
             .pepper(test_pepper())
             .keyring(test_keyring())
             .mailer(mail.clone())
             .sms(sms.clone())
             .clock(clock.clone());
         let auth = if real_clock {
-            auth.clock(latchkey::SystemClock)
+            auth.clock(portcullis::SystemClock)
         } else {
             auth
         };
@@ -356,8 +356,8 @@ impl TestApp {
     }
 
     /// A new public app in `org` redirecting to `redirect_uri`: its client id.
-    pub async fn app_in(&self, org: latchkey::OrgId, redirect_uri: &str) -> String {
-        let mut app = latchkey::directory::NewApp::default();
+    pub async fn app_in(&self, org: portcullis::OrgId, redirect_uri: &str) -> String {
+        let mut app = portcullis::directory::NewApp::default();
         app.name = "Test app".into();
         app.redirect_uris = vec![redirect_uri.to_owned()];
         let created = self.auth.orgs().create_app(org, &app).await.unwrap();
@@ -365,7 +365,7 @@ impl TestApp {
     }
 
     /// The default organization's id.
-    pub async fn default_org(&self) -> latchkey::OrgId {
+    pub async fn default_org(&self) -> portcullis::OrgId {
         self.auth.orgs().default_org().await.unwrap().id
     }
 
