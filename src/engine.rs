@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use url::Url;
 
@@ -238,6 +239,54 @@ impl Portcullis {
         let challenges = self.inner.challenges.purge_expired(now).await?;
         let sessions = self.inner.sessions.purge_expired_sessions(now).await?;
         Ok(challenges + sessions)
+    }
+
+    /// Sweeps expired records ([`purge_expired`](Self::purge_expired)) every `every` on a
+    /// task of the current tokio runtime, until the [`Sweeper`] is stopped or dropped or
+    /// the engine is gone (the task does not keep the engine alive). The engine owns
+    /// sweeping: storage adapters only provide the purge.
+    pub fn sweep_every(&self, every: Duration) -> Sweeper {
+        let engine = Arc::downgrade(&self.inner);
+        let every = every.max(Duration::from_secs(1));
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let Some(inner) = engine.upgrade() else {
+                    return;
+                };
+                if let Err(e) = (Portcullis { inner }).purge_expired().await {
+                    tracing::warn!(code = e.code(), error = %e, "sweeping expired records failed");
+                }
+            }
+        });
+        Sweeper { task: Some(task) }
+    }
+}
+
+/// The background sweep of [`Portcullis::sweep_every`]; dropping it stops the sweep.
+#[derive(Debug)]
+pub struct Sweeper {
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Sweeper {
+    /// Stops the sweep and waits until it has stopped (a purge under way stops between
+    /// store calls, each of which is atomic).
+    pub async fn stop(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
     }
 }
 

@@ -129,7 +129,7 @@ pub use delivery::{
 pub use directory::{
     NewOrg, NewUser, OrgSettings, OrgUpdate, Orgs, Rbac, RoleSpec, UserStatus, UserUpdate, Users,
 };
-pub use engine::{Portcullis, PortcullisBuilder};
+pub use engine::{Portcullis, PortcullisBuilder, Sweeper};
 pub use error::{BoxError, DeliveryError, Error, Result, StoreError};
 pub use flows::codes::{CodeChannel, Codes};
 pub use flows::magic_link::{DeviceProof, LinkOptions, LinkPeek, LinkSent, LinkStatus, MagicLinks};

@@ -1,0 +1,10 @@
+//! The suite: every test here runs once per framework.
+
+pub mod common;
+
+mod admin;
+mod auth;
+mod http;
+mod mfa;
+mod passkeys;
+mod takeovers;

@@ -1,0 +1,100 @@
+//! [`Call`]: one request as every framework can describe it.
+
+use std::net::IpAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use portcullis::RequestContext;
+use portcullis::model::ClientId;
+
+use crate::error::{HttpError, HttpResult};
+use crate::{Api, net};
+
+/// A request, framework-neutral: what a framework crate hands to a [`Route`](crate::Route).
+#[derive(Debug, Clone, Default)]
+pub struct Call {
+    /// The method.
+    pub method: Method,
+    /// The headers.
+    pub headers: HeaderMap,
+    /// The query string, without `?` (empty when there is none).
+    pub query: String,
+    /// The path parameters the router matched, by name, in path order.
+    pub params: Vec<(String, String)>,
+    /// The body, whole (the framework enforces the size limit).
+    pub body: Bytes,
+    /// The socket's peer address, when the framework knows it.
+    pub peer: Option<IpAddr>,
+}
+
+impl Call {
+    /// An empty `GET`.
+    pub fn new() -> Self {
+        Call::default()
+    }
+
+    /// The same with the path parameters of `template` (`/organizations/{id}`), in path
+    /// order, each looked up by name in what the router matched.
+    pub fn with_params(mut self, template: &str, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        self.params = param_names(template)
+            .filter_map(|name| Some((name.to_owned(), lookup(name)?)))
+            .collect();
+        self
+    }
+
+    /// The value of header `name`, if it is present and text.
+    pub fn header(&self, name: impl http::header::AsHeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The context the engine is given: the client's address (the socket's, or from
+    /// `X-Forwarded-For` when the socket is a trusted proxy), user agent, first language,
+    /// and the organization named by `client_id` (query) or `X-Client-Id` (header), which
+    /// must be a registered app.
+    pub async fn context(&self, api: &Api) -> HttpResult<RequestContext> {
+        let mut ctx = RequestContext::new();
+        if let Some(peer) = self.peer {
+            let forwarded = self
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            ctx = ctx.with_ip(net::client_ip(peer, forwarded, &api.trusted_proxies));
+        }
+        if let Some(agent) = self.header(http::header::USER_AGENT) {
+            ctx = ctx.with_user_agent(agent);
+        }
+        if let Some(language) = self.header(http::header::ACCEPT_LANGUAGE) {
+            let first = language.split([',', ';']).next().unwrap_or_default();
+            ctx = ctx.with_locale(first);
+        }
+        let from_query = serde_urlencoded::from_str::<Vec<(String, String)>>(&self.query)
+            .ok()
+            .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "client_id"))
+            .map(|(_, v)| v);
+        let client = from_query.or_else(|| self.header("x-client-id").map(str::to_owned));
+        if let Some(client) = client {
+            let client_id = ClientId::new(client)?;
+            let config = match api
+                .auth
+                .orgs()
+                .config_by_client_id(client_id.as_str())
+                .await
+            {
+                Err(portcullis::Error::NotFound { .. }) => {
+                    return Err(HttpError::invalid("client_id is not a registered app"));
+                }
+                other => other?,
+            };
+            ctx = ctx.with_org(config.org_id).with_client(client_id);
+        }
+        Ok(ctx)
+    }
+}
+
+/// The `{name}` parameters of a route's path, in order.
+pub fn param_names(template: &str) -> impl Iterator<Item = &str> {
+    template
+        .split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+}

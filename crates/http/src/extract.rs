@@ -1,0 +1,367 @@
+//! [`FromCall`]: the inputs a handler takes from a [`Call`]: a JSON body, the query, path
+//! parameters, the signed-in bearer or the caller of a management route. Every refusal is
+//! an [`HttpError`].
+
+use std::future::Future;
+
+use http::StatusCode;
+use portcullis::crypto::ApiKey;
+use portcullis::directory::ApiKeyInfo;
+use portcullis::model::OrgId;
+use portcullis::tokens::Claims;
+use portcullis::{Error, Portcullis};
+use serde::de::DeserializeOwned;
+
+use crate::error::{HttpError, HttpResult};
+use crate::{Api, Call};
+
+/// An input a handler takes from the request.
+pub trait FromCall: Sized {
+    /// Takes it, or refuses the request.
+    fn from_call(call: &Call, api: &Api) -> impl Future<Output = HttpResult<Self>> + Send;
+}
+
+impl FromCall for () {
+    async fn from_call(_: &Call, _: &Api) -> HttpResult<Self> {
+        Ok(())
+    }
+}
+
+macro_rules! tuple_from_call {
+    ($($name:ident),+) => {
+        impl<$($name: FromCall + Send),+> FromCall for ($($name,)+) {
+            /// Each part in order: the first refusal answers.
+            async fn from_call(call: &Call, api: &Api) -> HttpResult<Self> {
+                Ok(($($name::from_call(call, api).await?,)+))
+            }
+        }
+    };
+}
+
+tuple_from_call!(A);
+tuple_from_call!(A, B);
+tuple_from_call!(A, B, C);
+tuple_from_call!(A, B, C, D);
+
+/// A JSON body (`Content-Type: application/json` or `application/*+json`); a missing or
+/// other type is 415, a malformed body 400 with no submitted value quoted.
+#[derive(Debug, Clone, Default)]
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromCall for Json<T> {
+    async fn from_call(call: &Call, _: &Api) -> HttpResult<Self> {
+        if !is_json(call.header(http::header::CONTENT_TYPE)) {
+            return Err(HttpError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+        parse_json(&call.body).map(Json)
+    }
+}
+
+/// Whether a `Content-Type` names JSON: `application/json` or `application/<x>+json`,
+/// with any parameters.
+fn is_json(content_type: Option<&str>) -> bool {
+    let Some(value) = content_type else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, subtype)) = essence.split_once('/') else {
+        return false;
+    };
+    kind.eq_ignore_ascii_case("application")
+        && (subtype.eq_ignore_ascii_case("json") || subtype.to_ascii_lowercase().ends_with("+json"))
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> HttpResult<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        let what = if e.is_data() {
+            "Failed to deserialize the JSON body into the target type"
+        } else {
+            "Failed to parse the request body as JSON"
+        };
+        HttpError::unparsable(what, &e.to_string())
+    })
+}
+
+/// A JSON body that may be absent: an empty body (no `Content-Type` needed) is
+/// `T::default()`.
+#[derive(Debug, Clone, Default)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default + Send> FromCall for OptionalJson<T> {
+    async fn from_call(call: &Call, _: &Api) -> HttpResult<Self> {
+        if call.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        parse_json(&call.body).map(OptionalJson)
+    }
+}
+
+/// Query parameters; bad ones are a 400.
+#[derive(Debug, Clone, Default)]
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromCall for Query<T> {
+    async fn from_call(call: &Call, _: &Api) -> HttpResult<Self> {
+        serde_urlencoded::from_str(&call.query)
+            .map(Query)
+            .map_err(|e| {
+                HttpError::unparsable("Failed to deserialize query string", &e.to_string())
+            })
+    }
+}
+
+/// Path parameters: one as a `String` (or any type that reads from one), several as a
+/// tuple in path order; bad ones are a 400.
+#[derive(Debug, Clone, Default)]
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromCall for Path<T> {
+    async fn from_call(call: &Call, _: &Api) -> HttpResult<Self> {
+        use serde_json::Value;
+        let value = match call.params.as_slice() {
+            [(_, one)] => Value::String(one.clone()),
+            many => Value::Array(many.iter().map(|(_, v)| Value::String(v.clone())).collect()),
+        };
+        serde_json::from_value(value)
+            .map(Path)
+            .map_err(|e| HttpError::unparsable("Invalid URL", &e.to_string()))
+    }
+}
+
+/// The `Authorization: Bearer` value, if any; another scheme or an empty token is a 401
+/// with a challenge. The scheme's case does not matter.
+pub fn bearer_token(headers: &http::HeaderMap) -> HttpResult<Option<&str>> {
+    let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| HttpError::unauthorized("malformed Authorization header"))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(HttpError::unauthorized(
+            "expected Authorization: Bearer <token>",
+        )),
+    }
+}
+
+/// A signed-in user: the bearer access token, verified, with its session still live.
+/// `Option<Bearer>` is `None` without an `Authorization` header; a header that does not
+/// verify is refused, never taken as an anonymous request.
+#[derive(Debug)]
+pub struct Bearer {
+    /// The token's claims.
+    pub claims: Claims,
+    /// The token itself (for sign-out).
+    pub token: String,
+}
+
+impl Bearer {
+    /// The bearer of `headers`, verified with its session (`verify_live`).
+    pub async fn live(headers: &http::HeaderMap, auth: &Portcullis) -> HttpResult<Bearer> {
+        let token =
+            bearer_token(headers)?.ok_or_else(|| HttpError::unauthorized("sign in first"))?;
+        let claims = auth
+            .tokens()
+            .verify_live(token)
+            .await
+            .map_err(|e| HttpError::from(e).challenge())?;
+        Ok(Bearer {
+            claims,
+            token: token.to_owned(),
+        })
+    }
+
+    /// The bearer of `headers`, verified by signature and time only (`verify`): no store
+    /// read, so a revoked session passes until the token expires.
+    pub async fn stateless(headers: &http::HeaderMap, auth: &Portcullis) -> HttpResult<Bearer> {
+        let token =
+            bearer_token(headers)?.ok_or_else(|| HttpError::unauthorized("sign in first"))?;
+        let claims = auth
+            .tokens()
+            .verify(token)
+            .await
+            .map_err(|e| HttpError::from(e).challenge())?;
+        Ok(Bearer {
+            claims,
+            token: token.to_owned(),
+        })
+    }
+}
+
+impl FromCall for Bearer {
+    async fn from_call(call: &Call, api: &Api) -> HttpResult<Self> {
+        Bearer::live(&call.headers, &api.auth).await
+    }
+}
+
+impl FromCall for Option<Bearer> {
+    async fn from_call(call: &Call, api: &Api) -> HttpResult<Self> {
+        if call.headers.contains_key(http::header::AUTHORIZATION) {
+            Bearer::from_call(call, api).await.map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// Who calls a management route: the bootstrap key, an API credential (`lk_…`) of an
+/// organization, or a signed-in user.
+#[derive(Debug)]
+pub enum Caller {
+    /// The bootstrap key: everything.
+    Bootstrap,
+    /// An API credential of an organization.
+    Key(ApiKeyInfo),
+    /// A user's access token, verified with its session.
+    User(Box<Claims>),
+}
+
+impl FromCall for Caller {
+    async fn from_call(call: &Call, api: &Api) -> HttpResult<Self> {
+        let token = bearer_token(&call.headers)?.ok_or_else(|| {
+            HttpError::unauthorized("an API credential or access token is required")
+        })?;
+        if api.admin_key.as_ref().is_some_and(|key| key.matches(token)) {
+            return Ok(Caller::Bootstrap);
+        }
+        if token.starts_with(portcullis::directory::api_keys::API_KEY_PREFIX) {
+            let info = api
+                .auth
+                .api_keys()
+                .verify(&ApiKey::new(token))
+                .await
+                .map_err(|e| HttpError::from(e).challenge())?;
+            return Ok(Caller::Key(info));
+        }
+        let claims = api
+            .auth
+            .tokens()
+            .verify_live(token)
+            .await
+            .map_err(|e| HttpError::from(e).challenge())?;
+        Ok(Caller::User(Box::new(claims)))
+    }
+}
+
+impl Caller {
+    /// Refuses (403) unless the caller holds `permission` and acts for `org`: a credential
+    /// of the default organization acts for every organization and for the
+    /// installation-wide routes (`org` `None`: users, creating organizations); any other
+    /// credential only for its own organization.
+    pub async fn require(
+        &self,
+        auth: &Portcullis,
+        permission: &str,
+        org: Option<OrgId>,
+    ) -> HttpResult<()> {
+        let (held_in, allowed) = match self {
+            Caller::Bootstrap => return Ok(()),
+            Caller::Key(info) => (info.org_id, info.allows(permission)),
+            Caller::User(claims) => match claims_allow(auth, claims, permission).await? {
+                Some(allowed) => allowed,
+                None => return Err(HttpError::forbidden()),
+            },
+        };
+        if !allowed {
+            return Err(HttpError::forbidden());
+        }
+        let default = auth.orgs().default_org().await?.id;
+        if held_in == default || Some(held_in) == org {
+            Ok(())
+        } else {
+            Err(HttpError::forbidden())
+        }
+    }
+
+    /// The signed-in user, if the caller is one.
+    pub fn user(&self) -> Option<&Claims> {
+        match self {
+            Caller::User(claims) => Some(claims),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a user's token grants `permission`, and in which organization: `None` for a
+/// token with no organization (it holds no permission, whatever it says). A token too big
+/// to carry its permissions (`perms_omitted`) is checked against the user's roles now.
+pub async fn claims_allow(
+    auth: &Portcullis,
+    claims: &Claims,
+    permission: &str,
+) -> Result<Option<(OrgId, bool)>, Error> {
+    Ok(match claims.org {
+        Some(org) if claims.perms_omitted => {
+            Some((org, auth.rbac().check(claims.sub, org, permission).await?))
+        }
+        Some(org) => Some((org, claims.has_permission(permission))),
+        None => None,
+    })
+}
+
+/// A permission a route requires, as a type: `portcullis_http::permission!(InvoicesRead =
+/// "invoices:read");` makes one, and the framework crates' `Permitted<InvoicesRead>`
+/// extractor admits only a signed-in user who holds it.
+pub trait Permission: Send + Sync + 'static {
+    /// The permission's name, `resource:action`.
+    const NAME: &'static str;
+}
+
+/// Declares a [`Permission`] type: `permission!(pub InvoicesRead = "invoices:read");`.
+#[macro_export]
+macro_rules! permission {
+    ($(#[$doc:meta])* $vis:vis $name:ident = $permission:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy)]
+        $vis struct $name;
+        impl $crate::Permission for $name {
+            const NAME: &'static str = $permission;
+        }
+    };
+}
+
+/// Refuses (403 `forbidden`) unless `claims` grant `permission`: from the token's own
+/// `perms` (a held `invoices:*` grants `invoices:read`), or from the organization's roles
+/// when the token had to leave its permissions out. A token without an organization holds
+/// none.
+pub async fn require_permission(
+    auth: &Portcullis,
+    claims: &Claims,
+    permission: &str,
+) -> HttpResult<()> {
+    match claims_allow(auth, claims, permission).await? {
+        Some((_, true)) => Ok(()),
+        _ => Err(HttpError::forbidden()),
+    }
+}
+
+/// Parses a path segment or body field into an engine id (`UserId`, `OrgId`…).
+pub fn parse_id<T: std::str::FromStr<Err = Error>>(text: &str) -> HttpResult<T> {
+    Ok(text.parse::<T>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_content_types() {
+        for yes in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON",
+            "application/vnd.api+json",
+        ] {
+            assert!(is_json(Some(yes)), "{yes}");
+        }
+        for no in ["text/json", "text/plain", "application/xml", "json", ""] {
+            assert!(!is_json(Some(no)), "{no}");
+        }
+        assert!(!is_json(None));
+    }
+}

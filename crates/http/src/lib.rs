@@ -1,0 +1,168 @@
+//! # portcullis-http
+//!
+//! portcullis over HTTP, written once for every web framework: the REST API's request and
+//! response types, one handler per route as a plain
+//! `async fn(&Portcullis, RequestContext, Req) -> Result<Resp, HttpError>`, [`HttpError`]
+//! (status, JSON body, `Retry-After`, `WWW-Authenticate`), the client's address behind
+//! trusted proxies, bearer parsing, and (feature `env`) a server's settings from the
+//! environment. `portcullis-axum` and `portcullis-actix` mount [`routes()`] in their
+//! framework; an application mounts those.
+//!
+//! A framework crate turns its request into a [`Call`] and the [`Response`] back:
+//!
+//! ```
+//! # async fn demo(auth: portcullis::Portcullis) {
+//! use portcullis_http::{Api, Call, routes};
+//!
+//! let api = Api::new(auth);
+//! let route = routes().into_iter().find(|r| r.path == "/auth/status").unwrap();
+//! let response = (route.handler)(api, Call::new()).await;
+//! assert_eq!(response.status, http::StatusCode::UNAUTHORIZED); // no bearer
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use portcullis::Portcullis;
+
+mod call;
+mod error;
+mod extract;
+pub mod net;
+mod reply;
+
+/// The largest request body the framework crates accept (WebAuthn answers are a few KiB).
+pub const BODY_LIMIT: usize = 64 * 1024;
+pub mod routes;
+mod table;
+pub mod views;
+
+#[cfg(feature = "openapi")]
+pub mod openapi;
+#[cfg(feature = "env")]
+pub mod settings;
+#[cfg(feature = "env")]
+pub mod sms;
+
+pub use call::{Call, param_names};
+pub use error::{ErrorBody, ErrorDetail, HttpError, HttpResult, scrub_values};
+pub use extract::{
+    Bearer, Caller, FromCall, Json, OptionalJson, Path, Permission, Query, bearer_token,
+    claims_allow, parse_id, require_permission,
+};
+pub use ipnet::IpNet;
+pub use reply::{Reply, Response};
+pub use table::{Handler, Route, routes, well_known};
+
+/// The headers every API answer carries unless it set its own: no caching of tokens or
+/// account data, no sniffing, no framing, no referrer.
+pub const API_HEADERS: [(&str, &str); 5] = [
+    ("cache-control", "no-store"),
+    ("pragma", "no-cache"),
+    ("referrer-policy", "no-referrer"),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+];
+
+/// What every route shares: the engine and the HTTP layer's own settings. Cheap to clone.
+#[derive(Clone)]
+pub struct Api(Arc<Shared>);
+
+/// The inside of [`Api`].
+pub struct Shared {
+    /// The engine.
+    pub auth: Portcullis,
+    /// Networks whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// The bootstrap management key (`PORTCULLIS_ADMIN_KEY`), if any: a bearer equal to it
+    /// may call every management route.
+    admin_key: Option<AdminKey>,
+}
+
+/// The bootstrap management key: compared in constant time, never printed.
+#[derive(Clone)]
+pub struct AdminKey(pub(crate) String);
+
+impl AdminKey {
+    /// The shortest key accepted.
+    pub const MIN_LEN: usize = 32;
+
+    /// A key of at least [`MIN_LEN`](Self::MIN_LEN) characters.
+    pub fn new(key: impl Into<String>) -> Result<AdminKey, portcullis::Error> {
+        let key = key.into();
+        if key.len() < Self::MIN_LEN {
+            return Err(portcullis::Error::Config(format!(
+                "the admin key must be at least {} characters",
+                Self::MIN_LEN
+            )));
+        }
+        Ok(AdminKey(key))
+    }
+
+    /// Whether `presented` is this key (constant time).
+    pub fn matches(&self, presented: &str) -> bool {
+        portcullis::crypto::ct_eq(self.0.as_bytes(), presented.as_bytes())
+    }
+}
+
+impl std::fmt::Debug for AdminKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminKey([redacted])")
+    }
+}
+
+impl Api {
+    /// The API around `auth`, trusting no proxy and with no bootstrap key.
+    pub fn new(auth: Portcullis) -> Self {
+        Api(Arc::new(Shared {
+            auth,
+            trusted_proxies: Vec::new(),
+            admin_key: None,
+        }))
+    }
+
+    /// The same, believing `X-Forwarded-For` from these networks.
+    pub fn trusting(self, proxies: Vec<IpNet>) -> Self {
+        self.change(|shared| shared.trusted_proxies = proxies)
+    }
+
+    /// The same, accepting `key` as a bootstrap management credential.
+    pub fn admin_key(self, key: Option<AdminKey>) -> Self {
+        self.change(|shared| shared.admin_key = key)
+    }
+
+    fn change(self, edit: impl FnOnce(&mut Shared)) -> Self {
+        let mut shared = match Arc::try_unwrap(self.0) {
+            Ok(shared) => shared,
+            Err(arc) => Shared {
+                auth: arc.auth.clone(),
+                trusted_proxies: arc.trusted_proxies.clone(),
+                admin_key: arc.admin_key.clone(),
+            },
+        };
+        edit(&mut shared);
+        Api(Arc::new(shared))
+    }
+
+    /// The engine.
+    pub fn auth(&self) -> &Portcullis {
+        &self.0.auth
+    }
+}
+
+impl Deref for Api {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl From<Portcullis> for Api {
+    fn from(auth: Portcullis) -> Self {
+        Api::new(auth)
+    }
+}

@@ -1,0 +1,106 @@
+//! Refresh tokens, authorization codes and the JWKS.
+
+use http::StatusCode;
+use portcullis::{Portcullis, RequestContext};
+
+use crate::Response;
+
+use portcullis::crypto::{AuthCode, ClientSecret, CodeVerifier, RefreshToken};
+use portcullis::model::ClientId;
+use portcullis::tokens::CodeExchange;
+use serde::Deserialize;
+
+use crate::error::{HttpError, HttpResult};
+use crate::extract::Json;
+use crate::views::SignInBody;
+
+/// `POST /token/refresh`.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RefreshRequest {
+    /// The current refresh token.
+    pub refresh_token: String,
+}
+
+/// Rotate: a new access and refresh token. Presenting an old refresh token again ends
+/// the session.
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/token/refresh", tag = "tokens",
+    request_body = RefreshRequest, responses((status = 200, body = SignInBody))))]
+pub async fn refresh(
+    auth: &Portcullis,
+    ctx: RequestContext,
+    Json(body): Json<RefreshRequest>,
+) -> HttpResult<Json<SignInBody>> {
+    rotate(auth, body.refresh_token, &ctx).await
+}
+
+async fn rotate(
+    auth: &Portcullis,
+    refresh_token: String,
+    ctx: &portcullis::RequestContext,
+) -> HttpResult<Json<SignInBody>> {
+    let token = RefreshToken::new(refresh_token);
+    let set = auth.tokens().refresh(&token, ctx).await?;
+    Ok(Json(SignInBody::tokens(&set)))
+}
+
+/// `POST /token`.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenRequest {
+    /// `authorization_code` (or `refresh_token`, as `POST /token/refresh`).
+    pub grant_type: String,
+    /// The authorization code.
+    pub code: Option<String>,
+    /// The PKCE verifier.
+    pub code_verifier: Option<String>,
+    /// The app.
+    pub client_id: Option<String>,
+    /// The redirect URI the code was issued for.
+    pub redirect_uri: Option<String>,
+    /// A confidential app's secret.
+    pub client_secret: Option<String>,
+    /// With `grant_type=refresh_token`.
+    pub refresh_token: Option<String>,
+}
+
+/// Exchange an authorization code (PKCE S256) for tokens.
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/token", tag = "tokens",
+    request_body = TokenRequest, responses((status = 200, body = SignInBody))))]
+pub async fn token(
+    auth: &Portcullis,
+    ctx: RequestContext,
+    Json(body): Json<TokenRequest>,
+) -> HttpResult<Json<SignInBody>> {
+    let need = |field: Option<String>, name: &str| {
+        field.ok_or_else(|| HttpError::invalid(format!("{name} is required")))
+    };
+    let set = match body.grant_type.as_str() {
+        "authorization_code" => {
+            let exchange = CodeExchange {
+                code: AuthCode::new(need(body.code, "code")?),
+                code_verifier: CodeVerifier::new(need(body.code_verifier, "code_verifier")?),
+                client_id: ClientId::new(need(body.client_id, "client_id")?)?,
+                redirect_uri: need(body.redirect_uri, "redirect_uri")?,
+                client_secret: body.client_secret.map(ClientSecret::new),
+            };
+            auth.tokens().exchange_code(&exchange, &ctx).await?
+        }
+        "refresh_token" => {
+            return rotate(auth, need(body.refresh_token, "refresh_token")?, &ctx).await;
+        }
+        _ => {
+            return Err(HttpError::invalid(
+                "grant_type must be authorization_code or refresh_token",
+            ));
+        }
+    };
+    Ok(Json(SignInBody::tokens(&set)))
+}
+
+/// The public keys that verify access tokens (RFC 7517), cacheable for five minutes.
+pub async fn jwks(auth: &Portcullis, _ctx: RequestContext, (): ()) -> HttpResult<Response> {
+    let keys = auth.tokens().jwks().await?;
+    Ok(Response::json(StatusCode::OK, &keys)
+        .header(http::header::CACHE_CONTROL, "public, max-age=300"))
+}

@@ -1,0 +1,716 @@
+//! Configuration from the environment, and the engine built from it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use portcullis::crypto::{EncryptionKey, Keyring, Pepper};
+use portcullis::{Config, ConsoleMailer, ConsoleSms, Portcullis};
+use portcullis_sled::SledStore;
+
+use crate::{AdminKey, Api, IpNet};
+
+/// Where data lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// sled files in the data directory (the default).
+    Sled,
+    /// In memory: gone when the process ends.
+    Memory,
+}
+
+/// Everything `main` reads from the environment.
+#[derive(Clone)]
+pub struct Settings {
+    /// `PORTCULLIS_ADDR`: where to listen (`127.0.0.1:8080`).
+    pub addr: SocketAddr,
+    /// `PORTCULLIS_PUBLIC_URL`: the origin people see, for links and WebAuthn
+    /// (`http://localhost:8080`).
+    pub public_url: String,
+    /// `PORTCULLIS_DATA_DIR`: the sled files (`./portcullis-data`).
+    pub data_dir: PathBuf,
+    /// `PORTCULLIS_SECRETS_DIR`: the generated pepper and encryption key
+    /// (`./portcullis-secrets`), never the data directory nor inside it.
+    pub secrets_dir: PathBuf,
+    /// `PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR`: start even though a copy of the data
+    /// directory would carry the secrets (the layout before the secrets directory).
+    pub allow_secrets_in_data_dir: bool,
+    /// `PORTCULLIS_STORE`: `sled` or `memory`.
+    pub store: StoreChoice,
+    /// `PORTCULLIS_SMTP_URL`: email over SMTP; unset prints emails to the console.
+    pub smtp_url: Option<String>,
+    /// `PORTCULLIS_SMTP_FROM`: the sender address (`portcullis <no-reply@localhost>`).
+    pub smtp_from: String,
+    /// `PORTCULLIS_SMS_WEBHOOK`: texts are POSTed here as `{"to", "body"}`; unset prints them.
+    pub sms_webhook: Option<String>,
+    /// `PORTCULLIS_ADMIN_KEY`: a bootstrap management credential.
+    pub admin_key: Option<AdminKey>,
+    /// `PORTCULLIS_TRUSTED_PROXIES`: comma-separated CIDRs whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// `PORTCULLIS_PEPPER`: base64; generated into the secrets directory when unset.
+    pub pepper: Option<String>,
+    /// `PORTCULLIS_ENCRYPTION_KEY`: base64 of 32 bytes; generated when unset.
+    pub encryption_key: Option<String>,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |v: &Option<String>| if v.is_some() { "[set]" } else { "[unset]" };
+        f.debug_struct("Settings")
+            .field("addr", &self.addr)
+            .field("public_url", &self.public_url)
+            .field("data_dir", &self.data_dir)
+            .field("secrets_dir", &self.secrets_dir)
+            .field("allow_secrets_in_data_dir", &self.allow_secrets_in_data_dir)
+            .field("store", &self.store)
+            .field("smtp_url", &set(&self.smtp_url))
+            .field("smtp_from", &self.smtp_from)
+            .field("sms_webhook", &set(&self.sms_webhook))
+            .field(
+                "admin_key",
+                &self
+                    .admin_key
+                    .as_ref()
+                    .map(|_| "[set]")
+                    .unwrap_or("[unset]"),
+            )
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("pepper", &set(&self.pepper))
+            .field("encryption_key", &set(&self.encryption_key))
+            .finish()
+    }
+}
+
+/// The shortest bootstrap key accepted.
+pub const MIN_ADMIN_KEY: usize = AdminKey::MIN_LEN;
+
+impl Settings {
+    /// Reads the environment; unless it says otherwise, the server listens on port 8080
+    /// and keeps its files in `./portcullis-data` and `./portcullis-secrets`.
+    pub fn from_env() -> Result<Settings, String> {
+        Self::from_env_on(8080, "portcullis")
+    }
+
+    /// Reads the environment; unless it says otherwise, the server listens on `port` and
+    /// keeps its files in `./{name}-data` and `./{name}-secrets`.
+    pub fn from_env_on(port: u16, name: &str) -> Result<Settings, String> {
+        Self::from_lookup_on(
+            |name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()),
+            port,
+            name,
+        )
+    }
+
+    /// Reads settings from `lookup` (the environment, or a test's map), with the defaults
+    /// of [`from_env`](Self::from_env).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, String> {
+        Self::from_lookup_on(lookup, 8080, "portcullis")
+    }
+
+    /// Reads settings from `lookup`, with the defaults of
+    /// [`from_env_on`](Self::from_env_on).
+    pub fn from_lookup_on(
+        lookup: impl Fn(&str) -> Option<String>,
+        port: u16,
+        name: &str,
+    ) -> Result<Settings, String> {
+        let addr = lookup("PORTCULLIS_ADDR").unwrap_or_else(|| format!("127.0.0.1:{port}"));
+        let addr = addr.parse().map_err(|_| {
+            format!("PORTCULLIS_ADDR={addr:?} is not an address such as 127.0.0.1:8080")
+        })?;
+        let store = match lookup("PORTCULLIS_STORE").as_deref() {
+            None | Some("sled") => StoreChoice::Sled,
+            Some("memory") => StoreChoice::Memory,
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                return Err("PORTCULLIS_STORE: the Postgres adapter is not part of portcullis yet; use sled or memory".into());
+            }
+            Some(other) => {
+                return Err(format!(
+                    "PORTCULLIS_STORE={other:?}: expected sled or memory"
+                ));
+            }
+        };
+        let trusted_proxies = lookup("PORTCULLIS_TRUSTED_PROXIES")
+            .map(|list| {
+                crate::net::parse_networks(&list)
+                    .map_err(|e| format!("PORTCULLIS_TRUSTED_PROXIES: {e}"))
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let admin_key = lookup("PORTCULLIS_ADMIN_KEY");
+        if admin_key.as_ref().is_some_and(|k| k.len() < MIN_ADMIN_KEY) {
+            return Err(format!(
+                "PORTCULLIS_ADMIN_KEY must be at least {MIN_ADMIN_KEY} characters"
+            ));
+        }
+        let allow_secrets_in_data_dir = match lookup(ALLOW_SECRETS_IN_DATA_DIR).as_deref() {
+            None | Some("0" | "false" | "no") => false,
+            Some("1" | "true" | "yes") => true,
+            Some(other) => {
+                return Err(format!(
+                    "{ALLOW_SECRETS_IN_DATA_DIR}={other:?}: expected 1 or 0"
+                ));
+            }
+        };
+        Ok(Settings {
+            addr,
+            public_url: lookup("PORTCULLIS_PUBLIC_URL")
+                .unwrap_or_else(|| format!("http://localhost:{port}")),
+            data_dir: lookup("PORTCULLIS_DATA_DIR")
+                .unwrap_or_else(|| format!("./{name}-data"))
+                .into(),
+            secrets_dir: lookup("PORTCULLIS_SECRETS_DIR")
+                .unwrap_or_else(|| format!("./{name}-secrets"))
+                .into(),
+            allow_secrets_in_data_dir,
+            store,
+            smtp_url: lookup("PORTCULLIS_SMTP_URL"),
+            smtp_from: lookup("PORTCULLIS_SMTP_FROM")
+                .unwrap_or_else(|| "portcullis <no-reply@localhost>".into()),
+            sms_webhook: lookup("PORTCULLIS_SMS_WEBHOOK"),
+            admin_key: admin_key.map(AdminKey),
+            trusted_proxies,
+            pepper: lookup("PORTCULLIS_PEPPER"),
+            encryption_key: lookup("PORTCULLIS_ENCRYPTION_KEY"),
+        })
+    }
+
+    /// The engine these settings describe, and the sled store to close at shutdown.
+    pub fn build(&self) -> Result<(Portcullis, Option<Arc<SledStore>>), String> {
+        let mut config = Config::new(self.public_url.clone());
+        config.rp_name = "portcullis demo".into();
+        let persist = self.store == StoreChoice::Sled;
+        if persist {
+            std::fs::create_dir_all(&self.data_dir)
+                .map_err(|e| format!("cannot create {}: {e}", self.data_dir.display()))?;
+            self.keep_secrets_apart()?;
+        }
+        let pepper = match &self.pepper {
+            Some(text) => {
+                Pepper::from_base64(text).map_err(|e| format!("PORTCULLIS_PEPPER: {e}"))?
+            }
+            None => {
+                let text = self.secret_file("pepper", persist, || {
+                    Pepper::generate().map(|p| p.to_base64().to_string())
+                })?;
+                Pepper::from_base64(&text).map_err(|e| format!("pepper file: {e}"))?
+            }
+        };
+        let key = match &self.encryption_key {
+            Some(text) => EncryptionKey::from_base64(text)
+                .map_err(|e| format!("PORTCULLIS_ENCRYPTION_KEY: {e}"))?,
+            None => {
+                let text = self.secret_file("encryption-key", persist, || {
+                    EncryptionKey::generate().map(|k| k.to_base64().to_string())
+                })?;
+                EncryptionKey::from_base64(&text)
+                    .map_err(|e| format!("encryption key file: {e}"))?
+            }
+        };
+        let mut builder = Portcullis::builder(config)
+            .pepper(pepper)
+            .keyring(Keyring::new(1, key));
+        let mut sled = None;
+        builder = match self.store {
+            StoreChoice::Sled => {
+                let store = Arc::new(SledStore::open(self.data_dir.join("db")).map_err(|e| {
+                    format!(
+                        "cannot open the sled store in {}: {e}",
+                        self.data_dir.display()
+                    )
+                })?);
+                sled = Some(store.clone());
+                builder.shared_store(store)
+            }
+            StoreChoice::Memory => builder.store(portcullis_memory::MemoryStore::new()),
+        };
+        builder = match &self.smtp_url {
+            Some(url) => builder.mailer(
+                portcullis::smtp::SmtpMailer::from_url(url, &self.smtp_from)
+                    .map_err(|e| format!("PORTCULLIS_SMTP_URL: {e}"))?,
+            ),
+            None => builder.mailer(ConsoleMailer),
+        };
+        builder = match &self.sms_webhook {
+            Some(url) => builder.sms(crate::sms::WebhookSms::new(url)?),
+            None => builder.sms(ConsoleSms),
+        };
+        let auth = builder.build().map_err(|e| format!("configuration: {e}"))?;
+        Ok((auth, sled))
+    }
+
+    /// Builds the engine and makes it ready to serve: the default organization is made
+    /// now (so that its errors show at start) and expired records are swept every ten
+    /// minutes.
+    pub async fn start(&self) -> Result<Started, String> {
+        let (auth, sled) = self.build()?;
+        auth.orgs()
+            .default_org()
+            .await
+            .map_err(|e| format!("cannot read the default organization: {e}"))?;
+        let sweeper = auth.sweep_every(std::time::Duration::from_secs(600));
+        Ok(Started {
+            auth,
+            sled,
+            sweeper,
+        })
+    }
+
+    /// The HTTP layer around `auth` with these settings' trusted proxies and bootstrap key.
+    pub fn api(&self, auth: Portcullis) -> Api {
+        Api::new(auth)
+            .trusting(self.trusted_proxies.clone())
+            .admin_key(self.admin_key.clone())
+    }
+
+    /// What `main` says at start about the secrets it keeps in files: where they are, and
+    /// that they must not travel with the data. `None` when there are no such files.
+    pub fn secrets_notice(&self) -> Option<String> {
+        if self.store != StoreChoice::Sled {
+            return None;
+        }
+        let files: Vec<String> = [
+            (&self.pepper, SECRET_FILES[0].0),
+            (&self.encryption_key, SECRET_FILES[1].0),
+        ]
+        .into_iter()
+        .filter(|(given, _)| given.is_none())
+        .map(|(_, name)| self.secret_path(name).display().to_string())
+        .collect();
+        if files.is_empty() {
+            return None;
+        }
+        let mut notice = format!(
+            "secrets kept in {}: back them up separately from {}, never together",
+            files.join(" and "),
+            self.data_dir.display()
+        );
+        if self.allow_secrets_in_data_dir {
+            notice.push_str(&format!(
+                " ({ALLOW_SECRETS_IN_DATA_DIR} is set: a copy of the data may carry them)"
+            ));
+        }
+        Some(notice)
+    }
+
+    /// Refuses to start where one copy of the data directory (a backup, a snapshot) would
+    /// also carry the pepper and key that open its hashes, TOTP seeds and signing keys.
+    fn keep_secrets_apart(&self) -> Result<(), String> {
+        if self.allow_secrets_in_data_dir {
+            return Ok(());
+        }
+        // Checked even when the variable is set now: a file left there is in every copy.
+        for (name, variable) in SECRET_FILES {
+            let path = self.data_dir.join(name);
+            let found = path
+                .try_exists()
+                .map_err(|e| format!("cannot look for {}: {e}", path.display()))?;
+            if found {
+                return Err(format!(
+                    "{} holds a secret inside the data directory, so every copy of that \
+                     directory opens it. Move the file to {} (mode 0600), or set {variable} \
+                     and delete it; or set {ALLOW_SECRETS_IN_DATA_DIR}=1 to start anyway",
+                    path.display(),
+                    self.secrets_dir.join(name).display()
+                ));
+            }
+        }
+        if self.pepper.is_some() && self.encryption_key.is_some() {
+            return Ok(());
+        }
+        let data = resolved(&self.data_dir)
+            .map_err(|e| format!("cannot resolve {}: {e}", self.data_dir.display()))?;
+        let secrets = resolved(&self.secrets_dir)
+            .map_err(|e| format!("cannot resolve {}: {e}", self.secrets_dir.display()))?;
+        if secrets.starts_with(&data) || data.starts_with(&secrets) {
+            return Err(format!(
+                "PORTCULLIS_SECRETS_DIR ({}) and PORTCULLIS_DATA_DIR ({}) overlap, so one copy \
+                 would carry both the data and its keys: choose directories apart, or set \
+                 {ALLOW_SECRETS_IN_DATA_DIR}=1 to start anyway",
+                self.secrets_dir.display(),
+                self.data_dir.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Where a generated secret's file is: the secrets directory, or the data directory
+    /// when the operator kept the old layout on purpose.
+    fn secret_path(&self, name: &str) -> PathBuf {
+        let old = self.data_dir.join(name);
+        if self.allow_secrets_in_data_dir && old.exists() {
+            return old;
+        }
+        self.secrets_dir.join(name)
+    }
+
+    /// A secret kept in the secrets directory, made on first run (with a warning). Without
+    /// persistence (the memory store) it is made fresh each run.
+    fn secret_file(
+        &self,
+        name: &str,
+        persist: bool,
+        generate: impl Fn() -> Result<String, portcullis::Error>,
+    ) -> Result<String, String> {
+        if !persist {
+            return generate().map_err(|e| e.to_string());
+        }
+        let path = self.secret_path(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => return Ok(text.trim().to_owned()),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(format!("cannot read {}: {e}", path.display()));
+            }
+            Err(_) => {}
+        }
+        let text = generate().map_err(|e| e.to_string())?;
+        if let Some(dir) = path.parent() {
+            create_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        }
+        write_private(&path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        eprintln!(
+            "warning: generated a new {name} in {}; in production set PORTCULLIS_{} instead",
+            path.display(),
+            name.to_uppercase().replace('-', "_")
+        );
+        Ok(text)
+    }
+}
+
+/// The secrets that are generated into files when their variable is unset.
+const SECRET_FILES: [(&str, &str); 2] = [
+    ("pepper", "PORTCULLIS_PEPPER"),
+    ("encryption-key", "PORTCULLIS_ENCRYPTION_KEY"),
+];
+
+/// The operator's word that the secrets may share the data directory.
+const ALLOW_SECRETS_IN_DATA_DIR: &str = "PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR";
+
+/// `path` made absolute, with links resolved as far as it exists, so that `data/./keys` or
+/// a link to the data directory is recognised before anything is created.
+fn resolved(path: &Path) -> std::io::Result<PathBuf> {
+    let path = std::path::absolute(path)?;
+    let mut missing = Vec::new();
+    let mut existing = path.as_path();
+    loop {
+        match existing.canonicalize() {
+            Ok(mut real) => {
+                real.extend(missing.iter().rev());
+                return Ok(real);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
+                    return Err(e);
+                };
+                missing.push(name);
+                existing = parent;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Creates `dir` (and its parents) so that only its owner can enter the new directories.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Writes `text` to a new file only its owner can read.
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+/// A started engine ([`Settings::start`]): serve [`auth`](Self::auth), then
+/// [`stop`](Self::stop).
+pub struct Started {
+    /// The engine.
+    pub auth: Portcullis,
+    sled: Option<Arc<SledStore>>,
+    sweeper: portcullis::Sweeper,
+}
+
+impl Started {
+    /// Prints where the data is, where the secrets are and where mail goes.
+    pub fn describe(&self, settings: &Settings) {
+        let store = match &self.sled {
+            Some(_) => format!("sled in {}", settings.data_dir.display()),
+            None => "memory (nothing is kept)".to_owned(),
+        };
+        println!(
+            "  listening on {} ({store}); OpenAPI at {}/api/v1/openapi.json",
+            settings.addr, settings.public_url
+        );
+        if let Some(notice) = settings.secrets_notice() {
+            println!("  {notice}");
+        }
+        if settings.smtp_url.is_none() {
+            println!("  emails are printed here (set PORTCULLIS_SMTP_URL to send them)");
+        }
+    }
+
+    /// After the server stopped: finishes deliveries under way, stops the sweeper and
+    /// closes the store cleanly (a crash is recovered from too, but more slowly).
+    pub async fn stop(self) -> Result<(), String> {
+        self.auth.flush_deliveries().await;
+        self.sweeper.stop().await;
+        drop(self.auth);
+        if let Some(store) = self.sled {
+            match Arc::try_unwrap(store) {
+                Ok(store) => store
+                    .close()
+                    .map_err(|e| format!("closing the store: {e}"))?,
+                Err(_) => {
+                    eprintln!("warning: the store is still in use; it will recover at next start")
+                }
+            }
+        }
+        println!("stopped");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Settings from `vars` alone, as if they were the whole environment.
+    fn settings(vars: &[(&str, String)]) -> Result<Settings, String> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.clone()))
+            .collect();
+        Settings::from_lookup(move |name| {
+            vars.iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, value)| value.clone())
+        })
+    }
+
+    /// A data and a secrets directory side by side in `root`, neither made yet.
+    fn dirs(root: &Path) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                "PORTCULLIS_DATA_DIR",
+                root.join("data").display().to_string(),
+            ),
+            (
+                "PORTCULLIS_SECRETS_DIR",
+                root.join("secrets").display().to_string(),
+            ),
+        ]
+    }
+
+    /// Builds the engine as `main` does, then lets go of the store so a later start can
+    /// open it again.
+    fn start(vars: &[(&str, String)]) -> Result<(), String> {
+        let (auth, sled) = settings(vars)?.build()?;
+        drop(auth);
+        if let Some(store) = sled.and_then(|s| Arc::try_unwrap(s).ok()) {
+            store.close().map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    // PW-16, CR-05, TOTP-08: a copy of the data directory (a backup, a snapshot) must not
+    // carry the pepper and the key that open its hashes, seeds and signing keys.
+    #[test]
+    fn generated_secrets_live_outside_the_data_dir_for_the_owner_only() {
+        let root = tempfile::tempdir().unwrap();
+        let vars = dirs(root.path());
+        start(&vars).unwrap();
+        let data = root.path().join("data");
+        assert_eq!(names_in(&data), ["db"], "only the store is in the data dir");
+        let secrets = root.path().join("secrets");
+        assert_eq!(names_in(&secrets), ["encryption-key", "pepper"]);
+        #[cfg(unix)]
+        {
+            assert_eq!(mode(&secrets), 0o700);
+            assert_eq!(mode(&secrets.join("pepper")), 0o600);
+            assert_eq!(mode(&secrets.join("encryption-key")), 0o600);
+        }
+        let notice = settings(&vars).unwrap().secrets_notice().unwrap();
+        assert!(notice.contains(&secrets.display().to_string()), "{notice}");
+        assert!(notice.contains("never together"), "{notice}");
+        // A restart reads them back rather than making new ones.
+        let pepper = std::fs::read_to_string(secrets.join("pepper")).unwrap();
+        start(&vars).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(secrets.join("pepper")).unwrap(),
+            pepper
+        );
+    }
+
+    // PW-16: the old layout (secrets generated into the data dir) refuses to start until
+    // the operator moves them, even where the variables now supply them.
+    #[test]
+    fn secrets_found_in_the_data_dir_refuse_to_start() {
+        let pepper = Pepper::generate().unwrap().to_base64().to_string();
+        let key = EncryptionKey::generate().unwrap().to_base64().to_string();
+        for (name, text) in [("pepper", &pepper), ("encryption-key", &key)] {
+            let root = tempfile::tempdir().unwrap();
+            let data = root.path().join("data");
+            std::fs::create_dir_all(&data).unwrap();
+            std::fs::write(data.join(name), text).unwrap();
+            let err = start(&dirs(root.path())).unwrap_err();
+            assert!(
+                err.contains(&data.join(name).display().to_string()),
+                "{err}"
+            );
+            assert!(
+                err.contains("PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR"),
+                "{err}"
+            );
+            let mut given = dirs(root.path());
+            given.push((
+                "PORTCULLIS_PEPPER",
+                Pepper::generate().unwrap().to_base64().to_string(),
+            ));
+            given.push((
+                "PORTCULLIS_ENCRYPTION_KEY",
+                EncryptionKey::generate().unwrap().to_base64().to_string(),
+            ));
+            assert!(
+                start(&given).is_err(),
+                "{name} is still in every copy of the data"
+            );
+        }
+    }
+
+    #[test]
+    fn the_override_keeps_secrets_in_the_data_dir_working() {
+        let root = tempfile::tempdir().unwrap();
+        let data = root.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let pepper = Pepper::generate().unwrap().to_base64().to_string();
+        let key = EncryptionKey::generate().unwrap().to_base64().to_string();
+        std::fs::write(data.join("pepper"), &pepper).unwrap();
+        std::fs::write(data.join("encryption-key"), &key).unwrap();
+        let mut vars = dirs(root.path());
+        vars.push(("PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR", "1".into()));
+        start(&vars).unwrap();
+        // The old files are the ones in use: nothing new was generated beside them.
+        assert!(!root.path().join("secrets").join("pepper").exists());
+        assert_eq!(
+            std::fs::read_to_string(data.join("pepper")).unwrap(),
+            pepper
+        );
+    }
+
+    #[test]
+    fn a_secrets_dir_at_or_inside_the_data_dir_is_refused() {
+        for inside in [".", "keys", "./keys"] {
+            let root = tempfile::tempdir().unwrap();
+            let data = root.path().join("data");
+            let inside = data.join(inside);
+            let vars = vec![
+                ("PORTCULLIS_DATA_DIR", data.display().to_string()),
+                ("PORTCULLIS_SECRETS_DIR", inside.display().to_string()),
+            ];
+            let err = start(&vars).unwrap_err();
+            assert!(err.contains("PORTCULLIS_SECRETS_DIR"), "{err}");
+            let mut allowed = vars.clone();
+            allowed.push(("PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR", "1".into()));
+            start(&allowed).unwrap();
+        }
+        #[cfg(unix)]
+        {
+            let root = tempfile::tempdir().unwrap();
+            let keys = root.path().join("data").join("keys");
+            std::fs::create_dir_all(&keys).unwrap();
+            std::os::unix::fs::symlink(&keys, root.path().join("secrets")).unwrap();
+            let err = start(&dirs(root.path())).unwrap_err();
+            assert!(
+                err.contains("PORTCULLIS_SECRETS_DIR"),
+                "a link into the data: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_given_by_variable_write_no_file() {
+        let root = tempfile::tempdir().unwrap();
+        let mut vars = dirs(root.path());
+        vars.push((
+            "PORTCULLIS_PEPPER",
+            Pepper::generate().unwrap().to_base64().to_string(),
+        ));
+        vars.push((
+            "PORTCULLIS_ENCRYPTION_KEY",
+            EncryptionKey::generate().unwrap().to_base64().to_string(),
+        ));
+        start(&vars).unwrap();
+        assert_eq!(names_in(&root.path().join("data")), ["db"]);
+        assert!(!root.path().join("secrets").exists());
+    }
+
+    #[test]
+    fn settings_default_and_refuse_bad_values() {
+        let s = Settings::from_lookup(|_| None).unwrap();
+        assert_eq!(s.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.public_url, "http://localhost:8080");
+        assert_eq!(s.store, StoreChoice::Sled);
+        assert_eq!(s.secrets_dir, PathBuf::from("./portcullis-secrets"));
+        assert!(!s.allow_secrets_in_data_dir);
+        let secret =
+            Settings::from_lookup(|name| (name == "PORTCULLIS_ADMIN_KEY").then(|| "k".repeat(40)))
+                .unwrap();
+        assert!(!format!("{secret:?}").contains("kkkk"), "{secret:?}");
+        let with = |k: &'static str, v: &'static str| {
+            Settings::from_lookup(move |name| (name == k).then(|| v.to_owned()))
+        };
+        assert!(with("PORTCULLIS_ADDR", "nowhere").is_err());
+        assert!(with("PORTCULLIS_STORE", "postgres://localhost/test").is_err());
+        assert!(with("PORTCULLIS_STORE", "mongo").is_err());
+        assert!(with("PORTCULLIS_ADMIN_KEY", "short").is_err());
+        assert!(with("PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR", "maybe").is_err());
+        assert!(
+            with("PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR", "1")
+                .unwrap()
+                .allow_secrets_in_data_dir
+        );
+        assert!(with("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8, 1.2.3.4/99").is_err());
+        assert_eq!(
+            with("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8, ::1")
+                .unwrap()
+                .trusted_proxies
+                .len(),
+            2
+        );
+        assert_eq!(
+            with("PORTCULLIS_STORE", "memory").unwrap().store,
+            StoreChoice::Memory
+        );
+    }
+}
