@@ -86,7 +86,8 @@ pub fn scope(
         .default_service(web::to(|| async {
             respond(HttpError::not_found("route").into_response())
         }))
-        .wrap(middleware::from_fn(json_refusals))
+        .wrap(middleware::from_fn(json_errors))
+        .wrap(api_headers())
 }
 
 /// The routes at the site's root (`GET /.well-known/jwks.json`):
@@ -216,37 +217,31 @@ pub fn respond(response: Response) -> HttpResponse {
     built.body(response.body)
 }
 
-/// Whatever actix answered by itself in plain text becomes a JSON error (keeping `Allow`),
-/// and every answer gets the API's headers.
-async fn json_refusals(
+/// Whatever actix answered by itself in plain text (404, 405, 413…) becomes a JSON error,
+/// keeping `Allow`: `App::new().wrap(middleware::from_fn(json_errors))` for an app's own
+/// routes.
+pub async fn json_errors(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let mut res = next.call(req).await?.map_into_boxed_body();
+    let res = next.call(req).await?.map_into_boxed_body();
     let status = res.status();
     let json = res
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if status.is_client_error() && !json {
-        let allow = res.headers().get(actix_web::http::header::ALLOW).cloned();
-        let status = http::StatusCode::from_u16(status.as_u16()).unwrap_or_default();
-        let mut replaced = respond(HttpError::from_status(status).into_response());
-        if let Some(allow) = allow {
-            replaced
-                .headers_mut()
-                .insert(actix_web::http::header::ALLOW, allow);
-        }
-        res = res.into_response(replaced);
+    if !status.is_client_error() || json {
+        return Ok(res);
     }
-    let headers = res.headers_mut();
-    for (name, value) in API_HEADERS {
-        let name = ActixName::from_static(name);
-        if !headers.contains_key(&name) {
-            headers.insert(name, ActixValue::from_static(value));
-        }
+    let allow = res.headers().get(actix_web::http::header::ALLOW).cloned();
+    let status = http::StatusCode::from_u16(status.as_u16()).unwrap_or_default();
+    let mut replaced = respond(HttpError::from_status(status).into_response());
+    if let Some(allow) = allow {
+        replaced
+            .headers_mut()
+            .insert(actix_web::http::header::ALLOW, allow);
     }
-    Ok(res)
+    Ok(res.into_response(replaced))
 }
 
 /// A signed-in user, by the bearer access token's signature and lifetime alone: no store

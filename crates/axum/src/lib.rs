@@ -65,7 +65,7 @@ pub fn routes<S: Clone + Send + Sync + 'static>(api: impl Into<Api>) -> Router<S
     );
     router
         .fallback(|| async { Wrap(HttpError::not_found("route").into_response()) })
-        .layer(axum::middleware::map_response(json_refusals))
+        .layer(axum::middleware::map_response(api_answer))
 }
 
 /// The routes at the site's root: `GET /.well-known/jwks.json`. Merge it into the app.
@@ -152,21 +152,28 @@ impl IntoResponse for Wrap {
     }
 }
 
-/// The router's own refusals (405, 413…) as JSON errors, keeping `Allow`; and the API's
-/// headers on every answer.
-async fn json_refusals(mut response: AxumResponse) -> AxumResponse {
+/// A plain-text refusal of the router (404, 405, 413…) as a JSON error, keeping `Allow`:
+/// `.layer(axum::middleware::map_response(json_errors))` on an app's own routes.
+pub async fn json_errors(response: AxumResponse) -> AxumResponse {
     let status = response.status();
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if status.is_client_error() && !is_json {
-        let allow = response.headers().get(header::ALLOW).cloned();
-        response = Wrap(HttpError::from_status(status).into_response()).into_response();
-        if let Some(allow) = allow {
-            response.headers_mut().insert(header::ALLOW, allow);
-        }
+    if !status.is_client_error() || is_json {
+        return response;
     }
+    let mut refused = Wrap(HttpError::from_status(status).into_response()).into_response();
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        refused.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    refused
+}
+
+/// JSON refusals, and the API's headers (`no-store`, `no-cache`, the security headers)
+/// on every answer that did not set its own.
+async fn api_answer(response: AxumResponse) -> AxumResponse {
+    let mut response = json_errors(response).await;
     let headers = response.headers_mut();
     for (name, value) in API_HEADERS {
         if !headers.contains_key(name) {

@@ -45,6 +45,9 @@ pub fn app(
         .default_service(web::to(|| async {
             portcullis_actix::respond(HttpError::not_found("route").into_response())
         }))
+        .wrap(actix_web::middleware::from_fn(
+            portcullis_actix::json_errors,
+        ))
         .wrap(portcullis_actix::security_headers())
 }
 

@@ -53,6 +53,7 @@ pub fn app(api: Api) -> Router {
         .fallback(|| async {
             portcullis_axum::respond(HttpError::not_found("route").into_response())
         })
+        .layer(middleware::map_response(portcullis_axum::json_errors))
         .layer(middleware::from_fn(site_headers))
         .with_state(api)
 }

@@ -4,17 +4,10 @@
 
 use std::collections::HashSet;
 
-use super::common::{ADMIN_KEY, Answer, TestApp};
+use super::common::{ADMIN_KEY, Answer, TestApp, assert_error};
 use http::StatusCode;
 use portcullis::directory::NewApiKey;
 use serde_json::{Value, json};
-
-#[track_caller]
-fn assert_error(answer: &Answer, status: StatusCode, code: &str) {
-    assert_eq!(answer.status, status, "{}", answer.body);
-    assert_eq!(answer.code(), code, "{}", answer.body);
-    assert!(answer.body["error"]["message"].as_str().is_some());
-}
 
 fn items(answer: &Answer) -> &Vec<Value> {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);

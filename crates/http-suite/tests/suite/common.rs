@@ -23,6 +23,37 @@ pub enum Framework {
     Actix,
 }
 
+/// Asserts a refusal: its status and code, a message, a body holding only `error`, and a
+/// JSON content type.
+#[track_caller]
+pub fn assert_error(answer: &Answer, status: StatusCode, code: &str) {
+    assert_eq!(answer.status, status, "{}", answer.body);
+    assert_eq!(answer.code(), code, "{}", answer.body);
+    let message = answer.body["error"]["message"].as_str().unwrap_or("");
+    assert!(!message.is_empty(), "an error message: {}", answer.body);
+    assert_eq!(
+        answer.body.as_object().map(|o| o.len()),
+        Some(1),
+        "only `error`: {}",
+        answer.body
+    );
+    assert!(
+        answer
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/json")),
+        "a JSON error: {:?}",
+        answer.headers
+    );
+}
+
+/// Asserts a refusal of the request's own credential: 401 with `code` and the
+/// `WWW-Authenticate: Bearer` challenge.
+#[track_caller]
+pub fn assert_challenged(answer: &Answer, code: &str) {
+    assert_error(answer, StatusCode::UNAUTHORIZED, code);
+    assert_eq!(answer.header("www-authenticate"), Some("Bearer"));
+}
+
 /// A request as the tests write it: any body, optionally from a peer address.
 pub type Raw = Request<Vec<u8>>;
 
@@ -32,6 +63,10 @@ const HOUR: Duration = Duration::from_secs(3600);
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef0123456789";
 
 pub struct TestApp {
+    /// The engine's store, for [`sibling`](Self::sibling).
+    store: portcullis_memory::MemoryStore,
+    /// The engine's configuration.
+    config: Config,
     /// The framework whose example app answers.
     pub framework: Framework,
     pub api: Api,
@@ -123,8 +158,9 @@ impl TestApp {
         config.rp_name = "portcullis test".into();
         config.passwordless.delivery = portcullis::Delivery::Inline;
         change(&mut config);
-        let auth = Portcullis::builder(config)
-            .store(portcullis_memory::MemoryStore::new())
+        let store = portcullis_memory::MemoryStore::new();
+        let auth = Portcullis::builder(config.clone())
+            .store(store.clone())
             .pepper(test_pepper())
             .keyring(test_keyring())
             .mailer(mail.clone())
@@ -140,6 +176,8 @@ impl TestApp {
             .trusting(portcullis_http::net::parse_networks("10.0.0.0/8").unwrap())
             .admin_key(Some(portcullis_http::AdminKey::new(ADMIN_KEY).unwrap()));
         TestApp {
+            store,
+            config,
             framework: crate::FRAMEWORK,
             api,
             auth,
@@ -161,7 +199,7 @@ impl TestApp {
                         .extensions_mut()
                         .insert(axum::extract::ConnectInfo(peer));
                 }
-                let app = example_axum::app(self.api.clone());
+                let app = example_axum::app(self.api.clone()).merge(axum_probes(&self.api));
                 let response = app.oneshot(request).await.unwrap();
                 let status = response.status();
                 let headers = response.headers().clone();
@@ -170,7 +208,10 @@ impl TestApp {
             }
             Framework::Actix => {
                 use actix_web::test;
-                let app = test::init_service(example_actix::app(self.api.clone())).await;
+                let app = test::init_service(
+                    example_actix::app(self.api.clone()).configure(actix_probes),
+                )
+                .await;
                 let (parts, body) = request.into_parts();
                 let mut sent = test::TestRequest::default()
                     .method(parts.method.as_str().parse().unwrap())
@@ -203,6 +244,21 @@ impl TestApp {
             body,
             bytes,
         }
+    }
+
+    /// Another engine on the same store, keys and clock, with `change` made to its
+    /// configuration: it signs with the same keys.
+    pub fn sibling(&self, change: impl FnOnce(&mut Config)) -> Portcullis {
+        let mut config = self.config.clone();
+        change(&mut config);
+        Portcullis::builder(config)
+            .store(self.store.clone())
+            .pepper(test_pepper())
+            .keyring(test_keyring())
+            .mailer(self.mail.clone())
+            .clock(self.clock.clone())
+            .build()
+            .unwrap()
     }
 
     /// The same engine and delivery, answered by `framework`'s app.
@@ -426,4 +482,45 @@ impl TestApp {
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
     }
+}
+
+/// Two routes the API does not have, for the extractors by themselves: they answer the
+/// verified user's id, by the token alone (`/probe/stateless`) or with its session
+/// (`/probe/live`).
+pub const PROBES: [&str; 2] = ["/probe/stateless", "/probe/live"];
+
+fn axum_probes(api: &Api) -> axum::Router {
+    use portcullis_axum::{Authenticated, AuthenticatedLive};
+    axum::Router::new()
+        .route(
+            PROBES[0],
+            axum::routing::get(|Authenticated(claims): Authenticated| async move {
+                axum::Json(serde_json::json!({"user_id": claims.sub.to_string()}))
+            }),
+        )
+        .route(
+            PROBES[1],
+            axum::routing::get(|AuthenticatedLive(claims): AuthenticatedLive| async move {
+                axum::Json(serde_json::json!({"user_id": claims.sub.to_string()}))
+            }),
+        )
+        .with_state(api.clone())
+}
+
+fn actix_probes(config: &mut actix_web::web::ServiceConfig) {
+    use actix_web::web;
+    use portcullis_actix::{Authenticated, AuthenticatedLive};
+    config
+        .route(
+            PROBES[0],
+            web::get().to(|user: Authenticated| async move {
+                web::Json(serde_json::json!({"user_id": user.0.sub.to_string()}))
+            }),
+        )
+        .route(
+            PROBES[1],
+            web::get().to(|user: AuthenticatedLive| async move {
+                web::Json(serde_json::json!({"user_id": user.0.sub.to_string()}))
+            }),
+        );
 }

@@ -5,23 +5,9 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
-use super::common::{ADMIN_KEY, Answer, Framework, TestApp};
+use super::common::{ADMIN_KEY, Framework, TestApp, assert_error};
 use http::{Method, Request, StatusCode};
 use serde_json::{Value, json};
-
-#[track_caller]
-fn assert_error(answer: &Answer, status: StatusCode, code: &str) {
-    assert_eq!(answer.status, status, "{}", answer.body);
-    assert_eq!(answer.code(), code, "{}", answer.body);
-    assert!(answer.body["error"]["message"].as_str().is_some());
-    assert!(
-        answer
-            .header("content-type")
-            .is_some_and(|t| t.starts_with("application/json")),
-        "{:?}",
-        answer.headers
-    );
-}
 
 /// Every route of `API.md` but SSO and social login, with the password reset pair
 /// (`/auth/password/reset`, `/reset/confirm`), which the code has and `API.md` does not

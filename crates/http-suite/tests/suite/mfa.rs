@@ -4,19 +4,12 @@
 
 use std::time::Duration;
 
-use super::common::{ADMIN_KEY, Answer, TestApp};
+use super::common::{ADMIN_KEY, TestApp, assert_error};
 use base64::Engine as _;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
 const PNG_SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
-
-#[track_caller]
-fn assert_error(answer: &Answer, status: StatusCode, code: &str) {
-    assert_eq!(answer.status, status, "{}", answer.body);
-    assert_eq!(answer.code(), code, "{}", answer.body);
-    assert!(answer.body["error"]["message"].as_str().is_some());
-}
 
 /// What an authenticator app holding `secret` (base32) shows now.
 fn app_code(test: &TestApp, secret: &str) -> String {
@@ -348,6 +341,8 @@ async fn removing_an_authenticator_needs_a_fresh_sign_in() {
         .post("/api/v1/mfa/totp/enroll", json!({}), Some(&other))
         .await;
     assert_error(&enrol, StatusCode::UNAUTHORIZED, "reauth_required");
+    // The token is fine; a new sign-in is needed, not a refresh.
+    assert_eq!(enrol.header("www-authenticate"), None);
     let qr = test.get("/api/v1/mfa/totp/qr.png", Some(&other)).await;
     assert_error(&qr, StatusCode::UNAUTHORIZED, "reauth_required");
     let confirm = test

@@ -4,6 +4,7 @@ pub mod common;
 
 mod admin;
 mod auth;
+mod extract;
 mod http;
 mod mfa;
 mod passkeys;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::common::{Answer, TestApp};
+use super::common::{Answer, TestApp, assert_error};
 use http::StatusCode;
 use portcullis::flows::passkey::{CreationChallengeResponse, RequestChallengeResponse};
 use serde_json::{Value, json};
@@ -16,13 +16,6 @@ const PK: &str = "/api/v1/auth/passwordless/passkey";
 
 fn origin() -> Url {
     Url::parse("http://localhost:8080").unwrap()
-}
-
-#[track_caller]
-fn assert_error(answer: &Answer, status: StatusCode, code: &str) {
-    assert_eq!(answer.status, status, "{}", answer.body);
-    assert_eq!(answer.code(), code, "{}", answer.body);
-    assert!(answer.body["error"]["message"].as_str().is_some());
 }
 
 /// The authenticator's answer to a registration's `options`, as the browser posts it.
