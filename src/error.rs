@@ -73,9 +73,15 @@ pub enum Error {
     /// The engine was configured wrongly; reported by [`PortcullisBuilder::build`](crate::PortcullisBuilder::build).
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// Sealed data could not be opened: wrong key, tampered ciphertext or associated data.
+    /// Sealed data could not be opened: wrong key, tampered ciphertext or associated data
+    /// (or a TOTP secret that opened but is not one).
     #[error("decryption failed")]
     Crypto,
+    /// The engine failed at something that is neither the request's fault nor sealed
+    /// data's: serializing a record, the OS random source, hashing a password, signing a
+    /// token. Names what failed; a server answers 500 and logs it.
+    #[error("internal failure: {0}")]
+    Internal(&'static str),
     /// A storage adapter failed.
     #[error("storage failed")]
     Store(#[source] StoreError),
@@ -117,6 +123,7 @@ impl Error {
             Error::ReauthRequired => "reauth_required",
             Error::Config(_) => "config",
             Error::Crypto => "crypto",
+            Error::Internal(_) => "internal",
             Error::Store(_) => "store",
             Error::Delivery(_) => "delivery",
             Error::Unavailable { .. } => "unavailable",
@@ -245,6 +252,14 @@ mod tests {
         assert_eq!(err.code(), "store");
         let store = err.source().unwrap();
         assert!(store.source().unwrap().to_string().contains("disk on fire"));
+    }
+
+    #[test]
+    fn internal_failures_are_not_crypto_failures() {
+        let err = Error::Internal("signing a token");
+        assert_eq!(err.code(), "internal");
+        assert_eq!(Error::Crypto.code(), "crypto");
+        assert!(err.to_string().contains("signing a token"));
     }
 
     #[test]

@@ -429,7 +429,8 @@ pub(crate) async fn finish(
     let user = match &deferred.password_hash {
         Some(sealed) => {
             let opened = inner.keyring.open(sealed, &deferred_aad(user.id))?;
-            let phc = std::str::from_utf8(&opened).map_err(|_| Error::Crypto)?;
+            let phc = std::str::from_utf8(&opened)
+                .map_err(|_| Error::Internal("a stored password hash"))?;
             let hash = crate::model::PasswordHash::new(phc);
             // The new password moves the stamp: this sign-in goes on under the new one.
             changed = set_password(inner, user, &hash, ctx).await?;
@@ -540,7 +541,8 @@ async fn begin_mfa(
     let now = inner.clock.now();
     let token = random_token()?;
     let hash = inner.hasher.hash(SecretPurpose::MfaToken, token.as_bytes());
-    let value = serde_json::to_vec(&pending).map_err(|_| Error::Crypto)?;
+    let value = serde_json::to_vec(&pending)
+        .map_err(|_| Error::Internal("serializing a pending sign-in"))?;
     let ttl = inner.config.config.ttl.mfa_token;
     let key = ChallengeKey::hashed(ChallengeKind::MfaToken, &hash);
     if !inner

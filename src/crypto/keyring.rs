@@ -46,7 +46,8 @@ impl EncryptionKey {
     }
 
     fn cipher(&self) -> Result<XChaCha20Poly1305, Error> {
-        XChaCha20Poly1305::new_from_slice(self.0.as_ref()).map_err(|_| Error::Crypto)
+        XChaCha20Poly1305::new_from_slice(self.0.as_ref())
+            .map_err(|_| Error::Internal("encryption key"))
     }
 
     /// A fresh random key.
@@ -145,7 +146,10 @@ impl Keyring {
     /// Encrypts `plaintext` with the current key, binding `associated_data` (the record's
     /// owner) and the header.
     pub fn seal(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<Sealed, Error> {
-        let key = self.keys.get(&self.current).ok_or(Error::Crypto)?;
+        let key = self
+            .keys
+            .get(&self.current)
+            .ok_or(Error::Internal("the current encryption key"))?;
         let nonce = random_bytes::<24>()?;
         let mut out = Vec::with_capacity(HEADER_LEN + plaintext.len() + TAG_LEN);
         out.push(FORMAT_V1);
@@ -155,13 +159,13 @@ impl Keyring {
         let ciphertext = key
             .cipher()?
             .encrypt(
-                &XNonce::try_from(nonce.as_slice()).map_err(|_| Error::Crypto)?,
+                &XNonce::try_from(nonce.as_slice()).map_err(|_| Error::Internal("nonce"))?,
                 Payload {
                     msg: plaintext,
                     aad: &aad,
                 },
             )
-            .map_err(|_| Error::Crypto)?;
+            .map_err(|_| Error::Internal("sealing"))?;
         out.extend_from_slice(&ciphertext);
         Ok(Sealed(out))
     }

@@ -10,7 +10,7 @@ use crate::Error;
 /// Fails (instead of panicking) only if the OS has no entropy source to give.
 pub fn random_bytes<const N: usize>() -> Result<Zeroizing<[u8; N]>, Error> {
     let mut bytes = Zeroizing::new([0u8; N]);
-    getrandom::fill(bytes.as_mut()).map_err(|_| Error::Crypto)?;
+    getrandom::fill(bytes.as_mut()).map_err(|_| Error::Internal("the OS random source"))?;
     Ok(bytes)
 }
 

@@ -343,7 +343,8 @@ impl<'a> Orgs<'a> {
             name: checked_label(&new.name, "name", 100)?,
             slug: checked_slug(&new.slug)?,
             domains: checked_domains(&new.domains)?,
-            settings: serde_json::to_value(&new.settings).map_err(|_| Error::Crypto)?,
+            settings: serde_json::to_value(&new.settings)
+                .map_err(|_| Error::Internal("serializing settings"))?,
             created_at: now,
             updated_at: now,
             revision: 0,
@@ -450,7 +451,8 @@ impl<'a> Orgs<'a> {
                 org.domains = domains.clone();
             }
             if let Some(settings) = &update.settings {
-                org.settings = serde_json::to_value(settings).map_err(|_| Error::Crypto)?;
+                org.settings = serde_json::to_value(settings)
+                    .map_err(|_| Error::Internal("serializing settings"))?;
             }
             org.updated_at = self.inner.clock.now();
             match self.inner.orgs.update_org(&org).await {

@@ -317,7 +317,8 @@ impl<'a> Rbac<'a> {
             email: email.as_str().to_owned(),
             role_ids,
         };
-        let value = serde_json::to_vec(&record).map_err(|_| Error::Crypto)?;
+        let value = serde_json::to_vec(&record)
+            .map_err(|_| Error::Internal("serializing an invitation"))?;
         let now = inner.clock.now();
         let ttl = inner.config.config.ttl.invitation;
         let key = ChallengeKey::hashed(ChallengeKind::Invitation, &hash);

@@ -303,7 +303,7 @@ impl<'a> Passkeys<'a> {
         let (mut options, state) = inner
             .webauthn
             .generate_challenge_register(builder)
-            .map_err(|_| Error::Crypto)?;
+            .map_err(|_| Error::Internal("webauthn registration challenge"))?;
         if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
             selection.resident_key = Some(match policy.resident_key {
                 ResidentKey::Preferred => ResidentKeyRequirement::Preferred,
@@ -372,12 +372,12 @@ impl<'a> Passkeys<'a> {
         let builder = inner
             .webauthn
             .new_challenge_authenticate_builder(Vec::new(), Some(policy))
-            .map_err(|_| Error::Crypto)?
+            .map_err(|_| Error::Internal("webauthn authentication challenge"))?
             .allow_backup_eligible_upgrade(false);
         let (mut options, state) = inner
             .webauthn
             .generate_challenge_authenticate(builder)
-            .map_err(|_| Error::Crypto)?;
+            .map_err(|_| Error::Internal("webauthn authentication challenge"))?;
         options.public_key.allow_credentials = allowed
             .iter()
             .map(|id| AllowCredentials {
@@ -620,10 +620,10 @@ async fn allow_list(
 fn fake_ids(inner: &Inner, name: &str) -> Result<Vec<Vec<u8>>, Error> {
     let key = inner.hasher.hash(SecretPurpose::FakeCredentials, b"");
     let generator = WebauthnFakeCredentialGenerator::<FakePasskeyDistribution>::new(key.as_bytes())
-        .map_err(|_| Error::Crypto)?;
+        .map_err(|_| Error::Internal("fake credential generator"))?;
     generator
         .generate(name.as_bytes())
-        .map_err(|_| Error::Crypto)
+        .map_err(|_| Error::Internal("fake credentials"))
 }
 
 fn ceremony_hash(inner: &Inner, token: &CeremonyToken) -> SecretHash {

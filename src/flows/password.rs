@@ -45,7 +45,8 @@ pub const T_COST: u32 = 2;
 pub const P_COST: u32 = 1;
 
 fn argon2() -> Result<Argon2<'static>, Error> {
-    let params = Params::new(M_COST, T_COST, P_COST, None).map_err(|_| Error::Crypto)?;
+    let params = Params::new(M_COST, T_COST, P_COST, None)
+        .map_err(|_| Error::Internal("argon2 parameters"))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
@@ -73,7 +74,7 @@ async fn off_executor<T: Send + 'static>(
         .clone()
         .acquire_owned()
         .await
-        .map_err(|_| Error::Crypto)?;
+        .map_err(|_| Error::Internal("password hashing task"))?;
     match tokio::runtime::Handle::try_current() {
         // The permit travels with the work: a caller that gives up (a client gone, a
         // timeout) frees its slot only when the hash it started has finished.
@@ -83,7 +84,7 @@ async fn off_executor<T: Send + 'static>(
                 work()
             })
             .await
-            .map_err(|_| Error::Crypto),
+            .map_err(|_| Error::Internal("password hashing")),
         Err(_) => {
             let _permit = permit;
             Ok(work())
@@ -104,7 +105,7 @@ async fn hash(inner: &Inner, password: &Password) -> Result<PasswordHash, Error>
     let phc = off_executor(inner, move || -> Result<String, Error> {
         let hash = argon2()?
             .hash_password(&secret)
-            .map_err(|_| Error::Crypto)?;
+            .map_err(|_| Error::Internal("password hashing"))?;
         Ok(hash.to_string())
     })
     .await??;

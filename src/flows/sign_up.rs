@@ -139,7 +139,8 @@ pub(crate) async fn start(
 ) -> Result<Sent, Error> {
     let recipient = Recipient::Email(email.clone());
     let owner = find_user(inner, &recipient).await?;
-    let value = serde_json::to_vec(account).map_err(|_| Error::Crypto)?;
+    let value =
+        serde_json::to_vec(account).map_err(|_| Error::Internal("serializing a sign-up"))?;
     let sealed = inner.keyring.seal(&value, &aad(&email))?;
     let sent = Codes::new(inner)
         .email()

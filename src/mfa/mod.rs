@@ -263,7 +263,8 @@ impl<'a> Mfa<'a> {
         // This step accepts only the code it sent last: not one sent for another sign-in
         // of the same user.
         pending.challenge = Some(sent.request_id);
-        let value = serde_json::to_vec(&pending).map_err(|_| Error::Crypto)?;
+        let value = serde_json::to_vec(&pending)
+            .map_err(|_| Error::Internal("serializing an enrolment"))?;
         let now = inner.clock.now();
         if !inner
             .challenges

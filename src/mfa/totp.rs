@@ -143,7 +143,8 @@ impl<'a> Totp<'a> {
         let secret = random_bytes::<SECRET_BYTES>()?;
         let factor_id = FactorId::generate();
         let totp = self.labelled(&account, secret.as_ref())?;
-        let otpauth_uri = Zeroizing::new(totp.to_url().map_err(|_| Error::Crypto)?);
+        let otpauth_uri =
+            Zeroizing::new(totp.to_url().map_err(|_| Error::Internal("otpauth URI"))?);
         let qr_png = qr_png(&totp)?;
         let now = inner.clock.now();
         let factor = TotpFactor {

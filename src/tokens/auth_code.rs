@@ -209,7 +209,8 @@ pub(crate) async fn issue(
         aal,
         request: request.clone(),
     };
-    let value = serde_json::to_vec(&pending).map_err(|_| Error::Crypto)?;
+    let value = serde_json::to_vec(&pending)
+        .map_err(|_| Error::Internal("serializing an authorization code"))?;
     let key = ChallengeKey::hashed(ChallengeKind::AuthCode, &hash);
     let expires_at = now + inner.config.config.ttl.auth_code;
     if !inner
@@ -256,7 +257,8 @@ pub(crate) async fn exchange(
         user_id: Some(pending.user_id),
         replayed: false,
     };
-    let spent = serde_json::to_vec(&spent).map_err(|_| Error::Crypto)?;
+    let spent =
+        serde_json::to_vec(&spent).map_err(|_| Error::Internal("serializing a spent code"))?;
     let tombstone = ChallengeKey::hashed(ChallengeKind::SpentAuthCode, &hash);
     let remember_until = record.expires_at + TOMBSTONE_TTL;
     if !inner
@@ -357,7 +359,8 @@ async fn revoke_if_spent(
         // Any update moves the version on, and the first exchange checks for exactly
         // that; if this one loses, another replay has marked it already.
         spent.replayed = true;
-        let value = serde_json::to_vec(&spent).map_err(|_| Error::Crypto)?;
+        let value =
+            serde_json::to_vec(&spent).map_err(|_| Error::Internal("serializing a spent code"))?;
         inner
             .challenges
             .update(&tombstone, 0, &value, record.expires_at, now)

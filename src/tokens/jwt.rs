@@ -108,7 +108,8 @@ pub(crate) fn sign(key: &SigningKey, claims: &Claims) -> Result<String, Error> {
     let mut header = Header::new(key.jws_algorithm());
     header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
     header.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|_| Error::Crypto)
+    jsonwebtoken::encode(&header, claims, &key.encoding)
+        .map_err(|_| Error::Internal("signing a token"))
 }
 
 /// What verification needs besides the keys.

@@ -52,7 +52,7 @@ impl SigningKey {
                 EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             }
         }
-        .map_err(|_| Error::Crypto)?;
+        .map_err(|_| Error::Internal("generating a signing key"))?;
         let pkcs8 = Zeroizing::new(pkcs8.as_ref().to_vec());
         let key = Self::from_pkcs8(algorithm, &pkcs8, now)?;
         Ok((key, pkcs8))

@@ -237,6 +237,14 @@ mod tests {
     }
 
     #[test]
+    fn internal_failures_are_500s_that_name_nothing() {
+        let err = HttpError::from(portcullis::Error::Internal("signing a token"));
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(err.code(), "internal");
+        assert!(!err.message().contains("signing"), "{}", err.message());
+    }
+
+    #[test]
     fn retry_after_rounds_up_to_whole_seconds() {
         let err = HttpError::from(portcullis::Error::RateLimited {
             retry_after: std::time::Duration::from_millis(1200),
