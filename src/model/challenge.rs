@@ -42,6 +42,39 @@ pub enum ChallengeKind {
 }
 
 impl ChallengeKind {
+    /// Whether a record of this kind must survive a crash. An adapter that can lose
+    /// acknowledged writes in a crash (sled flushes on a timer), or that voids outstanding
+    /// challenges after one, makes an insert or update of such a kind durable before it
+    /// returns and keeps such records when it voids the rest. Adapters whose acknowledged
+    /// writes are all durable (Postgres) or that keep nothing across restarts (memory) need
+    /// do nothing. The kinds that must:
+    ///
+    /// - [`SpentAuthCode`](Self::SpentAuthCode): the tombstone that makes a replayed code
+    ///   revoke the session it opened;
+    /// - [`RolesRevision`](Self::RolesRevision): what makes tokens signed before a role
+    ///   change stale;
+    /// - [`EmailChangeRevert`](Self::EmailChangeRevert): the owner's only way back from an
+    ///   email change they did not make.
+    ///
+    /// Every other kind is a pending secret: losing it only means asking again, and a
+    /// voided one cannot be replayed.
+    pub const fn survives_crash(self) -> bool {
+        match self {
+            ChallengeKind::SpentAuthCode
+            | ChallengeKind::RolesRevision
+            | ChallengeKind::EmailChangeRevert => true,
+            ChallengeKind::MagicLink
+            | ChallengeKind::Request
+            | ChallengeKind::OneTimeCode
+            | ChallengeKind::Webauthn
+            | ChallengeKind::AuthCode
+            | ChallengeKind::MfaToken
+            | ChallengeKind::PasswordReset
+            | ChallengeKind::TotpEnrolment
+            | ChallengeKind::Invitation => false,
+        }
+    }
+
     /// A stable name, for text keys and tables.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -137,4 +170,25 @@ pub struct Counter {
     pub count: u64,
     /// When the window ends and the count starts again from zero.
     pub expires_at: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kinds_that_survive_a_crash_are_the_ones_whose_loss_reopens_a_door() {
+        let kept: Vec<ChallengeKind> = ChallengeKind::ALL
+            .into_iter()
+            .filter(|kind| kind.survives_crash())
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ChallengeKind::SpentAuthCode,
+                ChallengeKind::RolesRevision,
+                ChallengeKind::EmailChangeRevert
+            ]
+        );
+    }
 }

@@ -75,10 +75,7 @@ pub fn sled_harness_built(
 ) -> Harness<portcullis_sled::SledStore> {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let clock = ManualClock::fixed();
-    let store = portcullis_sled::SledStore::with_config(
-        portcullis_sled::SledConfig::new(dir.path()).clock(clock.clone()),
-    )
-    .expect("sled opens");
+    let store = portcullis_sled::SledStore::open(dir.path()).expect("sled opens");
     harness_on(store, clock, config, Some(dir), extra)
 }
 

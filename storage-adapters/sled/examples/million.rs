@@ -22,9 +22,7 @@ async fn main() {
         .next()
         .map_or_else(|| temp.path().to_path_buf(), Into::into);
 
-    let config = SledConfig::new(&dir)
-        .durability(Durability::Background)
-        .sweep_every(None);
+    let config = SledConfig::new(&dir).durability(Durability::Background);
     let store = SledStore::with_config(config).unwrap();
     let started = Instant::now();
     for i in 0..users {
@@ -39,7 +37,7 @@ async fn main() {
     std::thread::sleep(std::time::Duration::from_millis(500)); // sled releases its lock
 
     let started = Instant::now();
-    let store = SledStore::with_config(SledConfig::new(&dir).sweep_every(None)).unwrap();
+    let store = SledStore::open(&dir).unwrap();
     let opened = started.elapsed();
     let probe = Email::parse(&format!("user{}@example.com", users / 2)).unwrap();
     let started = Instant::now();

@@ -20,10 +20,7 @@ async fn main() {
         .map_or(100_000, |n| n.parse().expect("codes per round"));
     let dir = tempfile::tempdir().unwrap();
     let clock = ManualClock::fixed();
-    let config = SledConfig::new(dir.path())
-        .clock(clock.clone())
-        .durability(Durability::Background)
-        .sweep_every(None);
+    let config = SledConfig::new(dir.path()).durability(Durability::Background);
     let store = SledStore::with_config(config).unwrap();
     for round in 0..rounds {
         let now = clock.now();

@@ -116,7 +116,7 @@ impl ChallengeStore for SledStore {
         now: Timestamp,
     ) -> StoreResult<bool> {
         let tree = &self.inner.t.challenges;
-        let class = match crate::survives_crash(k.kind) {
+        let class = match k.kind.survives_crash() {
             true => Class::Critical,
             false => Class::Ordinary,
         };

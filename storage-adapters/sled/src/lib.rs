@@ -49,8 +49,9 @@
 //!
 //! At open, an unclean shutdown (the marker a clean close removes is still there) voids
 //! every outstanding challenge — links, codes, ceremony states, MFA tokens — so nothing
-//! spent before a crash can come back. Expired records are removed at open and by a
-//! background sweeper.
+//! spent before a crash can come back. Expired records are invisible to reads and removed by
+//! the engine's sweep (`Portcullis::sweep_every`), through the stores' `purge_expired`:
+//! the adapter never reads a clock.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -61,18 +62,15 @@ mod codec;
 mod commit;
 mod orgs;
 mod sessions;
-mod sweep;
 mod tx;
 mod users;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
-use portcullis::{Clock, StoreError, SystemClock};
+use portcullis::StoreError;
 
 use crate::commit::GroupCommit;
-use crate::sweep::Sweeper;
 use crate::tx::Trees;
 
 /// When writes reach the disk before they are acknowledged.
@@ -101,20 +99,16 @@ pub(crate) enum Class {
 pub struct SledConfig {
     path: std::path::PathBuf,
     durability: Durability,
-    sweep_every: Option<Duration>,
-    clock: Arc<dyn Clock>,
     temporary: bool,
 }
 
 impl SledConfig {
     /// A store in the directory `path` (created if missing), with security-critical
-    /// durability and a sweep of expired records every minute.
+    /// durability.
     pub fn new(path: impl AsRef<Path>) -> Self {
         SledConfig {
             path: path.as_ref().to_path_buf(),
             durability: Durability::default(),
-            sweep_every: Some(Duration::from_secs(60)),
-            clock: Arc::new(SystemClock),
             temporary: false,
         }
     }
@@ -128,20 +122,6 @@ impl SledConfig {
     /// When writes reach the disk.
     pub fn durability(mut self, durability: Durability) -> Self {
         self.durability = durability;
-        self
-    }
-
-    /// How often the background sweeper removes expired records; `None` turns it off
-    /// (expired records stay invisible, and are removed at the next open).
-    pub fn sweep_every(mut self, interval: Option<Duration>) -> Self {
-        self.sweep_every = interval;
-        self
-    }
-
-    /// The clock the sweeper and the open-time sweep judge expiry by. Give it the engine's
-    /// clock.
-    pub fn clock(mut self, clock: impl Clock) -> Self {
-        self.clock = Arc::new(clock);
         self
     }
 }
@@ -191,7 +171,6 @@ pub(crate) struct Inner {
     sessions_lock: Mutex<()>,
     durability: Durability,
     commit: GroupCommit,
-    sweeper: Mutex<Option<Sweeper>>,
     recovered_unclean: bool,
 }
 
@@ -229,14 +208,8 @@ impl SledStore {
             orgs_lock: Mutex::new(()),
             sessions_lock: Mutex::new(()),
             durability: config.durability,
-            sweeper: Mutex::new(None),
             recovered_unclean: unclean,
         });
-        sweep::purge(&inner, config.clock.now())?;
-        if let Some(every) = config.sweep_every {
-            let sweeper = Sweeper::start(Arc::downgrade(&inner), config.clock.clone(), every);
-            *lock(&inner.sweeper) = Some(sweeper);
-        }
         Ok(SledStore { inner })
     }
 
@@ -270,7 +243,7 @@ impl SledStore {
     }
 
     /// Releases this handle: flushes everything and, if it is the last handle, marks the
-    /// shutdown clean and stops the sweeper (what dropping the last handle also does; call
+    /// shutdown clean (what dropping the last handle also does; call
     /// this to see the error, if any). While other handles live, the store stays open and
     /// a crash is still recognised as one.
     pub fn close(self) -> Result<(), SledError> {
@@ -286,9 +259,6 @@ impl SledStore {
 
 impl Inner {
     fn close(&self) -> Result<(), SledError> {
-        if let Some(sweeper) = lock(&self.sweeper).take() {
-            sweeper.stop();
-        }
         self.db.flush()?;
         self.t.meta.insert(META_STATE, STATE_CLEAN)?;
         self.db.flush()?;
@@ -337,20 +307,14 @@ impl Drop for Inner {
     }
 }
 
-/// The records whose loss would reopen a door, so they are flushed when written and kept
-/// through a crash: a spent code's tombstone (what makes a replay revoke) and a roles
-/// revision (what makes tokens signed before a role change stale).
-pub(crate) fn survives_crash(kind: portcullis::model::ChallengeKind) -> bool {
-    use portcullis::model::ChallengeKind as K;
-    matches!(kind, K::SpentAuthCode | K::RolesRevision)
-}
-
 /// After a crash, whatever was spent just before it may not be on disk as spent: every
-/// outstanding challenge is voided, but for those that [`survives_crash`] keeps.
+/// outstanding challenge is voided, but for the kinds the contract says survive one
+/// ([`ChallengeKind::survives_crash`](portcullis::model::ChallengeKind::survives_crash)),
+/// which are flushed when written.
 fn void_challenges(t: &Trees) -> Result<(), SledError> {
     let keep: Vec<String> = portcullis::model::ChallengeKind::ALL
         .into_iter()
-        .filter(|kind| survives_crash(*kind))
+        .filter(|kind| kind.survives_crash())
         .map(|kind| format!("{}:", kind.as_str()))
         .collect();
     for key in t.challenges.iter().keys() {
@@ -362,7 +326,7 @@ fn void_challenges(t: &Trees) -> Result<(), SledError> {
     Ok(())
 }
 
-/// How many records a store holds, for monitoring (and for tests that watch the sweeper).
+/// How many records a store holds, for monitoring (and for tests that watch the sweep).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SledStats {

@@ -29,9 +29,7 @@ const ROUNDS: usize = 24;
 
 fn open(dir: &Path) -> SledStore {
     retry(|| {
-        let config = SledConfig::new(dir)
-            .durability(Durability::SecurityCritical)
-            .sweep_every(None);
+        let config = SledConfig::new(dir).durability(Durability::SecurityCritical);
         SledStore::with_config(config)
     })
 }

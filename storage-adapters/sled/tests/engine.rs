@@ -25,7 +25,7 @@ fn engine_with(
     clock: &ManualClock,
     mailer: &CapturingMailer,
 ) -> (Portcullis, SledStore) {
-    let store = retry(|| SledStore::with_config(SledConfig::new(dir).clock(clock.clone())));
+    let store = retry(|| SledStore::with_config(SledConfig::new(dir)));
     let auth = Portcullis::builder(Config::new("https://app.example.com"))
         .store(store.clone())
         .mailer(mailer.clone())
