@@ -14,7 +14,9 @@ use crate::flows::codes::Codes;
 use crate::flows::magic_link::MagicLinks;
 use crate::protect::RateLimiter;
 use crate::sessions::Sessions;
-use crate::store::{AuditLog, ChallengeStore, OrgStore, SessionStore, Storage, UserStore};
+use crate::store::{
+    AuditLog, ChallengeStore, KeyStore, OrgStore, SessionStore, Storage, UserStore,
+};
 use crate::templates::Templates;
 use crate::tokens::{KeySet, KeyState, SigningKey, Tokens, VerifiedCache};
 use crate::{Clock, Error, SystemClock, Timestamp};
@@ -33,6 +35,7 @@ pub(crate) struct Inner {
     pub(crate) users: Arc<dyn UserStore>,
     pub(crate) orgs: Arc<dyn OrgStore>,
     pub(crate) sessions: Arc<dyn SessionStore>,
+    pub(crate) key_store: Arc<dyn KeyStore>,
     pub(crate) challenges: Arc<dyn ChallengeStore>,
     pub(crate) audit_log: Arc<dyn AuditLog>,
     /// Links login-log events (shared with the chained log that writes them).
@@ -65,6 +68,7 @@ impl Portcullis {
             users: None,
             orgs: None,
             sessions: None,
+            key_store: None,
             challenges: None,
             audit_log: None,
             mailer: None,
@@ -308,6 +312,7 @@ pub struct PortcullisBuilder {
     users: Option<Arc<dyn UserStore>>,
     orgs: Option<Arc<dyn OrgStore>>,
     sessions: Option<Arc<dyn SessionStore>>,
+    key_store: Option<Arc<dyn KeyStore>>,
     challenges: Option<Arc<dyn ChallengeStore>>,
     audit_log: Option<Arc<dyn AuditLog>>,
     mailer: Option<Arc<dyn Mailer>>,
@@ -333,6 +338,7 @@ impl PortcullisBuilder {
         self.users = Some(store.clone());
         self.orgs = Some(store.clone());
         self.sessions = Some(store.clone());
+        self.key_store = Some(store.clone());
         self.challenges = Some(store.clone());
         self.audit_log = Some(store);
         self
@@ -353,6 +359,12 @@ impl PortcullisBuilder {
     /// Overrides the session store.
     pub fn session_store(mut self, store: Arc<dyn SessionStore>) -> Self {
         self.sessions = Some(store);
+        self
+    }
+
+    /// Overrides the store of token-signing keys.
+    pub fn key_store(mut self, store: Arc<dyn KeyStore>) -> Self {
+        self.key_store = Some(store);
         self
     }
 
@@ -473,6 +485,7 @@ impl PortcullisBuilder {
             users: self.users.ok_or_else(|| missing("user store"))?,
             orgs: self.orgs.ok_or_else(|| missing("organization store"))?,
             sessions: self.sessions.ok_or_else(|| missing("session store"))?,
+            key_store: self.key_store.ok_or_else(|| missing("key store"))?,
             challenges: self.challenges.ok_or_else(|| missing("challenge store"))?,
             audit_log: Arc::new(crate::audit::ChainedLog::new(
                 self.audit_log.ok_or_else(|| missing("audit log"))?,

@@ -6,8 +6,9 @@
 //! protection — as a library, over storage and delivery traits you choose.
 //!
 //! The engine owns the rules; your application owns HTTP, the database and email. They
-//! meet at five storage traits ([`store::UserStore`], [`store::OrgStore`],
-//! [`store::SessionStore`], [`store::ChallengeStore`], [`store::AuditLog`]) and two
+//! meet at six storage traits ([`store::UserStore`], [`store::OrgStore`],
+//! [`store::SessionStore`], [`store::KeyStore`], [`store::ChallengeStore`],
+//! [`store::AuditLog`]) and two
 //! delivery traits ([`Mailer`], [`SmsSender`]).
 //!
 //! ## Embedding
@@ -29,7 +30,7 @@
 //! config.ttl.access_token = Duration::from_secs(10 * 60);
 //!
 //! let auth = Portcullis::builder(config)
-//!     .store(MemoryStore::new())   // any adapter implementing the five store traits
+//!     .store(MemoryStore::new())   // any adapter implementing the six store traits
 //!     .pepper(pepper)
 //!     .keyring(keyring)
 //!     .build()?;                    // validates everything once

@@ -17,7 +17,7 @@ use portcullis::model::{
     App, AuthEventKind, ClientId, FactorId, FactorStatus, Membership, OrgId, Organization,
     PageRequest, Permission, Role, RoleId, TotpFactor, User, UserId,
 };
-use portcullis::store::{OrgStore, SessionStore, UserStore};
+use portcullis::store::{KeyStore, OrgStore, SessionStore, UserStore};
 use portcullis::testing::{race, test_keyring, test_pepper};
 use portcullis::tokens::{AuthCodeRequest, Claims, CodeExchange, pkce_s256};
 use portcullis::{AuthMethod, Config, Error, Portcullis, RequestContext, SignIn, TokenSet};

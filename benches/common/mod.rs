@@ -6,7 +6,7 @@
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use portcullis::Portcullis;
 use portcullis::crypto::AccessToken;
-use portcullis::store::SessionStore;
+use portcullis::store::KeyStore;
 use portcullis::testing::test_keyring;
 use portcullis::tokens::Claims;
 use portcullis_memory::MemoryStore;

@@ -7,6 +7,11 @@
 //! portcullis::conformance_tests!(|| async { portcullis_memory::MemoryStore::new() });
 //! ```
 //!
+//! An adapter that implements only some of the traits (a Redis `ChallengeStore`, say) runs
+//! their part: `user_store_tests!`, `org_store_tests!`, `session_store_tests!`,
+//! `key_store_tests!`, `challenge_store_tests!`, `audit_log_tests!`. Each check is bound
+//! to its one trait.
+//!
 //! The macro expands to one `#[tokio::test]` per promise on a multi-threaded runtime, so
 //! the concurrency tests really race (the adapter crate needs `tokio` as a dev-dependency
 //! with the `macros` and `rt-multi-thread` features). The tests are also public functions,
@@ -27,14 +32,31 @@ use crate::model::{
     PermissionId, Phone, Role, RoleId, Session, SessionId, StoredSigningKey, TotpFactor, User,
     UserId,
 };
-use crate::store::{Storage, UserQuery};
+use crate::store::{
+    AuditLog, ChallengeStore, KeyStore, OrgStore, SessionStore, UserQuery, UserStore,
+};
 use crate::testing::race;
 use crate::{StoreError, Timestamp};
 
-/// Expands to one `#[tokio::test]` per conformance check, each on a fresh store from
-/// `$factory` (an async closure returning the store).
+/// Expands to one `#[tokio::test]` per conformance check of every store, each on a fresh
+/// store from `$factory` (an async closure returning the store): the per-trait macros
+/// below, all of them.
 #[macro_export]
 macro_rules! conformance_tests {
+    ($factory:expr) => {
+        $crate::user_store_tests!($factory);
+        $crate::org_store_tests!($factory);
+        $crate::session_store_tests!($factory);
+        $crate::key_store_tests!($factory);
+        $crate::challenge_store_tests!($factory);
+        $crate::audit_log_tests!($factory);
+    };
+}
+
+/// The conformance checks of the user store (`UserStore`) alone, for an adapter that implements
+/// only that trait: `portcullis::user_store_tests!(|| async { MyStore::new() });`.
+#[macro_export]
+macro_rules! user_store_tests {
     ($factory:expr) => {
         $crate::__conformance_tests! { $factory;
             user_create_and_lookups,
@@ -50,6 +72,16 @@ macro_rules! conformance_tests {
             totp_step_accepted_once_under_16_racing_codes,
             totp_factors_are_owned,
             backup_code_consumed_once_under_16_racing_redemptions,
+        }
+    };
+}
+
+/// The conformance checks of the organization store (`OrgStore`) alone, for an adapter that implements
+/// only that trait: `portcullis::org_store_tests!(|| async { MyStore::new() });`.
+#[macro_export]
+macro_rules! org_store_tests {
+    ($factory:expr) => {
+        $crate::__conformance_tests! { $factory;
             org_slug_unique_under_16_concurrent_creates,
             org_domains_unique_and_update_reindexes,
             org_delete_cascades,
@@ -57,11 +89,43 @@ macro_rules! conformance_tests {
             app_client_id_unique_across_orgs,
             roles_and_permissions_cascade,
             memberships_by_user_and_by_org,
+            api_credentials_unique_listed_and_never_unrevoked,
+            org_domain_and_client_id_unique_under_16_racers,
+        }
+    };
+}
+
+/// The conformance checks of the session store (`SessionStore`) alone, for an adapter that implements
+/// only that trait: `portcullis::session_store_tests!(|| async { MyStore::new() });`.
+#[macro_export]
+macro_rules! session_store_tests {
+    ($factory:expr) => {
+        $crate::__conformance_tests! { $factory;
             session_family_lookup_and_expiry,
             session_rotate_has_one_winner_under_16_racing_refreshes,
             session_rotate_refuses_wrong_revoked_or_expired,
             session_revocation_listing_and_deletion,
+        }
+    };
+}
+
+/// The conformance checks of the store of signing keys (`KeyStore`) alone, for an adapter that implements
+/// only that trait: `portcullis::key_store_tests!(|| async { MyStore::new() });`.
+#[macro_export]
+macro_rules! key_store_tests {
+    ($factory:expr) => {
+        $crate::__conformance_tests! { $factory;
             signing_keys_unique_ordered_and_deletable,
+        }
+    };
+}
+
+/// The conformance checks of the challenge store (`ChallengeStore`) alone, for an adapter that implements
+/// only that trait: `portcullis::challenge_store_tests!(|| async { MyStore::new() });`.
+#[macro_export]
+macro_rules! challenge_store_tests {
+    ($factory:expr) => {
+        $crate::__conformance_tests! { $factory;
             challenge_take_is_exactly_once_under_16_racing_takes,
             challenge_insert_if_absent_under_16_racing_inserts,
             challenge_expiry_is_visible_at_once,
@@ -69,11 +133,19 @@ macro_rules! conformance_tests {
             counter_incr_loses_no_count_under_16_tasks,
             counter_windows_expire_and_reset,
             purge_removes_only_expired,
+        }
+    };
+}
+
+/// The conformance checks of the audit log (`AuditLog`) alone, for an adapter that implements
+/// only that trait: `portcullis::audit_log_tests!(|| async { MyStore::new() });`.
+#[macro_export]
+macro_rules! audit_log_tests {
+    ($factory:expr) => {
+        $crate::__conformance_tests! { $factory;
             audit_log_newest_first_and_paged_stably,
             audit_log_forgets_a_users_personal_data_only,
-            api_credentials_unique_listed_and_never_unrevoked,
             audit_chain_head_moves_once_under_16_racing_appends,
-            org_domain_and_client_id_unique_under_16_racers,
         }
     };
 }
@@ -188,7 +260,7 @@ fn api_credential(org: OrgId, secret: u8) -> ApiCredential {
 }
 
 /// Appends `event` at the head of its user's chain, as the engine does.
-async fn append_linked<S: Storage>(store: &S, mut event: AuthEvent) -> AuthEvent {
+async fn append_linked<S: AuditLog>(store: &S, mut event: AuthEvent) -> AuthEvent {
     if let Some(user) = event.user_id {
         event.prev = store.user_head(user).await.unwrap().map(|head| head.id);
     }
@@ -269,7 +341,7 @@ fn count_true(results: &[Result<bool, StoreError>]) -> usize {
 }
 
 /// Users: created users are found by id, email and phone; unknown ones are `None`.
-pub async fn user_create_and_lookups<S: Storage + 'static>(store: Arc<S>) {
+pub async fn user_create_and_lookups<S: UserStore + 'static>(store: Arc<S>) {
     let mut user = user_with_email("alice@example.com");
     user.phone = Some(Phone::parse("+15550100001").unwrap());
     user.name = Some("Alice".into());
@@ -298,7 +370,7 @@ pub async fn user_create_and_lookups<S: Storage + 'static>(store: Arc<S>) {
 }
 
 /// Users: of 16 concurrent creations with one email, exactly one succeeds.
-pub async fn user_email_unique_under_16_concurrent_creates<S: Storage + 'static>(store: Arc<S>) {
+pub async fn user_email_unique_under_16_concurrent_creates<S: UserStore + 'static>(store: Arc<S>) {
     let results = race(RACERS, |_| {
         let store = store.clone();
         async move {
@@ -329,7 +401,7 @@ pub async fn user_email_unique_under_16_concurrent_creates<S: Storage + 'static>
 }
 
 /// Users: phones and ids are unique too.
-pub async fn user_phone_and_id_unique<S: Storage + 'static>(store: Arc<S>) {
+pub async fn user_phone_and_id_unique<S: UserStore + 'static>(store: Arc<S>) {
     let phone = Phone::parse("+447700900123").unwrap();
     let mut first = User::new(UserId::generate(), t0());
     first.phone = Some(phone.clone());
@@ -353,7 +425,7 @@ pub async fn user_phone_and_id_unique<S: Storage + 'static>(store: Arc<S>) {
 
 /// Users: updates are compare-and-swap on the revision; of 16 writers from one revision
 /// exactly one wins, and a stale write is refused.
-pub async fn user_update_is_compare_and_swap_under_16_concurrent_writers<S: Storage + 'static>(
+pub async fn user_update_is_compare_and_swap_under_16_concurrent_writers<S: UserStore + 'static>(
     store: Arc<S>,
 ) {
     let user = user_with_email("cas@example.com");
@@ -394,7 +466,7 @@ pub async fn user_update_is_compare_and_swap_under_16_concurrent_writers<S: Stor
 
 /// Users: changing an email or phone re-indexes it atomically and keeps it unique; a
 /// refused update changes nothing.
-pub async fn user_update_reindexes_contacts_atomically<S: Storage + 'static>(store: Arc<S>) {
+pub async fn user_update_reindexes_contacts_atomically<S: UserStore + 'static>(store: Arc<S>) {
     let alice = user_with_email("alice@example.com");
     let bob = user_with_email("bob@example.com");
     store.create_user(&alice).await.unwrap();
@@ -452,7 +524,9 @@ pub async fn user_update_reindexes_contacts_atomically<S: Storage + 'static>(sto
 
 /// Users: deleting a user removes their passkeys (freeing the credential ids), TOTP
 /// factors and backup codes, and their email for reuse.
-pub async fn user_delete_cascades_to_everything_the_user_owns<S: Storage + 'static>(store: Arc<S>) {
+pub async fn user_delete_cascades_to_everything_the_user_owns<S: UserStore + 'static>(
+    store: Arc<S>,
+) {
     let user = user_with_email("gone@example.com");
     let keep = user_with_email("kept@example.com");
     store.create_user(&user).await.unwrap();
@@ -516,7 +590,7 @@ pub async fn user_delete_cascades_to_everything_the_user_owns<S: Storage + 'stat
 /// Users: listing in id order with filters; a cursor survives inserts and deletes
 /// elsewhere (nothing twice, nothing that existed throughout skipped); a forged cursor is
 /// refused.
-pub async fn user_listing_pages_are_stable<S: Storage + 'static>(store: Arc<S>) {
+pub async fn user_listing_pages_are_stable<S: UserStore + 'static>(store: Arc<S>) {
     let mut ids = Vec::new();
     for i in 0..25 {
         let mut user = user_with_email(&format!("user{i:02}@example.com"));
@@ -601,7 +675,7 @@ pub async fn user_listing_pages_are_stable<S: Storage + 'static>(store: Arc<S>) 
 
 /// Passkeys: a credential id belongs to one user; of 16 racing registrations of one id
 /// (by different users) exactly one succeeds.
-pub async fn passkey_credential_id_unique_under_16_racing_registrations<S: Storage + 'static>(
+pub async fn passkey_credential_id_unique_under_16_racing_registrations<S: UserStore + 'static>(
     store: Arc<S>,
 ) {
     let mut users = Vec::new();
@@ -640,7 +714,7 @@ pub async fn passkey_credential_id_unique_under_16_racing_registrations<S: Stora
 
 /// Passkeys: registration needs an existing user; rename and delete act only on the
 /// owner's credentials.
-pub async fn passkey_requires_user_and_is_scoped_to_owner<S: Storage + 'static>(store: Arc<S>) {
+pub async fn passkey_requires_user_and_is_scoped_to_owner<S: UserStore + 'static>(store: Arc<S>) {
     let orphan = passkey(UserId::generate(), b"orphan");
     assert!(matches!(
         store.add_passkey(&orphan).await,
@@ -684,7 +758,7 @@ pub async fn passkey_requires_user_and_is_scoped_to_owner<S: Storage + 'static>(
 
 /// Passkeys: a use applies only with a higher counter (or 0 on both sides); of 16 racing
 /// uses reporting one counter exactly one applies; a regression is refused.
-pub async fn passkey_use_is_monotonic_under_16_racing_sign_ins<S: Storage + 'static>(
+pub async fn passkey_use_is_monotonic_under_16_racing_sign_ins<S: UserStore + 'static>(
     store: Arc<S>,
 ) {
     let user = user_with_email("counter@example.com");
@@ -766,7 +840,7 @@ pub async fn passkey_use_is_monotonic_under_16_racing_sign_ins<S: Storage + 'sta
 
 /// TOTP: a time step is accepted once; of 16 racing codes for one step exactly one is
 /// accepted; earlier steps are refused afterwards.
-pub async fn totp_step_accepted_once_under_16_racing_codes<S: Storage + 'static>(store: Arc<S>) {
+pub async fn totp_step_accepted_once_under_16_racing_codes<S: UserStore + 'static>(store: Arc<S>) {
     let user = user_with_email("totp@example.com");
     store.create_user(&user).await.unwrap();
     let factor = totp(user.id);
@@ -808,7 +882,7 @@ pub async fn totp_step_accepted_once_under_16_racing_codes<S: Storage + 'static>
 
 /// TOTP: factors are stored per user, replaced by id, listed oldest first, deleted only by
 /// their owner, and cannot be moved to another user.
-pub async fn totp_factors_are_owned<S: Storage + 'static>(store: Arc<S>) {
+pub async fn totp_factors_are_owned<S: UserStore + 'static>(store: Arc<S>) {
     let alice = user_with_email("alice@example.com");
     let bob = user_with_email("bob@example.com");
     store.create_user(&alice).await.unwrap();
@@ -863,7 +937,7 @@ pub async fn totp_factors_are_owned<S: Storage + 'static>(store: Arc<S>) {
 
 /// Backup codes: each is consumed once, also under 16 racing redemptions; replacing the
 /// set invalidates every old code.
-pub async fn backup_code_consumed_once_under_16_racing_redemptions<S: Storage + 'static>(
+pub async fn backup_code_consumed_once_under_16_racing_redemptions<S: UserStore + 'static>(
     store: Arc<S>,
 ) {
     let user = user_with_email("backup@example.com");
@@ -893,7 +967,7 @@ pub async fn backup_code_consumed_once_under_16_racing_redemptions<S: Storage + 
 }
 
 /// Organizations: of 16 concurrent creations with one slug, exactly one succeeds.
-pub async fn org_slug_unique_under_16_concurrent_creates<S: Storage + 'static>(store: Arc<S>) {
+pub async fn org_slug_unique_under_16_concurrent_creates<S: OrgStore + 'static>(store: Arc<S>) {
     let results = race(RACERS, |_| {
         let store = store.clone();
         async move { store.create_org(&org("acme")).await }
@@ -910,7 +984,7 @@ pub async fn org_slug_unique_under_16_concurrent_creates<S: Storage + 'static>(s
 
 /// Organizations: custom domains are unique across organizations; updates are
 /// compare-and-swap and re-index slug and domains.
-pub async fn org_domains_unique_and_update_reindexes<S: Storage + 'static>(store: Arc<S>) {
+pub async fn org_domains_unique_and_update_reindexes<S: OrgStore + 'static>(store: Arc<S>) {
     let mut acme = org("acme");
     acme.domains = vec!["login.acme.com".into()];
     store.create_org(&acme).await.unwrap();
@@ -970,7 +1044,7 @@ pub async fn org_domains_unique_and_update_reindexes<S: Storage + 'static>(store
 
 /// Organizations: deleting one removes its apps, roles, permissions and memberships, and
 /// frees its slug, domains and client ids.
-pub async fn org_delete_cascades<S: Storage + 'static>(store: Arc<S>) {
+pub async fn org_delete_cascades<S: OrgStore + 'static>(store: Arc<S>) {
     let mut acme = org("acme");
     acme.domains = vec!["acme.example.com".into()];
     let other = org("other");
@@ -1049,7 +1123,7 @@ pub async fn org_delete_cascades<S: Storage + 'static>(store: Arc<S>) {
 }
 
 /// Organizations: listing pages in id order, stable under inserts.
-pub async fn org_listing_pages_are_stable<S: Storage + 'static>(store: Arc<S>) {
+pub async fn org_listing_pages_are_stable<S: OrgStore + 'static>(store: Arc<S>) {
     let mut ids = Vec::new();
     for i in 0..12 {
         let o = org(&format!("org-{i}"));
@@ -1087,7 +1161,7 @@ pub async fn org_listing_pages_are_stable<S: Storage + 'static>(store: Arc<S>) {
 }
 
 /// Apps: a client id is unique across organizations; an app needs its organization.
-pub async fn app_client_id_unique_across_orgs<S: Storage + 'static>(store: Arc<S>) {
+pub async fn app_client_id_unique_across_orgs<S: OrgStore + 'static>(store: Arc<S>) {
     let a = org("a");
     let b = org("b");
     store.create_org(&a).await.unwrap();
@@ -1124,7 +1198,7 @@ pub async fn app_client_id_unique_across_orgs<S: Storage + 'static>(store: Arc<S
 /// Roles and permissions: names unique per organization (not across); deleting a
 /// permission removes it from roles; deleting a role removes it from memberships;
 /// memberships cannot name another organization's roles.
-pub async fn roles_and_permissions_cascade<S: Storage + 'static>(store: Arc<S>) {
+pub async fn roles_and_permissions_cascade<S: OrgStore + 'static>(store: Arc<S>) {
     let acme = org("acme");
     let other = org("other");
     store.create_org(&acme).await.unwrap();
@@ -1208,7 +1282,7 @@ pub async fn roles_and_permissions_cascade<S: Storage + 'static>(store: Arc<S>) 
 
 /// Memberships: read by user and by organization (paged), replaced, removed one by one or
 /// all of a user's at once.
-pub async fn memberships_by_user_and_by_org<S: Storage + 'static>(store: Arc<S>) {
+pub async fn memberships_by_user_and_by_org<S: OrgStore + 'static>(store: Arc<S>) {
     let acme = org("acme");
     let beta = org("beta");
     store.create_org(&acme).await.unwrap();
@@ -1282,7 +1356,7 @@ pub async fn memberships_by_user_and_by_org<S: Storage + 'static>(store: Arc<S>)
 }
 
 /// Sessions: found by id and by every refresh hash of the family; invisible once expired.
-pub async fn session_family_lookup_and_expiry<S: Storage + 'static>(store: Arc<S>) {
+pub async fn session_family_lookup_and_expiry<S: SessionStore + 'static>(store: Arc<S>) {
     let user = UserId::generate();
     let s = session(user, hash(1), at(100));
     store.create_session(&s).await.unwrap();
@@ -1344,7 +1418,7 @@ pub async fn session_family_lookup_and_expiry<S: Storage + 'static>(store: Arc<S
 }
 
 /// Sessions: of 16 racing rotations from one refresh hash exactly one wins.
-pub async fn session_rotate_has_one_winner_under_16_racing_refreshes<S: Storage + 'static>(
+pub async fn session_rotate_has_one_winner_under_16_racing_refreshes<S: SessionStore + 'static>(
     store: Arc<S>,
 ) {
     let s = session(UserId::generate(), hash(1), at(1000));
@@ -1377,7 +1451,9 @@ pub async fn session_rotate_has_one_winner_under_16_racing_refreshes<S: Storage 
 }
 
 /// Sessions: rotation refuses a wrong expected hash, a revoked session and an expired one.
-pub async fn session_rotate_refuses_wrong_revoked_or_expired<S: Storage + 'static>(store: Arc<S>) {
+pub async fn session_rotate_refuses_wrong_revoked_or_expired<S: SessionStore + 'static>(
+    store: Arc<S>,
+) {
     let s = session(UserId::generate(), hash(1), at(100));
     store.create_session(&s).await.unwrap();
     assert!(
@@ -1421,7 +1497,7 @@ pub async fn session_rotate_refuses_wrong_revoked_or_expired<S: Storage + 'stati
 
 /// Sessions: revoke all of a user's at once, list the active ones newest first, delete
 /// and purge.
-pub async fn session_revocation_listing_and_deletion<S: Storage + 'static>(store: Arc<S>) {
+pub async fn session_revocation_listing_and_deletion<S: SessionStore + 'static>(store: Arc<S>) {
     let user = UserId::generate();
     let other = UserId::generate();
     let mut sessions = Vec::new();
@@ -1485,7 +1561,7 @@ pub async fn session_revocation_listing_and_deletion<S: Storage + 'static>(store
 
 /// Signing keys: kids are unique (also under 16 racing adds), listed oldest first, and
 /// deleted one by one.
-pub async fn signing_keys_unique_ordered_and_deletable<S: Storage + 'static>(store: Arc<S>) {
+pub async fn signing_keys_unique_ordered_and_deletable<S: KeyStore + 'static>(store: Arc<S>) {
     let key = |kid: &str, secs: u64| StoredSigningKey {
         kid: kid.into(),
         algorithm: "EdDSA".into(),
@@ -1521,7 +1597,7 @@ pub async fn signing_keys_unique_ordered_and_deletable<S: Storage + 'static>(sto
 }
 
 /// Challenges: of 16 racing takes of one key exactly one gets the record.
-pub async fn challenge_take_is_exactly_once_under_16_racing_takes<S: Storage + 'static>(
+pub async fn challenge_take_is_exactly_once_under_16_racing_takes<S: ChallengeStore + 'static>(
     store: Arc<S>,
 ) {
     let k = key(ChallengeKind::MagicLink, "take-me");
@@ -1540,7 +1616,7 @@ pub async fn challenge_take_is_exactly_once_under_16_racing_takes<S: Storage + '
 }
 
 /// Challenges: of 16 racing inserts of one key exactly one wins, and its value stays.
-pub async fn challenge_insert_if_absent_under_16_racing_inserts<S: Storage + 'static>(
+pub async fn challenge_insert_if_absent_under_16_racing_inserts<S: ChallengeStore + 'static>(
     store: Arc<S>,
 ) {
     let k = key(ChallengeKind::AuthCode, "insert-once");
@@ -1577,7 +1653,7 @@ pub async fn challenge_insert_if_absent_under_16_racing_inserts<S: Storage + 'st
 
 /// Challenges: a record is invisible from its `expires_at` on, to get, take, update and
 /// delete, and an insert may replace it.
-pub async fn challenge_expiry_is_visible_at_once<S: Storage + 'static>(store: Arc<S>) {
+pub async fn challenge_expiry_is_visible_at_once<S: ChallengeStore + 'static>(store: Arc<S>) {
     let k = key(ChallengeKind::OneTimeCode, "short-lived");
     assert!(store.insert(&k, b"v1", at(600), t0()).await.unwrap());
     assert!(store.get(&k, at(599)).await.unwrap().is_some());
@@ -1605,7 +1681,9 @@ pub async fn challenge_expiry_is_visible_at_once<S: Storage + 'static>(store: Ar
 
 /// Challenges: update is compare-and-swap on the version; of 16 racing updates from one
 /// version exactly one applies.
-pub async fn challenge_update_is_compare_and_swap_under_16_racing_updates<S: Storage + 'static>(
+pub async fn challenge_update_is_compare_and_swap_under_16_racing_updates<
+    S: ChallengeStore + 'static,
+>(
     store: Arc<S>,
 ) {
     let k = key(ChallengeKind::Request, "status");
@@ -1641,7 +1719,9 @@ pub async fn challenge_update_is_compare_and_swap_under_16_racing_updates<S: Sto
 }
 
 /// Counters: 16 tasks incrementing 25 times each lose no count.
-pub async fn counter_incr_loses_no_count_under_16_tasks<S: Storage + 'static>(store: Arc<S>) {
+pub async fn counter_incr_loses_no_count_under_16_tasks<S: ChallengeStore + 'static>(
+    store: Arc<S>,
+) {
     let results = race(RACERS, |_| {
         let store = store.clone();
         async move {
@@ -1663,7 +1743,7 @@ pub async fn counter_incr_loses_no_count_under_16_tasks<S: Storage + 'static>(st
 
 /// Counters: a window keeps its expiry across increments; an expired counter restarts at
 /// 1 with the new expiry; reset forgets it.
-pub async fn counter_windows_expire_and_reset<S: Storage + 'static>(store: Arc<S>) {
+pub async fn counter_windows_expire_and_reset<S: ChallengeStore + 'static>(store: Arc<S>) {
     let first = store.incr("rl:w", at(60), t0()).await.unwrap();
     assert_eq!((first.count, first.expires_at), (1, at(60)));
     let second = store.incr("rl:w", at(90), at(30)).await.unwrap();
@@ -1685,7 +1765,7 @@ pub async fn counter_windows_expire_and_reset<S: Storage + 'static>(store: Arc<S
 }
 
 /// Purging removes expired records and counters, and nothing live.
-pub async fn purge_removes_only_expired<S: Storage + 'static>(store: Arc<S>) {
+pub async fn purge_removes_only_expired<S: ChallengeStore + 'static>(store: Arc<S>) {
     for i in 0..10 {
         let expires = if i < 6 { at(10) } else { at(1000) };
         let k = key(ChallengeKind::Webauthn, &format!("state-{i}"));
@@ -1704,7 +1784,7 @@ pub async fn purge_removes_only_expired<S: Storage + 'static>(store: Arc<S>) {
 
 /// Audit: a user's events come newest first, paged, stable under appends, and never
 /// include another user's.
-pub async fn audit_log_newest_first_and_paged_stably<S: Storage + 'static>(store: Arc<S>) {
+pub async fn audit_log_newest_first_and_paged_stably<S: AuditLog + 'static>(store: Arc<S>) {
     let user = UserId::generate();
     let other = UserId::generate();
     let event = |who: Option<UserId>, secs: u64| AuthEvent {
@@ -1778,7 +1858,7 @@ pub async fn audit_log_newest_first_and_paged_stably<S: Storage + 'static>(store
 
 /// `forget_user` clears the IP address and user agent of that user's events only, once,
 /// and keeps the events.
-pub async fn audit_log_forgets_a_users_personal_data_only<S: Storage + 'static>(store: Arc<S>) {
+pub async fn audit_log_forgets_a_users_personal_data_only<S: AuditLog + 'static>(store: Arc<S>) {
     let user = UserId::generate();
     let other = UserId::generate();
     let event = |who: UserId, secs: u64| AuthEvent {
@@ -1831,7 +1911,7 @@ pub async fn audit_log_forgets_a_users_personal_data_only<S: Storage + 'static>(
 /// credential is found by its hash and listed oldest first in its organization only;
 /// updates keep the hash and scopes, never move `last_used_at` back and never clear
 /// `revoked_at`.
-pub async fn api_credentials_unique_listed_and_never_unrevoked<S: Storage + 'static>(
+pub async fn api_credentials_unique_listed_and_never_unrevoked<S: OrgStore + 'static>(
     store: Arc<S>,
 ) {
     let acme = org("acme");
@@ -1935,7 +2015,7 @@ pub async fn api_credentials_unique_listed_and_never_unrevoked<S: Storage + 'sta
 /// Audit: appends for one user race for its head; exactly one of those naming one head
 /// succeeds, the others get `Conflict("chain")`, and the head is the winner. Events that
 /// name no user are not chained.
-pub async fn audit_chain_head_moves_once_under_16_racing_appends<S: Storage + 'static>(
+pub async fn audit_chain_head_moves_once_under_16_racing_appends<S: AuditLog + 'static>(
     store: Arc<S>,
 ) {
     let user = UserId::generate();
@@ -1988,7 +2068,7 @@ pub async fn audit_chain_head_moves_once_under_16_racing_appends<S: Storage + 's
 
 /// Organizations: of 16 organizations racing for one custom domain exactly one gets it;
 /// of 16 apps racing for one client id (in different organizations) exactly one is made.
-pub async fn org_domain_and_client_id_unique_under_16_racers<S: Storage + 'static>(store: Arc<S>) {
+pub async fn org_domain_and_client_id_unique_under_16_racers<S: OrgStore + 'static>(store: Arc<S>) {
     let results = race(RACERS, |i| {
         let store = store.clone();
         async move {

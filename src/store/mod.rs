@@ -1,4 +1,4 @@
-//! The storage contract: five traits every adapter implements, and the conformance suite
+//! The storage contract: six traits every adapter implements, and the conformance suite
 //! (feature `conformance`) that proves an adapter keeps each promise.
 //!
 //! Every method states what it promises atomically. The promises are written so that each
@@ -358,7 +358,13 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
 
     /// Physically removes sessions that expired at or before `now`. Returns how many.
     async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64>;
+}
 
+/// The keys that sign access tokens, their private halves sealed with the keyring. A
+/// trait of its own: an adapter may keep them anywhere (a secrets service, say) and mix
+/// with others through [`PortcullisBuilder::key_store`](crate::PortcullisBuilder::key_store).
+#[async_trait]
+pub trait KeyStore: Send + Sync + fmt::Debug {
     /// Stores a token-signing key. Atomic with uniqueness of its kid
     /// ([`StoreError::Conflict`] `"kid"`): two instances that start at once may both add a
     /// key, never overwrite one.
@@ -462,9 +468,15 @@ pub trait AuditLog: Send + Sync + fmt::Debug {
     async fn forget_user(&self, user: UserId) -> StoreResult<u64>;
 }
 
-/// An adapter that implements all five stores, so `builder.store(adapter)` takes one value.
+/// An adapter that implements every store, so `builder.store(adapter)` takes one value.
 ///
-/// Implemented automatically for every type that implements the five traits.
-pub trait Storage: UserStore + OrgStore + SessionStore + ChallengeStore + AuditLog {}
+/// Implemented automatically for every type that implements the six traits.
+pub trait Storage:
+    UserStore + OrgStore + SessionStore + KeyStore + ChallengeStore + AuditLog
+{
+}
 
-impl<T> Storage for T where T: UserStore + OrgStore + SessionStore + ChallengeStore + AuditLog {}
+impl<T> Storage for T where
+    T: UserStore + OrgStore + SessionStore + KeyStore + ChallengeStore + AuditLog
+{
+}

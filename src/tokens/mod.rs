@@ -159,21 +159,21 @@ impl Drop for ResetOnDrop<'_> {
 
 async fn load_keys(inner: &Inner) -> Result<Arc<KeySet>, Error> {
     let ticket = inner.keys.tickets.fetch_add(1, Ordering::AcqRel);
-    let mut stored = inner.sessions.list_signing_keys().await?;
+    let mut stored = inner.key_store.list_signing_keys().await?;
     if stored.is_empty() {
         // Two instances starting at once may both add a key: both are kept, the newer
         // signs, and each instance learns of the other's at its next read.
         let (key, pkcs8) =
             SigningKey::generate(inner.config.config.tokens.algorithm, inner.clock.now())?;
         match inner
-            .sessions
+            .key_store
             .add_signing_key(&key.to_stored(&pkcs8, &inner.keyring)?)
             .await
         {
             Ok(()) | Err(crate::StoreError::Conflict { .. }) => {}
             Err(other) => return Err(other.into()),
         }
-        stored = inner.sessions.list_signing_keys().await?;
+        stored = inner.key_store.list_signing_keys().await?;
     }
     let keys = stored
         .iter()
@@ -514,7 +514,7 @@ impl<'a> Tokens<'a> {
         }
         let (key, pkcs8) = SigningKey::generate(inner.config.config.tokens.algorithm, now)?;
         inner
-            .sessions
+            .key_store
             .add_signing_key(&key.to_stored(&pkcs8, &inner.keyring)?)
             .await?;
         load_keys(inner).await?;
@@ -537,7 +537,7 @@ impl<'a> Tokens<'a> {
                 what: "current signing key",
             });
         }
-        if !inner.sessions.delete_signing_key(kid).await? {
+        if !inner.key_store.delete_signing_key(kid).await? {
             return Err(Error::NotFound {
                 what: "signing key",
             });

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use portcullis::crypto::SecretHash;
 use portcullis::model::{Session, SessionId, StoredSigningKey, UserId};
-use portcullis::store::{SessionStore, StoreResult};
+use portcullis::store::{KeyStore, SessionStore, StoreResult};
 use portcullis::{StoreError, Timestamp};
 
 use crate::{MemoryStore, read, write};
@@ -200,7 +200,11 @@ impl SessionStore for MemoryStore {
         }
         Ok(expired.len() as u64)
     }
+}
 
+/// The signing keys, kept beside the sessions.
+#[async_trait]
+impl KeyStore for MemoryStore {
     async fn add_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()> {
         let mut t = write(&self.sessions);
         if t.signing_keys.iter().any(|k| k.kid == key.kid) {

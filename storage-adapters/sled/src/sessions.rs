@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use portcullis::crypto::SecretHash;
 use portcullis::model::{Session, SessionId, StoredSigningKey, UserId};
-use portcullis::store::{SessionStore, StoreResult};
+use portcullis::store::{KeyStore, SessionStore, StoreResult};
 use portcullis::{StoreError, Timestamp};
 
 use crate::codec::{cat, dec, enc};
@@ -199,7 +199,11 @@ impl SessionStore for SledStore {
     async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
         purge(&self.inner, now)
     }
+}
 
+/// The signing keys, kept beside the sessions.
+#[async_trait]
+impl KeyStore for SledStore {
     async fn add_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()> {
         let inner = &self.inner;
         inner
