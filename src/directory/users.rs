@@ -474,8 +474,11 @@ fn parse_change<T>(
 /// The most application data one user may carry, as JSON.
 const MAX_METADATA_BYTES: usize = 16 * 1024;
 
-/// Application data of at most 16 KiB as JSON.
+/// Application data: a JSON object of at most 16 KiB (`null` for none).
 fn checked_metadata(metadata: serde_json::Value) -> Result<serde_json::Value, Error> {
+    if !(metadata.is_object() || metadata.is_null()) {
+        return Err(Error::invalid("metadata", "must be a JSON object"));
+    }
     let size = serde_json::to_vec(&metadata).map_or(usize::MAX, |json| json.len());
     if size > MAX_METADATA_BYTES {
         return Err(Error::invalid("metadata", "must be at most 16 KiB of JSON"));

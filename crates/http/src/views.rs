@@ -129,8 +129,10 @@ impl<T> List<T> {
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct PageQuery {
     /// Items per page (1 to 100; default 20).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[cfg_attr(feature = "openapi", param(min_length = 1))]
     pub cursor: Option<String>,
 }
 
@@ -165,8 +167,8 @@ pub struct UserView {
     pub phone_verified: bool,
     /// Display name.
     pub name: Option<String>,
-    /// Application data.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// Application data (`null` when none was set).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: serde_json::Value,
     /// Whether the user has a password.
     pub has_password: bool,
@@ -321,4 +323,30 @@ impl BackupCodesBody {
             backup_codes: codes.iter().map(|c| c.secret().to_owned()).collect(),
         }
     }
+}
+
+/// Item types for the OpenAPI document only: what each string of a list must look like.
+#[cfg(feature = "openapi")]
+pub(crate) mod items {
+    /// A host name, `login.example.com`.
+    #[derive(utoipa::ToSchema)]
+    #[schema(
+        pattern = r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+        max_length = 253
+    )]
+    pub(crate) struct HostName(#[allow(dead_code)] String);
+
+    /// A permission a role grants, `resource:action` or `resource:*`.
+    #[derive(utoipa::ToSchema)]
+    #[schema(pattern = r"^[a-z0-9_.-]{1,64}:([a-z0-9_.-]{1,64}|\*)$")]
+    pub(crate) struct Grant(#[allow(dead_code)] String);
+
+    /// A role's name in its organization.
+    #[derive(utoipa::ToSchema)]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
+    pub(crate) struct RoleName(#[allow(dead_code)] String);
 }

@@ -873,3 +873,62 @@ async fn acc01_email_changes_wait_for_the_new_address_and_the_old_one_can_undo_t
     assert_eq!(got.body["email"], "ivy@new.example");
     assert_eq!(got.body["email_verified"], true);
 }
+
+/// What schemathesis found: metadata that is not an object was stored, and listings under
+/// a deleted organization or user answered as if it still existed.
+#[tokio::test]
+async fn metadata_is_an_object_and_deleted_parents_are_gone() {
+    let test = TestApp::new();
+    let array = test
+        .post(
+            "/api/v1/users",
+            json!({"email": "meta@example.com", "metadata": [null, null]}),
+            Some(ADMIN_KEY),
+        )
+        .await;
+    assert_error(&array, StatusCode::BAD_REQUEST, "invalid_input");
+    let user = test
+        .post(
+            "/api/v1/users",
+            json!({"email": "meta@example.com", "metadata": {"plan": "pro"}}),
+            Some(ADMIN_KEY),
+        )
+        .await;
+    assert_eq!(user.status, StatusCode::CREATED, "{}", user.body);
+    assert_eq!(user.body["metadata"]["plan"], "pro");
+    let id = user.str("id");
+    let gone = test
+        .delete(&format!("/api/v1/users/{id}"), Some(ADMIN_KEY))
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    let orgs = test
+        .get(
+            &format!("/api/v1/users/{id}/organizations"),
+            Some(ADMIN_KEY),
+        )
+        .await;
+    assert_error(&orgs, StatusCode::NOT_FOUND, "not_found");
+
+    let org = test
+        .post(
+            "/api/v1/organizations",
+            json!({"name": "Gone", "slug": "gone"}),
+            Some(ADMIN_KEY),
+        )
+        .await;
+    assert_eq!(org.status, StatusCode::CREATED, "{}", org.body);
+    let org = org.str("id");
+    let deleted = test
+        .delete(&format!("/api/v1/organizations/{org}"), Some(ADMIN_KEY))
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    for list in ["roles", "permissions"] {
+        let answer = test
+            .get(
+                &format!("/api/v1/organizations/{org}/{list}"),
+                Some(ADMIN_KEY),
+            )
+            .await;
+        assert_error(&answer, StatusCode::NOT_FOUND, "not_found");
+    }
+}

@@ -202,6 +202,60 @@ async fn the_jwks_has_the_signing_key() {
     assert!(keys.iter().any(|k| k["kid"] == header["kid"]), "{header}");
 }
 
+/// The document says what the server accepts (issue 17, item 8): ids are UUIDs, phone
+/// numbers E.164, codes digits, enumerations their values.
+#[tokio::test]
+async fn the_openapi_document_gives_formats_and_bounds() {
+    let test = TestApp::new();
+    let doc = test.get("/api/v1/openapi.json", None).await.body;
+    let param = |path: &str, method: &str, name: &str| -> Value {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()["schema"]
+            .clone()
+    };
+    assert_eq!(param("/api/v1/users/{id}", "get", "id")["format"], "uuid");
+    assert_eq!(
+        param(
+            "/api/v1/organizations/{id}/roles/{role_id}",
+            "delete",
+            "role_id"
+        )["format"],
+        "uuid"
+    );
+    assert_eq!(
+        param("/api/v1/organizations", "get", "limit")["maximum"],
+        100
+    );
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["SmsCodeRequest"]["properties"]["phone"]["pattern"],
+        r"^\+[1-9][0-9]{6,14}$"
+    );
+    assert_eq!(
+        schemas["VerifyCodeRequest"]["properties"]["request_id"]["format"],
+        "uuid"
+    );
+    assert_eq!(
+        schemas["VerifyCodeRequest"]["properties"]["code"]["pattern"],
+        "^[0-9]{4,10}$"
+    );
+    assert_eq!(
+        schemas["EmailCodeRequest"]["properties"]["email"]["format"],
+        "email"
+    );
+    let grants: Vec<&str> = schemas["GrantType"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(grants, ["authorization_code", "refresh_token"]);
+}
+
 #[tokio::test]
 async fn security_headers() {
     let test = TestApp::new();

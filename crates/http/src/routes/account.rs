@@ -18,9 +18,10 @@ use crate::views::{List, SessionView, SignInBody};
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PasswordRequest {
     /// The account's email.
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, pattern = r"^(?=[^@]{1,64}@)[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}$"))]
     pub email: String,
     /// The password (15 to 256 characters when it is the only factor).
-    #[cfg_attr(feature = "openapi", schema(format = Password))]
+    #[cfg_attr(feature = "openapi", schema(format = Password, min_length = 15, max_length = 128))]
     pub password: String,
 }
 
@@ -127,8 +128,10 @@ pub async fn reset(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResetConfirmRequest {
     /// The reset request.
+    #[cfg_attr(feature = "openapi", schema(format = Uuid))]
     pub request_id: String,
     /// The emailed code.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{4,10}$"))]
     pub code: String,
     /// The new password.
     #[cfg_attr(feature = "openapi", schema(format = Password))]
@@ -250,6 +253,7 @@ pub async fn revoke_session(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EmailChangeRequest {
     /// The new address.
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, pattern = r"^(?=[^@]{1,64}@)[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}$"))]
     pub email: String,
 }
 
@@ -278,8 +282,10 @@ pub async fn email_change(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EmailChangeConfirm {
     /// From `POST /auth/email/change`.
+    #[cfg_attr(feature = "openapi", schema(format = Uuid))]
     pub request_id: String,
     /// The code the new address received.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{4,10}$"))]
     pub code: String,
 }
 
@@ -324,6 +330,7 @@ pub async fn email_change_confirm(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EmailRevertRequest {
     /// The token from the link mailed to the old address.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub token: String,
 }
 

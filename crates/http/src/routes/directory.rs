@@ -28,14 +28,27 @@ type Created<T> = HttpResult<(StatusCode, Json<T>)>;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrgRequest {
     /// Display name.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: String,
     /// URL-safe unique name.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$")
+    )]
     pub slug: String,
     /// Custom domains (unique across organizations).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 20, value_type = Vec<crate::views::items::HostName>))]
     pub domains: Vec<String>,
     /// Sign-in methods, MFA rule, branding, session lifetime, templates.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub settings: Option<OrgSettings>,
 }
 
@@ -44,13 +57,26 @@ pub struct OrgRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrgPatch {
     /// Display name.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: Option<String>,
     /// URL-safe unique name.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$")
+    )]
     pub slug: Option<String>,
     /// Custom domains (replaces the list).
+    #[cfg_attr(feature = "openapi", schema(max_items = 20, value_type = Option<Vec<crate::views::items::HostName>>))]
     pub domains: Option<Vec<String>>,
     /// Settings (replaces them).
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub settings: Option<OrgSettings>,
 }
 
@@ -142,7 +168,7 @@ pub async fn delete_org(
 
 /// The public configuration of an organization's app: sign-in methods and branding.
 #[cfg_attr(feature = "openapi", utoipa::path(get, path = "/organizations/by-client-id/{client_id}/config", tag = "organizations",
-    params(("client_id" = String, Path)), responses((status = 200, body = serde_json::Value))))]
+    params(("client_id" = String, Path, pattern = r"^[!-~]{1,128}$")), responses((status = 200, body = serde_json::Value))))]
 pub async fn config_by_client_id(
     auth: &Portcullis,
     _ctx: RequestContext,
@@ -167,11 +193,27 @@ pub async fn config_by_domain(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoleRequest {
     /// Unique in the organization.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 64,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: String,
     /// What it is for.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 500,
+            pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub description: Option<String>,
     /// Permission names (`invoices:read`, or `invoices:*`).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 100, value_type = Vec<crate::views::items::Grant>))]
     pub permissions: Vec<String>,
 }
 
@@ -180,10 +222,26 @@ pub struct RoleRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RolePatch {
     /// New name.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 64,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: Option<String>,
     /// New description.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 500,
+            pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub description: Option<String>,
     /// New permission names (replaces them).
+    #[cfg_attr(feature = "openapi", schema(max_items = 100, value_type = Option<Vec<crate::views::items::Grant>>))]
     pub permissions: Option<Vec<String>>,
 }
 
@@ -207,6 +265,7 @@ pub async fn list_roles(
 ) -> HttpResult<Json<List<serde_json::Value>>> {
     let org = org_id(&id)?;
     caller.require(auth, "roles:read", Some(org)).await?;
+    auth.orgs().get(org).await?; // a deleted organization has no roles to list: 404
     let roles = auth.rbac().roles(org).await?;
     Ok(Json(List::all(
         roles
@@ -283,8 +342,19 @@ pub async fn delete_role(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PermissionRequest {
     /// `resource:action`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^[a-z0-9_.-]{1,64}:[a-z0-9_.-]{1,64}$")
+    )]
     pub name: String,
     /// What it allows.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 500,
+            pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub description: Option<String>,
 }
 
@@ -293,6 +363,13 @@ pub struct PermissionRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PermissionPatch {
     /// The new description (`null` clears it).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 500,
+            pattern = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub description: Option<String>,
 }
 
@@ -307,6 +384,7 @@ pub async fn list_permissions(
 ) -> HttpResult<Json<List<serde_json::Value>>> {
     let org = org_id(&id)?;
     caller.require(auth, "permissions:read", Some(org)).await?;
+    auth.orgs().get(org).await?; // a deleted organization has no permissions to list: 404
     let defs = auth.rbac().permissions(org).await?;
     Ok(Json(List::all(
         defs.iter()
@@ -379,8 +457,10 @@ pub async fn delete_permission(
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct UserListQuery {
     /// Items per page (1 to 100; default 20).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub limit: Option<u32>,
     /// The `next_cursor` of the previous page.
+    #[cfg_attr(feature = "openapi", param(min_length = 1))]
     pub cursor: Option<String>,
     /// Only users whose email starts with this.
     pub email: Option<String>,
@@ -448,13 +528,23 @@ pub async fn get_user_by_email(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserRequest {
     /// Email (unique).
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, pattern = r"^(?=[^@]{1,64}@)[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}$"))]
     pub email: Option<String>,
     /// Phone, E.164 (unique).
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^\+[1-9][0-9]{6,14}$"))]
     pub phone: Option<String>,
     /// Display name.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: Option<String>,
     /// Application data.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<serde_json::Value>,
     /// Mark the email verified (you checked it yourself).
     #[serde(default)]
@@ -499,18 +589,18 @@ pub struct UserPatch {
     /// Email (`null` removes it). A new address is not set at once: it receives a code,
     /// and the change waits for it (`202`, see [`update_user`]).
     #[serde(default, deserialize_with = "nullable")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Email, max_length = 254, pattern = r"^(?=[^@]{1,64}@)[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}$"))]
     pub email: Option<Option<String>>,
     /// Phone (`null` removes it).
     #[serde(default, deserialize_with = "nullable")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = r"^\+[1-9][0-9]{6,14}$"))]
     pub phone: Option<Option<String>>,
     /// Display name (`null` removes it).
     #[serde(default, deserialize_with = "nullable")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, min_length = 1, max_length = 200, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"))]
     pub name: Option<Option<String>>,
     /// Application data (replaces it).
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub metadata: Option<serde_json::Value>,
     /// Whether the current address is verified.
     pub email_verified: Option<bool>,
@@ -603,8 +693,10 @@ pub async fn update_user(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EmailConfirmRequest {
     /// From the `202` of `PATCH /users/{id}`.
+    #[cfg_attr(feature = "openapi", schema(format = Uuid))]
     pub request_id: String,
     /// The code the new address received.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{4,10}$"))]
     pub code: String,
 }
 
@@ -661,6 +753,7 @@ pub async fn user_status(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RolesRequest {
     /// Role names in the organization (replaces the user's roles there).
+    #[cfg_attr(feature = "openapi", schema(max_items = 100, value_type = Vec<crate::views::items::RoleName>))]
     pub roles: Vec<String>,
 }
 
@@ -740,6 +833,7 @@ pub struct InvitationRequest {
     pub email: String,
     /// Role names in the organization, given on joining.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 100, value_type = Vec<crate::views::items::RoleName>))]
     pub roles: Vec<String>,
 }
 
@@ -787,6 +881,7 @@ pub async fn invite(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AcceptInvitation {
     /// The invitation's token.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub token: String,
 }
 
@@ -818,7 +913,8 @@ pub async fn user_orgs(
     (caller, Path(id)): (Caller, Path<String>),
 ) -> HttpResult<Json<List<MembershipView>>> {
     caller.require(auth, "users:read", None).await?;
-    let memberships = auth.rbac().memberships(user_id(&id)?).await?;
+    let user = auth.users().get(user_id(&id)?).await?; // a deleted user: 404
+    let memberships = auth.rbac().memberships(user.id).await?;
     let mut items = Vec::with_capacity(memberships.len());
     for m in &memberships {
         items.push(membership_view(auth, m).await?);

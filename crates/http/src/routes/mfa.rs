@@ -116,6 +116,7 @@ pub(crate) async fn fresh_user(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrollRequest {
     /// The `mfa_token` of a sign-in that answered `mfa_enrollment_required`.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub mfa_token: Option<String>,
 }
 
@@ -190,8 +191,10 @@ pub async fn totp_qr(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConfirmRequest {
     /// The app's current code.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{4,10}$"))]
     pub code: String,
     /// For an enrolment during sign-in: the enrolment `mfa_token`.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub mfa_token: Option<String>,
 }
 
@@ -245,10 +248,11 @@ pub async fn totp_confirm(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChallengeRequest {
     /// The sign-in's `mfa_token`.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub mfa_token: String,
     /// `totp`, `backup_code`, `sms` or `email` (default `totp`): for `sms` and `email`
     /// a code is sent.
-    pub method: Option<String>,
+    pub method: Option<MethodName>,
 }
 
 /// What a challenge did.
@@ -265,18 +269,30 @@ pub struct ChallengeBody {
     pub expires_in: Option<u64>,
 }
 
-fn method(name: Option<&str>) -> HttpResult<MfaMethod> {
-    Ok(match name.unwrap_or("totp") {
-        "totp" => MfaMethod::Totp,
-        "backup_code" => MfaMethod::BackupCode,
-        "sms" => MfaMethod::Sms,
-        "email" => MfaMethod::Email,
-        _ => {
-            return Err(HttpError::invalid(
-                "method must be totp, backup_code, sms or email",
-            ));
+/// A second factor, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MethodName {
+    /// An authenticator app's code.
+    Totp,
+    /// One of the backup codes.
+    BackupCode,
+    /// A code by text message.
+    Sms,
+    /// A code by email.
+    Email,
+}
+
+impl From<MethodName> for MfaMethod {
+    fn from(name: MethodName) -> Self {
+        match name {
+            MethodName::Totp => MfaMethod::Totp,
+            MethodName::BackupCode => MfaMethod::BackupCode,
+            MethodName::Sms => MfaMethod::Sms,
+            MethodName::Email => MfaMethod::Email,
         }
-    })
+    }
 }
 
 /// Initiate the MFA step with a method; for SMS and email factors, sends the code.
@@ -287,7 +303,7 @@ pub async fn challenge(
     ctx: RequestContext,
     Json(body): Json<ChallengeRequest>,
 ) -> HttpResult<Json<ChallengeBody>> {
-    let method = method(body.method.as_deref())?;
+    let method = MfaMethod::from(body.method.unwrap_or(MethodName::Totp));
     let sent = auth
         .mfa()
         .challenge(&MfaToken::new(body.mfa_token), method, &ctx)
@@ -304,15 +320,19 @@ pub async fn challenge(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyRequest {
     /// The sign-in's `mfa_token`.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub mfa_token: String,
     /// A TOTP code, or the code an SMS/email challenge sent (with `request_id`).
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{4,10}$"))]
     pub code: Option<String>,
     /// A backup code.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub backup_code: Option<String>,
     /// With a sent code: the challenge's request.
+    #[cfg_attr(feature = "openapi", schema(format = Uuid))]
     pub request_id: Option<String>,
     /// With a sent code: `sms` (default) or `email`.
-    pub method: Option<String>,
+    pub method: Option<MethodName>,
 }
 
 /// Finish the sign-in with the second factor: tokens.
@@ -328,7 +348,7 @@ pub async fn verify(
         (None, Some(code), None) => MfaProof::Totp(OneTimeCode::new(code)),
         (None, Some(code), Some(request)) => {
             let request: RequestId = parse_id(&request)?;
-            match method(Some(body.method.as_deref().unwrap_or("sms")))? {
+            match MfaMethod::from(body.method.unwrap_or(MethodName::Sms)) {
                 MfaMethod::Email => MfaProof::Email(request, OneTimeCode::new(code)),
                 MfaMethod::Sms => MfaProof::Sms(request, OneTimeCode::new(code)),
                 _ => {

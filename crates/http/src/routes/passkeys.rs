@@ -22,6 +22,13 @@ use crate::views::{List, PasskeyView, SignInBody};
 pub struct BeginQuery {
     /// An email (or, for sign-in, an E.164 phone). Registration: required without a
     /// bearer (a new account). Sign-in: optional (without it, discoverable credentials).
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            max_length = 254,
+            pattern = r"^(|(?=[^@]{1,64}@)[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}|\+[1-9][0-9]{6,14})$"
+        )
+    )]
     pub identifier: Option<String>,
     /// Display name of a new account.
     pub name: Option<String>,
@@ -88,8 +95,16 @@ pub async fn register_begin(
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct CeremonyQuery {
     /// The `auth_code` the begin step returned.
+    #[cfg_attr(feature = "openapi", param(min_length = 1, max_length = 128))]
     pub auth_code: String,
     /// Ignored (the ceremony remembers whom it is for); accepted for SSOJet clients.
+    #[cfg_attr(
+        feature = "openapi",
+        param(
+            max_length = 254,
+            pattern = r"^(|(?=[^@]{1,64}@)[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}|\+[1-9][0-9]{6,14})$"
+        )
+    )]
     pub identifier: Option<String>,
 }
 
@@ -101,6 +116,14 @@ pub struct RegisterRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub passkey: Box<RegisterPublicKeyCredential>,
     /// A name for it ("MacBook", "YubiKey").
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 64,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: Option<String>,
 }
 
@@ -235,6 +258,14 @@ pub async fn list(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RenameRequest {
     /// The new name.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 64,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+        )
+    )]
     pub name: String,
 }
 

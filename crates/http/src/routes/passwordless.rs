@@ -17,14 +17,25 @@ use crate::views::SignInBody;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MagicLinkRequest {
     /// Where to send the link.
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, pattern = r"^(?=[^@]{1,64}@)[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}$"))]
     pub email: String,
     /// For a redirect flow: the link then ends in an authorization code for this URI
     /// (registered for the app named by `client_id`). Needs `code_challenge`.
+    #[cfg_attr(feature = "openapi", schema(format = "uri", max_length = 2048))]
     pub redirect_uri: Option<String>,
     /// PKCE challenge (S256) for the redirect flow.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9_-]{43}$"))]
     pub code_challenge: Option<String>,
     /// `S256` (the only method).
-    pub code_challenge_method: Option<String>,
+    pub code_challenge_method: Option<ChallengeMethod>,
+}
+
+/// A PKCE challenge method: `S256`, the only one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum ChallengeMethod {
+    /// `BASE64URL(SHA-256(code_verifier))`.
+    S256,
 }
 
 /// A magic link on its way.
@@ -48,6 +59,7 @@ pub struct MagicLinkSent {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResendRequest {
     /// The request to send again.
+    #[cfg_attr(feature = "openapi", schema(format = Uuid))]
     pub request_id: String,
 }
 
@@ -87,7 +99,9 @@ pub async fn magic_link(
         let challenge = body
             .code_challenge
             .ok_or_else(|| HttpError::invalid("a redirect_uri needs a PKCE code_challenge"))?;
-        let method = body.code_challenge_method.as_deref().unwrap_or("S256");
+        let method = match body.code_challenge_method {
+            Some(ChallengeMethod::S256) | None => "S256",
+        };
         options = options.with_redirect(AuthCodeRequest::new(
             client_id,
             redirect_uri,
@@ -122,9 +136,11 @@ pub async fn magic_link_resend(
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct TokenQuery {
     /// The link's token.
+    #[cfg_attr(feature = "openapi", param(min_length = 1, max_length = 128))]
     pub token: String,
     /// The asking tab's poll token, when the link opens in the same browser: then no
     /// device code is needed.
+    #[cfg_attr(feature = "openapi", param(min_length = 1, max_length = 128))]
     pub poll_token: Option<String>,
 }
 
@@ -199,10 +215,13 @@ pub async fn magic_link_peek(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyLinkRequest {
     /// The link's token.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub token: String,
     /// The asking tab's poll token, when the link is opened in the same browser.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub poll_token: Option<String>,
     /// The device code, when same-device binding asks for it.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{4,10}$"))]
     pub device_code: Option<String>,
 }
 
@@ -232,6 +251,7 @@ pub async fn magic_link_verify(
 #[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct StatusQuery {
     /// The request.
+    #[cfg_attr(feature = "openapi", param(format = Uuid))]
     pub request_id: String,
     /// The asking tab's poll token.
     pub poll_token: String,
@@ -277,6 +297,7 @@ pub async fn magic_link_status(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EmailCodeRequest {
     /// Where to send the code.
+    #[cfg_attr(feature = "openapi", schema(format = Email, max_length = 254, pattern = r"^(?=[^@]{1,64}@)[A-Za-z0-9_%+-]+(\.[A-Za-z0-9_%+-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}$"))]
     pub email: String,
 }
 
@@ -285,6 +306,7 @@ pub struct EmailCodeRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SmsCodeRequest {
     /// Where to text the code (E.164, e.g. `+15551234567`).
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^\+[1-9][0-9]{6,14}$"))]
     pub phone: String,
 }
 
@@ -293,8 +315,10 @@ pub struct SmsCodeRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyCodeRequest {
     /// The request the code was sent for.
+    #[cfg_attr(feature = "openapi", schema(format = Uuid))]
     pub request_id: String,
     /// The code.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[0-9]{4,10}$"))]
     pub code: String,
 }
 

@@ -19,6 +19,7 @@ use crate::views::SignInBody;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefreshRequest {
     /// The current refresh token.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub refresh_token: String,
 }
 
@@ -44,23 +45,40 @@ async fn rotate(
     Ok(Json(SignInBody::tokens(&set)))
 }
 
+/// What `POST /token` exchanges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    /// An authorization code, with its PKCE verifier.
+    AuthorizationCode,
+    /// A refresh token (as `POST /token/refresh`).
+    RefreshToken,
+}
+
 /// `POST /token`.
 #[derive(Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRequest {
     /// `authorization_code` (or `refresh_token`, as `POST /token/refresh`).
-    pub grant_type: String,
+    pub grant_type: GrantType,
     /// The authorization code.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub code: Option<String>,
     /// The PKCE verifier.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[A-Za-z0-9._~-]{43,128}$"))]
     pub code_verifier: Option<String>,
     /// The app.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[!-~]{1,128}$"))]
     pub client_id: Option<String>,
     /// The redirect URI the code was issued for.
+    #[cfg_attr(feature = "openapi", schema(format = "uri", max_length = 2048))]
     pub redirect_uri: Option<String>,
     /// A confidential app's secret.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub client_secret: Option<String>,
     /// With `grant_type=refresh_token`.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 128))]
     pub refresh_token: Option<String>,
 }
 
@@ -75,8 +93,8 @@ pub async fn token(
     let need = |field: Option<String>, name: &str| {
         field.ok_or_else(|| HttpError::invalid(format!("{name} is required")))
     };
-    let set = match body.grant_type.as_str() {
-        "authorization_code" => {
+    let set = match body.grant_type {
+        GrantType::AuthorizationCode => {
             let exchange = CodeExchange {
                 code: AuthCode::new(need(body.code, "code")?),
                 code_verifier: CodeVerifier::new(need(body.code_verifier, "code_verifier")?),
@@ -86,13 +104,8 @@ pub async fn token(
             };
             auth.tokens().exchange_code(&exchange, &ctx).await?
         }
-        "refresh_token" => {
+        GrantType::RefreshToken => {
             return rotate(auth, need(body.refresh_token, "refresh_token")?, &ctx).await;
-        }
-        _ => {
-            return Err(HttpError::invalid(
-                "grant_type must be authorization_code or refresh_token",
-            ));
         }
     };
     Ok(Json(SignInBody::tokens(&set)))
