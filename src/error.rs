@@ -130,6 +130,15 @@ impl Error {
         }
     }
 
+    /// For [`Error::RateLimited`]: whole seconds to wait, rounded up, at least 1 — what an
+    /// HTTP `Retry-After` says, so that a client that waits that long is let in.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            Error::RateLimited { retry_after } => Some(ceil_secs(*retry_after)),
+            _ => None,
+        }
+    }
+
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
         Error::InvalidInput {
             field,

@@ -89,7 +89,6 @@
 #![warn(missing_docs)]
 
 mod audit;
-mod breached;
 mod clock;
 mod config;
 mod context;
@@ -99,8 +98,6 @@ pub mod directory;
 mod engine;
 mod error;
 pub mod flows;
-#[cfg(feature = "hibp")]
-pub mod hibp;
 pub mod mfa;
 pub mod model;
 pub mod protect;
@@ -115,7 +112,6 @@ pub mod testing;
 pub mod tokens;
 
 pub use audit::{Audit, ChainStatus};
-pub use breached::{BreachedPasswords, CommonPasswords, PasswordList};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{
     Attachment, Attestation, CodePolicy, Config, Delivery, Limits, MfaPolicy, PasskeyPolicy,
@@ -140,6 +136,9 @@ pub use flows::sign_up::SignUps;
 pub use flows::{Locate, Purpose, Requester, Sent};
 pub use mfa::{AuthenticatorId, Authenticators, Mfa, MfaProof};
 pub use model::{Email, OrgId, Phone, SessionId, UserId};
+#[cfg(feature = "hibp")]
+pub use protect::hibp;
+pub use protect::{BreachedPasswords, CommonPasswords, PasswordList};
 pub use sessions::Sessions;
 pub use signin::{AuthMethod, MfaChallenge, MfaEnrollmentChallenge, MfaMethod, SignIn, TokenSet};
 pub use templates::{Template, Templates};

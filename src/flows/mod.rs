@@ -29,6 +29,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use crate::protect::failures::{
+    account_subject, check_client_failures, check_failures, clear_account_failures, count_attempt,
+    log_failure, record_failure, record_failure_because,
+};
+
 use crate::config::RateLimit;
 use crate::crypto::SecretHash;
 use crate::delivery::{Message, MessageKind, Outgoing, Recipient};
@@ -926,136 +931,6 @@ async fn claim_account(
     Ok(())
 }
 
-/// The failure budgets a sign-in attempt answers to: the account's (when it is known by an
-/// identifier) and the client's.
-fn failure_budgets(
-    inner: &Inner,
-    identifier: Option<&str>,
-    ctx: &RequestContext,
-) -> Vec<(&'static str, String, RateLimit)> {
-    let config = &inner.config.config.limits;
-    let mut budgets = Vec::with_capacity(3);
-    if let Some(identifier) = identifier {
-        // The tight budget is per account and client, so one client cannot lock the
-        // owner out from everywhere (checklist RL-07); the loose one per account caps
-        // what many clients together can try (NIST: at most 100).
-        budgets.push((
-            "signin_fail_account_ip",
-            account_ip_subject(identifier, ctx),
-            config.failures_per_account_ip,
-        ));
-        budgets.push((
-            "signin_fail_account",
-            identifier.to_owned(),
-            config.failures_per_account,
-        ));
-    }
-    if let Some(ip) = ctx.ip {
-        budgets.push((
-            "signin_fail_ip",
-            crate::protect::ip_subject(ip),
-            config.failures_per_ip,
-        ));
-    }
-    budgets
-}
-
-/// Counts an attempt against the account's and the client's failure budgets before the
-/// secret is judged, refusing once a budget is spent: one atomic increment per budget, so
-/// racing guesses cannot all slip past a check (checklist CON-02). A completed sign-in
-/// empties the account's budget again ([`clear_account_failures`]); a wrong secret is
-/// then only logged ([`log_failure`]).
-pub(crate) async fn count_attempt(
-    inner: &Inner,
-    identifier: &str,
-    ctx: &RequestContext,
-) -> Result<(), Error> {
-    let limits = crate::protect::RateLimiter::new(inner);
-    for (scope, subject, limit) in failure_budgets(inner, Some(identifier), ctx) {
-        // The client's budget counts failures only (a busy NAT signs many people in);
-        // the account's budgets count every attempt until a sign-in completes.
-        match scope {
-            "signin_fail_ip" => limits.check(scope, &subject, &limit).await?,
-            _ => limits.hit(scope, &subject, &limit).await?,
-        }
-    }
-    Ok(())
-}
-
-/// Logs a failed attempt that [`count_attempt`] already counted against the account, and
-/// counts it against the client.
-pub(crate) async fn log_failure(
-    inner: &Inner,
-    user: Option<UserId>,
-    ctx: &RequestContext,
-    method: &str,
-) -> Result<(), Error> {
-    if let Some((scope, subject, limit)) = failure_budgets(inner, None, ctx).pop() {
-        crate::protect::RateLimiter::new(inner)
-            .record_failure(scope, &subject, &limit)
-            .await?;
-    }
-    audit_failure(inner, user, ctx, method, "invalid_credentials").await
-}
-
-async fn audit_failure(
-    inner: &Inner,
-    user: Option<UserId>,
-    ctx: &RequestContext,
-    method: &str,
-    reason: &str,
-) -> Result<(), Error> {
-    let mut event = AuthEvent::new(AuthEventKind::SignInFailed, ctx, inner.clock.now())
-        .with_method(method)
-        .with_reason(reason);
-    if let Some(user) = user {
-        event = event.with_user(user);
-    }
-    inner.audit_log.append(&event).await?;
-    Ok(())
-}
-
-/// Counts a wrong secret against the account's (when known) and the client's failure
-/// budgets, and logs it.
-pub(crate) async fn record_failure(
-    inner: &Inner,
-    identifier: Option<&str>,
-    user: Option<UserId>,
-    ctx: &RequestContext,
-    method: &str,
-) -> Result<(), Error> {
-    record_failure_because(inner, identifier, user, ctx, method, "invalid_credentials").await
-}
-
-/// [`record_failure`], logged with `reason`.
-pub(crate) async fn record_failure_because(
-    inner: &Inner,
-    identifier: Option<&str>,
-    user: Option<UserId>,
-    ctx: &RequestContext,
-    method: &str,
-    reason: &str,
-) -> Result<(), Error> {
-    let limits = crate::protect::RateLimiter::new(inner);
-    for (scope, subject, limit) in failure_budgets(inner, identifier, ctx) {
-        limits.record_failure(scope, &subject, &limit).await?;
-    }
-    audit_failure(inner, user, ctx, method, reason).await
-}
-
-/// Refuses before any work when the account's or the client's failure budget is spent.
-pub(crate) async fn check_failures(
-    inner: &Inner,
-    identifier: &str,
-    ctx: &RequestContext,
-) -> Result<(), Error> {
-    let limits = crate::protect::RateLimiter::new(inner);
-    for (scope, subject, limit) in failure_budgets(inner, Some(identifier), ctx) {
-        limits.check(scope, &subject, &limit).await?;
-    }
-    Ok(())
-}
-
 /// Logs that a sign-in link or code went out to an account. Sends to addresses with no
 /// account (or a blocked one, which gets no message) are not logged: they concern nobody.
 /// The line is written alongside the delivery — in the background by default — so the
@@ -1078,71 +953,4 @@ pub(crate) async fn log_started(
         .dispatcher
         .run_alongside(inner.config.config.passwordless.delivery, "audit", work)
         .await;
-}
-
-/// Refuses before any work when the client's failure budget is spent (for ceremonies
-/// that name no account up front: passkeys).
-pub(crate) async fn check_client_failures(
-    inner: &Inner,
-    ctx: &RequestContext,
-) -> Result<(), Error> {
-    if let Some((scope, subject, limit)) = failure_budgets(inner, None, ctx).pop() {
-        crate::protect::RateLimiter::new(inner)
-            .check(scope, &subject, &limit)
-            .await?;
-    }
-    Ok(())
-}
-
-/// A completed sign-in empties the account's failure budget (NIST SP 800-63B §3.2.2):
-/// called where every sign-in ends, never after a first factor that still needs a second
-/// (clearing then would let someone with the password reset the count between guesses at
-/// the second factor).
-pub(crate) async fn clear_account_failures(
-    inner: &Inner,
-    user: &User,
-    ctx: &RequestContext,
-) -> Result<(), Error> {
-    let identifiers = [
-        user.email.as_ref().map(|e| e.as_str().to_owned()),
-        user.phone.as_ref().map(|p| p.as_str().to_owned()),
-        Some(user.id.to_string()),
-    ];
-    let limits = crate::protect::RateLimiter::new(inner);
-    let config = &inner.config.config.limits;
-    for identifier in identifiers.into_iter().flatten() {
-        limits
-            .reset(
-                "signin_fail_account",
-                &identifier,
-                &config.failures_per_account,
-            )
-            .await?;
-        limits
-            .reset(
-                "signin_fail_account_ip",
-                &account_ip_subject(&identifier, ctx),
-                &config.failures_per_account_ip,
-            )
-            .await?;
-    }
-    Ok(())
-}
-
-/// The subject an account's failure budgets are kept under, whatever the method: its
-/// email address, else its phone, else its id.
-pub(crate) fn account_subject(user: &User) -> String {
-    user.email
-        .as_ref()
-        .map(|e| e.as_str().to_owned())
-        .or_else(|| user.phone.as_ref().map(|p| p.as_str().to_owned()))
-        .unwrap_or_else(|| user.id.to_string())
-}
-
-/// An account together with the client's address (calls without one share one subject).
-fn account_ip_subject(identifier: &str, ctx: &RequestContext) -> String {
-    let ip = ctx
-        .ip
-        .map_or_else(|| "unknown".to_owned(), crate::protect::ip_subject);
-    format!("{identifier}|{ip}")
 }

@@ -1,12 +1,20 @@
 //! Attack protection: rate limits and attempt budgets over
-//! [`ChallengeStore::incr`](crate::store::ChallengeStore::incr).
+//! [`ChallengeStore::incr`](crate::store::ChallengeStore::incr), bot checks, and
+//! breached-password checks ([`BreachedPasswords`]: the bundled common-password list and,
+//! with feature `hibp`, the Pwned Passwords range API).
 //!
-//! Every flow counts through [`RateLimiter`]; nothing else counts attempts.
+//! Every flow counts through [`RateLimiter`]; nothing else counts attempts. Failure
+//! budgets (`failures`) are its typed scopes for wrong secrets.
 
 mod bot;
+mod breached;
+pub(crate) mod failures;
+#[cfg(feature = "hibp")]
+pub mod hibp;
 mod limiter;
 
 pub use bot::BotCheck;
+pub use breached::{BreachedPasswords, CommonPasswords, PasswordList};
 pub use limiter::RateLimiter;
 
 use std::net::IpAddr;

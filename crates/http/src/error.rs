@@ -201,13 +201,7 @@ impl From<portcullis::Error> for HttpError {
         } else {
             err.to_string()
         };
-        let retry_after = match &err {
-            // Whole seconds, rounded up, at least 1: a client that waits that long is let in.
-            E::RateLimited { retry_after } => {
-                Some((retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0)).max(1))
-            }
-            _ => None,
-        };
+        let retry_after = err.retry_after_secs();
         HttpError {
             status,
             code: err.code(),

@@ -90,7 +90,7 @@ fn listed(lowercase: &str) -> bool {
     false
 }
 
-include!("fnv.rs");
+include!("../fnv.rs");
 
 #[async_trait]
 impl BreachedPasswords for CommonPasswords {
