@@ -9,8 +9,7 @@ use crate::crypto::{AccessToken, AuthCode, MfaToken, RefreshToken, SecretPurpose
 use crate::directory::MfaRequirement;
 use crate::engine::Inner;
 use crate::model::{
-    AuthEventKind, ChallengeKey, ChallengeKind, FactorStatus, OrgId, Session, SessionId, User,
-    UserId,
+    AuthEventKind, ChallengeKey, ChallengeKind, FactorStatus, OrgId, SessionId, User, UserId,
 };
 use crate::tokens::AuthCodeRequest;
 use crate::{Error, Portcullis, RequestContext};
@@ -452,7 +451,16 @@ pub(crate) async fn finish(
             SignIn::Code(code)
         }
         None => SignIn::Complete(
-            open_session(inner, user, amr, aal, org_id, SessionId::generate(), ctx).await?,
+            crate::sessions::open_session(
+                inner,
+                user,
+                amr,
+                aal,
+                org_id,
+                SessionId::generate(),
+                ctx,
+            )
+            .await?,
         ),
     })
 }
@@ -568,67 +576,6 @@ async fn begin_mfa(
         methods,
         expires_in: ttl,
     }))
-}
-
-/// How long a new session in `org` lasts: the engine's lifetime, or the organization's
-/// when shorter.
-async fn session_lifetime(inner: &Inner, org: Option<OrgId>) -> Result<Duration, Error> {
-    let engine = inner.config.config.ttl.session;
-    let settings = crate::directory::Orgs::new(inner).settings(org).await?;
-    Ok(settings
-        .session_lifetime_secs
-        .map_or(engine, |secs| engine.min(Duration::from_secs(secs))))
-}
-
-/// Opens a session with a fresh refresh token and signs its first access token.
-pub(crate) async fn open_session(
-    inner: &Inner,
-    user: &User,
-    amr: Vec<String>,
-    aal: u8,
-    org_id: Option<OrgId>,
-    id: SessionId,
-    ctx: &RequestContext,
-) -> Result<TokenSet, Error> {
-    let now = inner.clock.now();
-    let refresh = random_token()?;
-    let session = Session {
-        id,
-        user_id: user.id,
-        org_id,
-        refresh_hash: inner
-            .hasher
-            .hash(SecretPurpose::RefreshToken, refresh.as_bytes()),
-        generation: 0,
-        amr,
-        aal,
-        ip: ctx.ip,
-        user_agent: ctx.user_agent.clone(),
-        created_at: now,
-        last_seen_at: now,
-        expires_at: now + session_lifetime(inner, org_id).await?,
-        revoked_at: None,
-    };
-    // Signed first: a failure leaves no session behind.
-    let access_token = crate::tokens::mint(inner, &session).await?;
-    inner.sessions.create_session(&session).await?;
-    // A block, deletion or credential change that landed while this sign-in ran revoked
-    // the sessions that existed then; this one must not outlive it. Every such change
-    // writes the user (moving the stamp) before it revokes, so either this read sees the
-    // change, or the change's revocation sees this session.
-    let current = inner.users.get_user(user.id).await?;
-    if current.is_none_or(|u| u.blocked || u.security_stamp != user.security_stamp) {
-        inner.sessions.revoke_session(session.id, now).await?;
-        return Err(Error::InvalidCredentials);
-    }
-    Ok(TokenSet {
-        access_token,
-        refresh_token: RefreshToken::new(refresh.as_str()),
-        token_type: "Bearer",
-        expires_in: inner.config.config.ttl.access_token,
-        user_id: user.id,
-        session_id: session.id,
-    })
 }
 
 /// Moves `user`'s security stamp (compare-and-swap, retried): what was made under the old

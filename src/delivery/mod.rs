@@ -2,6 +2,8 @@
 //! traits that send it once [`Templates`](crate::Templates) rendered it, the console sinks
 //! for demos, and the dispatcher that hands messages over in the background.
 
+pub(crate) mod send;
+
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -13,11 +13,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::crypto::{ClientSecret, SecretPurpose, random_token};
-use crate::delivery::{Message, MessageKind};
+use crate::delivery::MessageKind;
 use crate::engine::Inner;
 use crate::flows::MAX_RETRIES;
 use crate::model::{App, ClientId, OrgId, Organization, Page, PageRequest, checked_label};
-use crate::templates::Rendered;
 use crate::{Error, StoreError};
 
 /// The slug of the organization requests run in when they name none.
@@ -586,51 +585,6 @@ impl<'a> Orgs<'a> {
                 what: "organization",
             })?;
         public_config(&org, None)
-    }
-}
-
-/// The settings messages of `org` are rendered with. Unreadable settings stop sign-in
-/// messages (as they stop sign-ins), but not the notice that an address was taken off an
-/// account: that goes out with the engine's own templates.
-pub(crate) async fn message_settings(
-    inner: &Inner,
-    org: Option<OrgId>,
-    kind: MessageKind,
-) -> Result<OrgSettings, Error> {
-    match Orgs::new(inner).settings(org).await {
-        Err(err) if kind != MessageKind::ContactChanged => Err(err),
-        Err(err) => {
-            tracing::warn!(error = %err, "unreadable organization settings: built-in notice");
-            Ok(OrgSettings::default())
-        }
-        Ok(settings) => Ok(settings),
-    }
-}
-
-/// Renders a message as its organization wants it: with the organization's own template
-/// for the message's kind and language when it has one, and its display name.
-pub(crate) fn render(inner: &Inner, settings: &OrgSettings, message: &Message) -> Rendered {
-    let app_name = settings
-        .branding
-        .display_name
-        .as_deref()
-        .unwrap_or(&inner.config.config.rp_name);
-    let locale = message.locale.as_deref().map(str::to_ascii_lowercase);
-    let primary = locale
-        .as_deref()
-        .and_then(|l| l.split('-').next())
-        .map(str::to_owned);
-    let own = [locale, primary, None].into_iter().find_map(|wanted| {
-        settings.templates.iter().find(|t| {
-            let locale = t.locale.as_deref().map(str::to_ascii_lowercase);
-            t.kind == message.kind && locale == wanted
-        })
-    });
-    match own {
-        Some(wording) => {
-            crate::templates::render_wording(wording, &settings.branding, message, app_name)
-        }
-        None => inner.templates.render(message, app_name),
     }
 }
 

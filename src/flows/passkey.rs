@@ -508,38 +508,7 @@ fn other_way_in(inner: &Inner, user: &User) -> bool {
 /// The user of a live session whose sign-in is recent enough to bind a new passkey.
 async fn fresh_session_user(inner: &Inner, id: SessionId) -> Result<User, Error> {
     let window = inner.config.config.passkeys.fresh_sign_in;
-    Ok(fresh_session(inner, id, window).await?.1)
-}
-
-/// A live session whose sign-in is at most `window` old, and its user (not blocked): what
-/// changes to an account's authenticators need. [`Error::SessionRevoked`] for a session
-/// that ended or a blocked user, [`Error::ReauthRequired`] for one signed in too long ago.
-pub(crate) async fn fresh_session(
-    inner: &Inner,
-    id: SessionId,
-    window: std::time::Duration,
-) -> Result<(crate::model::Session, User), Error> {
-    let now = inner.clock.now();
-    let session = inner
-        .sessions
-        .get_session(id, now)
-        .await?
-        .filter(|s| s.is_active(now))
-        .ok_or(Error::SessionRevoked)?;
-    if now.duration_since(session.created_at) > window {
-        return Err(Error::ReauthRequired);
-    }
-    let user = inner
-        .users
-        .get_user(session.user_id)
-        .await?
-        .ok_or(Error::SessionRevoked)?;
-    // A blocked user's sessions are over. A lockout is not: it stops guesses at a sign-in,
-    // and a stranger's wrong passwords must not stop the signed-in owner.
-    if user.blocked {
-        return Err(Error::SessionRevoked);
-    }
-    Ok((session, user))
+    Ok(crate::sessions::fresh_session(inner, id, window).await?.1)
 }
 
 /// What authenticators show as the account's name.

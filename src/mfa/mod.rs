@@ -188,7 +188,7 @@ impl<'a> Mfa<'a> {
     ) -> Result<(), Error> {
         let inner = self.inner;
         let window = inner.config.config.mfa.fresh_sign_in;
-        let (session, user) = crate::flows::passkey::fresh_session(inner, session, window).await?;
+        let (session, user) = crate::sessions::fresh_session(inner, session, window).await?;
         match which {
             AuthenticatorId::Totp(id) => {
                 let factors = inner.users.list_totp_factors(user.id).await?;

@@ -12,6 +12,7 @@ pub(crate) mod failures;
 #[cfg(feature = "hibp")]
 pub mod hibp;
 mod limiter;
+pub(crate) mod sends;
 
 pub use bot::BotCheck;
 pub use breached::{BreachedPasswords, CommonPasswords, PasswordList};

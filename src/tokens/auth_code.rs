@@ -290,7 +290,7 @@ pub(crate) async fn exchange(
         .await?
         .filter(|u| !u.blocked && pending.stamp == Some(u.security_stamp))
         .ok_or(Error::InvalidToken)?;
-    let tokens = crate::signin::open_session(
+    let tokens = crate::sessions::open_session(
         inner,
         &user,
         pending.amr,

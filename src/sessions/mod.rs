@@ -1,7 +1,11 @@
 //! A user's sessions: list and revoke.
 
+mod open;
+
+pub(crate) use open::open_session;
+
 use crate::engine::Inner;
-use crate::model::{AuthEvent, AuthEventKind, Session, SessionId, UserId};
+use crate::model::{AuthEvent, AuthEventKind, Session, SessionId, User, UserId};
 use crate::{Error, RequestContext};
 
 /// A user's sessions (devices). Revoking a session kills its refresh token at once; its
@@ -37,7 +41,7 @@ impl<'a> Sessions<'a> {
         id: SessionId,
         within: std::time::Duration,
     ) -> Result<Session, Error> {
-        let (session, _) = crate::flows::passkey::fresh_session(self.inner, id, within).await?;
+        let (session, _) = fresh_session(self.inner, id, within).await?;
         Ok(session)
     }
 
@@ -108,4 +112,35 @@ impl<'a> Sessions<'a> {
         let event = AuthEvent::new(AuthEventKind::SignOut, ctx, now).with_user(claims.sub);
         Ok(self.inner.audit_log.append(&event).await?)
     }
+}
+
+/// A live session whose sign-in is at most `window` old, and its user (not blocked): what
+/// changes to an account's authenticators need. [`Error::SessionRevoked`] for a session
+/// that ended or a blocked user, [`Error::ReauthRequired`] for one signed in too long ago.
+pub(crate) async fn fresh_session(
+    inner: &Inner,
+    id: SessionId,
+    window: std::time::Duration,
+) -> Result<(crate::model::Session, User), Error> {
+    let now = inner.clock.now();
+    let session = inner
+        .sessions
+        .get_session(id, now)
+        .await?
+        .filter(|s| s.is_active(now))
+        .ok_or(Error::SessionRevoked)?;
+    if now.duration_since(session.created_at) > window {
+        return Err(Error::ReauthRequired);
+    }
+    let user = inner
+        .users
+        .get_user(session.user_id)
+        .await?
+        .ok_or(Error::SessionRevoked)?;
+    // A blocked user's sessions are over. A lockout is not: it stops guesses at a sign-in,
+    // and a stranger's wrong passwords must not stop the signed-in owner.
+    if user.blocked {
+        return Err(Error::SessionRevoked);
+    }
+    Ok((session, user))
 }
