@@ -258,10 +258,15 @@ impl Portcullis {
 /// account as read when the credential was checked. A sign-in whose account changed
 /// credentials meanwhile (the stamp moved) is refused, so a password read before a reset
 /// or an account claim cannot open a session after it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Proven {
     pub(crate) user: UserId,
     pub(crate) stamp: Option<u64>,
+    /// The account as read when the credential was checked, so the sign-in need not read
+    /// it again: a credential change since is still caught, by the stamp check
+    /// [`open_session`](crate::sessions::open_session) makes after writing the session
+    /// (and by the MFA step's and the code exchange's own checks of the stamp).
+    pub(crate) read: Option<Box<User>>,
 }
 
 impl Proven {
@@ -270,13 +275,18 @@ impl Proven {
         Proven {
             user: user.id,
             stamp: Some(user.security_stamp),
+            read: Some(Box::new(user.clone())),
         }
     }
 
     /// A proof that stands whatever the account's stamp: an address just proven (the proof
     /// itself may move the stamp), or an application's own first factor.
     pub(crate) fn current(user: UserId) -> Self {
-        Proven { user, stamp: None }
+        Proven {
+            user,
+            stamp: None,
+            read: None,
+        }
     }
 }
 
@@ -307,11 +317,14 @@ pub(crate) async fn complete_first_factor_then(
     ctx: &RequestContext,
     deferred: Deferred,
 ) -> Result<SignIn, Error> {
-    let user = inner
-        .users
-        .get_user(proven.user)
-        .await?
-        .ok_or(Error::InvalidCredentials)?;
+    let user = match proven.read {
+        Some(user) => *user,
+        None => inner
+            .users
+            .get_user(proven.user)
+            .await?
+            .ok_or(Error::InvalidCredentials)?,
+    };
     if proven
         .stamp
         .is_some_and(|stamp| stamp != user.security_stamp)
@@ -322,8 +335,10 @@ pub(crate) async fn complete_first_factor_then(
     may_sign_in(inner, &user)?;
     let org = sign_in_org(inner, &user, code_request, ctx).await?;
     let amr = method.amr();
+    // Read once for the whole sign-in: the MFA rule here, the session's lifetime at the end.
+    let settings = crate::directory::Orgs::new(inner).settings(org).await?;
     // The organization may demand a second factor; it never waives one the user has.
-    let requirement = crate::directory::Orgs::new(inner).settings(org).await?.mfa;
+    let requirement = settings.mfa;
     let second_factors = mfa_methods(inner, &user, &amr).await?;
     if !method.is_multi_factor()
         && (!second_factors.is_empty() || requirement == MfaRequirement::Required)
@@ -347,6 +362,7 @@ pub(crate) async fn complete_first_factor_then(
         amr,
         aal,
         org_id: org,
+        settings: &settings,
         code_request,
         method: method.name(),
         deferred: &deferred,
@@ -382,6 +398,8 @@ pub(crate) struct Ending<'a> {
     pub(crate) amr: Vec<String>,
     pub(crate) aal: u8,
     pub(crate) org_id: Option<OrgId>,
+    /// The organization's settings, read once for the sign-in.
+    pub(crate) settings: &'a crate::directory::OrgSettings,
     pub(crate) code_request: Option<&'a AuthCodeRequest>,
     pub(crate) method: &'a str,
     pub(crate) deferred: &'a Deferred,
@@ -420,6 +438,7 @@ pub(crate) async fn finish(
         amr,
         aal,
         org_id,
+        settings,
         code_request,
         method,
         deferred,
@@ -456,7 +475,7 @@ pub(crate) async fn finish(
                 user,
                 amr,
                 aal,
-                org_id,
+                (org_id, crate::sessions::session_lifetime(inner, settings)),
                 SessionId::generate(),
                 ctx,
             )

@@ -474,6 +474,7 @@ impl<'a> MagicLinks<'a> {
             Proven {
                 user: user_id,
                 stamp,
+                read: None,
             },
             AuthMethod::Email,
             state.code_request.as_ref(),

@@ -502,10 +502,14 @@ async fn complete_step(
     }
     let mut ctx = ctx.clone();
     ctx.org_id = pending.org_id;
+    let settings = crate::directory::Orgs::new(inner)
+        .settings(pending.org_id)
+        .await?;
     let end = crate::signin::Ending {
         amr,
         aal: 2,
         org_id: pending.org_id,
+        settings: &settings,
         code_request: pending.code_request.as_ref(),
         method,
         deferred: &pending.deferred,

@@ -2,7 +2,7 @@
 
 mod open;
 
-pub(crate) use open::open_session;
+pub(crate) use open::{open_session, session_lifetime};
 
 use crate::engine::Inner;
 use crate::model::{AuthEvent, AuthEventKind, Session, SessionId, User, UserId};

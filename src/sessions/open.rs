@@ -5,28 +5,29 @@
 use std::time::Duration;
 
 use crate::crypto::{RefreshToken, SecretPurpose, random_token};
+use crate::directory::OrgSettings;
 use crate::engine::Inner;
 use crate::model::{OrgId, Session, SessionId, User};
 use crate::signin::TokenSet;
 use crate::{Error, RequestContext};
 
-/// How long a new session in `org` lasts: the engine's lifetime, or the organization's
-/// when shorter.
-async fn session_lifetime(inner: &Inner, org: Option<OrgId>) -> Result<Duration, Error> {
+/// How long a new session under an organization's `settings` lasts: the engine's lifetime,
+/// or the organization's when shorter.
+pub(crate) fn session_lifetime(inner: &Inner, settings: &OrgSettings) -> Duration {
     let engine = inner.config.config.ttl.session;
-    let settings = crate::directory::Orgs::new(inner).settings(org).await?;
-    Ok(settings
+    settings
         .session_lifetime_secs
-        .map_or(engine, |secs| engine.min(Duration::from_secs(secs))))
+        .map_or(engine, |secs| engine.min(Duration::from_secs(secs)))
 }
 
-/// Opens a session with a fresh refresh token and signs its first access token.
+/// Opens a session in an organization (`None`: none) for a lifetime, with a fresh refresh
+/// token, and signs its first access token.
 pub(crate) async fn open_session(
     inner: &Inner,
     user: &User,
     amr: Vec<String>,
     aal: u8,
-    org_id: Option<OrgId>,
+    (org_id, lifetime): (Option<OrgId>, Duration),
     id: SessionId,
     ctx: &RequestContext,
 ) -> Result<TokenSet, Error> {
@@ -46,7 +47,7 @@ pub(crate) async fn open_session(
         user_agent: ctx.user_agent.clone(),
         created_at: now,
         last_seen_at: now,
-        expires_at: now + session_lifetime(inner, org_id).await?,
+        expires_at: now + lifetime,
         revoked_at: None,
     };
     // Signed first: a failure leaves no session behind.

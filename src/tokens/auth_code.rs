@@ -290,12 +290,16 @@ pub(crate) async fn exchange(
         .await?
         .filter(|u| !u.blocked && pending.stamp == Some(u.security_stamp))
         .ok_or(Error::InvalidToken)?;
+    let settings = crate::directory::Orgs::new(inner)
+        .settings(pending.org_id)
+        .await?;
+    let lifetime = crate::sessions::session_lifetime(inner, &settings);
     let tokens = crate::sessions::open_session(
         inner,
         &user,
         pending.amr,
         pending.aal,
-        pending.org_id,
+        (pending.org_id, lifetime),
         session_id,
         ctx,
     )
