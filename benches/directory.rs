@@ -89,11 +89,7 @@ fn directory(c: &mut Criterion) {
         else {
             panic!("no MFA")
         };
-        let claims = auth
-            .tokens()
-            .verify(set.access_token.secret())
-            .await
-            .unwrap();
+        let claims = auth.tokens().verify(&set.access_token).await.unwrap();
         (claims, ana.id, org.id)
     });
 

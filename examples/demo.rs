@@ -167,7 +167,7 @@ async fn main() -> Result<(), Error> {
     else {
         return Ok(());
     };
-    let claims = auth.tokens().verify(tokens.access_token.secret()).await?;
+    let claims = auth.tokens().verify(&tokens.access_token).await?;
     println!(
         "\n7. signed in: session {}, access token of {} bytes, amr {:?}, {}",
         tokens.session_id,
@@ -191,11 +191,7 @@ async fn main() -> Result<(), Error> {
             err.code()
         );
     }
-    if let Err(err) = auth
-        .tokens()
-        .verify_live(rotated.access_token.secret())
-        .await
-    {
+    if let Err(err) = auth.tokens().verify_live(&rotated.access_token).await {
         println!("   verify_live of the newest access token: {}", err.code());
     }
 
@@ -337,7 +333,7 @@ async fn main() -> Result<(), Error> {
         println!("   the right password: a second factor is due ({methods:?})");
         let proof = portcullis::MfaProof::BackupCode(backup[0].clone());
         if let SignIn::Complete(done) = auth.mfa().verify(&step.mfa_token, &proof, &ctx).await? {
-            let claims = auth.tokens().verify(done.access_token.secret()).await?;
+            let claims = auth.tokens().verify(&done.access_token).await?;
             println!(
                 "   with a backup code: signed in, amr {:?}, {}",
                 claims.amr, claims.acr
@@ -382,7 +378,7 @@ async fn directory(auth: &Portcullis, ctx: &RequestContext) -> Result<(), Error>
         .complete_first_factor(erin.id, AuthMethod::Email, None, &in_acme)
         .await?
     {
-        let claims = auth.tokens().verify(set.access_token.secret()).await?;
+        let claims = auth.tokens().verify(&set.access_token).await?;
         println!(
             "   erin in acme: roles {:?}, may write invoices: {}",
             claims.roles,
@@ -450,7 +446,7 @@ async fn passkeys(auth: &Portcullis, ctx: &RequestContext) -> Result<(), Error> 
         .finish_login(&ceremony, &assertion, ctx)
         .await?
     {
-        let claims = auth.tokens().verify(done.access_token.secret()).await?;
+        let claims = auth.tokens().verify(&done.access_token).await?;
         println!(
             "   signed in with it: amr {:?}, {} (a verified passkey is two factors)",
             claims.amr, claims.acr

@@ -16,11 +16,12 @@
 //! ```
 //! use std::time::Duration;
 //! use portcullis::crypto::{EncryptionKey, Keyring, Pepper};
-//! use portcullis::{Config, Error, Portcullis, RequestContext};
+//! use portcullis::{Config, Error, Portcullis, RequestContext, SignIn};
 //! use portcullis_memory::MemoryStore;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Error> {
+//! # let mail = portcullis::testing::CapturingMailer::new();
 //! // Secrets come from your secret store; generated here for the example.
 //! let pepper = Pepper::generate()?;
 //! let keyring = Keyring::new(1, EncryptionKey::generate()?);
@@ -33,17 +34,30 @@
 //!     .store(MemoryStore::new())   // any adapter implementing the six store traits
 //!     .pepper(pepper)
 //!     .keyring(keyring)
+//!     .mailer(portcullis::ConsoleMailer) // or SmtpMailer, or your own
+//! #   .mailer(mail.clone())
 //!     .build()?;                    // validates everything once
 //!
 //! // Every call a person triggers carries a RequestContext (ip, user agent, org).
 //! let ctx = RequestContext::new().with_ip([203, 0, 113, 7].into());
-//! let ip = ctx.ip.map(|ip| ip.to_string()).unwrap_or_default();
-//! let limit = auth.config().limits.sends_per_ip;
-//! for _ in 0..limit.max {
-//!     auth.limits().hit("send_ip", &ip, &limit).await?;
+//!
+//! // Sign in by emailed code: the same answer whether or not the account exists.
+//! let sent = auth.codes().email().send("ana@example.com", &ctx).await?;
+//! # auth.flush_deliveries().await;
+//! # let code = mail.sent()[0].message.code.clone().unwrap();
+//! // … the person types the code from the email …
+//! let sign_in = auth.codes().email().verify(sent.request_id, &code, &ctx).await?;
+//! match &sign_in {
+//!     SignIn::Complete(tokens) => {
+//!         // Each later request carries the access token; verify it (stateless, or
+//!         // `verify_live` to also check that the session still stands).
+//!         let claims = auth.tokens().verify(&tokens.access_token).await?;
+//!         assert_eq!(claims.sub, tokens.user_id);
+//!     }
+//!     SignIn::MfaRequired(_) => { /* ask for a second factor */ }
+//!     _ => {}
 //! }
-//! let refused = auth.limits().hit("send_ip", &ip, &limit).await;
-//! assert_eq!(refused.unwrap_err().code(), "rate_limited");
+//! # assert!(matches!(sign_in, SignIn::Complete(_)));
 //! # Ok(())
 //! # }
 //! ```

@@ -76,7 +76,7 @@ async fn sign_in<S>(h: &Harness<S>, email: &str) -> TokenSet {
 async fn live<S>(h: &Harness<S>, tokens: &TokenSet) -> bool {
     h.auth
         .tokens()
-        .verify_live(tokens.access_token.secret())
+        .verify_live(&tokens.access_token)
         .await
         .is_ok()
 }

@@ -83,12 +83,7 @@ async fn a_link_signs_up_a_new_address_and_marks_it_verified() {
     let user = h.store.get_user(set.user_id).await.unwrap().unwrap();
     assert_eq!(user.email.unwrap().as_str(), "new.person@example.com");
     assert!(user.email_verified);
-    let claims = h
-        .auth
-        .tokens()
-        .verify(set.access_token.secret())
-        .await
-        .unwrap();
+    let claims = h.auth.tokens().verify(&set.access_token).await.unwrap();
     assert_eq!(claims.amr, vec!["email"]);
     let log = h
         .auth
@@ -749,7 +744,7 @@ async fn an_unproven_email_on_an_account_with_a_verified_phone_goes_to_its_prove
     assert_eq!(kept.email, None, "the unproven address left their account");
     h.auth
         .tokens()
-        .verify_live(owner.access_token.secret())
+        .verify_live(&owner.access_token)
         .await
         .unwrap();
 }
@@ -865,7 +860,7 @@ async fn verifying_an_email_clears_a_password_set_before_it_was_proven() {
     let err = h
         .auth
         .tokens()
-        .verify_live(squatter.access_token.secret())
+        .verify_live(&squatter.access_token)
         .await
         .unwrap_err();
     assert_eq!(
@@ -875,7 +870,7 @@ async fn verifying_an_email_clears_a_password_set_before_it_was_proven() {
     );
     h.auth
         .tokens()
-        .verify_live(set.access_token.secret())
+        .verify_live(&set.access_token)
         .await
         .unwrap();
 }
@@ -988,12 +983,7 @@ async fn a_redirect_flow_ends_in_an_auth_code_for_the_client() {
         )
         .await
         .unwrap();
-    let claims = h
-        .auth
-        .tokens()
-        .verify(set.access_token.secret())
-        .await
-        .unwrap();
+    let claims = h.auth.tokens().verify(&set.access_token).await.unwrap();
     assert_eq!(
         claims.org,
         Some(org),

@@ -165,12 +165,7 @@ async fn the_mfa_step_signs_in_with_a_totp_code_once() {
             .await
             .unwrap(),
     );
-    let claims = h
-        .auth
-        .tokens()
-        .verify(set.access_token.secret())
-        .await
-        .unwrap();
+    let claims = h.auth.tokens().verify(&set.access_token).await.unwrap();
     assert_eq!(claims.amr, ["email", "otp", "mfa"]);
     assert_eq!(claims.acr, "aal2");
     // The MFA token is spent.
@@ -589,12 +584,7 @@ async fn a_texted_code_can_be_the_second_factor_but_never_after_an_sms_first_fac
             .await
             .unwrap(),
     );
-    let claims = h
-        .auth
-        .tokens()
-        .verify(set.access_token.secret())
-        .await
-        .unwrap();
+    let claims = h.auth.tokens().verify(&set.access_token).await.unwrap();
     assert_eq!(claims.amr, ["email", "sms", "mfa"]);
 
     // After an SMS first factor, SMS is not offered again; email is off by default.

@@ -97,7 +97,7 @@ async fn exchange_refused(h: &Harness, exchange: &CodeExchange) -> &'static str 
 async fn refused(h: &Harness, token: &str) -> Error {
     h.auth
         .tokens()
-        .verify(token)
+        .verify(&portcullis::crypto::AccessToken::new(token.to_string()))
         .await
         .expect_err("token must be refused")
 }
@@ -117,12 +117,7 @@ async fn access_token_carries_the_session_and_rfc9068_header() {
     ] {
         assert!(claims.get(claim).is_some(), "claim {claim}");
     }
-    let verified = h
-        .auth
-        .tokens()
-        .verify(tokens.access_token.secret())
-        .await
-        .unwrap();
+    let verified = h.auth.tokens().verify(&tokens.access_token).await.unwrap();
     assert_eq!(verified.sub, alice.id);
     assert_eq!(verified.sid, tokens.session_id);
     assert_eq!(verified.amr, vec!["email"]);
@@ -231,7 +226,11 @@ async fn jwt_wrong_contents_are_rejected_even_with_a_valid_signature() {
     };
     // The control: our key, right contents, verifies.
     let control = sign(header(Some("at+jwt"), Some(&kid)), &good);
-    h.auth.tokens().verify(&control).await.unwrap();
+    h.auth
+        .tokens()
+        .verify(&portcullis::crypto::AccessToken::new(control.to_string()))
+        .await
+        .unwrap();
 
     let mut wrong_iss = good.clone();
     wrong_iss["iss"] = "https://evil.example.com".into();
@@ -338,9 +337,9 @@ async fn jwt_expired_and_not_yet_valid_are_rejected() {
     let h = support::harness();
     let alice = user(&h, "alice@example.com").await;
     let token = sign_in(&h, alice.id).await.access_token;
-    h.auth.tokens().verify(token.secret()).await.unwrap();
+    h.auth.tokens().verify(&token).await.unwrap();
     h.clock.advance(Duration::from_secs(900 + 29));
-    h.auth.tokens().verify(token.secret()).await.unwrap();
+    h.auth.tokens().verify(&token).await.unwrap();
     h.clock.advance(Duration::from_secs(1));
     assert_eq!(
         refused(&h, token.secret()).await.code(),
@@ -357,7 +356,11 @@ async fn jwt_expired_and_not_yet_valid_are_rejected() {
     let token = jsonwebtoken::encode(&header, &early, &key).unwrap();
     assert_eq!(refused(&h, &token).await.code(), "invalid_token");
     h.clock.advance(Duration::from_secs(100));
-    h.auth.tokens().verify(&token).await.unwrap();
+    h.auth
+        .tokens()
+        .verify(&portcullis::crypto::AccessToken::new(token.to_string()))
+        .await
+        .unwrap();
 }
 
 /// JWT-18: rotation keeps old tokens verifying until their key is retired; retiring takes
@@ -367,7 +370,7 @@ async fn jwt_kid_rotation_old_key_verifies_until_retired() {
     let h = support::harness();
     let alice = user(&h, "alice@example.com").await;
     let old = sign_in(&h, alice.id).await.access_token;
-    h.auth.tokens().verify(old.secret()).await.unwrap(); // now cached
+    h.auth.tokens().verify(&old).await.unwrap(); // now cached
     let old_kid = segments(old.secret()).0["kid"].as_str().unwrap().to_owned();
 
     let new_kid = h.auth.tokens().rotate_signing_key().await.unwrap();
@@ -381,13 +384,13 @@ async fn jwt_kid_rotation_old_key_verifies_until_retired() {
     );
     let new = sign_in(&h, alice.id).await.access_token;
     assert_eq!(segments(new.secret()).0["kid"], new_kid.as_str());
-    h.auth.tokens().verify(old.secret()).await.unwrap();
+    h.auth.tokens().verify(&old).await.unwrap();
 
     let err = h.auth.tokens().retire_key(&new_kid).await.unwrap_err();
     assert_eq!(err.code(), "conflict");
     h.auth.tokens().retire_key(&old_kid).await.unwrap();
     assert_eq!(refused(&h, old.secret()).await.code(), "invalid_token");
-    h.auth.tokens().verify(new.secret()).await.unwrap();
+    h.auth.tokens().verify(&new).await.unwrap();
     assert_eq!(h.auth.tokens().jwks().await.unwrap().keys.len(), 1);
     assert_eq!(
         h.auth.tokens().retire_key("nope").await.unwrap_err().code(),
@@ -403,7 +406,7 @@ async fn signing_keys_persist_through_the_store_across_restarts() {
     let alice = user(&h, "alice@example.com").await;
     let token = sign_in(&h, alice.id).await.access_token;
     let restarted = engine_on(&h.store, &h.clock);
-    let claims = restarted.tokens().verify(token.secret()).await.unwrap();
+    let claims = restarted.tokens().verify(&token).await.unwrap();
     assert_eq!(claims.sub, alice.id);
     assert_eq!(
         restarted.tokens().jwks().await.unwrap(),
@@ -412,7 +415,7 @@ async fn signing_keys_persist_through_the_store_across_restarts() {
     // The first engine rotates; the second has never seen the new kid and loads it.
     h.auth.tokens().rotate_signing_key().await.unwrap();
     let fresh = sign_in(&h, alice.id).await.access_token;
-    restarted.tokens().verify(fresh.secret()).await.unwrap();
+    restarted.tokens().verify(&fresh).await.unwrap();
     // Private keys are sealed at rest: the stored bytes do not contain the PKCS#8 key.
     for key in h.store.list_signing_keys().await.unwrap() {
         let aad = [b"portcullis/signing-key/".as_slice(), key.kid.as_bytes()].concat();
@@ -461,10 +464,7 @@ async fn pem_keys_sign_and_are_rotated_in_configuration() {
     else {
         panic!("no MFA configured");
     };
-    auth.tokens()
-        .verify(tokens.access_token.secret())
-        .await
-        .unwrap();
+    auth.tokens().verify(&tokens.access_token).await.unwrap();
     assert!(
         store.list_signing_keys().await.unwrap().is_empty(),
         "nothing stored"
@@ -494,7 +494,7 @@ async fn es256_keys_sign_when_configured() {
     let jwk = &h.auth.tokens().jwks().await.unwrap().keys[0];
     assert_eq!((jwk.kty, jwk.crv), ("EC", "P-256"));
     assert!(jwk.y.is_some());
-    h.auth.tokens().verify(token.secret()).await.unwrap();
+    h.auth.tokens().verify(&token).await.unwrap();
 }
 
 /// OA-08: refresh rotates; presenting a rotated token revokes the session (RFC 9700).
@@ -514,7 +514,7 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_session() {
     assert_eq!(second.session_id, first.session_id);
     h.auth
         .tokens()
-        .verify_live(second.access_token.secret())
+        .verify_live(&second.access_token)
         .await
         .unwrap();
 
@@ -530,16 +530,12 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_session() {
     let live = h
         .auth
         .tokens()
-        .verify_live(second.access_token.secret())
+        .verify_live(&second.access_token)
         .await
         .unwrap_err();
     assert_eq!(live.code(), "session_revoked");
     // Stateless verify still accepts it until it expires: the documented trade-off.
-    h.auth
-        .tokens()
-        .verify(second.access_token.secret())
-        .await
-        .unwrap();
+    h.auth.tokens().verify(&second.access_token).await.unwrap();
     let log = h
         .auth
         .audit()
@@ -743,7 +739,7 @@ async fn auth_code_exchanges_once_and_replay_revokes() {
     let claims = h
         .auth
         .tokens()
-        .verify_live(tokens.access_token.secret())
+        .verify_live(&tokens.access_token)
         .await
         .unwrap();
     assert_eq!(claims.sub, alice.id);
@@ -756,7 +752,7 @@ async fn auth_code_exchanges_once_and_replay_revokes() {
     let live = h
         .auth
         .tokens()
-        .verify_live(tokens.access_token.secret())
+        .verify_live(&tokens.access_token)
         .await
         .unwrap_err();
     assert_eq!(
@@ -893,12 +889,7 @@ async fn enrolled_second_factor_makes_sign_in_an_mfa_step() {
     else {
         panic!("a verified passkey satisfies MFA");
     };
-    let claims = h
-        .auth
-        .tokens()
-        .verify(tokens.access_token.secret())
-        .await
-        .unwrap();
+    let claims = h.auth.tokens().verify(&tokens.access_token).await.unwrap();
     assert_eq!(claims.amr, vec!["hwk", "user"]);
     assert_eq!(claims.acr, "aal2");
 }
@@ -935,23 +926,13 @@ async fn roles_and_permissions_of_the_org_are_in_the_token() {
     else {
         panic!()
     };
-    let claims = h
-        .auth
-        .tokens()
-        .verify(tokens.access_token.secret())
-        .await
-        .unwrap();
+    let claims = h.auth.tokens().verify(&tokens.access_token).await.unwrap();
     assert_eq!(claims.org, Some(org.id));
     assert!(claims.has_role("billing"));
     assert!(claims.has_permission("invoices:write"));
     assert!(!claims.has_permission("payments:write"));
     assert!(!claims.has_permission("not a permission"));
-    let status = h
-        .auth
-        .tokens()
-        .status(tokens.access_token.secret())
-        .await
-        .unwrap();
+    let status = h.auth.tokens().status(&tokens.access_token).await.unwrap();
     assert_eq!(status.org_id, Some(org.id));
     assert_eq!(status.user_id, alice.id);
     assert_eq!(status.session_id, tokens.session_id);
@@ -1020,7 +1001,7 @@ async fn sessions_list_revoke_one_others_and_all() {
     assert_eq!(
         h.auth
             .tokens()
-            .status(sessions[2].access_token.secret())
+            .status(&sessions[2].access_token)
             .await
             .unwrap_err()
             .code(),
@@ -1028,19 +1009,19 @@ async fn sessions_list_revoke_one_others_and_all() {
     );
     h.auth
         .tokens()
-        .verify_live(theirs.access_token.secret())
+        .verify_live(&theirs.access_token)
         .await
         .unwrap();
 
     h.auth
         .sessions()
-        .sign_out(theirs.access_token.secret(), &ctx())
+        .sign_out(&theirs.access_token, &ctx())
         .await
         .unwrap();
     assert_eq!(
         h.auth
             .tokens()
-            .verify_live(theirs.access_token.secret())
+            .verify_live(&theirs.access_token)
             .await
             .unwrap_err()
             .code(),
@@ -1155,13 +1136,13 @@ async fn retirement_reaches_other_engines_within_the_key_refresh() {
     let alice = user(&h, "alice@example.com").await;
     let other = engine_on(&h.store, &h.clock);
     let old = sign_in(&h, alice.id).await.access_token;
-    other.tokens().verify(old.secret()).await.unwrap(); // cached on the other engine
+    other.tokens().verify(&old).await.unwrap(); // cached on the other engine
     let old_kid = segments(old.secret()).0["kid"].as_str().unwrap().to_owned();
     h.auth.tokens().rotate_signing_key().await.unwrap();
     h.auth.tokens().retire_key(&old_kid).await.unwrap();
     assert_eq!(refused(&h, old.secret()).await.code(), "invalid_token");
     h.clock.advance(portcullis::tokens::KEY_REFRESH);
-    let err = other.tokens().verify(old.secret()).await.unwrap_err();
+    let err = other.tokens().verify(&old).await.unwrap_err();
     assert_eq!(err.code(), "invalid_token");
 }
 
@@ -1216,13 +1197,13 @@ async fn several_pem_keys_the_last_signs_and_the_others_verify() {
     );
     after
         .tokens()
-        .verify(old_token.access_token.secret())
+        .verify(&old_token.access_token)
         .await
         .expect("the older PEM still verifies");
     assert!(
         before
             .tokens()
-            .verify(new_token.access_token.secret())
+            .verify(&new_token.access_token)
             .await
             .is_err()
     );
@@ -1248,15 +1229,10 @@ async fn verify_live_refuses_an_idle_session() {
     h.clock.advance(Duration::from_secs(40 * 60)); // 2 h 10 min since the last refresh
     h.auth
         .tokens()
-        .verify(late.secret())
+        .verify(&late)
         .await
         .expect("stateless verify only sees exp");
-    let err = h
-        .auth
-        .tokens()
-        .verify_live(late.secret())
-        .await
-        .unwrap_err();
+    let err = h.auth.tokens().verify_live(&late).await.unwrap_err();
     assert_eq!(err.code(), "session_revoked");
     assert_eq!(
         h.auth
@@ -1323,7 +1299,11 @@ async fn jwt_verifier_survives_20000_mangled_tokens() {
         if text == token {
             continue;
         }
-        let result = h.auth.tokens().verify(&text).await;
+        let result = h
+            .auth
+            .tokens()
+            .verify(&portcullis::crypto::AccessToken::new(text.to_string()))
+            .await;
         assert!(
             result.is_err(),
             "round {round}: a mangled token verified: {text:?}"

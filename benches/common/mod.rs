@@ -37,7 +37,7 @@ impl RawSigner {
         RawSigner {
             encoding: EncodingKey::from_ed_der(&pkcs8),
             header,
-            claims: auth.tokens().verify(token.secret()).await.unwrap(),
+            claims: auth.tokens().verify(token).await.unwrap(),
             public_key: stored[0].public_key.clone(),
         }
     }

@@ -103,7 +103,11 @@ impl<'a> Sessions<'a> {
     }
 
     /// Signs out of one session: the bearer of `access_token` ends their own session.
-    pub async fn sign_out(&self, access_token: &str, ctx: &RequestContext) -> Result<(), Error> {
+    pub async fn sign_out(
+        &self,
+        access_token: &crate::crypto::AccessToken,
+        ctx: &RequestContext,
+    ) -> Result<(), Error> {
         let claims = crate::tokens::Tokens::new(self.inner)
             .verify(access_token)
             .await?;

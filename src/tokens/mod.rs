@@ -354,7 +354,8 @@ impl<'a> Tokens<'a> {
     ///
     /// Failures: [`Error::Expired`] for an expired token, [`Error::InvalidToken`] for
     /// anything else.
-    pub async fn verify(&self, token: &str) -> Result<Claims, Error> {
+    pub async fn verify(&self, token: &AccessToken) -> Result<Claims, Error> {
+        let token = token.secret();
         let inner = self.inner;
         let now = inner.clock.now();
         let leeway = i64::try_from(inner.config.config.tokens.leeway.as_secs()).unwrap_or(0);
@@ -408,7 +409,7 @@ impl<'a> Tokens<'a> {
     /// changed since it was signed (the subject's roles set, a role edited or deleted, a
     /// permission deleted) fails with [`Error::InvalidToken`]: refreshing signs one with
     /// the roles held now.
-    pub async fn verify_live(&self, token: &str) -> Result<Claims, Error> {
+    pub async fn verify_live(&self, token: &AccessToken) -> Result<Claims, Error> {
         let claims = self.verify(token).await?;
         self.live_session(&claims).await?;
         if let Some(org) = claims.org
@@ -455,7 +456,7 @@ impl<'a> Tokens<'a> {
     }
 
     /// The bearer's session (SSOJet "GET Auth Status"): checked live.
-    pub async fn status(&self, token: &str) -> Result<AuthStatus, Error> {
+    pub async fn status(&self, token: &AccessToken) -> Result<AuthStatus, Error> {
         let claims = self.verify(token).await?;
         let session = self.live_session(&claims).await?;
         Ok(AuthStatus {

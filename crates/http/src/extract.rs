@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use http::StatusCode;
-use portcullis::crypto::ApiKey;
+use portcullis::crypto::{AccessToken, ApiKey};
 use portcullis::directory::ApiKeyInfo;
 use portcullis::model::OrgId;
 use portcullis::tokens::Claims;
@@ -157,39 +157,35 @@ pub struct Bearer {
     /// The token's claims.
     pub claims: Claims,
     /// The token itself (for sign-out).
-    pub token: String,
+    pub token: AccessToken,
 }
 
 impl Bearer {
     /// The bearer of `headers`, verified with its session (`verify_live`).
     pub async fn live(headers: &http::HeaderMap, auth: &Portcullis) -> HttpResult<Bearer> {
-        let token =
-            bearer_token(headers)?.ok_or_else(|| HttpError::unauthorized("sign in first"))?;
+        let token = AccessToken::new(
+            bearer_token(headers)?.ok_or_else(|| HttpError::unauthorized("sign in first"))?,
+        );
         let claims = auth
             .tokens()
-            .verify_live(token)
+            .verify_live(&token)
             .await
             .map_err(|e| HttpError::from(e).challenge())?;
-        Ok(Bearer {
-            claims,
-            token: token.to_owned(),
-        })
+        Ok(Bearer { claims, token })
     }
 
     /// The bearer of `headers`, verified by signature and time only (`verify`): no store
     /// read, so a revoked session passes until the token expires.
     pub async fn stateless(headers: &http::HeaderMap, auth: &Portcullis) -> HttpResult<Bearer> {
-        let token =
-            bearer_token(headers)?.ok_or_else(|| HttpError::unauthorized("sign in first"))?;
+        let token = AccessToken::new(
+            bearer_token(headers)?.ok_or_else(|| HttpError::unauthorized("sign in first"))?,
+        );
         let claims = auth
             .tokens()
-            .verify(token)
+            .verify(&token)
             .await
             .map_err(|e| HttpError::from(e).challenge())?;
-        Ok(Bearer {
-            claims,
-            token: token.to_owned(),
-        })
+        Ok(Bearer { claims, token })
     }
 }
 
@@ -241,7 +237,7 @@ impl FromCall for Caller {
         let claims = api
             .auth
             .tokens()
-            .verify_live(token)
+            .verify_live(&AccessToken::new(token))
             .await
             .map_err(|e| HttpError::from(e).challenge())?;
         Ok(Caller::User(Box::new(claims)))

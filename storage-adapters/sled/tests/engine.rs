@@ -68,7 +68,7 @@ async fn sessions_and_signing_keys_survive_a_restart() {
         "the same signing keys"
     );
     auth.tokens()
-        .verify_live(second.access_token.secret())
+        .verify_live(&second.access_token)
         .await
         .unwrap();
     let err = auth
