@@ -16,12 +16,9 @@ use portcullis_memory::MemoryStore;
 use tokio::runtime::Runtime;
 use webauthn_rs::prelude::{Url, Uuid, WebauthnBuilder};
 
-#[path = "../tests/support/authenticator.rs"]
-#[allow(dead_code)]
-mod authenticator;
 mod common;
 
-use authenticator::TestKey;
+use portcullis_test_support::authenticator::TestKey;
 use common::RawSigner;
 
 const ORIGIN: &str = "https://app.example.com";

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use portcullis_test_support as support;
 
 use std::time::Duration;
 
@@ -10,19 +10,12 @@ use portcullis::crypto::OneTimeCode;
 use portcullis::model::{RequestId, User};
 use portcullis::store::UserStore;
 use portcullis::testing::race;
-use portcullis::{Config, Error, RateLimit, RequestContext, Sent, SignIn, TokenSet, UserId};
+use portcullis::{Config, Error, RateLimit, RequestContext, Sent, SignIn, UserId};
 use support::{Harness, code_of, harness, harness_with};
 
-fn ctx() -> RequestContext {
-    RequestContext::new().with_ip("198.51.100.4".parse().unwrap())
-}
+use support::ctx;
 
-fn tokens(sign_in: SignIn) -> TokenSet {
-    match sign_in {
-        SignIn::Complete(tokens) => tokens,
-        other => panic!("expected tokens, got {other:?}"),
-    }
-}
+use support::tokens;
 
 /// A code other than `code`, of the same width.
 fn wrong(code: &OneTimeCode) -> OneTimeCode {

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use portcullis_test_support as support;
 
 use portcullis::model::{AuthEventKind, OrgId, Organization, PageRequest, UserId};
 use portcullis::store::{OrgStore, SessionStore, UserQuery, UserStore};
@@ -21,12 +21,7 @@ fn ctx() -> RequestContext {
         .with_user_agent("Admin console")
 }
 
-fn tokens(sign_in: SignIn) -> TokenSet {
-    match sign_in {
-        SignIn::Complete(tokens) => tokens,
-        other => panic!("expected tokens, got {other:?}"),
-    }
-}
+use support::tokens;
 
 async fn org(h: &Harness, slug: &str) -> OrgId {
     let org = Organization {

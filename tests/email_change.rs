@@ -5,8 +5,8 @@
 // Failures are reported by panicking, like any test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[macro_use]
-mod support;
+use portcullis_test_support as support;
+use portcullis_test_support::on_both_adapters;
 
 use std::time::Duration;
 
@@ -28,9 +28,7 @@ on_both_adapters!(
     acc01_a_revert_voids_the_later_changes_and_what_was_added_since,
 );
 
-fn ctx() -> RequestContext {
-    RequestContext::new().with_ip([198, 51, 100, 9].into())
-}
+use support::ctx;
 
 fn attacker() -> RequestContext {
     RequestContext::new().with_ip([203, 0, 113, 66].into())

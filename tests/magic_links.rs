@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use portcullis_test_support as support;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use portcullis::testing::race;
 use portcullis::tokens::{AuthCodeRequest, CodeExchange, pkce_s256};
 use portcullis::{
     Config, DeviceProof, Error, LinkOptions, LinkSent, LinkStatus, Locate, OrgId, RequestContext,
-    SignIn, TokenSet, UserId,
+    SignIn, UserId,
 };
 use support::{Harness, harness, harness_built, harness_with, link_token};
 
@@ -25,12 +25,7 @@ fn ctx() -> RequestContext {
         .with_user_agent("Firefox/140")
 }
 
-fn tokens(sign_in: SignIn) -> TokenSet {
-    match sign_in {
-        SignIn::Complete(tokens) => tokens,
-        other => panic!("expected tokens, got {other:?}"),
-    }
-}
+use support::tokens;
 
 /// The asking browser's proof of being itself.
 fn same_browser(sent: &LinkSent) -> DeviceProof {

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use portcullis_test_support as support;
 
 use std::time::Duration;
 
@@ -13,12 +13,10 @@ use portcullis::mfa::totp::code_at;
 use portcullis::model::{FactorStatus, User, UserId};
 use portcullis::store::UserStore;
 use portcullis::testing::race;
-use portcullis::{AuthMethod, Error, MfaProof, RequestContext, SignIn, TokenSet};
+use portcullis::{AuthMethod, Error, MfaProof, SignIn};
 use support::{Harness, app_code, base32_decode, enable_totp, harness};
 
-fn ctx() -> RequestContext {
-    RequestContext::new().with_ip("198.51.100.8".parse().unwrap())
-}
+use support::ctx;
 
 /// RFC 6238 Appendix B, all 18 rows (SECURITY-CHECKLIST V-1).
 #[test]
@@ -85,12 +83,7 @@ async fn first_factor(h: &Harness, user: UserId) -> MfaToken {
     }
 }
 
-fn tokens(sign_in: SignIn) -> TokenSet {
-    match sign_in {
-        SignIn::Complete(tokens) => tokens,
-        other => panic!("expected tokens, got {other:?}"),
-    }
-}
+use support::tokens;
 
 #[tokio::test]
 async fn enrolment_gives_a_uri_a_qr_code_and_a_sealed_secret() {

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use portcullis_test_support as support;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -19,8 +19,8 @@ use portcullis::model::{
 use portcullis::store::{OrgStore, UserStore};
 use portcullis::testing::{race, test_keyring, test_pepper};
 use portcullis::{
-    CeremonyStatus, Config, Error, PasskeyRegistered, Portcullis, Registrant, RequestContext,
-    SignIn, TokenSet, UserVerification,
+    CeremonyStatus, Config, Error, PasskeyRegistered, Portcullis, Registrant, SignIn,
+    UserVerification,
 };
 use support::authenticator::{BE, BS, TestKey, UP, UV};
 use support::{Harness, enable_totp, harness, harness_with};
@@ -30,20 +30,13 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 
 const ORIGIN: &str = "https://app.example.com";
 
-fn ctx() -> RequestContext {
-    RequestContext::new().with_ip("198.51.100.9".parse().unwrap())
-}
+use support::ctx;
 
 fn origin() -> Url {
     Url::parse(ORIGIN).unwrap()
 }
 
-fn tokens(sign_in: SignIn) -> TokenSet {
-    match sign_in {
-        SignIn::Complete(tokens) => tokens,
-        other => panic!("expected tokens, got {other:?}"),
-    }
-}
+use support::tokens;
 
 fn new_user(email: &str) -> Registrant {
     Registrant::NewUser {

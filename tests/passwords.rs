@@ -3,28 +3,21 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use portcullis_test_support as support;
 
 use std::time::Duration;
 
 use portcullis::crypto::Password;
 use portcullis::model::{PasswordHash, User, UserId};
 use portcullis::store::UserStore;
-use portcullis::{Error, RequestContext, SignIn, TokenSet};
+use portcullis::{Error, SignIn, TokenSet};
 use support::{Harness, harness};
 
 const GOOD: &str = "correct horse battery staple";
 
-fn ctx() -> RequestContext {
-    RequestContext::new().with_ip("198.51.100.20".parse().unwrap())
-}
+use support::ctx;
 
-fn tokens(sign_in: SignIn) -> TokenSet {
-    match sign_in {
-        SignIn::Complete(tokens) => tokens,
-        other => panic!("expected tokens, got {other:?}"),
-    }
-}
+use support::tokens;
 
 async fn sign_up(h: &Harness, email: &str) -> TokenSet {
     tokens(

@@ -4,8 +4,8 @@
 // Failures are reported by panicking, like any test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[macro_use]
-mod support;
+use portcullis_test_support as support;
+use portcullis_test_support::on_both_adapters;
 
 use portcullis::crypto::Password;
 use portcullis::directory::MfaRequirement;
@@ -55,9 +55,7 @@ mod scenarios_on_sled {
     }
 }
 
-fn ctx() -> RequestContext {
-    RequestContext::new().with_ip([198, 51, 100, 7].into())
-}
+use support::ctx;
 
 /// An organization with default settings.
 async fn org<S>(h: &Harness<S>, name: &str, slug: &str) -> OrgId {

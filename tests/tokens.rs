@@ -4,7 +4,7 @@
 // Helpers in a test crate report failure by panicking, like the tests they serve.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod support;
+use portcullis_test_support as support;
 
 use std::sync::Arc;
 use std::time::Duration;

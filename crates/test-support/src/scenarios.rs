@@ -7,20 +7,16 @@ use portcullis::model::{App, ClientId, Membership, OrgId, Organization, User, Us
 use portcullis::store::{OrgStore, UserStore};
 use portcullis::testing::race;
 use portcullis::tokens::{AuthCodeRequest, CodeExchange, pkce_s256};
-use portcullis::{AuthMethod, Portcullis, Registrant, RequestContext, SignIn, TokenSet};
+use portcullis::{AuthMethod, Portcullis, Registrant, SignIn, TokenSet};
 
-use super::Harness;
-use super::authenticator::{TestKey, UP, UV};
+use crate::Harness;
+use crate::authenticator::{TestKey, UP, UV};
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CLIENT: &str = "web-app";
 const REDIRECT: &str = "https://app.example.com/callback";
 
-fn ctx() -> RequestContext {
-    RequestContext::new()
-        .with_ip([192, 0, 2, 77].into())
-        .with_user_agent("scenarios/1.0")
-}
+use crate::ctx;
 
 /// A user who is a member of an organization with the public client `web-app`.
 async fn client_and_member<S: UserStore + OrgStore>(auth: &Portcullis, store: &S) -> UserId {
