@@ -18,8 +18,8 @@ use webauthn_rs::prelude::{Url, Uuid, WebauthnBuilder};
 
 mod common;
 
-use portcullis_test_support::authenticator::TestKey;
 use common::RawSigner;
+use portcullis_test_support::authenticator::TestKey;
 
 const ORIGIN: &str = "https://app.example.com";
 

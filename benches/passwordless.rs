@@ -103,7 +103,7 @@ fn passwordless(c: &mut Criterion) {
     let mut g = c.benchmark_group("passwordless");
     g.bench_function("primitive: HMAC-SHA256 keyed hash", |b| {
         b.iter(|| {
-            auth.hasher().hash(
+            auth.danger().hasher().hash(
                 SecretPurpose::EmailCode,
                 black_box(b"user0@example.com 123456"),
             )

@@ -40,22 +40,29 @@ fn crypto(c: &mut Criterion) {
     g.bench_function("secret hash (HMAC-SHA256, 43 B)", |b| {
         let token = "q1w2e3r4t5y6u7i8o9p0a1s2d3f4g5h6j7k8l9z0x1c";
         b.iter(|| {
-            auth.hasher()
+            auth.danger()
+                .hasher()
                 .hash(SecretPurpose::MagicLink, black_box(token.as_bytes()))
         })
     });
     let owner = UserId::generate();
     g.bench_function("keyring seal (20 B, XChaCha20-Poly1305)", |b| {
         b.iter(|| {
-            auth.keyring()
+            auth.danger()
+                .keyring()
                 .seal(black_box(&[7u8; 20]), owner.as_bytes())
                 .unwrap()
         })
     });
-    let sealed = auth.keyring().seal(&[7u8; 20], owner.as_bytes()).unwrap();
+    let sealed = auth
+        .danger()
+        .keyring()
+        .seal(&[7u8; 20], owner.as_bytes())
+        .unwrap();
     g.bench_function("keyring open (20 B)", |b| {
         b.iter(|| {
-            auth.keyring()
+            auth.danger()
+                .keyring()
                 .open(black_box(&sealed), owner.as_bytes())
                 .unwrap()
         })
@@ -74,6 +81,7 @@ fn memory_store(c: &mut Criterion) {
         b.to_async(&rt).iter(|| async {
             let i = n.fetch_add(1, Ordering::Relaxed);
             let hash = auth
+                .danger()
                 .hasher()
                 .hash(SecretPurpose::MagicLink, &i.to_le_bytes());
             let key = ChallengeKey::hashed(ChallengeKind::MagicLink, &hash);

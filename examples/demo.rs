@@ -77,11 +77,12 @@ async fn main() -> Result<(), Error> {
     // 3. A secret a person receives is stored only as a keyed hash, and is single-use.
     let token = random_token()?;
     let hash = auth
+        .danger()
         .hasher()
         .hash(SecretPurpose::MagicLink, token.as_bytes());
     let key = ChallengeKey::hashed(ChallengeKind::MagicLink, &hash);
     let now = auth.now();
-    let challenges = auth.challenge_store();
+    let challenges = auth.danger().challenge_store();
     challenges
         .insert(&key, b"sign in alice", now + Duration::from_secs(900), now)
         .await?;
@@ -123,9 +124,15 @@ async fn main() -> Result<(), Error> {
 
     // 5. Secrets that must be read back are sealed; the owner is bound in.
     let user = UserId::generate();
-    let sealed = auth.keyring().seal(b"JBSWY3DPEHPK3PXP", user.as_bytes())?;
-    let opened = auth.keyring().open(&sealed, user.as_bytes())?;
-    let stolen = auth.keyring().open(&sealed, UserId::generate().as_bytes());
+    let sealed = auth
+        .danger()
+        .keyring()
+        .seal(b"JBSWY3DPEHPK3PXP", user.as_bytes())?;
+    let opened = auth.danger().keyring().open(&sealed, user.as_bytes())?;
+    let stolen = auth
+        .danger()
+        .keyring()
+        .open(&sealed, UserId::generate().as_bytes());
     println!("5. sealed a TOTP secret: {sealed:?}");
     println!(
         "   opened by its owner: {}; by another record: {}\n",

@@ -190,34 +190,10 @@ impl Portcullis {
         Audit::new(&self.inner)
     }
 
-    /// The keyed hasher for secrets people receive.
-    pub fn hasher(&self) -> &SecretHasher {
-        &self.inner.hasher
-    }
-
-    /// The keyring for data at rest.
-    pub fn keyring(&self) -> &Keyring {
-        &self.inner.keyring
-    }
-
-    /// The user store.
-    pub fn user_store(&self) -> &Arc<dyn UserStore> {
-        &self.inner.users
-    }
-
-    /// The organization store.
-    pub fn org_store(&self) -> &Arc<dyn OrgStore> {
-        &self.inner.orgs
-    }
-
-    /// The session store.
-    pub fn session_store(&self) -> &Arc<dyn SessionStore> {
-        &self.inner.sessions
-    }
-
-    /// The challenge store.
-    pub fn challenge_store(&self) -> &Arc<dyn ChallengeStore> {
-        &self.inner.challenges
+    /// The engine's raw parts: its hasher, keyring and stores, beneath every rule the
+    /// engine keeps. See [`danger`](crate::danger) before using them.
+    pub fn danger(&self) -> crate::danger::Danger<'_> {
+        crate::danger::Danger::new(&self.inner)
     }
 
     /// The mailer, or a configuration error when none was given.

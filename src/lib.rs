@@ -107,6 +107,7 @@ mod clock;
 mod config;
 mod context;
 pub mod crypto;
+pub mod danger;
 mod delivery;
 pub mod directory;
 mod engine;

@@ -138,7 +138,7 @@ async fn forged_cursor_is_invalid_input_not_a_failure() {
 #[tokio::test]
 async fn purge_reclaims_only_what_the_engine_clock_says_expired() {
     let h = support::harness();
-    let store = h.auth.challenge_store();
+    let store = h.auth.danger().challenge_store();
     let now = h.auth.now();
     let short = ChallengeKey::new(ChallengeKind::MagicLink, "short");
     let long = ChallengeKey::new(ChallengeKind::MagicLink, "long");

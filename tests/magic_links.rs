@@ -675,6 +675,7 @@ async fn proving_an_address_takes_it_off_an_account_with_strong_factors() {
         user_id: user.id,
         secret: h
             .auth
+            .danger()
             .keyring()
             .seal(b"0123456789abcdefghij", b"aad")
             .unwrap(),
@@ -822,6 +823,7 @@ async fn verifying_an_email_clears_a_password_set_before_it_was_proven() {
 
     let backup = h
         .auth
+        .danger()
         .hasher()
         .hash(portcullis::crypto::SecretPurpose::BackupCode, b"theirs");
     h.store

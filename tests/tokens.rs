@@ -690,7 +690,7 @@ async fn register_client(h: &Harness, user: UserId, secret: Option<&str>) -> Org
         org_id: org.id,
         name: "Web".into(),
         secret_hash: secret.map(|s| {
-            h.auth.hasher().hash(
+            h.auth.danger().hasher().hash(
                 portcullis::crypto::SecretPurpose::ClientSecret,
                 s.as_bytes(),
             )
@@ -841,7 +841,7 @@ async fn enrolled_second_factor_makes_sign_in_an_mfa_step() {
     let factor = TotpFactor {
         id: FactorId::generate(),
         user_id: alice.id,
-        secret: h.auth.keyring().seal(b"secret", b"aad").unwrap(),
+        secret: h.auth.danger().keyring().seal(b"secret", b"aad").unwrap(),
         status: FactorStatus::Active,
         last_step: None,
         created_at: h.auth.now(),
@@ -851,6 +851,7 @@ async fn enrolled_second_factor_makes_sign_in_an_mfa_step() {
         .replace_backup_codes(
             alice.id,
             &[h.auth
+                .danger()
                 .hasher()
                 .hash(portcullis::crypto::SecretPurpose::BackupCode, b"c")],
         )
