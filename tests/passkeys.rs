@@ -11,7 +11,7 @@ use portcullis_test_support as support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use portcullis::crypto::CeremonyToken;
+use portcullis::crypto::{CeremonyToken, LoginToken, RegistrationToken};
 use portcullis::flows::passkey::{CreationChallengeResponse, RequestChallengeResponse};
 use portcullis::model::{
     AuthEventKind, CredentialId, OrgId, Organization, PageRequest, User, UserId,
@@ -82,7 +82,7 @@ async fn confirmed(h: &Harness, registered: &PasskeyRegistered) -> SignIn {
 }
 
 /// Starts a passkey sign-up for `email`.
-async fn start_sign_up(h: &Harness, email: &str) -> (CeremonyToken, CreationChallengeResponse) {
+async fn start_sign_up(h: &Harness, email: &str) -> (RegistrationToken, CreationChallengeResponse) {
     h.auth
         .passkeys()
         .start_registration(new_user(email), &ctx())
@@ -93,7 +93,7 @@ async fn start_sign_up(h: &Harness, email: &str) -> (CeremonyToken, CreationChal
 async fn start_login(
     h: &Harness,
     identifier: Option<&str>,
-) -> (CeremonyToken, RequestChallengeResponse) {
+) -> (LoginToken, RequestChallengeResponse) {
     h.auth
         .passkeys()
         .start_login(identifier, &ctx())
@@ -834,7 +834,7 @@ async fn wa21_adding_a_passkey_needs_a_recent_sign_in_and_excludes_existing_ones
     assert!(matches!(revoked, Err(Error::SessionRevoked)), "{revoked:?}");
 }
 
-async fn start_and_sign_in(h: &Harness, key: &mut TestKey) -> (CeremonyToken, SignIn) {
+async fn start_and_sign_in(h: &Harness, key: &mut TestKey) -> (LoginToken, SignIn) {
     let (token, options) = start_login(h, Some("ana@example.com")).await;
     let sign_in = h
         .auth

@@ -13,8 +13,8 @@ pub use keyring::{EncryptionKey, KeyId, Keyring, Sealed};
 pub use random::{numeric_code, random_bytes, random_token};
 pub use secret::{
     AccessToken, ApiKey, AuthCode, BackupCode, BotProof, CeremonyToken, ClientSecret, CodeVerifier,
-    EmailRevertToken, InvitationToken, MagicLinkToken, MfaToken, OneTimeCode, Password, PollToken,
-    RefreshToken,
+    EmailRevertToken, InvitationToken, LoginToken, MagicLinkToken, MfaToken, OneTimeCode, Password,
+    PollToken, RefreshToken, RegistrationToken,
 };
 
 use base64::Engine as _;

@@ -175,3 +175,33 @@ secret_string!(
     /// that started it.
     CeremonyToken
 );
+secret_string!(
+    /// A passkey registration ceremony's [`CeremonyToken`]: only
+    /// [`finish_registration`](crate::Passkeys::finish_registration) takes it.
+    RegistrationToken
+);
+secret_string!(
+    /// A passkey sign-in ceremony's [`CeremonyToken`]: only
+    /// [`finish_login`](crate::Passkeys::finish_login) takes it.
+    LoginToken
+);
+
+impl From<&CeremonyToken> for CeremonyToken {
+    fn from(token: &CeremonyToken) -> Self {
+        token.clone()
+    }
+}
+
+impl From<&RegistrationToken> for CeremonyToken {
+    /// Any ceremony's token, for [`status`](crate::Passkeys::status).
+    fn from(token: &RegistrationToken) -> Self {
+        CeremonyToken::new(token.secret())
+    }
+}
+
+impl From<&LoginToken> for CeremonyToken {
+    /// Any ceremony's token, for [`status`](crate::Passkeys::status).
+    fn from(token: &LoginToken) -> Self {
+        CeremonyToken::new(token.secret())
+    }
+}

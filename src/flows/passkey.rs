@@ -1,7 +1,8 @@
 //! Passkeys: WebAuthn registration and sign-in, discoverable credentials, and the
 //! management of a user's passkeys.
 //!
-//! Every ceremony has two halves. `start_*` returns a [`CeremonyToken`] and the options
+//! Every ceremony has two halves. `start_*` returns its token (a [`RegistrationToken`] or
+//! a [`LoginToken`]: each finish takes only its own kind) and the options
 //! for `navigator.credentials.create()` / `.get()` (the standard WebAuthn JSON, so the
 //! page passes them through); `finish_*` takes the token and the browser's answer as it
 //! came. The ceremony's state (its challenge) stays in the [`ChallengeStore`] and is
@@ -71,7 +72,9 @@ pub use webauthn_rs_core::proto::{
 
 use super::{check_client_failures, record_failure, record_failure_because};
 use crate::config::{Attachment, Attestation, ResidentKey, UserVerification, ValidConfig};
-use crate::crypto::{CeremonyToken, SecretHash, SecretPurpose, random_token};
+use crate::crypto::{
+    CeremonyToken, LoginToken, RegistrationToken, SecretHash, SecretPurpose, random_token,
+};
 use crate::directory::orgs::{Method, allow};
 use crate::engine::Inner;
 use crate::model::{
@@ -239,7 +242,7 @@ impl<'a> Passkeys<'a> {
         &self,
         who: Registrant,
         ctx: &RequestContext,
-    ) -> Result<(CeremonyToken, CreationChallengeResponse), Error> {
+    ) -> Result<(RegistrationToken, CreationChallengeResponse), Error> {
         let inner = self.inner;
         allow(inner, ctx.org_id, Method::Passkey).await?;
         let (user_id, new_user, session, existing) = match who {
@@ -321,7 +324,7 @@ impl<'a> Passkeys<'a> {
             },
         };
         let token = begin(inner, &ceremony).await?;
-        Ok((token, options))
+        Ok((RegistrationToken::new(token.secret()), options))
     }
 
     /// Finishes a registration with the browser's answer, as it came. The ceremony is
@@ -335,7 +338,7 @@ impl<'a> Passkeys<'a> {
     /// sign-up answers).
     pub async fn finish_registration(
         &self,
-        token: &CeremonyToken,
+        token: &RegistrationToken,
         credential: &RegisterPublicKeyCredential,
         name: Option<&str>,
         ctx: &RequestContext,
@@ -345,7 +348,7 @@ impl<'a> Passkeys<'a> {
             Some(name) => checked_label(name, "name", MAX_NAME_CHARS)?,
             None => "Passkey".to_owned(),
         };
-        let (key, ceremony) = take(inner, token).await?;
+        let (key, ceremony) = take(inner, token.secret()).await?;
         let result = register(inner, ceremony, credential, name, ctx).await;
         settle(inner, &key, result.is_ok()).await;
         result
@@ -360,7 +363,7 @@ impl<'a> Passkeys<'a> {
         &self,
         identifier: Option<&str>,
         ctx: &RequestContext,
-    ) -> Result<(CeremonyToken, RequestChallengeResponse), Error> {
+    ) -> Result<(LoginToken, RequestChallengeResponse), Error> {
         let inner = self.inner;
         allow(inner, ctx.org_id, Method::Passkey).await?;
         let named = identifier.is_some();
@@ -396,7 +399,7 @@ impl<'a> Passkeys<'a> {
             },
         };
         let token = begin(inner, &ceremony).await?;
-        Ok((token, options))
+        Ok((LoginToken::new(token.secret()), options))
     }
 
     /// Finishes a passkey sign-in with the browser's answer, as it came. The ceremony is
@@ -408,23 +411,25 @@ impl<'a> Passkeys<'a> {
     /// logged, not told); [`Error::RateLimited`] when this client failed too often.
     pub async fn finish_login(
         &self,
-        token: &CeremonyToken,
+        token: &LoginToken,
         credential: &PublicKeyCredential,
         ctx: &RequestContext,
     ) -> Result<SignIn, Error> {
         let inner = self.inner;
         check_client_failures(inner, ctx).await?;
-        let (key, ceremony) = take(inner, token).await?;
+        let (key, ceremony) = take(inner, token.secret()).await?;
         let result = sign_in(inner, ceremony, credential, ctx).await;
         settle(inner, &key, result.is_ok()).await;
         result
     }
 
-    /// Where the ceremony `token` names stands.
-    pub async fn status(&self, token: &CeremonyToken) -> Result<CeremonyStatus, Error> {
+    /// Where the ceremony `token` names stands: a registration's or a sign-in's token, or
+    /// either as a [`CeremonyToken`] (what a status poll carries).
+    pub async fn status(&self, token: impl Into<CeremonyToken>) -> Result<CeremonyStatus, Error> {
+        let token: CeremonyToken = token.into();
         let inner = self.inner;
         let now = inner.clock.now();
-        let hash = ceremony_hash(inner, token);
+        let hash = ceremony_hash(inner, token.secret());
         if inner
             .challenges
             .get(&state_key(&hash), now)
@@ -595,10 +600,10 @@ fn fake_ids(inner: &Inner, name: &str) -> Result<Vec<Vec<u8>>, Error> {
         .map_err(|_| Error::Internal("fake credentials"))
 }
 
-fn ceremony_hash(inner: &Inner, token: &CeremonyToken) -> SecretHash {
+fn ceremony_hash(inner: &Inner, token: &str) -> SecretHash {
     inner
         .hasher
-        .hash(SecretPurpose::PasskeyCeremony, token.secret().as_bytes())
+        .hash(SecretPurpose::PasskeyCeremony, token.as_bytes())
 }
 
 fn state_key(hash: &SecretHash) -> ChallengeKey {
@@ -620,9 +625,9 @@ fn corrupt(_: serde_json::Error) -> Error {
 async fn begin(inner: &Inner, ceremony: &Ceremony) -> Result<CeremonyToken, Error> {
     let value = serde_json::to_vec(ceremony).map_err(corrupt)?;
     let token = CeremonyToken::new(random_token()?.as_str());
+    let key = state_key(&ceremony_hash(inner, token.secret()));
     let now = inner.clock.now();
     let expires_at = now + inner.config.config.ttl.webauthn_ceremony;
-    let key = state_key(&ceremony_hash(inner, &token));
     if !inner
         .challenges
         .insert(&key, &value, expires_at, now)
@@ -634,7 +639,7 @@ async fn begin(inner: &Inner, ceremony: &Ceremony) -> Result<CeremonyToken, Erro
 }
 
 /// Takes a ceremony's state: exactly once, whoever asks.
-async fn take(inner: &Inner, token: &CeremonyToken) -> Result<(SecretHash, Ceremony), Error> {
+async fn take(inner: &Inner, token: &str) -> Result<(SecretHash, Ceremony), Error> {
     let hash = ceremony_hash(inner, token);
     let now = inner.clock.now();
     let record = inner

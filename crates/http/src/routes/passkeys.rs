@@ -4,7 +4,7 @@ use http::StatusCode;
 use portcullis::{Portcullis, RequestContext};
 
 use base64::Engine as _;
-use portcullis::crypto::CeremonyToken;
+use portcullis::crypto::{CeremonyToken, LoginToken, RegistrationToken};
 use portcullis::flows::passkey::{PublicKeyCredential, RegisterPublicKeyCredential};
 use portcullis::model::{CredentialId, Email};
 use portcullis::{CeremonyStatus, Registrant};
@@ -47,10 +47,7 @@ pub struct CeremonyBody {
     pub options: serde_json::Value,
 }
 
-fn ceremony_body(
-    token: &CeremonyToken,
-    options: &impl Serialize,
-) -> HttpResult<Json<CeremonyBody>> {
+fn ceremony_body(token: &str, options: &impl Serialize) -> HttpResult<Json<CeremonyBody>> {
     let options = serde_json::to_value(options).map_err(|_| {
         HttpError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -59,7 +56,7 @@ fn ceremony_body(
         )
     })?;
     Ok(Json(CeremonyBody {
-        auth_code: token.secret().to_owned(),
+        auth_code: token.to_owned(),
         options,
     }))
 }
@@ -86,7 +83,7 @@ pub async fn register_begin(
         }
     };
     let (token, options) = auth.passkeys().start_registration(who, &ctx).await?;
-    ceremony_body(&token, &options)
+    ceremony_body(token.secret(), &options)
 }
 
 /// Which ceremony.
@@ -148,7 +145,7 @@ pub async fn register_finish(
     ctx: RequestContext,
     (Query(query), Json(body)): (Query<CeremonyQuery>, Json<RegisterRequest>),
 ) -> HttpResult<(StatusCode, Json<RegisteredBody>)> {
-    let token = CeremonyToken::new(query.auth_code);
+    let token = RegistrationToken::new(query.auth_code);
     let done = auth
         .passkeys()
         .finish_registration(&token, &body.passkey, body.name.as_deref(), &ctx)
@@ -177,7 +174,7 @@ pub async fn login_begin(
 ) -> HttpResult<Json<CeremonyBody>> {
     let identifier = query.identifier.as_deref().filter(|i| !i.trim().is_empty());
     let (token, options) = auth.passkeys().start_login(identifier, &ctx).await?;
-    ceremony_body(&token, &options)
+    ceremony_body(token.secret(), &options)
 }
 
 /// `POST /auth/passwordless/passkey/login`.
@@ -198,7 +195,7 @@ pub async fn login_finish(
     ctx: RequestContext,
     (Query(query), Json(body)): (Query<CeremonyQuery>, Json<LoginRequest>),
 ) -> HttpResult<Json<SignInBody>> {
-    let token = CeremonyToken::new(query.auth_code);
+    let token = LoginToken::new(query.auth_code);
     let sign_in = auth
         .passkeys()
         .finish_login(&token, &body.passkey, &ctx)
