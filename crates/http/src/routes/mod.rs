@@ -1,6 +1,6 @@
 //! One handler per route of the REST API, each a plain
 //! `async fn(&Portcullis, RequestContext, Req) -> HttpResult<Resp>`, where `Req` is what
-//! the route reads from the request ([`FromCall`](crate::FromCall)). [`routes()`](crate::routes)
+//! the route reads from the request ([`FromCall`](crate::FromCall)). [`routes()`](crate::routes())
 //! lists them with their methods and paths.
 
 pub mod account;
