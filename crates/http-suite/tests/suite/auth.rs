@@ -220,6 +220,15 @@ async fn magic_link_in_the_same_browser_needs_no_device_code() {
         )
         .await;
     assert_tokens(&verified);
+    // Spent: the same-browser proof does not open it again.
+    let reuse = test
+        .post(
+            &format!("{ML}/verify"),
+            json!({"token": token, "poll_token": sent.str("poll_token")}),
+            None,
+        )
+        .await;
+    assert_error(&reuse, StatusCode::UNAUTHORIZED, "invalid_token");
 }
 
 #[tokio::test]
@@ -370,6 +379,10 @@ async fn email_code_send_resend_verify() {
         )
         .await;
     assert_error(&again, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let nope = test
+        .post(&format!("{EC}/resend"), json!({"request_id": "nope"}), None)
+        .await;
+    assert_error(&nope, StatusCode::BAD_REQUEST, "invalid_input");
 }
 
 #[tokio::test]

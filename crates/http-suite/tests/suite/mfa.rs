@@ -306,6 +306,10 @@ async fn removing_an_authenticator() {
         )
         .await;
     assert_error(&again, StatusCode::NOT_FOUND, "not_found");
+    // Without it, signing in needs no second factor again.
+    let after = test.sign_in_via("ned@example.com", None).await;
+    assert_eq!(after.status, StatusCode::OK, "{}", after.body);
+    assert!(after.body.get("mfa_required").is_none(), "{}", after.body);
 }
 
 #[tokio::test]

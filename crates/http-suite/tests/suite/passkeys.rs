@@ -194,6 +194,9 @@ async fn passkey_sign_up_sign_in_and_management() {
     assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.body);
     assert_eq!(signed_in.str("user_id"), user_id);
     assert_eq!(signed_in.body["token_type"], "Bearer");
+    // A passkey with user verification is two factors in one.
+    let by_passkey = test.status_of(&signed_in.str("token")).await;
+    assert_eq!(by_passkey.body["acr"], "aal2", "{}", by_passkey.body);
     assert_eq!(ceremony_status(&test, &login_code).await, "completed");
     let replay = test
         .post(&login_path, json!({"passkey": assertion}), None)
@@ -309,6 +312,12 @@ async fn a_signed_in_account_adds_a_passkey_only_soon_after_signing_in() {
     );
     let list = test.get("/api/v1/auth/passkeys", Some(&token)).await;
     assert_eq!(list.body["items"].as_array().unwrap().len(), 1);
+    let factors = test.get("/api/v1/mfa/authenticators", Some(&token)).await;
+    assert_eq!(
+        factors.body["items"][0]["type"], "passkey",
+        "{}",
+        factors.body
+    );
 
     // The authenticator now signs this account in.
     let login = test
@@ -338,7 +347,8 @@ async fn a_signed_in_account_adds_a_passkey_only_soon_after_signing_in() {
             Some("garbage"),
         )
         .await;
-    assert_eq!(bad.status, StatusCode::UNAUTHORIZED, "{}", bad.body);
+    assert_error(&bad, StatusCode::UNAUTHORIZED, "invalid_token");
+    assert_eq!(bad.header("www-authenticate"), Some("Bearer"));
 }
 
 #[tokio::test]
