@@ -1,6 +1,7 @@
 //! The scenario of `scenario.json` (65 steps through sign-up, sign-in, MFA, tokens and
-//! refusals), run in process against the axum and the actix-web example, each on its own
-//! in-memory engine. At every step both must answer the status the step names, its error
+//! refusals), run over real loopback sockets against the axum and the actix-web example
+//! (`axum::serve` and actix's `HttpServer`, as the examples' mains run them), each on its
+//! own in-memory engine. At every step both must answer the status the step names, its error
 //! code, key set and headers, and the same JSON shape (key paths and value types), the same
 //! stable values (statuses, amr, acr, flags) and the same client-facing headers as each
 //! other. Values minted per engine (tokens, ids, times) are not compared.
@@ -69,10 +70,12 @@ struct Repeat {
     tail: String,
 }
 
-/// One app under test, and what the scenario captured from it.
+/// One app under test: its engine and delivery, where it listens, and what the scenario
+/// captured from it.
 struct Side {
     name: &'static str,
     app: TestApp,
+    base: String,
     captured: BTreeMap<String, String>,
 }
 
@@ -155,32 +158,42 @@ impl Side {
         }
     }
 
-    async fn run(&mut self, step: &Step) -> Seen {
-        let mut request = http::Request::builder()
-            .method(step.method.as_str())
-            .uri(self.fill(&step.path));
+    async fn run(&mut self, client: &reqwest::Client, step: &Step) -> Seen {
+        let method = reqwest::Method::from_bytes(step.method.as_bytes()).unwrap();
+        let url = format!("{}{}", self.base, self.fill(&step.path));
+        let mut request = client.request(method, url);
         if let Some(bearer) = &step.bearer {
-            request = request.header("authorization", format!("Bearer {}", self.fill(bearer)));
+            request = request.bearer_auth(self.fill(bearer));
         }
         if let Some(value) = &step.authorization {
             request = request.header("authorization", value);
         }
-        let mut body = Vec::new();
         if let Some(json) = &step.json {
-            request = request.header("content-type", "application/json");
-            body = self.fill_json(json).to_string().into_bytes();
+            request = request.json(&self.fill_json(json));
         }
         if let Some(raw) = &step.raw {
-            body = raw.clone().into_bytes();
+            request = request.body(raw.clone());
         }
         if let Some(r) = &step.raw_repeat {
-            body = format!("{}{}{}", r.head, r.fill.repeat(r.times), r.tail).into_bytes();
+            request = request.body(format!("{}{}{}", r.head, r.fill.repeat(r.times), r.tail));
         }
         if let Some(content_type) = &step.content_type {
             request = request.header("content-type", content_type);
         }
-        let answer = self.app.request(request.body(body).unwrap()).await;
-        let (status, headers, body) = (answer.status.as_u16(), answer.headers, answer.body);
+        let response = request
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {}: {e}", self.name, step.name));
+        let status = response.status().as_u16();
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in response.headers() {
+            headers.append(
+                http::HeaderName::from_bytes(name.as_str().as_bytes()).unwrap(),
+                http::HeaderValue::from_bytes(value.as_bytes()).unwrap(),
+            );
+        }
+        let bytes = response.bytes().await.unwrap();
+        let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         for (name, field) in &step.capture {
             let value = body[field.as_str()]
                 .as_str()
@@ -310,26 +323,55 @@ fn client_headers(seen: &Seen) -> BTreeMap<&'static str, String> {
     out
 }
 
-#[tokio::test]
+#[actix_web::test]
 async fn the_axum_and_actix_examples_answer_alike() {
     let cases: Cases = serde_json::from_str(CASES).unwrap();
+
+    let axum_app = TestApp::new().on(Framework::Axum);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let axum_addr = listener.local_addr().unwrap();
+    let router = example_axum::app(axum_app.api.clone());
+    let axum_server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+    });
+
+    let actix_app = TestApp::new().on(Framework::Actix);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let actix_addr = listener.local_addr().unwrap();
+    let api = actix_app.api.clone();
+    let actix_server = actix_web::HttpServer::new(move || example_actix::app(api.clone()))
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .unwrap()
+        .run();
+    let actix_handle = actix_server.handle();
+    actix_web::rt::spawn(actix_server);
+
     let mut sides = [
         Side {
             name: "axum",
-            app: TestApp::new().on(Framework::Axum),
+            app: axum_app,
+            base: format!("http://{axum_addr}"),
             captured: BTreeMap::new(),
         },
         Side {
             name: "actix",
-            app: TestApp::new().on(Framework::Actix),
+            app: actix_app,
+            base: format!("http://{actix_addr}"),
             captured: BTreeMap::new(),
         },
     ];
+    let client = reqwest::Client::new();
     let mut failures = Vec::new();
     for step in &cases.steps {
         let mut seen = Vec::new();
         for side in &mut sides {
-            seen.push(side.run(step).await);
+            seen.push(side.run(&client, step).await);
         }
         let mut fail = |what: String| failures.push(format!("{}: {what}", step.name));
         for (side, answer) in sides.iter().zip(&seen) {
@@ -412,6 +454,8 @@ async fn the_axum_and_actix_examples_answer_alike() {
             ));
         }
     }
+    actix_handle.stop(true).await;
+    axum_server.abort();
     assert!(
         failures.is_empty(),
         "{} of {} steps differ:\n{}",

@@ -11,7 +11,9 @@ use crate::error::{HttpError, HttpResult};
 use crate::{Api, net};
 
 /// A request, framework-neutral: what a framework crate hands to a [`Route`](crate::Route).
-#[derive(Debug, Clone, Default)]
+/// Its `Debug` names headers and sizes only: bearer tokens, query tokens and bodies with
+/// passwords and codes never print.
+#[derive(Clone, Default)]
 pub struct Call {
     /// The method.
     pub method: Method,
@@ -25,6 +27,21 @@ pub struct Call {
     pub body: Bytes,
     /// The socket's peer address, when the framework knows it.
     pub peer: Option<IpAddr>,
+}
+
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<&str> = self.headers.keys().map(|name| name.as_str()).collect();
+        let params: Vec<&str> = self.params.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("Call")
+            .field("method", &self.method)
+            .field("headers", &headers)
+            .field("query_bytes", &self.query.len())
+            .field("params", &params)
+            .field("body_bytes", &self.body.len())
+            .field("peer", &self.peer)
+            .finish()
+    }
 }
 
 impl Call {
@@ -97,4 +114,28 @@ pub fn param_names(template: &str) -> impl Iterator<Item = &str> {
     template
         .split('/')
         .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_prints_no_credential_or_body() {
+        let mut call = Call::new();
+        call.headers.insert(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_static("Bearer sekret-token"),
+        );
+        call.query = "token=sekret-link".into();
+        call.body = bytes::Bytes::from_static(br#"{"password":"sekret-password"}"#);
+        let printed = format!("{call:?}");
+        assert!(!printed.contains("sekret"), "{printed}");
+        assert!(printed.contains("authorization"), "{printed}");
+        let response = crate::Response::json(
+            http::StatusCode::OK,
+            &serde_json::json!({"token": "sekret"}),
+        );
+        assert!(!format!("{response:?}").contains("sekret"));
+    }
 }

@@ -8,8 +8,10 @@ use serde::Serialize;
 use crate::error::HttpError;
 use crate::extract::Json;
 
-/// An answer: status, headers and body, which a framework crate turns into its own.
-#[derive(Debug, Clone)]
+/// An answer: status, headers and body, which a framework crate turns into its own. Its
+/// `Debug` shows the status, header names and the body's size: a sign-in's tokens never
+/// print.
+#[derive(Clone)]
 pub struct Response {
     /// The status.
     pub status: StatusCode,
@@ -17,6 +19,17 @@ pub struct Response {
     pub headers: HeaderMap,
     /// The body (empty for `204`).
     pub body: Bytes,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<&str> = self.headers.keys().map(|name| name.as_str()).collect();
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("headers", &headers)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
 }
 
 impl Response {

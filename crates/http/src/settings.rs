@@ -213,7 +213,7 @@ impl Settings {
         let mut sled = None;
         builder = match self.store {
             StoreChoice::Sled => {
-                let store = Arc::new(SledStore::open(self.data_dir.join("db")).map_err(|e| {
+                let store = Arc::new(open_sled(&self.data_dir.join("db")).map_err(|e| {
                     format!(
                         "cannot open the sled store in {}: {e}",
                         self.data_dir.display()
@@ -374,6 +374,23 @@ impl Settings {
             name.to_uppercase().replace('-', "_")
         );
         Ok(text)
+    }
+}
+
+/// Opens the sled store, trying again for up to two seconds: sled releases its directory
+/// lock from a background thread just after the last handle of a previous run drops (a
+/// quick restart, or a test that reopens).
+fn open_sled(path: &Path) -> Result<SledStore, portcullis_sled::SledError> {
+    let mut tries = 0;
+    loop {
+        match SledStore::open(path) {
+            Ok(store) => return Ok(store),
+            Err(_) if tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
