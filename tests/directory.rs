@@ -539,7 +539,7 @@ async fn roles_grant_permissions_with_wildcards_and_deletions_cascade() {
         rbac.role(acme, auditor.id)
             .await
             .unwrap()
-            .permissions
+            .permission_ids
             .is_empty()
     );
     assert!(!rbac.check(ana.id, acme, "payments:read").await.unwrap());

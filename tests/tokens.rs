@@ -905,7 +905,8 @@ async fn roles_and_permissions_of_the_org_are_in_the_token() {
         org_id: org.id,
         name: "billing".into(),
         description: None,
-        permissions: vec![Permission::new("invoices:*").unwrap()],
+        permission_ids: Vec::new(),
+        wildcards: vec![Permission::new("invoices:*").unwrap()],
         created_at: h.auth.now(),
         updated_at: h.auth.now(),
     };

@@ -172,10 +172,13 @@ impl<'a> Rbac<'a> {
                 .as_deref()
                 .map(checked_description)
                 .transpose()?,
-            permissions: self.granted(org, &spec.permissions).await?,
+            permission_ids: Vec::new(),
+            wildcards: Vec::new(),
             created_at: now,
             updated_at: now,
         };
+        let mut role = role;
+        (role.permission_ids, role.wildcards) = self.granted(org, &spec.permissions).await?;
         self.inner.orgs.put_role(&role).await?;
         super::log_admin(self.inner, org, "role_created").await;
         Ok(role)
@@ -196,7 +199,7 @@ impl<'a> Rbac<'a> {
             .as_deref()
             .map(checked_description)
             .transpose()?;
-        role.permissions = self.granted(org, &spec.permissions).await?;
+        (role.permission_ids, role.wildcards) = self.granted(org, &spec.permissions).await?;
         role.updated_at = self.inner.clock.now();
         self.inner.orgs.put_role(&role).await?;
         crate::tokens::bump_roles_revision(self.inner, org, None).await?;
@@ -469,32 +472,42 @@ impl<'a> Rbac<'a> {
             return Ok(false);
         };
         let roles = self.inner.orgs.list_roles(org).await?;
+        let defined = self.inner.orgs.list_permissions(org).await?;
         Ok(roles
             .iter()
             .filter(|role| membership.role_ids.contains(&role.id))
-            .flat_map(|role| &role.permissions)
+            .flat_map(|role| role.grants(&defined))
             .any(|held| held.grants(&wanted)))
     }
 
-    /// Checks that every permission a role is to grant is defined in `org`, or is a
-    /// wildcard over a resource with defined permissions. Sorted, without repeats.
-    async fn granted(&self, org: OrgId, names: &[String]) -> Result<Vec<Permission>, Error> {
+    /// Checks that every permission a role is to grant is defined in `org` (kept by id),
+    /// or is a wildcard over a resource with defined permissions (kept by name). Sorted,
+    /// without repeats.
+    async fn granted(
+        &self,
+        org: OrgId,
+        names: &[String],
+    ) -> Result<(Vec<PermissionId>, Vec<Permission>), Error> {
         let defined = self.permissions(org).await?;
-        let mut granted = Vec::with_capacity(names.len());
+        let (mut ids, mut wildcards) = (Vec::new(), Vec::new());
         for name in names {
             let permission = Permission::new(name.as_str())?;
-            let known = defined.iter().any(|d| permission.grants(&d.name));
-            if !known {
+            if let Some(def) = defined.iter().find(|d| d.name == permission) {
+                ids.push(def.id);
+            } else if defined.iter().any(|d| permission.grants(&d.name)) {
+                wildcards.push(permission);
+            } else {
                 return Err(Error::invalid(
                     "permissions",
                     format!("{permission} is not defined in this organization"),
                 ));
             }
-            granted.push(permission);
         }
-        granted.sort();
-        granted.dedup();
-        Ok(granted)
+        ids.sort();
+        ids.dedup();
+        wildcards.sort();
+        wildcards.dedup();
+        Ok((ids, wildcards))
     }
 }
 

@@ -165,12 +165,33 @@ pub struct Role {
     pub name: String,
     /// What it is for, for people.
     pub description: Option<String>,
-    /// The permissions it grants.
-    pub permissions: Vec<Permission>,
+    /// The defined permissions it grants, by id: a permission renamed keeps its id, so a
+    /// rename changes no role (and no adapter rewrites roles).
+    pub permission_ids: Vec<PermissionId>,
+    /// The wildcards it grants (`invoices:*`: every permission of a resource, defined now
+    /// or later), by name.
+    pub wildcards: Vec<Permission>,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+}
+
+impl Role {
+    /// What the role grants, by name: its permissions' current names (from the
+    /// organization's `defined` permissions; an id no longer defined grants nothing) and
+    /// its wildcards. Sorted, without repeats.
+    pub fn grants(&self, defined: &[PermissionDef]) -> Vec<Permission> {
+        let mut names: Vec<Permission> = defined
+            .iter()
+            .filter(|d| self.permission_ids.contains(&d.id))
+            .map(|d| d.name.clone())
+            .chain(self.wildcards.iter().cloned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
 }
 
 /// A machine credential for an organization's management API. The secret is shown once

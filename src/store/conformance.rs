@@ -278,16 +278,15 @@ fn permission(org: OrgId, name: &str) -> PermissionDef {
     }
 }
 
-fn role(org: OrgId, name: &str, permissions: &[&str]) -> Role {
+/// A role granting `permissions` (by id) and `wildcards` (by name).
+fn role(org: OrgId, name: &str, permissions: &[&PermissionDef]) -> Role {
     Role {
         id: RoleId::generate(),
         org_id: org,
         name: name.into(),
         description: None,
-        permissions: permissions
-            .iter()
-            .map(|p| Permission::new(*p).unwrap())
-            .collect(),
+        permission_ids: permissions.iter().map(|p| p.id).collect(),
+        wildcards: Vec::new(),
         created_at: t0(),
         updated_at: t0(),
     }
@@ -1062,7 +1061,7 @@ pub async fn org_delete_cascades<S: OrgStore + 'static>(store: Arc<S>) {
         .put_permission(&permission(acme.id, "invoices:read"))
         .await
         .unwrap();
-    let admin = role(acme.id, "admin", &["invoices:read"]);
+    let admin = role(acme.id, "admin", &[]);
     store.put_role(&admin).await.unwrap();
     let member = UserId::generate();
     store
@@ -1195,8 +1194,9 @@ pub async fn app_client_id_unique_across_orgs<S: OrgStore + 'static>(store: Arc<
     store.create_app(&app(b.id, "web")).await.unwrap();
 }
 
-/// Roles and permissions: names unique per organization (not across); deleting a
-/// permission removes it from roles; deleting a role removes it from memberships;
+/// Roles and permissions: names unique per organization (not across); roles refer to
+/// permissions by id, so a rename changes no role; deleting a permission removes its id
+/// from roles; deleting a role removes it from memberships;
 /// memberships cannot name another organization's roles.
 pub async fn roles_and_permissions_cascade<S: OrgStore + 'static>(store: Arc<S>) {
     let acme = org("acme");
@@ -1224,8 +1224,9 @@ pub async fn roles_and_permissions_cascade<S: OrgStore + 'static>(store: Arc<S>)
         Err(StoreError::Missing { .. })
     ));
 
-    let clerk = role(acme.id, "clerk", &["invoices:read", "invoices:write"]);
-    let viewer = role(acme.id, "viewer", &["invoices:read"]);
+    let mut clerk = role(acme.id, "clerk", &[&read, &write]);
+    clerk.wildcards = vec![Permission::new("reports:*").unwrap()];
+    let viewer = role(acme.id, "viewer", &[&read]);
     store.put_role(&clerk).await.unwrap();
     store.put_role(&viewer).await.unwrap();
     conflict_on(store.put_role(&role(acme.id, "clerk", &[])).await, "role");
@@ -1245,17 +1246,18 @@ pub async fn roles_and_permissions_cascade<S: OrgStore + 'static>(store: Arc<S>)
         .unwrap();
     let granted = store.permissions_of(user, acme.id).await.unwrap();
     let names: Vec<&str> = granted.iter().map(|p| p.as_str()).collect();
-    assert_eq!(names, vec!["invoices:read", "invoices:write"]);
+    assert_eq!(names, vec!["invoices:read", "invoices:write", "reports:*"]);
 
-    // Renaming a permission renames it in the roles that grant it.
+    // Roles refer to permissions by id: a rename changes no role, and the roles grant the
+    // new name at once.
     let mut view = read.clone();
     view.name = Permission::new("invoices:view").unwrap();
     store.put_permission(&view).await.unwrap();
     let viewer_now = store.get_role(acme.id, viewer.id).await.unwrap().unwrap();
-    assert_eq!(viewer_now.permissions, vec![view.name.clone()]);
+    assert_eq!(viewer_now, viewer, "the role itself is untouched");
     let granted = store.permissions_of(user, acme.id).await.unwrap();
     let names: Vec<&str> = granted.iter().map(|p| p.as_str()).collect();
-    assert_eq!(names, vec!["invoices:view", "invoices:write"]);
+    assert_eq!(names, vec!["invoices:view", "invoices:write", "reports:*"]);
     store.put_permission(&read).await.unwrap();
 
     assert!(store.delete_permission(acme.id, write.id).await.unwrap());
@@ -1264,10 +1266,8 @@ pub async fn roles_and_permissions_cascade<S: OrgStore + 'static>(store: Arc<S>)
         "scoped to its org"
     );
     let clerk_now = store.get_role(acme.id, clerk.id).await.unwrap().unwrap();
-    assert_eq!(
-        clerk_now.permissions,
-        vec![Permission::new("invoices:read").unwrap()]
-    );
+    assert_eq!(clerk_now.permission_ids, vec![read.id]);
+    assert_eq!(clerk_now.wildcards, clerk.wildcards, "wildcards stay");
 
     assert!(store.delete_role(acme.id, clerk.id).await.unwrap());
     assert!(store.get_role(acme.id, clerk.id).await.unwrap().is_none());

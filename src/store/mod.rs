@@ -227,15 +227,16 @@ pub trait OrgStore: Send + Sync + fmt::Debug {
 
     /// Inserts or replaces (by id) a permission definition. Its name is unique in the
     /// organization ([`StoreError::Conflict`] `"permission"`); the organization must exist.
-    /// Renaming one (same id, new name) renames it in every role of the organization in the
-    /// same atomic step, so no role keeps granting the old name.
+    /// Roles refer to permissions by id, so a rename touches no role. (SQL: a unique index
+    /// on `(org_id, name)`; `INSERT … ON CONFLICT (id) DO UPDATE`.)
     async fn put_permission(&self, permission: &PermissionDef) -> StoreResult<()>;
 
     /// An organization's permission definitions, in id order.
     async fn list_permissions(&self, org: OrgId) -> StoreResult<Vec<PermissionDef>>;
 
-    /// Deletes a permission definition and, atomically, removes its name from every role of
-    /// the organization. Returns whether it existed.
+    /// Deletes a permission definition and, atomically, removes its id from every role of
+    /// the organization (SQL: a foreign key from the role–permission table with `ON DELETE
+    /// CASCADE`). Returns whether it existed.
     async fn delete_permission(&self, org: OrgId, id: PermissionId) -> StoreResult<bool>;
 
     /// Inserts or replaces (by id) a role. Its name is unique in the organization
@@ -296,10 +297,11 @@ pub trait OrgStore: Send + Sync + fmt::Debug {
         let Some(membership) = self.get_membership(user, org).await? else {
             return Ok(Vec::new());
         };
+        let defined = self.list_permissions(org).await?;
         let mut granted = Vec::new();
         for role in self.list_roles(org).await? {
             if membership.role_ids.contains(&role.id) {
-                granted.extend(role.permissions);
+                granted.extend(role.grants(&defined));
             }
         }
         granted.sort();

@@ -302,10 +302,11 @@ async fn roles_and_permissions(
     };
     let mut roles = Vec::new();
     let mut perms = Vec::new();
+    let defined = inner.orgs.list_permissions(org).await?;
     for role in inner.orgs.list_roles(org).await? {
         if membership.role_ids.contains(&role.id) {
+            perms.extend(role.grants(&defined));
             roles.push(role.name);
-            perms.extend(role.permissions);
         }
     }
     perms.sort();

@@ -280,25 +280,7 @@ impl OrgStore for MemoryStore {
         if clash || moved {
             return Err(StoreError::Conflict { what: "permission" });
         }
-        let renamed_from = t
-            .permissions
-            .insert(permission.id, permission.clone())
-            .map(|old| old.name)
-            .filter(|old| *old != permission.name);
-        if let Some(old) = renamed_from {
-            let roles = t
-                .roles
-                .values_mut()
-                .filter(|r| r.org_id == permission.org_id);
-            for role in roles {
-                if role.permissions.contains(&permission.name) {
-                    role.permissions.retain(|p| *p != old);
-                }
-                for granted in role.permissions.iter_mut().filter(|p| **p == old) {
-                    *granted = permission.name.clone();
-                }
-            }
-        }
+        t.permissions.insert(permission.id, permission.clone());
         Ok(())
     }
 
@@ -316,11 +298,11 @@ impl OrgStore for MemoryStore {
         if t.permissions.get(&id).is_none_or(|p| p.org_id != org) {
             return Ok(false);
         }
-        let Some(removed) = t.permissions.remove(&id) else {
+        if t.permissions.remove(&id).is_none() {
             return Ok(false);
-        };
+        }
         for role in t.roles.values_mut().filter(|r| r.org_id == org) {
-            role.permissions.retain(|p| *p != removed.name);
+            role.permission_ids.retain(|p| *p != id);
         }
         Ok(true)
     }

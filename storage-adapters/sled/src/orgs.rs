@@ -419,24 +419,6 @@ impl OrgStore for SledStore {
                 if in_other_org(&t.permissions, org, permission.id.as_bytes())? {
                     return Err(StoreError::Conflict { what: "permission" });
                 }
-                let renamed_from = existing
-                    .iter()
-                    .find(|p| p.id == permission.id && p.name != permission.name)
-                    .map(|p| p.name.clone());
-                if let Some(old) = renamed_from {
-                    for mut role in values::<Role>(&t.roles, org, "role")? {
-                        if !role.permissions.contains(&old) {
-                            continue;
-                        }
-                        if role.permissions.contains(&permission.name) {
-                            role.permissions.retain(|p| *p != old);
-                        }
-                        for granted in role.permissions.iter_mut().filter(|p| **p == old) {
-                            *granted = permission.name.clone();
-                        }
-                        w.put(&t.roles, cat(org, role.id.as_bytes()), enc(&role)?);
-                    }
-                }
                 w.put(
                     &t.permissions,
                     cat(org, permission.id.as_bytes()),
@@ -456,14 +438,13 @@ impl OrgStore for SledStore {
         inner
             .write(&inner.orgs_lock, Class::Critical, |t, w| {
                 let key = cat(org.as_bytes(), id.as_bytes());
-                let Some(raw) = w.get(&t.permissions, &key)? else {
+                if w.get(&t.permissions, &key)?.is_none() {
                     return Ok(false);
-                };
-                let removed: PermissionDef = dec(&raw, "permission")?;
+                }
                 w.del(&t.permissions, key);
                 for mut role in values::<Role>(&t.roles, org.as_bytes(), "role")? {
-                    if role.permissions.contains(&removed.name) {
-                        role.permissions.retain(|p| *p != removed.name);
+                    if role.permission_ids.contains(&id) {
+                        role.permission_ids.retain(|p| *p != id);
                         w.put(
                             &t.roles,
                             cat(org.as_bytes(), role.id.as_bytes()),

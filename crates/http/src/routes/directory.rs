@@ -254,6 +254,40 @@ fn spec(name: String, description: Option<String>, permissions: &[String]) -> Ro
     }
 }
 
+/// A role as the API shows it: the names of what it grants (its permissions as they are
+/// called now, and its wildcards).
+#[derive(Serialize)]
+pub struct RoleView {
+    /// The role's id.
+    pub id: RoleId,
+    /// Its organization.
+    pub org_id: OrgId,
+    /// Its name.
+    pub name: String,
+    /// What it is for.
+    pub description: Option<String>,
+    /// What it grants, by name.
+    pub permissions: Vec<portcullis::model::Permission>,
+    /// When it was created.
+    pub created_at: portcullis::Timestamp,
+    /// When it last changed.
+    pub updated_at: portcullis::Timestamp,
+}
+
+impl RoleView {
+    fn of(role: Role, defined: &[PermissionDef]) -> Self {
+        RoleView {
+            permissions: role.grants(defined),
+            id: role.id,
+            org_id: role.org_id,
+            name: role.name,
+            description: role.description,
+            created_at: role.created_at,
+            updated_at: role.updated_at,
+        }
+    }
+}
+
 /// The organization's roles (`roles:read`).
 #[cfg_attr(feature = "openapi", utoipa::path(get, path = "/organizations/{id}/roles", tag = "roles",
     params(("id" = String, Path, format = Uuid)), responses((status = 200, body = serde_json::Value)),
@@ -267,10 +301,11 @@ pub async fn list_roles(
     caller.require(auth, "roles:read", Some(org)).await?;
     auth.orgs().get(org).await?; // a deleted organization has no roles to list: 404
     let roles = auth.rbac().roles(org).await?;
+    let defined = auth.rbac().permissions(org).await?;
     Ok(Json(List::all(
         roles
-            .iter()
-            .map(|r| serde_json::to_value(r).unwrap_or_default())
+            .into_iter()
+            .map(|r| serde_json::to_value(RoleView::of(r, &defined)).unwrap_or_default())
             .collect(),
     )))
 }
@@ -283,14 +318,13 @@ pub async fn create_role(
     auth: &Portcullis,
     _ctx: RequestContext,
     (caller, Path(id), Json(body)): (Caller, Path<String>, Json<RoleRequest>),
-) -> Created<Role> {
+) -> Created<RoleView> {
     let org = org_id(&id)?;
     caller.require(auth, "roles:write", Some(org)).await?;
     let spec = spec(body.name, body.description, &body.permissions);
-    Ok((
-        StatusCode::CREATED,
-        Json(auth.rbac().create_role(org, &spec).await?),
-    ))
+    let role = auth.rbac().create_role(org, &spec).await?;
+    let defined = auth.rbac().permissions(org).await?;
+    Ok((StatusCode::CREATED, Json(RoleView::of(role, &defined))))
 }
 
 /// Change a role (`roles:write`); its holders' next tokens carry the change.
@@ -301,15 +335,16 @@ pub async fn update_role(
     auth: &Portcullis,
     _ctx: RequestContext,
     (caller, Path((id, role_id)), Json(body)): (Caller, Path<(String, String)>, Json<RolePatch>),
-) -> HttpResult<Json<Role>> {
+) -> HttpResult<Json<RoleView>> {
     let org = org_id(&id)?;
     caller.require(auth, "roles:write", Some(org)).await?;
     let role_id: RoleId = parse_id(&role_id)?;
     let role = auth.rbac().role(org, role_id).await?;
+    let defined = auth.rbac().permissions(org).await?;
     let permissions = match body.permissions {
         Some(p) => p,
         None => role
-            .permissions
+            .grants(&defined)
             .iter()
             .map(|p| p.as_str().to_owned())
             .collect(),
@@ -319,7 +354,8 @@ pub async fn update_role(
         body.description.or(role.description),
         &permissions,
     );
-    Ok(Json(auth.rbac().update_role(org, role_id, &spec).await?))
+    let role = auth.rbac().update_role(org, role_id, &spec).await?;
+    Ok(Json(RoleView::of(role, &defined)))
 }
 
 /// Delete a role (`roles:write`).
