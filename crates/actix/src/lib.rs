@@ -45,7 +45,7 @@ use actix_web::http::header::{HeaderName as ActixName, HeaderValue as ActixValue
 use actix_web::middleware::{self, Next};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, Scope, web};
 use portcullis::tokens::Claims;
-use portcullis_http::{API_HEADERS, BODY_LIMIT, Bearer, Call, Response, Route};
+use portcullis_http::{API_HEADERS, BODY_LIMIT, Bearer, Call, Check, Response, Route};
 pub use portcullis_http::{Api, HttpError, Permission, permission};
 
 /// The REST API (`portcullis_http::routes`) as a scope at `prefix` (`/api/v1`); with
@@ -319,6 +319,18 @@ fn parts(req: &HttpRequest) -> Result<(http::HeaderMap, Api), Refusal> {
     Ok((headers, api))
 }
 
+/// The bearer as `check` requires it, from the app's `web::Data<Api>`.
+fn verified(req: &HttpRequest, check: Check) -> Extracting<Claims> {
+    let parts = parts(req);
+    Box::pin(async move {
+        let (headers, api) = parts?;
+        let bearer = Bearer::check(&headers, &api.auth, check)
+            .await
+            .map_err(Refusal)?;
+        Ok(bearer.claims)
+    })
+}
+
 fn has_authorization(req: &HttpRequest) -> bool {
     req.headers()
         .contains_key(actix_web::http::header::AUTHORIZATION)
@@ -329,14 +341,8 @@ impl FromRequest for Authenticated {
     type Future = Extracting<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let parts = parts(req);
-        Box::pin(async move {
-            let (headers, api) = parts?;
-            let bearer = Bearer::stateless(&headers, api.auth())
-                .await
-                .map_err(Refusal)?;
-            Ok(Authenticated(bearer.claims))
-        })
+        let verifying = verified(req, Check::Stateless);
+        Box::pin(async move { Ok(Authenticated(verifying.await?)) })
     }
 }
 
@@ -345,12 +351,8 @@ impl FromRequest for AuthenticatedLive {
     type Future = Extracting<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let parts = parts(req);
-        Box::pin(async move {
-            let (headers, api) = parts?;
-            let bearer = Bearer::live(&headers, api.auth()).await.map_err(Refusal)?;
-            Ok(AuthenticatedLive(bearer.claims))
-        })
+        let verifying = verified(req, Check::Live);
+        Box::pin(async move { Ok(AuthenticatedLive(verifying.await?)) })
     }
 }
 
@@ -385,14 +387,7 @@ impl<P: Permission> FromRequest for Permitted<P> {
     type Future = Extracting<Self>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let parts = parts(req);
-        Box::pin(async move {
-            let (headers, api) = parts?;
-            let bearer = Bearer::live(&headers, api.auth()).await.map_err(Refusal)?;
-            portcullis_http::require_permission(api.auth(), &bearer.claims, P::NAME)
-                .await
-                .map_err(Refusal)?;
-            Ok(Permitted(bearer.claims, PhantomData))
-        })
+        let verifying = verified(req, Check::Permission(P::NAME));
+        Box::pin(async move { Ok(Permitted(verifying.await?, PhantomData)) })
     }
 }

@@ -45,7 +45,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response as AxumResponse};
 use axum::routing::{MethodFilter, on};
 use portcullis::tokens::Claims;
-use portcullis_http::{API_HEADERS, BODY_LIMIT, Bearer, Call, Response, Route};
+use portcullis_http::{API_HEADERS, BODY_LIMIT, Bearer, Call, Check, Response, Route};
 pub use portcullis_http::{Api, HttpError, Permission, permission};
 
 /// The REST API (`portcullis_http::routes`), to nest under a prefix:
@@ -216,6 +216,18 @@ impl IntoResponse for Refusal {
     }
 }
 
+/// The bearer as `check` requires it, from the app's [`Api`].
+async fn verified<S>(parts: &Parts, state: &S, check: Check) -> Result<Claims, Refusal>
+where
+    Api: FromRef<S>,
+{
+    let api = Api::from_ref(state);
+    let bearer = Bearer::check(&parts.headers, &api.auth, check)
+        .await
+        .map_err(Refusal)?;
+    Ok(bearer.claims)
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Authenticated
 where
     Api: FromRef<S>,
@@ -223,11 +235,9 @@ where
     type Rejection = Refusal;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Refusal> {
-        let api = Api::from_ref(state);
-        let bearer = Bearer::stateless(&parts.headers, api.auth())
+        verified(parts, state, Check::Stateless)
             .await
-            .map_err(Refusal)?;
-        Ok(Authenticated(bearer.claims))
+            .map(Authenticated)
     }
 }
 
@@ -238,11 +248,9 @@ where
     type Rejection = Refusal;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Refusal> {
-        let api = Api::from_ref(state);
-        let bearer = Bearer::live(&parts.headers, api.auth())
+        verified(parts, state, Check::Live)
             .await
-            .map_err(Refusal)?;
-        Ok(AuthenticatedLive(bearer.claims))
+            .map(AuthenticatedLive)
     }
 }
 
@@ -253,14 +261,8 @@ where
     type Rejection = Refusal;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Refusal> {
-        let api = Api::from_ref(state);
-        let bearer = Bearer::live(&parts.headers, api.auth())
-            .await
-            .map_err(Refusal)?;
-        portcullis_http::require_permission(api.auth(), &bearer.claims, P::NAME)
-            .await
-            .map_err(Refusal)?;
-        Ok(Permitted(bearer.claims, PhantomData))
+        let claims = verified(parts, state, Check::Permission(P::NAME)).await?;
+        Ok(Permitted(claims, PhantomData))
     }
 }
 

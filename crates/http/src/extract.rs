@@ -189,6 +189,37 @@ impl Bearer {
     }
 }
 
+/// What a framework's extractor requires of a request's bearer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// A valid access token (signature and lifetime; no store read).
+    Stateless,
+    /// A valid access token whose session is live and whose roles are current.
+    Live,
+    /// [`Live`](Self::Live), and the user holds this permission.
+    Permission(&'static str),
+}
+
+impl Bearer {
+    /// The bearer of `headers` as `check` requires it: what every framework's extractors
+    /// call, so they refuse alike (401 with a challenge, or 403).
+    pub async fn check(
+        headers: &http::HeaderMap,
+        auth: &Portcullis,
+        check: Check,
+    ) -> HttpResult<Bearer> {
+        match check {
+            Check::Stateless => Bearer::stateless(headers, auth).await,
+            Check::Live => Bearer::live(headers, auth).await,
+            Check::Permission(permission) => {
+                let bearer = Bearer::live(headers, auth).await?;
+                require_permission(auth, &bearer.claims, permission).await?;
+                Ok(bearer)
+            }
+        }
+    }
+}
+
 impl FromCall for Bearer {
     async fn from_call(call: &Call, api: &Api) -> HttpResult<Self> {
         Bearer::live(&call.headers, &api.auth).await

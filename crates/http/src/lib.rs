@@ -51,7 +51,7 @@ pub mod sms;
 pub use call::{Call, param_names};
 pub use error::{ErrorBody, ErrorDetail, HttpError, HttpResult, scrub_values};
 pub use extract::{
-    Bearer, Caller, FromCall, Json, OptionalJson, Path, Permission, Query, bearer_token,
+    Bearer, Caller, Check, FromCall, Json, OptionalJson, Path, Permission, Query, bearer_token,
     claims_allow, parse_id, require_permission,
 };
 pub use ipnet::IpNet;
@@ -85,7 +85,7 @@ pub struct Shared {
 
 /// The bootstrap management key: compared in constant time, never printed.
 #[derive(Clone)]
-pub struct AdminKey(pub(crate) String);
+pub struct AdminKey(String);
 
 impl AdminKey {
     /// The shortest key accepted.
@@ -146,11 +146,6 @@ impl Api {
         };
         edit(&mut shared);
         Api(Arc::new(shared))
-    }
-
-    /// The engine.
-    pub fn auth(&self) -> &Portcullis {
-        &self.0.auth
     }
 }
 

@@ -137,12 +137,12 @@ impl Settings {
             })
             .transpose()?
             .unwrap_or_default();
-        let admin_key = lookup("PORTCULLIS_ADMIN_KEY");
-        if admin_key.as_ref().is_some_and(|k| k.len() < MIN_ADMIN_KEY) {
-            return Err(format!(
-                "PORTCULLIS_ADMIN_KEY must be at least {MIN_ADMIN_KEY} characters"
-            ));
-        }
+        let admin_key = lookup("PORTCULLIS_ADMIN_KEY")
+            .map(AdminKey::new)
+            .transpose()
+            .map_err(|_| {
+                format!("PORTCULLIS_ADMIN_KEY must be at least {MIN_ADMIN_KEY} characters")
+            })?;
         let allow_secrets_in_data_dir = match lookup(ALLOW_SECRETS_IN_DATA_DIR).as_deref() {
             None | Some("0" | "false" | "no") => false,
             Some("1" | "true" | "yes") => true,
@@ -168,7 +168,7 @@ impl Settings {
             smtp_from: lookup("PORTCULLIS_SMTP_FROM")
                 .unwrap_or_else(|| "portcullis <no-reply@localhost>".into()),
             sms_webhook: lookup("PORTCULLIS_SMS_WEBHOOK"),
-            admin_key: admin_key.map(AdminKey),
+            admin_key,
             trusted_proxies,
             pepper: lookup("PORTCULLIS_PEPPER"),
             encryption_key: lookup("PORTCULLIS_ENCRYPTION_KEY"),
