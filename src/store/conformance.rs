@@ -12,6 +12,14 @@
 //! `key_store_tests!`, `challenge_store_tests!`, `audit_log_tests!`. Each check is bound
 //! to its one trait.
 //!
+//! An adapter whose backend is a service that may be absent (a database server) passes
+//! `optional:` and a factory returning `Option<Store>`: each test returns early on `None`,
+//! after the factory has said loudly why it skipped (or panicked, under CI):
+//!
+//! ```text
+//! portcullis::conformance_tests!(optional: || async { fresh_store_or_none().await });
+//! ```
+//!
 //! The macro expands to one `#[tokio::test]` per promise on a multi-threaded runtime, so
 //! the concurrency tests really race (the adapter crate needs `tokio` as a dev-dependency
 //! with the `macros` and `rt-multi-thread` features). The tests are also public functions,
@@ -43,6 +51,14 @@ use crate::{StoreError, Timestamp};
 /// below, all of them.
 #[macro_export]
 macro_rules! conformance_tests {
+    (optional: $factory:expr) => {
+        $crate::user_store_tests!(optional: $factory);
+        $crate::org_store_tests!(optional: $factory);
+        $crate::session_store_tests!(optional: $factory);
+        $crate::key_store_tests!(optional: $factory);
+        $crate::challenge_store_tests!(optional: $factory);
+        $crate::audit_log_tests!(optional: $factory);
+    };
     ($factory:expr) => {
         $crate::user_store_tests!($factory);
         $crate::org_store_tests!($factory);
@@ -57,8 +73,25 @@ macro_rules! conformance_tests {
 /// only that trait: `portcullis::user_store_tests!(|| async { MyStore::new() });`.
 #[macro_export]
 macro_rules! user_store_tests {
+    (optional: $factory:expr) => {
+        $crate::__conformance_tests! { optional $factory;
+            user_create_and_lookups,
+            user_email_unique_under_16_concurrent_creates,
+            user_phone_and_id_unique,
+            user_update_is_compare_and_swap_under_16_concurrent_writers,
+            user_update_reindexes_contacts_atomically,
+            user_delete_cascades_to_everything_the_user_owns,
+            user_listing_pages_are_stable,
+            passkey_credential_id_unique_under_16_racing_registrations,
+            passkey_requires_user_and_is_scoped_to_owner,
+            passkey_use_is_monotonic_under_16_racing_sign_ins,
+            totp_step_accepted_once_under_16_racing_codes,
+            totp_factors_are_owned,
+            backup_code_consumed_once_under_16_racing_redemptions,
+        }
+    };
     ($factory:expr) => {
-        $crate::__conformance_tests! { $factory;
+        $crate::__conformance_tests! { required $factory;
             user_create_and_lookups,
             user_email_unique_under_16_concurrent_creates,
             user_phone_and_id_unique,
@@ -80,8 +113,21 @@ macro_rules! user_store_tests {
 /// only that trait: `portcullis::org_store_tests!(|| async { MyStore::new() });`.
 #[macro_export]
 macro_rules! org_store_tests {
+    (optional: $factory:expr) => {
+        $crate::__conformance_tests! { optional $factory;
+            org_slug_unique_under_16_concurrent_creates,
+            org_domains_unique_and_update_reindexes,
+            org_delete_cascades,
+            org_listing_pages_are_stable,
+            app_client_id_unique_across_orgs,
+            roles_and_permissions_cascade,
+            memberships_by_user_and_by_org,
+            api_credentials_unique_listed_and_never_unrevoked,
+            org_domain_and_client_id_unique_under_16_racers,
+        }
+    };
     ($factory:expr) => {
-        $crate::__conformance_tests! { $factory;
+        $crate::__conformance_tests! { required $factory;
             org_slug_unique_under_16_concurrent_creates,
             org_domains_unique_and_update_reindexes,
             org_delete_cascades,
@@ -99,8 +145,16 @@ macro_rules! org_store_tests {
 /// only that trait: `portcullis::session_store_tests!(|| async { MyStore::new() });`.
 #[macro_export]
 macro_rules! session_store_tests {
+    (optional: $factory:expr) => {
+        $crate::__conformance_tests! { optional $factory;
+            session_family_lookup_and_expiry,
+            session_rotate_has_one_winner_under_16_racing_refreshes,
+            session_rotate_refuses_wrong_revoked_or_expired,
+            session_revocation_listing_and_deletion,
+        }
+    };
     ($factory:expr) => {
-        $crate::__conformance_tests! { $factory;
+        $crate::__conformance_tests! { required $factory;
             session_family_lookup_and_expiry,
             session_rotate_has_one_winner_under_16_racing_refreshes,
             session_rotate_refuses_wrong_revoked_or_expired,
@@ -113,8 +167,13 @@ macro_rules! session_store_tests {
 /// only that trait: `portcullis::key_store_tests!(|| async { MyStore::new() });`.
 #[macro_export]
 macro_rules! key_store_tests {
+    (optional: $factory:expr) => {
+        $crate::__conformance_tests! { optional $factory;
+            signing_keys_unique_ordered_and_deletable,
+        }
+    };
     ($factory:expr) => {
-        $crate::__conformance_tests! { $factory;
+        $crate::__conformance_tests! { required $factory;
             signing_keys_unique_ordered_and_deletable,
         }
     };
@@ -124,8 +183,19 @@ macro_rules! key_store_tests {
 /// only that trait: `portcullis::challenge_store_tests!(|| async { MyStore::new() });`.
 #[macro_export]
 macro_rules! challenge_store_tests {
+    (optional: $factory:expr) => {
+        $crate::__conformance_tests! { optional $factory;
+            challenge_take_is_exactly_once_under_16_racing_takes,
+            challenge_insert_if_absent_under_16_racing_inserts,
+            challenge_expiry_is_visible_at_once,
+            challenge_update_is_compare_and_swap_under_16_racing_updates,
+            counter_incr_loses_no_count_under_16_tasks,
+            counter_windows_expire_and_reset,
+            purge_removes_only_expired,
+        }
+    };
     ($factory:expr) => {
-        $crate::__conformance_tests! { $factory;
+        $crate::__conformance_tests! { required $factory;
             challenge_take_is_exactly_once_under_16_racing_takes,
             challenge_insert_if_absent_under_16_racing_inserts,
             challenge_expiry_is_visible_at_once,
@@ -141,8 +211,15 @@ macro_rules! challenge_store_tests {
 /// only that trait: `portcullis::audit_log_tests!(|| async { MyStore::new() });`.
 #[macro_export]
 macro_rules! audit_log_tests {
+    (optional: $factory:expr) => {
+        $crate::__conformance_tests! { optional $factory;
+            audit_log_newest_first_and_paged_stably,
+            audit_log_forgets_a_users_personal_data_only,
+            audit_chain_head_moves_once_under_16_racing_appends,
+        }
+    };
     ($factory:expr) => {
-        $crate::__conformance_tests! { $factory;
+        $crate::__conformance_tests! { required $factory;
             audit_log_newest_first_and_paged_stably,
             audit_log_forgets_a_users_personal_data_only,
             audit_chain_head_moves_once_under_16_racing_appends,
@@ -153,12 +230,23 @@ macro_rules! audit_log_tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_tests {
-    ($factory:expr; $($name:ident),* $(,)?) => {
+    (required $factory:expr; $($name:ident),* $(,)?) => {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $name() {
                 let store = ::std::sync::Arc::new(($factory)().await);
                 $crate::store::conformance::$name(store).await;
+            }
+        )*
+    };
+    (optional $factory:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let Some(store) = ($factory)().await else {
+                    return;
+                };
+                $crate::store::conformance::$name(::std::sync::Arc::new(store)).await;
             }
         )*
     };

@@ -24,6 +24,7 @@ macro_rules! on_both_adapters {
 }
 
 pub mod authenticator;
+pub mod postgres;
 pub mod scenarios;
 
 use portcullis::{RequestContext, SignIn, TokenSet};
