@@ -7,8 +7,10 @@
 #![forbid(unsafe_code)]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-/// Runs each scenario `async fn name<S>(h: Harness<S>)` of the test file on both adapters,
-/// as `on_memory::name` and `on_sled::name` (the file imports `harness` and `sled_harness`).
+/// Runs each scenario `async fn name<S>(h: Harness<S>)` of the test file on every durable
+/// and in-memory adapter: as `on_memory::name`, `on_sled::name` (the file imports `harness`
+/// and `sled_harness`) and `on_postgres::name` (a fresh schema on the test server; skipped
+/// loudly without one, failed under CI).
 #[macro_export]
 macro_rules! on_both_adapters {
     ($($name:ident),* $(,)?) => {
@@ -19,6 +21,14 @@ macro_rules! on_both_adapters {
         mod on_sled {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $name() { super::$name(super::sled_harness()).await })*
+        }
+        mod on_postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                if let Some(h) = $crate::pg_harness().await {
+                    super::$name(h).await
+                }
+            })*
         }
     };
 }
@@ -99,6 +109,22 @@ pub fn sled_harness_built(
     let clock = ManualClock::fixed();
     let store = portcullis_sled::SledStore::open(dir.path()).expect("sled opens");
     harness_on(store, clock, config, Some(dir), extra)
+}
+
+/// A harness on a fresh schema of the test PostgreSQL, with the default configuration;
+/// `None` (after a loud message) when the server is absent outside CI.
+pub async fn pg_harness() -> Option<Harness<portcullis_postgres::PgStore>> {
+    pg_harness_built(Config::new("https://app.example.com"), |builder| builder).await
+}
+
+/// A harness on a fresh schema of the test PostgreSQL, with `config` and whatever else
+/// `extra` sets.
+pub async fn pg_harness_built(
+    config: Config,
+    extra: impl FnOnce(PortcullisBuilder) -> PortcullisBuilder,
+) -> Option<Harness<portcullis_postgres::PgStore>> {
+    let store = postgres::store().await?;
+    Some(harness_on(store, ManualClock::fixed(), config, None, extra))
 }
 
 fn harness_on<S: portcullis::store::Storage + Clone + 'static>(

@@ -156,11 +156,21 @@ pub async fn auth_code_raced_16_times_leaves_no_live_session<S>(auth: &Portculli
 where
     S: UserStore + OrgStore,
 {
+    auth_code_raced_across_instances(&[auth], 16, store).await;
+}
+
+/// The same race with `racers` exchanges spread over several engines on one store (as many
+/// application instances on one database): racer `i` uses `engines[i % engines.len()]`.
+pub async fn auth_code_raced_across_instances<S>(engines: &[&Portcullis], racers: usize, store: &S)
+where
+    S: UserStore + OrgStore,
+{
+    let auth = engines[0];
     let user = client_and_member(auth, store).await;
     for round in 0..4 {
         let code = code_for(auth, user).await;
-        let results = race(16, |_| {
-            let auth = auth.clone();
+        let results = race(racers, |i| {
+            let auth = engines[i % engines.len()].clone();
             let ex = exchange(&code);
             async move { auth.tokens().exchange_code(&ex, &ctx()).await }
         })

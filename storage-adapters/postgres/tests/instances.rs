@@ -1,0 +1,254 @@
+//! Many application instances on one database: two engines, each with its own pool, on one
+//! schema of a real PostgreSQL. Every single-use secret is raced 32 times across both
+//! (CON-01): exactly one redemption wins, whichever instance it lands on.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use portcullis::crypto::Password;
+use portcullis::testing::{race, test_keyring, test_pepper};
+use portcullis::{Config, DeviceProof, Error, LinkOptions, Portcullis};
+use portcullis_postgres::PgStore;
+use portcullis_test_support::{self as support, Harness, code_of, ctx, link_token, scenarios};
+
+const RACERS: usize = 32;
+
+fn config() -> Config {
+    Config::new("https://app.example.com")
+}
+
+/// Instance A (the harness: its mailer and clock) and instance B: another engine with its
+/// own pool on A's schema, sharing A's secrets, mailer and clock.
+async fn two_instances() -> Option<(Harness<PgStore>, Portcullis)> {
+    let a = support::pg_harness_built(config(), |b| b).await?;
+    let store_b = support::postgres::second_instance(&a.store).await;
+    let b = Portcullis::builder(config())
+        .store(store_b)
+        .mailer(a.mailer.clone())
+        .sms(a.sms.clone())
+        .clock(a.clock.clone())
+        .pepper(test_pepper())
+        .keyring(test_keyring())
+        .build()
+        .unwrap();
+    Some((a, b))
+}
+
+/// The engine racer `i` uses: even ones A, odd ones B.
+fn pick(a: &Portcullis, b: &Portcullis, i: usize) -> Portcullis {
+    if i.is_multiple_of(2) {
+        a.clone()
+    } else {
+        b.clone()
+    }
+}
+
+/// Signs `email` in with an emailed code on A: its tokens.
+async fn signed_in(h: &Harness<PgStore>, email: &str) -> portcullis::TokenSet {
+    let channel = h.auth.codes().email();
+    let sent = channel.send(email, &ctx()).await.unwrap();
+    let code = code_of(&h.last_mail().await.message);
+    support::tokens(
+        channel
+            .verify(sent.request_id, &code, &ctx())
+            .await
+            .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn con01_one_email_code_raced_on_two_instances_signs_in_once() {
+    let Some((h, b)) = two_instances().await else {
+        return;
+    };
+    let sent = h
+        .auth
+        .codes()
+        .email()
+        .send("ana@example.com", &ctx())
+        .await
+        .unwrap();
+    let code = code_of(&h.last_mail().await.message);
+    let (a, b) = (h.auth.clone(), b.clone());
+    let results = race(RACERS, |i| {
+        let auth = pick(&a, &b, i);
+        let code = code.clone();
+        async move {
+            auth.codes()
+                .email()
+                .verify(sent.request_id, &code, &ctx())
+                .await
+        }
+    })
+    .await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| matches!(e, Error::InvalidCredentials | Error::RateLimited { .. })),
+        "{results:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn con01_one_magic_link_raced_on_two_instances_opens_one_session() {
+    let Some((h, b)) = two_instances().await else {
+        return;
+    };
+    let sent = h
+        .auth
+        .magic_links()
+        .send("ana@example.com", &LinkOptions::new(), &ctx())
+        .await
+        .unwrap();
+    let token = link_token(&h.last_mail().await);
+    let (a, b) = (h.auth.clone(), b.clone());
+    let results = race(RACERS, |i| {
+        let auth = pick(&a, &b, i);
+        let token = token.clone();
+        let proof = DeviceProof::none().with_poll_token(sent.poll_token.clone());
+        async move { auth.magic_links().verify(&token, &proof, &ctx()).await }
+    })
+    .await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| matches!(e, Error::InvalidToken | Error::RateLimited { .. })),
+        "{results:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn con01_one_refresh_token_raced_on_two_instances_rotates_once() {
+    let Some((h, b)) = two_instances().await else {
+        return;
+    };
+    let tokens = signed_in(&h, "ana@example.com").await;
+    let (a, b) = (h.auth.clone(), b.clone());
+    let refresh = tokens.refresh_token.clone();
+    let results = race(RACERS, |i| {
+        let auth = pick(&a, &b, i);
+        let refresh = refresh.clone();
+        async move { auth.tokens().refresh(&refresh, &ctx()).await }
+    })
+    .await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    // The losers presented a rotated token: reuse, which ends the session on both.
+    for auth in [&h.auth, &b] {
+        assert!(
+            auth.tokens()
+                .verify_live(&tokens.access_token)
+                .await
+                .is_err(),
+            "the raced session is revoked"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn con01_one_authorization_code_raced_on_two_instances_is_spent_once() {
+    let Some((h, b)) = two_instances().await else {
+        return;
+    };
+    scenarios::auth_code_raced_across_instances(&[&h.auth, &b], RACERS, &h.store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_revoked_on_one_instance_is_refused_live_on_the_other() {
+    let Some((h, b)) = two_instances().await else {
+        return;
+    };
+    let tokens = signed_in(&h, "ana@example.com").await;
+    b.tokens().verify_live(&tokens.access_token).await.unwrap();
+    h.auth
+        .sessions()
+        .revoke(tokens.user_id, tokens.session_id, &ctx())
+        .await
+        .unwrap();
+    let refused = b.tokens().verify_live(&tokens.access_token).await;
+    assert!(matches!(refused, Err(Error::SessionRevoked)), "{refused:?}");
+    let refreshed = b.tokens().refresh(&tokens.refresh_token, &ctx()).await;
+    assert!(refreshed.is_err(), "{refreshed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_signing_key_rotated_on_one_instance_verifies_on_the_other_at_once() {
+    let Some((h, b)) = two_instances().await else {
+        return;
+    };
+    // B has read the keys (and caches them) before A rotates.
+    let before = signed_in(&h, "ana@example.com").await;
+    b.tokens().verify(&before.access_token).await.unwrap();
+    let kid = h.auth.tokens().rotate_signing_key().await.unwrap();
+    let after = signed_in(&h, "bo@example.com").await;
+    let header = after
+        .access_token
+        .secret()
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
+    let header = URL_SAFE_NO_PAD.decode(header).unwrap();
+    let header = String::from_utf8(header).unwrap();
+    assert!(header.contains(&kid), "A signs with the new key: {header}");
+    // An unknown kid makes B read the keys again (at most once a second).
+    b.tokens().verify(&after.access_token).await.unwrap();
+    b.tokens().verify(&before.access_token).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limits_are_counted_across_instances() {
+    let Some((h, b)) = two_instances().await else {
+        return;
+    };
+    support::password_sign_up(&h, "ana@example.com", "a long and right passphrase", &ctx())
+        .await
+        .unwrap();
+    let right = Password::new("a long and right passphrase");
+    let wrong = Password::new("a long and wrong passphrase");
+    // One client's failure budget for one account (10 per 15 minutes), spent half on A and
+    // half on B: the count is one row in the database, so the right password is refused
+    // next, on either instance. Counted per instance, each would have 5 left.
+    let budget = h.auth.config().limits.failures_per_account_ip.max;
+    for attempt in 0..budget {
+        let auth = if attempt.is_multiple_of(2) {
+            &h.auth
+        } else {
+            &b
+        };
+        let failed = auth
+            .passwords()
+            .sign_in("ana@example.com", &wrong, &ctx())
+            .await;
+        assert!(
+            matches!(failed, Err(Error::InvalidCredentials)),
+            "{attempt}: {failed:?}"
+        );
+    }
+    for auth in [&h.auth, &b] {
+        let refused = auth
+            .passwords()
+            .sign_in("ana@example.com", &right, &ctx())
+            .await;
+        assert!(
+            matches!(refused, Err(Error::RateLimited { .. })),
+            "{refused:?}"
+        );
+    }
+}
