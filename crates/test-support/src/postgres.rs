@@ -77,7 +77,13 @@ pub async fn store_with(configure: impl FnOnce(PgConfig) -> PgConfig) -> Option<
     if !available().await {
         return None;
     }
-    let config = configure(PgConfig::new(url()).schema(unique_schema()));
+    // Named after its schema in pg_stat_activity, so a test can find its own connections.
+    let schema = unique_schema();
+    let config = configure(
+        PgConfig::new(url())
+            .application_name(&schema)
+            .schema(schema),
+    );
     let store = config.connect().await.expect("connect to PostgreSQL");
     store.migrate().await.expect("migrate a fresh schema");
     Some(store)
@@ -124,4 +130,68 @@ async fn drop_abandoned_schemas(store: &PgStore) {
                 .await;
         }
     }
+}
+
+/// Counters incremented by 8 tasks while `outage` runs: every increment acknowledged before,
+/// during or after it is counted, and the store answers again afterwards without being
+/// rebuilt.
+pub async fn recovers_under_load(store: PgStore, outage: impl std::future::Future<Output = ()>) {
+    use portcullis::store::ChallengeStore;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let t0 = portcullis::Timestamp::from_unix_secs(1_767_225_600);
+    let acknowledged = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let far = t0 + Duration::from_secs(3600);
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, acknowledged, failed, stop) = (
+                store.clone(),
+                acknowledged.clone(),
+                failed.clone(),
+                stop.clone(),
+            );
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    match store.incr("load", far, t0).await {
+                        Ok(_) => acknowledged.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    outage.await;
+    // Back within 30 s: the pool opens new connections by itself.
+    let mut recovered = false;
+    for _ in 0..300 {
+        if store.counter("probe", t0).await.is_ok() {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the store did not recover");
+    let before = acknowledged.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        acknowledged.load(Ordering::Relaxed) > before,
+        "increments succeed again"
+    );
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    let count = store.counter("load", t0).await.unwrap().unwrap().count;
+    let (acked, lost) = (
+        acknowledged.load(Ordering::Relaxed),
+        failed.load(Ordering::Relaxed),
+    );
+    // An increment whose acknowledgement the outage swallowed may have committed.
+    assert!(
+        acked <= count && count <= acked + lost,
+        "count {count}, acknowledged {acked}, failed {lost}"
+    );
 }

@@ -136,6 +136,7 @@ impl PgError {
 pub struct PgConfig {
     url: String,
     schema: Option<String>,
+    application_name: String,
     max_connections: u32,
     min_connections: u32,
     acquire_timeout: Duration,
@@ -148,6 +149,7 @@ impl fmt::Debug for PgConfig {
         // The URL may carry a password: never printed.
         f.debug_struct("PgConfig")
             .field("schema", &self.schema)
+            .field("application_name", &self.application_name)
             .field("max_connections", &self.max_connections)
             .field("min_connections", &self.min_connections)
             .field("acquire_timeout", &self.acquire_timeout)
@@ -166,6 +168,7 @@ impl PgConfig {
         PgConfig {
             url: url.into(),
             schema: None,
+            application_name: "portcullis".to_owned(),
             max_connections: 10,
             min_connections: 0,
             acquire_timeout: Duration::from_secs(5),
@@ -179,6 +182,13 @@ impl PgConfig {
     /// identifier (`a-z`, `0-9`, `_`).
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
         self.schema = Some(schema.into());
+        self
+    }
+
+    /// The `application_name` its connections show in `pg_stat_activity` (default
+    /// `portcullis`): name each instance to tell them apart.
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.application_name = name.into();
         self
     }
 
@@ -246,7 +256,7 @@ impl PgConfig {
     fn connect_options(&self) -> Result<PgConnectOptions, PgError> {
         let mut options = PgConnectOptions::from_str(&self.url)
             .map_err(|e| PgError::InvalidUrl(redact(&e.to_string())))?
-            .application_name("portcullis");
+            .application_name(&self.application_name);
         let mut settings: Vec<(&str, String)> = Vec::new();
         if let Some(schema) = &self.schema {
             check_schema(schema)?;
