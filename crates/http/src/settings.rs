@@ -6,17 +6,47 @@ use std::sync::Arc;
 
 use portcullis::crypto::{EncryptionKey, Keyring, Pepper};
 use portcullis::{Config, ConsoleMailer, ConsoleSms, Portcullis};
+use portcullis_postgres::{PgConfig, PgStore};
 use portcullis_sled::SledStore;
 
 use crate::{AdminKey, Api, IpNet};
 
 /// Where data lives.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreChoice {
     /// sled files in the data directory (the default).
     Sled,
     /// In memory: gone when the process ends.
     Memory,
+    /// A PostgreSQL database (`postgres://…`), which many instances can share.
+    Postgres {
+        /// The connection URL (it may carry a password: never printed).
+        url: String,
+        /// `PORTCULLIS_PG_SCHEMA`: the schema of the tables (the URL's `search_path` when
+        /// unset, normally `public`).
+        schema: Option<String>,
+        /// `PORTCULLIS_PG_MAX_CONNECTIONS`: this instance's pool size (10).
+        max_connections: Option<u32>,
+    },
+}
+
+impl std::fmt::Debug for StoreChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreChoice::Sled => f.write_str("Sled"),
+            StoreChoice::Memory => f.write_str("Memory"),
+            StoreChoice::Postgres {
+                schema,
+                max_connections,
+                ..
+            } => f
+                .debug_struct("Postgres")
+                .field("url", &"[set]")
+                .field("schema", schema)
+                .field("max_connections", max_connections)
+                .finish(),
+        }
+    }
 }
 
 /// Everything `main` reads from the environment.
@@ -35,7 +65,7 @@ pub struct Settings {
     /// `PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR`: start even though a copy of the data
     /// directory would carry the secrets (the layout before the secrets directory).
     pub allow_secrets_in_data_dir: bool,
-    /// `PORTCULLIS_STORE`: `sled` or `memory`.
+    /// `PORTCULLIS_STORE`: `sled`, `memory` or a `postgres://` URL.
     pub store: StoreChoice,
     /// `PORTCULLIS_SMTP_URL`: email over SMTP; unset prints emails to the console.
     pub smtp_url: Option<String>,
@@ -122,12 +152,23 @@ impl Settings {
             None | Some("sled") => StoreChoice::Sled,
             Some("memory") => StoreChoice::Memory,
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                return Err("PORTCULLIS_STORE: the Postgres adapter is not part of portcullis yet; use sled or memory".into());
+                let max_connections = lookup("PORTCULLIS_PG_MAX_CONNECTIONS")
+                    .map(|n| match n.parse::<u32>() {
+                        Ok(n) if n > 0 => Ok(n),
+                        _ => Err(format!(
+                            "PORTCULLIS_PG_MAX_CONNECTIONS={n:?}: expected a positive number"
+                        )),
+                    })
+                    .transpose()?;
+                StoreChoice::Postgres {
+                    url: url.to_owned(),
+                    schema: lookup("PORTCULLIS_PG_SCHEMA"),
+                    max_connections,
+                }
             }
-            Some(other) => {
-                return Err(format!(
-                    "PORTCULLIS_STORE={other:?}: expected sled or memory"
-                ));
+            Some(_) => {
+                // The value may be a mistyped URL with a password: not echoed.
+                return Err("PORTCULLIS_STORE: expected sled, memory or a postgres:// URL".into());
             }
         };
         let trusted_proxies = lookup("PORTCULLIS_TRUSTED_PROXIES")
@@ -175,12 +216,14 @@ impl Settings {
         })
     }
 
-    /// The engine these settings describe, and the sled store to close at shutdown.
-    pub fn build(&self) -> Result<(Portcullis, Option<Arc<SledStore>>), String> {
+    /// The engine these settings describe, and the store to close at shutdown. A Postgres
+    /// store is connected and migrated (`PgStore::migrate`) first.
+    pub async fn build(&self) -> Result<(Portcullis, Opened), String> {
         let mut config = Config::new(self.public_url.clone());
         config.rp_name = "portcullis demo".into();
-        let persist = self.store == StoreChoice::Sled;
-        if persist {
+        // Secrets outlive the process whenever the data does.
+        let persist = self.store != StoreChoice::Memory;
+        if self.store == StoreChoice::Sled {
             std::fs::create_dir_all(&self.data_dir)
                 .map_err(|e| format!("cannot create {}: {e}", self.data_dir.display()))?;
             self.keep_secrets_apart()?;
@@ -210,8 +253,8 @@ impl Settings {
         let mut builder = Portcullis::builder(config)
             .pepper(pepper)
             .keyring(Keyring::new(1, key));
-        let mut sled = None;
-        builder = match self.store {
+        let opened;
+        builder = match &self.store {
             StoreChoice::Sled => {
                 let store = Arc::new(open_sled(&self.data_dir.join("db")).map_err(|e| {
                     format!(
@@ -219,10 +262,22 @@ impl Settings {
                         self.data_dir.display()
                     )
                 })?);
-                sled = Some(store.clone());
+                opened = Opened::Sled(store.clone());
                 builder.shared_store(store)
             }
-            StoreChoice::Memory => builder.store(portcullis_memory::MemoryStore::new()),
+            StoreChoice::Memory => {
+                opened = Opened::Memory;
+                builder.store(portcullis_memory::MemoryStore::new())
+            }
+            StoreChoice::Postgres {
+                url,
+                schema,
+                max_connections,
+            } => {
+                let store = open_postgres(url, schema.as_deref(), *max_connections).await?;
+                opened = Opened::Postgres(store.clone());
+                builder.store(store)
+            }
         };
         builder = match &self.smtp_url {
             Some(url) => builder.mailer(
@@ -236,14 +291,14 @@ impl Settings {
             None => builder.sms(ConsoleSms),
         };
         let auth = builder.build().map_err(|e| format!("configuration: {e}"))?;
-        Ok((auth, sled))
+        Ok((auth, opened))
     }
 
     /// Builds the engine and makes it ready to serve: the default organization is made
     /// now (so that its errors show at start) and expired records are swept every ten
     /// minutes.
     pub async fn start(&self) -> Result<Started, String> {
-        let (auth, sled) = self.build()?;
+        let (auth, store) = self.build().await?;
         auth.orgs()
             .default_org()
             .await
@@ -251,7 +306,7 @@ impl Settings {
         let sweeper = auth.sweep_every(std::time::Duration::from_secs(600));
         Ok(Started {
             auth,
-            sled,
+            store,
             sweeper,
         })
     }
@@ -266,7 +321,7 @@ impl Settings {
     /// What `main` says at start about the secrets it keeps in files: where they are, and
     /// that they must not travel with the data. `None` when there are no such files.
     pub fn secrets_notice(&self) -> Option<String> {
-        if self.store != StoreChoice::Sled {
+        if self.store == StoreChoice::Memory {
             return None;
         }
         let files: Vec<String> = [
@@ -280,11 +335,19 @@ impl Settings {
         if files.is_empty() {
             return None;
         }
-        let mut notice = format!(
-            "secrets kept in {}: back them up separately from {}, never together",
-            files.join(" and "),
-            self.data_dir.display()
-        );
+        let mut notice = match &self.store {
+            StoreChoice::Postgres { .. } => format!(
+                "secrets kept in {}: every instance on this database needs the same ones \
+                 (set PORTCULLIS_PEPPER and PORTCULLIS_ENCRYPTION_KEY); back them up \
+                 separately from the database, never together",
+                files.join(" and "),
+            ),
+            _ => format!(
+                "secrets kept in {}: back them up separately from {}, never together",
+                files.join(" and "),
+                self.data_dir.display()
+            ),
+        };
         if self.allow_secrets_in_data_dir {
             notice.push_str(&format!(
                 " ({ALLOW_SECRETS_IN_DATA_DIR} is set: a copy of the data may carry them)"
@@ -367,7 +430,14 @@ impl Settings {
         if let Some(dir) = path.parent() {
             create_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         }
-        write_private(&path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        match write_private(&path, &text) {
+            Ok(()) => {}
+            // Another instance starting at the same moment wrote it first: use theirs.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return read_complete(&path);
+            }
+            Err(e) => return Err(format!("cannot write {}: {e}", path.display())),
+        }
         eprintln!(
             "warning: generated a new {name} in {}; in production set PORTCULLIS_{} instead",
             path.display(),
@@ -375,6 +445,54 @@ impl Settings {
         );
         Ok(text)
     }
+}
+
+/// Reads a secret file another instance just created, waiting briefly for its contents.
+fn read_complete(path: &Path) -> Result<String, String> {
+    for _ in 0..50 {
+        match std::fs::read_to_string(path) {
+            Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
+            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+    Err(format!("{} stays empty", path.display()))
+}
+
+/// Connects to PostgreSQL and brings its schema up to date.
+async fn open_postgres(
+    url: &str,
+    schema: Option<&str>,
+    max_connections: Option<u32>,
+) -> Result<PgStore, String> {
+    let mut config = PgConfig::new(url);
+    if let Some(schema) = schema {
+        config = config.schema(schema);
+    }
+    if let Some(n) = max_connections {
+        config = config.max_connections(n);
+    }
+    let store = config
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to PostgreSQL: {}", chain(&e)))?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| format!("cannot migrate the PostgreSQL schema: {}", chain(&e)))?;
+    Ok(store)
+}
+
+/// An error and its sources, on one line.
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Opens the sled store, trying again for up to two seconds: sled releases its directory
@@ -459,16 +577,32 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 pub struct Started {
     /// The engine.
     pub auth: Portcullis,
-    sled: Option<Arc<SledStore>>,
+    store: Opened,
     sweeper: portcullis::Sweeper,
+}
+
+/// The store [`Settings::build`] opened, to close at shutdown.
+#[derive(Debug)]
+pub enum Opened {
+    /// The sled database (closed cleanly by [`Started::stop`]).
+    Sled(Arc<SledStore>),
+    /// Nothing to close.
+    Memory,
+    /// The pool (its connections closed by [`Started::stop`]).
+    Postgres(PgStore),
 }
 
 impl Started {
     /// Prints where the data is, where the secrets are and where mail goes.
     pub fn describe(&self, settings: &Settings) {
-        let store = match &self.sled {
-            Some(_) => format!("sled in {}", settings.data_dir.display()),
-            None => "memory (nothing is kept)".to_owned(),
+        let store = match (&self.store, &settings.store) {
+            (Opened::Sled(_), _) => format!("sled in {}", settings.data_dir.display()),
+            (Opened::Postgres(_), StoreChoice::Postgres { schema, .. }) => format!(
+                "PostgreSQL, schema {}",
+                schema.as_deref().unwrap_or("from the URL's search_path")
+            ),
+            (Opened::Postgres(_), _) => "PostgreSQL".to_owned(),
+            (Opened::Memory, _) => "memory (nothing is kept)".to_owned(),
         };
         println!(
             "  listening on {} ({store}); OpenAPI at {}/api/v1/openapi.json",
@@ -488,15 +622,17 @@ impl Started {
         self.auth.flush_deliveries().await;
         self.sweeper.stop().await;
         drop(self.auth);
-        if let Some(store) = self.sled {
-            match Arc::try_unwrap(store) {
+        match self.store {
+            Opened::Sled(store) => match Arc::try_unwrap(store) {
                 Ok(store) => store
                     .close()
                     .map_err(|e| format!("closing the store: {e}"))?,
                 Err(_) => {
                     eprintln!("warning: the store is still in use; it will recover at next start")
                 }
-            }
+            },
+            Opened::Postgres(store) => store.close().await,
+            Opened::Memory => {}
         }
         println!("stopped");
         Ok(())
@@ -537,9 +673,14 @@ mod tests {
     /// Builds the engine as `main` does, then lets go of the store so a later start can
     /// open it again.
     fn start(vars: &[(&str, String)]) -> Result<(), String> {
-        let (auth, sled) = settings(vars)?.build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let (auth, opened) = runtime.block_on(settings(vars)?.build())?;
         drop(auth);
-        if let Some(store) = sled.and_then(|s| Arc::try_unwrap(s).ok()) {
+        if let Opened::Sled(store) = opened
+            && let Ok(store) = Arc::try_unwrap(store)
+        {
             store.close().map_err(|e| e.to_string())?;
         }
         Ok(())
@@ -708,7 +849,11 @@ mod tests {
             Settings::from_lookup(move |name| (name == k).then(|| v.to_owned()))
         };
         assert!(with("PORTCULLIS_ADDR", "nowhere").is_err());
-        assert!(with("PORTCULLIS_STORE", "postgres://localhost/test").is_err());
+        let pg = with("PORTCULLIS_STORE", "postgres://app:hunter2@localhost/test").unwrap();
+        assert!(matches!(pg.store, StoreChoice::Postgres { .. }), "{pg:?}");
+        assert!(!format!("{pg:?}").contains("hunter2"), "{pg:?}");
+        let typo = with("PORTCULLIS_STORE", "postgress://app:hunter2@localhost/test");
+        assert!(!typo.unwrap_err().contains("hunter2"));
         assert!(with("PORTCULLIS_STORE", "mongo").is_err());
         assert!(with("PORTCULLIS_ADMIN_KEY", "short").is_err());
         assert!(with("PORTCULLIS_ALLOW_SECRETS_IN_DATA_DIR", "maybe").is_err());

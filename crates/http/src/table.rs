@@ -117,6 +117,7 @@ table! {
         POST "/auth/email/change/revert" => account::email_change_revert;
         POST "/token/refresh" => tokens::refresh;
         POST "/token" => tokens::token;
+        POST "/signing-keys/rotate" => tokens::rotate_signing_key;
         GET "/mfa/authenticators" => mfa::authenticators;
         DELETE "/mfa/authenticators/{id}" => mfa::remove;
         POST "/mfa/totp/enroll" => mfa::totp_enroll;

@@ -932,3 +932,40 @@ async fn metadata_is_an_object_and_deleted_parents_are_gone() {
         assert_error(&answer, StatusCode::NOT_FOUND, "not_found");
     }
 }
+
+#[tokio::test]
+async fn signing_keys_rotate_for_installation_wide_credentials_only() {
+    let test = TestApp::new();
+    let user = test.token_for("ana@example.com").await;
+    let refused = test
+        .post("/api/v1/signing-keys/rotate", json!({}), Some(&user))
+        .await;
+    assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
+    let anonymous = test
+        .post("/api/v1/signing-keys/rotate", json!({}), None)
+        .await;
+    assert_error(&anonymous, StatusCode::UNAUTHORIZED, "invalid_token");
+
+    let rotated = test
+        .post("/api/v1/signing-keys/rotate", json!({}), Some(ADMIN_KEY))
+        .await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.body);
+    let kid = rotated.str("kid");
+    let jwks = test.get("/.well-known/jwks.json", None).await;
+    let kids: Vec<&str> = jwks.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|k| k["kid"].as_str())
+        .collect();
+    assert!(kids.contains(&kid.as_str()), "{kids:?}");
+    assert!(kids.len() >= 2, "the old key still verifies: {kids:?}");
+    // The user's token, signed by the old key, still works; new tokens carry the new kid.
+    assert_eq!(test.status_of(&user).await.status, StatusCode::OK);
+    let fresh = test.token_for("bo@example.com").await;
+    let header = fresh.split('.').next().unwrap();
+    let header =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header).unwrap();
+    let header: Value = serde_json::from_slice(&header).unwrap();
+    assert_eq!(header["kid"], kid.as_str());
+}

@@ -48,6 +48,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/auth/sessions/{id}"),
     ("post", "/token/refresh"),
     ("post", "/token"),
+    ("post", "/signing-keys/rotate"),
     ("get", "/mfa/authenticators"),
     ("post", "/mfa/totp/enroll"),
     ("get", "/mfa/totp/qr.png"),

@@ -8,10 +8,10 @@ use crate::Response;
 use portcullis::crypto::{AuthCode, ClientSecret, CodeVerifier, RefreshToken};
 use portcullis::model::ClientId;
 use portcullis::tokens::CodeExchange;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{HttpError, HttpResult};
-use crate::extract::Json;
+use crate::extract::{Caller, Json};
 use crate::views::SignInBody;
 
 /// `POST /token/refresh`.
@@ -109,6 +109,29 @@ pub async fn token(
         }
     };
     Ok(Json(SignInBody::tokens(&set)))
+}
+
+/// The signing key a rotation made.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RotatedKey {
+    /// Its key id: the `kid` of the tokens it signs.
+    pub kid: String,
+}
+
+/// Rotate the token-signing key (`signing_keys:rotate`, a credential of the default
+/// organization): the new key signs from now on, on other instances within a minute, and
+/// verifies everywhere at once; tokens the older keys signed keep verifying.
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/signing-keys/rotate", tag = "tokens",
+    responses((status = 201, body = RotatedKey)), security(("bearer" = []))))]
+pub async fn rotate_signing_key(
+    auth: &Portcullis,
+    _ctx: RequestContext,
+    caller: Caller,
+) -> HttpResult<(StatusCode, Json<RotatedKey>)> {
+    caller.require(auth, "signing_keys:rotate", None).await?;
+    let kid = auth.tokens().rotate_signing_key().await?;
+    Ok((StatusCode::CREATED, Json(RotatedKey { kid })))
 }
 
 /// The public keys that verify access tokens (RFC 7517), cacheable for five minutes.
