@@ -483,7 +483,25 @@ fn checked_metadata(metadata: serde_json::Value) -> Result<serde_json::Value, Er
     if size > MAX_METADATA_BYTES {
         return Err(Error::invalid("metadata", "must be at most 16 KiB of JSON"));
     }
+    // Refused on every adapter alike, since a SQL database cannot hold it in text or JSON.
+    if holds_nul(&metadata) {
+        return Err(Error::invalid(
+            "metadata",
+            "must not contain the NUL character (\\u0000)",
+        ));
+    }
     Ok(metadata)
+}
+
+/// Whether a key or string anywhere in `value` holds U+0000.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
 }
 
 /// Tells an address or number taken off an account that it no longer signs in to it.

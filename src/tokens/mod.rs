@@ -523,6 +523,17 @@ impl<'a> Tokens<'a> {
         Ok(key.kid)
     }
 
+    /// Reads the signing keys from the store now, as every instance does on its own within
+    /// [`KEY_REFRESH`]: for an adapter that hears of a rotation or retirement on another
+    /// instance as it happens (`portcullis_postgres::PgStore::follow_key_changes`). Tokens
+    /// of a key no longer stored stop verifying at once; a new newest key signs from now on.
+    pub async fn reload_signing_keys(&self) -> Result<(), Error> {
+        if self.inner.keys.fixed.is_some() {
+            return Ok(());
+        }
+        load_keys(self.inner).await.map(|_| ())
+    }
+
     /// Retires a key: tokens it signed stop verifying at once on this instance (cached or
     /// not), on others within [`KEY_REFRESH`]. The current signing key cannot be retired
     /// (rotate first, and let other instances pick the new key up before retiring the old).

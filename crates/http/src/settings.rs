@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use portcullis::crypto::{EncryptionKey, Keyring, Pepper};
 use portcullis::{Config, ConsoleMailer, ConsoleSms, Portcullis};
-use portcullis_postgres::{PgConfig, PgStore};
+use portcullis_postgres::{KeyFollower, PgConfig, PgStore};
 use portcullis_sled::SledStore;
 
 use crate::{AdminKey, Api, IpNet};
@@ -304,10 +304,20 @@ impl Settings {
             .await
             .map_err(|e| format!("cannot read the default organization: {e}"))?;
         let sweeper = auth.sweep_every(std::time::Duration::from_secs(600));
+        // Other instances' key rotations and retirements take effect here at once.
+        let follower = match &store {
+            Opened::Postgres(pg) => Some(
+                pg.follow_key_changes(auth.clone())
+                    .await
+                    .map_err(|e| format!("cannot follow signing-key changes: {}", chain(&e)))?,
+            ),
+            _ => None,
+        };
         Ok(Started {
             auth,
             store,
             sweeper,
+            follower,
         })
     }
 
@@ -579,6 +589,7 @@ pub struct Started {
     pub auth: Portcullis,
     store: Opened,
     sweeper: portcullis::Sweeper,
+    follower: Option<KeyFollower>,
 }
 
 /// The store [`Settings::build`] opened, to close at shutdown.
@@ -621,6 +632,7 @@ impl Started {
     pub async fn stop(self) -> Result<(), String> {
         self.auth.flush_deliveries().await;
         self.sweeper.stop().await;
+        drop(self.follower);
         drop(self.auth);
         match self.store {
             Opened::Sled(store) => match Arc::try_unwrap(store) {

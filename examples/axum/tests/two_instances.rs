@@ -280,6 +280,19 @@ async fn two_server_processes_on_one_database_act_as_one() {
     assert_eq!(kid_of(&access), kid);
     let (status, seen) = b.get("/auth/status", Some(&access)).await;
     assert_eq!(status, 200, "{seen}");
+    // B heard of the rotation (LISTEN/NOTIFY) and signs with the new key too, well before
+    // its own minute-long refresh would have read it.
+    let mut b_kid = String::new();
+    for _ in 0..50 {
+        let (status, signed_in) = b.post("/auth/password/login", login.clone(), None).await;
+        assert_eq!(status, 200, "{signed_in}");
+        b_kid = kid_of(signed_in["token"].as_str().unwrap());
+        if b_kid == kid {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(b_kid, kid, "B signs with the key rotated on A");
 
     // One client's failure budget for the account (10), spent alternately on A and B: the
     // right password is then refused on both.

@@ -46,6 +46,15 @@
 //! (`Portcullis::sweep_every`) deletes expired rows in batches of [`PURGE_BATCH`], each
 //! batch its own short statement, skipping rows another instance's purge holds.
 //!
+//! ## Many instances
+//!
+//! Every instance sees every write at once, with one exception that is the engine's: the
+//! signing keys, which each instance caches and reads again within a minute
+//! (`portcullis::tokens::KEY_REFRESH`; a token with an unknown kid makes it read them at
+//! once). [`PgStore::follow_key_changes`] closes that window: adding or deleting a key
+//! announces it (`NOTIFY`, on commit), and each following instance reads the keys again
+//! within milliseconds, so a rotation signs and a retirement refuses everywhere at once.
+//!
 //! ## Schema
 //!
 //! Versioned, forward-only migrations are embedded in the crate and applied by
@@ -55,8 +64,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+/// The SQL of the channel signing-key changes are announced on: one per schema.
+macro_rules! key_channel {
+    () => {
+        "'portcullis_signing_keys.' || current_schema()"
+    };
+}
+
 mod audit;
 mod challenges;
+mod follow;
 mod migrate;
 mod orgs;
 mod rows;
@@ -70,7 +87,8 @@ use std::time::Duration;
 use portcullis::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-pub use crate::migrate::MIGRATIONS;
+pub use crate::follow::KeyFollower;
+pub use crate::migrate::{MIGRATIONS, Migration};
 
 /// How many expired rows one purge statement deletes at most.
 pub const PURGE_BATCH: i64 = 1_000;

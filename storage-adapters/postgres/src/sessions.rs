@@ -253,10 +253,15 @@ impl SessionStore for PgStore {
 #[async_trait]
 impl KeyStore for PgStore {
     async fn add_signing_key(&self, key: &StoredSigningKey) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
+        // Announced to every instance following key changes, when (and only if) it commits.
+        sqlx::query(concat!(
+            "WITH added AS (\
+               INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created_at) \
+               VALUES ($1, $2, $3, $4, $5) RETURNING kid\
+             ) SELECT pg_notify(",
+            key_channel!(),
+            ", kid) FROM added"
+        ))
         .bind(&key.kid)
         .bind(&key.algorithm)
         .bind(key.private_key.as_bytes())
@@ -282,12 +287,16 @@ impl KeyStore for PgStore {
     }
 
     async fn delete_signing_key(&self, kid: &str) -> StoreResult<bool> {
-        let deleted = sqlx::query("DELETE FROM signing_keys WHERE kid = $1")
-            .bind(kid)
-            .execute(&self.pool)
-            .await
-            .db()?
-            .rows_affected();
-        Ok(deleted == 1)
+        let deleted = sqlx::query(concat!(
+            "WITH gone AS (DELETE FROM signing_keys WHERE kid = $1 RETURNING kid) \
+             SELECT pg_notify(",
+            key_channel!(),
+            ", kid) FROM gone"
+        ))
+        .bind(kid)
+        .fetch_optional(&self.pool)
+        .await
+        .db()?;
+        Ok(deleted.is_some())
     }
 }

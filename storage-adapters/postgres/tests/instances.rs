@@ -12,6 +12,8 @@ use portcullis::{Config, DeviceProof, Error, LinkOptions, Portcullis};
 use portcullis_postgres::PgStore;
 use portcullis_test_support::{self as support, Harness, code_of, ctx, link_token, scenarios};
 
+use std::time::Duration;
+
 const RACERS: usize = 32;
 
 fn config() -> Config {
@@ -251,4 +253,67 @@ async fn rate_limits_are_counted_across_instances() {
             "{refused:?}"
         );
     }
+}
+
+/// Without following, B would accept a token of a key A retired for up to a minute
+/// (`KEY_REFRESH`) and sign with A's old key as long; following (LISTEN/NOTIFY), it refuses
+/// and switches within milliseconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_hears_of_rotations_and_retirements_at_once() {
+    let Some((h, b)) = two_instances().await else {
+        return;
+    };
+    let store_c = support::postgres::second_instance(&h.store).await;
+    let c = Portcullis::builder(config())
+        .store(store_c)
+        .mailer(h.mailer.clone())
+        .clock(h.clock.clone())
+        .pepper(test_pepper())
+        .keyring(test_keyring())
+        .build()
+        .unwrap();
+    let old = signed_in(&h, "ana@example.com").await;
+    let old_kid = kid_of(&old.access_token);
+    // B and C have read the keys (and verified a token under the old one).
+    b.tokens().verify(&old.access_token).await.unwrap();
+    c.tokens().verify(&old.access_token).await.unwrap();
+    let pg_b = support::postgres::second_instance(&h.store).await;
+    let follower = pg_b.follow_key_changes(b.clone()).await.unwrap();
+
+    let new_kid = h.auth.tokens().rotate_signing_key().await.unwrap();
+    let session = signed_in(&h, "bo@example.com").await.session_id;
+    let mut signed_by_b = String::new();
+    for _ in 0..100 {
+        signed_by_b = kid_of(&b.tokens().issue_for_session(session).await.unwrap());
+        if signed_by_b == new_kid {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(signed_by_b, new_kid, "B signs with the rotated key");
+    let signed_by_c = kid_of(&c.tokens().issue_for_session(session).await.unwrap());
+    assert_eq!(
+        signed_by_c, old_kid,
+        "C, not following, still signs with the old key"
+    );
+
+    h.auth.tokens().retire_key(&old_kid).await.unwrap();
+    let mut refused = false;
+    for _ in 0..100 {
+        if b.tokens().verify(&old.access_token).await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "B refuses a token of the retired key");
+    c.tokens().verify(&old.access_token).await.unwrap();
+    follower.stop();
+}
+
+fn kid_of(token: &portcullis::crypto::AccessToken) -> String {
+    let header = token.secret().split('.').next().unwrap().to_owned();
+    let header = URL_SAFE_NO_PAD.decode(header).unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
 }
