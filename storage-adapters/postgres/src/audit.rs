@@ -8,7 +8,7 @@ use portcullis::store::{AuditLog, StoreResult};
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-use crate::rows::{after, col, fetch_limit, page, parse, ts};
+use crate::rows::{Run, after, col, fetch_limit, page, parse, ts};
 use crate::{Db, PgStore};
 
 macro_rules! event_columns {
@@ -101,12 +101,8 @@ impl AuditLog for PgStore {
              WHERE h.user_id = $1"
         ))
         .bind(user.as_uuid())
-        .fetch_optional(&self.pool)
+        .one(&self.pool, event)
         .await
-        .db()?
-        .as_ref()
-        .map(event)
-        .transpose()
     }
 
     async fn list_user_events(
@@ -138,9 +134,7 @@ impl AuditLog for PgStore {
              WHERE user_id = $1 AND (ip IS NOT NULL OR user_agent IS NOT NULL)",
         )
         .bind(user.as_uuid())
-        .execute(&self.pool)
+        .affected(&self.pool)
         .await
-        .db()
-        .map(|done| done.rows_affected())
     }
 }

@@ -7,7 +7,7 @@ use portcullis::model::{ChallengeKey, ChallengeRecord, Counter};
 use portcullis::store::{ChallengeStore, StoreResult};
 use sqlx::postgres::PgRow;
 
-use crate::rows::{col, int, ts, uint};
+use crate::rows::{Run, col, int, ts, uint};
 use crate::sessions::purge;
 use crate::{Db, PgStore};
 
@@ -51,10 +51,8 @@ impl ChallengeStore for PgStore {
         .bind(value)
         .bind(expires_at.unix_millis())
         .bind(now.unix_millis())
-        .execute(&self.pool)
-        .await
-        .db()?
-        .rows_affected();
+        .affected(&self.pool)
+        .await?;
         Ok(inserted == 1)
     }
 
@@ -70,12 +68,8 @@ impl ChallengeStore for PgStore {
         .bind(key.kind.as_str())
         .bind(&key.id)
         .bind(now.unix_millis())
-        .fetch_optional(&self.pool)
+        .one(&self.pool, record)
         .await
-        .db()?
-        .as_ref()
-        .map(record)
-        .transpose()
     }
 
     async fn take(
@@ -90,12 +84,8 @@ impl ChallengeStore for PgStore {
         .bind(key.kind.as_str())
         .bind(&key.id)
         .bind(now.unix_millis())
-        .fetch_optional(&self.pool)
+        .one(&self.pool, record)
         .await
-        .db()?
-        .as_ref()
-        .map(record)
-        .transpose()
     }
 
     async fn update(
@@ -116,10 +106,8 @@ impl ChallengeStore for PgStore {
         .bind(value)
         .bind(expires_at.unix_millis())
         .bind(now.unix_millis())
-        .execute(&self.pool)
-        .await
-        .db()?
-        .rows_affected();
+        .affected(&self.pool)
+        .await?;
         Ok(updated == 1)
     }
 
@@ -159,12 +147,8 @@ impl ChallengeStore for PgStore {
         sqlx::query("SELECT count, expires_at FROM counters WHERE key = $1 AND expires_at > $2")
             .bind(key)
             .bind(now.unix_millis())
-            .fetch_optional(&self.pool)
+            .one(&self.pool, counter)
             .await
-            .db()?
-            .as_ref()
-            .map(counter)
-            .transpose()
     }
 
     async fn reset_counter(&self, key: &str, now: Timestamp) -> StoreResult<bool> {

@@ -13,7 +13,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::rows::{after, col, fetch_limit, int, page, secret_hash, ts, ts_opt, uint};
+use crate::rows::{Run, after, col, fetch_limit, int, page, secret_hash, ts, ts_opt, uint};
 use crate::{Db, PgStore};
 
 macro_rules! org_columns {
@@ -158,8 +158,52 @@ fn texts(permissions: &[Permission]) -> Vec<&str> {
     permissions.iter().map(Permission::as_str).collect()
 }
 
-fn uuids<'a>(ids: impl Iterator<Item = &'a Uuid>) -> Vec<Uuid> {
-    ids.copied().collect()
+/// The statements that replace an ordered list of ids one row owns: delete its links,
+/// insert the new ones in order (each takes the organization and the owner as `$1`, `$2`).
+struct Links {
+    delete: &'static str,
+    insert: &'static str,
+}
+
+const ROLE_PERMISSIONS: Links = Links {
+    delete: "DELETE FROM role_permissions WHERE org_id = $1 AND role_id = $2",
+    insert: "INSERT INTO role_permissions (org_id, role_id, permission_id, position) \
+             SELECT $1, $2, l.id, l.position \
+             FROM unnest($3::uuid[]) WITH ORDINALITY AS l(id, position) \
+             ON CONFLICT DO NOTHING",
+};
+
+const MEMBERSHIP_ROLES: Links = Links {
+    delete: "DELETE FROM membership_roles WHERE org_id = $1 AND user_id = $2",
+    insert: "INSERT INTO membership_roles (org_id, user_id, role_id, position) \
+             SELECT $1, $2, l.id, l.position \
+             FROM unnest($3::uuid[]) WITH ORDINALITY AS l(id, position) \
+             ON CONFLICT DO NOTHING",
+};
+
+/// Replaces the ids `owner` links to, keeping their order, within `tx`.
+async fn replace_links<'a>(
+    tx: &mut Transaction<'static, Postgres>,
+    links: Links,
+    org: OrgId,
+    owner: &Uuid,
+    ids: impl Iterator<Item = &'a Uuid>,
+) -> StoreResult<()> {
+    let ids: Vec<Uuid> = ids.copied().collect();
+    sqlx::query(links.delete)
+        .bind(org.as_uuid())
+        .bind(owner)
+        .execute(&mut **tx)
+        .await
+        .db()?;
+    sqlx::query(links.insert)
+        .bind(org.as_uuid())
+        .bind(owner)
+        .bind(ids)
+        .execute(&mut **tx)
+        .await
+        .db()?;
+    Ok(())
 }
 
 /// Replaces an organization's domains (unique across organizations: `org_domains_pkey`).
@@ -221,12 +265,8 @@ impl OrgStore for PgStore {
             " FROM organizations WHERE id = $1"
         ))
         .bind(id.as_uuid())
-        .fetch_optional(&self.pool)
+        .one(&self.pool, org)
         .await
-        .db()?
-        .as_ref()
-        .map(org)
-        .transpose()
     }
 
     async fn get_org_by_slug(&self, slug: &str) -> StoreResult<Option<Organization>> {
@@ -236,12 +276,8 @@ impl OrgStore for PgStore {
             " FROM organizations WHERE slug = $1"
         ))
         .bind(slug)
-        .fetch_optional(&self.pool)
+        .one(&self.pool, org)
         .await
-        .db()?
-        .as_ref()
-        .map(org)
-        .transpose()
     }
 
     async fn get_org_by_domain(&self, domain: &str) -> StoreResult<Option<Organization>> {
@@ -252,12 +288,8 @@ impl OrgStore for PgStore {
              WHERE id = (SELECT org_id FROM org_domains WHERE domain = $1)"
         ))
         .bind(domain)
-        .fetch_optional(&self.pool)
+        .one(&self.pool, org)
         .await
-        .db()?
-        .as_ref()
-        .map(org)
-        .transpose()
     }
 
     async fn update_org(&self, o: &Organization) -> StoreResult<u64> {
@@ -297,10 +329,8 @@ impl OrgStore for PgStore {
     async fn delete_org(&self, id: OrgId) -> StoreResult<bool> {
         let deleted = sqlx::query("DELETE FROM organizations WHERE id = $1")
             .bind(id.as_uuid())
-            .execute(&self.pool)
-            .await
-            .db()?
-            .rows_affected();
+            .affected(&self.pool)
+            .await?;
         Ok(deleted == 1)
     }
 
@@ -346,12 +376,8 @@ impl OrgStore for PgStore {
             " FROM apps WHERE client_id = $1"
         ))
         .bind(client_id.as_str())
-        .fetch_optional(&self.pool)
+        .one(&self.pool, app)
         .await
-        .db()?
-        .as_ref()
-        .map(app)
-        .transpose()
     }
 
     async fn list_apps(&self, org: OrgId) -> StoreResult<Vec<App>> {
@@ -361,21 +387,15 @@ impl OrgStore for PgStore {
             " FROM apps WHERE org_id = $1 ORDER BY created_at, client_id"
         ))
         .bind(org.as_uuid())
-        .fetch_all(&self.pool)
+        .all(&self.pool, app)
         .await
-        .db()?
-        .iter()
-        .map(app)
-        .collect()
     }
 
     async fn delete_app(&self, client_id: &ClientId) -> StoreResult<bool> {
         let deleted = sqlx::query("DELETE FROM apps WHERE client_id = $1")
             .bind(client_id.as_str())
-            .execute(&self.pool)
-            .await
-            .db()?
-            .rows_affected();
+            .affected(&self.pool)
+            .await?;
         Ok(deleted == 1)
     }
 
@@ -393,10 +413,8 @@ impl OrgStore for PgStore {
         .bind(p.name.as_str())
         .bind(p.description.as_deref())
         .bind(p.created_at.unix_millis())
-        .execute(&self.pool)
-        .await
-        .db()?
-        .rows_affected();
+        .affected(&self.pool)
+        .await?;
         one_written(written, "permission")
     }
 
@@ -407,12 +425,8 @@ impl OrgStore for PgStore {
             " FROM permissions WHERE org_id = $1 ORDER BY id"
         ))
         .bind(org.as_uuid())
-        .fetch_all(&self.pool)
+        .all(&self.pool, permission)
         .await
-        .db()?
-        .iter()
-        .map(permission)
-        .collect()
     }
 
     async fn delete_permission(&self, org: OrgId, id: PermissionId) -> StoreResult<bool> {
@@ -420,10 +434,8 @@ impl OrgStore for PgStore {
         let deleted = sqlx::query("DELETE FROM permissions WHERE id = $1 AND org_id = $2")
             .bind(id.as_uuid())
             .bind(org.as_uuid())
-            .execute(&self.pool)
-            .await
-            .db()?
-            .rows_affected();
+            .affected(&self.pool)
+            .await?;
         Ok(deleted == 1)
     }
 
@@ -449,22 +461,9 @@ impl OrgStore for PgStore {
         .db()?
         .rows_affected();
         one_written(written, "role")?;
-        sqlx::query("DELETE FROM role_permissions WHERE role_id = $1")
-            .bind(r.id.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .db()?;
-        sqlx::query(
-            "INSERT INTO role_permissions (org_id, role_id, permission_id, position) \
-             SELECT $1, $2, p.id, p.position FROM unnest($3::uuid[]) WITH ORDINALITY AS p(id, position) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(r.org_id.as_uuid())
-        .bind(r.id.as_uuid())
-        .bind(uuids(r.permission_ids.iter().map(PermissionId::as_uuid)))
-        .execute(&mut *tx)
-        .await
-        .db()?;
+        // A permission of another organization fails role_permissions_permission_fkey.
+        let ids = r.permission_ids.iter().map(PermissionId::as_uuid);
+        replace_links(&mut tx, ROLE_PERMISSIONS, r.org_id, r.id.as_uuid(), ids).await?;
         tx.commit().await.db()
     }
 
@@ -476,12 +475,8 @@ impl OrgStore for PgStore {
         ))
         .bind(id.as_uuid())
         .bind(org.as_uuid())
-        .fetch_optional(&self.pool)
+        .one(&self.pool, role)
         .await
-        .db()?
-        .as_ref()
-        .map(role)
-        .transpose()
     }
 
     async fn list_roles(&self, org: OrgId) -> StoreResult<Vec<Role>> {
@@ -491,12 +486,8 @@ impl OrgStore for PgStore {
             " FROM roles r WHERE r.org_id = $1 ORDER BY r.id"
         ))
         .bind(org.as_uuid())
-        .fetch_all(&self.pool)
+        .all(&self.pool, role)
         .await
-        .db()?
-        .iter()
-        .map(role)
-        .collect()
     }
 
     async fn delete_role(&self, org: OrgId, id: RoleId) -> StoreResult<bool> {
@@ -504,10 +495,8 @@ impl OrgStore for PgStore {
         let deleted = sqlx::query("DELETE FROM roles WHERE id = $1 AND org_id = $2")
             .bind(id.as_uuid())
             .bind(org.as_uuid())
-            .execute(&self.pool)
-            .await
-            .db()?
-            .rows_affected();
+            .affected(&self.pool)
+            .await?;
         Ok(deleted == 1)
     }
 
@@ -526,24 +515,16 @@ impl OrgStore for PgStore {
         .execute(&mut *tx)
         .await
         .db()?;
-        sqlx::query("DELETE FROM membership_roles WHERE org_id = $1 AND user_id = $2")
-            .bind(m.org_id.as_uuid())
-            .bind(m.user_id.as_uuid())
-            .execute(&mut *tx)
-            .await
-            .db()?;
         // A role of another organization fails membership_roles_role_fkey: Missing "role".
-        sqlx::query(
-            "INSERT INTO membership_roles (org_id, user_id, role_id, position) \
-             SELECT $1, $2, r.id, r.position FROM unnest($3::uuid[]) WITH ORDINALITY AS r(id, position) \
-             ON CONFLICT DO NOTHING",
+        let ids = m.role_ids.iter().map(RoleId::as_uuid);
+        replace_links(
+            &mut tx,
+            MEMBERSHIP_ROLES,
+            m.org_id,
+            m.user_id.as_uuid(),
+            ids,
         )
-        .bind(m.org_id.as_uuid())
-        .bind(m.user_id.as_uuid())
-        .bind(uuids(m.role_ids.iter().map(RoleId::as_uuid)))
-        .execute(&mut *tx)
-        .await
-        .db()?;
+        .await?;
         tx.commit().await.db()
     }
 
@@ -555,12 +536,8 @@ impl OrgStore for PgStore {
         ))
         .bind(org.as_uuid())
         .bind(user.as_uuid())
-        .fetch_optional(&self.pool)
+        .one(&self.pool, membership)
         .await
-        .db()?
-        .as_ref()
-        .map(membership)
-        .transpose()
     }
 
     async fn list_memberships(&self, user: UserId) -> StoreResult<Vec<Membership>> {
@@ -570,12 +547,8 @@ impl OrgStore for PgStore {
             " FROM memberships m WHERE m.user_id = $1 ORDER BY m.org_id"
         ))
         .bind(user.as_uuid())
-        .fetch_all(&self.pool)
+        .all(&self.pool, membership)
         .await
-        .db()?
-        .iter()
-        .map(membership)
-        .collect()
     }
 
     async fn list_members(&self, org: OrgId, req: &PageRequest) -> StoreResult<Page<Membership>> {
@@ -604,10 +577,8 @@ impl OrgStore for PgStore {
         let deleted = sqlx::query("DELETE FROM memberships WHERE org_id = $1 AND user_id = $2")
             .bind(org.as_uuid())
             .bind(user.as_uuid())
-            .execute(&self.pool)
-            .await
-            .db()?
-            .rows_affected();
+            .affected(&self.pool)
+            .await?;
         Ok(deleted == 1)
     }
 
@@ -643,12 +614,8 @@ impl OrgStore for PgStore {
             " FROM api_credentials WHERE secret_hash = $1"
         ))
         .bind(&hash.as_bytes()[..])
-        .fetch_optional(&self.pool)
+        .one(&self.pool, credential)
         .await
-        .db()?
-        .as_ref()
-        .map(credential)
-        .transpose()
     }
 
     async fn list_api_credentials(&self, org: OrgId) -> StoreResult<Vec<ApiCredential>> {
@@ -658,12 +625,8 @@ impl OrgStore for PgStore {
             " FROM api_credentials WHERE org_id = $1 ORDER BY id"
         ))
         .bind(org.as_uuid())
-        .fetch_all(&self.pool)
+        .all(&self.pool, credential)
         .await
-        .db()?
-        .iter()
-        .map(credential)
-        .collect()
     }
 
     async fn update_api_credential(&self, c: &ApiCredential) -> StoreResult<bool> {
@@ -680,20 +643,16 @@ impl OrgStore for PgStore {
         .bind(&c.name)
         .bind(c.last_used_at.map(|t| t.unix_millis()))
         .bind(c.revoked_at.map(|t| t.unix_millis()))
-        .execute(&self.pool)
-        .await
-        .db()?
-        .rows_affected();
+        .affected(&self.pool)
+        .await?;
         Ok(updated == 1)
     }
 
     async fn delete_memberships_of_user(&self, user: UserId) -> StoreResult<u64> {
         sqlx::query("DELETE FROM memberships WHERE user_id = $1")
             .bind(user.as_uuid())
-            .execute(&self.pool)
+            .affected(&self.pool)
             .await
-            .db()
-            .map(|done| done.rows_affected())
     }
 
     async fn permissions_of(&self, user: UserId, org: OrgId) -> StoreResult<Vec<Permission>> {

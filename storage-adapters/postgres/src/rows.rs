@@ -7,7 +7,54 @@ use portcullis::model::{Cursor, Page, PageRequest};
 use portcullis::store::StoreResult;
 use portcullis::{StoreError, Timestamp};
 use sqlx::Postgres;
-use sqlx::postgres::PgRow;
+use sqlx::postgres::{PgArguments, PgPool, PgRow};
+use sqlx::query::Query;
+
+use crate::Db;
+
+/// Running a query with its parameters bound, as the storage contract wants the answer.
+pub(crate) trait Run {
+    /// The record it finds, if any, read by `read`.
+    async fn one<T>(
+        self,
+        pool: &PgPool,
+        read: fn(&PgRow) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>>;
+
+    /// Every record it finds, read by `read`.
+    async fn all<T>(self, pool: &PgPool, read: fn(&PgRow) -> StoreResult<T>)
+    -> StoreResult<Vec<T>>;
+
+    /// How many rows it changed.
+    async fn affected(self, pool: &PgPool) -> StoreResult<u64>;
+}
+
+impl Run for Query<'_, Postgres, PgArguments> {
+    async fn one<T>(
+        self,
+        pool: &PgPool,
+        read: fn(&PgRow) -> StoreResult<T>,
+    ) -> StoreResult<Option<T>> {
+        self.fetch_optional(pool)
+            .await
+            .db()?
+            .as_ref()
+            .map(read)
+            .transpose()
+    }
+
+    async fn all<T>(
+        self,
+        pool: &PgPool,
+        read: fn(&PgRow) -> StoreResult<T>,
+    ) -> StoreResult<Vec<T>> {
+        self.fetch_all(pool).await.db()?.iter().map(read).collect()
+    }
+
+    async fn affected(self, pool: &PgPool) -> StoreResult<u64> {
+        Ok(self.execute(pool).await.db()?.rows_affected())
+    }
+}
 
 /// A column of a row, or [`StoreError::Corrupt`] naming the record kind.
 pub(crate) fn col<'r, T>(row: &'r PgRow, name: &str, what: &'static str) -> StoreResult<T>

@@ -10,7 +10,7 @@ use sqlx::AssertSqlSafe;
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
-use crate::rows::{col, int, parse, secret_hash, ts, ts_opt, uint};
+use crate::rows::{Run, col, int, parse, secret_hash, ts, ts_opt, uint};
 use crate::{Db, PURGE_BATCH, PgStore};
 
 macro_rules! session_columns {
@@ -123,12 +123,8 @@ impl SessionStore for PgStore {
         ))
         .bind(id.as_uuid())
         .bind(now.unix_millis())
-        .fetch_optional(&self.pool)
+        .one(&self.pool, session)
         .await
-        .db()?
-        .as_ref()
-        .map(session)
-        .transpose()
     }
 
     async fn find_by_refresh_hash(
@@ -145,12 +141,8 @@ impl SessionStore for PgStore {
         ))
         .bind(&hash.as_bytes()[..])
         .bind(now.unix_millis())
-        .fetch_optional(&self.pool)
+        .one(&self.pool, session)
         .await
-        .db()?
-        .as_ref()
-        .map(session)
-        .transpose()
     }
 
     async fn rotate_refresh(
@@ -182,12 +174,8 @@ impl SessionStore for PgStore {
         .bind(&expected.as_bytes()[..])
         .bind(&new.as_bytes()[..])
         .bind(now.unix_millis())
-        .fetch_optional(&self.pool)
+        .one(&self.pool, session)
         .await
-        .db()?
-        .as_ref()
-        .map(session)
-        .transpose()
     }
 
     async fn revoke_session(&self, id: SessionId, now: Timestamp) -> StoreResult<bool> {
@@ -197,10 +185,8 @@ impl SessionStore for PgStore {
         )
         .bind(id.as_uuid())
         .bind(now.unix_millis())
-        .execute(&self.pool)
-        .await
-        .db()?
-        .rows_affected();
+        .affected(&self.pool)
+        .await?;
         Ok(revoked == 1)
     }
 
@@ -211,10 +197,8 @@ impl SessionStore for PgStore {
         )
         .bind(user.as_uuid())
         .bind(now.unix_millis())
-        .execute(&self.pool)
+        .affected(&self.pool)
         .await
-        .db()
-        .map(|done| done.rows_affected())
     }
 
     async fn list_user_sessions(&self, user: UserId, now: Timestamp) -> StoreResult<Vec<Session>> {
@@ -227,22 +211,16 @@ impl SessionStore for PgStore {
         ))
         .bind(user.as_uuid())
         .bind(now.unix_millis())
-        .fetch_all(&self.pool)
+        .all(&self.pool, session)
         .await
-        .db()?
-        .iter()
-        .map(session)
-        .collect()
     }
 
     async fn delete_user_sessions(&self, user: UserId) -> StoreResult<u64> {
         // refresh_hashes' foreign key takes the history with them.
         sqlx::query("DELETE FROM sessions WHERE user_id = $1")
             .bind(user.as_uuid())
-            .execute(&self.pool)
+            .affected(&self.pool)
             .await
-            .db()
-            .map(|done| done.rows_affected())
     }
 
     async fn purge_expired_sessions(&self, now: Timestamp) -> StoreResult<u64> {
@@ -278,12 +256,8 @@ impl KeyStore for PgStore {
             "SELECT kid, algorithm, private_key, public_key, created_at FROM signing_keys \
              ORDER BY created_at, kid",
         )
-        .fetch_all(&self.pool)
+        .all(&self.pool, signing_key)
         .await
-        .db()?
-        .iter()
-        .map(signing_key)
-        .collect()
     }
 
     async fn delete_signing_key(&self, kid: &str) -> StoreResult<bool> {

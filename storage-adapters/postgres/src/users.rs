@@ -11,7 +11,7 @@ use portcullis::model::{
 use portcullis::store::{StoreResult, UserQuery, UserStore};
 use sqlx::postgres::PgRow;
 
-use crate::rows::{after, col, fetch_limit, int, page, ts, ts_opt, uint};
+use crate::rows::{Run, after, col, fetch_limit, int, page, ts, ts_opt, uint};
 use crate::{Db, PgStore};
 
 macro_rules! user_columns {
@@ -128,14 +128,7 @@ fn prefix_pattern(prefix: &str) -> String {
 impl PgStore {
     /// The user a query of one parameter finds.
     async fn user_by(&self, sql: &'static str, key: &str) -> StoreResult<Option<User>> {
-        sqlx::query(sql)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .db()?
-            .as_ref()
-            .map(user)
-            .transpose()
+        sqlx::query(sql).bind(key).one(&self.pool, user).await
     }
 }
 
@@ -175,12 +168,8 @@ impl UserStore for PgStore {
             " FROM users WHERE id = $1"
         ))
         .bind(id.as_uuid())
-        .fetch_optional(&self.pool)
+        .one(&self.pool, user)
         .await
-        .db()?
-        .as_ref()
-        .map(user)
-        .transpose()
     }
 
     async fn get_user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
@@ -222,10 +211,8 @@ impl UserStore for PgStore {
         .bind(u.updated_at.unix_millis())
         .bind(int(u.security_stamp)?)
         .bind(int(revision)?)
-        .execute(&self.pool)
-        .await
-        .db()?
-        .rows_affected();
+        .affected(&self.pool)
+        .await?;
         if updated == 1 {
             return Ok(revision);
         }
@@ -238,10 +225,8 @@ impl UserStore for PgStore {
     async fn delete_user(&self, id: UserId) -> StoreResult<bool> {
         let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id.as_uuid())
-            .execute(&self.pool)
-            .await
-            .db()?
-            .rows_affected();
+            .affected(&self.pool)
+            .await?;
         Ok(deleted > 0)
     }
 
@@ -302,12 +287,8 @@ impl UserStore for PgStore {
             " FROM passkeys WHERE credential_id = $1"
         ))
         .bind(id.as_bytes())
-        .fetch_optional(&self.pool)
+        .one(&self.pool, passkey)
         .await
-        .db()?
-        .as_ref()
-        .map(passkey)
-        .transpose()
     }
 
     async fn list_passkeys(&self, user: UserId) -> StoreResult<Vec<PasskeyCredential>> {
@@ -317,12 +298,8 @@ impl UserStore for PgStore {
             " FROM passkeys WHERE user_id = $1 ORDER BY created_at, credential_id"
         ))
         .bind(user.as_uuid())
-        .fetch_all(&self.pool)
+        .all(&self.pool, passkey)
         .await
-        .db()?
-        .iter()
-        .map(passkey)
-        .collect()
     }
 
     async fn record_passkey_use(&self, id: &CredentialId, use_: &PasskeyUse) -> StoreResult<bool> {
@@ -336,10 +313,8 @@ impl UserStore for PgStore {
         .bind(use_.backup_state)
         .bind(&use_.passkey)
         .bind(use_.at.unix_millis())
-        .execute(&self.pool)
-        .await
-        .db()?
-        .rows_affected();
+        .affected(&self.pool)
+        .await?;
         Ok(applied == 1)
     }
 
@@ -354,10 +329,8 @@ impl UserStore for PgStore {
                 .bind(id.as_bytes())
                 .bind(user.as_uuid())
                 .bind(name)
-                .execute(&self.pool)
-                .await
-                .db()?
-                .rows_affected();
+                .affected(&self.pool)
+                .await?;
         Ok(renamed == 1)
     }
 
@@ -365,10 +338,8 @@ impl UserStore for PgStore {
         let deleted = sqlx::query("DELETE FROM passkeys WHERE credential_id = $1 AND user_id = $2")
             .bind(id.as_bytes())
             .bind(user.as_uuid())
-            .execute(&self.pool)
-            .await
-            .db()?
-            .rows_affected();
+            .affected(&self.pool)
+            .await?;
         Ok(deleted == 1)
     }
 
@@ -390,10 +361,8 @@ impl UserStore for PgStore {
         .bind(status_name(f.status))
         .bind(f.last_step.map(int).transpose()?)
         .bind(f.created_at.unix_millis())
-        .execute(&self.pool)
-        .await
-        .db()?
-        .rows_affected();
+        .affected(&self.pool)
+        .await?;
         if written == 1 {
             Ok(())
         } else {
@@ -408,12 +377,8 @@ impl UserStore for PgStore {
             " FROM totp_factors WHERE user_id = $1 ORDER BY created_at, id"
         ))
         .bind(user.as_uuid())
-        .fetch_all(&self.pool)
+        .all(&self.pool, factor)
         .await
-        .db()?
-        .iter()
-        .map(factor)
-        .collect()
     }
 
     async fn advance_totp_step(
@@ -429,10 +394,8 @@ impl UserStore for PgStore {
         .bind(factor.as_uuid())
         .bind(user.as_uuid())
         .bind(int(step)?)
-        .execute(&self.pool)
-        .await
-        .db()?
-        .rows_affected();
+        .affected(&self.pool)
+        .await?;
         Ok(advanced == 1)
     }
 
@@ -440,10 +403,8 @@ impl UserStore for PgStore {
         let deleted = sqlx::query("DELETE FROM totp_factors WHERE id = $1 AND user_id = $2")
             .bind(factor.as_uuid())
             .bind(user.as_uuid())
-            .execute(&self.pool)
-            .await
-            .db()?
-            .rows_affected();
+            .affected(&self.pool)
+            .await?;
         Ok(deleted == 1)
     }
 
@@ -480,10 +441,8 @@ impl UserStore for PgStore {
         let consumed = sqlx::query("DELETE FROM backup_codes WHERE user_id = $1 AND hash = $2")
             .bind(user.as_uuid())
             .bind(&code.as_bytes()[..])
-            .execute(&self.pool)
-            .await
-            .db()?
-            .rows_affected();
+            .affected(&self.pool)
+            .await?;
         Ok(consumed == 1)
     }
 
