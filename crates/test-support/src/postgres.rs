@@ -1,5 +1,5 @@
 //! A real PostgreSQL for tests: each store in a schema of its own, migrated, on the
-//! server at [`url`] (the machine's PostgreSQL on 127.0.0.1:5432 unless
+//! server at [`url()`] (the machine's PostgreSQL on 127.0.0.1:5432 unless
 //! `PORTCULLIS_TEST_POSTGRES_URL` says otherwise).
 //!
 //! When the server does not answer, [`store`] fails the test under CI (`CI` set) and

@@ -45,6 +45,12 @@ impl PgStore {
     pub async fn migrate(&self) -> Result<usize, PgError> {
         let step = |version| move |source| PgError::Migrate { version, source };
         let mut tx = self.pool.begin().await.map_err(PgError::Connect)?;
+        // A migration may build indexes over big tables, and waits for another instance's:
+        // the pool's statement timeout does not apply here.
+        sqlx::raw_sql("SET LOCAL statement_timeout = 0")
+            .execute(&mut *tx)
+            .await
+            .map_err(step(0))?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(lock_key(self.schema.as_deref()))
             .execute(&mut *tx)
