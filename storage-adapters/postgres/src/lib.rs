@@ -94,7 +94,7 @@ pub use crate::migrate::{MIGRATIONS, Migration};
 pub const PURGE_BATCH: i64 = 1_000;
 
 /// What can go wrong setting up the store (its operations return
-/// [`StoreError`](portcullis::StoreError)).
+/// [`portcullis::StoreError`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PgError {
