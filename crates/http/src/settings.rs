@@ -303,6 +303,16 @@ impl Settings {
             .default_org()
             .await
             .map_err(|e| format!("cannot read the default organization: {e}"))?;
+        // The stored signing keys are sealed with the encryption key: opening them now makes
+        // a different key (another instance's, a lost file) an error at start, not at the
+        // first sign-in.
+        auth.tokens().jwks().await.map_err(|e| {
+            format!(
+                "cannot open the stored signing keys ({e}): is this the encryption key the \
+                 data was written with? Every instance on one database needs the same \
+                 PORTCULLIS_ENCRYPTION_KEY"
+            )
+        })?;
         let sweeper = auth.sweep_every(std::time::Duration::from_secs(600));
         // Other instances' key rotations and retirements take effect here at once.
         let follower = match &store {

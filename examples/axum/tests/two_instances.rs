@@ -294,6 +294,30 @@ async fn two_server_processes_on_one_database_act_as_one() {
     }
     assert_eq!(b_kid, kid, "B signs with the key rotated on A");
 
+    // A third instance with another encryption key cannot open the stored signing keys:
+    // it refuses to start instead of failing at the first sign-in.
+    let mut wrong_key = shared.clone();
+    for (name, value) in &mut wrong_key {
+        if *name == "PORTCULLIS_ENCRYPTION_KEY" {
+            *value = EncryptionKey::generate().unwrap().to_base64().to_string();
+        }
+    }
+    let third = tokio::process::Command::new(env!("CARGO_BIN_EXE_example-axum"))
+        .envs(wrong_key.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("PORTCULLIS_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("PORTCULLIS_DATA_DIR", dir.path().join("data-wrong"))
+        .env("PORTCULLIS_SECRETS_DIR", dir.path().join("secrets-wrong"))
+        .kill_on_drop(true)
+        .output();
+    // A server that started anyway would never exit: the guard turns that into a failure.
+    let output = tokio::time::timeout(Duration::from_secs(60), third)
+        .await
+        .expect("an instance with the wrong key started and kept running")
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("PORTCULLIS_ENCRYPTION_KEY"), "{stderr}");
+
     // One client's failure budget for the account (10), spent alternately on A and B: the
     // right password is then refused on both.
     let wrong = json!({"email": "bo@example.com", "password": "a long and wrong passphrase"});
