@@ -181,6 +181,11 @@ pub enum StoreError {
     /// The backend itself failed (I/O, connection, driver).
     #[error("storage backend failed")]
     Backend(#[source] BoxError),
+    /// The backend could not be reached in time: no connection came free within the pool's
+    /// timeout, or the database did not answer. Trying again later may succeed; a write
+    /// that failed this way may or may not have been applied.
+    #[error("storage backend unavailable")]
+    Unavailable(#[source] BoxError),
 }
 
 impl StoreError {
@@ -198,6 +203,7 @@ impl StoreError {
             StoreError::Corrupt { .. } => "corrupt",
             StoreError::InvalidCursor => "invalid_cursor",
             StoreError::Backend(_) => "backend",
+            StoreError::Unavailable(_) => "unavailable",
         }
     }
 }
@@ -209,6 +215,10 @@ impl From<StoreError> for Error {
             StoreError::Stale => Error::Conflict { what: "revision" },
             StoreError::Missing { what } => Error::NotFound { what },
             StoreError::InvalidCursor => Error::invalid("cursor", "was not issued by this listing"),
+            StoreError::Unavailable(source) => Error::Unavailable {
+                service: "the store",
+                source,
+            },
             other => Error::Store(other),
         }
     }
@@ -261,6 +271,14 @@ mod tests {
         assert_eq!(err.code(), "store");
         let store = err.source().unwrap();
         assert!(store.source().unwrap().to_string().contains("disk on fire"));
+    }
+
+    #[test]
+    fn an_unreachable_store_is_unavailable_not_a_failure() {
+        let timeout = std::io::Error::other("pool timed out");
+        let err = Error::from(StoreError::Unavailable(timeout.into()));
+        assert_eq!(err.code(), "unavailable");
+        assert!(err.source().unwrap().to_string().contains("pool timed out"));
     }
 
     #[test]

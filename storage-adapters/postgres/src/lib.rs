@@ -398,8 +398,23 @@ const CONSTRAINTS: &[(&str, &str)] = &[
 ];
 
 /// A driver error as the storage contract names it: a unique violation is a conflict, a
-/// foreign-key violation a missing record, anything else the backend's failure.
+/// foreign-key violation a missing record, no connection in time (or none at all) the
+/// backend being unavailable, anything else the backend's failure.
 pub(crate) fn store_error(err: sqlx::Error) -> StoreError {
+    if matches!(
+        err,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)
+    ) {
+        return StoreError::Unavailable(err.into());
+    }
+    // Connection exceptions (08…) and the server shutting down or starting (57P01-57P03).
+    let unreachable =
+        |code: &str| code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+    if let sqlx::Error::Database(db) = &err
+        && db.code().as_deref().is_some_and(unreachable)
+    {
+        return StoreError::Unavailable(err.into());
+    }
     if let sqlx::Error::Database(db) = &err {
         let what = db.constraint().and_then(|name| {
             CONSTRAINTS

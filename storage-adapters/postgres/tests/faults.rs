@@ -121,7 +121,11 @@ async fn a_backend_killed_mid_write_applies_nothing() {
         panic!("the write never blocked on the operator's lock: {seen:?}");
     }
     let result = writer.await.unwrap();
-    assert!(matches!(result, Err(StoreError::Backend(_))), "{result:?}");
+    // The server says it terminated the connection (57P01): unavailable, try again.
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
     sqlx::raw_sql("ROLLBACK")
         .execute(&mut operator)
         .await
@@ -159,7 +163,7 @@ async fn an_exhausted_pool_times_out_instead_of_hanging() {
     .await
     .expect("the store answered");
     match result {
-        Err(StoreError::Backend(source)) => {
+        Err(StoreError::Unavailable(source)) => {
             let driver = source.downcast_ref::<sqlx::Error>();
             assert!(
                 matches!(driver, Some(sqlx::Error::PoolTimedOut)),
@@ -168,6 +172,18 @@ async fn an_exhausted_pool_times_out_instead_of_hanging() {
         }
         other => panic!("{other:?}"),
     }
+    // Through the engine: unavailable (HTTP 503), not an internal failure (500).
+    let auth = portcullis::Portcullis::builder(portcullis::Config::new("https://app.example.com"))
+        .store(store.clone())
+        .pepper(portcullis::testing::test_pepper())
+        .keyring(portcullis::testing::test_keyring())
+        .build()
+        .unwrap();
+    let refused = auth.users().get(portcullis::UserId::generate()).await;
+    assert!(
+        matches!(refused, Err(portcullis::Error::Unavailable { .. })),
+        "{refused:?}"
+    );
     drop(held);
     assert_eq!(
         store

@@ -8,7 +8,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use portcullis::crypto::Password;
 use portcullis::testing::{race, test_keyring, test_pepper};
-use portcullis::{Config, DeviceProof, Error, LinkOptions, Portcullis};
+use portcullis::{
+    AuthMethod, Config, DeviceProof, Error, LinkOptions, MfaProof, Portcullis, SignIn,
+};
 use portcullis_postgres::PgStore;
 use portcullis_test_support::{self as support, Harness, code_of, ctx, link_token, scenarios};
 
@@ -316,4 +318,85 @@ fn kid_of(token: &portcullis::crypto::AccessToken) -> String {
     let header = URL_SAFE_NO_PAD.decode(header).unwrap();
     let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
     header["kid"].as_str().unwrap().to_owned()
+}
+
+/// A user with TOTP on A, and an MFA step token for each of `n` first-factor sign-ins,
+/// each made on A or B alternately.
+async fn mfa_steps(
+    h: &Harness<PgStore>,
+    b: &Portcullis,
+    n: usize,
+) -> (
+    portcullis::UserId,
+    Vec<u8>,
+    Vec<portcullis::crypto::BackupCode>,
+    Vec<portcullis::crypto::MfaToken>,
+) {
+    let user = support::tokens(
+        support::password_sign_up(h, "mfa@example.com", "a long and right passphrase", &ctx())
+            .await
+            .unwrap(),
+    )
+    .user_id;
+    let (secret, codes) = support::enable_totp(h, user).await;
+    let mut steps = Vec::with_capacity(n);
+    for i in 0..n {
+        let auth = pick(&h.auth, b, i);
+        match auth
+            .complete_first_factor(user, AuthMethod::Email, None, &ctx())
+            .await
+            .unwrap()
+        {
+            SignIn::MfaRequired(challenge) => steps.push(challenge.mfa_token),
+            other => panic!("expected the MFA step, got {other:?}"),
+        }
+    }
+    (user, secret, codes, steps)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn con01_one_backup_code_raced_on_two_instances_works_once() {
+    let Some((h, b)) = two_instances().await else {
+        return;
+    };
+    let (user, _, codes, steps) = mfa_steps(&h, &b, RACERS).await;
+    let (a, b2) = (h.auth.clone(), b.clone());
+    let code = codes[0].clone();
+    let results = race(RACERS, |i| {
+        let auth = pick(&a, &b2, i);
+        let step = steps[i].clone();
+        let proof = MfaProof::BackupCode(code.clone());
+        async move { auth.mfa().verify(&step, &proof, &ctx()).await }
+    })
+    .await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert_eq!(b.mfa().backup_codes().remaining(user).await.unwrap(), 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn con01_one_totp_code_raced_on_two_instances_works_once() {
+    let Some((h, b)) = two_instances().await else {
+        return;
+    };
+    let (_, secret, _, steps) = mfa_steps(&h, &b, RACERS).await;
+    // Past the time step the enrolment was confirmed with: the code below is a new one.
+    h.clock.advance(Duration::from_secs(30));
+    let code = support::app_code(&h, &secret);
+    let (a, b2) = (h.auth.clone(), b.clone());
+    let results = race(RACERS, |i| {
+        let auth = pick(&a, &b2, i);
+        let step = steps[i].clone();
+        let proof = MfaProof::Totp(code.clone());
+        async move { auth.mfa().verify(&step, &proof, &ctx()).await }
+    })
+    .await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
 }
