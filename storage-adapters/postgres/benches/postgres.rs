@@ -53,22 +53,22 @@ fn email(i: u64) -> Email {
     format!("user{i}@example.com").parse().unwrap()
 }
 
-/// Runs `op(i)` for `iters` values of `i`, spread over `tasks` concurrent tasks: the time
-/// per operation with that many in flight.
+/// Runs `op(store, task, i)` for `iters` values of `i`, spread over `tasks` concurrent
+/// tasks: the time per operation with that many in flight.
 async fn spread<S, F, Fut>(store: &Arc<S>, tasks: u64, iters: u64, op: F) -> Duration
 where
     S: Send + Sync + 'static,
-    F: Fn(Arc<S>, u64) -> Fut + Send + Sync + Copy + 'static,
+    F: Fn(Arc<S>, u64, u64) -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
     let start = Instant::now();
     let per_task = iters.div_ceil(tasks);
     let handles: Vec<_> = (0..tasks)
         .map(|t| {
-            let store = store.clone();
+            let (store, op) = (store.clone(), op.clone());
             tokio::spawn(async move {
                 for i in 0..per_task {
-                    op(store.clone(), t * per_task + i).await;
+                    op(store.clone(), t, t * per_task + i).await;
                 }
             })
         })
@@ -81,7 +81,7 @@ where
 
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
-async fn insert_take<S: Storage>(store: Arc<S>, _: u64) {
+async fn insert_take<S: Storage>(store: Arc<S>, _: u64, _: u64) {
     let now = SystemClock.now();
     let key = ChallengeKey::new(
         ChallengeKind::OneTimeCode,
@@ -94,28 +94,58 @@ async fn insert_take<S: Storage>(store: Arc<S>, _: u64) {
     store.take(&key, now).await.unwrap().unwrap();
 }
 
-/// A session per task, rotated `iters` times: hashes are unique across every run.
-async fn rotate<S: Storage>(store: Arc<S>, _: u64) {
-    let now = SystemClock.now();
-    let first = NEXT.fetch_add(2, Ordering::Relaxed);
-    let session = Session {
-        id: SessionId::generate(),
-        user_id: UserId::generate(),
-        org_id: None,
-        refresh_hash: hash(first),
-        generation: 0,
-        amr: vec!["pwd".into()],
-        aal: 1,
-        ip: None,
-        user_agent: None,
-        created_at: now,
-        last_seen_at: now,
-        expires_at: now + Duration::from_secs(86_400),
-        revoked_at: None,
-    };
-    store.create_session(&session).await.unwrap();
+/// One session per task (at most 8), each rotated again and again: the refresh hash
+/// generation of each is kept here, so every rotation presents the current hash.
+struct Families {
+    ids: Vec<SessionId>,
+    generations: Vec<AtomicU64>,
+}
+
+impl Families {
+    async fn create<S: Storage>(store: &S) -> Families {
+        let now = SystemClock.now();
+        let mut ids = Vec::new();
+        for t in 0..8u64 {
+            let session = Session {
+                id: SessionId::generate(),
+                user_id: UserId::generate(),
+                org_id: None,
+                refresh_hash: family_hash(t, 0),
+                generation: 0,
+                amr: vec!["pwd".into()],
+                aal: 1,
+                ip: None,
+                user_agent: None,
+                created_at: now,
+                last_seen_at: now,
+                expires_at: now + Duration::from_secs(86_400),
+                revoked_at: None,
+            };
+            store.create_session(&session).await.unwrap();
+            ids.push(session.id);
+        }
+        Families {
+            ids,
+            generations: (0..8).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+}
+
+/// Refresh hash `generation` of family `task` (distinct across families).
+fn family_hash(task: u64, generation: u64) -> SecretHash {
+    hash((task << 48) | generation)
+}
+
+async fn rotate<S: Storage>(store: Arc<S>, families: Arc<Families>, task: u64) {
+    let t = usize::try_from(task).unwrap();
+    let g = families.generations[t].fetch_add(1, Ordering::Relaxed);
     store
-        .rotate_refresh(session.id, &hash(first), &hash(first + 1), now)
+        .rotate_refresh(
+            families.ids[t],
+            &family_hash(task, g),
+            &family_hash(task, g + 1),
+            SystemClock.now(),
+        )
         .await
         .unwrap()
         .unwrap();
@@ -123,7 +153,7 @@ async fn rotate<S: Storage>(store: Arc<S>, _: u64) {
 
 async fn load_users<S: Storage + 'static>(store: &Arc<S>, count: u64) -> Duration {
     let now = SystemClock.now();
-    spread(store, 8, count, move |store, i| async move {
+    spread(store, 8, count, move |store, _, i| async move {
         let mut user = User::new(UserId::generate(), now);
         user.email = Some(email(i));
         user.email_verified = true;
@@ -139,6 +169,7 @@ fn per_store<S: Storage + 'static>(
     store: &Arc<S>,
     users: u64,
 ) {
+    let families = Arc::new(rt.block_on(Families::create(&**store)));
     for tasks in [1u64, 8] {
         let s = store.clone();
         g.bench_function(format!("{name}: insert + take, {tasks} task(s)"), |b| {
@@ -146,19 +177,21 @@ fn per_store<S: Storage + 'static>(
                 .iter_custom(|iters| spread(&s, tasks, iters, insert_take::<S>))
         });
         let s = store.clone();
-        g.bench_function(
-            format!("{name}: create session + rotate refresh, {tasks} task(s)"),
-            |b| {
-                b.to_async(rt)
-                    .iter_custom(|iters| spread(&s, tasks, iters, rotate::<S>))
-            },
-        );
+        let f = families.clone();
+        g.bench_function(format!("{name}: rotate refresh, {tasks} task(s)"), |b| {
+            b.to_async(rt).iter_custom(|iters| {
+                let f = f.clone();
+                spread(&s, tasks, iters, move |store, task, _| {
+                    rotate(store, f.clone(), task)
+                })
+            })
+        });
         let s = store.clone();
         g.bench_function(
             format!("{name}: get user by email of {users}, {tasks} task(s)"),
             |b| {
                 b.to_async(rt).iter_custom(|iters| {
-                    spread(&s, tasks, iters, move |store, i| async move {
+                    spread(&s, tasks, iters, move |store, _, i| async move {
                         let at = (i.wrapping_mul(7919)) % users;
                         store.get_user_by_email(&email(at)).await.unwrap().unwrap();
                     })
