@@ -55,6 +55,16 @@
 //! announces it (`NOTIFY`, on commit), and each following instance reads the keys again
 //! within milliseconds, so a rotation signs and a retirement refuses everywhere at once.
 //!
+//! ## Failures
+//!
+//! An operation that cannot get a connection within [`PgConfig::acquire_timeout`], loses
+//! its connection, or finds the server shutting down fails with
+//! [`StoreError::Unavailable`](portcullis::StoreError::Unavailable) (the engine's
+//! `Error::Unavailable`, HTTP 503), never hangs; a write of several statements runs in one
+//! transaction, so it is applied whole or not at all. The pool replaces dead connections by
+//! itself: after a database restart the next operations succeed without rebuilding the
+//! store.
+//!
 //! ## Schema
 //!
 //! Versioned, forward-only migrations are embedded in the crate and applied by
