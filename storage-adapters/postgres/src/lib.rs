@@ -59,7 +59,7 @@
 //!
 //! An operation that cannot get a connection within [`PgConfig::acquire_timeout`], loses
 //! its connection, or finds the server shutting down fails with
-//! [`StoreError::Unavailable`](portcullis::StoreError::Unavailable) (the engine's
+//! [`portcullis::StoreError::Unavailable`] (the engine's
 //! `Error::Unavailable`, HTTP 503), never hangs; a write of several statements runs in one
 //! transaction, so it is applied whole or not at all. The pool replaces dead connections by
 //! itself: after a database restart the next operations succeed without rebuilding the
