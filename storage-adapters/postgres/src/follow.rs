@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use portcullis::Portcullis;
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 
 use crate::{PgError, PgStore};
 
@@ -31,14 +31,23 @@ impl PgStore {
     /// (this schema) adds or retires one, and after its listening connection was lost and
     /// made again (a change may have gone unheard meanwhile). A key rotated anywhere then
     /// signs on this instance, and one retired anywhere stops verifying here, within
-    /// milliseconds instead of within `portcullis::tokens::KEY_REFRESH`. Holds one
-    /// connection of the pool while it runs; must be called within a Tokio runtime.
+    /// milliseconds instead of within `portcullis::tokens::KEY_REFRESH`. Listens on one
+    /// connection of its own, made with the pool's settings but outside it (so a small pool
+    /// is not starved); must be called within a Tokio runtime.
     pub async fn follow_key_changes(&self, auth: Portcullis) -> Result<KeyFollower, PgError> {
         let channel: String = sqlx::query_scalar(concat!("SELECT ", key_channel!()))
             .fetch_one(&self.pool)
             .await
             .map_err(PgError::Connect)?;
-        let mut listener = PgListener::connect_with(&self.pool)
+        // A pool of one for the listener alone: it reconnects through it after a loss.
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with((*self.pool.connect_options()).clone())
+            .await
+            .map_err(PgError::Connect)?;
+        let mut listener = PgListener::connect_with(&own)
             .await
             .map_err(PgError::Connect)?;
         listener.listen(&channel).await.map_err(PgError::Connect)?;

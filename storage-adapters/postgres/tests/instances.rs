@@ -400,3 +400,27 @@ async fn con01_one_totp_code_raced_on_two_instances_works_once() {
         "{results:?}"
     );
 }
+
+/// The follower listens on a connection of its own: a pool of one still serves the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn following_takes_no_connection_from_the_pool() {
+    let Some(store) = support::postgres::store_with(|config| {
+        config
+            .max_connections(1)
+            .acquire_timeout(Duration::from_millis(500))
+    })
+    .await
+    else {
+        return;
+    };
+    let auth = Portcullis::builder(config())
+        .store(store.clone())
+        .pepper(test_pepper())
+        .keyring(test_keyring())
+        .build()
+        .unwrap();
+    let follower = store.follow_key_changes(auth.clone()).await.unwrap();
+    let user = portcullis::store::UserStore::get_user(&store, portcullis::UserId::generate()).await;
+    assert!(matches!(user, Ok(None)), "{user:?}");
+    follower.stop();
+}
