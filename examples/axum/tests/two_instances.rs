@@ -116,28 +116,41 @@ impl Server {
         self.call("GET", path, None, bearer).await
     }
 
-    /// The last email this process printed to `to`.
-    fn last_email(&self, to: &str) -> String {
-        let printed = self.printed.lock().unwrap().clone();
+    /// The last email this process printed to `to`, waiting for it: mail goes out in the
+    /// background after the request that asked for it has been answered.
+    async fn last_email(&self, to: &str, after: usize) -> String {
         let marker = format!("---- email to {to} ----");
-        let start = printed
-            .rfind(&marker)
-            .unwrap_or_else(|| panic!("no email to {to}: {printed}"));
-        printed[start..].to_owned()
+        for _ in 0..200 {
+            let printed = self.printed.lock().unwrap().clone();
+            if let Some(start) = printed.rfind(&marker).filter(|at| *at >= after) {
+                let mail = &printed[start..];
+                // The whole message: up to the closing line.
+                if let Some(end) = mail[marker.len()..].find("\n----") {
+                    return mail[..marker.len() + end].to_owned();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("no email to {to}: {}", self.printed.lock().unwrap());
     }
 
-    /// The six-digit code in the last email to `to`.
-    fn last_code(&self, to: &str) -> String {
-        let mail = self.last_email(to);
+    /// How much the process has printed so far: mail printed after this is new.
+    fn mark(&self) -> usize {
+        self.printed.lock().unwrap().len()
+    }
+
+    /// The six-digit code in the first email to `to` printed after `after`.
+    async fn last_code(&self, to: &str, after: usize) -> String {
+        let mail = self.last_email(to, after).await;
         mail.split(|c: char| !c.is_ascii_digit())
             .find(|word| word.len() == 6)
             .unwrap_or_else(|| panic!("no code in {mail}"))
             .to_owned()
     }
 
-    /// The token of the last magic link emailed to `to`.
-    fn last_link_token(&self, to: &str) -> String {
-        let mail = self.last_email(to);
+    /// The token of the magic link emailed to `to` after `after`.
+    async fn last_link_token(&self, to: &str, after: usize) -> String {
+        let mail = self.last_email(to, after).await;
         let at = mail
             .find("token=")
             .unwrap_or_else(|| panic!("no link in {mail}"))
@@ -189,6 +202,7 @@ async fn two_server_processes_on_one_database_act_as_one() {
 
     // A magic link asked for on A, opened on B (another browser, with the device code
     // shown on A) while A polls: A's poll collects the session.
+    let before = a.mark();
     let (status, sent) = a
         .post(
             "/auth/passwordless/magic-link",
@@ -203,7 +217,7 @@ async fn two_server_processes_on_one_database_act_as_one() {
         sent["poll_token"].as_str().unwrap()
     );
     assert_eq!(a.get(&poll, None).await.1["status"], "pending");
-    let token = a.last_link_token("ana@example.com");
+    let token = a.last_link_token("ana@example.com", before).await;
     let mut verify = json!({"token": token});
     if let Some(code) = sent["device_code"].as_str() {
         verify["device_code"] = json!(code);
@@ -241,6 +255,7 @@ async fn two_server_processes_on_one_database_act_as_one() {
 
     // A password account, signed up on A (its code in A's output).
     let password = "a long and right passphrase";
+    let before = a.mark();
     let (status, pending) = a
         .post(
             "/auth/password/signup",
@@ -249,7 +264,7 @@ async fn two_server_processes_on_one_database_act_as_one() {
         )
         .await;
     assert_eq!(status, 202, "{pending}");
-    let code = a.last_code("bo@example.com");
+    let code = a.last_code("bo@example.com", before).await;
     let (status, signed_up) = a
         .post(
             "/auth/signup/verify",
