@@ -74,7 +74,10 @@ macro_rules! conformance_tests {
 #[macro_export]
 macro_rules! user_store_tests {
     (optional: $factory:expr) => {
-        $crate::__conformance_tests! { optional $factory;
+        $crate::user_store_tests!(@mode optional $factory);
+    };
+    (@mode $mode:ident $factory:expr) => {
+        $crate::__conformance_tests! { $mode $factory;
             user_create_and_lookups,
             user_email_unique_under_16_concurrent_creates,
             user_phone_and_id_unique,
@@ -91,21 +94,7 @@ macro_rules! user_store_tests {
         }
     };
     ($factory:expr) => {
-        $crate::__conformance_tests! { required $factory;
-            user_create_and_lookups,
-            user_email_unique_under_16_concurrent_creates,
-            user_phone_and_id_unique,
-            user_update_is_compare_and_swap_under_16_concurrent_writers,
-            user_update_reindexes_contacts_atomically,
-            user_delete_cascades_to_everything_the_user_owns,
-            user_listing_pages_are_stable,
-            passkey_credential_id_unique_under_16_racing_registrations,
-            passkey_requires_user_and_is_scoped_to_owner,
-            passkey_use_is_monotonic_under_16_racing_sign_ins,
-            totp_step_accepted_once_under_16_racing_codes,
-            totp_factors_are_owned,
-            backup_code_consumed_once_under_16_racing_redemptions,
-        }
+        $crate::user_store_tests!(@mode required $factory);
     };
 }
 
@@ -114,7 +103,10 @@ macro_rules! user_store_tests {
 #[macro_export]
 macro_rules! org_store_tests {
     (optional: $factory:expr) => {
-        $crate::__conformance_tests! { optional $factory;
+        $crate::org_store_tests!(@mode optional $factory);
+    };
+    (@mode $mode:ident $factory:expr) => {
+        $crate::__conformance_tests! { $mode $factory;
             org_slug_unique_under_16_concurrent_creates,
             org_domains_unique_and_update_reindexes,
             org_delete_cascades,
@@ -127,17 +119,7 @@ macro_rules! org_store_tests {
         }
     };
     ($factory:expr) => {
-        $crate::__conformance_tests! { required $factory;
-            org_slug_unique_under_16_concurrent_creates,
-            org_domains_unique_and_update_reindexes,
-            org_delete_cascades,
-            org_listing_pages_are_stable,
-            app_client_id_unique_across_orgs,
-            roles_and_permissions_cascade,
-            memberships_by_user_and_by_org,
-            api_credentials_unique_listed_and_never_unrevoked,
-            org_domain_and_client_id_unique_under_16_racers,
-        }
+        $crate::org_store_tests!(@mode required $factory);
     };
 }
 
@@ -146,7 +128,10 @@ macro_rules! org_store_tests {
 #[macro_export]
 macro_rules! session_store_tests {
     (optional: $factory:expr) => {
-        $crate::__conformance_tests! { optional $factory;
+        $crate::session_store_tests!(@mode optional $factory);
+    };
+    (@mode $mode:ident $factory:expr) => {
+        $crate::__conformance_tests! { $mode $factory;
             session_family_lookup_and_expiry,
             session_rotate_has_one_winner_under_16_racing_refreshes,
             session_rotate_refuses_wrong_revoked_or_expired,
@@ -154,12 +139,7 @@ macro_rules! session_store_tests {
         }
     };
     ($factory:expr) => {
-        $crate::__conformance_tests! { required $factory;
-            session_family_lookup_and_expiry,
-            session_rotate_has_one_winner_under_16_racing_refreshes,
-            session_rotate_refuses_wrong_revoked_or_expired,
-            session_revocation_listing_and_deletion,
-        }
+        $crate::session_store_tests!(@mode required $factory);
     };
 }
 
@@ -168,14 +148,15 @@ macro_rules! session_store_tests {
 #[macro_export]
 macro_rules! key_store_tests {
     (optional: $factory:expr) => {
-        $crate::__conformance_tests! { optional $factory;
+        $crate::key_store_tests!(@mode optional $factory);
+    };
+    (@mode $mode:ident $factory:expr) => {
+        $crate::__conformance_tests! { $mode $factory;
             signing_keys_unique_ordered_and_deletable,
         }
     };
     ($factory:expr) => {
-        $crate::__conformance_tests! { required $factory;
-            signing_keys_unique_ordered_and_deletable,
-        }
+        $crate::key_store_tests!(@mode required $factory);
     };
 }
 
@@ -184,7 +165,10 @@ macro_rules! key_store_tests {
 #[macro_export]
 macro_rules! challenge_store_tests {
     (optional: $factory:expr) => {
-        $crate::__conformance_tests! { optional $factory;
+        $crate::challenge_store_tests!(@mode optional $factory);
+    };
+    (@mode $mode:ident $factory:expr) => {
+        $crate::__conformance_tests! { $mode $factory;
             challenge_take_is_exactly_once_under_16_racing_takes,
             challenge_insert_if_absent_under_16_racing_inserts,
             challenge_expiry_is_visible_at_once,
@@ -195,15 +179,7 @@ macro_rules! challenge_store_tests {
         }
     };
     ($factory:expr) => {
-        $crate::__conformance_tests! { required $factory;
-            challenge_take_is_exactly_once_under_16_racing_takes,
-            challenge_insert_if_absent_under_16_racing_inserts,
-            challenge_expiry_is_visible_at_once,
-            challenge_update_is_compare_and_swap_under_16_racing_updates,
-            counter_incr_loses_no_count_under_16_tasks,
-            counter_windows_expire_and_reset,
-            purge_removes_only_expired,
-        }
+        $crate::challenge_store_tests!(@mode required $factory);
     };
 }
 
@@ -212,18 +188,17 @@ macro_rules! challenge_store_tests {
 #[macro_export]
 macro_rules! audit_log_tests {
     (optional: $factory:expr) => {
-        $crate::__conformance_tests! { optional $factory;
+        $crate::audit_log_tests!(@mode optional $factory);
+    };
+    (@mode $mode:ident $factory:expr) => {
+        $crate::__conformance_tests! { $mode $factory;
             audit_log_newest_first_and_paged_stably,
             audit_log_forgets_a_users_personal_data_only,
             audit_chain_head_moves_once_under_16_racing_appends,
         }
     };
     ($factory:expr) => {
-        $crate::__conformance_tests! { required $factory;
-            audit_log_newest_first_and_paged_stably,
-            audit_log_forgets_a_users_personal_data_only,
-            audit_chain_head_moves_once_under_16_racing_appends,
-        }
+        $crate::audit_log_tests!(@mode required $factory);
     };
 }
 
