@@ -12,6 +12,9 @@ use sqlx::query::Query;
 
 use crate::Db;
 
+/// A query with its parameters bound.
+pub(crate) type Bound<'q> = Query<'q, Postgres, PgArguments>;
+
 /// Running a query with its parameters bound, as the storage contract wants the answer.
 pub(crate) trait Run {
     /// The record it finds, if any, read by `read`.
@@ -29,7 +32,7 @@ pub(crate) trait Run {
     async fn affected(self, pool: &PgPool) -> StoreResult<u64>;
 }
 
-impl Run for Query<'_, Postgres, PgArguments> {
+impl Run for Bound<'_> {
     async fn one<T>(
         self,
         pool: &PgPool,

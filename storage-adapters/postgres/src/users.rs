@@ -11,7 +11,7 @@ use portcullis::model::{
 use portcullis::store::{StoreResult, UserQuery, UserStore};
 use sqlx::postgres::PgRow;
 
-use crate::rows::{Run, after, col, fetch_limit, int, page, ts, ts_opt, uint};
+use crate::rows::{Bound, Run, after, col, fetch_limit, int, page, ts, ts_opt, uint};
 use crate::{Db, PgStore};
 
 macro_rules! user_columns {
@@ -125,22 +125,10 @@ fn prefix_pattern(prefix: &str) -> String {
     pattern
 }
 
-impl PgStore {
-    /// The user a query of one parameter finds.
-    async fn user_by(&self, sql: &'static str, key: &str) -> StoreResult<Option<User>> {
-        sqlx::query(sql).bind(key).one(&self.pool, user).await
-    }
-}
-
-#[async_trait]
-impl UserStore for PgStore {
-    async fn create_user(&self, u: &User) -> StoreResult<()> {
-        sqlx::query(concat!(
-            "INSERT INTO users (",
-            user_columns!(),
-            ") \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-        ))
+/// Binds a user's columns as `$1` … `$14`, in the order of `user_columns!`, with
+/// `revision` as the stored revision.
+fn bind_user<'q>(query: Bound<'q>, u: &'q User, revision: u64) -> StoreResult<Bound<'q>> {
+    Ok(query
         .bind(u.id.as_uuid())
         .bind(u.email.as_ref().map(Email::as_str))
         .bind(u.email_verified)
@@ -153,11 +141,29 @@ impl UserStore for PgStore {
         .bind(u.locked_until.map(|t| t.unix_millis()))
         .bind(u.created_at.unix_millis())
         .bind(u.updated_at.unix_millis())
-        .bind(int(u.revision)?)
-        .bind(int(u.security_stamp)?)
-        .execute(&self.pool)
-        .await
-        .db()?;
+        .bind(int(revision)?)
+        .bind(int(u.security_stamp)?))
+}
+
+impl PgStore {
+    /// The user a query of one parameter finds.
+    async fn user_by(&self, sql: &'static str, key: &str) -> StoreResult<Option<User>> {
+        sqlx::query(sql).bind(key).one(&self.pool, user).await
+    }
+}
+
+#[async_trait]
+impl UserStore for PgStore {
+    async fn create_user(&self, u: &User) -> StoreResult<()> {
+        let insert = sqlx::query(concat!(
+            "INSERT INTO users (",
+            user_columns!(),
+            ") \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+        ));
+        bind_user(insert, u, u.revision)?
+            .affected(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -190,29 +196,17 @@ impl UserStore for PgStore {
 
     async fn update_user(&self, u: &User) -> StoreResult<u64> {
         let revision = u.revision.saturating_add(1);
-        let updated = sqlx::query(
-            "UPDATE users SET email = $3, email_verified = $4, phone = $5, phone_verified = $6, \
-             name = $7, metadata = $8, password_hash = $9, blocked = $10, locked_until = $11, \
-             created_at = $12, updated_at = $13, security_stamp = $14, revision = $15 \
-             WHERE id = $1 AND revision = $2",
-        )
-        .bind(u.id.as_uuid())
-        .bind(int(u.revision)?)
-        .bind(u.email.as_ref().map(Email::as_str))
-        .bind(u.email_verified)
-        .bind(u.phone.as_ref().map(Phone::as_str))
-        .bind(u.phone_verified)
-        .bind(u.name.as_deref())
-        .bind(&u.metadata)
-        .bind(u.password_hash.as_ref().map(PasswordHash::as_str))
-        .bind(u.blocked)
-        .bind(u.locked_until.map(|t| t.unix_millis()))
-        .bind(u.created_at.unix_millis())
-        .bind(u.updated_at.unix_millis())
-        .bind(int(u.security_stamp)?)
-        .bind(int(revision)?)
-        .affected(&self.pool)
-        .await?;
+        // $1 … $14 as bind_user orders them; $15 the revision this update was read at.
+        let update = sqlx::query(
+            "UPDATE users SET email = $2, email_verified = $3, phone = $4, phone_verified = $5, \
+             name = $6, metadata = $7, password_hash = $8, blocked = $9, locked_until = $10, \
+             created_at = $11, updated_at = $12, revision = $13, security_stamp = $14 \
+             WHERE id = $1 AND revision = $15",
+        );
+        let updated = bind_user(update, u, revision)?
+            .bind(int(u.revision)?)
+            .affected(&self.pool)
+            .await?;
         if updated == 1 {
             return Ok(revision);
         }
