@@ -58,6 +58,14 @@ pub(crate) struct Inner {
     pub(crate) bot_check: Option<Arc<dyn crate::protect::BotCheck>>,
     /// The WebAuthn relying party, built once from the configuration.
     pub(crate) webauthn: webauthn_rs_core::WebauthnCore,
+    /// The one client for URLs a tenant named (SSO discovery, JWKS, token endpoints).
+    pub(crate) outbound: crate::Outbound,
+    /// Looks up the TXT records that prove domains (none by default).
+    pub(crate) dns: Option<Arc<dyn crate::DomainVerifier>>,
+    /// SSO connections' signing keys.
+    pub(crate) jwks: crate::flows::sso::JwksCache,
+    /// Where the SSO callback routes are served (`{origin}/api/v1` by default).
+    pub(crate) sso_base: Url,
 }
 
 impl Portcullis {
@@ -81,6 +89,10 @@ impl Portcullis {
             breached: None,
             locate: None,
             bot_check: None,
+            outbound_policy: crate::OutboundPolicy::default(),
+            host_resolver: None,
+            dns: None,
+            sso_base: None,
         }
     }
 
@@ -178,6 +190,11 @@ impl Portcullis {
     /// The engine clock's current time.
     pub fn now(&self) -> Timestamp {
         self.inner.clock.now()
+    }
+
+    /// Single sign-on: connections, domain proofs, and sign-in through identity providers.
+    pub fn sso(&self) -> crate::flows::sso::Sso<'_> {
+        crate::flows::sso::Sso::new(&self.inner)
     }
 
     /// Rate limits and attempt budgets.
@@ -301,9 +318,43 @@ pub struct PortcullisBuilder {
     breached: Option<Arc<dyn crate::BreachedPasswords>>,
     locate: Option<Arc<dyn crate::Locate>>,
     bot_check: Option<Arc<dyn crate::protect::BotCheck>>,
+    outbound_policy: crate::OutboundPolicy,
+    host_resolver: Option<Arc<dyn crate::HostResolver>>,
+    dns: Option<Arc<dyn crate::DomainVerifier>>,
+    sso_base: Option<Url>,
 }
 
 impl PortcullisBuilder {
+    /// What requests to tenant-named URLs (SSO discovery, JWKS, token endpoints) may
+    /// reach. The default: public addresses over `https` on port 443 only.
+    pub fn outbound_policy(mut self, policy: crate::OutboundPolicy) -> Self {
+        self.outbound_policy = policy;
+        self
+    }
+
+    /// How outbound requests resolve host names (the operating system's resolver by
+    /// default).
+    pub fn host_resolver(mut self, resolver: Arc<dyn crate::HostResolver>) -> Self {
+        self.host_resolver = Some(resolver);
+        self
+    }
+
+    /// Looks up the DNS TXT records that prove an organization's domains
+    /// ([`HickoryDns`](crate::HickoryDns) with the `dns` feature). Without one, domain
+    /// verification is a configuration error.
+    pub fn domain_verifier(mut self, verifier: Arc<dyn crate::DomainVerifier>) -> Self {
+        self.dns = Some(verifier);
+        self
+    }
+
+    /// The URL the SSO routes are served under, from which the redirect URIs registered at
+    /// providers are made (`{base}/sso/callback`, `{base}/social/google/callback`).
+    /// Default: the public origin with `/api/v1`.
+    pub fn sso_base(mut self, base: Url) -> Self {
+        self.sso_base = Some(base);
+        self
+    }
+
     /// One adapter for all five stores.
     pub fn store<S: Storage + 'static>(self, store: S) -> Self {
         self.shared_store(Arc::new(store))
@@ -453,6 +504,16 @@ impl PortcullisBuilder {
             false => Some(KeySet::new(fixed_keys)?),
         };
         let cache_capacity = config.config.tokens.cache_capacity;
+        let sso_base = match self.sso_base {
+            Some(base) => base,
+            None => config
+                .origin
+                .join("api/v1")
+                .map_err(|_| Error::Config("the public origin cannot hold /api/v1".into()))?,
+        };
+        let resolver = self
+            .host_resolver
+            .unwrap_or_else(|| Arc::new(crate::SystemResolver));
         let webauthn = crate::flows::passkey::relying_party(&config);
         let chain = crate::audit::Chain::new(SecretHasher::new(&pepper)?);
         let inner = Inner {
@@ -481,6 +542,10 @@ impl PortcullisBuilder {
             breached: self.breached,
             locate: self.locate,
             bot_check: self.bot_check,
+            outbound: crate::Outbound::new(self.outbound_policy, resolver),
+            dns: self.dns,
+            jwks: crate::flows::sso::JwksCache::default(),
+            sso_base,
         };
         Ok(Portcullis {
             inner: Arc::new(inner),

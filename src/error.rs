@@ -98,6 +98,31 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// The address belongs to an organization that requires single sign-on: this way of
+    /// signing in is refused for it. Sign in through the organization's connection (its
+    /// id, when one is active, says which).
+    #[error("this address signs in with single sign-on")]
+    SsoRequired {
+        /// The organization's active connection, if there is one.
+        connection_id: Option<crate::model::ConnectionId>,
+    },
+    /// A single sign-on did not prove who the person is: the identity provider's answer
+    /// failed a check (state, nonce, issuer, audience, signature, freshness), or the
+    /// connection is not usable. `reason` names the check, for logs and administrators;
+    /// it never holds what the provider sent.
+    #[error("single sign-on failed: {reason}")]
+    SsoFailed {
+        /// Which check failed.
+        reason: &'static str,
+    },
+    /// An outbound request to a URL an administrator (or a document) named was refused
+    /// before it was made: a scheme, port or address the installation does not allow
+    /// (private, loopback, link-local, metadata), or a URL that hides its host.
+    #[error("outbound request refused: {reason}")]
+    OutboundRefused {
+        /// Why.
+        reason: &'static str,
+    },
 }
 
 /// Whole seconds, rounded up, at least 1: what a `Retry-After` header should say.
@@ -127,6 +152,9 @@ impl Error {
             Error::Store(_) => "store",
             Error::Delivery(_) => "delivery",
             Error::Unavailable { .. } => "unavailable",
+            Error::SsoRequired { .. } => "sso_required",
+            Error::SsoFailed { .. } => "sso_failed",
+            Error::OutboundRefused { .. } => "outbound_refused",
         }
     }
 

@@ -110,11 +110,13 @@ pub mod crypto;
 pub mod danger;
 mod delivery;
 pub mod directory;
+mod dns;
 mod engine;
 mod error;
 pub mod flows;
 pub mod mfa;
 pub mod model;
+mod outbound;
 pub mod protect;
 mod sessions;
 mod signin;
@@ -141,6 +143,9 @@ pub use delivery::{
 pub use directory::{
     NewOrg, NewUser, OrgSettings, OrgUpdate, Orgs, Rbac, RoleSpec, UserStatus, UserUpdate, Users,
 };
+pub use dns::DomainVerifier;
+#[cfg(feature = "dns")]
+pub use dns::HickoryDns;
 pub use engine::{Portcullis, PortcullisBuilder, Sweeper};
 pub use error::{BoxError, DeliveryError, Error, Result, StoreError};
 pub use flows::codes::{CodeChannel, Codes};
@@ -148,9 +153,11 @@ pub use flows::magic_link::{DeviceProof, LinkOptions, LinkPeek, LinkSent, LinkSt
 pub use flows::passkey::{CeremonyStatus, PasskeyInfo, PasskeyRegistered, Passkeys, Registrant};
 pub use flows::password::Passwords;
 pub use flows::sign_up::SignUps;
+pub use flows::sso::{Sso, SsoDone, SsoOptions, SsoRedirect, SsoTarget};
 pub use flows::{Locate, Purpose, Requester, Sent};
 pub use mfa::{AuthenticatorId, Authenticators, Mfa, MfaProof};
 pub use model::{Email, OrgId, Phone, SessionId, UserId};
+pub use outbound::{HostResolver, Outbound, OutboundPolicy, SystemResolver, is_public};
 #[cfg(feature = "hibp")]
 pub use protect::hibp;
 pub use protect::{BreachedPasswords, CommonPasswords, PasswordList};

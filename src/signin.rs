@@ -36,6 +36,12 @@ pub enum AuthMethod {
     Totp,
     /// A backup code (`otp`).
     BackupCode,
+    /// Single sign-on through an identity provider (`fed`). `mfa`: the provider asserted
+    /// an `amr` the connection counts as the organization's second factor (adds `mfa`).
+    Federated {
+        /// The provider's sign-in satisfied the second factor.
+        mfa: bool,
+    },
 }
 
 impl AuthMethod {
@@ -62,6 +68,8 @@ impl AuthMethod {
                 user_verified: false,
             } => &["hwk"],
             AuthMethod::Totp | AuthMethod::BackupCode => &["otp"],
+            AuthMethod::Federated { mfa: false } => &["fed"],
+            AuthMethod::Federated { mfa: true } => &["fed", "mfa"],
         };
         values.iter().map(|v| (*v).to_owned()).collect()
     }
@@ -74,7 +82,7 @@ impl AuthMethod {
             AuthMethod::Passkey {
                 user_verified: true,
                 ..
-            }
+            } | AuthMethod::Federated { mfa: true }
         )
     }
 
@@ -87,6 +95,7 @@ impl AuthMethod {
             AuthMethod::Passkey { .. } => "passkey",
             AuthMethod::Totp => "totp",
             AuthMethod::BackupCode => "backup_code",
+            AuthMethod::Federated { .. } => "sso",
         }
     }
 }
@@ -333,6 +342,12 @@ pub(crate) async fn complete_first_factor_then(
         return Err(Error::InvalidCredentials);
     }
     may_sign_in(inner, &user)?;
+    // Every first factor but SSO itself, whichever way it came (RP-15).
+    if !matches!(method, AuthMethod::Federated { .. })
+        && let Some(email) = &user.email
+    {
+        crate::flows::sso::enforce_sso(inner, email).await?;
+    }
     let org = sign_in_org(inner, &user, code_request, ctx).await?;
     let amr = method.amr();
     // Read once for the whole sign-in: the MFA rule here, the session's lifetime at the end.

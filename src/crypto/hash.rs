@@ -58,6 +58,10 @@ pub enum SecretPurpose {
     Invitation,
     /// The token that reverts a confirmed email change, sent to the old address.
     EmailChangeRevert,
+    /// The `state` of an SSO sign-in.
+    SsoState,
+    /// An IT-admin setup link, and the setup session it opens.
+    SetupLink,
 }
 
 impl SecretPurpose {
@@ -83,6 +87,8 @@ impl SecretPurpose {
             SecretPurpose::AuditChain => "audit_chain",
             SecretPurpose::Invitation => "invitation",
             SecretPurpose::EmailChangeRevert => "email_change_revert",
+            SecretPurpose::SsoState => "sso_state",
+            SecretPurpose::SetupLink => "setup_link",
         }
     }
 }

@@ -43,6 +43,11 @@ pub struct OrgSettings {
     /// with no language; without one, [`Templates`](crate::Templates) decides. Messages
     /// name the organization by its branding's display name.
     pub templates: Vec<MessageWording>,
+    /// Addresses at the organization's proven domains sign in only through its SSO
+    /// connection: passwords, codes, links and passkeys are refused for them
+    /// ([`Error::SsoRequired`]). An administrator of the organization, or an installation
+    /// credential (break glass), turns it off again.
+    pub sso_required: bool,
 }
 
 /// An organization's wording of one kind of message (checklist ADM-07; DESIGN invariant
@@ -135,6 +140,7 @@ impl Default for OrgSettings {
             branding: Branding::default(),
             session_lifetime_secs: None,
             templates: Vec::new(),
+            sso_required: false,
         }
     }
 }

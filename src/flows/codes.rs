@@ -104,6 +104,9 @@ impl CodeChannel<'_> {
         };
         allow(self.inner, ctx.org_id, method).await?;
         let recipient = self.recipient(to)?;
+        if let Recipient::Email(email) = &recipient {
+            crate::flows::sso::enforce_sso(self.inner, email).await?;
+        }
         spend_send_budget(self.inner, self.channel, recipient.as_str(), false, ctx).await?;
         let (account, deliverable) = account_at_send(self.inner, &recipient).await?;
         let request = NewRequest {

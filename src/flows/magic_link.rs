@@ -181,6 +181,7 @@ impl<'a> MagicLinks<'a> {
     ) -> Result<LinkSent, Error> {
         let inner = self.inner;
         let email = Email::parse(email)?;
+        crate::flows::sso::enforce_sso(inner, &email).await?;
         let mut org_id = ctx.org_id;
         if let Some(request) = &options.redirect {
             // The sign-in runs in the client's organization.

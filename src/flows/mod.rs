@@ -12,6 +12,7 @@ pub mod password;
 pub(crate) mod request;
 mod requester;
 pub mod sign_up;
+pub mod sso;
 
 use std::time::Duration;
 

@@ -568,6 +568,7 @@ async fn allow_list(
     // The fake ids are keyed by the normalized name, so spellings of one name agree.
     let (user, normalized) = if identifier.contains('@') {
         let email = Email::parse(identifier)?;
+        crate::flows::sso::enforce_sso(inner, &email).await?;
         let user = inner.users.get_user_by_email(&email).await?;
         (user, email.as_str().to_owned())
     } else {

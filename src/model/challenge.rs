@@ -39,6 +39,12 @@ pub enum ChallengeKind {
     /// The way back from a confirmed email change, keyed by the revert token's hash: the
     /// account and the address it had.
     EmailChangeRevert,
+    /// An SSO sign-in under way (state, nonce, PKCE verifier), keyed by the state's hash.
+    SsoState,
+    /// An IT-admin setup link, keyed by its token's hash.
+    SetupLink,
+    /// The session a redeemed setup link opened, keyed by its token's hash.
+    SetupSession,
 }
 
 impl ChallengeKind {
@@ -71,7 +77,10 @@ impl ChallengeKind {
             | ChallengeKind::MfaToken
             | ChallengeKind::PasswordReset
             | ChallengeKind::TotpEnrolment
-            | ChallengeKind::Invitation => false,
+            | ChallengeKind::Invitation
+            | ChallengeKind::SsoState
+            | ChallengeKind::SetupLink
+            | ChallengeKind::SetupSession => false,
         }
     }
 
@@ -90,11 +99,14 @@ impl ChallengeKind {
             ChallengeKind::Invitation => "invitation",
             ChallengeKind::RolesRevision => "roles_revision",
             ChallengeKind::EmailChangeRevert => "email_change_revert",
+            ChallengeKind::SsoState => "sso_state",
+            ChallengeKind::SetupLink => "setup_link",
+            ChallengeKind::SetupSession => "setup_session",
         }
     }
 
     /// Every kind, for adapters that keep one table or tree per kind.
-    pub const ALL: [ChallengeKind; 12] = [
+    pub const ALL: [ChallengeKind; 15] = [
         ChallengeKind::MagicLink,
         ChallengeKind::Request,
         ChallengeKind::OneTimeCode,
@@ -107,6 +119,9 @@ impl ChallengeKind {
         ChallengeKind::Invitation,
         ChallengeKind::RolesRevision,
         ChallengeKind::EmailChangeRevert,
+        ChallengeKind::SsoState,
+        ChallengeKind::SetupLink,
+        ChallengeKind::SetupSession,
     ];
 }
 

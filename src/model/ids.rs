@@ -91,6 +91,10 @@ uuid_id!(
     ApiCredentialId, "api_credential_id"
 );
 uuid_id!(
+    /// Identifies an organization's SSO connection.
+    ConnectionId, "connection_id"
+);
+uuid_id!(
     /// Identifies a recorded authentication event.
     EventId, "event_id"
 );

@@ -7,18 +7,23 @@ mod ids;
 mod org;
 mod page;
 mod session;
+mod sso;
 mod user;
 
 pub use audit::{AuthEvent, AuthEventKind};
 pub use challenge::{ChallengeKey, ChallengeKind, ChallengeRecord, Counter};
 pub use contact::{Email, Phone};
 pub use ids::{
-    ApiCredentialId, ClientId, CredentialId, EventId, FactorId, OrgId, PermissionId, RequestId,
-    RoleId, SessionId, UserId,
+    ApiCredentialId, ClientId, ConnectionId, CredentialId, EventId, FactorId, OrgId, PermissionId,
+    RequestId, RoleId, SessionId, UserId,
 };
 pub use org::{ApiCredential, App, Membership, Organization, Permission, PermissionDef, Role};
 pub use page::{Cursor, Page, PageRequest};
 pub use session::{Session, StoredSigningKey};
+pub use sso::{
+    ClaimMapping, ConnectionKind, ConnectionStatus, DOMAIN_CHALLENGE_LABEL, DomainClaim,
+    FederatedIdentity, OidcEndpoints, Preset, SsoConnection,
+};
 pub use user::{FactorStatus, PasskeyCredential, PasskeyUse, PasswordHash, TotpFactor, User};
 
 /// A trimmed name or label people give things (a user, an organization, a passkey, a

@@ -28,17 +28,18 @@
 // A conformance check reports a broken promise by panicking, like any test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::crypto::{Sealed, SecretHash};
 use crate::model::{
     ApiCredential, ApiCredentialId, App, AuthEvent, AuthEventKind, ChallengeKey, ChallengeKind,
-    ClientId, CredentialId, Email, EventId, FactorId, FactorStatus, Membership, OrgId,
-    Organization, PageRequest, PasskeyCredential, PasskeyUse, Permission, PermissionDef,
-    PermissionId, Phone, Role, RoleId, Session, SessionId, StoredSigningKey, TotpFactor, User,
-    UserId,
+    ClaimMapping, ClientId, ConnectionId, ConnectionKind, ConnectionStatus, CredentialId,
+    DomainClaim, Email, EventId, FactorId, FactorStatus, FederatedIdentity, Membership,
+    OidcEndpoints, OrgId, Organization, PageRequest, PasskeyCredential, PasskeyUse, Permission,
+    PermissionDef, PermissionId, Phone, Preset, Role, RoleId, Session, SessionId, SsoConnection,
+    StoredSigningKey, TotpFactor, User, UserId,
 };
 use crate::store::{
     AuditLog, ChallengeStore, KeyStore, OrgStore, SessionStore, UserQuery, UserStore,
@@ -91,6 +92,9 @@ macro_rules! user_store_tests {
             totp_step_accepted_once_under_16_racing_codes,
             totp_factors_are_owned,
             backup_code_consumed_once_under_16_racing_redemptions,
+            identity_links_unique_per_provider_and_case_sensitive,
+            identity_link_unique_under_16_racing_links,
+            identity_links_go_with_their_user,
         }
     };
     ($factory:expr) => {
@@ -116,6 +120,11 @@ macro_rules! org_store_tests {
             memberships_by_user_and_by_org,
             api_credentials_unique_listed_and_never_unrevoked,
             org_domain_and_client_id_unique_under_16_racers,
+            sso_connections_kept_in_their_org_and_compare_and_swap,
+            sso_connection_update_is_compare_and_swap_under_16_concurrent_writers,
+            org_delete_cascades_to_sso_connections_and_domain_claims,
+            domain_claim_verified_by_one_org_only,
+            domain_verification_has_one_winner_under_16_racing_orgs,
         }
     };
     ($factory:expr) => {
@@ -353,6 +362,46 @@ fn role(org: OrgId, name: &str, permissions: &[&PermissionDef]) -> Role {
         created_at: t0(),
         updated_at: t0(),
     }
+}
+
+/// A draft OIDC connection with every field set, so that a store that drops one is caught.
+fn sso_connection(org: OrgId, name: &str) -> SsoConnection {
+    SsoConnection {
+        id: ConnectionId::generate(),
+        org_id: org,
+        kind: ConnectionKind::Oidc,
+        name: name.into(),
+        status: ConnectionStatus::Draft,
+        issuer: "https://idp.example.com".into(),
+        discovery: true,
+        endpoints: OidcEndpoints {
+            authorization: "https://idp.example.com/authorize".into(),
+            token: "https://idp.example.com/token".into(),
+            jwks_uri: "https://idp.example.com/jwks".into(),
+            iss_in_response: true,
+        },
+        client_id: "portcullis".into(),
+        client_secret: Some(Sealed::from_bytes(vec![7; 48])),
+        scopes: vec!["openid".into(), "email".into()],
+        claims: ClaimMapping::default(),
+        group_roles: BTreeMap::from([("engineering".into(), vec!["admin".into()])]),
+        domains: vec!["acme.com".into()],
+        jit_provisioning: true,
+        default_roles: vec!["member".into()],
+        algorithms: vec!["RS256".into()],
+        mfa_amr: vec!["mfa".into()],
+        hosted_domain: None,
+        preset: None,
+        tested_at: None,
+        created_at: t0(),
+        updated_at: t0(),
+        revision: 0,
+    }
+}
+
+/// An unproven claim on `domain`, provable for an hour.
+fn domain_claim(org: OrgId, domain: &str, token: &str) -> DomainClaim {
+    DomainClaim::new(org, domain, token, t0(), at(3600))
 }
 
 fn membership(user: UserId, org: OrgId, roles: &[RoleId]) -> Membership {
@@ -2171,4 +2220,561 @@ pub async fn org_domain_and_client_id_unique_under_16_racers<S: OrgStore + 'stat
     for loser in results.into_iter().filter(|r| r.is_err()) {
         conflict_on(loser, "client_id");
     }
+}
+
+/// Federated identities: `(provider, subject)` is unique, the subject compared byte for
+/// byte ("Abc" and "abc" are two identities) and within its provider (one subject under
+/// two providers is two identities); a user's are listed oldest first; a provider's are
+/// counted exactly (not those of a provider whose name merely starts the same).
+pub async fn identity_links_unique_per_provider_and_case_sensitive<S: UserStore + 'static>(
+    store: Arc<S>,
+) {
+    let ann = user_with_email("ann@example.com");
+    let bo = user_with_email("bo@example.com");
+    store.create_user(&ann).await.unwrap();
+    store.create_user(&bo).await.unwrap();
+    let google = ConnectionId::generate().to_string();
+    let okta = ConnectionId::generate().to_string();
+    let okta_too = format!("{okta}-2");
+
+    let first = FederatedIdentity::new(&google, "Abc", ann.id, t0());
+    store.link_identity(&first).await.unwrap();
+    assert_eq!(
+        store.get_identity(&google, "Abc").await.unwrap(),
+        Some(first.clone())
+    );
+    let taken = FederatedIdentity::new(&google, "Abc", bo.id, at(1));
+    conflict_on(store.link_identity(&taken).await, "identity");
+    conflict_on(store.link_identity(&first).await, "identity");
+    assert!(
+        store.get_identity(&google, "abc").await.unwrap().is_none(),
+        "subjects are compared case-sensitively"
+    );
+    assert!(store.get_identity(&okta, "Abc").await.unwrap().is_none());
+
+    let lower = FederatedIdentity::new(&google, "abc", bo.id, at(2));
+    store.link_identity(&lower).await.unwrap();
+    // Linked newest first, so that a listing in insertion or key order is caught.
+    let later = FederatedIdentity::new(&okta, "Abc", ann.id, at(5));
+    store.link_identity(&later).await.unwrap();
+    let earlier = FederatedIdentity::new(&okta_too, "zed", ann.id, at(3));
+    store.link_identity(&earlier).await.unwrap();
+
+    let owner = |p: &str, s: &str| {
+        let store = store.clone();
+        let (p, s) = (p.to_owned(), s.to_owned());
+        async move { store.get_identity(&p, &s).await.unwrap().map(|i| i.user_id) }
+    };
+    assert_eq!(owner(&google, "Abc").await, Some(ann.id));
+    assert_eq!(owner(&google, "abc").await, Some(bo.id));
+    assert_eq!(owner(&okta, "Abc").await, Some(ann.id));
+    assert_eq!(owner(&okta, "abc").await, None);
+
+    assert_eq!(
+        store.list_identities(ann.id).await.unwrap(),
+        vec![first, earlier, later]
+    );
+    assert_eq!(store.list_identities(bo.id).await.unwrap(), vec![lower]);
+    assert!(
+        store
+            .list_identities(UserId::generate())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.count_identities(&google).await.unwrap(), 2);
+    assert_eq!(store.count_identities(&okta).await.unwrap(), 1);
+    assert_eq!(store.count_identities(&okta_too).await.unwrap(), 1);
+    assert_eq!(store.count_identities(&okta[..8]).await.unwrap(), 0);
+    assert_eq!(store.count_identities("").await.unwrap(), 0);
+}
+
+/// Federated identities: of 16 racing links of one `(provider, subject)` to 16 users
+/// exactly one succeeds; the others get `Conflict("identity")` and leave nothing behind.
+pub async fn identity_link_unique_under_16_racing_links<S: UserStore + 'static>(store: Arc<S>) {
+    let mut users = Vec::new();
+    for i in 0..RACERS {
+        let user = user_with_email(&format!("linker{i}@example.com"));
+        store.create_user(&user).await.unwrap();
+        users.push(user.id);
+    }
+    let users = Arc::new(users);
+    let results = race(RACERS, |i| {
+        let (store, users) = (store.clone(), users.clone());
+        async move {
+            let identity = FederatedIdentity::new("idp", "sub-1", users[i], t0());
+            store.link_identity(&identity).await.map(|()| users[i])
+        }
+    })
+    .await;
+    assert_eq!(count_ok(&results), 1, "{results:?}");
+    let winner = *results.iter().find_map(|r| r.as_ref().ok()).unwrap();
+    for loser in results.into_iter().filter(|r| r.is_err()) {
+        conflict_on(loser, "identity");
+    }
+    let stored = store.get_identity("idp", "sub-1").await.unwrap().unwrap();
+    assert_eq!(stored.user_id, winner);
+    assert_eq!(store.count_identities("idp").await.unwrap(), 1);
+    for user in users.iter() {
+        let linked = store.list_identities(*user).await.unwrap().len();
+        assert_eq!(linked, usize::from(*user == winner), "losers left nothing");
+    }
+}
+
+/// Federated identities: a link needs an existing user (`Missing("user")`); deleting the
+/// user deletes its links, and no one else's, and frees them to be linked again.
+pub async fn identity_links_go_with_their_user<S: UserStore + 'static>(store: Arc<S>) {
+    let ghost = FederatedIdentity::new("idp", "ghost", UserId::generate(), t0());
+    assert!(
+        matches!(
+            store.link_identity(&ghost).await,
+            Err(StoreError::Missing { what: "user" })
+        ),
+        "a link needs its user"
+    );
+    assert!(store.get_identity("idp", "ghost").await.unwrap().is_none());
+    assert_eq!(store.count_identities("idp").await.unwrap(), 0);
+
+    let gone = user_with_email("gone@example.com");
+    let kept = user_with_email("kept@example.com");
+    store.create_user(&gone).await.unwrap();
+    store.create_user(&kept).await.unwrap();
+    for identity in [
+        FederatedIdentity::new("idp", "s1", gone.id, t0()),
+        FederatedIdentity::new("other", "s1", gone.id, t0()),
+        FederatedIdentity::new("idp", "s2", kept.id, t0()),
+    ] {
+        store.link_identity(&identity).await.unwrap();
+    }
+
+    assert!(store.delete_user(gone.id).await.unwrap());
+    assert!(store.get_identity("idp", "s1").await.unwrap().is_none());
+    assert!(store.get_identity("other", "s1").await.unwrap().is_none());
+    assert!(store.list_identities(gone.id).await.unwrap().is_empty());
+    assert_eq!(store.count_identities("idp").await.unwrap(), 1);
+    assert_eq!(store.count_identities("other").await.unwrap(), 0);
+    assert_eq!(store.list_identities(kept.id).await.unwrap().len(), 1);
+    let still = store.get_identity("idp", "s2").await.unwrap();
+    assert_eq!(still.map(|i| i.user_id), Some(kept.id));
+
+    let reborn = user_with_email("gone@example.com");
+    store.create_user(&reborn).await.unwrap();
+    store
+        .link_identity(&FederatedIdentity::new("idp", "s1", reborn.id, at(1)))
+        .await
+        .unwrap();
+}
+
+/// SSO connections: created only in an existing organization, with a unique id; read back
+/// whole; listed by organization in id order; updated compare-and-swap on the revision,
+/// never moved to another organization (`Missing`); deleted only through their own.
+pub async fn sso_connections_kept_in_their_org_and_compare_and_swap<S: OrgStore + 'static>(
+    store: Arc<S>,
+) {
+    let acme = org("acme");
+    let other = org("other");
+    store.create_org(&acme).await.unwrap();
+    store.create_org(&other).await.unwrap();
+    let orphan = sso_connection(OrgId::generate(), "orphan");
+    assert!(
+        matches!(
+            store.create_sso_connection(&orphan).await,
+            Err(StoreError::Missing {
+                what: "organization"
+            })
+        ),
+        "a connection needs its organization"
+    );
+
+    let okta = sso_connection(acme.id, "Okta");
+    store.create_sso_connection(&okta).await.unwrap();
+    conflict_on(store.create_sso_connection(&okta).await, "sso_connection");
+    let mut same_id = sso_connection(other.id, "Copy");
+    same_id.id = okta.id;
+    conflict_on(
+        store.create_sso_connection(&same_id).await,
+        "sso_connection",
+    );
+    let mut google = sso_connection(acme.id, "Google");
+    google.preset = Some(Preset::Google);
+    google.hosted_domain = Some("acme.com".into());
+    google.client_secret = None;
+    store.create_sso_connection(&google).await.unwrap();
+    let entra = sso_connection(other.id, "Entra");
+    store.create_sso_connection(&entra).await.unwrap();
+
+    assert_eq!(
+        store.get_sso_connection(okta.id).await.unwrap(),
+        Some(okta.clone())
+    );
+    assert_eq!(
+        store.get_sso_connection(google.id).await.unwrap(),
+        Some(google.clone())
+    );
+    assert!(
+        store
+            .get_sso_connection(ConnectionId::generate())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut in_id_order = vec![okta.id, google.id];
+    in_id_order.sort();
+    let listed: Vec<ConnectionId> = store
+        .list_sso_connections(acme.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(listed, in_id_order);
+    assert_eq!(
+        store.list_sso_connections(other.id).await.unwrap(),
+        vec![entra.clone()]
+    );
+    assert!(
+        store
+            .list_sso_connections(OrgId::generate())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let mut active = okta.clone();
+    active.status = ConnectionStatus::Active;
+    active.client_secret = None;
+    active.tested_at = Some(at(5));
+    active.updated_at = at(5);
+    assert_eq!(store.update_sso_connection(&active).await.unwrap(), 1);
+    let mut expected = active.clone();
+    expected.revision = 1;
+    assert_eq!(
+        store.get_sso_connection(okta.id).await.unwrap(),
+        Some(expected.clone())
+    );
+
+    let mut late = okta.clone();
+    late.name = "late".into();
+    assert!(matches!(
+        store.update_sso_connection(&late).await,
+        Err(StoreError::Stale)
+    ));
+    let mut moved = expected.clone();
+    moved.org_id = other.id;
+    assert!(
+        matches!(
+            store.update_sso_connection(&moved).await,
+            Err(StoreError::Missing {
+                what: "sso_connection"
+            })
+        ),
+        "a connection stays in its organization"
+    );
+    let ghost = sso_connection(acme.id, "ghost");
+    assert!(matches!(
+        store.update_sso_connection(&ghost).await,
+        Err(StoreError::Missing {
+            what: "sso_connection"
+        })
+    ));
+    assert_eq!(
+        store.get_sso_connection(okta.id).await.unwrap(),
+        Some(expected),
+        "a refused update changes nothing"
+    );
+
+    assert!(
+        !store
+            .delete_sso_connection(other.id, okta.id)
+            .await
+            .unwrap(),
+        "only its organization deletes it"
+    );
+    assert!(store.get_sso_connection(okta.id).await.unwrap().is_some());
+    assert!(store.delete_sso_connection(acme.id, okta.id).await.unwrap());
+    assert!(!store.delete_sso_connection(acme.id, okta.id).await.unwrap());
+    assert!(store.get_sso_connection(okta.id).await.unwrap().is_none());
+    assert_eq!(
+        store.list_sso_connections(acme.id).await.unwrap(),
+        vec![google]
+    );
+}
+
+/// SSO connections: of 16 writers updating one connection from one revision exactly one
+/// wins; the others get `Stale`.
+pub async fn sso_connection_update_is_compare_and_swap_under_16_concurrent_writers<
+    S: OrgStore + 'static,
+>(
+    store: Arc<S>,
+) {
+    let acme = org("acme");
+    store.create_org(&acme).await.unwrap();
+    let connection = sso_connection(acme.id, "Okta");
+    store.create_sso_connection(&connection).await.unwrap();
+    let results = race(RACERS, |i| {
+        let store = store.clone();
+        let mut edit = connection.clone();
+        async move {
+            edit.name = format!("writer {i}");
+            store.update_sso_connection(&edit).await.map(|rev| (i, rev))
+        }
+    })
+    .await;
+    assert_eq!(count_ok(&results), 1, "exactly one writer wins");
+    for loser in results.iter().filter(|r| r.is_err()) {
+        assert!(matches!(loser, Err(StoreError::Stale)), "{loser:?}");
+    }
+    let (winner, revision) = *results.iter().find_map(|r| r.as_ref().ok()).unwrap();
+    assert_eq!(revision, 1);
+    let stored = store
+        .get_sso_connection(connection.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.name, format!("writer {winner}"));
+    assert_eq!(stored.revision, 1);
+}
+
+/// Organizations: deleting one deletes its SSO connections and domain claims, verified or
+/// not (the domain is free to prove again), and nothing of another organization.
+pub async fn org_delete_cascades_to_sso_connections_and_domain_claims<S: OrgStore + 'static>(
+    store: Arc<S>,
+) {
+    let acme = org("acme");
+    let other = org("other");
+    store.create_org(&acme).await.unwrap();
+    store.create_org(&other).await.unwrap();
+    let connection = sso_connection(acme.id, "Okta");
+    store.create_sso_connection(&connection).await.unwrap();
+    let kept = sso_connection(other.id, "Entra");
+    store.create_sso_connection(&kept).await.unwrap();
+    store
+        .put_domain_claim(&domain_claim(acme.id, "acme.com", "tok-a"))
+        .await
+        .unwrap();
+    // Claimed before acme proved the domain: it waits.
+    let waiting = domain_claim(other.id, "acme.com", "tok-o");
+    store.put_domain_claim(&waiting).await.unwrap();
+    assert!(
+        store
+            .verify_domain_claim(acme.id, "acme.com", "tok-a", at(1))
+            .await
+            .unwrap()
+    );
+    store
+        .put_domain_claim(&domain_claim(acme.id, "b.acme.com", "tok-b"))
+        .await
+        .unwrap();
+    store
+        .put_domain_claim(&domain_claim(other.id, "other.com", "tok-p"))
+        .await
+        .unwrap();
+
+    assert!(store.delete_org(acme.id).await.unwrap());
+    assert!(
+        store
+            .get_sso_connection(connection.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .list_sso_connections(acme.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.list_domain_claims(acme.id).await.unwrap().is_empty());
+    assert_eq!(
+        store.domain_claims("acme.com").await.unwrap(),
+        vec![waiting]
+    );
+    assert!(store.domain_claims("b.acme.com").await.unwrap().is_empty());
+    assert_eq!(
+        store.get_sso_connection(kept.id).await.unwrap(),
+        Some(kept.clone())
+    );
+    assert_eq!(store.list_domain_claims(other.id).await.unwrap().len(), 2);
+
+    assert!(
+        store
+            .verify_domain_claim(other.id, "acme.com", "tok-o", at(2))
+            .await
+            .unwrap(),
+        "the deleted organization's verified claim no longer holds the domain"
+    );
+    let mut reborn = connection.clone();
+    reborn.org_id = other.id;
+    store.create_sso_connection(&reborn).await.unwrap();
+}
+
+/// Domain claims: any number of organizations may claim a domain; verification is
+/// compare-and-swap on the token (a wrong or replaced token, or no claim, does nothing);
+/// once one organization has verified the domain, another's verification and any claim
+/// another puts are `Conflict("domain")`, while the holder may replace its own; deleting
+/// the verified claim frees the domain.
+pub async fn domain_claim_verified_by_one_org_only<S: OrgStore + 'static>(store: Arc<S>) {
+    let acme = org("acme");
+    let rival = org("rival");
+    let third = org("third");
+    for o in [&acme, &rival, &third] {
+        store.create_org(o).await.unwrap();
+    }
+    assert!(
+        matches!(
+            store
+                .put_domain_claim(&domain_claim(OrgId::generate(), "acme.com", "t"))
+                .await,
+            Err(StoreError::Missing {
+                what: "organization"
+            })
+        ),
+        "a claim needs its organization"
+    );
+
+    store
+        .put_domain_claim(&domain_claim(acme.id, "acme.com", "tok-a"))
+        .await
+        .unwrap();
+    let rivals = domain_claim(rival.id, "acme.com", "tok-r");
+    store.put_domain_claim(&rivals).await.unwrap();
+    store
+        .put_domain_claim(&domain_claim(acme.id, "b.acme.com", "tok-b"))
+        .await
+        .unwrap();
+    let mut claimants: Vec<OrgId> = store
+        .domain_claims("acme.com")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.org_id)
+        .collect();
+    claimants.sort();
+    let mut both = vec![acme.id, rival.id];
+    both.sort();
+    assert_eq!(claimants, both, "two organizations may claim one domain");
+    assert!(store.domain_claims("other.com").await.unwrap().is_empty());
+    let domains: Vec<String> = store
+        .list_domain_claims(acme.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.domain)
+        .collect();
+    assert_eq!(domains, ["acme.com", "b.acme.com"]);
+
+    let verify = |o: OrgId, domain: &'static str, token: &'static str, secs: u64| {
+        let store = store.clone();
+        async move { store.verify_domain_claim(o, domain, token, at(secs)).await }
+    };
+    assert!(!verify(acme.id, "acme.com", "tok-r", 10).await.unwrap());
+    assert!(!verify(third.id, "acme.com", "tok-a", 10).await.unwrap());
+    assert!(!verify(acme.id, "nope.com", "tok-a", 10).await.unwrap());
+    let unproven = store.domain_claims("acme.com").await.unwrap();
+    assert!(unproven.iter().all(|c| c.verified_at.is_none()));
+
+    // A claim replaced after its record was looked up is not verified by the old token.
+    store
+        .put_domain_claim(&domain_claim(acme.id, "acme.com", "tok-a2"))
+        .await
+        .unwrap();
+    assert!(!verify(acme.id, "acme.com", "tok-a", 20).await.unwrap());
+    assert!(verify(acme.id, "acme.com", "tok-a2", 20).await.unwrap());
+    let held = store
+        .list_domain_claims(acme.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|c| c.domain == "acme.com")
+        .unwrap();
+    assert_eq!(held.verified_at, Some(at(20)));
+    assert_eq!(held.token, "tok-a2");
+
+    conflict_on(verify(rival.id, "acme.com", "tok-r", 30).await, "domain");
+    conflict_on(
+        store
+            .put_domain_claim(&domain_claim(rival.id, "acme.com", "tok-r3"))
+            .await,
+        "domain",
+    );
+    conflict_on(
+        store
+            .put_domain_claim(&domain_claim(third.id, "acme.com", "tok-t"))
+            .await,
+        "domain",
+    );
+    let mut forged = rivals.clone();
+    forged.verified_at = Some(at(30));
+    conflict_on(store.put_domain_claim(&forged).await, "domain");
+    let rival_now = store.list_domain_claims(rival.id).await.unwrap();
+    assert_eq!(rival_now, vec![rivals], "refused writes change nothing");
+    assert!(store.list_domain_claims(third.id).await.unwrap().is_empty());
+
+    store.put_domain_claim(&held).await.unwrap();
+    assert!(
+        store
+            .delete_domain_claim(acme.id, "acme.com")
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_domain_claim(acme.id, "acme.com")
+            .await
+            .unwrap()
+    );
+    assert!(verify(rival.id, "acme.com", "tok-r", 40).await.unwrap());
+    let claims = store.domain_claims("acme.com").await.unwrap();
+    assert_eq!(claims.len(), 1);
+    assert_eq!(claims[0].org_id, rival.id);
+    assert_eq!(claims[0].verified_at, Some(at(40)));
+}
+
+/// Domain claims: of 16 organizations racing to verify their claims on one domain exactly
+/// one succeeds; the others get `Conflict("domain")`, and only the winner's claim is
+/// verified.
+pub async fn domain_verification_has_one_winner_under_16_racing_orgs<S: OrgStore + 'static>(
+    store: Arc<S>,
+) {
+    let mut orgs = Vec::new();
+    for i in 0..RACERS {
+        let o = org(&format!("claimant-{i}"));
+        store.create_org(&o).await.unwrap();
+        let claim = domain_claim(o.id, "race.example", &format!("token-{i}"));
+        store.put_domain_claim(&claim).await.unwrap();
+        orgs.push(o.id);
+    }
+    let orgs = Arc::new(orgs);
+    let results = race(RACERS, |i| {
+        let (store, orgs) = (store.clone(), orgs.clone());
+        async move {
+            let token = format!("token-{i}");
+            store
+                .verify_domain_claim(orgs[i], "race.example", &token, at(60))
+                .await
+                .map(|applied| (orgs[i], applied))
+        }
+    })
+    .await;
+    let winners: Vec<OrgId> = results
+        .iter()
+        .filter_map(|r| match r {
+            Ok((o, true)) => Some(*o),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for loser in results.into_iter().filter(|r| !matches!(r, Ok((_, true)))) {
+        conflict_on(loser, "domain");
+    }
+    let verified: Vec<OrgId> = store
+        .domain_claims("race.example")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.verified_at.is_some())
+        .map(|c| c.org_id)
+        .collect();
+    assert_eq!(verified, winners);
 }

@@ -18,10 +18,11 @@ use crate::StoreError;
 use crate::Timestamp;
 use crate::crypto::SecretHash;
 use crate::model::{
-    ApiCredential, App, AuthEvent, ChallengeKey, ChallengeRecord, ClientId, Counter, CredentialId,
-    Email, FactorId, Membership, OrgId, Organization, Page, PageRequest, PasskeyCredential,
-    PasskeyUse, Permission, PermissionDef, PermissionId, Phone, Role, RoleId, Session, SessionId,
-    StoredSigningKey, TotpFactor, User, UserId,
+    ApiCredential, App, AuthEvent, ChallengeKey, ChallengeRecord, ClientId, ConnectionId, Counter,
+    CredentialId, DomainClaim, Email, FactorId, FederatedIdentity, Membership, OrgId, Organization,
+    Page, PageRequest, PasskeyCredential, PasskeyUse, Permission, PermissionDef, PermissionId,
+    Phone, Role, RoleId, Session, SessionId, SsoConnection, StoredSigningKey, TotpFactor, User,
+    UserId,
 };
 
 #[cfg(feature = "conformance")]
@@ -105,7 +106,8 @@ pub trait UserStore: Send + Sync + fmt::Debug {
     async fn update_user(&self, user: &User) -> StoreResult<u64>;
 
     /// Deletes a user and, atomically with it, everything this store holds for them:
-    /// passkeys (and their credential-id index), TOTP factors, backup codes. Returns
+    /// passkeys (and their credential-id index), TOTP factors, backup codes, federated
+    /// identities. Returns
     /// whether the user existed. Sessions, memberships and challenges live in other
     /// stores; the engine removes those.
     async fn delete_user(&self, id: UserId) -> StoreResult<bool>;
@@ -180,6 +182,24 @@ pub trait UserStore: Send + Sync + fmt::Debug {
 
     /// How many unused backup codes a user has.
     async fn count_backup_codes(&self, user: UserId) -> StoreResult<usize>;
+
+    /// Links a federated identity to its user. Atomic: `(provider, subject)` is unique
+    /// ([`StoreError::Conflict`] `"identity"`, `subject` compared byte for byte); the user
+    /// must exist ([`StoreError::Missing`] `"user"`). Deleting the user deletes its links.
+    async fn link_identity(&self, identity: &FederatedIdentity) -> StoreResult<()>;
+
+    /// The identity `(provider, subject)`, exactly (case-sensitive).
+    async fn get_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<FederatedIdentity>>;
+
+    /// A user's federated identities, oldest first.
+    async fn list_identities(&self, user: UserId) -> StoreResult<Vec<FederatedIdentity>>;
+
+    /// How many identities are linked through `provider`.
+    async fn count_identities(&self, provider: &str) -> StoreResult<u64>;
 }
 
 /// Organizations, their apps, roles, permissions and memberships.
@@ -206,7 +226,8 @@ pub trait OrgStore: Send + Sync + fmt::Debug {
     async fn update_org(&self, org: &Organization) -> StoreResult<u64>;
 
     /// Deletes an organization and, atomically with it, its apps, roles, permissions,
-    /// memberships and API credentials. Returns whether it existed.
+    /// memberships, API credentials, SSO connections and domain claims. Returns whether
+    /// it existed.
     async fn delete_org(&self, id: OrgId) -> StoreResult<bool>;
 
     /// Organizations in id order, paged (cursor stable as for users).
@@ -290,6 +311,53 @@ pub trait OrgStore: Send + Sync + fmt::Debug {
 
     /// Removes a user from every organization (for user deletion). Returns how many.
     async fn delete_memberships_of_user(&self, user: UserId) -> StoreResult<u64>;
+
+    /// Inserts an SSO connection. The organization must exist ([`StoreError::Missing`]
+    /// `"organization"`); a duplicate id is [`StoreError::Conflict`] `"sso_connection"`.
+    /// Deleting the organization deletes its connections.
+    async fn create_sso_connection(&self, connection: &SsoConnection) -> StoreResult<()>;
+
+    /// The connection with this id.
+    async fn get_sso_connection(&self, id: ConnectionId) -> StoreResult<Option<SsoConnection>>;
+
+    /// An organization's connections, in id order.
+    async fn list_sso_connections(&self, org: OrgId) -> StoreResult<Vec<SsoConnection>>;
+
+    /// Replaces a connection, compare-and-swap on `revision` as for
+    /// [`UserStore::update_user`] (its organization stays as stored: a connection whose
+    /// `org_id` differs is [`StoreError::Missing`]). Returns the new revision.
+    async fn update_sso_connection(&self, connection: &SsoConnection) -> StoreResult<u64>;
+
+    /// Deletes a connection of `org`. Returns whether it existed.
+    async fn delete_sso_connection(&self, org: OrgId, id: ConnectionId) -> StoreResult<bool>;
+
+    /// Inserts or replaces the claim of `(claim.org_id, claim.domain)`, as given (proven
+    /// or not). Atomic: while another organization holds a verified claim on the domain
+    /// this is [`StoreError::Conflict`] `"domain"`; the organization must exist.
+    /// Deleting the organization deletes its claims.
+    async fn put_domain_claim(&self, claim: &DomainClaim) -> StoreResult<()>;
+
+    /// Every organization's claim on `domain`.
+    async fn domain_claims(&self, domain: &str) -> StoreResult<Vec<DomainClaim>>;
+
+    /// An organization's claims, by domain.
+    async fn list_domain_claims(&self, org: OrgId) -> StoreResult<Vec<DomainClaim>>;
+
+    /// Marks `(org, domain)` verified at `at`, compare-and-swap on the token: only if the
+    /// claim still exists with this `token` (a claim replaced or deleted while its record
+    /// was looked up is not verified). Returns whether it applied. Atomic with the
+    /// uniqueness of verified claims: when another organization has verified the domain
+    /// meanwhile, [`StoreError::Conflict`] `"domain"`.
+    async fn verify_domain_claim(
+        &self,
+        org: OrgId,
+        domain: &str,
+        token: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
+
+    /// Deletes the claim of `(org, domain)`. Returns whether it existed.
+    async fn delete_domain_claim(&self, org: OrgId, domain: &str) -> StoreResult<bool>;
 
     /// Which of `permissions` the user's roles in `org` grant, by name. Read-only; the
     /// RBAC check itself lives in the engine.

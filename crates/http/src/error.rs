@@ -185,8 +185,10 @@ impl From<portcullis::Error> for HttpError {
             | E::Expired
             | E::SessionRevoked
             | E::MfaRequired
-            | E::ReauthRequired => StatusCode::UNAUTHORIZED,
-            E::Forbidden => StatusCode::FORBIDDEN,
+            | E::ReauthRequired
+            | E::SsoFailed { .. } => StatusCode::UNAUTHORIZED,
+            E::Forbidden | E::SsoRequired { .. } => StatusCode::FORBIDDEN,
+            E::OutboundRefused { .. } => StatusCode::BAD_REQUEST,
             E::NotFound { .. } => StatusCode::NOT_FOUND,
             E::Conflict { .. } => StatusCode::CONFLICT,
             E::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

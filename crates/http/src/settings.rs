@@ -81,6 +81,10 @@ pub struct Settings {
     pub pepper: Option<String>,
     /// `PORTCULLIS_ENCRYPTION_KEY`: base64 of 32 bytes; generated when unset.
     pub encryption_key: Option<String>,
+    /// `PORTCULLIS_OUTBOUND_ALLOW`: comma-separated addresses or CIDRs that SSO requests
+    /// may reach although they are not public (an identity provider on the installation's
+    /// own network; `127.0.0.0/8` for a local test provider). Empty by default.
+    pub outbound_allow: Vec<IpNet>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -213,6 +217,13 @@ impl Settings {
             trusted_proxies,
             pepper: lookup("PORTCULLIS_PEPPER"),
             encryption_key: lookup("PORTCULLIS_ENCRYPTION_KEY"),
+            outbound_allow: lookup("PORTCULLIS_OUTBOUND_ALLOW")
+                .map(|list| {
+                    crate::net::parse_networks(&list)
+                        .map_err(|e| format!("PORTCULLIS_OUTBOUND_ALLOW: {e}"))
+                })
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
 
@@ -250,9 +261,18 @@ impl Settings {
                     .map_err(|e| format!("encryption key file: {e}"))?
             }
         };
+        let outbound = self
+            .outbound_allow
+            .iter()
+            .fold(portcullis::OutboundPolicy::default(), |policy, net| {
+                policy.allow(*net)
+            });
+        let dns = portcullis::HickoryDns::system().map_err(|e| format!("DNS: {e}"))?;
         let mut builder = Portcullis::builder(config)
             .pepper(pepper)
-            .keyring(Keyring::new(1, key));
+            .keyring(Keyring::new(1, key))
+            .outbound_policy(outbound)
+            .domain_verifier(Arc::new(dns));
         let opened;
         builder = match &self.store {
             StoreChoice::Sled => {

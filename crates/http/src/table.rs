@@ -7,7 +7,7 @@ use std::pin::Pin;
 
 use http::Method;
 
-use crate::routes::{account, directory as d, mfa, passkeys, passwordless as pl, tokens};
+use crate::routes::{account, directory as d, mfa, passkeys, passwordless as pl, sso, tokens};
 use crate::{Api, Call, Response};
 
 /// A route's handler, type-erased: takes the API and the request, always answers (a
@@ -154,6 +154,19 @@ table! {
         POST "/invitations/accept" => d::accept_invitation;
         GET "/users/{id}/organizations" => d::user_orgs;
         GET "/users/{id}/login-logs" => d::login_logs;
+        GET "/sso/{connection_id}/authorize" => sso::authorize;
+        GET "/sso/callback" => sso::callback;
+        GET "/sso/discover" => sso::discover;
+        GET "/social/google/authorize" => sso::google_authorize;
+        GET "/social/google/callback" => sso::google_callback;
+        GET "/organizations/{id}/sso-connections" => sso::list_connections;
+        POST "/organizations/{id}/sso-connections" => sso::create_connection;
+        GET "/organizations/{id}/sso-connections/{connection_id}" => sso::get_connection;
+        PATCH "/organizations/{id}/sso-connections/{connection_id}" => sso::update_connection;
+        DELETE "/organizations/{id}/sso-connections/{connection_id}" => sso::delete_connection;
+        GET "/organizations/{id}/domains" => sso::list_domains;
+        POST "/organizations/{id}/domains" => sso::claim_domain;
+        POST "/organizations/{id}/domains/{domain}/verify" => sso::verify_domain;
     }
 }
 

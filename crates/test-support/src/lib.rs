@@ -1,8 +1,9 @@
 //! What portcullis's tests and benches share (`publish = false`): an engine on the memory
 //! adapter or on a real sled directory with a manual clock and capturing delivery
 //! ([`Harness`]), the request context and sign-in helpers every test file used to copy,
-//! the tests' own WebAuthn authenticator, and attack scenarios written once for every
-//! adapter.
+//! the tests' own WebAuthn authenticator, attack scenarios written once for every
+//! adapter, and for single sign-on a real OpenID provider ([`idp`]) and a real DNS server
+//! ([`dns`]) on loopback.
 
 #![forbid(unsafe_code)]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -34,6 +35,8 @@ macro_rules! on_both_adapters {
 }
 
 pub mod authenticator;
+pub mod dns;
+pub mod idp;
 pub mod postgres;
 pub mod scenarios;
 
@@ -84,6 +87,23 @@ pub fn harness_built(
     harness_on(
         MemoryStore::new(),
         ManualClock::fixed(),
+        config,
+        None,
+        extra,
+    )
+}
+
+/// As [`harness_built`], with the manual clock starting at the real time now: for tests
+/// that talk to outside parts that read the real clock (an OpenID provider's `iat`).
+pub fn harness_now(
+    config: Config,
+    extra: impl FnOnce(PortcullisBuilder) -> PortcullisBuilder,
+) -> Harness {
+    use portcullis::Clock as _;
+    let now = portcullis::SystemClock.now();
+    harness_on(
+        MemoryStore::new(),
+        ManualClock::new(now),
         config,
         None,
         extra,

@@ -77,6 +77,7 @@ impl<'a> Passwords<'a> {
         let inner = self.inner;
         allow(inner, ctx.org_id, Method::Password).await?;
         let email = Email::parse(email)?;
+        crate::flows::sso::enforce_sso(inner, &email).await?;
         super::sign_up::spend_budget(inner, ctx).await?;
         let context = Context {
             email: Some(&email),
@@ -109,6 +110,7 @@ impl<'a> Passwords<'a> {
         let Ok(email) = Email::parse(email) else {
             return Err(Error::InvalidCredentials);
         };
+        crate::flows::sso::enforce_sso(inner, &email).await?;
         if password.secret().len() > inner.config.config.passwords.max_length * 4 {
             return Err(Error::InvalidCredentials);
         }
@@ -199,6 +201,7 @@ impl<'a> Passwords<'a> {
         ctx: &RequestContext,
     ) -> Result<crate::Sent, Error> {
         allow(self.inner, ctx.org_id, Method::Password).await?;
+        crate::flows::sso::enforce_sso(self.inner, &Email::parse(email)?).await?;
         crate::flows::codes::Codes::new(self.inner)
             .email()
             .send_reset(email, ctx)

@@ -1,15 +1,17 @@
-//! `OrgStore`: organizations with slug, domain and client-id indexes; roles, permissions
-//! and memberships.
+//! `OrgStore`: organizations with slug, domain and client-id indexes; roles, permissions,
+//! memberships, SSO connections and domain claims.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
 use async_trait::async_trait;
 use portcullis::StoreError;
+use portcullis::Timestamp;
 use portcullis::crypto::SecretHash;
 use portcullis::model::{
-    ApiCredential, ApiCredentialId, App, ClientId, Membership, OrgId, Organization, Page,
-    PageRequest, PermissionDef, PermissionId, Role, RoleId, UserId,
+    ApiCredential, ApiCredentialId, App, ClientId, ConnectionId, DomainClaim, Membership, OrgId,
+    Organization, Page, PageRequest, PermissionDef, PermissionId, Role, RoleId, SsoConnection,
+    UserId,
 };
 use portcullis::store::{OrgStore, StoreResult};
 
@@ -28,11 +30,14 @@ pub(crate) struct Tables {
     by_user: BTreeSet<(UserId, OrgId)>,
     api_credentials: BTreeMap<ApiCredentialId, ApiCredential>,
     api_by_hash: HashMap<SecretHash, ApiCredentialId>,
+    sso_connections: BTreeMap<ConnectionId, SsoConnection>,
+    /// Keyed by domain first: every organization's claim on a domain is one range.
+    domain_claims: BTreeMap<(String, OrgId), DomainClaim>,
 }
 
 impl Tables {
-    /// Every organization, app, role, permission and membership, for
-    /// [`MemoryStore::dump`].
+    /// Every organization, app, role, permission, membership, API credential, SSO
+    /// connection and domain claim, for [`MemoryStore::dump`].
     pub(crate) fn dump_into(&self, out: &mut Vec<u8>) {
         self.orgs.values().for_each(|v| crate::dump_json(out, v));
         self.apps.values().for_each(|v| crate::dump_json(out, v));
@@ -42,6 +47,12 @@ impl Tables {
             .for_each(|v| crate::dump_json(out, v));
         self.members.values().for_each(|v| crate::dump_json(out, v));
         self.api_credentials
+            .values()
+            .for_each(|v| crate::dump_json(out, v));
+        self.sso_connections
+            .values()
+            .for_each(|v| crate::dump_json(out, v));
+        self.domain_claims
             .values()
             .for_each(|v| crate::dump_json(out, v));
     }
@@ -96,6 +107,26 @@ impl Tables {
             .range(from..)
             .take_while(move |((o, _), _)| *o == org)
             .map(|(_, m)| m)
+    }
+
+    fn claims_on<'a>(&'a self, domain: &'a str) -> impl Iterator<Item = &'a DomainClaim> {
+        // The nil UUID is the smallest id: the range starts at the domain's first claim.
+        let from = (domain.to_owned(), OrgId::from_uuid(Default::default()));
+        self.domain_claims
+            .range(from..)
+            .take_while(move |((d, _), _)| d == domain)
+            .map(|(_, c)| c)
+    }
+
+    /// Refuses when an organization other than `org` holds a verified claim on `domain`.
+    fn check_unverified_elsewhere(&self, org: OrgId, domain: &str) -> StoreResult<()> {
+        if self
+            .claims_on(domain)
+            .any(|c| c.org_id != org && c.verified_at.is_some())
+        {
+            return Err(StoreError::Conflict { what: "domain" });
+        }
+        Ok(())
     }
 }
 
@@ -173,6 +204,8 @@ impl OrgStore for MemoryStore {
             t.api_credentials.remove(&credential.id);
             t.api_by_hash.remove(&credential.secret_hash);
         }
+        t.sso_connections.retain(|_, c| c.org_id != id);
+        t.domain_claims.retain(|_, c| c.org_id != id);
         Ok(true)
     }
 
@@ -414,5 +447,103 @@ impl OrgStore for MemoryStore {
             t.members.remove(&(*org, user));
         }
         Ok(orgs.len() as u64)
+    }
+
+    async fn create_sso_connection(&self, connection: &SsoConnection) -> StoreResult<()> {
+        let mut t = write(&self.orgs);
+        t.require_org(connection.org_id)?;
+        if t.sso_connections.contains_key(&connection.id) {
+            return Err(StoreError::Conflict {
+                what: "sso_connection",
+            });
+        }
+        t.sso_connections.insert(connection.id, connection.clone());
+        Ok(())
+    }
+
+    async fn get_sso_connection(&self, id: ConnectionId) -> StoreResult<Option<SsoConnection>> {
+        Ok(read(&self.orgs).sso_connections.get(&id).cloned())
+    }
+
+    async fn list_sso_connections(&self, org: OrgId) -> StoreResult<Vec<SsoConnection>> {
+        let t = read(&self.orgs);
+        Ok(t.sso_connections
+            .values()
+            .filter(|c| c.org_id == org)
+            .cloned()
+            .collect())
+    }
+
+    async fn update_sso_connection(&self, connection: &SsoConnection) -> StoreResult<u64> {
+        let mut t = write(&self.orgs);
+        let stored = t
+            .sso_connections
+            .get_mut(&connection.id)
+            .filter(|c| c.org_id == connection.org_id)
+            .ok_or(StoreError::Missing {
+                what: "sso_connection",
+            })?;
+        if stored.revision != connection.revision {
+            return Err(StoreError::Stale);
+        }
+        let revision = connection.revision.saturating_add(1);
+        *stored = connection.clone();
+        stored.revision = revision;
+        Ok(revision)
+    }
+
+    async fn delete_sso_connection(&self, org: OrgId, id: ConnectionId) -> StoreResult<bool> {
+        let mut t = write(&self.orgs);
+        if t.sso_connections.get(&id).is_none_or(|c| c.org_id != org) {
+            return Ok(false);
+        }
+        Ok(t.sso_connections.remove(&id).is_some())
+    }
+
+    async fn put_domain_claim(&self, claim: &DomainClaim) -> StoreResult<()> {
+        let mut t = write(&self.orgs);
+        t.require_org(claim.org_id)?;
+        t.check_unverified_elsewhere(claim.org_id, &claim.domain)?;
+        t.domain_claims
+            .insert((claim.domain.clone(), claim.org_id), claim.clone());
+        Ok(())
+    }
+
+    async fn domain_claims(&self, domain: &str) -> StoreResult<Vec<DomainClaim>> {
+        Ok(read(&self.orgs).claims_on(domain).cloned().collect())
+    }
+
+    async fn list_domain_claims(&self, org: OrgId) -> StoreResult<Vec<DomainClaim>> {
+        let t = read(&self.orgs);
+        Ok(t.domain_claims
+            .values()
+            .filter(|c| c.org_id == org)
+            .cloned()
+            .collect())
+    }
+
+    async fn verify_domain_claim(
+        &self,
+        org: OrgId,
+        domain: &str,
+        token: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut t = write(&self.orgs);
+        let key = (domain.to_owned(), org);
+        if t.domain_claims.get(&key).is_none_or(|c| c.token != token) {
+            return Ok(false);
+        }
+        t.check_unverified_elsewhere(org, domain)?;
+        let Some(claim) = t.domain_claims.get_mut(&key) else {
+            return Ok(false);
+        };
+        claim.verified_at = Some(at);
+        Ok(true)
+    }
+
+    async fn delete_domain_claim(&self, org: OrgId, domain: &str) -> StoreResult<bool> {
+        let mut t = write(&self.orgs);
+        Ok(t.domain_claims.remove(&(domain.to_owned(), org)).is_some())
     }
 }

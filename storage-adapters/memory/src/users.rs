@@ -1,14 +1,14 @@
 //! `UserStore`: users with their email and phone indexes, and what each user owns.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 
 use async_trait::async_trait;
 use portcullis::StoreError;
 use portcullis::crypto::SecretHash;
 use portcullis::model::{
-    CredentialId, Email, FactorId, Page, PageRequest, PasskeyCredential, PasskeyUse, Phone,
-    TotpFactor, User, UserId,
+    CredentialId, Email, FactorId, FederatedIdentity, Page, PageRequest, PasskeyCredential,
+    PasskeyUse, Phone, TotpFactor, User, UserId,
 };
 use portcullis::store::{StoreResult, UserQuery, UserStore};
 
@@ -23,8 +23,14 @@ pub(crate) struct Tables {
     passkey_owner: HashMap<CredentialId, UserId>,
     /// TOTP factor id → owner.
     totp_owner: HashMap<FactorId, UserId>,
+    /// `(provider, subject)` → the link, across all users (the uniqueness index); ordered so
+    /// that a provider's links are one range.
+    identities: BTreeMap<IdentityKey, FederatedIdentity>,
     owned: HashMap<UserId, Owned>,
 }
+
+/// A federated identity's key: `(provider, subject)`, compared byte for byte.
+type IdentityKey = (String, String);
 
 /// What a user owns; removed with the user in one step.
 #[derive(Debug, Default)]
@@ -32,6 +38,7 @@ struct Owned {
     passkeys: BTreeMap<CredentialId, PasskeyCredential>,
     totp: BTreeMap<FactorId, TotpFactor>,
     backup_codes: HashSet<SecretHash>,
+    identities: BTreeSet<IdentityKey>,
 }
 
 impl Tables {
@@ -50,6 +57,9 @@ impl Tables {
             for code in &owned.backup_codes {
                 crate::dump_json(out, code);
             }
+        }
+        for identity in self.identities.values() {
+            crate::dump_json(out, identity);
         }
     }
 }
@@ -174,6 +184,9 @@ impl UserStore for MemoryStore {
             }
             for factor in owned.totp.keys() {
                 t.totp_owner.remove(factor);
+            }
+            for identity in &owned.identities {
+                t.identities.remove(identity);
             }
         }
         Ok(true)
@@ -331,5 +344,58 @@ impl UserStore for MemoryStore {
     async fn count_backup_codes(&self, user: UserId) -> StoreResult<usize> {
         let t = read(&self.users);
         Ok(t.owned.get(&user).map_or(0, |o| o.backup_codes.len()))
+    }
+
+    async fn link_identity(&self, identity: &FederatedIdentity) -> StoreResult<()> {
+        let mut t = write(&self.users);
+        let key = (identity.provider.clone(), identity.subject.clone());
+        if t.identities.contains_key(&key) {
+            return Err(StoreError::Conflict { what: "identity" });
+        }
+        t.owned_mut(identity.user_id)?
+            .identities
+            .insert(key.clone());
+        t.identities.insert(key, identity.clone());
+        Ok(())
+    }
+
+    async fn get_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<FederatedIdentity>> {
+        let t = read(&self.users);
+        let key = (provider.to_owned(), subject.to_owned());
+        Ok(t.identities.get(&key).cloned())
+    }
+
+    async fn list_identities(&self, user: UserId) -> StoreResult<Vec<FederatedIdentity>> {
+        let t = read(&self.users);
+        let mut identities: Vec<FederatedIdentity> = t
+            .owned
+            .get(&user)
+            .map(|o| {
+                o.identities
+                    .iter()
+                    .filter_map(|key| t.identities.get(key).cloned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        identities.sort_by(|a, b| {
+            (a.created_at, &a.provider, &a.subject).cmp(&(b.created_at, &b.provider, &b.subject))
+        });
+        Ok(identities)
+    }
+
+    async fn count_identities(&self, provider: &str) -> StoreResult<u64> {
+        let t = read(&self.users);
+        // The empty subject is the smallest: the range starts at the provider's first link.
+        let from = (provider.to_owned(), String::new());
+        let count = t
+            .identities
+            .range(from..)
+            .take_while(|((p, _), _)| p == provider)
+            .count();
+        Ok(count as u64)
     }
 }

@@ -33,13 +33,15 @@
 //! can share one database:
 //!
 //! - uniqueness (normalized email, phone, credential id, slug, domain, client id, refresh
-//!   token hash, API credential hash) is a unique index;
+//!   token hash, API credential hash, federated identity, the one verified claim on a
+//!   domain) is a unique index;
 //! - a single-use record is taken with `DELETE … RETURNING`;
 //! - a refresh token rotates with `UPDATE … WHERE refresh_hash = $expected RETURNING`;
 //! - insert-if-absent is `INSERT … ON CONFLICT DO UPDATE … WHERE expired`;
 //! - counters are `INSERT … ON CONFLICT DO UPDATE SET count = count + 1 RETURNING count`;
-//! - cascades (a user's passkeys, an organization's roles, a deleted role leaving every
-//!   membership) are foreign keys.
+//! - cascades (a user's passkeys and federated identities, an organization's roles, SSO
+//!   connections and domain claims, a deleted role leaving every membership) are foreign
+//!   keys.
 //!
 //! Expiry compares with the engine's time, passed in, never with the database's `now()`:
 //! a manual test clock works as it does on every adapter. The engine's purge
@@ -405,6 +407,12 @@ const CONSTRAINTS: &[(&str, &str)] = &[
     ("refresh_hashes_pkey", "refresh_token"),
     ("signing_keys_pkey", "kid"),
     ("auth_events_pkey", "event"),
+    ("sso_connections_pkey", "sso_connection"),
+    ("sso_connections_org_id_fkey", "organization"),
+    ("domain_claims_org_id_fkey", "organization"),
+    ("domain_claims_verified", "domain"),
+    ("federated_identities_pkey", "identity"),
+    ("federated_identities_user_id_fkey", "user"),
 ];
 
 /// A driver error as the storage contract names it: a unique violation is a conflict, a

@@ -1,15 +1,18 @@
 //! `OrgStore`: organizations with unique slugs and domains; apps, permissions, roles,
-//! memberships and API credentials that go with their organization (foreign keys).
+//! memberships, API credentials, SSO connections and domain claims that go with their
+//! organization (foreign keys).
 
 use async_trait::async_trait;
-use portcullis::StoreError;
 use portcullis::crypto::SecretHash;
 use portcullis::model::{
-    ApiCredential, ApiCredentialId, App, ClientId, Membership, OrgId, Organization, Page,
-    PageRequest, Permission, PermissionDef, PermissionId, Role, RoleId, UserId,
+    ApiCredential, ApiCredentialId, App, ClientId, ConnectionId, DomainClaim, Membership, OrgId,
+    Organization, Page, PageRequest, Permission, PermissionDef, PermissionId, Role, RoleId,
+    SsoConnection, UserId,
 };
 use portcullis::store::{OrgStore, StoreResult};
+use portcullis::{StoreError, Timestamp};
 use sqlx::postgres::PgRow;
+use sqlx::types::Json;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -145,6 +148,35 @@ fn credential(row: &PgRow) -> StoreResult<ApiCredential> {
         last_used_at: ts_opt(row, "last_used_at", W)?,
         revoked_at: ts_opt(row, "revoked_at", W)?,
     })
+}
+
+/// A connection is stored whole as JSON; its organization and revision are columns too.
+fn connection(row: &PgRow) -> StoreResult<SsoConnection> {
+    const W: &str = "sso_connection";
+    let Json(mut connection) = col::<Json<SsoConnection>>(row, "doc", W)?;
+    // The columns are what the cascade and the compare-and-swap act on: they win.
+    connection.org_id = OrgId::from_uuid(col(row, "org_id", W)?);
+    connection.revision = uint(row, "revision", W)?;
+    Ok(connection)
+}
+
+macro_rules! claim_columns {
+    () => {
+        "org_id, domain, token, created_at, expires_at, verified_at"
+    };
+}
+
+fn claim(row: &PgRow) -> StoreResult<DomainClaim> {
+    const W: &str = "domain_claim";
+    let mut claim = DomainClaim::new(
+        OrgId::from_uuid(col(row, "org_id", W)?),
+        col::<String>(row, "domain", W)?,
+        col::<String>(row, "token", W)?,
+        ts(row, "created_at", W)?,
+        ts(row, "expires_at", W)?,
+    );
+    claim.verified_at = ts_opt(row, "verified_at", W)?;
+    Ok(claim)
 }
 
 fn names(texts: Vec<String>, what: &'static str) -> StoreResult<Vec<Permission>> {
@@ -653,6 +685,158 @@ impl OrgStore for PgStore {
             .bind(user.as_uuid())
             .affected(&self.pool)
             .await
+    }
+
+    async fn create_sso_connection(&self, c: &SsoConnection) -> StoreResult<()> {
+        // sso_connections_pkey: Conflict "sso_connection"; the organization's foreign key:
+        // Missing "organization".
+        sqlx::query(
+            "INSERT INTO sso_connections (id, org_id, revision, doc) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(c.id.as_uuid())
+        .bind(c.org_id.as_uuid())
+        .bind(int(c.revision)?)
+        .bind(Json(c))
+        .affected(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_sso_connection(&self, id: ConnectionId) -> StoreResult<Option<SsoConnection>> {
+        sqlx::query("SELECT org_id, revision, doc FROM sso_connections WHERE id = $1")
+            .bind(id.as_uuid())
+            .one(&self.pool, connection)
+            .await
+    }
+
+    async fn list_sso_connections(&self, org: OrgId) -> StoreResult<Vec<SsoConnection>> {
+        sqlx::query(
+            "SELECT org_id, revision, doc FROM sso_connections WHERE org_id = $1 ORDER BY id",
+        )
+        .bind(org.as_uuid())
+        .all(&self.pool, connection)
+        .await
+    }
+
+    async fn update_sso_connection(&self, c: &SsoConnection) -> StoreResult<u64> {
+        let revision = c.revision.saturating_add(1);
+        let mut updated = c.clone();
+        updated.revision = revision;
+        let written = sqlx::query(
+            "UPDATE sso_connections SET revision = $4, doc = $5 \
+             WHERE id = $1 AND org_id = $2 AND revision = $3",
+        )
+        .bind(c.id.as_uuid())
+        .bind(c.org_id.as_uuid())
+        .bind(int(c.revision)?)
+        .bind(int(revision)?)
+        .bind(Json(&updated))
+        .affected(&self.pool)
+        .await?;
+        if written == 1 {
+            return Ok(revision);
+        }
+        let exists = sqlx::query("SELECT 1 FROM sso_connections WHERE id = $1 AND org_id = $2")
+            .bind(c.id.as_uuid())
+            .bind(c.org_id.as_uuid())
+            .fetch_optional(&self.pool)
+            .await
+            .db()?;
+        match exists {
+            Some(_) => Err(StoreError::Stale),
+            None => Err(StoreError::Missing {
+                what: "sso_connection",
+            }),
+        }
+    }
+
+    async fn delete_sso_connection(&self, org: OrgId, id: ConnectionId) -> StoreResult<bool> {
+        let deleted = sqlx::query("DELETE FROM sso_connections WHERE id = $1 AND org_id = $2")
+            .bind(id.as_uuid())
+            .bind(org.as_uuid())
+            .affected(&self.pool)
+            .await?;
+        Ok(deleted == 1)
+    }
+
+    async fn put_domain_claim(&self, c: &DomainClaim) -> StoreResult<()> {
+        // One statement: nothing is written while another organization's verified claim is
+        // committed, and a verified claim written here meets domain_claims_verified.
+        let written = sqlx::query(concat!(
+            "INSERT INTO domain_claims (",
+            claim_columns!(),
+            ") SELECT $1::uuid, $2::text, $3::text, $4::bigint, $5::bigint, $6::bigint \
+             WHERE NOT EXISTS (SELECT 1 FROM domain_claims \
+               WHERE domain = $2 AND org_id <> $1 AND verified_at IS NOT NULL) \
+             ON CONFLICT (org_id, domain) DO UPDATE SET token = EXCLUDED.token, \
+               created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at, \
+               verified_at = EXCLUDED.verified_at"
+        ))
+        .bind(c.org_id.as_uuid())
+        .bind(&c.domain)
+        .bind(&c.token)
+        .bind(c.created_at.unix_millis())
+        .bind(c.expires_at.unix_millis())
+        .bind(c.verified_at.map(|t| t.unix_millis()))
+        .affected(&self.pool)
+        .await?;
+        if written == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict { what: "domain" })
+        }
+    }
+
+    async fn domain_claims(&self, domain: &str) -> StoreResult<Vec<DomainClaim>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            claim_columns!(),
+            " FROM domain_claims WHERE domain = $1 ORDER BY org_id"
+        ))
+        .bind(domain)
+        .all(&self.pool, claim)
+        .await
+    }
+
+    async fn list_domain_claims(&self, org: OrgId) -> StoreResult<Vec<DomainClaim>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            claim_columns!(),
+            " FROM domain_claims WHERE org_id = $1 ORDER BY domain COLLATE \"C\""
+        ))
+        .bind(org.as_uuid())
+        .all(&self.pool, claim)
+        .await
+    }
+
+    async fn verify_domain_claim(
+        &self,
+        org: OrgId,
+        domain: &str,
+        token: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        // Another organization's verified claim fails domain_claims_verified: Conflict "domain".
+        let verified = sqlx::query(
+            "UPDATE domain_claims SET verified_at = $4 \
+             WHERE org_id = $1 AND domain = $2 AND token = $3",
+        )
+        .bind(org.as_uuid())
+        .bind(domain)
+        .bind(token)
+        .bind(at.unix_millis())
+        .affected(&self.pool)
+        .await?;
+        Ok(verified == 1)
+    }
+
+    async fn delete_domain_claim(&self, org: OrgId, domain: &str) -> StoreResult<bool> {
+        let deleted = sqlx::query("DELETE FROM domain_claims WHERE org_id = $1 AND domain = $2")
+            .bind(org.as_uuid())
+            .bind(domain)
+            .affected(&self.pool)
+            .await?;
+        Ok(deleted == 1)
     }
 
     async fn permissions_of(&self, user: UserId, org: OrgId) -> StoreResult<Vec<Permission>> {

@@ -1,12 +1,12 @@
-//! `UserStore`: users with unique email and phone; passkeys, TOTP factors and backup codes
-//! that go with their user (foreign keys, `ON DELETE CASCADE`).
+//! `UserStore`: users with unique email and phone; passkeys, TOTP factors, backup codes and
+//! federated identities that go with their user (foreign keys, `ON DELETE CASCADE`).
 
 use async_trait::async_trait;
 use portcullis::StoreError;
 use portcullis::crypto::{Sealed, SecretHash};
 use portcullis::model::{
-    CredentialId, Email, FactorId, FactorStatus, Page, PageRequest, PasskeyCredential, PasskeyUse,
-    PasswordHash, Phone, TotpFactor, User, UserId,
+    CredentialId, Email, FactorId, FactorStatus, FederatedIdentity, Page, PageRequest,
+    PasskeyCredential, PasskeyUse, PasswordHash, Phone, TotpFactor, User, UserId,
 };
 use portcullis::store::{StoreResult, UserQuery, UserStore};
 use sqlx::postgres::PgRow;
@@ -103,6 +103,22 @@ fn factor(row: &PgRow) -> StoreResult<TotpFactor> {
         last_step,
         created_at: ts(row, "created_at", W)?,
     })
+}
+
+macro_rules! identity_columns {
+    () => {
+        "provider, subject, user_id, created_at"
+    };
+}
+
+fn identity(row: &PgRow) -> StoreResult<FederatedIdentity> {
+    const W: &str = "identity";
+    Ok(FederatedIdentity::new(
+        col::<String>(row, "provider", W)?,
+        col::<String>(row, "subject", W)?,
+        UserId::from_uuid(col(row, "user_id", W)?),
+        ts(row, "created_at", W)?,
+    ))
 }
 
 fn status_name(status: FactorStatus) -> &'static str {
@@ -449,6 +465,60 @@ impl UserStore for PgStore {
         usize::try_from(count).map_err(|_| StoreError::Corrupt {
             what: "backup_code",
         })
+    }
+
+    async fn link_identity(&self, i: &FederatedIdentity) -> StoreResult<()> {
+        // federated_identities_pkey: Conflict "identity"; the user's foreign key: Missing "user".
+        sqlx::query(concat!(
+            "INSERT INTO federated_identities (",
+            identity_columns!(),
+            ") VALUES ($1, $2, $3, $4)"
+        ))
+        .bind(&i.provider)
+        .bind(&i.subject)
+        .bind(i.user_id.as_uuid())
+        .bind(i.created_at.unix_millis())
+        .affected(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<FederatedIdentity>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            identity_columns!(),
+            " FROM federated_identities WHERE provider = $1 AND subject = $2"
+        ))
+        .bind(provider)
+        .bind(subject)
+        .one(&self.pool, identity)
+        .await
+    }
+
+    async fn list_identities(&self, user: UserId) -> StoreResult<Vec<FederatedIdentity>> {
+        sqlx::query(concat!(
+            "SELECT ",
+            identity_columns!(),
+            " FROM federated_identities WHERE user_id = $1 \
+             ORDER BY created_at, provider COLLATE \"C\", subject COLLATE \"C\""
+        ))
+        .bind(user.as_uuid())
+        .all(&self.pool, identity)
+        .await
+    }
+
+    async fn count_identities(&self, provider: &str) -> StoreResult<u64> {
+        let count: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM federated_identities WHERE provider = $1")
+                .bind(provider)
+                .fetch_one(&self.pool)
+                .await
+                .db()?;
+        u64::try_from(count).map_err(|_| StoreError::Corrupt { what: "identity" })
     }
 }
 

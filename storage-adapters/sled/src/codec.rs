@@ -25,6 +25,13 @@ pub(crate) fn cat(a: &[u8], b: &[u8]) -> Vec<u8> {
     [a, b].concat()
 }
 
+/// A text key part that can be followed by more: its length (8 bytes, big-endian), then its
+/// bytes. Its encoding is a prefix of exactly the keys that start with this very text, so
+/// a prefix scan finds no longer text that merely begins with it.
+pub(crate) fn text(part: &str) -> Vec<u8> {
+    cat(&(part.len() as u64).to_be_bytes(), part.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,5 +48,14 @@ mod tests {
         ));
         assert!(dec::<Vec<u32>>(&[], "x").is_err());
         assert!(dec::<Vec<u32>>(&[1, b'{'], "x").is_err());
+    }
+
+    #[test]
+    fn a_text_part_prefixes_only_keys_of_that_very_text() {
+        let key = |a: &str, b: &str| cat(&text(a), b.as_bytes());
+        assert!(key("ab", "c").starts_with(&text("ab")));
+        assert!(!key("abc", "").starts_with(&text("ab")));
+        assert!(!key("a", "bc").starts_with(&text("ab")));
+        assert_ne!(key("a", "bc"), key("ab", "c"));
     }
 }

@@ -1,20 +1,22 @@
-//! `OrgStore` over sled trees. Roles, permissions and members are keyed by organization
-//! first, so an organization's are one prefix scan.
+//! `OrgStore` over sled trees. Roles, permissions, members and domain claims are keyed by
+//! organization first, so an organization's are one prefix scan.
 
 use std::collections::BTreeSet;
 use std::ops::Bound;
 
 use async_trait::async_trait;
 use portcullis::StoreError;
+use portcullis::Timestamp;
 use portcullis::crypto::SecretHash;
 use portcullis::model::{
-    ApiCredential, App, ClientId, Cursor, Membership, OrgId, Organization, Page, PageRequest,
-    PermissionDef, PermissionId, Role, RoleId, UserId,
+    ApiCredential, App, ClientId, ConnectionId, Cursor, DomainClaim, Membership, OrgId,
+    Organization, Page, PageRequest, PermissionDef, PermissionId, Role, RoleId, SsoConnection,
+    UserId,
 };
 use portcullis::store::{OrgStore, StoreResult};
 use serde::de::DeserializeOwned;
 
-use crate::codec::{cat, dec, enc};
+use crate::codec::{cat, dec, enc, text};
 use crate::tx::{Trees, WriteSet, keys_with_prefix};
 use crate::{Class, SledStore};
 
@@ -74,6 +76,52 @@ fn unindex(t: &Trees, w: &mut WriteSet, org: &Organization) {
     for domain in &org.domains {
         w.del(&t.orgs_by_domain, domain.as_bytes());
     }
+}
+
+fn connection_of(t: &Trees, w: &WriteSet, id: ConnectionId) -> StoreResult<Option<SsoConnection>> {
+    w.get(&t.sso_connections, id.as_bytes())?
+        .map(|raw| dec(&raw, "sso connection"))
+        .transpose()
+}
+
+/// A claim's key: the organization, then the domain (so an organization's claims are listed
+/// by domain).
+fn claim_key(org: OrgId, domain: &str) -> Vec<u8> {
+    cat(org.as_bytes(), domain.as_bytes())
+}
+
+/// A claimant's key: the domain (length first), then the organization.
+fn claimant_key(domain: &str, org: OrgId) -> Vec<u8> {
+    cat(&text(domain), org.as_bytes())
+}
+
+fn claim_of(t: &Trees, w: &WriteSet, org: OrgId, domain: &str) -> StoreResult<Option<DomainClaim>> {
+    w.get(&t.domain_claims, &claim_key(org, domain))?
+        .map(|raw| dec(&raw, "domain claim"))
+        .transpose()
+}
+
+/// Refuses when an organization other than `org` holds a verified claim on `domain`.
+fn check_unverified_elsewhere(
+    t: &Trees,
+    w: &WriteSet,
+    org: OrgId,
+    domain: &str,
+) -> StoreResult<()> {
+    let prefix = text(domain);
+    for key in keys_with_prefix(&t.domain_claimants, &prefix)? {
+        let other = key.get(prefix.len()..).unwrap_or_default();
+        if other == org.as_bytes() {
+            continue;
+        }
+        let raw = w.get(&t.domain_claims, &cat(other, domain.as_bytes()))?;
+        let Some(raw) = raw else { continue };
+        let claim: DomainClaim = dec(&raw, "domain claim")?;
+        if claim.verified_at.is_some() {
+            return Err(StoreError::Conflict { what: "domain" });
+        }
+    }
+    Ok(())
 }
 
 /// Every value under a prefix, decoded.
@@ -217,6 +265,19 @@ impl OrgStore for SledStore {
                     }
                     w.del(&t.api_credentials, credential_id.to_vec());
                     w.del(&t.org_api_credentials, key.to_vec());
+                }
+                for key in keys_with_prefix(&t.org_sso_connections, id.as_bytes())? {
+                    w.del(
+                        &t.sso_connections,
+                        key.get(16..).unwrap_or_default().to_vec(),
+                    );
+                    w.del(&t.org_sso_connections, key.to_vec());
+                }
+                let claims: Vec<DomainClaim> =
+                    values(&t.domain_claims, id.as_bytes(), "domain claim")?;
+                for claim in claims {
+                    w.del(&t.domain_claimants, claimant_key(&claim.domain, id));
+                    w.del(&t.domain_claims, claim_key(id, &claim.domain));
                 }
                 Ok(true)
             })
@@ -629,6 +690,179 @@ impl OrgStore for SledStore {
                     w.del(&t.member_orgs, key.to_vec());
                 }
                 Ok(keys.len() as u64)
+            })
+            .await
+    }
+
+    async fn create_sso_connection(&self, connection: &SsoConnection) -> StoreResult<()> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
+                require_org(t, w, connection.org_id)?;
+                if connection_of(t, w, connection.id)?.is_some() {
+                    return Err(StoreError::Conflict {
+                        what: "sso_connection",
+                    });
+                }
+                let id = connection.id.as_bytes();
+                w.put(&t.sso_connections, id.to_vec(), enc(connection)?);
+                w.put(
+                    &t.org_sso_connections,
+                    cat(connection.org_id.as_bytes(), id),
+                    Vec::new(),
+                );
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_sso_connection(&self, id: ConnectionId) -> StoreResult<Option<SsoConnection>> {
+        let raw = self
+            .inner
+            .t
+            .sso_connections
+            .get(id.as_bytes())
+            .map_err(crate::backend)?;
+        raw.map(|raw| dec(&raw, "sso connection")).transpose()
+    }
+
+    async fn list_sso_connections(&self, org: OrgId) -> StoreResult<Vec<SsoConnection>> {
+        let t = &self.inner.t;
+        let mut connections = Vec::new();
+        for key in keys_with_prefix(&t.org_sso_connections, org.as_bytes())? {
+            let raw = t
+                .sso_connections
+                .get(key.get(16..).unwrap_or_default())
+                .map_err(crate::backend)?;
+            let Some(raw) = raw else {
+                // Deleted between the two reads: gone.
+                continue;
+            };
+            let connection: SsoConnection = dec(&raw, "sso connection")?;
+            // Deleted and its id reused elsewhere between the two reads: not this one's.
+            if connection.org_id == org {
+                connections.push(connection);
+            }
+        }
+        Ok(connections)
+    }
+
+    async fn update_sso_connection(&self, connection: &SsoConnection) -> StoreResult<u64> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
+                let stored = connection_of(t, w, connection.id)?
+                    .filter(|c| c.org_id == connection.org_id)
+                    .ok_or(StoreError::Missing {
+                        what: "sso_connection",
+                    })?;
+                if stored.revision != connection.revision {
+                    return Err(StoreError::Stale);
+                }
+                let revision = connection.revision.saturating_add(1);
+                let mut updated = connection.clone();
+                updated.revision = revision;
+                w.put(
+                    &t.sso_connections,
+                    connection.id.as_bytes().to_vec(),
+                    enc(&updated)?,
+                );
+                Ok(revision)
+            })
+            .await
+    }
+
+    async fn delete_sso_connection(&self, org: OrgId, id: ConnectionId) -> StoreResult<bool> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
+                if connection_of(t, w, id)?.is_none_or(|c| c.org_id != org) {
+                    return Ok(false);
+                }
+                w.del(&t.sso_connections, id.as_bytes().to_vec());
+                w.del(&t.org_sso_connections, cat(org.as_bytes(), id.as_bytes()));
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn put_domain_claim(&self, claim: &DomainClaim) -> StoreResult<()> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
+                require_org(t, w, claim.org_id)?;
+                check_unverified_elsewhere(t, w, claim.org_id, &claim.domain)?;
+                w.put(
+                    &t.domain_claims,
+                    claim_key(claim.org_id, &claim.domain),
+                    enc(claim)?,
+                );
+                w.put(
+                    &t.domain_claimants,
+                    claimant_key(&claim.domain, claim.org_id),
+                    Vec::new(),
+                );
+                Ok(())
+            })
+            .await
+    }
+
+    async fn domain_claims(&self, domain: &str) -> StoreResult<Vec<DomainClaim>> {
+        let t = &self.inner.t;
+        let prefix = text(domain);
+        let mut claims = Vec::new();
+        for key in keys_with_prefix(&t.domain_claimants, &prefix)? {
+            let org = key.get(prefix.len()..).unwrap_or_default();
+            let raw = t
+                .domain_claims
+                .get(cat(org, domain.as_bytes()))
+                .map_err(crate::backend)?;
+            // Deleted between the two reads: gone.
+            if let Some(raw) = raw {
+                claims.push(dec::<DomainClaim>(&raw, "domain claim")?);
+            }
+        }
+        Ok(claims)
+    }
+
+    async fn list_domain_claims(&self, org: OrgId) -> StoreResult<Vec<DomainClaim>> {
+        values(&self.inner.t.domain_claims, org.as_bytes(), "domain claim")
+    }
+
+    async fn verify_domain_claim(
+        &self,
+        org: OrgId,
+        domain: &str,
+        token: &str,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
+                let Some(mut claim) = claim_of(t, w, org, domain)? else {
+                    return Ok(false);
+                };
+                if claim.token != token {
+                    return Ok(false);
+                }
+                check_unverified_elsewhere(t, w, org, domain)?;
+                claim.verified_at = Some(at);
+                w.put(&t.domain_claims, claim_key(org, domain), enc(&claim)?);
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn delete_domain_claim(&self, org: OrgId, domain: &str) -> StoreResult<bool> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
+                if claim_of(t, w, org, domain)?.is_none() {
+                    return Ok(false);
+                }
+                w.del(&t.domain_claims, claim_key(org, domain));
+                w.del(&t.domain_claimants, claimant_key(domain, org));
+                Ok(true)
             })
             .await
     }

@@ -7,14 +7,20 @@ use portcullis::StoreError;
 use portcullis::crypto::SecretHash;
 use portcullis::model::CredentialId;
 use portcullis::model::{
-    Cursor, Email, FactorId, Page, PageRequest, PasskeyCredential, PasskeyUse, Phone, TotpFactor,
-    User, UserId,
+    Cursor, Email, FactorId, FederatedIdentity, Page, PageRequest, PasskeyCredential, PasskeyUse,
+    Phone, TotpFactor, User, UserId,
 };
 use portcullis::store::{StoreResult, UserQuery, UserStore};
 
-use crate::codec::{cat, dec, enc};
+use crate::codec::{cat, dec, enc, text};
 use crate::tx::{Trees, WriteSet, keys_with_prefix};
 use crate::{Class, SledStore};
+
+/// A federated identity's key: the provider (length first), then the subject, byte for
+/// byte. The provider's own encoding prefixes exactly its identities.
+fn identity_key(provider: &str, subject: &str) -> Vec<u8> {
+    cat(&text(provider), subject.as_bytes())
+}
 
 fn user_of(t: &Trees, w: &WriteSet, id: UserId) -> StoreResult<Option<User>> {
     w.get(&t.users, id.as_bytes())?
@@ -177,6 +183,10 @@ impl UserStore for SledStore {
                     w.del(&t.totp, key.to_vec());
                 }
                 w.del(&t.backup_codes, id.as_bytes().to_vec());
+                for key in keys_with_prefix(&t.user_identities, id.as_bytes())? {
+                    w.del(&t.identities, key.get(16..).unwrap_or_default().to_vec());
+                    w.del(&t.user_identities, key.to_vec());
+                }
                 Ok(true)
             })
             .await
@@ -441,6 +451,75 @@ impl UserStore for SledStore {
             .map(|raw| dec::<Vec<SecretHash>>(&raw, "backup codes"))
             .transpose()?
             .map_or(0, |c| c.len()))
+    }
+
+    async fn link_identity(&self, identity: &FederatedIdentity) -> StoreResult<()> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.users_lock, Class::Critical, |t, w| {
+                let key = identity_key(&identity.provider, &identity.subject);
+                if w.get(&t.identities, &key)?.is_some() {
+                    return Err(StoreError::Conflict { what: "identity" });
+                }
+                if user_of(t, w, identity.user_id)?.is_none() {
+                    return Err(StoreError::Missing { what: "user" });
+                }
+                w.put(
+                    &t.user_identities,
+                    cat(identity.user_id.as_bytes(), &key),
+                    Vec::new(),
+                );
+                w.put(&t.identities, key, enc(identity)?);
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<FederatedIdentity>> {
+        let raw = self
+            .inner
+            .t
+            .identities
+            .get(identity_key(provider, subject))
+            .map_err(crate::backend)?;
+        raw.map(|raw| dec(&raw, "identity")).transpose()
+    }
+
+    async fn list_identities(&self, user: UserId) -> StoreResult<Vec<FederatedIdentity>> {
+        let t = &self.inner.t;
+        let mut identities = Vec::new();
+        for key in keys_with_prefix(&t.user_identities, user.as_bytes())? {
+            let raw = t
+                .identities
+                .get(key.get(16..).unwrap_or_default())
+                .map_err(crate::backend)?;
+            let Some(raw) = raw else {
+                // Deleted between the two reads: gone.
+                continue;
+            };
+            let identity: FederatedIdentity = dec(&raw, "identity")?;
+            if identity.user_id == user {
+                identities.push(identity);
+            }
+        }
+        identities.sort_by(|a, b| {
+            (a.created_at, &a.provider, &a.subject).cmp(&(b.created_at, &b.provider, &b.subject))
+        });
+        Ok(identities)
+    }
+
+    async fn count_identities(&self, provider: &str) -> StoreResult<u64> {
+        self.inner
+            .t
+            .identities
+            .scan_prefix(text(provider))
+            .keys()
+            .try_fold(0, |n, key| key.map(|_| n + 1))
+            .map_err(crate::backend)
     }
 }
 

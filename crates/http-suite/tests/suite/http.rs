@@ -84,6 +84,25 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/invitations/accept"),
     ("get", "/users/{id}/organizations"),
     ("get", "/users/{id}/login-logs"),
+    ("get", "/sso/{connection_id}/authorize"),
+    ("get", "/sso/callback"),
+    ("get", "/sso/discover"),
+    ("get", "/social/google/authorize"),
+    ("get", "/social/google/callback"),
+    ("get", "/organizations/{id}/sso-connections"),
+    ("post", "/organizations/{id}/sso-connections"),
+    ("get", "/organizations/{id}/sso-connections/{connection_id}"),
+    (
+        "patch",
+        "/organizations/{id}/sso-connections/{connection_id}",
+    ),
+    (
+        "delete",
+        "/organizations/{id}/sso-connections/{connection_id}",
+    ),
+    ("get", "/organizations/{id}/domains"),
+    ("post", "/organizations/{id}/domains"),
+    ("post", "/organizations/{id}/domains/{domain}/verify"),
 ];
 
 #[tokio::test]
@@ -157,6 +176,7 @@ async fn every_documented_route_is_served() {
             .replace("{client_id}", "x")
             .replace("{domain}", "x")
             .replace("{role_id}", "x")
+            .replace("{connection_id}", "x")
             .replace("{perm_id}", "x")
             .replace("{email}", "x")
             .replace("{org_id}", "x");

@@ -8,4 +8,5 @@ pub mod directory;
 pub mod mfa;
 pub mod passkeys;
 pub mod passwordless;
+pub mod sso;
 pub mod tokens;

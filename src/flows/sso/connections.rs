@@ -1,0 +1,507 @@
+//! Setting up connections: what an organization's administrator (or its IT administrator
+//! through a setup link) writes, checked before it is stored (checklist RP-06, RP-11,
+//! RP-19, SSRF-07, ADM-10).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::id_token::ALGORITHMS;
+use crate::engine::Inner;
+use crate::flows::MAX_RETRIES;
+use crate::model::{
+    ClaimMapping, ConnectionId, ConnectionKind, ConnectionStatus, OidcEndpoints, OrgId, Preset,
+    SsoConnection, checked_label,
+};
+use crate::{Error, StoreError};
+
+/// Google's issuer identifier.
+pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
+
+/// The settings of a new connection. Missing fields take their defaults: discovery from
+/// the issuer, scopes `openid email profile`, the standard claim names, no groups mapped,
+/// provisioning off, the algorithms RS256, PS256, ES256 and EdDSA.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSettings {
+    /// A name for administrators.
+    pub name: Option<String>,
+    /// `oidc` (the only kind so far).
+    pub kind: Option<ConnectionKind>,
+    /// The issuer identifier. With `endpoints` absent, its discovery document is read.
+    pub issuer: Option<String>,
+    /// Endpoints given by hand instead of discovered.
+    pub endpoints: Option<OidcEndpoints>,
+    /// Our client id at the provider.
+    pub client_id: Option<String>,
+    /// Our client secret there (stored sealed, never returned).
+    pub client_secret: Option<String>,
+    /// Scopes; `openid` is added when missing.
+    pub scopes: Option<Vec<String>>,
+    /// Claim names.
+    pub claims: Option<ClaimMapping>,
+    /// Provider group → role names of the organization.
+    pub group_roles: Option<BTreeMap<String, Vec<String>>>,
+    /// Email domains served (each needs a verified domain claim to route or link).
+    pub domains: Option<Vec<String>>,
+    /// Whether unknown people get an account at their first sign-in.
+    pub jit_provisioning: Option<bool>,
+    /// Roles everyone provisioned through it gets.
+    pub default_roles: Option<Vec<String>>,
+    /// ID-token algorithms accepted (a subset of RS256, RS384, RS512, PS256, PS384, PS512,
+    /// ES256, EdDSA).
+    pub algorithms: Option<Vec<String>>,
+    /// IdP `amr` values that count as the organization's second factor.
+    pub mfa_amr: Option<Vec<String>>,
+    /// Google: the Workspace domain (`hd`) sign-in is restricted to.
+    pub hosted_domain: Option<String>,
+    /// `google` for the Google preset (issuer defaults to Google's).
+    pub preset: Option<Preset>,
+    /// `draft`, `active` or `disabled`. A connection becomes `active` only after a test
+    /// sign-in through it succeeded under its current settings.
+    pub status: Option<ConnectionStatus>,
+}
+
+/// A connection as administrators see it: everything but the secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectionView {
+    /// Its id.
+    pub id: ConnectionId,
+    /// The organization.
+    pub org_id: OrgId,
+    /// `oidc`.
+    pub kind: &'static str,
+    /// Its name.
+    pub name: String,
+    /// `draft`, `active` or `disabled`.
+    pub status: &'static str,
+    /// The issuer.
+    pub issuer: String,
+    /// Whether endpoints came from discovery.
+    pub discovery: bool,
+    /// The endpoints.
+    pub endpoints: OidcEndpoints,
+    /// Our client id.
+    pub client_id: String,
+    /// Whether a client secret is set (the secret itself is never shown).
+    pub has_client_secret: bool,
+    /// Scopes.
+    pub scopes: Vec<String>,
+    /// Claim names.
+    pub claims: ClaimMapping,
+    /// Group → role names.
+    pub group_roles: BTreeMap<String, Vec<String>>,
+    /// Email domains.
+    pub domains: Vec<String>,
+    /// Just-in-time provisioning.
+    pub jit_provisioning: bool,
+    /// Default roles.
+    pub default_roles: Vec<String>,
+    /// ID-token algorithms.
+    pub algorithms: Vec<String>,
+    /// `amr` values that satisfy MFA.
+    pub mfa_amr: Vec<String>,
+    /// Google Workspace domain.
+    pub hosted_domain: Option<String>,
+    /// `google` for the Google preset.
+    pub preset: Option<Preset>,
+    /// Whether a test sign-in passed under the current settings.
+    pub tested: bool,
+}
+
+impl From<&SsoConnection> for ConnectionView {
+    fn from(c: &SsoConnection) -> Self {
+        ConnectionView {
+            id: c.id,
+            org_id: c.org_id,
+            kind: c.kind.as_str(),
+            name: c.name.clone(),
+            status: c.status.as_str(),
+            issuer: c.issuer.clone(),
+            discovery: c.discovery,
+            endpoints: c.endpoints.clone(),
+            client_id: c.client_id.clone(),
+            has_client_secret: c.client_secret.is_some(),
+            scopes: c.scopes.clone(),
+            claims: c.claims.clone(),
+            group_roles: c.group_roles.clone(),
+            domains: c.domains.clone(),
+            jit_provisioning: c.jit_provisioning,
+            default_roles: c.default_roles.clone(),
+            algorithms: c.algorithms.clone(),
+            mfa_amr: c.mfa_amr.clone(),
+            hosted_domain: c.hosted_domain.clone(),
+            preset: c.preset,
+            tested: c.tested_at.is_some(),
+        }
+    }
+}
+
+fn short_list(values: Vec<String>, field: &'static str, max: usize) -> Result<Vec<String>, Error> {
+    if values.len() > max {
+        return Err(Error::invalid(field, format!("at most {max} entries")));
+    }
+    values
+        .into_iter()
+        .map(|v| checked_label(&v, field, 200))
+        .collect()
+}
+
+/// Lowercase ASCII domain names (IDNA), no wildcard, no IP literal, at least two labels.
+pub(crate) fn checked_domain(domain: &str) -> Result<String, Error> {
+    let reason = "must be a domain name such as example.com";
+    let trimmed = domain.trim().trim_end_matches('.');
+    if trimmed.is_empty() || trimmed.contains(['*', ',', ' ', '/', '@', ':']) {
+        return Err(Error::invalid("domain", reason));
+    }
+    let ascii = url::Host::parse(trimmed).map_err(|_| Error::invalid("domain", reason))?;
+    match ascii {
+        url::Host::Domain(name) if name.contains('.') && name.len() <= 253 => {
+            if name
+                .rsplit('.')
+                .next()
+                .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+            {
+                return Err(Error::invalid("domain", reason));
+            }
+            Ok(name.to_ascii_lowercase())
+        }
+        _ => Err(Error::invalid("domain", reason)),
+    }
+}
+
+/// An `https` URL (or any URL to an allowlisted address), checked against the outbound
+/// policy now; every request checks it again.
+async fn checked_endpoint(inner: &Inner, url: &str, field: &'static str) -> Result<String, Error> {
+    if url.len() > 2048 {
+        return Err(Error::invalid(field, "too long"));
+    }
+    inner.outbound.check_url(url).await?;
+    Ok(url.to_owned())
+}
+
+/// Reads the issuer's discovery document (OpenID Connect Discovery §4) and trusts it only
+/// if it names itself exactly and its endpoints pass the outbound policy (RP-11).
+pub(crate) async fn discover(inner: &Inner, issuer: &str) -> Result<OidcEndpoints, Error> {
+    let url = format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    );
+    let fetched = inner.outbound.get(&url).await?;
+    if fetched.status != 200 {
+        return Err(Error::SsoFailed {
+            reason: "the provider's discovery document could not be read",
+        });
+    }
+    let doc: Value = fetched.json("the provider's discovery document is not JSON")?;
+    if doc.get("issuer").and_then(Value::as_str) != Some(issuer) {
+        return Err(Error::SsoFailed {
+            reason: "the discovery document names another issuer",
+        });
+    }
+    let endpoint = |name: &'static str| {
+        doc.get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or(Error::SsoFailed {
+                reason: "the discovery document lacks a required endpoint",
+            })
+    };
+    let endpoints = OidcEndpoints {
+        authorization: checked_endpoint(
+            inner,
+            &endpoint("authorization_endpoint")?,
+            "authorization_endpoint",
+        )
+        .await?,
+        token: checked_endpoint(inner, &endpoint("token_endpoint")?, "token_endpoint").await?,
+        jwks_uri: checked_endpoint(inner, &endpoint("jwks_uri")?, "jwks_uri").await?,
+        iss_in_response: doc
+            .get("authorization_response_iss_parameter_supported")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+    };
+    Ok(endpoints)
+}
+
+/// Applies `settings` to `connection`, checking each. Returns whether an
+/// authentication-boundary setting changed (issuer, endpoints, client id, domains,
+/// algorithms): then the connection needs a new test sign-in (ADM-10).
+pub(crate) async fn apply(
+    inner: &Inner,
+    connection: &mut SsoConnection,
+    settings: ConnectionSettings,
+    linked: bool,
+) -> Result<bool, Error> {
+    let before = (
+        connection.issuer.clone(),
+        connection.endpoints.clone(),
+        connection.client_id.clone(),
+        connection.domains.clone(),
+        connection.algorithms.clone(),
+    );
+    if let Some(name) = settings.name {
+        connection.name = checked_label(&name, "name", 100)?;
+    }
+    if let Some(preset) = settings.preset {
+        connection.preset = Some(preset);
+    }
+    if let Some(kind) = settings.kind {
+        connection.kind = kind;
+    }
+    let issuer_given = settings.issuer.is_some();
+    if let Some(issuer) = settings.issuer {
+        if issuer.len() > 2048 || url::Url::parse(&issuer).is_err() {
+            return Err(Error::invalid("issuer", "must be a URL"));
+        }
+        connection.issuer = issuer;
+    }
+    if let Some(client_id) = settings.client_id {
+        connection.client_id = checked_label(&client_id, "client_id", 255)?;
+    }
+    // RP-06: identities are keyed by this connection; who it trusts must not move under them.
+    if linked && (connection.issuer != before.0 || connection.client_id != before.2) {
+        return Err(Error::Conflict {
+            what: "sso_connection_identities",
+        });
+    }
+    if let Some(endpoints) = settings.endpoints {
+        connection.endpoints = OidcEndpoints {
+            authorization: checked_endpoint(
+                inner,
+                &endpoints.authorization,
+                "endpoints.authorization",
+            )
+            .await?,
+            token: checked_endpoint(inner, &endpoints.token, "endpoints.token").await?,
+            jwks_uri: checked_endpoint(inner, &endpoints.jwks_uri, "endpoints.jwks_uri").await?,
+            iss_in_response: endpoints.iss_in_response,
+        };
+        connection.discovery = false;
+    } else if issuer_given || connection.discovery && connection.endpoints.token.is_empty() {
+        connection.endpoints = discover(inner, &connection.issuer).await?;
+        connection.discovery = true;
+    }
+    if let Some(secret) = settings.client_secret {
+        if secret.is_empty() || secret.len() > 1024 {
+            return Err(Error::invalid("client_secret", "must be 1 to 1024 bytes"));
+        }
+        // RP-19: sealed, bound to this connection.
+        connection.client_secret = Some(
+            inner
+                .keyring
+                .seal(secret.as_bytes(), connection.id.as_bytes())?,
+        );
+    }
+    if let Some(scopes) = settings.scopes {
+        let mut scopes = short_list(scopes, "scopes", 20)?;
+        if scopes.iter().any(|s| s.contains(char::is_whitespace)) {
+            return Err(Error::invalid("scopes", "one scope per entry"));
+        }
+        if !scopes.iter().any(|s| s == "openid") {
+            scopes.insert(0, "openid".into());
+        }
+        connection.scopes = scopes;
+    }
+    if let Some(claims) = settings.claims {
+        for name in [&claims.email, &claims.name, &claims.groups] {
+            checked_label(name, "claims", 100)?;
+        }
+        connection.claims = claims;
+    }
+    if let Some(map) = settings.group_roles {
+        if map.len() > 100 {
+            return Err(Error::invalid("group_roles", "at most 100 groups"));
+        }
+        let mut checked = BTreeMap::new();
+        for (group, roles) in map {
+            checked.insert(
+                checked_label(&group, "group_roles", 200)?,
+                short_list(roles, "group_roles", 20)?,
+            );
+        }
+        connection.group_roles = checked;
+    }
+    if let Some(domains) = settings.domains {
+        if domains.len() > 50 {
+            return Err(Error::invalid("domains", "at most 50"));
+        }
+        let mut checked: Vec<String> = domains
+            .iter()
+            .map(|d| checked_domain(d))
+            .collect::<Result<_, _>>()?;
+        checked.sort();
+        checked.dedup();
+        connection.domains = checked;
+    }
+    if let Some(on) = settings.jit_provisioning {
+        connection.jit_provisioning = on;
+    }
+    if let Some(roles) = settings.default_roles {
+        connection.default_roles = short_list(roles, "default_roles", 20)?;
+    }
+    if let Some(algorithms) = settings.algorithms {
+        if algorithms.is_empty() || algorithms.iter().any(|a| !ALGORITHMS.contains(&a.as_str())) {
+            return Err(Error::invalid(
+                "algorithms",
+                format!("a non-empty subset of {}", ALGORITHMS.join(", ")),
+            ));
+        }
+        connection.algorithms = algorithms;
+    }
+    if let Some(amr) = settings.mfa_amr {
+        connection.mfa_amr = short_list(amr, "mfa_amr", 20)?;
+    }
+    if let Some(hd) = settings.hosted_domain {
+        connection.hosted_domain = Some(checked_domain(&hd)?);
+    }
+    let boundary = before
+        != (
+            connection.issuer.clone(),
+            connection.endpoints.clone(),
+            connection.client_id.clone(),
+            connection.domains.clone(),
+            connection.algorithms.clone(),
+        );
+    if boundary {
+        connection.tested_at = None;
+    }
+    match settings.status {
+        Some(ConnectionStatus::Active) if connection.tested_at.is_none() => {
+            return Err(Error::invalid(
+                "status",
+                "a connection becomes active only after a test sign-in through it succeeds",
+            ));
+        }
+        Some(status) => connection.status = status,
+        // A changed trust boundary takes an active connection back to draft until tested.
+        None if boundary && connection.status == ConnectionStatus::Active => {
+            connection.status = ConnectionStatus::Draft;
+        }
+        None => {}
+    }
+    Ok(boundary)
+}
+
+/// A new connection of `org` from `settings`.
+pub(crate) async fn create(
+    inner: &Inner,
+    org: OrgId,
+    mut settings: ConnectionSettings,
+) -> Result<SsoConnection, Error> {
+    inner.orgs.get_org(org).await?.ok_or(Error::NotFound {
+        what: "organization",
+    })?;
+    if settings.preset == Some(Preset::Google) && settings.issuer.is_none() {
+        settings.issuer = Some(GOOGLE_ISSUER.to_owned());
+    }
+    if settings.issuer.is_none() {
+        return Err(Error::invalid("issuer", "required"));
+    }
+    if settings.client_id.is_none() {
+        return Err(Error::invalid("client_id", "required"));
+    }
+    let now = inner.clock.now();
+    let mut connection = SsoConnection {
+        id: ConnectionId::generate(),
+        org_id: org,
+        kind: ConnectionKind::Oidc,
+        name: "SSO".into(),
+        status: ConnectionStatus::Draft,
+        issuer: String::new(),
+        discovery: true,
+        endpoints: OidcEndpoints {
+            authorization: String::new(),
+            token: String::new(),
+            jwks_uri: String::new(),
+            iss_in_response: false,
+        },
+        client_id: String::new(),
+        client_secret: None,
+        scopes: vec!["openid".into(), "email".into(), "profile".into()],
+        claims: ClaimMapping::default(),
+        group_roles: BTreeMap::new(),
+        domains: Vec::new(),
+        jit_provisioning: false,
+        default_roles: Vec::new(),
+        algorithms: vec![
+            "RS256".into(),
+            "PS256".into(),
+            "ES256".into(),
+            "EdDSA".into(),
+        ],
+        mfa_amr: Vec::new(),
+        hosted_domain: None,
+        preset: None,
+        tested_at: None,
+        created_at: now,
+        updated_at: now,
+        revision: 0,
+    };
+    if settings.status == Some(ConnectionStatus::Active) {
+        return Err(Error::invalid(
+            "status",
+            "a connection becomes active only after a test sign-in through it succeeds",
+        ));
+    }
+    apply(inner, &mut connection, settings, false).await?;
+    inner.orgs.create_sso_connection(&connection).await?;
+    crate::directory::log_admin(inner, org, "sso_connection_created").await;
+    Ok(connection)
+}
+
+/// The connection `id` of `org` (another organization's is not found).
+pub(crate) async fn get(
+    inner: &Inner,
+    org: OrgId,
+    id: ConnectionId,
+) -> Result<SsoConnection, Error> {
+    match inner.orgs.get_sso_connection(id).await? {
+        Some(c) if c.org_id == org => Ok(c),
+        _ => Err(Error::NotFound {
+            what: "sso_connection",
+        }),
+    }
+}
+
+/// Changes a connection (compare-and-swap, retried).
+pub(crate) async fn update(
+    inner: &Inner,
+    org: OrgId,
+    id: ConnectionId,
+    settings: ConnectionSettings,
+) -> Result<SsoConnection, Error> {
+    for _ in 0..MAX_RETRIES {
+        let mut connection = get(inner, org, id).await?;
+        let linked = inner.users.count_identities(&id.to_string()).await? > 0;
+        let boundary = apply(inner, &mut connection, settings.clone(), linked).await?;
+        connection.updated_at = inner.clock.now();
+        match inner.orgs.update_sso_connection(&connection).await {
+            Err(StoreError::Stale) => continue,
+            Err(err) => return Err(err.into()),
+            Ok(revision) => {
+                connection.revision = revision;
+                let what = if boundary {
+                    "sso_connection_boundary_changed"
+                } else {
+                    "sso_connection_updated"
+                };
+                crate::directory::log_admin(inner, org, what).await;
+                return Ok(connection);
+            }
+        }
+    }
+    Err(Error::Conflict { what: "revision" })
+}
+
+/// Records a successful test sign-in under the connection's settings as of `revision`.
+pub(crate) async fn mark_tested(inner: &Inner, connection: &SsoConnection) -> Result<(), Error> {
+    let mut tested = connection.clone();
+    tested.tested_at = Some(inner.clock.now());
+    match inner.orgs.update_sso_connection(&tested).await {
+        // Changed meanwhile: the test was of settings that are gone.
+        Ok(_) | Err(StoreError::Stale) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}

@@ -1,0 +1,788 @@
+//! Single sign-on against a real OpenID provider (npm's `oidc-provider`, started on
+//! loopback by `portcullis_test_support::idp`) and a real DNS server on loopback for the
+//! domain proof (`portcullis_test_support::dns`). Checklist rows are named per test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portcullis::flows::sso::ConnectionSettings;
+use portcullis::model::{ConnectionStatus, OrgId, SsoConnection};
+use portcullis::{
+    Error, HickoryDns, NewOrg, OrgSettings, OrgUpdate, OutboundPolicy, SignIn, SsoOptions,
+    SsoTarget,
+};
+use portcullis_test_support::dns::DnsServer;
+use portcullis_test_support::idp::Idp;
+use portcullis_test_support::{Harness, ctx, harness_now};
+use serde_json::{Value, json};
+
+const SECRET: &str = "a-client-secret-of-at-least-32-characters";
+
+/// The provider, with one client whose redirect URI is the engine's callback.
+async fn idp(accounts: Value) -> Option<Idp> {
+    Idp::start(json!({
+        "clients": [{
+            "client_id": "portcullis",
+            "client_secret": SECRET,
+            "redirect_uris": ["http://localhost:8080/api/v1/sso/callback"],
+            "token_endpoint_auth_method": "client_secret_basic",
+            "id_token_signed_response_alg": "ES256",
+        }],
+        "accounts": accounts,
+        "alg": ["RS256", "ES256"],
+        "iss_in_response": true,
+    }))
+    .await
+}
+
+struct World {
+    h: Harness,
+    dns: DnsServer,
+    org: OrgId,
+}
+
+/// An engine that may reach loopback (the provider's address; SSRF-02: allowlisted
+/// explicitly) and proves domains through the loopback DNS server.
+async fn world() -> World {
+    let dns = DnsServer::start().await;
+    let verifier = Arc::new(HickoryDns::with_servers(&[dns.addr()]));
+    let h = harness_now(portcullis::Config::new("http://localhost:8080"), |b| {
+        b.outbound_policy(OutboundPolicy::default().allow_loopback())
+            .domain_verifier(verifier)
+    });
+    let org = h
+        .auth
+        .orgs()
+        .create(NewOrg::new("Acme", "acme"))
+        .await
+        .unwrap()
+        .id;
+    World { h, dns, org }
+}
+
+impl World {
+    /// Claims and proves `domain` for the organization through the DNS server.
+    async fn prove(&self, domain: &str) {
+        let claim = self
+            .h
+            .auth
+            .sso()
+            .claim_domain(self.org, domain)
+            .await
+            .unwrap();
+        self.dns
+            .set_txt(&claim.txt_name(), vec![vec![claim.token.clone()]]);
+        let verified = self
+            .h
+            .auth
+            .sso()
+            .verify_domain(self.org, domain)
+            .await
+            .unwrap();
+        assert!(verified.verified_at.is_some());
+    }
+
+    async fn connection(&self, idp: &Idp, extra: ConnectionSettings) -> SsoConnection {
+        let settings = ConnectionSettings {
+            issuer: Some(idp.issuer.clone()),
+            client_id: Some("portcullis".into()),
+            client_secret: Some(SECRET.into()),
+            scopes: Some(vec![
+                "openid".into(),
+                "email".into(),
+                "profile".into(),
+                "groups".into(),
+            ]),
+            ..extra
+        };
+        self.h
+            .auth
+            .sso()
+            .create_connection(self.org, settings)
+            .await
+            .unwrap()
+    }
+
+    /// Starts a sign-in, lets the provider sign `login_hint` in, and finishes it with the
+    /// browser binding of the start.
+    async fn sign_in(
+        &self,
+        idp: &Idp,
+        connection: &SsoConnection,
+        login: &str,
+        test: bool,
+    ) -> Result<SignIn, Error> {
+        let options = SsoOptions {
+            test,
+            ..SsoOptions::default()
+        };
+        let started = self
+            .h
+            .auth
+            .sso()
+            .start(SsoTarget::Connection(connection.id), options, &ctx())
+            .await?;
+        let back = idp
+            .authorize(&format!("{}&login_hint={login}", started.url))
+            .await
+            .expect("the provider redirects back");
+        let query = |name: &str| {
+            back.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let done = self
+            .h
+            .auth
+            .sso()
+            .callback(
+                &query("code").expect("a code"),
+                &query("state").expect("a state"),
+                query("iss").as_deref(),
+                Some(&started.browser_binding),
+                &ctx(),
+            )
+            .await?;
+        Ok(done.sign_in)
+    }
+
+    /// A connection that passed a test sign-in and is active.
+    async fn active(&self, idp: &Idp, extra: ConnectionSettings, tester: &str) -> SsoConnection {
+        let c = self.connection(idp, extra).await;
+        self.sign_in(idp, &c, tester, true).await.unwrap();
+        self.h
+            .auth
+            .sso()
+            .update_connection(
+                self.org,
+                c.id,
+                ConnectionSettings {
+                    status: Some(ConnectionStatus::Active),
+                    ..ConnectionSettings::default()
+                },
+            )
+            .await
+            .unwrap()
+    }
+}
+
+fn verified_user(email: &str) -> portcullis::NewUser {
+    let mut user = portcullis::NewUser::with_email(email);
+    user.email_verified = true;
+    user
+}
+
+fn settings_update(settings: OrgSettings) -> OrgUpdate {
+    let mut update = OrgUpdate::default();
+    update.settings = Some(settings);
+    update
+}
+
+fn accounts() -> Value {
+    json!({
+        "alice": { "email": "alice@acme.test", "email_verified": true, "name": "Alice",
+                   "groups": ["engineering"] },
+        "tester": { "email": "it@acme.test", "email_verified": true },
+        "mallory": { "email": "bob@acme.test", "email_verified": false },
+        "stringy": { "email": "bob@acme.test", "email_verified": "true" },
+        "outsider": { "email": "carol@elsewhere.test", "email_verified": true },
+        "twofactor": { "email": "dave@acme.test", "email_verified": true, "amr": ["pwd", "mfa"] },
+    })
+}
+
+fn jit() -> ConnectionSettings {
+    ConnectionSettings {
+        jit_provisioning: Some(true),
+        domains: Some(vec!["acme.test".into()]),
+        group_roles: Some([("engineering".to_owned(), vec!["engineer".to_owned()])].into()),
+        ..ConnectionSettings::default()
+    }
+}
+
+// RP-20, RP-01, RP-16: the whole authorization-code flow against the real provider, a
+// provisioned user in the connection's organization with the mapped role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rp20_full_code_flow_provisions_into_the_org_with_mapped_roles() {
+    let Some(idp) = idp(accounts()).await else {
+        return;
+    };
+    let w = world().await;
+    let role =
+        w.h.auth
+            .rbac()
+            .create_role(w.org, &portcullis::RoleSpec::new("engineer", &[]))
+            .await
+            .unwrap();
+    w.prove("acme.test").await;
+    let c = w.connection(&idp, jit()).await;
+    assert_eq!(c.status, ConnectionStatus::Draft);
+    // RP-19: the secret is sealed, never stored in clear.
+    let sealed = c.client_secret.clone().unwrap();
+    assert!(
+        !sealed
+            .as_bytes()
+            .windows(SECRET.len())
+            .any(|w| w == SECRET.as_bytes())
+    );
+    // A draft connection runs test sign-ins only.
+    let refused = w.sign_in(&idp, &c, "alice", false).await.unwrap_err();
+    assert_eq!(refused.code(), "sso_failed");
+    // Activation before a test sign-in is refused.
+    let early =
+        w.h.auth
+            .sso()
+            .update_connection(
+                w.org,
+                c.id,
+                ConnectionSettings {
+                    status: Some(ConnectionStatus::Active),
+                    ..ConnectionSettings::default()
+                },
+            )
+            .await
+            .unwrap_err();
+    assert_eq!(early.code(), "invalid_input");
+    let c = w.active(&idp, jit(), "tester").await;
+    let sign_in = w.sign_in(&idp, &c, "alice", false).await.unwrap();
+    let SignIn::Complete(tokens) = sign_in else {
+        panic!("expected tokens, got {sign_in:?}")
+    };
+    let user = w.h.auth.users().get(tokens.user_id).await.unwrap();
+    assert_eq!(user.email.unwrap().as_str(), "alice@acme.test");
+    assert!(user.email_verified);
+    let memberships = w.h.auth.rbac().memberships(tokens.user_id).await.unwrap();
+    assert_eq!(memberships.len(), 1);
+    assert_eq!(memberships[0].org_id, w.org);
+    assert_eq!(memberships[0].role_ids, vec![role.id]);
+    // The same person again: the same user, by (connection, sub).
+    let again = w.sign_in(&idp, &c, "alice", false).await.unwrap();
+    assert_eq!(
+        portcullis_test_support::tokens(again).user_id,
+        tokens.user_id
+    );
+}
+
+// RP-01: a state works once, and only in the browser that started the sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rp01_state_is_single_use_and_bound_to_the_browser() {
+    let Some(idp) = idp(accounts()).await else {
+        return;
+    };
+    let w = world().await;
+    w.prove("acme.test").await;
+    let c = w.active(&idp, jit(), "tester").await;
+    let started =
+        w.h.auth
+            .sso()
+            .start(SsoTarget::Connection(c.id), SsoOptions::default(), &ctx())
+            .await
+            .unwrap();
+    assert!(started.url.contains("code_challenge_method=S256"));
+    let back = idp
+        .authorize(&format!("{}&login_hint=alice", started.url))
+        .await
+        .unwrap();
+    let get = |name: &str| {
+        back.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap()
+    };
+    let (code, state, iss) = (get("code"), get("state"), get("iss"));
+    let (token_calls, _) = idp.stats().await;
+    // Another browser's binding: refused, and the state is spent.
+    let sso = w.h.auth.sso();
+    let other = sso
+        .callback(&code, &state, Some(&iss), Some("another-browser"), &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(other.code(), "sso_failed");
+    let replay = sso
+        .callback(
+            &code,
+            &state,
+            Some(&iss),
+            Some(&started.browser_binding),
+            &ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(replay.code(), "sso_failed");
+    // Missing binding, unknown state: refused too. No code went to the provider.
+    assert!(
+        sso.callback(&code, "unknown", Some(&iss), None, &ctx())
+            .await
+            .is_err()
+    );
+    assert_eq!(idp.stats().await.0, token_calls);
+}
+
+// RP-01 (expired state), RP-10 (iss of another issuer), RP-13 (disabled in between).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rp10_rp13_expired_state_other_issuer_and_disabled_connection_are_refused() {
+    let Some(idp) = idp(accounts()).await else {
+        return;
+    };
+    let w = world().await;
+    w.prove("acme.test").await;
+    let c = w.active(&idp, jit(), "tester").await;
+    let sso = w.h.auth.sso();
+    let begin = || async {
+        let started = sso
+            .start(SsoTarget::Connection(c.id), SsoOptions::default(), &ctx())
+            .await
+            .unwrap();
+        let back = idp
+            .authorize(&format!("{}&login_hint=alice", started.url))
+            .await
+            .unwrap();
+        let pairs: std::collections::HashMap<String, String> =
+            back.query_pairs().into_owned().collect();
+        (started, pairs)
+    };
+    // Expired.
+    let (started, q) = begin().await;
+    w.h.clock
+        .advance(portcullis::flows::sso::STATE_TTL + Duration::from_secs(1));
+    let err = sso
+        .callback(
+            &q["code"],
+            &q["state"],
+            Some(&q["iss"]),
+            Some(&started.browser_binding),
+            &ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "sso_failed");
+    // Another issuer named in the response, and none from a provider that sends it.
+    let (started, q) = begin().await;
+    let err = sso
+        .callback(
+            &q["code"],
+            &q["state"],
+            Some("https://evil.example"),
+            Some(&started.browser_binding),
+            &ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "single sign-on failed: the response comes from another issuer"
+    );
+    let (started, q) = begin().await;
+    let err = sso
+        .callback(
+            &q["code"],
+            &q["state"],
+            None,
+            Some(&started.browser_binding),
+            &ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "single sign-on failed: the response does not name its issuer"
+    );
+    // Disabled between start and callback.
+    let (started, q) = begin().await;
+    sso.update_connection(
+        w.org,
+        c.id,
+        ConnectionSettings {
+            status: Some(ConnectionStatus::Disabled),
+            ..ConnectionSettings::default()
+        },
+    )
+    .await
+    .unwrap();
+    let err = sso
+        .callback(
+            &q["code"],
+            &q["state"],
+            Some(&q["iss"]),
+            Some(&started.browser_binding),
+            &ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "sso_failed");
+    // And a disabled connection starts nothing.
+    assert!(
+        sso.start(SsoTarget::Connection(c.id), SsoOptions::default(), &ctx())
+            .await
+            .is_err()
+    );
+}
+
+// RP-07: no implicit linking: an unverified email (false, or the string "true"), or one
+// outside the organization's proven domains, does not reach the existing account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rp07_existing_accounts_are_linked_only_with_a_verified_email_at_a_proven_domain() {
+    let Some(idp) = idp(accounts()).await else {
+        return;
+    };
+    let w = world().await;
+    w.prove("acme.test").await;
+    let c = w.active(&idp, jit(), "tester").await;
+    for (email, sub) in [
+        ("bob@acme.test", "mallory"),
+        ("bob@acme.test", "stringy"),
+        ("carol@elsewhere.test", "outsider"),
+    ] {
+        let victim =
+            w.h.auth
+                .users()
+                .create(verified_user(email), &ctx())
+                .await
+                .unwrap();
+        let err = w.sign_in(&idp, &c, sub, false).await.unwrap_err();
+        assert_eq!(err.code(), "sso_failed", "{sub}");
+        assert!(
+            w.h.auth
+                .sessions()
+                .list(victim.id)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{sub}"
+        );
+        w.h.auth.users().delete(victim.id, &ctx()).await.unwrap();
+    }
+    // The all-good cell links: verified by the provider, proven domain, verified locally.
+    let alice =
+        w.h.auth
+            .users()
+            .create(verified_user("alice@acme.test"), &ctx())
+            .await
+            .unwrap();
+    let signed = w.sign_in(&idp, &c, "alice", false).await.unwrap();
+    assert_eq!(portcullis_test_support::tokens(signed).user_id, alice.id);
+}
+
+// RP-14: SSO is a first factor; the organization's MFA rule still applies unless the
+// provider's amr is mapped as a second factor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rp14_org_mfa_still_applies_after_sso() {
+    let Some(idp) = idp(accounts()).await else {
+        return;
+    };
+    let w = world().await;
+    w.prove("acme.test").await;
+    let c = w.active(&idp, jit(), "tester").await;
+    let mut settings = OrgSettings::default();
+    settings.mfa = portcullis::directory::MfaRequirement::Required;
+    w.h.auth
+        .orgs()
+        .update(w.org, &settings_update(settings))
+        .await
+        .unwrap();
+    let plain = w.sign_in(&idp, &c, "twofactor", false).await.unwrap();
+    assert!(!matches!(plain, SignIn::Complete(_)), "{plain:?}");
+    let c =
+        w.h.auth
+            .sso()
+            .update_connection(
+                w.org,
+                c.id,
+                ConnectionSettings {
+                    mfa_amr: Some(vec!["mfa".into()]),
+                    ..ConnectionSettings::default()
+                },
+            )
+            .await
+            .unwrap();
+    let mapped = w.sign_in(&idp, &c, "twofactor", false).await.unwrap();
+    assert!(matches!(mapped, SignIn::Complete(_)), "{mapped:?}");
+    // Without the amr, the mapping does not help.
+    let alice = w.sign_in(&idp, &c, "alice", false).await.unwrap();
+    assert!(!matches!(alice, SignIn::Complete(_)));
+}
+
+// RP-12: a rotated provider key is fetched once the refetch interval allows; until then
+// an unknown kid stays unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rp12_unknown_kid_refetches_the_jwks_at_most_once_per_interval() {
+    let Some(idp) = idp(accounts()).await else {
+        return;
+    };
+    let w = world().await;
+    w.prove("acme.test").await;
+    let c = w.active(&idp, jit(), "tester").await;
+    let (_, jwks_before) = idp.stats().await;
+    idp.rotate_keys().await;
+    let err = w.sign_in(&idp, &c, "alice", false).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "single sign-on failed: the ID token's signing key is unknown"
+    );
+    assert_eq!(
+        idp.stats().await.1,
+        jwks_before,
+        "no refetch within the interval"
+    );
+    w.h.clock.advance(Duration::from_secs(61));
+    w.sign_in(&idp, &c, "alice", false).await.unwrap();
+    assert_eq!(idp.stats().await.1, jwks_before + 1, "exactly one refetch");
+}
+
+// RP-11, SSRF-02: a provider on a non-public address is refused unless allowlisted;
+// endpoints at the metadata address are refused even when given by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssrf02_private_addresses_are_refused_without_the_allowlist() {
+    let Some(idp) = idp(accounts()).await else {
+        return;
+    };
+    let h = portcullis_test_support::harness();
+    let org = h
+        .auth
+        .orgs()
+        .create(NewOrg::new("Acme", "acme"))
+        .await
+        .unwrap()
+        .id;
+    let sso = h.auth.sso();
+    let (token_before, _) = idp.stats().await;
+    let err = sso
+        .create_connection(
+            org,
+            ConnectionSettings {
+                issuer: Some(idp.issuer.clone()),
+                client_id: Some("portcullis".into()),
+                ..ConnectionSettings::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "outbound_refused");
+    for endpoint in [
+        "http://169.254.169.254/latest/meta-data/",
+        "https://10.0.0.1/token",
+        "https://[::ffff:127.0.0.1]/token",
+        "https://0x7f.1/token",
+        "https://2130706433/token",
+        "https://idp.example@127.0.0.1/token",
+        "file:///etc/passwd",
+    ] {
+        let err = sso
+            .create_connection(
+                org,
+                ConnectionSettings {
+                    // Public addresses (never contacted: only checked at save).
+                    issuer: Some("https://8.8.8.8".into()),
+                    client_id: Some("portcullis".into()),
+                    endpoints: Some(portcullis::model::OidcEndpoints {
+                        authorization: "https://8.8.8.8/authorize".into(),
+                        token: endpoint.into(),
+                        jwks_uri: "https://8.8.8.8/jwks".into(),
+                        iss_in_response: false,
+                    }),
+                    ..ConnectionSettings::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "outbound_refused", "{endpoint}");
+    }
+    assert_eq!(idp.stats().await.0, token_before);
+}
+
+// ADM-16: only the exact TXT value proves a domain; a proof is per domain; another
+// organization cannot claim a proven domain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adm16_domain_proof_needs_the_exact_record() {
+    let w = world().await;
+    let sso = w.h.auth.sso();
+    let claim = sso.claim_domain(w.org, "acme.test").await.unwrap();
+    assert_eq!(claim.txt_name(), "_portcullis-challenge.acme.test");
+    for wrong in [
+        vec![vec![format!("x{}", claim.token)]],
+        vec![vec![claim.token[..10].to_owned()]],
+    ] {
+        w.dns.set_txt(&claim.txt_name(), wrong);
+        assert!(
+            sso.verify_domain(w.org, "acme.test")
+                .await
+                .unwrap()
+                .verified_at
+                .is_none()
+        );
+    }
+    // Wrong label.
+    w.dns.clear(&claim.txt_name());
+    w.dns.set_txt("acme.test", vec![vec![claim.token.clone()]]);
+    assert!(
+        sso.verify_domain(w.org, "acme.test")
+            .await
+            .unwrap()
+            .verified_at
+            .is_none()
+    );
+    // The record split into several character-strings counts whole.
+    let (a, b) = claim.token.split_at(12);
+    w.dns
+        .set_txt(&claim.txt_name(), vec![vec![a.to_owned(), b.to_owned()]]);
+    assert!(
+        sso.verify_domain(w.org, "acme.test")
+            .await
+            .unwrap()
+            .verified_at
+            .is_some()
+    );
+    assert!(
+        w.dns
+            .queries()
+            .iter()
+            .any(|q| q.trim_end_matches('.') == claim.txt_name())
+    );
+    // Another domain of the same organization does not reset this one.
+    sso.claim_domain(w.org, "other.test").await.unwrap();
+    let all = sso.domains(w.org).await.unwrap();
+    assert!(
+        all.iter()
+            .any(|d| d.domain == "acme.test" && d.verified_at.is_some())
+    );
+    // Another organization cannot claim it.
+    let other =
+        w.h.auth
+            .orgs()
+            .create(NewOrg::new("B", "b"))
+            .await
+            .unwrap()
+            .id;
+    assert_eq!(
+        sso.claim_domain(other, "acme.test")
+            .await
+            .unwrap_err()
+            .code(),
+        "conflict"
+    );
+    for bad in [
+        "*.acme.test",
+        "192.0.2.1",
+        "a.example,victim.example",
+        "localhost",
+    ] {
+        assert_eq!(
+            sso.claim_domain(w.org, bad).await.unwrap_err().code(),
+            "invalid_input",
+            "{bad}"
+        );
+    }
+}
+
+// RP-15, RP-17: once the organization requires SSO, other sign-ins for its proven domain
+// are refused with a pointer to SSO; discovery routes only proven domains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rp15_sso_enforcement_and_rp17_discovery_use_proven_domains() {
+    let Some(idp) = idp(accounts()).await else {
+        return;
+    };
+    let w = world().await;
+    let c = w.connection(&idp, jit()).await;
+    let sso = w.h.auth.sso();
+    // Claimed but unproven: discovery answers as for an unknown domain.
+    sso.claim_domain(w.org, "acme.test").await.unwrap();
+    assert!(sso.discover("alice@acme.test").await.unwrap().is_none());
+    assert!(sso.discover("alice@unknown.test").await.unwrap().is_none());
+    w.prove("acme.test").await;
+    w.sign_in(&idp, &c, "tester", true).await.unwrap();
+    sso.update_connection(
+        w.org,
+        c.id,
+        ConnectionSettings {
+            status: Some(ConnectionStatus::Active),
+            ..ConnectionSettings::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        sso.discover("alice@ACME.test").await.unwrap().unwrap().id,
+        c.id
+    );
+    let password = portcullis::crypto::Password::new("correct horse battery staple");
+    let mut settings = OrgSettings::default();
+    settings.sso_required = true;
+    w.h.auth
+        .orgs()
+        .update(w.org, &settings_update(settings))
+        .await
+        .unwrap();
+    for email in ["erin@acme.test", "Erin@ACME.test"] {
+        let err =
+            w.h.auth
+                .passwords()
+                .sign_in(email, &password, &ctx())
+                .await
+                .unwrap_err();
+        assert!(
+            matches!(err, Error::SsoRequired { connection_id: Some(id) } if id == c.id),
+            "{err:?}"
+        );
+        let err =
+            w.h.auth
+                .codes()
+                .email()
+                .send(email, &ctx())
+                .await
+                .unwrap_err();
+        assert_eq!(err.code(), "sso_required");
+        let err =
+            w.h.auth
+                .magic_links()
+                .send(email, &Default::default(), &ctx())
+                .await
+                .unwrap_err();
+        assert_eq!(err.code(), "sso_required");
+    }
+    // Other domains are untouched; lifting the rule (an administrator, or the break-glass
+    // installation credential through the same setting) lets passwords back in.
+    w.h.auth
+        .codes()
+        .email()
+        .send("erin@elsewhere.test", &ctx())
+        .await
+        .unwrap();
+    w.h.auth
+        .orgs()
+        .update(w.org, &settings_update(OrgSettings::default()))
+        .await
+        .unwrap();
+    w.h.auth
+        .codes()
+        .email()
+        .send("erin@acme.test", &ctx())
+        .await
+        .unwrap();
+}
+
+// RP-06: issuer and client id cannot move once identities are linked through the
+// connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rp06_issuer_is_fixed_once_identities_are_linked() {
+    let Some(idp) = idp(accounts()).await else {
+        return;
+    };
+    let w = world().await;
+    w.prove("acme.test").await;
+    let c = w.active(&idp, jit(), "tester").await;
+    let err =
+        w.h.auth
+            .sso()
+            .update_connection(
+                w.org,
+                c.id,
+                ConnectionSettings {
+                    client_id: Some("someone-else".into()),
+                    ..ConnectionSettings::default()
+                },
+            )
+            .await
+            .unwrap_err();
+    assert_eq!(err.code(), "conflict");
+}
