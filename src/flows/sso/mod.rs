@@ -28,7 +28,7 @@ use serde_json::Value;
 use url::Url;
 use zeroize::Zeroizing;
 
-pub use connections::{ConnectionSettings, ConnectionView, GOOGLE_ISSUER};
+pub use connections::{ConnectionSettings, GOOGLE_ISSUER, view};
 pub use domains::CLAIM_TTL;
 pub use federate::Assertion;
 

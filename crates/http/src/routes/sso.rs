@@ -4,7 +4,7 @@
 
 use http::StatusCode;
 use http::header::{LOCATION, SET_COOKIE};
-use portcullis::flows::sso::{ConnectionSettings, ConnectionView};
+use portcullis::flows::sso::ConnectionSettings;
 use portcullis::model::{ConnectionId, DomainClaim, OrgId, Preset};
 use portcullis::tokens::AuthCodeRequest;
 use portcullis::{Portcullis, RequestContext, SignIn, SsoOptions, SsoTarget};
@@ -39,6 +39,7 @@ impl FromCall for SsoCookie {
 /// `GET /sso/{connection_id}/authorize`: how the sign-in should end.
 #[derive(Deserialize, Default)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct AuthorizeQuery {
     /// End with an authorization code sent here (a redirect flow; needs `client_id` and
     /// a PKCE S256 `code_challenge`).
@@ -130,6 +131,7 @@ pub async fn google_authorize(
 /// `GET /sso/callback`: what the provider sends back.
 #[derive(Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct CallbackQuery {
     /// The authorization code.
     pub code: Option<String>,
@@ -207,6 +209,7 @@ pub async fn google_callback(
 /// `GET /sso/discover?email=`.
 #[derive(Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 pub struct DiscoverQuery {
     /// The person's email address.
     pub email: String,
@@ -248,7 +251,7 @@ fn org_id(id: &str) -> HttpResult<OrgId> {
 }
 
 fn view(auth: &Portcullis, c: &portcullis::model::SsoConnection) -> serde_json::Value {
-    let mut value = serde_json::to_value(ConnectionView::from(c)).unwrap_or_default();
+    let mut value = portcullis::flows::sso::view(c);
     if let Some(map) = value.as_object_mut() {
         map.insert(
             "redirect_uri".into(),
