@@ -22,7 +22,7 @@ pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 /// The settings of a new connection. Missing fields take their defaults: discovery from
 /// the issuer, scopes `openid email profile`, the standard claim names, no groups mapped,
 /// provisioning off, the algorithms RS256, PS256, ES256 and EdDSA.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionSettings {
     /// A name for administrators.
@@ -77,6 +77,22 @@ pub fn view(connection: &SsoConnection) -> Value {
         map.insert("tested".into(), Value::Bool(connection.tested_at.is_some()));
     }
     value
+}
+
+impl std::fmt::Debug for ConnectionSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The client secret is never printed (DESIGN invariant 12).
+        f.debug_struct("ConnectionSettings")
+            .field("name", &self.name)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[elided]"),
+            )
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
 }
 
 fn short_list(values: Vec<String>, field: &'static str, max: usize) -> Result<Vec<String>, Error> {
