@@ -62,11 +62,11 @@ mod hickory {
         /// The name servers of the system's configuration (`/etc/resolv.conf`).
         pub fn system() -> Result<Self, Error> {
             let builder = TokioResolver::builder_tokio().map_err(unavailable)?;
-            Ok(Self::finish(builder))
+            Self::finish(builder)
         }
 
         /// The name servers at `servers` (UDP, then TCP for long answers).
-        pub fn with_servers(servers: &[SocketAddr]) -> Self {
+        pub fn with_servers(servers: &[SocketAddr]) -> Result<Self, Error> {
             let name_servers = servers
                 .iter()
                 .map(|server| {
@@ -86,22 +86,13 @@ mod hickory {
 
         fn finish(
             mut builder: hickory_resolver::ResolverBuilder<TokioRuntimeProvider>,
-        ) -> HickoryDns {
+        ) -> Result<HickoryDns, Error> {
             let options = builder.options_mut();
             options.cache_size = 0;
             options.ndots = 0;
-            HickoryDns {
-                resolver: builder.build().unwrap_or_else(|_| {
-                    // Building fails only on bad TLS or DNSSEC options, which are not set.
-                    unreachable_resolver()
-                }),
-            }
+            let resolver = builder.build().map_err(unavailable)?;
+            Ok(HickoryDns { resolver })
         }
-    }
-
-    #[allow(clippy::panic)]
-    fn unreachable_resolver() -> TokioResolver {
-        panic!("hickory resolver without TLS or DNSSEC options failed to build")
     }
 
     fn is_no_records(err: &NetError) -> bool {

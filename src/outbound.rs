@@ -63,8 +63,12 @@ impl OutboundPolicy {
 
     /// Allows loopback (`127.0.0.0/8`, `::1`): for tests and local development only.
     pub fn allow_loopback(self) -> Self {
-        self.allow(IpNet::from(IpAddr::from([127, 0, 0, 0])).with_prefix(8))
-            .allow(IpNet::from(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)))
+        let v4 = ipnet::Ipv4Net::new(std::net::Ipv4Addr::LOCALHOST, 8).map(|net| net.trunc());
+        let this = match v4 {
+            Ok(net) => self.allow(IpNet::V4(net)),
+            Err(_) => self,
+        };
+        this.allow(IpNet::from(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)))
     }
 
     /// The ports `https` requests may use on public addresses (default 443).
@@ -88,16 +92,6 @@ impl OutboundPolicy {
 
     fn allowlisted(&self, ip: IpAddr) -> bool {
         self.allow.iter().any(|net| net.contains(&ip))
-    }
-}
-
-trait WithPrefix {
-    fn with_prefix(self, len: u8) -> IpNet;
-}
-
-impl WithPrefix for IpNet {
-    fn with_prefix(self, len: u8) -> IpNet {
-        IpNet::new(self.addr(), len).map_or(self, |net| net.trunc())
     }
 }
 
@@ -203,11 +197,20 @@ pub(crate) struct Checked {
     addrs: Vec<SocketAddr>,
 }
 
-/// A response read within the limits: its status and body.
-#[derive(Debug)]
+/// A response read within the limits: its status and body. `Debug` shows the body's size
+/// only: a token response carries tokens.
 pub(crate) struct Fetched {
     pub(crate) status: u16,
     pub(crate) body: Vec<u8>,
+}
+
+impl fmt::Debug for Fetched {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fetched")
+            .field("status", &self.status)
+            .field("body_bytes", &self.body.len())
+            .finish()
+    }
 }
 
 impl Fetched {

@@ -37,6 +37,14 @@ async fn idp(accounts: Value) -> Option<Idp> {
     .await
 }
 
+/// What the provider sent back to the callback, and the binding the start gave the browser.
+struct Back {
+    code: String,
+    state: String,
+    iss: Option<String>,
+    binding: String,
+}
+
 struct World {
     h: Harness,
     dns: DnsServer,
@@ -47,7 +55,7 @@ struct World {
 /// explicitly) and proves domains through the loopback DNS server.
 async fn world() -> World {
     let dns = DnsServer::start().await;
-    let verifier = Arc::new(HickoryDns::with_servers(&[dns.addr()]));
+    let verifier = Arc::new(HickoryDns::with_servers(&[dns.addr()]).unwrap());
     let h = harness_now(portcullis::Config::new("http://localhost:8080"), |b| {
         b.outbound_policy(OutboundPolicy::default().allow_loopback())
             .domain_verifier(verifier)
@@ -105,15 +113,15 @@ impl World {
             .unwrap()
     }
 
-    /// Starts a sign-in, lets the provider sign `login_hint` in, and finishes it with the
-    /// browser binding of the start.
-    async fn sign_in(
+    /// Starts a sign-in and lets the provider sign `login_hint` in: what comes back to
+    /// the callback, with the start's browser binding.
+    async fn begin(
         &self,
         idp: &Idp,
         connection: &SsoConnection,
         login: &str,
         test: bool,
-    ) -> Result<SignIn, Error> {
+    ) -> Result<Back, Error> {
         let options = SsoOptions {
             test,
             ..SsoOptions::default()
@@ -124,6 +132,7 @@ impl World {
             .sso()
             .start(SsoTarget::Connection(connection.id), options, &ctx())
             .await?;
+        assert!(started.url.contains("code_challenge_method=S256"));
         let back = idp
             .authorize(&format!("{}&login_hint={login}", started.url))
             .await
@@ -133,19 +142,46 @@ impl World {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.into_owned())
         };
+        Ok(Back {
+            code: query("code").expect("a code"),
+            state: query("state").expect("a state"),
+            iss: query("iss"),
+            binding: started.browser_binding.to_string(),
+        })
+    }
+
+    /// Finishes a sign-in in `binding`'s browser, with `iss` as the response named it.
+    async fn finish_as(
+        &self,
+        back: &Back,
+        binding: Option<&str>,
+        iss: Option<&str>,
+    ) -> Result<SignIn, Error> {
         let done = self
             .h
             .auth
             .sso()
-            .callback(
-                &query("code").expect("a code"),
-                &query("state").expect("a state"),
-                query("iss").as_deref(),
-                Some(&started.browser_binding),
-                &ctx(),
-            )
+            .callback(&back.code, &back.state, iss, binding, &ctx())
             .await?;
         Ok(done.sign_in)
+    }
+
+    /// Finishes a sign-in as the provider sent it back, in the browser that started it.
+    async fn finish(&self, back: &Back) -> Result<SignIn, Error> {
+        self.finish_as(back, Some(&back.binding), back.iss.as_deref())
+            .await
+    }
+
+    /// A whole sign-in of `login` through `connection`.
+    async fn sign_in(
+        &self,
+        idp: &Idp,
+        connection: &SsoConnection,
+        login: &str,
+        test: bool,
+    ) -> Result<SignIn, Error> {
+        let back = self.begin(idp, connection, login, test).await?;
+        self.finish(&back).await
     }
 
     /// A connection that passed a test sign-in and is active.
@@ -273,50 +309,47 @@ async fn rp01_state_is_single_use_and_bound_to_the_browser() {
     let w = world().await;
     w.prove("acme.test").await;
     let c = w.active(&idp, jit(), "tester").await;
-    let started =
-        w.h.auth
-            .sso()
-            .start(SsoTarget::Connection(c.id), SsoOptions::default(), &ctx())
-            .await
-            .unwrap();
-    assert!(started.url.contains("code_challenge_method=S256"));
-    let back = idp
-        .authorize(&format!("{}&login_hint=alice", started.url))
-        .await
-        .unwrap();
-    let get = |name: &str| {
-        back.query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-            .unwrap()
-    };
-    let (code, state, iss) = (get("code"), get("state"), get("iss"));
+    let back = w.begin(&idp, &c, "alice", false).await.unwrap();
     let (token_calls, _) = idp.stats().await;
-    // Another browser's binding: refused, and the state is spent.
-    let sso = w.h.auth.sso();
-    let other = sso
-        .callback(&code, &state, Some(&iss), Some("another-browser"), &ctx())
+    // Another browser's binding, or none: refused, and the state is spent.
+    let other = w
+        .finish_as(&back, Some("another-browser"), back.iss.as_deref())
         .await
         .unwrap_err();
-    assert_eq!(other.code(), "sso_failed");
-    let replay = sso
-        .callback(
-            &code,
-            &state,
-            Some(&iss),
-            Some(&started.browser_binding),
-            &ctx(),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(replay.code(), "sso_failed");
-    // Missing binding, unknown state: refused too. No code went to the provider.
-    assert!(
-        sso.callback(&code, "unknown", Some(&iss), None, &ctx())
-            .await
-            .is_err()
+    assert_eq!(
+        other.to_string(),
+        "single sign-on failed: the sign-in was started in another browser"
     );
+    let replay = w.finish(&back).await.unwrap_err();
+    assert_eq!(
+        replay.to_string(),
+        "single sign-on failed: unknown, expired or used state"
+    );
+    let back = w.begin(&idp, &c, "alice", false).await.unwrap();
+    let unbound = w
+        .finish_as(&back, None, back.iss.as_deref())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        unbound.to_string(),
+        "single sign-on failed: the sign-in was started in another browser"
+    );
+    // No code went to the provider.
     assert_eq!(idp.stats().await.0, token_calls);
+    // 16 racing callbacks with one state: one session.
+    let back = Arc::new(w.begin(&idp, &c, "alice", false).await.unwrap());
+    let w = Arc::new(w);
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (w, back) = (w.clone(), back.clone());
+            tokio::spawn(async move { w.finish(&back).await.is_ok() })
+        })
+        .collect();
+    let mut wins = 0;
+    for task in tasks {
+        wins += usize::from(task.await.unwrap());
+    }
+    assert_eq!(wins, 1);
 }
 
 // RP-01 (expired state), RP-10 (iss of another issuer), RP-13 (disabled in between).
@@ -328,60 +361,29 @@ async fn rp10_rp13_expired_state_other_issuer_and_disabled_connection_are_refuse
     let w = world().await;
     w.prove("acme.test").await;
     let c = w.active(&idp, jit(), "tester").await;
-    let sso = w.h.auth.sso();
-    let begin = || async {
-        let started = sso
-            .start(SsoTarget::Connection(c.id), SsoOptions::default(), &ctx())
-            .await
-            .unwrap();
-        let back = idp
-            .authorize(&format!("{}&login_hint=alice", started.url))
-            .await
-            .unwrap();
-        let pairs: std::collections::HashMap<String, String> =
-            back.query_pairs().into_owned().collect();
-        (started, pairs)
-    };
+    let alice = || w.begin(&idp, &c, "alice", false);
     // Expired.
-    let (started, q) = begin().await;
+    let back = alice().await.unwrap();
     w.h.clock
         .advance(portcullis::flows::sso::STATE_TTL + Duration::from_secs(1));
-    let err = sso
-        .callback(
-            &q["code"],
-            &q["state"],
-            Some(&q["iss"]),
-            Some(&started.browser_binding),
-            &ctx(),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "sso_failed");
+    let err = w.finish(&back).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "single sign-on failed: unknown, expired or used state"
+    );
     // Another issuer named in the response, and none from a provider that sends it.
-    let (started, q) = begin().await;
-    let err = sso
-        .callback(
-            &q["code"],
-            &q["state"],
-            Some("https://evil.example"),
-            Some(&started.browser_binding),
-            &ctx(),
-        )
+    let back = alice().await.unwrap();
+    let err = w
+        .finish_as(&back, Some(&back.binding), Some("https://evil.example"))
         .await
         .unwrap_err();
     assert_eq!(
         err.to_string(),
         "single sign-on failed: the response comes from another issuer"
     );
-    let (started, q) = begin().await;
-    let err = sso
-        .callback(
-            &q["code"],
-            &q["state"],
-            None,
-            Some(&started.browser_binding),
-            &ctx(),
-        )
+    let back = alice().await.unwrap();
+    let err = w
+        .finish_as(&back, Some(&back.binding), None)
         .await
         .unwrap_err();
     assert_eq!(
@@ -389,7 +391,8 @@ async fn rp10_rp13_expired_state_other_issuer_and_disabled_connection_are_refuse
         "single sign-on failed: the response does not name its issuer"
     );
     // Disabled between start and callback.
-    let (started, q) = begin().await;
+    let back = alice().await.unwrap();
+    let sso = w.h.auth.sso();
     sso.update_connection(
         w.org,
         c.id,
@@ -400,17 +403,11 @@ async fn rp10_rp13_expired_state_other_issuer_and_disabled_connection_are_refuse
     )
     .await
     .unwrap();
-    let err = sso
-        .callback(
-            &q["code"],
-            &q["state"],
-            Some(&q["iss"]),
-            Some(&started.browser_binding),
-            &ctx(),
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(err.code(), "sso_failed");
+    let err = w.finish(&back).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "single sign-on failed: the connection changed or was disabled"
+    );
     // And a disabled connection starts nothing.
     assert!(
         sso.start(SsoTarget::Connection(c.id), SsoOptions::default(), &ctx())
@@ -785,4 +782,60 @@ async fn rp06_issuer_is_fixed_once_identities_are_linked() {
             .await
             .unwrap_err();
     assert_eq!(err.code(), "conflict");
+}
+
+// SSRF-02, SSRF-07: a host name is resolved and every address checked, at save and at
+// every use; a name that resolves inside (or partly inside) is refused, whatever it
+// resolved to before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssrf02_names_that_resolve_inside_are_refused() {
+    let dns = DnsServer::start().await;
+    let resolver = Arc::new(HickoryDns::with_servers(&[dns.addr()]).unwrap());
+    let outbound = portcullis::Outbound::new(OutboundPolicy::default(), resolver);
+    let url = "https://idp.example.test/.well-known/openid-configuration";
+    dns.set_a("idp.example.test", vec![[8, 8, 8, 8].into()]);
+    outbound.check_url(url).await.unwrap();
+    for inside in [
+        [127, 0, 0, 1],
+        [10, 0, 0, 1],
+        [172, 16, 0, 1],
+        [192, 168, 1, 1],
+        [169, 254, 169, 254],
+        [100, 64, 0, 1],
+        [0, 0, 0, 0],
+        [198, 18, 0, 1],
+        [224, 0, 0, 1],
+    ] {
+        dns.set_a("idp.example.test", vec![inside.into()]);
+        let err = outbound.check_url(url).await.unwrap_err();
+        assert_eq!(err.code(), "outbound_refused", "{inside:?}");
+    }
+    // One inside address among public ones is enough.
+    dns.set_a(
+        "idp.example.test",
+        vec![[8, 8, 8, 8].into(), [10, 0, 0, 5].into()],
+    );
+    assert!(outbound.check_url(url).await.is_err());
+    dns.clear("idp.example.test");
+    for inside in [
+        "::1",
+        "fe80::1",
+        "fd00::1",
+        "::ffff:127.0.0.1",
+        "64:ff9b::7f00:1",
+    ] {
+        dns.set_aaaa("idp.example.test", vec![inside.parse().unwrap()]);
+        let err = outbound.check_url(url).await.unwrap_err();
+        assert_eq!(err.code(), "outbound_refused", "{inside}");
+    }
+    // Only https, on 443.
+    dns.set_a("idp.example.test", vec![[8, 8, 8, 8].into()]);
+    for refused in [
+        "http://idp.example.test/",
+        "https://idp.example.test:6379/",
+        "ftp://idp.example.test/",
+    ] {
+        let err = outbound.check_url(refused).await.unwrap_err();
+        assert_eq!(err.code(), "outbound_refused", "{refused}");
+    }
 }

@@ -12,7 +12,6 @@ use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 use sha2::Digest as _;
-use subtle::ConstantTimeEq;
 
 use crate::engine::Inner;
 use crate::model::{ConnectionId, SsoConnection};
@@ -29,18 +28,49 @@ fn failed(reason: &'static str) -> Error {
     Error::SsoFailed { reason }
 }
 
-/// Each connection's signing keys as last fetched, and when.
-#[derive(Debug, Default)]
+/// Each connection's signing keys as last fetched (parsed once), and when a fetch was
+/// last started.
+#[derive(Default)]
 pub(crate) struct JwksCache {
     sets: Mutex<HashMap<ConnectionId, Cached>>,
 }
 
-#[derive(Debug, Clone)]
+impl std::fmt::Debug for JwksCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JwksCache")
+    }
+}
+
+#[derive(Clone)]
 struct Cached {
     /// The jwks_uri they came from: a changed endpoint never uses old keys.
     uri: String,
-    keys: Vec<Jwk>,
+    keys: Vec<Key>,
+    /// When the last fetch started: refetches are spaced by [`JWKS_REFETCH`], however
+    /// many sign-ins ask at once.
     fetched_at: Timestamp,
+}
+
+/// A signing key of the JWKS, ready to verify with.
+#[derive(Clone)]
+struct Key {
+    kid: Option<String>,
+    /// The JWK's `alg`, when it names one.
+    alg: Option<Algorithm>,
+    key: DecodingKey,
+}
+
+impl Key {
+    fn fits(&self, kid: Option<&str>, alg: Algorithm) -> bool {
+        use jsonwebtoken::AlgorithmFamily;
+        kid.is_none_or(|kid| self.kid.as_deref() == Some(kid))
+            && self.alg.is_none_or(|a| a == alg)
+            && self.key.family() == alg.family()
+            && matches!(
+                alg.family(),
+                AlgorithmFamily::Rsa | AlgorithmFamily::Ec | AlgorithmFamily::Ed
+            )
+    }
 }
 
 impl JwksCache {
@@ -52,6 +82,20 @@ impl JwksCache {
     fn put(&self, id: ConnectionId, cached: Cached) {
         let mut sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
         sets.insert(id, cached);
+    }
+
+    /// Takes the right to refetch `id`'s keys now: at most once per [`JWKS_REFETCH`], and
+    /// one caller of many racing.
+    fn claim_refetch(&self, id: ConnectionId, now: Timestamp) -> bool {
+        let mut sets = self.sets.lock().unwrap_or_else(|p| p.into_inner());
+        match sets.get_mut(&id) {
+            Some(cached) if now.duration_since(cached.fetched_at) >= JWKS_REFETCH => {
+                cached.fetched_at = now;
+                true
+            }
+            Some(_) => false,
+            None => true,
+        }
     }
 }
 
@@ -88,11 +132,21 @@ async fn fetch_keys(inner: &Inner, connection: &SsoConnection) -> Result<Cached,
         .ok_or(failed("the provider's JWKS has no keys"))?
         .iter()
         .filter_map(|key| serde_json::from_value::<Jwk>(key.clone()).ok())
-        .filter(|key| {
+        .filter(|jwk| {
             !matches!(
-                key.common.public_key_use,
+                jwk.common.public_key_use,
                 Some(PublicKeyUse::Encryption | PublicKeyUse::Other(_))
             )
+        })
+        .filter_map(|jwk| {
+            Some(Key {
+                kid: jwk.common.key_id.clone(),
+                alg: match jwk.common.key_algorithm {
+                    Some(named) => Some(algorithm(&named.to_string())?),
+                    None => None,
+                },
+                key: DecodingKey::from_jwk(&jwk).ok()?,
+            })
         })
         .collect();
     let cached = Cached {
@@ -106,7 +160,7 @@ async fn fetch_keys(inner: &Inner, connection: &SsoConnection) -> Result<Cached,
 
 /// The key that signed a token with this header, from the connection's JWKS: by `kid`;
 /// without one, the only key that fits the algorithm (several: refused). An unknown `kid`
-/// refetches the JWKS once per [`JWKS_REFETCH`].
+/// refetches the JWKS at most once per [`JWKS_REFETCH`] for the connection.
 async fn key_for(
     inner: &Inner,
     connection: &SsoConnection,
@@ -114,47 +168,25 @@ async fn key_for(
     alg: Algorithm,
 ) -> Result<DecodingKey, Error> {
     let uri = &connection.endpoints.jwks_uri;
-    let now = inner.clock.now();
     let mut cached = match inner.jwks.get(connection.id, uri) {
         Some(cached) => cached,
         None => fetch_keys(inner, connection).await?,
     };
     let mut refetched = false;
     loop {
-        let fits = |jwk: &&Jwk| {
-            jwk.common
-                .key_algorithm
-                .is_none_or(|a| a.to_string() == format!("{alg:?}"))
-                && DecodingKey::from_jwk(jwk).is_ok_and(|key| key_family_fits(&key, alg))
-        };
-        let found: Vec<&Jwk> = match kid {
-            Some(kid) => cached
-                .keys
-                .iter()
-                .filter(|k| k.common.key_id.as_deref() == Some(kid))
-                .filter(fits)
-                .collect(),
-            None => cached.keys.iter().filter(fits).collect(),
-        };
-        match found.as_slice() {
-            [one] => return DecodingKey::from_jwk(one).map_err(|_| failed("unusable key")),
-            [] if !refetched && now.duration_since(cached.fetched_at) >= JWKS_REFETCH => {
+        let mut found = cached.keys.iter().filter(|key| key.fits(kid, alg));
+        match (found.next(), found.next()) {
+            (Some(one), None) => return Ok(one.key.clone()),
+            (None, _)
+                if !refetched && inner.jwks.claim_refetch(connection.id, inner.clock.now()) =>
+            {
                 refetched = true;
                 cached = fetch_keys(inner, connection).await?;
             }
-            [] => return Err(failed("the ID token's signing key is unknown")),
-            _ => return Err(failed("the ID token names no key and several fit")),
+            (None, _) => return Err(failed("the ID token's signing key is unknown")),
+            (Some(_), Some(_)) => return Err(failed("the ID token names no key and several fit")),
         }
     }
-}
-
-fn key_family_fits(key: &DecodingKey, alg: Algorithm) -> bool {
-    use jsonwebtoken::AlgorithmFamily;
-    key.family() == alg.family()
-        && matches!(
-            alg.family(),
-            AlgorithmFamily::Rsa | AlgorithmFamily::Ec | AlgorithmFamily::Ed
-        )
 }
 
 /// What a valid ID token says.
@@ -169,7 +201,7 @@ pub(crate) async fn validate(
     inner: &Inner,
     connection: &SsoConnection,
     token: &str,
-    nonce: &str,
+    nonce: &crate::crypto::SecretHash,
     access_token: Option<&str>,
 ) -> Result<IdClaims, Error> {
     let header = jsonwebtoken::decode_header(token).map_err(|_| failed("malformed ID token"))?;
@@ -188,7 +220,8 @@ pub(crate) async fn validate(
     // Time is checked below against the engine's clock.
     validation.validate_exp = false;
     validation.validate_nbf = false;
-    validation.required_spec_claims.clear();
+    // Present, or refused by jsonwebtoken; `exp` is then checked against our clock.
+    validation.set_required_spec_claims(&["iss", "aud", "sub", "exp"]);
     validation.set_audience(&[connection.client_id.as_str()]);
     validation.set_issuer(&[connection.issuer.as_str()]);
     let data =
@@ -201,7 +234,7 @@ pub(crate) async fn validate(
     check_audience(connection, &claims)?;
     check_time(inner.clock.now(), &claims)?;
     let sent = claims.get("nonce").and_then(Value::as_str).unwrap_or("");
-    if sent.len() != nonce.len() || !bool::from(sent.as_bytes().ct_eq(nonce.as_bytes())) {
+    if sent.is_empty() || !super::nonce_hash(inner, sent).ct_eq(nonce) {
         return Err(failed("the ID token's nonce is wrong"));
     }
     let subject = claims
@@ -220,7 +253,8 @@ pub(crate) async fn validate(
 }
 
 fn check_issuer(connection: &SsoConnection, claims: &Map<String, Value>) -> Result<(), Error> {
-    // jsonwebtoken compared it already; this states the rule: byte for byte.
+    // jsonwebtoken compared it already, but also takes an array of issuers: one string,
+    // byte for byte, is the rule.
     match claims.get("iss").and_then(Value::as_str) {
         Some(iss) if iss == connection.issuer => Ok(()),
         _ => Err(failed("the ID token's issuer is wrong")),

@@ -111,8 +111,10 @@ struct Transaction {
     /// The connection's revision at start: any change since voids the sign-in.
     revision: u64,
     issuer: String,
-    nonce: String,
-    verifier: String,
+    /// The nonce's keyed hash: the nonce itself went to the browser.
+    nonce: crate::crypto::SecretHash,
+    /// The PKCE verifier, sealed: only the token request needs it again.
+    verifier: crate::crypto::Sealed,
     browser: crate::crypto::SecretHash,
     redirect_uri: String,
     code_request: Option<AuthCodeRequest>,
@@ -293,8 +295,8 @@ impl<'a> Sso<'a> {
             connection: connection.id,
             revision: connection.revision,
             issuer: connection.issuer.clone(),
-            nonce: nonce.to_string(),
-            verifier: verifier.to_string(),
+            nonce: nonce_hash(inner, &nonce),
+            verifier: inner.keyring.seal(verifier.as_bytes(), PKCE_AAD)?,
             browser: inner
                 .hasher
                 .hash(SecretPurpose::SsoState, binding.as_bytes()),
@@ -450,6 +452,15 @@ impl<'a> Sso<'a> {
     }
 }
 
+/// The associated data the PKCE verifier is sealed under.
+const PKCE_AAD: &[u8] = b"portcullis sso pkce verifier";
+
+pub(crate) fn nonce_hash(inner: &Inner, nonce: &str) -> crate::crypto::SecretHash {
+    inner
+        .hasher
+        .hash_parts(SecretPurpose::SsoState, &[b"nonce", nonce.as_bytes()])
+}
+
 fn state_key(inner: &Inner, state: &str) -> ChallengeKey {
     let hash = inner.hasher.hash(SecretPurpose::SsoState, state.as_bytes());
     ChallengeKey::hashed(ChallengeKind::SsoState, &hash)
@@ -475,11 +486,13 @@ async fn exchange(
         )),
         None => None,
     };
+    let verifier = inner.keyring.open(&tx.verifier, PKCE_AAD)?;
+    let verifier = std::str::from_utf8(&verifier).map_err(|_| Error::Crypto)?;
     let mut form = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
         ("redirect_uri", tx.redirect_uri.as_str()),
-        ("code_verifier", tx.verifier.as_str()),
+        ("code_verifier", verifier),
     ];
     if secret.is_none() {
         form.push(("client_id", connection.client_id.as_str()));
