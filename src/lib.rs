@@ -153,7 +153,7 @@ pub use flows::magic_link::{DeviceProof, LinkOptions, LinkPeek, LinkSent, LinkSt
 pub use flows::passkey::{CeremonyStatus, PasskeyInfo, PasskeyRegistered, Passkeys, Registrant};
 pub use flows::password::Passwords;
 pub use flows::sign_up::SignUps;
-pub use flows::sso::{Sso, SsoDone, SsoOptions, SsoRedirect, SsoTarget};
+pub use flows::sso::{Sso, SsoDone, SsoOptions, SsoRedirect, SsoTarget, SsoTested};
 pub use flows::{Locate, Purpose, Requester, Sent};
 pub use mfa::{AuthenticatorId, Authenticators, Mfa, MfaProof};
 pub use model::{Email, OrgId, Phone, SessionId, UserId};

@@ -10,8 +10,8 @@ use std::time::Duration;
 use portcullis::flows::sso::ConnectionSettings;
 use portcullis::model::{ConnectionStatus, OrgId, SsoConnection};
 use portcullis::{
-    Error, HickoryDns, NewOrg, OrgSettings, OrgUpdate, OutboundPolicy, SignIn, SsoOptions,
-    SsoTarget,
+    Error, HickoryDns, NewOrg, OrgSettings, OrgUpdate, OutboundPolicy, SignIn, SsoDone, SsoOptions,
+    SsoTarget, SsoTested,
 };
 use portcullis_test_support::dns::DnsServer;
 use portcullis_test_support::idp::Idp;
@@ -163,7 +163,10 @@ impl World {
             .sso()
             .callback(&back.code, &back.state, iss, binding, &ctx())
             .await?;
-        Ok(done.sign_in)
+        match done {
+            SsoDone::SignedIn { sign_in, .. } => Ok(sign_in),
+            other => panic!("expected a sign-in, got {other:?}"),
+        }
     }
 
     /// Finishes a sign-in as the provider sent it back, in the browser that started it.
@@ -184,10 +187,36 @@ impl World {
         self.finish(&back).await
     }
 
+    /// A test sign-in of `login` through `connection`: it passes, and signs nobody in.
+    async fn test(&self, idp: &Idp, connection: &SsoConnection, login: &str) -> SsoTested {
+        let back = self.begin(idp, connection, login, true).await.unwrap();
+        let done = self
+            .h
+            .auth
+            .sso()
+            .callback(
+                &back.code,
+                &back.state,
+                back.iss.as_deref(),
+                Some(&back.binding),
+                &ctx(),
+            )
+            .await
+            .unwrap();
+        match done {
+            SsoDone::Tested(tested) => tested,
+            other => panic!("expected a test result, got {other:?}"),
+        }
+    }
+
     /// A connection that passed a test sign-in and is active.
     async fn active(&self, idp: &Idp, extra: ConnectionSettings, tester: &str) -> SsoConnection {
         let c = self.connection(idp, extra).await;
-        self.sign_in(idp, &c, tester, true).await.unwrap();
+        let tested = self.test(idp, &c, tester).await;
+        assert_eq!(tested.connection_id, c.id);
+        // Nobody signed in or was provisioned by the test.
+        let email = tested.email.as_deref().unwrap();
+        assert!(self.h.auth.users().get_by_email(email).await.is_err());
         self.h
             .auth
             .sso()
@@ -687,7 +716,7 @@ async fn rp15_sso_enforcement_and_rp17_discovery_use_proven_domains() {
     assert!(sso.discover("alice@acme.test").await.unwrap().is_none());
     assert!(sso.discover("alice@unknown.test").await.unwrap().is_none());
     w.prove("acme.test").await;
-    w.sign_in(&idp, &c, "tester", true).await.unwrap();
+    w.test(&idp, &c, "tester").await;
     sso.update_connection(
         w.org,
         c.id,
@@ -768,19 +797,21 @@ async fn rp06_issuer_is_fixed_once_identities_are_linked() {
     let w = world().await;
     w.prove("acme.test").await;
     let c = w.active(&idp, jit(), "tester").await;
-    let err =
-        w.h.auth
-            .sso()
-            .update_connection(
-                w.org,
-                c.id,
-                ConnectionSettings {
-                    client_id: Some("someone-else".into()),
-                    ..ConnectionSettings::default()
-                },
-            )
-            .await
-            .unwrap_err();
+    let sso = w.h.auth.sso();
+    let change = |client_id: &str| {
+        sso.update_connection(
+            w.org,
+            c.id,
+            ConnectionSettings {
+                client_id: Some(client_id.into()),
+                ..ConnectionSettings::default()
+            },
+        )
+    };
+    // Nobody linked yet (a test sign-in links nobody): the client id may change.
+    change("portcullis").await.unwrap();
+    w.sign_in(&idp, &c, "alice", false).await.unwrap();
+    let err = change("someone-else").await.unwrap_err();
     assert_eq!(err.code(), "conflict");
 }
 

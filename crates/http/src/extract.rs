@@ -7,7 +7,12 @@ use std::future::Future;
 use http::StatusCode;
 use portcullis::crypto::{AccessToken, ApiKey};
 use portcullis::directory::ApiKeyInfo;
-use portcullis::model::OrgId;
+use portcullis::model::{ConnectionId, OrgId};
+use zeroize::Zeroizing;
+
+/// The permission that manages an organization's SSO connections, domains and setup
+/// links.
+pub const SSO_MANAGE: &str = "sso:manage";
 use portcullis::tokens::Claims;
 use portcullis::{Error, Portcullis};
 use serde::de::DeserializeOwned;
@@ -246,6 +251,25 @@ pub enum Caller {
     Key(ApiKeyInfo),
     /// A user's access token, verified with its session.
     User(Box<Claims>),
+    /// An IT administrator's setup session (`pcs_…`, from a setup link): `sso:manage` in
+    /// one organization, for its domains and one connection only.
+    Setup(SetupCaller),
+}
+
+/// A setup session calling: its token (to bind the connection it creates) and scope.
+pub struct SetupCaller {
+    /// The session's token.
+    pub token: Zeroizing<String>,
+    /// What it reaches.
+    pub scope: portcullis::flows::sso::setup::SetupScope,
+}
+
+impl std::fmt::Debug for SetupCaller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetupCaller")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FromCall for Caller {
@@ -255,6 +279,18 @@ impl FromCall for Caller {
         })?;
         if api.admin_key.as_ref().is_some_and(|key| key.matches(token)) {
             return Ok(Caller::Bootstrap);
+        }
+        if token.starts_with(portcullis::flows::sso::setup::SETUP_SESSION_PREFIX) {
+            let scope = api
+                .auth
+                .sso()
+                .setup_scope(token)
+                .await
+                .map_err(|e| HttpError::from(e).challenge())?;
+            return Ok(Caller::Setup(SetupCaller {
+                token: Zeroizing::new(token.to_owned()),
+                scope,
+            }));
         }
         if token.starts_with(portcullis::directory::api_keys::API_KEY_PREFIX) {
             let info = api
@@ -293,6 +329,14 @@ impl Caller {
                 Some(allowed) => allowed,
                 None => return Err(HttpError::forbidden()),
             },
+            // Its one organization's SSO setup, and nothing else.
+            Caller::Setup(setup) => {
+                return if permission == SSO_MANAGE && org == Some(setup.scope.org_id) {
+                    Ok(())
+                } else {
+                    Err(HttpError::forbidden())
+                };
+            }
         };
         if !allowed {
             return Err(HttpError::forbidden());
@@ -302,6 +346,17 @@ impl Caller {
             Ok(())
         } else {
             Err(HttpError::forbidden())
+        }
+    }
+
+    /// Refuses (403) a setup session reaching a connection other than its own; every
+    /// other caller passes (after [`require`](Self::require)).
+    pub fn may_reach_connection(&self, connection: ConnectionId) -> HttpResult<()> {
+        match self {
+            Caller::Setup(setup) if setup.scope.connection_id != Some(connection) => {
+                Err(HttpError::forbidden())
+            }
+            _ => Ok(()),
         }
     }
 

@@ -167,6 +167,11 @@ table! {
         GET "/organizations/{id}/domains" => sso::list_domains;
         POST "/organizations/{id}/domains" => sso::claim_domain;
         POST "/organizations/{id}/domains/{domain}/verify" => sso::verify_domain;
+        POST "/organizations/{id}/sso-connections/{connection_id}/test" => sso::test_connection;
+        POST "/organizations/{id}/setup-links" => sso::create_setup_link;
+        DELETE "/organizations/{id}/setup-links" => sso::revoke_setup_links;
+        POST "/setup/session" => sso::open_setup;
+        GET "/setup/session" => sso::setup_session;
     }
 }
 

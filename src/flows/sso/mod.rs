@@ -22,6 +22,7 @@ mod connections;
 mod domains;
 pub mod federate;
 mod id_token;
+pub mod setup;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -95,13 +96,33 @@ impl std::fmt::Debug for SsoRedirect {
 
 /// A finished SSO sign-in.
 #[derive(Debug)]
-pub struct SsoDone {
-    /// Tokens, an MFA step, or an authorization code.
-    pub sign_in: SignIn,
-    /// The app's `state` given at start.
-    pub app_state: Option<String>,
-    /// Where the code goes, for a redirect flow.
-    pub redirect_uri: Option<String>,
+#[non_exhaustive]
+pub enum SsoDone {
+    /// Someone signed in.
+    SignedIn {
+        /// Tokens, an MFA step, or an authorization code.
+        sign_in: SignIn,
+        /// The app's `state` given at start.
+        app_state: Option<String>,
+        /// Where the code goes, for a redirect flow.
+        redirect_uri: Option<String>,
+    },
+    /// A test sign-in passed: the provider's answer checked out, nobody was signed in or
+    /// provisioned, and the connection may now become active.
+    Tested(SsoTested),
+}
+
+/// What a test sign-in saw.
+#[derive(Debug, Clone)]
+pub struct SsoTested {
+    /// The connection tested.
+    pub connection_id: ConnectionId,
+    /// The provider's subject for the person who signed in there.
+    pub subject: String,
+    /// Their email, as the provider asserted it.
+    pub email: Option<String>,
+    /// Whether the provider said the email is verified.
+    pub email_verified: bool,
 }
 
 /// A sign-in under way, as stored (keyed by the state's hash).
@@ -177,6 +198,56 @@ impl<'a> Sso<'a> {
         Ok(())
     }
 
+    /// A setup link for `org`'s IT administrator (optionally for one existing connection):
+    /// opening it gives a session that reaches only the organization's domains and that
+    /// connection (or the first one it creates). Call only for an administrator of `org`.
+    pub async fn create_setup_link(
+        &self,
+        org: OrgId,
+        connection: Option<ConnectionId>,
+    ) -> Result<setup::SetupLinkCreated, Error> {
+        setup::create(self.inner, org, connection).await
+    }
+
+    /// Spends a setup link and opens its session ([`Error::InvalidToken`] when the link
+    /// is unknown, used, expired or revoked).
+    pub async fn open_setup_link(&self, link: &str) -> Result<setup::SetupSessionOpened, Error> {
+        setup::open(self.inner, link).await
+    }
+
+    /// What a live setup session reaches ([`Error::InvalidToken`] otherwise).
+    pub async fn setup_scope(&self, session: &str) -> Result<setup::SetupScope, Error> {
+        setup::scope(self.inner, session).await
+    }
+
+    /// Creates the connection of a setup session that has none yet, and binds the session
+    /// to it ([`Error::Forbidden`] when the session already has one).
+    pub async fn create_connection_in_setup(
+        &self,
+        session: &str,
+        settings: ConnectionSettings,
+    ) -> Result<SsoConnection, Error> {
+        let scope = setup::scope(self.inner, session).await?;
+        if scope.connection_id.is_some() {
+            return Err(Error::Forbidden);
+        }
+        let created = connections::create(self.inner, scope.org_id, settings).await?;
+        if let Err(err) = setup::bind(self.inner, session, created.id).await {
+            // Lost a race with another create of the same session: undo this one.
+            self.inner
+                .orgs
+                .delete_sso_connection(scope.org_id, created.id)
+                .await?;
+            return Err(err);
+        }
+        Ok(created)
+    }
+
+    /// Ends every setup link and setup session of `org`.
+    pub async fn revoke_setup_links(&self, org: OrgId) -> Result<(), Error> {
+        setup::revoke(self.inner, org).await
+    }
+
     /// Claims `domain` for `org`: publish the returned claim's `token` as a TXT record at
     /// its [`txt_name`](DomainClaim::txt_name), then [`verify_domain`](Self::verify_domain).
     pub async fn claim_domain(&self, org: OrgId, domain: &str) -> Result<DomainClaim, Error> {
@@ -232,7 +303,12 @@ impl<'a> Sso<'a> {
 
     /// The redirect URI registered at the provider for `connection`.
     pub fn redirect_uri(&self, connection: &SsoConnection) -> String {
-        let path = match connection.preset {
+        self.callback_url(connection.preset)
+    }
+
+    /// The callback URL for connections of `preset` (`None`: enterprise connections).
+    pub fn callback_url(&self, preset: Option<Preset>) -> String {
+        let path = match preset {
             Some(Preset::Google) => "social/google/callback",
             None => "sso/callback",
         };
@@ -420,12 +496,20 @@ impl<'a> Sso<'a> {
         }
         let assertion =
             Assertion::from_claims(&connection, verified.subject.clone(), &verified.claims);
+        if tx.test {
+            // A test checks the provider's answer end to end; it signs nobody in.
+            connections::mark_tested(inner, &connection).await?;
+            crate::directory::log_admin(inner, connection.org_id, "sso_connection_tested").await;
+            return Ok(SsoDone::Tested(SsoTested {
+                connection_id: connection.id,
+                subject: assertion.subject,
+                email: assertion.email.map(|e| e.as_str().to_owned()),
+                email_verified: assertion.email_verified,
+            }));
+        }
         let mut org_ctx = ctx.clone();
         org_ctx.org_id = Some(connection.org_id);
         let user = federate::federate(inner, &connection, &assertion, &org_ctx).await?;
-        if tx.test && connection.tested_at.is_none() {
-            connections::mark_tested(inner, &connection).await?;
-        }
         let amr: Vec<&str> = verified
             .claims
             .get("amr")
@@ -444,7 +528,7 @@ impl<'a> Sso<'a> {
             &org_ctx,
         )
         .await?;
-        Ok(SsoDone {
+        Ok(SsoDone::SignedIn {
             sign_in,
             app_state: tx.app_state,
             redirect_uri: tx.code_request.map(|r| r.redirect_uri),

@@ -103,6 +103,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/organizations/{id}/domains"),
     ("post", "/organizations/{id}/domains"),
     ("post", "/organizations/{id}/domains/{domain}/verify"),
+    (
+        "post",
+        "/organizations/{id}/sso-connections/{connection_id}/test",
+    ),
+    ("post", "/organizations/{id}/setup-links"),
+    ("delete", "/organizations/{id}/setup-links"),
+    ("post", "/setup/session"),
+    ("get", "/setup/session"),
 ];
 
 #[tokio::test]

@@ -7,16 +7,15 @@ use http::header::{LOCATION, SET_COOKIE};
 use portcullis::flows::sso::ConnectionSettings;
 use portcullis::model::{ConnectionId, DomainClaim, OrgId, Preset};
 use portcullis::tokens::AuthCodeRequest;
-use portcullis::{Portcullis, RequestContext, SignIn, SsoOptions, SsoTarget};
+use portcullis::{Portcullis, RequestContext, SignIn, SsoDone, SsoOptions, SsoTarget};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HttpError, HttpResult};
-use crate::extract::{Caller, FromCall, Json, Path, Query, parse_id};
+use crate::extract::{Caller, FromCall, Json, OptionalJson, Path, Query, parse_id};
 use crate::views::{List, SignInBody};
 use crate::{Api, Call, Response};
 
-/// The permission every connection and domain route needs in the organization.
-pub const SSO_MANAGE: &str = "sso:manage";
+pub use crate::extract::SSO_MANAGE;
 
 /// The cookie that binds a started sign-in to its browser.
 const BINDING_COOKIE: &str = "portcullis_sso";
@@ -52,11 +51,6 @@ pub struct AuthorizeQuery {
     pub code_challenge_method: Option<String>,
     /// The app's state, handed back with the code.
     pub state: Option<String>,
-    /// `true`: a test sign-in through a draft connection, by its administrator.
-    #[serde(default)]
-    pub test: bool,
-    /// Instead of a connection id (`/sso/discover/authorize`): the person's email.
-    pub email: Option<String>,
 }
 
 fn options(query: AuthorizeQuery) -> HttpResult<SsoOptions> {
@@ -72,23 +66,27 @@ fn options(query: AuthorizeQuery) -> HttpResult<SsoOptions> {
             )?),
             None => None,
         };
+    // Test sign-ins start only from the management route (`…/test`).
     Ok(SsoOptions {
         code_request,
         app_state: query.state,
-        test: query.test,
+        test: false,
     })
 }
 
-fn redirect(auth: &Portcullis, sso: portcullis::SsoRedirect) -> Response {
+/// The cookie that carries a started sign-in's browser binding (`SameSite=Lax`: it comes
+/// back on the provider's top-level redirect).
+fn binding_cookie(auth: &Portcullis, binding: &str) -> String {
     let secure = if auth.public_origin().scheme() == "https" {
         "; Secure"
     } else {
         ""
     };
-    let cookie = format!(
-        "{BINDING_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600{secure}",
-        sso.browser_binding.as_str()
-    );
+    format!("{BINDING_COOKIE}={binding}; Path=/; HttpOnly; SameSite=Lax; Max-Age=600{secure}")
+}
+
+fn redirect(auth: &Portcullis, sso: portcullis::SsoRedirect) -> Response {
+    let cookie = binding_cookie(auth, &sso.browser_binding);
     Response::empty(StatusCode::FOUND)
         .header(LOCATION, &sso.url)
         .header(SET_COOKIE, cookie)
@@ -173,22 +171,62 @@ pub async fn callback(
         )
         .await?;
     let clear = format!("{BINDING_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
-    if let (SignIn::Code(code), Some(redirect_uri)) = (&done.sign_in, &done.redirect_uri) {
-        // The redirect URI was checked against the app's registered ones at start.
-        let mut query = vec![("code", code.secret())];
-        if let Some(state) = &done.app_state {
-            query.push(("state", state.as_str()));
+    let found = |target: &str| {
+        Response::empty(StatusCode::FOUND)
+            .header(LOCATION, target)
+            .header(SET_COOKIE, &clear)
+            .header(http::header::CACHE_CONTROL, "no-store")
+    };
+    let (sign_in, app_state, redirect_uri) = match done {
+        SsoDone::Tested(tested) => {
+            // Back to the setup page, which shows the connection as tested.
+            let target = auth
+                .public_origin()
+                .join(&format!("setup?tested={}", tested.connection_id))
+                .map_err(|_| HttpError::invalid("the setup page cannot be named"))?;
+            return Ok(found(target.as_str()));
         }
-        let query = serde_urlencoded::to_string(&query)
+        SsoDone::SignedIn {
+            sign_in,
+            app_state,
+            redirect_uri,
+        } => (sign_in, app_state, redirect_uri),
+        _ => return Err(HttpError::invalid("unsupported sign-in outcome")),
+    };
+    if let Some(redirect_uri) = redirect_uri {
+        // A redirect flow (the redirect URI was checked against the app's registered ones
+        // at start): the code in the query, or the MFA step in the fragment, which the
+        // browser keeps from servers and logs.
+        let body = SignInBody::from_sign_in(&sign_in)?;
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        let separator = match &sign_in {
+            SignIn::Code(code) => {
+                pairs.push(("code", code.secret().to_owned()));
+                if redirect_uri.contains('?') { '&' } else { '?' }
+            }
+            _ => {
+                for (name, value) in [
+                    ("mfa_token", &body.mfa_token),
+                    ("methods", &body.methods.as_ref().map(|m| m.join(" "))),
+                ] {
+                    if let Some(value) = value {
+                        pairs.push((name, value.clone()));
+                    }
+                }
+                if body.mfa_enrollment_required.is_some() {
+                    pairs.push(("mfa_enrollment_required", "true".into()));
+                }
+                '#'
+            }
+        };
+        if let Some(state) = app_state {
+            pairs.push(("state", state));
+        }
+        let encoded = serde_urlencoded::to_string(&pairs)
             .map_err(|_| HttpError::invalid("the redirect cannot be built"))?;
-        let separator = if redirect_uri.contains('?') { '&' } else { '?' };
-        let target = format!("{redirect_uri}{separator}{query}");
-        return Ok(Response::empty(StatusCode::FOUND)
-            .header(LOCATION, &target)
-            .header(SET_COOKIE, clear)
-            .header(http::header::CACHE_CONTROL, "no-store"));
+        return Ok(found(&format!("{redirect_uri}{separator}{encoded}")));
     }
-    let body = SignInBody::from_sign_in(&done.sign_in)?;
+    let body = SignInBody::from_sign_in(&sign_in)?;
     Ok(Response::json(StatusCode::OK, &body)
         .header(SET_COOKIE, clear)
         .header(http::header::CACHE_CONTROL, "no-store"))
@@ -273,7 +311,12 @@ pub async fn list_connections(
     let org = org_id(&id)?;
     caller.require(auth, SSO_MANAGE, Some(org)).await?;
     let all = auth.sso().connections(org).await?;
-    Ok(Json(List::all(all.iter().map(|c| view(auth, c)).collect())))
+    Ok(Json(List::all(
+        all.iter()
+            .filter(|c| caller.may_reach_connection(c.id).is_ok())
+            .map(|c| view(auth, c))
+            .collect(),
+    )))
 }
 
 /// Create a connection, as a draft (`sso:manage`). The issuer's discovery document is
@@ -288,7 +331,15 @@ pub async fn create_connection(
 ) -> HttpResult<(StatusCode, Json<serde_json::Value>)> {
     let org = org_id(&id)?;
     caller.require(auth, SSO_MANAGE, Some(org)).await?;
-    let created = auth.sso().create_connection(org, body).await?;
+    let created = match &caller {
+        // A setup session creates its one connection, and is bound to it.
+        Caller::Setup(setup) => {
+            auth.sso()
+                .create_connection_in_setup(&setup.token, body)
+                .await?
+        }
+        _ => auth.sso().create_connection(org, body).await?,
+    };
     Ok((StatusCode::CREATED, Json(view(auth, &created))))
 }
 
@@ -303,7 +354,9 @@ pub async fn get_connection(
 ) -> HttpResult<Json<serde_json::Value>> {
     let org = org_id(&id)?;
     caller.require(auth, SSO_MANAGE, Some(org)).await?;
-    let found = auth.sso().connection(org, parse_id(&connection)?).await?;
+    let connection = parse_id(&connection)?;
+    caller.may_reach_connection(connection)?;
+    let found = auth.sso().connection(org, connection).await?;
     Ok(Json(view(auth, &found)))
 }
 
@@ -322,10 +375,9 @@ pub async fn update_connection(
 ) -> HttpResult<Json<serde_json::Value>> {
     let org = org_id(&id)?;
     caller.require(auth, SSO_MANAGE, Some(org)).await?;
-    let updated = auth
-        .sso()
-        .update_connection(org, parse_id(&connection)?, body)
-        .await?;
+    let connection = parse_id(&connection)?;
+    caller.may_reach_connection(connection)?;
+    let updated = auth.sso().update_connection(org, connection, body).await?;
     Ok(Json(view(auth, &updated)))
 }
 
@@ -340,9 +392,9 @@ pub async fn delete_connection(
 ) -> HttpResult<StatusCode> {
     let org = org_id(&id)?;
     caller.require(auth, SSO_MANAGE, Some(org)).await?;
-    auth.sso()
-        .delete_connection(org, parse_id(&connection)?)
-        .await?;
+    let connection = parse_id(&connection)?;
+    caller.may_reach_connection(connection)?;
+    auth.sso().delete_connection(org, connection).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -424,4 +476,184 @@ pub async fn verify_domain(
     caller.require(auth, SSO_MANAGE, Some(org)).await?;
     let claim = auth.sso().verify_domain(org, &domain).await?;
     Ok(Json(DomainView::from(&claim)))
+}
+
+/// Start a test sign-in through a connection (`sso:manage`): where to send the browser
+/// (the binding cookie is set). Back at the callback, a passed test marks the connection
+/// tested, signs nobody in, and returns to `{PUBLIC_URL}/setup?tested=`.
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/organizations/{id}/sso-connections/{connection_id}/test", tag = "sso",
+    params(("id" = String, Path, format = Uuid), ("connection_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = TestStarted)), security(("bearer" = []))))]
+pub async fn test_connection(
+    auth: &Portcullis,
+    ctx: RequestContext,
+    (caller, Path((id, connection))): (Caller, Path<(String, String)>),
+) -> HttpResult<Response> {
+    let org = org_id(&id)?;
+    caller.require(auth, SSO_MANAGE, Some(org)).await?;
+    let connection: ConnectionId = parse_id(&connection)?;
+    caller.may_reach_connection(connection)?;
+    auth.sso().connection(org, connection).await?;
+    let options = SsoOptions {
+        test: true,
+        ..SsoOptions::default()
+    };
+    let started = auth
+        .sso()
+        .start(SsoTarget::Connection(connection), options, &ctx)
+        .await?;
+    let cookie = binding_cookie(auth, &started.browser_binding);
+    Ok(
+        Response::json(StatusCode::OK, &TestStarted { url: started.url })
+            .header(SET_COOKIE, cookie)
+            .header(http::header::CACHE_CONTROL, "no-store"),
+    )
+}
+
+/// Where a test sign-in goes.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TestStarted {
+    /// The provider's authorization URL: send the browser there.
+    pub url: String,
+}
+
+/// `POST /organizations/{id}/setup-links`.
+#[derive(Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SetupLinkRequest {
+    /// Limit the link to this existing connection (otherwise the first it creates).
+    pub connection_id: Option<String>,
+}
+
+/// A new setup link.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SetupLinkView {
+    /// `{PUBLIC_URL}/setup?token=…`: send it to the IT administrator. Shown once.
+    pub url: String,
+    /// Seconds it may be opened in.
+    pub expires_in: u64,
+}
+
+fn not_for_setup(caller: &Caller) -> HttpResult<()> {
+    match caller {
+        Caller::Setup(_) => Err(HttpError::forbidden()),
+        _ => Ok(()),
+    }
+}
+
+/// Create an IT-admin setup link (`sso:manage`; not from a setup session).
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/organizations/{id}/setup-links", tag = "sso",
+    params(("id" = String, Path, format = Uuid)), request_body = SetupLinkRequest,
+    responses((status = 201, body = SetupLinkView)), security(("bearer" = []))))]
+pub async fn create_setup_link(
+    auth: &Portcullis,
+    _ctx: RequestContext,
+    (caller, Path(id), OptionalJson(body)): (Caller, Path<String>, OptionalJson<SetupLinkRequest>),
+) -> HttpResult<(StatusCode, Json<SetupLinkView>)> {
+    let org = org_id(&id)?;
+    caller.require(auth, SSO_MANAGE, Some(org)).await?;
+    not_for_setup(&caller)?;
+    let connection = body.connection_id.as_deref().map(parse_id).transpose()?;
+    let created = auth.sso().create_setup_link(org, connection).await?;
+    let mut url = auth
+        .public_origin()
+        .join("setup")
+        .map_err(|_| HttpError::invalid("the setup page cannot be named"))?;
+    url.query_pairs_mut().append_pair("token", &created.token);
+    Ok((
+        StatusCode::CREATED,
+        Json(SetupLinkView {
+            url: url.into(),
+            expires_in: created.expires_in.as_secs(),
+        }),
+    ))
+}
+
+/// Revoke every setup link and open setup session of the organization (`sso:manage`).
+#[cfg_attr(feature = "openapi", utoipa::path(delete, path = "/organizations/{id}/setup-links", tag = "sso",
+    params(("id" = String, Path, format = Uuid)), responses((status = 204)), security(("bearer" = []))))]
+pub async fn revoke_setup_links(
+    auth: &Portcullis,
+    _ctx: RequestContext,
+    (caller, Path(id)): (Caller, Path<String>),
+) -> HttpResult<StatusCode> {
+    let org = org_id(&id)?;
+    caller.require(auth, SSO_MANAGE, Some(org)).await?;
+    not_for_setup(&caller)?;
+    auth.sso().revoke_setup_links(org).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /setup/session`.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SetupOpenRequest {
+    /// The setup link's token.
+    pub token: String,
+}
+
+/// A setup session: its bearer token and what it reaches.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SetupSessionView {
+    /// The session's bearer token (`pcs_…`); only in the answer that opens it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<String>,
+    /// The organization.
+    pub org_id: String,
+    /// Its connection being set up, once there is one.
+    pub connection_id: Option<String>,
+    /// Where the provider must send people back: register it there.
+    pub redirect_uri: String,
+    /// Seconds the session lasts (in the answer that opens it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+}
+
+fn session_view(
+    auth: &Portcullis,
+    scope: portcullis::flows::sso::setup::SetupScope,
+) -> SetupSessionView {
+    SetupSessionView {
+        session_token: None,
+        org_id: scope.org_id.to_string(),
+        connection_id: scope.connection_id.map(|c| c.to_string()),
+        redirect_uri: auth.sso().callback_url(None),
+        expires_in: None,
+    }
+}
+
+/// Open a setup link: spends it (single use) and answers a setup session.
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/setup/session", tag = "sso",
+    request_body = SetupOpenRequest, responses((status = 201, body = SetupSessionView))))]
+pub async fn open_setup(
+    auth: &Portcullis,
+    _ctx: RequestContext,
+    Json(body): Json<SetupOpenRequest>,
+) -> HttpResult<(StatusCode, Json<SetupSessionView>)> {
+    let opened = auth.sso().open_setup_link(&body.token).await?;
+    let mut view = session_view(auth, opened.scope);
+    view.session_token = Some(opened.token.to_string());
+    view.expires_in = Some(opened.expires_in.as_secs());
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// The calling setup session's scope.
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/setup/session", tag = "sso",
+    responses((status = 200, body = SetupSessionView)), security(("bearer" = []))))]
+pub async fn setup_session(
+    auth: &Portcullis,
+    _ctx: RequestContext,
+    caller: Caller,
+) -> HttpResult<Json<SetupSessionView>> {
+    match caller {
+        Caller::Setup(setup) => {
+            // Read again: the connection may have been bound since the caller was made.
+            let scope = auth.sso().setup_scope(&setup.token).await?;
+            Ok(Json(session_view(auth, scope)))
+        }
+        _ => Err(HttpError::forbidden()),
+    }
 }
