@@ -807,7 +807,7 @@ async fn refresh_rotates_and_reuse_revokes() {
     assert_error(&missing, StatusCode::BAD_REQUEST, "invalid_input");
 }
 
-fn pkce() -> (String, String) {
+pub(super) fn pkce() -> (String, String) {
     let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk0123456789".to_owned();
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)

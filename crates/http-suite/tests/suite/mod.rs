@@ -8,4 +8,5 @@ mod extract;
 mod http;
 mod mfa;
 mod passkeys;
+mod sso;
 mod takeovers;
