@@ -190,3 +190,147 @@ async fn passkey_and_email_code_sign_in_through_the_page() {
     let by_link = seen.iter().filter(|s| s.2 == ["email", "email"]).count();
     assert_eq!(by_link, 2, "C and D, by link: {seen:?}");
 }
+
+// RP-20, ADM-09: single sign-on through the pages in Chromium, against the real OpenID
+// provider's own login page: an IT administrator sets the connection up from a setup link
+// (provider details, the domain's TXT record, a test sign-in, activation), then a person
+// signs in with "Continue with SSO" on the login page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sso_setup_and_sign_in_through_the_pages() {
+    use portcullis_test_support::dns::DnsServer;
+    use portcullis_test_support::idp::Idp;
+
+    const SECRET: &str = "a-client-secret-of-at-least-32-characters";
+    if let Some(why) = missing_prerequisite() {
+        if std::env::var_os("CI").is_some() {
+            panic!("the browser test cannot run under CI: {why}");
+        }
+        eprintln!("\n!!!!!! SKIPPED the SSO browser test: {why} !!!!!!\n");
+        return;
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let origin = format!("http://localhost:{port}");
+    let Some(idp) = Idp::start(serde_json::json!({
+        "clients": [{
+            "client_id": "portcullis",
+            "client_secret": SECRET,
+            "redirect_uris": [format!("{origin}/api/v1/sso/callback")],
+            "token_endpoint_auth_method": "client_secret_basic",
+        }],
+        "accounts": {
+            "it": { "email": "it@acme.test", "email_verified": true },
+            "alice": { "email": "alice@acme.test", "email_verified": true, "name": "Alice" },
+        },
+    }))
+    .await
+    else {
+        return;
+    };
+    let dns = DnsServer::start().await;
+    let resolver =
+        std::sync::Arc::new(portcullis::HickoryDns::with_servers(&[dns.addr()]).unwrap());
+    let test = common::TestApp::for_browser(&origin, |builder| {
+        builder
+            .outbound_policy(portcullis::OutboundPolicy::default().allow_loopback())
+            .domain_verifier(resolver)
+    });
+    let org = test
+        .auth
+        .orgs()
+        .create(portcullis::NewOrg::new("Acme", "acme"))
+        .await
+        .unwrap()
+        .id;
+    let link = test.auth.sso().create_setup_link(org, None).await.unwrap();
+    let setup_url = format!("{origin}/setup?token={}", link.token.as_str());
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            example_axum::app(test.api.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .into_future(),
+    );
+    let artifacts = tempfile::tempdir().unwrap();
+    let mut child = Command::new("node")
+        .arg("sso.mjs")
+        .arg(&origin)
+        .arg(&setup_url)
+        .current_dir(e2e_dir())
+        .env("E2E_ARTIFACTS", artifacts.path())
+        .env("SSO_ISSUER", &idp.issuer)
+        .env("SSO_CLIENT_ID", "portcullis")
+        .env("SSO_SECRET", SECRET)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut passed = false;
+    let run = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(record) = line.strip_prefix("PUBLISH ") {
+                let (name, value) = record.split_once(' ').unwrap();
+                dns.set_txt(name, vec![vec![value.to_owned()]]);
+                stdin.write_all(b"ok\n").await.unwrap();
+                stdin.flush().await.unwrap();
+            } else if line.trim() == "E2E OK" {
+                passed = true;
+            } else {
+                eprintln!("e2e stdout: {line}");
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(150), run)
+        .await
+        .expect("the browser run finished in time");
+    let status = child.wait().await.unwrap();
+    server.abort();
+    assert!(
+        passed && status.success(),
+        "the SSO browser run failed ({status}); provider log:\n{}\nartifacts were in {}",
+        idp.logs(),
+        artifacts.keep().display()
+    );
+    // What the pages did, as the engine saw it: one active, tested connection; the test
+    // sign-in made nobody; Alice was provisioned into Acme and signed in by SSO.
+    let connections = test.auth.sso().connections(org).await.unwrap();
+    assert_eq!(connections.len(), 1);
+    assert_eq!(
+        connections[0].status,
+        portcullis::model::ConnectionStatus::Active
+    );
+    assert!(
+        test.auth
+            .users()
+            .get_by_email("it@acme.test")
+            .await
+            .is_err()
+    );
+    let alice = test
+        .auth
+        .users()
+        .get_by_email("alice@acme.test")
+        .await
+        .unwrap();
+    let memberships = test.auth.rbac().memberships(alice.id).await.unwrap();
+    assert_eq!(memberships.len(), 1);
+    assert_eq!(memberships[0].org_id, org);
+    let log = test
+        .auth
+        .audit()
+        .login_log(alice.id, &Default::default())
+        .await
+        .unwrap();
+    assert!(
+        log.items
+            .iter()
+            .any(|e| e.kind == portcullis::model::AuthEventKind::SignIn
+                && e.method.as_deref() == Some("sso")),
+        "{:?}",
+        log.items
+    );
+}

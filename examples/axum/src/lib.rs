@@ -11,7 +11,7 @@
 
 use axum::Json;
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -32,6 +32,8 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 
 const INDEX: &str = include_str!("../static/index.html");
 const SCRIPT: &str = include_str!("../static/app.js");
+const SETUP: &str = include_str!("../static/setup.html");
+const SETUP_SCRIPT: &str = include_str!("../static/setup.js");
 const STYLE: &str = include_str!("../static/style.css");
 
 /// The whole application around `api`.
@@ -42,6 +44,12 @@ pub fn app(api: Api) -> Router {
         .route("/api/v1/demo/invoices", get(list_invoices))
         .route("/", get(page))
         .route("/magic-link", get(page))
+        .route("/setup", get(setup_page))
+        .route("/login-page.json", get(login_page_config))
+        .route(
+            "/setup.js",
+            get(|| asset("text/javascript; charset=utf-8", SETUP_SCRIPT)),
+        )
         .route(
             "/app.js",
             get(|| asset("text/javascript; charset=utf-8", SCRIPT)),
@@ -65,15 +73,87 @@ async fn list_invoices(user: Permitted<InvoicesRead>) -> Json<List<Invoice>> {
 }
 
 async fn page() -> Response {
+    html(INDEX)
+}
+
+/// The IT-admin setup page a setup link opens (`/setup?token=`).
+async fn setup_page() -> Response {
+    html(SETUP)
+}
+
+fn html(body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CONTENT_SECURITY_POLICY, CSP),
             (header::CACHE_CONTROL, "no-cache"),
         ],
-        INDEX,
+        body,
     )
         .into_response()
+}
+
+/// The name of the login page's own app in the default organization.
+const LOGIN_PAGE_APP: &str = "Login page";
+
+/// `GET /login-page.json?org_id=`: `{client_id}` of the login page's own (public) app in
+/// the organization (the default one when none is named), whose one redirect URI is the
+/// page itself: SSO and Google sign-ins come back to it with an authorization code
+/// (PKCE), for a session in the organization of the connection. Made on first use, and
+/// only in the default organization or one with an active SSO connection.
+async fn login_page_config(
+    State(api): State<Api>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let org = match query
+        .get("org_id")
+        .map(|id| id.parse::<portcullis::OrgId>())
+    {
+        Some(Ok(org)) => Some(org),
+        Some(Err(err)) => return portcullis_axum::respond(HttpError::from(err).into_response()),
+        None => None,
+    };
+    match login_page_app(&api.auth, org).await {
+        Ok(client_id) => Json(serde_json::json!({ "client_id": client_id })).into_response(),
+        Err(err) => portcullis_axum::respond(HttpError::from(err).into_response()),
+    }
+}
+
+/// The login page's app: found by name and redirect URI, or created.
+pub async fn login_page_app(
+    auth: &portcullis::Portcullis,
+    org: Option<portcullis::OrgId>,
+) -> Result<String, portcullis::Error> {
+    let redirect = format!("{}/", auth.public_origin().as_str().trim_end_matches('/'));
+    let org = match org {
+        Some(org) => {
+            let active = auth
+                .sso()
+                .connections(org)
+                .await?
+                .iter()
+                .any(|c| c.status == portcullis::model::ConnectionStatus::Active);
+            if !active {
+                return Err(portcullis::Error::NotFound {
+                    what: "sso_connection",
+                });
+            }
+            org
+        }
+        None => auth.orgs().default_org().await?.id,
+    };
+    let apps = auth.orgs().apps(org).await?;
+    if let Some(app) = apps
+        .iter()
+        .find(|a| a.name == LOGIN_PAGE_APP && a.redirect_uris == [redirect.clone()])
+    {
+        return Ok(app.client_id.as_str().to_owned());
+    }
+    let mut new = portcullis::directory::NewApp::default();
+    new.name = LOGIN_PAGE_APP.into();
+    new.redirect_uris = vec![redirect];
+    let created = auth.orgs().create_app(org, &new).await?;
+    Ok(created.app.client_id.as_str().to_owned())
 }
 
 async fn asset(content_type: &'static str, body: &'static str) -> Response {

@@ -8,6 +8,7 @@
  *   view-mfa-enroll view-account                         the views (one shown at a time)
  *   Sign-in:      email phone password btn-passkey-login btn-passkey-signup btn-magic-link
  *                 btn-email-code btn-sms-code btn-password-login btn-password-signup
+ *                 btn-sso (by the email's domain) btn-google
  *   Magic link:   magic-email magic-wait-state magic-device-code-shown btn-magic-resend
  *                 btn-magic-cancel
  *                 magic-confirm-text magic-requested-by (who asked: browser, place or
@@ -39,6 +40,9 @@
   // link, opened in another tab of this browser, sends the poll token to prove it is the
   // same browser; elsewhere the person types the device code shown by the asking tab.
   const KEY_MAGIC = "portcullis.magic";
+  // An SSO sign-in under way in this tab: {state, verifier, client_id, redirect_uri}. The
+  // provider sends the browser back to this page with ?code=&state= (PKCE, RFC 7636).
+  const KEY_SSO = "portcullis.sso";
 
   const $ = (id) => document.getElementById(id);
   const enc = encodeURIComponent;
@@ -524,6 +528,11 @@
 
   async function handleSignIn(answer) {
     if (!answer) throw new Error("The server sent an empty answer.");
+    if (answer.code && sessionStorage.getItem(KEY_SSO)) {
+      // An SSO sign-in that needed the MFA step ends with the authorization code.
+      await ssoExchange(answer.code);
+      return;
+    }
     if (answer.token) {
       clearStatus();
       saveTokens(answer);
@@ -569,6 +578,111 @@
       throw new Error("Enter your email address first.");
     }
     return value;
+  }
+
+  // ---------------------------------------------------------------- single sign-on
+
+  function randomB64url(bytes) {
+    return bufferToB64url(crypto.getRandomValues(new Uint8Array(bytes)).buffer);
+  }
+
+  /**
+   * Sends the browser to the identity provider through `path` (a connection's or Google's
+   * authorize route), as a redirect flow back to this page with PKCE. The route is tried
+   * first without following it, so a missing connection shows its message here.
+   */
+  async function ssoStart(path, org) {
+    const query = org ? "?org_id=" + enc(org) : "";
+    const config = await (await fetch("/login-page.json" + query, { cache: "no-store" })).json();
+    if (!config.client_id) throw new Error("Single sign-on is not available here.");
+    const verifier = randomB64url(32);
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
+    const flow = {
+      state: randomB64url(16),
+      verifier,
+      client_id: config.client_id,
+      redirect_uri: location.origin + "/",
+    };
+    const url = API + path + "?" + new URLSearchParams({
+      redirect_uri: flow.redirect_uri,
+      client_id: flow.client_id,
+      code_challenge: bufferToB64url(digest),
+      code_challenge_method: "S256",
+      state: flow.state,
+    });
+    const probe = await fetch(url, { redirect: "manual", credentials: "same-origin", cache: "no-store" });
+    if (probe.type !== "opaqueredirect") {
+      let message = "Single sign-on is not available here.";
+      try {
+        const body = await probe.json();
+        if (body && body.error && body.error.code === "not_found") {
+          message = "There is no single sign-on for this address.";
+        } else if (body && body.error && body.error.message) {
+          message = body.error.message;
+        }
+      } catch (_) {
+        // keep the general message
+      }
+      throw new Error(message);
+    }
+    sessionStorage.setItem(KEY_SSO, JSON.stringify(flow));
+    location.assign(url);
+  }
+
+  async function ssoByEmail() {
+    const email = emailValue();
+    let found;
+    try {
+      found = await request("GET", "/sso/discover?email=" + enc(email));
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404) {
+        throw new Error("There is no single sign-on for this address.");
+      }
+      throw err;
+    }
+    await ssoStart("/sso/" + enc(found.connection_id) + "/authorize", found.org_id);
+  }
+
+  /** Trades the code the provider's round trip ended with for tokens. */
+  async function ssoExchange(code) {
+    const flow = JSON.parse(sessionStorage.getItem(KEY_SSO) || "null");
+    sessionStorage.removeItem(KEY_SSO);
+    if (!flow) throw new Error("This sign-in was not started in this tab.");
+    const answer = await request("POST", "/token", {
+      body: {
+        grant_type: "authorization_code",
+        code,
+        code_verifier: flow.verifier,
+        client_id: flow.client_id,
+        redirect_uri: flow.redirect_uri,
+      },
+    });
+    await handleSignIn(answer);
+  }
+
+  /** Back from the provider: the code in the query, or the MFA step in the fragment. */
+  async function ssoReturn(params) {
+    const fragment = new URLSearchParams(location.hash.slice(1));
+    history.replaceState(null, "", "/");
+    const flow = JSON.parse(sessionStorage.getItem(KEY_SSO) || "null");
+    const returned = params.get("state") || fragment.get("state");
+    if (!flow || returned !== flow.state) {
+      sessionStorage.removeItem(KEY_SSO);
+      throw new Error("This sign-in was not started in this tab. Please start again.");
+    }
+    if (params.get("code")) {
+      await ssoExchange(params.get("code"));
+      return;
+    }
+    if (fragment.get("mfa_enrollment_required")) {
+      await handleSignIn({ mfa_enrollment_required: true, mfa_token: fragment.get("mfa_token") });
+      return;
+    }
+    await handleSignIn({
+      mfa_required: true,
+      mfa_token: fragment.get("mfa_token"),
+      methods: (fragment.get("methods") || "totp").split(" "),
+    });
   }
 
   // ---------------------------------------------------------------- passkeys (sign-in)
@@ -1299,6 +1413,8 @@
     on("btn-sms-code", () => codeStart("sms"), "form-sms");
     on("btn-password-login", () => passwordAuth("login"));
     on("btn-password-signup", () => passwordAuth("signup"));
+    on("btn-sso", ssoByEmail);
+    on("btn-google", () => ssoStart("/social/google/authorize"));
     // One form holds the email and the password (so password managers pair them) and has
     // no submit button: Enter in the email asks for a code, Enter in the password signs in.
     $("form-signin").addEventListener("submit", (ev) => ev.preventDefault());
@@ -1343,6 +1459,12 @@
         return;
       }
       history.replaceState(null, "", "/");
+    }
+    const fragment = new URLSearchParams(location.hash.slice(1));
+    if (sessionStorage.getItem(KEY_SSO) && (params.get("state") || fragment.get("state"))) {
+      show("signin", { focus: false });
+      await ssoReturn(params);
+      return;
     }
     if (localStorage.getItem(KEY_ACCESS) || localStorage.getItem(KEY_REFRESH)) {
       if (!localStorage.getItem(KEY_ACCESS)) {

@@ -348,7 +348,10 @@ async fn rp20_setup_and_sign_in_over_the_rest_api() {
     let found = test
         .get("/api/v1/sso/discover?email=Alice@ACME.test", None)
         .await;
-    assert_eq!(found.body, json!({"connection_id": id, "kind": "oidc"}));
+    assert_eq!(
+        found.body,
+        json!({"connection_id": id, "kind": "oidc", "org_id": a})
+    );
     let client = test.app_in(a.parse().unwrap(), APP_REDIRECT).await;
     let (verifier, challenge) = super::auth::pkce();
     let authorize = test

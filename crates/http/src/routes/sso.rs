@@ -261,6 +261,8 @@ pub struct Discovered {
     pub connection_id: String,
     /// `oidc`.
     pub kind: &'static str,
+    /// The organization it signs people in to.
+    pub org_id: String,
 }
 
 /// Home-realm discovery: the active connection of the address's proven domain, else 404
@@ -276,6 +278,7 @@ pub async fn discover(
         Some(c) => Ok(Json(Discovered {
             connection_id: c.id.to_string(),
             kind: c.kind.as_str(),
+            org_id: c.org_id.to_string(),
         })),
         None => Err(portcullis::Error::NotFound {
             what: "sso_connection",
