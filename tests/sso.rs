@@ -14,6 +14,7 @@ use portcullis::{
     SsoTarget, SsoTested,
 };
 use portcullis_test_support::dns::DnsServer;
+use portcullis_test_support::fake_op::{FakeOp, Minted, TestKey};
 use portcullis_test_support::idp::Idp;
 use portcullis_test_support::{Harness, ctx, harness_now};
 use serde_json::{Value, json};
@@ -869,4 +870,337 @@ async fn ssrf02_names_that_resolve_inside_are_refused() {
         let err = outbound.check_url(refused).await.unwrap_err();
         assert_eq!(err.code(), "outbound_refused", "{refused}");
     }
+}
+
+// ---------------------------------------------------------------- the scripted provider
+
+/// A connection to the scripted provider (H-07), tested and active, in a world whose
+/// domain acme.test is proven.
+struct Scripted {
+    w: World,
+    op: FakeOp,
+    c: SsoConnection,
+}
+
+/// A started sign-in: what the browser brings back, and the nonce the provider saw.
+struct Started {
+    state: String,
+    nonce: String,
+    binding: String,
+}
+
+impl Scripted {
+    async fn new() -> Scripted {
+        let op = FakeOp::start().await;
+        let w = world().await;
+        w.prove("acme.test").await;
+        let c =
+            w.h.auth
+                .sso()
+                .create_connection(
+                    w.org,
+                    ConnectionSettings {
+                        issuer: Some(op.issuer.clone()),
+                        client_id: Some("portcullis".into()),
+                        client_secret: Some(SECRET.into()),
+                        ..jit()
+                    },
+                )
+                .await
+                .unwrap();
+        let scripted = Scripted { w, op, c };
+        // Positive control: a correct token passes the test sign-in.
+        let started = scripted.start(true).await;
+        let minted = Minted::valid(&scripted.op, "portcullis", &started.nonce, "tester");
+        let done = scripted.finish_raw(&started, minted).await.unwrap();
+        assert!(matches!(done, SsoDone::Tested(_)), "{done:?}");
+        let c = scripted
+            .w
+            .h
+            .auth
+            .sso()
+            .update_connection(
+                scripted.w.org,
+                scripted.c.id,
+                ConnectionSettings {
+                    status: Some(ConnectionStatus::Active),
+                    ..ConnectionSettings::default()
+                },
+            )
+            .await
+            .unwrap();
+        Scripted { c, ..scripted }
+    }
+
+    async fn start(&self, test: bool) -> Started {
+        let options = SsoOptions {
+            test,
+            ..SsoOptions::default()
+        };
+        let started = self
+            .w
+            .h
+            .auth
+            .sso()
+            .start(SsoTarget::Connection(self.c.id), options, &ctx())
+            .await
+            .unwrap();
+        let query: std::collections::HashMap<String, String> = url::Url::parse(&started.url)
+            .unwrap()
+            .query_pairs()
+            .into_owned()
+            .collect();
+        Started {
+            state: query["state"].clone(),
+            nonce: query["nonce"].clone(),
+            binding: started.browser_binding.to_string(),
+        }
+    }
+
+    async fn finish_raw(&self, started: &Started, minted: Minted) -> Result<SsoDone, Error> {
+        self.op.answer(minted);
+        self.w
+            .h
+            .auth
+            .sso()
+            .callback(
+                "a-code",
+                &started.state,
+                None,
+                Some(&started.binding),
+                &ctx(),
+            )
+            .await
+    }
+
+    /// A sign-in whose token response is `mint(op, nonce)`; the users afterwards.
+    async fn attempt(
+        &self,
+        mint: impl FnOnce(&FakeOp, &str) -> Minted,
+    ) -> (Result<SsoDone, Error>, usize) {
+        let started = self.start(false).await;
+        let minted = mint(&self.op, &started.nonce);
+        let done = self.finish_raw(&started, minted).await;
+        (done, self.users().await)
+    }
+
+    async fn users(&self) -> usize {
+        self.w
+            .h
+            .auth
+            .users()
+            .list(&portcullis::store::UserQuery::all(), &Default::default())
+            .await
+            .unwrap()
+            .items
+            .len()
+    }
+}
+
+fn with(
+    op: &FakeOp,
+    nonce: &str,
+    change: impl FnOnce(&mut serde_json::Map<String, Value>),
+) -> Minted {
+    let mut claims = Minted::claims(op, "portcullis", nonce, "alice");
+    change(&mut claims);
+    Minted::signed(op.key.sign(&Value::Object(claims), Some(&op.key.kid), &[]))
+}
+
+fn now_secs() -> i64 {
+    use portcullis::Clock as _;
+    portcullis::SystemClock.now().unix_secs()
+}
+
+// RP-02, RP-03, RP-04, RP-05: every ID token a certified provider would never send is
+// refused, and refused before anyone is signed in, linked or provisioned. Each case
+// starts from the correct token (which signs in, below) and changes one thing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rp02_to_rp05_id_tokens_that_fail_a_check_are_refused() {
+    let s = Scripted::new().await;
+    let before = s.users().await;
+    type Mint = Box<dyn FnOnce(&FakeOp, &str) -> Minted>;
+    let other_key = TestKey::generate("op-key-1");
+    let attacker = TestKey::generate("evil");
+    let cases: Vec<(&str, Mint, &str)> = vec![
+        (
+            "iss with a trailing slash",
+            Box::new(|op, n| {
+                with(op, n, |c| {
+                    c.insert("iss".into(), json!(format!("{}/", op.issuer)));
+                })
+            }),
+            "the ID token's signature, issuer or audience is wrong",
+        ),
+        (
+            "iss of another provider",
+            Box::new(|op, n| {
+                with(op, n, |c| {
+                    c.insert("iss".into(), json!("https://accounts.google.com"));
+                })
+            }),
+            "the ID token's signature, issuer or audience is wrong",
+        ),
+        (
+            "aud of another client",
+            Box::new(|op, n| {
+                with(op, n, |c| {
+                    c.insert("aud".into(), json!("someone-else"));
+                })
+            }),
+            "the ID token's signature, issuer or audience is wrong",
+        ),
+        (
+            "a second, untrusted aud",
+            Box::new(|op, n| {
+                with(op, n, |c| {
+                    c.insert("aud".into(), json!(["portcullis", "someone-else"]));
+                })
+            }),
+            "the ID token's audience is wrong",
+        ),
+        (
+            "azp of another client",
+            Box::new(|op, n| {
+                with(op, n, |c| {
+                    c.insert("azp".into(), json!("someone-else"));
+                })
+            }),
+            "the ID token's authorized party is wrong",
+        ),
+        (
+            "alg none",
+            Box::new(|op, n| {
+                let claims = Value::Object(Minted::claims(op, "portcullis", n, "alice"));
+                let b64 = |v: &Value| {
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+                };
+                Minted::signed(format!(
+                    "{}.{}.",
+                    b64(&json!({"alg": "none", "typ": "JWT"})),
+                    b64(&claims)
+                ))
+            }),
+            "malformed ID token",
+        ),
+        (
+            "HS256 keyed with the client secret",
+            Box::new(|op, n| {
+                let claims = Value::Object(Minted::claims(op, "portcullis", n, "alice"));
+                let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+                let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).unwrap();
+                Minted::signed(jsonwebtoken::encode(&header, &claims, &key).unwrap())
+            }),
+            "the ID token's algorithm is not allowed",
+        ),
+        (
+            "the provider's kid, another key",
+            Box::new(move |op, n| {
+                let claims = Value::Object(Minted::claims(op, "portcullis", n, "alice"));
+                Minted::signed(other_key.sign(&claims, Some("op-key-1"), &[]))
+            }),
+            "the ID token's signature, issuer or audience is wrong",
+        ),
+        (
+            "an attacker's key named by jku and jwk headers",
+            Box::new(move |op, n| {
+                let claims = Value::Object(Minted::claims(op, "portcullis", n, "alice"));
+                let jwk = attacker.jwk.clone();
+                Minted::signed(attacker.sign(
+                    &claims,
+                    Some("evil"),
+                    &[("jku", json!("http://127.0.0.1:9/jwks")), ("jwk", jwk)],
+                ))
+            }),
+            "the ID token's signing key is unknown",
+        ),
+        (
+            "no nonce",
+            Box::new(|op, n| {
+                with(op, n, |c| {
+                    c.remove("nonce");
+                })
+            }),
+            "the ID token's nonce is wrong",
+        ),
+        (
+            "another nonce",
+            Box::new(|op, n| {
+                with(op, n, |c| {
+                    c.insert("nonce".into(), json!(format!("{n}x")));
+                })
+            }),
+            "the ID token's nonce is wrong",
+        ),
+        (
+            "issued a day ago",
+            Box::new(|op, n| {
+                with(op, n, |c| {
+                    c.insert("iat".into(), json!(now_secs() - 86_400));
+                })
+            }),
+            "the ID token was not issued just now",
+        ),
+        (
+            "no iat",
+            Box::new(|op, n| {
+                with(op, n, |c| {
+                    c.remove("iat");
+                })
+            }),
+            "the ID token has no issue time",
+        ),
+        (
+            "expired",
+            Box::new(|op, n| {
+                with(op, n, |c| {
+                    c.insert("exp".into(), json!(now_secs() - 120));
+                })
+            }),
+            "the ID token has expired",
+        ),
+        (
+            "no sub",
+            Box::new(|op, n| {
+                with(op, n, |c| {
+                    c.remove("sub");
+                })
+            }),
+            "the ID token's signature, issuer or audience is wrong",
+        ),
+        (
+            "no ID token in the token response",
+            Box::new(|_, _| Minted::Body(json!({"access_token": "at", "token_type": "Bearer"}))),
+            "the token response has no ID token",
+        ),
+        (
+            "a wrong at_hash",
+            Box::new(|op, n| {
+                with(op, n, |c| {
+                    c.insert("at_hash".into(), json!("AAAAAAAAAAAAAAAAAAAAAA"));
+                })
+            }),
+            "the ID token's at_hash is wrong",
+        ),
+    ];
+    for (case, mint, reason) in cases {
+        let jwks_before = s.op.jwks_calls();
+        let (done, users) = s.attempt(mint).await;
+        let err = done.expect_err(case);
+        assert_eq!(
+            err.to_string(),
+            format!("single sign-on failed: {reason}"),
+            "{case}"
+        );
+        assert_eq!(users, before, "{case}: nobody is provisioned");
+        // An unknown kid refetches the JWKS at most once (RP-12).
+        assert!(s.op.jwks_calls() <= jwks_before + 1, "{case}");
+    }
+    // The positive control, last: the correct token signs in (and provisions Alice).
+    let (done, users) = s
+        .attempt(|op, n| Minted::valid(op, "portcullis", n, "alice"))
+        .await;
+    assert!(matches!(done, Ok(SsoDone::SignedIn { .. })), "{done:?}");
+    assert_eq!(users, before + 1);
 }

@@ -36,6 +36,7 @@ macro_rules! on_both_adapters {
 
 pub mod authenticator;
 pub mod dns;
+pub mod fake_op;
 pub mod idp;
 pub mod postgres;
 pub mod scenarios;
