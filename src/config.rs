@@ -424,6 +424,12 @@ pub struct Limits {
     /// Sign-ups started by everyone together: a ceiling on the hashing an anonymous
     /// crowd can ask for. Default 600 per minute.
     pub sign_ups: RateLimit,
+    /// SSO home-realm lookups (by email) from one client IP (checklist RP-17). Default 60
+    /// per minute.
+    pub sso_lookups_per_ip: RateLimit,
+    /// Test sign-ins started per organization: each makes the engine call the provider
+    /// (checklist SSRF-09). Default 20 per minute.
+    pub sso_tests_per_org: RateLimit,
 }
 
 impl Default for Limits {
@@ -438,6 +444,8 @@ impl Default for Limits {
             send_cooldown: 30 * SECOND,
             sign_ups_per_ip: RateLimit::sliding(20, HOUR),
             sign_ups: RateLimit::sliding(600, MINUTE),
+            sso_lookups_per_ip: RateLimit::sliding(60, MINUTE),
+            sso_tests_per_org: RateLimit::sliding(20, MINUTE),
         }
     }
 }
@@ -456,6 +464,10 @@ impl Limits {
         self.sends_per_ip.validate("sends_per_ip", 100_000)?;
         self.sign_ups_per_ip.validate("sign_ups_per_ip", 100_000)?;
         self.sign_ups.validate("sign_ups", 1_000_000)?;
+        self.sso_lookups_per_ip
+            .validate("sso_lookups_per_ip", 1_000_000)?;
+        self.sso_tests_per_org
+            .validate("sso_tests_per_org", 10_000)?;
         if self.send_cooldown < SECOND || self.send_cooldown > 10 * MINUTE {
             return Err(Error::Config(
                 "limits.send_cooldown must be between 1 s and 10 minutes".into(),

@@ -714,8 +714,18 @@ async fn rp15_sso_enforcement_and_rp17_discovery_use_proven_domains() {
     let sso = w.h.auth.sso();
     // Claimed but unproven: discovery answers as for an unknown domain.
     sso.claim_domain(w.org, "acme.test").await.unwrap();
-    assert!(sso.discover("alice@acme.test").await.unwrap().is_none());
-    assert!(sso.discover("alice@unknown.test").await.unwrap().is_none());
+    assert!(
+        sso.discover("alice@acme.test", &ctx())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        sso.discover("alice@unknown.test", &ctx())
+            .await
+            .unwrap()
+            .is_none()
+    );
     w.prove("acme.test").await;
     w.test(&idp, &c, "tester").await;
     sso.update_connection(
@@ -729,7 +739,11 @@ async fn rp15_sso_enforcement_and_rp17_discovery_use_proven_domains() {
     .await
     .unwrap();
     assert_eq!(
-        sso.discover("alice@ACME.test").await.unwrap().unwrap().id,
+        sso.discover("alice@ACME.test", &ctx())
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
         c.id
     );
     let password = portcullis::crypto::Password::new("correct horse battery staple");
@@ -1203,4 +1217,111 @@ async fn rp02_to_rp05_id_tokens_that_fail_a_check_are_refused() {
         .await;
     assert!(matches!(done, Ok(SsoDone::SignedIn { .. })), "{done:?}");
     assert_eq!(users, before + 1);
+}
+
+const BOB_PASSWORD: &str = "correct horse battery staple";
+
+/// Signs Bob in with his password: the session's id.
+async fn bob_session(w: &World) -> portcullis::SessionId {
+    let password = portcullis::crypto::Password::new(BOB_PASSWORD);
+    let signed =
+        w.h.auth
+            .passwords()
+            .sign_in("bob@acme.test", &password, &ctx())
+            .await
+            .unwrap();
+    portcullis_test_support::tokens(signed).session_id
+}
+
+// RP-07 (the way in after a refused link), DESIGN invariant 13: the account's owner,
+// freshly signed in, links their account at the provider explicitly; a stale sign-in or
+// a credential change in between is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rp07_the_owner_links_explicitly_after_signing_in() {
+    let Some(idp) = idp(accounts()).await else {
+        return;
+    };
+    let w = world().await;
+    w.prove("acme.test").await;
+    let c = w.active(&idp, jit(), "tester").await;
+    let signed_up =
+        portcullis_test_support::password_sign_up(&w.h, "bob@acme.test", BOB_PASSWORD, &ctx())
+            .await
+            .unwrap();
+    let bob =
+        w.h.auth
+            .users()
+            .get(portcullis_test_support::tokens(signed_up).user_id)
+            .await
+            .unwrap();
+    assert!(bob.email_verified);
+    // The provider does not vouch for the address: no implicit link.
+    let refused = w.sign_in(&idp, &c, "mallory", false).await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "single sign-on failed: an account with this email exists: sign in to it first, then link"
+    );
+    let sso = w.h.auth.sso();
+    let link = |session| {
+        let w = &w;
+        let idp = &idp;
+        let c = &c;
+        async move {
+            let started = w.h.auth.sso().start_link(c.id, session, &ctx()).await?;
+            let back = idp
+                .authorize(&format!("{}&login_hint=mallory", started.url))
+                .await
+                .unwrap();
+            let q: std::collections::HashMap<String, String> =
+                back.query_pairs().into_owned().collect();
+            w.h.auth
+                .sso()
+                .callback(
+                    &q["code"],
+                    &q["state"],
+                    q.get("iss").map(String::as_str),
+                    Some(&started.browser_binding),
+                    &ctx(),
+                )
+                .await
+        }
+    };
+    // Credentials that change while the provider is asked: no link.
+    let session = bob_session(&w).await;
+    let started = sso.start_link(c.id, session, &ctx()).await.unwrap();
+    w.h.auth.users().block(bob.id, &ctx()).await.unwrap();
+    w.h.auth.users().unblock(bob.id, &ctx()).await.unwrap();
+    let back = idp
+        .authorize(&format!("{}&login_hint=mallory", started.url))
+        .await
+        .unwrap();
+    let q: std::collections::HashMap<String, String> = back.query_pairs().into_owned().collect();
+    let err = sso
+        .callback(
+            &q["code"],
+            &q["state"],
+            q.get("iss").map(String::as_str),
+            Some(&started.browser_binding),
+            &ctx(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "single sign-on failed: the account changed since the link was started"
+    );
+    // Freshly signed in, unchanged: linked, and the provider's account signs in as Bob.
+    let session = bob_session(&w).await;
+    let linked = link(session).await.unwrap();
+    assert!(
+        matches!(linked, SsoDone::Linked { user_id, .. } if user_id == bob.id),
+        "{linked:?}"
+    );
+    let signed = w.sign_in(&idp, &c, "mallory", false).await.unwrap();
+    assert_eq!(portcullis_test_support::tokens(signed).user_id, bob.id);
+    // A sign-in older than the fresh window does not start a link.
+    let session = bob_session(&w).await;
+    w.h.clock.advance(Duration::from_secs(11 * 60));
+    let stale = sso.start_link(c.id, session, &ctx()).await.unwrap_err();
+    assert_eq!(stale.code(), "reauth_required");
 }

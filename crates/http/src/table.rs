@@ -172,6 +172,7 @@ table! {
         DELETE "/organizations/{id}/setup-links" => sso::revoke_setup_links;
         POST "/setup/session" => sso::open_setup;
         GET "/setup/session" => sso::setup_session;
+        POST "/auth/sso/{connection_id}/link" => sso::link;
     }
 }
 

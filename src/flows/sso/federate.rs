@@ -157,6 +157,35 @@ async fn link_or_provision(
     Ok(user)
 }
 
+/// Links `(connection, subject)` to `user`, who asked for it from a recent session made
+/// under `stamp`: refused when the user's credentials changed since (DESIGN invariant 13)
+/// or the identity is another user's. Logged.
+pub(crate) async fn link_explicitly(
+    inner: &Inner,
+    connection: &SsoConnection,
+    subject: &str,
+    user: UserId,
+    stamp: u64,
+) -> Result<(), Error> {
+    let found = inner
+        .users
+        .get_user(user)
+        .await?
+        .ok_or(failed("the account is gone"))?;
+    if found.security_stamp != stamp || found.blocked {
+        return Err(failed("the account changed since the link was started"));
+    }
+    let now = inner.clock.now();
+    link(inner, &connection.id.to_string(), subject, user, now).await?;
+    let ctx = RequestContext::new().with_org(connection.org_id);
+    // A new way into the account, as a new factor is.
+    let event = crate::model::AuthEvent::new(crate::model::AuthEventKind::FactorAdded, &ctx, now)
+        .with_user(user)
+        .with_method("sso");
+    inner.audit_log.append(&event).await?;
+    Ok(())
+}
+
 async fn link(
     inner: &Inner,
     provider: &str,

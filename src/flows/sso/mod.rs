@@ -40,7 +40,7 @@ use crate::crypto::{SecretPurpose, random_token};
 use crate::engine::Inner;
 use crate::model::{
     ChallengeKey, ChallengeKind, ConnectionId, ConnectionStatus, DomainClaim, OrgId, Preset,
-    SsoConnection,
+    SessionId, SsoConnection, UserId,
 };
 use crate::signin::{AuthMethod, Proven, SignIn};
 use crate::tokens::AuthCodeRequest;
@@ -110,6 +110,13 @@ pub enum SsoDone {
     /// A test sign-in passed: the provider's answer checked out, nobody was signed in or
     /// provisioned, and the connection may now become active.
     Tested(SsoTested),
+    /// A signed-in user linked their account at the provider ([`Sso::start_link`]).
+    Linked {
+        /// The user.
+        user_id: UserId,
+        /// The connection.
+        connection_id: ConnectionId,
+    },
 }
 
 /// What a test sign-in saw.
@@ -141,6 +148,10 @@ struct Transaction {
     code_request: Option<AuthCodeRequest>,
     app_state: Option<String>,
     test: bool,
+    /// For a link: the signed-in user and the security stamp their session was made
+    /// under (a credential change meanwhile voids the link).
+    #[serde(default)]
+    link: Option<(UserId, u64)>,
 }
 
 /// Single sign-on: connections, domains, and the sign-in itself.
@@ -265,10 +276,26 @@ impl<'a> Sso<'a> {
     }
 
     /// Home-realm discovery: the active connection for the address's proven domain.
-    /// Unknown and claimed-but-unproven domains answer alike (`None`).
-    pub async fn discover(&self, email: &str) -> Result<Option<SsoConnection>, Error> {
+    /// Unknown and claimed-but-unproven domains answer alike (`None`). Rate-limited per
+    /// client IP ([`Limits::sso_lookups_per_ip`](crate::Limits::sso_lookups_per_ip)).
+    pub async fn discover(
+        &self,
+        email: &str,
+        ctx: &RequestContext,
+    ) -> Result<Option<SsoConnection>, Error> {
         let email = Email::parse(email)?;
+        self.limit_lookups(ctx).await?;
         domains::discover(self.inner, &email).await
+    }
+
+    async fn limit_lookups(&self, ctx: &RequestContext) -> Result<(), Error> {
+        if let Some(ip) = ctx.ip {
+            let limit = &self.inner.config.config.limits.sso_lookups_per_ip;
+            crate::protect::RateLimiter::new(self.inner)
+                .hit("sso_lookup_ip", &crate::protect::ip_subject(ip), limit)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The social connection of `preset` for the request's organization, else the
@@ -324,6 +351,35 @@ impl<'a> Sso<'a> {
         options: SsoOptions,
         ctx: &RequestContext,
     ) -> Result<SsoRedirect, Error> {
+        self.begin(target, options, None, ctx).await
+    }
+
+    /// Starts linking the signed-in user of `session` to their account at `connection`'s
+    /// provider: the explicit way in when [`callback`](Self::callback) refused to link
+    /// an account by email. The session's sign-in must be recent
+    /// ([`MfaPolicy::fresh_sign_in`](crate::MfaPolicy::fresh_sign_in); otherwise
+    /// [`Error::ReauthRequired`]), and the user's credentials must not change before the
+    /// provider answers. The callback then answers [`SsoDone::Linked`].
+    pub async fn start_link(
+        &self,
+        connection: ConnectionId,
+        session: SessionId,
+        ctx: &RequestContext,
+    ) -> Result<SsoRedirect, Error> {
+        let window = self.inner.config.config.mfa.fresh_sign_in;
+        let (_, user) = crate::sessions::fresh_session(self.inner, session, window).await?;
+        let link = Some((user.id, user.security_stamp));
+        let target = SsoTarget::Connection(connection);
+        self.begin(target, SsoOptions::default(), link, ctx).await
+    }
+
+    async fn begin(
+        &self,
+        target: SsoTarget,
+        options: SsoOptions,
+        link: Option<(UserId, u64)>,
+        ctx: &RequestContext,
+    ) -> Result<SsoRedirect, Error> {
         let inner = self.inner;
         let (connection, hint) = match target {
             SsoTarget::Connection(id) => (
@@ -338,6 +394,7 @@ impl<'a> Sso<'a> {
             ),
             SsoTarget::Email(email) => {
                 let email = Email::parse(&email)?;
+                self.limit_lookups(ctx).await?;
                 let found = domains::discover(inner, &email)
                     .await?
                     .ok_or(Error::NotFound {
@@ -353,6 +410,12 @@ impl<'a> Sso<'a> {
         };
         if !usable {
             return Err(failed("the connection is not active"));
+        }
+        if options.test {
+            let limit = &inner.config.config.limits.sso_tests_per_org;
+            crate::protect::RateLimiter::new(inner)
+                .hit("sso_test_org", &connection.org_id.to_string(), limit)
+                .await?;
         }
         if let Some(request) = &options.code_request {
             // The app and its redirect URI are checked now, not after the provider.
@@ -380,6 +443,7 @@ impl<'a> Sso<'a> {
             code_request: options.code_request,
             app_state: options.app_state,
             test: options.test,
+            link,
         };
         let value = serde_json::to_vec(&transaction).map_err(|_| Error::Internal("sso state"))?;
         let now = inner.clock.now();
@@ -506,6 +570,13 @@ impl<'a> Sso<'a> {
                 email: assertion.email.map(|e| e.as_str().to_owned()),
                 email_verified: assertion.email_verified,
             }));
+        }
+        if let Some((user, stamp)) = tx.link {
+            federate::link_explicitly(inner, &connection, &assertion.subject, user, stamp).await?;
+            return Ok(SsoDone::Linked {
+                user_id: user,
+                connection_id: connection.id,
+            });
         }
         let mut org_ctx = ctx.clone();
         org_ctx.org_id = Some(connection.org_id);

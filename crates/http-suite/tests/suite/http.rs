@@ -111,6 +111,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/organizations/{id}/setup-links"),
     ("post", "/setup/session"),
     ("get", "/setup/session"),
+    ("post", "/auth/sso/{connection_id}/link"),
 ];
 
 #[tokio::test]

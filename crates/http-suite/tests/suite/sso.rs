@@ -427,3 +427,42 @@ async fn rp20_setup_and_sign_in_over_the_rest_api() {
     assert_eq!(status.body["email"], "alice@acme.test");
     assert_eq!(status.body["org_id"], a.as_str());
 }
+
+// RP-17: discovery answers a claimed-but-unproven domain exactly as an unknown one, and
+// one client's lookups are throttled.
+#[tokio::test]
+async fn rp17_discovery_says_nothing_of_unproven_domains_and_is_throttled() {
+    let test = TestApp::new();
+    let a = create_org(&test, "acme").await;
+    let claimed = test
+        .post(
+            &format!("/api/v1/organizations/{a}/domains"),
+            json!({"domain": "acme.test"}),
+            Some(ADMIN_KEY),
+        )
+        .await;
+    assert_eq!(claimed.status, StatusCode::CREATED);
+    let peer: std::net::SocketAddr = "192.0.2.7:40000".parse().unwrap();
+    let lookup = |email: &str| {
+        Request::builder()
+            .uri(format!("/api/v1/sso/discover?email={email}"))
+            .body(Vec::new())
+            .unwrap()
+    };
+    let unproven = test.send(lookup("alice@acme.test"), Some(peer)).await;
+    let unknown = test.send(lookup("alice@unknown.test"), Some(peer)).await;
+    assert_eq!(unproven.status, StatusCode::NOT_FOUND);
+    assert_eq!(unproven.status, unknown.status);
+    assert_eq!(unproven.body, unknown.body);
+    let limit = portcullis::Limits::default().sso_lookups_per_ip.max;
+    for _ in 2..limit {
+        let answer = test.send(lookup("bob@unknown.test"), Some(peer)).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    }
+    let throttled = test.send(lookup("bob@unknown.test"), Some(peer)).await;
+    assert_error(&throttled, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    // Another client is not.
+    let other: std::net::SocketAddr = "192.0.2.8:40000".parse().unwrap();
+    let answer = test.send(lookup("bob@unknown.test"), Some(other)).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+}

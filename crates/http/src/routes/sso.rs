@@ -11,7 +11,7 @@ use portcullis::{Portcullis, RequestContext, SignIn, SsoDone, SsoOptions, SsoTar
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HttpError, HttpResult};
-use crate::extract::{Caller, FromCall, Json, OptionalJson, Path, Query, parse_id};
+use crate::extract::{Bearer, Caller, FromCall, Json, OptionalJson, Path, Query, parse_id};
 use crate::views::{List, SignInBody};
 use crate::{Api, Call, Response};
 
@@ -186,6 +186,19 @@ pub async fn callback(
                 .map_err(|_| HttpError::invalid("the setup page cannot be named"))?;
             return Ok(found(target.as_str()));
         }
+        SsoDone::Linked {
+            user_id,
+            connection_id,
+        } => {
+            let body = serde_json::json!({
+                "linked": true,
+                "user_id": user_id.to_string(),
+                "connection_id": connection_id.to_string(),
+            });
+            return Ok(Response::json(StatusCode::OK, &body)
+                .header(SET_COOKIE, &clear)
+                .header(http::header::CACHE_CONTROL, "no-store"));
+        }
         SsoDone::SignedIn {
             sign_in,
             app_state,
@@ -271,10 +284,10 @@ pub struct Discovered {
     params(DiscoverQuery), responses((status = 200, body = Discovered), (status = 404))))]
 pub async fn discover(
     auth: &Portcullis,
-    _ctx: RequestContext,
+    ctx: RequestContext,
     Query(query): Query<DiscoverQuery>,
 ) -> HttpResult<Json<Discovered>> {
-    match auth.sso().discover(&query.email).await? {
+    match auth.sso().discover(&query.email, &ctx).await? {
         Some(c) => Ok(Json(Discovered {
             connection_id: c.id.to_string(),
             kind: c.kind.as_str(),
@@ -513,7 +526,7 @@ pub async fn test_connection(
     )
 }
 
-/// Where a test sign-in goes.
+/// Where a test sign-in (or a link) goes.
 #[derive(Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TestStarted {
@@ -659,4 +672,28 @@ pub async fn setup_session(
         }
         _ => Err(HttpError::forbidden()),
     }
+}
+
+/// Link the bearer's account to their account at a connection's provider (the way in
+/// when a sign-in refused to link by email): where to send the browser (the binding
+/// cookie is set). Needs a recent sign-in; the callback answers `{"linked": true, ..}`.
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/auth/sso/{connection_id}/link", tag = "sso",
+    params(("connection_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = TestStarted)), security(("bearer" = []))))]
+pub async fn link(
+    auth: &Portcullis,
+    ctx: RequestContext,
+    (bearer, Path(connection)): (Bearer, Path<String>),
+) -> HttpResult<Response> {
+    let connection: ConnectionId = parse_id(&connection)?;
+    let started = auth
+        .sso()
+        .start_link(connection, bearer.claims.sid, &ctx)
+        .await?;
+    let cookie = binding_cookie(auth, &started.browser_binding);
+    Ok(
+        Response::json(StatusCode::OK, &TestStarted { url: started.url })
+            .header(SET_COOKIE, cookie)
+            .header(http::header::CACHE_CONTROL, "no-store"),
+    )
 }
