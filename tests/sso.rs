@@ -1011,16 +1011,6 @@ impl Scripted {
     }
 }
 
-fn with(
-    op: &FakeOp,
-    nonce: &str,
-    change: impl FnOnce(&mut serde_json::Map<String, Value>),
-) -> Minted {
-    let mut claims = Minted::claims(op, "portcullis", nonce, "alice");
-    change(&mut claims);
-    Minted::signed(op.key.sign(&Value::Object(claims), Some(&op.key.kid), &[]))
-}
-
 fn now_secs() -> i64 {
     use portcullis::Clock as _;
     portcullis::SystemClock.now().unix_secs()
@@ -1031,183 +1021,131 @@ fn now_secs() -> i64 {
 // starts from the correct token (which signs in, below) and changes one thing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rp02_to_rp05_id_tokens_that_fail_a_check_are_refused() {
+    type Claims = serde_json::Map<String, Value>;
     let s = Scripted::new().await;
     let before = s.users().await;
-    type Mint = Box<dyn FnOnce(&FakeOp, &str) -> Minted>;
-    let other_key = TestKey::generate("op-key-1");
-    let attacker = TestKey::generate("evil");
-    let cases: Vec<(&str, Mint, &str)> = vec![
+    // One claim changed in the correct token (the provider's issuer at hand).
+    type Change = fn(&mut Claims, &str);
+    let claim_cases: [(&str, Change, &str); 12] = [
         (
             "iss with a trailing slash",
-            Box::new(|op, n| {
-                with(op, n, |c| {
-                    c.insert("iss".into(), json!(format!("{}/", op.issuer)));
-                })
-            }),
-            "the ID token's signature, issuer or audience is wrong",
+            |c, iss| set(c, "iss", json!(format!("{iss}/"))),
+            WRONG,
         ),
         (
             "iss of another provider",
-            Box::new(|op, n| {
-                with(op, n, |c| {
-                    c.insert("iss".into(), json!("https://accounts.google.com"));
-                })
-            }),
-            "the ID token's signature, issuer or audience is wrong",
+            |c, _| set(c, "iss", json!("https://accounts.google.com")),
+            WRONG,
         ),
         (
             "aud of another client",
-            Box::new(|op, n| {
-                with(op, n, |c| {
-                    c.insert("aud".into(), json!("someone-else"));
-                })
-            }),
-            "the ID token's signature, issuer or audience is wrong",
+            |c, _| set(c, "aud", json!("someone-else")),
+            WRONG,
         ),
         (
             "a second, untrusted aud",
-            Box::new(|op, n| {
-                with(op, n, |c| {
-                    c.insert("aud".into(), json!(["portcullis", "someone-else"]));
-                })
-            }),
+            |c, _| set(c, "aud", json!(["portcullis", "x"])),
             "the ID token's audience is wrong",
         ),
         (
             "azp of another client",
-            Box::new(|op, n| {
-                with(op, n, |c| {
-                    c.insert("azp".into(), json!("someone-else"));
-                })
-            }),
+            |c, _| set(c, "azp", json!("someone-else")),
             "the ID token's authorized party is wrong",
         ),
+        ("no nonce", |c, _| drop(c.remove("nonce")), NONCE),
+        (
+            "another nonce",
+            |c, _| set(c, "nonce", json!("not-the-nonce")),
+            NONCE,
+        ),
+        (
+            "issued a day ago",
+            |c, _| set(c, "iat", json!(now_secs() - 86_400)),
+            "the ID token was not issued just now",
+        ),
+        (
+            "no iat",
+            |c, _| drop(c.remove("iat")),
+            "the ID token has no issue time",
+        ),
+        (
+            "expired",
+            |c, _| set(c, "exp", json!(now_secs() - 120)),
+            "the ID token has expired",
+        ),
+        ("no sub", |c, _| drop(c.remove("sub")), WRONG),
+        (
+            "a wrong at_hash",
+            |c, _| set(c, "at_hash", json!("AAAAAAAAAAAAAAAAAAAAAA")),
+            "the ID token's at_hash is wrong",
+        ),
+    ];
+    for (case, change, reason) in claim_cases {
+        let (done, users) = s
+            .attempt(|op, nonce| {
+                let mut claims = Minted::claims(op, "portcullis", nonce, "alice");
+                change(&mut claims, &op.issuer);
+                Minted::signed(op.key.sign(&Value::Object(claims), Some(&op.key.kid), &[]))
+            })
+            .await;
+        refused(done, users, before, case, reason);
+    }
+    // The token itself, or the answer around it.
+    let other_key = TestKey::generate("op-key-1");
+    let attacker = TestKey::generate("evil");
+    type Mint = Box<dyn FnOnce(&FakeOp, &str) -> Minted>;
+    let correct =
+        |op: &FakeOp, nonce: &str| Value::Object(Minted::claims(op, "portcullis", nonce, "alice"));
+    let token_cases: Vec<(&str, Mint, &str)> = vec![
         (
             "alg none",
-            Box::new(|op, n| {
-                let claims = Value::Object(Minted::claims(op, "portcullis", n, "alice"));
+            Box::new(move |op, n| {
                 let b64 = |v: &Value| {
                     use base64::Engine as _;
                     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
                 };
-                Minted::signed(format!(
-                    "{}.{}.",
-                    b64(&json!({"alg": "none", "typ": "JWT"})),
-                    b64(&claims)
-                ))
+                let header = json!({"alg": "none", "typ": "JWT"});
+                Minted::signed(format!("{}.{}.", b64(&header), b64(&correct(op, n))))
             }),
             "malformed ID token",
         ),
         (
             "HS256 keyed with the client secret",
-            Box::new(|op, n| {
-                let claims = Value::Object(Minted::claims(op, "portcullis", n, "alice"));
+            Box::new(move |op, n| {
                 let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
                 let key = jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()).unwrap();
-                Minted::signed(jsonwebtoken::encode(&header, &claims, &key).unwrap())
+                Minted::signed(jsonwebtoken::encode(&header, &correct(op, n), &key).unwrap())
             }),
             "the ID token's algorithm is not allowed",
         ),
         (
             "the provider's kid, another key",
             Box::new(move |op, n| {
-                let claims = Value::Object(Minted::claims(op, "portcullis", n, "alice"));
-                Minted::signed(other_key.sign(&claims, Some("op-key-1"), &[]))
+                Minted::signed(other_key.sign(&correct(op, n), Some("op-key-1"), &[]))
             }),
-            "the ID token's signature, issuer or audience is wrong",
+            WRONG,
         ),
         (
             "an attacker's key named by jku and jwk headers",
             Box::new(move |op, n| {
-                let claims = Value::Object(Minted::claims(op, "portcullis", n, "alice"));
-                let jwk = attacker.jwk.clone();
-                Minted::signed(attacker.sign(
-                    &claims,
-                    Some("evil"),
-                    &[("jku", json!("http://127.0.0.1:9/jwks")), ("jwk", jwk)],
-                ))
+                let headers = [
+                    ("jku", json!("http://127.0.0.1:9/jwks")),
+                    ("jwk", attacker.jwk.clone()),
+                ];
+                Minted::signed(attacker.sign(&correct(op, n), Some("evil"), &headers))
             }),
             "the ID token's signing key is unknown",
-        ),
-        (
-            "no nonce",
-            Box::new(|op, n| {
-                with(op, n, |c| {
-                    c.remove("nonce");
-                })
-            }),
-            "the ID token's nonce is wrong",
-        ),
-        (
-            "another nonce",
-            Box::new(|op, n| {
-                with(op, n, |c| {
-                    c.insert("nonce".into(), json!(format!("{n}x")));
-                })
-            }),
-            "the ID token's nonce is wrong",
-        ),
-        (
-            "issued a day ago",
-            Box::new(|op, n| {
-                with(op, n, |c| {
-                    c.insert("iat".into(), json!(now_secs() - 86_400));
-                })
-            }),
-            "the ID token was not issued just now",
-        ),
-        (
-            "no iat",
-            Box::new(|op, n| {
-                with(op, n, |c| {
-                    c.remove("iat");
-                })
-            }),
-            "the ID token has no issue time",
-        ),
-        (
-            "expired",
-            Box::new(|op, n| {
-                with(op, n, |c| {
-                    c.insert("exp".into(), json!(now_secs() - 120));
-                })
-            }),
-            "the ID token has expired",
-        ),
-        (
-            "no sub",
-            Box::new(|op, n| {
-                with(op, n, |c| {
-                    c.remove("sub");
-                })
-            }),
-            "the ID token's signature, issuer or audience is wrong",
         ),
         (
             "no ID token in the token response",
             Box::new(|_, _| Minted::Body(json!({"access_token": "at", "token_type": "Bearer"}))),
             "the token response has no ID token",
         ),
-        (
-            "a wrong at_hash",
-            Box::new(|op, n| {
-                with(op, n, |c| {
-                    c.insert("at_hash".into(), json!("AAAAAAAAAAAAAAAAAAAAAA"));
-                })
-            }),
-            "the ID token's at_hash is wrong",
-        ),
     ];
-    for (case, mint, reason) in cases {
+    for (case, mint, reason) in token_cases {
         let jwks_before = s.op.jwks_calls();
         let (done, users) = s.attempt(mint).await;
-        let err = done.expect_err(case);
-        assert_eq!(
-            err.to_string(),
-            format!("single sign-on failed: {reason}"),
-            "{case}"
-        );
-        assert_eq!(users, before, "{case}: nobody is provisioned");
+        refused(done, users, before, case, reason);
         // An unknown kid refetches the JWKS at most once (RP-12).
         assert!(s.op.jwks_calls() <= jwks_before + 1, "{case}");
     }
@@ -1217,6 +1155,25 @@ async fn rp02_to_rp05_id_tokens_that_fail_a_check_are_refused() {
         .await;
     assert!(matches!(done, Ok(SsoDone::SignedIn { .. })), "{done:?}");
     assert_eq!(users, before + 1);
+}
+
+/// What jsonwebtoken's own checks (signature, issuer, audience, required claims) say.
+const WRONG: &str = "the ID token's signature, issuer or audience is wrong";
+const NONCE: &str = "the ID token's nonce is wrong";
+
+fn set(claims: &mut serde_json::Map<String, Value>, name: &str, value: Value) {
+    claims.insert(name.to_owned(), value);
+}
+
+/// A refusal for `reason`, with nobody provisioned.
+fn refused(done: Result<SsoDone, Error>, users: usize, before: usize, case: &str, reason: &str) {
+    let err = done.expect_err(case);
+    assert_eq!(
+        err.to_string(),
+        format!("single sign-on failed: {reason}"),
+        "{case}"
+    );
+    assert_eq!(users, before, "{case}: nobody is provisioned");
 }
 
 const BOB_PASSWORD: &str = "correct horse battery staple";

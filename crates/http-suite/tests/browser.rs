@@ -51,6 +51,55 @@ fn e2e_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/axum/e2e")
 }
 
+/// Runs `node <script> <args..>` in `e2e/` with `envs`, answering on its stdin whatever
+/// `answer` makes of a line it printed (nothing for `None`), until it exits. Fails the test
+/// unless it said `E2E OK` and exited 0 within 150 s; its artifacts are kept then.
+async fn run_e2e(
+    script: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    mut answer: impl FnMut(&str) -> Option<String>,
+) {
+    let artifacts = tempfile::tempdir().unwrap();
+    let mut child = Command::new("node")
+        .arg(script)
+        .args(args)
+        .envs(envs.iter().copied())
+        .current_dir(e2e_dir())
+        .env("E2E_ARTIFACTS", artifacts.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut passed = false;
+    let run = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.trim() == "E2E OK" {
+                passed = true;
+            } else if let Some(reply) = answer(&line) {
+                stdin
+                    .write_all(format!("{reply}\n").as_bytes())
+                    .await
+                    .unwrap();
+                stdin.flush().await.unwrap();
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(150), run)
+        .await
+        .expect("the browser run finished in time");
+    let status = child.wait().await.unwrap();
+    assert!(
+        passed && status.success(),
+        "{script} failed ({status}); artifacts were in {}",
+        artifacts.keep().display()
+    );
+}
+
 /// The place the page should name for the browser's address (the application's GeoIP
 /// hook, here knowing only loopback).
 const LOOPBACK_PLACE: &str = "Loopback Lane, Localhost";
@@ -87,57 +136,22 @@ async fn passkey_and_email_code_sign_in_through_the_page() {
         .into_future(),
     );
 
-    let artifacts = tempfile::tempdir().unwrap();
-    let mut child = Command::new("node")
-        .arg("login.mjs")
-        .arg(&origin)
-        .current_dir(e2e_dir())
-        .env("E2E_ARTIFACTS", artifacts.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut passed = false;
     let mut requested_by = None;
-    let run = async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(email) = line.strip_prefix("NEED_EMAIL_CODE ") {
-                let code = test.last_email_code(email.trim());
-                stdin
-                    .write_all(format!("{code}\n").as_bytes())
-                    .await
-                    .unwrap();
-                stdin.flush().await.unwrap();
-            } else if let Some(email) = line.strip_prefix("NEED_MAGIC_LINK ") {
-                let link = test.last_link(email.trim());
-                stdin
-                    .write_all(format!("{link}\n").as_bytes())
-                    .await
-                    .unwrap();
-                stdin.flush().await.unwrap();
-            } else if let Some(text) = line.strip_prefix("SAW_REQUESTED_BY ") {
-                requested_by = Some(text.to_owned());
-            } else if line.trim() == "E2E OK" {
-                passed = true;
-            } else {
-                eprintln!("e2e stdout: {line}");
-            }
+    run_e2e("login.mjs", &[&origin], &[], |line| {
+        if let Some(email) = line.strip_prefix("NEED_EMAIL_CODE ") {
+            Some(test.last_email_code(email.trim()))
+        } else if let Some(email) = line.strip_prefix("NEED_MAGIC_LINK ") {
+            Some(test.last_link(email.trim()))
+        } else if let Some(text) = line.strip_prefix("SAW_REQUESTED_BY ") {
+            requested_by = Some(text.to_owned());
+            None
+        } else {
+            eprintln!("e2e stdout: {line}");
+            None
         }
-    };
-    tokio::time::timeout(Duration::from_secs(150), run)
-        .await
-        .expect("the browser run finished in time");
-    let status = child.wait().await.unwrap();
+    })
+    .await;
     server.abort();
-    assert!(
-        passed && status.success(),
-        "the browser run failed ({status}); artifacts were in {}",
-        artifacts.keep().display()
-    );
     // ML-11: the other browser's confirm page named who asked: headless Chromium on this
     // machine, the hook's place for its loopback address, and the time.
     let requested_by = requested_by.expect("the page said who asked for the link");
@@ -251,50 +265,22 @@ async fn sso_setup_and_sign_in_through_the_pages() {
         )
         .into_future(),
     );
-    let artifacts = tempfile::tempdir().unwrap();
-    let mut child = Command::new("node")
-        .arg("sso.mjs")
-        .arg(&origin)
-        .arg(&setup_url)
-        .current_dir(e2e_dir())
-        .env("E2E_ARTIFACTS", artifacts.path())
-        .env("SSO_ISSUER", &idp.issuer)
-        .env("SSO_CLIENT_ID", "portcullis")
-        .env("SSO_SECRET", SECRET)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut passed = false;
-    let run = async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Some(record) = line.strip_prefix("PUBLISH ") {
-                let (name, value) = record.split_once(' ').unwrap();
-                dns.set_txt(name, vec![vec![value.to_owned()]]);
-                stdin.write_all(b"ok\n").await.unwrap();
-                stdin.flush().await.unwrap();
-            } else if line.trim() == "E2E OK" {
-                passed = true;
-            } else {
-                eprintln!("e2e stdout: {line}");
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(150), run)
-        .await
-        .expect("the browser run finished in time");
-    let status = child.wait().await.unwrap();
+    run_e2e(
+        "sso.mjs",
+        &[&origin, &setup_url],
+        &[
+            ("SSO_ISSUER", &idp.issuer),
+            ("SSO_CLIENT_ID", "portcullis"),
+            ("SSO_SECRET", SECRET),
+        ],
+        |line| {
+            let (name, value) = line.strip_prefix("PUBLISH ")?.split_once(' ')?;
+            dns.set_txt(name, vec![vec![value.to_owned()]]);
+            Some("ok".to_owned())
+        },
+    )
+    .await;
     server.abort();
-    assert!(
-        passed && status.success(),
-        "the SSO browser run failed ({status}); provider log:\n{}\nartifacts were in {}",
-        idp.logs(),
-        artifacts.keep().display()
-    );
     // What the pages did, as the engine saw it: one active, tested connection; the test
     // sign-in made nobody; Alice was provisioned into Acme and signed in by SSO.
     let connections = test.auth.sso().connections(org).await.unwrap();
