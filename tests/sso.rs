@@ -1282,3 +1282,116 @@ async fn rp07_the_owner_links_explicitly_after_signing_in() {
     let stale = sso.start_link(c.id, session, &ctx()).await.unwrap_err();
     assert_eq!(stale.code(), "reauth_required");
 }
+
+// RP-09: the Google preset against a stand-in (the real provider with its own issuer,
+// `hd` and `email_verified` claims): a Workspace restriction is checked on the ID token's
+// `hd` claim, and Google must have verified the email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rp09_google_preset_checks_hd_and_email_verified() {
+    let Some(google) = Idp::start(json!({
+        "clients": [{
+            "client_id": "portcullis",
+            "client_secret": SECRET,
+            "redirect_uris": ["http://localhost:8080/api/v1/social/google/callback"],
+            "token_endpoint_auth_method": "client_secret_basic",
+        }],
+        "accounts": {
+            "worker": { "email": "worker@acme.test", "email_verified": true, "hd": "acme.test" },
+            "consumer": { "email": "someone@gmail.test", "email_verified": true },
+            "elsewhere": { "email": "x@other.test", "email_verified": true, "hd": "other.test" },
+            "unverified": { "email": "u@acme.test", "email_verified": false, "hd": "acme.test" },
+        },
+    }))
+    .await
+    else {
+        return;
+    };
+    let w = world().await;
+    let settings = |hd: Option<&str>| ConnectionSettings {
+        preset: Some(portcullis::model::Preset::Google),
+        // The stand-in's issuer instead of https://accounts.google.com.
+        issuer: Some(google.issuer.clone()),
+        client_id: Some("portcullis".into()),
+        client_secret: Some(SECRET.into()),
+        hosted_domain: hd.map(str::to_owned),
+        jit_provisioning: Some(true),
+        ..ConnectionSettings::default()
+    };
+    let c = w
+        .active(&google, settings(Some("acme.test")), "worker")
+        .await;
+    assert_eq!(
+        w.h.auth.sso().redirect_uri(&c),
+        "http://localhost:8080/api/v1/social/google/callback"
+    );
+    // The preset is found for the organization's Google sign-in.
+    let mut in_org = ctx();
+    in_org.org_id = Some(w.org);
+    let found =
+        w.h.auth
+            .sso()
+            .social(portcullis::model::Preset::Google, &in_org)
+            .await
+            .unwrap();
+    assert_eq!(found.id, c.id);
+    // Restricted to acme.test: only its Workspace accounts, verified by Google.
+    let signed = w.sign_in(&google, &c, "worker", false).await.unwrap();
+    assert!(matches!(signed, SignIn::Complete(_)), "{signed:?}");
+    for (login, reason) in [
+        (
+            "consumer",
+            "the account is outside the allowed Workspace domain",
+        ),
+        (
+            "elsewhere",
+            "the account is outside the allowed Workspace domain",
+        ),
+        ("unverified", "Google did not verify the email"),
+    ] {
+        let err = w.sign_in(&google, &c, login, false).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("single sign-on failed: {reason}"),
+            "{login}"
+        );
+        let email = match login {
+            "consumer" => "someone@gmail.test",
+            "elsewhere" => "x@other.test",
+            _ => "u@acme.test",
+        };
+        assert!(
+            w.h.auth.users().get_by_email(email).await.is_err(),
+            "{login}"
+        );
+    }
+    // Unrestricted: any Google account whose email Google verified.
+    let c =
+        w.h.auth
+            .sso()
+            .create_connection(w.org, settings(None))
+            .await
+            .unwrap();
+    w.test(&google, &c, "consumer").await;
+    let c =
+        w.h.auth
+            .sso()
+            .update_connection(
+                w.org,
+                c.id,
+                ConnectionSettings {
+                    status: Some(ConnectionStatus::Active),
+                    ..ConnectionSettings::default()
+                },
+            )
+            .await
+            .unwrap();
+    w.sign_in(&google, &c, "consumer", false).await.unwrap();
+    let err = w
+        .sign_in(&google, &c, "unverified", false)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "single sign-on failed: Google did not verify the email"
+    );
+}
