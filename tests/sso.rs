@@ -210,6 +210,23 @@ impl World {
         }
     }
 
+    /// Sets a connection's status (`active` only after a passed test sign-in).
+    async fn set_status(
+        &self,
+        id: portcullis::model::ConnectionId,
+        status: ConnectionStatus,
+    ) -> Result<SsoConnection, Error> {
+        let settings = ConnectionSettings {
+            status: Some(status),
+            ..ConnectionSettings::default()
+        };
+        self.h
+            .auth
+            .sso()
+            .update_connection(self.org, id, settings)
+            .await
+    }
+
     /// A connection that passed a test sign-in and is active.
     async fn active(&self, idp: &Idp, extra: ConnectionSettings, tester: &str) -> SsoConnection {
         let c = self.connection(idp, extra).await;
@@ -218,17 +235,7 @@ impl World {
         // Nobody signed in or was provisioned by the test.
         let email = tested.email.as_deref().unwrap();
         assert!(self.h.auth.users().get_by_email(email).await.is_err());
-        self.h
-            .auth
-            .sso()
-            .update_connection(
-                self.org,
-                c.id,
-                ConnectionSettings {
-                    status: Some(ConnectionStatus::Active),
-                    ..ConnectionSettings::default()
-                },
-            )
+        self.set_status(c.id, ConnectionStatus::Active)
             .await
             .unwrap()
     }
@@ -296,19 +303,10 @@ async fn rp20_full_code_flow_provisions_into_the_org_with_mapped_roles() {
     let refused = w.sign_in(&idp, &c, "alice", false).await.unwrap_err();
     assert_eq!(refused.code(), "sso_failed");
     // Activation before a test sign-in is refused.
-    let early =
-        w.h.auth
-            .sso()
-            .update_connection(
-                w.org,
-                c.id,
-                ConnectionSettings {
-                    status: Some(ConnectionStatus::Active),
-                    ..ConnectionSettings::default()
-                },
-            )
-            .await
-            .unwrap_err();
+    let early = w
+        .set_status(c.id, ConnectionStatus::Active)
+        .await
+        .unwrap_err();
     assert_eq!(early.code(), "invalid_input");
     let c = w.active(&idp, jit(), "tester").await;
     let sign_in = w.sign_in(&idp, &c, "alice", false).await.unwrap();
@@ -423,16 +421,9 @@ async fn rp10_rp13_expired_state_other_issuer_and_disabled_connection_are_refuse
     // Disabled between start and callback.
     let back = alice().await.unwrap();
     let sso = w.h.auth.sso();
-    sso.update_connection(
-        w.org,
-        c.id,
-        ConnectionSettings {
-            status: Some(ConnectionStatus::Disabled),
-            ..ConnectionSettings::default()
-        },
-    )
-    .await
-    .unwrap();
+    w.set_status(c.id, ConnectionStatus::Disabled)
+        .await
+        .unwrap();
     let err = w.finish(&back).await.unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -728,16 +719,7 @@ async fn rp15_sso_enforcement_and_rp17_discovery_use_proven_domains() {
     );
     w.prove("acme.test").await;
     w.test(&idp, &c, "tester").await;
-    sso.update_connection(
-        w.org,
-        c.id,
-        ConnectionSettings {
-            status: Some(ConnectionStatus::Active),
-            ..ConnectionSettings::default()
-        },
-    )
-    .await
-    .unwrap();
+    w.set_status(c.id, ConnectionStatus::Active).await.unwrap();
     assert_eq!(
         sso.discover("alice@ACME.test", &ctx())
             .await
@@ -930,17 +912,7 @@ impl Scripted {
         assert!(matches!(done, SsoDone::Tested(_)), "{done:?}");
         let c = scripted
             .w
-            .h
-            .auth
-            .sso()
-            .update_connection(
-                scripted.w.org,
-                scripted.c.id,
-                ConnectionSettings {
-                    status: Some(ConnectionStatus::Active),
-                    ..ConnectionSettings::default()
-                },
-            )
+            .set_status(scripted.c.id, ConnectionStatus::Active)
             .await
             .unwrap();
         Scripted { c, ..scripted }
@@ -1372,19 +1344,7 @@ async fn rp09_google_preset_checks_hd_and_email_verified() {
             .await
             .unwrap();
     w.test(&google, &c, "consumer").await;
-    let c =
-        w.h.auth
-            .sso()
-            .update_connection(
-                w.org,
-                c.id,
-                ConnectionSettings {
-                    status: Some(ConnectionStatus::Active),
-                    ..ConnectionSettings::default()
-                },
-            )
-            .await
-            .unwrap();
+    let c = w.set_status(c.id, ConnectionStatus::Active).await.unwrap();
     w.sign_in(&google, &c, "consumer", false).await.unwrap();
     let err = w
         .sign_in(&google, &c, "unverified", false)
