@@ -354,56 +354,34 @@ async fn rp20_setup_and_sign_in_over_the_rest_api() {
     );
     let client = test.app_in(a.parse().unwrap(), APP_REDIRECT).await;
     let (verifier, challenge) = super::auth::pkce();
-    let authorize = test
-        .get(
-            &format!(
-                "/api/v1/sso/{id}/authorize?redirect_uri={APP_REDIRECT}&client_id={client}\
-                 &code_challenge={challenge}&code_challenge_method=S256&state=app-state"
-            ),
-            None,
-        )
-        .await;
-    assert_eq!(authorize.status, StatusCode::FOUND, "{}", authorize.body);
-    let cookie = cookie_of(&authorize);
-    let to_idp = authorize.header("location").unwrap().to_owned();
-    assert!(to_idp.starts_with(&idp.issuer));
-    let back = idp
-        .authorize(&format!("{to_idp}&login_hint=alice"))
-        .await
-        .unwrap();
-    let path = &back.as_str()["http://localhost:8080".len()..];
-    // Without the browser's cookie the callback is refused (and the state spent).
-    let elsewhere = test.get(path, None).await;
+    let authorize_path = format!(
+        "/api/v1/sso/{id}/authorize?redirect_uri={APP_REDIRECT}&client_id={client}\
+         &code_challenge={challenge}&code_challenge_method=S256&state=app-state"
+    );
+    // The browser goes to the provider and back: its cookie and the callback's path.
+    let round_trip = || async {
+        let authorize = test.get(&authorize_path, None).await;
+        assert_eq!(authorize.status, StatusCode::FOUND, "{}", authorize.body);
+        let to_idp = authorize.header("location").unwrap().to_owned();
+        assert!(to_idp.starts_with(&idp.issuer));
+        let back = idp
+            .authorize(&format!("{to_idp}&login_hint=alice"))
+            .await
+            .unwrap();
+        let path = back.as_str()["http://localhost:8080".len()..].to_owned();
+        (cookie_of(&authorize), path)
+    };
+    // Without the browser's cookie the callback is refused, says nothing of the person,
+    // and spends the state: the right cookie cannot use it afterwards.
+    let (cookie, path) = round_trip().await;
+    let elsewhere = test.get(&path, None).await;
     assert_error(&elsewhere, StatusCode::UNAUTHORIZED, "sso_failed");
     assert!(!elsewhere.bytes.windows(5).any(|w| w == b"alice"));
-    let back = idp
-        .authorize(&format!("{to_idp}&login_hint=alice"))
-        .await
-        .unwrap();
-    let path = &back.as_str()["http://localhost:8080".len()..];
-    let refused = get_with_cookie(&test, path, &cookie).await;
-    // The state in that URL was already spent by the first try.
+    let refused = get_with_cookie(&test, &path, &cookie).await;
     assert_error(&refused, StatusCode::UNAUTHORIZED, "sso_failed");
     // A fresh start, in this browser, all the way.
-    let authorize = test
-        .get(
-            &format!(
-                "/api/v1/sso/{id}/authorize?redirect_uri={APP_REDIRECT}&client_id={client}\
-                 &code_challenge={challenge}&code_challenge_method=S256&state=app-state"
-            ),
-            None,
-        )
-        .await;
-    let cookie = cookie_of(&authorize);
-    let back = idp
-        .authorize(&format!(
-            "{}&login_hint=alice",
-            authorize.header("location").unwrap()
-        ))
-        .await
-        .unwrap();
-    let path = &back.as_str()["http://localhost:8080".len()..];
-    let done = get_with_cookie(&test, path, &cookie).await;
+    let (cookie, path) = round_trip().await;
+    let done = get_with_cookie(&test, &path, &cookie).await;
     assert_eq!(done.status, StatusCode::FOUND, "{}", done.body);
     let location = done.header("location").unwrap();
     assert!(location.starts_with(APP_REDIRECT), "{location}");
