@@ -189,6 +189,9 @@ pub struct Ttl {
     /// How long the old address can undo a confirmed email change (checklist ACC-01).
     /// Default 7 days; at most 30 days.
     pub email_change_revert: Duration,
+    /// How far a SAML identity provider's clock may be from ours when its assertion's
+    /// time window is checked (checklist SAML-13). Default 3 minutes; at most 5.
+    pub saml_clock_skew: Duration,
 }
 
 impl Default for Ttl {
@@ -204,6 +207,7 @@ impl Default for Ttl {
             webauthn_ceremony: 5 * MINUTE,
             invitation: 7 * DAY,
             email_change_revert: 7 * DAY,
+            saml_clock_skew: 3 * MINUTE,
         }
     }
 }
@@ -221,6 +225,7 @@ impl Ttl {
             ("webauthn_ceremony", self.webauthn_ceremony, 30 * MINUTE),
             ("invitation", self.invitation, 30 * DAY),
             ("email_change_revert", self.email_change_revert, 30 * DAY),
+            ("saml_clock_skew", self.saml_clock_skew, 5 * MINUTE),
         ];
         for (name, value, max) in checks {
             if value < Duration::from_secs(1) || value > max {

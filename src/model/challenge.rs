@@ -45,6 +45,12 @@ pub enum ChallengeKind {
     SetupLink,
     /// The session a redeemed setup link opened, keyed by its token's hash.
     SetupSession,
+    /// A SAML assertion already consumed, keyed by its connection and ID, kept until the
+    /// assertion expires: a replay finds it (checklist SAML-14).
+    SamlAssertion,
+    /// A sign-in its SAML identity provider started, waiting for the person to confirm
+    /// it, keyed by the confirmation token's hash (checklist SAML-16).
+    SamlConfirmation,
 }
 
 impl ChallengeKind {
@@ -60,7 +66,8 @@ impl ChallengeKind {
     /// - [`RolesRevision`](Self::RolesRevision): what makes tokens signed before a role
     ///   change stale;
     /// - [`EmailChangeRevert`](Self::EmailChangeRevert): the owner's only way back from an
-    ///   email change they did not make.
+    ///   email change they did not make;
+    /// - [`SamlAssertion`](Self::SamlAssertion): what refuses a replayed SAML assertion.
     ///
     /// Every other kind is a pending secret: losing it only means asking again, and a
     /// voided one cannot be replayed.
@@ -68,7 +75,8 @@ impl ChallengeKind {
         match self {
             ChallengeKind::SpentAuthCode
             | ChallengeKind::RolesRevision
-            | ChallengeKind::EmailChangeRevert => true,
+            | ChallengeKind::EmailChangeRevert
+            | ChallengeKind::SamlAssertion => true,
             ChallengeKind::MagicLink
             | ChallengeKind::Request
             | ChallengeKind::OneTimeCode
@@ -80,7 +88,8 @@ impl ChallengeKind {
             | ChallengeKind::Invitation
             | ChallengeKind::SsoState
             | ChallengeKind::SetupLink
-            | ChallengeKind::SetupSession => false,
+            | ChallengeKind::SetupSession
+            | ChallengeKind::SamlConfirmation => false,
         }
     }
 
@@ -102,11 +111,13 @@ impl ChallengeKind {
             ChallengeKind::SsoState => "sso_state",
             ChallengeKind::SetupLink => "setup_link",
             ChallengeKind::SetupSession => "setup_session",
+            ChallengeKind::SamlAssertion => "saml_assertion",
+            ChallengeKind::SamlConfirmation => "saml_confirmation",
         }
     }
 
     /// Every kind, for adapters that keep one table or tree per kind.
-    pub const ALL: [ChallengeKind; 15] = [
+    pub const ALL: [ChallengeKind; 17] = [
         ChallengeKind::MagicLink,
         ChallengeKind::Request,
         ChallengeKind::OneTimeCode,
@@ -122,6 +133,8 @@ impl ChallengeKind {
         ChallengeKind::SsoState,
         ChallengeKind::SetupLink,
         ChallengeKind::SetupSession,
+        ChallengeKind::SamlAssertion,
+        ChallengeKind::SamlConfirmation,
     ];
 }
 
@@ -202,7 +215,8 @@ mod tests {
             [
                 ChallengeKind::SpentAuthCode,
                 ChallengeKind::RolesRevision,
-                ChallengeKind::EmailChangeRevert
+                ChallengeKind::EmailChangeRevert,
+                ChallengeKind::SamlAssertion,
             ]
         );
     }

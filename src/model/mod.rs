@@ -22,7 +22,7 @@ pub use page::{Cursor, Page, PageRequest};
 pub use session::{Session, StoredSigningKey};
 pub use sso::{
     ClaimMapping, ConnectionKind, ConnectionStatus, DOMAIN_CHALLENGE_LABEL, DomainClaim,
-    FederatedIdentity, OidcEndpoints, Preset, SsoConnection,
+    FederatedIdentity, NameIdFormat, OidcEndpoints, Preset, SamlSettings, SsoConnection,
 };
 pub use user::{FactorStatus, PasskeyCredential, PasskeyUse, PasswordHash, TotpFactor, User};
 

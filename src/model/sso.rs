@@ -16,6 +16,8 @@ use crate::model::{ConnectionId, OrgId, UserId};
 pub enum ConnectionKind {
     /// OpenID Connect, authorization-code flow with PKCE.
     Oidc,
+    /// SAML 2.0 Web Browser SSO: HTTP-Redirect AuthnRequest, HTTP-POST response.
+    Saml,
 }
 
 impl ConnectionKind {
@@ -23,6 +25,7 @@ impl ConnectionKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ConnectionKind::Oidc => "oidc",
+            ConnectionKind::Saml => "saml",
         }
     }
 }
@@ -67,9 +70,11 @@ pub struct OidcEndpoints {
     pub iss_in_response: bool,
 }
 
-/// Which ID-token claims carry what the engine needs.
+/// Which ID-token claims (or, for SAML, which attributes) carry what the engine needs.
+/// The identity itself is never mapped: it is the `sub` claim or the SAML `NameID`
+/// (checklist SAML-18), so an unknown field here is refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ClaimMapping {
     /// The email address (`email`).
     pub email: String,
@@ -85,6 +90,71 @@ impl Default for ClaimMapping {
             email: "email".into(),
             name: "name".into(),
             groups: "groups".into(),
+        }
+    }
+}
+
+/// The `NameID` format a SAML connection asks for and accepts. Transient identifiers are
+/// never accepted: they change at every sign-in, so nothing lasting can be keyed by them
+/// (checklist SAML-18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum NameIdFormat {
+    /// `urn:oasis:names:tc:SAML:2.0:nameid-format:persistent`: an opaque, stable identifier.
+    #[default]
+    Persistent,
+    /// `urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress`.
+    Email,
+    /// `urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified`: whatever stable value the
+    /// provider sends.
+    Unspecified,
+}
+
+impl NameIdFormat {
+    /// The format's URI.
+    pub fn uri(self) -> &'static str {
+        match self {
+            NameIdFormat::Persistent => "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+            NameIdFormat::Email => "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+            NameIdFormat::Unspecified => "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+        }
+    }
+}
+
+/// What a SAML connection trusts: the identity provider's entity id is the connection's
+/// [`issuer`](SsoConnection::issuer); the attribute names come from its
+/// [`claims`](SsoConnection::claims) mapping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SamlSettings {
+    /// The provider's `SingleSignOnService` for the HTTP-Redirect binding.
+    pub sso_url: String,
+    /// Its signing certificates, base64 DER, several during a rotation. Only these verify
+    /// a response: a certificate inside the message is never used.
+    pub certificates: Vec<String>,
+    /// The `NameID` format asked for and required.
+    pub name_id_format: NameIdFormat,
+    /// Whether a signature on the whole Response, covering an unsigned assertion, is
+    /// enough. Off (the default): the assertion itself must be signed.
+    pub response_signature_only: bool,
+    /// Whether sign-ins the provider starts (unsolicited responses) are accepted, each
+    /// after an explicit confirmation by the person. Off by default.
+    pub idp_initiated: bool,
+    /// Where the provider's metadata was fetched from, when it was imported by URL.
+    pub metadata_url: Option<String>,
+}
+
+impl SamlSettings {
+    /// Settings for a provider with this SSO URL and certificates, the rest defaulted.
+    pub fn new(sso_url: String, certificates: Vec<String>) -> Self {
+        SamlSettings {
+            sso_url,
+            certificates,
+            name_id_format: NameIdFormat::default(),
+            response_signature_only: false,
+            idp_initiated: false,
+            metadata_url: None,
         }
     }
 }
@@ -145,6 +215,9 @@ pub struct SsoConnection {
     pub hosted_domain: Option<String>,
     /// The social provider it stands for, if any.
     pub preset: Option<Preset>,
+    /// A SAML connection's provider settings (`None` for OpenID Connect).
+    #[serde(default)]
+    pub saml: Option<SamlSettings>,
     /// When a test sign-in last succeeded under the current settings.
     pub tested_at: Option<Timestamp>,
     /// When it was created.

@@ -392,6 +392,7 @@ fn sso_connection(org: OrgId, name: &str) -> SsoConnection {
         mfa_amr: vec!["mfa".into()],
         hosted_domain: None,
         preset: None,
+        saml: None,
         tested_at: None,
         created_at: t0(),
         updated_at: t0(),

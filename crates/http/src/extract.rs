@@ -101,6 +101,28 @@ impl<T: DeserializeOwned + Default + Send> FromCall for OptionalJson<T> {
     }
 }
 
+/// A form body (`application/x-www-form-urlencoded`, as a browser posts one); another
+/// type is 415, a malformed body 400.
+#[derive(Debug, Clone, Default)]
+pub struct Form<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromCall for Form<T> {
+    async fn from_call(call: &Call, _: &Api) -> HttpResult<Self> {
+        let essence = call
+            .header(http::header::CONTENT_TYPE)
+            .and_then(|v| v.split(';').next())
+            .map(str::trim);
+        if !essence.is_some_and(|e| e.eq_ignore_ascii_case("application/x-www-form-urlencoded")) {
+            return Err(HttpError::from_status(StatusCode::UNSUPPORTED_MEDIA_TYPE));
+        }
+        serde_urlencoded::from_bytes(&call.body)
+            .map(Form)
+            .map_err(|e| {
+                HttpError::unparsable("Failed to deserialize the form body", &e.to_string())
+            })
+    }
+}
+
 /// Query parameters; bad ones are a 400.
 #[derive(Debug, Clone, Default)]
 pub struct Query<T>(pub T);

@@ -35,8 +35,9 @@ mod extract;
 pub mod net;
 mod reply;
 
-/// The largest request body the framework crates accept (WebAuthn answers are a few KiB).
-pub const BODY_LIMIT: usize = 64 * 1024;
+/// The largest request body the framework crates accept: a SAML response with many
+/// attributes (WebAuthn answers are a few KiB).
+pub const BODY_LIMIT: usize = 256 * 1024;
 pub mod routes;
 mod table;
 pub mod views;

@@ -157,6 +157,9 @@ table! {
         GET "/sso/{connection_id}/authorize" => sso::authorize;
         GET "/sso/callback" => sso::callback;
         GET "/sso/discover" => sso::discover;
+        GET "/sso/{connection_id}/saml/metadata" => sso::saml_metadata;
+        POST "/sso/{connection_id}/saml/acs" => sso::saml_acs;
+        POST "/sso/saml/confirm" => sso::saml_confirm;
         GET "/social/google/authorize" => sso::google_authorize;
         GET "/social/google/callback" => sso::google_callback;
         GET "/organizations/{id}/sso-connections" => sso::list_connections;

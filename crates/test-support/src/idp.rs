@@ -73,7 +73,7 @@ pub fn dir() -> PathBuf {
 }
 
 /// Whether a missing prerequisite must fail the test rather than skip it.
-fn required() -> bool {
+pub(crate) fn required() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 

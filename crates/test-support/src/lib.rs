@@ -39,6 +39,8 @@ pub mod dns;
 pub mod fake_op;
 pub mod idp;
 pub mod postgres;
+pub mod saml;
+pub mod saml_idp;
 pub mod scenarios;
 
 use portcullis::{RequestContext, SignIn, TokenSet};

@@ -11,8 +11,8 @@ use super::id_token::ALGORITHMS;
 use crate::engine::Inner;
 use crate::flows::MAX_RETRIES;
 use crate::model::{
-    ClaimMapping, ConnectionId, ConnectionKind, ConnectionStatus, OidcEndpoints, OrgId, Preset,
-    SsoConnection, checked_label,
+    ClaimMapping, ConnectionId, ConnectionKind, ConnectionStatus, NameIdFormat, OidcEndpoints,
+    OrgId, Preset, SamlSettings, SsoConnection, checked_label,
 };
 use crate::{Error, StoreError};
 
@@ -61,6 +61,31 @@ pub struct ConnectionSettings {
     /// `draft`, `active` or `disabled`. A connection becomes `active` only after a test
     /// sign-in through it succeeded under its current settings.
     pub status: Option<ConnectionStatus>,
+    /// For `kind: saml`: the identity provider, from its metadata or field by field. Its
+    /// entity ID is the connection's `issuer`.
+    pub saml: Option<SamlInput>,
+}
+
+/// A SAML identity provider's settings as an administrator gives them: its metadata
+/// (pasted, or fetched by URL through the outbound policy), or the fields one by one.
+/// Fields given beside metadata win over it.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamlInput {
+    /// The provider's metadata document (`EntityDescriptor`), pasted.
+    pub metadata_xml: Option<String>,
+    /// Where to fetch the provider's metadata (same outbound policy as OIDC discovery).
+    pub metadata_url: Option<String>,
+    /// The `SingleSignOnService` URL (HTTP-Redirect binding).
+    pub sso_url: Option<String>,
+    /// Signing certificates, PEM or base64 DER; several during a rotation.
+    pub certificates: Option<Vec<String>>,
+    /// `persistent` (default), `email` or `unspecified`; transient is never accepted.
+    pub name_id_format: Option<NameIdFormat>,
+    /// Accept a signature on the whole Response that covers an unsigned assertion.
+    pub response_signature_only: Option<bool>,
+    /// Accept sign-ins the provider starts, each confirmed by the person.
+    pub idp_initiated: Option<bool>,
 }
 
 /// A connection as administrators see it: every setting but the client secret (only
@@ -197,6 +222,7 @@ pub(crate) async fn apply(
         connection.client_id.clone(),
         connection.domains.clone(),
         connection.algorithms.clone(),
+        connection.saml.clone(),
     );
     if let Some(name) = settings.name {
         connection.name = checked_label(&name, "name", 100)?;
@@ -204,15 +230,30 @@ pub(crate) async fn apply(
     if let Some(preset) = settings.preset {
         connection.preset = Some(preset);
     }
-    if let Some(kind) = settings.kind {
-        connection.kind = kind;
+    if settings.kind.is_some_and(|kind| kind != connection.kind) {
+        return Err(Error::invalid(
+            "kind",
+            "fixed when the connection is created",
+        ));
     }
+    let saml = connection.kind == ConnectionKind::Saml;
     let issuer_given = settings.issuer.is_some();
     if let Some(issuer) = settings.issuer {
-        if issuer.len() > 2048 || url::Url::parse(&issuer).is_err() {
+        if issuer.len() > 2048 || !saml && url::Url::parse(&issuer).is_err() {
             return Err(Error::invalid("issuer", "must be a URL"));
         }
+        // A SAML entity ID is a URI, often a URN: printable, no spaces.
+        if issuer.is_empty() || issuer.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Error::invalid("issuer", "must be a URI"));
+        }
         connection.issuer = issuer;
+    }
+    match (saml, settings.saml) {
+        (true, Some(input)) => apply_saml(inner, connection, input, issuer_given).await?,
+        (false, Some(_)) => {
+            return Err(Error::invalid("saml", "only for connections of kind saml"));
+        }
+        _ => {}
     }
     if let Some(client_id) = settings.client_id {
         connection.client_id = checked_label(&client_id, "client_id", 255)?;
@@ -236,7 +277,9 @@ pub(crate) async fn apply(
             iss_in_response: endpoints.iss_in_response,
         };
         connection.discovery = false;
-    } else if issuer_given || connection.discovery && connection.endpoints.token.is_empty() {
+    } else if !saml
+        && (issuer_given || connection.discovery && connection.endpoints.token.is_empty())
+    {
         connection.endpoints = discover(inner, &connection.issuer).await?;
         connection.discovery = true;
     }
@@ -320,6 +363,7 @@ pub(crate) async fn apply(
             connection.client_id.clone(),
             connection.domains.clone(),
             connection.algorithms.clone(),
+            connection.saml.clone(),
         );
     if boundary {
         connection.tested_at = None;
@@ -341,6 +385,122 @@ pub(crate) async fn apply(
     Ok(boundary)
 }
 
+/// Applies a SAML provider's settings: its metadata first (pasted or fetched), then the
+/// fields given one by one. The result must name an SSO URL and at least one certificate.
+async fn apply_saml(
+    inner: &Inner,
+    connection: &mut SsoConnection,
+    input: SamlInput,
+    issuer_given: bool,
+) -> Result<(), Error> {
+    let mut settings = connection
+        .saml
+        .clone()
+        .unwrap_or_else(|| SamlSettings::new(String::new(), Vec::new()));
+    #[cfg(feature = "saml")]
+    {
+        let fetched;
+        let metadata = match (&input.metadata_xml, &input.metadata_url) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "saml",
+                    "give metadata_xml or metadata_url, not both",
+                ));
+            }
+            (Some(xml), None) => Some(xml.as_str()),
+            (None, Some(url)) => {
+                let url = checked_endpoint(inner, url, "saml.metadata_url").await?;
+                // SAML-19 / SSRF: through the outbound policy, size-capped.
+                let got = inner.outbound.get(&url).await?;
+                if got.status != 200 || got.body.len() > super::saml::MAX_METADATA_BYTES {
+                    return Err(Error::SsoFailed {
+                        reason: "the identity provider's metadata could not be read",
+                    });
+                }
+                fetched = String::from_utf8(got.body.to_vec()).map_err(|_| Error::SsoFailed {
+                    reason: "the identity provider's metadata is not UTF-8",
+                })?;
+                settings.metadata_url = Some(url);
+                Some(fetched.as_str())
+            }
+            (None, None) => None,
+        };
+        if let Some(text) = metadata {
+            let read = super::saml::parse_idp_metadata(text)?;
+            if !issuer_given {
+                connection.issuer = read.entity_id;
+            }
+            settings.sso_url = read.sso_url;
+            settings.certificates = read.certificates;
+        }
+    }
+    #[cfg(not(feature = "saml"))]
+    let _ = (issuer_given, &input.metadata_xml, &input.metadata_url);
+    if let Some(url) = input.sso_url {
+        settings.sso_url = url;
+    }
+    if !settings.sso_url.is_empty() {
+        settings.sso_url = checked_endpoint(inner, &settings.sso_url, "saml.sso_url").await?;
+    }
+    if let Some(certificates) = input.certificates {
+        if certificates.len() > 5 {
+            return Err(Error::invalid("saml.certificates", "at most 5"));
+        }
+        settings.certificates = certificates
+            .iter()
+            .map(|c| checked_certificate(c))
+            .collect::<Result<_, _>>()?;
+    }
+    if let Some(format) = input.name_id_format {
+        settings.name_id_format = format;
+    }
+    if let Some(on) = input.response_signature_only {
+        settings.response_signature_only = on;
+    }
+    if let Some(on) = input.idp_initiated {
+        settings.idp_initiated = on;
+    }
+    if settings.sso_url.is_empty() {
+        return Err(Error::invalid("saml.sso_url", "required (or metadata)"));
+    }
+    if settings.certificates.is_empty() {
+        return Err(Error::invalid(
+            "saml.certificates",
+            "at least one signing certificate (or metadata)",
+        ));
+    }
+    connection.saml = Some(settings);
+    Ok(())
+}
+
+/// A certificate as an administrator pastes it (PEM or base64 DER), as base64 DER.
+fn checked_certificate(text: &str) -> Result<String, Error> {
+    use base64::Engine as _;
+    let bad = || {
+        Error::invalid(
+            "saml.certificates",
+            "each must be an X.509 certificate, PEM or base64 DER",
+        )
+    };
+    let body: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("-----"))
+        .flat_map(str::chars)
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    if body.is_empty() || body.len() > 16 * 1024 {
+        return Err(bad());
+    }
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(&body)
+        .map_err(|_| bad())?;
+    // A DER SEQUENCE; libxmlsec1 parses it whole at every verification.
+    if der.len() < 64 || der[0] != 0x30 {
+        return Err(bad());
+    }
+    Ok(body)
+}
+
 /// A new connection of `org` from `settings`.
 pub(crate) async fn create(
     inner: &Inner,
@@ -353,17 +513,30 @@ pub(crate) async fn create(
     if settings.preset == Some(Preset::Google) && settings.issuer.is_none() {
         settings.issuer = Some(GOOGLE_ISSUER.to_owned());
     }
-    if settings.issuer.is_none() {
-        return Err(Error::invalid("issuer", "required"));
-    }
-    if settings.client_id.is_none() {
-        return Err(Error::invalid("client_id", "required"));
+    let kind = settings.kind.unwrap_or(ConnectionKind::Oidc);
+    if kind == ConnectionKind::Saml {
+        if !cfg!(feature = "saml") {
+            return Err(Error::invalid(
+                "kind",
+                "SAML support is not built in (feature `saml`)",
+            ));
+        }
+        if settings.saml.is_none() {
+            return Err(Error::invalid("saml", "required for kind saml"));
+        }
+    } else {
+        if settings.issuer.is_none() {
+            return Err(Error::invalid("issuer", "required"));
+        }
+        if settings.client_id.is_none() {
+            return Err(Error::invalid("client_id", "required"));
+        }
     }
     let now = inner.clock.now();
     let mut connection = SsoConnection {
         id: ConnectionId::generate(),
         org_id: org,
-        kind: ConnectionKind::Oidc,
+        kind,
         name: "SSO".into(),
         status: ConnectionStatus::Draft,
         issuer: String::new(),
@@ -391,6 +564,7 @@ pub(crate) async fn create(
         mfa_amr: Vec::new(),
         hosted_domain: None,
         preset: None,
+        saml: None,
         tested_at: None,
         created_at: now,
         updated_at: now,
@@ -403,6 +577,12 @@ pub(crate) async fn create(
         ));
     }
     apply(inner, &mut connection, settings, false).await?;
+    if kind == ConnectionKind::Saml && connection.issuer.is_empty() {
+        return Err(Error::invalid(
+            "issuer",
+            "required: the identity provider's entity ID",
+        ));
+    }
     inner.orgs.create_sso_connection(&connection).await?;
     crate::directory::log_admin(inner, org, "sso_connection_created").await;
     Ok(connection)

@@ -22,6 +22,9 @@ mod connections;
 mod domains;
 pub mod federate;
 mod id_token;
+#[cfg(feature = "saml")]
+mod saml;
+mod saml_flow;
 pub mod setup;
 
 use serde::{Deserialize, Serialize};
@@ -29,9 +32,10 @@ use serde_json::Value;
 use url::Url;
 use zeroize::Zeroizing;
 
-pub use connections::{ConnectionSettings, GOOGLE_ISSUER, view};
+pub use connections::{ConnectionSettings, GOOGLE_ISSUER, SamlInput, view};
 pub use domains::CLAIM_TTL;
 pub use federate::Assertion;
+pub use saml_flow::CONFIRM_TTL;
 
 pub(crate) use domains::enforce as enforce_sso;
 pub(crate) use id_token::JwksCache;
@@ -39,8 +43,8 @@ pub(crate) use id_token::JwksCache;
 use crate::crypto::{SecretPurpose, random_token};
 use crate::engine::Inner;
 use crate::model::{
-    ChallengeKey, ChallengeKind, ConnectionId, ConnectionStatus, DomainClaim, OrgId, Preset,
-    SessionId, SsoConnection, UserId,
+    ChallengeKey, ChallengeKind, ConnectionId, ConnectionKind, ConnectionStatus, DomainClaim,
+    OrgId, Preset, SessionId, SsoConnection, UserId,
 };
 use crate::signin::{AuthMethod, Proven, SignIn};
 use crate::tokens::AuthCodeRequest;
@@ -117,6 +121,36 @@ pub enum SsoDone {
         /// The connection.
         connection_id: ConnectionId,
     },
+    /// The person must confirm a sign-in their SAML identity provider started (checklist
+    /// SAML-16): show them who they would sign in as, and on their say-so pass `token` to
+    /// [`Sso::saml_confirm`].
+    Confirm {
+        /// The connection.
+        connection_id: ConnectionId,
+        /// Single-use, short-lived: the confirmation form's hidden field.
+        token: ConfirmToken,
+        /// The email the provider asserted, to show.
+        email: Option<String>,
+    },
+}
+
+/// The token of a sign-in waiting for the person's confirmation ([`SsoDone::Confirm`]).
+/// As secret as a session while it lives: redacted `Debug`.
+pub struct ConfirmToken(Zeroizing<String>);
+
+impl ConfirmToken {
+    /// The token.
+    ///
+    /// SECURITY: it signs someone in; put it only in the confirmation form.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ConfirmToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConfirmToken([redacted])")
+    }
 }
 
 /// What a test sign-in saw.
@@ -132,19 +166,32 @@ pub struct SsoTested {
     pub email_verified: bool,
 }
 
-/// A sign-in under way, as stored (keyed by the state's hash).
+/// A sign-in under way, as stored (keyed by the state's hash, which for SAML is the
+/// `RelayState`).
 #[derive(Serialize, Deserialize)]
 struct Transaction {
     connection: ConnectionId,
     /// The connection's revision at start: any change since voids the sign-in.
     revision: u64,
     issuer: String,
-    /// The nonce's keyed hash: the nonce itself went to the browser.
-    nonce: crate::crypto::SecretHash,
-    /// The PKCE verifier, sealed: only the token request needs it again.
-    verifier: crate::crypto::Sealed,
+    /// OpenID Connect: the nonce's keyed hash (the nonce itself went to the browser).
+    #[serde(default)]
+    nonce: Option<crate::crypto::SecretHash>,
+    /// OpenID Connect: the PKCE verifier, sealed (only the token request needs it again).
+    #[serde(default)]
+    verifier: Option<crate::crypto::Sealed>,
+    /// SAML: the `AuthnRequest` ID the response must answer.
+    #[serde(default)]
+    saml_request: Option<String>,
     browser: crate::crypto::SecretHash,
     redirect_uri: String,
+    #[serde(flatten)]
+    ending: Ending,
+}
+
+/// How a sign-in ends once the provider vouched for the person.
+#[derive(Serialize, Deserialize, Default)]
+struct Ending {
     code_request: Option<AuthCodeRequest>,
     app_state: Option<String>,
     test: bool,
@@ -403,12 +450,7 @@ impl<'a> Sso<'a> {
                 (found, Some(email))
             }
         };
-        let usable = match connection.status {
-            ConnectionStatus::Active => true,
-            ConnectionStatus::Draft => options.test,
-            ConnectionStatus::Disabled => false,
-        };
-        if !usable {
+        if !usable(&connection, options.test) {
             return Err(failed("the connection is not active"));
         }
         if options.test {
@@ -426,24 +468,59 @@ impl<'a> Sso<'a> {
             return Err(Error::invalid("state", "at most 512 bytes"));
         }
         let state = random_token()?;
-        let nonce = random_token()?;
-        let verifier = random_token()?;
         let binding = random_token()?;
         let redirect_uri = self.redirect_uri(&connection);
-        let transaction = Transaction {
+        let mut transaction = Transaction {
             connection: connection.id,
             revision: connection.revision,
             issuer: connection.issuer.clone(),
-            nonce: nonce_hash(inner, &nonce),
-            verifier: inner.keyring.seal(verifier.as_bytes(), PKCE_AAD)?,
+            nonce: None,
+            verifier: None,
+            saml_request: None,
             browser: inner
                 .hasher
                 .hash(SecretPurpose::SsoState, binding.as_bytes()),
             redirect_uri: redirect_uri.clone(),
-            code_request: options.code_request,
-            app_state: options.app_state,
-            test: options.test,
-            link,
+            ending: Ending {
+                code_request: options.code_request,
+                app_state: options.app_state,
+                test: options.test,
+                link,
+            },
+        };
+        let url = match connection.kind {
+            ConnectionKind::Saml => {
+                let (url, request) = self.saml_request(&connection, &state)?;
+                transaction.saml_request = Some(request);
+                url
+            }
+            _ => {
+                let nonce = random_token()?;
+                let verifier = random_token()?;
+                transaction.nonce = Some(nonce_hash(inner, &nonce));
+                transaction.verifier = Some(inner.keyring.seal(verifier.as_bytes(), PKCE_AAD)?);
+                let mut url = Url::parse(&connection.endpoints.authorization)
+                    .map_err(|_| failed("the authorization endpoint is not a URL"))?;
+                let mut query = url.query_pairs_mut();
+                query
+                    .append_pair("response_type", "code")
+                    .append_pair("client_id", &connection.client_id)
+                    .append_pair("redirect_uri", &redirect_uri)
+                    .append_pair("scope", &connection.scopes.join(" "))
+                    .append_pair("state", &state)
+                    .append_pair("nonce", &nonce)
+                    .append_pair("code_challenge", &crate::tokens::pkce_s256(&verifier))
+                    .append_pair("code_challenge_method", "S256");
+                if let Some(email) = &hint {
+                    query.append_pair("login_hint", email.as_str());
+                }
+                if let Some(hd) = &connection.hosted_domain {
+                    // Only a hint to Google's page: the `hd` claim is what is checked.
+                    query.append_pair("hd", hd);
+                }
+                drop(query);
+                url.into()
+            }
         };
         let value = serde_json::to_vec(&transaction).map_err(|_| Error::Internal("sso state"))?;
         let now = inner.clock.now();
@@ -454,30 +531,9 @@ impl<'a> Sso<'a> {
         {
             return Err(Error::Internal("state collision"));
         }
-        let mut url = Url::parse(&connection.endpoints.authorization)
-            .map_err(|_| failed("the authorization endpoint is not a URL"))?;
-        {
-            let mut query = url.query_pairs_mut();
-            query
-                .append_pair("response_type", "code")
-                .append_pair("client_id", &connection.client_id)
-                .append_pair("redirect_uri", &redirect_uri)
-                .append_pair("scope", &connection.scopes.join(" "))
-                .append_pair("state", &state)
-                .append_pair("nonce", &nonce)
-                .append_pair("code_challenge", &crate::tokens::pkce_s256(&verifier))
-                .append_pair("code_challenge_method", "S256");
-            if let Some(email) = &hint {
-                query.append_pair("login_hint", email.as_str());
-            }
-            if let Some(hd) = &connection.hosted_domain {
-                // Only a hint to Google's page: the `hd` claim is what is checked.
-                query.append_pair("hd", hd);
-            }
-        }
         tracing::debug!(connection = %connection.id, ip = ?ctx.ip, "SSO sign-in started");
         Ok(SsoRedirect {
-            url: url.into(),
+            url,
             browser_binding: binding,
             connection_id: connection.id,
         })
@@ -497,34 +553,9 @@ impl<'a> Sso<'a> {
         if code.is_empty() || code.len() > 2048 || state.len() > 256 {
             return Err(failed("malformed callback"));
         }
-        // Spent before anything else: a state works once, whatever happens next.
-        let now = inner.clock.now();
-        let record = inner
-            .challenges
-            .take(&state_key(inner, state), now)
-            .await?
-            .ok_or(failed("unknown, expired or used state"))?;
-        let tx: Transaction =
-            serde_json::from_slice(&record.value).map_err(|_| Error::Internal("sso state"))?;
-        let presented = inner.hasher.hash(
-            SecretPurpose::SsoState,
-            browser_binding.unwrap_or_default().as_bytes(),
-        );
-        if browser_binding.is_none() || !presented.ct_eq(&tx.browser) {
-            return Err(failed("the sign-in was started in another browser"));
-        }
-        let connection = inner
-            .orgs
-            .get_sso_connection(tx.connection)
-            .await?
-            .ok_or(failed("the connection is gone"))?;
-        let usable = match connection.status {
-            ConnectionStatus::Active => true,
-            ConnectionStatus::Draft => tx.test,
-            ConnectionStatus::Disabled => false,
-        };
-        if !usable || connection.revision != tx.revision || connection.issuer != tx.issuer {
-            return Err(failed("the connection changed or was disabled"));
+        let (tx, connection) = take_transaction(inner, state, browser_binding).await?;
+        if connection.kind != ConnectionKind::Oidc {
+            return Err(failed("the connection is not an OpenID Connect connection"));
         }
         // RFC 9207: the response names its issuer; a mix-up is caught before the code
         // goes anywhere.
@@ -542,7 +573,7 @@ impl<'a> Sso<'a> {
             inner,
             &connection,
             &id_token,
-            &tx.nonce,
+            tx.nonce.as_ref().ok_or(Error::Internal("sso state"))?,
             access_token.as_deref(),
         )
         .await?;
@@ -560,27 +591,6 @@ impl<'a> Sso<'a> {
         }
         let assertion =
             Assertion::from_claims(&connection, verified.subject.clone(), &verified.claims);
-        if tx.test {
-            // A test checks the provider's answer end to end; it signs nobody in.
-            connections::mark_tested(inner, &connection).await?;
-            crate::directory::log_admin(inner, connection.org_id, "sso_connection_tested").await;
-            return Ok(SsoDone::Tested(SsoTested {
-                connection_id: connection.id,
-                subject: assertion.subject,
-                email: assertion.email.map(|e| e.as_str().to_owned()),
-                email_verified: assertion.email_verified,
-            }));
-        }
-        if let Some((user, stamp)) = tx.link {
-            federate::link_explicitly(inner, &connection, &assertion.subject, user, stamp).await?;
-            return Ok(SsoDone::Linked {
-                user_id: user,
-                connection_id: connection.id,
-            });
-        }
-        let mut org_ctx = ctx.clone();
-        org_ctx.org_id = Some(connection.org_id);
-        let user = federate::federate(inner, &connection, &assertion, &org_ctx).await?;
         let amr: Vec<&str> = verified
             .claims
             .get("amr")
@@ -591,20 +601,99 @@ impl<'a> Sso<'a> {
             .mfa_amr
             .iter()
             .any(|wanted| amr.contains(&wanted.as_str()));
-        let sign_in = crate::signin::complete_first_factor(
-            inner,
-            Proven::by(&user),
-            AuthMethod::Federated { mfa },
-            tx.code_request.as_ref(),
-            &org_ctx,
-        )
-        .await?;
-        Ok(SsoDone::SignedIn {
-            sign_in,
-            app_state: tx.app_state,
-            redirect_uri: tx.code_request.map(|r| r.redirect_uri),
-        })
+        finish(inner, &connection, &assertion, mfa, tx.ending, ctx).await
     }
+}
+
+/// Spends the sign-in `state` names (whatever happens next, it works once) and checks it
+/// was started in this browser, for a connection still as it was.
+async fn take_transaction(
+    inner: &Inner,
+    state: &str,
+    browser_binding: Option<&str>,
+) -> Result<(Transaction, SsoConnection), Error> {
+    let now = inner.clock.now();
+    let record = inner
+        .challenges
+        .take(&state_key(inner, state), now)
+        .await?
+        .ok_or(failed("unknown, expired or used state"))?;
+    let tx: Transaction =
+        serde_json::from_slice(&record.value).map_err(|_| Error::Internal("sso state"))?;
+    let presented = inner.hasher.hash(
+        SecretPurpose::SsoState,
+        browser_binding.unwrap_or_default().as_bytes(),
+    );
+    if browser_binding.is_none() || !presented.ct_eq(&tx.browser) {
+        return Err(failed("the sign-in was started in another browser"));
+    }
+    let connection = inner
+        .orgs
+        .get_sso_connection(tx.connection)
+        .await?
+        .ok_or(failed("the connection is gone"))?;
+    if !usable(&connection, tx.ending.test)
+        || connection.revision != tx.revision
+        || connection.issuer != tx.issuer
+    {
+        return Err(failed("the connection changed or was disabled"));
+    }
+    Ok((tx, connection))
+}
+
+/// Whether sign-ins run through `connection` (tests also through a draft).
+fn usable(connection: &SsoConnection, test: bool) -> bool {
+    match connection.status {
+        ConnectionStatus::Active => true,
+        ConnectionStatus::Draft => test,
+        ConnectionStatus::Disabled => false,
+    }
+}
+
+/// How every sign-in through a provider ends, whatever the protocol: a test, a link, or
+/// the one linking and provisioning policy and then the organization's MFA policy.
+async fn finish(
+    inner: &Inner,
+    connection: &SsoConnection,
+    assertion: &Assertion,
+    mfa: bool,
+    ending: Ending,
+    ctx: &RequestContext,
+) -> Result<SsoDone, Error> {
+    if ending.test {
+        // A test checks the provider's answer end to end; it signs nobody in.
+        connections::mark_tested(inner, connection).await?;
+        crate::directory::log_admin(inner, connection.org_id, "sso_connection_tested").await;
+        return Ok(SsoDone::Tested(SsoTested {
+            connection_id: connection.id,
+            subject: assertion.subject.clone(),
+            email: assertion.email.as_ref().map(|e| e.as_str().to_owned()),
+            email_verified: assertion.email_verified,
+        }));
+    }
+    if let Some((user, stamp)) = ending.link {
+        federate::link_explicitly(inner, connection, &assertion.subject, user, stamp).await?;
+        return Ok(SsoDone::Linked {
+            user_id: user,
+            connection_id: connection.id,
+        });
+    }
+    let mut org_ctx = ctx.clone();
+    org_ctx.org_id = Some(connection.org_id);
+    let user = federate::federate(inner, connection, assertion, &org_ctx).await?;
+    let sign_in = crate::signin::complete_first_factor(
+        inner,
+        Proven::by(&user),
+        AuthMethod::Federated { mfa },
+        ending.code_request.as_ref(),
+        &org_ctx,
+    )
+    .await?;
+    Ok(SsoDone::SignedIn {
+        sign_in,
+        app_state: ending.app_state,
+        redirect_uri: ending.code_request.map(|r| r.redirect_uri),
+    })
 }
 
 /// The associated data the PKCE verifier is sealed under.
@@ -641,7 +730,8 @@ async fn exchange(
         )),
         None => None,
     };
-    let verifier = inner.keyring.open(&tx.verifier, PKCE_AAD)?;
+    let sealed = tx.verifier.as_ref().ok_or(Error::Internal("sso state"))?;
+    let verifier = inner.keyring.open(sealed, PKCE_AAD)?;
     let verifier = std::str::from_utf8(&verifier).map_err(|_| Error::Crypto)?;
     let mut form = vec![
         ("grant_type", "authorization_code"),

@@ -11,7 +11,7 @@ use portcullis::{Portcullis, RequestContext, SignIn, SsoDone, SsoOptions, SsoTar
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HttpError, HttpResult};
-use crate::extract::{Bearer, Caller, FromCall, Json, OptionalJson, Path, Query, parse_id};
+use crate::extract::{Bearer, Caller, Form, FromCall, Json, OptionalJson, Path, Query, parse_id};
 use crate::views::{List, SignInBody};
 use crate::{Api, Call, Response};
 
@@ -170,6 +170,11 @@ pub async fn callback(
             &ctx,
         )
         .await?;
+    finished(auth, done)
+}
+
+/// The answer to a finished sign-in through a provider, whatever the protocol.
+fn finished(auth: &Portcullis, done: SsoDone) -> HttpResult<Response> {
     let clear = format!("{BINDING_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0");
     let found = |target: &str| {
         Response::empty(StatusCode::FOUND)
@@ -204,6 +209,18 @@ pub async fn callback(
             app_state,
             redirect_uri,
         } => (sign_in, app_state, redirect_uri),
+        SsoDone::Confirm {
+            connection_id,
+            token,
+            email,
+        } => {
+            return Ok(saml_confirm_page(
+                auth,
+                connection_id,
+                token.secret(),
+                email,
+            ));
+        }
         _ => return Err(HttpError::invalid("unsupported sign-in outcome")),
     };
     if let Some(redirect_uri) = redirect_uri {
@@ -255,6 +272,164 @@ pub async fn google_callback(
     input: (Query<CallbackQuery>, SsoCookie),
 ) -> HttpResult<Response> {
     callback(auth, ctx, input).await
+}
+
+/// A page for the browser alone: HTML with a strict policy (no script but the one with
+/// `nonce`, forms only to this origin, never framed).
+fn page(status: StatusCode, html: String, nonce: Option<&str>) -> Response {
+    let script = nonce.map_or("'none'".to_owned(), |n| format!("'nonce-{n}'"));
+    let policy = format!(
+        "default-src 'none'; script-src {script}; style-src 'unsafe-inline'; \
+         form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    );
+    Response::bytes(status, "text/html; charset=utf-8", html.into_bytes())
+        .header(http::header::CONTENT_SECURITY_POLICY, policy)
+        .header(http::header::CACHE_CONTROL, "no-store")
+        .header(http::header::REFERRER_POLICY, "no-referrer")
+}
+
+/// Text for HTML.
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// Our SAML metadata for a connection: hand it (or its URL, which is also our entity
+/// ID) to the identity provider.
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/sso/{connection_id}/saml/metadata", tag = "sso",
+    params(("connection_id" = String, Path, format = Uuid)),
+    responses((status = 200, description = "SAML 2.0 metadata (`application/samlmetadata+xml`)"))))]
+pub async fn saml_metadata(
+    auth: &Portcullis,
+    _: RequestContext,
+    Path(id): Path<String>,
+) -> HttpResult<Response> {
+    let id: ConnectionId = parse_id(&id)?;
+    let xml = auth.sso().saml_metadata(id).await?;
+    Ok(Response::bytes(
+        StatusCode::OK,
+        "application/samlmetadata+xml",
+        xml.into_bytes(),
+    )
+    .header(http::header::CACHE_CONTROL, "public, max-age=300"))
+}
+
+/// What the identity provider's page posts (HTTP-POST binding).
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SamlPost {
+    /// The response, base64.
+    #[serde(rename = "SAMLResponse")]
+    pub saml_response: String,
+    /// Our handle on the sign-in, as sent with the request.
+    #[serde(rename = "RelayState")]
+    pub relay_state: Option<String>,
+    /// Set by our own re-post (see [`saml_acs`]).
+    #[serde(default)]
+    pub resubmitted: Option<String>,
+}
+
+/// The assertion consumer service. The provider's page posts here from its own site, and
+/// browsers do not send our `SameSite=Lax` binding cookie with a cross-site POST: when
+/// it is missing, the answer is a page that posts the same form again from our origin,
+/// with the cookie. Then, as at the OIDC callback: tokens, an MFA step, a redirect to
+/// the app, or a page to confirm a sign-in the provider started.
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/sso/{connection_id}/saml/acs", tag = "sso",
+    params(("connection_id" = String, Path, format = Uuid)),
+    request_body(content = SamlPost, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = SignInBody), (status = 302, description = "to the app"))))]
+pub async fn saml_acs(
+    auth: &Portcullis,
+    ctx: RequestContext,
+    (Path(id), Form(post), SsoCookie(binding)): (Path<String>, Form<SamlPost>, SsoCookie),
+) -> HttpResult<Response> {
+    let id: ConnectionId = parse_id(&id)?;
+    if binding.is_none() && post.relay_state.is_some() && post.resubmitted.is_none() {
+        return Ok(saml_repost_page(auth, id, &post));
+    }
+    let done = auth
+        .sso()
+        .saml_acs(
+            id,
+            &post.saml_response,
+            post.relay_state.as_deref(),
+            binding.as_deref(),
+            &ctx,
+        )
+        .await?;
+    finished(auth, done)
+}
+
+fn saml_repost_page(auth: &Portcullis, id: ConnectionId, post: &SamlPost) -> Response {
+    let nonce = portcullis::crypto::random_token()
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    let html = format!(
+        concat!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Signing in</title></head>",
+            "<body><form method=\"post\" action=\"{action}\">",
+            "<input type=\"hidden\" name=\"SAMLResponse\" value=\"{response}\">",
+            "<input type=\"hidden\" name=\"RelayState\" value=\"{relay}\">",
+            "<input type=\"hidden\" name=\"resubmitted\" value=\"1\">",
+            "<noscript><button type=\"submit\">Continue</button></noscript></form>",
+            "<script nonce=\"{nonce}\">document.forms[0].submit();</script></body></html>"
+        ),
+        action = html_escape(&auth.sso().acs_url(id)),
+        response = html_escape(&post.saml_response),
+        relay = html_escape(post.relay_state.as_deref().unwrap_or_default()),
+        nonce = nonce,
+    );
+    page(StatusCode::OK, html, Some(&nonce))
+}
+
+fn saml_confirm_page(
+    auth: &Portcullis,
+    connection: ConnectionId,
+    token: &str,
+    email: Option<String>,
+) -> Response {
+    let who = email.map_or_else(String::new, |e| format!(" as <b>{}</b>", html_escape(&e)));
+    let _ = connection;
+    let action = auth.sso().saml_confirm_url();
+    let html = format!(
+        concat!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>Continue signing in?</title></head>",
+            "<body><p>Your identity provider asks to sign you in{who}.</p>",
+            "<p>Continue only if you just chose this app there.</p>",
+            "<form method=\"post\" action=\"{action}\">",
+            "<input type=\"hidden\" name=\"token\" value=\"{token}\">",
+            "<button type=\"submit\">Continue</button></form></body></html>"
+        ),
+        who = who,
+        action = html_escape(&action),
+        token = html_escape(token),
+    );
+    page(StatusCode::OK, html, None)
+}
+
+/// The confirmation of a sign-in the identity provider started.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SamlConfirm {
+    /// The token of the confirmation page's form.
+    pub token: String,
+}
+
+/// Confirm a sign-in the SAML identity provider started (checklist SAML-16): the
+/// confirmation page's form posts here. The token works once.
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/sso/saml/confirm", tag = "sso",
+    request_body(content = SamlConfirm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, body = SignInBody))))]
+pub async fn saml_confirm(
+    auth: &Portcullis,
+    ctx: RequestContext,
+    Form(form): Form<SamlConfirm>,
+) -> HttpResult<Response> {
+    let done = auth.sso().saml_confirm(&form.token, &ctx).await?;
+    finished(auth, done)
 }
 
 /// `GET /sso/discover?email=`.
