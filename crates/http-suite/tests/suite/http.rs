@@ -460,7 +460,10 @@ async fn refusals_are_json_errors() {
         "unsupported_media_type",
     );
 
-    let big = format!("{{\"email\":\"{}@example.com\"}}", "a".repeat(70 * 1024));
+    let big = format!(
+        "{{\"email\":\"{}@example.com\"}}",
+        "a".repeat(portcullis_http::BODY_LIMIT + 1)
+    );
     let too_large = test
         .request(raw(Method::POST, path, Some("application/json"), big))
         .await;

@@ -8,5 +8,6 @@ mod extract;
 mod http;
 mod mfa;
 mod passkeys;
+mod saml;
 mod sso;
 mod takeovers;

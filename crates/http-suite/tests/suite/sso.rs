@@ -17,9 +17,31 @@ use super::common::{ADMIN_KEY, Answer, TestApp, assert_error};
 
 const SECRET: &str = "a-client-secret-of-at-least-32-characters";
 const CALLBACK: &str = "http://localhost:8080/api/v1/sso/callback";
-const APP_REDIRECT: &str = "https://app.example.com/after-sso";
+pub(super) const APP_REDIRECT: &str = "https://app.example.com/after-sso";
 
-async fn create_org(test: &TestApp, slug: &str) -> String {
+/// Claims `domain` for `org` and proves it by its TXT record, served by `dns`.
+pub(super) async fn prove_domain(test: &TestApp, dns: &DnsServer, org: &str, domain: &str) {
+    let domains = format!("/api/v1/organizations/{org}/domains");
+    let claim = test
+        .post(&domains, json!({"domain": domain}), Some(ADMIN_KEY))
+        .await;
+    assert_eq!(claim.body["verified"], false);
+    assert_eq!(
+        claim.str("txt_name"),
+        format!("_portcullis-challenge.{domain}")
+    );
+    dns.set_txt(&claim.str("txt_name"), vec![vec![claim.str("txt_value")]]);
+    let verified = test
+        .post(
+            &format!("{domains}/{domain}/verify"),
+            json!({}),
+            Some(ADMIN_KEY),
+        )
+        .await;
+    assert_eq!(verified.body["verified"], true, "{}", verified.body);
+}
+
+pub(super) async fn create_org(test: &TestApp, slug: &str) -> String {
     let created = test
         .post(
             "/api/v1/organizations",
@@ -46,7 +68,7 @@ fn offline_connection() -> Value {
     })
 }
 
-fn query_of(location: &str) -> HashMap<String, String> {
+pub(super) fn query_of(location: &str) -> HashMap<String, String> {
     url::Url::parse(location)
         .unwrap()
         .query_pairs()
@@ -66,7 +88,7 @@ async fn get_with_cookie(test: &TestApp, path: &str, cookie: &str) -> Answer {
 }
 
 /// The `name=value` part of the answer's `Set-Cookie`.
-fn cookie_of(answer: &Answer) -> String {
+pub(super) fn cookie_of(answer: &Answer) -> String {
     let set = answer.header("set-cookie").expect("a binding cookie");
     set.split(';').next().unwrap().to_owned()
 }
@@ -268,22 +290,7 @@ async fn rp20_setup_and_sign_in_over_the_rest_api() {
             .domain_verifier(resolver)
     });
     let a = create_org(&test, "acme").await;
-    // The domain, proven by its TXT record.
-    let domains = format!("/api/v1/organizations/{a}/domains");
-    let claim = test
-        .post(&domains, json!({"domain": "acme.test"}), Some(ADMIN_KEY))
-        .await;
-    assert_eq!(claim.body["verified"], false);
-    assert_eq!(claim.body["txt_name"], "_portcullis-challenge.acme.test");
-    dns.set_txt(&claim.str("txt_name"), vec![vec![claim.str("txt_value")]]);
-    let verified = test
-        .post(
-            &format!("{domains}/acme.test/verify"),
-            json!({}),
-            Some(ADMIN_KEY),
-        )
-        .await;
-    assert_eq!(verified.body["verified"], true, "{}", verified.body);
+    prove_domain(&test, &dns, &a, "acme.test").await;
     // The connection, from the issuer's discovery document.
     let connections = format!("/api/v1/organizations/{a}/sso-connections");
     let created = test

@@ -1,0 +1,223 @@
+//! SAML 2.0 through the whole app, against a real identity provider: Debian's
+//! SimpleSAMLphp on loopback (`portcullis_test_support::saml_idp`). Setup from the IdP's
+//! metadata URL, our SP metadata, a test sign-in, activation, then a person's SP-initiated
+//! sign-in over HTTP that ends in an authorization code for an app (checklist SAML-20).
+
+use std::sync::Arc;
+
+use http::{Method, Request, StatusCode};
+use portcullis::{HickoryDns, OutboundPolicy};
+use portcullis_test_support::dns::DnsServer;
+use portcullis_test_support::saml_idp::{NameIdFormat, PostedForm, SamlIdp, SamlUser, SpTrust};
+use serde_json::json;
+
+use super::common::{ADMIN_KEY, Answer, TestApp, assert_error};
+use super::sso::{APP_REDIRECT, cookie_of, create_org, prove_domain, query_of};
+
+const ORIGIN: &str = "http://localhost:8080";
+
+fn user(username: &str, email: &str, groups: &[&str]) -> SamlUser {
+    SamlUser {
+        username: username.into(),
+        password: format!("{username}-password"),
+        email: email.into(),
+        name: username.into(),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+    }
+}
+
+/// Posts what the IdP's page would post, as the browser would: to our ACS, with the
+/// binding cookie when the browser has it (and `extra` form fields).
+async fn post_form(
+    test: &TestApp,
+    form: &PostedForm,
+    cookie: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Answer {
+    let path = form
+        .action
+        .strip_prefix(ORIGIN)
+        .expect("the IdP posts to our ACS");
+    let mut pairs = vec![("SAMLResponse", form.saml_response.as_str())];
+    if let Some(relay) = &form.relay_state {
+        pairs.push(("RelayState", relay));
+    }
+    pairs.extend_from_slice(extra);
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let body = serde_urlencoded::to_string(&pairs).unwrap().into_bytes();
+    test.request(request.body(body).unwrap()).await
+}
+
+// SAML-20 [ext: SimpleSAMLphp]: the SP-initiated flow over HTTP, set up from the IdP's
+// metadata; SAML-11/14 on the way (no cookie, replay).
+#[tokio::test]
+async fn saml20_setup_and_sp_initiated_sign_in_against_simplesamlphp() {
+    let Some(idp) = SamlIdp::start(vec![
+        user("it", "it@acme.test", &[]),
+        user("alice", "alice@acme.test", &["engineering"]),
+    ])
+    .await
+    else {
+        return;
+    };
+    let dns = DnsServer::start().await;
+    let resolver = Arc::new(HickoryDns::with_servers(&[dns.addr()]).unwrap());
+    let test = TestApp::with_builder(|b| {
+        b.outbound_policy(OutboundPolicy::default().allow_loopback())
+            .domain_verifier(resolver)
+    });
+    let a = create_org(&test, "acme").await;
+    prove_domain(&test, &dns, &a, "acme.test").await;
+
+    // The connection, from the IdP's metadata URL (fetched through the outbound policy).
+    let connections = format!("/api/v1/organizations/{a}/sso-connections");
+    let created = test
+        .post(
+            &connections,
+            json!({
+                "kind": "saml",
+                "name": "Acme SAML",
+                "saml": { "metadata_url": idp.metadata_url, "name_id_format": "persistent" },
+                "domains": ["acme.test"],
+                "jit_provisioning": true,
+            }),
+            Some(ADMIN_KEY),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["kind"], "saml");
+    assert_eq!(created.body["issuer"], idp.entity_id.as_str());
+    assert_eq!(created.body["saml"]["sso_url"], idp.sso_url.as_str());
+    use base64::Engine as _;
+    let cert = base64::engine::general_purpose::STANDARD.encode(&idp.cert_der);
+    assert_eq!(created.body["saml"]["certificates"], json!([cert]));
+    let id = created.str("id");
+
+    // Our metadata: entity ID and ACS, to hand to the IdP.
+    let entity_id = format!("{ORIGIN}/api/v1/sso/{id}/saml/metadata");
+    let acs_url = format!("{ORIGIN}/api/v1/sso/{id}/saml/acs");
+    let metadata = test
+        .get(&format!("/api/v1/sso/{id}/saml/metadata"), None)
+        .await;
+    assert_eq!(metadata.status, StatusCode::OK);
+    assert_eq!(
+        metadata.header("content-type"),
+        Some("application/samlmetadata+xml")
+    );
+    let xml = String::from_utf8(metadata.bytes.clone()).unwrap();
+    assert!(xml.contains(&format!("entityID=\"{entity_id}\"")), "{xml}");
+    assert!(xml.contains(&format!("Location=\"{acs_url}\"")), "{xml}");
+    assert!(xml.contains("WantAssertionsSigned=\"true\""), "{xml}");
+    idp.trust_sp(SpTrust {
+        entity_id: &entity_id,
+        acs_url: &acs_url,
+        sign_assertion: true,
+        sign_response: false,
+        name_id_format: NameIdFormat::Persistent,
+    });
+
+    // The test sign-in: at the IdP's login page and back to the setup page.
+    let started = test
+        .post(&format!("{connections}/{id}/test"), json!({}), Some(ADMIN_KEY))
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{}", started.body);
+    let cookie = cookie_of(&started);
+    let form = idp
+        .sign_in(&started.str("url"), "it", "it-password")
+        .await
+        .unwrap();
+    assert_eq!(form.action, acs_url);
+    let tested = post_form(&test, &form, Some(&cookie), &[]).await;
+    assert_eq!(tested.status, StatusCode::FOUND, "{}", tested.body);
+    assert_eq!(
+        tested.header("location"),
+        Some(format!("{ORIGIN}/setup?tested={id}").as_str())
+    );
+    assert!(test.auth.users().get_by_email("it@acme.test").await.is_err());
+    let active = test
+        .patch(
+            &format!("{connections}/{id}"),
+            json!({"status": "active"}),
+            Some(ADMIN_KEY),
+        )
+        .await;
+    assert_eq!(active.status, StatusCode::OK, "{}", active.body);
+    let found = test
+        .get("/api/v1/sso/discover?email=alice@acme.test", None)
+        .await;
+    assert_eq!(
+        found.body,
+        json!({"connection_id": id, "kind": "saml", "org_id": a})
+    );
+
+    // A person's sign-in for an app: authorize, the IdP's page, our ACS, the app's code.
+    let client = test.app_in(a.parse().unwrap(), APP_REDIRECT).await;
+    let (verifier, challenge) = super::auth::pkce();
+    let authorize_path = format!(
+        "/api/v1/sso/{id}/authorize?redirect_uri={APP_REDIRECT}&client_id={client}\
+         &code_challenge={challenge}&code_challenge_method=S256&state=app-state"
+    );
+    let round_trip = || async {
+        let authorize = test.get(&authorize_path, None).await;
+        assert_eq!(authorize.status, StatusCode::FOUND, "{}", authorize.body);
+        let to_idp = authorize.header("location").unwrap().to_owned();
+        assert!(to_idp.starts_with(&idp.sso_url), "{to_idp}");
+        let form = idp
+            .sign_in(&to_idp, "alice", "alice-password")
+            .await
+            .unwrap();
+        (cookie_of(&authorize), form)
+    };
+    // The IdP's cross-site POST arrives without our cookie: a page re-posts it from our
+    // origin. Re-posted without the cookie still (another browser), it is refused.
+    let (cookie, form) = round_trip().await;
+    let repost = post_form(&test, &form, None, &[]).await;
+    assert_eq!(repost.status, StatusCode::OK);
+    let page = String::from_utf8(repost.bytes.clone()).unwrap();
+    assert!(page.contains("name=\"resubmitted\""), "{page}");
+    assert!(
+        repost
+            .header("content-security-policy")
+            .is_some_and(|csp| csp.contains("form-action 'self'"))
+    );
+    let elsewhere = post_form(&test, &form, None, &[("resubmitted", "1")]).await;
+    assert_error(&elsewhere, StatusCode::UNAUTHORIZED, "sso_failed");
+    // The handle was spent by that refusal: the right cookie cannot use it afterwards.
+    let late = post_form(&test, &form, Some(&cookie), &[]).await;
+    assert_error(&late, StatusCode::UNAUTHORIZED, "sso_failed");
+
+    // A fresh start, in this browser, all the way.
+    let (cookie, form) = round_trip().await;
+    let done = post_form(&test, &form, Some(&cookie), &[]).await;
+    assert_eq!(done.status, StatusCode::FOUND, "{}", done.body);
+    let location = done.header("location").unwrap();
+    assert!(location.starts_with(APP_REDIRECT), "{location}");
+    let returned = query_of(location);
+    assert_eq!(returned["state"], "app-state");
+    let tokens = test
+        .post(
+            "/api/v1/token",
+            json!({
+                "grant_type": "authorization_code",
+                "code": returned["code"],
+                "code_verifier": verifier,
+                "client_id": client,
+                "redirect_uri": APP_REDIRECT,
+            }),
+            None,
+        )
+        .await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
+    let status = test.status_of(&tokens.str("token")).await;
+    assert_eq!(status.body["email"], "alice@acme.test");
+    assert_eq!(status.body["org_id"], a.as_str());
+    // SAML-14: the same response again is refused.
+    let replayed = post_form(&test, &form, Some(&cookie), &[]).await;
+    assert_error(&replayed, StatusCode::UNAUTHORIZED, "sso_failed");
+}
