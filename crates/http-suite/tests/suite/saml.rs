@@ -124,7 +124,11 @@ async fn saml20_setup_and_sp_initiated_sign_in_against_simplesamlphp() {
 
     // The test sign-in: at the IdP's login page and back to the setup page.
     let started = test
-        .post(&format!("{connections}/{id}/test"), json!({}), Some(ADMIN_KEY))
+        .post(
+            &format!("{connections}/{id}/test"),
+            json!({}),
+            Some(ADMIN_KEY),
+        )
         .await;
     assert_eq!(started.status, StatusCode::OK, "{}", started.body);
     let cookie = cookie_of(&started);
@@ -139,7 +143,13 @@ async fn saml20_setup_and_sp_initiated_sign_in_against_simplesamlphp() {
         tested.header("location"),
         Some(format!("{ORIGIN}/setup?tested={id}").as_str())
     );
-    assert!(test.auth.users().get_by_email("it@acme.test").await.is_err());
+    assert!(
+        test.auth
+            .users()
+            .get_by_email("it@acme.test")
+            .await
+            .is_err()
+    );
     let active = test
         .patch(
             &format!("{connections}/{id}"),
