@@ -336,7 +336,8 @@ async fn collect(stream: impl AsyncRead + Unpin, logs: Arc<Mutex<String>>) {
     }
 }
 
-fn append(logs: &Mutex<String>, line: &str) {
+/// Appends `line` to `logs`, keeping the newest [`LOG_LIMIT`] bytes.
+pub(crate) fn append(logs: &Mutex<String>, line: &str) {
     let mut logs = logs.lock().unwrap_or_else(PoisonError::into_inner);
     logs.push_str(line);
     logs.push('\n');
@@ -349,6 +350,6 @@ fn append(logs: &Mutex<String>, line: &str) {
     }
 }
 
-fn read(logs: &Mutex<String>) -> String {
+pub(crate) fn read(logs: &Mutex<String>) -> String {
     logs.lock().unwrap_or_else(PoisonError::into_inner).clone()
 }

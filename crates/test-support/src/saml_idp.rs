@@ -60,6 +60,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
+use crate::idp::{append, read};
 use base64::Engine as _;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
@@ -70,9 +71,6 @@ const SIMPLESAMLPHP: &str = "/usr/share/simplesamlphp";
 
 /// How long PHP may take to listen and SimpleSAMLphp to serve its metadata.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// How much of the server's output [`SamlIdp::logs`] keeps (the newest part).
-const LOG_LIMIT: usize = 64 * 1024;
 
 /// The signature algorithm of everything the IdP signs.
 pub const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
@@ -970,23 +968,6 @@ async fn collect(
         }
         append(&logs, &line);
     }
-}
-
-fn append(logs: &Mutex<String>, line: &str) {
-    let mut logs = logs.lock().unwrap_or_else(PoisonError::into_inner);
-    logs.push_str(line);
-    logs.push('\n');
-    if logs.len() > LOG_LIMIT {
-        let mut cut = logs.len() - LOG_LIMIT;
-        while !logs.is_char_boundary(cut) {
-            cut += 1;
-        }
-        logs.drain(..cut);
-    }
-}
-
-fn read(logs: &Mutex<String>) -> String {
-    logs.lock().unwrap_or_else(PoisonError::into_inner).clone()
 }
 
 #[cfg(test)]

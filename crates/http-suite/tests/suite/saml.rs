@@ -12,7 +12,7 @@ use portcullis_test_support::saml_idp::{NameIdFormat, PostedForm, SamlIdp, SamlU
 use serde_json::json;
 
 use super::common::{ADMIN_KEY, Answer, TestApp, assert_error};
-use super::sso::{APP_REDIRECT, cookie_of, create_org, prove_domain, query_of};
+use super::sso::{APP_REDIRECT, cookie_of, create_org, prove_domain, query_of, redeem};
 
 const ORIGIN: &str = "http://localhost:8080";
 
@@ -210,21 +210,7 @@ async fn saml20_setup_and_sp_initiated_sign_in_against_simplesamlphp() {
     assert!(location.starts_with(APP_REDIRECT), "{location}");
     let returned = query_of(location);
     assert_eq!(returned["state"], "app-state");
-    let tokens = test
-        .post(
-            "/api/v1/token",
-            json!({
-                "grant_type": "authorization_code",
-                "code": returned["code"],
-                "code_verifier": verifier,
-                "client_id": client,
-                "redirect_uri": APP_REDIRECT,
-            }),
-            None,
-        )
-        .await;
-    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
-    let status = test.status_of(&tokens.str("token")).await;
+    let status = redeem(&test, &returned["code"], &verifier, &client).await;
     assert_eq!(status.body["email"], "alice@acme.test");
     assert_eq!(status.body["org_id"], a.as_str());
     // SAML-14: the same response again is refused.

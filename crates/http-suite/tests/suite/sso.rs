@@ -41,6 +41,25 @@ pub(super) async fn prove_domain(test: &TestApp, dns: &DnsServer, org: &str, dom
     assert_eq!(verified.body["verified"], true, "{}", verified.body);
 }
 
+/// The app redeems its authorization code (PKCE) and reads who it signs in as.
+pub(super) async fn redeem(test: &TestApp, code: &str, verifier: &str, client: &str) -> Answer {
+    let tokens = test
+        .post(
+            "/api/v1/token",
+            json!({
+                "grant_type": "authorization_code",
+                "code": code,
+                "code_verifier": verifier,
+                "client_id": client,
+                "redirect_uri": APP_REDIRECT,
+            }),
+            None,
+        )
+        .await;
+    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
+    test.status_of(&tokens.str("token")).await
+}
+
 pub(super) async fn create_org(test: &TestApp, slug: &str) -> String {
     let created = test
         .post(
@@ -394,21 +413,7 @@ async fn rp20_setup_and_sign_in_over_the_rest_api() {
     assert!(location.starts_with(APP_REDIRECT), "{location}");
     let returned = query_of(location);
     assert_eq!(returned["state"], "app-state");
-    let tokens = test
-        .post(
-            "/api/v1/token",
-            json!({
-                "grant_type": "authorization_code",
-                "code": returned["code"],
-                "code_verifier": verifier,
-                "client_id": client,
-                "redirect_uri": APP_REDIRECT,
-            }),
-            None,
-        )
-        .await;
-    assert_eq!(tokens.status, StatusCode::OK, "{}", tokens.body);
-    let status = test.status_of(&tokens.str("token")).await;
+    let status = redeem(&test, &returned["code"], &verifier, &client).await;
     assert_eq!(status.body["email"], "alice@acme.test");
     assert_eq!(status.body["org_id"], a.as_str());
 }
