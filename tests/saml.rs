@@ -10,22 +10,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
+use portcullis::ManualClock;
 use portcullis::flows::sso::{ConnectionSettings, SamlInput};
 use portcullis::model::{ConnectionKind, ConnectionStatus, NameIdFormat, OrgId, SsoConnection};
+use portcullis::store::Storage;
 use portcullis::store::UserStore as _;
 use portcullis::{
     Error, HickoryDns, NewOrg, NewUser, OutboundPolicy, SsoDone, SsoOptions, SsoTarget,
 };
+use portcullis_memory::MemoryStore;
 use portcullis_test_support::dns::DnsServer;
 use portcullis_test_support::saml::{IdpKey, ResponseSpec, SigAlg, encode, mutate};
-use portcullis_test_support::{Harness, ctx, harness_now, tokens};
+use portcullis_test_support::{Harness, ctx, harness_at, tokens};
 
 const IDP: &str = "https://idp.acme.test/saml/metadata";
 const SSO_URL: &str = "http://127.0.0.1:9/saml/sso";
 const VICTIM: &str = "victim@acme.test";
 
-struct World {
-    h: Harness,
+struct World<S = MemoryStore> {
+    h: Harness<S>,
     _dns: DnsServer,
     org: OrgId,
     key: IdpKey,
@@ -40,12 +43,37 @@ struct Started {
 }
 
 async fn world(saml: SamlInput) -> World {
-    let dns = DnsServer::start().await;
+    let now = portcullis::Clock::now(&portcullis::SystemClock);
+    world_on(MemoryStore::new(), ManualClock::new(now), saml).await
+}
+
+/// An engine on `store` that may reach loopback and proves domains through `dns`.
+fn engine_on<S: Storage + Clone + 'static>(
+    store: S,
+    clock: ManualClock,
+    dns: &DnsServer,
+) -> Harness<S> {
     let verifier = Arc::new(HickoryDns::with_servers(&[dns.addr()]).unwrap());
-    let h = harness_now(portcullis::Config::new("http://localhost:8080"), |b| {
-        b.outbound_policy(OutboundPolicy::default().allow_loopback())
-            .domain_verifier(verifier)
-    });
+    harness_at(
+        store,
+        clock,
+        portcullis::Config::new("http://localhost:8080"),
+        |b| {
+            b.outbound_policy(OutboundPolicy::default().allow_loopback())
+                .domain_verifier(verifier)
+        },
+    )
+}
+
+/// An organization with the proven domain acme.test, an active SAML connection through
+/// the test IdP's key, and the victim's verified account.
+async fn world_on<S: Storage + Clone + 'static>(
+    store: S,
+    clock: ManualClock,
+    saml: SamlInput,
+) -> World<S> {
+    let dns = DnsServer::start().await;
+    let h = engine_on(store, clock, &dns);
     let org = h
         .auth
         .orgs()
@@ -96,7 +124,7 @@ async fn world(saml: SamlInput) -> World {
     w
 }
 
-impl World {
+impl<S> World<S> {
     fn sso(&self) -> portcullis::flows::sso::Sso<'_> {
         self.h.auth.sso()
     }
@@ -235,10 +263,24 @@ impl World {
 }
 
 /// Posts an unsolicited response (no RelayState, no binding).
-async fn post(w: &World, xml: &str) -> Result<SsoDone, Error> {
+async fn post<S>(w: &World<S>, xml: &str) -> Result<SsoDone, Error> {
     w.sso()
         .saml_acs(w.connection.id, &encode(xml), None, None, &ctx())
         .await
+}
+
+/// A response nobody asked for (IdP-initiated) for `name_id`.
+fn unsolicited<S>(w: &World<S>, name_id: &str) -> String {
+    let id = w.connection.id;
+    ResponseSpec::new(
+        IDP,
+        &w.sso().sp_entity_id(id),
+        &w.sso().acs_url(id),
+        name_id,
+        w.now(),
+    )
+    .attribute("email", &[name_id])
+    .sign(&w.key)
 }
 
 fn verified_user(email: &str) -> NewUser {
@@ -577,18 +619,6 @@ async fn saml_01_04_05_06_hostile_xml_and_ambiguous_structure() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn saml_14_16_unsolicited_responses_replay_and_confirmation() {
     let w = world(default_saml()).await;
-    let unsolicited = |w: &World, name_id: &str| {
-        let id = w.connection.id;
-        ResponseSpec::new(
-            IDP,
-            &w.sso().sp_entity_id(id),
-            &w.sso().acs_url(id),
-            name_id,
-            w.now(),
-        )
-        .attribute("email", &[name_id])
-        .sign(&w.key)
-    };
     let refused = post(&w, &unsolicited(&w, VICTIM)).await;
     assert!(
         matches!(refused, Err(Error::SsoFailed { .. })),
@@ -596,12 +626,11 @@ async fn saml_14_16_unsolicited_responses_replay_and_confirmation() {
     );
     w.victim_untouched().await;
 
-    let mut w = world(SamlInput {
+    let w = world(SamlInput {
         idp_initiated: Some(true),
         ..default_saml()
     })
     .await;
-    w.connection = w.sso().connection(w.org, w.connection.id).await.unwrap();
     let xml = unsolicited(&w, "frank@acme.test");
     let SsoDone::Confirm { token, email, .. } = post(&w, &xml).await.unwrap() else {
         panic!("expected a confirmation step");
@@ -687,4 +716,126 @@ async fn saml_18_identity_comes_from_a_stable_name_id() {
     if let Ok(done) = result {
         assert_ne!(w.signed_in_as(done).await, "someone@other.test");
     }
+}
+
+/// SAML-14: a spent assertion stays spent across a restart of a durable store (sled).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_14_a_spent_assertion_stays_spent_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let now = portcullis::Clock::now(&portcullis::SystemClock);
+    let clock = ManualClock::new(now);
+    let store = portcullis_sled::SledStore::open(dir.path()).unwrap();
+    let saml = SamlInput {
+        idp_initiated: Some(true),
+        ..default_saml()
+    };
+    let w = world_on(store, clock.clone(), saml).await;
+    let xml = unsolicited(&w, "heidi@acme.test");
+    assert!(matches!(post(&w, &xml).await, Ok(SsoDone::Confirm { .. })));
+    let connection = w.connection.id;
+    drop(w);
+    let store = portcullis_sled::SledStore::open(dir.path()).unwrap();
+    let dns = DnsServer::start().await;
+    let h = engine_on(store, clock, &dns);
+    let replay = h
+        .auth
+        .sso()
+        .saml_acs(connection, &encode(&xml), None, None, &ctx())
+        .await;
+    assert!(
+        matches!(replay, Err(Error::SsoFailed { reason }) if reason.contains("already used")),
+        "{replay:?}"
+    );
+}
+
+/// SAML-19: metadata comes only through the outbound policy and is parsed like any SAML
+/// message; new certificates from it send the connection back to a test sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_19_metadata_import_is_guarded_and_a_certificate_change_needs_a_test() {
+    let w = world(default_saml()).await;
+    let update = |saml: SamlInput| ConnectionSettings {
+        saml: Some(saml),
+        ..ConnectionSettings::default()
+    };
+    // The cloud metadata address is never fetched.
+    let refused = w
+        .sso()
+        .update_connection(
+            w.org,
+            w.connection.id,
+            update(SamlInput {
+                metadata_url: Some("http://169.254.169.254/latest/meta-data".into()),
+                ..SamlInput::default()
+            }),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(Error::OutboundRefused { .. })),
+        "{refused:?}"
+    );
+    // Metadata with a DTD is refused.
+    let next = IdpKey::generate("idp.acme.test 2027");
+    let metadata = idp_metadata(IDP, "http://127.0.0.1:9/saml/sso2", &next);
+    let with_dtd = format!("<!DOCTYPE x [<!ENTITY e \"x\">]>{metadata}");
+    let refused = w
+        .sso()
+        .update_connection(
+            w.org,
+            w.connection.id,
+            update(SamlInput {
+                metadata_xml: Some(with_dtd),
+                ..SamlInput::default()
+            }),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(Error::InvalidInput { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(
+        w.sso()
+            .connection(w.org, w.connection.id)
+            .await
+            .unwrap()
+            .status,
+        ConnectionStatus::Active
+    );
+    // Pasted metadata with a new certificate: imported, and the connection is a draft
+    // again until a test sign-in passes.
+    let updated = w
+        .sso()
+        .update_connection(
+            w.org,
+            w.connection.id,
+            update(SamlInput {
+                metadata_xml: Some(metadata),
+                ..SamlInput::default()
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.status, ConnectionStatus::Draft);
+    let saml = updated.saml.unwrap();
+    assert_eq!(saml.certificates, vec![next.cert_base64()]);
+    assert_eq!(saml.sso_url, "http://127.0.0.1:9/saml/sso2");
+}
+
+/// An IdP's metadata document, as IdPs publish it.
+fn idp_metadata(entity_id: &str, sso_url: &str, key: &IdpKey) -> String {
+    format!(
+        r#"<?xml version="1.0"?>
+<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" entityID="{entity_id}">
+  <md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+    <md:KeyDescriptor use="signing">
+      <ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#">
+        <ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data>
+      </ds:KeyInfo>
+    </md:KeyDescriptor>
+    <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{sso_url}/post"/>
+    <md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{sso_url}"/>
+  </md:IDPSSODescriptor>
+</md:EntityDescriptor>
+"#,
+        cert = key.cert_base64(),
+    )
 }

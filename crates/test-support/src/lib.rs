@@ -150,6 +150,17 @@ pub async fn pg_harness_built(
     Some(harness_on(store, ManualClock::fixed(), config, None, extra))
 }
 
+/// A harness on `store` (opened by the caller, e.g. a sled directory reopened to test a
+/// restart) with `clock`, `config` and whatever else `extra` sets.
+pub fn harness_at<S: portcullis::store::Storage + Clone + 'static>(
+    store: S,
+    clock: ManualClock,
+    config: Config,
+    extra: impl FnOnce(PortcullisBuilder) -> PortcullisBuilder,
+) -> Harness<S> {
+    harness_on(store, clock, config, None, extra)
+}
+
 fn harness_on<S: portcullis::store::Storage + Clone + 'static>(
     store: S,
     clock: ManualClock,
