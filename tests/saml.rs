@@ -20,7 +20,9 @@ use portcullis::{
 };
 use portcullis_memory::MemoryStore;
 use portcullis_test_support::dns::DnsServer;
-use portcullis_test_support::saml::{IdpKey, ResponseSpec, SigAlg, encode, mutate};
+use portcullis_test_support::saml::{
+    EncAlg, IdpKey, ResponseSpec, SigAlg, encode, encrypt_assertion, mutate,
+};
 use portcullis_test_support::{Harness, ctx, harness_at, tokens};
 
 const IDP: &str = "https://idp.acme.test/saml/metadata";
@@ -838,4 +840,62 @@ fn idp_metadata(entity_id: &str, sso_url: &str, key: &IdpKey) -> String {
 "#,
         cert = key.cert_base64(),
     )
+}
+
+/// Encrypted assertions: our metadata offers our certificate; an encrypted, signed
+/// assertion signs in; an encrypted unsigned one (SAML-08), RSA 1.5 key transport and CBC
+/// content (SAML-10), another SP's ciphertext and a mangled one are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_assertions_are_decrypted_then_checked_like_any_other() {
+    let w = world(default_saml()).await;
+    let saml = w.connection.saml.as_ref().unwrap();
+    let sp_cert = saml.sp_certificate.clone().unwrap();
+    let metadata = w.sso().saml_metadata(w.connection.id).await.unwrap();
+    assert!(metadata.contains("use=\"encryption\""), "{metadata}");
+    assert!(metadata.contains(&sp_cert));
+    // The sealed key is never shown.
+    let view = portcullis::flows::sso::view(&w.connection);
+    assert!(view["saml"].get("sp_key").is_none(), "{view}");
+    assert!(view["saml"]["sp_certificate"].is_string());
+
+    w.control("alice@acme.test").await;
+    let started = w.start().await;
+    let signed = w.spec(&started, "ivan@acme.test").sign(&w.key);
+    let encrypted = encrypt_assertion(&signed, &sp_cert, EncAlg::Aes128GcmOaep);
+    assert!(!encrypted.contains("ivan@acme.test"));
+    let done = w.post(&started, &encrypted).await.unwrap();
+    assert_eq!(w.signed_in_as(done).await, "ivan@acme.test");
+
+    let started = w.start().await;
+    let mut spec = w.spec(&started, VICTIM);
+    spec.sign_assertion = false;
+    let attack = encrypt_assertion(&spec.template(&w.key), &sp_cert, EncAlg::Aes128GcmOaep);
+    w.refused("encrypted, unsigned", &started, &attack).await;
+
+    for alg in [EncAlg::Aes128GcmRsa15, EncAlg::Aes128CbcOaep] {
+        let started = w.start().await;
+        let signed = w.spec(&started, VICTIM).sign(&w.key);
+        let attack = encrypt_assertion(&signed, &sp_cert, alg);
+        w.refused(&format!("{alg:?}"), &started, &attack).await;
+    }
+
+    // Encrypted to another connection's key.
+    let other = world(default_saml()).await;
+    let other_cert = other.connection.saml.unwrap().sp_certificate.unwrap();
+    let started = w.start().await;
+    let signed = w.spec(&started, VICTIM).sign(&w.key);
+    let attack = encrypt_assertion(&signed, &other_cert, EncAlg::Aes128GcmOaep);
+    w.refused("another SP's key", &started, &attack).await;
+
+    // A mangled ciphertext: too short, and not base64.
+    for mangle in ["AAAA", "!!!"] {
+        let started = w.start().await;
+        let signed = w.spec(&started, VICTIM).sign(&w.key);
+        let encrypted = encrypt_assertion(&signed, &sp_cert, EncAlg::Aes128GcmOaep);
+        let last = encrypted.rfind("<xenc:CipherValue>").unwrap() + "<xenc:CipherValue>".len();
+        let end = last + encrypted[last..].find('<').unwrap();
+        let attack = format!("{}{mangle}{}", &encrypted[..last], &encrypted[end..]);
+        w.refused(&format!("ciphertext {mangle}"), &started, &attack)
+            .await;
+    }
 }

@@ -143,6 +143,13 @@ pub struct SamlSettings {
     pub idp_initiated: bool,
     /// Where the provider's metadata was fetched from, when it was imported by URL.
     pub metadata_url: Option<String>,
+    /// Our certificate for this connection (base64 DER), published in our metadata so
+    /// that the provider can encrypt assertions to us.
+    #[serde(default)]
+    pub sp_certificate: Option<String>,
+    /// Its private key (DER), sealed with the keyring; never shown.
+    #[serde(default)]
+    pub sp_key: Option<Sealed>,
 }
 
 impl SamlSettings {
@@ -155,6 +162,8 @@ impl SamlSettings {
             response_signature_only: false,
             idp_initiated: false,
             metadata_url: None,
+            sp_certificate: None,
+            sp_key: None,
         }
     }
 }

@@ -523,6 +523,103 @@ fn rename_signature(xml: &str, signature: Node<'_, '_>) -> Vec<(Range<usize>, St
     edits
 }
 
+/// How [`encrypt_assertion`] encrypts: content cipher and key transport.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EncAlg {
+    /// AES-128-GCM content, RSA-OAEP (MGF1, SHA-1) key transport: what a careful IdP sends.
+    Aes128GcmOaep,
+    /// AES-128-CBC content (the padding-oracle mode), RSA-OAEP key transport.
+    Aes128CbcOaep,
+    /// AES-128-GCM content, RSA PKCS#1 v1.5 key transport (Bleichenbacher's oracle).
+    Aes128GcmRsa15,
+}
+
+/// `signed` with its Assertion replaced by an `EncryptedAssertion` for the SP whose
+/// certificate is `sp_cert` (base64 DER), as an IdP encrypts (XML Encryption 1.1: the
+/// content's IV, ciphertext and tag in one CipherValue). The assertion's own signature
+/// stays inside the ciphertext.
+pub fn encrypt_assertion(signed: &str, sp_cert: &str, alg: EncAlg) -> String {
+    use openssl::rsa::Padding;
+    use openssl::symm::Cipher;
+    let doc = parse(signed);
+    let assertion = doc
+        .descendants()
+        .find(|n| is(*n, SAML, "Assertion"))
+        .expect("an assertion to encrypt");
+    let range = assertion.range();
+    let plaintext = &signed[range.clone()];
+    let mut key = [0u8; 16];
+    openssl::rand::rand_bytes(&mut key).unwrap();
+    let (content_method, content) = match alg {
+        EncAlg::Aes128GcmOaep | EncAlg::Aes128GcmRsa15 => {
+            let mut iv = [0u8; 12];
+            openssl::rand::rand_bytes(&mut iv).unwrap();
+            let mut tag = [0u8; 16];
+            let ciphertext = openssl::symm::encrypt_aead(
+                Cipher::aes_128_gcm(),
+                &key,
+                Some(&iv),
+                &[],
+                plaintext.as_bytes(),
+                &mut tag,
+            )
+            .unwrap();
+            (
+                "http://www.w3.org/2009/xmlenc11#aes128-gcm",
+                [&iv[..], &ciphertext, &tag].concat(),
+            )
+        }
+        EncAlg::Aes128CbcOaep => {
+            let mut iv = [0u8; 16];
+            openssl::rand::rand_bytes(&mut iv).unwrap();
+            let ciphertext = openssl::symm::encrypt(
+                Cipher::aes_128_cbc(),
+                &key,
+                Some(&iv),
+                plaintext.as_bytes(),
+            )
+            .unwrap();
+            (
+                "http://www.w3.org/2001/04/xmlenc#aes128-cbc",
+                [&iv[..], &ciphertext].concat(),
+            )
+        }
+    };
+    let cert = X509::from_der(&STANDARD.decode(sp_cert).unwrap()).unwrap();
+    let rsa = cert.public_key().unwrap().rsa().unwrap();
+    let (transport, padding) = match alg {
+        EncAlg::Aes128GcmRsa15 => ("http://www.w3.org/2001/04/xmlenc#rsa-1_5", Padding::PKCS1),
+        _ => (
+            "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+            Padding::PKCS1_OAEP,
+        ),
+    };
+    let mut wrapped = vec![0u8; rsa.size() as usize];
+    let n = rsa.public_encrypt(&key, &mut wrapped, padding).unwrap();
+    wrapped.truncate(n);
+    let encrypted = format!(
+        concat!(
+            r#"<saml:EncryptedAssertion xmlns:saml="{saml}">"#,
+            r#"<xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" "#,
+            r#"Type="http://www.w3.org/2001/04/xmlenc#Element">"#,
+            r#"<xenc:EncryptionMethod Algorithm="{content_method}"/>"#,
+            r#"<ds:KeyInfo xmlns:ds="{ds}"><xenc:EncryptedKey>"#,
+            r#"<xenc:EncryptionMethod Algorithm="{transport}"/>"#,
+            r#"<xenc:CipherData><xenc:CipherValue>{wrapped}</xenc:CipherValue></xenc:CipherData>"#,
+            r#"</xenc:EncryptedKey></ds:KeyInfo>"#,
+            r#"<xenc:CipherData><xenc:CipherValue>{content}</xenc:CipherValue></xenc:CipherData>"#,
+            r#"</xenc:EncryptedData></saml:EncryptedAssertion>"#
+        ),
+        saml = SAML,
+        ds = DS,
+        content_method = content_method,
+        transport = transport,
+        wrapped = STANDARD.encode(wrapped),
+        content = STANDARD.encode(content),
+    );
+    splice(signed, 0..signed.len(), vec![(range, encrypted)])
+}
+
 /// Parses a document, DTDs allowed (roxmltree expands no external entity).
 fn parse(xml: &str) -> roxmltree::Document<'_> {
     let options = roxmltree::ParsingOptions {

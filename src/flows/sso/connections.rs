@@ -95,6 +95,9 @@ pub fn view(connection: &SsoConnection) -> Value {
     if let Some(map) = value.as_object_mut() {
         map.remove("client_secret");
         map.remove("revision");
+        if let Some(saml) = map.get_mut("saml").and_then(Value::as_object_mut) {
+            saml.remove("sp_key");
+        }
         map.insert(
             "has_client_secret".into(),
             Value::Bool(connection.client_secret.is_some()),
@@ -468,6 +471,14 @@ async fn apply_saml(
             "saml.certificates",
             "at least one signing certificate (or metadata)",
         ));
+    }
+    #[cfg(feature = "saml")]
+    if settings.sp_key.is_none() {
+        // Our own key, for assertions the provider encrypts to us.
+        let (certificate, key) =
+            super::saml::encryption::new_sp_key(&inner.keyring, connection.id, inner.clock.now())?;
+        settings.sp_certificate = Some(certificate);
+        settings.sp_key = Some(key);
     }
     connection.saml = Some(settings);
     Ok(())

@@ -79,8 +79,15 @@ impl Sso<'_> {
                 entity_id: &entity_id,
                 acs_url: &acs_url,
             };
-            let format = connection.saml.as_ref().map(|s| s.name_id_format);
-            Ok(saml::sp_metadata(&sp, format.unwrap_or_default()))
+            let settings = connection
+                .saml
+                .as_ref()
+                .ok_or(Error::Internal("a SAML connection without settings"))?;
+            Ok(saml::sp_metadata(
+                &sp,
+                settings.name_id_format,
+                settings.sp_certificate.as_deref(),
+            ))
         }
         #[cfg(not(feature = "saml"))]
         {
@@ -204,6 +211,14 @@ impl Sso<'_> {
             &document,
             &settings.certificates,
             settings.response_signature_only,
+            |encrypted| {
+                saml::encryption::decrypt(
+                    encrypted,
+                    &inner.keyring,
+                    connection.id,
+                    settings.sp_key.as_ref(),
+                )
+            },
         )?;
         let request_id = tx.as_ref().and_then(|(tx, _)| tx.saml_request.as_deref());
         if request_id.is_none() && !settings.idp_initiated {

@@ -3,6 +3,7 @@
 //! checks a verified assertion must pass before [`federate`](super::federate) sees it.
 //! Signatures are libxmlsec1's business ([`verify`]).
 
+pub(crate) mod encryption;
 pub(crate) mod verify;
 pub(crate) mod xml;
 
@@ -87,8 +88,25 @@ pub(crate) fn authn_request_url(
 }
 
 /// Our metadata for a connection: what its identity provider needs to trust us. We ask
-/// for signed assertions; our requests are not signed, so there is no key to publish.
-pub(crate) fn sp_metadata(sp: &Sp<'_>, format: NameIdFormat) -> String {
+/// for signed assertions; our requests are not signed. `encryption`: our certificate
+/// (base64 DER), offered for encrypting assertions to us.
+pub(crate) fn sp_metadata(sp: &Sp<'_>, format: NameIdFormat, encryption: Option<&str>) -> String {
+    let key = encryption.map_or_else(String::new, |cert| {
+        let methods: String = encryption::OFFERED
+            .iter()
+            .map(|m| format!("\n      <md:EncryptionMethod Algorithm=\"{m}\"/>"))
+            .collect();
+        format!(
+            concat!(
+                "\n    <md:KeyDescriptor use=\"encryption\">",
+                "\n      <ds:KeyInfo xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">",
+                "<ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data>",
+                "</ds:KeyInfo>{methods}\n    </md:KeyDescriptor>"
+            ),
+            cert = cert,
+            methods = methods,
+        )
+    });
     format!(
         concat!(
             r#"<?xml version="1.0" encoding="UTF-8"?>"#,
@@ -97,11 +115,12 @@ pub(crate) fn sp_metadata(sp: &Sp<'_>, format: NameIdFormat) -> String {
             "\n  ",
             r#"<md:SPSSODescriptor AuthnRequestsSigned="false" WantAssertionsSigned="true" "#,
             r#"protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">"#,
-            "\n    <md:NameIDFormat>{format}</md:NameIDFormat>\n    ",
+            "{key}\n    <md:NameIDFormat>{format}</md:NameIDFormat>\n    ",
             r#"<md:AssertionConsumerService Binding="{binding}" Location="{acs}" index="0" isDefault="true"/>"#,
             "\n  </md:SPSSODescriptor>\n</md:EntityDescriptor>\n"
         ),
         entity = xml::escape(sp.entity_id),
+        key = key,
         format = format.uri(),
         binding = HTTP_POST,
         acs = xml::escape(sp.acs_url),

@@ -110,17 +110,15 @@ struct Shape {
 
 /// Verifies `doc` with `certificates` (base64 DER) and reads its one assertion.
 /// `response_signature_only`: whether a Response signature covering an unsigned
-/// assertion is enough.
+/// assertion is enough. `decrypt` replaces an `EncryptedAssertion` by its plaintext
+/// (see `encryption`); an encrypted assertion must carry its own signature, and a Response
+/// signature beside it is verified over the encrypted form first.
 pub(crate) fn verify(
     doc: &str,
     certificates: &[String],
     response_signature_only: bool,
+    decrypt: impl FnOnce(String) -> Result<String, Error>,
 ) -> Result<(VerifiedAssertion, Envelope), Error> {
-    let shape = check_shape(doc)?;
-    if !(shape.assertion_signed || shape.response_signed && response_signature_only) {
-        // SAML-08: a signature must cover what is read.
-        return Err(failed("the SAML assertion is not signed"));
-    }
     let certs = certificates
         .iter()
         .map(|c| {
@@ -133,16 +131,27 @@ pub(crate) fn verify(
     if certs.is_empty() {
         return Err(failed("the connection has no signing certificate"));
     }
-    let signed = Crypto::reduce_xml_to_signed_with_allowed_algorithms(
-        doc,
-        &certs,
-        ReduceMode::PreDigest,
-        Some(&ALLOWED),
-    )
-    .map_err(|err| {
-        tracing::debug!(error = %err, "SAML signature refused");
-        failed("the SAML signature is not valid")
-    })?;
+    let mut outer = None;
+    let doc = if has_encrypted_assertion(doc)? {
+        outer = verify_outer_signature(doc, &certs)?;
+        let decrypted = decrypt(doc.to_owned())?;
+        if outer.is_some() {
+            without_response_signature(&decrypted)?
+        } else {
+            decrypted
+        }
+    } else {
+        doc.to_owned()
+    };
+    let shape = check_shape(&doc)?;
+    if outer.is_some() && !shape.assertion_signed {
+        return Err(failed("an encrypted SAML assertion must be signed itself"));
+    }
+    if !(shape.assertion_signed || shape.response_signed && response_signature_only) {
+        // SAML-08: a signature must cover what is read.
+        return Err(failed("the SAML assertion is not signed"));
+    }
+    let signed = signed_bytes(&doc, &certs)?;
     let signed_doc = xml::parse(&signed)?;
     let root = signed_doc.root_element();
     let assertion = if is(root, SAML, "Assertion") {
@@ -161,12 +170,72 @@ pub(crate) fn verify(
     if assertion.attribute("ID") != Some(shape.assertion_id.as_str()) {
         return Err(failed("the SAML signature covers another assertion"));
     }
-    let mut envelope = shape.envelope;
-    if is(root, SAMLP, "Response") {
+    let envelope = if is(root, SAMLP, "Response") {
         // Signed: the Response's own values come from the signed bytes too.
-        envelope = read_envelope(root, true)?;
-    }
+        read_envelope(root, true)?
+    } else {
+        outer.unwrap_or(shape.envelope)
+    };
     Ok((read_assertion(assertion, shape.assertion_id)?, envelope))
+}
+
+/// libxmlsec1's verification of every signature in `doc` with `certs`: the canonical
+/// bytes the (outermost) signature covers.
+fn signed_bytes(doc: &str, certs: &[CertificateDer]) -> Result<String, Error> {
+    Crypto::reduce_xml_to_signed_with_allowed_algorithms(
+        doc,
+        certs,
+        ReduceMode::PreDigest,
+        Some(&ALLOWED),
+    )
+    .map_err(|err| {
+        tracing::debug!(error = %err, "SAML signature refused");
+        failed("the SAML signature is not valid")
+    })
+}
+
+fn has_encrypted_assertion(doc: &str) -> Result<bool, Error> {
+    let parsed = xml::parse(doc)?;
+    Ok(
+        xml::children(parsed.root_element(), SAML, "EncryptedAssertion")
+            .next()
+            .is_some(),
+    )
+}
+
+/// A Response signature over an encrypted assertion, verified before decryption: the
+/// Response's values, signed, or `None` when the Response is not signed.
+fn verify_outer_signature(doc: &str, certs: &[CertificateDer]) -> Result<Option<Envelope>, Error> {
+    let parsed = xml::parse(doc)?;
+    let root = parsed.root_element();
+    let mut signatures = xml::children(root, DSIG, "Signature");
+    let Some(signature) = signatures.next() else {
+        return Ok(None);
+    };
+    if signatures.next().is_some() {
+        return Err(failed("an element is signed twice"));
+    }
+    let id = root
+        .attribute("ID")
+        .ok_or(failed("a signed SAML element has no ID"))?;
+    check_signature(signature, id)?;
+    let signed = signed_bytes(doc, certs)?;
+    let signed_doc = xml::parse(&signed)?;
+    let signed_root = signed_doc.root_element();
+    if !is(signed_root, SAMLP, "Response") || signed_root.attribute("ID") != Some(id) {
+        return Err(failed("the SAML signature covers something else"));
+    }
+    read_envelope(signed_root, true).map(Some)
+}
+
+/// `doc` without the Response's own signature (verified over the encrypted form).
+fn without_response_signature(doc: &str) -> Result<String, Error> {
+    let parsed = xml::parse(doc)?;
+    let Some(signature) = xml::children(parsed.root_element(), DSIG, "Signature").next() else {
+        return Ok(doc.to_owned());
+    };
+    let range = signature.range();
+    Ok(format!("{}{}", &doc[..range.start], &doc[range.end..]))
 }
 
 fn check_shape(doc: &str) -> Result<Shape, Error> {
