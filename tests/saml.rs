@@ -899,3 +899,51 @@ async fn encrypted_assertions_are_decrypted_then_checked_like_any_other() {
             .await;
     }
 }
+
+/// SAML-20 (the fuzzing row, as a deterministic test): a thousand random corruptions of a
+/// valid response (flipped bytes, cuts, markup characters) are answered with an error or,
+/// where nothing signed changed, a confirmation; nothing panics, nothing else signs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_20_corrupted_responses_never_panic() {
+    let w = world(SamlInput {
+        idp_initiated: Some(true),
+        ..default_saml()
+    })
+    .await;
+    let valid = unsolicited(&w, "judy@acme.test");
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |below: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % below as u64) as usize
+    };
+    const MARKUP: &[u8] = b"<>&\"'=/!?-[]#; \x00\xff";
+    for round in 0..1000 {
+        let mut bytes = valid.clone().into_bytes();
+        for _ in 0..=next(4) {
+            let at = next(bytes.len());
+            match next(4) {
+                0 => bytes[at] ^= 1 << next(8),
+                1 => bytes.truncate(at),
+                2 => bytes.insert(at, MARKUP[next(MARKUP.len())]),
+                _ => {
+                    bytes.remove(at);
+                }
+            }
+            if bytes.is_empty() {
+                break;
+            }
+        }
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+        let result = w
+            .sso()
+            .saml_acs(w.connection.id, &encoded, None, None, &ctx())
+            .await;
+        match result {
+            Err(Error::SsoFailed { .. }) | Ok(SsoDone::Confirm { .. }) => {}
+            other => panic!("round {round}: {other:?}"),
+        }
+    }
+    w.victim_untouched().await;
+}
