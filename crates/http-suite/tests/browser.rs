@@ -7,6 +7,10 @@
 //! second tab of the same browser and in another browser (which says who asked, then takes
 //! the device code).
 //!
+//! Single sign-on through the pages, with OpenID Connect and with SAML 2.0: an IT
+//! administrator sets a connection up from a setup link, then a person signs in with
+//! "Continue with SSO" (`e2e/sso.mjs`), each time at the identity provider's own login page.
+//!
 //! Needs `/usr/bin/chromium` (or `$CHROMIUM`), `node`, and `npm ci` run in `e2e/`
 //! (`.ci/run` does all three). Without them the test fails when `CI` is set and is
 //! skipped, loudly, otherwise.
@@ -45,6 +49,19 @@ fn missing_prerequisite() -> Option<String> {
         return Some("playwright-core is not installed (cd examples/axum/e2e && npm ci)".into());
     }
     None
+}
+
+/// Whether the browser test `what` must be skipped (loudly) for a missing prerequisite; a
+/// panic instead when `CI` is set.
+fn skip(what: &str) -> bool {
+    let Some(why) = missing_prerequisite() else {
+        return false;
+    };
+    if std::env::var_os("CI").is_some() {
+        panic!("the browser test cannot run under CI: {why}");
+    }
+    eprintln!("\n!!!!!! SKIPPED {what}: {why} !!!!!!\n");
+    true
 }
 
 fn e2e_dir() -> PathBuf {
@@ -115,11 +132,7 @@ impl portcullis::Locate for Loopback {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passkey_and_email_code_sign_in_through_the_page() {
-    if let Some(why) = missing_prerequisite() {
-        if std::env::var_os("CI").is_some() {
-            panic!("the browser test cannot run under CI: {why}");
-        }
-        eprintln!("\n!!!!!! SKIPPED the browser end-to-end test: {why} !!!!!!\n");
+    if skip("the browser end-to-end test") {
         return;
     }
     // The origin must be the one the browser sees: WebAuthn checks it, and `localhost`
@@ -205,31 +218,116 @@ async fn passkey_and_email_code_sign_in_through_the_page() {
     assert_eq!(by_link, 2, "C and D, by link: {seen:?}");
 }
 
+/// An SSO test's app: served at `origin` (`localhost`, while the identity providers listen
+/// on 127.0.0.1, so their pages are another site), its engine allowed out to loopback and
+/// checking domains against `dns`; the organization Acme and a setup link to it.
+struct SsoApp {
+    origin: String,
+    test: common::TestApp,
+    dns: portcullis_test_support::dns::DnsServer,
+    org: portcullis::OrgId,
+    setup_url: String,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl SsoApp {
+    async fn start() -> SsoApp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let origin = format!("http://localhost:{port}");
+        let dns = portcullis_test_support::dns::DnsServer::start().await;
+        let resolver =
+            std::sync::Arc::new(portcullis::HickoryDns::with_servers(&[dns.addr()]).unwrap());
+        let test = common::TestApp::for_browser(&origin, |builder| {
+            builder
+                .outbound_policy(portcullis::OutboundPolicy::default().allow_loopback())
+                .domain_verifier(resolver)
+        });
+        let org = test
+            .auth
+            .orgs()
+            .create(portcullis::NewOrg::new("Acme", "acme"))
+            .await
+            .unwrap()
+            .id;
+        let link = test.auth.sso().create_setup_link(org, None).await.unwrap();
+        let setup_url = format!("{origin}/setup?token={}", link.token.as_str());
+        let server = tokio::spawn(
+            axum::serve(
+                listener,
+                example_axum::app(test.api.clone())
+                    .into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .into_future(),
+        );
+        SsoApp {
+            origin,
+            test,
+            dns,
+            org,
+            setup_url,
+            server,
+        }
+    }
+
+    /// The answer to the script's `PUBLISH <name> <value>`: the TXT record, published.
+    fn publish(&self, line: &str) -> Option<String> {
+        let (name, value) = line.strip_prefix("PUBLISH ")?.split_once(' ')?;
+        self.dns.set_txt(name, vec![vec![value.to_owned()]]);
+        Some("ok".to_owned())
+    }
+
+    /// What the pages did, as the engine saw it: one active, tested connection; the test
+    /// sign-in made nobody; Alice was provisioned into Acme and signed in by SSO. Alice.
+    async fn assert_alice_signed_in(&self) -> portcullis::model::User {
+        let auth = &self.test.auth;
+        let connections = auth.sso().connections(self.org).await.unwrap();
+        assert_eq!(connections.len(), 1);
+        assert_eq!(
+            connections[0].status,
+            portcullis::model::ConnectionStatus::Active
+        );
+        assert!(connections[0].tested_at.is_some());
+        assert!(auth.users().get_by_email("it@acme.test").await.is_err());
+        let alice = auth.users().get_by_email("alice@acme.test").await.unwrap();
+        let memberships = auth.rbac().memberships(alice.id).await.unwrap();
+        assert_eq!(memberships.len(), 1);
+        assert_eq!(memberships[0].org_id, self.org);
+        let log = auth
+            .audit()
+            .login_log(alice.id, &Default::default())
+            .await
+            .unwrap();
+        assert!(
+            log.items
+                .iter()
+                .any(|e| e.kind == portcullis::model::AuthEventKind::SignIn
+                    && e.method.as_deref() == Some("sso")),
+            "{:?}",
+            log.items
+        );
+        alice
+    }
+}
+
 // RP-20, ADM-09: single sign-on through the pages in Chromium, against the real OpenID
 // provider's own login page: an IT administrator sets the connection up from a setup link
 // (provider details, the domain's TXT record, a test sign-in, activation), then a person
 // signs in with "Continue with SSO" on the login page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sso_setup_and_sign_in_through_the_pages() {
-    use portcullis_test_support::dns::DnsServer;
     use portcullis_test_support::idp::Idp;
 
     const SECRET: &str = "a-client-secret-of-at-least-32-characters";
-    if let Some(why) = missing_prerequisite() {
-        if std::env::var_os("CI").is_some() {
-            panic!("the browser test cannot run under CI: {why}");
-        }
-        eprintln!("\n!!!!!! SKIPPED the SSO browser test: {why} !!!!!!\n");
+    if skip("the SSO browser test") {
         return;
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let origin = format!("http://localhost:{port}");
+    let app = SsoApp::start().await;
     let Some(idp) = Idp::start(serde_json::json!({
         "clients": [{
             "client_id": "portcullis",
             "client_secret": SECRET,
-            "redirect_uris": [format!("{origin}/api/v1/sso/callback")],
+            "redirect_uris": [format!("{}/api/v1/sso/callback", app.origin)],
             "token_endpoint_auth_method": "client_secret_basic",
         }],
         "accounts": {
@@ -241,82 +339,112 @@ async fn sso_setup_and_sign_in_through_the_pages() {
     else {
         return;
     };
-    let dns = DnsServer::start().await;
-    let resolver =
-        std::sync::Arc::new(portcullis::HickoryDns::with_servers(&[dns.addr()]).unwrap());
-    let test = common::TestApp::for_browser(&origin, |builder| {
-        builder
-            .outbound_policy(portcullis::OutboundPolicy::default().allow_loopback())
-            .domain_verifier(resolver)
-    });
-    let org = test
-        .auth
-        .orgs()
-        .create(portcullis::NewOrg::new("Acme", "acme"))
-        .await
-        .unwrap()
-        .id;
-    let link = test.auth.sso().create_setup_link(org, None).await.unwrap();
-    let setup_url = format!("{origin}/setup?token={}", link.token.as_str());
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            example_axum::app(test.api.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .into_future(),
-    );
     run_e2e(
         "sso.mjs",
-        &[&origin, &setup_url],
+        &[&app.origin, &app.setup_url],
         &[
             ("SSO_ISSUER", &idp.issuer),
             ("SSO_CLIENT_ID", "portcullis"),
             ("SSO_SECRET", SECRET),
         ],
+        |line| app.publish(line),
+    )
+    .await;
+    app.server.abort();
+    app.assert_alice_signed_in().await;
+}
+
+// The IT admin portal with SAML 2.0, in Chromium against SimpleSAMLphp's own login page:
+// the administrator chooses SAML, pastes the IdP's metadata, hands our entity ID and ACS
+// URL (as the page shows them) to the IdP, proves the domain, runs a test sign-in and
+// activates; then a person signs in with "Continue with SSO". The app is at `localhost`
+// and the IdP at 127.0.0.1: its POST to our ACS is cross-site and goes through our re-post
+// page, which the script checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_setup_and_sign_in_through_the_pages() {
+    use portcullis::store::UserStore as _;
+    use portcullis_test_support::saml_idp::{NameIdFormat, SamlIdp, SamlUser, SpTrust};
+
+    const PASSWORD: &str = "a password at the IdP";
+    if skip("the SAML browser test") {
+        return;
+    }
+    let user = |username: &str, name: &str| SamlUser {
+        username: username.into(),
+        password: PASSWORD.into(),
+        email: format!("{username}@acme.test"),
+        name: name.into(),
+        groups: Vec::new(),
+    };
+    let Some(idp) = SamlIdp::start(vec![user("it", "IT"), user("alice", "Alice")]).await else {
+        return;
+    };
+    let metadata = reqwest::get(&idp.metadata_url)
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let app = SsoApp::start().await;
+    let mut registered = None;
+    run_e2e(
+        "sso.mjs",
+        &[&app.origin, &app.setup_url],
+        &[
+            ("SSO_PROTOCOL", "saml"),
+            ("SAML_IDP_ENTITY_ID", &idp.entity_id),
+            ("SAML_METADATA_XML", &metadata),
+            ("SSO_PASSWORD", PASSWORD),
+        ],
         |line| {
-            let (name, value) = line.strip_prefix("PUBLISH ")?.split_once(' ')?;
-            dns.set_txt(name, vec![vec![value.to_owned()]]);
+            let Some(sp) = line.strip_prefix("SP ") else {
+                return app.publish(line);
+            };
+            // Before the test sign-in: the IdP trusts the SP the page named.
+            let (entity_id, acs_url) = sp.split_once(' ')?;
+            idp.trust_sp(SpTrust {
+                entity_id,
+                acs_url,
+                sign_assertion: true,
+                sign_response: false,
+                name_id_format: NameIdFormat::Persistent,
+            });
+            registered = Some((entity_id.to_owned(), acs_url.to_owned()));
             Some("ok".to_owned())
         },
     )
     .await;
-    server.abort();
-    // What the pages did, as the engine saw it: one active, tested connection; the test
-    // sign-in made nobody; Alice was provisioned into Acme and signed in by SSO.
-    let connections = test.auth.sso().connections(org).await.unwrap();
-    assert_eq!(connections.len(), 1);
+    app.server.abort();
+    let alice = app.assert_alice_signed_in().await;
+
+    // The page showed the engine's own values for the connection, and it trusts the IdP.
+    let connection = app.test.auth.sso().connections(app.org).await.unwrap()[0].clone();
     assert_eq!(
-        connections[0].status,
-        portcullis::model::ConnectionStatus::Active
+        registered,
+        Some((
+            app.test.auth.sso().sp_entity_id(connection.id),
+            app.test.auth.sso().acs_url(connection.id)
+        ))
     );
+    assert_eq!(connection.kind, portcullis::model::ConnectionKind::Saml);
+    assert_eq!(connection.issuer, idp.entity_id);
+    let saml = connection.saml.as_ref().expect("SAML settings");
+    assert_eq!(saml.sso_url, idp.sso_url);
+    assert_eq!(
+        saml.name_id_format,
+        portcullis::model::NameIdFormat::Persistent
+    );
+    // Alice is linked by the IdP's persistent NameID (opaque: neither her login nor her
+    // address) through this connection.
+    let identities = app.test.store().list_identities(alice.id).await.unwrap();
+    assert_eq!(identities.len(), 1, "{identities:?}");
+    assert_eq!(identities[0].provider, connection.id.to_string());
+    let subject = &identities[0].subject;
     assert!(
-        test.auth
-            .users()
-            .get_by_email("it@acme.test")
-            .await
-            .is_err()
+        !subject.is_empty() && subject != "alice" && !subject.contains('@'),
+        "{subject:?}"
     );
-    let alice = test
-        .auth
-        .users()
-        .get_by_email("alice@acme.test")
-        .await
-        .unwrap();
-    let memberships = test.auth.rbac().memberships(alice.id).await.unwrap();
-    assert_eq!(memberships.len(), 1);
-    assert_eq!(memberships[0].org_id, org);
-    let log = test
-        .auth
-        .audit()
-        .login_log(alice.id, &Default::default())
-        .await
-        .unwrap();
-    assert!(
-        log.items
-            .iter()
-            .any(|e| e.kind == portcullis::model::AuthEventKind::SignIn
-                && e.method.as_deref() == Some("sso")),
-        "{:?}",
-        log.items
-    );
+    assert_eq!(alice.name.as_deref(), Some("Alice"));
 }

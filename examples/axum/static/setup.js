@@ -1,7 +1,16 @@
 /*
- * The IT-admin setup page (`/setup?token=` from a setup link): register the redirect URI
- * at the provider, enter its details, prove the domain by DNS TXT, run a test sign-in and
- * activate the connection. Plain ES2020 under the same CSP as the login page.
+ * The IT-admin setup page (`/setup?token=` from a setup link): choose the protocol, enter
+ * the provider's details, register this application there, prove the domain by DNS TXT,
+ * run a test sign-in and activate the connection. Plain ES2020 under the same CSP as the
+ * login page.
+ *
+ * OpenID Connect: the redirect URI is known from the start; the details are the issuer
+ * (its discovery document is read at save), client id and secret. SAML 2.0: the provider's
+ * metadata, pasted or by URL (then only it is sent; the engine reads entity ID, SSO URL and
+ * certificates from it), or those fields one by one, and the NameID format. Our service
+ * provider's values name the connection, so they are shown once it is saved: the entity ID
+ * (which is also our metadata's URL) and the assertion consumer service URL, both under
+ * the engine's SSO base (the redirect URI's, without `/sso/callback`).
  *
  * The link's token is spent on arrival for a setup session, kept in this tab's
  * sessionStorage and sent as the bearer of every call; it reaches only this
@@ -10,6 +19,9 @@
  * Stable element ids (tests rely on them): status view-invalid view-setup
  *   setup-redirect-uri issuer client-id client-secret domain btn-save-provider
  *   connection-state txt-name txt-value btn-check-domain domain-state btn-test btn-activate
+ *   protocol-oidc protocol-saml saml-metadata-xml saml-metadata-url saml-entity-id
+ *   saml-sso-url saml-certificate saml-name-id-format sp-entity-id sp-acs-url
+ *   sp-metadata-link
  */
 "use strict";
 
@@ -20,7 +32,7 @@
   const $ = (id) => document.getElementById(id);
   const enc = encodeURIComponent;
 
-  const state = { token: null, org: null, connection: null };
+  const state = { token: null, org: null, connection: null, ssoBase: location.origin + API };
 
   function showStatus(message, kind = "info") {
     const box = $("status");
@@ -58,11 +70,66 @@
 
   const orgPath = (rest) => `/organizations/${enc(state.org)}${rest}`;
 
+  /** `oidc` or `saml`: the saved connection's kind, else the one chosen. */
+  function protocol() {
+    if (state.connection) return state.connection.kind === "saml" ? "saml" : "oidc";
+    return $("protocol-saml").checked ? "saml" : "oidc";
+  }
+
+  /** Shows the steps of the protocol; once a connection is saved its kind is fixed. */
+  function showProtocol() {
+    const saml = protocol() === "saml";
+    $("protocol-saml").checked = saml;
+    $("protocol-oidc").checked = !saml;
+    for (const id of ["protocol-oidc", "protocol-saml"]) $(id).disabled = Boolean(state.connection);
+    $("register-oidc").hidden = saml;
+    $("fields-oidc").hidden = saml;
+    $("register-saml").hidden = !saml;
+    $("fields-saml").hidden = !saml;
+  }
+
+  /** Base64 DER as PEM. */
+  function pem(der) {
+    const lines = String(der).match(/.{1,64}/g) || [];
+    return ["-----BEGIN CERTIFICATE-----", ...lines, "-----END CERTIFICATE-----"].join("\n");
+  }
+
+  /** The certificates of the field: each PEM block, or the whole text as one base64 DER. */
+  function certificates(text) {
+    const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g);
+    if (blocks) return blocks;
+    return text.trim() ? [text.trim()] : [];
+  }
+
+  /** Our service provider's values for a saved SAML connection. */
+  function showServiceProvider(c) {
+    const saml = c && c.kind === "saml";
+    const base = saml ? `${state.ssoBase}/sso/${enc(c.id)}/saml` : "";
+    $("sp-entity-id").textContent = saml ? base + "/metadata" : "—";
+    $("sp-acs-url").textContent = saml ? base + "/acs" : "—";
+    const link = $("sp-metadata-link");
+    link.hidden = !saml;
+    if (saml) link.href = base + "/metadata";
+    else link.removeAttribute("href");
+  }
+
   function showConnection(c) {
     state.connection = c;
+    showProtocol();
+    showServiceProvider(c);
     if (!c) return;
-    $("issuer").value = c.issuer || "";
-    $("client-id").value = c.client_id || "";
+    if (c.kind === "saml") {
+      const saml = c.saml || {};
+      $("saml-entity-id").value = c.issuer || "";
+      $("saml-sso-url").value = saml.sso_url || "";
+      $("saml-certificate").value = (saml.certificates || []).map(pem).join("\n");
+      $("saml-name-id-format").value = saml.name_id_format || "persistent";
+      $("saml-metadata-xml").value = "";
+      $("saml-metadata-url").value = "";
+    } else {
+      $("issuer").value = c.issuer || "";
+      $("client-id").value = c.client_id || "";
+    }
     if (c.domains && c.domains[0] && !$("domain").value) $("domain").value = c.domains[0];
     $("connection-state").textContent = `${c.status}${c.tested ? ", tested" : ", not tested yet"}`;
   }
@@ -78,6 +145,9 @@
     const scope = await call("GET", "/setup/session");
     state.org = scope.org_id;
     $("setup-redirect-uri").textContent = scope.redirect_uri;
+    if (scope.redirect_uri.endsWith("/sso/callback")) {
+      state.ssoBase = scope.redirect_uri.slice(0, -"/sso/callback".length);
+    }
     if (scope.connection_id) {
       showConnection(await call("GET", orgPath(`/sso-connections/${enc(scope.connection_id)}`)));
     }
@@ -86,16 +156,44 @@
     showDomain(domains.items.find((d) => d.domain === wanted) || domains.items[0]);
   }
 
-  async function saveProvider() {
-    const domain = $("domain").value.trim().toLowerCase();
+  /** The provider's details of an OpenID Connect connection. */
+  function oidcDetails() {
     const body = {
       issuer: $("issuer").value.trim(),
       client_id: $("client-id").value.trim(),
-      domains: domain ? [domain] : [],
-      jit_provisioning: true,
     };
     const secret = $("client-secret").value;
     if (secret) body.client_secret = secret;
+    return body;
+  }
+
+  /** The provider's details of a SAML connection: its metadata if given, else the fields. */
+  function samlDetails() {
+    const body = { kind: "saml" };
+    const saml = { name_id_format: $("saml-name-id-format").value };
+    const xml = $("saml-metadata-xml").value.trim();
+    const url = $("saml-metadata-url").value.trim();
+    if (xml || url) {
+      // Both at once are refused by the engine, which says so.
+      if (xml) saml.metadata_xml = xml;
+      if (url) saml.metadata_url = url;
+    } else {
+      const entityId = $("saml-entity-id").value.trim();
+      const ssoUrl = $("saml-sso-url").value.trim();
+      const certs = certificates($("saml-certificate").value);
+      if (entityId) body.issuer = entityId;
+      if (ssoUrl) saml.sso_url = ssoUrl;
+      if (certs.length) saml.certificates = certs;
+    }
+    body.saml = saml;
+    return body;
+  }
+
+  async function saveProvider() {
+    const domain = $("domain").value.trim().toLowerCase();
+    const body = protocol() === "saml" ? samlDetails() : oidcDetails();
+    body.domains = domain ? [domain] : [];
+    body.jit_provisioning = true;
     const saved = state.connection
       ? await call("PATCH", orgPath(`/sso-connections/${enc(state.connection.id)}`), body)
       : await call("POST", orgPath("/sso-connections"), body);
@@ -105,7 +203,12 @@
       sessionStorage.setItem(KEY_DOMAIN, domain);
       showDomain(await call("POST", orgPath("/domains"), { domain }));
     }
-    showStatus("Saved.", "success");
+    showStatus(
+      saved.kind === "saml"
+        ? "Saved. Now give your identity provider our entity ID and ACS URL (step 1)."
+        : "Saved.",
+      "success",
+    );
   }
 
   async function checkDomain() {
@@ -146,6 +249,8 @@
     on("btn-check-domain", checkDomain);
     on("btn-test", runTest);
     on("btn-activate", activate);
+    for (const id of ["protocol-oidc", "protocol-saml"]) $(id).addEventListener("change", showProtocol);
+    showProtocol();
     const params = new URLSearchParams(location.search);
     const link = params.get("token");
     if (link) {

@@ -261,6 +261,11 @@ impl TestApp {
             .unwrap()
     }
 
+    /// The engine's store, for what no API shows (such as federated identities).
+    pub fn store(&self) -> &portcullis_memory::MemoryStore {
+        &self.store
+    }
+
     /// The same engine and delivery, answered by `framework`'s app.
     pub fn on(mut self, framework: Framework) -> Self {
         self.framework = framework;
