@@ -947,3 +947,56 @@ async fn saml_20_corrupted_responses_never_panic() {
     }
     w.victim_untouched().await;
 }
+
+/// A SAML connection may be created before the provider's details are known (our entity
+/// ID and ACS name the connection, and some providers want them first); it serves its
+/// metadata, starts no sign-in until the provider's details are set, then works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saml_connection_can_be_created_before_the_providers_details() {
+    let w = world(default_saml()).await;
+    let empty = w
+        .sso()
+        .create_connection(
+            w.org,
+            ConnectionSettings {
+                kind: Some(ConnectionKind::Saml),
+                ..ConnectionSettings::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(empty.status, ConnectionStatus::Draft);
+    let metadata = w.sso().saml_metadata(empty.id).await.unwrap();
+    assert!(metadata.contains(&w.sso().acs_url(empty.id)));
+    let options = SsoOptions {
+        test: true,
+        ..SsoOptions::default()
+    };
+    let refused = w
+        .sso()
+        .start(SsoTarget::Connection(empty.id), options.clone(), &ctx())
+        .await;
+    assert!(
+        matches!(refused, Err(Error::SsoFailed { .. })),
+        "{refused:?}"
+    );
+    let settings = ConnectionSettings {
+        saml: Some(SamlInput {
+            metadata_xml: Some(idp_metadata(IDP, SSO_URL, &w.key)),
+            ..SamlInput::default()
+        }),
+        ..ConnectionSettings::default()
+    };
+    let ready = w
+        .sso()
+        .update_connection(w.org, empty.id, settings)
+        .await
+        .unwrap();
+    assert_eq!(ready.issuer, IDP);
+    let started = w
+        .sso()
+        .start(SsoTarget::Connection(empty.id), options, &ctx())
+        .await
+        .unwrap();
+    assert!(started.url.starts_with(SSO_URL));
+}

@@ -32,7 +32,7 @@
   const $ = (id) => document.getElementById(id);
   const enc = encodeURIComponent;
 
-  const state = { token: null, org: null, connection: null, ssoBase: location.origin + API };
+  const state = { token: null, org: null, connection: null };
 
   function showStatus(message, kind = "info") {
     const box = $("status");
@@ -104,12 +104,11 @@
   /** Our service provider's values for a saved SAML connection. */
   function showServiceProvider(c) {
     const saml = c && c.kind === "saml";
-    const base = saml ? `${state.ssoBase}/sso/${enc(c.id)}/saml` : "";
-    $("sp-entity-id").textContent = saml ? base + "/metadata" : "—";
-    $("sp-acs-url").textContent = saml ? base + "/acs" : "—";
+    $("sp-entity-id").textContent = saml ? c.sp_entity_id : "—";
+    $("sp-acs-url").textContent = saml ? c.acs_url : "—";
     const link = $("sp-metadata-link");
     link.hidden = !saml;
-    if (saml) link.href = base + "/metadata";
+    if (saml) link.href = c.sp_metadata_url;
     else link.removeAttribute("href");
   }
 
@@ -145,9 +144,6 @@
     const scope = await call("GET", "/setup/session");
     state.org = scope.org_id;
     $("setup-redirect-uri").textContent = scope.redirect_uri;
-    if (scope.redirect_uri.endsWith("/sso/callback")) {
-      state.ssoBase = scope.redirect_uri.slice(0, -"/sso/callback".length);
-    }
     if (scope.connection_id) {
       showConnection(await call("GET", orgPath(`/sso-connections/${enc(scope.connection_id)}`)));
     }

@@ -27,7 +27,7 @@ pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 pub struct ConnectionSettings {
     /// A name for administrators.
     pub name: Option<String>,
-    /// `oidc` (the only kind so far).
+    /// `oidc` (the default) or `saml`; fixed once created.
     pub kind: Option<ConnectionKind>,
     /// The issuer identifier. With `endpoints` absent, its discovery document is read.
     pub issuer: Option<String>,
@@ -463,15 +463,6 @@ async fn apply_saml(
     if let Some(on) = input.idp_initiated {
         settings.idp_initiated = on;
     }
-    if settings.sso_url.is_empty() {
-        return Err(Error::invalid("saml.sso_url", "required (or metadata)"));
-    }
-    if settings.certificates.is_empty() {
-        return Err(Error::invalid(
-            "saml.certificates",
-            "at least one signing certificate (or metadata)",
-        ));
-    }
     #[cfg(feature = "saml")]
     if settings.sp_key.is_none() {
         // Our own key, for assertions the provider encrypts to us.
@@ -532,9 +523,9 @@ pub(crate) async fn create(
                 "SAML support is not built in (feature `saml`)",
             ));
         }
-        if settings.saml.is_none() {
-            return Err(Error::invalid("saml", "required for kind saml"));
-        }
+        // A SAML connection may start empty: its id names our entity ID and ACS, which
+        // some providers want before they hand out their metadata.
+        settings.saml.get_or_insert_with(SamlInput::default);
     } else {
         if settings.issuer.is_none() {
             return Err(Error::invalid("issuer", "required"));
@@ -588,12 +579,6 @@ pub(crate) async fn create(
         ));
     }
     apply(inner, &mut connection, settings, false).await?;
-    if kind == ConnectionKind::Saml && connection.issuer.is_empty() {
-        return Err(Error::invalid(
-            "issuer",
-            "required: the identity provider's entity ID",
-        ));
-    }
     inner.orgs.create_sso_connection(&connection).await?;
     crate::directory::log_admin(inner, org, "sso_connection_created").await;
     Ok(connection)

@@ -107,6 +107,14 @@ impl Sso<'_> {
             .saml
             .as_ref()
             .ok_or(Error::Internal("a SAML connection without settings"))?;
+        if connection.issuer.is_empty()
+            || settings.sso_url.is_empty()
+            || settings.certificates.is_empty()
+        {
+            return Err(failed(
+                "the identity provider's entity ID, SSO URL and certificate are not set yet",
+            ));
+        }
         let request = saml::request_id()?;
         let (entity_id, acs_url) = (
             self.sp_entity_id(connection.id),

@@ -54,18 +54,24 @@ async fn post_form(
     test.request(request.body(body).unwrap()).await
 }
 
-// SAML-20 [ext: SimpleSAMLphp]: the SP-initiated flow over HTTP, set up from the IdP's
-// metadata; SAML-11/14 on the way (no cookie, replay).
-#[tokio::test]
-async fn saml20_setup_and_sp_initiated_sign_in_against_simplesamlphp() {
-    let Some(idp) = SamlIdp::start(vec![
+/// What the tests set up: SimpleSAMLphp with `it` and `alice`, the organization with its
+/// proven domain acme.test, and an active SAML connection made from the IdP's metadata URL,
+/// tested through the IdP's login page.
+struct Setup {
+    idp: SamlIdp,
+    test: TestApp,
+    org: String,
+    id: String,
+    acs_url: String,
+    _dns: DnsServer,
+}
+
+async fn active_connection(idp_initiated: bool) -> Option<Setup> {
+    let idp = SamlIdp::start(vec![
         user("it", "it@acme.test", &[]),
         user("alice", "alice@acme.test", &["engineering"]),
     ])
-    .await
-    else {
-        return;
-    };
+    .await?;
     let dns = DnsServer::start().await;
     let resolver = Arc::new(HickoryDns::with_servers(&[dns.addr()]).unwrap());
     let test = TestApp::with_builder(|b| {
@@ -83,7 +89,11 @@ async fn saml20_setup_and_sp_initiated_sign_in_against_simplesamlphp() {
             json!({
                 "kind": "saml",
                 "name": "Acme SAML",
-                "saml": { "metadata_url": idp.metadata_url, "name_id_format": "persistent" },
+                "saml": {
+                    "metadata_url": idp.metadata_url,
+                    "name_id_format": "persistent",
+                    "idp_initiated": idp_initiated,
+                },
                 "domains": ["acme.test"],
                 "jit_provisioning": true,
             }),
@@ -102,6 +112,10 @@ async fn saml20_setup_and_sp_initiated_sign_in_against_simplesamlphp() {
     // Our metadata: entity ID and ACS, to hand to the IdP.
     let entity_id = format!("{ORIGIN}/api/v1/sso/{id}/saml/metadata");
     let acs_url = format!("{ORIGIN}/api/v1/sso/{id}/saml/acs");
+    assert_eq!(created.body["sp_entity_id"], entity_id.as_str());
+    assert_eq!(created.body["sp_metadata_url"], entity_id.as_str());
+    assert_eq!(created.body["acs_url"], acs_url.as_str());
+    assert!(created.body["saml"].get("sp_key").is_none());
     let metadata = test
         .get(&format!("/api/v1/sso/{id}/saml/metadata"), None)
         .await;
@@ -158,6 +172,30 @@ async fn saml20_setup_and_sp_initiated_sign_in_against_simplesamlphp() {
         )
         .await;
     assert_eq!(active.status, StatusCode::OK, "{}", active.body);
+    Some(Setup {
+        idp,
+        test,
+        org: a,
+        id,
+        acs_url,
+        _dns: dns,
+    })
+}
+
+// SAML-20 [ext: SimpleSAMLphp]: the SP-initiated flow over HTTP, set up from the IdP's
+// metadata; SAML-11/14 on the way (no cookie, replay).
+#[tokio::test]
+async fn saml20_setup_and_sp_initiated_sign_in_against_simplesamlphp() {
+    let Some(Setup {
+        idp,
+        test,
+        org: a,
+        id,
+        ..
+    }) = active_connection(false).await
+    else {
+        return;
+    };
     let found = test
         .get("/api/v1/sso/discover?email=alice@acme.test", None)
         .await;
@@ -216,4 +254,59 @@ async fn saml20_setup_and_sp_initiated_sign_in_against_simplesamlphp() {
     // SAML-14: the same response again is refused.
     let replayed = post_form(&test, &form, Some(&cookie), &[]).await;
     assert_error(&replayed, StatusCode::UNAUTHORIZED, "sso_failed");
+}
+
+// SAML-16 [ext: SimpleSAMLphp]: a sign-in the IdP starts (no request of ours, no cookie)
+// waits on a confirmation page; the confirmation signs in once.
+#[tokio::test]
+async fn saml16_idp_initiated_sign_in_needs_the_persons_confirmation() {
+    let Some(Setup {
+        idp, test, acs_url, ..
+    }) = active_connection(true).await
+    else {
+        return;
+    };
+    let entity_id = acs_url.replace("/acs", "/metadata");
+    let unsolicited = format!(
+        "{}?spentityid={}",
+        idp.sso_url,
+        url::form_urlencoded::byte_serialize(entity_id.as_bytes()).collect::<String>()
+    );
+    let form = idp
+        .sign_in(&unsolicited, "alice", "alice-password")
+        .await
+        .unwrap();
+    assert_eq!(form.action, acs_url);
+    let page = post_form(&test, &form, None, &[]).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let html = String::from_utf8(page.bytes.clone()).unwrap();
+    assert!(html.contains("alice@acme.test"), "{html}");
+    assert!(
+        test.auth
+            .users()
+            .get_by_email("alice@acme.test")
+            .await
+            .is_err(),
+        "nobody is signed in before the confirmation"
+    );
+    let start = html.find("name=\"token\" value=\"").unwrap() + "name=\"token\" value=\"".len();
+    let token = &html[start..start + html[start..].find('"').unwrap()];
+    let confirm = |token: String| {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/api/v1/sso/saml/confirm")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={token}").into_bytes())
+            .unwrap();
+        test.request(request)
+    };
+    let done = confirm(token.to_owned()).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    let status = test.status_of(&done.str("token")).await;
+    assert_eq!(status.body["email"], "alice@acme.test");
+    let again = confirm(token.to_owned()).await;
+    assert_error(&again, StatusCode::UNAUTHORIZED, "invalid_token");
+    // SAML-14: the IdP's response cannot be posted again.
+    let replay = post_form(&test, &form, None, &[]).await;
+    assert_error(&replay, StatusCode::UNAUTHORIZED, "sso_failed");
 }

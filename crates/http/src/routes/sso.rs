@@ -209,17 +209,8 @@ fn finished(auth: &Portcullis, done: SsoDone) -> HttpResult<Response> {
             app_state,
             redirect_uri,
         } => (sign_in, app_state, redirect_uri),
-        SsoDone::Confirm {
-            connection_id,
-            token,
-            email,
-        } => {
-            return Ok(saml_confirm_page(
-                auth,
-                connection_id,
-                token.secret(),
-                email,
-            ));
+        SsoDone::Confirm { token, email, .. } => {
+            return Ok(saml_confirm_page(auth, token.secret(), email));
         }
         _ => return Err(HttpError::invalid("unsupported sign-in outcome")),
     };
@@ -385,14 +376,8 @@ fn saml_repost_page(auth: &Portcullis, id: ConnectionId, post: &SamlPost) -> Res
     page(StatusCode::OK, html, Some(&nonce))
 }
 
-fn saml_confirm_page(
-    auth: &Portcullis,
-    connection: ConnectionId,
-    token: &str,
-    email: Option<String>,
-) -> Response {
+fn saml_confirm_page(auth: &Portcullis, token: &str, email: Option<String>) -> Response {
     let who = email.map_or_else(String::new, |e| format!(" as <b>{}</b>", html_escape(&e)));
-    let _ = connection;
     let action = auth.sso().saml_confirm_url();
     let html = format!(
         concat!(
@@ -447,7 +432,7 @@ pub struct DiscoverQuery {
 pub struct Discovered {
     /// The connection.
     pub connection_id: String,
-    /// `oidc`.
+    /// `oidc` or `saml`.
     pub kind: &'static str,
     /// The organization it signs people in to.
     pub org_id: String,
@@ -479,13 +464,22 @@ fn org_id(id: &str) -> HttpResult<OrgId> {
     parse_id(id)
 }
 
+/// A connection as administrators see it, with what to register at the provider: our
+/// redirect URI (OIDC), or our entity ID (also our metadata's URL) and ACS (SAML).
 fn view(auth: &Portcullis, c: &portcullis::model::SsoConnection) -> serde_json::Value {
+    use serde_json::Value::String as Text;
     let mut value = portcullis::flows::sso::view(c);
     if let Some(map) = value.as_object_mut() {
-        map.insert(
-            "redirect_uri".into(),
-            serde_json::Value::String(auth.sso().redirect_uri(c)),
-        );
+        if c.kind == portcullis::model::ConnectionKind::Saml {
+            map.insert("sp_entity_id".into(), Text(auth.sso().sp_entity_id(c.id)));
+            map.insert(
+                "sp_metadata_url".into(),
+                Text(auth.sso().sp_entity_id(c.id)),
+            );
+            map.insert("acs_url".into(), Text(auth.sso().acs_url(c.id)));
+        } else {
+            map.insert("redirect_uri".into(), Text(auth.sso().redirect_uri(c)));
+        }
     }
     value
 }
