@@ -310,7 +310,7 @@ async fn json_bodies_must_be_labelled_json() {
     let big = http::Request::builder()
         .method(Method::POST)
         .uri("/api/v1/mfa/totp/enroll")
-        .body(vec![b'x'; 70 * 1024])
+        .body(vec![b'x'; portcullis_http::BODY_LIMIT + 1])
         .unwrap();
     assert_error(
         &test.request(big).await,
