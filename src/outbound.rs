@@ -315,11 +315,16 @@ impl Outbound {
 
     /// GETs `url` (checked first), reading at most the policy's body cap.
     pub(crate) async fn get(&self, url: &str) -> Result<Fetched, Error> {
+        self.get_as(url, "application/json").await
+    }
+
+    /// The same, asking for `accept` (SAML metadata is XML).
+    pub(crate) async fn get_as(&self, url: &str, accept: &str) -> Result<Fetched, Error> {
         let checked = self.check(url).await?;
         let request = self
             .client(&checked)?
             .get(checked.url.clone())
-            .header("accept", "application/json");
+            .header("accept", accept);
         self.send(request).await
     }
 

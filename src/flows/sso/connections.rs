@@ -413,8 +413,10 @@ async fn apply_saml(
             (Some(xml), None) => Some(xml.as_str()),
             (None, Some(url)) => {
                 let url = checked_endpoint(inner, url, "saml.metadata_url").await?;
-                // SAML-19 / SSRF: through the outbound policy, size-capped.
-                let got = inner.outbound.get(&url).await?;
+                // SAML-19 / SSRF: through the outbound policy, capped at its body limit
+                // (`OutboundPolicy::max_body`, 64 KiB unless raised).
+                let accept = "application/samlmetadata+xml, application/xml;q=0.9";
+                let got = inner.outbound.get_as(&url, accept).await?;
                 if got.status != 200 || got.body.len() > super::saml::MAX_METADATA_BYTES {
                     return Err(Error::SsoFailed {
                         reason: "the identity provider's metadata could not be read",

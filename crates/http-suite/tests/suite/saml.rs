@@ -12,7 +12,9 @@ use portcullis_test_support::saml_idp::{NameIdFormat, PostedForm, SamlIdp, SamlU
 use serde_json::json;
 
 use super::common::{ADMIN_KEY, Answer, TestApp, assert_error};
-use super::sso::{APP_REDIRECT, cookie_of, create_org, prove_domain, query_of, redeem};
+use super::sso::{
+    APP_REDIRECT, activate_after_test, cookie_of, create_org, prove_domain, query_of, redeem,
+};
 
 const ORIGIN: &str = "http://localhost:8080";
 
@@ -152,26 +154,7 @@ async fn active_connection(idp_initiated: bool) -> Option<Setup> {
         .unwrap();
     assert_eq!(form.action, acs_url);
     let tested = post_form(&test, &form, Some(&cookie), &[]).await;
-    assert_eq!(tested.status, StatusCode::FOUND, "{}", tested.body);
-    assert_eq!(
-        tested.header("location"),
-        Some(format!("{ORIGIN}/setup?tested={id}").as_str())
-    );
-    assert!(
-        test.auth
-            .users()
-            .get_by_email("it@acme.test")
-            .await
-            .is_err()
-    );
-    let active = test
-        .patch(
-            &format!("{connections}/{id}"),
-            json!({"status": "active"}),
-            Some(ADMIN_KEY),
-        )
-        .await;
-    assert_eq!(active.status, StatusCode::OK, "{}", active.body);
+    activate_after_test(&test, &tested, &connections, &id).await;
     Some(Setup {
         idp,
         test,

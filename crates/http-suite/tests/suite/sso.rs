@@ -60,6 +60,36 @@ pub(super) async fn redeem(test: &TestApp, code: &str, verifier: &str, client: &
     test.status_of(&tokens.str("token")).await
 }
 
+/// The provider's answer to a test sign-in sent the browser back to the setup page and
+/// signed nobody in (the tester is `it@acme.test`); then the connection is activated.
+pub(super) async fn activate_after_test(
+    test: &TestApp,
+    tested: &Answer,
+    connections: &str,
+    id: &str,
+) {
+    assert_eq!(tested.status, StatusCode::FOUND, "{}", tested.body);
+    assert_eq!(
+        tested.header("location"),
+        Some(format!("http://localhost:8080/setup?tested={id}").as_str())
+    );
+    assert!(
+        test.auth
+            .users()
+            .get_by_email("it@acme.test")
+            .await
+            .is_err()
+    );
+    let active = test
+        .patch(
+            &format!("{connections}/{id}"),
+            json!({"status": "active"}),
+            Some(ADMIN_KEY),
+        )
+        .await;
+    assert_eq!(active.status, StatusCode::OK, "{}", active.body);
+}
+
 pub(super) async fn create_org(test: &TestApp, slug: &str) -> String {
     let created = test
         .post(
@@ -350,26 +380,7 @@ async fn rp20_setup_and_sign_in_over_the_rest_api() {
     assert!(back.as_str().starts_with(CALLBACK), "{back}");
     let path = &back.as_str()["http://localhost:8080".len()..];
     let tested = get_with_cookie(&test, path, &cookie).await;
-    assert_eq!(tested.status, StatusCode::FOUND, "{}", tested.body);
-    assert_eq!(
-        tested.header("location"),
-        Some(format!("http://localhost:8080/setup?tested={id}").as_str())
-    );
-    assert!(
-        test.auth
-            .users()
-            .get_by_email("it@acme.test")
-            .await
-            .is_err()
-    );
-    let active = test
-        .patch(
-            &format!("{connections}/{id}"),
-            json!({"status": "active"}),
-            Some(ADMIN_KEY),
-        )
-        .await;
-    assert_eq!(active.status, StatusCode::OK, "{}", active.body);
+    activate_after_test(&test, &tested, &connections, &id).await;
     // Home-realm discovery, then a redirect flow for the app.
     let found = test
         .get("/api/v1/sso/discover?email=Alice@ACME.test", None)
