@@ -141,8 +141,10 @@ mod tests {
             task.await.unwrap();
         }
         let flushes = commit.flushes();
+        // Fewer flushes than writers: some were shared. (How many depends on scheduling;
+        // on a loaded two-core machine 64 writers have taken 30.)
         assert!(
-            (1..16).contains(&flushes),
+            (1..64).contains(&flushes),
             "64 writers used {flushes} flushes"
         );
     }
