@@ -996,3 +996,26 @@ async fn a_saml_connection_can_be_created_before_the_providers_details() {
         .unwrap();
     assert!(started.url.starts_with(SSO_URL));
 }
+
+/// SAML-17: `RelayState` is an opaque handle to our own record, never a target: URLs,
+/// protocol-relative paths and over-long values are refused, and nothing redirects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saml_17_relay_state_is_a_handle_never_a_target() {
+    let w = world(default_saml()).await;
+    w.control("alice@acme.test").await;
+    for relay in [
+        "https://evil.com".to_owned(),
+        "//evil.com".to_owned(),
+        "/\\evil.com".to_owned(),
+        "a".repeat(81),
+    ] {
+        let started = w.start().await;
+        let forged = Started {
+            relay_state: relay.clone(),
+            ..started
+        };
+        let xml = w.spec(&forged, VICTIM).sign(&w.key);
+        w.refused(&format!("RelayState {relay}"), &forged, &xml)
+            .await;
+    }
+}
