@@ -163,7 +163,7 @@ pub use protect::hibp;
 pub use protect::{BreachedPasswords, CommonPasswords, PasswordList};
 pub use sessions::Sessions;
 pub use signin::{AuthMethod, MfaChallenge, MfaEnrollmentChallenge, MfaMethod, SignIn, TokenSet};
-pub use templates::{Template, Templates};
+pub use templates::{Template, Templates, escape_html};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

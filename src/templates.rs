@@ -432,33 +432,33 @@ pub(crate) fn render_wording(
     let mut body = String::with_capacity(1024);
     if let Some(logo) = &branding.logo_url {
         body.push_str("<p><img src=\"");
-        escape_html(logo, &mut body);
+        body.push_str(&escape_html(logo));
         body.push_str("\" alt=\"\" height=\"40\"></p>");
     }
     body.push_str("<p>");
-    escape_html(&intro, &mut body);
+    body.push_str(&escape_html(&intro));
     body.push_str("</p>");
     let color = branding.primary_color.as_deref().unwrap_or("#1f4fd1");
     match (link, code) {
         (Some(link), _) => {
             body.push_str("<p><a href=\"");
-            escape_html(link, &mut body);
+            body.push_str(&escape_html(link));
             body.push_str("\" style=\"display:inline-block;padding:10px 18px;background:");
-            escape_html(color, &mut body);
+            body.push_str(&escape_html(color));
             body.push_str(";color:#fff;border-radius:6px;text-decoration:none\">");
-            escape_html(&button, &mut body);
+            body.push_str(&escape_html(&button));
             body.push_str("</a></p>");
         }
         (None, Some(code)) => {
             body.push_str("<p style=\"font-size:28px;letter-spacing:4px;font-weight:bold\">");
-            escape_html(code, &mut body);
+            body.push_str(&escape_html(code));
             body.push_str("</p>");
         }
         (None, None) => {}
     }
     if !outro.is_empty() {
         body.push_str("<p>");
-        escape_html(&outro, &mut body);
+        body.push_str(&escape_html(&outro));
         body.push_str("</p>");
     }
     Rendered {
@@ -524,14 +524,16 @@ fn fill<'v>(template: &str, value: &impl Fn(&str) -> &'v str, html: bool) -> Str
     for piece in pieces(template) {
         match piece {
             Piece::Text(text) => out.push_str(text),
-            Piece::Placeholder(name) if html => escape_html(value(name), &mut out),
+            Piece::Placeholder(name) if html => out.push_str(&escape_html(value(name))),
             Piece::Placeholder(name) => out.push_str(value(name)),
         }
     }
     out
 }
 
-fn escape_html(text: &str, out: &mut String) {
+/// `text` escaped for HTML or XML, in element content or a quoted attribute value.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -542,6 +544,7 @@ fn escape_html(text: &str, out: &mut String) {
             _ => out.push(c),
         }
     }
+    out
 }
 
 #[cfg(test)]

@@ -125,7 +125,7 @@ impl NameIdFormat {
 /// What a SAML connection trusts: the identity provider's entity id is the connection's
 /// [`issuer`](SsoConnection::issuer); the attribute names come from its
 /// [`claims`](SsoConnection::claims) mapping.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct SamlSettings {
     /// The provider's `SingleSignOnService` for the HTTP-Redirect binding.

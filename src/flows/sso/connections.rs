@@ -12,7 +12,7 @@ use crate::engine::Inner;
 use crate::flows::MAX_RETRIES;
 use crate::model::{
     ClaimMapping, ConnectionId, ConnectionKind, ConnectionStatus, NameIdFormat, OidcEndpoints,
-    OrgId, Preset, SamlSettings, SsoConnection, checked_label,
+    OrgId, Preset, SsoConnection, checked_label,
 };
 use crate::{Error, StoreError};
 
@@ -396,10 +396,7 @@ async fn apply_saml(
     input: SamlInput,
     issuer_given: bool,
 ) -> Result<(), Error> {
-    let mut settings = connection
-        .saml
-        .clone()
-        .unwrap_or_else(|| SamlSettings::new(String::new(), Vec::new()));
+    let mut settings = connection.saml.clone().unwrap_or_default();
     #[cfg(feature = "saml")]
     {
         let fetched;
@@ -417,7 +414,7 @@ async fn apply_saml(
                 // (`OutboundPolicy::max_body`, 64 KiB unless raised).
                 let accept = "application/samlmetadata+xml, application/xml;q=0.9";
                 let got = inner.outbound.get_as(&url, accept).await?;
-                if got.status != 200 || got.body.len() > super::saml::MAX_METADATA_BYTES {
+                if got.status != 200 {
                     return Err(Error::SsoFailed {
                         reason: "the identity provider's metadata could not be read",
                     });

@@ -7,7 +7,7 @@ use http::header::{LOCATION, SET_COOKIE};
 use portcullis::flows::sso::ConnectionSettings;
 use portcullis::model::{ConnectionId, DomainClaim, OrgId, Preset};
 use portcullis::tokens::AuthCodeRequest;
-use portcullis::{Portcullis, RequestContext, SignIn, SsoDone, SsoOptions, SsoTarget};
+use portcullis::{Portcullis, RequestContext, SignIn, SsoDone, SsoOptions, SsoTarget, escape_html};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HttpError, HttpResult};
@@ -279,15 +279,6 @@ fn page(status: StatusCode, html: String, nonce: Option<&str>) -> Response {
         .header(http::header::REFERRER_POLICY, "no-referrer")
 }
 
-/// Text for HTML.
-fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
 /// Our SAML metadata for a connection: hand it (or its URL, which is also our entity
 /// ID) to the identity provider.
 #[cfg_attr(feature = "openapi", utoipa::path(get, path = "/sso/{connection_id}/saml/metadata", tag = "sso",
@@ -368,16 +359,16 @@ fn saml_repost_page(auth: &Portcullis, id: ConnectionId, post: &SamlPost) -> Res
             "<noscript><button type=\"submit\">Continue</button></noscript></form>",
             "<script nonce=\"{nonce}\">document.forms[0].submit();</script></body></html>"
         ),
-        action = html_escape(&auth.sso().acs_url(id)),
-        response = html_escape(&post.saml_response),
-        relay = html_escape(post.relay_state.as_deref().unwrap_or_default()),
+        action = escape_html(&auth.sso().acs_url(id)),
+        response = escape_html(&post.saml_response),
+        relay = escape_html(post.relay_state.as_deref().unwrap_or_default()),
         nonce = nonce,
     );
     page(StatusCode::OK, html, Some(&nonce))
 }
 
 fn saml_confirm_page(auth: &Portcullis, token: &str, email: Option<String>) -> Response {
-    let who = email.map_or_else(String::new, |e| format!(" as <b>{}</b>", html_escape(&e)));
+    let who = email.map_or_else(String::new, |e| format!(" as <b>{}</b>", escape_html(&e)));
     let action = auth.sso().saml_confirm_url();
     let html = format!(
         concat!(
@@ -389,8 +380,8 @@ fn saml_confirm_page(auth: &Portcullis, token: &str, email: Option<String>) -> R
             "<button type=\"submit\">Continue</button></form></body></html>"
         ),
         who = who,
-        action = html_escape(&action),
-        token = html_escape(token),
+        action = escape_html(&action),
+        token = escape_html(token),
     );
     page(StatusCode::OK, html, None)
 }

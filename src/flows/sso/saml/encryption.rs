@@ -15,7 +15,7 @@ use openssl::x509::{X509Builder, X509NameBuilder};
 use samael::crypto::{Crypto, CryptoProvider};
 use samael::schema::CipherValue;
 
-use super::xml::{self, DSIG, SAML, SAMLP, XENC, failed, is, only_child};
+use super::xml::{self, DSIG, SAML, XENC, failed, only_child};
 use crate::crypto::{Keyring, Sealed};
 use crate::model::ConnectionId;
 use crate::{Error, Timestamp};
@@ -76,8 +76,7 @@ pub(crate) fn new_sp_key(
 
 /// `document` with its `EncryptedAssertion` (the Response's child) replaced by the
 /// decrypted assertion, in place, so that the assertion keeps its namespace context and
-/// its signature's canonical form. A document without one comes back as it is; where an
-/// encrypted assertion sits anywhere else, the shape check refuses it later.
+/// its signature's canonical form.
 pub(crate) fn decrypt(
     document: String,
     keyring: &Keyring,
@@ -85,19 +84,10 @@ pub(crate) fn decrypt(
     key: Option<&Sealed>,
 ) -> Result<String, Error> {
     let parsed = xml::parse(&document)?;
-    let root = parsed.root_element();
-    if !is(root, SAMLP, "Response") {
-        return Err(failed("the SAML message is not a Response"));
-    }
-    let Some(encrypted) = xml::children(root, SAML, "EncryptedAssertion").next() else {
-        return Ok(document);
-    };
-    if xml::children(root, SAML, "EncryptedAssertion")
-        .nth(1)
-        .is_some()
-    {
-        return Err(failed("the SAML response must hold exactly one assertion"));
-    }
+    // A second one, or one elsewhere, stays encrypted: the shape check refuses it.
+    let encrypted = xml::children(parsed.root_element(), SAML, "EncryptedAssertion")
+        .next()
+        .ok_or(failed("the SAML response holds no encrypted assertion"))?;
     let key = key.ok_or(failed("the connection has no decryption key"))?;
     let malformed = "the encrypted SAML assertion is malformed";
     let data = only_child(encrypted, XENC, "EncryptedData", malformed)?;

@@ -16,6 +16,7 @@ use self::verify::{Envelope, VerifiedAssertion};
 use self::xml::{MD, failed, is};
 use crate::crypto::random_bytes;
 use crate::model::{NameIdFormat, SsoConnection};
+use crate::templates::escape_html;
 use crate::{Error, Timestamp};
 
 const TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
@@ -64,11 +65,11 @@ pub(crate) fn authn_request_url(
             r#"</samlp:AuthnRequest>"#
         ),
         id = request_id,
-        instant = xml::format_instant(now),
-        destination = xml::escape(sso_url),
-        acs = xml::escape(sp.acs_url),
+        instant = now.to_rfc3339(),
+        destination = escape_html(sso_url),
+        acs = escape_html(sp.acs_url),
         binding = HTTP_POST,
-        issuer = xml::escape(sp.entity_id),
+        issuer = escape_html(sp.entity_id),
         format = format.uri(),
     );
     let mut deflater =
@@ -119,11 +120,11 @@ pub(crate) fn sp_metadata(sp: &Sp<'_>, format: NameIdFormat, encryption: Option<
             r#"<md:AssertionConsumerService Binding="{binding}" Location="{acs}" index="0" isDefault="true"/>"#,
             "\n  </md:SPSSODescriptor>\n</md:EntityDescriptor>\n"
         ),
-        entity = xml::escape(sp.entity_id),
+        entity = escape_html(sp.entity_id),
         key = key,
         format = format.uri(),
         binding = HTTP_POST,
-        acs = xml::escape(sp.acs_url),
+        acs = escape_html(sp.acs_url),
     )
 }
 
@@ -246,10 +247,16 @@ pub(crate) fn check(
         return Err(failed("the SAML assertion is meant for another service"));
     }
     // SAML-11: bound to our request, in the Response and in the bearer confirmation.
-    if envelope.in_response_to.as_deref() != expected.request_id
-        && (envelope.in_response_to.is_some() || expected.request_id.is_some() && envelope.signed)
-    {
-        return Err(failed("the SAML response answers another request"));
+    // The Response's own InResponseTo: unsigned unless the Response is signed, so it can
+    // only refuse; a signed Response must carry it.
+    match (envelope.in_response_to.as_deref(), expected.request_id) {
+        (Some(got), wanted) if Some(got) != wanted => {
+            return Err(failed("the SAML response answers another request"));
+        }
+        (None, Some(_)) if envelope.signed => {
+            return Err(failed("the SAML response answers another request"));
+        }
+        _ => {}
     }
     let confirmed = assertion.bearer.iter().find(|c| {
         c.recipient.as_deref() == Some(expected.sp.acs_url)

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use roxmltree::Node;
+use roxmltree::{Document, Node};
 use samael::crypto::{
     AllowedSignatureAlgorithm, CertificateDer, Crypto, CryptoProvider, ReduceMode,
 };
@@ -131,19 +131,25 @@ pub(crate) fn verify(
     if certs.is_empty() {
         return Err(failed("the connection has no signing certificate"));
     }
+    let parsed = xml::parse(doc)?;
     let mut outer = None;
-    let doc = if has_encrypted_assertion(doc)? {
-        outer = verify_outer_signature(doc, &certs)?;
-        let decrypted = decrypt(doc.to_owned())?;
-        if outer.is_some() {
-            without_response_signature(&decrypted)?
+    let decrypted;
+    let (doc, shape) = if xml::children(parsed.root_element(), SAML, "EncryptedAssertion")
+        .next()
+        .is_some()
+    {
+        outer = verify_outer_signature(&parsed, doc, &certs)?;
+        let plain = decrypt(doc.to_owned())?;
+        decrypted = if outer.is_some() {
+            without_response_signature(&plain)?
         } else {
-            decrypted
-        }
+            plain
+        };
+        let shape = check_shape(&xml::parse(&decrypted)?)?;
+        (decrypted.as_str(), shape)
     } else {
-        doc.to_owned()
+        (doc, check_shape(&parsed)?)
     };
-    let shape = check_shape(&doc)?;
     if outer.is_some() && !shape.assertion_signed {
         return Err(failed("an encrypted SAML assertion must be signed itself"));
     }
@@ -151,7 +157,7 @@ pub(crate) fn verify(
         // SAML-08: a signature must cover what is read.
         return Err(failed("the SAML assertion is not signed"));
     }
-    let signed = signed_bytes(&doc, &certs)?;
+    let signed = signed_bytes(doc, &certs)?;
     let signed_doc = xml::parse(&signed)?;
     let root = signed_doc.root_element();
     let assertion = if is(root, SAML, "Assertion") {
@@ -194,19 +200,13 @@ fn signed_bytes(doc: &str, certs: &[CertificateDer]) -> Result<String, Error> {
     })
 }
 
-fn has_encrypted_assertion(doc: &str) -> Result<bool, Error> {
-    let parsed = xml::parse(doc)?;
-    Ok(
-        xml::children(parsed.root_element(), SAML, "EncryptedAssertion")
-            .next()
-            .is_some(),
-    )
-}
-
 /// A Response signature over an encrypted assertion, verified before decryption: the
 /// Response's values, signed, or `None` when the Response is not signed.
-fn verify_outer_signature(doc: &str, certs: &[CertificateDer]) -> Result<Option<Envelope>, Error> {
-    let parsed = xml::parse(doc)?;
+fn verify_outer_signature(
+    parsed: &Document<'_>,
+    doc: &str,
+    certs: &[CertificateDer],
+) -> Result<Option<Envelope>, Error> {
     let root = parsed.root_element();
     let mut signatures = xml::children(root, DSIG, "Signature");
     let Some(signature) = signatures.next() else {
@@ -238,8 +238,7 @@ fn without_response_signature(doc: &str) -> Result<String, Error> {
     Ok(format!("{}{}", &doc[..range.start], &doc[range.end..]))
 }
 
-fn check_shape(doc: &str) -> Result<Shape, Error> {
-    let parsed = xml::parse(doc)?;
+fn check_shape(parsed: &Document<'_>) -> Result<Shape, Error> {
     let root = parsed.root_element();
     if !is(root, SAMLP, "Response") {
         return Err(failed("the SAML message is not a Response"));

@@ -1,6 +1,6 @@
 //! The one way SAML documents are read here: roxmltree, which refuses a DTD (so no
 //! entities, external or not), under a node budget; plus the few XML values SAML needs
-//! (`xs:dateTime`, escaped text).
+//! (`xs:dateTime`).
 
 use roxmltree::{Document, Node, ParsingOptions};
 
@@ -136,20 +136,7 @@ pub(crate) fn parse_instant(value: &str) -> Result<Timestamp, Error> {
     Ok(Timestamp::from_unix_millis(secs * 1000 + millis))
 }
 
-/// An instant as `xs:dateTime` in UTC, to the second.
-pub(crate) fn format_instant(at: Timestamp) -> String {
-    let secs = at.unix_secs();
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-// Howard Hinnant's civil-calendar algorithms (proleptic Gregorian).
+// Howard Hinnant's days_from_civil (proleptic Gregorian).
 fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
@@ -160,35 +147,6 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// `value` escaped for XML text or a double-quoted attribute.
-pub(crate) fn escape(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,7 +154,7 @@ mod tests {
     #[test]
     fn instants_round_trip_and_malformed_ones_are_refused() {
         let at = parse_instant("2026-12-04T21:09:42Z").unwrap();
-        assert_eq!(format_instant(at), "2026-12-04T21:09:42Z");
+        assert_eq!(at.to_rfc3339(), "2026-12-04T21:09:42Z");
         assert_eq!(
             parse_instant("2026-12-04T21:09:42.5Z")
                 .unwrap()
@@ -208,7 +166,7 @@ mod tests {
             0
         );
         assert_eq!(
-            format_instant(Timestamp::from_unix_secs(951_782_400)),
+            Timestamp::from_unix_secs(951_782_400).to_rfc3339(),
             "2000-02-29T00:00:00Z"
         );
         // SAML-13: malformed timestamps are refused.
