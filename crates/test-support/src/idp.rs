@@ -111,13 +111,16 @@ pub fn available() -> bool {
         "Install Node.js 20 or newer and run `npm ci` in {} (.ci/run does both).",
         dir().display()
     );
+    skip_or_fail("the OpenID provider for the SSO tests", reason, &fix)
+}
+
+/// When `what` cannot run (`reason`): a panic under CI, else `false` after a loud message
+/// that the test is skipped and how to fix it.
+pub(crate) fn skip_or_fail(what: &str, reason: &str, fix: &str) -> bool {
     if required() {
-        panic!("the OpenID provider for the SSO tests cannot run: {reason}, and CI is set. {fix}");
+        panic!("{what} cannot run: {reason}, and CI is set. {fix}");
     }
-    eprintln!(
-        "\n=== SKIPPED: the OpenID provider for the SSO tests cannot run: {reason}; the test \
-         did not run. {fix} ===\n"
-    );
+    eprintln!("\n=== SKIPPED: {what} cannot run: {reason}; the test did not run. {fix} ===\n");
     false
 }
 

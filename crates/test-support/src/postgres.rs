@@ -19,11 +19,6 @@ pub fn url() -> String {
     std::env::var("PORTCULLIS_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
 }
 
-/// Whether a missing server must fail the test rather than skip it.
-fn required() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
 /// A schema name no other test (of this or a concurrent run) uses: the process id keeps
 /// runs apart, and lets a later run drop the schemas of runs that are gone.
 pub fn unique_schema() -> String {
@@ -53,7 +48,7 @@ pub async fn available() -> bool {
             store.close().await;
             true
         }
-        Err(err) if required() => {
+        Err(err) if crate::idp::required() => {
             panic!(
                 "PostgreSQL at {url} does not answer ({err}: {:?}) and CI is set: this test needs it. \
                  Start it (pg_ctlcluster 15 main start) or set PORTCULLIS_TEST_POSTGRES_URL.",

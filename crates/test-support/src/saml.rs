@@ -281,11 +281,11 @@ impl ResponseSpec {
         let mut a = String::new();
         a += &format!(
             "<saml:Assertion xmlns:saml=\"{SAML}\" ID=\"{}\" Version=\"2.0\" IssueInstant=\"{instant}\">\n",
-            esc(&self.assertion_id)
+            portcullis::escape_html(&self.assertion_id)
         );
         a += &format!(
             "<saml:Issuer Format=\"{ENTITY_FORMAT}\">{}</saml:Issuer>\n",
-            esc(&self.issuer)
+            portcullis::escape_html(&self.issuer)
         );
         if self.sign_assertion {
             let uri = match render.assertion_uri {
@@ -297,16 +297,19 @@ impl ResponseSpec {
         a += "<saml:Subject>\n";
         a += &format!(
             "<saml:NameID Format=\"{}\">{}</saml:NameID>\n",
-            esc(&self.name_id_format),
-            esc(&self.name_id)
+            portcullis::escape_html(&self.name_id_format),
+            portcullis::escape_html(&self.name_id)
         );
         a += "<saml:SubjectConfirmation Method=\"urn:oasis:names:tc:SAML:2.0:cm:bearer\">\n";
         a += &format!(
             "<saml:SubjectConfirmationData NotOnOrAfter=\"{not_on_or_after}\" Recipient=\"{}\"",
-            esc(&self.recipient)
+            portcullis::escape_html(&self.recipient)
         );
         if let Some(in_response_to) = &self.in_response_to {
-            a += &format!(" InResponseTo=\"{}\"", esc(in_response_to));
+            a += &format!(
+                " InResponseTo=\"{}\"",
+                portcullis::escape_html(in_response_to)
+            );
         }
         a += "/>\n</saml:SubjectConfirmation>\n</saml:Subject>\n";
         a += &format!(
@@ -316,7 +319,10 @@ impl ResponseSpec {
         if !self.audiences.is_empty() {
             a += "<saml:AudienceRestriction>\n";
             for audience in &self.audiences {
-                a += &format!("<saml:Audience>{}</saml:Audience>\n", esc(audience));
+                a += &format!(
+                    "<saml:Audience>{}</saml:Audience>\n",
+                    portcullis::escape_html(audience)
+                );
             }
             a += "</saml:AudienceRestriction>\n";
         }
@@ -327,7 +333,10 @@ impl ResponseSpec {
         }
         a += &format!("<saml:AuthnStatement AuthnInstant=\"{instant}\"");
         if let Some(session_index) = &self.session_index {
-            a += &format!(" SessionIndex=\"{}\"", esc(session_index));
+            a += &format!(
+                " SessionIndex=\"{}\"",
+                portcullis::escape_html(session_index)
+            );
         }
         if let Some(session_end) = self.session_not_on_or_after {
             a += &format!(" SessionNotOnOrAfter=\"{}\"", xs_datetime(session_end));
@@ -338,12 +347,12 @@ impl ResponseSpec {
             for (name, values) in &self.attributes {
                 a += &format!(
                     "<saml:Attribute Name=\"{}\" NameFormat=\"urn:oasis:names:tc:SAML:2.0:attrname-format:basic\">\n",
-                    esc(name)
+                    portcullis::escape_html(name)
                 );
                 for value in values {
                     a += &format!(
                         "<saml:AttributeValue>{}</saml:AttributeValue>\n",
-                        esc(value)
+                        portcullis::escape_html(value)
                     );
                 }
                 a += "</saml:Attribute>\n";
@@ -354,18 +363,21 @@ impl ResponseSpec {
 
         let mut r = format!(
             "<samlp:Response xmlns:samlp=\"{SAMLP}\" xmlns:saml=\"{SAML}\" ID=\"{}\" Version=\"2.0\" IssueInstant=\"{instant}\"",
-            esc(&self.response_id)
+            portcullis::escape_html(&self.response_id)
         );
         if let Some(destination) = &self.destination {
-            r += &format!(" Destination=\"{}\"", esc(destination));
+            r += &format!(" Destination=\"{}\"", portcullis::escape_html(destination));
         }
         if let Some(in_response_to) = &self.in_response_to {
-            r += &format!(" InResponseTo=\"{}\"", esc(in_response_to));
+            r += &format!(
+                " InResponseTo=\"{}\"",
+                portcullis::escape_html(in_response_to)
+            );
         }
         r += ">\n";
         r += &format!(
             "<saml:Issuer Format=\"{ENTITY_FORMAT}\">{}</saml:Issuer>\n",
-            esc(&self.issuer)
+            portcullis::escape_html(&self.issuer)
         );
         if self.sign_response {
             let uri = match render.response_uri {
@@ -376,7 +388,7 @@ impl ResponseSpec {
         }
         r += &format!(
             "<samlp:Status>\n<samlp:StatusCode Value=\"{}\"/>\n</samlp:Status>\n",
-            esc(&self.status)
+            portcullis::escape_html(&self.status)
         );
         r += &a;
         r += "\n</samlp:Response>\n";
@@ -401,7 +413,7 @@ fn signature_template(uri: &str, alg: SigAlg, key: &IdpKey) -> String {
          <ds:KeyInfo>\n<ds:X509Data>\n<ds:X509Certificate>{}</ds:X509Certificate>\n</ds:X509Data>\n</ds:KeyInfo>\n\
          </ds:Signature>\n",
         alg.signature_uri(),
-        esc(uri),
+        portcullis::escape_html(uri),
         alg.digest_uri(),
         key.cert_base64()
     )
@@ -670,48 +682,9 @@ fn random_hex() -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// Escapes text for element content and double-quoted attribute values.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 /// Unix seconds as an `xs:dateTime` in UTC: `2023-11-14T22:13:20Z`.
 fn xs_datetime(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let seconds = unix.rem_euclid(86_400);
-    // Days since 1970-01-01 to a proleptic Gregorian date, counting 400-year eras from
-    // 0000-03-01 (so the leap day ends a year).
-    let shifted = days + 719_468;
-    let era = shifted.div_euclid(146_097);
-    let day_of_era = shifted.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_from_march = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
-    let year = era * 400 + year_of_era + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        seconds / 3_600,
-        seconds % 3_600 / 60,
-        seconds % 60
-    )
+    portcullis::Timestamp::from_unix_secs(unix).to_rfc3339()
 }
 
 /// Attack variants. Each takes a *validly signed* response (from [`ResponseSpec::sign`])
@@ -725,7 +698,7 @@ pub mod mutate {
 
     use super::{
         DS, EVIL_ASSERTION_ID, EVIL_RESPONSE_ID, IdpKey, Render, ResponseSpec, SAML, SAMLP, XPATH,
-        child, esc, is, parse, sign_xml, splice,
+        child, is, parse, sign_xml, splice,
     };
 
     /// Somorovsky et al. "On Breaking SAML" XSW1..XSW8, as SAML Raider's `XSWHelpers`
@@ -773,7 +746,7 @@ pub mod mutate {
                     whole,
                     vec![
                         (id_value(response), EVIL_RESPONSE_ID.to_owned()),
-                        (name_id_text(assertion), esc(victim)),
+                        (name_id_text(assertion), portcullis::escape_html(victim)),
                         (at..at, original),
                     ],
                 )
@@ -818,7 +791,7 @@ pub mod mutate {
                         };
                         vec![
                             (id_value(assertion), EVIL_ASSERTION_ID.to_owned()),
-                            (name_id_text(assertion), esc(victim)),
+                            (name_id_text(assertion), portcullis::escape_html(victim)),
                             (at..at, unsigned_original),
                         ]
                     }
@@ -830,7 +803,7 @@ pub mod mutate {
                     _ => {
                         let at = end_tag_start(signed, signature);
                         vec![
-                            (name_id_text(assertion), esc(victim)),
+                            (name_id_text(assertion), portcullis::escape_html(victim)),
                             (at..at, format!("<Object>{unsigned_original}</Object>\n")),
                         ]
                     }
@@ -858,7 +831,11 @@ pub mod mutate {
     pub fn tamper_attribute(signed: &str, name: &str, value: &str) -> String {
         let doc = parse(signed);
         let range = attribute_text(&doc, name);
-        splice(signed, 0..signed.len(), vec![(range, esc(value))])
+        splice(
+            signed,
+            0..signed.len(),
+            vec![(range, portcullis::escape_html(value))],
+        )
     }
 
     /// Adds a DOCTYPE whose internal subset holds an ATTLIST that changes nothing
@@ -1149,10 +1126,10 @@ pub mod mutate {
             edits.push((signature.range(), String::new()));
         }
         if let Some(id) = id {
-            edits.push((id_value(assertion), esc(id)));
+            edits.push((id_value(assertion), portcullis::escape_html(id)));
         }
         if let Some(name_id) = name_id {
-            edits.push((name_id_text(assertion), esc(name_id)));
+            edits.push((name_id_text(assertion), portcullis::escape_html(name_id)));
         }
         splice(xml, assertion.range(), edits)
     }
