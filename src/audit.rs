@@ -257,11 +257,20 @@ impl Chain {
 pub(crate) struct ChainedLog {
     log: Arc<dyn AuditLog>,
     chain: Chain,
+    /// Every appended event goes out to subscribers too (`Portcullis::events`).
+    events: tokio::sync::broadcast::Sender<AuthEvent>,
 }
 
+/// How many events a subscriber may fall behind before it loses the oldest.
+pub(crate) const EVENT_BACKLOG: usize = 1024;
+
 impl ChainedLog {
-    pub(crate) fn new(log: Arc<dyn AuditLog>, chain: Chain) -> Self {
-        ChainedLog { log, chain }
+    pub(crate) fn new(
+        log: Arc<dyn AuditLog>,
+        chain: Chain,
+        events: tokio::sync::broadcast::Sender<AuthEvent>,
+    ) -> Self {
+        ChainedLog { log, chain, events }
     }
 
     /// Appends at the head of the user's chain. Appends for one user race for its head;
@@ -314,6 +323,8 @@ impl AuditLog for ChainedLog {
                 reason = event.reason.as_deref(),
                 "auth event"
             );
+            // No subscriber is no error: the log has it.
+            let _ = self.events.send(event);
         }
         appended
     }

@@ -49,6 +49,9 @@ pub struct Config {
     pub mfa: MfaPolicy,
     /// WebAuthn: accepted origins and what registrations ask authenticators for.
     pub passkeys: PasskeyPolicy,
+    /// Attack protection beyond the budgets of [`Limits`]: address lists, lockout notices,
+    /// when bot checks are asked for, proof of work.
+    pub protection: Protection,
 }
 
 impl Config {
@@ -71,6 +74,7 @@ impl Config {
             passwords: PasswordPolicy::default(),
             mfa: MfaPolicy::default(),
             passkeys: PasskeyPolicy::default(),
+            protection: Protection::default(),
         }
     }
 
@@ -104,6 +108,7 @@ impl Config {
                 "mfa.fresh_sign_in must be between 1 s and 1 day".into(),
             ));
         }
+        self.protection.validate()?;
         let passkey_origins = self.passkeys.validate(&origin, &rp_id)?;
         let link_base = origin
             .join(&self.passwordless.link_path)
@@ -111,9 +116,13 @@ impl Config {
         let revert_base = origin
             .join(&self.passwordless.revert_path)
             .map_err(|_| Error::Config("passwordless.revert_path is not a path".into()))?;
+        let unblock_base = origin
+            .join(&self.protection.unblock_path)
+            .map_err(|_| Error::Config("protection.unblock_path is not a path".into()))?;
         Ok(ValidConfig {
             link_base,
             revert_base,
+            unblock_base,
             passkey_origins,
             origin,
             rp_id,
@@ -158,8 +167,91 @@ pub(crate) struct ValidConfig {
     /// The page that undoes an email change: the origin joined with
     /// `passwordless.revert_path`.
     pub(crate) revert_base: Url,
+    /// The page the link in a lockout notice opens: the origin joined with
+    /// `protection.unblock_path`.
+    pub(crate) unblock_base: Url,
     /// The origins WebAuthn accepts: the public origin, then `passkeys.extra_origins`.
     pub(crate) passkey_origins: Vec<Url>,
+}
+
+/// Attack protection that is not a budget of [`Limits`] (SSOJet's Security section; see
+/// [`protect`](crate::protect) for the whole policy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Protection {
+    /// Client networks no per-address throttle applies to (failed sign-ins, sign-ups and
+    /// sends per IP): an office NAT, a monitoring probe. Per-account budgets still apply.
+    pub allow: Vec<ipnet::IpNet>,
+    /// Client networks refused outright ([`Error::IpBlocked`]) by every protected call.
+    /// An address in both lists is refused.
+    pub deny: Vec<ipnet::IpNet>,
+    /// Whether the owner of an account locked out for a client gets a notice (at most one
+    /// per account and client per window). Default on.
+    pub lockout_notice: bool,
+    /// The path of the page a lockout notice's link opens (it lifts the lockout and offers
+    /// a password reset). Default `/unblock`; the link is `{origin}{unblock_path}?token=…`.
+    pub unblock_path: String,
+    /// The risk rule for bot checks: once a client or an account has this many failed
+    /// sign-ins in their budget's window, or a client this many sign-ups or sends, the
+    /// next one needs a passed [`BotCheck`](crate::protect::BotCheck) (when one is
+    /// configured). Default 3; organizations can ask for one always.
+    pub bot_check_after: u32,
+    /// Leading zero bits the built-in proof of work asks for. Default 16 (about 65 000
+    /// SHA-256 runs for the client, one for the server); 8 to 32.
+    pub proof_of_work_difficulty: u8,
+    /// How long a proof-of-work challenge may be answered. Default 5 minutes.
+    pub proof_of_work_ttl: Duration,
+    /// The speed (km/h) above which two sign-ins' places make "impossible travel". Needs
+    /// a [`Locate`](crate::Locate) that knows coordinates. Default 1000.
+    pub impossible_travel_kmh: u32,
+}
+
+impl Default for Protection {
+    fn default() -> Self {
+        Protection {
+            allow: Vec::new(),
+            deny: Vec::new(),
+            lockout_notice: true,
+            unblock_path: "/unblock".into(),
+            bot_check_after: 3,
+            proof_of_work_difficulty: 16,
+            proof_of_work_ttl: 5 * MINUTE,
+            impossible_travel_kmh: 1000,
+        }
+    }
+}
+
+impl Protection {
+    fn validate(&self) -> Result<(), Error> {
+        let plain = |b: u8| b.is_ascii_alphanumeric() || b"/-._~".contains(&b);
+        let path = &self.unblock_path;
+        if !path.starts_with('/') || path.starts_with("//") || !path.bytes().all(plain) {
+            return Err(Error::Config(
+                "protection.unblock_path must be an absolute path of A-Z a-z 0-9 / - . _ ~".into(),
+            ));
+        }
+        if !(8..=32).contains(&self.proof_of_work_difficulty) {
+            return Err(Error::Config(
+                "protection.proof_of_work_difficulty must be 8 to 32".into(),
+            ));
+        }
+        if self.proof_of_work_ttl < 10 * SECOND || self.proof_of_work_ttl > HOUR {
+            return Err(Error::Config(
+                "protection.proof_of_work_ttl must be between 10 s and 1 hour".into(),
+            ));
+        }
+        if self.bot_check_after == 0 || self.impossible_travel_kmh == 0 {
+            return Err(Error::Config(
+                "protection.bot_check_after and impossible_travel_kmh must be at least 1".into(),
+            ));
+        }
+        if self.allow.len() + self.deny.len() > 10_000 {
+            return Err(Error::Config(
+                "protection.allow and deny hold at most 10 000 networks".into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Lifetimes.
@@ -411,7 +503,10 @@ pub struct Limits {
     /// Failed sign-ins per account from all clients together, any method. NIST SP 800-63B
     /// caps it at 100; default 100 per 24 hours.
     pub failures_per_account: RateLimit,
-    /// Failed sign-ins per client IP, all accounts together. Default 100 per 15 minutes.
+    /// Failed sign-ins per client IP (an IPv6 client by its /64), all accounts together:
+    /// suspicious IP throttling, which also stops one address spraying a password across
+    /// many accounts none of which reaches its own budget. Default 100 per day (Auth0's).
+    /// [`Protection::allow`] lists addresses it does not apply to (an office NAT).
     pub failures_per_ip: RateLimit,
     /// Emails sent to one address at one client's request. Default 5 per hour.
     pub sends_per_recipient: RateLimit,
@@ -424,7 +519,7 @@ pub struct Limits {
     /// address or number, a resend included. Default 30 seconds; at most 10 minutes.
     pub send_cooldown: Duration,
     /// Sign-ups (password or passkey) started from one client IP, counted before any
-    /// password is hashed or screened. Default 20 per hour.
+    /// password is hashed or screened. Default 50 per minute (Auth0's).
     pub sign_ups_per_ip: RateLimit,
     /// Sign-ups started by everyone together: a ceiling on the hashing an anonymous
     /// crowd can ask for. Default 600 per minute.
@@ -442,12 +537,12 @@ impl Default for Limits {
         Limits {
             failures_per_account_ip: RateLimit::sliding(10, 15 * MINUTE),
             failures_per_account: RateLimit::sliding(100, DAY),
-            failures_per_ip: RateLimit::sliding(100, 15 * MINUTE),
+            failures_per_ip: RateLimit::sliding(100, DAY),
             sends_per_recipient: RateLimit::sliding(5, HOUR),
             sends_per_recipient_total: RateLimit::sliding(20, HOUR),
             sends_per_ip: RateLimit::sliding(30, HOUR),
             send_cooldown: 30 * SECOND,
-            sign_ups_per_ip: RateLimit::sliding(20, HOUR),
+            sign_ups_per_ip: RateLimit::sliding(50, MINUTE),
             sign_ups: RateLimit::sliding(600, MINUTE),
             sso_lookups_per_ip: RateLimit::sliding(60, MINUTE),
             sso_tests_per_org: RateLimit::sliding(20, MINUTE),

@@ -25,6 +25,11 @@ pub struct RequestContext {
     /// the configured [`BotCheck`](crate::protect::BotCheck) verifies once a budget asks
     /// for it.
     pub bot_proof: Option<crate::crypto::BotProof>,
+    /// This request already passed a bot check: later steps of it (a sign-up's code, sent
+    /// after the sign-up's own check) do not ask again. The engine sets it after a check
+    /// passes; an application that verified a CAPTCHA itself may set it too. Never take it
+    /// from the client.
+    pub bot_checked: bool,
 }
 
 impl RequestContext {

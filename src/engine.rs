@@ -38,6 +38,8 @@ pub(crate) struct Inner {
     pub(crate) key_store: Arc<dyn KeyStore>,
     pub(crate) challenges: Arc<dyn ChallengeStore>,
     pub(crate) audit_log: Arc<dyn AuditLog>,
+    /// Sends every recorded event to `Portcullis::events` subscribers.
+    pub(crate) events: tokio::sync::broadcast::Sender<crate::model::AuthEvent>,
     /// Links login-log events (shared with the chained log that writes them).
     pub(crate) audit_chain: crate::audit::Chain,
     pub(crate) mailer: Option<Arc<dyn Mailer>>,
@@ -56,6 +58,9 @@ pub(crate) struct Inner {
     pub(crate) locate: Option<Arc<dyn crate::Locate>>,
     /// Tells people from scripts where a shared budget runs low (none by default).
     pub(crate) bot_check: Option<Arc<dyn crate::protect::BotCheck>>,
+    /// The built-in proof of work, when on (it is then `bot_check` too, unless another
+    /// was given).
+    pub(crate) pow: Option<Arc<crate::protect::ProofOfWork>>,
     /// The WebAuthn relying party, built once from the configuration.
     pub(crate) webauthn: webauthn_rs_core::WebauthnCore,
     /// The one client for URLs a tenant named (SSO discovery, JWKS, token endpoints).
@@ -83,6 +88,8 @@ impl Portcullis {
             sms: None,
             clock: None,
             pepper: None,
+            previous_peppers: Vec::new(),
+            proof_of_work: false,
             keyring: None,
             signing_pems: Vec::new(),
             templates: Templates::new(),
@@ -103,6 +110,19 @@ impl Portcullis {
     /// Access tokens, refresh tokens, authorization codes, signing keys.
     pub fn tokens(&self) -> Tokens<'_> {
         Tokens::new(&self.inner)
+    }
+
+    /// Lockouts and throttles (list, lift, the owner's unblock link) and the built-in
+    /// proof of work's challenges.
+    pub fn protection(&self) -> crate::protect::Shield<'_> {
+        crate::protect::Shield::new(&self.inner)
+    }
+
+    /// Every login-log event as it is recorded, for a SIEM or a webhook: a Tokio broadcast
+    /// receiver. A receiver that falls more than 1024 events behind loses the oldest
+    /// (it then reads `RecvError::Lagged`); the login log keeps them all.
+    pub fn events(&self) -> tokio::sync::broadcast::Receiver<crate::model::AuthEvent> {
+        self.inner.events.subscribe()
     }
 
     /// Users' sessions.
@@ -312,6 +332,8 @@ pub struct PortcullisBuilder {
     sms: Option<Arc<dyn SmsSender>>,
     clock: Option<Arc<dyn Clock>>,
     pepper: Option<Pepper>,
+    previous_peppers: Vec<Pepper>,
+    proof_of_work: bool,
     keyring: Option<Keyring>,
     signing_pems: Vec<String>,
     templates: Templates,
@@ -432,6 +454,22 @@ impl PortcullisBuilder {
         self
     }
 
+    /// Peppers that hashed secrets before a rotation, newest first: codes, refresh tokens,
+    /// API keys and backup codes made under them keep working, and the last one anchors
+    /// the identifiers that must never change (see [`SecretHasher`]). At most 7.
+    pub fn previous_pepper(mut self, pepper: Pepper) -> Self {
+        self.previous_peppers.push(pepper);
+        self
+    }
+
+    /// Turns on the built-in proof of work ([`ProofOfWork`](crate::protect::ProofOfWork)):
+    /// challenges from `auth.protection().proof_of_work()`, and the bot check for every
+    /// place one is asked for, unless [`bot_check`](Self::bot_check) gave another.
+    pub fn proof_of_work(mut self) -> Self {
+        self.proof_of_work = true;
+        self
+    }
+
     /// The keys for encryption at rest. Required.
     pub fn keyring(mut self, keyring: Keyring) -> Self {
         self.keyring = Some(keyring);
@@ -464,8 +502,10 @@ impl PortcullisBuilder {
         self
     }
 
-    /// Verifies bot checks where a budget shared by everyone runs low (see
-    /// [`BotCheck`](crate::protect::BotCheck)). None by default.
+    /// Verifies bot checks (see [`BotCheck`](crate::protect::BotCheck)): at sign-up, sends
+    /// and password sign-ins once a risk rule fires, and where a budget shared by
+    /// everyone runs low. None by default (then no bot check is asked for, but
+    /// [`proof_of_work`](Self::proof_of_work) gives the built-in one).
     pub fn bot_check(mut self, check: impl crate::protect::BotCheck + 'static) -> Self {
         self.bot_check = Some(Arc::new(check));
         self
@@ -515,7 +555,26 @@ impl PortcullisBuilder {
             .host_resolver
             .unwrap_or_else(|| Arc::new(crate::SystemResolver));
         let webauthn = crate::flows::passkey::relying_party(&config);
-        let chain = crate::audit::Chain::new(SecretHasher::new(&pepper)?);
+        let hasher = SecretHasher::ring(&pepper, &self.previous_peppers)?;
+        let (events, _) = tokio::sync::broadcast::channel(crate::audit::EVENT_BACKLOG);
+        let chain = crate::audit::Chain::new(hasher.clone());
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let challenges = self.challenges.ok_or_else(|| missing("challenge store"))?;
+        let protection = &config.config.protection;
+        let pow = self.proof_of_work.then(|| {
+            Arc::new(crate::protect::ProofOfWork::new(
+                clock.clone(),
+                hasher.clone(),
+                challenges.clone(),
+                protection.proof_of_work_difficulty,
+                protection.proof_of_work_ttl,
+            ))
+        });
+        let bot_check = match (self.bot_check, &pow) {
+            (Some(check), _) => Some(check),
+            (None, Some(pow)) => Some(pow.clone() as Arc<dyn crate::protect::BotCheck>),
+            (None, None) => None,
+        };
         let inner = Inner {
             webauthn,
             config,
@@ -523,16 +582,18 @@ impl PortcullisBuilder {
             orgs: self.orgs.ok_or_else(|| missing("organization store"))?,
             sessions: self.sessions.ok_or_else(|| missing("session store"))?,
             key_store: self.key_store.ok_or_else(|| missing("key store"))?,
-            challenges: self.challenges.ok_or_else(|| missing("challenge store"))?,
+            challenges,
             audit_log: Arc::new(crate::audit::ChainedLog::new(
                 self.audit_log.ok_or_else(|| missing("audit log"))?,
                 chain.clone(),
+                events.clone(),
             )),
+            events,
             audit_chain: chain,
             mailer: self.mailer,
             sms: self.sms,
-            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
-            hasher: SecretHasher::new(&pepper)?,
+            clock,
+            hasher,
             keyring: self.keyring.ok_or_else(|| missing("keyring"))?,
             keys: KeyState::new(fixed_keys),
             verified: VerifiedCache::new(cache_capacity),
@@ -541,7 +602,8 @@ impl PortcullisBuilder {
             password_slots: crate::flows::password::slots(),
             breached: self.breached,
             locate: self.locate,
-            bot_check: self.bot_check,
+            bot_check,
+            pow,
             outbound: crate::Outbound::new(self.outbound_policy, resolver),
             dns: self.dns,
             jwks: crate::flows::sso::JwksCache::default(),

@@ -48,12 +48,18 @@ pub enum Error {
     /// The caller is known but not allowed to do this.
     #[error("forbidden")]
     Forbidden,
-    /// Sending is throttled for everyone (the global text budget is running out): this
-    /// request goes ahead only with a bot check passed
-    /// ([`RequestContext::bot_proof`](crate::RequestContext::bot_proof)), or from a device
-    /// the recipient signed in from before.
+    /// This request goes ahead only with a bot check passed
+    /// ([`RequestContext::bot_proof`](crate::RequestContext::bot_proof)): a risk rule
+    /// fired (failures from the client or for the account, many sign-ups or sends from
+    /// the client, an organization that always asks), or sending is throttled for
+    /// everyone. A proof that was missing, wrong, spent, or that the checking service
+    /// could not judge gets this too (bot checks fail closed).
     #[error("a bot check is required")]
     BotCheckRequired,
+    /// The client's network is on the installation's denylist
+    /// ([`Protection::deny`](crate::Protection::deny)).
+    #[error("requests from this network are refused")]
+    IpBlocked,
     /// Too many attempts or requests: try again after `retry_after`.
     #[error("rate limited; retry after {} s", ceil_secs(*retry_after))]
     RateLimited {
@@ -143,6 +149,7 @@ impl Error {
             Error::Forbidden => "forbidden",
             Error::RateLimited { .. } => "rate_limited",
             Error::BotCheckRequired => "bot_check_required",
+            Error::IpBlocked => "ip_blocked",
             Error::SessionRevoked => "session_revoked",
             Error::MfaRequired => "mfa_required",
             Error::ReauthRequired => "reauth_required",

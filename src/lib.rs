@@ -132,8 +132,8 @@ pub use audit::{Audit, ChainStatus};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::{
     Attachment, Attestation, CodePolicy, Config, Delivery, Limits, MfaPolicy, PasskeyPolicy,
-    PasswordPolicy, Passwordless, RateLimit, ResidentKey, SigningAlgorithm, SmsPolicy, TokenPolicy,
-    Ttl, UserVerification, Window,
+    PasswordPolicy, Passwordless, Protection, RateLimit, ResidentKey, SigningAlgorithm, SmsPolicy,
+    TokenPolicy, Ttl, UserVerification, Window,
 };
 pub use context::RequestContext;
 pub use delivery::{
@@ -162,7 +162,10 @@ pub use outbound::{HostResolver, Outbound, OutboundPolicy, SystemResolver, is_pu
 pub use protect::hibp;
 pub use protect::{BreachedPasswords, CommonPasswords, PasswordList};
 pub use sessions::Sessions;
-pub use signin::{AuthMethod, MfaChallenge, MfaEnrollmentChallenge, MfaMethod, SignIn, TokenSet};
+pub use signin::{
+    AuthMethod, MfaChallenge, MfaEnrollmentChallenge, MfaMethod, PasswordChangeChallenge, SignIn,
+    TokenSet,
+};
 pub use templates::{Template, Templates, escape_html};
 
 #[doc = include_str!("../README.md")]

@@ -171,6 +171,21 @@ pub enum SignIn {
     /// lets them enrol one ([`Mfa::enroll_totp_for_sign_in`](crate::Mfa::enroll_totp_for_sign_in)),
     /// which then finishes the sign-in.
     MfaEnrollmentRequired(MfaEnrollmentChallenge),
+    /// The password was found breached and the organization requires a new one before any
+    /// session opens: [`Passwords::change_for_sign_in`](crate::Passwords::change_for_sign_in)
+    /// with the token finishes the sign-in.
+    PasswordChangeRequired(PasswordChangeChallenge),
+}
+
+/// A password sign-in held until the user chooses a new password (theirs was found in a
+/// breach or among the most common ones).
+#[derive(Debug, Clone)]
+pub struct PasswordChangeChallenge {
+    /// Lets the user set a new password, which finishes the sign-in. Single use,
+    /// short-lived.
+    pub change_token: crate::crypto::PasswordChangeToken,
+    /// How long the change may take.
+    pub expires_in: Duration,
 }
 
 /// A first factor succeeded in an organization that requires MFA, for a user with no
@@ -471,6 +486,9 @@ pub(crate) async fn finish(
         }
         None => user,
     };
+    // Read before this sign-in joins the history it is compared with.
+    crate::protect::signals::on_sign_in(inner, user, settings.security.new_sign_in_email, ctx)
+        .await?;
     // Logged first: a failure to log leaves nothing issued, so no session or code ever
     // exists without its line in the login log.
     let event = crate::model::AuthEvent::new(AuthEventKind::SignIn, ctx, inner.clock.now())

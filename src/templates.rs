@@ -10,6 +10,9 @@
 //! | `{{code}}` | the one-time code (code kinds; required there) |
 //! | `{{minutes}}` | how many minutes the link or code stays valid |
 //! | `{{recipient}}` | the address or number the message goes to |
+//! | `{{time}}` | when the activity a notice reports happened (UTC, RFC 3339) |
+//! | `{{ip}}` | the client address of that activity |
+//! | `{{device}}` | its browser and system (`Firefox on Linux`) |
 //!
 //! Values are HTML-escaped in HTML bodies. An override with an unknown placeholder, or
 //! without the link or code its kind must carry, is refused when it is set.
@@ -143,6 +146,31 @@ impl Template {
                      <p>The link works once, for a limited time.</p>",
                 )),
             ),
+            MessageKind::AccountLocked => Template::new(
+                "Sign-ins to your {{app_name}} account were paused",
+                "Someone entered wrong sign-in details for your {{app_name}} account too \
+                 often, so we stopped accepting them from {{ip}} ({{device}}) at {{time}}. \
+                 Your passkeys and sign-in links still work.\n\nIf it was you, this link lets \
+                 that device try again now. If it was not, it lets you choose a new \
+                 password:\n\n{{link}}",
+                Some(html_page(
+                    "<p>Someone entered wrong sign-in details for your {{app_name}} account \
+                     too often, so we stopped accepting them from {{ip}} ({{device}}) at \
+                     {{time}}. Your passkeys and sign-in links still work.</p>\
+                     <p><a href=\"{{link}}\" style=\"display:inline-block;padding:10px 18px;\
+                     background:#1f4fd1;color:#fff;border-radius:6px;text-decoration:none\">\
+                     Review this sign-in</a></p>\
+                     <p>If it was you, the link lets that device try again now. If it was \
+                     not, it lets you choose a new password.</p>",
+                )),
+            ),
+            MessageKind::NewSignIn => Template::new(
+                "New sign-in to your {{app_name}} account",
+                "Your {{app_name}} account was signed in to at {{time}} from {{ip}} \
+                 ({{device}}).\n\nIf it was you, there is nothing to do. If it was not, change \
+                 your password and sign out every device from your account page.",
+                None,
+            ),
         }
     }
 
@@ -159,9 +187,13 @@ impl Template {
             }
         }
         let required = match kind {
-            MessageKind::MagicLink | MessageKind::EmailChanged => "link",
+            MessageKind::MagicLink | MessageKind::EmailChanged | MessageKind::AccountLocked => {
+                "link"
+            }
             // A notice carries no secret.
-            MessageKind::ContactChanged | MessageKind::SignUpAttempt => return Ok(()),
+            MessageKind::ContactChanged | MessageKind::SignUpAttempt | MessageKind::NewSignIn => {
+                return Ok(());
+            }
             _ => "code",
         };
         let missing = |body: &str| !placeholders(body).any(|name| name == required);
@@ -178,7 +210,47 @@ impl Template {
     }
 }
 
-const PLACEHOLDERS: [&str; 5] = ["app_name", "link", "code", "minutes", "recipient"];
+const PLACEHOLDERS: [&str; 8] = [
+    "app_name",
+    "link",
+    "code",
+    "minutes",
+    "recipient",
+    "time",
+    "ip",
+    "device",
+];
+
+/// The values of a notice's activity placeholders: `time`, `ip`, `device`.
+struct ActivityText {
+    time: String,
+    ip: String,
+    device: String,
+}
+
+impl ActivityText {
+    fn of(message: &Message) -> Self {
+        let activity = message.activity.as_ref();
+        ActivityText {
+            time: activity.map_or_else(String::new, |a| a.at.to_rfc3339()),
+            ip: activity
+                .and_then(|a| a.ip)
+                .map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_string()),
+            device: activity
+                .and_then(|a| a.device.clone())
+                .unwrap_or_else(|| "an unknown device".to_owned()),
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        match name {
+            "time" => Some(&self.time),
+            "ip" => Some(&self.ip),
+            "device" => Some(&self.device),
+            _ => None,
+        }
+    }
+}
 
 fn html_page(body: &str) -> String {
     format!(
@@ -312,6 +384,7 @@ impl Templates {
 /// Renders `message` with `template`.
 pub(crate) fn render_with(template: &Template, message: &Message, app_name: &str) -> Rendered {
     let minutes = message.expires_in.as_secs().div_ceil(60).to_string();
+    let activity = ActivityText::of(message);
     let value = |name: &str| -> &str {
         match name {
             "app_name" => app_name,
@@ -319,7 +392,7 @@ pub(crate) fn render_with(template: &Template, message: &Message, app_name: &str
             "code" => message.code.as_ref().map_or("", |c| c.secret()),
             "minutes" => &minutes,
             "recipient" => message.to.as_str(),
-            _ => "",
+            other => activity.get(other).unwrap_or(""),
         }
     };
     Rendered {
@@ -333,7 +406,8 @@ pub(crate) fn render_with(template: &Template, message: &Message, app_name: &str
 }
 
 /// The placeholders an organization's wording may use: none carries a secret.
-const WORDING_PLACEHOLDERS: [&str; 3] = ["app_name", "minutes", "recipient"];
+const WORDING_PLACEHOLDERS: [&str; 6] =
+    ["app_name", "minutes", "recipient", "time", "ip", "device"];
 
 /// Checks one field of an organization's wording: at most `max` characters, only the
 /// placeholders that carry no secret, and no URL (every URL in a message is the engine's).
@@ -349,7 +423,7 @@ pub(crate) fn check_wording(text: &str, max: usize) -> Result<(), Error> {
             "templates",
             format!(
                 "{{{{{name}}}}} cannot be used here: the engine places codes and links, and \
-                 wording may name only app_name, minutes and recipient"
+                 wording may name only app_name, minutes, recipient, time, ip and device"
             ),
         ));
     }
@@ -379,12 +453,13 @@ pub(crate) fn render_wording(
     let kind = message.kind;
     let builtin = Template::builtin(kind);
     let minutes = message.expires_in.as_secs().div_ceil(60).to_string();
+    let activity = ActivityText::of(message);
     let safe = |name: &str| -> &str {
         match name {
             "app_name" => app_name,
             "minutes" => &minutes,
             "recipient" => message.to.as_str(),
-            _ => "",
+            other => activity.get(other).unwrap_or(""),
         }
     };
     let (intro, outro) = default_wording(kind);
@@ -394,6 +469,7 @@ pub(crate) fn render_wording(
     let outro = words(&wording.outro, outro);
     let button = match kind {
         MessageKind::EmailChanged => words(&wording.button, "Undo the change"),
+        MessageKind::AccountLocked => words(&wording.button, "Review this sign-in"),
         _ => words(&wording.button, "Sign in"),
     };
     let subject = match &wording.subject {
@@ -420,7 +496,7 @@ pub(crate) fn render_wording(
     };
     let notice = matches!(
         kind,
-        MessageKind::ContactChanged | MessageKind::SignUpAttempt
+        MessageKind::ContactChanged | MessageKind::SignUpAttempt | MessageKind::NewSignIn
     );
     if builtin.html.is_none() && !notice {
         return Rendered {
@@ -515,6 +591,18 @@ fn default_wording(kind: MessageKind) -> (&'static str, &'static str) {
              not make this change, undo it (every device is signed out):",
             "The link works once, for a limited time.",
         ),
+        MessageKind::AccountLocked => (
+            "Someone entered wrong sign-in details for your {{app_name}} account too often, \
+             so we stopped accepting them from {{ip}} ({{device}}) at {{time}}. Your \
+             passkeys and sign-in links still work.",
+            "If it was you, the link lets that device try again now. If it was not, it \
+             lets you choose a new password.",
+        ),
+        MessageKind::NewSignIn => (
+            "Your {{app_name}} account was signed in to at {{time}} from {{ip}} ({{device}}).",
+            "If it was you, there is nothing to do. If it was not, change your password and \
+             sign out every device from your account page.",
+        ),
     }
 }
 
@@ -566,6 +654,7 @@ mod tests {
             locale: locale.map(str::to_owned),
             org_id: org,
             request_id: RequestId::generate(),
+            activity: None,
         }
     }
 

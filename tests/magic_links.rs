@@ -765,7 +765,7 @@ async fn a_blocked_account_is_refused_before_anything_changes() {
 }
 
 #[tokio::test]
-async fn a_spent_account_budget_refuses_even_a_right_link() {
+async fn a_lockout_never_refuses_a_right_link_to_the_owners_mailbox() {
     let mut config = Config::new("https://app.example.com");
     config.ttl.magic_link = Duration::from_secs(3600);
     let h = harness_with(config);
@@ -789,20 +789,23 @@ async fn a_spent_account_budget_refuses_even_a_right_link() {
             );
         }
     }
-    let err = h
+    // The client is locked out of ana's codes (RL-01)…
+    h.clock.advance(Duration::from_secs(30));
+    let request = email.send("ana@example.com", &ctx()).await.unwrap();
+    let code = support::code_of(&h.last_mail().await.message);
+    let err = email
+        .verify(request.request_id, &code, &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "rate_limited");
+    // …but a link to her mailbox is no guess: the lockout must not keep her out (RL-07).
+    let signed_in = h
         .auth
         .magic_links()
         .verify(&token, &same_browser(&sent), &ctx())
         .await
-        .unwrap_err();
-    assert_eq!(err.code(), "rate_limited");
-    // The refusal used nothing: once the budget recovers, the link works.
-    h.clock.advance(Duration::from_secs(30 * 60));
-    h.auth
-        .magic_links()
-        .verify(&token, &same_browser(&sent), &ctx())
-        .await
         .unwrap();
+    assert!(matches!(signed_in, portcullis::SignIn::Complete(_)));
 }
 
 #[tokio::test]

@@ -62,9 +62,29 @@ pub enum SecretPurpose {
     SsoState,
     /// An IT-admin setup link, and the setup session it opens.
     SetupLink,
+    /// The link in a lockout notice.
+    Unblock,
+    /// A pending sign-in waiting for a breached password's replacement.
+    PasswordChange,
+    /// Seals the built-in proof-of-work challenges, and names spent ones.
+    BotChallenge,
 }
 
 impl SecretPurpose {
+    /// Whether this purpose names something rather than hiding a secret a person holds:
+    /// such hashes must stay the same across pepper rotations (a passkey's user handle
+    /// lives in the authenticator, counters and the login log's seals outlive a rotation),
+    /// so they are made under the ring's oldest pepper, its anchor.
+    pub const fn is_identifier(self) -> bool {
+        matches!(
+            self,
+            SecretPurpose::RateLimit
+                | SecretPurpose::UserHandle
+                | SecretPurpose::FakeCredentials
+                | SecretPurpose::AuditChain
+        )
+    }
+
     /// The stable label hashed in front of the secret.
     pub fn label(self) -> &'static str {
         match self {
@@ -89,6 +109,9 @@ impl SecretPurpose {
             SecretPurpose::EmailChangeRevert => "email_change_revert",
             SecretPurpose::SsoState => "sso_state",
             SecretPurpose::SetupLink => "setup_link",
+            SecretPurpose::Unblock => "unblock",
+            SecretPurpose::PasswordChange => "password_change",
+            SecretPurpose::BotChallenge => "bot_challenge",
         }
     }
 }
@@ -180,22 +203,70 @@ impl fmt::Debug for Pepper {
     }
 }
 
-/// Hashes secrets under the engine's [`Pepper`].
+/// Hashes secrets under the engine's peppers: a ring, newest first, so the pepper can be
+/// rotated without voiding what people hold.
+///
+/// - A new secret is hashed under the newest pepper ([`hash`](Self::hash)).
+/// - A presented secret is looked up under each pepper in turn
+///   ([`hashes`](Self::hashes)): one-time codes, refresh tokens, API keys, backup codes,
+///   unblock links and proof-of-work challenges made before a rotation keep working while
+///   their pepper is in the ring. Secrets that live minutes (magic links, MFA-step tokens,
+///   authorization codes, ceremony and SSO states) are looked up under the newest only: a
+///   rotation voids those in flight, and their owners ask again.
+/// - Identifiers that must not change ([`SecretPurpose::is_identifier`]: passkey user
+///   handles, rate-limit subjects, the login log's seals) are made under the oldest
+///   pepper, the ring's anchor, which therefore stays in the ring.
+///
+/// Rotation: put the new pepper first and keep the old ones after it. Refresh tokens move
+/// to the new pepper as they rotate, codes and links expire within minutes; API keys and
+/// backup codes made under an old pepper work as long as it is in the ring (re-issue them
+/// before dropping it). Drop an old pepper, never the anchor, once nothing made under it
+/// is still wanted.
 #[derive(Clone)]
 pub struct SecretHasher {
-    // HMAC's keyed state, computed once: each hash clones it instead of re-keying.
-    keyed: Hmac<Sha256>,
+    // HMAC's keyed states, computed once, newest first: each hash clones one instead of
+    // re-keying.
+    ring: Vec<Hmac<Sha256>>,
 }
 
 impl SecretHasher {
-    /// A hasher keyed with `pepper`.
+    /// A hasher keyed with `pepper` alone.
     pub fn new(pepper: &Pepper) -> Result<Self, Error> {
-        let keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(&pepper.0)
-            .map_err(|_| Error::Config("the pepper cannot key HMAC-SHA256".into()))?;
-        Ok(SecretHasher { keyed })
+        Self::ring(pepper, &[])
     }
 
-    /// The hash of `secret` for `purpose`.
+    /// A hasher keyed with `current` for new secrets and `previous` (newest first; the
+    /// last is the anchor) for secrets made before rotations. At most 8 peppers.
+    pub fn ring(current: &Pepper, previous: &[Pepper]) -> Result<Self, Error> {
+        if previous.len() > 7 {
+            return Err(Error::Config(
+                "the pepper ring holds at most 8 peppers".into(),
+            ));
+        }
+        let peppers: Vec<&Pepper> = std::iter::once(current).chain(previous).collect();
+        let mut ring = Vec::with_capacity(peppers.len());
+        for (i, pepper) in peppers.iter().enumerate() {
+            if peppers[..i]
+                .iter()
+                .any(|p| p.0.as_slice() == pepper.0.as_slice())
+            {
+                return Err(Error::Config("a pepper is in the ring twice".into()));
+            }
+            ring.push(
+                <Hmac<Sha256> as KeyInit>::new_from_slice(&pepper.0)
+                    .map_err(|_| Error::Config("the pepper cannot key HMAC-SHA256".into()))?,
+            );
+        }
+        Ok(SecretHasher { ring })
+    }
+
+    /// How many peppers the ring holds.
+    pub fn peppers(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// The hash of `secret` for `purpose`, under the newest pepper (the anchor, for an
+    /// identifier).
     pub fn hash(&self, purpose: SecretPurpose, secret: &[u8]) -> SecretHash {
         self.hash_parts(purpose, &[secret])
     }
@@ -204,7 +275,38 @@ impl SecretHasher {
     /// `[request_id, identifier, code]`. Each part is length-prefixed, so parts cannot
     /// be shifted into one another (`["ab", "c"]` and `["a", "bc"]` differ).
     pub fn hash_parts(&self, purpose: SecretPurpose, parts: &[&[u8]]) -> SecretHash {
-        let mut mac = self.keyed.clone();
+        let key = match purpose.is_identifier() {
+            true => self.ring.last(),
+            false => self.ring.first(),
+        };
+        match key {
+            Some(key) => Self::keyed(key, purpose, parts),
+            None => unreachable!("a ring always holds its current pepper"),
+        }
+    }
+
+    /// The hashes a presented secret may be stored under: one per pepper, newest first
+    /// (one, for an identifier). Look each up in turn.
+    pub fn hashes(&self, purpose: SecretPurpose, parts: &[&[u8]]) -> Vec<SecretHash> {
+        if purpose.is_identifier() {
+            return vec![self.hash_parts(purpose, parts)];
+        }
+        self.ring
+            .iter()
+            .map(|key| Self::keyed(key, purpose, parts))
+            .collect()
+    }
+
+    /// Whether `stored` is the hash of `parts` under some pepper of the ring, compared in
+    /// constant time (every pepper is tried, so the time tells nothing of which).
+    pub fn matches(&self, purpose: SecretPurpose, parts: &[&[u8]], stored: &SecretHash) -> bool {
+        self.hashes(purpose, parts)
+            .iter()
+            .fold(false, |found, hash| found | hash.ct_eq(stored))
+    }
+
+    fn keyed(key: &Hmac<Sha256>, purpose: SecretPurpose, parts: &[&[u8]]) -> SecretHash {
+        let mut mac = key.clone();
         mac.update(b"portcullis/v1/");
         mac.update(purpose.label().as_bytes());
         for part in parts {

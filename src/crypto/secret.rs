@@ -156,6 +156,16 @@ secret_string!(
     EmailRevertToken
 );
 secret_string!(
+    /// The token in a lockout notice: it lifts that lockout once, and can start a
+    /// password reset for the account.
+    UnblockToken
+);
+secret_string!(
+    /// Lets a person whose password was found breached at sign-in choose a new one, which
+    /// then finishes the sign-in. Single use, short-lived.
+    PasswordChangeToken
+);
+secret_string!(
     /// A client's answer to a bot check (a CAPTCHA token): single use at its provider, so
     /// kept out of logs like the rest.
     BotProof

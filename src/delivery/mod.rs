@@ -47,6 +47,13 @@ pub enum MessageKind {
     /// A notice to the old address that an email change was confirmed, with the link
     /// that undoes it (and ends every session of the account).
     EmailChanged,
+    /// A notice to an account's address that a client was locked out of it after repeated
+    /// failed sign-ins: when, from where, with what, and a link that lifts the lockout and,
+    /// if it was not the owner, starts a password reset.
+    AccountLocked,
+    /// A notice to an account's address of a sign-in that looked unusual (a new device,
+    /// after many failures, impossible travel): when, from where, with what. No link.
+    NewSignIn,
 }
 
 impl MessageKind {
@@ -63,11 +70,13 @@ impl MessageKind {
             MessageKind::SignUpAttempt => "sign_up_attempt",
             MessageKind::EmailChange => "email_change",
             MessageKind::EmailChanged => "email_changed",
+            MessageKind::AccountLocked => "account_locked",
+            MessageKind::NewSignIn => "new_sign_in",
         }
     }
 
     /// Every kind.
-    pub const ALL: [MessageKind; 10] = [
+    pub const ALL: [MessageKind; 12] = [
         MessageKind::MagicLink,
         MessageKind::EmailCode,
         MessageKind::SmsCode,
@@ -78,6 +87,8 @@ impl MessageKind {
         MessageKind::SignUpAttempt,
         MessageKind::EmailChange,
         MessageKind::EmailChanged,
+        MessageKind::AccountLocked,
+        MessageKind::NewSignIn,
     ];
 }
 
@@ -141,7 +152,7 @@ pub struct Message {
     /// Where it goes.
     pub to: Recipient,
     /// The sign-in link, for [`MessageKind::MagicLink`]; the revert link, for
-    /// [`MessageKind::EmailChanged`].
+    /// [`MessageKind::EmailChanged`]; the unblock link, for [`MessageKind::AccountLocked`].
     pub link: Option<SecretLink>,
     /// The one-time code, for the code kinds.
     pub code: Option<OneTimeCode>,
@@ -153,6 +164,21 @@ pub struct Message {
     pub org_id: Option<OrgId>,
     /// The request the message belongs to.
     pub request_id: RequestId,
+    /// What a notice is about ([`MessageKind::AccountLocked`], [`MessageKind::NewSignIn`]).
+    pub activity: Option<Activity>,
+}
+
+/// The sign-in activity a notice tells an account's owner about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Activity {
+    /// When it happened.
+    pub at: crate::Timestamp,
+    /// The client's address.
+    pub ip: Option<std::net::IpAddr>,
+    /// The client's browser and system, as a short name (`Firefox on Linux`), never the raw
+    /// user agent (which the client chose).
+    pub device: Option<String>,
 }
 
 /// An email to send: the [`Message`] and its rendering. `Debug` shows no secret.
@@ -393,6 +419,7 @@ mod tests {
             locale: None,
             org_id: None,
             request_id: RequestId::generate(),
+            activity: None,
         }
     }
 

@@ -179,13 +179,22 @@ impl<'a> ApiKeys<'a> {
         if text.len() > MAX_KEY_LEN || !text.starts_with(API_KEY_PREFIX) {
             return Err(Error::InvalidCredentials);
         }
-        let hash = secret_hash(inner, secret);
-        let mut credential = inner
-            .orgs
-            .get_api_credential_by_hash(&hash)
-            .await?
-            .filter(|c| c.secret_hash.ct_eq(&hash))
-            .ok_or(Error::InvalidCredentials)?;
+        // Under each pepper of the ring: a key issued before a rotation still works.
+        let mut found = None;
+        for hash in inner
+            .hasher
+            .hashes(SecretPurpose::ApiKey, &[secret.secret().as_bytes()])
+        {
+            found = inner
+                .orgs
+                .get_api_credential_by_hash(&hash)
+                .await?
+                .filter(|c| c.secret_hash.ct_eq(&hash));
+            if found.is_some() {
+                break;
+            }
+        }
+        let mut credential = found.ok_or(Error::InvalidCredentials)?;
         let now = inner.clock.now();
         let expired = credential.expires_at.is_some_and(|at| now >= at);
         if credential.revoked_at.is_some() || expired {

@@ -8,8 +8,8 @@ pub mod users;
 
 pub use api_keys::{ApiKeyCreated, ApiKeyInfo, ApiKeys, NewApiKey};
 pub use orgs::{
-    AppCreated, Branding, MessageWording, MfaRequirement, NewApp, NewOrg, OrgSettings, OrgUpdate,
-    Orgs, PublicConfig, SignInMethods,
+    AppCreated, BotCheckRule, Branding, BreachedAction, FailMode, MessageWording, MfaRequirement,
+    NewApp, NewOrg, OrgSettings, OrgUpdate, Orgs, PublicConfig, SecuritySettings, SignInMethods,
 };
 pub use rbac::{Invitation, Rbac, RoleSpec};
 

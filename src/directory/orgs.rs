@@ -48,6 +48,78 @@ pub struct OrgSettings {
     /// ([`Error::SsoRequired`]). An administrator of the organization, or an installation
     /// credential (break glass), turns it off again.
     pub sso_required: bool,
+    /// Attack protection its members get (bot checks, breached passwords, sign-in
+    /// notices, the lockout threshold).
+    pub security: SecuritySettings,
+}
+
+/// An organization's attack-protection choices. Every field has a default, so `{}` is the
+/// installation's behaviour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SecuritySettings {
+    /// When password sign-ins, sign-ups and sends need a bot check (one must be
+    /// configured): `risk` (default: once the risk rule fires) or `always`.
+    pub bot_check: BotCheckRule,
+    /// A password found breached at sign-in: `require` (default: the user chooses a new
+    /// one before any session opens) or `warn` (the sign-in goes on, marked).
+    pub breached_password: BreachedAction,
+    /// When the breach checker cannot answer at sign-in: `open` (default: the sign-in goes
+    /// on, logged) or `closed` (refused, [`Error::Unavailable`]).
+    pub breach_checker_down: FailMode,
+    /// Whether members get a "new sign-in to your account" email when a sign-in looks
+    /// unusual (a new device, after many failures, impossible travel). Default off.
+    pub new_sign_in_email: bool,
+    /// Failed sign-ins per account and client before that client is locked out of the
+    /// account, 1 to 100; `None` (default): the installation's
+    /// [`Limits::failures_per_account_ip`](crate::Limits::failures_per_account_ip).
+    pub lockout_threshold: Option<u32>,
+}
+
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        SecuritySettings {
+            bot_check: BotCheckRule::Risk,
+            breached_password: BreachedAction::Require,
+            breach_checker_down: FailMode::Open,
+            new_sign_in_email: false,
+            lockout_threshold: None,
+        }
+    }
+}
+
+/// When a bot check is asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BotCheckRule {
+    /// Once the risk rule fires ([`Protection::bot_check_after`](crate::Protection::bot_check_after)).
+    Risk,
+    /// For every password sign-in, sign-up and send (never for a known device's sign-in).
+    Always,
+}
+
+/// What a breached password found at sign-in does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BreachedAction {
+    /// The sign-in goes on; the login log marks it.
+    Warn,
+    /// No session opens until the user chose a new password.
+    Require,
+}
+
+/// What happens when a checking service cannot answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailMode {
+    /// Go on without the check (logged).
+    Open,
+    /// Refuse.
+    Closed,
 }
 
 /// An organization's wording of one kind of message (checklist ADM-07; DESIGN invariant
@@ -138,6 +210,7 @@ impl Default for OrgSettings {
             sign_in_methods: SignInMethods::default(),
             mfa: MfaRequirement::Optional,
             branding: Branding::default(),
+            security: SecuritySettings::default(),
             session_lifetime_secs: None,
             templates: Vec::new(),
             sso_required: false,
@@ -363,6 +436,16 @@ impl<'a> Orgs<'a> {
     /// first access token.
     fn check(&self, settings: &OrgSettings) -> Result<(), Error> {
         settings.validate()?;
+        if settings
+            .security
+            .lockout_threshold
+            .is_some_and(|n| !(1..=100).contains(&n))
+        {
+            return Err(Error::invalid(
+                "security.lockout_threshold",
+                "must be 1 to 100 (NIST SP 800-63B caps failures at 100)",
+            ));
+        }
         let access = self.inner.config.config.ttl.access_token.as_secs();
         if settings
             .session_lifetime_secs

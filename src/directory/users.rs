@@ -544,6 +544,7 @@ pub(crate) async fn notify_replaced(
             locale: ctx.locale.clone(),
             org_id: ctx.org_id,
             request_id: RequestId::generate(),
+            activity: None,
         };
         if let Err(err) = send_message(inner, message).await {
             tracing::warn!(user_id = %after.id, error = %err, "could not send a contact-change notice");

@@ -361,13 +361,21 @@ impl CodeChannel<'_> {
         let identifier = first.state.identifier.clone();
         // Counted before the code is judged, in one atomic step, so a burst of guesses
         // cannot all pass a check made before any was recorded (CON-02).
-        count_attempt(inner, &identifier, ctx).await?;
+        let attempt = count_attempt(inner, &identifier, first.state.user_id, ctx).await?;
         let judge = |state: &RequestState| {
             if state.channel != self.channel || state.purpose != purpose {
                 return Judgement::Refuse(Error::InvalidCredentials);
             }
-            let presented = self.hash(request_id, &state.identifier, state.purpose, &code);
-            match presented.ct_eq(&state.secret) {
+            let presented = code_matches(
+                &inner.hasher,
+                self.channel,
+                request_id,
+                &state.identifier,
+                state.purpose,
+                &code,
+                &state.secret,
+            );
+            match presented {
                 true => Judgement::Accept,
                 false => Judgement::Wrong,
             }
@@ -384,7 +392,7 @@ impl CodeChannel<'_> {
                 Ok((loaded.state, ctx))
             }
             Claimed::Wrong(state) => {
-                log_failure(inner, state.user_id, ctx, method).await?;
+                log_failure(inner, &attempt, state.user_id, ctx, method).await?;
                 Err(Error::InvalidCredentials)
             }
         }
@@ -415,6 +423,36 @@ impl CodeChannel<'_> {
     }
 }
 
+/// Whether `stored` is the stored form of `code` under any pepper of the ring (a code sent
+/// before a rotation still works), compared in constant time.
+pub(crate) fn code_matches(
+    hasher: &crate::crypto::SecretHasher,
+    channel: Channel,
+    id: RequestId,
+    identifier: &str,
+    purpose: Purpose,
+    code: &OneTimeCode,
+    stored: &SecretHash,
+) -> bool {
+    hasher.matches(
+        code_purpose(channel),
+        &[
+            id.as_bytes(),
+            identifier.as_bytes(),
+            purpose.as_str().as_bytes(),
+            code.secret().as_bytes(),
+        ],
+        stored,
+    )
+}
+
+fn code_purpose(channel: Channel) -> SecretPurpose {
+    match channel {
+        Channel::SmsCode => SecretPurpose::SmsCode,
+        _ => SecretPurpose::EmailCode,
+    }
+}
+
 /// The stored form of a code: bound to its channel, request, address and purpose.
 pub(crate) fn code_hash(
     hasher: &crate::crypto::SecretHasher,
@@ -424,12 +462,8 @@ pub(crate) fn code_hash(
     purpose: Purpose,
     code: &OneTimeCode,
 ) -> SecretHash {
-    let secret_purpose = match channel {
-        Channel::SmsCode => SecretPurpose::SmsCode,
-        _ => SecretPurpose::EmailCode,
-    };
     hasher.hash_parts(
-        secret_purpose,
+        code_purpose(channel),
         &[
             id.as_bytes(),
             identifier.as_bytes(),

@@ -20,7 +20,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::codes::{Codes, NewRequest, code_hash, normalize};
+use super::codes::{Codes, NewRequest, code_matches, normalize};
 use super::{
     Channel, Claimed, Judgement, Purpose, RequestState, Sent, claim, count_attempt, load,
     log_failure, record_failure, spend_send_budget,
@@ -119,7 +119,7 @@ pub(crate) async fn confirm(
     }
     // Counted against the account (by id: the new address may be another account's, whose
     // sign-in budget this must not spend) before the code is judged (CON-02).
-    count_attempt(inner, &user.to_string(), ctx).await?;
+    let attempt = count_attempt(inner, &user.to_string(), Some(user), ctx).await?;
     let judge = |state: &RequestState| {
         let ours = state.channel == Channel::EmailCode
             && state.purpose == Purpose::EmailChange
@@ -127,17 +127,18 @@ pub(crate) async fn confirm(
         if !ours {
             return Judgement::Refuse(Error::InvalidCredentials);
         }
-        let presented = code_hash(
+        let presented = code_matches(
             &inner.hasher,
             state.channel,
             request_id,
             &state.identifier,
             state.purpose,
             &code,
+            &state.secret,
         );
         // An address another account holds was never sent its code: nothing confirms it,
         // and trying costs an attempt, as a wrong code does.
-        match presented.ct_eq(&state.secret) && state.deliverable {
+        match presented && state.deliverable {
             true => Judgement::Accept,
             false => Judgement::Wrong,
         }
@@ -148,7 +149,7 @@ pub(crate) async fn confirm(
             loaded.state
         }
         Claimed::Wrong(_) => {
-            log_failure(inner, Some(user), ctx, METHOD).await?;
+            log_failure(inner, &attempt, Some(user), ctx, METHOD).await?;
             return Err(Error::InvalidCredentials);
         }
     };
@@ -244,6 +245,7 @@ async fn offer_revert(
         locale: ctx.locale.clone(),
         org_id: ctx.org_id,
         request_id: RequestId::generate(),
+        activity: None,
     };
     if let Err(err) = super::send_message(inner, message).await {
         tracing::warn!(%user, error = %err, "could not send an email-change notice");

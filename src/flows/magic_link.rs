@@ -36,8 +36,9 @@
 use std::time::Duration;
 
 use super::{
-    Channel, Claimed, Judgement, Purpose, RequestState, Requester, Sent, Stage, account_at_send,
-    account_for, claim, count_attempt, deliver, load, log_failure, spend_send_budget,
+    Attempt, Channel, Claimed, Judgement, Purpose, RequestState, Requester, Sent, Stage,
+    account_at_send, account_for, check_client_failures, claim, deliver, load, log_failure,
+    spend_send_budget,
 };
 use crate::crypto::{
     MagicLinkToken, OneTimeCode, PollToken, SecretHash, SecretPurpose, numeric_code, random_token,
@@ -320,7 +321,7 @@ impl<'a> MagicLinks<'a> {
     /// expired (also when the address has no account and sign-up is off);
     /// [`Error::InvalidInput`] (`device_code`) when binding requires the device code and
     /// none was given; [`Error::InvalidCredentials`] for a wrong device code or a blocked
-    /// account; [`Error::RateLimited`] while the address's or the client's failure budget
+    /// account; [`Error::RateLimited`] while the client's failure budget
     /// is spent (the link stays usable); [`Error::Forbidden`] when the request ran in an
     /// organization the account is not a member of.
     pub async fn verify(
@@ -332,10 +333,11 @@ impl<'a> MagicLinks<'a> {
         let inner = self.inner;
         let (first, link) = self.find(token).await?;
         let request_id = first.id;
-        let identifier = first.state.identifier.clone();
-        // Counted before the device code is judged, in one atomic step, so a burst of
-        // guesses cannot all pass a check made before any was recorded (CON-02).
-        count_attempt(inner, &identifier, ctx).await?;
+        // A link proves the mailbox with a 256-bit token: no lockout of the account's
+        // password or codes applies to it (a lockout must not keep the owner out). The
+        // device code it may need is bounded by the request's own attempts (counted in
+        // the claim, CON-02) and by the client's failure budget.
+        check_client_failures(inner, ctx).await?;
         let device_code = match &proof.device_code {
             Some(code) => Some(super::codes::normalize(code)?),
             None => None,
@@ -361,7 +363,7 @@ impl<'a> MagicLinks<'a> {
         let loaded = match claim(inner, request_id, || Error::InvalidToken, judge).await? {
             Claimed::Won(loaded) => loaded,
             Claimed::Wrong(_) => {
-                log_failure(inner, None, ctx, "email").await?;
+                log_failure(inner, &Attempt::unbudgeted(), None, ctx, "email").await?;
                 return Err(Error::InvalidCredentials);
             }
         };

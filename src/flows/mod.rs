@@ -19,8 +19,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use crate::protect::failures::{
-    account_subject, check_client_failures, check_failures, clear_account_failures, count_attempt,
-    log_failure, record_failure, record_failure_because,
+    Attempt, account_subject, check_client_failures, check_failures, clear_account_failures,
+    count_attempt, count_attempt_in, failures_so_far, log_failure, record_failure,
+    record_failure_because,
 };
 
 use crate::RequestContext;

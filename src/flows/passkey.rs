@@ -683,11 +683,12 @@ async fn register(
     else {
         return Err(Error::Expired);
     };
-    let ctx = &ctx_in_org(ctx, ceremony.org_id);
+    let mut ctx = ctx_in_org(ctx, ceremony.org_id);
     if new_user.is_some() {
         // Counted before the attestation is checked: the client's and everyone's budgets.
-        super::sign_up::spend_budget(inner, ctx).await?;
+        ctx = super::sign_up::spend_budget(inner, &ctx).await?;
     }
+    let ctx = &ctx;
     let credential = inner
         .webauthn
         .register_credential(response, &state, None)

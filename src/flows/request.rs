@@ -322,6 +322,7 @@ pub(crate) async fn deliver(
         locale: state.locale.clone(),
         org_id: state.org_id,
         request_id: id,
+        activity: None,
     };
     send_rendered(inner, &settings, message).await
 }

@@ -53,6 +53,13 @@ impl Requester {
 pub trait Locate: Send + Sync + fmt::Debug {
     /// The approximate place of `ip`, for people to read.
     fn place(&self, ip: IpAddr) -> Option<String>;
+
+    /// The approximate coordinates of `ip`, for the impossible-travel signal
+    /// ([`protect::signals`](crate::protect)); `None` (the default) turns it off.
+    fn coordinates(&self, ip: IpAddr) -> Option<crate::protect::Coordinates> {
+        let _ = ip;
+        None
+    }
 }
 
 /// Asks `locate` where `ip` is and makes the answer fit for a page: control characters

@@ -112,21 +112,35 @@ fn aad(email: &Email) -> Vec<u8> {
 }
 
 /// Counts a sign-up against the client's and everyone's budgets, before any work.
-pub(crate) async fn spend_budget(inner: &Inner, ctx: &RequestContext) -> Result<(), Error> {
+///
+/// Returns the context the rest of the sign-up runs with: marked when it passed a bot
+/// check here, so its code is not held up by another.
+pub(crate) async fn spend_budget(
+    inner: &Inner,
+    ctx: &RequestContext,
+) -> Result<RequestContext, Error> {
+    let mut ctx = ctx.clone();
     let limits = &inner.config.config.limits;
-    let limiter = crate::protect::RateLimiter::new(inner);
+    if inner.bot_check.is_some() {
+        let always = crate::directory::Orgs::new(inner)
+            .settings(ctx.org_id)
+            .await?
+            .security
+            .bot_check
+            == crate::directory::BotCheckRule::Always;
+        let risky = always
+            || crate::protect::bot::half_spent(inner, "sign_up_ip", &limits.sign_ups_per_ip, &ctx)
+                .await?;
+        ctx.bot_checked |= crate::protect::bot::gate(inner, risky, None, &ctx).await?;
+    }
     // A caller that gives no client address (a server-side import) answers only to the
     // budget of everyone together, as for emailed codes.
-    if let Some(ip) = ctx.ip {
-        let ip = crate::protect::ip_subject(ip);
-        limiter
-            .hit("sign_up_ip", &ip, &limits.sign_ups_per_ip)
-            .await?;
-    }
-    limiter
+    crate::protect::guard::hit_client(inner, "sign_up_ip", &limits.sign_ups_per_ip, &ctx).await?;
+    crate::protect::RateLimiter::new(inner)
         .hit("sign_up_all", "all", &limits.sign_ups)
         .await
-        .inspect_err(|_| tracing::warn!("the global sign-up budget is spent"))
+        .inspect_err(|_| tracing::warn!("the global sign-up budget is spent"))?;
+    Ok(ctx)
 }
 
 /// Starts a sign-up for `email`: a code for a free address, a notice to the owner of a
@@ -156,6 +170,7 @@ pub(crate) async fn start(
             locale: ctx.locale.clone(),
             org_id: ctx.org_id,
             request_id: sent.request_id,
+            activity: None,
         };
         // Delivered like the code a free address gets, so both answers take as long.
         if let Err(err) = super::send_message(inner, notice).await {

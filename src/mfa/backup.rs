@@ -78,10 +78,16 @@ pub(crate) async fn consume(inner: &Inner, user: UserId, code: &BackupCode) -> R
     let Some(canonical) = canonical(code) else {
         return Ok(false);
     };
-    Ok(inner
-        .users
-        .consume_backup_code(user, &hash(inner, user, &canonical))
-        .await?)
+    // Under each pepper of the ring: codes made before a rotation still work.
+    for hash in inner.hasher.hashes(
+        SecretPurpose::BackupCode,
+        &[user.as_bytes(), canonical.as_bytes()],
+    ) {
+        if inner.users.consume_backup_code(user, &hash).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Backup codes (from [`Mfa::backup_codes`](super::Mfa::backup_codes)).

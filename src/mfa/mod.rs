@@ -311,7 +311,7 @@ impl<'a> Mfa<'a> {
             return Err(Error::InvalidToken);
         }
         let subject = crate::flows::account_subject(&user);
-        crate::flows::count_attempt(inner, &subject, ctx).await?;
+        let counted = crate::flows::count_attempt(inner, &subject, Some(user_id), ctx).await?;
         // Counted against the token before the proof is judged (CON-02): of a burst of
         // proofs, only as many as the token allows are ever judged.
         let attempt = spend_attempt(inner, &key).await?;
@@ -363,7 +363,7 @@ impl<'a> Mfa<'a> {
                 // That was the token's last try: it dies now.
                 inner.challenges.delete(&key, inner.clock.now()).await?;
             }
-            crate::flows::log_failure(inner, Some(user_id), ctx, method).await?;
+            crate::flows::log_failure(inner, &counted, Some(user_id), ctx, method).await?;
             return Err(Error::InvalidCredentials);
         }
         // Single use: of two proofs racing on one token, one signs in.

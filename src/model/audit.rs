@@ -53,6 +53,22 @@ pub enum AuthEventKind {
     /// An administrator changed an organization, its apps, roles, permissions or API
     /// credentials (the reason names the action: `org_updated`, `role_deleted`…).
     AdminAction,
+    /// A client's failure or sign-up budget was spent: it is throttled for the window (the
+    /// reason names the budget).
+    IpThrottled,
+    /// A lockout or an address's throttle was lifted (reason `owner` or `admin`).
+    LockoutLifted,
+    /// A bot check was asked for and not passed (reason `missing`, `invalid`,
+    /// `unavailable`).
+    BotCheckFailed,
+    /// A sign-in that looks unusual (reason `new_device`, `after_failures`,
+    /// `impossible_travel`).
+    SuspiciousSignIn,
+    /// A password found breached at sign-in (reason `warned`, `change_required`), or a
+    /// breach checker that could not answer (`checker_unavailable`).
+    BreachedPassword,
+    /// A request from a network on the installation's denylist was refused.
+    IpDenied,
 }
 
 impl AuthEventKind {
@@ -78,10 +94,16 @@ impl AuthEventKind {
             AuthEventKind::UserDeleted => "user_deleted",
             AuthEventKind::CeremonyStarted => "ceremony_started",
             AuthEventKind::AdminAction => "admin_action",
+            AuthEventKind::IpThrottled => "ip_throttled",
+            AuthEventKind::LockoutLifted => "lockout_lifted",
+            AuthEventKind::BotCheckFailed => "bot_check_failed",
+            AuthEventKind::SuspiciousSignIn => "suspicious_sign_in",
+            AuthEventKind::BreachedPassword => "breached_password",
+            AuthEventKind::IpDenied => "ip_denied",
         }
     }
 
-    const ALL: [AuthEventKind; 19] = [
+    const ALL: [AuthEventKind; 25] = [
         AuthEventKind::SignUp,
         AuthEventKind::SignIn,
         AuthEventKind::SignInFailed,
@@ -101,6 +123,12 @@ impl AuthEventKind {
         AuthEventKind::UserDeleted,
         AuthEventKind::CeremonyStarted,
         AuthEventKind::AdminAction,
+        AuthEventKind::IpThrottled,
+        AuthEventKind::LockoutLifted,
+        AuthEventKind::BotCheckFailed,
+        AuthEventKind::SuspiciousSignIn,
+        AuthEventKind::BreachedPassword,
+        AuthEventKind::IpDenied,
     ];
 }
 

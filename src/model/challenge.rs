@@ -51,6 +51,17 @@ pub enum ChallengeKind {
     /// A sign-in its SAML identity provider started, waiting for the person to confirm
     /// it, keyed by the confirmation token's hash (checklist SAML-16).
     SamlConfirmation,
+    /// The list of lockouts and throttled addresses in force, for administrators (one
+    /// record). The budgets' counters enforce them; this only names them.
+    Blocks,
+    /// Marks that an account's owner was told of a lockout from one client this window.
+    LockoutNotice,
+    /// The lockout a notice's link lifts, keyed by its token's hash.
+    Unblock,
+    /// A proof-of-work challenge already answered, kept until it expires.
+    SpentProof,
+    /// A sign-in waiting for a breached password's replacement, keyed by its token's hash.
+    PasswordChange,
 }
 
 impl ChallengeKind {
@@ -89,7 +100,12 @@ impl ChallengeKind {
             | ChallengeKind::SsoState
             | ChallengeKind::SetupLink
             | ChallengeKind::SetupSession
-            | ChallengeKind::SamlConfirmation => false,
+            | ChallengeKind::SamlConfirmation
+            | ChallengeKind::Blocks
+            | ChallengeKind::LockoutNotice
+            | ChallengeKind::Unblock
+            | ChallengeKind::SpentProof
+            | ChallengeKind::PasswordChange => false,
         }
     }
 
@@ -113,11 +129,16 @@ impl ChallengeKind {
             ChallengeKind::SetupSession => "setup_session",
             ChallengeKind::SamlAssertion => "saml_assertion",
             ChallengeKind::SamlConfirmation => "saml_confirmation",
+            ChallengeKind::Blocks => "blocks",
+            ChallengeKind::LockoutNotice => "lockout_notice",
+            ChallengeKind::Unblock => "unblock",
+            ChallengeKind::SpentProof => "spent_proof",
+            ChallengeKind::PasswordChange => "password_change",
         }
     }
 
     /// Every kind, for adapters that keep one table or tree per kind.
-    pub const ALL: [ChallengeKind; 17] = [
+    pub const ALL: [ChallengeKind; 22] = [
         ChallengeKind::MagicLink,
         ChallengeKind::Request,
         ChallengeKind::OneTimeCode,
@@ -135,6 +156,11 @@ impl ChallengeKind {
         ChallengeKind::SetupSession,
         ChallengeKind::SamlAssertion,
         ChallengeKind::SamlConfirmation,
+        ChallengeKind::Blocks,
+        ChallengeKind::LockoutNotice,
+        ChallengeKind::Unblock,
+        ChallengeKind::SpentProof,
+        ChallengeKind::PasswordChange,
     ];
 }
 

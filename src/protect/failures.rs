@@ -43,7 +43,7 @@ impl FailureScope {
         }
     }
 
-    fn limit(self, inner: &Inner) -> RateLimit {
+    pub(crate) fn limit(self, inner: &Inner) -> RateLimit {
         let limits = &inner.config.config.limits;
         match self {
             FailureScope::AccountIp => limits.failures_per_account_ip,
@@ -85,40 +85,120 @@ fn client_budget(ctx: &RequestContext) -> Option<Budget> {
     })
 }
 
+/// An attempt [`count_attempt`] counted: whose it is, and which of the account's budgets
+/// it filled, so that its failure begins the lockout it completes.
+#[derive(Debug)]
+pub(crate) struct Attempt {
+    user: Option<UserId>,
+    spent: Vec<FailureScope>,
+}
+
+impl Attempt {
+    /// An attempt counted against no account budget (a magic link's device code: the
+    /// link's own attempts bound it).
+    pub(crate) fn unbudgeted() -> Self {
+        Attempt {
+            user: None,
+            spent: Vec::new(),
+        }
+    }
+}
+
 /// Counts an attempt against the account's and the client's failure budgets before the
 /// secret is judged, refusing once a budget is spent: one atomic increment per budget, so
 /// racing guesses cannot all slip past a check (checklist CON-02). A completed sign-in
 /// empties the account's budget again ([`clear_account_failures`]); a wrong secret is
-/// then only logged ([`log_failure`]).
+/// then only logged ([`log_failure`]), and locks the client out if this attempt filled
+/// the account's budget.
+///
+/// `user` (when the caller knows the account) names the account in the login log, and a
+/// known device (the account has a live session from the client's network) does not
+/// answer to the account's budget of all clients: a crowd of guessing clients cannot lock
+/// the owner out of the devices they use. A client on the denylist is refused first; one
+/// on the allowlist answers to no per-address budget.
 pub(crate) async fn count_attempt(
     inner: &Inner,
     identifier: &str,
+    user: Option<UserId>,
     ctx: &RequestContext,
-) -> Result<(), Error> {
+) -> Result<Attempt, Error> {
+    count_attempt_in(inner, identifier, user, None, ctx).await
+}
+
+/// [`count_attempt`] with an organization's own lockout threshold (failures per account
+/// and client), when it set one.
+pub(crate) async fn count_attempt_in(
+    inner: &Inner,
+    identifier: &str,
+    user: Option<UserId>,
+    threshold: Option<u32>,
+    ctx: &RequestContext,
+) -> Result<Attempt, Error> {
+    let standing = crate::protect::guard::screen(inner, ctx).await?;
     let limits = RateLimiter::new(inner);
-    for budget in budgets(Some(identifier), ctx) {
-        let (scope, limit) = (budget.scope.as_str(), budget.scope.limit(inner));
-        if budget.scope.counts_every_attempt() {
-            limits.hit(scope, &budget.subject, &limit).await?;
-        } else {
-            limits.check(scope, &budget.subject, &limit).await?;
+    let mut spent = Vec::new();
+    // The client's budget first: a throttled client spends nothing of the account's.
+    let mut ordered = budgets(Some(identifier), ctx);
+    ordered.sort_by_key(|budget| budget.scope != FailureScope::Ip);
+    for budget in ordered {
+        let (scope, mut limit) = (budget.scope, budget.scope.limit(inner));
+        if let (FailureScope::AccountIp, Some(max)) = (scope, threshold) {
+            limit.max = max;
+        }
+        let exempt = match scope {
+            FailureScope::Ip => standing.allowed,
+            FailureScope::Account => match user {
+                Some(user) => crate::protect::sends::has_session_from(inner, user, ctx).await?,
+                None => false,
+            },
+            FailureScope::AccountIp => false,
+        };
+        if exempt {
+            continue;
+        }
+        let counted = match scope.counts_every_attempt() {
+            true => {
+                limits
+                    .hit_left(scope.as_str(), &budget.subject, &limit)
+                    .await
+            }
+            false => limits
+                .check(scope.as_str(), &budget.subject, &limit)
+                .await
+                .map(|()| 1),
+        };
+        match counted {
+            Ok(0) => spent.push(scope),
+            Ok(_) => {}
+            Err(err) => {
+                crate::protect::guard::refused(inner, scope.as_str(), user, ctx).await?;
+                return Err(err);
+            }
         }
     }
-    Ok(())
+    Ok(Attempt { user, spent })
 }
 
 /// Logs a failed attempt that [`count_attempt`] already counted against the account, and
-/// counts it against the client.
+/// counts it against the client; locks the client out of the account if the attempt
+/// filled its budget.
 pub(crate) async fn log_failure(
     inner: &Inner,
+    attempt: &Attempt,
     user: Option<UserId>,
     ctx: &RequestContext,
     method: &str,
 ) -> Result<(), Error> {
     if let Some(budget) = client_budget(ctx) {
-        record(inner, &budget).await?;
+        record(inner, &budget, None, ctx).await?;
     }
-    audit_failure(inner, user, ctx, method, "invalid_credentials").await
+    audit_failure(inner, user, ctx, method, "invalid_credentials").await?;
+    if let Some(user) = user.or(attempt.user) {
+        for scope in &attempt.spent {
+            crate::protect::guard::lock_out(inner, *scope, user, ctx).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Counts a wrong secret against the account's (when known) and the client's failure
@@ -142,10 +222,33 @@ pub(crate) async fn record_failure_because(
     method: &str,
     reason: &str,
 ) -> Result<(), Error> {
+    audit_failure(inner, user, ctx, method, reason).await?;
     for budget in budgets(identifier, ctx) {
-        record(inner, &budget).await?;
+        record(inner, &budget, user, ctx).await?;
     }
-    audit_failure(inner, user, ctx, method, reason).await
+    Ok(())
+}
+
+/// How many failures the client, or the account from anywhere, has in their windows (the
+/// larger): the bot-check risk rule's measure.
+pub(crate) async fn failures_so_far(
+    inner: &Inner,
+    identifier: &str,
+    ctx: &RequestContext,
+) -> Result<f64, Error> {
+    let limiter = RateLimiter::new(inner);
+    let mut most: f64 = 0.0;
+    for budget in budgets(Some(identifier), ctx) {
+        if budget.scope == FailureScope::AccountIp {
+            continue;
+        }
+        let scope = budget.scope;
+        let used = limiter
+            .used(scope.as_str(), &budget.subject, &scope.limit(inner))
+            .await?;
+        most = most.max(used);
+    }
+    Ok(most)
 }
 
 /// Refuses before any work when the account's or the client's failure budget is spent.
@@ -155,7 +258,7 @@ pub(crate) async fn check_failures(
     ctx: &RequestContext,
 ) -> Result<(), Error> {
     for budget in budgets(Some(identifier), ctx) {
-        check(inner, &budget).await?;
+        check(inner, &budget, ctx).await?;
     }
     Ok(())
 }
@@ -167,7 +270,7 @@ pub(crate) async fn check_client_failures(
     ctx: &RequestContext,
 ) -> Result<(), Error> {
     match client_budget(ctx) {
-        Some(budget) => check(inner, &budget).await,
+        Some(budget) => check(inner, &budget, ctx).await,
         None => Ok(()),
     }
 }
@@ -181,13 +284,8 @@ pub(crate) async fn clear_account_failures(
     user: &User,
     ctx: &RequestContext,
 ) -> Result<(), Error> {
-    let identifiers = [
-        user.email.as_ref().map(|e| e.as_str().to_owned()),
-        user.phone.as_ref().map(|p| p.as_str().to_owned()),
-        Some(user.id.to_string()),
-    ];
     let limits = RateLimiter::new(inner);
-    for identifier in identifiers.into_iter().flatten() {
+    for identifier in identifiers_of(user) {
         for budget in budgets(Some(&identifier), ctx) {
             let scope = budget.scope;
             if scope.counts_every_attempt() {
@@ -197,22 +295,65 @@ pub(crate) async fn clear_account_failures(
             }
         }
     }
-    Ok(())
+    crate::protect::guard::cleared(inner, user.id, ctx).await
 }
 
-async fn record(inner: &Inner, budget: &Budget) -> Result<(), Error> {
+/// Every identifier an account's budgets may be kept under: its address, its number, its
+/// id.
+pub(crate) fn identifiers_of(user: &User) -> Vec<String> {
+    [
+        user.email.as_ref().map(|e| e.as_str().to_owned()),
+        user.phone.as_ref().map(|p| p.as_str().to_owned()),
+        Some(user.id.to_string()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Counts a failure against one budget; the failure that fills it locks the client out
+/// of the account (`user`'s), or throttles the client.
+async fn record(
+    inner: &Inner,
+    budget: &Budget,
+    user: Option<UserId>,
+    ctx: &RequestContext,
+) -> Result<(), Error> {
     let scope = budget.scope;
-    RateLimiter::new(inner)
-        .record_failure(scope.as_str(), &budget.subject, &scope.limit(inner))
+    let limit = scope.limit(inner);
+    if scope == FailureScope::Ip && crate::protect::guard::screen(inner, ctx).await?.allowed {
+        return Ok(());
+    }
+    let level = RateLimiter::new(inner)
+        .count(scope.as_str(), &budget.subject, &limit)
         .await?;
+    // Exactly the failure that fills the budget: later ones find it full already.
+    let max = f64::from(limit.max);
+    let filled = level > max - 1.0 + 1e-9 && level <= max + 1e-9;
+    if filled {
+        match (scope, user) {
+            (FailureScope::Ip, _) => {
+                crate::protect::guard::throttled(inner, scope.as_str(), &limit, ctx).await?;
+            }
+            (_, Some(user)) => crate::protect::guard::lock_out(inner, scope, user, ctx).await?,
+            (_, None) => {}
+        }
+    }
     Ok(())
 }
 
-async fn check(inner: &Inner, budget: &Budget) -> Result<(), Error> {
+async fn check(inner: &Inner, budget: &Budget, ctx: &RequestContext) -> Result<(), Error> {
     let scope = budget.scope;
-    RateLimiter::new(inner)
+    if scope == FailureScope::Ip && crate::protect::guard::screen(inner, ctx).await?.allowed {
+        return Ok(());
+    }
+    let checked = RateLimiter::new(inner)
         .check(scope.as_str(), &budget.subject, &scope.limit(inner))
-        .await
+        .await;
+    if checked.is_err() {
+        crate::protect::guard::refused(inner, scope.as_str(), None, ctx).await?;
+    }
+    checked
 }
 
 async fn audit_failure(

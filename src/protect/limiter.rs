@@ -39,6 +39,39 @@ impl<'a> RateLimiter<'a> {
         self.count_one(scope, subject, limit).await?.admit(0, limit)
     }
 
+    /// [`hit`](Self::hit), returning how many more events the window allows (0: this one
+    /// spent the budget).
+    pub(crate) async fn hit_left(
+        &self,
+        scope: &str,
+        subject: &str,
+        limit: &RateLimit,
+    ) -> Result<u32, Error> {
+        let level = self.count_one(scope, subject, limit).await?;
+        level.admit(0, limit)?;
+        Ok(level.left(limit))
+    }
+
+    /// How many events the window holds (weighted, for a sliding window), counting nothing.
+    pub(crate) async fn used(
+        &self,
+        scope: &str,
+        subject: &str,
+        limit: &RateLimit,
+    ) -> Result<f64, Error> {
+        Ok(self.level(scope, subject, limit).await?.count)
+    }
+
+    /// Counts one event, refusing nothing, and returns how many the window now holds.
+    pub(crate) async fn count(
+        &self,
+        scope: &str,
+        subject: &str,
+        limit: &RateLimit,
+    ) -> Result<f64, Error> {
+        Ok(self.count_one(scope, subject, limit).await?.count)
+    }
+
     /// Refuses when the budget is already spent (the window holds `limit.max` events or
     /// more), without counting anything. Cheap: call it before expensive work.
     pub async fn check(&self, scope: &str, subject: &str, limit: &RateLimit) -> Result<(), Error> {
@@ -54,8 +87,7 @@ impl<'a> RateLimiter<'a> {
         limit: &RateLimit,
     ) -> Result<u32, Error> {
         let level = self.count_one(scope, subject, limit).await?;
-        let used = level.count.ceil().min(f64::from(u32::MAX)) as u32;
-        Ok(limit.max.saturating_sub(used))
+        Ok(level.left(limit))
     }
 
     /// Forgets a subject's count (a success clears its failures).
@@ -204,6 +236,13 @@ impl Level {
                 window,
             },
         }
+    }
+
+    /// How many more events fit (0 once the window is full).
+    fn left(&self, limit: &RateLimit) -> u32 {
+        // The same tolerance as `admit`, so an exact fit reads as full, not one short.
+        let used = (self.count - 1e-9).ceil().clamp(0.0, f64::from(u32::MAX)) as u32;
+        limit.max.saturating_sub(used)
     }
 
     /// Admits when `count + extra <= max`; otherwise says how long until one more event

@@ -6,17 +6,25 @@
 //! Every flow counts through [`RateLimiter`]; nothing else counts attempts. Failure
 //! budgets (`failures`) are its typed scopes for wrong secrets.
 
-mod bot;
+pub(crate) mod bot;
 mod breached;
+#[cfg(feature = "captcha")]
+pub mod captcha;
 pub(crate) mod failures;
+pub(crate) mod guard;
 #[cfg(feature = "hibp")]
 pub mod hibp;
 mod limiter;
+mod pow;
 pub(crate) mod sends;
+pub(crate) mod signals;
 
 pub use bot::BotCheck;
 pub use breached::{BreachedPasswords, CommonPasswords, PasswordList};
+pub use guard::{Block, BlockKind, MAX_LISTED_BLOCKS, Shield, Unblocked};
 pub use limiter::RateLimiter;
+pub use pow::{PowChallenge, ProofOfWork, solve};
+pub use signals::{Coordinates, device_name};
 
 use std::net::IpAddr;
 

@@ -79,22 +79,40 @@ pub(crate) async fn spend_send_budget(
     let kind = channel.kind(Purpose::SignIn).as_str();
     let cooldown_subject = format!("{kind}:{identifier}|{client}");
     let recipient_subject = format!("{identifier}|{client}");
-    let mut budgets = Vec::with_capacity(3);
-    if let Some(ip) = &ip {
-        budgets.push((if sms { "sms_ip" } else { "send_ip" }, ip.as_str(), per_ip));
+    let mut known = None;
+    match (ctx.ip, &ip) {
+        (Some(_), _) => {
+            let scope = if sms { "sms_ip" } else { "send_ip" };
+            if inner.bot_check.is_some()
+                && !known_device(inner, channel, identifier, proven, ctx, &mut known).await?
+            {
+                let always = crate::directory::Orgs::new(inner)
+                    .settings(ctx.org_id)
+                    .await?
+                    .security
+                    .bot_check
+                    == crate::directory::BotCheckRule::Always;
+                let risky = always || super::bot::half_spent(inner, scope, per_ip, ctx).await?;
+                let _ = super::bot::gate(inner, risky, None, ctx).await?;
+            }
+            crate::protect::guard::hit_client(inner, scope, per_ip, ctx).await?;
+        }
+        (None, Some(ip)) => limits.hit("sms_ip", ip, per_ip).await?,
+        (None, None) => {}
     }
-    budgets.push(("send_cooldown", cooldown_subject.as_str(), &cooldown));
-    budgets.push((
-        "send_recipient_client",
-        recipient_subject.as_str(),
-        per_recipient,
-    ));
+    let budgets = [
+        ("send_cooldown", cooldown_subject.as_str(), &cooldown),
+        (
+            "send_recipient_client",
+            recipient_subject.as_str(),
+            per_recipient,
+        ),
+    ];
     for (scope, subject, limit) in budgets {
         limits.hit(scope, subject, limit).await.inspect_err(|_| {
             tracing::info!(scope, "send refused by a rate limit");
         })?;
     }
-    let mut known = None;
     let all = limits.hit("send_recipient", identifier, all_clients).await;
     if let Err(err) = all
         && !known_device(inner, channel, identifier, proven, ctx, &mut known).await?
@@ -148,23 +166,44 @@ pub(crate) async fn known_device(
                     Recipient::Email(Email::parse(identifier)?)
                 }
             };
-            let subject = crate::protect::ip_subject(ip);
             match find_user(inner, &recipient).await? {
                 None => false,
-                Some(user) => inner
-                    .sessions
-                    .list_user_sessions(user.id, inner.clock.now())
-                    .await?
-                    .iter()
-                    .any(|s| {
-                        s.revoked_at.is_none()
-                            && s.ip.map(crate::protect::ip_subject).as_deref() == Some(&subject)
-                    }),
+                Some(user) => has_session(inner, user.id, ip).await?,
             }
         }
     };
     *known = Some(answer);
     Ok(answer)
+}
+
+/// Whether `user` has a live session opened from the client's network (an IPv6 client's
+/// /64): a device they signed in from before.
+pub(crate) async fn has_session_from(
+    inner: &Inner,
+    user: crate::model::UserId,
+    ctx: &RequestContext,
+) -> Result<bool, Error> {
+    match ctx.ip {
+        Some(ip) => has_session(inner, user, ip).await,
+        None => Ok(false),
+    }
+}
+
+async fn has_session(
+    inner: &Inner,
+    user: crate::model::UserId,
+    ip: std::net::IpAddr,
+) -> Result<bool, Error> {
+    let subject = crate::protect::ip_subject(ip);
+    Ok(inner
+        .sessions
+        .list_user_sessions(user, inner.clock.now())
+        .await?
+        .iter()
+        .any(|s| {
+            s.revoked_at.is_none()
+                && s.ip.map(crate::protect::ip_subject).as_deref() == Some(&subject)
+        }))
 }
 
 /// A send past a shared budget's soft level: through with a bot check passed, otherwise

@@ -12,10 +12,19 @@ pub(crate) async fn refresh(
     ctx: &RequestContext,
 ) -> Result<TokenSet, Error> {
     let now = inner.clock.now();
-    let presented = inner
+    // Under each pepper of the ring: a token issued before a rotation still refreshes
+    // (and its successor is hashed under the newest).
+    let mut found = None;
+    for hash in inner
         .hasher
-        .hash(SecretPurpose::RefreshToken, token.secret().as_bytes());
-    let Some(session) = inner.sessions.find_by_refresh_hash(&presented, now).await? else {
+        .hashes(SecretPurpose::RefreshToken, &[token.secret().as_bytes()])
+    {
+        if let Some(session) = inner.sessions.find_by_refresh_hash(&hash, now).await? {
+            found = Some((session, hash));
+            break;
+        }
+    }
+    let Some((session, presented)) = found else {
         return Err(Error::InvalidToken);
     };
     if session.revoked_at.is_some() {

@@ -187,7 +187,7 @@ impl From<portcullis::Error> for HttpError {
             | E::MfaRequired
             | E::ReauthRequired
             | E::SsoFailed { .. } => StatusCode::UNAUTHORIZED,
-            E::Forbidden | E::SsoRequired { .. } => StatusCode::FORBIDDEN,
+            E::Forbidden | E::SsoRequired { .. } | E::IpBlocked => StatusCode::FORBIDDEN,
             E::OutboundRefused { .. } => StatusCode::BAD_REQUEST,
             E::NotFound { .. } => StatusCode::NOT_FOUND,
             E::Conflict { .. } => StatusCode::CONFLICT,

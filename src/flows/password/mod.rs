@@ -31,12 +31,101 @@ pub(crate) use hashing::slots;
 pub use hashing::{M_COST, P_COST, T_COST};
 use hashing::{Verdict, hash, normalized, up_to_policy, verify};
 
-use crate::crypto::Password;
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{Password, PasswordChangeToken, SecretPurpose, random_token};
 use crate::directory::orgs::{Method, allow};
 use crate::engine::Inner;
-use crate::model::{AuthEvent, AuthEventKind, Email, FactorStatus, UserId};
-use crate::signin::{AuthMethod, Proven, SignIn, complete_first_factor};
+use crate::model::{
+    AuthEvent, AuthEventKind, ChallengeKey, ChallengeKind, Email, FactorStatus, OrgId, UserId,
+};
+use crate::signin::{
+    AuthMethod, Deferred, PasswordChangeChallenge, Proven, SignIn, complete_first_factor,
+    complete_first_factor_then,
+};
 use crate::{Error, RequestContext, StoreError};
+
+/// A sign-in waiting for a breached password's replacement.
+#[derive(Serialize, Deserialize)]
+struct PendingChange {
+    user_id: UserId,
+    /// The account's security stamp when the password was proven.
+    stamp: u64,
+    org_id: Option<OrgId>,
+}
+
+/// Holds a sign-in whose password was found breached until a new one is chosen
+/// ([`Passwords::change_for_sign_in`]).
+async fn change_required(
+    inner: &Inner,
+    user: &crate::model::User,
+    ctx: &RequestContext,
+) -> Result<SignIn, Error> {
+    let token = random_token()?;
+    let hash = inner
+        .hasher
+        .hash(SecretPurpose::PasswordChange, token.as_bytes());
+    let pending = PendingChange {
+        user_id: user.id,
+        stamp: user.security_stamp,
+        org_id: ctx.org_id,
+    };
+    let value = serde_json::to_vec(&pending)
+        .map_err(|_| Error::Internal("serializing a password change"))?;
+    let ttl = inner.config.config.ttl.mfa_token;
+    let now = inner.clock.now();
+    let key = ChallengeKey::hashed(ChallengeKind::PasswordChange, &hash);
+    if !inner
+        .challenges
+        .insert(&key, &value, now + ttl, now)
+        .await?
+    {
+        return Err(Error::Conflict {
+            what: "password_change",
+        });
+    }
+    Ok(SignIn::PasswordChangeRequired(PasswordChangeChallenge {
+        change_token: PasswordChangeToken::new(token.as_str()),
+        expires_in: ttl,
+    }))
+}
+
+/// What the breach lists say of a password.
+enum Breach {
+    Clean,
+    Breached,
+    /// The checker could not answer.
+    Unknown,
+}
+
+/// The bot check of a password sign-in: always for an organization that asks, otherwise
+/// once the client or the account has failed `bot_check_after` times; never from a device
+/// the account signed in from before.
+async fn bot_gate(
+    inner: &Inner,
+    settings: &crate::directory::SecuritySettings,
+    identifier: &str,
+    user: Option<UserId>,
+    ctx: &RequestContext,
+) -> Result<(), Error> {
+    if inner.bot_check.is_none() {
+        return Ok(());
+    }
+    if let Some(user) = user
+        && crate::protect::sends::has_session_from(inner, user, ctx).await?
+    {
+        return Ok(());
+    }
+    let risky = match settings.bot_check {
+        crate::directory::BotCheckRule::Always => true,
+        _ => {
+            super::failures_so_far(inner, identifier, ctx).await?
+                >= f64::from(inner.config.config.protection.bot_check_after)
+        }
+    };
+    crate::protect::bot::gate(inner, risky, user, ctx).await?;
+    Ok(())
+}
 
 /// What a new password must not resemble.
 #[derive(Debug, Default)]
@@ -78,7 +167,7 @@ impl<'a> Passwords<'a> {
         allow(inner, ctx.org_id, Method::Password).await?;
         let email = Email::parse(email)?;
         crate::flows::sso::enforce_sso(inner, &email).await?;
-        super::sign_up::spend_budget(inner, ctx).await?;
+        let ctx = &super::sign_up::spend_budget(inner, ctx).await?;
         let context = Context {
             email: Some(&email),
             name: None,
@@ -114,19 +203,38 @@ impl<'a> Passwords<'a> {
         if password.secret().len() > inner.config.config.passwords.max_length * 4 {
             return Err(Error::InvalidCredentials);
         }
-        super::count_attempt(inner, email.as_str(), ctx).await?;
+        let settings = crate::directory::Orgs::new(inner)
+            .settings(ctx.org_id)
+            .await?
+            .security;
         let user = inner.users.get_user_by_email(&email).await?;
+        let user_id = user.as_ref().map(|u| u.id);
+        // Before anything is counted or hashed: a script without a proof spends nothing.
+        bot_gate(inner, &settings, email.as_str(), user_id, ctx).await?;
+        let attempt = super::count_attempt_in(
+            inner,
+            email.as_str(),
+            user_id,
+            settings.lockout_threshold,
+            ctx,
+        )
+        .await?;
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
         let verdict = verify(inner, password, stored.as_ref()).await?;
         if verdict == Verdict::Mismatch {
-            let user_id = user.as_ref().map(|u| u.id);
-            super::log_failure(inner, user_id, ctx, "pwd").await?;
+            super::log_failure(inner, &attempt, user_id, ctx, "pwd").await?;
             return Err(Error::InvalidCredentials);
         }
         let Some(mut user) = user else {
             return Err(Error::InvalidCredentials);
         };
         crate::signin::may_sign_in(inner, &user)?;
+        if self
+            .breached_at_sign_in(&user, password, &settings, ctx)
+            .await?
+        {
+            return change_required(inner, &user, ctx).await;
+        }
         if verdict == Verdict::MatchedRaw || stored.is_some_and(|h| !up_to_policy(h.as_str())) {
             // A weaker (or imported) hash is replaced now that the password is in hand.
             user.password_hash = Some(hash(inner, password).await?);
@@ -159,9 +267,9 @@ impl<'a> Passwords<'a> {
             .await?
             .ok_or(Error::NotFound { what: "user" })?;
         let subject = super::account_subject(&account);
-        super::count_attempt(inner, &subject, ctx).await?;
+        let attempt = super::count_attempt(inner, &subject, Some(user), ctx).await?;
         if verify(inner, current, account.password_hash.as_ref()).await? == Verdict::Mismatch {
-            super::log_failure(inner, Some(user), ctx, "pwd").await?;
+            super::log_failure(inner, &attempt, Some(user), ctx, "pwd").await?;
             return Err(Error::InvalidCredentials);
         }
         let has_mfa = self.has_second_factor(user).await?;
@@ -190,6 +298,73 @@ impl<'a> Passwords<'a> {
         let event = AuthEvent::new(AuthEventKind::PasswordChanged, ctx, now).with_user(user);
         inner.audit_log.append(&event).await?;
         Ok(())
+    }
+
+    /// Finishes a sign-in whose password was found breached
+    /// ([`SignIn::PasswordChangeRequired`]): the new password must pass the policy and
+    /// the breach lists; it is set once the whole sign-in succeeds (after the MFA step,
+    /// when one is due), which ends every other session of the account. The token works
+    /// once; a refused new password leaves it usable. [`Error::InvalidToken`] for an
+    /// unknown, used or expired token, or one whose account changed credentials since.
+    pub async fn change_for_sign_in(
+        &self,
+        token: &PasswordChangeToken,
+        new: &Password,
+        ctx: &RequestContext,
+    ) -> Result<SignIn, Error> {
+        let inner = self.inner;
+        if token.secret().len() > 128 {
+            return Err(Error::InvalidToken);
+        }
+        let now = inner.clock.now();
+        let mut found = None;
+        for hash in inner
+            .hasher
+            .hashes(SecretPurpose::PasswordChange, &[token.secret().as_bytes()])
+        {
+            let key = ChallengeKey::hashed(ChallengeKind::PasswordChange, &hash);
+            if let Some(record) = inner.challenges.get(&key, now).await? {
+                found = Some((key, record));
+                break;
+            }
+        }
+        let (key, record) = found.ok_or(Error::InvalidToken)?;
+        let pending: PendingChange = serde_json::from_slice(&record.value).map_err(|_| {
+            Error::Store(StoreError::Corrupt {
+                what: "password change",
+            })
+        })?;
+        let user = inner
+            .users
+            .get_user(pending.user_id)
+            .await?
+            .ok_or(Error::InvalidToken)?;
+        if user.security_stamp != pending.stamp {
+            return Err(Error::InvalidToken);
+        }
+        let context = Context {
+            email: user.email.as_ref(),
+            name: user.name.as_deref(),
+            app: &inner.config.config.rp_name,
+        };
+        self.check(new, self.has_second_factor(user.id).await?, &context)?;
+        self.screen(new).await?;
+        if inner.challenges.take(&key, now).await?.is_none() {
+            return Err(Error::InvalidToken);
+        }
+        let hash = hash(inner, new).await?;
+        let deferred = Deferred::new_password(inner, user.id, &hash)?;
+        let mut ctx = ctx.clone();
+        ctx.org_id = pending.org_id;
+        complete_first_factor_then(
+            inner,
+            Proven::by(&user),
+            AuthMethod::Password,
+            None,
+            &ctx,
+            deferred,
+        )
+        .await
     }
 
     /// Emails a password-reset code. Answers the same whether or not the address has an
@@ -304,31 +479,83 @@ impl<'a> Passwords<'a> {
     /// that the configured checker knows to attackers. A checker that cannot answer lets
     /// the password through, with a warning.
     async fn screen(&self, password: &Password) -> Result<(), Error> {
-        // What is hashed is the normalized form: screen that (a full-width "ｐａｓｓｗｏｒｄ"
-        // is "password").
-        let password = &Password::new(normalized(password).as_str());
-        let refused = || {
-            Err(Error::invalid(
+        match self.breach(password).await {
+            Breach::Breached => Err(Error::invalid(
                 "password",
                 "is too common or appeared in a data breach; choose another",
-            ))
-        };
-        if self.inner.config.config.passwords.refuse_common
-            && crate::CommonPasswords.contains(password)
-        {
-            return refused();
-        }
-        let Some(checker) = &self.inner.breached else {
-            return Ok(());
-        };
-        match checker.is_breached(password).await {
-            Ok(false) => Ok(()),
-            Ok(true) => refused(),
-            Err(err) => {
-                tracing::warn!(error = %err, "the breached-password check failed; let through");
+            )),
+            Breach::Clean => Ok(()),
+            Breach::Unknown => {
+                tracing::warn!(
+                    "the breached-password check could not answer; a new password was let through"
+                );
                 Ok(())
             }
         }
+    }
+
+    /// Whether a password is common (the bundled list, when
+    /// [`refuse_common`](crate::PasswordPolicy::refuse_common)) or breached (the
+    /// configured checker), or whether the checker could not say.
+    async fn breach(&self, password: &Password) -> Breach {
+        // What is hashed is the normalized form: screen that (a full-width "ｐａｓｓｗｏｒｄ"
+        // is "password").
+        let password = &Password::new(normalized(password).as_str());
+        if self.inner.config.config.passwords.refuse_common
+            && crate::CommonPasswords.contains(password)
+        {
+            return Breach::Breached;
+        }
+        let Some(checker) = &self.inner.breached else {
+            return Breach::Clean;
+        };
+        match checker.is_breached(password).await {
+            Ok(false) => Breach::Clean,
+            Ok(true) => Breach::Breached,
+            Err(err) => {
+                tracing::warn!(error = %err, "the breached-password checker could not answer");
+                Breach::Unknown
+            }
+        }
+    }
+
+    /// Checks a password that just signed in against the breach lists: logs what it found
+    /// and returns whether the user must change it before a session opens (the
+    /// organization's [`BreachedAction`](crate::directory::BreachedAction)). A checker that
+    /// cannot answer is logged and, where the organization fails closed, refuses the
+    /// sign-in ([`Error::Unavailable`]).
+    async fn breached_at_sign_in(
+        &self,
+        user: &crate::model::User,
+        password: &Password,
+        settings: &crate::directory::SecuritySettings,
+        ctx: &RequestContext,
+    ) -> Result<bool, Error> {
+        use crate::directory::{BreachedAction, FailMode};
+        let inner = self.inner;
+        let (reason, outcome) = match self.breach(password).await {
+            Breach::Clean => return Ok(false),
+            Breach::Breached => match settings.breached_password {
+                BreachedAction::Require => ("change_required", Ok(true)),
+                _ => ("warned", Ok(false)),
+            },
+            Breach::Unknown => match settings.breach_checker_down {
+                FailMode::Closed => (
+                    "checker_unavailable",
+                    Err(Error::Unavailable {
+                        service: "the breached-password checker",
+                        source: "it could not answer and the organization fails closed".into(),
+                    }),
+                ),
+                _ => ("checker_unavailable", Ok(false)),
+            },
+        };
+        let event = AuthEvent::new(AuthEventKind::BreachedPassword, ctx, inner.clock.now())
+            .with_user(user.id)
+            .with_method("pwd")
+            .with_reason(reason);
+        inner.audit_log.append(&event).await?;
+        outcome
     }
 
     /// Whether sign-in asks this account for a second factor: the same rule as the MFA
