@@ -81,6 +81,11 @@ impl Call {
         if let Some(agent) = self.header(http::header::USER_AGENT) {
             ctx = ctx.with_user_agent(agent);
         }
+        // The answer to a bot check the last response asked for (428 bot_check_required):
+        // a solved proof-of-work challenge or a CAPTCHA widget's token.
+        if let Some(proof) = self.header("x-bot-proof") {
+            ctx = ctx.with_bot_proof(proof);
+        }
         if let Some(language) = self.header(http::header::ACCEPT_LANGUAGE) {
             let first = language.split([',', ';']).next().unwrap_or_default();
             ctx = ctx.with_locale(first);

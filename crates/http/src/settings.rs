@@ -79,6 +79,17 @@ pub struct Settings {
     pub trusted_proxies: Vec<IpNet>,
     /// `PORTCULLIS_PEPPER`: base64; generated into the secrets directory when unset.
     pub pepper: Option<String>,
+    /// `PORTCULLIS_PREVIOUS_PEPPERS`: comma-separated base64 peppers that hashed secrets
+    /// before a rotation, newest first (the last one anchors identifiers: keep it).
+    pub previous_peppers: Vec<String>,
+    /// `PORTCULLIS_BOT_CHECK`: `pow` (default: the built-in proof of work), `off`, or
+    /// (feature `captcha`) `turnstile`, `hcaptcha` or `recaptcha` with
+    /// `PORTCULLIS_CAPTCHA_SECRET`.
+    pub bot_check: BotCheckChoice,
+    /// `PORTCULLIS_ALLOW_IPS`: comma-separated CIDRs no per-address throttle applies to.
+    pub allow_ips: Vec<IpNet>,
+    /// `PORTCULLIS_DENY_IPS`: comma-separated CIDRs refused outright.
+    pub deny_ips: Vec<IpNet>,
     /// `PORTCULLIS_ENCRYPTION_KEY`: base64 of 32 bytes; generated when unset.
     pub encryption_key: Option<String>,
     /// `PORTCULLIS_OUTBOUND_ALLOW`: comma-separated addresses or CIDRs that SSO requests
@@ -110,9 +121,73 @@ impl std::fmt::Debug for Settings {
             )
             .field("trusted_proxies", &self.trusted_proxies)
             .field("pepper", &set(&self.pepper))
+            .field("previous_peppers", &self.previous_peppers.len())
+            .field("bot_check", &self.bot_check)
+            .field("allow_ips", &self.allow_ips)
+            .field("deny_ips", &self.deny_ips)
             .field("encryption_key", &set(&self.encryption_key))
             .finish()
     }
+}
+
+/// Which bot check the server asks for where a risk rule fires.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BotCheckChoice {
+    /// None.
+    Off,
+    /// The built-in proof of work (`GET /protection/challenge`).
+    ProofOfWork,
+    /// A CAPTCHA provider's verification, with its secret key.
+    #[cfg(feature = "captcha")]
+    Captcha(portcullis::protect::captcha::Provider, String),
+}
+
+impl std::fmt::Debug for BotCheckChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BotCheckChoice::Off => f.write_str("Off"),
+            BotCheckChoice::ProofOfWork => f.write_str("ProofOfWork"),
+            #[cfg(feature = "captcha")]
+            BotCheckChoice::Captcha(provider, _) => write!(f, "Captcha({provider:?}, [secret])"),
+        }
+    }
+}
+
+fn bot_check(lookup: &impl Fn(&str) -> Option<String>) -> Result<BotCheckChoice, String> {
+    let choice = lookup("PORTCULLIS_BOT_CHECK");
+    #[cfg(feature = "captcha")]
+    {
+        use portcullis::protect::captcha::Provider;
+        let provider = match choice.as_deref() {
+            Some("turnstile") => Some(Provider::Turnstile),
+            Some("hcaptcha") => Some(Provider::HCaptcha),
+            Some("recaptcha") => Some(Provider::ReCaptcha),
+            _ => None,
+        };
+        if let Some(provider) = provider {
+            let secret = lookup("PORTCULLIS_CAPTCHA_SECRET").ok_or_else(|| {
+                "PORTCULLIS_BOT_CHECK names a CAPTCHA provider: set PORTCULLIS_CAPTCHA_SECRET"
+                    .to_owned()
+            })?;
+            return Ok(BotCheckChoice::Captcha(provider, secret));
+        }
+    }
+    match choice.as_deref() {
+        None | Some("pow") => Ok(BotCheckChoice::ProofOfWork),
+        Some("off") => Ok(BotCheckChoice::Off),
+        Some(other) => Err(format!(
+            "PORTCULLIS_BOT_CHECK={other:?}: expected pow, off, turnstile, hcaptcha or recaptcha \
+             (the last three need the captcha feature)"
+        )),
+    }
+}
+
+fn networks(lookup: &impl Fn(&str) -> Option<String>, name: &str) -> Result<Vec<IpNet>, String> {
+    Ok(lookup(name)
+        .map(|list| crate::net::parse_networks(&list).map_err(|e| format!("{name}: {e}")))
+        .transpose()?
+        .unwrap_or_default())
 }
 
 /// The shortest bootstrap key accepted.
@@ -216,6 +291,17 @@ impl Settings {
             admin_key,
             trusted_proxies,
             pepper: lookup("PORTCULLIS_PEPPER"),
+            previous_peppers: lookup("PORTCULLIS_PREVIOUS_PEPPERS")
+                .map(|list| {
+                    list.split(',')
+                        .map(|p| p.trim().to_owned())
+                        .filter(|p| !p.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            bot_check: bot_check(&lookup)?,
+            allow_ips: networks(&lookup, "PORTCULLIS_ALLOW_IPS")?,
+            deny_ips: networks(&lookup, "PORTCULLIS_DENY_IPS")?,
             encryption_key: lookup("PORTCULLIS_ENCRYPTION_KEY"),
             outbound_allow: lookup("PORTCULLIS_OUTBOUND_ALLOW")
                 .map(|list| {
@@ -232,6 +318,8 @@ impl Settings {
     pub async fn build(&self) -> Result<(Portcullis, Opened), String> {
         let mut config = Config::new(self.public_url.clone());
         config.rp_name = "portcullis demo".into();
+        config.protection.allow = self.allow_ips.clone();
+        config.protection.deny = self.deny_ips.clone();
         // Secrets outlive the process whenever the data does.
         let persist = self.store != StoreChoice::Memory;
         if self.store == StoreChoice::Sled {
@@ -267,8 +355,22 @@ impl Settings {
             .fold(portcullis::OutboundPolicy::default(), |policy, net| {
                 policy.allow(*net)
             });
-        let mut builder = Portcullis::builder(config)
-            .pepper(pepper)
+        let mut builder = Portcullis::builder(config).pepper(pepper);
+        for (n, text) in self.previous_peppers.iter().enumerate() {
+            let old = Pepper::from_base64(text)
+                .map_err(|e| format!("PORTCULLIS_PREVIOUS_PEPPERS (number {}): {e}", n + 1))?;
+            builder = builder.previous_pepper(old);
+        }
+        builder = match &self.bot_check {
+            BotCheckChoice::Off => builder,
+            BotCheckChoice::ProofOfWork => builder.proof_of_work(),
+            #[cfg(feature = "captcha")]
+            BotCheckChoice::Captcha(provider, secret) => builder.bot_check(
+                portcullis::protect::captcha::Captcha::new(*provider, secret.clone())
+                    .map_err(|e| format!("PORTCULLIS_BOT_CHECK: {e}"))?,
+            ),
+        };
+        let mut builder = builder
             .keyring(Keyring::new(1, key))
             .outbound_policy(outbound);
         // Domain proofs ask the system's name servers; without a resolver configuration

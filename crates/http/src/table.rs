@@ -7,7 +7,9 @@ use std::pin::Pin;
 
 use http::Method;
 
-use crate::routes::{account, directory as d, mfa, passkeys, passwordless as pl, sso, tokens};
+use crate::routes::{
+    account, directory as d, mfa, passkeys, passwordless as pl, protection, sso, tokens,
+};
 use crate::{Api, Call, Response};
 
 /// A route's handler, type-erased: takes the API and the request, always answers (a
@@ -108,6 +110,11 @@ table! {
         POST "/auth/password/change" => account::change;
         POST "/auth/password/reset" => account::reset;
         POST "/auth/password/reset/confirm" => account::reset_confirm;
+        POST "/auth/password/change-required" => protection::change_required;
+        POST "/auth/unblock" => protection::unblock;
+        GET "/protection/challenge" => protection::challenge;
+        GET "/protection/blocks" => protection::blocks;
+        DELETE "/protection/blocks/{id}" => protection::lift;
         GET "/auth/status" => account::status;
         POST "/auth/logout" => account::logout;
         GET "/auth/sessions" => account::sessions;

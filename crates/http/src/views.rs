@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{HttpError, HttpResult};
 
-/// How a sign-in answers: tokens, the MFA step, MFA enrolment, or an authorization code.
+/// How a sign-in answers: tokens, the MFA step, MFA enrolment, an authorization code, or
+/// a breached password to replace.
 /// Only the fields of the case at hand are present.
 #[derive(Default, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -42,6 +43,13 @@ pub struct SignInBody {
     /// An authorization code for `POST /token` (redirect flows).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
+    /// `true` when the password was found breached and a new one is required before any
+    /// session opens: send it with `POST /auth/password/change-required {change_token}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_change_required: Option<bool>,
+    /// Carries the held sign-in to `POST /auth/password/change-required`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_token: Option<String>,
 }
 
 impl SignInBody {
@@ -82,6 +90,12 @@ impl SignInBody {
             },
             SignIn::Code(code) => SignInBody {
                 code: Some(code.secret().to_owned()),
+                ..Self::default()
+            },
+            SignIn::PasswordChangeRequired(challenge) => SignInBody {
+                password_change_required: Some(true),
+                change_token: Some(challenge.change_token.secret().to_owned()),
+                expires_in: Some(challenge.expires_in.as_secs()),
                 ..Self::default()
             },
             _ => {

@@ -44,6 +44,7 @@ pub fn app(api: Api) -> Router {
         .route("/api/v1/demo/invoices", get(list_invoices))
         .route("/", get(page))
         .route("/magic-link", get(page))
+        .route("/unblock", get(page))
         .route("/setup", get(setup_page))
         .route("/login-page.json", get(login_page_config))
         .route(

@@ -104,7 +104,8 @@
 
   // ---------------------------------------------------------------- views
 
-  const VIEWS = ["loading", "signin", "magic-wait", "magic-confirm", "code", "mfa", "mfa-enroll", "account"];
+  const VIEWS = ["loading", "signin", "magic-wait", "magic-confirm", "code", "mfa", "mfa-enroll",
+    "password-change", "unblock", "account"];
 
   function show(view, { focus = true } = {}) {
     const previous = state.view;
@@ -141,10 +142,44 @@
     }
   }
 
-  async function request(method, path, { body, bearer, signal } = {}) {
+  /** How many zero bits a SHA-256 digest starts with. */
+  function zeroBits(digest) {
+    let bits = 0;
+    for (const byte of digest) {
+      if (byte === 0) {
+        bits += 8;
+        continue;
+      }
+      return bits + Math.clz32(byte) - 24;
+    }
+    return bits;
+  }
+
+  /**
+   * Answers the server's bot check with its built-in proof of work: a challenge from
+   * GET /protection/challenge, and a counter such that SHA-256 of `challenge:counter`
+   * starts with `difficulty` zero bits. Nothing leaves the page but the answer.
+   */
+  async function proofOfWork(signal) {
+    const c = await request("GET", "/protection/challenge", { signal });
+    showStatus("Checking that you are not a robot…");
+    const encoder = new TextEncoder();
+    for (let counter = 0; ; counter++) {
+      const answer = c.challenge + ":" + counter;
+      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(answer)));
+      if (zeroBits(digest) >= c.difficulty) {
+        clearStatus();
+        return answer;
+      }
+      if (signal && signal.aborted) throw new DOMException("aborted", "AbortError");
+    }
+  }
+
+  async function request(method, path, { body, bearer, signal, botProof } = {}) {
     const headers = { Accept: "application/json" };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (bearer) headers.Authorization = "Bearer " + bearer;
+    if (botProof) headers["X-Bot-Proof"] = botProof;
     let res;
     try {
       res = await fetch(API + path, {
@@ -170,6 +205,11 @@
     }
     if (!res.ok) {
       const e = (data && data.error) || {};
+      if (res.status === 428 && e.code === "bot_check_required" && !botProof) {
+        // Once: solve the server's challenge and send the request again with the answer.
+        const proof = await proofOfWork(signal);
+        return request(method, path, { body, bearer, signal, botProof: proof });
+      }
       const retryAfter = res.headers.get("Retry-After");
       let message = e.message || `The server answered ${res.status} ${res.statusText}`.trim();
       if (res.status === 429 && retryAfter && !/\d/.test(message)) {
@@ -550,6 +590,14 @@
       updateMfaLabel();
       clearStatus();
       show("mfa");
+      return;
+    }
+    if (answer.password_change_required) {
+      state.changeToken = answer.change_token;
+      $("password").value = "";
+      $("new-password").value = "";
+      showStatus("This password appeared in a data breach. Choose a new one to finish signing in.", "error");
+      show("password-change");
       return;
     }
     if (answer.mfa_enrollment_required) {
@@ -1440,6 +1488,11 @@
     on("btn-enroll-confirm", enrollConfirm, "form-mfa-enroll");
     on("btn-enroll-cancel", async () => mfaCancel());
 
+    on("btn-password-change", passwordChangeFinish, "form-password-change");
+    on("btn-unblock-me", async () => unblock(false));
+    on("btn-unblock-not-me", async () => unblock(true));
+    on("btn-reset-confirm", resetConfirm, "unblock-reset-form");
+
     on("btn-logout", logout);
     on("btn-add-passkey", addPasskey, "form-add-passkey");
     on("btn-totp-enroll", totpEnroll);
@@ -1449,9 +1502,62 @@
     on("btn-backup-done", async () => hideBackupCodes());
   }
 
+  // ---------------------------------------------------------------- breached password, unblock
+
+  async function passwordChangeFinish() {
+    const answer = await request("POST", "/auth/password/change-required", {
+      body: { change_token: state.changeToken, new_password: $("new-password").value },
+    });
+    state.changeToken = null;
+    $("new-password").value = "";
+    await handleSignIn(answer);
+  }
+
+  function unblockPage(token) {
+    history.replaceState(null, "", "/unblock");
+    state.unblockToken = token;
+    $("unblock-reset-form").hidden = true;
+    show("unblock");
+  }
+
+  async function unblock(reset) {
+    const r = await request("POST", "/auth/unblock", { body: { token: state.unblockToken, reset } });
+    state.unblockToken = null;
+    $("btn-unblock-me").disabled = true;
+    $("btn-unblock-not-me").disabled = true;
+    if (!reset) {
+      showStatus("Done: that device may sign in again.", "success");
+      return;
+    }
+    if (!r.reset_request_id) {
+      showStatus("Done. We could not email a reset code just now: use “forgot password” in a minute.", "error");
+      return;
+    }
+    state.resetRequestId = r.reset_request_id;
+    $("unblock-reset-form").hidden = false;
+    showStatus("We emailed you a code. Enter it with a new password.", "success");
+    $("reset-code").focus();
+  }
+
+  async function resetConfirm() {
+    const answer = await request("POST", "/auth/password/reset/confirm", {
+      body: {
+        request_id: state.resetRequestId,
+        code: $("reset-code").value.trim(),
+        new_password: $("reset-password").value,
+      },
+    });
+    $("reset-password").value = "";
+    await handleSignIn(answer);
+  }
+
   async function start() {
     wire();
     const params = new URLSearchParams(location.search);
+    if (location.pathname.replace(/\/+$/, "") === "/unblock" && params.get("token")) {
+      unblockPage(params.get("token"));
+      return;
+    }
     if (location.pathname.replace(/\/+$/, "") === "/magic-link") {
       const token = params.get("token");
       if (token) {

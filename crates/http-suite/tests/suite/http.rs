@@ -13,6 +13,11 @@ use serde_json::{Value, json};
 /// (`/auth/password/reset`, `/reset/confirm`), which the code has and `API.md` does not
 /// list.
 const ROUTES: &[(&str, &str)] = &[
+    ("post", "/auth/password/change-required"),
+    ("post", "/auth/unblock"),
+    ("get", "/protection/challenge"),
+    ("get", "/protection/blocks"),
+    ("delete", "/protection/blocks/{id}"),
     ("post", "/auth/email/change"),
     ("post", "/auth/email/change/confirm"),
     ("post", "/auth/email/change/revert"),

@@ -8,6 +8,7 @@ mod extract;
 mod http;
 mod mfa;
 mod passkeys;
+mod protection;
 mod saml;
 mod sso;
 mod takeovers;

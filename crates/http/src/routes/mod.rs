@@ -8,5 +8,6 @@ pub mod directory;
 pub mod mfa;
 pub mod passkeys;
 pub mod passwordless;
+pub mod protection;
 pub mod sso;
 pub mod tokens;
