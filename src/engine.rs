@@ -73,6 +73,32 @@ pub(crate) struct Inner {
     pub(crate) sso_base: Url,
 }
 
+impl Inner {
+    /// The live record a presented secret names, looked up under each pepper of the ring
+    /// in turn (a secret made before a rotation still works): read (`take` false) or taken
+    /// exactly once (`take` true). Returns the key it was found under.
+    pub(crate) async fn secret_record(
+        &self,
+        kind: crate::model::ChallengeKind,
+        purpose: crate::crypto::SecretPurpose,
+        secret: &[u8],
+        take: bool,
+    ) -> Result<Option<(crate::model::ChallengeKey, crate::model::ChallengeRecord)>, Error> {
+        let now = self.clock.now();
+        for hash in self.hasher.hashes(purpose, &[secret]) {
+            let key = crate::model::ChallengeKey::hashed(kind, &hash);
+            let found = match take {
+                true => self.challenges.take(&key, now).await?,
+                false => self.challenges.get(&key, now).await?,
+            };
+            if let Some(record) = found {
+                return Ok(Some((key, record)));
+            }
+        }
+        Ok(None)
+    }
+}
+
 impl Portcullis {
     /// Starts building an engine from `config`.
     pub fn builder(config: Config) -> PortcullisBuilder {

@@ -123,10 +123,15 @@ async fn rl01_the_tenth_failure_from_a_client_locks_it_out_and_tells_the_owner_o
         .find(|e| e.kind == AuthEventKind::RateLimited)
         .unwrap();
     assert_eq!(refusal.reason.as_deref(), Some("signin_fail_account_ip"));
-    // More refused attempts send no second notice.
+    // More refused attempts send no second notice, and a flood of refusals writes one
+    // login-log line a minute, not one each.
     for _ in 0..5 {
         let _ = sign_in(&h, "ana@example.com", WRONG, &attacker).await;
     }
+    assert_eq!(count(&h, ana, AuthEventKind::RateLimited).await, 1);
+    h.clock.advance(Duration::from_secs(61));
+    let _ = sign_in(&h, "ana@example.com", WRONG, &attacker).await;
+    assert_eq!(count(&h, ana, AuthEventKind::RateLimited).await, 2);
     let notices: Vec<_> = h.mails().await[mails_before..]
         .iter()
         .filter(|m| m.message.kind == MessageKind::AccountLocked)
@@ -670,26 +675,11 @@ async fn a_bot_check_service_that_is_down_refuses() {
     assert_eq!(failed.reason.as_deref(), Some("unavailable"));
 }
 
-/// A password hashed at the policy's parameters, as an import would bring it: sign-up
-/// refuses common passwords, so accounts that have one come from before.
-fn policy_hash(password: &str) -> portcullis::model::PasswordHash {
-    use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
-    let hash = Argon2::new(
-        Algorithm::Argon2id,
-        Version::V0x13,
-        Params::new(19_456, 2, 1, None).unwrap(),
-    )
-    .hash_password(password.as_bytes())
-    .unwrap()
-    .to_string();
-    portcullis::model::PasswordHash::new(hash)
-}
-
 async fn user_with_password(h: &Harness, email: &str, password: &str) -> UserId {
     let mut user = User::new(UserId::generate(), h.auth.now());
     user.email = Some(email.parse().unwrap());
     user.email_verified = true;
-    user.password_hash = Some(policy_hash(password));
+    user.password_hash = Some(support::policy_hash(password));
     h.store.create_user(&user).await.unwrap();
     user.id
 }
@@ -910,6 +900,12 @@ async fn secrets_made_before_a_pepper_rotation_still_work_after_it() {
         .create(org.id, &NewApiKey::new("ci", &["users:read"]))
         .await
         .unwrap();
+    let bo = tokens(
+        support::password_sign_up(&before, "bo@example.com", GOOD, &ctx)
+            .await
+            .unwrap(),
+    );
+    let (_, backup) = support::enable_totp(&before, bo.user_id).await;
     clock.advance(Duration::from_secs(60));
     let request = before
         .auth
@@ -936,6 +932,24 @@ async fn secrets_made_before_a_pepper_rotation_still_work_after_it() {
             .codes()
             .email()
             .verify(request.request_id, &code, &ctx)
+            .await
+            .unwrap(),
+    );
+    let held = rotated
+        .auth
+        .passwords()
+        .sign_in("bo@example.com", &Password::new(GOOD), &ctx)
+        .await
+        .unwrap();
+    let SignIn::MfaRequired(step) = held else {
+        panic!("{held:?}");
+    };
+    let proof = portcullis::MfaProof::BackupCode(backup[0].clone());
+    tokens(
+        rotated
+            .auth
+            .mfa()
+            .verify(&step.mfa_token, &proof, &ctx)
             .await
             .unwrap(),
     );

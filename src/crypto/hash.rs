@@ -209,10 +209,12 @@ impl fmt::Debug for Pepper {
 /// - A new secret is hashed under the newest pepper ([`hash`](Self::hash)).
 /// - A presented secret is looked up under each pepper in turn
 ///   ([`hashes`](Self::hashes)): one-time codes, refresh tokens, API keys, backup codes,
-///   unblock links and proof-of-work challenges made before a rotation keep working while
-///   their pepper is in the ring. Secrets that live minutes (magic links, MFA-step tokens,
-///   authorization codes, ceremony and SSO states) are looked up under the newest only: a
-///   rotation voids those in flight, and their owners ask again.
+///   client secrets, invitations, email-change revert links, setup links, unblock links,
+///   breached-password change tokens and proof-of-work challenges made before a rotation
+///   keep working while their pepper is in the ring. Secrets that live minutes (magic
+///   links, MFA-step tokens, authorization codes, passkey ceremonies, SSO states, setup
+///   sessions) are looked up under the newest only: a rotation voids those in flight, and
+///   their owners ask again.
 /// - Identifiers that must not change ([`SecretPurpose::is_identifier`]: passkey user
 ///   handles, rate-limit subjects, the login log's seals) are made under the oldest
 ///   pepper, the ring's anchor, which therefore stays in the ring.

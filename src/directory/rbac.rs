@@ -359,14 +359,14 @@ impl<'a> Rbac<'a> {
         if token.secret().len() > 128 {
             return Err(Error::InvalidToken);
         }
-        let hash = inner
-            .hasher
-            .hash(SecretPurpose::Invitation, token.secret().as_bytes());
-        let key = ChallengeKey::hashed(ChallengeKind::Invitation, &hash);
         let now = inner.clock.now();
-        let record = inner
-            .challenges
-            .get(&key, now)
+        let (key, record) = inner
+            .secret_record(
+                ChallengeKind::Invitation,
+                SecretPurpose::Invitation,
+                token.secret().as_bytes(),
+                false,
+            )
             .await?
             .ok_or(Error::InvalidToken)?;
         let invitation: InvitationRecord = serde_json::from_slice(&record.value)

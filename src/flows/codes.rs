@@ -434,16 +434,23 @@ pub(crate) fn code_matches(
     code: &OneTimeCode,
     stored: &SecretHash,
 ) -> bool {
-    hasher.matches(
-        code_purpose(channel),
-        &[
-            id.as_bytes(),
-            identifier.as_bytes(),
-            purpose.as_str().as_bytes(),
-            code.secret().as_bytes(),
-        ],
-        stored,
-    )
+    let parts = code_parts(&id, identifier, purpose, code);
+    hasher.matches(code_purpose(channel), &parts, stored)
+}
+
+/// What a code's hash binds: its request, address and purpose, then the code.
+fn code_parts<'a>(
+    id: &'a RequestId,
+    identifier: &'a str,
+    purpose: Purpose,
+    code: &'a OneTimeCode,
+) -> [&'a [u8]; 4] {
+    [
+        id.as_bytes(),
+        identifier.as_bytes(),
+        purpose.as_str().as_bytes(),
+        code.secret().as_bytes(),
+    ]
 }
 
 fn code_purpose(channel: Channel) -> SecretPurpose {
@@ -462,15 +469,8 @@ pub(crate) fn code_hash(
     purpose: Purpose,
     code: &OneTimeCode,
 ) -> SecretHash {
-    hasher.hash_parts(
-        code_purpose(channel),
-        &[
-            id.as_bytes(),
-            identifier.as_bytes(),
-            purpose.as_str().as_bytes(),
-            code.secret().as_bytes(),
-        ],
-    )
+    let parts = code_parts(&id, identifier, purpose, code);
+    hasher.hash_parts(code_purpose(channel), &parts)
 }
 
 /// A code as typed, without the spaces or hyphens people put in it. Anything else that is

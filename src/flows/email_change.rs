@@ -264,9 +264,16 @@ pub(crate) async fn revert(
         return Err(Error::invalid("token", "is too long"));
     }
     super::check_client_failures(inner, ctx).await?;
-    let key = revert_key(inner, token);
     let now = inner.clock.now();
-    let Some(record) = inner.challenges.get(&key, now).await? else {
+    let found = inner
+        .secret_record(
+            ChallengeKind::EmailChangeRevert,
+            SecretPurpose::EmailChangeRevert,
+            token.secret().as_bytes(),
+            false,
+        )
+        .await?;
+    let Some((key, record)) = found else {
         record_failure(inner, None, None, ctx, METHOD).await?;
         return Err(Error::InvalidCredentials);
     };

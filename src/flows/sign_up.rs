@@ -121,18 +121,9 @@ pub(crate) async fn spend_budget(
 ) -> Result<RequestContext, Error> {
     let mut ctx = ctx.clone();
     let limits = &inner.config.config.limits;
-    if inner.bot_check.is_some() {
-        let always = crate::directory::Orgs::new(inner)
-            .settings(ctx.org_id)
-            .await?
-            .security
-            .bot_check
-            == crate::directory::BotCheckRule::Always;
-        let risky = always
-            || crate::protect::bot::half_spent(inner, "sign_up_ip", &limits.sign_ups_per_ip, &ctx)
-                .await?;
-        ctx.bot_checked |= crate::protect::bot::gate(inner, risky, None, &ctx).await?;
-    }
+    ctx.bot_checked |=
+        crate::protect::bot::gate_client(inner, "sign_up_ip", &limits.sign_ups_per_ip, &ctx)
+            .await?;
     // A caller that gives no client address (a server-side import) answers only to the
     // budget of everyone together, as for emailed codes.
     crate::protect::guard::hit_client(inner, "sign_up_ip", &limits.sign_ups_per_ip, &ctx).await?;

@@ -67,13 +67,35 @@ pub(crate) async fn gate(
     if let Some(user) = user {
         event = event.with_user(user);
     }
-    inner.audit_log.append(&event).await?;
+    super::guard::log_refusal(inner, event).await?;
     Err(Error::BotCheckRequired)
+}
+
+/// The bot check of a sign-up or a send, counted against the client's budget `scope`:
+/// asked for once the client used half of it, or always where the organization says so.
+/// Returns whether a proof was checked and passed.
+pub(crate) async fn gate_client(
+    inner: &crate::engine::Inner,
+    scope: &str,
+    limit: &crate::RateLimit,
+    ctx: &RequestContext,
+) -> Result<bool, Error> {
+    if inner.bot_check.is_none() {
+        return Ok(false);
+    }
+    let always = crate::directory::Orgs::new(inner)
+        .settings(ctx.org_id)
+        .await?
+        .security
+        .bot_check
+        == crate::directory::BotCheckRule::Always;
+    let risky = always || half_spent(inner, scope, limit, ctx).await?;
+    gate(inner, risky, None, ctx).await
 }
 
 /// Whether a client has used at least half of a per-address budget: the risk rule for
 /// sign-ups and sends.
-pub(crate) async fn half_spent(
+async fn half_spent(
     inner: &crate::engine::Inner,
     scope: &str,
     limit: &crate::RateLimit,

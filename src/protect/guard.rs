@@ -94,7 +94,7 @@ pub(crate) async fn screen(inner: &Inner, ctx: &RequestContext) -> Result<Standi
     if lists.deny.iter().any(|net| net.contains(&ip)) {
         let event =
             AuthEvent::new(AuthEventKind::IpDenied, ctx, inner.clock.now()).with_reason("denylist");
-        inner.audit_log.append(&event).await?;
+        log_refusal(inner, event).await?;
         return Err(Error::IpBlocked);
     }
     Ok(Standing {
@@ -114,7 +114,30 @@ pub(crate) async fn refused(
     if let Some(user) = user {
         event = event.with_user(user);
     }
-    inner.audit_log.append(&event).await?;
+    log_refusal(inner, event).await
+}
+
+/// Logs a refusal protection made. A flood of refusals must not become a flood of writes
+/// to the login log (a throttled client costs microseconds, an append does not), so one
+/// line a minute is written for each kind, reason, account and client; the `tracing` log
+/// (`portcullis::protect`) has every one.
+pub(crate) async fn log_refusal(inner: &Inner, event: AuthEvent) -> Result<(), Error> {
+    let reason = event.reason.as_deref().unwrap_or_default();
+    tracing::info!(target: "portcullis::protect", kind = %event.kind, reason, "refused");
+    let subject = format!(
+        "{}|{reason}|{}|{}",
+        event.kind,
+        event.user_id.map(|u| u.to_string()).unwrap_or_default(),
+        event.ip.map(ip_subject).unwrap_or_default(),
+    );
+    let once = RateLimit::fixed(1, std::time::Duration::from_secs(60));
+    if RateLimiter::new(inner)
+        .hit("refusal_logged", &subject, &once)
+        .await
+        .is_ok()
+    {
+        inner.audit_log.append(&event).await?;
+    }
     Ok(())
 }
 
@@ -515,19 +538,15 @@ impl<'a> Shield<'a> {
         if token.secret().len() > 128 {
             return Err(Error::InvalidToken);
         }
-        let now = inner.clock.now();
-        let mut taken = None;
-        for hash in inner
-            .hasher
-            .hashes(SecretPurpose::Unblock, &[token.secret().as_bytes()])
-        {
-            let key = ChallengeKey::hashed(ChallengeKind::Unblock, &hash);
-            if let Some(record) = inner.challenges.take(&key, now).await? {
-                taken = Some(record);
-                break;
-            }
-        }
-        let record = taken.ok_or(Error::InvalidToken)?;
+        let (_, record) = inner
+            .secret_record(
+                ChallengeKind::Unblock,
+                SecretPurpose::Unblock,
+                token.secret().as_bytes(),
+                true,
+            )
+            .await?
+            .ok_or(Error::InvalidToken)?;
         let record: UnblockRecord = serde_json::from_slice(&record.value)
             .map_err(|_| Error::Store(StoreError::Corrupt { what: "unblock" }))?;
         let user = record.block.user_id.ok_or(Error::InvalidToken)?;

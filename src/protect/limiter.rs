@@ -36,7 +36,7 @@ impl<'a> RateLimiter<'a> {
 
     /// Counts one event and refuses it when the window now holds more than `limit.max`.
     pub async fn hit(&self, scope: &str, subject: &str, limit: &RateLimit) -> Result<(), Error> {
-        self.count_one(scope, subject, limit).await?.admit(0, limit)
+        self.hit_left(scope, subject, limit).await.map(|_| ())
     }
 
     /// [`hit`](Self::hit), returning how many more events the window allows (0: this one

@@ -86,14 +86,7 @@ pub(crate) async fn spend_send_budget(
             if inner.bot_check.is_some()
                 && !known_device(inner, channel, identifier, proven, ctx, &mut known).await?
             {
-                let always = crate::directory::Orgs::new(inner)
-                    .settings(ctx.org_id)
-                    .await?
-                    .security
-                    .bot_check
-                    == crate::directory::BotCheckRule::Always;
-                let risky = always || super::bot::half_spent(inner, scope, per_ip, ctx).await?;
-                let _ = super::bot::gate(inner, risky, None, ctx).await?;
+                super::bot::gate_client(inner, scope, per_ip, ctx).await?;
             }
             crate::protect::guard::hit_client(inner, scope, per_ip, ctx).await?;
         }

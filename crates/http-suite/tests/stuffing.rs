@@ -42,19 +42,6 @@ struct Outcome {
     elapsed: Duration,
 }
 
-fn policy_hash(password: &str) -> PasswordHash {
-    use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
-    let hash = Argon2::new(
-        Algorithm::Argon2id,
-        Version::V0x13,
-        Params::new(19_456, 2, 1, None).unwrap(),
-    )
-    .hash_password(password.as_bytes())
-    .unwrap()
-    .to_string();
-    PasswordHash::new(hash)
-}
-
 /// The server as the demo runs it (the built-in proof of work on, default limits),
 /// believing `X-Forwarded-For` from loopback, which stands for the proxy.
 async fn server(hash: &PasswordHash) -> (SocketAddr, tokio::task::JoinHandle<()>) {
@@ -174,7 +161,7 @@ async fn attack(addr: SocketAddr, spread: Spread, solve: bool) -> Outcome {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credential_stuffing_against_the_running_server() {
-    let hash = policy_hash(REAL);
+    let hash = portcullis_test_support::policy_hash(REAL);
     let guesses = ACCOUNTS * PER_ACCOUNT;
     let real_pairs = ACCOUNTS / 10;
     println!(

@@ -263,6 +263,25 @@ pub async fn enable_totp<S>(
     (secret, codes)
 }
 
+/// `password` hashed at the engine's policy (Argon2id, m = 19 456 KiB, t = 2, p = 1), as an
+/// import would bring it: for accounts made outside the engine, such as ones whose
+/// password sign-up would refuse (a common one).
+pub fn policy_hash(password: &str) -> portcullis::model::PasswordHash {
+    use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
+    let params = Params::new(
+        portcullis::flows::password::M_COST,
+        portcullis::flows::password::T_COST,
+        portcullis::flows::password::P_COST,
+        None,
+    )
+    .expect("the policy's parameters");
+    let hash = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+        .hash_password(password.as_bytes())
+        .expect("Argon2id hashes")
+        .to_string();
+    portcullis::model::PasswordHash::new(hash)
+}
+
 /// Signs `email` up with `password` and finishes with the code emailed for it: the new
 /// account's sign-in.
 pub async fn password_sign_up<S>(

@@ -316,19 +316,15 @@ impl<'a> Passwords<'a> {
         if token.secret().len() > 128 {
             return Err(Error::InvalidToken);
         }
-        let now = inner.clock.now();
-        let mut found = None;
-        for hash in inner
-            .hasher
-            .hashes(SecretPurpose::PasswordChange, &[token.secret().as_bytes()])
-        {
-            let key = ChallengeKey::hashed(ChallengeKind::PasswordChange, &hash);
-            if let Some(record) = inner.challenges.get(&key, now).await? {
-                found = Some((key, record));
-                break;
-            }
-        }
-        let (key, record) = found.ok_or(Error::InvalidToken)?;
+        let (key, record) = inner
+            .secret_record(
+                ChallengeKind::PasswordChange,
+                SecretPurpose::PasswordChange,
+                token.secret().as_bytes(),
+                false,
+            )
+            .await?
+            .ok_or(Error::InvalidToken)?;
         let pending: PendingChange = serde_json::from_slice(&record.value).map_err(|_| {
             Error::Store(StoreError::Corrupt {
                 what: "password change",
@@ -349,7 +345,12 @@ impl<'a> Passwords<'a> {
         };
         self.check(new, self.has_second_factor(user.id).await?, &context)?;
         self.screen(new).await?;
-        if inner.challenges.take(&key, now).await?.is_none() {
+        if inner
+            .challenges
+            .take(&key, inner.clock.now())
+            .await?
+            .is_none()
+        {
             return Err(Error::InvalidToken);
         }
         let hash = hash(inner, new).await?;

@@ -167,9 +167,13 @@ pub(crate) async fn open(inner: &Inner, link: &str) -> Result<SetupSessionOpened
         return Err(Error::InvalidToken);
     }
     let now = inner.clock.now();
-    let taken = inner
-        .challenges
-        .take(&key(inner, ChallengeKind::SetupLink, link), now)
+    let (_, taken) = inner
+        .secret_record(
+            ChallengeKind::SetupLink,
+            SecretPurpose::SetupLink,
+            link.as_bytes(),
+            true,
+        )
         .await?
         .ok_or(Error::InvalidToken)?;
     let found = record(&taken.value)?;

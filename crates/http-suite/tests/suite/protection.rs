@@ -170,20 +170,11 @@ async fn the_unblock_link_lifts_the_lockout_and_starts_a_reset() {
 
 #[tokio::test]
 async fn a_breached_password_is_replaced_before_a_session_opens() {
-    use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
     let test = TestApp::new();
-    let hash = Argon2::new(
-        Algorithm::Argon2id,
-        Version::V0x13,
-        Params::new(19_456, 2, 1, None).unwrap(),
-    )
-    .hash_password(b"password123")
-    .unwrap()
-    .to_string();
     let mut user = portcullis::model::User::new(portcullis::UserId::generate(), test.auth.now());
     user.email = Some("ana@example.com".parse().unwrap());
     user.email_verified = true;
-    user.password_hash = Some(portcullis::model::PasswordHash::new(hash));
+    user.password_hash = Some(portcullis_test_support::policy_hash("password123"));
     portcullis::store::UserStore::create_user(test.store(), &user)
         .await
         .unwrap();
