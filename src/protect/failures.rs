@@ -295,7 +295,8 @@ pub(crate) async fn clear_account_failures(
             }
         }
     }
-    crate::protect::guard::cleared(inner, user.id, ctx).await
+    crate::protect::guard::cleared(inner, user.id, ctx).await;
+    Ok(())
 }
 
 /// Every identifier an account's budgets may be kept under: its address, its number, its

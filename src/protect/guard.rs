@@ -185,7 +185,7 @@ pub(crate) async fn throttled(
     inner.audit_log.append(&event).await?;
     tracing::warn!(scope, "a client address is throttled");
     let network = ip_subject(ip);
-    list(
+    listed(
         inner,
         Block {
             id: block_id(inner, BlockKind::IpThrottle, scope, &network, None),
@@ -198,7 +198,8 @@ pub(crate) async fn throttled(
             until: now + limit.window,
         },
     )
-    .await
+    .await;
+    Ok(())
 }
 
 /// A client's failures just spent `user`'s budget `scope`: logged, listed, and the owner
@@ -235,7 +236,7 @@ pub(crate) async fn lock_out(
         since: now,
         until: now + limit.window,
     };
-    list(inner, block.clone()).await?;
+    listed(inner, block.clone()).await;
     if inner.config.config.protection.lockout_notice {
         notify(inner, &block, limit, ctx).await?;
     }
@@ -399,28 +400,34 @@ async fn edit<T>(inner: &Inner, change: impl Fn(&mut Vec<Block>) -> T) -> Result
     Err(Error::Conflict { what: "blocks" })
 }
 
-async fn list(inner: &Inner, block: Block) -> Result<(), Error> {
-    edit(inner, |blocks| {
+/// Puts a block on the list. The list only names what the counters enforce, so failing to
+/// write it (a store error, a contended list) never fails the request: it is logged.
+async fn listed(inner: &Inner, block: Block) {
+    let written = edit(inner, |blocks| {
         blocks.retain(|b| b.id != block.id);
         blocks.push(block.clone());
     })
-    .await
+    .await;
+    if let Err(err) = written {
+        tracing::warn!(error = %err, "a block could not be listed");
+    }
 }
 
 /// A completed sign-in emptied the account's budgets for this client and of all clients:
 /// the lockouts they held leave the list.
-pub(crate) async fn cleared(
-    inner: &Inner,
-    user: UserId,
-    ctx: &RequestContext,
-) -> Result<(), Error> {
+pub(crate) async fn cleared(inner: &Inner, user: UserId, ctx: &RequestContext) {
     let network = ctx.ip.map_or_else(|| "unknown".to_owned(), ip_subject);
     let ended = |b: &Block| b.user_id == Some(user) && (b.network == "*" || b.network == network);
-    // One read on every sign-in; a write only when there is something to drop.
-    if !Shield::new(inner).blocks().await?.iter().any(ended) {
-        return Ok(());
+    // One read on every sign-in; a write only when there is something to drop. The list
+    // only names what the counters enforce: failing to tidy it never fails a sign-in.
+    let tidied = match Shield::new(inner).blocks().await {
+        Ok(blocks) if !blocks.iter().any(ended) => return,
+        Ok(_) => edit(inner, |blocks| blocks.retain(|b| !ended(b))).await,
+        Err(err) => Err(err),
+    };
+    if let Err(err) = tidied {
+        tracing::warn!(error = %err, "the list of blocks could not be tidied");
     }
-    edit(inner, |blocks| blocks.retain(|b| !ended(b))).await
 }
 
 /// Empties the counters behind a block, so the next attempt is judged afresh.

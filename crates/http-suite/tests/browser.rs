@@ -218,6 +218,88 @@ async fn passkey_and_email_code_sign_in_through_the_page() {
     assert_eq!(by_link, 2, "C and D, by link: {seen:?}");
 }
 
+/// The page answers a bot check by itself (the built-in proof of work), replaces a
+/// password found breached at sign-in, and the lockout notice's link opens `/unblock`,
+/// where "It was me" lifts the lockout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bot_check_breached_password_and_unblock_through_the_page() {
+    if skip("the browser end-to-end test") {
+        return;
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let origin = format!("http://localhost:{port}");
+    let test = common::TestApp::for_browser(&origin, |builder| builder.proof_of_work());
+    let signed_up = test
+        .password_signup("ana@example.com", "correct horse battery staple")
+        .await;
+    assert_eq!(
+        signed_up.status,
+        http::StatusCode::CREATED,
+        "{}",
+        signed_up.body
+    );
+    let mut bob = portcullis::model::User::new(portcullis::UserId::generate(), test.auth.now());
+    bob.email = Some("bob@example.com".parse().unwrap());
+    bob.email_verified = true;
+    bob.password_hash = Some(portcullis_test_support::policy_hash("password123"));
+    portcullis::store::UserStore::create_user(test.store(), &bob)
+        .await
+        .unwrap();
+    // Another client locks itself out of ana's account, solving the bot checks it is asked
+    // for on the way: ana is mailed a notice with the unblock link.
+    let away = portcullis::RequestContext::new().with_ip([203, 0, 113, 9].into());
+    for _ in 0..10 {
+        let mut ctx = away.clone();
+        let wrong = portcullis::crypto::Password::new("not the password at all, sorry");
+        let first = test
+            .auth
+            .passwords()
+            .sign_in("ana@example.com", &wrong, &ctx)
+            .await;
+        if matches!(first, Err(portcullis::Error::BotCheckRequired)) {
+            let c = test.auth.protection().proof_of_work().unwrap();
+            ctx = ctx.with_bot_proof(&portcullis::protect::solve(&c.challenge, c.difficulty));
+            let again = test
+                .auth
+                .passwords()
+                .sign_in("ana@example.com", &wrong, &ctx)
+                .await;
+            assert!(
+                matches!(again, Err(portcullis::Error::InvalidCredentials)),
+                "{again:?}"
+            );
+        }
+    }
+    let notice = test
+        .mail
+        .sent()
+        .into_iter()
+        .rev()
+        .find(|m| m.message.kind == portcullis::MessageKind::AccountLocked)
+        .expect("the lockout notice");
+    let unblock = notice.message.link.expect("its link").secret().to_owned();
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            example_axum::app(test.api.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .into_future(),
+    );
+    run_e2e("protection.mjs", &[&origin], &[], |line| {
+        if line.trim() == "NEED_UNBLOCK_LINK" {
+            Some(unblock.clone())
+        } else {
+            eprintln!("e2e stdout: {line}");
+            None
+        }
+    })
+    .await;
+    server.abort();
+    let blocks = test.auth.protection().blocks().await.unwrap();
+    assert!(blocks.is_empty(), "{blocks:?}");
+}
+
 /// An SSO test's app: served at `origin` (`localhost`, while the identity providers listen
 /// on 127.0.0.1, so their pages are another site), its engine allowed out to loopback and
 /// checking domains against `dns`; the organization Acme and a setup link to it.
