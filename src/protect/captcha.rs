@@ -1,5 +1,5 @@
 //! [`Captcha`]: Cloudflare Turnstile, hCaptcha and Google reCAPTCHA as a
-//! [`BotCheck`](super::BotCheck) (feature `captcha`).
+//! [`BotCheck`] (feature `captcha`).
 //!
 //! The page shows the provider's widget with the site key; its token comes back as the
 //! request's bot proof, and the engine asks the provider's `siteverify` endpoint, with the

@@ -33,8 +33,15 @@ pub struct PowChallenge {
     pub expires_in: Duration,
 }
 
-/// The built-in proof of work (see the [module docs](self)); turned on with
+/// The built-in bot check, hashcash-style, with no third party; turned on with
 /// [`PortcullisBuilder::proof_of_work`](crate::PortcullisBuilder::proof_of_work).
+///
+/// The engine hands out a challenge (`auth.protection().proof_of_work()`), sealed with the
+/// pepper so it needs no storage: `v1.{difficulty}.{expires_ms}.{nonce}.{seal}`. The
+/// client finds a counter such that SHA-256 of `{challenge}:{counter}` starts with
+/// `difficulty` zero bits (about 2^difficulty tries; [`solve`] does it) and sends
+/// `{challenge}:{counter}` as its bot proof. Checking costs one SHA-256, one HMAC and one
+/// store insert, which also spends the challenge: a solution works once.
 pub struct ProofOfWork {
     clock: Arc<dyn Clock>,
     hasher: SecretHasher,

@@ -39,6 +39,7 @@ struct Outcome {
     refused_bot: usize,
     refused_limit: usize,
     pow_time: Duration,
+    solved: usize,
     elapsed: Duration,
 }
 
@@ -104,6 +105,7 @@ async fn attack(addr: SocketAddr, spread: Spread, solve: bool) -> Outcome {
         refused_bot: 0,
         refused_limit: 0,
         pow_time: Duration::ZERO,
+        solved: 0,
         elapsed: Duration::ZERO,
     };
     let started = Instant::now();
@@ -138,6 +140,7 @@ async fn attack(addr: SocketAddr, spread: Spread, solve: bool) -> Outcome {
                     challenge["difficulty"].as_u64().unwrap() as u8,
                 ));
                 outcome.pow_time += t.elapsed();
+                outcome.solved += 1;
                 continue;
             }
             break (status, json);
@@ -166,8 +169,17 @@ async fn credential_stuffing_against_the_running_server() {
     let real_pairs = ACCOUNTS / 10;
     println!(
         "\ncredential stuffing: {guesses} leaked pairs over {ACCOUNTS} accounts, {real_pairs} of them right\n\
-         {:<26} {:>7} {:>9} {:>9} {:>6} {:>11} {:>9} {:>8} {:>9}",
-        "bot", "judged", "max/acct", "max/addr", "taken", "bot-check", "limited", "pow s", "wall s"
+         {:<26} {:>7} {:>9} {:>9} {:>6} {:>11} {:>9} {:>7} {:>8} {:>9}",
+        "bot",
+        "judged",
+        "max/acct",
+        "max/addr",
+        "taken",
+        "bot-check",
+        "limited",
+        "solved",
+        "pow s",
+        "wall s"
     );
     let runs = [
         ("one address", Spread::One, false),
@@ -183,10 +195,11 @@ async fn credential_stuffing_against_the_running_server() {
         let max_account = o.judged_per_account.values().copied().max().unwrap_or(0);
         let max_ip = o.judged_per_ip.values().copied().max().unwrap_or(0);
         println!(
-            "{name:<26} {judged:>7} {max_account:>9} {max_ip:>9} {:>6} {:>11} {:>9} {:>8.1} {:>9.1}",
+            "{name:<26} {judged:>7} {max_account:>9} {max_ip:>9} {:>6} {:>11} {:>9} {:>7} {:>8.1} {:>9.1}",
             o.taken_over,
             o.refused_bot,
             o.refused_limit,
+            o.solved,
             o.pow_time.as_secs_f64(),
             o.elapsed.as_secs_f64()
         );
