@@ -17,7 +17,9 @@ use portcullis::model::{AuthEvent, AuthEventKind, PageRequest, User, UserId};
 use portcullis::protect::{BlockKind, BotCheck, Coordinates};
 use portcullis::store::UserStore;
 use portcullis::{Config, Error, MessageKind, OrgUpdate, RequestContext, SignIn};
-use support::{Harness, harness_built, harness_with, tokens};
+use support::{
+    Harness, harness, harness_built, harness_with, on_both_adapters, sled_harness, tokens,
+};
 
 const GOOD: &str = "correct horse battery staple";
 const WRONG: &str = "not the password at all, sorry";
@@ -157,6 +159,61 @@ async fn rl01_the_tenth_failure_from_a_client_locks_it_out_and_tells_the_owner_o
     h.clock.advance(Duration::from_secs(30 * 60));
     tokens(
         sign_in(&h, "ana@example.com", GOOD, &attacker)
+            .await
+            .unwrap(),
+    );
+}
+
+on_both_adapters!(a_lockout_is_kept_listed_and_lifted_on_every_adapter);
+
+/// The lockout, its notice, the administrators' list (one record updated by
+/// compare-and-swap) and lifting, on the memory adapter, a real sled directory and the
+/// machine's PostgreSQL.
+async fn a_lockout_is_kept_listed_and_lifted_on_every_adapter<S>(h: Harness<S>) {
+    let owner = from("198.51.100.7");
+    let attacker = from("203.0.113.9");
+    let ana = tokens(
+        support::password_sign_up(&h, "ana@example.com", GOOD, &owner)
+            .await
+            .unwrap(),
+    )
+    .user_id;
+    let passwords = h.auth.passwords();
+    for _ in 0..10 {
+        let err = passwords
+            .sign_in("ana@example.com", &Password::new(WRONG), &attacker)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidCredentials), "{err:?}");
+    }
+    let err = passwords
+        .sign_in("ana@example.com", &Password::new(GOOD), &attacker)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "rate_limited");
+    let notices = h.mails().await;
+    assert_eq!(
+        notices
+            .iter()
+            .filter(|m| m.message.kind == MessageKind::AccountLocked)
+            .count(),
+        1
+    );
+    let blocks = h.auth.protection().blocks().await.unwrap();
+    assert_eq!(blocks.len(), 1, "{blocks:?}");
+    assert_eq!(
+        (blocks[0].user_id, blocks[0].network.as_str()),
+        (Some(ana), "203.0.113.9")
+    );
+    h.auth
+        .protection()
+        .lift(&blocks[0].id, &RequestContext::new())
+        .await
+        .unwrap();
+    assert!(h.auth.protection().blocks().await.unwrap().is_empty());
+    tokens(
+        passwords
+            .sign_in("ana@example.com", &Password::new(GOOD), &attacker)
             .await
             .unwrap(),
     );
