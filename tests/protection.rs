@@ -428,11 +428,14 @@ async fn rl06_spraying_one_password_over_1000_accounts_stops_at_the_100th_failur
     let started = std::time::Instant::now();
     let mut first_refused = None;
     let mut throttled = Vec::new();
+    let mut refusals_logged = 0;
     for n in 0..1000 {
         // Drained as it goes: a subscriber more than 1024 events behind loses the oldest.
         while let Ok(event) = stream.try_recv() {
-            if event.kind == AuthEventKind::IpThrottled {
-                throttled.push(event);
+            match event.kind {
+                AuthEventKind::IpThrottled => throttled.push(event),
+                AuthEventKind::RateLimited => refusals_logged += 1,
+                _ => {}
             }
         }
         match sign_in(
@@ -455,11 +458,15 @@ async fn rl06_spraying_one_password_over_1000_accounts_stops_at_the_100th_failur
     assert_eq!(first_refused, Some(100));
     eprintln!("spraying 1,000 accounts took {:?}", started.elapsed());
     while let Ok(event) = stream.try_recv() {
-        if event.kind == AuthEventKind::IpThrottled {
-            throttled.push(event);
+        match event.kind {
+            AuthEventKind::IpThrottled => throttled.push(event),
+            AuthEventKind::RateLimited => refusals_logged += 1,
+            _ => {}
         }
     }
     assert_eq!(throttled.len(), 1);
+    // 900 refusals on 900 accounts, one minute, one client: one line in the login log.
+    assert_eq!(refusals_logged, 1);
     assert_eq!(throttled[0].reason.as_deref(), Some("signin_fail_ip"));
     let blocks = h.auth.protection().blocks().await.unwrap();
     assert!(

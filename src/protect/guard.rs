@@ -119,17 +119,17 @@ pub(crate) async fn refused(
 
 /// Logs a refusal protection made. A flood of refusals must not become a flood of writes
 /// to the login log (a throttled client costs microseconds, an append does not), so one
-/// line a minute is written for each kind, reason, account and client; the `tracing` log
+/// line a minute is written for each kind, reason and client, whichever accounts it tries
+/// (a client without an address counts per account); the `tracing` log
 /// (`portcullis::protect`) has every one.
 pub(crate) async fn log_refusal(inner: &Inner, event: AuthEvent) -> Result<(), Error> {
     let reason = event.reason.as_deref().unwrap_or_default();
     tracing::info!(target: "portcullis::protect", kind = %event.kind, reason, "refused");
-    let subject = format!(
-        "{}|{reason}|{}|{}",
-        event.kind,
-        event.user_id.map(|u| u.to_string()).unwrap_or_default(),
-        event.ip.map(ip_subject).unwrap_or_default(),
-    );
+    let client = match event.ip {
+        Some(ip) => ip_subject(ip),
+        None => event.user_id.map(|u| u.to_string()).unwrap_or_default(),
+    };
+    let subject = format!("{}|{reason}|{client}", event.kind);
     let once = RateLimit::fixed(1, std::time::Duration::from_secs(60));
     if RateLimiter::new(inner)
         .hit("refusal_logged", &subject, &once)
