@@ -851,6 +851,48 @@ mod tests {
         std::fs::metadata(path).unwrap().permissions().mode() & 0o777
     }
 
+    #[test]
+    fn attack_protection_settings_are_read_and_checked() {
+        let defaults = settings(&[]).unwrap();
+        assert_eq!(defaults.bot_check, BotCheckChoice::ProofOfWork);
+        assert!(defaults.allow_ips.is_empty() && defaults.deny_ips.is_empty());
+        assert!(defaults.previous_peppers.is_empty());
+        let off = settings(&[("PORTCULLIS_BOT_CHECK", "off".into())]).unwrap();
+        assert_eq!(off.bot_check, BotCheckChoice::Off);
+        let wrong = settings(&[("PORTCULLIS_BOT_CHECK", "maybe".into())]).unwrap_err();
+        assert!(wrong.contains("PORTCULLIS_BOT_CHECK"), "{wrong}");
+        let lists = settings(&[
+            ("PORTCULLIS_ALLOW_IPS", "10.0.0.0/8, 2001:db8::/32".into()),
+            ("PORTCULLIS_DENY_IPS", "203.0.113.7".into()),
+        ])
+        .unwrap();
+        assert_eq!(lists.allow_ips.len(), 2);
+        assert_eq!(lists.deny_ips.len(), 1);
+        assert!(settings(&[("PORTCULLIS_DENY_IPS", "nonsense".into())]).is_err());
+        let pepper = Pepper::generate().unwrap().to_base64().to_string();
+        let ring = settings(&[(
+            "PORTCULLIS_PREVIOUS_PEPPERS",
+            format!("{pepper}, {pepper}2"),
+        )])
+        .unwrap();
+        assert_eq!(ring.previous_peppers.len(), 2);
+        // The secret values never reach Debug.
+        assert!(!format!("{ring:?}").contains(&pepper));
+    }
+
+    #[test]
+    fn a_previous_pepper_that_is_not_a_pepper_stops_the_start() {
+        let root = tempfile::tempdir().unwrap();
+        let mut vars = dirs(root.path());
+        vars.push(("PORTCULLIS_PREVIOUS_PEPPERS", "not-a-pepper".into()));
+        let err = start(&vars).unwrap_err();
+        assert!(err.contains("PORTCULLIS_PREVIOUS_PEPPERS"), "{err}");
+        assert!(
+            !err.contains("not-a-pepper"),
+            "the value is not echoed: {err}"
+        );
+    }
+
     // PW-16, CR-05, TOTP-08: a copy of the data directory (a backup, a snapshot) must not
     // carry the pepper and the key that open its hashes, seeds and signing keys.
     #[test]
