@@ -688,8 +688,15 @@ pub(crate) enum Method {
 }
 
 /// Refuses ([`Error::Forbidden`]) a sign-in method the organization turned off.
-pub(crate) async fn allow(inner: &Inner, org: Option<OrgId>, method: Method) -> Result<(), Error> {
-    let methods = Orgs::new(inner).settings(org).await?.sign_in_methods;
+/// Refuses a sign-in method the organization turned off; otherwise returns its settings,
+/// read once for the rest of the ceremony.
+pub(crate) async fn allow(
+    inner: &Inner,
+    org: Option<OrgId>,
+    method: Method,
+) -> Result<OrgSettings, Error> {
+    let settings = Orgs::new(inner).settings(org).await?;
+    let methods = &settings.sign_in_methods;
     let allowed = match method {
         Method::Passkey => methods.passkey,
         Method::MagicLink => methods.magic_link,
@@ -698,7 +705,7 @@ pub(crate) async fn allow(inner: &Inner, org: Option<OrgId>, method: Method) -> 
         Method::Password => methods.password,
     };
     match allowed {
-        true => Ok(()),
+        true => Ok(settings),
         false => Err(Error::Forbidden),
     }
 }

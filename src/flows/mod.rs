@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use crate::protect::failures::{
     Attempt, account_subject, check_client_failures, check_failures, clear_account_failures,
-    count_attempt, count_attempt_in, failures_so_far, log_failure, record_failure,
+    count_attempt, count_attempt_in, failures_so_far, known_device, log_failure, record_failure,
     record_failure_because,
 };
 

@@ -145,15 +145,7 @@ pub(crate) async fn count_attempt_in(
         if let (FailureScope::AccountIp, Some(max)) = (scope, threshold) {
             limit.max = max;
         }
-        let exempt = match scope {
-            FailureScope::Ip => standing.allowed,
-            FailureScope::Account => match user {
-                Some(user) => crate::protect::sends::has_session_from(inner, user, ctx).await?,
-                None => false,
-            },
-            FailureScope::AccountIp => false,
-        };
-        if exempt {
+        if scope == FailureScope::Ip && standing.allowed {
             continue;
         }
         let counted = match scope.counts_every_attempt() {
@@ -170,6 +162,9 @@ pub(crate) async fn count_attempt_in(
         match counted {
             Ok(0) => spent.push(scope),
             Ok(_) => {}
+            // The account's budget of all clients is spent: its known devices still get in
+            // (the sessions are read only now, on the refusal path).
+            Err(_) if scope == FailureScope::Account && known_device(inner, user, ctx).await? => {}
             Err(err) => {
                 crate::protect::guard::refused(inner, scope.as_str(), user, ctx).await?;
                 return Err(err);
@@ -177,6 +172,18 @@ pub(crate) async fn count_attempt_in(
         }
     }
     Ok(Attempt { user, spent })
+}
+
+/// Whether `user` (when known) has a live session from the client's network.
+pub(crate) async fn known_device(
+    inner: &Inner,
+    user: Option<UserId>,
+    ctx: &RequestContext,
+) -> Result<bool, Error> {
+    match user {
+        Some(user) => crate::protect::sends::has_session_from(inner, user, ctx).await,
+        None => Ok(false),
+    }
 }
 
 /// Logs a failed attempt that [`count_attempt`] already counted against the account, and

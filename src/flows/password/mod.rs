@@ -111,11 +111,6 @@ async fn bot_gate(
     if inner.bot_check.is_none() {
         return Ok(());
     }
-    if let Some(user) = user
-        && crate::protect::sends::has_session_from(inner, user, ctx).await?
-    {
-        return Ok(());
-    }
     let risky = match settings.bot_check {
         crate::directory::BotCheckRule::Always => true,
         _ => {
@@ -123,7 +118,9 @@ async fn bot_gate(
                 >= f64::from(inner.config.config.protection.bot_check_after)
         }
     };
-    crate::protect::bot::gate(inner, risky, user, ctx).await?;
+    // The account's sessions are read only when a check would be asked for.
+    let known = risky && super::known_device(inner, user, ctx).await?;
+    crate::protect::bot::gate(inner, risky && !known, user, ctx).await?;
     Ok(())
 }
 
@@ -195,7 +192,7 @@ impl<'a> Passwords<'a> {
         ctx: &RequestContext,
     ) -> Result<SignIn, Error> {
         let inner = self.inner;
-        allow(inner, ctx.org_id, Method::Password).await?;
+        let settings = allow(inner, ctx.org_id, Method::Password).await?.security;
         let Ok(email) = Email::parse(email) else {
             return Err(Error::InvalidCredentials);
         };
@@ -203,10 +200,6 @@ impl<'a> Passwords<'a> {
         if password.secret().len() > inner.config.config.passwords.max_length * 4 {
             return Err(Error::InvalidCredentials);
         }
-        let settings = crate::directory::Orgs::new(inner)
-            .settings(ctx.org_id)
-            .await?
-            .security;
         let user = inner.users.get_user_by_email(&email).await?;
         let user_id = user.as_ref().map(|u| u.id);
         // Before anything is counted or hashed: a script without a proof spends nothing.
