@@ -13,7 +13,8 @@ use serde_json::json;
 
 use super::common::{ADMIN_KEY, Answer, TestApp, assert_error};
 use super::sso::{
-    APP_REDIRECT, activate_after_test, cookie_of, create_org, prove_domain, query_of, redeem,
+    APP_REDIRECT, activate_after_test, app_authorize, cookie_of, create_org, prove_domain,
+    query_of, redeem,
 };
 
 const ORIGIN: &str = "http://localhost:8080";
@@ -188,12 +189,7 @@ async fn saml20_setup_and_sp_initiated_sign_in_against_simplesamlphp() {
     );
 
     // A person's sign-in for an app: authorize, the IdP's page, our ACS, the app's code.
-    let client = test.app_in(a.parse().unwrap(), APP_REDIRECT).await;
-    let (verifier, challenge) = super::auth::pkce();
-    let authorize_path = format!(
-        "/api/v1/sso/{id}/authorize?redirect_uri={APP_REDIRECT}&client_id={client}\
-         &code_challenge={challenge}&code_challenge_method=S256&state=app-state"
-    );
+    let (client, verifier, authorize_path) = app_authorize(&test, &a, &id).await;
     let round_trip = || async {
         let authorize = test.get(&authorize_path, None).await;
         assert_eq!(authorize.status, StatusCode::FOUND, "{}", authorize.body);

@@ -41,6 +41,18 @@ pub(super) async fn prove_domain(test: &TestApp, dns: &DnsServer, org: &str, dom
     assert_eq!(verified.body["verified"], true, "{}", verified.body);
 }
 
+/// A redirect flow of an app of `org` through connection `id`: the app's client id, the
+/// PKCE verifier, and the path that starts it (with `state=app-state`).
+pub(super) async fn app_authorize(test: &TestApp, org: &str, id: &str) -> (String, String, String) {
+    let client = test.app_in(org.parse().unwrap(), APP_REDIRECT).await;
+    let (verifier, challenge) = super::auth::pkce();
+    let path = format!(
+        "/api/v1/sso/{id}/authorize?redirect_uri={APP_REDIRECT}&client_id={client}\
+         &code_challenge={challenge}&code_challenge_method=S256&state=app-state"
+    );
+    (client, verifier, path)
+}
+
 /// The app redeems its authorization code (PKCE) and reads who it signs in as.
 pub(super) async fn redeem(test: &TestApp, code: &str, verifier: &str, client: &str) -> Answer {
     let tokens = test
@@ -389,12 +401,7 @@ async fn rp20_setup_and_sign_in_over_the_rest_api() {
         found.body,
         json!({"connection_id": id, "kind": "oidc", "org_id": a})
     );
-    let client = test.app_in(a.parse().unwrap(), APP_REDIRECT).await;
-    let (verifier, challenge) = super::auth::pkce();
-    let authorize_path = format!(
-        "/api/v1/sso/{id}/authorize?redirect_uri={APP_REDIRECT}&client_id={client}\
-         &code_challenge={challenge}&code_challenge_method=S256&state=app-state"
-    );
+    let (client, verifier, authorize_path) = app_authorize(&test, &a, &id).await;
     // The browser goes to the provider and back: its cookie and the callback's path.
     let round_trip = || async {
         let authorize = test.get(&authorize_path, None).await;
