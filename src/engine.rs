@@ -138,6 +138,12 @@ impl Portcullis {
         Tokens::new(&self.inner)
     }
 
+    /// The OpenID provider: discovery, `/oauth2/authorize`, the token endpoint,
+    /// UserInfo, revocation, introspection, logout, and people's consents.
+    pub fn provider(&self) -> crate::provider::Provider<'_> {
+        crate::provider::Provider::new(&self.inner)
+    }
+
     /// Lockouts and throttles (list, lift, the owner's unblock link) and the built-in
     /// proof of work's challenges.
     pub fn protection(&self) -> crate::protect::Shield<'_> {

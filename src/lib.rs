@@ -118,6 +118,7 @@ pub mod mfa;
 pub mod model;
 mod outbound;
 pub mod protect;
+pub mod provider;
 mod sessions;
 mod signin;
 #[cfg(feature = "smtp")]

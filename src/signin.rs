@@ -499,7 +499,8 @@ pub(crate) async fn finish(
     Ok(match code_request {
         Some(request) => {
             let code =
-                crate::tokens::auth_code::issue(inner, user, org_id, amr, aal, request).await?;
+                crate::tokens::auth_code::issue(inner, user, org_id, amr, aal, request, None)
+                    .await?;
             SignIn::Code(code)
         }
         None => SignIn::Complete(
@@ -509,7 +510,7 @@ pub(crate) async fn finish(
                 amr,
                 aal,
                 (org_id, crate::sessions::session_lifetime(inner, settings)),
-                SessionId::generate(),
+                (SessionId::generate(), None),
                 ctx,
             )
             .await?,

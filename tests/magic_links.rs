@@ -894,6 +894,7 @@ async fn client_org(h: &Harness) -> OrgId {
         secret_hash: None,
         redirect_uris: vec!["https://app.example.com/callback".into()],
         created_at: h.auth.now(),
+        client: Default::default(),
     };
     h.store.create_app(&app).await.unwrap();
     org.id

@@ -697,6 +697,7 @@ async fn register_client(h: &Harness, user: UserId, secret: Option<&str>) -> Org
         }),
         redirect_uris: vec!["https://app.example.com/callback".into()],
         created_at: h.auth.now(),
+        client: Default::default(),
     };
     h.store.create_app(&app).await.unwrap();
     let membership = Membership {

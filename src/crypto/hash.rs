@@ -60,6 +60,14 @@ pub enum SecretPurpose {
     EmailChangeRevert,
     /// The `state` of an SSO sign-in.
     SsoState,
+    /// A refresh token the OpenID provider issued to a client (never one of the API's own).
+    OAuthRefreshToken,
+    /// The OpenID provider's browser-session cookie.
+    ProviderCookie,
+    /// Derives the CSRF token of a provider page's form from its cookie.
+    ProviderCsrf,
+    /// An authorization request waiting for the person to sign in or consent.
+    ProviderInteraction,
     /// An IT-admin setup link, and the setup session it opens.
     SetupLink,
     /// The link in a lockout notice.
@@ -108,6 +116,10 @@ impl SecretPurpose {
             SecretPurpose::Invitation => "invitation",
             SecretPurpose::EmailChangeRevert => "email_change_revert",
             SecretPurpose::SsoState => "sso_state",
+            SecretPurpose::OAuthRefreshToken => "oauth_refresh_token",
+            SecretPurpose::ProviderCookie => "provider_cookie",
+            SecretPurpose::ProviderCsrf => "provider_csrf",
+            SecretPurpose::ProviderInteraction => "provider_interaction",
             SecretPurpose::SetupLink => "setup_link",
             SecretPurpose::Unblock => "unblock",
             SecretPurpose::PasswordChange => "password_change",

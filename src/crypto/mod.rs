@@ -14,7 +14,7 @@ pub use random::{numeric_code, random_bytes, random_token};
 pub use secret::{
     AccessToken, ApiKey, AuthCode, BackupCode, BotProof, CeremonyToken, ClientSecret, CodeVerifier,
     EmailRevertToken, InvitationToken, LoginToken, MagicLinkToken, MfaToken, OneTimeCode, Password,
-    PasswordChangeToken, PollToken, RefreshToken, RegistrationToken, UnblockToken,
+    PasswordChangeToken, PollToken, ProviderCookie, RefreshToken, RegistrationToken, UnblockToken,
 };
 
 use base64::Engine as _;

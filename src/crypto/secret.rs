@@ -75,6 +75,11 @@ secret_string!(
     MagicLinkToken
 );
 secret_string!(
+    /// The OpenID provider's browser-session cookie: which session this browser is
+    /// signed in with at `/oauth2/authorize`.
+    ProviderCookie
+);
+secret_string!(
     /// The secret that lets only the requesting tab poll a magic link's status.
     PollToken
 );

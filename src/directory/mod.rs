@@ -8,8 +8,9 @@ pub mod users;
 
 pub use api_keys::{ApiKeyCreated, ApiKeyInfo, ApiKeys, NewApiKey};
 pub use orgs::{
-    AppCreated, BotCheckRule, Branding, BreachedAction, FailMode, MessageWording, MfaRequirement,
-    NewApp, NewOrg, OrgSettings, OrgUpdate, Orgs, PublicConfig, SecuritySettings, SignInMethods,
+    AppCreated, AppUpdate, BotCheckRule, Branding, BreachedAction, FailMode, KNOWN_SCOPES,
+    MessageWording, MfaRequirement, NewApp, NewOrg, OrgSettings, OrgUpdate, Orgs, PublicConfig,
+    SecuritySettings, SignInMethods, check_client,
 };
 pub use rbac::{Invitation, Rbac, RoleSpec};
 

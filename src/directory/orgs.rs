@@ -16,7 +16,10 @@ use crate::crypto::{ClientSecret, SecretPurpose, random_token};
 use crate::delivery::MessageKind;
 use crate::engine::Inner;
 use crate::flows::MAX_RETRIES;
-use crate::model::{App, ClientId, OrgId, Organization, Page, PageRequest, checked_label};
+use crate::model::{
+    App, ApplicationType, ClientId, ClientSettings, OrgId, Organization, Page, PageRequest,
+    TokenAuthMethod, checked_label,
+};
 use crate::{Error, StoreError};
 
 /// The slug of the organization requests run in when they name none.
@@ -387,6 +390,20 @@ pub struct NewApp {
     pub redirect_uris: Vec<String>,
     /// A confidential client (a server): it gets a secret, shown once.
     pub confidential: bool,
+    /// Its OpenID Connect client metadata (application type, scopes, grant types…).
+    pub client: ClientSettings,
+}
+
+/// A change to an app: what is `Some` is replaced.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct AppUpdate {
+    /// A new display name.
+    pub name: Option<String>,
+    /// New redirect URIs (the whole list).
+    pub redirect_uris: Option<Vec<String>>,
+    /// New client metadata (the whole of it).
+    pub client: Option<ClientSettings>,
 }
 
 /// An app just created: its secret, for a confidential one, is shown only here.
@@ -595,14 +612,16 @@ impl<'a> Orgs<'a> {
     }
 
     /// Adds an app. A confidential one gets a 256-bit secret, returned once and stored
-    /// as a keyed hash.
+    /// as a keyed hash. Its client id is made here (`app_` and 22 random characters,
+    /// never a user id), and its redirect URIs and metadata must pass the registration
+    /// policy ([`check_client`]).
     pub async fn create_app(&self, org: OrgId, new: &NewApp) -> Result<AppCreated, Error> {
-        if new.redirect_uris.len() > MAX_LIST {
-            return Err(Error::invalid("redirect_uris", "at most 20"));
-        }
-        for uri in &new.redirect_uris {
-            crate::tokens::auth_code::check_redirect_uri(uri)?;
-        }
+        check_client(
+            &new.redirect_uris,
+            &new.client,
+            new.confidential,
+            self.inner.config.origin.as_str(),
+        )?;
         let token = random_token()?;
         let short = token.as_str().get(..22).unwrap_or_default();
         let client_id = ClientId::new(format!("app_{short}"))?;
@@ -622,10 +641,76 @@ impl<'a> Orgs<'a> {
             secret_hash,
             redirect_uris: new.redirect_uris.clone(),
             created_at: self.inner.clock.now(),
+            client: new.client.clone(),
         };
         self.inner.orgs.create_app(&app).await?;
         super::log_admin(self.inner, org, "app_created").await;
         Ok(AppCreated { app, client_secret })
+    }
+
+    /// The app with this client id ([`Error::NotFound`] `"app"`).
+    pub async fn app(&self, client_id: &ClientId) -> Result<App, Error> {
+        self.inner
+            .orgs
+            .get_app(client_id)
+            .await?
+            .ok_or(Error::NotFound { what: "app" })
+    }
+
+    /// Changes an app's name, redirect URIs or client metadata, under the same policy as
+    /// [`create_app`](Self::create_app). A change of redirect URIs is logged
+    /// (`app_redirect_uris_changed`).
+    pub async fn update_app(&self, client_id: &ClientId, update: &AppUpdate) -> Result<App, Error> {
+        let mut app = self.app(client_id).await?;
+        if let Some(name) = &update.name {
+            app.name = checked_label(name, "name", 100)?;
+        }
+        let uris_changed = update
+            .redirect_uris
+            .as_ref()
+            .is_some_and(|uris| *uris != app.redirect_uris);
+        if let Some(uris) = &update.redirect_uris {
+            app.redirect_uris = uris.clone();
+        }
+        if let Some(client) = &update.client {
+            app.client = client.clone();
+        }
+        check_client(
+            &app.redirect_uris,
+            &app.client,
+            app.is_confidential(),
+            self.inner.config.origin.as_str(),
+        )?;
+        if !self.inner.orgs.update_app(&app).await? {
+            return Err(Error::NotFound { what: "app" });
+        }
+        super::log_admin(self.inner, app.org_id, "app_updated").await;
+        if uris_changed {
+            super::log_admin(self.inner, app.org_id, "app_redirect_uris_changed").await;
+        }
+        Ok(app)
+    }
+
+    /// Gives a confidential app a new secret, returned once; the old one stops working at
+    /// once. [`Error::Conflict`] (`"public_client"`) for a public app.
+    pub async fn rotate_app_secret(&self, client_id: &ClientId) -> Result<ClientSecret, Error> {
+        let mut app = self.app(client_id).await?;
+        if !app.is_confidential() {
+            return Err(Error::Conflict {
+                what: "public_client",
+            });
+        }
+        let secret = ClientSecret::new(random_token()?.as_str());
+        app.secret_hash = Some(
+            self.inner
+                .hasher
+                .hash(SecretPurpose::ClientSecret, secret.secret().as_bytes()),
+        );
+        if !self.inner.orgs.update_app(&app).await? {
+            return Err(Error::NotFound { what: "app" });
+        }
+        super::log_admin(self.inner, app.org_id, "app_secret_rotated").await;
+        Ok(secret)
     }
 
     /// An organization's apps.
@@ -745,6 +830,136 @@ fn checked_slug(slug: &str) -> Result<String, Error> {
 
 /// The most domains an organization, or redirect URIs an app, may have.
 const MAX_LIST: usize = 20;
+
+/// The scopes an app may be allowed to ask for.
+pub const KNOWN_SCOPES: [&str; 6] = [
+    "openid",
+    "profile",
+    "email",
+    "phone",
+    "offline_access",
+    "roles",
+];
+
+/// The registration policy for an app's redirect URIs and metadata (RFC 9700 §2.1, §4.1;
+/// RFC 8252 §7): every URI absolute, canonical, without fragment, credentials or wildcard
+/// and not a script or local scheme; a web app's on `https` (or loopback `http` while the
+/// installation itself is served on loopback `http`, for development); a native app's on
+/// `https`, loopback `http` with an IP literal (any port at run time), or a private-use
+/// scheme with a dot (`com.example.app:/cb`). A public app cannot authenticate with a
+/// secret and a confidential one must. Scopes and grant types from the known ones;
+/// `refresh_token` only with `authorization_code`.
+pub fn check_client(
+    redirect_uris: &[String],
+    client: &ClientSettings,
+    confidential: bool,
+    installation_origin: &str,
+) -> Result<(), Error> {
+    if redirect_uris.len() > MAX_LIST || client.post_logout_redirect_uris.len() > MAX_LIST {
+        return Err(Error::invalid("redirect_uris", "at most 20"));
+    }
+    let development = url::Url::parse(installation_origin).is_ok_and(|url| {
+        url.scheme() == "http" && url.host().is_some_and(|host| is_loopback_host(&host))
+    });
+    for (field, uris) in [
+        ("redirect_uris", redirect_uris),
+        (
+            "post_logout_redirect_uris",
+            client.post_logout_redirect_uris.as_slice(),
+        ),
+    ] {
+        for uri in uris {
+            check_client_uri(uri, client.application_type, development)
+                .map_err(|reason| Error::invalid(field, reason))?;
+        }
+    }
+    match (client.token_endpoint_auth_method, confidential) {
+        (Some(TokenAuthMethod::None), true) => {
+            return Err(Error::invalid(
+                "token_endpoint_auth_method",
+                "a confidential app authenticates with its secret",
+            ));
+        }
+        (Some(TokenAuthMethod::ClientSecretBasic | TokenAuthMethod::ClientSecretPost), false) => {
+            return Err(Error::invalid(
+                "token_endpoint_auth_method",
+                "a public app has no secret: none",
+            ));
+        }
+        _ => {}
+    }
+    if let Some(scope) = client
+        .scopes
+        .iter()
+        .find(|s| !KNOWN_SCOPES.contains(&s.as_str()))
+    {
+        return Err(Error::invalid(
+            "scopes",
+            format!(
+                "unknown scope {scope:?} (known: {})",
+                KNOWN_SCOPES.join(" ")
+            ),
+        ));
+    }
+    let grants = &client.grant_types;
+    if grants
+        .iter()
+        .any(|g| !matches!(g.as_str(), "authorization_code" | "refresh_token"))
+    {
+        return Err(Error::invalid(
+            "grant_types",
+            "only authorization_code and refresh_token (no implicit or password grant)",
+        ));
+    }
+    if grants.iter().any(|g| g == "refresh_token")
+        && !grants.iter().any(|g| g == "authorization_code")
+    {
+        return Err(Error::invalid(
+            "grant_types",
+            "refresh_token needs authorization_code",
+        ));
+    }
+    Ok(())
+}
+
+fn is_loopback_host(host: &url::Host<&str>) -> bool {
+    match host {
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+        url::Host::Domain(name) => *name == "localhost",
+    }
+}
+
+fn check_client_uri(
+    uri: &str,
+    kind: ApplicationType,
+    development: bool,
+) -> Result<(), &'static str> {
+    crate::tokens::check_redirect_uri(uri).map_err(|_| {
+        "must be an absolute URL in canonical form, without fragment, credentials or script scheme"
+    })?;
+    let url = url::Url::parse(uri).map_err(|_| "must be an absolute URL")?;
+    if uri.contains('*') {
+        return Err("must not hold a wildcard");
+    }
+    match (url.scheme(), kind) {
+        ("https", _) => Ok(()),
+        ("http", ApplicationType::Native) => match url.host() {
+            Some(url::Host::Ipv4(ip)) if ip.is_loopback() => Ok(()),
+            Some(url::Host::Ipv6(ip)) if ip.is_loopback() => Ok(()),
+            _ => Err("a native app's http URI must be on 127.0.0.1 or [::1]"),
+        },
+        ("http", ApplicationType::Web) => match url.host() {
+            Some(host) if development && is_loopback_host(&host) => Ok(()),
+            _ => Err("a web app's URI must use https"),
+        },
+        (scheme, ApplicationType::Native) if scheme.contains('.') => Ok(()),
+        (_, ApplicationType::Native) => {
+            Err("a private-use scheme must be a reversed domain name (com.example.app)")
+        }
+        (_, ApplicationType::Web) => Err("a web app's URI must use https"),
+    }
+}
 
 /// Lowercase host names with a dot, without repeats.
 fn checked_domains(domains: &[String]) -> Result<Vec<String>, Error> {

@@ -62,6 +62,17 @@ pub enum ChallengeKind {
     SpentProof,
     /// A sign-in waiting for a breached password's replacement, keyed by its token's hash.
     PasswordChange,
+    /// An authorization request of the OpenID provider waiting for the person to sign in
+    /// or consent, keyed by its interaction id's hash.
+    ProviderInteraction,
+    /// The provider's browser session: the session a cookie stands for, keyed by the
+    /// cookie's hash.
+    ProviderBrowser,
+    /// What a client of the provider was granted (scopes, `auth_time`), keyed by the
+    /// session its code opened.
+    OAuthGrant,
+    /// The clients a user consented to and for which scopes (one record per user).
+    Consents,
 }
 
 impl ChallengeKind {
@@ -78,7 +89,8 @@ impl ChallengeKind {
     ///   change stale;
     /// - [`EmailChangeRevert`](Self::EmailChangeRevert): the owner's only way back from an
     ///   email change they did not make;
-    /// - [`SamlAssertion`](Self::SamlAssertion): what refuses a replayed SAML assertion.
+    /// - [`SamlAssertion`](Self::SamlAssertion): what refuses a replayed SAML assertion;
+    /// - [`Consents`](Self::Consents): a revoked consent must stay revoked.
     ///
     /// Every other kind is a pending secret: losing it only means asking again, and a
     /// voided one cannot be replayed.
@@ -87,7 +99,8 @@ impl ChallengeKind {
             ChallengeKind::SpentAuthCode
             | ChallengeKind::RolesRevision
             | ChallengeKind::EmailChangeRevert
-            | ChallengeKind::SamlAssertion => true,
+            | ChallengeKind::SamlAssertion
+            | ChallengeKind::Consents => true,
             ChallengeKind::MagicLink
             | ChallengeKind::Request
             | ChallengeKind::OneTimeCode
@@ -105,7 +118,10 @@ impl ChallengeKind {
             | ChallengeKind::LockoutNotice
             | ChallengeKind::Unblock
             | ChallengeKind::SpentProof
-            | ChallengeKind::PasswordChange => false,
+            | ChallengeKind::PasswordChange
+            | ChallengeKind::ProviderInteraction
+            | ChallengeKind::ProviderBrowser
+            | ChallengeKind::OAuthGrant => false,
         }
     }
 
@@ -134,11 +150,15 @@ impl ChallengeKind {
             ChallengeKind::Unblock => "unblock",
             ChallengeKind::SpentProof => "spent_proof",
             ChallengeKind::PasswordChange => "password_change",
+            ChallengeKind::ProviderInteraction => "provider_interaction",
+            ChallengeKind::ProviderBrowser => "provider_browser",
+            ChallengeKind::OAuthGrant => "oauth_grant",
+            ChallengeKind::Consents => "consents",
         }
     }
 
     /// Every kind, for adapters that keep one table or tree per kind.
-    pub const ALL: [ChallengeKind; 22] = [
+    pub const ALL: [ChallengeKind; 26] = [
         ChallengeKind::MagicLink,
         ChallengeKind::Request,
         ChallengeKind::OneTimeCode,
@@ -161,6 +181,10 @@ impl ChallengeKind {
         ChallengeKind::Unblock,
         ChallengeKind::SpentProof,
         ChallengeKind::PasswordChange,
+        ChallengeKind::ProviderInteraction,
+        ChallengeKind::ProviderBrowser,
+        ChallengeKind::OAuthGrant,
+        ChallengeKind::Consents,
     ];
 }
 
@@ -243,6 +267,7 @@ mod tests {
                 ChallengeKind::RolesRevision,
                 ChallengeKind::EmailChangeRevert,
                 ChallengeKind::SamlAssertion,
+                ChallengeKind::Consents,
             ]
         );
     }

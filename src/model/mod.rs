@@ -17,7 +17,10 @@ pub use ids::{
     ApiCredentialId, ClientId, ConnectionId, CredentialId, EventId, FactorId, OrgId, PermissionId,
     RequestId, RoleId, SessionId, UserId,
 };
-pub use org::{ApiCredential, App, Membership, Organization, Permission, PermissionDef, Role};
+pub use org::{
+    ApiCredential, App, ApplicationType, ClientSettings, Membership, Organization, Permission,
+    PermissionDef, Role, TokenAuthMethod,
+};
 pub use page::{Cursor, Page, PageRequest};
 pub use session::{Session, StoredSigningKey};
 pub use sso::{

@@ -45,6 +45,142 @@ pub struct App {
     pub redirect_uris: Vec<String>,
     /// When it was created.
     pub created_at: Timestamp,
+    /// How it signs in through the OpenID provider endpoints (`/oauth2/*`).
+    #[serde(default)]
+    pub client: ClientSettings,
+}
+
+impl App {
+    /// Whether it is a confidential client (it holds a secret).
+    pub fn is_confidential(&self) -> bool {
+        self.secret_hash.is_some()
+    }
+
+    /// Whether `uri` is one of its redirect URIs: character for character, except that a
+    /// native app's loopback URI (`http://127.0.0.1/cb`, `http://[::1]/cb`) matches on any
+    /// port (RFC 8252 §7.3).
+    pub fn allows_redirect(&self, uri: &str) -> bool {
+        if self.redirect_uris.iter().any(|r| r == uri) {
+            return true;
+        }
+        if self.client.application_type != ApplicationType::Native {
+            return false;
+        }
+        let Some(presented) = loopback_without_port(uri) else {
+            return false;
+        };
+        self.redirect_uris
+            .iter()
+            .filter_map(|r| loopback_without_port(r))
+            .any(|registered| registered == presented)
+    }
+
+    /// How it authenticates at the token endpoint: the registered method, or by default
+    /// `client_secret_basic` for a confidential client and `none` for a public one.
+    pub fn auth_method(&self) -> TokenAuthMethod {
+        match (
+            self.client.token_endpoint_auth_method,
+            self.is_confidential(),
+        ) {
+            (Some(method), _) => method,
+            (None, true) => TokenAuthMethod::ClientSecretBasic,
+            (None, false) => TokenAuthMethod::None,
+        }
+    }
+}
+
+/// An app's OpenID Connect client metadata (OpenID Connect Dynamic Client Registration
+/// §2 names), as its organization's administrators register it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ClientSettings {
+    /// `web` (redirect URIs on `https`) or `native` (a desktop or mobile app: loopback
+    /// `http` redirect URIs on any port, or a private-use scheme).
+    pub application_type: ApplicationType,
+    /// How it authenticates at the token endpoint; `None`: `client_secret_basic` when it
+    /// has a secret, `none` otherwise.
+    pub token_endpoint_auth_method: Option<TokenAuthMethod>,
+    /// Where RP-initiated logout may send the browser afterwards, matched exactly.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// The scopes it may ask for (of `openid profile email phone offline_access roles`).
+    pub scopes: Vec<String>,
+    /// The grant types it may use (`authorization_code`, `refresh_token`).
+    pub grant_types: Vec<String>,
+    /// A first-party app of the installation: no consent screen. Only an installation
+    /// administrator may set it.
+    pub first_party: bool,
+}
+
+impl Default for ClientSettings {
+    fn default() -> Self {
+        ClientSettings {
+            application_type: ApplicationType::Web,
+            token_endpoint_auth_method: None,
+            post_logout_redirect_uris: Vec::new(),
+            scopes: ["openid", "profile", "email", "phone", "offline_access"]
+                .map(String::from)
+                .to_vec(),
+            grant_types: ["authorization_code", "refresh_token"]
+                .map(String::from)
+                .to_vec(),
+            first_party: false,
+        }
+    }
+}
+
+/// A loopback `http` URI (IP literal host) with its port taken out, written canonically;
+/// `None` for any other URI.
+fn loopback_without_port(uri: &str) -> Option<String> {
+    let mut url = url::Url::parse(uri).ok()?;
+    if url.as_str() != uri || url.scheme() != "http" {
+        return None;
+    }
+    let loopback = match url.host()? {
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+        url::Host::Domain(_) => false,
+    };
+    if !loopback {
+        return None;
+    }
+    url.set_port(None).ok()?;
+    Some(url.into())
+}
+
+/// OpenID Connect's `application_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplicationType {
+    /// A web application: `https` redirect URIs.
+    #[default]
+    Web,
+    /// A native application (RFC 8252): loopback `http` on any port, or a private-use
+    /// URI scheme.
+    Native,
+}
+
+/// How a client authenticates at the token, revocation and introspection endpoints
+/// (RFC 7591 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuthMethod {
+    /// HTTP Basic with the client id and secret (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+    /// A public client: no secret (PKCE binds its codes).
+    None,
+}
+
+impl TokenAuthMethod {
+    /// The registered name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenAuthMethod::ClientSecretBasic => "client_secret_basic",
+            TokenAuthMethod::ClientSecretPost => "client_secret_post",
+            TokenAuthMethod::None => "none",
+        }
+    }
 }
 
 /// A permission name, `resource:action` (`invoices:write`).

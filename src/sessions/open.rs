@@ -21,25 +21,32 @@ pub(crate) fn session_lifetime(inner: &Inner, settings: &OrgSettings) -> Duratio
 }
 
 /// Opens a session in an organization (`None`: none) for a lifetime, with a fresh refresh
-/// token, and signs its first access token.
+/// token, and signs its first access token; with a grant, the session is a client's of the
+/// OpenID provider (its refresh tokens are the provider's, its access tokens name the
+/// client and scope).
 pub(crate) async fn open_session(
     inner: &Inner,
     user: &User,
     amr: Vec<String>,
     aal: u8,
     (org_id, lifetime): (Option<OrgId>, Duration),
-    id: SessionId,
+    (id, grant): (SessionId, Option<&crate::provider::Grant>),
     ctx: &RequestContext,
 ) -> Result<TokenSet, Error> {
     let now = inner.clock.now();
     let refresh = random_token()?;
+    // A client's refresh tokens are hashed for its purpose alone: the JSON `/token/refresh`
+    // never finds them, so only the token endpoint (which authenticates the client) can
+    // rotate them.
+    let purpose = match grant {
+        Some(_) => SecretPurpose::OAuthRefreshToken,
+        None => SecretPurpose::RefreshToken,
+    };
     let session = Session {
         id,
         user_id: user.id,
         org_id,
-        refresh_hash: inner
-            .hasher
-            .hash(SecretPurpose::RefreshToken, refresh.as_bytes()),
+        refresh_hash: inner.hasher.hash(purpose, refresh.as_bytes()),
         generation: 0,
         amr,
         aal,
@@ -51,7 +58,10 @@ pub(crate) async fn open_session(
         revoked_at: None,
     };
     // Signed first: a failure leaves no session behind.
-    let access_token = crate::tokens::mint(inner, &session).await?;
+    let access_token = crate::tokens::mint(inner, &session, grant).await?;
+    if let Some(grant) = grant {
+        crate::provider::save_grant(inner, session.id, grant, session.expires_at).await?;
+    }
     inner.sessions.create_session(&session).await?;
     // A block, deletion or credential change that landed while this sign-in ran revoked
     // the sessions that existed then; this one must not outlive it. Every such change

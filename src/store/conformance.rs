@@ -314,6 +314,7 @@ fn app(org: OrgId, client_id: &str) -> App {
         secret_hash: None,
         redirect_uris: vec!["https://app.example.com/callback".into()],
         created_at: t0(),
+        client: crate::model::ClientSettings::default(),
     }
 }
 
@@ -1292,6 +1293,24 @@ pub async fn app_client_id_unique_across_orgs<S: OrgStore + 'static>(store: Arc<
         .unwrap()
         .unwrap();
     assert_eq!(found.org_id, a.id);
+    // An update replaces what the app says of itself, never whose it is.
+    let mut changed = found.clone();
+    changed.name = "renamed".into();
+    changed.redirect_uris = vec!["https://app.example.com/other".into()];
+    changed.client.first_party = true;
+    changed.client.post_logout_redirect_uris = vec!["https://app.example.com/bye".into()];
+    changed.org_id = b.id;
+    assert!(store.update_app(&changed).await.unwrap());
+    let stored = store
+        .get_app(&ClientId::new("web").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.name, "renamed");
+    assert_eq!(stored.redirect_uris, changed.redirect_uris);
+    assert_eq!(stored.client, changed.client);
+    assert_eq!(stored.org_id, a.id, "the organization stays");
+    assert!(!store.update_app(&app(a.id, "ghost")).await.unwrap());
     assert!(
         store
             .delete_app(&ClientId::new("web").unwrap())

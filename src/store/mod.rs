@@ -243,6 +243,10 @@ pub trait OrgStore: Send + Sync + fmt::Debug {
     /// An organization's apps.
     async fn list_apps(&self, org: OrgId) -> StoreResult<Vec<App>>;
 
+    /// Replaces an app (by client id) with `app`; its organization and creation time stay
+    /// as stored. Returns whether it existed.
+    async fn update_app(&self, app: &App) -> StoreResult<bool>;
+
     /// Deletes an app. Returns whether it existed.
     async fn delete_app(&self, client_id: &ClientId) -> StoreResult<bool>;
 

@@ -140,6 +140,10 @@ struct PendingCode {
     amr: Vec<String>,
     aal: u8,
     request: AuthCodeRequest,
+    /// Set for a code of the OpenID provider's `/oauth2/authorize`: redeemable only at its
+    /// token endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    oidc: Option<crate::provider::CodeGrant>,
 }
 
 /// A code's tombstone: written when the code is first presented, before the session is
@@ -173,7 +177,7 @@ pub(crate) async fn registered_app(
         .get_app(&request.client_id)
         .await?
         .ok_or_else(|| Error::invalid("client_id", "is not a registered client"))?;
-    if !app.redirect_uris.contains(&request.redirect_uri) {
+    if !app.allows_redirect(&request.redirect_uri) {
         return Err(Error::invalid(
             "redirect_uri",
             "is not registered for this client",
@@ -195,6 +199,7 @@ pub(crate) async fn issue(
     amr: Vec<String>,
     aal: u8,
     request: &AuthCodeRequest,
+    oidc: Option<crate::provider::CodeGrant>,
 ) -> Result<AuthCode, Error> {
     let app = registered_app(inner, request, org_id).await?;
     let org_id = Some(app.org_id);
@@ -208,6 +213,7 @@ pub(crate) async fn issue(
         amr,
         aal,
         request: request.clone(),
+        oidc,
     };
     let value = serde_json::to_vec(&pending)
         .map_err(|_| Error::Internal("serializing an authorization code"))?;
@@ -228,6 +234,29 @@ pub(crate) async fn exchange(
     exchange: &CodeExchange,
     ctx: &RequestContext,
 ) -> Result<TokenSet, Error> {
+    let (tokens, _) = exchange_for(inner, exchange, false, ctx).await?;
+    Ok(tokens)
+}
+
+/// [`exchange_for`] at the OpenID provider's token endpoint, which authenticated the
+/// client (by the method it registered) before.
+pub(crate) async fn exchange_provider(
+    inner: &Inner,
+    exchange: &CodeExchange,
+    ctx: &RequestContext,
+) -> Result<(TokenSet, Option<crate::provider::CodeGrant>), Error> {
+    exchange_for(inner, exchange, true, ctx).await
+}
+
+/// Exchanges a code: at the JSON `/token` (`provider` false) only codes of the redirect
+/// flows, at the OpenID provider's token endpoint only codes of its `/oauth2/authorize`
+/// (with what they granted). A code presented at the wrong one is spent and refused.
+async fn exchange_for(
+    inner: &Inner,
+    exchange: &CodeExchange,
+    provider: bool,
+    ctx: &RequestContext,
+) -> Result<(TokenSet, Option<crate::provider::CodeGrant>), Error> {
     let now = inner.clock.now();
     let hash = inner
         .hasher
@@ -280,10 +309,12 @@ pub(crate) async fn exchange(
             challenge.as_bytes(),
             pending.request.code_challenge.as_bytes(),
         );
-    if !bound {
+    if !bound || pending.oidc.is_some() != provider {
         return Err(Error::InvalidToken);
     }
-    authenticate_client(inner, exchange).await?;
+    if !provider {
+        authenticate_client(inner, exchange).await?;
+    }
     let user = inner
         .users
         .get_user(pending.user_id)
@@ -300,7 +331,7 @@ pub(crate) async fn exchange(
         pending.amr,
         pending.aal,
         (pending.org_id, lifetime),
-        session_id,
+        (session_id, pending.oidc.as_ref().map(|code| &code.grant)),
         ctx,
     )
     .await?;
@@ -316,7 +347,7 @@ pub(crate) async fn exchange(
         revoke(inner, session_id, Some(user.id), ctx).await?;
         return Err(Error::InvalidToken);
     }
-    Ok(tokens)
+    Ok((tokens, pending.oidc))
 }
 
 /// A confidential client (an app with a secret) must present it. Checked after the code

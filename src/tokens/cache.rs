@@ -136,6 +136,8 @@ mod tests {
                 amr: vec![],
                 acr: "aal1".into(),
                 rev: None,
+                client_id: None,
+                scope: None,
             },
         })
     }

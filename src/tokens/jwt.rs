@@ -60,6 +60,13 @@ pub struct Claims {
     /// revision is no longer current; refreshing signs one with the roles held now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rev: Option<String>,
+    /// The client of the OpenID provider the token was issued to (RFC 9068 §2.2); absent
+    /// for the API's own sign-ins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<crate::model::ClientId>,
+    /// The scopes granted to that client, space-separated (RFC 9068 §2.2.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
 }
 
 /// Orders `held` against the name `{resource}:*`, without building it.
@@ -105,8 +112,18 @@ impl Claims {
 
 /// Signs `claims` with `key`.
 pub(crate) fn sign(key: &SigningKey, claims: &Claims) -> Result<String, Error> {
+    sign_typed(key, ACCESS_TOKEN_TYP, claims)
+}
+
+/// Signs any claims with `typ` (`JWT` for an ID token, so that one is never taken for an
+/// access token, and the other way round).
+pub(crate) fn sign_typed<T: Serialize>(
+    key: &SigningKey,
+    typ: &str,
+    claims: &T,
+) -> Result<String, Error> {
     let mut header = Header::new(key.jws_algorithm());
-    header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+    header.typ = Some(typ.to_owned());
     header.kid = Some(key.kid.clone());
     jsonwebtoken::encode(&header, claims, &key.encoding)
         .map_err(|_| Error::Internal("signing a token"))
@@ -138,6 +155,15 @@ pub(crate) enum Parsed<'t> {
 /// or wrong `typ`, a missing `kid`, and any header that points at keys elsewhere (`jku`,
 /// `jwk`, `x5u`, `x5c`) or asks for extensions (`crit`): our tokens carry none of them.
 pub(crate) fn parse<'t>(token: &'t str, keys: &KeySet) -> Result<Parsed<'t>, Error> {
+    parse_typed(token, keys, ACCESS_TOKEN_TYP)
+}
+
+/// [`parse`] for a token of another `typ` (`JWT`: an ID token of ours).
+pub(crate) fn parse_typed<'t>(
+    token: &'t str,
+    keys: &KeySet,
+    expected_typ: &str,
+) -> Result<Parsed<'t>, Error> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(Error::InvalidToken);
     }
@@ -155,7 +181,8 @@ pub(crate) fn parse<'t>(token: &'t str, keys: &KeySet) -> Result<Parsed<'t>, Err
         _ => return Err(Error::InvalidToken),
     };
     let typ_ok = header.typ.as_deref().is_some_and(|t| {
-        t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+        t.eq_ignore_ascii_case(expected_typ)
+            || t.eq_ignore_ascii_case(&format!("application/{expected_typ}"))
     });
     let foreign = header.jku.is_some()
         || header.jwk.is_some()
@@ -219,6 +246,29 @@ pub(crate) fn verify(parsed: Parsed<'_>, expect: &Expect<'_>) -> Result<Verified
 }
 
 /// Checks `exp` and `nbf` against the engine's clock with `leeway_secs` of tolerance.
+/// The verified payload of a token [`parse_typed`] found a key for, as JSON, with the
+/// kid that signed it. Checks the signature only.
+pub(crate) fn verify_payload(parsed: Parsed<'_>) -> Result<serde_json::Value, Error> {
+    let Parsed::Known {
+        key,
+        algorithm,
+        message,
+        payload,
+        signature,
+    } = parsed
+    else {
+        return Err(Error::InvalidToken);
+    };
+    let valid =
+        jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key.decoding, algorithm)
+            .unwrap_or(false);
+    if !valid {
+        return Err(Error::InvalidToken);
+    }
+    let payload = b64url_decode(payload).ok_or(Error::InvalidToken)?;
+    serde_json::from_slice(&payload).map_err(|_| Error::InvalidToken)
+}
+
 pub(crate) fn check_time(claims: &Claims, now: Timestamp, leeway_secs: i64) -> Result<(), Error> {
     let now = now.unix_secs();
     if now >= claims.exp.saturating_add(leeway_secs) {
@@ -267,6 +317,8 @@ mod tests {
             amr: vec![],
             acr: "aal1".into(),
             rev: None,
+            client_id: None,
+            scope: None,
         }
     }
 

@@ -30,7 +30,7 @@ pub(crate) mod auth_code;
 mod cache;
 mod jwt;
 mod keys;
-mod refresh;
+pub(crate) mod refresh;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -190,8 +190,13 @@ async fn load_keys(inner: &Inner) -> Result<Arc<KeySet>, Error> {
 }
 
 /// Signs an access token for `session`, with the roles and permissions its user holds in
-/// its organization now.
-pub(crate) async fn mint(inner: &Inner, session: &Session) -> Result<AccessToken, Error> {
+/// its organization now (and, for a client of the OpenID provider, its `client_id` and
+/// granted `scope`).
+pub(crate) async fn mint(
+    inner: &Inner,
+    session: &Session,
+    grant: Option<&crate::provider::Grant>,
+) -> Result<AccessToken, Error> {
     let keys = keyset(inner).await?;
     let key = keys
         .current()
@@ -226,6 +231,8 @@ pub(crate) async fn mint(inner: &Inner, session: &Session) -> Result<AccessToken
         amr: session.amr.clone(),
         acr: format!("aal{}", session.aal),
         rev,
+        client_id: grant.map(|g| g.client_id.clone()),
+        scope: grant.map(|g| g.scope.join(" ")),
     };
     let mut claims = claims;
     let size = serde_json::to_vec(&claims).map_or(usize::MAX, |json| json.len());
@@ -235,6 +242,44 @@ pub(crate) async fn mint(inner: &Inner, session: &Session) -> Result<AccessToken
         claims.perms_omitted = true;
     }
     Ok(AccessToken::new(jwt::sign(key, &claims)?))
+}
+
+/// Signs an ID token (`typ` `JWT`) with the current signing key: `claims` is given that
+/// key's algorithm name (for `at_hash`). Returns the token and the algorithm.
+pub(crate) async fn sign_id_token(
+    inner: &Inner,
+    claims: impl FnOnce(&str) -> serde_json::Value,
+) -> Result<(String, &'static str), Error> {
+    let keys = keyset(inner).await?;
+    let key = keys
+        .current()
+        .ok_or(Error::Config("no signing key".into()))?;
+    let alg = key.algorithm.as_str();
+    Ok((jwt::sign_typed(key, "JWT", &claims(alg))?, alg))
+}
+
+/// The claims of an ID token we signed, whatever its expiry (an `id_token_hint`): its
+/// signature under a key in force and its issuer are checked, nothing else.
+pub(crate) async fn verify_id_token_hint(
+    inner: &Inner,
+    token: &str,
+) -> Result<serde_json::Value, Error> {
+    let keys = keyset(inner).await?;
+    let claims = jwt::verify_payload(jwt::parse_typed(token, &keys, "JWT")?)?;
+    if claims.get("iss").and_then(|v| v.as_str()) != Some(inner.config.config.issuer.as_str()) {
+        return Err(Error::InvalidToken);
+    }
+    Ok(claims)
+}
+
+/// The name of the algorithm the current key signs with (`EdDSA`, `ES256`).
+pub(crate) async fn signing_algorithm(inner: &Inner) -> Result<&'static str, Error> {
+    let keys = keyset(inner).await?;
+    Ok(keys
+        .current()
+        .map_or(inner.config.config.tokens.algorithm.as_str(), |k| {
+            k.algorithm.as_str()
+        }))
 }
 
 /// Where the revision of an organization's roles (no `user`), or of one member's, is kept.
@@ -292,7 +337,7 @@ pub(crate) async fn bump_roles_revision(
 /// 150 permissions of 30 characters.
 pub const MAX_CLAIMS_BYTES: usize = 5 * 1024;
 
-async fn roles_and_permissions(
+pub(crate) async fn roles_and_permissions(
     inner: &Inner,
     user: UserId,
     org: OrgId,
@@ -453,7 +498,8 @@ impl<'a> Tokens<'a> {
         if blocked.is_none_or(|u| u.blocked) {
             return Err(Error::SessionRevoked);
         }
-        mint(self.inner, &session).await
+        let grant = crate::provider::load_grant(self.inner, &session).await?;
+        mint(self.inner, &session, grant.as_ref()).await
     }
 
     /// The bearer's session (SSOJet "GET Auth Status"): checked live.

@@ -11,14 +11,27 @@ pub(crate) async fn refresh(
     token: &RefreshToken,
     ctx: &RequestContext,
 ) -> Result<TokenSet, Error> {
+    Ok(refresh_as(inner, token, None, ctx).await?.0)
+}
+
+/// Rotates a refresh token: one of the API's own sessions (`client` `None`), or one the
+/// OpenID provider issued to `client`, whose grant comes back with the tokens. A client's
+/// token presented by another client is refused and left alone.
+pub(crate) async fn refresh_as(
+    inner: &Inner,
+    token: &RefreshToken,
+    client: Option<&crate::model::ClientId>,
+    ctx: &RequestContext,
+) -> Result<(TokenSet, Option<crate::provider::Grant>), Error> {
     let now = inner.clock.now();
+    let purpose = match client {
+        Some(_) => SecretPurpose::OAuthRefreshToken,
+        None => SecretPurpose::RefreshToken,
+    };
     // Under each pepper of the ring: a token issued before a rotation still refreshes
     // (and its successor is hashed under the newest).
     let mut found = None;
-    for hash in inner
-        .hasher
-        .hashes(SecretPurpose::RefreshToken, &[token.secret().as_bytes()])
-    {
+    for hash in inner.hasher.hashes(purpose, &[token.secret().as_bytes()]) {
         if let Some(session) = inner.sessions.find_by_refresh_hash(&hash, now).await? {
             found = Some((session, hash));
             break;
@@ -30,6 +43,18 @@ pub(crate) async fn refresh(
     if session.revoked_at.is_some() {
         return Err(Error::InvalidToken);
     }
+    let grant = match client {
+        Some(client) => {
+            let grant = crate::provider::load_grant(inner, &session)
+                .await?
+                .ok_or(Error::InvalidToken)?;
+            if grant.client_id != *client {
+                return Err(Error::InvalidToken);
+            }
+            Some(grant)
+        }
+        None => None,
+    };
     if !session.refresh_hash.ct_eq(&presented) {
         // A token of this family that was already rotated: someone holds a copy.
         return Err(reuse_detected(inner, &session, ctx).await);
@@ -45,11 +70,9 @@ pub(crate) async fn refresh(
     }
     // Everything that can fail is done before the rotation: once the stored hash moves on,
     // the client must receive the new token, or its retry would look like reuse.
-    let access_token = crate::tokens::mint(inner, &session).await?;
+    let access_token = crate::tokens::mint(inner, &session, grant.as_ref()).await?;
     let next = random_token()?;
-    let next_hash = inner
-        .hasher
-        .hash(SecretPurpose::RefreshToken, next.as_bytes());
+    let next_hash = inner.hasher.hash(purpose, next.as_bytes());
     let Some(rotated) = inner
         .sessions
         .rotate_refresh(session.id, &presented, &next_hash, now)
@@ -60,14 +83,15 @@ pub(crate) async fn refresh(
     // The login-log entry is best effort: failing here would strand the new token.
     let event = AuthEvent::new(AuthEventKind::TokenRefreshed, ctx, now).with_user(session.user_id);
     let _ = inner.audit_log.append(&event).await;
-    Ok(TokenSet {
+    let tokens = TokenSet {
         access_token,
         refresh_token: RefreshToken::new(next.as_str()),
         token_type: "Bearer",
         expires_in: inner.config.config.ttl.access_token,
         user_id: rotated.user_id,
         session_id: rotated.id,
-    })
+    };
+    Ok((tokens, grant))
 }
 
 /// The compare-and-swap failed. If the session moved on to another token, a concurrent

@@ -226,11 +226,14 @@ pub async fn json_errors(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let res = next.call(req).await?.map_into_boxed_body();
     let status = res.status();
-    let json = res
+    // JSON errors, and the OpenID provider's own error pages, stand as they are.
+    let answered = res
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !status.is_client_error() || json {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
+    if !status.is_client_error() || answered {
         return Ok(res);
     }
     let allow = res.headers().get(actix_web::http::header::ALLOW).cloned();

@@ -68,7 +68,8 @@ pub fn routes<S: Clone + Send + Sync + 'static>(api: impl Into<Api>) -> Router<S
         .layer(axum::middleware::map_response(api_answer))
 }
 
-/// The routes at the site's root: `GET /.well-known/jwks.json`. Merge it into the app.
+/// The routes at the site's root: `GET /.well-known/jwks.json` and the OpenID provider's
+/// (`/.well-known/openid-configuration`, `/oauth2/*`). Merge it into the app.
 pub fn well_known<S: Clone + Send + Sync + 'static>(api: impl Into<Api>) -> Router<S> {
     mount(api.into(), portcullis_http::well_known())
 }
@@ -156,11 +157,14 @@ impl IntoResponse for Wrap {
 /// `.layer(axum::middleware::map_response(json_errors))` on an app's own routes.
 pub async fn json_errors(response: AxumResponse) -> AxumResponse {
     let status = response.status();
-    let is_json = response
+    // JSON errors, and the OpenID provider's own error pages, stand as they are.
+    let answered = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !status.is_client_error() || is_json {
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json") || v.as_bytes().starts_with(b"text/html")
+        });
+    if !status.is_client_error() || answered {
         return response;
     }
     let mut refused = Wrap(HttpError::from_status(status).into_response()).into_response();

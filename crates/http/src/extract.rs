@@ -198,7 +198,10 @@ impl Bearer {
             .verify_live(&token)
             .await
             .map_err(|e| HttpError::from(e).challenge())?;
-        Ok(Bearer { claims, token })
+        Ok(Bearer {
+            claims: not_a_clients(claims)?,
+            token,
+        })
     }
 
     /// The bearer of `headers`, verified by signature and time only (`verify`): no store
@@ -212,8 +215,21 @@ impl Bearer {
             .verify(&token)
             .await
             .map_err(|e| HttpError::from(e).challenge())?;
-        Ok(Bearer { claims, token })
+        Ok(Bearer {
+            claims: not_a_clients(claims)?,
+            token,
+        })
     }
+}
+
+/// A token the OpenID provider issued to a client (it names `client_id`) is for UserInfo
+/// and that client's own services, never a key to the person's account: the API and the
+/// framework extractors refuse it (401 `invalid_token`).
+fn not_a_clients(claims: Claims) -> HttpResult<Claims> {
+    if claims.client_id.is_some() {
+        return Err(HttpError::from(Error::InvalidToken).challenge());
+    }
+    Ok(claims)
 }
 
 /// What a framework's extractor requires of a request's bearer.
@@ -329,7 +345,7 @@ impl FromCall for Caller {
             .verify_live(&AccessToken::new(token))
             .await
             .map_err(|e| HttpError::from(e).challenge())?;
-        Ok(Caller::User(Box::new(claims)))
+        Ok(Caller::User(Box::new(not_a_clients(claims)?)))
     }
 }
 

@@ -82,6 +82,9 @@ pub struct Shared {
     /// The bootstrap management key (`PORTCULLIS_ADMIN_KEY`), if any: a bearer equal to it
     /// may call every management route.
     admin_key: Option<AdminKey>,
+    /// Where `/oauth2/authorize` sends a browser that must sign in (`?interaction=` is
+    /// added): the login page, `/` by default.
+    pub login_page: String,
 }
 
 /// The bootstrap management key: compared in constant time, never printed.
@@ -123,6 +126,7 @@ impl Api {
             auth,
             trusted_proxies: Vec::new(),
             admin_key: None,
+            login_page: "/".into(),
         }))
     }
 
@@ -136,6 +140,13 @@ impl Api {
         self.change(|shared| shared.admin_key = key)
     }
 
+    /// The same, sending browsers that must sign in at `/oauth2/authorize` to this login
+    /// page (a path, or a URL on the issuer's origin).
+    pub fn login_page(self, page: impl Into<String>) -> Self {
+        let page = page.into();
+        self.change(|shared| shared.login_page = page)
+    }
+
     fn change(self, edit: impl FnOnce(&mut Shared)) -> Self {
         let mut shared = match Arc::try_unwrap(self.0) {
             Ok(shared) => shared,
@@ -143,6 +154,7 @@ impl Api {
                 auth: arc.auth.clone(),
                 trusted_proxies: arc.trusted_proxies.clone(),
                 admin_key: arc.admin_key.clone(),
+                login_page: arc.login_page.clone(),
             },
         };
         edit(&mut shared);

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use http::Method;
 
 use crate::routes::{
-    account, directory as d, mfa, passkeys, passwordless as pl, protection, sso, tokens,
+    account, apps, directory as d, mfa, passkeys, passwordless as pl, protection, sso, tokens,
 };
 use crate::{Api, Call, Response};
 
@@ -183,12 +183,29 @@ table! {
         POST "/setup/session" => sso::open_setup;
         GET "/setup/session" => sso::setup_session;
         POST "/auth/sso/{connection_id}/link" => sso::link;
+        GET "/organizations/{id}/apps" => apps::list;
+        POST "/organizations/{id}/apps" => apps::create;
+        GET "/apps/{client_id}" => apps::get;
+        PATCH "/apps/{client_id}" => apps::update;
+        DELETE "/apps/{client_id}" => apps::delete;
+        POST "/apps/{client_id}/secret" => apps::rotate_secret;
+        GET "/auth/consents" => apps::consents;
+        DELETE "/auth/consents/{client_id}" => apps::revoke_consent;
     }
 }
 
 table! {
-    /// The routes served at the site's root: `/.well-known/jwks.json`.
-    well_known {
+    /// The JWKS alone.
+    jwks_route {
         GET "/.well-known/jwks.json" => tokens::jwks;
     }
+}
+
+/// The routes served at the site's root: `/.well-known/jwks.json`, and the OpenID
+/// provider's (`/.well-known/openid-configuration`, `/oauth2/*`; see
+/// [`routes::provider`](crate::routes::provider)).
+pub fn well_known() -> Vec<Route> {
+    let mut routes = jwks_route();
+    routes.extend(crate::routes::provider::routes());
+    routes
 }

@@ -39,6 +39,7 @@ pub mod dns;
 pub mod fake_op;
 pub mod idp;
 pub mod postgres;
+pub mod rp;
 pub mod saml;
 pub mod saml_idp;
 pub mod scenarios;

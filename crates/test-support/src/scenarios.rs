@@ -42,6 +42,7 @@ async fn client_and_member<S: UserStore + OrgStore>(auth: &Portcullis, store: &S
         secret_hash: None,
         redirect_uris: vec![REDIRECT.into()],
         created_at: now,
+        client: Default::default(),
     };
     store.create_app(&app).await.unwrap();
     let membership = Membership {

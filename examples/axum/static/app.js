@@ -27,6 +27,7 @@
  *                 totp-enroll-panel totp-qr totp-secret totp-code btn-totp-confirm btn-totp-cancel
  *                 session-list (rows: li[data-id], li.current; buttons session-revoke-<id>)
  *                 login-log (table; one tbody tr per entry) login-log-empty
+ *   OpenID provider:  signin-for (which app the sign-in is for, on /?interaction=)
  *   <body data-passkey-autofill="pending"> while the conditional (autofill) passkey request
  *   waits in navigator.credentials.get, "off" once it has ended.
  */
@@ -60,6 +61,9 @@
     magicLinkToken: null, // on the link's page: the token, the stored poll token, and
     magicPollToken: null, // whether the server asks for the device code
     magicNeedsDeviceCode: false,
+    // An app's sign-in through the OpenID provider (/oauth2/authorize sent the browser
+    // here with ?interaction=): {id, client_id, client_name, login_hint, fresh_sign_in}.
+    interaction: null,
   };
 
   // ---------------------------------------------------------------- messages
@@ -180,6 +184,8 @@
     if (body !== undefined) headers["Content-Type"] = "application/json";
     if (bearer) headers.Authorization = "Bearer " + bearer;
     if (botProof) headers["X-Bot-Proof"] = botProof;
+    // Signing in for an app: in the app's organization, under its rules (MFA, SSO).
+    if (state.interaction) headers["X-Client-Id"] = state.interaction.client_id;
     let res;
     try {
       res = await fetch(API + path, {
@@ -578,6 +584,10 @@
       saveTokens(answer);
       state.mfaToken = null;
       $("password").value = "";
+      if (state.interaction) {
+        await continueToApp(answer.token);
+        return;
+      }
       await showAccount();
       return;
     }
@@ -1551,9 +1561,66 @@
     await handleSignIn(answer);
   }
 
+  // ---------------------------------------------------------------- OpenID provider
+
+  // Hands the session just signed in with to the provider (which sets its own HttpOnly
+  // cookie) and goes back to /oauth2/authorize, which answers the app.
+  async function continueToApp(accessToken) {
+    const res = await fetch("/oauth2/interaction", {
+      method: "POST",
+      headers: {
+        Accept: "application/json",
+        "Content-Type": "application/json",
+        Authorization: "Bearer " + accessToken,
+      },
+      body: JSON.stringify({ interaction: state.interaction.id }),
+      credentials: "same-origin",
+      cache: "no-store",
+    });
+    const data = await res.json().catch(() => null);
+    if (!res.ok || !data || !data.redirect_to) {
+      const e = (data && data.error) || {};
+      throw new ApiError(res.status, e.code || "http_" + res.status,
+        e.message || "This sign-in for the app has expired: start again from the app.");
+    }
+    showStatus("Signed in. Returning to " + state.interaction.client_name + "…", "success");
+    location.assign(data.redirect_to);
+  }
+
+  async function interactionPage(id) {
+    const res = await fetch("/oauth2/interaction?interaction=" + enc(id), {
+      headers: { Accept: "application/json" },
+      cache: "no-store",
+    });
+    if (!res.ok) {
+      show("signin", { focus: false });
+      showStatus("This sign-in for an app has expired: start again from the app.", "error");
+      return;
+    }
+    state.interaction = Object.assign({ id }, await res.json());
+    const note = $("signin-for");
+    note.textContent = "to continue to " + state.interaction.client_name;
+    note.hidden = false;
+    if (state.interaction.login_hint) $("email").value = state.interaction.login_hint;
+    const stored = localStorage.getItem(KEY_ACCESS);
+    if (stored && !state.interaction.fresh_sign_in) {
+      try {
+        await continueToApp(stored);
+        return;
+      } catch (_) {
+        // Signed in elsewhere or expired: sign in here.
+      }
+    }
+    show("signin", { focus: false });
+  }
+
   async function start() {
     wire();
     const params = new URLSearchParams(location.search);
+    if (params.get("interaction")) {
+      await interactionPage(params.get("interaction"));
+      return;
+    }
     if (location.pathname.replace(/\/+$/, "") === "/unblock" && params.get("token")) {
       unblockPage(params.get("token"));
       return;

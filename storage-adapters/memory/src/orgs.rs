@@ -296,6 +296,19 @@ impl OrgStore for MemoryStore {
         Ok(apps)
     }
 
+    async fn update_app(&self, app: &App) -> StoreResult<bool> {
+        let mut t = write(&self.orgs);
+        let Some(stored) = t.apps.get_mut(&app.client_id) else {
+            return Ok(false);
+        };
+        *stored = App {
+            org_id: stored.org_id,
+            created_at: stored.created_at,
+            ..app.clone()
+        };
+        Ok(true)
+    }
+
     async fn delete_app(&self, client_id: &ClientId) -> StoreResult<bool> {
         Ok(write(&self.orgs).apps.remove(client_id).is_some())
     }

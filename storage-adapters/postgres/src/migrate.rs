@@ -28,6 +28,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "sso",
         sql: include_str!("../migrations/0002_sso.sql"),
     },
+    Migration {
+        version: 3,
+        name: "provider",
+        sql: include_str!("../migrations/0003_provider.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> Vec<u8> {

@@ -41,7 +41,7 @@ fn org(row: &PgRow) -> StoreResult<Organization> {
 
 macro_rules! app_columns {
     () => {
-        "client_id, org_id, name, secret_hash, redirect_uris, created_at"
+        "client_id, org_id, name, secret_hash, redirect_uris, created_at, client"
     };
 }
 
@@ -57,7 +57,13 @@ fn app(row: &PgRow) -> StoreResult<App> {
             .transpose()?,
         redirect_uris: col(row, "redirect_uris", W)?,
         created_at: ts(row, "created_at", W)?,
+        client: serde_json::from_value(col(row, "client", W)?)
+            .map_err(|_| StoreError::Corrupt { what: W })?,
     })
+}
+
+fn client_json(a: &App) -> StoreResult<serde_json::Value> {
+    serde_json::to_value(&a.client).map_err(|_| StoreError::Corrupt { what: "app" })
 }
 
 macro_rules! permission_columns {
@@ -387,7 +393,7 @@ impl OrgStore for PgStore {
         sqlx::query(concat!(
             "INSERT INTO apps (",
             app_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7)"
         ))
         .bind(a.client_id.as_str())
         .bind(a.org_id.as_uuid())
@@ -395,10 +401,26 @@ impl OrgStore for PgStore {
         .bind(a.secret_hash.as_ref().map(|h| &h.as_bytes()[..]))
         .bind(&a.redirect_uris)
         .bind(a.created_at.unix_millis())
+        .bind(client_json(a)?)
         .execute(&self.pool)
         .await
         .db()?;
         Ok(())
+    }
+
+    async fn update_app(&self, a: &App) -> StoreResult<bool> {
+        let updated = sqlx::query(
+            "UPDATE apps SET name = $2, secret_hash = $3, redirect_uris = $4, client = $5 \
+             WHERE client_id = $1",
+        )
+        .bind(a.client_id.as_str())
+        .bind(&a.name)
+        .bind(a.secret_hash.as_ref().map(|h| &h.as_bytes()[..]))
+        .bind(&a.redirect_uris)
+        .bind(client_json(a)?)
+        .affected(&self.pool)
+        .await?;
+        Ok(updated == 1)
     }
 
     async fn get_app(&self, client_id: &ClientId) -> StoreResult<Option<App>> {

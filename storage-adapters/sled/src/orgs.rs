@@ -445,6 +445,25 @@ impl OrgStore for SledStore {
         Ok(apps)
     }
 
+    async fn update_app(&self, app: &App) -> StoreResult<bool> {
+        let inner = &self.inner;
+        inner
+            .write(&inner.orgs_lock, Class::Critical, |t, w| {
+                let Some(raw) = w.get(&t.apps, app.client_id.as_str().as_bytes())? else {
+                    return Ok(false);
+                };
+                let stored: App = dec(&raw, "app")?;
+                let updated = App {
+                    org_id: stored.org_id,
+                    created_at: stored.created_at,
+                    ..app.clone()
+                };
+                w.put(&t.apps, app.client_id.as_str().as_bytes(), enc(&updated)?);
+                Ok(true)
+            })
+            .await
+    }
+
     async fn delete_app(&self, client_id: &ClientId) -> StoreResult<bool> {
         let inner = &self.inner;
         inner

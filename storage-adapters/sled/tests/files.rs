@@ -69,13 +69,14 @@ async fn an_unclean_shutdown_voids_outstanding_challenges_only() {
     // Every kind the contract says survives a crash: a spent code's tombstone, a roles
     // revision (losing it would make tokens signed before a role change current again,
     // issue 16 item 11), an email change's way back, a spent SAML assertion (a replay
-    // after a crash would sign in again, SAML-14).
+    // after a crash would sign in again, SAML-14), a person's consents to the OpenID
+    // provider's clients (a lost revocation would consent again).
     let kept: Vec<ChallengeKey> = ChallengeKind::ALL
         .into_iter()
         .filter(|kind| kind.survives_crash())
         .map(|kind| ChallengeKey::new(kind, "kept"))
         .collect();
-    assert_eq!(kept.len(), 4);
+    assert_eq!(kept.len(), 5);
     for key in &kept {
         store
             .insert(key, b"k", now + Duration::from_secs(3600), now)

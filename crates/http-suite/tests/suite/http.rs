@@ -13,6 +13,14 @@ use serde_json::{Value, json};
 /// (`/auth/password/reset`, `/reset/confirm`), which the code has and `API.md` does not
 /// list.
 const ROUTES: &[(&str, &str)] = &[
+    ("get", "/organizations/{id}/apps"),
+    ("post", "/organizations/{id}/apps"),
+    ("get", "/apps/{client_id}"),
+    ("patch", "/apps/{client_id}"),
+    ("delete", "/apps/{client_id}"),
+    ("post", "/apps/{client_id}/secret"),
+    ("get", "/auth/consents"),
+    ("delete", "/auth/consents/{client_id}"),
     ("post", "/auth/password/change-required"),
     ("post", "/auth/unblock"),
     ("get", "/protection/challenge"),

@@ -9,6 +9,7 @@ mod http;
 mod mfa;
 mod passkeys;
 mod protection;
+pub mod provider;
 mod saml;
 mod sso;
 mod takeovers;

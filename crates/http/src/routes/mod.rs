@@ -4,10 +4,12 @@
 //! lists them with their methods and paths.
 
 pub mod account;
+pub mod apps;
 pub mod directory;
 pub mod mfa;
 pub mod passkeys;
 pub mod passwordless;
 pub mod protection;
+pub mod provider;
 pub mod sso;
 pub mod tokens;

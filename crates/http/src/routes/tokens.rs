@@ -137,6 +137,8 @@ pub async fn rotate_signing_key(
 /// The public keys that verify access tokens (RFC 7517), cacheable for five minutes.
 pub async fn jwks(auth: &Portcullis, _ctx: RequestContext, (): ()) -> HttpResult<Response> {
     let keys = auth.tokens().jwks().await?;
+    // Anyone may read it, from any page, without credentials (checklist OP-18).
     Ok(Response::json(StatusCode::OK, &keys)
-        .header(http::header::CACHE_CONTROL, "public, max-age=300"))
+        .header(http::header::CACHE_CONTROL, "public, max-age=300")
+        .header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
 }
