@@ -8,8 +8,9 @@ use crate::model::{App, ChallengeKey, ChallengeKind, ClientId, UserId};
 use crate::tokens::AuthCodeRequest;
 use crate::{Error, RequestContext};
 
-/// What the provider answers an authorization request with.
-#[derive(Debug, Clone, PartialEq)]
+/// What the provider answers an authorization request with. Its `Debug` never shows the
+/// redirect (it holds the code).
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Authorization {
     /// Send the browser here (303): the client's redirect URI with a `code`, or with an
@@ -27,6 +28,20 @@ pub enum Authorization {
         /// What is wrong, for the person.
         description: String,
     },
+}
+
+impl std::fmt::Debug for Authorization {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Authorization::Redirect(_) => f.write_str("Redirect([redacted])"),
+            Authorization::Login(interaction) => f.debug_tuple("Login").field(interaction).finish(),
+            Authorization::Consent(prompt) => f.debug_tuple("Consent").field(prompt).finish(),
+            Authorization::Refused { error, .. } => f
+                .debug_struct("Refused")
+                .field("error", error)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// An authorization request waiting for the person: its id goes to the login page
@@ -706,4 +721,19 @@ fn expired() -> Authorization {
         "invalid_request",
         "this sign-in has expired or was finished in another tab: start again from the app",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_code_and_the_csrf_token() {
+        let redirect = Authorization::Redirect("https://rp.example/cb?code=SECRET".into());
+        assert!(!format!("{redirect:?}").contains("SECRET"));
+        let confirm = crate::provider::Logout::Confirm {
+            csrf: "SECRET".into(),
+        };
+        assert!(!format!("{confirm:?}").contains("SECRET"));
+    }
 }

@@ -89,8 +89,8 @@ impl From<Error> for OAuthError {
     }
 }
 
-/// What RP-initiated logout answers.
-#[derive(Debug, Clone, PartialEq)]
+/// What RP-initiated logout answers. Its `Debug` never shows the CSRF token.
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Logout {
     /// Signed out: send the browser to the client's registered post-logout URI (303),
@@ -109,6 +109,20 @@ pub enum Logout {
         /// What is wrong.
         description: String,
     },
+}
+
+impl std::fmt::Debug for Logout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Logout::Redirect(location) => f.debug_tuple("Redirect").field(location).finish(),
+            Logout::Confirm { .. } => f.write_str("Confirm([redacted])"),
+            Logout::Done => f.write_str("Done"),
+            Logout::Refused { description } => f
+                .debug_struct("Refused")
+                .field("description", description)
+                .finish(),
+        }
+    }
 }
 
 /// A form (or query) as name-value pairs, refused when a name is repeated.

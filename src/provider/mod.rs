@@ -1,6 +1,6 @@
 //! portcullis as an OpenID provider: any OpenID Connect client library signs in through it.
 //!
-//! An organization's apps ([`App`]) are the clients. [`Provider`] (`auth.provider()`) is
+//! An organization's apps ([`App`](crate::model::App)) are the clients. [`Provider`] (`auth.provider()`) is
 //! what the HTTP layer serves at the issuer's root:
 //!
 //! - [`discovery`](Provider::discovery): `/.well-known/openid-configuration` (and RFC

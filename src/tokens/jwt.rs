@@ -218,37 +218,17 @@ pub(crate) struct Verified {
 /// Checks the signature, then decodes the claims and checks issuer and audience. Time is
 /// checked by the caller against the engine's clock.
 pub(crate) fn verify(parsed: Parsed<'_>, expect: &Expect<'_>) -> Result<Verified, Error> {
-    let Parsed::Known {
-        key,
-        algorithm,
-        message,
-        payload,
-        signature,
-    } = parsed
-    else {
-        return Err(Error::InvalidToken);
-    };
-    let valid =
-        jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key.decoding, algorithm)
-            .unwrap_or(false);
-    if !valid {
-        return Err(Error::InvalidToken);
-    }
-    let payload = b64url_decode(payload).ok_or(Error::InvalidToken)?;
+    let (payload, kid) = signed_payload(parsed)?;
     let claims: Claims = serde_json::from_slice(&payload).map_err(|_| Error::InvalidToken)?;
     if claims.iss != expect.issuer || claims.aud != expect.audience {
         return Err(Error::InvalidToken);
     }
-    Ok(Verified {
-        claims,
-        kid: key.kid.clone(),
-    })
+    Ok(Verified { claims, kid })
 }
 
-/// Checks `exp` and `nbf` against the engine's clock with `leeway_secs` of tolerance.
-/// The verified payload of a token [`parse_typed`] found a key for, as JSON, with the
-/// kid that signed it. Checks the signature only.
-pub(crate) fn verify_payload(parsed: Parsed<'_>) -> Result<serde_json::Value, Error> {
+/// The payload of a token whose signature checks out under the key [`parse_typed`] found
+/// for it, and that key's kid.
+fn signed_payload(parsed: Parsed<'_>) -> Result<(Vec<u8>, String), Error> {
     let Parsed::Known {
         key,
         algorithm,
@@ -266,9 +246,17 @@ pub(crate) fn verify_payload(parsed: Parsed<'_>) -> Result<serde_json::Value, Er
         return Err(Error::InvalidToken);
     }
     let payload = b64url_decode(payload).ok_or(Error::InvalidToken)?;
+    Ok((payload, key.kid.clone()))
+}
+
+/// The verified payload of a token [`parse_typed`] found a key for, as JSON. Checks the
+/// signature only.
+pub(crate) fn verify_payload(parsed: Parsed<'_>) -> Result<serde_json::Value, Error> {
+    let (payload, _) = signed_payload(parsed)?;
     serde_json::from_slice(&payload).map_err(|_| Error::InvalidToken)
 }
 
+/// Checks `exp` and `nbf` against the engine's clock with `leeway_secs` of tolerance.
 pub(crate) fn check_time(claims: &Claims, now: Timestamp, leeway_secs: i64) -> Result<(), Error> {
     let now = now.unix_secs();
     if now >= claims.exp.saturating_add(leeway_secs) {

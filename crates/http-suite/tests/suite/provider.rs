@@ -167,21 +167,28 @@ pub async fn hand_over(test: &TestApp, interaction: &str, token: &str) -> (Strin
     (cookie, resumed)
 }
 
-/// Allows the consent page's form; the redirect that follows.
-pub async fn allow(test: &TestApp, page: &Answer, cookie: &str) -> String {
+/// The value of a page's hidden form field `name`.
+fn field(page: &Answer, name: &str) -> String {
+    let html = String::from_utf8_lossy(&page.bytes);
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).expect(name) + marker.len();
+    html[start..start + html[start..].find('"').unwrap()].to_owned()
+}
+
+/// Answers the consent page's form (`allow` or `deny`); the redirect that follows.
+pub async fn decide(test: &TestApp, page: &Answer, cookie: &str, decision: &str) -> String {
     assert_eq!(page.status, StatusCode::OK);
-    let html = String::from_utf8_lossy(&page.bytes).into_owned();
-    let value = |name: &str| {
-        let marker = format!("name=\"{name}\" value=\"");
-        let start = html.find(&marker).expect(name) + marker.len();
-        html[start..start + html[start..].find('"').unwrap()].to_owned()
-    };
     let body = format!(
-        "interaction={}&csrf={}&decision=allow",
-        value("interaction"),
-        value("csrf")
+        "interaction={}&csrf={}&decision={decision}",
+        field(page, "interaction"),
+        field(page, "csrf")
     );
     location(&form(test, "/oauth2/consent", &body, None, Some(cookie)).await)
+}
+
+/// Allows the consent page's form; the redirect that follows.
+pub async fn allow(test: &TestApp, page: &Answer, cookie: &str) -> String {
+    decide(test, page, cookie, "allow").await
 }
 
 async fn exchange(test: &TestApp, client: &Client, code: &str, verifier: &str) -> Answer {
@@ -772,11 +779,7 @@ async fn third_party_clients_need_consent() {
     );
     assert_eq!(param(&none, "error").as_deref(), Some("consent_required"));
     // A consent post without the CSRF token is refused.
-    let interaction = {
-        let marker = "name=\"interaction\" value=\"";
-        let start = html.find(marker).unwrap() + marker.len();
-        html[start..start + html[start..].find('"').unwrap()].to_owned()
-    };
+    let interaction = field(&page, "interaction");
     let forged = form(
         &test,
         "/oauth2/consent",
@@ -834,26 +837,7 @@ async fn third_party_clients_need_consent() {
         Some(&cookie),
     )
     .await;
-    let html = String::from_utf8_lossy(&page.bytes).into_owned();
-    let field = |name: &str| {
-        let marker = format!("name=\"{name}\" value=\"");
-        let start = html.find(&marker).unwrap() + marker.len();
-        html[start..start + html[start..].find('"').unwrap()].to_owned()
-    };
-    let denied = location(
-        &form(
-            &test,
-            "/oauth2/consent",
-            &format!(
-                "interaction={}&csrf={}&decision=deny",
-                field("interaction"),
-                field("csrf")
-            ),
-            None,
-            Some(&cookie),
-        )
-        .await,
-    );
+    let denied = decide(&test, &page, &cookie, "deny").await;
     assert!(denied.starts_with(REDIRECT));
     assert_eq!(param(&denied, "error").as_deref(), Some("access_denied"));
     // Only an installation administrator makes a client first-party (OP-07, OP-19): an

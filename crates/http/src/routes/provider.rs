@@ -1,4 +1,4 @@
-//! The OpenID provider's endpoints, served at the issuer's root ([`crate::provider`]):
+//! The OpenID provider's endpoints, served at the issuer's root ([`portcullis::provider`]):
 //! discovery, `/oauth2/authorize` with its browser cookie, login hand-over, consent and
 //! logout pages, and the back-channel endpoints in the RFCs' shapes (form-encoded
 //! requests, `{"error", "error_description"}` bodies, `WWW-Authenticate` on 401), never the
@@ -20,6 +20,7 @@ use http::header::{
 };
 use http::{Method, StatusCode};
 use portcullis::crypto::{AccessToken, ProviderCookie};
+use portcullis::escape_html as escape;
 use portcullis::provider::{Authorization, Logout, OAuthError};
 use portcullis::{Portcullis, RequestContext};
 
@@ -154,22 +155,6 @@ fn oauth_error(err: OAuthError) -> Response {
 
 fn see_other(location: &str) -> Response {
     no_store(Response::empty(StatusCode::SEE_OTHER).header(LOCATION, location))
-}
-
-/// HTML-escapes text for a page.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
