@@ -3,10 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Browser, CodeGrant, Consent, Grant, INTERACTION_TTL, Provider};
+use crate::Error;
 use crate::crypto::{AccessToken, ProviderCookie, SecretPurpose, random_token};
 use crate::model::{App, ChallengeKey, ChallengeKind, ClientId, UserId};
 use crate::tokens::AuthCodeRequest;
-use crate::{Error, RequestContext};
 
 /// What the provider answers an authorization request with. Its `Debug` never shows the
 /// redirect (it holds the code).
@@ -137,13 +137,12 @@ impl<'a> Provider<'a> {
         &self,
         query: &str,
         cookie: Option<&ProviderCookie>,
-        ctx: &RequestContext,
     ) -> Result<Authorization, Error> {
         let (app, checked) = match self.check(query).await? {
             Ok(found) => found,
             Err(refusal) => return Ok(refusal),
         };
-        self.decide(&app, checked, cookie, None, ctx).await
+        self.decide(&app, checked, cookie, None).await
     }
 
     /// Picks an interaction up again after the login page signed in: the same decisions
@@ -152,13 +151,11 @@ impl<'a> Provider<'a> {
         &self,
         interaction: &str,
         cookie: Option<&ProviderCookie>,
-        ctx: &RequestContext,
     ) -> Result<Authorization, Error> {
         let Some((app, request)) = self.interaction_request(interaction).await? else {
             return Ok(expired());
         };
-        self.decide(&app, request, cookie, Some(interaction), ctx)
-            .await
+        self.decide(&app, request, cookie, Some(interaction)).await
     }
 
     /// What the login page shows for an interaction: the client, the hint, whether a fresh
@@ -179,7 +176,6 @@ impl<'a> Provider<'a> {
         &self,
         interaction: &str,
         access_token: &AccessToken,
-        _ctx: &RequestContext,
     ) -> Result<ProviderCookie, Error> {
         let inner = self.inner;
         let (app, _) = self
@@ -234,7 +230,6 @@ impl<'a> Provider<'a> {
         cookie: Option<&ProviderCookie>,
         csrf: &str,
         allow: bool,
-        ctx: &RequestContext,
     ) -> Result<Authorization, Error> {
         let Some((app, request)) = self.interaction_request(interaction).await? else {
             return Ok(expired());
@@ -271,7 +266,7 @@ impl<'a> Provider<'a> {
         .await?;
         let mut request = request;
         request.prompt_consent = false;
-        self.decide(&app, request, Some(cookie), Some(interaction), ctx)
+        self.decide(&app, request, Some(cookie), Some(interaction))
             .await
     }
 
@@ -493,7 +488,6 @@ impl<'a> Provider<'a> {
         request: Request,
         cookie: Option<&ProviderCookie>,
         interaction: Option<&str>,
-        ctx: &RequestContext,
     ) -> Result<Authorization, Error> {
         let now = self.inner.clock.now().unix_secs();
         let browser = self
@@ -570,7 +564,6 @@ impl<'a> Provider<'a> {
             // Another tab finished it first.
             return Ok(expired());
         }
-        let _ = ctx;
         let session = &browser.session;
         let grant = Grant {
             client_id: app.client_id.clone(),

@@ -382,7 +382,7 @@ impl<'a> Provider<'a> {
             .get_user(tokens.user_id)
             .await?
             .ok_or(Error::InvalidToken)?;
-        let mut claims = self.scope_claims(&user, grant, org).await?;
+        let mut claims = self.scope_claims(&user, &grant.scope, org).await?;
         let now = inner.clock.now().unix_secs();
         let lifetime = i64::try_from(inner.config.config.ttl.access_token.as_secs()).unwrap_or(900);
         // Set last: no scope claim can stand in for these.
@@ -417,12 +417,13 @@ impl<'a> Provider<'a> {
     async fn scope_claims(
         &self,
         user: &User,
-        grant: &Grant,
+        scope: &[String],
         org: OrgId,
     ) -> Result<Map<String, Value>, Error> {
+        let granted = |wanted: &str| scope.iter().any(|s| s == wanted);
         let mut claims = Map::new();
         claims.insert("sub".into(), Value::from(user.id.to_string()));
-        if grant.has("profile") {
+        if granted("profile") {
             if let Some(name) = &user.name {
                 claims.insert("name".into(), Value::from(name.as_str()));
             }
@@ -431,13 +432,13 @@ impl<'a> Provider<'a> {
                 Value::from(user.updated_at.unix_secs()),
             );
         }
-        if grant.has("email")
+        if granted("email")
             && let Some(email) = &user.email
         {
             claims.insert("email".into(), Value::from(email.as_str()));
             claims.insert("email_verified".into(), Value::from(user.email_verified));
         }
-        if grant.has("phone")
+        if granted("phone")
             && let Some(phone) = &user.phone
         {
             claims.insert("phone_number".into(), Value::from(phone.as_str()));
@@ -446,7 +447,7 @@ impl<'a> Provider<'a> {
                 Value::from(user.phone_verified),
             );
         }
-        if grant.has("roles") {
+        if granted("roles") {
             let (roles, perms) =
                 crate::tokens::roles_and_permissions(self.inner, user.id, org).await?;
             claims.insert("roles".into(), Value::from(roles));
@@ -467,7 +468,7 @@ impl<'a> Provider<'a> {
                 Error::Unavailable { .. } => OAuthError::from(err),
                 _ => OAuthError::invalid_token("the access token is not valid"),
             })?;
-        let (Some(client_id), Some(scope)) = (&claims.client_id, &claims.scope) else {
+        let (Some(_), Some(scope)) = (&claims.client_id, &claims.scope) else {
             return Err(OAuthError::invalid_token(
                 "the access token was not issued to a client",
             ));
@@ -489,15 +490,7 @@ impl<'a> Provider<'a> {
         let org = claims
             .org
             .ok_or_else(|| OAuthError::invalid_token("the access token is not valid"))?;
-        let grant = Grant {
-            client_id: client_id.clone(),
-            scope,
-            auth_time: 0,
-            op_sid: claims.sid,
-            amr: Vec::new(),
-            acr: String::new(),
-        };
-        Ok(Value::Object(self.scope_claims(&user, &grant, org).await?))
+        Ok(Value::Object(self.scope_claims(&user, &scope, org).await?))
     }
 
     /// `POST /oauth2/revoke` (RFC 7009): the client authenticates; a refresh token or

@@ -64,32 +64,11 @@ impl Call {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The context the engine is given: the client's address (the socket's, or from
-    /// `X-Forwarded-For` when the socket is a trusted proxy), user agent, first language,
-    /// and the organization named by `client_id` (query) or `X-Client-Id` (header), which
-    /// must be a registered app.
+    /// The context the engine is given: [`client_context`](Self::client_context), and the
+    /// organization named by `client_id` (query) or `X-Client-Id` (header), which must be a
+    /// registered app.
     pub async fn context(&self, api: &Api) -> HttpResult<RequestContext> {
-        let mut ctx = RequestContext::new();
-        if let Some(peer) = self.peer {
-            let forwarded = self
-                .headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok());
-            ctx = ctx.with_ip(net::client_ip(peer, forwarded, &api.trusted_proxies));
-        }
-        if let Some(agent) = self.header(http::header::USER_AGENT) {
-            ctx = ctx.with_user_agent(agent);
-        }
-        // The answer to a bot check the last response asked for (428 bot_check_required):
-        // a solved proof-of-work challenge or a CAPTCHA widget's token.
-        if let Some(proof) = self.header("x-bot-proof") {
-            ctx = ctx.with_bot_proof(proof);
-        }
-        if let Some(language) = self.header(http::header::ACCEPT_LANGUAGE) {
-            let first = language.split([',', ';']).next().unwrap_or_default();
-            ctx = ctx.with_locale(first);
-        }
+        let mut ctx = self.client_context(api);
         let from_query = serde_urlencoded::from_str::<Vec<(String, String)>>(&self.query)
             .ok()
             .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "client_id"))
@@ -111,6 +90,35 @@ impl Call {
             ctx = ctx.with_org(config.org_id).with_client(client_id);
         }
         Ok(ctx)
+    }
+
+    /// What the request says of its client, without any organization: the address (the
+    /// socket's, or from `X-Forwarded-For` when the socket is a trusted proxy), user agent,
+    /// bot-check answer and first language. The OpenID provider's routes use it as it is:
+    /// a `client_id` there is the provider's to judge.
+    pub fn client_context(&self, api: &Api) -> RequestContext {
+        let mut ctx = RequestContext::new();
+        if let Some(peer) = self.peer {
+            let forwarded = self
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok());
+            ctx = ctx.with_ip(net::client_ip(peer, forwarded, &api.trusted_proxies));
+        }
+        if let Some(agent) = self.header(http::header::USER_AGENT) {
+            ctx = ctx.with_user_agent(agent);
+        }
+        // The answer to a bot check the last response asked for (428 bot_check_required):
+        // a solved proof-of-work challenge or a CAPTCHA widget's token.
+        if let Some(proof) = self.header("x-bot-proof") {
+            ctx = ctx.with_bot_proof(proof);
+        }
+        if let Some(language) = self.header(http::header::ACCEPT_LANGUAGE) {
+            let first = language.split([',', ';']).next().unwrap_or_default();
+            ctx = ctx.with_locale(first);
+        }
+        ctx
     }
 }
 

@@ -19,10 +19,10 @@ use http::header::{
     CONTENT_TYPE, COOKIE, LOCATION, ORIGIN, PRAGMA, SET_COOKIE, WWW_AUTHENTICATE,
 };
 use http::{Method, StatusCode};
+use portcullis::Portcullis;
 use portcullis::crypto::{AccessToken, ProviderCookie};
 use portcullis::escape_html as escape;
 use portcullis::provider::{Authorization, Logout, OAuthError};
-use portcullis::{Portcullis, RequestContext};
 
 use crate::{Api, Call, Response, Route};
 
@@ -108,34 +108,6 @@ fn set_cookie(api: &Api, value: Option<&ProviderCookie>) -> String {
         ),
         None => format!("{name}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
     }
-}
-
-/// The request's context, without the API's `client_id` lookup (a bad client is the
-/// provider's to answer).
-fn context(api: &Api, call: &Call) -> RequestContext {
-    let plain = Call {
-        query: String::new(),
-        headers: call
-            .headers
-            .iter()
-            .filter(|(name, _)| *name != "x-client-id")
-            .map(|(n, v)| (n.clone(), v.clone()))
-            .collect(),
-        ..call.clone()
-    };
-    let mut ctx = RequestContext::new();
-    if let Some(peer) = plain.peer {
-        let forwarded = plain
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok());
-        ctx = ctx.with_ip(crate::net::client_ip(peer, forwarded, &api.trusted_proxies));
-    }
-    if let Some(agent) = plain.header(http::header::USER_AGENT) {
-        ctx = ctx.with_user_agent(agent);
-    }
-    ctx
 }
 
 fn no_store(response: Response) -> Response {
@@ -248,12 +220,11 @@ async fn discovery(api: &Api, _call: Call) -> Response {
 }
 
 async fn authorize(api: &Api, call: Call) -> Response {
-    let ctx = context(api, &call);
     let cookie = cookie(api, &call);
     let outcome = api
         .auth
         .provider()
-        .authorize(&call.query, cookie.as_ref(), &ctx)
+        .authorize(&call.query, cookie.as_ref())
         .await;
     answer(api, outcome)
 }
@@ -267,10 +238,9 @@ fn query_value(query: &str, name: &str) -> Option<String> {
 }
 
 async fn resume(api: &Api, call: Call) -> Response {
-    let ctx = context(api, &call);
     let cookie = cookie(api, &call);
     let id = query_value(&call.query, "interaction").unwrap_or_default();
-    let outcome = api.auth.provider().resume(&id, cookie.as_ref(), &ctx).await;
+    let outcome = api.auth.provider().resume(&id, cookie.as_ref()).await;
     answer(api, outcome)
 }
 
@@ -317,11 +287,10 @@ async fn establish(api: &Api, call: Call) -> Response {
     let Ok(body) = serde_json::from_slice::<Body>(&call.body) else {
         return crate::HttpError::invalid("interaction is missing").into_response();
     };
-    let ctx = context(api, &call);
     match api
         .auth
         .provider()
-        .establish(&body.interaction, &token, &ctx)
+        .establish(&body.interaction, &token)
         .await
     {
         Ok(cookie) => {
@@ -351,7 +320,6 @@ async fn consent(api: &Api, call: Call) -> Response {
     if !is_form(&call) {
         return page(StatusCode::FORBIDDEN, "Refused", "<p>Not a form.</p>");
     }
-    let ctx = context(api, &call);
     let cookie = cookie(api, &call);
     let id = form_value(&call, "interaction").unwrap_or_default();
     let csrf = form_value(&call, "csrf").unwrap_or_default();
@@ -359,7 +327,7 @@ async fn consent(api: &Api, call: Call) -> Response {
     let outcome = api
         .auth
         .provider()
-        .consent(&id, cookie.as_ref(), &csrf, allow, &ctx)
+        .consent(&id, cookie.as_ref(), &csrf, allow)
         .await;
     match outcome {
         Err(portcullis::Error::Forbidden) => page(
@@ -394,7 +362,7 @@ async fn token(api: &Api, call: Call) -> Response {
         Ok(form) => form,
         Err(err) => return oauth_error(err),
     };
-    let ctx = context(api, &call);
+    let ctx = call.client_context(api);
     match api
         .auth
         .provider()
@@ -447,7 +415,7 @@ async fn revoke(api: &Api, call: Call) -> Response {
         Ok(form) => form,
         Err(err) => return oauth_error(err),
     };
-    let ctx = context(api, &call);
+    let ctx = call.client_context(api);
     match api
         .auth
         .provider()
@@ -503,7 +471,7 @@ fn logout_answer(api: &Api, outcome: Result<Logout, portcullis::Error>) -> Respo
 }
 
 async fn logout(api: &Api, call: Call) -> Response {
-    let ctx = context(api, &call);
+    let ctx = call.client_context(api);
     let cookie = cookie(api, &call);
     let outcome = api
         .auth
@@ -517,7 +485,7 @@ async fn confirm_logout(api: &Api, call: Call) -> Response {
     if !is_form(&call) {
         return page(StatusCode::FORBIDDEN, "Refused", "<p>Not a form.</p>");
     }
-    let ctx = context(api, &call);
+    let ctx = call.client_context(api);
     let cookie = cookie(api, &call);
     let csrf = form_value(&call, "csrf").unwrap_or_default();
     let outcome = api
