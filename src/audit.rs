@@ -88,6 +88,16 @@ impl<'a> Audit<'a> {
         Ok(self.inner.audit_log.list_user_events(user, page).await?)
     }
 
+    /// The events that pass `query`, newest first: an organization's log (or the
+    /// installation's) for its administrators.
+    pub async fn events(
+        &self,
+        query: &crate::store::EventQuery,
+        page: &PageRequest,
+    ) -> Result<Page<AuthEvent>, Error> {
+        Ok(self.inner.audit_log.list_events(query, page).await?)
+    }
+
     /// Checks a user's log. Every event carries a seal — a keyed hash, which only the
     /// engine can make, of all its fields but the personal data (a digest stands in for
     /// those) — and the seal of the event before it. Walking from the head the store names
@@ -339,6 +349,14 @@ impl AuditLog for ChainedLog {
         page: &PageRequest,
     ) -> StoreResult<Page<AuthEvent>> {
         self.log.list_user_events(user, page).await
+    }
+
+    async fn list_events(
+        &self,
+        query: &crate::store::EventQuery,
+        page: &PageRequest,
+    ) -> StoreResult<Page<AuthEvent>> {
+        self.log.list_events(query, page).await
     }
 
     async fn forget_user(&self, user: UserId) -> StoreResult<u64> {

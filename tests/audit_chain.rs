@@ -72,6 +72,27 @@ impl AuditLog for EditableLog {
         })
     }
 
+    async fn list_events(
+        &self,
+        query: &portcullis::store::EventQuery,
+        page: &PageRequest,
+    ) -> StoreResult<Page<AuthEvent>> {
+        let mut matching: Vec<AuthEvent> = self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| query.matches(e))
+            .cloned()
+            .collect();
+        matching.sort_by_key(|e| std::cmp::Reverse(e.id));
+        matching.truncate(page.limit as usize);
+        Ok(Page {
+            items: matching,
+            next_cursor: None,
+        })
+    }
+
     async fn forget_user(&self, user: UserId) -> StoreResult<u64> {
         let mut changed = 0;
         for e in self.0.lock().unwrap().iter_mut() {

@@ -168,6 +168,51 @@ pub struct Message {
     pub activity: Option<Activity>,
 }
 
+impl Message {
+    /// A message of `kind` for a preview: a sample recipient, and a sample code or link
+    /// that opens nothing (the link goes to the public origin's `/preview`).
+    pub(crate) fn sample(
+        kind: MessageKind,
+        public_origin: &str,
+        locale: Option<&str>,
+        org: OrgId,
+        now: crate::Timestamp,
+    ) -> Result<Message, Error> {
+        let sms = matches!(kind, MessageKind::SmsCode | MessageKind::SmsVerification);
+        let to = if sms {
+            Recipient::Phone(Phone::parse("+15555550100")?)
+        } else {
+            Recipient::Email(Email::parse("jane.doe@example.com")?)
+        };
+        let linked = matches!(
+            kind,
+            MessageKind::MagicLink | MessageKind::EmailChanged | MessageKind::AccountLocked
+        );
+        let notice = matches!(
+            kind,
+            MessageKind::ContactChanged | MessageKind::SignUpAttempt | MessageKind::NewSignIn
+        );
+        let origin = public_origin.trim_end_matches('/');
+        Ok(Message {
+            kind,
+            to,
+            link: linked.then(|| SecretLink::new(format!("{origin}/preview"))),
+            code: (!linked && !notice).then(|| OneTimeCode::new("123456")),
+            expires_in: Duration::from_secs(600),
+            locale: locale.map(str::to_owned),
+            org_id: Some(org),
+            request_id: RequestId::generate(),
+            activity: matches!(kind, MessageKind::AccountLocked | MessageKind::NewSignIn).then(
+                || Activity {
+                    at: now,
+                    ip: Some([192, 0, 2, 1].into()),
+                    device: Some("Firefox on Linux".to_owned()),
+                },
+            ),
+        })
+    }
+}
+
 /// The sign-in activity a notice tells an account's owner about.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -9,8 +9,8 @@ pub mod users;
 pub use api_keys::{ApiKeyCreated, ApiKeyInfo, ApiKeys, NewApiKey};
 pub use orgs::{
     AppCreated, AppUpdate, BotCheckRule, Branding, BreachedAction, FailMode, KNOWN_SCOPES,
-    MessageWording, MfaRequirement, NewApp, NewOrg, OrgSettings, OrgUpdate, Orgs, PublicConfig,
-    SecuritySettings, SignInMethods, check_client,
+    MessagePreview, MessageWording, MfaRequirement, NewApp, NewOrg, OrgSettings, OrgUpdate, Orgs,
+    PublicConfig, SecuritySettings, SignInMethods, check_client,
 };
 pub use rbac::{Invitation, Rbac, RoleSpec};
 

@@ -155,6 +155,18 @@ pub struct MessageWording {
     pub button: Option<String>,
 }
 
+/// A message rendered for an administrator to look at ([`Orgs::preview_message`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct MessagePreview {
+    /// The subject line (email).
+    pub subject: String,
+    /// The plain-text body (the whole SMS).
+    pub text: String,
+    /// The HTML body, for emails that have one.
+    pub html: Option<String>,
+}
+
 impl MessageWording {
     /// The engine's wording for `kind` in `locale` (or any language); set the fields to
     /// change.
@@ -523,6 +535,107 @@ impl<'a> Orgs<'a> {
             Some(org) => OrgSettings::of(&org),
             None => Ok(OrgSettings::default()),
         }
+    }
+
+    /// Saves `org`'s wording for one kind of message and language (`wording.kind`,
+    /// `wording.locale`), in place of the one it had; its other settings stay as they are
+    /// (compare-and-swap on the organization). [`Error::InvalidInput`] for wording that
+    /// could carry a secret or a URL off.
+    pub async fn set_template(
+        &self,
+        org: OrgId,
+        wording: &MessageWording,
+    ) -> Result<OrgSettings, Error> {
+        wording.validate()?;
+        self.change_settings(org, "template_saved", |settings| {
+            settings
+                .templates
+                .retain(|t| !(t.kind == wording.kind && t.locale == wording.locale));
+            settings.templates.push(wording.clone());
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes `org`'s wording for `kind` in `locale`: the engine's is used again.
+    /// [`Error::NotFound`] (`"template"`) when it had none.
+    pub async fn remove_template(
+        &self,
+        org: OrgId,
+        kind: MessageKind,
+        locale: Option<&str>,
+    ) -> Result<OrgSettings, Error> {
+        let locale = locale.map(str::to_ascii_lowercase);
+        self.change_settings(org, "template_removed", |settings| {
+            let before = settings.templates.len();
+            settings
+                .templates
+                .retain(|t| !(t.kind == kind && t.locale == locale));
+            if settings.templates.len() == before {
+                return Err(Error::NotFound { what: "template" });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Changes `id`'s settings with `change`, retried on concurrent changes, and logs
+    /// `action`.
+    async fn change_settings(
+        &self,
+        id: OrgId,
+        action: &'static str,
+        change: impl Fn(&mut OrgSettings) -> Result<(), Error>,
+    ) -> Result<OrgSettings, Error> {
+        for _ in 0..MAX_RETRIES {
+            let mut org = self.get(id).await?;
+            let mut settings = OrgSettings::of(&org)?;
+            change(&mut settings)?;
+            self.check(&settings)?;
+            org.settings = serde_json::to_value(&settings)
+                .map_err(|_| Error::Internal("serializing settings"))?;
+            org.updated_at = self.inner.clock.now();
+            match self.inner.orgs.update_org(&org).await {
+                Err(StoreError::Stale) => continue,
+                Err(err) => return Err(err.into()),
+                Ok(_) => {
+                    super::log_admin(self.inner, id, action).await;
+                    return Ok(settings);
+                }
+            }
+        }
+        Err(Error::Conflict { what: "revision" })
+    }
+
+    /// Renders a message of `wording.kind` in `wording.locale` as `org` would send it, with
+    /// `wording` in place of the organization's own for that kind and language (its
+    /// branding and display name as saved), to a sample recipient with a sample code or
+    /// link: what an administrator sees before saving. Nothing is sent, and the sample code
+    /// and link open nothing. [`Error::InvalidInput`] for wording that could not be saved.
+    pub async fn preview_message(
+        &self,
+        org: OrgId,
+        wording: &MessageWording,
+    ) -> Result<MessagePreview, Error> {
+        wording.validate()?;
+        let mut settings = OrgSettings::of(&self.get(org).await?)?;
+        settings
+            .templates
+            .retain(|t| !(t.kind == wording.kind && t.locale == wording.locale));
+        settings.templates.push(wording.clone());
+        let message = crate::delivery::Message::sample(
+            wording.kind,
+            &self.inner.config.config.public_origin,
+            wording.locale.as_deref(),
+            org,
+            self.inner.clock.now(),
+        )?;
+        let rendered = crate::delivery::send::render(self.inner, &settings, &message);
+        Ok(MessagePreview {
+            subject: rendered.subject,
+            text: rendered.text,
+            html: rendered.html,
+        })
     }
 
     /// Changes an organization (compare-and-swap, retried on concurrent changes).

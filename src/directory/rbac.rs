@@ -457,6 +457,15 @@ impl<'a> Rbac<'a> {
         Ok(was)
     }
 
+    /// The members of `org` with their roles, oldest first, a page at a time.
+    pub async fn members(
+        &self,
+        org: OrgId,
+        page: &crate::model::PageRequest,
+    ) -> Result<crate::model::Page<Membership>, Error> {
+        Ok(self.inner.orgs.list_members(org, page).await?)
+    }
+
     /// Every organization `user` belongs to, with the roles held there.
     pub async fn memberships(&self, user: UserId) -> Result<Vec<Membership>, Error> {
         Ok(self.inner.orgs.list_memberships(user).await?)

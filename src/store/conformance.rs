@@ -42,7 +42,7 @@ use crate::model::{
     StoredSigningKey, TotpFactor, User, UserId,
 };
 use crate::store::{
-    AuditLog, ChallengeStore, KeyStore, OrgStore, SessionStore, UserQuery, UserStore,
+    AuditLog, ChallengeStore, EventQuery, KeyStore, OrgStore, SessionStore, UserQuery, UserStore,
 };
 use crate::testing::race;
 use crate::{StoreError, Timestamp};
@@ -203,6 +203,7 @@ macro_rules! audit_log_tests {
         $crate::__conformance_tests! { $mode $factory;
             audit_log_newest_first_and_paged_stably,
             audit_log_forgets_a_users_personal_data_only,
+            audit_log_lists_an_organizations_events_by_filter,
             audit_chain_head_moves_once_under_16_racing_appends,
         }
     };
@@ -1986,6 +1987,129 @@ pub async fn audit_log_newest_first_and_paged_stably<S: AuditLog + 'static>(stor
         .await
         .unwrap();
     assert!(nobody.items.is_empty() && nobody.next_cursor.is_none());
+}
+
+/// An administrator's view of the log: an organization's events only (or the whole
+/// installation's), newest first, narrowed by kind, user, address and time, paged across
+/// events the filters pass over.
+pub async fn audit_log_lists_an_organizations_events_by_filter<S: AuditLog + 'static>(
+    store: Arc<S>,
+) {
+    let (acme, other) = (OrgId::generate(), OrgId::generate());
+    let (ann, bob) = (UserId::generate(), UserId::generate());
+    let event = |org: Option<OrgId>, who: Option<UserId>, kind, ip: [u8; 4], secs| AuthEvent {
+        id: EventId::generate(),
+        at: at(secs),
+        kind,
+        user_id: who,
+        org_id: org,
+        method: None,
+        reason: None,
+        ip: Some(ip.into()),
+        user_agent: None,
+        prev: None,
+        prev_hash: None,
+        personal_digest: None,
+        seal: None,
+    };
+    let mut acme_events = Vec::new();
+    for i in 0..20u64 {
+        let (who, kind) = match i % 4 {
+            0 => (Some(ann), AuthEventKind::SignIn),
+            1 => (Some(bob), AuthEventKind::SignInFailed),
+            2 => (None, AuthEventKind::RateLimited),
+            _ => (Some(ann), AuthEventKind::SignOut),
+        };
+        let ip = if i % 2 == 0 {
+            [192, 0, 2, 1]
+        } else {
+            [198, 51, 100, 9]
+        };
+        acme_events.push(append_linked(&*store, event(Some(acme), who, kind, ip, i * 10)).await);
+        append_linked(&*store, event(Some(other), Some(bob), kind, ip, i * 10)).await;
+        append_linked(&*store, event(None, None, kind, ip, i * 10)).await;
+    }
+    let newest_first = |keep: &dyn Fn(&AuthEvent) -> bool| -> Vec<AuthEvent> {
+        acme_events
+            .iter()
+            .rev()
+            .filter(|e| keep(e))
+            .cloned()
+            .collect()
+    };
+    let all = |query: EventQuery, limit: u32| {
+        let store = store.clone();
+        async move {
+            let mut items = Vec::new();
+            let mut pages = 0;
+            let mut next = Some(PageRequest::first(limit));
+            while let Some(request) = next {
+                let page = store.list_events(&query, &request).await.unwrap();
+                assert!(page.items.len() <= limit as usize);
+                pages += 1;
+                items.extend(page.items);
+                next = page.next_cursor.map(|c| PageRequest::after(limit, c));
+            }
+            (items, pages)
+        }
+    };
+    let (items, pages) = all(EventQuery::in_org(acme), 7).await;
+    assert_eq!(
+        items,
+        newest_first(&|_| true),
+        "the organization's events only"
+    );
+    assert_eq!(pages, 3);
+    let failures = EventQuery::in_org(acme).kinds(vec![AuthEventKind::SignInFailed]);
+    let (items, _) = all(failures, 2).await;
+    assert_eq!(
+        items,
+        newest_first(&|e| e.kind == AuthEventKind::SignInFailed)
+    );
+    assert_eq!(items.len(), 5);
+    let two_kinds =
+        EventQuery::in_org(acme).kinds(vec![AuthEventKind::SignIn, AuthEventKind::SignOut]);
+    let (items, _) = all(two_kinds.user(Some(ann)), 3).await;
+    assert_eq!(items, newest_first(&|e| e.user_id == Some(ann)));
+    assert_eq!(items.len(), 10);
+    let (items, _) = all(EventQuery::in_org(acme).user(Some(bob)), 50).await;
+    assert_eq!(
+        items,
+        newest_first(&|e| e.user_id == Some(bob)),
+        "not bob's events elsewhere"
+    );
+    let from_ip = EventQuery::in_org(acme).ip(Some([198, 51, 100, 9].into()));
+    let (items, _) = all(from_ip, 4).await;
+    assert_eq!(
+        items,
+        newest_first(&|e| e.ip == Some([198, 51, 100, 9].into()))
+    );
+    let window = EventQuery::in_org(acme).between(Some(at(50)), Some(at(120)));
+    let (items, _) = all(window, 3).await;
+    assert_eq!(items, newest_first(&|e| e.at >= at(50) && e.at < at(120)));
+    assert_eq!(items.len(), 7);
+    let (items, _) = all(EventQuery::all(), 25).await;
+    assert_eq!(
+        items.len(),
+        60,
+        "the installation's log holds every organization's and none"
+    );
+    assert!(items.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    let nothing = store
+        .list_events(
+            &EventQuery::in_org(OrgId::generate()),
+            &PageRequest::first(5),
+        )
+        .await
+        .unwrap();
+    assert!(nothing.items.is_empty() && nothing.next_cursor.is_none());
+    let bad = store
+        .list_events(
+            &EventQuery::in_org(acme),
+            &PageRequest::after(5, crate::model::Cursor::new("nope")),
+        )
+        .await;
+    assert!(matches!(bad, Err(StoreError::InvalidCursor)), "{bad:?}");
 }
 
 /// `forget_user` clears the IP address and user agent of that user's events only, once,

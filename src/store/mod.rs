@@ -18,11 +18,11 @@ use crate::StoreError;
 use crate::Timestamp;
 use crate::crypto::SecretHash;
 use crate::model::{
-    ApiCredential, App, AuthEvent, ChallengeKey, ChallengeRecord, ClientId, ConnectionId, Counter,
-    CredentialId, DomainClaim, Email, FactorId, FederatedIdentity, Membership, OrgId, Organization,
-    Page, PageRequest, PasskeyCredential, PasskeyUse, Permission, PermissionDef, PermissionId,
-    Phone, Role, RoleId, Session, SessionId, SsoConnection, StoredSigningKey, TotpFactor, User,
-    UserId,
+    ApiCredential, App, AuthEvent, AuthEventKind, ChallengeKey, ChallengeRecord, ClientId,
+    ConnectionId, Counter, CredentialId, DomainClaim, Email, FactorId, FederatedIdentity,
+    Membership, OrgId, Organization, Page, PageRequest, PasskeyCredential, PasskeyUse, Permission,
+    PermissionDef, PermissionId, Phone, Role, RoleId, Session, SessionId, SsoConnection,
+    StoredSigningKey, TotpFactor, User, UserId,
 };
 
 #[cfg(feature = "conformance")]
@@ -75,6 +75,75 @@ impl UserQuery {
             email_prefix: Some(prefix.into()),
             ..Self::default()
         }
+    }
+}
+
+/// Filters for [`AuditLog::list_events`]: each one set narrows the listing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EventQuery {
+    /// Only events that ran in this organization; `None` for every event of the
+    /// installation, whatever its organization.
+    pub org: Option<OrgId>,
+    /// Only events of these kinds; empty for any kind.
+    pub kinds: Vec<AuthEventKind>,
+    /// Only events about this user.
+    pub user: Option<UserId>,
+    /// Only events from this client address.
+    pub ip: Option<std::net::IpAddr>,
+    /// Only events at or after this time (the event's `at`).
+    pub since: Option<Timestamp>,
+    /// Only events before this time.
+    pub until: Option<Timestamp>,
+}
+
+impl EventQuery {
+    /// Every event of one organization.
+    pub fn in_org(org: OrgId) -> Self {
+        EventQuery {
+            org: Some(org),
+            ..Self::default()
+        }
+    }
+
+    /// Every event of the installation.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Only events of `kinds` (empty: any).
+    pub fn kinds(mut self, kinds: Vec<AuthEventKind>) -> Self {
+        self.kinds = kinds;
+        self
+    }
+
+    /// Only events about `user`.
+    pub fn user(mut self, user: Option<UserId>) -> Self {
+        self.user = user;
+        self
+    }
+
+    /// Only events from `ip`.
+    pub fn ip(mut self, ip: Option<std::net::IpAddr>) -> Self {
+        self.ip = ip;
+        self
+    }
+
+    /// Only events at or after `since` and before `until`.
+    pub fn between(mut self, since: Option<Timestamp>, until: Option<Timestamp>) -> Self {
+        self.since = since;
+        self.until = until;
+        self
+    }
+
+    /// Whether `event` passes every filter: the one predicate all stores apply.
+    pub fn matches(&self, event: &AuthEvent) -> bool {
+        self.org.is_none_or(|org| event.org_id == Some(org))
+            && (self.kinds.is_empty() || self.kinds.contains(&event.kind))
+            && self.user.is_none_or(|user| event.user_id == Some(user))
+            && self.ip.is_none_or(|ip| event.ip == Some(ip))
+            && self.since.is_none_or(|since| event.at >= since)
+            && self.until.is_none_or(|until| event.at < until)
     }
 }
 
@@ -533,6 +602,15 @@ pub trait AuditLog: Send + Sync + fmt::Debug {
     async fn list_user_events(
         &self,
         user: UserId,
+        page: &PageRequest,
+    ) -> StoreResult<Page<AuthEvent>>;
+
+    /// The events that pass `query` ([`EventQuery::matches`]), newest first (by event id),
+    /// paged; stable under appends. For an administrator's view of an organization's log,
+    /// or the installation's.
+    async fn list_events(
+        &self,
+        query: &EventQuery,
         page: &PageRequest,
     ) -> StoreResult<Page<AuthEvent>>;
 

@@ -8,7 +8,8 @@ use std::pin::Pin;
 use http::Method;
 
 use crate::routes::{
-    account, apps, directory as d, mfa, passkeys, passwordless as pl, protection, sso, tokens,
+    account, admin, apps, directory as d, mfa, passkeys, passwordless as pl, protection, sso,
+    tokens,
 };
 use crate::{Api, Call, Response};
 
@@ -191,6 +192,21 @@ table! {
         POST "/apps/{client_id}/secret" => apps::rotate_secret;
         GET "/auth/consents" => apps::consents;
         DELETE "/auth/consents/{client_id}" => apps::revoke_consent;
+        GET "/organizations/{id}/api-keys" => admin::list_api_keys;
+        POST "/organizations/{id}/api-keys" => admin::create_api_key;
+        DELETE "/organizations/{id}/api-keys/{key_id}" => admin::revoke_api_key;
+        GET "/organizations/{id}/members" => admin::list_members;
+        DELETE "/organizations/{id}/members/{user_id}" => admin::remove_member;
+        GET "/users/{id}/sessions" => admin::user_sessions;
+        DELETE "/users/{id}/sessions" => admin::revoke_user_sessions;
+        DELETE "/users/{id}/sessions/{session_id}" => admin::revoke_user_session;
+        GET "/organizations/{id}/login-logs" => admin::org_logs;
+        GET "/organizations/{id}/login-logs/export" => admin::export_logs;
+        GET "/login-logs" => admin::all_logs;
+        GET "/organizations/{id}/templates" => admin::templates;
+        PUT "/organizations/{id}/templates/{kind}" => admin::set_template;
+        DELETE "/organizations/{id}/templates/{kind}" => admin::remove_template;
+        POST "/organizations/{id}/templates/{kind}/preview" => admin::preview_template;
     }
 }
 

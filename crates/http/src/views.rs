@@ -268,6 +268,10 @@ pub struct LoginEvent {
     pub ip: Option<String>,
     /// Client user agent.
     pub user_agent: Option<String>,
+    /// Whom it concerns, when known.
+    pub user_id: Option<String>,
+    /// The organization it ran in.
+    pub org_id: Option<String>,
 }
 
 impl From<&AuthEvent> for LoginEvent {
@@ -280,6 +284,8 @@ impl From<&AuthEvent> for LoginEvent {
             reason: e.reason.clone(),
             ip: e.ip.map(|ip| ip.to_string()),
             user_agent: e.user_agent.clone(),
+            user_id: e.user_id.map(|u| u.to_string()),
+            org_id: e.org_id.map(|o| o.to_string()),
         }
     }
 }

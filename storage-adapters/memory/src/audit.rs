@@ -5,8 +5,8 @@ use std::ops::Bound;
 
 use async_trait::async_trait;
 use portcullis::StoreError;
-use portcullis::model::{AuthEvent, EventId, Page, PageRequest, UserId};
-use portcullis::store::{AuditLog, StoreResult};
+use portcullis::model::{AuthEvent, EventId, OrgId, Page, PageRequest, UserId};
+use portcullis::store::{AuditLog, EventQuery, StoreResult};
 
 use crate::{MemoryStore, paginate, parse_cursor, read, write};
 
@@ -14,6 +14,7 @@ use crate::{MemoryStore, paginate, parse_cursor, read, write};
 pub(crate) struct Tables {
     events: BTreeMap<EventId, AuthEvent>,
     by_user: HashMap<UserId, BTreeSet<EventId>>,
+    by_org: HashMap<OrgId, BTreeSet<EventId>>,
     /// Each user's last appended event.
     heads: HashMap<UserId, EventId>,
 }
@@ -39,6 +40,9 @@ impl AuditLog for MemoryStore {
             t.heads.insert(user, event.id);
             t.by_user.entry(user).or_default().insert(event.id);
         }
+        if let Some(org) = event.org_id {
+            t.by_org.entry(org).or_default().insert(event.id);
+        }
         t.events.insert(event.id, event.clone());
         Ok(())
     }
@@ -61,6 +65,38 @@ impl AuditLog for MemoryStore {
             .range((Bound::Unbounded, end))
             .rev()
             .filter_map(|id| t.events.get(id))
+            .cloned();
+        Ok(paginate(newest_first, page, |e| e.id))
+    }
+
+    async fn list_events(
+        &self,
+        query: &EventQuery,
+        page: &PageRequest,
+    ) -> StoreResult<Page<AuthEvent>> {
+        let before: Option<EventId> = parse_cursor(page)?;
+        let t = read(&self.audit);
+        let end = before.map_or(Bound::Unbounded, Bound::Excluded);
+        let range = (Bound::Unbounded, end);
+        // The narrowest index there is: the user's events, the organization's, or all.
+        let ids: Box<dyn Iterator<Item = &EventId>> = match (query.user, query.org) {
+            (Some(user), _) => Box::new(
+                t.by_user
+                    .get(&user)
+                    .into_iter()
+                    .flat_map(move |ids| ids.range(range).rev()),
+            ),
+            (None, Some(org)) => Box::new(
+                t.by_org
+                    .get(&org)
+                    .into_iter()
+                    .flat_map(move |ids| ids.range(range).rev()),
+            ),
+            (None, None) => Box::new(t.events.range(range).rev().map(|(id, _)| id)),
+        };
+        let newest_first = ids
+            .filter_map(|id| t.events.get(id))
+            .filter(|e| query.matches(e))
             .cloned();
         Ok(paginate(newest_first, page, |e| e.id))
     }

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use portcullis::StoreError;
 use portcullis::model::{AuthEvent, AuthEventKind, EventId, OrgId, Page, PageRequest, UserId};
-use portcullis::store::{AuditLog, StoreResult};
+use portcullis::store::{AuditLog, EventQuery, StoreResult};
 use sqlx::postgres::PgRow;
 use uuid::Uuid;
 
@@ -119,6 +119,42 @@ impl AuditLog for PgStore {
              ORDER BY e.id DESC LIMIT $3"
         ))
         .bind(user.as_uuid())
+        .bind(before.map(|id| *id.as_uuid()))
+        .bind(fetch_limit(req))
+        .fetch_all(&self.pool)
+        .await
+        .db()?;
+        let events = rows.iter().map(event).collect::<StoreResult<Vec<_>>>()?;
+        Ok(page(events, req, |e| e.id))
+    }
+
+    async fn list_events(
+        &self,
+        query: &EventQuery,
+        req: &PageRequest,
+    ) -> StoreResult<Page<AuthEvent>> {
+        let before: Option<EventId> = after(req)?;
+        let kinds: Option<Vec<&str>> =
+            (!query.kinds.is_empty()).then(|| query.kinds.iter().map(|k| k.as_str()).collect());
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            event_columns!(),
+            " FROM auth_events e \
+             WHERE ($1::uuid IS NULL OR e.org_id = $1) \
+               AND ($2::text[] IS NULL OR e.kind = ANY($2)) \
+               AND ($3::uuid IS NULL OR e.user_id = $3) \
+               AND ($4::text IS NULL OR e.ip = $4) \
+               AND ($5::bigint IS NULL OR e.at >= $5) \
+               AND ($6::bigint IS NULL OR e.at < $6) \
+               AND ($7::uuid IS NULL OR e.id < $7) \
+             ORDER BY e.id DESC LIMIT $8"
+        ))
+        .bind(query.org.map(|o| *o.as_uuid()))
+        .bind(kinds)
+        .bind(query.user.map(|u| *u.as_uuid()))
+        .bind(query.ip.map(|ip| ip.to_string()))
+        .bind(query.since.map(|t| t.unix_millis()))
+        .bind(query.until.map(|t| t.unix_millis()))
         .bind(before.map(|id| *id.as_uuid()))
         .bind(fetch_limit(req))
         .fetch_all(&self.pool)

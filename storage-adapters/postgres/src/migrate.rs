@@ -33,6 +33,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "provider",
         sql: include_str!("../migrations/0003_provider.sql"),
     },
+    Migration {
+        version: 4,
+        name: "org_log",
+        sql: include_str!("../migrations/0004_org_log.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> Vec<u8> {

@@ -5,7 +5,7 @@ use std::ops::Bound;
 use async_trait::async_trait;
 use portcullis::StoreError;
 use portcullis::model::{AuthEvent, Cursor, EventId, Page, PageRequest, UserId};
-use portcullis::store::{AuditLog, StoreResult};
+use portcullis::store::{AuditLog, EventQuery, StoreResult};
 use sled::Transactional;
 
 use crate::codec::{cat, dec, enc};
@@ -19,8 +19,8 @@ impl AuditLog for SledStore {
         // appends of one id, and two appends racing for one user's head.
         let t = &inner.t;
         let value = enc(event)?;
-        let result = (&t.events, &t.user_events, &t.user_heads).transaction(
-            |(events, user_events, heads)| {
+        let result = (&t.events, &t.user_events, &t.user_heads, &t.org_events).transaction(
+            |(events, user_events, heads, org_events)| {
                 if events.get(event.id.as_bytes())?.is_some() {
                     return sled::transaction::abort("event");
                 }
@@ -32,6 +32,9 @@ impl AuditLog for SledStore {
                     }
                     heads.insert(user.as_bytes(), event.id.as_bytes())?;
                     user_events.insert(cat(user.as_bytes(), event.id.as_bytes()), &[] as &[u8])?;
+                }
+                if let Some(org) = event.org_id {
+                    org_events.insert(cat(org.as_bytes(), event.id.as_bytes()), &[] as &[u8])?;
                 }
                 events.insert(event.id.as_bytes(), value.as_slice())?;
                 Ok(())
@@ -54,50 +57,24 @@ impl AuditLog for SledStore {
         user: UserId,
         page: &PageRequest,
     ) -> StoreResult<Page<AuthEvent>> {
-        let before = page
-            .cursor
-            .as_ref()
-            .map(|c| {
-                c.as_str()
-                    .parse::<EventId>()
-                    .map_err(|_| StoreError::InvalidCursor)
-            })
-            .transpose()?;
         let t = &self.inner.t;
-        let end = match before {
-            Some(id) => Bound::Excluded(cat(user.as_bytes(), id.as_bytes())),
-            None => Bound::Excluded(cat(user.as_bytes(), &[0xff; 17])),
+        let index = Index::Prefixed(&t.user_events, user.as_bytes());
+        scan(t, index, &EventQuery::all().user(Some(user)), page)
+    }
+
+    async fn list_events(
+        &self,
+        query: &EventQuery,
+        page: &PageRequest,
+    ) -> StoreResult<Page<AuthEvent>> {
+        let t = &self.inner.t;
+        // The narrowest index there is: the user's events, the organization's, or all.
+        let index = match (&query.user, &query.org) {
+            (Some(user), _) => Index::Prefixed(&t.user_events, user.as_bytes()),
+            (None, Some(org)) => Index::Prefixed(&t.org_events, org.as_bytes()),
+            (None, None) => Index::All,
         };
-        let limit = page.effective_limit();
-        let mut items = Vec::new();
-        let mut more = false;
-        for key in t
-            .user_events
-            .range((Bound::Included(user.as_bytes().to_vec()), end))
-            .keys()
-            .rev()
-        {
-            let key = key.map_err(crate::backend)?;
-            if items.len() == limit {
-                more = true;
-                break;
-            }
-            let raw = t
-                .events
-                .get(key.get(16..).unwrap_or_default())
-                .map_err(crate::backend)?;
-            items.push(dec::<AuthEvent>(
-                &raw.ok_or(StoreError::Corrupt {
-                    what: "event index",
-                })?,
-                "event",
-            )?);
-        }
-        let next_cursor = items
-            .last()
-            .filter(|_| more)
-            .map(|e| Cursor::new(e.id.to_string()));
-        Ok(Page { items, next_cursor })
+        scan(t, index, query, page)
     }
 
     async fn user_head(&self, user: UserId) -> StoreResult<Option<AuthEvent>> {
@@ -145,4 +122,109 @@ impl AuditLog for SledStore {
         inner.durable(Class::Critical).await?;
         Ok(changed)
     }
+}
+
+/// Where a listing walks: an index keyed by a 16-byte id then the event id, or the events
+/// themselves.
+enum Index<'a> {
+    Prefixed(&'a sled::Tree, &'a [u8; 16]),
+    All,
+}
+
+/// Walks `index` newest first from the page's cursor, keeping the events `query` passes.
+fn scan(
+    t: &crate::tx::Trees,
+    index: Index<'_>,
+    query: &EventQuery,
+    page: &PageRequest,
+) -> StoreResult<Page<AuthEvent>> {
+    let before = page
+        .cursor
+        .as_ref()
+        .map(|c| {
+            c.as_str()
+                .parse::<EventId>()
+                .map_err(|_| StoreError::InvalidCursor)
+        })
+        .transpose()?;
+    let ids: Box<dyn Iterator<Item = sled::Result<sled::IVec>>> = match index {
+        Index::Prefixed(tree, prefix) => {
+            let end = match before {
+                Some(id) => Bound::Excluded(cat(prefix, id.as_bytes())),
+                None => Bound::Excluded(cat(prefix, &[0xff; 17])),
+            };
+            Box::new(
+                tree.range((Bound::Included(prefix.to_vec()), end))
+                    .keys()
+                    .rev(),
+            )
+        }
+        Index::All => {
+            let end = match before {
+                Some(id) => Bound::Excluded(id.as_bytes().to_vec()),
+                None => Bound::Unbounded,
+            };
+            Box::new(t.events.range((Bound::Unbounded, end)).keys().rev())
+        }
+    };
+    let limit = page.effective_limit();
+    let mut items = Vec::new();
+    let mut more = false;
+    for key in ids {
+        let key = key.map_err(crate::backend)?;
+        let id = if key.len() > 16 {
+            key.get(16..).unwrap_or_default()
+        } else {
+            &key[..]
+        };
+        let raw = t.events.get(id).map_err(crate::backend)?;
+        let event = dec::<AuthEvent>(
+            &raw.ok_or(StoreError::Corrupt {
+                what: "event index",
+            })?,
+            "event",
+        )?;
+        if !query.matches(&event) {
+            continue;
+        }
+        if items.len() == limit {
+            more = true;
+            break;
+        }
+        items.push(event);
+    }
+    let next_cursor = items
+        .last()
+        .filter(|_| more)
+        .map(|e| Cursor::new(e.id.to_string()));
+    Ok(Page { items, next_cursor })
+}
+
+/// The marker that the organization index holds every event: data directories written
+/// before it existed are indexed once, at open.
+const META_ORG_EVENTS: &[u8] = b"org_events_indexed";
+
+/// Indexes every event by organization, once per data directory (those written before
+/// the index existed have events but no entries).
+pub(crate) fn index_org_events(t: &crate::tx::Trees) -> StoreResult<()> {
+    if t.meta
+        .get(META_ORG_EVENTS)
+        .map_err(crate::backend)?
+        .is_some()
+    {
+        return Ok(());
+    }
+    for entry in t.events.iter() {
+        let (id, raw) = entry.map_err(crate::backend)?;
+        let event: AuthEvent = dec(&raw, "event")?;
+        if let Some(org) = event.org_id {
+            t.org_events
+                .insert(cat(org.as_bytes(), &id), &[] as &[u8])
+                .map_err(crate::backend)?;
+        }
+    }
+    t.meta
+        .insert(META_ORG_EVENTS, &[] as &[u8])
+        .map_err(crate::backend)?;
+    Ok(())
 }

@@ -198,6 +198,7 @@ impl SledStore {
         if unclean {
             void_challenges(&t)?;
         }
+        audit::index_org_events(&t)?;
         t.meta.insert(META_STATE, STATE_OPEN)?;
         db.flush()?;
         let inner = Arc::new(Inner {

@@ -56,6 +56,7 @@ trees!(
     events,
     user_events,
     user_heads,
+    org_events,
     challenges,
     counters,
     meta,

@@ -287,3 +287,55 @@ async fn every_durability_mode_keeps_data_across_a_clean_close() {
         );
     }
 }
+
+/// A data directory written before the organization index of the login log existed (its
+/// events, no index entries, no marker) is indexed once when it opens: an organization's
+/// log lists its old events and the new ones.
+#[tokio::test]
+async fn an_older_directory_gets_its_organization_log_indexed_at_open() {
+    use portcullis::model::{AuthEvent, AuthEventKind, EventId, OrgId, PageRequest};
+    use portcullis::store::{AuditLog, EventQuery};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::fixed();
+    let org = OrgId::generate();
+    let event = |org: Option<OrgId>| AuthEvent {
+        id: EventId::generate(),
+        at: clock.now(),
+        kind: AuthEventKind::SignInFailed,
+        user_id: None,
+        org_id: org,
+        method: None,
+        reason: None,
+        ip: None,
+        user_agent: None,
+        prev: None,
+        prev_hash: None,
+        personal_digest: None,
+        seal: None,
+    };
+    let store = open(dir.path(), &clock);
+    let old = [event(Some(org)), event(None), event(Some(org))];
+    for e in &old {
+        store.append(e).await.unwrap();
+    }
+    store.close().unwrap();
+    // What the format before the index left on disk.
+    let db = raw(dir.path());
+    db.drop_tree("org_events").unwrap();
+    db.open_tree("meta")
+        .unwrap()
+        .remove("org_events_indexed")
+        .unwrap();
+    db.flush().unwrap();
+    drop(db);
+
+    let store = open(dir.path(), &clock);
+    let new = event(Some(org));
+    store.append(&new).await.unwrap();
+    let listed = store
+        .list_events(&EventQuery::in_org(org), &PageRequest::first(10))
+        .await
+        .unwrap();
+    let ids: Vec<EventId> = listed.items.iter().map(|e| e.id).collect();
+    assert_eq!(ids, vec![new.id, old[2].id, old[0].id]);
+}

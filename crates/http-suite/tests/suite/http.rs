@@ -21,6 +21,21 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/apps/{client_id}/secret"),
     ("get", "/auth/consents"),
     ("delete", "/auth/consents/{client_id}"),
+    ("get", "/organizations/{id}/api-keys"),
+    ("post", "/organizations/{id}/api-keys"),
+    ("delete", "/organizations/{id}/api-keys/{key_id}"),
+    ("get", "/organizations/{id}/members"),
+    ("delete", "/organizations/{id}/members/{user_id}"),
+    ("get", "/users/{id}/sessions"),
+    ("delete", "/users/{id}/sessions"),
+    ("delete", "/users/{id}/sessions/{session_id}"),
+    ("get", "/organizations/{id}/login-logs"),
+    ("get", "/organizations/{id}/login-logs/export"),
+    ("get", "/login-logs"),
+    ("get", "/organizations/{id}/templates"),
+    ("put", "/organizations/{id}/templates/{kind}"),
+    ("delete", "/organizations/{id}/templates/{kind}"),
+    ("post", "/organizations/{id}/templates/{kind}/preview"),
     ("post", "/auth/password/change-required"),
     ("post", "/auth/unblock"),
     ("get", "/protection/challenge"),
@@ -204,7 +219,11 @@ async fn every_documented_route_is_served() {
             .replace("{connection_id}", "x")
             .replace("{perm_id}", "x")
             .replace("{email}", "x")
-            .replace("{org_id}", "x");
+            .replace("{org_id}", "x")
+            .replace("{key_id}", "x")
+            .replace("{user_id}", "x")
+            .replace("{session_id}", "x")
+            .replace("{kind}", "x");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let body = matches!(method, Method::POST | Method::PUT | Method::PATCH).then(|| json!({}));
         let answer = test.call(method.clone(), &path, body, None).await;

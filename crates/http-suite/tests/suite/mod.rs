@@ -6,6 +6,7 @@ mod admin;
 mod auth;
 mod extract;
 mod http;
+mod manage;
 mod mfa;
 mod passkeys;
 mod protection;

@@ -4,6 +4,7 @@
 //! lists them with their methods and paths.
 
 pub mod account;
+pub mod admin;
 pub mod apps;
 pub mod directory;
 pub mod mfa;
