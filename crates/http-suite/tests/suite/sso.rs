@@ -116,7 +116,7 @@ pub(super) async fn create_org(test: &TestApp, slug: &str) -> String {
 
 /// Settings that never reach the network when saved: endpoints given by hand, on a
 /// public address (checked, not contacted).
-fn offline_connection() -> Value {
+pub(super) fn offline_connection() -> Value {
     json!({
         "issuer": "https://8.8.8.8",
         "client_id": "portcullis",
