@@ -172,18 +172,9 @@ async fn serve(api: Api, route: Route, req: HttpRequest, payload: web::Payload) 
             );
         }
     };
-    let mut headers = http::HeaderMap::new();
-    for (name, value) in req.headers() {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.as_str().as_bytes()),
-            http::HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            headers.append(name, value);
-        }
-    }
     let call = Call {
-        method: http::Method::from_bytes(req.method().as_str().as_bytes()).unwrap_or_default(),
-        headers,
+        method: method_of(&req),
+        headers: headers_of(&req),
         query: req.query_string().to_owned(),
         params: Vec::new(),
         body,
@@ -303,8 +294,27 @@ impl actix_web::ResponseError for Refusal {
 
 type Extracting<T> = Pin<Box<dyn Future<Output = Result<T, Refusal>>>>;
 
-/// The request's headers as the `http` crate's, and the app's [`Api`].
-fn parts(req: &HttpRequest) -> Result<(http::HeaderMap, Api), Refusal> {
+/// The request's headers as the `http` crate's.
+fn headers_of(req: &HttpRequest) -> http::HeaderMap {
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in req.headers() {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_str().as_bytes()),
+            http::HeaderValue::from_bytes(value.as_bytes()),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    headers
+}
+
+/// The request's method as the `http` crate's.
+fn method_of(req: &HttpRequest) -> http::Method {
+    http::Method::from_bytes(req.method().as_str().as_bytes()).unwrap_or_default()
+}
+
+/// The request's method and headers as the `http` crate's, and the app's [`Api`].
+fn parts(req: &HttpRequest) -> Result<(http::Method, http::HeaderMap, Api), Refusal> {
     let api = req
         .app_data::<web::Data<Api>>()
         .map(|data| data.get_ref().clone())
@@ -313,30 +323,27 @@ fn parts(req: &HttpRequest) -> Result<(http::HeaderMap, Api), Refusal> {
                 "the app has no web::Data<Api>: add .app_data(web::Data::new(api))".into(),
             )))
         })?;
-    let mut headers = http::HeaderMap::new();
-    if let Some(value) = req.headers().get(actix_web::http::header::AUTHORIZATION)
-        && let Ok(value) = http::HeaderValue::from_bytes(value.as_bytes())
-    {
-        headers.insert(http::header::AUTHORIZATION, value);
-    }
-    Ok((headers, api))
+    Ok((method_of(req), headers_of(req), api))
 }
 
 /// The bearer as `check` requires it, from the app's `web::Data<Api>`.
 fn verified(req: &HttpRequest, check: Check) -> Extracting<Claims> {
     let parts = parts(req);
     Box::pin(async move {
-        let (headers, api) = parts?;
-        let bearer = Bearer::check(&headers, &api.auth, check)
+        let (method, headers, api) = parts?;
+        let bearer = Bearer::check(&method, &headers, &api.auth, check)
             .await
             .map_err(Refusal)?;
         Ok(bearer.claims)
     })
 }
 
+/// Whether the request presents an access token at all (`Authorization`, or the access
+/// cookie of [`browser`](portcullis_http::browser) mode).
 fn has_authorization(req: &HttpRequest) -> bool {
-    req.headers()
-        .contains_key(actix_web::http::header::AUTHORIZATION)
+    parts(req).is_ok_and(|(_, headers, api)| {
+        portcullis_http::browser::presents_token(&headers, &api.auth)
+    })
 }
 
 impl FromRequest for Authenticated {

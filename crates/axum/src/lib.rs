@@ -226,7 +226,7 @@ where
     Api: FromRef<S>,
 {
     let api = Api::from_ref(state);
-    let bearer = Bearer::check(&parts.headers, &api.auth, check)
+    let bearer = Bearer::check(&parts.method, &parts.headers, &api.auth, check)
         .await
         .map_err(Refusal)?;
     Ok(bearer.claims)
@@ -282,7 +282,8 @@ macro_rules! optional {
                 parts: &mut Parts,
                 state: &S,
             ) -> Result<Option<Self>, Refusal> {
-                if !parts.headers.contains_key(header::AUTHORIZATION) {
+                let api = Api::from_ref(state);
+                if !portcullis_http::browser::presents_token(&parts.headers, &api.auth) {
                     return Ok(None);
                 }
                 <Self as FromRequestParts<S>>::from_request_parts(parts, state)

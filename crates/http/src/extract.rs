@@ -188,10 +188,17 @@ pub struct Bearer {
 }
 
 impl Bearer {
-    /// The bearer of `headers`, verified with its session (`verify_live`).
-    pub async fn live(headers: &http::HeaderMap, auth: &Portcullis) -> HttpResult<Bearer> {
+    /// The bearer of a request, verified with its session (`verify_live`): its
+    /// `Authorization: Bearer` token, or else its access cookie (see
+    /// [`browser`](crate::browser), which checks CSRF for a request that changes state).
+    pub async fn live(
+        method: &http::Method,
+        headers: &http::HeaderMap,
+        auth: &Portcullis,
+    ) -> HttpResult<Bearer> {
         let token = AccessToken::new(
-            bearer_token(headers)?.ok_or_else(|| HttpError::unauthorized("sign in first"))?,
+            crate::browser::access_token(method, headers, auth)?
+                .ok_or_else(|| HttpError::unauthorized("sign in first"))?,
         );
         let claims = auth
             .tokens()
@@ -204,11 +211,16 @@ impl Bearer {
         })
     }
 
-    /// The bearer of `headers`, verified by signature and time only (`verify`): no store
-    /// read, so a revoked session passes until the token expires.
-    pub async fn stateless(headers: &http::HeaderMap, auth: &Portcullis) -> HttpResult<Bearer> {
+    /// The bearer of a request (as [`live`](Self::live)), verified by signature and time
+    /// only (`verify`): no store read, so a revoked session passes until the token expires.
+    pub async fn stateless(
+        method: &http::Method,
+        headers: &http::HeaderMap,
+        auth: &Portcullis,
+    ) -> HttpResult<Bearer> {
         let token = AccessToken::new(
-            bearer_token(headers)?.ok_or_else(|| HttpError::unauthorized("sign in first"))?,
+            crate::browser::access_token(method, headers, auth)?
+                .ok_or_else(|| HttpError::unauthorized("sign in first"))?,
         );
         let claims = auth
             .tokens()
@@ -244,18 +256,19 @@ pub enum Check {
 }
 
 impl Bearer {
-    /// The bearer of `headers` as `check` requires it: what every framework's extractors
+    /// The bearer of a request as `check` requires it: what every framework's extractors
     /// call, so they refuse alike (401 with a challenge, or 403).
     pub async fn check(
+        method: &http::Method,
         headers: &http::HeaderMap,
         auth: &Portcullis,
         check: Check,
     ) -> HttpResult<Bearer> {
         match check {
-            Check::Stateless => Bearer::stateless(headers, auth).await,
-            Check::Live => Bearer::live(headers, auth).await,
+            Check::Stateless => Bearer::stateless(method, headers, auth).await,
+            Check::Live => Bearer::live(method, headers, auth).await,
             Check::Permission(permission) => {
-                let bearer = Bearer::live(headers, auth).await?;
+                let bearer = Bearer::live(method, headers, auth).await?;
                 require_permission(auth, &bearer.claims, permission).await?;
                 Ok(bearer)
             }
@@ -265,13 +278,13 @@ impl Bearer {
 
 impl FromCall for Bearer {
     async fn from_call(call: &Call, api: &Api) -> HttpResult<Self> {
-        Bearer::live(&call.headers, &api.auth).await
+        Bearer::live(&call.method, &call.headers, &api.auth).await
     }
 }
 
 impl FromCall for Option<Bearer> {
     async fn from_call(call: &Call, api: &Api) -> HttpResult<Self> {
-        if call.headers.contains_key(http::header::AUTHORIZATION) {
+        if crate::browser::presents_token(&call.headers, &api.auth) {
             Bearer::from_call(call, api).await.map(Some)
         } else {
             Ok(None)
@@ -312,9 +325,10 @@ impl std::fmt::Debug for SetupCaller {
 
 impl FromCall for Caller {
     async fn from_call(call: &Call, api: &Api) -> HttpResult<Self> {
-        let token = bearer_token(&call.headers)?.ok_or_else(|| {
-            HttpError::unauthorized("an API credential or access token is required")
-        })?;
+        let token = crate::browser::access_token(&call.method, &call.headers, &api.auth)?
+            .ok_or_else(|| {
+                HttpError::unauthorized("an API credential or access token is required")
+            })?;
         if api.admin_key.as_ref().is_some_and(|key| key.matches(token)) {
             return Ok(Caller::Bootstrap);
         }

@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 use portcullis::Portcullis;
 
+pub mod browser;
 mod call;
 mod error;
 mod extract;

@@ -50,7 +50,8 @@ macro_rules! route {
                         Ok(crate::Reply::into_response(reply))
                     }
                     .await;
-                    answer.unwrap_or_else(crate::HttpError::into_response)
+                    let response = answer.unwrap_or_else(crate::HttpError::into_response);
+                    crate::browser::finish(&api.auth, &call.method, &call.headers, $path, response)
                 })
             },
         }

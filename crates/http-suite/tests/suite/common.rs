@@ -507,6 +507,9 @@ fn axum_probes(api: &Api) -> axum::Router {
             PROBES[1],
             axum::routing::get(|AuthenticatedLive(claims): AuthenticatedLive| async move {
                 axum::Json(serde_json::json!({"user_id": claims.sub.to_string()}))
+            })
+            .post(|AuthenticatedLive(claims): AuthenticatedLive| async move {
+                axum::Json(serde_json::json!({"user_id": claims.sub.to_string()}))
             }),
         )
         .with_state(api.clone())
@@ -525,6 +528,12 @@ fn actix_probes(config: &mut actix_web::web::ServiceConfig) {
         .route(
             PROBES[1],
             web::get().to(|user: AuthenticatedLive| async move {
+                web::Json(serde_json::json!({"user_id": user.0.sub.to_string()}))
+            }),
+        )
+        .route(
+            PROBES[1],
+            web::post().to(|user: AuthenticatedLive| async move {
                 web::Json(serde_json::json!({"user_id": user.0.sub.to_string()}))
             }),
         );

@@ -4,6 +4,7 @@ pub mod common;
 
 mod admin;
 mod auth;
+mod browser;
 mod extract;
 mod http;
 pub mod manage;

@@ -16,7 +16,7 @@
 
 use http::header::{
     ACCESS_CONTROL_ALLOW_ORIGIN, AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY,
-    CONTENT_TYPE, COOKIE, LOCATION, ORIGIN, PRAGMA, SET_COOKIE, WWW_AUTHENTICATE,
+    CONTENT_TYPE, LOCATION, ORIGIN, PRAGMA, SET_COOKIE, WWW_AUTHENTICATE,
 };
 use http::{Method, StatusCode};
 use portcullis::Portcullis;
@@ -60,22 +60,9 @@ pub fn routes() -> Vec<Route> {
 const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; \
     base-uri 'none'";
 
-/// Whether the installation is served on plain `http` on loopback (development): no
-/// `Secure` cookie there.
-fn insecure_loopback(auth: &Portcullis) -> bool {
-    let origin = auth.public_origin();
-    origin.scheme() == "http"
-        && match origin.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(name)) => name == "localhost",
-            None => false,
-        }
-}
-
 /// The cookie's name on this installation.
 pub fn cookie_name(auth: &Portcullis) -> &'static str {
-    if insecure_loopback(auth) {
+    if crate::browser::insecure_loopback(auth) {
         "portcullis-op"
     } else {
         "__Host-portcullis-op"
@@ -83,20 +70,12 @@ pub fn cookie_name(auth: &Portcullis) -> &'static str {
 }
 
 fn cookie(api: &Api, call: &Call) -> Option<ProviderCookie> {
-    let name = cookie_name(&api.auth);
-    call.headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| ProviderCookie::new(v))
+    crate::browser::cookie(&call.headers, cookie_name(&api.auth)).map(ProviderCookie::new)
 }
 
 fn set_cookie(api: &Api, value: Option<&ProviderCookie>) -> String {
     let name = cookie_name(&api.auth);
-    let secure = if insecure_loopback(&api.auth) {
+    let secure = if crate::browser::insecure_loopback(&api.auth) {
         ""
     } else {
         "; Secure"
@@ -275,7 +254,7 @@ async fn establish(api: &Api, call: Call) -> Response {
     if !json || !own_origin {
         return crate::HttpError::forbidden().into_response();
     }
-    let token = match crate::bearer_token(&call.headers) {
+    let token = match crate::browser::access_token(&call.method, &call.headers, &api.auth) {
         Ok(Some(token)) => AccessToken::new(token),
         Ok(None) => return crate::HttpError::unauthorized("sign in first").into_response(),
         Err(err) => return err.into_response(),

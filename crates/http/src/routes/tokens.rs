@@ -23,16 +23,34 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
+/// The refresh token a refresh presents: the body's, or in cookie mode (no body) the
+/// refresh cookie, checked against CSRF ([`browser`](crate::browser)).
+pub struct Presented(String);
+
+impl crate::FromCall for Presented {
+    async fn from_call(call: &crate::Call, api: &crate::Api) -> HttpResult<Self> {
+        if call.body.is_empty()
+            && let Some(token) =
+                crate::browser::refresh_cookie(&call.method, &call.headers, &api.auth)?
+        {
+            return Ok(Presented(token.to_owned()));
+        }
+        let Json(body) = Json::<RefreshRequest>::from_call(call, api).await?;
+        Ok(Presented(body.refresh_token))
+    }
+}
+
 /// Rotate: a new access and refresh token. Presenting an old refresh token again ends
-/// the session.
+/// the session. In cookie mode, send no body: the refresh cookie is used and the new
+/// tokens are set as cookies.
 #[cfg_attr(feature = "openapi", utoipa::path(post, path = "/token/refresh", tag = "tokens",
     request_body = RefreshRequest, responses((status = 200, body = SignInBody))))]
 pub async fn refresh(
     auth: &Portcullis,
     ctx: RequestContext,
-    Json(body): Json<RefreshRequest>,
+    Presented(token): Presented,
 ) -> HttpResult<Json<SignInBody>> {
-    rotate(auth, body.refresh_token, &ctx).await
+    rotate(auth, token, &ctx).await
 }
 
 async fn rotate(
