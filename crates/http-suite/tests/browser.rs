@@ -75,6 +75,17 @@ async fn run_e2e(
     script: &str,
     args: &[&str],
     envs: &[(&str, &str)],
+    answer: impl FnMut(&str) -> Option<String>,
+) {
+    run_node(&e2e_dir(), script, args, envs, answer).await;
+}
+
+/// [`run_e2e`] for a script in `dir`.
+async fn run_node(
+    dir: &Path,
+    script: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
     mut answer: impl FnMut(&str) -> Option<String>,
 ) {
     let artifacts = tempfile::tempdir().unwrap();
@@ -82,7 +93,7 @@ async fn run_e2e(
         .arg(script)
         .args(args)
         .envs(envs.iter().copied())
-        .current_dir(e2e_dir())
+        .current_dir(dir)
         .env("E2E_ARTIFACTS", artifacts.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -529,4 +540,84 @@ async fn saml_setup_and_sign_in_through_the_pages() {
         "{subject:?}"
     );
     assert_eq!(alice.name.as_deref(), Some("Alice"));
+}
+
+fn sdk_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk/js")
+}
+
+/// Whether the SDK's test must be skipped (loudly) for a missing prerequisite: node, and
+/// `npm ci` in `sdk/js` (TypeScript, for the type check). A panic instead under `CI`.
+fn skip_sdk() -> bool {
+    let why = if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        Some("no node on PATH".to_owned())
+    } else if !sdk_dir().join("node_modules/typescript").exists() {
+        Some("typescript is not installed (cd sdk/js && npm ci)".to_owned())
+    } else {
+        None
+    };
+    let Some(why) = why else {
+        return false;
+    };
+    if std::env::var_os("CI").is_some() {
+        panic!("the SDK test cannot run under CI: {why}");
+    }
+    eprintln!("\n!!!!!! SKIPPED the browser SDK test: {why} !!!!!!\n");
+    true
+}
+
+/// The browser SDK (`sdk/js`): its types check under `tsc --strict`, its unit tests pass
+/// in Node.js, and from Node.js it signs in against the served app by email code (a wrong
+/// code a typed error), refreshes a refused access token once and retries, rotates once for
+/// concurrent refreshes, enrols an authenticator app, takes the MFA step with a backup code,
+/// drops a revoked session's tokens, and signs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_sdk_type_checks_and_signs_in_from_node() {
+    if skip_sdk() {
+        return;
+    }
+    let dir = sdk_dir();
+    let check = std::process::Command::new("node")
+        .args(["node_modules/typescript/bin/tsc", "-p", ".", "--noEmit"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "tsc: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let unit = std::process::Command::new("node")
+        .args(["--test", "test/"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        unit.status.success(),
+        "node --test: {}",
+        String::from_utf8_lossy(&unit.stdout)
+    );
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let origin = format!("http://localhost:{port}");
+    let test = common::TestApp::for_browser(&origin, |builder| builder);
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            example_axum::app(test.api.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .into_future(),
+    );
+    run_node(&dir, "e2e/live.mjs", &[&origin], &[], |line| {
+        line.strip_prefix("NEED_EMAIL_CODE ")
+            .map(|email| test.last_email_code(email.trim()))
+    })
+    .await;
+    server.abort();
 }

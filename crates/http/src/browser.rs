@@ -200,13 +200,7 @@ fn wants_cookies(headers: &HeaderMap) -> bool {
 /// Turns an API answer into its cookie-mode form when the request asked for it: a body
 /// with `token` and `refresh_token` loses them to cookies (and gains `csrf_token`); a
 /// sign-out clears the cookies. Other answers pass unchanged.
-pub fn finish(
-    auth: &Portcullis,
-    method: &Method,
-    headers: &HeaderMap,
-    path: &str,
-    response: Response,
-) -> Response {
+pub fn finish(auth: &Portcullis, headers: &HeaderMap, path: &str, response: Response) -> Response {
     let names = cookie_names(auth);
     if path == "/auth/logout"
         && response.status.is_success()
@@ -230,9 +224,9 @@ pub fn finish(
     ) else {
         return response;
     };
-    // Cookies are set for the site's own pages only: a sign-in posted from elsewhere
-    // (login CSRF) gets none.
-    if !same_origin(headers, auth) || *method != Method::POST {
+    // Cookies are set for the site's own pages only: a sign-in sent from elsewhere (login
+    // CSRF) gets none. (Another site cannot send the mode header without CORS letting it.)
+    if !same_origin(headers, auth) {
         return HttpError::new(
             StatusCode::FORBIDDEN,
             "csrf",

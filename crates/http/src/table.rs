@@ -51,7 +51,7 @@ macro_rules! route {
                     }
                     .await;
                     let response = answer.unwrap_or_else(crate::HttpError::into_response);
-                    crate::browser::finish(&api.auth, &call.method, &call.headers, $path, response)
+                    crate::browser::finish(&api.auth, &call.headers, $path, response)
                 })
             },
         }

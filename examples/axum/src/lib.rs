@@ -35,6 +35,8 @@ const SCRIPT: &str = include_str!("../static/app.js");
 const SETUP: &str = include_str!("../static/setup.html");
 const SETUP_SCRIPT: &str = include_str!("../static/setup.js");
 const STYLE: &str = include_str!("../static/style.css");
+/// The browser SDK (`sdk/js`), served as one ES module.
+const SDK: &str = include_str!("../../../sdk/js/portcullis.js");
 
 /// The whole application around `api`.
 pub fn app(api: Api) -> Router {
@@ -54,6 +56,10 @@ pub fn app(api: Api) -> Router {
         .route(
             "/app.js",
             get(|| asset("text/javascript; charset=utf-8", SCRIPT)),
+        )
+        .route(
+            "/sdk/portcullis.js",
+            get(|| asset("text/javascript; charset=utf-8", SDK)),
         )
         .route(
             "/style.css",
