@@ -198,6 +198,8 @@ table! {
         DELETE "/organizations/{id}/api-keys/{key_id}" => admin::revoke_api_key;
         GET "/organizations/{id}/members" => admin::list_members;
         DELETE "/organizations/{id}/members/{user_id}" => admin::remove_member;
+        GET "/organizations/{id}/members/{user_id}" => admin::get_member;
+        PUT "/organizations/{id}/members/{user_id}/blocked" => admin::block_member;
         GET "/users/{id}/sessions" => admin::user_sessions;
         DELETE "/users/{id}/sessions" => admin::revoke_user_sessions;
         DELETE "/users/{id}/sessions/{session_id}" => admin::revoke_user_session;

@@ -26,6 +26,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/organizations/{id}/api-keys/{key_id}"),
     ("get", "/organizations/{id}/members"),
     ("delete", "/organizations/{id}/members/{user_id}"),
+    ("get", "/organizations/{id}/members/{user_id}"),
+    ("put", "/organizations/{id}/members/{user_id}/blocked"),
     ("get", "/users/{id}/sessions"),
     ("delete", "/users/{id}/sessions"),
     ("delete", "/users/{id}/sessions/{session_id}"),

@@ -680,3 +680,116 @@ async fn adm07_templates_are_saved_previewed_and_kept_to_words() {
         .await;
     assert_error(&gone, StatusCode::NOT_FOUND, "not_found");
 }
+
+/// The dashboard's user page for an organization's administrators: one member's account,
+/// roles and factors; blocking a member who belongs to their organization alone, and not
+/// one who also belongs to another organization.
+#[tokio::test]
+async fn a_member_is_shown_and_blocked_by_their_own_organizations_administrators() {
+    let t = Tenants::new().await;
+    let test = &t.test;
+    let member = format!("/api/v1/organizations/{}/members/{}", t.a, t.member_id);
+    let detail = test.get(&member, Some(&t.admin_a)).await;
+    assert_eq!(detail.status, StatusCode::OK, "{}", detail.body);
+    assert_eq!(detail.body["user"]["email"], "max@acme.example");
+    assert_eq!(detail.body["status"]["blocked"], false);
+    assert_eq!(detail.body["sole_organization"], true);
+    let theirs = test.get(&member, Some(&t.admin_b)).await;
+    assert_error(&theirs, StatusCode::FORBIDDEN, "forbidden");
+
+    let blocked = test
+        .put(
+            &format!("{member}/blocked"),
+            json!({"blocked": true}),
+            Some(&t.admin_a),
+        )
+        .await;
+    assert_eq!(blocked.status, StatusCode::NO_CONTENT, "{}", blocked.body);
+    assert_eq!(
+        test.status_of(&t.member).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let detail = test.get(&member, Some(&t.admin_a)).await;
+    assert_eq!(detail.body["status"]["blocked"], true);
+    test.advance(test.auth.config().limits.send_cooldown);
+    let sent = test
+        .post(
+            &format!(
+                "/api/v1/auth/passwordless/email-code?client_id={}",
+                t.client_a
+            ),
+            json!({"email": "max@acme.example"}),
+            None,
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::OK);
+    let refused = test
+        .post(
+            &format!("/api/v1/auth/passwordless/email-code/verify?client_id={}", t.client_a),
+            json!({"request_id": sent.str("request_id"), "code": test.last_email_code("max@acme.example")}),
+            None,
+        )
+        .await;
+    assert!(
+        refused.status.is_client_error(),
+        "a blocked account signs in: {}",
+        refused.body
+    );
+    let lifted = test
+        .put(
+            &format!("{member}/blocked"),
+            json!({"blocked": false}),
+            Some(&t.admin_a),
+        )
+        .await;
+    assert_eq!(lifted.status, StatusCode::NO_CONTENT);
+
+    // Bea administers B; the installation makes her a member of A too.
+    let bea = test.status_of(&t.admin_b).await.str("user_id");
+    let joined = test
+        .put(
+            &format!("/api/v1/users/{bea}/organizations/{}/roles", t.a),
+            json!({"roles": []}),
+            Some(ADMIN_KEY),
+        )
+        .await;
+    assert_eq!(joined.status, StatusCode::OK, "{}", joined.body);
+    let shared = format!("/api/v1/organizations/{}/members/{bea}", t.a);
+    assert_eq!(
+        test.get(&shared, Some(&t.admin_a)).await.body["sole_organization"],
+        false
+    );
+    let refused = test
+        .put(
+            &format!("{shared}/blocked"),
+            json!({"blocked": true}),
+            Some(&t.admin_a),
+        )
+        .await;
+    assert_error(&refused, StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(
+        test.status_of(&t.admin_b).await.status,
+        StatusCode::OK,
+        "Bea is not blocked"
+    );
+    let by_installation = test
+        .put(
+            &format!("{shared}/blocked"),
+            json!({"blocked": true}),
+            Some(ADMIN_KEY),
+        )
+        .await;
+    assert_eq!(by_installation.status, StatusCode::NO_CONTENT);
+    // Not a member of A: no such user for A's administrators.
+    let stranger = test
+        .status_of(&test.token_via("zed@example.com", None).await)
+        .await
+        .str("user_id");
+    let unknown = test
+        .get(
+            &format!("/api/v1/organizations/{}/members/{stranger}", t.a),
+            Some(&t.admin_a),
+        )
+        .await;
+    assert_error(&unknown, StatusCode::NOT_FOUND, "not_found");
+}

@@ -252,6 +252,16 @@ const MATRIX: &[(&str, &str, Access)] = &[
     ),
     ("GET", "/organizations/{id}/members", Org("users:read")),
     (
+        "GET",
+        "/organizations/{id}/members/{user_id}",
+        Org("users:read"),
+    ),
+    (
+        "PUT",
+        "/organizations/{id}/members/{user_id}/blocked",
+        Org("users:write"),
+    ),
+    (
         "DELETE",
         "/organizations/{id}/members/{user_id}",
         Org("roles:write"),
@@ -447,6 +457,7 @@ fn body(method: &str, path: &str) -> Option<Value> {
         }
         ("PATCH", "/apps/{client_id}") => json!({"name": "Renamed"}),
         ("POST", "/organizations/{id}/api-keys") => json!({"name": "k", "scopes": []}),
+        ("PUT", "/organizations/{id}/members/{user_id}/blocked") => json!({"blocked": true}),
         ("PUT", "/organizations/{id}/templates/{kind}")
         | ("POST", "/organizations/{id}/templates/{kind}/preview") => json!({"subject": "Hi"}),
         _ => return None,

@@ -230,6 +230,106 @@ pub async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A member, with their account's state: the dashboard's user page.
+#[derive(Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MemberDetail {
+    /// The member.
+    #[serde(flatten)]
+    pub member: MemberView,
+    /// Blocked, locked, verified, and the factors held (counts, never secrets).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub status: portcullis::UserStatus,
+    /// Whether they belong to this organization alone (its administrators may then block
+    /// them).
+    pub sole_organization: bool,
+}
+
+/// The membership of `user` in `org`, or 404 (`user`) when there is none: an
+/// organization's administrators see their own members only.
+async fn membership_in(
+    auth: &Portcullis,
+    org: OrgId,
+    user: UserId,
+) -> HttpResult<(portcullis::model::Membership, bool)> {
+    let memberships = auth.rbac().memberships(user).await?;
+    let sole = memberships.iter().all(|m| m.org_id == org);
+    memberships
+        .into_iter()
+        .find(|m| m.org_id == org)
+        .map(|m| (m, sole))
+        .ok_or_else(|| portcullis::Error::NotFound { what: "user" }.into())
+}
+
+/// One member: their account, roles here, state and factors (`users:read` there).
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/organizations/{id}/members/{user_id}", tag = "organizations",
+    params(("id" = String, Path, format = Uuid), ("user_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = MemberDetail)), security(("bearer" = []))))]
+pub async fn get_member(
+    auth: &Portcullis,
+    _ctx: RequestContext,
+    (caller, Path((id, user))): (Caller, Path<(String, String)>),
+) -> HttpResult<Json<MemberDetail>> {
+    let org: OrgId = parse_id(&id)?;
+    caller.require(auth, "users:read", Some(org)).await?;
+    let user: UserId = parse_id(&user)?;
+    let (membership, sole) = membership_in(auth, org, user).await?;
+    let account = auth.users().get(user).await?;
+    let roles = auth.rbac().roles(org).await?;
+    Ok(Json(MemberDetail {
+        member: MemberView {
+            user: UserView::from(&account),
+            roles: roles
+                .iter()
+                .filter(|r| membership.role_ids.contains(&r.id))
+                .map(|r| r.name.clone())
+                .collect(),
+            joined_at: membership.created_at.unix_millis(),
+        },
+        status: auth.users().status(user).await?,
+        sole_organization: sole,
+    }))
+}
+
+/// `PUT /organizations/{id}/members/{user_id}/blocked`.
+#[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct BlockRequest {
+    /// Block (`true`: no sign-in, every session ends) or lift the block.
+    pub blocked: bool,
+}
+
+/// Block or unblock a member (`users:write` there). A block stops the whole account, so an
+/// organization's administrators may block only people who belong to their organization
+/// alone (403 otherwise); the installation's may block anyone.
+#[cfg_attr(feature = "openapi", utoipa::path(put, path = "/organizations/{id}/members/{user_id}/blocked", tag = "organizations",
+    params(("id" = String, Path, format = Uuid), ("user_id" = String, Path, format = Uuid)),
+    request_body = BlockRequest, responses((status = 204)), security(("bearer" = []))))]
+pub async fn block_member(
+    auth: &Portcullis,
+    ctx: RequestContext,
+    (caller, Path((id, user)), Json(body)): (Caller, Path<(String, String)>, Json<BlockRequest>),
+) -> HttpResult<StatusCode> {
+    let org: OrgId = parse_id(&id)?;
+    caller.require(auth, "users:write", Some(org)).await?;
+    let user: UserId = parse_id(&user)?;
+    let (_, sole) = membership_in(auth, org, user).await?;
+    if !sole && caller.require(auth, "users:write", None).await.is_err() {
+        return Err(HttpError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this person belongs to other organizations too: the installation's administrators block them",
+        ));
+    }
+    if body.blocked {
+        auth.users().block(user, &ctx).await?;
+    } else {
+        auth.users().unblock(user, &ctx).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// How far a caller reaches into one user's sessions.
 #[derive(Clone, Copy)]
 enum Reach {
