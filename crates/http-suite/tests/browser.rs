@@ -621,3 +621,140 @@ async fn the_browser_sdk_type_checks_and_signs_in_from_node() {
     .await;
     server.abort();
 }
+
+/// Every permission a dashboard administrator's role holds in the test.
+const DASHBOARD_PERMISSIONS: [&str; 14] = [
+    "organizations:read",
+    "organizations:write",
+    "roles:read",
+    "roles:write",
+    "permissions:read",
+    "permissions:write",
+    "users:read",
+    "users:write",
+    "apps:read",
+    "apps:write",
+    "api_keys:read",
+    "api_keys:write",
+    "logs:read",
+    "sso:manage",
+];
+
+/// An organization `slug` whose administrator is `admin`; returns its id.
+async fn organization_with_admin(
+    test: &common::TestApp,
+    slug: &str,
+    admin: &str,
+) -> portcullis::OrgId {
+    let ctx = portcullis::RequestContext::new();
+    let org = test
+        .auth
+        .orgs()
+        .create(portcullis::NewOrg::new(slug.to_uppercase(), slug))
+        .await
+        .unwrap()
+        .id;
+    let rbac = test.auth.rbac();
+    for name in DASHBOARD_PERMISSIONS {
+        rbac.define_permission(org, name, None).await.unwrap();
+    }
+    let role = rbac
+        .create_role(
+            org,
+            &portcullis::RoleSpec::new("admins", &DASHBOARD_PERMISSIONS),
+        )
+        .await
+        .unwrap();
+    let mut new = portcullis::NewUser::with_email(admin);
+    new.email_verified = true;
+    let user = test.auth.users().create(new, &ctx).await.unwrap();
+    rbac.add_member(user.id, org, &[role.id], &ctx)
+        .await
+        .unwrap();
+    org
+}
+
+/// The dashboard (`e2e/admin.mjs`, checklist ADM-01, ADM-05, ADM-06): Acme's administrator
+/// signs in through portcullis itself, creates a role, gives it to Max (whose name is
+/// markup, shown as text), blocks him, edits a template with its live preview, filters and
+/// exports the login log; Bolt's administrator then sees none of it, and Acme's routes
+/// refuse her session. Afterwards the engine holds exactly what the pages did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_administers_one_organization_and_shows_nothing_of_another() {
+    if skip("the dashboard's browser test") {
+        return;
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let origin = format!("http://localhost:{port}");
+    let test = common::TestApp::for_browser(&origin, |builder| builder);
+    let acme = organization_with_admin(&test, "acme", "ann@acme.example").await;
+    let bolt = organization_with_admin(&test, "bolt", "bea@bolt.example").await;
+    let ctx = portcullis::RequestContext::new();
+    let mut max = portcullis::NewUser::with_email("max@acme.example");
+    max.name = Some("<img src=x onerror=\"window.__xss=1\">".into());
+    let max = test.auth.users().create(max, &ctx).await.unwrap();
+    test.auth
+        .rbac()
+        .add_member(max.id, acme, &[], &ctx)
+        .await
+        .unwrap();
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            example_axum::app(test.api.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .into_future(),
+    );
+    run_e2e("admin.mjs", &[&origin], &[], |line| {
+        line.strip_prefix("NEED_EMAIL_CODE ")
+            .map(|email| test.last_email_code(email.trim()))
+    })
+    .await;
+    server.abort();
+
+    // What the pages did, as the engine holds it.
+    assert!(
+        test.auth.users().get(max.id).await.unwrap().blocked,
+        "Max is blocked"
+    );
+    let roles = test.auth.rbac().roles(acme).await.unwrap();
+    let support = roles
+        .iter()
+        .find(|r| r.name == "support")
+        .expect("the role");
+    let membership = test
+        .auth
+        .rbac()
+        .memberships(max.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|m| m.org_id == acme)
+        .unwrap();
+    assert_eq!(membership.role_ids, [support.id]);
+    let settings = test.auth.orgs().settings(Some(acme)).await.unwrap();
+    assert_eq!(settings.templates.len(), 1);
+    assert_eq!(
+        settings.templates[0].subject.as_deref(),
+        Some("Acme sign-in code")
+    );
+    assert!(
+        test.auth
+            .rbac()
+            .roles(bolt)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.name != "support")
+    );
+    assert!(
+        test.auth
+            .orgs()
+            .settings(Some(bolt))
+            .await
+            .unwrap()
+            .templates
+            .is_empty()
+    );
+}

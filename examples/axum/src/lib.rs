@@ -35,6 +35,9 @@ const SCRIPT: &str = include_str!("../static/app.js");
 const SETUP: &str = include_str!("../static/setup.html");
 const SETUP_SCRIPT: &str = include_str!("../static/setup.js");
 const STYLE: &str = include_str!("../static/style.css");
+const ADMIN: &str = include_str!("../static/admin.html");
+const ADMIN_SCRIPT: &str = include_str!("../static/admin.js");
+const ADMIN_STYLE: &str = include_str!("../static/admin.css");
 /// The browser SDK (`sdk/js`), served as one ES module.
 const SDK: &str = include_str!("../../../sdk/js/portcullis.js");
 
@@ -48,6 +51,16 @@ pub fn app(api: Api) -> Router {
         .route("/magic-link", get(page))
         .route("/unblock", get(page))
         .route("/setup", get(setup_page))
+        .route("/admin", get(|| async { html(ADMIN) }))
+        .route("/admin/config.json", get(admin_config))
+        .route(
+            "/admin.js",
+            get(|| asset("text/javascript; charset=utf-8", ADMIN_SCRIPT)),
+        )
+        .route(
+            "/admin.css",
+            get(|| asset("text/css; charset=utf-8", ADMIN_STYLE)),
+        )
         .route("/login-page.json", get(login_page_config))
         .route(
             "/setup.js",
@@ -149,18 +162,65 @@ pub async fn login_page_app(
         }
         None => auth.orgs().default_org().await?.id,
     };
+    page_app(auth, org, LOGIN_PAGE_APP, redirect).await
+}
+
+/// The client id of the app `name` redirecting to `redirect` in `org`, made on first use:
+/// a page signs people in through it, in that organization.
+async fn page_app(
+    auth: &portcullis::Portcullis,
+    org: portcullis::OrgId,
+    name: &str,
+    redirect: String,
+) -> Result<String, portcullis::Error> {
     let apps = auth.orgs().apps(org).await?;
     if let Some(app) = apps
         .iter()
-        .find(|a| a.name == LOGIN_PAGE_APP && a.redirect_uris == [redirect.clone()])
+        .find(|a| a.name == name && a.redirect_uris == [redirect.clone()])
     {
         return Ok(app.client_id.as_str().to_owned());
     }
     let mut new = portcullis::directory::NewApp::default();
-    new.name = LOGIN_PAGE_APP.into();
+    new.name = name.into();
     new.redirect_uris = vec![redirect];
     let created = auth.orgs().create_app(org, &new).await?;
     Ok(created.app.client_id.as_str().to_owned())
+}
+
+/// What the dashboard (`/admin?org=<slug>`) signs in with: the organization (the default
+/// one without a slug) and the client id of its dashboard app.
+async fn admin_config(
+    State(api): State<Api>,
+    Query(query): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let found = match query.get("org") {
+        Some(slug) => api.auth.orgs().get_by_slug(slug).await,
+        None => api.auth.orgs().default_org().await,
+    };
+    let org = match found {
+        Ok(org) => org,
+        Err(err) => return portcullis_axum::respond(HttpError::from(err).into_response()),
+    };
+    let default = api.auth.orgs().default_org().await.map(|d| d.id == org.id);
+    let redirect = format!(
+        "{}/admin",
+        api.auth.public_origin().as_str().trim_end_matches('/')
+    );
+    match (
+        page_app(&api.auth, org.id, "Dashboard", redirect).await,
+        default,
+    ) {
+        (Ok(client_id), Ok(default)) => Json(serde_json::json!({
+            "client_id": client_id,
+            "org_id": org.id.to_string(),
+            "org_name": org.name,
+            "default": default,
+        }))
+        .into_response(),
+        (Err(err), _) | (_, Err(err)) => {
+            portcullis_axum::respond(HttpError::from(err).into_response())
+        }
+    }
 }
 
 async fn asset(content_type: &'static str, body: &'static str) -> Response {

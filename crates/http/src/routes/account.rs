@@ -179,6 +179,11 @@ pub struct AuthStatusBody {
     pub expires_at: i64,
     /// The session ends (Unix ms).
     pub session_expires_at: i64,
+    /// Role names held in the session's organization.
+    pub roles: Vec<String>,
+    /// Permissions held there (wildcards as granted); empty when the token had to leave
+    /// them out (then ask the management routes, which check the roles now).
+    pub permissions: Vec<String>,
 }
 
 /// Who the bearer is and how they signed in.
@@ -201,6 +206,13 @@ pub async fn status(
         acr: status.acr,
         expires_at: status.expires_at.unix_millis(),
         session_expires_at: status.session_expires_at.unix_millis(),
+        roles: bearer.claims.roles.clone(),
+        permissions: bearer
+            .claims
+            .perms
+            .iter()
+            .map(|p| p.as_str().to_owned())
+            .collect(),
     }))
 }
 
