@@ -140,7 +140,9 @@ fn parse_origin(text: &str) -> Result<Url, Error> {
     let Some(host) = url.host_str() else {
         return bad("has no host");
     };
-    let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+    // `*.localhost` is loopback too (RFC 6761 §6.3; browsers resolve it so).
+    let loopback =
+        matches!(host, "localhost" | "127.0.0.1" | "[::1]") || host.ends_with(".localhost");
     match url.scheme() {
         "https" => {}
         "http" if loopback => {}
@@ -992,6 +994,15 @@ mod tests {
             config.passkeys.extra_origins = vec![bad.into()];
             assert_eq!(check(config.clone()).unwrap_err().code(), "config", "{bad}");
         }
+        // On loopback, plain http: `localhost` on another port, and `*.localhost`.
+        let mut local = Config::new("http://localhost:8080");
+        local.passkeys.extra_origins = vec![
+            "http://localhost:3000".into(),
+            "http://shop.localhost:3000".into(),
+        ];
+        assert_eq!(check(local.clone()).unwrap().passkey_origins.len(), 3);
+        local.passkeys.extra_origins = vec!["http://shop.localhost.evil.com".into()];
+        assert!(check(local).is_err());
     }
 
     #[test]

@@ -533,6 +533,16 @@ export function createClient(options = {}) {
     delete: (path, opts) => request("DELETE", path, opts),
     refresh,
 
+    /**
+     * The current access token (bearer mode), for the page's own back end: send it as
+     * `Authorization: Bearer` and verify it there against the server's JWKS. `null` in
+     * cookie mode (the token stays in its HttpOnly cookie) and when signed out.
+     * @returns {string | null}
+     */
+    accessToken() {
+      return mode === "bearer" ? storage.get("access") : null;
+    },
+
     /** Whether this browser holds a session (it may have ended on the server). */
     signedIn() {
       return mode === "bearer" ? !!storage.get("access") : !!csrf();

@@ -758,3 +758,114 @@ async fn the_dashboard_administers_one_organization_and_shows_nothing_of_another
             .is_empty()
     );
 }
+
+/// The page of another site that embeds the widget: `<portcullis-login>` loaded from the
+/// server at `server`, for the app `client_id`; it counts the widget's events.
+fn widget_host_page(server: &str, client_id: &str) -> String {
+    format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Shop</title>
+<script type="module" src="{server}/sdk/widget.js"></script></head>
+<body><h1>Shop &amp; Co</h1>
+<portcullis-login server="{server}" client-id="{client_id}"></portcullis-login>
+<script>
+  window.signedIn = []; window.signedOut = 0;
+  document.addEventListener("signed-in", (e) => window.signedIn.push(e.detail.userId));
+  document.addEventListener("signed-out", () => window.signedOut++);
+</script></body></html>"#
+    )
+}
+
+/// The login widget on another site (`e2e/widget.mjs`, checklist ADM-12, ADM-13, ADM-14):
+/// a page of another origin (`http://localhost:<its port>`; the same host, so under the
+/// WebAuthn RP id) embeds `<portcullis-login>` from the server at `http://localhost:<port>`,
+/// shows the organization's branding, signs in by email code
+/// (nothing in the page's storage), makes a passkey and signs in with it, and calls the
+/// API itself with the token the widget gives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_widget_signs_in_on_another_site_by_email_code_and_passkey() {
+    if skip("the widget's browser test") {
+        return;
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let shop_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let shop = format!(
+        "http://localhost:{}",
+        shop_listener.local_addr().unwrap().port()
+    );
+    let origin = format!("http://localhost:{port}");
+    let extra = shop.clone();
+    let test = common::TestApp::for_browser_with(
+        &origin,
+        move |config| config.passkeys.extra_origins = vec![extra],
+        |builder| builder,
+    );
+    let org = test
+        .auth
+        .orgs()
+        .create(portcullis::NewOrg::new("Shop", "shop"))
+        .await
+        .unwrap();
+    let mut update = portcullis::OrgUpdate::default();
+    let mut settings = test.auth.orgs().settings(Some(org.id)).await.unwrap();
+    settings.branding.display_name = Some("Shop & Co".into());
+    settings.branding.primary_color = Some("#0a7d45".into());
+    update.settings = Some(settings);
+    test.auth.orgs().update(org.id, &update).await.unwrap();
+    let client_id = test.app_in(org.id, "https://shop.example/cb").await;
+    let api = test.api.clone().allowed_origins(&[&shop]).unwrap();
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            example_axum::app(api).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .into_future(),
+    );
+    let page = widget_host_page(&origin, &client_id);
+    let host = tokio::spawn(
+        axum::serve(
+            shop_listener,
+            axum::Router::new().route(
+                "/",
+                axum::routing::get(move || {
+                    let page = page.clone();
+                    async move { axum::response::Html(page) }
+                }),
+            ),
+        )
+        .into_future(),
+    );
+    run_e2e("widget.mjs", &[&shop], &[], |line| {
+        line.strip_prefix("NEED_EMAIL_CODE ")
+            .map(|email| test.last_email_code(email.trim()))
+    })
+    .await;
+    server.abort();
+    host.abort();
+
+    let user = test
+        .auth
+        .users()
+        .get_by_email("wes@example.com")
+        .await
+        .unwrap();
+    assert_eq!(test.auth.passkeys().list(user.id).await.unwrap().len(), 1);
+    let log = test
+        .auth
+        .audit()
+        .login_log(user.id, &Default::default())
+        .await
+        .unwrap();
+    let methods: Vec<_> = log
+        .items
+        .iter()
+        .filter(|e| e.kind == portcullis::model::AuthEventKind::SignIn)
+        .filter_map(|e| e.method.clone())
+        .collect();
+    assert_eq!(methods, ["passkey", "email"], "newest first");
+    assert!(
+        log.items.iter().all(|e| e.org_id == Some(org.id)),
+        "all in the shop's organization"
+    );
+}

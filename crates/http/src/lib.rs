@@ -31,6 +31,7 @@ use portcullis::Portcullis;
 
 pub mod browser;
 mod call;
+pub mod cors;
 mod error;
 mod extract;
 pub mod net;
@@ -86,6 +87,8 @@ pub struct Shared {
     /// Where `/oauth2/authorize` sends a browser that must sign in (`?interaction=` is
     /// added): the login page, `/` by default.
     pub login_page: String,
+    /// Origins whose pages may call the API from a browser ([`cors`]), normalized.
+    pub allowed_origins: Vec<String>,
 }
 
 /// The bootstrap management key: compared in constant time, never printed.
@@ -128,6 +131,7 @@ impl Api {
             trusted_proxies: Vec::new(),
             admin_key: None,
             login_page: "/".into(),
+            allowed_origins: Vec::new(),
         }))
     }
 
@@ -148,6 +152,19 @@ impl Api {
         self.change(|shared| shared.login_page = page)
     }
 
+    /// The same, letting pages on these origins call the API from a browser ([`cors`]):
+    /// each a scheme, host and port, matched exactly. [`Error::Config`] for a wildcard,
+    /// a path, or `http` off loopback.
+    ///
+    /// [`Error::Config`]: portcullis::Error::Config
+    pub fn allowed_origins(self, origins: &[&str]) -> Result<Self, portcullis::Error> {
+        let origins = origins
+            .iter()
+            .map(|o| cors::parse_origin(o))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.change(|shared| shared.allowed_origins = origins))
+    }
+
     fn change(self, edit: impl FnOnce(&mut Shared)) -> Self {
         let mut shared = match Arc::try_unwrap(self.0) {
             Ok(shared) => shared,
@@ -156,6 +173,7 @@ impl Api {
                 trusted_proxies: arc.trusted_proxies.clone(),
                 admin_key: arc.admin_key.clone(),
                 login_page: arc.login_page.clone(),
+                allowed_origins: arc.allowed_origins.clone(),
             },
         };
         edit(&mut shared);

@@ -77,6 +77,10 @@ pub struct Settings {
     pub admin_key: Option<AdminKey>,
     /// `PORTCULLIS_TRUSTED_PROXIES`: comma-separated CIDRs whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// `PORTCULLIS_ALLOWED_ORIGINS`: comma-separated origins whose pages may call the API
+    /// (the login widget, an app on its own site); those under the WebAuthn RP id may also
+    /// use passkeys.
+    pub allowed_origins: Vec<String>,
     /// `PORTCULLIS_PEPPER`: base64; generated into the secrets directory when unset.
     pub pepper: Option<String>,
     /// `PORTCULLIS_PREVIOUS_PEPPERS`: comma-separated base64 peppers that hashed secrets
@@ -120,6 +124,7 @@ impl std::fmt::Debug for Settings {
                     .unwrap_or("[unset]"),
             )
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("allowed_origins", &self.allowed_origins)
             .field("pepper", &set(&self.pepper))
             .field("previous_peppers", &self.previous_peppers.len())
             .field("bot_check", &self.bot_check)
@@ -263,6 +268,18 @@ impl Settings {
             .map_err(|_| {
                 format!("PORTCULLIS_ADMIN_KEY must be at least {MIN_ADMIN_KEY} characters")
             })?;
+        let allowed_origins = lookup("PORTCULLIS_ALLOWED_ORIGINS")
+            .map(|list| {
+                list.split(',')
+                    .filter(|o| !o.trim().is_empty())
+                    .map(|o| {
+                        crate::cors::parse_origin(o)
+                            .map_err(|e| format!("PORTCULLIS_ALLOWED_ORIGINS: {e}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
         let allow_secrets_in_data_dir = match lookup(ALLOW_SECRETS_IN_DATA_DIR).as_deref() {
             None | Some("0" | "false" | "no") => false,
             Some("1" | "true" | "yes") => true,
@@ -290,6 +307,7 @@ impl Settings {
             sms_webhook: lookup("PORTCULLIS_SMS_WEBHOOK"),
             admin_key,
             trusted_proxies,
+            allowed_origins,
             pepper: lookup("PORTCULLIS_PEPPER"),
             previous_peppers: lookup("PORTCULLIS_PREVIOUS_PEPPERS")
                 .map(|list| {
@@ -320,6 +338,22 @@ impl Settings {
         config.rp_name = "portcullis demo".into();
         config.protection.allow = self.allow_ips.clone();
         config.protection.deny = self.deny_ips.clone();
+        // Widget pages under the RP id may use passkeys too.
+        let rp_host = url::Url::parse(&self.public_url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        config.passkeys.extra_origins = self
+            .allowed_origins
+            .iter()
+            .filter(|origin| {
+                url::Url::parse(origin)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .is_some_and(|host| host == rp_host || host.ends_with(&format!(".{rp_host}")))
+            })
+            .cloned()
+            .collect();
         // Secrets outlive the process whenever the data does.
         let persist = self.store != StoreChoice::Memory;
         if self.store == StoreChoice::Sled {
@@ -461,9 +495,12 @@ impl Settings {
 
     /// The HTTP layer around `auth` with these settings' trusted proxies and bootstrap key.
     pub fn api(&self, auth: Portcullis) -> Api {
-        Api::new(auth)
+        let origins: Vec<&str> = self.allowed_origins.iter().map(String::as_str).collect();
+        let api = Api::new(auth)
             .trusting(self.trusted_proxies.clone())
-            .admin_key(self.admin_key.clone())
+            .admin_key(self.admin_key.clone());
+        // Checked when the settings were read.
+        api.clone().allowed_origins(&origins).unwrap_or(api)
     }
 
     /// What `main` says at start about the secrets it keeps in files: where they are, and

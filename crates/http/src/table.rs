@@ -51,7 +51,9 @@ macro_rules! route {
                     }
                     .await;
                     let response = answer.unwrap_or_else(crate::HttpError::into_response);
-                    crate::browser::finish(&api.auth, &call.headers, $path, response)
+                    let response =
+                        crate::browser::finish(&api.auth, &call.headers, $path, response);
+                    crate::cors::decorate(&api, &call.headers, response)
                 })
             },
         }
@@ -84,9 +86,28 @@ macro_rules! table {
     };
 }
 
+/// Every route of the REST API, relative to where it is mounted (`/api/v1`), and an
+/// `OPTIONS` for each path: the CORS preflight ([`cors`](crate::cors)).
+pub fn routes() -> Vec<Route> {
+    let mut routes = api_routes();
+    let mut paths: Vec<&'static str> = routes.iter().map(|r| r.path).collect();
+    paths.sort_unstable();
+    paths.dedup();
+    routes.extend(paths.into_iter().map(|path| Route {
+        method: Method::OPTIONS,
+        path,
+        handler: preflight,
+    }));
+    routes
+}
+
+fn preflight(api: Api, call: Call) -> Pin<Box<dyn Future<Output = Response> + Send>> {
+    Box::pin(async move { crate::cors::preflight(&api, &call) })
+}
+
 table! {
-    /// Every route of the REST API, relative to where it is mounted (`/api/v1`).
-    routes documented by RoutesDoc {
+    /// The REST API's own routes (without the preflights).
+    api_routes documented by RoutesDoc {
         POST "/auth/passwordless/magic-link" => pl::magic_link;
         POST "/auth/passwordless/magic-link/resend" => pl::magic_link_resend;
         GET "/auth/passwordless/magic-link/verify" => pl::magic_link_peek;

@@ -40,6 +40,8 @@ const ADMIN_SCRIPT: &str = include_str!("../static/admin.js");
 const ADMIN_STYLE: &str = include_str!("../static/admin.css");
 /// The browser SDK (`sdk/js`), served as one ES module.
 const SDK: &str = include_str!("../../../sdk/js/portcullis.js");
+/// The login widget (`<portcullis-login>`), which imports the SDK beside it.
+const WIDGET: &str = include_str!("../../../sdk/js/widget.js");
 
 /// The whole application around `api`.
 pub fn app(api: Api) -> Router {
@@ -70,10 +72,8 @@ pub fn app(api: Api) -> Router {
             "/app.js",
             get(|| asset("text/javascript; charset=utf-8", SCRIPT)),
         )
-        .route(
-            "/sdk/portcullis.js",
-            get(|| asset("text/javascript; charset=utf-8", SDK)),
-        )
+        .route("/sdk/portcullis.js", get(|| sdk_asset(SDK)))
+        .route("/sdk/widget.js", get(|| sdk_asset(WIDGET)))
         .route(
             "/style.css",
             get(|| asset("text/css; charset=utf-8", STYLE)),
@@ -221,6 +221,20 @@ async fn admin_config(
             portcullis_axum::respond(HttpError::from(err).into_response())
         }
     }
+}
+
+/// The SDK and the widget: public scripts that pages on other sites load as modules (so
+/// with CORS, and no credentials).
+async fn sdk_asset(body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn asset(content_type: &'static str, body: &'static str) -> Response {

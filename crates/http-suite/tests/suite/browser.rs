@@ -315,3 +315,106 @@ async fn adm19_on_https_the_cookies_are_host_only_and_secure() {
     .await;
     assert_eq!(status.status, StatusCode::OK, "{}", status.body);
 }
+
+/// ADM-12: only an origin on the installation's list gets a CORS answer: its own origin
+/// echoed with `Vary: Origin`, never `*` and never credentials; look-alike origins, other
+/// schemes and ports, and `null` get none, and their preflights are refused.
+#[tokio::test]
+async fn adm12_only_listed_origins_get_cors_answers() {
+    let mut test = TestApp::new();
+    assert!(
+        test.api
+            .clone()
+            .allowed_origins(&["https://*.shop.example"])
+            .is_err(),
+        "a wildcard is refused when the list is set"
+    );
+    test.api = test
+        .api
+        .clone()
+        .allowed_origins(&["https://shop.example"])
+        .unwrap();
+    let token = test.token_via("fay@example.com", None).await;
+    let preflight = |origin: &'static str| async {
+        test.call_with(
+            Method::OPTIONS,
+            "/api/v1/auth/status",
+            None,
+            None,
+            &[
+                ("origin", origin),
+                ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "authorization"),
+            ],
+            None,
+        )
+        .await
+    };
+    let allowed = preflight("https://shop.example").await;
+    assert_eq!(allowed.status, StatusCode::NO_CONTENT, "{}", allowed.body);
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://shop.example")
+    );
+    assert!(
+        allowed
+            .header("access-control-allow-headers")
+            .unwrap()
+            .contains("authorization")
+    );
+    assert!(allowed.header("access-control-allow-credentials").is_none());
+    let status = test
+        .call_with(
+            Method::GET,
+            "/api/v1/auth/status",
+            None,
+            Some(&token),
+            &[("origin", "https://shop.example")],
+            None,
+        )
+        .await;
+    assert_eq!(status.status, StatusCode::OK);
+    assert_eq!(
+        status.header("access-control-allow-origin"),
+        Some("https://shop.example")
+    );
+    assert!(
+        status
+            .headers
+            .get_all("vary")
+            .iter()
+            .any(|v| v.to_str().unwrap().contains("Origin"))
+    );
+    assert!(status.header("access-control-allow-credentials").is_none());
+    for stranger in [
+        "https://shop.example.evil.com",
+        "https://evilshop.example",
+        "http://shop.example",
+        "https://shop.example:8443",
+        "null",
+    ] {
+        let refused = preflight(stranger).await;
+        assert_error(&refused, StatusCode::FORBIDDEN, "cors");
+        assert!(
+            refused.header("access-control-allow-origin").is_none(),
+            "{stranger}"
+        );
+        let answered = test
+            .call_with(
+                Method::GET,
+                "/api/v1/auth/status",
+                None,
+                Some(&token),
+                &[("origin", stranger)],
+                None,
+            )
+            .await;
+        assert!(
+            answered.header("access-control-allow-origin").is_none(),
+            "{stranger}"
+        );
+    }
+    // Cookie sessions stay with the site's own pages: their headers are not allowed across.
+    let headers = allowed.header("access-control-allow-headers").unwrap();
+    assert!(!headers.contains("x-csrf-token") && !headers.contains("portcullis-session"));
+}

@@ -145,6 +145,23 @@ impl TestApp {
         )
     }
 
+    /// [`for_browser`](Self::for_browser) with a change of its configuration.
+    pub fn for_browser_with(
+        origin: &str,
+        change: impl FnOnce(&mut Config),
+        extra: impl FnOnce(PortcullisBuilder) -> PortcullisBuilder,
+    ) -> Self {
+        Self::build(
+            origin,
+            |config| {
+                config.limits.send_cooldown = Duration::from_secs(1);
+                change(config);
+            },
+            true,
+            extra,
+        )
+    }
+
     fn build(
         origin: &str,
         change: impl FnOnce(&mut Config),
