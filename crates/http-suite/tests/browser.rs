@@ -869,3 +869,92 @@ async fn the_widget_signs_in_on_another_site_by_email_code_and_passkey() {
         "all in the shop's organization"
     );
 }
+
+fn backend_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/backends/node")
+}
+
+/// The README's Node.js back-end guide (`examples/backends/node/backend.mjs`), run: with
+/// jose it verifies an access token against the served JWKS (issuer, audience, expiry),
+/// reads its permissions, refuses a forged one, and lists the organization's members with
+/// an API credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nodejs_back_end_verifies_tokens_and_calls_the_management_api() {
+    let why = if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        Some("no node on PATH".to_owned())
+    } else if !backend_dir().join("node_modules/jose").exists() {
+        Some("jose is not installed (cd examples/backends/node && npm ci)".to_owned())
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        if std::env::var_os("CI").is_some() {
+            panic!("the Node.js back-end test cannot run under CI: {why}");
+        }
+        eprintln!("\n!!!!!! SKIPPED the Node.js back-end test: {why} !!!!!!\n");
+        return;
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://localhost:{}", listener.local_addr().unwrap().port());
+    let test = common::TestApp::for_browser(&origin, |builder| builder);
+    let ctx = portcullis::RequestContext::new();
+    let org = test
+        .auth
+        .orgs()
+        .create(portcullis::NewOrg::new("Books", "books"))
+        .await
+        .unwrap()
+        .id;
+    let rbac = test.auth.rbac();
+    for name in ["invoices:read", "invoices:write"] {
+        rbac.define_permission(org, name, None).await.unwrap();
+    }
+    let role = rbac
+        .create_role(
+            org,
+            &portcullis::RoleSpec::new("readers", &["invoices:read"]),
+        )
+        .await
+        .unwrap();
+    let client = test.app_in(org, "https://books.example/cb").await;
+    let first = test.token_via("kit@example.com", Some(&client)).await;
+    let kit = test.status_of(&first).await.str("user_id").parse().unwrap();
+    rbac.add_member(kit, org, &[role.id], &ctx).await.unwrap();
+    // The real clock (the tokens' times are checked by another process): past the send
+    // cooldown.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let token = test.token_via("kit@example.com", Some(&client)).await;
+    let key = test
+        .auth
+        .api_keys()
+        .create(
+            org,
+            &portcullis::directory::NewApiKey::new("backend", &["users:read"]),
+        )
+        .await
+        .unwrap();
+    let server = tokio::spawn(
+        axum::serve(
+            listener,
+            example_axum::app(test.api.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .into_future(),
+    );
+    let org = org.to_string();
+    run_node(
+        &backend_dir(),
+        "backend.mjs",
+        &[&origin, &token, key.secret.secret(), &org],
+        &[],
+        |line| {
+            eprintln!("backend: {line}");
+            None
+        },
+    )
+    .await;
+    server.abort();
+}
