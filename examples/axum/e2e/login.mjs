@@ -229,8 +229,11 @@ async function signOut() {
   await presence(false);
   await page.click("#btn-logout");
   await waitView("view-signin");
-  const token = await page.evaluate(() => Object.keys(localStorage).filter((k) => /token/i.test(k)).length);
-  if (token !== 0) throw new Error("tokens are still stored after signing out");
+  const left = await page.evaluate(() => ({
+    stored: Object.keys(localStorage).filter((k) => /token/i.test(k)).length,
+    csrf: /portcullis-csrf=/.test(document.cookie),
+  }));
+  if (left.stored !== 0 || left.csrf) throw new Error(`the session is still held after signing out: ${JSON.stringify(left)}`);
   log("signed out");
 }
 
@@ -328,8 +331,10 @@ async function main() {
   // manual clock that only moves when the test moves it. The pending factor's created_at
   // is the server's "now" at enrolment (the server accepts one step either side).
   const serverNow = await page.evaluate(async () => {
-    const token = localStorage.getItem("portcullis.demo.access_token");
-    const res = await fetch("/api/v1/mfa/authenticators", { headers: { Authorization: "Bearer " + token } });
+    // The session is the page's HttpOnly cookie: a same-origin GET carries it. No token is
+    // readable by the page.
+    if (/eyJ/.test(document.cookie + JSON.stringify({ ...localStorage }))) return { error: "a token is readable by the page" };
+    const res = await fetch("/api/v1/mfa/authenticators");
     if (!res.ok) return { error: `GET /api/v1/mfa/authenticators answered ${res.status}` };
     const { items } = await res.json();
     const pending = (items || []).filter((a) => a.type === "totp" && Number.isFinite(a.created_at));

@@ -1,6 +1,7 @@
 /*
- * Portcullis demo page: the browser side of examples/axum. Plain ES2020, no build step,
- * no external assets; runs under a CSP without inline scripts or styles.
+ * Portcullis demo page: the browser side of examples/axum. An ES module on the browser SDK
+ * (/sdk/portcullis.js), no build step, no external assets; runs under a CSP without
+ * inline scripts or styles. The session is the SDK's cookie session.
  *
  * Stable element ids (tests rely on them):
  *   status                      message area (info / error / success)
@@ -31,12 +32,23 @@
  *   <body data-passkey-autofill="pending"> while the conditional (autofill) passkey request
  *   waits in navigator.credentials.get, "off" once it has ended.
  */
-"use strict";
+import {
+  PortcullisError,
+  bufferToBase64url,
+  createClient,
+  creationOptionsFromJSON,
+  credentialToJSON,
+  requestOptionsFromJSON,
+} from "/sdk/portcullis.js";
 
 (() => {
   const API = "/api/v1";
-  const KEY_ACCESS = "portcullis.demo.access_token";
-  const KEY_REFRESH = "portcullis.demo.refresh_token";
+  // The session lives in HttpOnly cookies (the SDK's cookie mode): no token is ever
+  // readable by this page's scripts. Every call to the API goes through the SDK.
+  const auth = createClient({
+    session: "cookie",
+    onSignedOut: () => signedOut("Your session has ended. Please sign in again."),
+  });
   // The pending magic link of this browser: {request_id, poll_token, expires_at (ms)}. The
   // link, opened in another tab of this browser, sends the poll token to prove it is the
   // same browser; elsewhere the person types the device code shown by the asking tab.
@@ -146,126 +158,43 @@
     }
   }
 
-  /** How many zero bits a SHA-256 digest starts with. */
-  function zeroBits(digest) {
-    let bits = 0;
-    for (const byte of digest) {
-      if (byte === 0) {
-        bits += 8;
-        continue;
-      }
-      return bits + Math.clz32(byte) - 24;
+  /** The SDK's refusal as the page's: status, code, message, and whether the session's
+   * own token was refused. */
+  function apiError(err) {
+    if (!(err instanceof PortcullisError)) return err;
+    if (err.code === "network") {
+      return new ApiError(0, "network", "Could not reach the server. Check your connection and try again.");
     }
-    return bits;
+    let message = err.message;
+    if (err.status === 429 && err.retryAfter && !/\d/.test(message)) message += ` (try again in ${err.retryAfter} s)`;
+    return new ApiError(err.status, err.code, message, err.retryAfter,
+      err.challenge ? "Bearer" : null);
   }
 
-  /**
-   * Answers the server's bot check with its built-in proof of work: a challenge from
-   * GET /protection/challenge, and a counter such that SHA-256 of `challenge:counter`
-   * starts with `difficulty` zero bits. Nothing leaves the page but the answer.
-   */
-  async function proofOfWork(signal) {
-    const c = await request("GET", "/protection/challenge", { signal });
-    showStatus("Checking that you are not a robot…");
-    const encoder = new TextEncoder();
-    for (let counter = 0; ; counter++) {
-      const answer = c.challenge + ":" + counter;
-      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(answer)));
-      if (zeroBits(digest) >= c.difficulty) {
-        clearStatus();
-        return answer;
-      }
-      if (signal && signal.aborted) throw new DOMException("aborted", "AbortError");
-    }
-  }
-
-  async function request(method, path, { body, bearer, signal, botProof } = {}) {
-    const headers = { Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    if (bearer) headers.Authorization = "Bearer " + bearer;
-    if (botProof) headers["X-Bot-Proof"] = botProof;
+  /** A call to the API that needs no session (sign-in steps), through the SDK: it answers
+   * the server's bot check by itself (proof of work). */
+  async function request(method, path, { body, signal } = {}) {
     // Signing in for an app: in the app's organization, under its rules (MFA, SSO).
-    if (state.interaction) headers["X-Client-Id"] = state.interaction.client_id;
-    let res;
+    const headers = state.interaction ? { "X-Client-Id": state.interaction.client_id } : {};
     try {
-      res = await fetch(API + path, {
-        method,
-        headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
-        credentials: "same-origin",
-        cache: "no-store",
-        signal,
-      });
-    } catch (e) {
-      if (e && e.name === "AbortError") throw e;
-      throw new ApiError(0, "network", "Could not reach the server. Check your connection and try again.");
+      return await auth.request(method, path, { body, signal, headers, auth: false });
+    } catch (err) {
+      if (err && err.name === "AbortError") throw err;
+      throw apiError(err);
     }
-    const text = res.status === 204 ? "" : await res.text();
-    let data = null;
-    if (text) {
-      try {
-        data = JSON.parse(text);
-      } catch (_) {
-        data = null;
-      }
-    }
-    if (!res.ok) {
-      const e = (data && data.error) || {};
-      if (res.status === 428 && e.code === "bot_check_required" && !botProof) {
-        // Once: solve the server's challenge and send the request again with the answer.
-        const proof = await proofOfWork(signal);
-        return request(method, path, { body, bearer, signal, botProof: proof });
-      }
-      const retryAfter = res.headers.get("Retry-After");
-      let message = e.message || `The server answered ${res.status} ${res.statusText}`.trim();
-      if (res.status === 429 && retryAfter && !/\d/.test(message)) {
-        message += ` (try again in ${retryAfter} s)`;
-      }
-      throw new ApiError(res.status, e.code || "http_" + res.status, message, retryAfter,
-        res.headers.get("WWW-Authenticate"));
-    }
-    return data;
   }
 
-  function saveTokens(answer) {
-    localStorage.setItem(KEY_ACCESS, answer.token);
-    if (answer.refresh_token) localStorage.setItem(KEY_REFRESH, answer.refresh_token);
-  }
+  /** Whether an answer signed the person in (the tokens went to cookies). */
+  const signedInAnswer = (answer) => !!(answer && (answer.token || answer.session === "cookie"));
 
-  function clearTokens() {
-    localStorage.removeItem(KEY_ACCESS);
-    localStorage.removeItem(KEY_REFRESH);
-  }
+  /** The session's tokens are cookies the server sets and clears: nothing to keep here. */
+  function clearTokens() {}
 
-  let refreshing = null;
-
-  /**
-   * Rotates the refresh token. Refresh tokens are single-use and a second use ends the
-   * session, so tabs sharing this storage take turns (Web Locks): a tab that waited finds
-   * the token already rotated by another and simply uses the new access token.
-   */
+  /** Rotates the session (one refresher across tabs: the SDK's Web Lock). */
   function refreshTokens() {
-    if (!refreshing) {
-      const seen = localStorage.getItem(KEY_REFRESH);
-      const rotate = async () => {
-        const refreshToken = localStorage.getItem(KEY_REFRESH);
-        if (!refreshToken) throw new ApiError(401, "invalid_token", "Please sign in again.");
-        if (refreshToken !== seen) return; // another tab rotated it meanwhile
-        const answer = await request("POST", "/token/refresh", { body: { refresh_token: refreshToken } });
-        if (!answer || !answer.token) throw new ApiError(401, "invalid_token", "Please sign in again.");
-        saveTokens(answer);
-      };
-      const locked = navigator.locks ? navigator.locks.request("portcullis-refresh", rotate) : rotate();
-      refreshing = locked.finally(() => {
-        refreshing = null;
-      });
-    }
-    return refreshing;
-  }
-
-  /** Whether a failed refresh means the session is over (not a network or server hiccup). */
-  function refreshRefused(err) {
-    return err instanceof ApiError && (err.status === 400 || err.status === 401);
+    return auth.refresh().catch((err) => {
+      throw apiError(err);
+    });
   }
 
   /** Drops the tokens and returns to the sign-in view with a message. */
@@ -283,38 +212,21 @@
    * query included, goes to the caller to show.
    */
   async function authed(method, path, body) {
-    const token = localStorage.getItem(KEY_ACCESS);
-    if (!token) {
+    if (!auth.signedIn()) {
       signedOut("Please sign in.");
       throw Object.assign(new ApiError(401, "invalid_token", "Please sign in."), { silent: true });
     }
     try {
-      return await request(method, path, { body, bearer: token });
-    } catch (err) {
-      if (!(err instanceof ApiError) || !err.bearerChallenge) throw err;
-      if (err.code === "session_revoked") {
-        signedOut(err.message || "This session was signed out.");
+      return await auth.request(method, path, { body });
+    } catch (raw) {
+      const err = apiError(raw);
+      if (err instanceof ApiError && err.bearerChallenge) {
+        // The SDK refreshed once and retried; this session is over.
+        signedOut(err.code === "session_revoked" ? err.message || "This session was signed out."
+          : "Your session has ended. Please sign in again.");
         err.silent = true;
-        throw err;
       }
-      try {
-        await refreshTokens();
-      } catch (refreshErr) {
-        // Offline, a 5xx or a 429 leaves the tokens alone: they may still be good.
-        if (!refreshRefused(refreshErr)) throw refreshErr;
-        signedOut("Your session has ended. Please sign in again.");
-        err.silent = true;
-        throw err;
-      }
-      try {
-        return await request(method, path, { body, bearer: localStorage.getItem(KEY_ACCESS) });
-      } catch (again) {
-        if (again instanceof ApiError && again.bearerChallenge) {
-          signedOut(again.message);
-          again.silent = true;
-        }
-        throw again;
-      }
+      throw err;
     }
   }
 
@@ -370,111 +282,11 @@
 
   // ---------------------------------------------------------------- WebAuthn JSON
 
-  function b64urlToBuffer(s) {
-    const b64 = s.replace(/-/g, "+").replace(/_/g, "/") + "===".slice((s.length + 3) % 4);
-    const bin = atob(b64);
-    const bytes = new Uint8Array(bin.length);
-    for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-    return bytes.buffer;
-  }
-
-  function bufferToB64url(buf) {
-    const bytes = buf instanceof ArrayBuffer ? new Uint8Array(buf) : new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
-    let bin = "";
-    for (let i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
-    return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-  }
-
-  function mapCredentialIds(list) {
-    return Array.isArray(list) ? list.map((c) => Object.assign({}, c, { id: b64urlToBuffer(c.id) })) : list;
-  }
-
-  function requestOptions(json) {
-    if (typeof PublicKeyCredential.parseRequestOptionsFromJSON === "function") {
-      try {
-        return PublicKeyCredential.parseRequestOptionsFromJSON(json);
-      } catch (err) {
-        console.warn("parseRequestOptionsFromJSON failed, converting by hand", err);
-      }
-    }
-    const o = Object.assign({}, json, { challenge: b64urlToBuffer(json.challenge) });
-    if (json.allowCredentials) o.allowCredentials = mapCredentialIds(json.allowCredentials);
-    return o;
-  }
-
-  function creationOptions(json) {
-    if (typeof PublicKeyCredential.parseCreationOptionsFromJSON === "function") {
-      try {
-        return PublicKeyCredential.parseCreationOptionsFromJSON(json);
-      } catch (err) {
-        console.warn("parseCreationOptionsFromJSON failed, converting by hand", err);
-      }
-    }
-    const o = Object.assign({}, json, {
-      challenge: b64urlToBuffer(json.challenge),
-      user: Object.assign({}, json.user, { id: b64urlToBuffer(json.user.id) }),
-    });
-    if (json.excludeCredentials) o.excludeCredentials = mapCredentialIds(json.excludeCredentials);
-    return o;
-  }
-
-  /** The standard WebAuthn JSON the server expects, from toJSON() or by hand. */
-  function credentialJSON(cred) {
-    let json = null;
-    if (typeof cred.toJSON === "function") {
-      try {
-        json = cred.toJSON();
-      } catch (_) {
-        json = null;
-      }
-    }
-    const r = cred.response;
-    const isRegistration = typeof AuthenticatorAttestationResponse !== "undefined"
-      ? r instanceof AuthenticatorAttestationResponse
-      : "attestationObject" in r;
-    let extensions = {};
-    try {
-      extensions = (json && json.clientExtensionResults) || cred.getClientExtensionResults() || {};
-    } catch (_) {
-      extensions = {};
-    }
-    let response;
-    if (json && json.response) {
-      response = isRegistration
-        ? {
-            clientDataJSON: json.response.clientDataJSON,
-            attestationObject: json.response.attestationObject,
-            transports: json.response.transports,
-          }
-        : {
-            clientDataJSON: json.response.clientDataJSON,
-            authenticatorData: json.response.authenticatorData,
-            signature: json.response.signature,
-            userHandle: json.response.userHandle || null,
-          };
-    } else if (isRegistration) {
-      response = {
-        clientDataJSON: bufferToB64url(r.clientDataJSON),
-        attestationObject: bufferToB64url(r.attestationObject),
-        transports: typeof r.getTransports === "function" ? r.getTransports() : undefined,
-      };
-    } else {
-      response = {
-        clientDataJSON: bufferToB64url(r.clientDataJSON),
-        authenticatorData: bufferToB64url(r.authenticatorData),
-        signature: bufferToB64url(r.signature),
-        userHandle: r.userHandle ? bufferToB64url(r.userHandle) : null,
-      };
-    }
-    if (response.transports === undefined) delete response.transports;
-    return {
-      id: cred.id,
-      rawId: (json && json.rawId) || bufferToB64url(cred.rawId),
-      type: cred.type,
-      response,
-      extensions: JSON.parse(JSON.stringify(extensions)),
-    };
-  }
+  // The WebAuthn JSON conversions are the SDK's.
+  const bufferToB64url = bufferToBase64url;
+  const requestOptions = requestOptionsFromJSON;
+  const creationOptions = creationOptionsFromJSON;
+  const credentialJSON = credentialToJSON;
 
   function requireWebAuthn() {
     if (!window.PublicKeyCredential || !navigator.credentials) {
@@ -579,13 +391,12 @@
       await ssoExchange(answer.code);
       return;
     }
-    if (answer.token) {
+    if (signedInAnswer(answer)) {
       clearStatus();
-      saveTokens(answer);
       state.mfaToken = null;
       $("password").value = "";
       if (state.interaction) {
-        await continueToApp(answer.token);
+        await continueToApp();
         return;
       }
       await showAccount();
@@ -770,7 +581,7 @@
       });
       if (answer && answer.request_id) {
         signupCode(answer, email);
-      } else if (answer && (answer.token || answer.mfa_required || answer.mfa_enrollment_required)) {
+      } else if (answer && (signedInAnswer(answer) || answer.mfa_required || answer.mfa_enrollment_required)) {
         await handleSignIn(answer);
       } else {
         showStatus("Passkey saved. Sign in with it now.", "success");
@@ -1051,7 +862,7 @@
     }
     history.replaceState(null, "", "/");
     await handleSignIn(answer);
-    if (answer && answer.token) showStatus("Signed in — you can close this tab.", "success");
+    if (signedInAnswer(answer)) showStatus("Signed in — you can close this tab.", "success");
   }
 
   function magicConfirmCancel() {
@@ -1168,8 +979,7 @@
     }
     clearStatus();
     const answer = await request("POST", "/mfa/totp/confirm", { body: { mfa_token: state.mfaToken, code } });
-    if (!answer || !answer.token) throw new Error("The server's answer did not sign you in.");
-    saveTokens(answer);
+    if (!signedInAnswer(answer)) throw new Error("The server's answer did not sign you in.");
     state.mfaToken = null;
     await showAccount();
     showBackupCodes(answer.backup_codes);
@@ -1432,20 +1242,12 @@
 
   async function logout() {
     clearStatus();
-    const call = () => request("POST", "/auth/logout", { bearer: localStorage.getItem(KEY_ACCESS) });
     try {
-      if (localStorage.getItem(KEY_ACCESS)) {
-        try {
-          await call();
-        } catch (err) {
-          // An expired access token: refresh once so that the server ends the session too.
-          if (!(err instanceof ApiError) || !err.bearerChallenge || err.code === "session_revoked") throw err;
-          await refreshTokens();
-          await call();
-        }
-      }
-    } catch (err) {
-      // The tokens go anyway; an expired token means the session is as good as over.
+      // The SDK refreshes an expired access token once, so the server ends the session too.
+      if (auth.signedIn()) await auth.signOut();
+    } catch (raw) {
+      // The session ends here anyway; an expired one is as good as over.
+      const err = apiError(raw);
       if (!(err instanceof ApiError) || err.status !== 401) console.warn("logout:", errorMessage(err));
     }
     hideBackupCodes();
@@ -1565,23 +1367,20 @@
 
   // Hands the session just signed in with to the provider (which sets its own HttpOnly
   // cookie) and goes back to /oauth2/authorize, which answers the app.
-  async function continueToApp(accessToken) {
-    const res = await fetch("/oauth2/interaction", {
-      method: "POST",
-      headers: {
-        Accept: "application/json",
-        "Content-Type": "application/json",
-        Authorization: "Bearer " + accessToken,
-      },
-      body: JSON.stringify({ interaction: state.interaction.id }),
-      credentials: "same-origin",
-      cache: "no-store",
-    });
-    const data = await res.json().catch(() => null);
-    if (!res.ok || !data || !data.redirect_to) {
-      const e = (data && data.error) || {};
-      throw new ApiError(res.status, e.code || "http_" + res.status,
-        e.message || "This sign-in for the app has expired: start again from the app.");
+  async function continueToApp() {
+    let data;
+    try {
+      data = await auth.request("POST", "/oauth2/interaction", {
+        body: { interaction: state.interaction.id },
+        auth: false,
+      });
+    } catch (raw) {
+      const err = apiError(raw);
+      throw new ApiError(err.status || 0, err.code || "expired",
+        err.message || "This sign-in for the app has expired: start again from the app.");
+    }
+    if (!data || !data.redirect_to) {
+      throw new ApiError(0, "expired", "This sign-in for the app has expired: start again from the app.");
     }
     showStatus("Signed in. Returning to " + state.interaction.client_name + "…", "success");
     location.assign(data.redirect_to);
@@ -1602,10 +1401,9 @@
     note.textContent = "to continue to " + state.interaction.client_name;
     note.hidden = false;
     if (state.interaction.login_hint) $("email").value = state.interaction.login_hint;
-    const stored = localStorage.getItem(KEY_ACCESS);
-    if (stored && !state.interaction.fresh_sign_in) {
+    if (auth.signedIn() && !state.interaction.fresh_sign_in) {
       try {
-        await continueToApp(stored);
+        await continueToApp();
         return;
       } catch (_) {
         // Signed in elsewhere or expired: sign in here.
@@ -1639,20 +1437,7 @@
       await ssoReturn(params);
       return;
     }
-    if (localStorage.getItem(KEY_ACCESS) || localStorage.getItem(KEY_REFRESH)) {
-      if (!localStorage.getItem(KEY_ACCESS)) {
-        try {
-          await refreshTokens();
-        } catch (err) {
-          if (err instanceof ApiError && (err.status === 401 || err.status === 400)) {
-            signedOut("Please sign in again.");
-          } else {
-            show("signin");
-            showError(err);
-          }
-          return;
-        }
-      }
+    if (auth.signedIn()) {
       try {
         await showAccount();
         return;
