@@ -2,7 +2,7 @@
 //! to the mailer or SMS sender (in the background or inline, as configured).
 
 use crate::Error;
-use crate::delivery::{Message, MessageKind, Outgoing, Recipient};
+use crate::delivery::{Message, MessageKind, Outgoing, Recipient, SecretLink};
 use crate::directory::OrgSettings;
 use crate::directory::orgs::Orgs;
 use crate::engine::Inner;
@@ -22,6 +22,7 @@ pub(crate) async fn send_rendered(
     settings: &crate::directory::OrgSettings,
     message: Message,
 ) -> Result<(), Error> {
+    let message = on_login_domain(inner, settings, message).await?;
     let rendered = render(inner, settings, &message);
     let outgoing = match &message.to {
         Recipient::Email(email) => {
@@ -77,6 +78,36 @@ pub(crate) async fn message_settings(
         }
         Ok(settings) => Ok(settings),
     }
+}
+
+/// The message with its link on the organization's login domain, while that domain's DNS
+/// proof stands: the same path and query (every link is built from the public origin),
+/// another host. Otherwise the message as it is.
+async fn on_login_domain(
+    inner: &Inner,
+    settings: &OrgSettings,
+    message: Message,
+) -> Result<Message, Error> {
+    let (Some(org), Some(link), Some(domain)) = (
+        message.org_id,
+        message.link.as_ref(),
+        settings.login_domain.as_deref(),
+    ) else {
+        return Ok(message);
+    };
+    if !Orgs::new(inner).proved(org, domain).await? {
+        return Ok(message);
+    }
+    let Ok(mut url) = url::Url::parse(link.secret()) else {
+        return Ok(message);
+    };
+    if url.set_host(Some(domain)).is_err() || url.set_port(None).is_err() {
+        return Ok(message);
+    }
+    Ok(Message {
+        link: Some(SecretLink::new(url.into())),
+        ..message
+    })
 }
 
 /// Renders a message as its organization wants it: with the organization's own template

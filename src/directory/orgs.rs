@@ -54,6 +54,11 @@ pub struct OrgSettings {
     /// Attack protection its members get (bot checks, breached passwords, sign-in
     /// notices, the lockout threshold).
     pub security: SecuritySettings,
+    /// Its own login domain (`login.acme.example`): a host name it proved by DNS (a
+    /// verified domain claim of exactly that name). While the proof stands, requests whose
+    /// `Host` is that name run in this organization, and the links in its messages point
+    /// there instead of the public origin. Links are never built from any other `Host`.
+    pub login_domain: Option<String>,
 }
 
 /// An organization's attack-protection choices. Every field has a default, so `{}` is the
@@ -229,6 +234,7 @@ impl Default for OrgSettings {
             session_lifetime_secs: None,
             templates: Vec::new(),
             sso_required: false,
+            login_domain: None,
         }
     }
 }
@@ -444,6 +450,13 @@ impl<'a> Orgs<'a> {
     /// [`Error::Conflict`] (`"slug"`, `"domain"`) when taken.
     pub async fn create(&self, new: NewOrg) -> Result<Organization, Error> {
         self.check(&new.settings)?;
+        if new.settings.login_domain.is_some() {
+            // Nothing is proved yet: claim the domain, verify it, then set it.
+            return Err(Error::invalid(
+                "login_domain",
+                "must be a domain this organization proved by DNS (a verified domain claim)",
+            ));
+        }
         let now = self.inner.clock.now();
         let org = Organization {
             id: OrgId::generate(),
@@ -465,6 +478,17 @@ impl<'a> Orgs<'a> {
     /// first access token.
     fn check(&self, settings: &OrgSettings) -> Result<(), Error> {
         settings.validate()?;
+        if let Some(domain) = &settings.login_domain
+            && crate::flows::sso::connections::checked_domain(domain)
+                .ok()
+                .as_ref()
+                != Some(domain)
+        {
+            return Err(Error::invalid(
+                "login_domain",
+                "must be a lowercase host name such as login.example.com",
+            ));
+        }
         if settings
             .security
             .lockout_threshold
@@ -579,6 +603,44 @@ impl<'a> Orgs<'a> {
         .await
     }
 
+    /// Whether `org` holds a verified claim of exactly `domain` now.
+    pub(crate) async fn proved(&self, org: OrgId, domain: &str) -> Result<bool, Error> {
+        Ok(self
+            .inner
+            .orgs
+            .domain_claims(domain)
+            .await?
+            .iter()
+            .any(|c| c.org_id == org && c.domain == domain && c.verified_at.is_some()))
+    }
+
+    /// `org`'s login domain while its DNS proof stands (see
+    /// [`OrgSettings::login_domain`]); `None` without one, or once the claim is gone.
+    pub async fn login_domain(&self, org: OrgId) -> Result<Option<String>, Error> {
+        let Some(domain) = self.settings(Some(org)).await?.login_domain else {
+            return Ok(None);
+        };
+        Ok(self.proved(org, &domain).await?.then_some(domain))
+    }
+
+    /// The organization whose login domain `host` is (a `Host` header's name, any case,
+    /// without its port), while its proof stands; `None` for every other host.
+    pub async fn for_host(&self, host: &str) -> Result<Option<OrgId>, Error> {
+        let Ok(host) = crate::flows::sso::connections::checked_domain(host) else {
+            return Ok(None);
+        };
+        for claim in self.inner.orgs.domain_claims(&host).await? {
+            if claim.domain != host || claim.verified_at.is_none() {
+                continue;
+            }
+            let settings = self.settings(Some(claim.org_id)).await?;
+            if settings.login_domain.as_deref() == Some(host.as_str()) {
+                return Ok(Some(claim.org_id));
+            }
+        }
+        Ok(None)
+    }
+
     /// Changes `id`'s settings with `change`, retried on concurrent changes, and logs
     /// `action`.
     async fn change_settings(
@@ -642,6 +704,14 @@ impl<'a> Orgs<'a> {
     pub async fn update(&self, id: OrgId, update: &OrgUpdate) -> Result<Organization, Error> {
         if let Some(settings) = &update.settings {
             self.check(settings)?;
+            if let Some(domain) = &settings.login_domain
+                && !self.proved(id, domain).await?
+            {
+                return Err(Error::invalid(
+                    "login_domain",
+                    "must be a domain this organization proved by DNS (a verified domain claim)",
+                ));
+            }
         }
         let name = update
             .name

@@ -66,9 +66,12 @@ impl Call {
 
     /// The context the engine is given: [`client_context`](Self::client_context), and the
     /// organization named by `client_id` (query) or `X-Client-Id` (header), which must be a
-    /// registered app.
+    /// registered app, or else the organization whose proven login domain the `Host` is
+    /// ([`Orgs::for_host`](portcullis::directory::Orgs::for_host)); any other `Host` names
+    /// no organization.
     pub async fn context(&self, api: &Api) -> HttpResult<RequestContext> {
         let mut ctx = self.client_context(api);
+        let host_org = self.host_org(api).await?;
         let from_query = serde_urlencoded::from_str::<Vec<(String, String)>>(&self.query)
             .ok()
             .and_then(|pairs| pairs.into_iter().find(|(k, _)| k == "client_id"))
@@ -87,9 +90,33 @@ impl Call {
                 }
                 other => other?,
             };
+            if host_org.is_some_and(|org| org != config.org_id) {
+                return Err(HttpError::invalid(
+                    "client_id is an app of another organization than this domain's",
+                ));
+            }
             ctx = ctx.with_org(config.org_id).with_client(client_id);
+        } else if let Some(org) = host_org {
+            ctx = ctx.with_org(org);
         }
         Ok(ctx)
+    }
+
+    /// The organization whose proven login domain this request's `Host` is: `None` for
+    /// the public origin's host, and for every host no organization proved.
+    async fn host_org(&self, api: &Api) -> HttpResult<Option<portcullis::OrgId>> {
+        let Some(host) = self.header(http::header::HOST) else {
+            return Ok(None);
+        };
+        let name = host
+            .rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host, |(name, _)| name)
+            .to_ascii_lowercase();
+        if api.auth.public_origin().host_str() == Some(name.as_str()) {
+            return Ok(None);
+        }
+        Ok(api.auth.orgs().for_host(&name).await?)
     }
 
     /// What the request says of its client, without any organization: the address (the

@@ -18,7 +18,7 @@
 //! generation of the RustCrypto stack (sha2 0.10, hmac 0.12, rsa 0.9, rand 0.8) and its own
 //! HTTP abstraction, which would have to be wrapped to keep the outbound policy anyway.
 
-mod connections;
+pub(crate) mod connections;
 mod domains;
 pub mod federate;
 mod id_token;

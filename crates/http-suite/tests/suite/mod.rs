@@ -5,6 +5,7 @@ pub mod common;
 mod admin;
 mod auth;
 mod browser;
+mod domains;
 mod extract;
 mod http;
 pub mod manage;
