@@ -30,6 +30,11 @@ pub struct RequestContext {
     /// passes; an application that verified a CAPTCHA itself may set it too. Never take it
     /// from the client.
     pub bot_checked: bool,
+    /// The organization's login domain the request came on (its `Host`), when the HTTP
+    /// layer found it proven ([`Orgs::for_host`](crate::Orgs::for_host)): passkey
+    /// ceremonies then run with that domain as the WebAuthn relying party. The engine
+    /// checks it again; any other value is ignored.
+    pub site: Option<String>,
 }
 
 impl RequestContext {
@@ -71,6 +76,12 @@ impl RequestContext {
     /// Sets the organization.
     pub fn with_org(mut self, org: OrgId) -> Self {
         self.org_id = Some(org);
+        self
+    }
+
+    /// Sets the login domain the request came on (see [`site`](Self::site)).
+    pub fn with_site(mut self, host: impl Into<String>) -> Self {
+        self.site = Some(host.into());
         self
     }
 

@@ -668,6 +668,7 @@ async fn proving_an_address_takes_it_off_an_account_with_strong_factors() {
         registered_with_uv: true,
         created_at: now,
         last_used_at: None,
+        rp_id: None,
     };
     h.store.add_passkey(&passkey).await.unwrap();
     let factor = portcullis::model::TotpFactor {

@@ -81,8 +81,9 @@ pub(crate) async fn message_settings(
 }
 
 /// The message with its link on the organization's login domain, while that domain's DNS
-/// proof stands: the same path and query (every link is built from the public origin),
-/// another host. Otherwise the message as it is.
+/// proof stands: the same path and query (every link is built from the public origin) on
+/// `https://` that domain (a login domain is served over TLS). Otherwise the message as it
+/// is.
 async fn on_login_domain(
     inner: &Inner,
     settings: &OrgSettings,
@@ -101,7 +102,10 @@ async fn on_login_domain(
     let Ok(mut url) = url::Url::parse(link.secret()) else {
         return Ok(message);
     };
-    if url.set_host(Some(domain)).is_err() || url.set_port(None).is_err() {
+    if url.set_scheme("https").is_err()
+        || url.set_host(Some(domain)).is_err()
+        || url.set_port(None).is_err()
+    {
         return Ok(message);
     }
     Ok(Message {

@@ -54,10 +54,12 @@ pub struct OrgSettings {
     /// Attack protection its members get (bot checks, breached passwords, sign-in
     /// notices, the lockout threshold).
     pub security: SecuritySettings,
-    /// Its own login domain (`login.acme.example`): a host name it proved by DNS (a
-    /// verified domain claim of exactly that name). While the proof stands, requests whose
-    /// `Host` is that name run in this organization, and the links in its messages point
-    /// there instead of the public origin. Links are never built from any other `Host`.
+    /// Its own login domain (`login.acme.example`, served over `https`): a host name it
+    /// proved by DNS (a verified domain claim of exactly that name). While the proof
+    /// stands, requests whose `Host` is that name run in this organization, passkey
+    /// ceremonies there have it as their WebAuthn relying party (a passkey made there
+    /// signs in only there), and the links in its messages point to `https://` it instead
+    /// of the public origin. Links are never built from any other `Host`.
     pub login_domain: Option<String>,
 }
 

@@ -174,6 +174,10 @@ pub struct PasskeyRegistered {
 #[derive(Serialize, Deserialize)]
 struct Ceremony {
     org_id: Option<OrgId>,
+    /// The organization's login domain the ceremony runs on as the relying party; `None`
+    /// for the installation's.
+    #[serde(default)]
+    rp: Option<String>,
     step: Step,
 }
 
@@ -216,6 +220,43 @@ pub(crate) fn relying_party(config: &ValidConfig) -> WebauthnCore {
         Some(policy.allow_subdomains),
         Some(policy.allow_any_port),
     )
+}
+
+/// The relying party of a ceremony on `site`, an organization's login domain (its only
+/// origin is `https://` that host: a login domain is served over TLS), or the
+/// installation's.
+fn party<'i>(
+    inner: &'i Inner,
+    site: Option<&str>,
+) -> Result<std::borrow::Cow<'i, WebauthnCore>, Error> {
+    let Some(host) = site else {
+        return Ok(std::borrow::Cow::Borrowed(&inner.webauthn));
+    };
+    let config = &inner.config;
+    let origin = url::Url::parse(&format!("https://{host}"))
+        .map_err(|_| Error::Internal("login domain origin"))?;
+    Ok(std::borrow::Cow::Owned(
+        WebauthnCore::new_unsafe_experts_only(
+            &config.config.rp_name,
+            host,
+            vec![origin],
+            config.config.ttl.webauthn_ceremony,
+            Some(false),
+            Some(false),
+        ),
+    ))
+}
+
+/// The login domain a ceremony starting with `ctx` runs on: the request's site when it is
+/// the proven login domain of the request's organization now, else none.
+async fn site_of(inner: &Inner, ctx: &RequestContext) -> Result<Option<String>, Error> {
+    let Some(site) = &ctx.site else {
+        return Ok(None);
+    };
+    let org = crate::directory::orgs::Orgs::new(inner)
+        .for_host(site)
+        .await?;
+    Ok((org.is_some() && org == ctx.org_id).then(|| site.clone()))
 }
 
 /// Passkeys (`auth.passkeys()`; see the [module docs](self)).
@@ -282,8 +323,9 @@ impl<'a> Passkeys<'a> {
         };
 
         let policy = &inner.config.config.passkeys;
-        let builder = inner
-            .webauthn
+        let rp = site_of(inner, ctx).await?;
+        let webauthn = party(inner, rp.as_deref())?;
+        let builder = webauthn
             .new_challenge_register_builder(
                 user_handle(inner, user_id).as_bytes(),
                 &user_name,
@@ -303,8 +345,7 @@ impl<'a> Passkeys<'a> {
             }))
             .exclude_credentials(Some(exclude))
             .extensions(Some(registration_extensions(policy.user_verification)));
-        let (mut options, state) = inner
-            .webauthn
+        let (mut options, state) = webauthn
             .generate_challenge_register(builder)
             .map_err(|_| Error::Internal("webauthn registration challenge"))?;
         if let Some(selection) = options.public_key.authenticator_selection.as_mut() {
@@ -316,6 +357,7 @@ impl<'a> Passkeys<'a> {
         }
         let ceremony = Ceremony {
             org_id: ctx.org_id,
+            rp,
             step: Step::Register {
                 user_id,
                 new_user,
@@ -372,13 +414,13 @@ impl<'a> Passkeys<'a> {
             Some(identifier) => allow_list(inner, identifier).await?,
         };
         let policy = uv_policy(inner.config.config.passkeys.user_verification);
-        let builder = inner
-            .webauthn
+        let rp = site_of(inner, ctx).await?;
+        let webauthn = party(inner, rp.as_deref())?;
+        let builder = webauthn
             .new_challenge_authenticate_builder(Vec::new(), Some(policy))
             .map_err(|_| Error::Internal("webauthn authentication challenge"))?
             .allow_backup_eligible_upgrade(false);
-        let (mut options, state) = inner
-            .webauthn
+        let (mut options, state) = webauthn
             .generate_challenge_authenticate(builder)
             .map_err(|_| Error::Internal("webauthn authentication challenge"))?;
         options.public_key.allow_credentials = allowed
@@ -391,6 +433,7 @@ impl<'a> Passkeys<'a> {
             .collect();
         let ceremony = Ceremony {
             org_id: ctx.org_id,
+            rp,
             step: Step::SignIn {
                 named,
                 user_id,
@@ -674,6 +717,7 @@ async fn register(
     name: String,
     ctx: &RequestContext,
 ) -> Result<PasskeyRegistered, Error> {
+    let ceremony_rp = ceremony.rp;
     let Step::Register {
         user_id,
         new_user,
@@ -689,8 +733,7 @@ async fn register(
         ctx = super::sign_up::spend_budget(inner, &ctx).await?;
     }
     let ctx = &ctx;
-    let credential = inner
-        .webauthn
+    let credential = party(inner, ceremony_rp.as_deref())?
         .register_credential(response, &state, None)
         .map_err(|err| refused("registration", &err))?;
     let id = CredentialId::new(credential.cred_id.clone())?;
@@ -706,6 +749,7 @@ async fn register(
         registered_with_uv: credential.user_verified,
         created_at: now,
         last_used_at: None,
+        rp_id: ceremony_rp,
     };
     if let Some(new_user) = new_user {
         // A credential already registered is the authenticator's, not the address's: it
@@ -797,7 +841,7 @@ async fn sign_in(
     ctx: &RequestContext,
 ) -> Result<SignIn, Error> {
     let ctx = &ctx_in_org(ctx, ceremony.org_id);
-    match verify_assertion(inner, ceremony.step, response).await? {
+    match verify_assertion(inner, ceremony.rp.as_deref(), ceremony.step, response).await? {
         Ok((proven, method)) => complete_first_factor(inner, proven, method, None, ctx).await,
         Err(Refusal::Invalid(user)) => {
             record_failure(inner, None, user, ctx, "passkey").await?;
@@ -816,6 +860,7 @@ async fn sign_in(
 /// credential's counter. The outer error is the store's; the inner one a refusal.
 async fn verify_assertion(
     inner: &Inner,
+    rp: Option<&str>,
     step: Step,
     response: &PublicKeyCredential,
 ) -> Result<Result<(Proven, AuthMethod), Refusal>, Error> {
@@ -848,6 +893,11 @@ async fn verify_assertion(
     if named && user_id != Some(owner) {
         return refuse();
     }
+    // A passkey signs in only with the relying party it was made for (the installation's,
+    // or one organization's login domain); webauthn-rs's rpIdHash check says the same.
+    if stored.rp_id.as_deref() != rp {
+        return refuse();
+    }
     // The user handle is not signed; it must name the credential's owner when present,
     // and must be present when no user name narrowed the ceremony.
     let handle_ok = match response.response.user_handle.as_deref() {
@@ -862,19 +912,17 @@ async fn verify_assertion(
     let mut credential: Credential = serde_json::from_slice(&stored.passkey).map_err(corrupt)?;
     credential.counter = stored.counter;
     credential.backup_state = stored.backup_state;
-    let result = match inner
-        .webauthn
-        .authenticate_single_credential(response, &state, &credential)
-    {
-        Ok(result) => result,
-        Err(WebauthnError::CredentialPossibleCompromise) => {
-            return Ok(Err(Refusal::Cloned(owner)));
-        }
-        Err(err) => {
-            refused("sign-in", &err);
-            return refuse();
-        }
-    };
+    let result =
+        match party(inner, rp)?.authenticate_single_credential(response, &state, &credential) {
+            Ok(result) => result,
+            Err(WebauthnError::CredentialPossibleCompromise) => {
+                return Ok(Err(Refusal::Cloned(owner)));
+            }
+            Err(err) => {
+                refused("sign-in", &err);
+                return refuse();
+            }
+        };
     // The owner's stamp before the use is recorded: a deletion of this passkey either
     // lands first (the use is refused below) or moves the stamp after this read (the
     // sign-in is then refused where the session opens).

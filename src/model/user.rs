@@ -133,6 +133,13 @@ pub struct PasskeyCredential {
     pub created_at: Timestamp,
     /// When it last signed in.
     pub last_used_at: Option<Timestamp>,
+    /// The WebAuthn relying-party id it was registered under when that was an
+    /// organization's login domain ([`OrgSettings::login_domain`]); `None` for the
+    /// installation's. It signs in there only.
+    ///
+    /// [`OrgSettings::login_domain`]: crate::OrgSettings::login_domain
+    #[serde(default)]
+    pub rp_id: Option<String>,
 }
 
 impl PasskeyCredential {
@@ -243,6 +250,7 @@ mod tests {
             registered_with_uv: true,
             created_at: Timestamp::EPOCH,
             last_used_at: None,
+            rp_id: None,
         };
         let mut old = serde_json::to_value(&passkey).unwrap();
         old.as_object_mut().unwrap().remove("registered_with_uv");

@@ -280,6 +280,7 @@ fn passkey(user: UserId, id: &[u8]) -> PasskeyCredential {
         registered_with_uv: true,
         created_at: t0(),
         last_used_at: None,
+        rp_id: Some("login.acme.example".into()),
     }
 }
 

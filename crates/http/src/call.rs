@@ -90,21 +90,28 @@ impl Call {
                 }
                 other => other?,
             };
-            if host_org.is_some_and(|org| org != config.org_id) {
+            if host_org
+                .as_ref()
+                .is_some_and(|(org, _)| *org != config.org_id)
+            {
                 return Err(HttpError::invalid(
                     "client_id is an app of another organization than this domain's",
                 ));
             }
             ctx = ctx.with_org(config.org_id).with_client(client_id);
-        } else if let Some(org) = host_org {
-            ctx = ctx.with_org(org);
+        } else if let Some((org, _)) = &host_org {
+            ctx = ctx.with_org(*org);
+        }
+        if let Some((_, site)) = host_org {
+            ctx = ctx.with_site(site);
         }
         Ok(ctx)
     }
 
-    /// The organization whose proven login domain this request's `Host` is: `None` for
-    /// the public origin's host, and for every host no organization proved.
-    async fn host_org(&self, api: &Api) -> HttpResult<Option<portcullis::OrgId>> {
+    /// The organization whose proven login domain this request's `Host` is, and that
+    /// domain: `None` for the public origin's host, and for every host no organization
+    /// proved.
+    async fn host_org(&self, api: &Api) -> HttpResult<Option<(portcullis::OrgId, String)>> {
         let Some(host) = self.header(http::header::HOST) else {
             return Ok(None);
         };
@@ -116,7 +123,12 @@ impl Call {
         if api.auth.public_origin().host_str() == Some(name.as_str()) {
             return Ok(None);
         }
-        Ok(api.auth.orgs().for_host(&name).await?)
+        Ok(api
+            .auth
+            .orgs()
+            .for_host(&name)
+            .await?
+            .map(|org| (org, name)))
     }
 
     /// What the request says of its client, without any organization: the address (the

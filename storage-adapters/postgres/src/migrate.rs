@@ -38,6 +38,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "org_log",
         sql: include_str!("../migrations/0004_org_log.sql"),
     },
+    Migration {
+        version: 5,
+        name: "passkey_rp",
+        sql: include_str!("../migrations/0005_passkey_rp.sql"),
+    },
 ];
 
 fn checksum(sql: &str) -> Vec<u8> {

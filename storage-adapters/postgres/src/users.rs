@@ -56,7 +56,7 @@ fn corrupt() -> StoreError {
 macro_rules! passkey_columns {
     () => {
         "credential_id, user_id, name, passkey, counter, backup_eligible, \
-     backup_state, registered_with_uv, created_at, last_used_at"
+     backup_state, registered_with_uv, created_at, last_used_at, rp_id"
     };
 }
 
@@ -75,6 +75,7 @@ fn passkey(row: &PgRow) -> StoreResult<PasskeyCredential> {
         registered_with_uv: col(row, "registered_with_uv", W)?,
         created_at: ts(row, "created_at", W)?,
         last_used_at: ts_opt(row, "last_used_at", W)?,
+        rp_id: col(row, "rp_id", W)?,
     })
 }
 
@@ -272,7 +273,7 @@ impl UserStore for PgStore {
         sqlx::query(concat!(
             "INSERT INTO passkeys (",
             passkey_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(p.id.as_bytes())
         .bind(p.user_id.as_uuid())
@@ -284,6 +285,7 @@ impl UserStore for PgStore {
         .bind(p.registered_with_uv)
         .bind(p.created_at.unix_millis())
         .bind(p.last_used_at.map(|t| t.unix_millis()))
+        .bind(p.rp_id.as_deref())
         .execute(&self.pool)
         .await
         .db()?;

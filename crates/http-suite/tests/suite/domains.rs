@@ -123,7 +123,7 @@ async fn adm18_only_a_proven_login_domain_names_an_organization_and_its_links() 
 
     // On the login domain: Acme's organization, and its links go there.
     let link = link_via(&test, LOGIN, "bob@example.com").await;
-    assert_eq!(link.scheme(), "http", "the public origin's scheme");
+    assert_eq!(link.scheme(), "https", "a login domain is served over TLS");
     assert_eq!(link.host_str(), Some(LOGIN));
     assert_eq!(link.port(), None);
     assert_eq!(link.path(), "/magic-link");
@@ -131,7 +131,7 @@ async fn adm18_only_a_proven_login_domain_names_an_organization_and_its_links() 
     assert_eq!(sent.message.org_id, Some(acme));
     assert!(
         sent.text
-            .contains(&format!("http://{LOGIN}/magic-link?token=")),
+            .contains(&format!("https://{LOGIN}/magic-link?token=")),
         "{}",
         sent.text
     );
@@ -236,4 +236,184 @@ async fn adm18_an_organizations_messages_link_to_its_login_domain_from_anywhere(
         Some("localhost"),
         "unset: the public origin again"
     );
+}
+
+const PK: &str = "/api/v1/auth/passwordless/passkey";
+
+/// A call with `Host: host` (none: the public origin's).
+async fn on(
+    test: &TestApp,
+    host: Option<&str>,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    bearer: Option<&str>,
+) -> Answer {
+    let headers: Vec<(&str, &str)> = host.map(|h| ("host", h)).into_iter().collect();
+    test.call_with(method, path, body, bearer, &headers, None)
+        .await
+}
+
+/// Registers a passkey for the bearer on `host`, the authenticator answering as `origin`.
+async fn add_passkey(
+    test: &TestApp,
+    soft: &mut webauthn_authenticator_rs::softpasskey::SoftPasskey,
+    host: Option<&str>,
+    origin: &str,
+    bearer: &str,
+) -> Value {
+    use webauthn_authenticator_rs::WebauthnAuthenticator;
+    let begun = on(
+        test,
+        host,
+        Method::GET,
+        &format!("{PK}/register"),
+        None,
+        Some(bearer),
+    )
+    .await;
+    assert_eq!(begun.status, StatusCode::OK, "{}", begun.body);
+    let options: portcullis::flows::passkey::CreationChallengeResponse =
+        serde_json::from_value(begun.body["options"].clone()).unwrap();
+    let rp = options.public_key.rp.id.clone();
+    let credential = soft
+        .do_registration(url::Url::parse(origin).unwrap(), options)
+        .unwrap();
+    let done = on(
+        test,
+        host,
+        Method::POST,
+        &format!("{PK}/register?auth_code={}", begun.str("auth_code")),
+        Some(json!({"passkey": credential, "name": "Key"})),
+        Some(bearer),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::CREATED, "{}", done.body);
+    json!(rp)
+}
+
+/// Signs in with a passkey on `host`; the authenticator is asked for `rp_id` (the
+/// options' own unless a test forges another) as `origin`.
+async fn passkey_sign_in(
+    test: &TestApp,
+    soft: &mut webauthn_authenticator_rs::softpasskey::SoftPasskey,
+    host: Option<&str>,
+    rp_id: Option<&str>,
+    origin: &str,
+) -> (String, Answer) {
+    use webauthn_authenticator_rs::WebauthnAuthenticator;
+    let begun = on(
+        test,
+        host,
+        Method::GET,
+        &format!("{PK}/login?identifier=ivy@example.com"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(begun.status, StatusCode::OK, "{}", begun.body);
+    let mut options: portcullis::flows::passkey::RequestChallengeResponse =
+        serde_json::from_value(begun.body["options"].clone()).unwrap();
+    let offered = options.public_key.rp_id.clone();
+    if let Some(rp_id) = rp_id {
+        options.public_key.rp_id = rp_id.to_owned();
+    }
+    let assertion = soft
+        .do_authentication(url::Url::parse(origin).unwrap(), options)
+        .unwrap();
+    let answer = on(
+        test,
+        host,
+        Method::POST,
+        &format!("{PK}/login?auth_code={}", begun.str("auth_code")),
+        Some(json!({"passkey": assertion})),
+        None,
+    )
+    .await;
+    (offered, answer)
+}
+
+/// ADM-14: on an organization's login domain, passkeys are made and used with that
+/// domain as the relying party; a passkey made there never signs in on the installation's
+/// host, nor one made there on the login domain.
+#[tokio::test]
+async fn adm14_passkeys_on_a_login_domain_belong_to_it() {
+    let test = TestApp::relaxed();
+    let acme = test
+        .auth
+        .orgs()
+        .create(portcullis::NewOrg::new("Acme", "acme"))
+        .await
+        .unwrap()
+        .id;
+    prove(&test, acme, LOGIN).await;
+    assert_eq!(
+        set_login_domain(&test, acme, Some(LOGIN)).await.status,
+        StatusCode::OK
+    );
+    let site = format!("https://{LOGIN}");
+
+    // Ivy signs in on the login domain by email code, and makes a passkey there.
+    let sent = on(
+        &test,
+        Some(LOGIN),
+        Method::POST,
+        "/api/v1/auth/passwordless/email-code",
+        Some(json!({"email": "ivy@example.com"})),
+        None,
+    )
+    .await;
+    let verified = on(
+        &test,
+        Some(LOGIN),
+        Method::POST,
+        "/api/v1/auth/passwordless/email-code/verify",
+        Some(json!({"request_id": sent.str("request_id"), "code": test.last_email_code("ivy@example.com")})),
+        None,
+    )
+    .await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    let bearer = verified.str("token");
+    assert_eq!(
+        test.status_of(&bearer).await.body["org_id"],
+        acme.to_string().as_str()
+    );
+    let mut soft = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true);
+    let rp = add_passkey(&test, &mut soft, Some(LOGIN), &site, &bearer).await;
+    assert_eq!(rp, LOGIN, "the login domain is the relying party");
+
+    // It signs in there.
+    let (offered, there) = passkey_sign_in(&test, &mut soft, Some(LOGIN), None, &site).await;
+    assert_eq!(offered, LOGIN);
+    assert_eq!(there.status, StatusCode::OK, "{}", there.body);
+    assert!(there.body["token"].is_string());
+
+    // Presented on the installation's host, it is refused.
+    let (offered, here) = passkey_sign_in(&test, &mut soft, None, Some(LOGIN), &site).await;
+    assert_eq!(offered, "localhost");
+    assert_error(&here, StatusCode::UNAUTHORIZED, "invalid_credentials");
+
+    // A passkey made on the installation's host does not sign in on the login domain.
+    let mut other = webauthn_authenticator_rs::softpasskey::SoftPasskey::new(true);
+    test.advance(std::time::Duration::from_secs(1));
+    let rp = add_passkey(&test, &mut other, None, "http://localhost:8080", &bearer).await;
+    assert_eq!(rp, "localhost");
+    let (_, refused) = passkey_sign_in(
+        &test,
+        &mut other,
+        Some(LOGIN),
+        Some("localhost"),
+        "http://localhost:8080",
+    )
+    .await;
+    assert_error(&refused, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let (_, home) = passkey_sign_in(&test, &mut other, None, None, "http://localhost:8080").await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+
+    // The proof withdrawn: the login domain is no relying party any more; its passkeys
+    // wait for it (they never sign in elsewhere).
+    assert!(test.store().delete_domain_claim(acme, LOGIN).await.unwrap());
+    let (offered, gone) = passkey_sign_in(&test, &mut soft, Some(LOGIN), Some(LOGIN), &site).await;
+    assert_eq!(offered, "localhost");
+    assert_error(&gone, StatusCode::UNAUTHORIZED, "invalid_credentials");
 }
