@@ -109,11 +109,14 @@ fn changes_state(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// Whether the request comes from the installation's own origin, as a browser says it.
-fn same_origin(headers: &HeaderMap, auth: &Portcullis) -> bool {
+/// Whether the request comes from the installation's own origin, or from the
+/// organization's login domain it was sent to (`site`, proven), as a browser says it.
+fn same_origin(headers: &HeaderMap, auth: &Portcullis, site: Option<&str>) -> bool {
     let own = auth.public_origin().origin().ascii_serialization();
     match headers.get(http::header::ORIGIN).map(HeaderValue::to_str) {
-        Some(Ok(origin)) => origin == own,
+        Some(Ok(origin)) => {
+            origin == own || site.is_some_and(|site| origin == format!("https://{site}"))
+        }
         Some(Err(_)) => false,
         None => headers
             .get("sec-fetch-site")
@@ -121,9 +124,33 @@ fn same_origin(headers: &HeaderMap, auth: &Portcullis) -> bool {
     }
 }
 
+/// The proven login domain a request was sent to (its `Host`), with its organization:
+/// the one other site whose own pages may use cookie sessions. `None` for the public
+/// origin's host and every host no organization proved.
+pub async fn login_site(
+    auth: &Portcullis,
+    headers: &HeaderMap,
+) -> HttpResult<Option<(portcullis::OrgId, String)>> {
+    let Some(host) = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return Ok(None);
+    };
+    let name = host
+        .rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(name, _)| name)
+        .to_ascii_lowercase();
+    if auth.public_origin().host_str() == Some(name.as_str()) {
+        return Ok(None);
+    }
+    Ok(auth.orgs().for_host(&name).await?.map(|org| (org, name)))
+}
+
 /// Refuses (403 `csrf`) a state-changing request that cookies authenticate unless it comes
 /// from the installation's own origin and echoes the anti-CSRF cookie.
-fn check_csrf(method: &Method, headers: &HeaderMap, auth: &Portcullis) -> HttpResult<()> {
+async fn check_csrf(method: &Method, headers: &HeaderMap, auth: &Portcullis) -> HttpResult<()> {
     if !changes_state(method) {
         return Ok(());
     }
@@ -134,8 +161,11 @@ fn check_csrf(method: &Method, headers: &HeaderMap, auth: &Portcullis) -> HttpRe
             "a cookie-authenticated change must come from this site with X-CSRF-Token",
         )
     };
-    if !same_origin(headers, auth) {
-        return Err(refused());
+    if !same_origin(headers, auth, None) {
+        let site = login_site(auth, headers).await?.map(|(_, site)| site);
+        if !same_origin(headers, auth, site.as_deref()) {
+            return Err(refused());
+        }
     }
     let names = cookie_names(auth);
     let (Some(cookie), Some(echo)) = (
@@ -153,7 +183,7 @@ fn check_csrf(method: &Method, headers: &HeaderMap, auth: &Portcullis) -> HttpRe
 
 /// The access token a request presents: `Authorization: Bearer`, or else the access
 /// cookie (checked against CSRF when the request changes state).
-pub fn access_token<'h>(
+pub async fn access_token<'h>(
     method: &Method,
     headers: &'h HeaderMap,
     auth: &Portcullis,
@@ -163,7 +193,7 @@ pub fn access_token<'h>(
     }
     match cookie(headers, cookie_names(auth).access) {
         Some(token) => {
-            check_csrf(method, headers, auth)?;
+            check_csrf(method, headers, auth).await?;
             Ok(Some(token))
         }
         None => Ok(None),
@@ -177,14 +207,14 @@ pub fn presents_token(headers: &HeaderMap, auth: &Portcullis) -> bool {
 }
 
 /// The refresh cookie of a request in cookie mode, checked against CSRF.
-pub fn refresh_cookie<'h>(
+pub async fn refresh_cookie<'h>(
     method: &Method,
     headers: &'h HeaderMap,
     auth: &Portcullis,
 ) -> HttpResult<Option<&'h str>> {
     match cookie(headers, cookie_names(auth).refresh) {
         Some(token) => {
-            check_csrf(method, headers, auth)?;
+            check_csrf(method, headers, auth).await?;
             Ok(Some(token))
         }
         None => Ok(None),
@@ -197,10 +227,29 @@ fn wants_cookies(headers: &HeaderMap) -> bool {
         .is_some_and(|mode| mode.as_bytes().eq_ignore_ascii_case(b"cookie"))
 }
 
+/// Refuses (403 `csrf`) a request that asks for cookie mode from another site, before it
+/// runs: a sign-in from elsewhere must not spend a code or open a session it cannot have.
+pub fn check_mode(auth: &Portcullis, headers: &HeaderMap, site: Option<&str>) -> HttpResult<()> {
+    if wants_cookies(headers) && !same_origin(headers, auth, site) {
+        return Err(HttpError::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "cookie sessions are for this site's own pages",
+        ));
+    }
+    Ok(())
+}
+
 /// Turns an API answer into its cookie-mode form when the request asked for it: a body
 /// with `token` and `refresh_token` loses them to cookies (and gains `csrf_token`); a
 /// sign-out clears the cookies. Other answers pass unchanged.
-pub fn finish(auth: &Portcullis, headers: &HeaderMap, path: &str, response: Response) -> Response {
+pub fn finish(
+    auth: &Portcullis,
+    headers: &HeaderMap,
+    path: &str,
+    site: Option<&str>,
+    response: Response,
+) -> Response {
     let names = cookie_names(auth);
     if path == "/auth/logout"
         && response.status.is_success()
@@ -226,7 +275,7 @@ pub fn finish(auth: &Portcullis, headers: &HeaderMap, path: &str, response: Resp
     };
     // Cookies are set for the site's own pages only: a sign-in sent from elsewhere (login
     // CSRF) gets none. (Another site cannot send the mode header without CORS letting it.)
-    if !same_origin(headers, auth) {
+    if !same_origin(headers, auth, site) {
         return HttpError::new(
             StatusCode::FORBIDDEN,
             "csrf",

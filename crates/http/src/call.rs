@@ -112,23 +112,7 @@ impl Call {
     /// domain: `None` for the public origin's host, and for every host no organization
     /// proved.
     async fn host_org(&self, api: &Api) -> HttpResult<Option<(portcullis::OrgId, String)>> {
-        let Some(host) = self.header(http::header::HOST) else {
-            return Ok(None);
-        };
-        let name = host
-            .rsplit_once(':')
-            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-            .map_or(host, |(name, _)| name)
-            .to_ascii_lowercase();
-        if api.auth.public_origin().host_str() == Some(name.as_str()) {
-            return Ok(None);
-        }
-        Ok(api
-            .auth
-            .orgs()
-            .for_host(&name)
-            .await?
-            .map(|org| (org, name)))
+        crate::browser::login_site(&api.auth, &self.headers).await
     }
 
     /// What the request says of its client, without any organization: the address (the

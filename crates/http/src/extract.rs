@@ -197,7 +197,8 @@ impl Bearer {
         auth: &Portcullis,
     ) -> HttpResult<Bearer> {
         let token = AccessToken::new(
-            crate::browser::access_token(method, headers, auth)?
+            crate::browser::access_token(method, headers, auth)
+                .await?
                 .ok_or_else(|| HttpError::unauthorized("sign in first"))?,
         );
         let claims = auth
@@ -219,7 +220,8 @@ impl Bearer {
         auth: &Portcullis,
     ) -> HttpResult<Bearer> {
         let token = AccessToken::new(
-            crate::browser::access_token(method, headers, auth)?
+            crate::browser::access_token(method, headers, auth)
+                .await?
                 .ok_or_else(|| HttpError::unauthorized("sign in first"))?,
         );
         let claims = auth
@@ -325,7 +327,8 @@ impl std::fmt::Debug for SetupCaller {
 
 impl FromCall for Caller {
     async fn from_call(call: &Call, api: &Api) -> HttpResult<Self> {
-        let token = crate::browser::access_token(&call.method, &call.headers, &api.auth)?
+        let token = crate::browser::access_token(&call.method, &call.headers, &api.auth)
+            .await?
             .ok_or_else(|| {
                 HttpError::unauthorized("an API credential or access token is required")
             })?;

@@ -43,16 +43,24 @@ macro_rules! route {
             path: $path,
             handler: |api: Api, call: Call| {
                 Box::pin(async move {
+                    let mut site = None;
                     let answer: crate::HttpResult<Response> = async {
                         let ctx = call.context(&api).await?;
+                        site = ctx.site.clone();
+                        crate::browser::check_mode(&api.auth, &call.headers, site.as_deref())?;
                         let input = input(&call, &api).await?;
                         let reply = $handler(&api.auth, ctx, input).await?;
                         Ok(crate::Reply::into_response(reply))
                     }
                     .await;
                     let response = answer.unwrap_or_else(crate::HttpError::into_response);
-                    let response =
-                        crate::browser::finish(&api.auth, &call.headers, $path, response);
+                    let response = crate::browser::finish(
+                        &api.auth,
+                        &call.headers,
+                        $path,
+                        site.as_deref(),
+                        response,
+                    );
                     crate::cors::decorate(&api, &call.headers, response)
                 })
             },

@@ -417,3 +417,91 @@ async fn adm14_passkeys_on_a_login_domain_belong_to_it() {
     assert_eq!(offered, "localhost");
     assert_error(&gone, StatusCode::UNAUTHORIZED, "invalid_credentials");
 }
+
+/// Cookie sessions on a login domain: its own pages (`Origin: https://<domain>`, sent to
+/// that `Host`) sign in and change state; the same origin sent to any other host is
+/// another site's.
+#[tokio::test]
+async fn adm19_cookie_sessions_work_on_the_login_domain_for_its_own_pages_only() {
+    let test = TestApp::relaxed();
+    let acme = test
+        .auth
+        .orgs()
+        .create(portcullis::NewOrg::new("Acme", "acme"))
+        .await
+        .unwrap()
+        .id;
+    prove(&test, acme, LOGIN).await;
+    assert_eq!(
+        set_login_domain(&test, acme, Some(LOGIN)).await.status,
+        StatusCode::OK
+    );
+    let site = format!("https://{LOGIN}");
+    let sent = on(
+        &test,
+        Some(LOGIN),
+        Method::POST,
+        "/api/v1/auth/passwordless/email-code",
+        Some(json!({"email": "jo@example.com"})),
+        None,
+    )
+    .await;
+    let body = json!({"request_id": sent.str("request_id"), "code": test.last_email_code("jo@example.com")});
+    let verify = |host: &'static str, body: Value| {
+        let site = site.clone();
+        let test = &test;
+        async move {
+            test.call_with(
+                Method::POST,
+                "/api/v1/auth/passwordless/email-code/verify",
+                Some(body),
+                None,
+                &[
+                    ("host", host),
+                    ("origin", &site),
+                    ("portcullis-session", "cookie"),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    // The login domain's origin sent to the installation's host: another site.
+    let elsewhere = verify("localhost:8080", body.clone()).await;
+    assert_error(&elsewhere, StatusCode::FORBIDDEN, "csrf");
+    let signed_in = verify(LOGIN, body).await;
+    assert_eq!(signed_in.status, StatusCode::OK, "{}", signed_in.body);
+    assert_eq!(signed_in.body["session"], "cookie");
+    let cookies: Vec<String> = signed_in
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(cookies.len(), 3, "{cookies:?}");
+    let csrf = signed_in.str("csrf_token");
+    let jar = cookies.join("; ");
+    let out = |host: &'static str| {
+        let (jar, csrf, site) = (jar.clone(), csrf.clone(), site.clone());
+        let test = &test;
+        async move {
+            test.call_with(
+                Method::POST,
+                "/api/v1/auth/logout",
+                None,
+                None,
+                &[
+                    ("host", host),
+                    ("origin", &site),
+                    ("cookie", &jar),
+                    ("x-csrf-token", &csrf),
+                ],
+                None,
+            )
+            .await
+        }
+    };
+    assert_error(&out("localhost:8080").await, StatusCode::FORBIDDEN, "csrf");
+    let done = out(LOGIN).await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.body);
+}

@@ -254,7 +254,7 @@ async fn establish(api: &Api, call: Call) -> Response {
     if !json || !own_origin {
         return crate::HttpError::forbidden().into_response();
     }
-    let token = match crate::browser::access_token(&call.method, &call.headers, &api.auth) {
+    let token = match crate::browser::access_token(&call.method, &call.headers, &api.auth).await {
         Ok(Some(token)) => AccessToken::new(token),
         Ok(None) => return crate::HttpError::unauthorized("sign in first").into_response(),
         Err(err) => return err.into_response(),

@@ -31,7 +31,7 @@ impl crate::FromCall for Presented {
     async fn from_call(call: &crate::Call, api: &crate::Api) -> HttpResult<Self> {
         if call.body.is_empty()
             && let Some(token) =
-                crate::browser::refresh_cookie(&call.method, &call.headers, &api.auth)?
+                crate::browser::refresh_cookie(&call.method, &call.headers, &api.auth).await?
         {
             return Ok(Presented(token.to_owned()));
         }
