@@ -546,17 +546,21 @@ fn sdk_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk/js")
 }
 
-/// Whether the SDK's test must be skipped (loudly) for a missing prerequisite: node, and
-/// `npm ci` in `sdk/js` (TypeScript, for the type check). A panic instead under `CI`.
-fn skip_sdk() -> bool {
+/// Whether a test of a Node.js program in `dir` must be skipped (loudly) for a missing
+/// prerequisite: node, and `npm ci` run there (`module` installed). A panic instead under
+/// `CI`.
+fn skip_node(what: &str, dir: &Path, module: &str) -> bool {
     let why = if std::process::Command::new("node")
         .arg("--version")
         .output()
         .is_err()
     {
         Some("no node on PATH".to_owned())
-    } else if !sdk_dir().join("node_modules/typescript").exists() {
-        Some("typescript is not installed (cd sdk/js && npm ci)".to_owned())
+    } else if !dir.join("node_modules").join(module).exists() {
+        Some(format!(
+            "{module} is not installed (npm ci in {})",
+            dir.display()
+        ))
     } else {
         None
     };
@@ -564,9 +568,9 @@ fn skip_sdk() -> bool {
         return false;
     };
     if std::env::var_os("CI").is_some() {
-        panic!("the SDK test cannot run under CI: {why}");
+        panic!("{what} cannot run under CI: {why}");
     }
-    eprintln!("\n!!!!!! SKIPPED the browser SDK test: {why} !!!!!!\n");
+    eprintln!("\n!!!!!! SKIPPED {what}: {why} !!!!!!\n");
     true
 }
 
@@ -577,7 +581,7 @@ fn skip_sdk() -> bool {
 /// drops a revoked session's tokens, and signs out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_browser_sdk_type_checks_and_signs_in_from_node() {
-    if skip_sdk() {
+    if skip_node("the browser SDK test", &sdk_dir(), "typescript") {
         return;
     }
     let dir = sdk_dir();
@@ -622,24 +626,6 @@ async fn the_browser_sdk_type_checks_and_signs_in_from_node() {
     server.abort();
 }
 
-/// Every permission a dashboard administrator's role holds in the test.
-const DASHBOARD_PERMISSIONS: [&str; 14] = [
-    "organizations:read",
-    "organizations:write",
-    "roles:read",
-    "roles:write",
-    "permissions:read",
-    "permissions:write",
-    "users:read",
-    "users:write",
-    "apps:read",
-    "apps:write",
-    "api_keys:read",
-    "api_keys:write",
-    "logs:read",
-    "sso:manage",
-];
-
 /// An organization `slug` whose administrator is `admin`; returns its id.
 async fn organization_with_admin(
     test: &common::TestApp,
@@ -655,13 +641,13 @@ async fn organization_with_admin(
         .unwrap()
         .id;
     let rbac = test.auth.rbac();
-    for name in DASHBOARD_PERMISSIONS {
+    for name in common::ADMIN_PERMISSIONS {
         rbac.define_permission(org, name, None).await.unwrap();
     }
     let role = rbac
         .create_role(
             org,
-            &portcullis::RoleSpec::new("admins", &DASHBOARD_PERMISSIONS),
+            &portcullis::RoleSpec::new("admins", &common::ADMIN_PERMISSIONS),
         )
         .await
         .unwrap();
@@ -734,6 +720,11 @@ async fn the_dashboard_administers_one_organization_and_shows_nothing_of_another
         .unwrap();
     assert_eq!(membership.role_ids, [support.id]);
     let settings = test.auth.orgs().settings(Some(acme)).await.unwrap();
+    assert!(
+        !settings.sign_in_methods.password,
+        "the page turned passwords off"
+    );
+    assert!(settings.sign_in_methods.email_code);
     assert_eq!(settings.templates.len(), 1);
     assert_eq!(
         settings.templates[0].subject.as_deref(),
@@ -880,22 +871,7 @@ fn backend_dir() -> PathBuf {
 /// an API credential.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nodejs_back_end_verifies_tokens_and_calls_the_management_api() {
-    let why = if std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        Some("no node on PATH".to_owned())
-    } else if !backend_dir().join("node_modules/jose").exists() {
-        Some("jose is not installed (cd examples/backends/node && npm ci)".to_owned())
-    } else {
-        None
-    };
-    if let Some(why) = why {
-        if std::env::var_os("CI").is_some() {
-            panic!("the Node.js back-end test cannot run under CI: {why}");
-        }
-        eprintln!("\n!!!!!! SKIPPED the Node.js back-end test: {why} !!!!!!\n");
+    if skip_node("the Node.js back-end test", &backend_dir(), "jose") {
         return;
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -3,7 +3,7 @@
 //   node admin.mjs <base_url>
 //
 // Acme's administrator (ann@acme.example) signs in to /admin?org=acme by email code,
-// creates a role "support" holding users:read, finds Max by search (his display name is
+// turns password sign-in off, creates a role "support" holding users:read, finds Max by search (his display name is
 // markup, which must show as text and run nothing), gives him the role, blocks him, edits
 // the email-code template and sees the live preview (with the sample code), sees a URL in
 // the wording refused in the preview, saves it, filters the login log, and signs out.
@@ -119,6 +119,13 @@ async function main() {
   check(headers.csp.includes("frame-ancestors 'none'"), `CSP: ${headers.csp}`);
   const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + document.cookie);
   check(!/eyJ/.test(stored), `a token is readable by the page: ${stored}`);
+
+  await tab("organization");
+  await page.uncheck("#sign-in-methods input[name=method-password]");
+  await page.click("#org-form button[type=submit]");
+  await until("the settings are saved", async () => (await textOf("#status")) === "Saved.");
+  check(!(await page.locator("#sign-in-methods input[name=method-password]").isChecked()), "passwords still on");
+  log("passwords turned off for Acme");
 
   await tab("roles");
   await page.fill("#role-form input[name=name]", "support");

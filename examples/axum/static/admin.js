@@ -202,23 +202,44 @@ const value = (form, name) => /** @type {HTMLInputElement} */ (form.elements.nam
 
 // ---------------------------------------------------------------- organization
 
+const METHODS = [
+  ["passkey", "Passkeys"],
+  ["magic_link", "Magic links"],
+  ["email_code", "Email codes"],
+  ["sms_code", "SMS codes"],
+  ["password", "Passwords"],
+];
+
 async function renderOrganization() {
   const o = await state.auth.get(base());
   const s = o.settings || {};
   const branding = s.branding || {};
-  const form = el("form", { class: "inline", id: "org-form" },
-    input("name", "Name", { value: o.name, required: true }),
-    input("display_name", "Display name", { value: branding.display_name || "" }),
-    input("primary_color", "Colour (#rrggbb)", { value: branding.primary_color || "", pattern: "#[0-9a-fA-F]{6}" }),
-    input("logo_url", "Logo URL (https)", { value: branding.logo_url || "", type: "url" }),
-    el("label", {}, "Second factor",
-      el("select", { name: "mfa" }, ["off", "optional", "required"].map((m) =>
-        el("option", { value: m, selected: (s.mfa || "optional") === m }, m)))),
+  const methods = s.sign_in_methods || {};
+  const domains = may("sso:manage") ? await state.auth.get(`${base()}/domains`).catch(() => ({ items: [] })) : { items: [] };
+  const proven = domains.items.filter((d) => d.verified).map((d) => d.domain);
+  const form = el("form", { id: "org-form" },
+    el("div", { class: "inline" },
+      input("name", "Name", { value: o.name, required: true }),
+      input("display_name", "Display name", { value: branding.display_name || "" }),
+      input("primary_color", "Colour (#rrggbb)", { value: branding.primary_color || "", pattern: "#[0-9a-fA-F]{6}" }),
+      input("logo_url", "Logo URL (https)", { value: branding.logo_url || "", type: "url" }),
+      el("label", {}, "Second factor",
+        el("select", { name: "mfa" }, ["off", "optional", "required"].map((m) =>
+          el("option", { value: m, selected: (s.mfa || "optional") === m }, m)))),
+      el("label", {}, "Login domain",
+        el("select", { name: "login_domain" }, el("option", { value: "" }, "none"),
+          proven.map((d) => el("option", { value: d, selected: s.login_domain === d }, d))))),
+    el("fieldset", { id: "sign-in-methods" }, el("legend", {}, "Sign-in methods"),
+      METHODS.map(([key, label]) => el("label", {},
+        el("input", { type: "checkbox", name: `method-${key}`, checked: methods[key] !== false }), ` ${label} `))),
     el("button", { type: "submit" }, "Save"));
   form.addEventListener("submit", act(async () => {
+    const checked = (key) => /** @type {HTMLInputElement} */ (form.elements.namedItem(`method-${key}`)).checked;
     const settings = {
       ...s,
       mfa: value(form, "mfa"),
+      login_domain: value(form, "login_domain") || null,
+      sign_in_methods: { ...methods, ...Object.fromEntries(METHODS.map(([key]) => [key, checked(key)])) },
       branding: {
         ...branding,
         display_name: value(form, "display_name") || null,
@@ -231,6 +252,25 @@ async function renderOrganization() {
     await reload();
   }));
   const parts = [el("h2", {}, o.name), el("p", { class: "muted" }, `Slug ${o.slug} · id ${o.id}`), form];
+  if (may("sso:manage")) {
+    const claim = el("form", { class: "inline", id: "domain-form" },
+      input("domain", "Claim a domain", { required: true, placeholder: "login.example.com" }),
+      el("button", { type: "submit" }, "Claim"));
+    claim.addEventListener("submit", act(async () => {
+      await state.auth.post(`${base()}/domains`, { domain: value(claim, "domain") });
+      await reload();
+    }));
+    parts.push(el("h3", {}, "Domains"),
+      el("p", { class: "muted" }, "Prove a domain with its DNS TXT record; a proven one can be the login domain."),
+      table(["Domain", "TXT record", "State", ""], domains.items.map((d) => el("tr", {},
+        el("td", {}, d.domain), el("td", {}, `${d.txt_name} = ${d.txt_value}`),
+        el("td", {}, d.verified ? "proven" : "waiting for the record"),
+        el("td", {}, d.verified ? "" : el("button", { type: "button", class: "secondary", onclick: act(async () => {
+          await state.auth.post(`${base()}/domains/${enc(d.domain)}/verify`);
+          await reload();
+        }) }, "Check now"))))),
+      claim);
+  }
   if (may("organizations:read") && state.config.default) {
     // The installation's administrators: every organization.
     const all = await state.auth.get("/organizations?limit=100").catch(() => null);
@@ -309,6 +349,14 @@ async function showUser(id) {
     showStatus("Removed from the organization.", "success");
     await reload();
   }) }, "Remove from organization");
+  // Deleting an account is the installation's call (it ends every membership).
+  const erase = state.config.default && may("users:write")
+    ? el("button", { type: "button", class: "secondary", id: "delete-user", onclick: act(async () => {
+      await state.auth.delete(`/users/${id}`);
+      showStatus("Account deleted.", "success");
+      await reload();
+    }) }, "Delete account")
+    : null;
   const sessionRows = sessions.items.map((x) => el("tr", {},
     el("td", {}, when(x.created_at)), el("td", {}, x.ip || ""), el("td", {}, x.user_agent || ""),
     el("td", {}, el("button", { type: "button", class: "secondary", onclick: act(async () => {
@@ -327,7 +375,7 @@ async function showUser(id) {
       ` · passkeys ${s.passkeys} · authenticator app ${s.totp ? "yes" : "no"} · backup codes ${s.backup_codes} · password ${s.password ? "yes" : "no"}`),
     u.name ? el("p", {}, `Name: ${u.name}`) : null,
     roleForm,
-    el("div", { class: "row-actions" }, member.sole_organization || !s.blocked ? block : null, remove),
+    el("div", { class: "row-actions" }, member.sole_organization || !s.blocked ? block : null, remove, erase),
     el("h4", {}, "Sessions in this organization"),
     table(["Signed in", "Address", "Browser", ""], sessionRows), everywhere));
 }

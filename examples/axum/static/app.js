@@ -1387,16 +1387,15 @@ import {
   }
 
   async function interactionPage(id) {
-    const res = await fetch("/oauth2/interaction?interaction=" + enc(id), {
-      headers: { Accept: "application/json" },
-      cache: "no-store",
-    });
-    if (!res.ok) {
+    let found;
+    try {
+      found = await auth.request("GET", "/oauth2/interaction?interaction=" + enc(id), { auth: false });
+    } catch (_) {
       show("signin", { focus: false });
       showStatus("This sign-in for an app has expired: start again from the app.", "error");
       return;
     }
-    state.interaction = Object.assign({ id }, await res.json());
+    state.interaction = Object.assign({ id }, found);
     const note = $("signin-for");
     note.textContent = "to continue to " + state.interaction.client_name;
     note.hidden = false;

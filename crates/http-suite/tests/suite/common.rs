@@ -62,6 +62,24 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// The bootstrap key the tests' app accepts.
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef0123456789";
 
+/// Everything an organization's administrator role holds in the tests.
+pub const ADMIN_PERMISSIONS: [&str; 14] = [
+    "organizations:read",
+    "organizations:write",
+    "roles:read",
+    "roles:write",
+    "permissions:read",
+    "permissions:write",
+    "users:read",
+    "users:write",
+    "apps:read",
+    "apps:write",
+    "api_keys:read",
+    "api_keys:write",
+    "logs:read",
+    "sso:manage",
+];
+
 pub struct TestApp {
     /// The engine's store, for [`sibling`](Self::sibling).
     store: portcullis_memory::MemoryStore,

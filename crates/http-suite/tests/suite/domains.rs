@@ -31,6 +31,21 @@ async fn prove(test: &TestApp, org: OrgId, domain: &str) {
     );
 }
 
+/// Acme, with `LOGIN` proven and set as its login domain.
+async fn acme_on_its_domain(test: &TestApp) -> OrgId {
+    let acme = test
+        .auth
+        .orgs()
+        .create(portcullis::NewOrg::new("Acme", "acme"))
+        .await
+        .unwrap()
+        .id;
+    prove(test, acme, LOGIN).await;
+    let set = set_login_domain(test, acme, Some(LOGIN)).await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    acme
+}
+
 async fn set_login_domain(test: &TestApp, org: OrgId, domain: Option<&str>) -> Answer {
     let settings = test
         .get(&format!("/api/v1/organizations/{org}"), Some(ADMIN_KEY))
@@ -195,18 +210,7 @@ async fn adm18_only_a_proven_login_domain_names_an_organization_and_its_links() 
 #[tokio::test]
 async fn adm18_an_organizations_messages_link_to_its_login_domain_from_anywhere() {
     let test = TestApp::relaxed();
-    let acme = test
-        .auth
-        .orgs()
-        .create(portcullis::NewOrg::new("Acme", "acme"))
-        .await
-        .unwrap()
-        .id;
-    prove(&test, acme, LOGIN).await;
-    assert_eq!(
-        set_login_domain(&test, acme, Some(LOGIN)).await.status,
-        StatusCode::OK
-    );
+    let acme = acme_on_its_domain(&test).await;
     let app = test.app_in(acme, "https://acme.example/cb").await;
     let sent = test
         .post(
@@ -339,18 +343,7 @@ async fn passkey_sign_in(
 #[tokio::test]
 async fn adm14_passkeys_on_a_login_domain_belong_to_it() {
     let test = TestApp::relaxed();
-    let acme = test
-        .auth
-        .orgs()
-        .create(portcullis::NewOrg::new("Acme", "acme"))
-        .await
-        .unwrap()
-        .id;
-    prove(&test, acme, LOGIN).await;
-    assert_eq!(
-        set_login_domain(&test, acme, Some(LOGIN)).await.status,
-        StatusCode::OK
-    );
+    let acme = acme_on_its_domain(&test).await;
     let site = format!("https://{LOGIN}");
 
     // Ivy signs in on the login domain by email code, and makes a passkey there.
@@ -424,18 +417,7 @@ async fn adm14_passkeys_on_a_login_domain_belong_to_it() {
 #[tokio::test]
 async fn adm19_cookie_sessions_work_on_the_login_domain_for_its_own_pages_only() {
     let test = TestApp::relaxed();
-    let acme = test
-        .auth
-        .orgs()
-        .create(portcullis::NewOrg::new("Acme", "acme"))
-        .await
-        .unwrap()
-        .id;
-    prove(&test, acme, LOGIN).await;
-    assert_eq!(
-        set_login_domain(&test, acme, Some(LOGIN)).await.status,
-        StatusCode::OK
-    );
+    acme_on_its_domain(&test).await;
     let site = format!("https://{LOGIN}");
     let sent = on(
         &test,

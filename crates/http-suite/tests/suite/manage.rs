@@ -3,28 +3,10 @@
 //! organization's administrator (a signed-in user holding a role there), as another
 //! organization's, and as the installation's.
 
-use super::common::{ADMIN_KEY, Answer, TestApp, assert_error};
+use super::common::{ADMIN_KEY, ADMIN_PERMISSIONS, Answer, TestApp, assert_error};
 use http::StatusCode;
 use portcullis::{OrgId, RequestContext, RoleSpec};
 use serde_json::{Value, json};
-
-/// Everything an organization's administrator role holds.
-pub const ADMIN_PERMISSIONS: [&str; 14] = [
-    "organizations:read",
-    "organizations:write",
-    "roles:read",
-    "roles:write",
-    "permissions:read",
-    "permissions:write",
-    "users:read",
-    "users:write",
-    "apps:read",
-    "apps:write",
-    "api_keys:read",
-    "api_keys:write",
-    "logs:read",
-    "sso:manage",
-];
 
 fn items(answer: &Answer) -> &Vec<Value> {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
