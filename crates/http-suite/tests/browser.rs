@@ -128,6 +128,21 @@ async fn run_node(
     );
 }
 
+/// Serves the axum example around `api` on `listener` (with the peer's address, as a real
+/// server has it) until the task is aborted.
+fn serve(
+    listener: tokio::net::TcpListener,
+    api: portcullis_http::Api,
+) -> tokio::task::JoinHandle<std::io::Result<()>> {
+    tokio::spawn(
+        axum::serve(
+            listener,
+            example_axum::app(api).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .into_future(),
+    )
+}
+
 /// The place the page should name for the browser's address (the application's GeoIP
 /// hook, here knowing only loopback).
 const LOOPBACK_PLACE: &str = "Loopback Lane, Localhost";
@@ -152,13 +167,7 @@ async fn passkey_and_email_code_sign_in_through_the_page() {
     let port = listener.local_addr().unwrap().port();
     let origin = format!("http://localhost:{port}");
     let test = common::TestApp::for_browser(&origin, |builder| builder.locate(Loopback));
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            example_axum::app(test.api.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .into_future(),
-    );
+    let server = serve(listener, test.api.clone());
 
     let mut requested_by = None;
     run_e2e("login.mjs", &[&origin], &[], |line| {
@@ -290,13 +299,7 @@ async fn bot_check_breached_password_and_unblock_through_the_page() {
         .find(|m| m.message.kind == portcullis::MessageKind::AccountLocked)
         .expect("the lockout notice");
     let unblock = notice.message.link.expect("its link").secret().to_owned();
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            example_axum::app(test.api.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .into_future(),
-    );
+    let server = serve(listener, test.api.clone());
     run_e2e("protection.mjs", &[&origin], &[], |line| {
         if line.trim() == "NEED_UNBLOCK_LINK" {
             Some(unblock.clone())
@@ -345,14 +348,7 @@ impl SsoApp {
             .id;
         let link = test.auth.sso().create_setup_link(org, None).await.unwrap();
         let setup_url = format!("{origin}/setup?token={}", link.token.as_str());
-        let server = tokio::spawn(
-            axum::serve(
-                listener,
-                example_axum::app(test.api.clone())
-                    .into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .into_future(),
-        );
+        let server = serve(listener, test.api.clone());
         SsoApp {
             origin,
             test,
@@ -611,13 +607,7 @@ async fn the_browser_sdk_type_checks_and_signs_in_from_node() {
     let port = listener.local_addr().unwrap().port();
     let origin = format!("http://localhost:{port}");
     let test = common::TestApp::for_browser(&origin, |builder| builder);
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            example_axum::app(test.api.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .into_future(),
-    );
+    let server = serve(listener, test.api.clone());
     run_node(&dir, "e2e/live.mjs", &[&origin], &[], |line| {
         line.strip_prefix("NEED_EMAIL_CODE ")
             .map(|email| test.last_email_code(email.trim()))
@@ -685,13 +675,7 @@ async fn the_dashboard_administers_one_organization_and_shows_nothing_of_another
         .add_member(max.id, acme, &[], &ctx)
         .await
         .unwrap();
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            example_axum::app(test.api.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .into_future(),
-    );
+    let server = serve(listener, test.api.clone());
     run_e2e("admin.mjs", &[&origin], &[], |line| {
         line.strip_prefix("NEED_EMAIL_CODE ")
             .map(|email| test.last_email_code(email.trim()))
@@ -806,13 +790,7 @@ async fn the_widget_signs_in_on_another_site_by_email_code_and_passkey() {
     test.auth.orgs().update(org.id, &update).await.unwrap();
     let client_id = test.app_in(org.id, "https://shop.example/cb").await;
     let api = test.api.clone().allowed_origins(&[&shop]).unwrap();
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            example_axum::app(api).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .into_future(),
-    );
+    let server = serve(listener, api);
     let page = widget_host_page(&origin, &client_id);
     let host = tokio::spawn(
         axum::serve(
@@ -913,13 +891,7 @@ async fn a_nodejs_back_end_verifies_tokens_and_calls_the_management_api() {
         )
         .await
         .unwrap();
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            example_axum::app(test.api.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .into_future(),
-    );
+    let server = serve(listener, test.api.clone());
     let org = org.to_string();
     run_node(
         &backend_dir(),
