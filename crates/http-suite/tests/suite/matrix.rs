@@ -532,6 +532,8 @@ async fn adm01_every_route_has_an_entry_and_management_routes_keep_to_their_tena
             );
         };
         let member = call(test, method, path, &url, Some(&t.member)).await;
+        let member_on_nothing =
+            call(test, method, path, &missing.fill(path), Some(&t.member)).await;
         let b = call(test, method, path, &url, Some(&t.admin_b)).await;
         let b_on_nothing = call(test, method, path, &missing.fill(path), Some(&t.admin_b)).await;
         let denied = [StatusCode::FORBIDDEN, StatusCode::NOT_FOUND];
@@ -542,6 +544,11 @@ async fn adm01_every_route_has_an_entry_and_management_routes_keep_to_their_tena
             }
             Installation(_) | Org(_) | Reach(_) | App(_) => {
                 refused(&member, &denied, "a member");
+                assert_eq!(
+                    (member.status, member.code()),
+                    (member_on_nothing.status, member_on_nothing.code()),
+                    "{what}: a member tells A's objects from missing ones"
+                );
             }
             Public | Own => unreachable!(),
         }

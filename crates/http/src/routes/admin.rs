@@ -350,15 +350,17 @@ impl Reach {
 
 /// How far the caller reaches into `user`'s sessions with `permission`: everywhere for an
 /// installation administrator; in its organization for an organization's administrator
-/// when `user` is a member there. Anyone else gets 404, as for a missing user.
+/// when `user` is a member there (404 otherwise, as for a missing user). A caller holding
+/// the permission nowhere gets 403 before any user is looked up, so it learns nothing of
+/// which users exist.
 async fn reach(
     auth: &Portcullis,
     caller: &Caller,
     permission: &str,
     user: UserId,
 ) -> HttpResult<Reach> {
-    auth.users().get(user).await?;
     if caller.require(auth, permission, None).await.is_ok() {
+        auth.users().get(user).await?;
         return Ok(Reach::Installation);
     }
     let acting = match caller {
