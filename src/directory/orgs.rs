@@ -616,15 +616,6 @@ impl<'a> Orgs<'a> {
             .any(|c| c.org_id == org && c.domain == domain && c.verified_at.is_some()))
     }
 
-    /// `org`'s login domain while its DNS proof stands (see
-    /// [`OrgSettings::login_domain`]); `None` without one, or once the claim is gone.
-    pub async fn login_domain(&self, org: OrgId) -> Result<Option<String>, Error> {
-        let Some(domain) = self.settings(Some(org)).await?.login_domain else {
-            return Ok(None);
-        };
-        Ok(self.proved(org, &domain).await?.then_some(domain))
-    }
-
     /// The organization whose login domain `host` is (a `Host` header's name, any case,
     /// without its port), while its proof stands; `None` for every other host.
     pub async fn for_host(&self, host: &str) -> Result<Option<OrgId>, Error> {

@@ -337,6 +337,21 @@ async fn passkey_sign_in(
     (offered, answer)
 }
 
+/// Asks for an email code to `email` on the login domain.
+async fn send_code_on(test: &TestApp, email: &str) -> Answer {
+    let sent = on(
+        test,
+        Some(LOGIN),
+        Method::POST,
+        "/api/v1/auth/passwordless/email-code",
+        Some(json!({"email": email})),
+        None,
+    )
+    .await;
+    assert_eq!(sent.status, StatusCode::OK, "{}", sent.body);
+    sent
+}
+
 /// ADM-14: on an organization's login domain, passkeys are made and used with that
 /// domain as the relying party; a passkey made there never signs in on the installation's
 /// host, nor one made there on the login domain.
@@ -347,15 +362,7 @@ async fn adm14_passkeys_on_a_login_domain_belong_to_it() {
     let site = format!("https://{LOGIN}");
 
     // Ivy signs in on the login domain by email code, and makes a passkey there.
-    let sent = on(
-        &test,
-        Some(LOGIN),
-        Method::POST,
-        "/api/v1/auth/passwordless/email-code",
-        Some(json!({"email": "ivy@example.com"})),
-        None,
-    )
-    .await;
+    let sent = send_code_on(&test, "ivy@example.com").await;
     let verified = on(
         &test,
         Some(LOGIN),
@@ -419,15 +426,7 @@ async fn adm19_cookie_sessions_work_on_the_login_domain_for_its_own_pages_only()
     let test = TestApp::relaxed();
     acme_on_its_domain(&test).await;
     let site = format!("https://{LOGIN}");
-    let sent = on(
-        &test,
-        Some(LOGIN),
-        Method::POST,
-        "/api/v1/auth/passwordless/email-code",
-        Some(json!({"email": "jo@example.com"})),
-        None,
-    )
-    .await;
+    let sent = send_code_on(&test, "jo@example.com").await;
     let body = json!({"request_id": sent.str("request_id"), "code": test.last_email_code("jo@example.com")});
     let verify = |host: &'static str, body: Value| {
         let site = site.clone();
