@@ -93,9 +93,19 @@ fn directory(c: &mut Criterion) {
         (claims, ana.id, org.id)
     });
 
+    // What is timed answers right.
+    assert_eq!(claims.perms.len(), 17);
+    assert!(claims.has_permission("settings:write") && claims.has_permission("payments:export"));
+    assert!(!claims.has_permission("payments:refund"));
     let mut g = c.benchmark_group("directory");
     g.bench_function("Claims::has_permission (17 held, wildcard last)", |b| {
         b.iter(|| black_box(&claims).has_permission(black_box("settings:write")))
+    });
+    g.bench_function("Claims::has_permission (17 held, exact)", |b| {
+        b.iter(|| black_box(&claims).has_permission(black_box("payments:export")))
+    });
+    g.bench_function("Claims::has_permission (17 held, refused)", |b| {
+        b.iter(|| black_box(&claims).has_permission(black_box("payments:refund")))
     });
     g.bench_function("rbac().check (memory)", |b| {
         b.iter(|| {

@@ -183,6 +183,23 @@ impl TokenAuthMethod {
     }
 }
 
+/// The bytes a permission name's parts are made of: `a-z`, `0-9`, `_`, `-` and `.`.
+const PART_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'-' | b'.');
+        b += 1;
+    }
+    table
+};
+
+/// Whether `part` is a resource or an action: 1 to 64 bytes of [`PART_BYTES`].
+fn part_ok(part: &str) -> bool {
+    (1..=64).contains(&part.len()) && part.bytes().all(|b| PART_BYTES[usize::from(b)])
+}
+
 /// A permission name, `resource:action` (`invoices:write`).
 ///
 /// Both parts are 1 to 64 characters of `a-z`, `0-9`, `_`, `-` and `.`; `*` is allowed as
@@ -211,16 +228,15 @@ impl Permission {
 
     /// Whether `name` is a permission name [`new`](Self::new) accepts. Allocates nothing.
     pub fn is_valid(name: &str) -> bool {
-        let part_ok = |p: &str| {
-            !p.is_empty()
-                && p.len() <= 64
-                && p.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.".contains(&b))
-        };
         match name.split_once(':') {
-            Some((resource, action)) => part_ok(resource) && (action == "*" || part_ok(action)),
+            Some((resource, action)) => part_ok(resource) && Self::is_valid_action(action),
             None => false,
         }
+    }
+
+    /// Whether `action` may follow `resource:` in a permission name: a name part, or `*`.
+    pub(crate) fn is_valid_action(action: &str) -> bool {
+        action == "*" || part_ok(action)
     }
 
     /// Whether holding `self` grants `wanted` (`invoices:*` grants `invoices:write`).
