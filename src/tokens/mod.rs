@@ -456,14 +456,25 @@ impl<'a> Tokens<'a> {
     /// permission deleted) fails with [`Error::InvalidToken`]: refreshing signs one with
     /// the roles held now.
     pub async fn verify_live(&self, token: &AccessToken) -> Result<Claims, Error> {
+        self.verify_live_session(token)
+            .await
+            .map(|(claims, _)| claims)
+    }
+
+    /// [`verify_live`](Self::verify_live), with the session it read (when it ends, when it
+    /// was last refreshed): what [`status`](Self::status) tells, without a second look.
+    pub async fn verify_live_session(
+        &self,
+        token: &AccessToken,
+    ) -> Result<(Claims, Session), Error> {
         let claims = self.verify(token).await?;
-        self.live_session(&claims).await?;
+        let session = self.live_session(&claims).await?;
         if let Some(org) = claims.org
             && roles_revision(self.inner, claims.sub, org).await? != claims.rev
         {
             return Err(Error::InvalidToken);
         }
-        Ok(claims)
+        Ok((claims, session))
     }
 
     async fn live_session(&self, claims: &Claims) -> Result<Session, Error> {

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 /// links.
 pub const SSO_MANAGE: &str = "sso:manage";
 use portcullis::tokens::Claims;
-use portcullis::{Error, Portcullis};
+use portcullis::{Error, Portcullis, Timestamp};
 use serde::de::DeserializeOwned;
 
 use crate::error::{HttpError, HttpResult};
@@ -185,6 +185,9 @@ pub struct Bearer {
     pub claims: Claims,
     /// The token itself (for sign-out).
     pub token: AccessToken,
+    /// When the token's session ends, as [`live`](Self::live) read it (`None` from
+    /// [`stateless`](Self::stateless), which reads no session).
+    pub session_expires_at: Option<Timestamp>,
 }
 
 impl Bearer {
@@ -201,14 +204,15 @@ impl Bearer {
                 .await?
                 .ok_or_else(|| HttpError::unauthorized("sign in first"))?,
         );
-        let claims = auth
+        let (claims, session) = auth
             .tokens()
-            .verify_live(&token)
+            .verify_live_session(&token)
             .await
             .map_err(|e| HttpError::from(e).challenge())?;
         Ok(Bearer {
             claims: not_a_clients(claims)?,
             token,
+            session_expires_at: Some(session.expires_at),
         })
     }
 
@@ -232,6 +236,7 @@ impl Bearer {
         Ok(Bearer {
             claims: not_a_clients(claims)?,
             token,
+            session_expires_at: None,
         })
     }
 }

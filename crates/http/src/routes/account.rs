@@ -194,25 +194,30 @@ pub async fn status(
     _ctx: RequestContext,
     bearer: Bearer,
 ) -> HttpResult<Json<AuthStatusBody>> {
-    let status = auth.tokens().status(&bearer.token).await?;
-    let user = auth.users().get(status.user_id).await?;
+    // The bearer's session was read as the bearer was checked: not read again.
+    let session_expires_at = match bearer.session_expires_at {
+        Some(end) => end,
+        None => {
+            auth.tokens()
+                .status(&bearer.token)
+                .await?
+                .session_expires_at
+        }
+    };
+    let claims = bearer.claims;
+    let user = auth.users().get(claims.sub).await?;
     Ok(Json(AuthStatusBody {
-        user_id: status.user_id.to_string(),
+        user_id: claims.sub.to_string(),
         email: user.email.map(|e| e.as_str().to_owned()),
         phone: user.phone.map(|p| p.as_str().to_owned()),
-        org_id: status.org_id.map(|o| o.to_string()),
-        session_id: status.session_id.to_string(),
-        amr: status.amr,
-        acr: status.acr,
-        expires_at: status.expires_at.unix_millis(),
-        session_expires_at: status.session_expires_at.unix_millis(),
-        roles: bearer.claims.roles.clone(),
-        permissions: bearer
-            .claims
-            .perms
-            .iter()
-            .map(|p| p.as_str().to_owned())
-            .collect(),
+        org_id: claims.org.map(|o| o.to_string()),
+        session_id: claims.sid.to_string(),
+        expires_at: claims.expires_at().unix_millis(),
+        session_expires_at: session_expires_at.unix_millis(),
+        amr: claims.amr,
+        acr: claims.acr,
+        roles: claims.roles,
+        permissions: claims.perms.iter().map(|p| p.as_str().to_owned()).collect(),
     }))
 }
 
