@@ -9,7 +9,7 @@ use aws_lc_rs::signature::{
 };
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -19,12 +19,20 @@ use crate::crypto::{Keyring, b64url};
 use crate::model::StoredSigningKey;
 use crate::{Error, Timestamp};
 
+/// The private half of a signing key, parsed once. (jsonwebtoken's `EncodingKey` keeps
+/// the PKCS#8 document and parses it, deriving the public key again, for every signature:
+/// as much work as the Ed25519 signature itself.)
+enum Signer {
+    Ed25519(Ed25519KeyPair),
+    P256(EcdsaKeyPair),
+}
+
 /// One signing key: the private half signs (only the newest key does), the public half
 /// verifies.
 pub(crate) struct SigningKey {
     pub(crate) kid: String,
     pub(crate) algorithm: SigningAlgorithm,
-    pub(crate) encoding: EncodingKey,
+    signer: Signer,
     pub(crate) decoding: DecodingKey,
     public_key: Vec<u8>,
     pub(crate) created_at: Timestamp,
@@ -65,21 +73,15 @@ impl SigningKey {
         created_at: Timestamp,
     ) -> Result<Self, Error> {
         let bad = || Error::Config(format!("not a valid {} private key", algorithm.as_str()));
-        let (public_key, encoding) = match algorithm {
+        let (public_key, signer) = match algorithm {
             SigningAlgorithm::EdDSA => {
                 let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(pkcs8).map_err(|_| bad())?;
-                (
-                    pair.public_key().as_ref().to_vec(),
-                    EncodingKey::from_ed_der(pkcs8),
-                )
+                (pair.public_key().as_ref().to_vec(), Signer::Ed25519(pair))
             }
             SigningAlgorithm::ES256 => {
                 let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
                     .map_err(|_| bad())?;
-                (
-                    pair.public_key().as_ref().to_vec(),
-                    EncodingKey::from_ec_der(pkcs8),
-                )
+                (pair.public_key().as_ref().to_vec(), Signer::P256(pair))
             }
         };
         let decoding = match algorithm {
@@ -89,7 +91,7 @@ impl SigningKey {
         let mut key = SigningKey {
             kid: String::new(),
             algorithm,
-            encoding,
+            signer,
             decoding,
             public_key,
             created_at,
@@ -168,6 +170,20 @@ impl SigningKey {
             )));
         }
         Ok(key)
+    }
+
+    /// The JWS signature of `message` (for ES256 the fixed-width `r || s` of RFC 7518
+    /// §3.4).
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        let failed = |_| Error::Internal("signing a token");
+        Ok(match &self.signer {
+            Signer::Ed25519(pair) => pair.sign(message).as_ref().to_vec(),
+            Signer::P256(pair) => pair
+                .sign(&SystemRandom::new(), message)
+                .map_err(failed)?
+                .as_ref()
+                .to_vec(),
+        })
     }
 
     pub(crate) fn jws_algorithm(&self) -> Algorithm {
