@@ -72,9 +72,10 @@ pub struct Measured {
     pub p99_us: u64,
     /// p99.9.
     pub p999_us: u64,
-    /// The server threads' CPU time over wall time (1.0: the one core saturated).
+    /// The server's CPU time over wall time (1.0: one core saturated): every thread but
+    /// the clients', so the store's own threads too.
     pub server_cpu: f64,
-    /// The other threads' (the clients') CPU time over wall time.
+    /// The clients' CPU time over wall time.
     pub client_cpu: f64,
 }
 
@@ -182,7 +183,7 @@ async fn drive(
     let started = Instant::now();
     let deadline = started + plan.duration;
     let cpu_before = server.cpu_seconds();
-    let all_before = server.process_cpu_seconds();
+    let clients_before = server::client_cpu_seconds();
     let mut running = tokio::task::JoinSet::new();
     for mut worker in workers {
         let driver = driver.clone();
@@ -223,7 +224,7 @@ async fn drive(
     }
     let seconds = started.elapsed().as_secs_f64();
     let cpu = server.cpu_seconds() - cpu_before;
-    let all = server.process_cpu_seconds() - all_before;
+    let clients = server::client_cpu_seconds() - clients_before;
     latencies.sort_unstable();
     let at = |q: f64| {
         let i = ((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1);
@@ -239,9 +240,9 @@ async fn drive(
             p50_us: at(0.50),
             p99_us: at(0.99),
             p999_us: at(0.999),
-            server_cpu: if seconds > 0.0 { cpu / seconds } else { 0.0 },
+            server_cpu: if seconds > 0.0 { cpu.max(0.0) / seconds } else { 0.0 },
             client_cpu: if seconds > 0.0 {
-                (all - cpu) / seconds
+                clients / seconds
             } else {
                 0.0
             },

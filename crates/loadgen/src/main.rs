@@ -183,7 +183,29 @@ fn matrix(args: &[String]) -> Result<(), String> {
     println!("{table}");
     if let Some(out) = &o.out {
         std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-        write(&out.join("http.md"), &table)?;
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                let line = info.lines().find(|l| l.starts_with("model name"))?;
+                Some(line.split_once(':')?.1.trim().to_owned())
+            })
+            .unwrap_or_else(|| "an unknown CPU".into());
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let header = format!(
+            "# HTTP load on the axum example\n\n\
+             `cargo run --release -p portcullis-loadgen -- {}` on {cores} cores of {cpu}: the \
+             server on one core (its blocking pool too), {} clients on another, each with \
+             its own kept-alive HTTP/1.1 connection over loopback; each scenario for at most \
+             {} s or {} operations. `server core` and `clients` are CPU time over wall \
+             time. RSS is the whole process (server and clients; the clients hold a few \
+             MiB); per 10^5 sessions, `*` marks growth over the adapter's smallest \
+             population, users included.\n\n![plot](http.svg)\n\n",
+            args.join(" "),
+            o.concurrency,
+            o.seconds,
+            o.max_ops,
+        );
+        write(&out.join("http.md"), &format!("{header}{table}"))?;
         write(&out.join("http.svg"), &report::svg(&outcomes))?;
     }
     let failed: u64 = outcomes

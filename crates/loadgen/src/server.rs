@@ -256,15 +256,17 @@ impl Server {
         }
     }
 
-    /// CPU seconds the server's threads (the serving one and its blocking pool) have used.
+    /// CPU seconds the server has used: every thread but the clients' (the serving one, its
+    /// blocking pool, and the store's own threads, started from the serving one).
     pub(crate) fn cpu_seconds(&self) -> f64 {
-        threads_cpu_seconds("server")
+        threads_cpu_seconds(|_| true) - client_cpu_seconds()
     }
+}
 
-    /// CPU seconds every thread of this process has used: the server's and the clients'.
-    pub(crate) fn process_cpu_seconds(&self) -> f64 {
-        threads_cpu_seconds("")
-    }
+/// CPU seconds the clients have used: the process's main thread, where they run.
+pub(crate) fn client_cpu_seconds() -> f64 {
+    let main = std::process::id();
+    threads_cpu_seconds(|tid| tid == main)
 }
 
 impl Drop for Server {
@@ -301,19 +303,20 @@ pub fn pin(core: usize) {
 /// The core the clients run on.
 pub const CLIENT_CORE: usize = 1;
 
-/// User plus system CPU time of this process's threads whose names start with `prefix`.
-fn threads_cpu_seconds(prefix: &str) -> f64 {
+/// User plus system CPU time of this process's threads whose ids pass `which`.
+fn threads_cpu_seconds(which: impl Fn(u32) -> bool) -> f64 {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return 0.0;
     };
     tasks
         .filter_map(|task| {
-            let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
-            let name = stat.get(stat.find('(')? + 1..stat.rfind(')')?)?;
-            if !name.starts_with(prefix) {
+            let task = task.ok()?;
+            if !which(task.file_name().to_str()?.parse().ok()?) {
                 return None;
             }
-            // After the name: state is field 3 of the line, utime and stime 14 and 15.
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            // After the name, which may hold anything: state is field 3 of the line, utime
+            // and stime 14 and 15.
             let fields: Vec<&str> = stat
                 .get(stat.rfind(')')? + 2..)?
                 .split_whitespace()
