@@ -20,9 +20,14 @@
 //!
 //! One tree per record kind and one per index (email → user, phone → user, credential id
 //! → user, slug / domain / client id → organization, refresh-token hash → session…). Every
-//! value starts with a format version byte, so the format can migrate; a value that does
-//! not decode fails closed with [`StoreError::Corrupt`](portcullis::StoreError) — a
-//! corrupted challenge is never "valid".
+//! value starts with a format version byte, so the format can migrate. Users, sessions and
+//! organizations — the records there are millions of — are written in a compact binary
+//! layout (version 2: raw ids and hashes, varints, length-prefixed text); the other kinds
+//! are JSON (version 1). Users, sessions and organizations written as JSON by earlier
+//! releases still read, and are rewritten compactly when they next change: a data
+//! directory opens as it is, with no migration. A value that does not decode fails closed
+//! with [`StoreError::Corrupt`](portcullis::StoreError) — a corrupted challenge is never
+//! "valid".
 //!
 //! ## Atomicity
 //!
@@ -61,6 +66,7 @@ mod challenges;
 mod codec;
 mod commit;
 mod orgs;
+mod records;
 mod sessions;
 mod tx;
 mod users;

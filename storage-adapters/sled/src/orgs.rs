@@ -16,13 +16,13 @@ use portcullis::model::{
 use portcullis::store::{OrgStore, StoreResult};
 use serde::de::DeserializeOwned;
 
-use crate::codec::{cat, dec, enc, text};
+use crate::codec::{cat, dec, dec_record, enc, enc_record, text};
 use crate::tx::{Trees, WriteSet, keys_with_prefix};
 use crate::{Class, SledStore};
 
 fn org_of(t: &Trees, w: &WriteSet, id: OrgId) -> StoreResult<Option<Organization>> {
     w.get(&t.orgs, id.as_bytes())?
-        .map(|raw| dec(&raw, "organization"))
+        .map(|raw| dec_record(&raw))
         .transpose()
 }
 
@@ -151,7 +151,7 @@ impl SledStore {
         let Some(raw) = self.inner.t.orgs.get(id).map_err(crate::backend)? else {
             return Ok(None);
         };
-        let org: Organization = dec(&raw, "organization")?;
+        let org: Organization = dec_record(&raw)?;
         Ok(Some(org).filter(|o| carries(o)))
     }
 }
@@ -181,7 +181,7 @@ impl OrgStore for SledStore {
                 }
                 check_unique(t, w, org)?;
                 index(t, w, org);
-                w.put(&t.orgs, org.id.as_bytes().to_vec(), enc(org)?);
+                w.put(&t.orgs, org.id.as_bytes().to_vec(), enc_record(org));
                 Ok(())
             })
             .await
@@ -194,7 +194,7 @@ impl OrgStore for SledStore {
             .orgs
             .get(id.as_bytes())
             .map_err(crate::backend)?;
-        raw.map(|raw| dec(&raw, "organization")).transpose()
+        raw.map(|raw| dec_record(&raw)).transpose()
     }
 
     async fn get_org_by_slug(&self, slug: &str) -> StoreResult<Option<Organization>> {
@@ -225,7 +225,7 @@ impl OrgStore for SledStore {
                 let revision = org.revision.saturating_add(1);
                 let mut updated = org.clone();
                 updated.revision = revision;
-                w.put(&t.orgs, org.id.as_bytes().to_vec(), enc(&updated)?);
+                w.put(&t.orgs, org.id.as_bytes().to_vec(), enc_record(&updated));
                 Ok(revision)
             })
             .await
@@ -387,7 +387,7 @@ impl OrgStore for SledStore {
             .range((start, Bound::Unbounded))
             .values()
             .take(limit + 1)
-            .map(|raw| dec(&raw.map_err(crate::backend)?, "organization"))
+            .map(|raw| dec_record(&raw.map_err(crate::backend)?))
             .collect::<StoreResult<_>>()?;
         let more = items.len() > limit;
         items.truncate(limit);

@@ -8,13 +8,13 @@ use portcullis::model::{Session, SessionId, StoredSigningKey, UserId};
 use portcullis::store::{KeyStore, SessionStore, StoreResult};
 use portcullis::{StoreError, Timestamp};
 
-use crate::codec::{cat, dec, enc};
+use crate::codec::{cat, dec, dec_record, enc, enc_record};
 use crate::tx::{Trees, WriteSet, keys_with_prefix};
 use crate::{Class, Inner, SledStore};
 
 fn stored(t: &Trees, w: &WriteSet, id: &[u8]) -> StoreResult<Option<Session>> {
     w.get(&t.sessions, id)?
-        .map(|raw| dec(&raw, "session"))
+        .map(|raw| dec_record(&raw))
         .transpose()
 }
 
@@ -52,7 +52,7 @@ impl SledStore {
         let Some(raw) = self.inner.t.sessions.get(id).map_err(crate::backend)? else {
             return Ok(None);
         };
-        let session: Session = dec(&raw, "session")?;
+        let session: Session = dec_record(&raw)?;
         Ok(Some(session).filter(|s| now < s.expires_at))
     }
 }
@@ -73,7 +73,11 @@ impl SessionStore for SledStore {
                         what: "refresh_token",
                     });
                 }
-                w.put(&t.sessions, session.id.as_bytes().to_vec(), enc(session)?);
+                w.put(
+                    &t.sessions,
+                    session.id.as_bytes().to_vec(),
+                    enc_record(session),
+                );
                 add_hash(t, w, session.id, &session.refresh_hash);
                 let owner = cat(session.user_id.as_bytes(), session.id.as_bytes());
                 w.put(&t.user_sessions, owner, Vec::new());
@@ -123,7 +127,7 @@ impl SessionStore for SledStore {
                 session.generation = session.generation.saturating_add(1);
                 session.last_seen_at = now;
                 add_hash(t, w, id, new);
-                w.put(&t.sessions, id.as_bytes().to_vec(), enc(&session)?);
+                w.put(&t.sessions, id.as_bytes().to_vec(), enc_record(&session));
                 Ok(Some(session))
             })
             .await
@@ -140,7 +144,7 @@ impl SessionStore for SledStore {
                     return Ok(false);
                 }
                 session.revoked_at = Some(now);
-                w.put(&t.sessions, id.as_bytes().to_vec(), enc(&session)?);
+                w.put(&t.sessions, id.as_bytes().to_vec(), enc_record(&session));
                 Ok(true)
             })
             .await
@@ -158,7 +162,7 @@ impl SessionStore for SledStore {
                     };
                     if session.is_active(now) {
                         session.revoked_at = Some(now);
-                        w.put(&t.sessions, id.to_vec(), enc(&session)?);
+                        w.put(&t.sessions, id.to_vec(), enc_record(&session));
                         revoked += 1;
                     }
                 }
@@ -251,7 +255,7 @@ pub(crate) fn purge(inner: &Inner, now: Timestamp) -> StoreResult<u64> {
     for entry in t.sessions.iter() {
         let (id, raw) = entry.map_err(crate::backend)?;
         // Unreadable sessions stay in place, failing closed on every read.
-        if dec::<Session>(&raw, "session").is_ok_and(|s| s.expires_at <= now) {
+        if dec_record::<Session>(&raw).is_ok_and(|s| s.expires_at <= now) {
             ended.push(id);
         }
     }

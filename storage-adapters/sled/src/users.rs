@@ -12,7 +12,7 @@ use portcullis::model::{
 };
 use portcullis::store::{StoreResult, UserQuery, UserStore};
 
-use crate::codec::{cat, dec, enc, text};
+use crate::codec::{cat, dec, dec_record, enc, enc_record, text};
 use crate::tx::{Trees, WriteSet, keys_with_prefix};
 use crate::{Class, SledStore};
 
@@ -24,7 +24,7 @@ fn identity_key(provider: &str, subject: &str) -> Vec<u8> {
 
 fn user_of(t: &Trees, w: &WriteSet, id: UserId) -> StoreResult<Option<User>> {
     w.get(&t.users, id.as_bytes())?
-        .map(|raw| dec(&raw, "user"))
+        .map(|raw| dec_record(&raw))
         .transpose()
 }
 
@@ -87,7 +87,7 @@ impl SledStore {
         let Some(raw) = self.inner.t.users.get(id).map_err(crate::backend)? else {
             return Ok(None);
         };
-        let user: User = dec(&raw, "user")?;
+        let user: User = dec_record(&raw)?;
         Ok(Some(user).filter(|u| carries(u)))
     }
 
@@ -113,7 +113,7 @@ impl UserStore for SledStore {
                 }
                 check_unique(t, w, user.id, user)?;
                 index_contacts(t, w, user);
-                w.put(&t.users, user.id.as_bytes().to_vec(), enc(user)?);
+                w.put(&t.users, user.id.as_bytes().to_vec(), enc_record(user));
                 Ok(())
             })
             .await
@@ -126,7 +126,7 @@ impl UserStore for SledStore {
             .users
             .get(id.as_bytes())
             .map_err(crate::backend)?;
-        raw.map(|raw| dec(&raw, "user")).transpose()
+        raw.map(|raw| dec_record(&raw)).transpose()
     }
 
     async fn get_user_by_email(&self, email: &Email) -> StoreResult<Option<User>> {
@@ -159,7 +159,7 @@ impl UserStore for SledStore {
                 let revision = user.revision.saturating_add(1);
                 let mut updated = user.clone();
                 updated.revision = revision;
-                w.put(&t.users, user.id.as_bytes().to_vec(), enc(&updated)?);
+                w.put(&t.users, user.id.as_bytes().to_vec(), enc_record(&updated));
                 Ok(revision)
             })
             .await
@@ -210,7 +210,7 @@ impl UserStore for SledStore {
         let mut more = false;
         for entry in self.inner.t.users.range((start, Bound::Unbounded)) {
             let (_, raw) = entry.map_err(crate::backend)?;
-            let user: User = dec(&raw, "user")?;
+            let user: User = dec_record(&raw)?;
             if !query.matches(&user) {
                 continue;
             }
@@ -537,7 +537,7 @@ pub(crate) fn check_indexes(t: &Trees) -> StoreResult<()> {
                 .get(&id)
                 .map_err(crate::backend)?
                 .ok_or(broken(what))?;
-            let user: User = dec(&raw, "user")?;
+            let user: User = dec_record(&raw)?;
             let carried = match what {
                 "email index" => user.email.map(|e| e.as_str().as_bytes() == key.as_ref()),
                 _ => user.phone.map(|p| p.as_str().as_bytes() == key.as_ref()),
@@ -548,7 +548,7 @@ pub(crate) fn check_indexes(t: &Trees) -> StoreResult<()> {
         }
     }
     for raw in t.users.iter().values() {
-        let user: User = dec(&raw.map_err(crate::backend)?, "user")?;
+        let user: User = dec_record(&raw.map_err(crate::backend)?)?;
         let email_ok = match &user.email {
             Some(email) => {
                 t.users_by_email
