@@ -240,7 +240,11 @@ async fn drive(
             p50_us: at(0.50),
             p99_us: at(0.99),
             p999_us: at(0.999),
-            server_cpu: if seconds > 0.0 { cpu.max(0.0) / seconds } else { 0.0 },
+            server_cpu: if seconds > 0.0 {
+                cpu.max(0.0) / seconds
+            } else {
+                0.0
+            },
             client_cpu: if seconds > 0.0 {
                 clients / seconds
             } else {

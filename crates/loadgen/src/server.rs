@@ -283,7 +283,9 @@ const SERVER_CORE: usize = 0;
 /// Keeps the calling thread on `core` (with util-linux's `taskset`, on machines with more
 /// than one core; elsewhere, or without `taskset`, the thread runs anywhere).
 pub fn pin(core: usize) {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    // Counted at the first call, before any pinning narrows what this process may use.
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
     if cores < 2 {
         return;
     }
