@@ -148,13 +148,18 @@ async fn write_old_directory(dir: &Path, old: &Old) {
     }
 }
 
-#[tokio::test]
-async fn a_directory_written_before_the_compact_format_opens_and_reads() {
+/// A directory the release before version 2 wrote, its records, and the time they are at.
+async fn old_directory() -> (tempfile::TempDir, Old, Timestamp) {
     let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::fixed();
-    let now = clock.now();
+    let now = ManualClock::fixed().now();
     let old = old_records(now);
     write_old_directory(dir.path(), &old).await;
+    (dir, old, now)
+}
+
+#[tokio::test]
+async fn a_directory_written_before_the_compact_format_opens_and_reads() {
+    let (dir, old, now) = old_directory().await;
 
     let store = open(dir.path());
     assert!(!store.recovered_from_crash());
@@ -197,11 +202,7 @@ async fn a_directory_written_before_the_compact_format_opens_and_reads() {
 
 #[tokio::test]
 async fn an_old_record_is_rewritten_compact_when_it_next_changes() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::fixed();
-    let now = clock.now();
-    let old = old_records(now);
-    write_old_directory(dir.path(), &old).await;
+    let (dir, old, now) = old_directory().await;
 
     let store = open(dir.path());
     let mut ada = old.users[0].clone();
