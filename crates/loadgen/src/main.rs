@@ -197,8 +197,8 @@ fn matrix(args: &[String]) -> Result<(), String> {
              server on one core (its blocking pool too), {} clients on another, each with \
              its own kept-alive HTTP/1.1 connection over loopback; each scenario for at most \
              {} s or {} operations. `server core` and `clients` are CPU time over wall \
-             time. RSS is the whole process (server and clients; the clients hold a few \
-             MiB); per 10^5 sessions, `*` marks growth over the adapter's smallest \
+             time. RSS is the whole process, the clients' share included; per 10^5 \
+             sessions, `*` marks growth over the adapter's smallest \
              population, users included.\n\n![plot](http.svg)\n\n",
             args.join(" "),
             o.concurrency,
